@@ -1,0 +1,489 @@
+//! Lab files: TOML that describes a world (see the README's "Lab file reference").
+//!
+//! A file is parsed and fully validated into a [`World`] before anything is created; every error
+//! names the line and the field. Validation goes through the same [`World`] methods the API
+//! uses, so a lab file can express exactly what the API allows.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::{
+    Bucket, Endpoint, InternetGateway, InternetHost, Instance, ModelError, PrefixList, Route,
+    Subnet, Target, Vpc, World,
+};
+
+/// The embedded default lab (DESIGN.md's table).
+pub const DEFAULT_LAB: &str = include_str!("../../netns/demo.toml");
+
+/// A refused lab file: where, which field, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {field}: {message}")]
+pub struct LabFileError {
+    pub file: String,
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+type S = Spanned<String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabFile {
+    name: S,
+    region: S,
+    #[serde(default)]
+    prefix_list: Vec<PrefixListItem>,
+    #[serde(default)]
+    vpc: Vec<VpcItem>,
+    #[serde(default)]
+    internet_gateway: Vec<IgwItem>,
+    #[serde(default)]
+    route_table: Vec<RouteTableItem>,
+    #[serde(default)]
+    subnet: Vec<SubnetItem>,
+    #[serde(default)]
+    endpoint: Vec<EndpointItem>,
+    #[serde(default)]
+    instance: Vec<InstanceItem>,
+    #[serde(default)]
+    bucket: Vec<BucketItem>,
+    #[serde(default)]
+    internet_host: Vec<HostItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrefixListItem {
+    id: S,
+    name: S,
+    cidrs: Spanned<Vec<S>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VpcItem {
+    id: S,
+    cidr: S,
+    #[serde(default = "yes")]
+    enable_dns_support: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IgwItem {
+    id: S,
+    vpc: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteTableItem {
+    id: S,
+    vpc: S,
+    #[serde(default)]
+    routes: Vec<RouteItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteItem {
+    destination: S,
+    target: S,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubnetItem {
+    name: S,
+    id: S,
+    vpc: S,
+    cidr: S,
+    route_table: S,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointItem {
+    id: S,
+    vpc: S,
+    service: S,
+    #[serde(default)]
+    route_tables: Vec<S>,
+    policy: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstanceItem {
+    id: S,
+    subnet: S,
+    private_ip: S,
+    public_ip: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BucketItem {
+    name: S,
+    region: Option<S>,
+    policy: Option<S>,
+    #[serde(default)]
+    objects: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostItem {
+    name: S,
+    ip: S,
+}
+
+/// Parses and validates a lab file. `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
+    let ctx = Ctx { file, text };
+    let lab: LabFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| ctx.line_of(&s)).unwrap_or(1);
+        LabFileError {
+            file: file.into(),
+            line,
+            field: "(syntax)".into(),
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    let mut w = World::new(lab.name.get_ref(), lab.region.get_ref()).map_err(|e| {
+        let (field, span) = match e {
+            ModelError::UnknownRegion(_) => ("region", lab.region.span()),
+            _ => ("name", lab.name.span()),
+        };
+        ctx.err(field.into(), &span, e)
+    })?;
+
+    for (i, p) in lab.prefix_list.iter().enumerate() {
+        let f = |k: &str| format!("prefix_list[{i}].{k}");
+        let mut cidrs = Vec::new();
+        for (j, c) in p.cidrs.get_ref().iter().enumerate() {
+            cidrs.push(ctx.cidr(c, &format!("prefix_list[{i}].cidrs[{j}]"))?);
+        }
+        let region = p
+            .name
+            .get_ref()
+            .strip_prefix("com.amazonaws.")
+            .and_then(|r| r.strip_suffix(".s3"))
+            .unwrap_or_default()
+            .to_string();
+        if w.prefix_list_by_name(p.name.get_ref()).is_none() {
+            return Err(ctx.msg(
+                f("name"),
+                &p.name.span(),
+                format!("'{}' is not an S3 service of a known region", p.name.get_ref()),
+            ));
+        }
+        let pl = PrefixList { id: p.id.get_ref().clone(), name: p.name.get_ref().clone(), region, cidrs };
+        w.set_prefix_list(pl).map_err(|e| ctx.err(f("id"), &p.id.span(), e))?;
+    }
+    for (i, v) in lab.vpc.iter().enumerate() {
+        let cidr = ctx.cidr(&v.cidr, &format!("vpc[{i}].cidr"))?;
+        let vpc = Vpc { id: v.id.get_ref().clone(), cidr, enable_dns_support: v.enable_dns_support };
+        w.add_vpc(vpc).map_err(|e| {
+            let (k, s) = match e {
+                ModelError::InvalidVpcCidr(_) => ("cidr", v.cidr.span()),
+                _ => ("id", v.id.span()),
+            };
+            ctx.err(format!("vpc[{i}].{k}"), &s, e)
+        })?;
+    }
+    for (i, g) in lab.internet_gateway.iter().enumerate() {
+        let igw = InternetGateway { id: g.id.get_ref().clone(), vpc: g.vpc.as_ref().map(|v| v.get_ref().clone()) };
+        w.add_internet_gateway(igw).map_err(|e| {
+            let (k, s) = match (&e, &g.vpc) {
+                (ModelError::VpcNotFound(_) | ModelError::VpcAlreadyHasIgw { .. }, Some(v)) => {
+                    ("vpc", v.span())
+                }
+                _ => ("id", g.id.span()),
+            };
+            ctx.err(format!("internet_gateway[{i}].{k}"), &s, e)
+        })?;
+    }
+    for (i, t) in lab.route_table.iter().enumerate() {
+        w.add_route_table(t.id.get_ref(), t.vpc.get_ref()).map_err(|e| {
+            let (k, s) = match e {
+                ModelError::VpcNotFound(_) => ("vpc", t.vpc.span()),
+                _ => ("id", t.id.span()),
+            };
+            ctx.err(format!("route_table[{i}].{k}"), &s, e)
+        })?;
+    }
+    // Routes after all tables and gateways exist, in file order.
+    for (i, t) in lab.route_table.iter().enumerate() {
+        for (j, r) in t.routes.iter().enumerate() {
+            let f = |k: &str| format!("route_table[{i}].routes[{j}].{k}");
+            let dest = r.destination.get_ref();
+            if dest.starts_with("pl-") {
+                // From the guide: "You can only add an endpoint route by associating a route
+                // table with an endpoint."
+                return Err(ctx.err(f("destination"), &r.destination.span(), ModelError::ExplicitEndpointRoute));
+            }
+            let destination = ctx.cidr(&r.destination, &f("destination"))?;
+            let target = ctx.target(&r.target, &f("target"))?;
+            w.add_route(t.id.get_ref(), Route { destination, target }).map_err(|e| {
+                let (k, s) = match e {
+                    ModelError::RouteAlreadyExists { .. }
+                    | ModelError::RouteOverLocal(_)
+                    | ModelError::LocalRouteMismatch(_) => ("destination", r.destination.span()),
+                    _ => ("target", r.target.span()),
+                };
+                ctx.err(f(k), &s, e)
+            })?;
+        }
+    }
+    for (i, s) in lab.subnet.iter().enumerate() {
+        let cidr = ctx.cidr(&s.cidr, &format!("subnet[{i}].cidr"))?;
+        let subnet = Subnet {
+            id: s.id.get_ref().clone(),
+            name: s.name.get_ref().clone(),
+            vpc: s.vpc.get_ref().clone(),
+            cidr,
+            route_table: s.route_table.get_ref().clone(),
+        };
+        w.add_subnet(subnet).map_err(|e| {
+            let (k, sp) = match &e {
+                ModelError::InvalidName(_) => ("name", s.name.span()),
+                ModelError::DuplicateId(d) if d == s.name.get_ref() => ("name", s.name.span()),
+                ModelError::VpcNotFound(_) => ("vpc", s.vpc.span()),
+                ModelError::InvalidSubnetCidr { .. } | ModelError::SubnetConflict { .. } => {
+                    ("cidr", s.cidr.span())
+                }
+                ModelError::RouteTableNotFound(_) | ModelError::RouteTableOtherVpc { .. } => {
+                    ("route_table", s.route_table.span())
+                }
+                _ => ("id", s.id.span()),
+            };
+            ctx.err(format!("subnet[{i}].{k}"), &sp, e)
+        })?;
+    }
+    for (i, e) in lab.endpoint.iter().enumerate() {
+        let ep = Endpoint {
+            id: e.id.get_ref().clone(),
+            vpc: e.vpc.get_ref().clone(),
+            service: e.service.get_ref().clone(),
+            route_tables: e.route_tables.iter().map(|t| t.get_ref().clone()).collect(),
+            policy: e.policy.as_ref().map(|p| p.get_ref().clone()),
+        };
+        w.add_endpoint(ep).map_err(|err| {
+            let table_span = |name: &str| {
+                e.route_tables.iter().position(|t| t.get_ref() == name).map(|j| {
+                    (format!("endpoint[{i}].route_tables[{j}]"), e.route_tables[j].span())
+                })
+            };
+            let (k, sp) = match &err {
+                ModelError::VpcNotFound(_) => (format!("endpoint[{i}].vpc"), e.vpc.span()),
+                ModelError::InvalidServiceName(_) | ModelError::CrossRegionEndpoint { .. } => {
+                    (format!("endpoint[{i}].service"), e.service.span())
+                }
+                ModelError::InvalidPolicy(_) => match &e.policy {
+                    Some(p) => (format!("endpoint[{i}].policy"), p.span()),
+                    None => (format!("endpoint[{i}].id"), e.id.span()),
+                },
+                ModelError::RouteTableNotFound(t)
+                | ModelError::RouteTableOtherVpc { table: t, .. }
+                | ModelError::EndpointServiceAlreadyInTable { table: t, .. }
+                | ModelError::DuplicateId(t)
+                    if table_span(t).is_some() =>
+                {
+                    table_span(t).unwrap_or_default()
+                }
+                _ => (format!("endpoint[{i}].id"), e.id.span()),
+            };
+            ctx.err(k, &sp, err)
+        })?;
+    }
+    for (i, n) in lab.instance.iter().enumerate() {
+        let private_ip = ctx.ip(&n.private_ip, &format!("instance[{i}].private_ip"))?;
+        let public_ip = match &n.public_ip {
+            Some(p) => Some(ctx.ip(p, &format!("instance[{i}].public_ip"))?),
+            None => None,
+        };
+        let inst = Instance { id: n.id.get_ref().clone(), subnet: n.subnet.get_ref().clone(), private_ip, public_ip };
+        w.add_instance(inst).map_err(|e| {
+            let (k, s) = match (&e, &n.public_ip) {
+                (ModelError::SubnetNotFound(_), _) => ("subnet", n.subnet.span()),
+                (ModelError::InvalidPrivateIp { .. }, _) => ("private_ip", n.private_ip.span()),
+                (ModelError::InvalidPublicIp(_), Some(p)) => ("public_ip", p.span()),
+                (ModelError::AddressInUse(a), Some(p)) if Some(*a) == public_ip => {
+                    ("public_ip", p.span())
+                }
+                (ModelError::AddressInUse(_), _) => ("private_ip", n.private_ip.span()),
+                _ => ("id", n.id.span()),
+            };
+            ctx.err(format!("instance[{i}].{k}"), &s, e)
+        })?;
+    }
+    for (i, b) in lab.bucket.iter().enumerate() {
+        let region = b.region.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| w.region.clone());
+        let bucket = Bucket {
+            name: b.name.get_ref().clone(),
+            region,
+            policy: b.policy.as_ref().map(|p| p.get_ref().clone()),
+            objects: b.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        w.add_bucket(bucket).map_err(|e| {
+            let (k, s) = match (&e, &b.region, &b.policy) {
+                (ModelError::UnknownRegion(_), Some(r), _) => ("region", r.span()),
+                (ModelError::InvalidPolicy(_), _, Some(p)) => ("policy", p.span()),
+                _ => ("name", b.name.span()),
+            };
+            ctx.err(format!("bucket[{i}].{k}"), &s, e)
+        })?;
+    }
+    for (i, h) in lab.internet_host.iter().enumerate() {
+        let ip = ctx.ip(&h.ip, &format!("internet_host[{i}].ip"))?;
+        w.add_internet_host(InternetHost { name: h.name.get_ref().clone(), ip }).map_err(|e| {
+            let (k, s) = match e {
+                ModelError::DuplicateId(_) => ("name", h.name.span()),
+                _ => ("ip", h.ip.span()),
+            };
+            ctx.err(format!("internet_host[{i}].{k}"), &s, e)
+        })?;
+    }
+    Ok(w)
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    }
+
+    fn msg(&self, field: String, span: &Range<usize>, message: String) -> LabFileError {
+        LabFileError { file: self.file.into(), line: self.line_of(span), field, message }
+    }
+
+    fn err(&self, field: String, span: &Range<usize>, e: ModelError) -> LabFileError {
+        self.msg(field, span, e.to_string())
+    }
+
+    fn cidr(&self, s: &S, field: &str) -> Result<Ipv4Net, LabFileError> {
+        s.get_ref().parse::<Ipv4Net>().map_err(|_| {
+            self.msg(field.into(), &s.span(), format!("'{}' is not an IPv4 CIDR block like 10.0.0.0/16", s.get_ref()))
+        })
+    }
+
+    fn ip(&self, s: &S, field: &str) -> Result<Ipv4Addr, LabFileError> {
+        s.get_ref().parse::<Ipv4Addr>().map_err(|_| {
+            self.msg(field.into(), &s.span(), format!("'{}' is not an IPv4 address", s.get_ref()))
+        })
+    }
+
+    fn target(&self, s: &S, field: &str) -> Result<Target, LabFileError> {
+        let t = s.get_ref();
+        match t.as_str() {
+            "local" => Ok(Target::Local),
+            "blackhole" => Ok(Target::Blackhole),
+            _ if t.starts_with("igw-") => Ok(Target::Igw(t.clone())),
+            _ if t.starts_with("vpce-") => {
+                Err(self.err(field.into(), &s.span(), ModelError::ExplicitEndpointRoute))
+            }
+            _ => Err(self.msg(
+                field.into(),
+                &s.span(),
+                format!("unknown target '{t}': use local, blackhole or an igw- id"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/netns/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn shipped_labs_parse() {
+        let w = parse("demo.toml", DEFAULT_LAB).unwrap();
+        assert_eq!(w.lab, "demo");
+        assert_eq!(w.subnets.len(), 3);
+        assert_eq!(w.endpoints[0].route_tables.len(), 2);
+        for f in ["guide-example-1.toml", "guide-example-2.toml"] {
+            parse(f, &shipped(f)).unwrap();
+        }
+    }
+
+    fn with(extra: &str) -> Result<World, LabFileError> {
+        parse("t.toml", &format!("{DEFAULT_LAB}\n{extra}"))
+    }
+
+    fn line_count() -> usize {
+        DEFAULT_LAB.lines().count()
+    }
+
+    #[test]
+    fn prefix_list_route_refused_with_the_guides_sentence() {
+        let err = with(
+            "[[route_table]]\nid = \"rtb-0e0e0e0e\"\nvpc = \"vpc-111bbb22\"\n\
+             routes = [{ destination = \"pl-1a2b3c4d\", target = \"vpce-11bb22cc\" }]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, line_count() + 5);
+        assert_eq!(err.field, "route_table[3].routes[0].destination");
+        assert!(err.message.contains("You can only add an endpoint route by associating a route table with an endpoint"), "{err}");
+    }
+
+    #[test]
+    fn bad_cidr_names_line_and_field() {
+        let err = with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/33\"\n").unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (line_count() + 4, "vpc[1].cidr"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_a_syntax_error_with_line() {
+        let err = with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/16\"\ncolour = 1\n").unwrap_err();
+        assert_eq!(err.line, line_count() + 5, "{err}");
+        assert!(err.message.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn second_s3_endpoint_in_a_table_refused() {
+        let err = with(
+            "[[endpoint]]\nid = \"vpce-22cc33dd\"\nvpc = \"vpc-111bbb22\"\n\
+             service = \"com.amazonaws.us-east-1.s3\"\nroute_tables = [\"rtb-0c0c0c0c\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "endpoint[1].route_tables[0]", "{err}");
+        assert!(err.message.contains("multiple endpoints to the same service"), "{err}");
+    }
+
+    #[test]
+    fn cross_region_endpoint_refused() {
+        let err = with(
+            "[[endpoint]]\nid = \"vpce-22cc33dd\"\nvpc = \"vpc-111bbb22\"\n\
+             service = \"com.amazonaws.us-west-2.s3\"\nroute_tables = [\"rtb-0b0b0b0b\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "endpoint[1].service", "{err}");
+    }
+
+    #[test]
+    fn instance_outside_subnet_refused() {
+        let err = with("[[instance]]\nid = \"i-0a0a\"\nsubnet = \"a\"\nprivate_ip = \"10.0.2.50\"\n")
+            .unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (line_count() + 5, "instance[3].private_ip"));
+    }
+}

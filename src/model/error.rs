@@ -1,0 +1,91 @@
+//! Every rule of the guide (and of EC2 that a lab relies on) as a typed error. The API layer maps
+//! each variant to an AWS error code in one function; the lab loader prints the message with
+//! the line and field.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// An id that does not have the AWS form for its kind.
+    #[error("invalid id '{id}': a {kind} id looks like the AWS one (e.g. vpc-1a2b3c4d)")]
+    MalformedId { kind: &'static str, id: String },
+    /// An id or name used twice.
+    #[error("'{0}' is already used in this lab")]
+    DuplicateId(String),
+    /// A lab or subnet name unfit for a namespace name.
+    #[error("invalid name '{0}': use 1 to 16 lowercase letters, digits or '-' (not 'aws' or 'internet')")]
+    InvalidName(String),
+    /// A region the lab does not simulate.
+    #[error("unknown region '{0}' (known: us-east-1, us-west-2, eu-west-1)")]
+    UnknownRegion(String),
+    /// A prefix list with no CIDR.
+    #[error("prefix list '{0}' has no CIDR")]
+    EmptyPrefixList(String),
+    #[error("the vpc ID '{0}' does not exist")]
+    VpcNotFound(String),
+    #[error("the subnet ID '{0}' does not exist")]
+    SubnetNotFound(String),
+    #[error("the routeTable ID '{0}' does not exist")]
+    RouteTableNotFound(String),
+    #[error("the internetGateway ID '{0}' does not exist")]
+    IgwNotFound(String),
+    /// AWS: VPC blocks are /16 to /28.
+    #[error("the CIDR '{0}' is invalid: the allowed block size is between a /16 and a /28 netmask")]
+    InvalidVpcCidr(Ipv4Net),
+    /// A subnet outside its VPC or of a size AWS does not allow.
+    #[error("the CIDR '{cidr}' is invalid for a subnet of a VPC with CIDR {vpc_cidr}")]
+    InvalidSubnetCidr { cidr: Ipv4Net, vpc_cidr: Ipv4Net },
+    #[error("the CIDR '{cidr}' conflicts with subnet {other}")]
+    SubnetConflict { cidr: Ipv4Net, other: String },
+    /// A route table used by a subnet or endpoint of another VPC.
+    #[error("route table {table} does not belong to VPC {vpc}")]
+    RouteTableOtherVpc { table: String, vpc: String },
+    #[error("VPC {vpc} already has internet gateway {igw} attached")]
+    VpcAlreadyHasIgw { vpc: String, igw: String },
+    #[error("internet gateway {igw} is not attached to VPC {vpc}")]
+    IgwNotAttached { igw: String, vpc: String },
+    #[error("the route identified by {destination} already exists in {table}")]
+    RouteAlreadyExists { table: String, destination: Ipv4Net },
+    /// A route whose destination is the VPC CIDR with a target other than local.
+    #[error("the route {0} is the VPC's local route and cannot be replaced")]
+    RouteOverLocal(Ipv4Net),
+    #[error("the target 'local' is only valid for the VPC CIDR, not {0}")]
+    LocalRouteMismatch(Ipv4Net),
+    /// From the guide, "Routing for Endpoints".
+    #[error(
+        "You cannot explicitly add, modify, or delete an endpoint route in your route table by \
+         using the route table APIs. You can only add an endpoint route by associating a route \
+         table with an endpoint"
+    )]
+    ExplicitEndpointRoute,
+    /// From the guide: "you cannot have multiple endpoints to the same service in a single
+    /// route table".
+    #[error(
+        "route table {table} already has a route to {service} through {endpoint}: you cannot have \
+         multiple endpoints to the same service in a single route table"
+    )]
+    EndpointServiceAlreadyInTable { table: String, service: String, endpoint: String },
+    #[error("the Vpc Endpoint Service '{0}' does not exist")]
+    InvalidServiceName(String),
+    /// From the guide, "Endpoint Limitations".
+    #[error(
+        "the service {service} is not in region {region}: you cannot create an endpoint between \
+         a VPC and an AWS service in a different region"
+    )]
+    CrossRegionEndpoint { service: String, region: String },
+    #[error("invalid policy document: {0}")]
+    InvalidPolicy(String),
+    /// Not in the subnet, or one of the five addresses AWS reserves.
+    #[error("address {ip} is not available in subnet {cidr} (AWS reserves the first four and the last)")]
+    InvalidPrivateIp { ip: Ipv4Addr, cidr: Ipv4Net },
+    #[error("public IP {0} must lie in 203.0.113.0/24")]
+    InvalidPublicIp(Ipv4Addr),
+    #[error("address {0} is in use")]
+    AddressInUse(Ipv4Addr),
+    #[error("the specified bucket name is not valid: '{0}'")]
+    InvalidBucketName(String),
+    #[error("internet host {0} must lie in 198.51.100.0/24")]
+    InvalidInternetHost(Ipv4Addr),
+}

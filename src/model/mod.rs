@@ -1,0 +1,563 @@
+//! The VPC world: VPCs, subnets, route tables, gateway endpoints, prefix lists, internet
+//! gateways, instances, buckets and internet hosts, and every rule of the guide that constrains
+//! them, as typed errors.
+//!
+//! Invariants kept by every mutating method (they validate first and change nothing on error):
+//! - every id referenced from another object exists (a subnet's VPC and route table, an
+//!   endpoint's route tables, an instance's subnet);
+//! - subnets lie inside their VPC's CIDR and do not overlap;
+//! - a route table holds no route whose destination is a prefix list: endpoint routes are
+//!   derived from endpoint associations (see [`World::effective_routes`]);
+//! - no route table is associated with two endpoints to the same service;
+//! - an endpoint's service belongs to the world's region.
+//!
+//! The module does no I/O: the lab loader and (later) the EC2 API drive it, the data plane
+//! compiles a snapshot from it.
+
+mod error;
+mod regions;
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+pub use error::ModelError;
+pub use regions::{AwsRegion, REGIONS, default_prefix_lists};
+
+/// An AWS-managed prefix list: the address ranges of one service in one region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixList {
+    pub id: String,
+    /// The service name, `com.amazonaws.<region>.s3`.
+    pub name: String,
+    pub region: String,
+    pub cidrs: Vec<Ipv4Net>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vpc {
+    pub id: String,
+    pub cidr: Ipv4Net,
+    pub enable_dns_support: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternetGateway {
+    pub id: String,
+    /// The VPC it is attached to, if any.
+    pub vpc: Option<String>,
+}
+
+/// Where a route sends matching traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// Inside the VPC: to the subnet holding the destination.
+    Local,
+    /// Out through an internet gateway (`igw-…`), with 1:1 NAT to the instance's public IP.
+    Igw(String),
+    /// Into a gateway endpoint (`vpce-…`); only ever derived from an endpoint association.
+    Vpce(String),
+    /// Dropped silently.
+    Blackhole,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Local => f.write_str("local"),
+            Target::Igw(id) | Target::Vpce(id) => f.write_str(id),
+            Target::Blackhole => f.write_str("blackhole"),
+        }
+    }
+}
+
+/// A route as written by a user: a CIDR destination and a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub destination: Ipv4Net,
+    pub target: Target,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTable {
+    pub id: String,
+    pub vpc: String,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub id: String,
+    /// Short name; the subnet's namespace is `<lab>-<name>`.
+    pub name: String,
+    pub vpc: String,
+    pub cidr: Ipv4Net,
+    pub route_table: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub vpc: String,
+    /// The prefix-list name of the service, `com.amazonaws.<region>.s3`.
+    pub service: String,
+    pub route_tables: Vec<String>,
+    /// The endpoint policy as JSON text; `None` is the default full-access policy.
+    pub policy: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub subnet: String,
+    pub private_ip: Ipv4Addr,
+    pub public_ip: Option<Ipv4Addr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub name: String,
+    pub region: String,
+    pub policy: Option<String>,
+    /// Objects created when the bucket is first created (key, body).
+    pub objects: Vec<(String, String)>,
+}
+
+/// A host in the lab's internet namespace, answering HTTP on port 80 with the source address
+/// it saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternetHost {
+    pub name: String,
+    pub ip: Ipv4Addr,
+}
+
+/// The destination of an effective route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    Cidr(Ipv4Net),
+    PrefixList(String),
+}
+
+/// One route of a route table as DescribeRouteTables shows it: user routes, the VPC's local
+/// route, and the endpoint routes derived from associations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectiveRoute {
+    pub destination: Destination,
+    pub target: Target,
+}
+
+/// The whole lab world.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct World {
+    pub lab: String,
+    pub region: String,
+    pub prefix_lists: Vec<PrefixList>,
+    pub vpcs: Vec<Vpc>,
+    pub internet_gateways: Vec<InternetGateway>,
+    pub route_tables: Vec<RouteTable>,
+    pub subnets: Vec<Subnet>,
+    pub endpoints: Vec<Endpoint>,
+    pub instances: Vec<Instance>,
+    pub buckets: Vec<Bucket>,
+    pub internet_hosts: Vec<InternetHost>,
+}
+
+/// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
+pub const PUBLIC_IP_RANGE: Ipv4Net = ipv4net(Ipv4Addr::new(203, 0, 113, 0), 24);
+/// Internet hosts live here (TEST-NET-2).
+pub const INTERNET_HOST_RANGE: Ipv4Net = ipv4net(Ipv4Addr::new(198, 51, 100, 0), 24);
+
+const fn ipv4net(addr: Ipv4Addr, len: u8) -> Ipv4Net {
+    match Ipv4Net::new(addr, len) {
+        Ok(n) => n,
+        Err(_) => panic!("constant prefix length out of range"),
+    }
+}
+
+fn check_id(kind: &'static str, prefix: &str, id: &str) -> Result<(), ModelError> {
+    let ok = id
+        .strip_prefix(prefix)
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok { Ok(()) } else { Err(ModelError::MalformedId { kind, id: id.to_string() }) }
+}
+
+impl World {
+    /// An empty world in a region, with the AWS-managed S3 prefix list of every known region.
+    pub fn new(lab: &str, region: &str) -> Result<World, ModelError> {
+        if regions::region(region).is_none() {
+            return Err(ModelError::UnknownRegion(region.to_string()));
+        }
+        check_lab_name(lab)?;
+        Ok(World {
+            lab: lab.to_string(),
+            region: region.to_string(),
+            prefix_lists: default_prefix_lists(),
+            ..World::default()
+        })
+    }
+
+    pub fn vpc(&self, id: &str) -> Option<&Vpc> {
+        self.vpcs.iter().find(|v| v.id == id)
+    }
+    pub fn subnet(&self, id_or_name: &str) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.id == id_or_name || s.name == id_or_name)
+    }
+    pub fn route_table(&self, id: &str) -> Option<&RouteTable> {
+        self.route_tables.iter().find(|r| r.id == id)
+    }
+    pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.id == id)
+    }
+    pub fn prefix_list_by_name(&self, name: &str) -> Option<&PrefixList> {
+        self.prefix_lists.iter().find(|p| p.name == name)
+    }
+    pub fn prefix_list(&self, id: &str) -> Option<&PrefixList> {
+        self.prefix_lists.iter().find(|p| p.id == id)
+    }
+    pub fn igw(&self, id: &str) -> Option<&InternetGateway> {
+        self.internet_gateways.iter().find(|g| g.id == id)
+    }
+
+    /// Replaces the built-in prefix list of a service (a lab may move a region's S3 range).
+    pub fn set_prefix_list(&mut self, pl: PrefixList) -> Result<(), ModelError> {
+        check_id("prefix list", "pl-", &pl.id)?;
+        if regions::region(&pl.region).is_none() {
+            return Err(ModelError::UnknownRegion(pl.region));
+        }
+        if pl.cidrs.is_empty() {
+            return Err(ModelError::EmptyPrefixList(pl.id));
+        }
+        if let Some(other) = self.prefix_lists.iter().find(|p| p.id == pl.id && p.name != pl.name)
+        {
+            return Err(ModelError::DuplicateId(other.id.clone()));
+        }
+        let cidrs: Vec<Ipv4Net> = pl.cidrs.iter().map(|c| c.trunc()).collect();
+        self.prefix_lists.retain(|p| p.name != pl.name);
+        self.prefix_lists.push(PrefixList { cidrs, ..pl });
+        Ok(())
+    }
+
+    pub fn add_vpc(&mut self, vpc: Vpc) -> Result<(), ModelError> {
+        check_id("vpc", "vpc-", &vpc.id)?;
+        self.check_unique(&vpc.id)?;
+        // AWS: "The allowed block size is between a /16 netmask and /28 netmask."
+        if !(16..=28).contains(&vpc.cidr.prefix_len()) {
+            return Err(ModelError::InvalidVpcCidr(vpc.cidr));
+        }
+        self.vpcs.push(Vpc { cidr: vpc.cidr.trunc(), ..vpc });
+        Ok(())
+    }
+
+    pub fn add_internet_gateway(&mut self, igw: InternetGateway) -> Result<(), ModelError> {
+        check_id("internet gateway", "igw-", &igw.id)?;
+        self.check_unique(&igw.id)?;
+        if let Some(vpc) = &igw.vpc {
+            self.vpc(vpc).ok_or_else(|| ModelError::VpcNotFound(vpc.clone()))?;
+            if let Some(other) = self.internet_gateways.iter().find(|g| g.vpc.as_ref() == Some(vpc))
+            {
+                return Err(ModelError::VpcAlreadyHasIgw { vpc: vpc.clone(), igw: other.id.clone() });
+            }
+        }
+        self.internet_gateways.push(igw);
+        Ok(())
+    }
+
+    pub fn add_route_table(&mut self, id: &str, vpc: &str) -> Result<(), ModelError> {
+        check_id("route table", "rtb-", id)?;
+        self.check_unique(id)?;
+        self.vpc(vpc).ok_or_else(|| ModelError::VpcNotFound(vpc.to_string()))?;
+        self.route_tables.push(RouteTable { id: id.into(), vpc: vpc.into(), routes: vec![] });
+        Ok(())
+    }
+
+    /// Adds a user route. The VPC's local route is implicit (AWS adds it to every table); a
+    /// `local` route is accepted only for exactly the VPC's CIDR.
+    pub fn add_route(&mut self, table: &str, route: Route) -> Result<(), ModelError> {
+        let rt = self
+            .route_table(table)
+            .ok_or_else(|| ModelError::RouteTableNotFound(table.to_string()))?;
+        let vpc = self.vpc(&rt.vpc).ok_or_else(|| ModelError::VpcNotFound(rt.vpc.clone()))?;
+        let destination = route.destination.trunc();
+        if destination == vpc.cidr {
+            // AWS refuses any route over the local one; restating it is harmless.
+            return match route.target {
+                Target::Local => Ok(()),
+                _ => Err(ModelError::RouteOverLocal(destination)),
+            };
+        }
+        match &route.target {
+            Target::Local => return Err(ModelError::LocalRouteMismatch(destination)),
+            Target::Igw(id) => {
+                check_id("internet gateway", "igw-", id)?;
+                let igw = self.igw(id).ok_or_else(|| ModelError::IgwNotFound(id.clone()))?;
+                if igw.vpc.as_deref() != Some(rt.vpc.as_str()) {
+                    return Err(ModelError::IgwNotAttached { igw: id.clone(), vpc: rt.vpc.clone() });
+                }
+            }
+            // From the guide: "You cannot explicitly add, modify, or delete an endpoint route in
+            // your route table by using the route table APIs [...]".
+            Target::Vpce(_) => return Err(ModelError::ExplicitEndpointRoute),
+            Target::Blackhole => {}
+        }
+        if rt.routes.iter().any(|r| r.destination == destination) {
+            return Err(ModelError::RouteAlreadyExists { table: table.into(), destination });
+        }
+        let rt = self.route_tables.iter_mut().find(|r| r.id == table);
+        // The table was found above and nothing removed it since.
+        if let Some(rt) = rt {
+            rt.routes.push(Route { destination, target: route.target });
+        }
+        Ok(())
+    }
+
+    pub fn add_subnet(&mut self, subnet: Subnet) -> Result<(), ModelError> {
+        check_id("subnet", "subnet-", &subnet.id)?;
+        self.check_unique(&subnet.id)?;
+        check_subnet_name(&subnet.name)?;
+        if self.subnets.iter().any(|s| s.name == subnet.name) {
+            return Err(ModelError::DuplicateId(subnet.name.clone()));
+        }
+        let vpc = self.vpc(&subnet.vpc).ok_or_else(|| ModelError::VpcNotFound(subnet.vpc.clone()))?;
+        let cidr = subnet.cidr.trunc();
+        if !vpc.cidr.contains(&cidr) || !(16..=28).contains(&cidr.prefix_len()) {
+            return Err(ModelError::InvalidSubnetCidr { cidr, vpc_cidr: vpc.cidr });
+        }
+        if let Some(other) = self.subnets.iter().find(|s| {
+            s.vpc == subnet.vpc && (s.cidr.contains(&cidr) || cidr.contains(&s.cidr))
+        }) {
+            return Err(ModelError::SubnetConflict { cidr, other: other.id.clone() });
+        }
+        let rt = self
+            .route_table(&subnet.route_table)
+            .ok_or_else(|| ModelError::RouteTableNotFound(subnet.route_table.clone()))?;
+        if rt.vpc != subnet.vpc {
+            return Err(ModelError::RouteTableOtherVpc {
+                table: rt.id.clone(),
+                vpc: subnet.vpc.clone(),
+            });
+        }
+        self.subnets.push(Subnet { cidr, ..subnet });
+        Ok(())
+    }
+
+    /// Creates a gateway endpoint and its routes in the given route tables.
+    pub fn add_endpoint(&mut self, ep: Endpoint) -> Result<(), ModelError> {
+        check_id("vpc endpoint", "vpce-", &ep.id)?;
+        self.check_unique(&ep.id)?;
+        self.vpc(&ep.vpc).ok_or_else(|| ModelError::VpcNotFound(ep.vpc.clone()))?;
+        let pl = self
+            .prefix_list_by_name(&ep.service)
+            .ok_or_else(|| ModelError::InvalidServiceName(ep.service.clone()))?;
+        // From the guide: "You cannot create an endpoint between a VPC and an AWS service in a
+        // different region."
+        if pl.region != self.region {
+            return Err(ModelError::CrossRegionEndpoint {
+                service: ep.service.clone(),
+                region: self.region.clone(),
+            });
+        }
+        if let Some(policy) = &ep.policy {
+            check_policy_json(policy)?;
+        }
+        for (i, rt) in ep.route_tables.iter().enumerate() {
+            if ep.route_tables[..i].contains(rt) {
+                return Err(ModelError::DuplicateId(rt.clone()));
+            }
+            self.check_endpoint_association(&ep.vpc, &ep.service, &ep.id, rt)?;
+        }
+        self.endpoints.push(ep);
+        Ok(())
+    }
+
+    /// The guide's association rules for one route table.
+    fn check_endpoint_association(
+        &self,
+        vpc: &str,
+        service: &str,
+        endpoint: &str,
+        table: &str,
+    ) -> Result<(), ModelError> {
+        let rt = self
+            .route_table(table)
+            .ok_or_else(|| ModelError::RouteTableNotFound(table.to_string()))?;
+        if rt.vpc != vpc {
+            return Err(ModelError::RouteTableOtherVpc { table: table.into(), vpc: vpc.into() });
+        }
+        // From the guide: "you cannot have multiple endpoints to the same service in a single
+        // route table".
+        if let Some(other) = self.endpoints.iter().find(|e| {
+            e.id != endpoint && e.service == service && e.route_tables.iter().any(|t| t == table)
+        }) {
+            return Err(ModelError::EndpointServiceAlreadyInTable {
+                table: table.into(),
+                service: service.into(),
+                endpoint: other.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn add_instance(&mut self, inst: Instance) -> Result<(), ModelError> {
+        check_id("instance", "i-", &inst.id)?;
+        self.check_unique(&inst.id)?;
+        let subnet = self
+            .subnet(&inst.subnet)
+            .ok_or_else(|| ModelError::SubnetNotFound(inst.subnet.clone()))?;
+        // AWS reserves the first four and the last address of every subnet.
+        let net = subnet.cidr;
+        let ip = u32::from(inst.private_ip);
+        let first = u32::from(net.network());
+        let last = u32::from(net.broadcast());
+        if !net.contains(&inst.private_ip) || ip < first + 4 || ip == last {
+            return Err(ModelError::InvalidPrivateIp { ip: inst.private_ip, cidr: net });
+        }
+        let vpc = subnet.vpc.clone();
+        let subnet_id = subnet.id.clone();
+        if self.instances_in_vpc(&vpc).any(|i| i.private_ip == inst.private_ip) {
+            return Err(ModelError::AddressInUse(inst.private_ip));
+        }
+        if let Some(public) = inst.public_ip {
+            if !PUBLIC_IP_RANGE.contains(&public) {
+                return Err(ModelError::InvalidPublicIp(public));
+            }
+            if self.instances.iter().any(|i| i.public_ip == Some(public)) {
+                return Err(ModelError::AddressInUse(public));
+            }
+        }
+        self.instances.push(Instance { subnet: subnet_id, ..inst });
+        Ok(())
+    }
+
+    pub fn add_bucket(&mut self, bucket: Bucket) -> Result<(), ModelError> {
+        if regions::region(&bucket.region).is_none() {
+            return Err(ModelError::UnknownRegion(bucket.region));
+        }
+        if !valid_bucket_name(&bucket.name) {
+            return Err(ModelError::InvalidBucketName(bucket.name));
+        }
+        if self.buckets.iter().any(|b| b.name == bucket.name) {
+            return Err(ModelError::DuplicateId(bucket.name));
+        }
+        if let Some(policy) = &bucket.policy {
+            check_policy_json(policy)?;
+        }
+        self.buckets.push(bucket);
+        Ok(())
+    }
+
+    pub fn add_internet_host(&mut self, host: InternetHost) -> Result<(), ModelError> {
+        if !INTERNET_HOST_RANGE.contains(&host.ip) {
+            return Err(ModelError::InvalidInternetHost(host.ip));
+        }
+        if self.internet_hosts.iter().any(|h| h.ip == host.ip || h.name == host.name) {
+            return Err(ModelError::DuplicateId(host.name));
+        }
+        self.internet_hosts.push(host);
+        Ok(())
+    }
+
+    pub fn instances_in_vpc<'a>(&'a self, vpc: &'a str) -> impl Iterator<Item = &'a Instance> {
+        self.instances
+            .iter()
+            .filter(move |i| self.subnet(&i.subnet).is_some_and(|s| s.vpc == vpc))
+    }
+
+    /// The routes of a table as AWS shows them: the local route, the user's routes, then one
+    /// endpoint route per associated endpoint (destination: the service's prefix list).
+    pub fn effective_routes(&self, table: &str) -> Vec<EffectiveRoute> {
+        let Some(rt) = self.route_table(table) else { return vec![] };
+        let mut out = Vec::with_capacity(rt.routes.len() + 2);
+        if let Some(vpc) = self.vpc(&rt.vpc) {
+            out.push(EffectiveRoute { destination: Destination::Cidr(vpc.cidr), target: Target::Local });
+        }
+        out.extend(rt.routes.iter().map(|r| EffectiveRoute {
+            destination: Destination::Cidr(r.destination),
+            target: r.target.clone(),
+        }));
+        for ep in self.endpoints.iter().filter(|e| e.route_tables.iter().any(|t| t == table)) {
+            if let Some(pl) = self.prefix_list_by_name(&ep.service) {
+                out.push(EffectiveRoute {
+                    destination: Destination::PrefixList(pl.id.clone()),
+                    target: Target::Vpce(ep.id.clone()),
+                });
+            }
+        }
+        out
+    }
+
+    /// The routes of a table flattened to CIDRs in the order a longest-prefix-match table must
+    /// insert them so that "later wins" on identical prefixes implements the guide's tie rule:
+    /// "If you have existing routes destined for an IP address range that is identical to the IP
+    /// address range used by the service, then your routes take precedence." Endpoint routes
+    /// (expanded to the prefix list's CIDRs) come first, CIDR routes after them.
+    pub fn compiled_routes(&self, table: &str) -> Vec<(Ipv4Net, Target)> {
+        let routes = self.effective_routes(table);
+        let mut out = Vec::with_capacity(routes.len() + 4);
+        for r in &routes {
+            if let Destination::PrefixList(pl) = &r.destination {
+                for cidr in self.prefix_list(pl).map(|p| p.cidrs.as_slice()).unwrap_or(&[]) {
+                    out.push((*cidr, r.target.clone()));
+                }
+            }
+        }
+        for r in routes {
+            if let Destination::Cidr(cidr) = r.destination {
+                out.push((cidr, r.target));
+            }
+        }
+        out
+    }
+
+    fn check_unique(&self, id: &str) -> Result<(), ModelError> {
+        let taken = self.vpcs.iter().any(|v| v.id == id)
+            || self.internet_gateways.iter().any(|g| g.id == id)
+            || self.route_tables.iter().any(|r| r.id == id)
+            || self.subnets.iter().any(|s| s.id == id)
+            || self.endpoints.iter().any(|e| e.id == id)
+            || self.instances.iter().any(|i| i.id == id);
+        if taken { Err(ModelError::DuplicateId(id.to_string())) } else { Ok(()) }
+    }
+}
+
+/// Lab names become namespace prefixes (`<lab>-<subnet>`); Linux allows 15-byte interface names
+/// but namespace names are file names, so keep them short and plain.
+fn check_lab_name(lab: &str) -> Result<(), ModelError> {
+    let ok = !lab.is_empty()
+        && lab.len() <= 24
+        && lab.starts_with(|c: char| c.is_ascii_lowercase())
+        && lab.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok { Ok(()) } else { Err(ModelError::InvalidName(lab.to_string())) }
+}
+
+fn check_subnet_name(name: &str) -> Result<(), ModelError> {
+    let ok = !name.is_empty()
+        && name.len() <= 16
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name != "aws"
+        && name != "internet";
+    if ok { Ok(()) } else { Err(ModelError::InvalidName(name.to_string())) }
+}
+
+/// S3's bucket naming rules: 3 to 63 characters of lowercase letters, digits, dots and hyphens,
+/// starting and ending with a letter or digit.
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+}
+
+/// Policies are fully checked by the policy engine; the model only insists on JSON objects.
+fn check_policy_json(text: &str) -> Result<(), ModelError> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(_) => Err(ModelError::InvalidPolicy("the policy must be a JSON object".into())),
+        Err(e) => Err(ModelError::InvalidPolicy(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

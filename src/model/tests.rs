@@ -1,0 +1,141 @@
+use super::*;
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().unwrap()
+}
+
+/// The guide's first example: one VPC, one table with local and a default route to the IGW.
+fn guide_world() -> World {
+    let mut w = World::new("t", "us-east-1").unwrap();
+    w.add_vpc(Vpc { id: "vpc-111bbb22".into(), cidr: net("10.0.0.0/16"), enable_dns_support: true })
+        .unwrap();
+    w.add_internet_gateway(InternetGateway {
+        id: "igw-1a2b3c4d".into(),
+        vpc: Some("vpc-111bbb22".into()),
+    })
+    .unwrap();
+    w.add_route_table("rtb-1", "vpc-111bbb22").unwrap();
+    w.add_route(
+        "rtb-1",
+        Route { destination: net("0.0.0.0/0"), target: Target::Igw("igw-1a2b3c4d".into()) },
+    )
+    .unwrap();
+    w
+}
+
+fn s3_endpoint(id: &str, tables: &[&str]) -> Endpoint {
+    Endpoint {
+        id: id.into(),
+        vpc: "vpc-111bbb22".into(),
+        service: "com.amazonaws.us-east-1.s3".into(),
+        route_tables: tables.iter().map(|t| t.to_string()).collect(),
+        policy: None,
+    }
+}
+
+#[test]
+fn endpoint_route_appears_with_association() {
+    let mut w = guide_world();
+    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"])).unwrap();
+    let routes = w.effective_routes("rtb-1");
+    assert_eq!(routes.len(), 3);
+    assert_eq!(
+        routes[2],
+        EffectiveRoute {
+            destination: Destination::PrefixList("pl-1a2b3c4d".into()),
+            target: Target::Vpce("vpce-11bb22cc".into()),
+        }
+    );
+}
+
+#[test]
+fn route_to_endpoint_is_refused() {
+    // From the guide: "You can only add an endpoint route by associating a route table with an
+    // endpoint."
+    let mut w = guide_world();
+    let err = w
+        .add_route(
+            "rtb-1",
+            Route { destination: net("54.123.160.0/19"), target: Target::Vpce("vpce-1".into()) },
+        )
+        .unwrap_err();
+    assert_eq!(err, ModelError::ExplicitEndpointRoute);
+    assert!(err.to_string().contains("You can only add an endpoint route by associating"));
+}
+
+#[test]
+fn two_endpoints_same_service_same_table_refused() {
+    let mut w = guide_world();
+    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"])).unwrap();
+    let before = w.clone();
+    let err = w.add_endpoint(s3_endpoint("vpce-22cc33dd", &["rtb-1"])).unwrap_err();
+    assert!(matches!(err, ModelError::EndpointServiceAlreadyInTable { .. }));
+    assert_eq!(w, before, "a refused change changes nothing");
+    // "you can have multiple endpoint routes to the same service in different route tables"
+    w.add_route_table("rtb-2", "vpc-111bbb22").unwrap();
+    w.add_endpoint(s3_endpoint("vpce-22cc33dd", &["rtb-2"])).unwrap();
+}
+
+#[test]
+fn cross_region_endpoint_refused() {
+    let mut w = guide_world();
+    let mut ep = s3_endpoint("vpce-11bb22cc", &["rtb-1"]);
+    ep.service = "com.amazonaws.us-west-2.s3".into();
+    assert!(matches!(w.add_endpoint(ep), Err(ModelError::CrossRegionEndpoint { .. })));
+    let mut ep = s3_endpoint("vpce-11bb22cc", &["rtb-1"]);
+    ep.service = "com.amazonaws.us-east-1.dynamodb".into();
+    assert!(matches!(w.add_endpoint(ep), Err(ModelError::InvalidServiceName(_))));
+}
+
+#[test]
+fn identical_cidr_route_is_compiled_after_the_prefix_list() {
+    let mut w = guide_world();
+    w.add_route(
+        "rtb-1",
+        Route { destination: net("54.123.160.0/19"), target: Target::Igw("igw-1a2b3c4d".into()) },
+    )
+    .unwrap();
+    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"])).unwrap();
+    let compiled = w.compiled_routes("rtb-1");
+    let pos_pl = compiled.iter().position(|(_, t)| matches!(t, Target::Vpce(_))).unwrap();
+    let pos_cidr = compiled
+        .iter()
+        .position(|(c, t)| *c == net("54.123.160.0/19") && matches!(t, Target::Igw(_)))
+        .unwrap();
+    assert!(pos_pl < pos_cidr, "the user's identical route must win: {compiled:?}");
+}
+
+#[test]
+fn instance_address_rules() {
+    let mut w = guide_world();
+    w.add_subnet(Subnet {
+        id: "subnet-0a".into(),
+        name: "a".into(),
+        vpc: "vpc-111bbb22".into(),
+        cidr: net("10.0.1.0/24"),
+        route_table: "rtb-1".into(),
+    })
+    .unwrap();
+    let inst = |ip: [u8; 4]| Instance {
+        id: format!("i-{:02x}", ip[3]),
+        subnet: "a".into(),
+        private_ip: Ipv4Addr::from(ip),
+        public_ip: None,
+    };
+    assert!(w.add_instance(inst([10, 0, 1, 3])).is_err(), "reserved");
+    assert!(w.add_instance(inst([10, 0, 1, 255])).is_err(), "broadcast");
+    assert!(w.add_instance(inst([10, 0, 2, 10])).is_err(), "other subnet");
+    w.add_instance(inst([10, 0, 1, 10])).unwrap();
+    assert_eq!(w.instances[0].subnet, "subnet-0a", "names resolve to ids");
+}
+
+#[test]
+fn malformed_ids_refused() {
+    let mut w = World::new("t", "us-east-1").unwrap();
+    let err = w
+        .add_vpc(Vpc { id: "vpc_1".into(), cidr: net("10.0.0.0/16"), enable_dns_support: true })
+        .unwrap_err();
+    assert!(matches!(err, ModelError::MalformedId { .. }));
+    assert!(World::new("Bad Name", "us-east-1").is_err());
+    assert!(World::new("t", "mars-1").is_err());
+}
