@@ -1,3 +1,5 @@
-//! Labs: lab files, the embedded default lab, and the namespaces and TUN devices a lab is made
-//! of (creation and teardown).
+//! Labs: lab files, the embedded default lab, the namespaces and TUN devices a lab is made of
+//! (creation and teardown), and the daemon that runs one.
+pub mod daemon;
 pub mod file;
+pub mod setup;

@@ -1,0 +1,136 @@
+//! The flow table: every TCP, UDP and ICMP flow that left a subnet through an internet gateway
+//! or a gateway endpoint, keyed by its tuple as seen *outside* the VPC (after NAT).
+//!
+//! Why outside: return traffic from the aws namespace to a private address can only be placed
+//! back into the right subnet by its flow, and the S3 stub asks "which endpoint did this
+//! connection come through" with the tuple its socket sees. Both are outside views.
+//!
+//! Invariants: the table is sharded by key hash; one shard lock is held for one lookup or
+//! update, never across shards and never while doing I/O. Both directions of a flow arrive on
+//! different threads, so this is the only state they share.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::fib::{EndpointInfo, PortId};
+
+const SHARDS: usize = 64;
+
+/// A flow's tuple, oriented from the instance (client) to the remote side, addresses as seen
+/// outside the VPC. For ICMP, `sport` is the echo identifier and `dport` is 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub proto: u8,
+    pub src: u32,
+    pub sport: u16,
+    pub dst: u32,
+    pub dport: u16,
+}
+
+/// How a flow leaves the VPC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowPath {
+    /// Through an internet gateway: the source was NATed to the instance's public IP.
+    Igw,
+    /// Through a gateway endpoint: source unchanged.
+    Vpce(Arc<EndpointInfo>),
+}
+
+/// TCP sequence state per direction, enough to build a RST that the receiver accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpState {
+    /// Next sequence number the instance will send (seq + len of its last segment).
+    pub out_next: u32,
+    /// Next sequence number the remote side will send.
+    pub in_next: u32,
+    pub seen_in: bool,
+    pub closing: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    pub path: FlowPath,
+    /// The subnet port and private address of the instance.
+    pub port: PortId,
+    pub private_ip: u32,
+    pub created: Instant,
+    pub last_seen: Instant,
+    pub tcp: TcpState,
+}
+
+/// Idle timeouts. TCP's matches the 350 s AWS documents for NAT gateways.
+pub const TCP_IDLE: Duration = Duration::from_secs(350);
+pub const TCP_CLOSING_IDLE: Duration = Duration::from_secs(10);
+pub const UDP_IDLE: Duration = Duration::from_secs(60);
+pub const ICMP_IDLE: Duration = Duration::from_secs(30);
+
+pub struct FlowTable {
+    shards: Box<[Mutex<HashMap<FlowKey, Flow>>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for FlowTable {
+    fn default() -> Self {
+        FlowTable {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+        }
+    }
+}
+
+impl FlowTable {
+    fn shard(&self, key: &FlowKey) -> MutexGuard<'_, HashMap<FlowKey, Flow>> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        let i = (h.finish() as usize) % SHARDS;
+        // A poisoned shard only means another thread panicked while holding it; the map itself
+        // is still a valid map, so keep forwarding.
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the flow, creating it with `new` if absent. Returns what `f` returns.
+    pub fn upsert<R>(&self, key: FlowKey, new: impl FnOnce() -> Flow, f: impl FnOnce(&mut Flow) -> R) -> R {
+        let mut shard = self.shard(&key);
+        f(shard.entry(key).or_insert_with(new))
+    }
+
+    /// Runs `f` on an existing flow.
+    pub fn with<R>(&self, key: &FlowKey, f: impl FnOnce(&mut Flow) -> R) -> Option<R> {
+        self.shard(key).get_mut(key).map(f)
+    }
+
+    pub fn get(&self, key: &FlowKey) -> Option<Flow> {
+        self.shard(key).get(key).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes flows idle past their timeout; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let before = map.len();
+            map.retain(|k, f| now.saturating_duration_since(f.last_seen) < idle_timeout(k, f));
+            removed += before - map.len();
+        }
+        removed
+    }
+}
+
+fn idle_timeout(key: &FlowKey, flow: &Flow) -> Duration {
+    match key.proto {
+        6 if flow.tcp.closing => TCP_CLOSING_IDLE,
+        6 => TCP_IDLE,
+        17 => UDP_IDLE,
+        _ => ICMP_IDLE,
+    }
+}

@@ -1,0 +1,336 @@
+//! The packet pipeline: `process(now, port, packet) -> Action`.
+//!
+//! A packet read from a subnet's TUN is matched to its instance (source address), passes the
+//! egress filters (security groups and network ACLs: a stage that allows everything until
+//! they exist), is routed by its subnet's route table (longest prefix match), and is then
+//! delivered in the VPC (`local`), NATed 1:1 to the instance's public IP (`igw-`), or passed
+//! unchanged to the aws namespace with its flow remembered (`vpce-`). A packet read from the aws
+//! or internet namespace is translated back: to a public IP through the 1:1 NAT, to a private
+//! IP only through a flow that left through an endpoint.
+//!
+//! Invariants: `process` never panics on any bytes, never blocks except on one flow-table shard
+//! lock, never allocates on the forwarding path, and every packet ends in exactly one
+//! [`Action`]; every drop is counted by reason. Time is an argument: there is no clock here.
+
+pub mod flow;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::fib::{EndpointInfo, Hop, PORT_AWS, PORT_INTERNET, PortId, Snapshot};
+use crate::packet::{self, CsumMode, Ipv4Info, L4, Malformed, tcp_flags};
+use flow::{Flow, FlowKey, FlowPath, FlowTable, TcpState};
+
+/// What to do with a packet. The packet buffer has been rewritten in place.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write the first `len` bytes of the (rewritten) packet to `port`.
+    Forward { port: PortId, len: usize },
+    /// Drop it; the reason has been counted.
+    Drop(DropReason),
+}
+
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $name:ident => $label:literal,)*) => {
+        /// Why a packet was dropped. Each is counted and shown by `vpcsim status`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum DropReason { $($(#[$doc])* $name,)* }
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+            pub fn label(self) -> &'static str {
+                match self { $(DropReason::$name => $label,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Not a well-formed IPv4 packet.
+    Malformed => "malformed",
+    /// IPv6 is a non-goal: counted and dropped.
+    Ipv6 => "ipv6",
+    /// Read from a port that has no subnet (e.g. removed while in flight).
+    UnknownPort => "unknown_port",
+    /// The source address is no instance of this subnet (EC2's source/destination check).
+    UnknownSource => "unknown_source",
+    /// No route matches: AWS drops silently.
+    NoRoute => "no_route",
+    /// A `blackhole` route matched.
+    Blackhole => "blackhole",
+    /// A `local` route matched but no instance has the destination address.
+    NoInstance => "no_instance",
+    /// An internet-gateway route matched but the instance has no public IP.
+    NoPublicIp => "no_public_ip",
+    /// The TTL ran out.
+    TtlExceeded => "ttl_exceeded",
+    /// Traffic from outside to a private address that belongs to no flow through an endpoint.
+    NoFlow => "no_flow",
+}
+
+/// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
+pub struct Counters {
+    drops: Vec<AtomicU64>,
+    forwarded: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            drops: DropReason::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            forwarded: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Counters {
+    fn drop(&self, r: DropReason) -> Action {
+        self.drops[r as usize].fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(reason = r.label(), "drop");
+        Action::Drop(r)
+    }
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].load(Ordering::Relaxed)
+    }
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-packet metadata from the TUN's virtio header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// The L4 checksum holds a partial (pseudo-header) sum the kernel will complete.
+    pub csum: CsumMode,
+    /// A GSO superpacket: routed, translated and forwarded whole.
+    pub gso: bool,
+}
+
+impl Meta {
+    pub const PLAIN: Meta = Meta { csum: CsumMode::Full, gso: false };
+}
+
+pub struct Pipeline {
+    snapshot: ArcSwap<Snapshot>,
+    pub flows: FlowTable,
+    pub counters: Counters,
+}
+
+impl Pipeline {
+    pub fn new(snapshot: Snapshot) -> Pipeline {
+        Pipeline {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            flows: FlowTable::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Publishes a new snapshot; packets already being processed finish on the old one.
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The endpoint a TCP connection came through, given its tuple as the server in the aws
+    /// namespace sees it (client address/port, server address/port).
+    pub fn origin(&self, client: (u32, u16), server: (u32, u16)) -> Option<Arc<EndpointInfo>> {
+        let key = FlowKey { proto: packet::PROTO_TCP, src: client.0, sport: client.1, dst: server.0, dport: server.1 };
+        match self.flows.get(&key)?.path {
+            FlowPath::Vpce(ep) => Some(ep),
+            FlowPath::Igw => None,
+        }
+    }
+
+    /// Expires idle flows.
+    pub fn handle_timeout(&self, now: Instant) -> usize {
+        self.flows.expire(now)
+    }
+
+    /// Processes one packet (or GSO superpacket) read from `port`.
+    pub fn process(&self, now: Instant, port: PortId, pkt: &mut [u8], meta: Meta) -> Action {
+        let parsed = if meta.gso { packet::parse_gso(pkt) } else { packet::parse(pkt) };
+        let info = match parsed {
+            Ok(info) => info,
+            Err(Malformed::NotIpv4 { version: 6 }) => return self.counters.drop(DropReason::Ipv6),
+            Err(_) => return self.counters.drop(DropReason::Malformed),
+        };
+        // Linux may hand over trailing bytes past the IP total length; they are not sent on.
+        let len = if meta.gso { pkt.len() } else { usize::from(info.total_len()) };
+        let snap = self.snapshot.load();
+        let action = match port {
+            PORT_AWS | PORT_INTERNET => self.inbound(&snap, now, port, &mut pkt[..len], &info, meta),
+            _ => self.outbound(&snap, now, port, &mut pkt[..len], &info, meta),
+        };
+        if let Action::Forward { len, .. } = action {
+            self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+            self.counters.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        }
+        action
+    }
+
+    /// From an instance in a subnet.
+    fn outbound(&self, snap: &Snapshot, now: Instant, port: PortId, pkt: &mut [u8], info: &Ipv4Info, meta: Meta) -> Action {
+        let c = &self.counters;
+        let Some(subnet) = snap.subnet(port) else { return c.drop(DropReason::UnknownPort) };
+        let vpc = &snap.vpcs[subnet.vpc as usize];
+        let src = info.src_u32();
+        // The ENI: only an instance of this subnet may send from this address.
+        let Some(host) = vpc.hosts.get(&src).filter(|h| h.port == port) else {
+            return c.drop(DropReason::UnknownSource);
+        };
+        // Security-group egress and network-ACL outbound: allow all until they exist.
+        let Some(hop) = subnet.fib.lookup(info.dst_u32()).copied() else {
+            return c.drop(DropReason::NoRoute);
+        };
+        let len = pkt.len();
+        match hop {
+            Hop::Blackhole => c.drop(DropReason::Blackhole),
+            Hop::Local => {
+                let Some(dst) = vpc.hosts.get(&info.dst_u32()) else {
+                    return c.drop(DropReason::NoInstance);
+                };
+                if !packet::decrement_ttl(pkt) {
+                    return c.drop(DropReason::TtlExceeded);
+                }
+                Action::Forward { port: dst.port, len }
+            }
+            Hop::Vpce(ep) => {
+                if !packet::decrement_ttl(pkt) {
+                    return c.drop(DropReason::TtlExceeded);
+                }
+                // From the guide: through an endpoint, S3 sees "the private IP addresses from
+                // your VPC": the source is left as it is.
+                if let Some(endpoint) = snap.endpoints.get(ep as usize) {
+                    self.track_out(now, info, src, port, src, FlowPath::Vpce(endpoint.clone()));
+                }
+                Action::Forward { port: PORT_AWS, len }
+            }
+            Hop::Igw => {
+                let Some(public) = host.public_ip else { return c.drop(DropReason::NoPublicIp) };
+                if !packet::decrement_ttl(pkt) {
+                    return c.drop(DropReason::TtlExceeded);
+                }
+                packet::set_src(pkt, info, public.into(), meta.csum);
+                self.track_out(now, info, public, port, src, FlowPath::Igw);
+                let out = if snap.aws_ranges.lookup(info.dst_u32()).is_some() { PORT_AWS } else { PORT_INTERNET };
+                Action::Forward { port: out, len }
+            }
+        }
+    }
+
+    /// From the aws or the internet namespace.
+    fn inbound(&self, snap: &Snapshot, now: Instant, port: PortId, pkt: &mut [u8], info: &Ipv4Info, meta: Meta) -> Action {
+        let c = &self.counters;
+        let len = pkt.len();
+        let dst = info.dst_u32();
+        if let Some(nat) = snap.public_ips.get(&dst).copied() {
+            if !packet::decrement_ttl(pkt) {
+                return c.drop(DropReason::TtlExceeded);
+            }
+            self.track_in(now, info, dst);
+            packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
+            return Action::Forward { port: nat.port, len };
+        }
+        if port == PORT_AWS {
+            // A private destination: only a flow that left through an endpoint leads back.
+            let Some(key) = flow_key(info, dst, true) else { return c.drop(DropReason::NoFlow) };
+            let back = self.flows.with(&key, |f| {
+                f.last_seen = now;
+                track_tcp(&mut f.tcp, info, false);
+                matches!(f.path, FlowPath::Vpce(_)).then_some(f.port)
+            });
+            let Some(Some(out)) = back else { return c.drop(DropReason::NoFlow) };
+            if !packet::decrement_ttl(pkt) {
+                return c.drop(DropReason::TtlExceeded);
+            }
+            return Action::Forward { port: out, len };
+        }
+        // The internet may reach AWS's public ranges.
+        if snap.aws_ranges.lookup(dst).is_some() {
+            if !packet::decrement_ttl(pkt) {
+                return c.drop(DropReason::TtlExceeded);
+            }
+            return Action::Forward { port: PORT_AWS, len };
+        }
+        c.drop(DropReason::NoRoute)
+    }
+
+    fn track_out(&self, now: Instant, info: &Ipv4Info, outside_src: u32, port: PortId, private_ip: u32, path: FlowPath) {
+        let Some(key) = flow_key(info, outside_src, false) else { return };
+        let fresh = path.clone();
+        self.flows.upsert(
+            key,
+            move || Flow { path: fresh, port, private_ip, created: now, last_seen: now, tcp: TcpState::default() },
+            |f| {
+                // A flow whose path changed is re-pointed here; resetting it is the control
+                // plane's job when it changes routes.
+                if f.path != path || f.port != port {
+                    f.path = path;
+                    f.port = port;
+                    f.private_ip = private_ip;
+                }
+                f.last_seen = now;
+                track_tcp(&mut f.tcp, info, true);
+            },
+        );
+    }
+
+    fn track_in(&self, now: Instant, info: &Ipv4Info, public_dst: u32) {
+        if let Some(key) = flow_key(info, public_dst, true) {
+            self.flows.with(&key, |f| {
+                f.last_seen = now;
+                track_tcp(&mut f.tcp, info, false);
+            });
+        }
+    }
+}
+
+/// The flow key of a packet. `outside_instance_addr` is the instance's address as seen outside;
+/// `reply` says the packet travels remote → instance.
+fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> Option<FlowKey> {
+    let proto = info.protocol();
+    let (sport, dport) = match info.l4() {
+        L4::Tcp { src_port, dst_port, .. } => (src_port, dst_port),
+        L4::Udp { src_port, dst_port } => (src_port, dst_port),
+        L4::Icmp { ident, .. } => (ident, 0),
+        L4::Other => return None,
+    };
+    Some(if reply {
+        let dport_rev = if proto == packet::PROTO_ICMP { 0 } else { sport };
+        let sport_rev = if proto == packet::PROTO_ICMP { sport } else { dport };
+        FlowKey { proto, src: outside_instance_addr, sport: sport_rev, dst: info.src_u32(), dport: dport_rev }
+    } else {
+        FlowKey { proto, src: outside_instance_addr, sport, dst: info.dst_u32(), dport }
+    })
+}
+
+/// Remembers the next sequence number of each direction, so that a reset can be built later.
+fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
+    if let L4::Tcp { seq, flags, payload_len, .. } = info.l4() {
+        let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
+        let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);
+        if outbound {
+            t.out_next = next;
+        } else {
+            t.in_next = next;
+            t.seen_in = true;
+        }
+        if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+            t.closing = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! Compiled forwarding state: longest-prefix-match tables ([`lpm`]) and the immutable data-plane
+//! [`Snapshot`] compiled from a [`World`].
+//!
+//! Invariants: a snapshot is never mutated after [`Snapshot::compile`]; the control plane
+//! publishes a new one as a whole (arc-swap in [`crate::dataplane::Pipeline`]), so a reader sees
+//! either the old world or the new one, never a mix. Everything a packet needs is here, indexed
+//! by integers: no string comparison on the per-packet path.
+
+pub mod lpm;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use ipnet::Ipv4Net;
+
+use crate::model::{Target, World};
+use lpm::Lpm;
+
+/// A TUN device of the lab. Port numbers are stable for the life of a lab.
+pub type PortId = u16;
+/// The namespace that holds every region's AWS service ranges (the S3 stub).
+pub const PORT_AWS: PortId = 0;
+/// The namespace that plays the internet.
+pub const PORT_INTERNET: PortId = 1;
+/// The first port of a subnet.
+pub const FIRST_SUBNET_PORT: PortId = 2;
+
+/// What a route table says for one destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hop {
+    Local,
+    Igw,
+    /// Index into [`Snapshot::endpoints`].
+    Vpce(u16),
+    Blackhole,
+}
+
+/// A gateway endpoint as the S3 stub reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointInfo {
+    pub vpce_id: String,
+    pub vpc_id: String,
+}
+
+/// An instance address: where it lives and its public IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub port: PortId,
+    pub public_ip: Option<u32>,
+}
+
+/// A subnet's forwarding view.
+#[derive(Clone, Debug)]
+pub struct SubnetPlane {
+    pub subnet_id: Arc<str>,
+    pub vpc: u16,
+    pub fib: Lpm<Hop>,
+}
+
+/// A VPC's forwarding view.
+#[derive(Clone, Debug)]
+pub struct VpcPlane {
+    pub id: Arc<str>,
+    pub cidr: Ipv4Net,
+    /// Instance private address → host.
+    pub hosts: HashMap<u32, Host>,
+}
+
+/// A public IP's 1:1 NAT entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublicIp {
+    pub vpc: u16,
+    pub private_ip: u32,
+    pub port: PortId,
+}
+
+/// The immutable forwarding state of the whole lab.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub generation: u64,
+    /// Indexed by port; `None` for the aws and internet ports and for unused ports.
+    pub subnets: Vec<Option<SubnetPlane>>,
+    pub vpcs: Vec<VpcPlane>,
+    pub public_ips: HashMap<u32, PublicIp>,
+    /// Every AWS service range of every region: IGW traffic to these goes to the aws port.
+    pub aws_ranges: Lpm<()>,
+    pub endpoints: Vec<Arc<EndpointInfo>>,
+}
+
+impl Snapshot {
+    /// Compiles a world. `port_of` gives the port of a subnet id (the lab shell owns the
+    /// devices, so it owns the numbering); subnets without a port are not forwarded.
+    pub fn compile(world: &World, generation: u64, port_of: &dyn Fn(&str) -> Option<PortId>) -> Snapshot {
+        let vpc_index: HashMap<&str, u16> =
+            world.vpcs.iter().enumerate().map(|(i, v)| (v.id.as_str(), i as u16)).collect();
+        let endpoints: Vec<Arc<EndpointInfo>> = world
+            .endpoints
+            .iter()
+            .map(|e| Arc::new(EndpointInfo { vpce_id: e.id.clone(), vpc_id: e.vpc.clone() }))
+            .collect();
+        let endpoint_index: HashMap<&str, u16> =
+            world.endpoints.iter().enumerate().map(|(i, e)| (e.id.as_str(), i as u16)).collect();
+
+        let mut vpcs: Vec<VpcPlane> = world
+            .vpcs
+            .iter()
+            .map(|v| VpcPlane { id: v.id.as_str().into(), cidr: v.cidr, hosts: HashMap::new() })
+            .collect();
+        let mut public_ips = HashMap::new();
+        for inst in &world.instances {
+            let Some(subnet) = world.subnet(&inst.subnet) else { continue };
+            let (Some(&vpc), Some(port)) = (vpc_index.get(subnet.vpc.as_str()), port_of(&subnet.id))
+            else {
+                continue;
+            };
+            let public_ip = inst.public_ip.map(u32::from);
+            let private_ip = u32::from(inst.private_ip);
+            vpcs[vpc as usize].hosts.insert(private_ip, Host { port, public_ip });
+            if let Some(p) = public_ip {
+                public_ips.insert(p, PublicIp { vpc, private_ip, port });
+            }
+        }
+
+        let mut subnets: Vec<Option<SubnetPlane>> = Vec::new();
+        for subnet in &world.subnets {
+            let (Some(port), Some(&vpc)) = (port_of(&subnet.id), vpc_index.get(subnet.vpc.as_str()))
+            else {
+                continue;
+            };
+            // `compiled_routes` orders routes so that "later wins" implements the guide's tie
+            // rule (an identical CIDR route beats the prefix-list route).
+            let routes = world.compiled_routes(&subnet.route_table).into_iter().filter_map(|(net, t)| {
+                let hop = match t {
+                    Target::Local => Hop::Local,
+                    Target::Igw(_) => Hop::Igw,
+                    Target::Blackhole => Hop::Blackhole,
+                    Target::Vpce(id) => Hop::Vpce(*endpoint_index.get(id.as_str())?),
+                };
+                Some((net, hop))
+            });
+            let plane = SubnetPlane { subnet_id: subnet.id.as_str().into(), vpc, fib: Lpm::from_routes(routes) };
+            let idx = port as usize;
+            if subnets.len() <= idx {
+                subnets.resize(idx + 1, None);
+            }
+            subnets[idx] = Some(plane);
+        }
+        let aws_ranges =
+            Lpm::from_routes(world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().map(|c| (*c, ()))));
+        Snapshot { generation, subnets, vpcs, public_ips, aws_ranges, endpoints }
+    }
+
+    pub fn subnet(&self, port: PortId) -> Option<&SubnetPlane> {
+        self.subnets.get(port as usize).and_then(|s| s.as_ref())
+    }
+
+    /// Where a subnet's route table sends `dst` (for `vpcsim status` and tests).
+    pub fn route(&self, port: PortId, dst: Ipv4Addr) -> Option<Hop> {
+        self.subnet(port)?.fib.lookup(u32::from(dst)).copied()
+    }
+}
+
+/// Port numbering by subnet position: `FIRST_SUBNET_PORT + index` in `world.subnets`.
+pub fn ports_by_index(world: &World) -> HashMap<String, PortId> {
+    world
+        .subnets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.clone(), FIRST_SUBNET_PORT + i as PortId))
+        .collect()
+}

@@ -1,0 +1,203 @@
+//! The `vpcsim` command line.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use vpcsim::lab::daemon::{self, UpOptions};
+use vpcsim::lab::file;
+use vpcsim::lab::setup::{self, RUN_DIR, RunRecord};
+use vpcsim::model::World;
+use vpcsim::services::api::Status;
+
+#[derive(Parser)]
+#[command(name = "vpcsim", version, about = "A packet-level simulator of the AWS VPC data plane around gateway endpoints to S3")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build a lab (the embedded default, or LAB_FILE) and run it until SIGINT/SIGTERM.
+    Up {
+        /// A lab file (TOML); without it, the embedded default lab `demo`.
+        lab_file: Option<PathBuf>,
+        /// Where the control API listens (loopback).
+        #[arg(long, default_value = "127.0.0.1:4599")]
+        api_listen: SocketAddr,
+        /// Where buckets and objects are kept [default: /var/lib/vpcsim/<lab>].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Return once the lab is ready, leaving a daemon (log: /run/vpcsim/<lab>.log).
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Stop a lab's daemon and remove its namespaces, devices and /etc/netns entries.
+    Down {
+        #[arg(default_value = "demo")]
+        lab: String,
+    },
+    /// Show a running lab's counters: forwarded packets, flows, drops by reason.
+    Status {
+        #[arg(default_value = "demo")]
+        lab: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a lab file and print what it builds, without building it.
+    Check { lab_file: Option<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vpcsim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_world(lab_file: Option<&PathBuf>) -> anyhow::Result<World> {
+    let world = match lab_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            file::parse(&path.display().to_string(), &text)?
+        }
+        None => file::parse("netns/demo.toml (embedded)", file::DEFAULT_LAB)?,
+    };
+    Ok(world)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Up { lab_file, api_listen, state_dir, detach } => {
+            let world = load_world(lab_file.as_ref())?;
+            if detach {
+                return detach_up(&world, lab_file, api_listen, state_dir);
+            }
+            daemon::up(world, UpOptions { api_listen, state_dir })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Down { lab } => {
+            if setup::down(&lab)? {
+                println!("down: lab {lab} removed");
+            } else {
+                println!("down: lab {lab} is not up; nothing to remove");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { lab, json } => status(&lab, json),
+        Cmd::Check { lab_file } => {
+            let w = load_world(lab_file.as_ref())?;
+            println!(
+                "ok: lab {} in {}: {} VPCs, {} subnets, {} route tables, {} endpoints, {} instances, {} buckets",
+                w.lab,
+                w.region,
+                w.vpcs.len(),
+                w.subnets.len(),
+                w.route_tables.len(),
+                w.endpoints.len(),
+                w.instances.len(),
+                w.buckets.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Starts `vpcsim up` as a daemon in its own process group with its output in a log file, and
+/// returns once it printed `ready:` (or failed).
+fn detach_up(world: &World, lab_file: Option<PathBuf>, api: SocketAddr, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(RUN_DIR)?;
+    let log_path = PathBuf::from(RUN_DIR).join(format!("{}.log", world.lab));
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("up");
+    if let Some(f) = &lab_file {
+        cmd.arg(std::fs::canonicalize(f)?);
+    }
+    cmd.arg("--api-listen").arg(api.to_string());
+    if let Some(d) = &state_dir {
+        cmd.arg("--state-dir").arg(d);
+    }
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting the lab daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.starts_with("ready:")) {
+            println!("{line} pid {} log {}", child.id(), log_path.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(status) = child.try_wait()? {
+            eprint!("{text}");
+            bail!("the lab daemon exited ({status}) before it was ready");
+        }
+        if Instant::now() > deadline {
+            eprint!("{text}");
+            bail!("the lab daemon was not ready within 120 s; see {}", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(rec) = RunRecord::load(lab)? else {
+        println!("lab {lab} is not up");
+        return Ok(ExitCode::FAILURE);
+    };
+    if !rec.alive() {
+        println!("lab {lab} is not running (pid {} is gone); `vpcsim down {lab}` removes what it left", rec.pid);
+        return Ok(ExitCode::FAILURE);
+    }
+    let body = http_get(&rec.api, "/_vpcsim/status")?;
+    if json {
+        print!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s: Status = serde_json::from_str(&body).context("reading the status")?;
+    println!("lab {} ({}), pid {}, up {} s, snapshot {}", s.lab, s.region, s.pid, s.uptime_secs, s.snapshot_generation);
+    println!("namespaces: {}", s.namespaces.join(" "));
+    println!("forwarded: {} packets, {} bytes; tracked flows: {}", s.forwarded_packets, s.forwarded_bytes, s.flows);
+    println!("tun errors: rx {}, tx {}", s.rx_errors, s.tx_errors);
+    println!("drops:");
+    for (reason, n) in &s.drops {
+        println!("  {reason:<16} {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A minimal HTTP/1.0 GET to the loopback API.
+fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        bail!("status request failed: {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_string())
+}

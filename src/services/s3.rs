@@ -1,0 +1,2252 @@
+//! The S3 REST stub: a hyper HTTP/1.1 server over [`Store`].
+//!
+//! Supports path-style and virtual-hosted-style addressing, PutObject (streamed to disk,
+//! optional Content-MD5, `aws-chunked` framing decoded without signature checks), GetObject
+//! (streamed, single `Range`), HeadObject, DeleteObject, ListObjects v1/v2, ListBuckets,
+//! HeadBucket, GetBucketLocation and a minimal CreateBucket. Authentication and authorization
+//! are not done here: signed and unsigned requests are treated alike.
+
+use std::convert::Infallible;
+use std::io::{self, SeekFrom};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::TcpListener;
+use tracing::debug;
+
+use super::store::{ListResult, ObjectMeta, ObjectWriter, Store, StoreError, valid_bucket_name};
+
+/// XML namespace of S3 responses.
+pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+/// Largest single PUT S3 accepts.
+const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Body bytes gathered before handing them to a blocking write.
+const WRITE_CHUNK: usize = 1024 * 1024;
+/// Bytes per frame when streaming an object out.
+const READ_CHUNK: usize = 64 * 1024;
+const OWNER_ID: &str = "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a";
+const OWNER_NAME: &str = "vpcsim";
+
+/// Shared state of an S3 listener.
+pub struct S3State {
+    pub store: Arc<Store>,
+    /// Which region's S3 this listener is (e.g. "us-east-1"); buckets of another region still answer (cross-region handling comes later).
+    pub region: String,
+    /// Given (client address, local address) of a TCP connection as seen inside the aws namespace,
+    /// returns the endpoint path it came through, if any.
+    pub origin: Arc<dyn Fn(SocketAddr, SocketAddr) -> Option<EndpointOrigin> + Send + Sync>,
+}
+
+/// The gateway endpoint a connection came through.
+#[derive(Clone, Debug)]
+pub struct EndpointOrigin {
+    pub vpce_id: String,
+    pub vpc_id: String,
+}
+
+/// What is known about the TCP connection a request arrived on.
+struct ConnInfo {
+    peer: SocketAddr,
+    origin: Option<EndpointOrigin>,
+}
+
+type RespBody = BoxBody<Bytes, io::Error>;
+
+/// Accepts connections forever, serving each with HTTP/1.1 keep-alive on its own task.
+pub async fn serve(listener: TcpListener, state: Arc<S3State>) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                debug!(error = %e, "s3 accept failed");
+                // E.g. EMFILE: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                debug!(error = %e, %peer, "s3 local_addr failed");
+                continue;
+            }
+        };
+        let origin = (state.origin)(peer, local);
+        let conn = Arc::new(ConnInfo { peer, origin });
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(handle(&state, &conn, req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                debug!(error = %e, %peer, "s3 connection error");
+            }
+        });
+    }
+}
+
+async fn handle(state: &S3State, conn: &ConnInfo, req: Request<Incoming>) -> Response<RespBody> {
+    let request_id = next_request_id();
+    let is_head = req.method() == Method::HEAD;
+    let mut resp = match dispatch(state, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            debug!(code = e.code, status = e.status.as_u16(), message = %e.message, "s3 error");
+            e.into_response(&request_id, is_head)
+        }
+    };
+    let h = resp.headers_mut();
+    set(h, "x-amz-request-id", &request_id);
+    set(h, "x-amz-id-2", &host_id(&request_id));
+    set(h, "server", "AmazonS3");
+    set(h, "date", &http_date(now_secs()));
+    set(
+        h,
+        "x-vpcsim-source-ip",
+        &conn.peer.ip().to_canonical().to_string(),
+    );
+    if let Some(o) = &conn.origin {
+        set(h, "x-vpcsim-vpce", &o.vpce_id);
+        set(h, "x-vpcsim-vpc", &o.vpc_id);
+    }
+    resp
+}
+
+/// Sets a header, silently skipping values that are not valid header text.
+fn set(h: &mut hyper::HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Query parameters that never select an operation (signing, SDK hints).
+fn is_ignored_param(name: &str) -> bool {
+    let l = name.to_ascii_lowercase();
+    l.starts_with("x-amz-")
+        || matches!(
+            l.as_str(),
+            "x-id" | "awsaccesskeyid" | "signature" | "expires"
+        )
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "list-type",
+    "prefix",
+    "delimiter",
+    "max-keys",
+    "continuation-token",
+    "start-after",
+    "encoding-type",
+    "fetch-owner",
+    "marker",
+];
+
+const RESPONSE_OVERRIDES: &[(&str, &str)] = &[
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+    /// First parameter that is neither ignorable nor in `allowed`.
+    fn unsupported(&self, allowed: &[&str]) -> Option<&str> {
+        self.0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !is_ignored_param(k) && !allowed.contains(k))
+    }
+}
+
+async fn dispatch(state: &S3State, req: Request<Incoming>) -> Result<Response<RespBody>, S3Error> {
+    let (parts, body) = req.into_parts();
+    let (bucket, key) = parse_target(&parts)?;
+    let query = parse_query(parts.uri.query().unwrap_or(""))?;
+    let method = parts.method.clone();
+    let Some(bucket) = bucket else {
+        return match method {
+            Method::GET => list_buckets(state).await,
+            m => Err(S3Error::method_not_allowed(&m, "SERVICE")),
+        };
+    };
+    if !valid_bucket_name(&bucket) {
+        return Err(S3Error::invalid_bucket_name(&bucket));
+    }
+    match key {
+        None => {
+            if query.has("location") {
+                if let Some(p) = query.unsupported(&["location"]) {
+                    return Err(S3Error::not_implemented(p));
+                }
+                return match method {
+                    Method::GET => get_bucket_location(state, &bucket).await,
+                    m => Err(S3Error::method_not_allowed(&m, "BUCKET")),
+                };
+            }
+            if let Some(p) = query.unsupported(LIST_PARAMS) {
+                return Err(S3Error::not_implemented(p));
+            }
+            match method {
+                Method::GET => list_objects(state, &bucket, &query).await,
+                Method::HEAD => head_bucket(state, &bucket).await,
+                Method::PUT => create_bucket(state, &bucket, body).await,
+                Method::DELETE | Method::POST => Err(S3Error::not_implemented(method.as_str())),
+                m => Err(S3Error::method_not_allowed(&m, "BUCKET")),
+            }
+        }
+        Some(key) => {
+            let overrides: Vec<&str> = RESPONSE_OVERRIDES.iter().map(|(q, _)| *q).collect();
+            if let Some(p) = query.unsupported(if method == Method::GET {
+                &overrides
+            } else {
+                &[]
+            }) {
+                return Err(S3Error::not_implemented(p));
+            }
+            match method {
+                Method::PUT => {
+                    if parts.headers.contains_key("x-amz-copy-source") {
+                        return Err(S3Error::not_implemented("x-amz-copy-source"));
+                    }
+                    put_object(state, bucket, key, &parts, body).await
+                }
+                Method::GET => get_object(state, bucket, key, &parts, &query, false).await,
+                Method::HEAD => get_object(state, bucket, key, &parts, &query, true).await,
+                Method::DELETE => delete_object(state, bucket, key).await,
+                Method::POST => Err(S3Error::not_implemented("POST")),
+                m => Err(S3Error::method_not_allowed(&m, "OBJECT")),
+            }
+        }
+    }
+}
+
+/// Bucket and key of a request, from virtual-hosted-style Host or the path.
+fn parse_target(parts: &Parts) -> Result<(Option<String>, Option<String>), S3Error> {
+    let host = parts.uri.host().map(str::to_string).or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+    });
+    let path = parts.uri.path();
+    let path = path.strip_prefix('/').unwrap_or(path);
+    if let Some(bucket) = host.as_deref().and_then(bucket_from_host) {
+        let key = percent_decode(path, false)?;
+        return Ok((Some(bucket), Some(key).filter(|k| !k.is_empty())));
+    }
+    if path.is_empty() {
+        return Ok((None, None));
+    }
+    let (b, k) = match path.split_once('/') {
+        Some((b, k)) => (b, Some(k)),
+        None => (path, None),
+    };
+    let bucket = percent_decode(b, false)?;
+    let key = match k {
+        Some(k) => Some(percent_decode(k, false)?).filter(|k| !k.is_empty()),
+        None => None,
+    };
+    Ok((Some(bucket), key))
+}
+
+/// The bucket named by a virtual-hosted-style Host (`bucket.s3[.region|-region|.dualstack.region].amazonaws.com`).
+/// `None` for IP addresses, bare service names and foreign hosts (path style).
+pub fn bucket_from_host(host: &str) -> Option<String> {
+    if host.starts_with('[') {
+        return None;
+    }
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let rest = host.strip_suffix(".amazonaws.com")?;
+    let labels: Vec<&str> = rest.split('.').collect();
+    (1..labels.len())
+        .rev()
+        .find(|&i| is_s3_service(&labels[i..]))
+        .map(|i| labels[..i].join("."))
+}
+
+fn is_s3_service(labels: &[&str]) -> bool {
+    fn is_region(r: &str) -> bool {
+        r.contains('-')
+            && r.ends_with(|c: char| c.is_ascii_digit())
+            && r.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    }
+    match labels {
+        ["s3"] => true,
+        ["s3", r] | ["s3", "dualstack", r] => is_region(r),
+        [l] => l
+            .strip_prefix("s3-")
+            .is_some_and(|r| r == "external-1" || is_region(r)),
+        _ => false,
+    }
+}
+
+fn parse_query(q: &str) -> Result<Query, S3Error> {
+    let mut out = Vec::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.push((percent_decode(k, true)?, percent_decode(v, true)?));
+    }
+    Ok(Query(out))
+}
+
+/// Percent-decodes into UTF-8; in query strings `+` means space.
+fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, S3Error> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hi = hex_val(b[i + 1]);
+                let lo = hex_val(b[i + 2]);
+                match (hi, lo) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 3;
+                    }
+                    _ => return Err(S3Error::invalid_uri()),
+                }
+            }
+            b'%' => return Err(S3Error::invalid_uri()),
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| S3Error::invalid_uri())
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// `encoding-type=url` encoding: everything but unreserved characters and '/' is escaped,
+/// so both `unquote` and `unquote_plus` recover the key.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &c in s.as_bytes() {
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+async fn blocking<T, F>(f: F) -> Result<T, S3Error>
+where
+    F: FnOnce() -> Result<T, S3Error> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| S3Error::internal(&format!("blocking task failed: {e}")))?
+}
+
+async fn list_buckets(state: &S3State) -> Result<Response<RespBody>, S3Error> {
+    let buckets = state.store.buckets();
+    let body = xml_doc("ListAllMyBucketsResult", |w| {
+        owner(w)?;
+        w.create_element("Buckets").write_inner_content(|w| {
+            for b in &buckets {
+                w.create_element("Bucket").write_inner_content(|w| {
+                    text(w, "Name", &b.name)?;
+                    text(w, "CreationDate", &iso8601(b.created))?;
+                    text(w, "BucketRegion", &b.region)
+                })?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+async fn get_bucket_location(state: &S3State, bucket: &str) -> Result<Response<RespBody>, S3Error> {
+    let meta = state
+        .store
+        .bucket(bucket)
+        .ok_or_else(|| S3Error::no_such_bucket(bucket))?;
+    let mut w = Writer::new(Vec::new());
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .map_err(S3Error::xml)?;
+    let el = w
+        .create_element("LocationConstraint")
+        .with_attribute(("xmlns", S3_NS));
+    if meta.region == "us-east-1" {
+        el.write_empty().map_err(S3Error::xml)?;
+    } else {
+        el.write_text_content(BytesText::new(&meta.region))
+            .map_err(S3Error::xml)?;
+    }
+    Ok(xml_response(StatusCode::OK, Bytes::from(w.into_inner())))
+}
+
+async fn head_bucket(state: &S3State, bucket: &str) -> Result<Response<RespBody>, S3Error> {
+    let meta = state
+        .store
+        .bucket(bucket)
+        .ok_or_else(|| S3Error::no_such_bucket(bucket))?;
+    let mut resp = empty(StatusCode::OK);
+    set(resp.headers_mut(), "x-amz-bucket-region", &meta.region);
+    Ok(resp)
+}
+
+async fn create_bucket(
+    state: &S3State,
+    bucket: &str,
+    body: Incoming,
+) -> Result<Response<RespBody>, S3Error> {
+    let limited = http_body_util::Limited::new(body, 64 * 1024);
+    let raw = limited
+        .collect()
+        .await
+        .map_err(|_| S3Error::incomplete_body())?
+        .to_bytes();
+    let region = location_constraint(&raw).unwrap_or_else(|| state.region.clone());
+    let (store, b) = (state.store.clone(), bucket.to_string());
+    let r = region.clone();
+    blocking(move || {
+        store
+            .create_bucket(&b, &r, None)
+            .map_err(|e| S3Error::from_store(e, &b, None))
+    })
+    .await?;
+    debug!(bucket = %bucket, region = %region, "create bucket");
+    let mut resp = empty(StatusCode::OK);
+    set(resp.headers_mut(), "location", &format!("/{bucket}"));
+    Ok(resp)
+}
+
+/// The text of `<LocationConstraint>` in a CreateBucketConfiguration, if any.
+fn location_constraint(raw: &[u8]) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_reader(raw);
+    let mut buf = Vec::new();
+    let mut inside = false;
+    loop {
+        match reader.read_event_into(&mut buf).ok()? {
+            Event::Start(e) if AsRef::<str>::as_ref(&e.local_name()) == "LocationConstraint" => {
+                inside = true
+            }
+            Event::End(_) => inside = false,
+            Event::Text(t) if inside => {
+                let s = t.into_inner().into_owned();
+                let s = s.trim();
+                return (!s.is_empty()).then(|| s.to_string());
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+async fn put_object(
+    state: &S3State,
+    bucket: String,
+    key: String,
+    parts: &Parts,
+    mut body: Incoming,
+) -> Result<Response<RespBody>, S3Error> {
+    let headers = &parts.headers;
+    let hstr = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let content_md5 = match hstr("content-md5") {
+        Some(v) => match base64_decode(v.trim()) {
+            Some(d) if d.len() == 16 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&d);
+                Some(a)
+            }
+            _ => return Err(S3Error::invalid_digest()),
+        },
+        None if headers.contains_key("content-md5") => return Err(S3Error::invalid_digest()),
+        None => None,
+    };
+    let content_type = hstr("content-type").map(str::to_string);
+    let chunked = hstr("content-encoding").is_some_and(|v| {
+        v.split(',')
+            .any(|e| e.trim().eq_ignore_ascii_case("aws-chunked"))
+    }) || hstr("x-amz-content-sha256").is_some_and(|v| v.starts_with("STREAMING-"));
+    let parse_len = |name: &str| -> Result<Option<u64>, S3Error> {
+        match hstr(name) {
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| S3Error::invalid_argument(name, v)),
+            None if headers.contains_key(name) => Err(S3Error::invalid_argument(name, "")),
+            None => Ok(None),
+        }
+    };
+    let content_length = parse_len("content-length")?;
+    let decoded_length = if chunked {
+        parse_len("x-amz-decoded-content-length")?
+    } else {
+        content_length
+    };
+    if decoded_length.is_some_and(|l| l > MAX_PUT_SIZE) {
+        return Err(S3Error::entity_too_large());
+    }
+
+    let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
+    let mut writer: ObjectWriter = blocking(move || {
+        store
+            .object_writer(&b, &k)
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+    })
+    .await?;
+    let mut decoder = chunked.then(AwsChunked::default);
+    let mut pending: Vec<u8> =
+        Vec::with_capacity(WRITE_CHUNK.min(content_length.unwrap_or(0) as usize + 1));
+    loop {
+        let frame = match body.frame().await {
+            None => None,
+            Some(Ok(f)) => Some(f),
+            Some(Err(e)) => {
+                debug!(bucket = %bucket, key = %key, error = %e, "put body error");
+                return Err(S3Error::incomplete_body());
+            }
+        };
+        let done = frame.is_none();
+        if let Some(data) = frame.and_then(|f| f.into_data().ok()) {
+            match decoder.as_mut() {
+                Some(d) => d.feed(&data, &mut pending)?,
+                None => pending.extend_from_slice(&data),
+            }
+        }
+        if writer.size() + pending.len() as u64 > MAX_PUT_SIZE {
+            return Err(S3Error::entity_too_large());
+        }
+        if pending.len() >= WRITE_CHUNK || (done && !pending.is_empty()) {
+            let mut buf = std::mem::take(&mut pending);
+            let (w, b) = blocking(move || {
+                writer
+                    .write(&buf)
+                    .map_err(|e| S3Error::internal(&e.to_string()))?;
+                buf.clear();
+                Ok((writer, buf))
+            })
+            .await?;
+            writer = w;
+            pending = b;
+        }
+        if done {
+            break;
+        }
+    }
+    if let Some(d) = &decoder {
+        d.finish()?;
+    }
+    if decoded_length.is_some_and(|l| l != writer.size()) {
+        return Err(S3Error::incomplete_body());
+    }
+    let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
+    let meta = blocking(move || {
+        store
+            .commit_object(writer, content_type.as_deref(), content_md5)
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+    })
+    .await?;
+    debug!(bucket = %bucket, key = %key, size = meta.size, etag = %meta.etag, "put object");
+    let mut resp = empty(StatusCode::OK);
+    set(resp.headers_mut(), "etag", &meta.etag);
+    Ok(resp)
+}
+
+async fn get_object(
+    state: &S3State,
+    bucket: String,
+    key: String,
+    parts: &Parts,
+    query: &Query,
+    head: bool,
+) -> Result<Response<RespBody>, S3Error> {
+    let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
+    let (meta, file) = if head {
+        let meta = blocking(move || {
+            store
+                .head_object(&b, &k)
+                .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+        })
+        .await?;
+        (meta, None)
+    } else {
+        let (meta, file) = blocking(move || {
+            store
+                .get_object(&b, &k)
+                .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+        })
+        .await?;
+        (meta, Some(file))
+    };
+    let range_header = parts
+        .headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let range = match range_header {
+        Some(r) => parse_range(r, meta.size)?,
+        None => None,
+    };
+    let (start, len) = match range {
+        Some((a, b)) => (a, b - a + 1),
+        None => (0, meta.size),
+    };
+    let body = match file {
+        Some(mut file) => {
+            if start > 0 {
+                file = blocking(move || {
+                    use std::io::Seek;
+                    file.seek(SeekFrom::Start(start))
+                        .map_err(|e| S3Error::internal(&e.to_string()))?;
+                    Ok(file)
+                })
+                .await?;
+            }
+            FileBody::new(tokio::fs::File::from_std(file), len).boxed()
+        }
+        None => empty_body(),
+    };
+    debug!(bucket = %bucket, key = %key, head, start, len, "get object");
+    let mut resp = Response::new(body);
+    *resp.status_mut() = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let h = resp.headers_mut();
+    set(h, "content-length", &len.to_string());
+    set(h, "etag", &meta.etag);
+    set(h, "last-modified", &http_date(meta.last_modified));
+    set(h, "content-type", &meta.content_type);
+    set(h, "accept-ranges", "bytes");
+    if let Some((a, b)) = range {
+        set(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
+    }
+    for (q, hname) in RESPONSE_OVERRIDES {
+        if let Some(v) = query.get(q) {
+            set(h, hname, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// A single `bytes=` range as inclusive offsets; `Ok(None)` means serve the whole object
+/// (absent, malformed or multi-range), `Err` is 416 InvalidRange.
+fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, S3Error> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let unsatisfiable = || S3Error::invalid_range(header, size);
+    if a.is_empty() {
+        let Ok(n) = b.parse::<u64>() else {
+            return Ok(None);
+        };
+        if n == 0 || size == 0 {
+            return Err(unsatisfiable());
+        }
+        return Ok(Some((size.saturating_sub(n), size - 1)));
+    }
+    let Ok(a) = a.parse::<u64>() else {
+        return Ok(None);
+    };
+    let end = if b.is_empty() {
+        u64::MAX
+    } else {
+        match b.parse::<u64>() {
+            Ok(b) if b >= a => b,
+            _ => return Ok(None),
+        }
+    };
+    if a >= size {
+        return Err(unsatisfiable());
+    }
+    Ok(Some((a, end.min(size - 1))))
+}
+
+async fn delete_object(
+    state: &S3State,
+    bucket: String,
+    key: String,
+) -> Result<Response<RespBody>, S3Error> {
+    let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
+    blocking(move || {
+        store
+            .delete_object(&b, &k)
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+    })
+    .await?;
+    debug!(bucket = %bucket, key = %key, "delete object");
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn list_objects(
+    state: &S3State,
+    bucket: &str,
+    q: &Query,
+) -> Result<Response<RespBody>, S3Error> {
+    let v2 = match q.get("list-type") {
+        None => false,
+        Some("2") => true,
+        Some(v) => return Err(S3Error::invalid_argument("list-type", v)),
+    };
+    let prefix = q.get("prefix").unwrap_or("").to_string();
+    let delimiter = q
+        .get("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
+    let max_keys = match q.get("max-keys") {
+        None => 1000,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => n.min(1000) as usize,
+            _ => return Err(S3Error::invalid_argument("max-keys", v)),
+        },
+    };
+    let url = match q.get("encoding-type") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("url") => true,
+        Some(v) => return Err(S3Error::invalid_argument("encoding-type", v)),
+    };
+    let fetch_owner = !v2 || q.get("fetch-owner") == Some("true");
+    let token = match q.get("continuation-token").filter(|_| v2) {
+        Some(t) => Some(
+            hex::decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| S3Error::invalid_argument("continuation-token", t))?,
+        ),
+        None => None,
+    };
+    let start_after = q
+        .get(if v2 { "start-after" } else { "marker" })
+        .unwrap_or("")
+        .to_string();
+    let start = token.clone().unwrap_or_else(|| start_after.clone());
+    let (store, b) = (state.store.clone(), bucket.to_string());
+    let (p, d, s) = (prefix.clone(), delimiter.clone(), start.clone());
+    let list: ListResult = blocking(move || {
+        store
+            .list_objects(
+                &b,
+                &p,
+                d.as_deref(),
+                Some(s.as_str()).filter(|s| !s.is_empty()),
+                max_keys,
+            )
+            .map_err(|e| S3Error::from_store(e, &b, None))
+    })
+    .await?;
+    debug!(bucket = %bucket, prefix = %prefix, v2, count = list.contents.len(), "list objects");
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
+    let body = xml_doc("ListBucketResult", |w| {
+        text(w, "Name", bucket)?;
+        text(w, "Prefix", &enc(&prefix))?;
+        if v2 {
+            if let Some(t) = q.get("continuation-token") {
+                text(w, "ContinuationToken", t)?;
+            }
+            if !start_after.is_empty() {
+                text(w, "StartAfter", &enc(&start_after))?;
+            }
+            text(
+                w,
+                "KeyCount",
+                &(list.contents.len() + list.common_prefixes.len()).to_string(),
+            )?;
+        } else {
+            text(w, "Marker", &enc(&start_after))?;
+        }
+        text(w, "MaxKeys", &max_keys.to_string())?;
+        if let Some(d) = &delimiter {
+            text(w, "Delimiter", &enc(d))?;
+        }
+        if url {
+            text(w, "EncodingType", "url")?;
+        }
+        text(
+            w,
+            "IsTruncated",
+            if list.is_truncated { "true" } else { "false" },
+        )?;
+        if let Some(next) = list.next_token.as_deref().filter(|_| list.is_truncated) {
+            if v2 {
+                text(w, "NextContinuationToken", &hex::encode(next))?;
+            } else {
+                text(w, "NextMarker", &enc(next))?;
+            }
+        }
+        for m in &list.contents {
+            contents(w, m, &enc(&m.key), fetch_owner)?;
+        }
+        for p in &list.common_prefixes {
+            w.create_element("CommonPrefixes")
+                .write_inner_content(|w| text(w, "Prefix", &enc(p)))?;
+        }
+        Ok(())
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+fn contents(
+    w: &mut Writer<Vec<u8>>,
+    m: &ObjectMeta,
+    key: &str,
+    with_owner: bool,
+) -> io::Result<()> {
+    w.create_element("Contents").write_inner_content(|w| {
+        text(w, "Key", key)?;
+        text(w, "LastModified", &iso8601(m.last_modified))?;
+        text(w, "ETag", &m.etag)?;
+        text(w, "Size", &m.size.to_string())?;
+        if with_owner {
+            owner(w)?;
+        }
+        text(w, "StorageClass", "STANDARD")
+    })?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses and XML
+
+fn empty_body() -> RespBody {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn empty(status: StatusCode) -> Response<RespBody> {
+    let mut r = Response::new(empty_body());
+    *r.status_mut() = status;
+    if status != StatusCode::NO_CONTENT {
+        set(r.headers_mut(), "content-length", "0");
+    }
+    r
+}
+
+fn xml_response(status: StatusCode, body: Bytes) -> Response<RespBody> {
+    let len = body.len();
+    let mut r = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
+    *r.status_mut() = status;
+    set(r.headers_mut(), "content-type", "application/xml");
+    set(r.headers_mut(), "content-length", &len.to_string());
+    r
+}
+
+fn text(w: &mut Writer<Vec<u8>>, name: &str, value: &str) -> io::Result<()> {
+    w.create_element(name)
+        .write_text_content(BytesText::new(value))?;
+    Ok(())
+}
+
+fn owner(w: &mut Writer<Vec<u8>>) -> io::Result<()> {
+    w.create_element("Owner").write_inner_content(|w| {
+        text(w, "ID", OWNER_ID)?;
+        text(w, "DisplayName", OWNER_NAME)
+    })?;
+    Ok(())
+}
+
+/// An XML document with a root element in the S3 namespace.
+fn xml_doc(
+    root: &str,
+    inner: impl FnOnce(&mut Writer<Vec<u8>>) -> io::Result<()>,
+) -> Result<Bytes, S3Error> {
+    let mut w = Writer::new(Vec::new());
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .map_err(S3Error::xml)?;
+    w.create_element(root)
+        .with_attribute(("xmlns", S3_NS))
+        .write_inner_content(inner)
+        .map_err(S3Error::xml)?;
+    Ok(Bytes::from(w.into_inner()))
+}
+
+/// An S3 error response.
+#[derive(Debug)]
+struct S3Error {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// Extra elements after `<Message>`, e.g. `BucketName`, `Key`.
+    fields: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl S3Error {
+    fn new(status: StatusCode, code: &'static str, message: &str) -> S3Error {
+        S3Error {
+            status,
+            code,
+            message: message.to_string(),
+            fields: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+    fn field(mut self, name: &'static str, value: &str) -> S3Error {
+        self.fields.push((name, value.to_string()));
+        self
+    }
+    fn no_such_bucket(bucket: &str) -> S3Error {
+        S3Error::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+        )
+        .field("BucketName", bucket)
+    }
+    fn no_such_key(key: &str) -> S3Error {
+        S3Error::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        )
+        .field("Key", key)
+    }
+    fn invalid_bucket_name(bucket: &str) -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidBucketName",
+            "The specified bucket is not valid.",
+        )
+        .field("BucketName", bucket)
+    }
+    fn method_not_allowed(method: &Method, resource: &str) -> S3Error {
+        S3Error::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+        )
+        .field("Method", method.as_str())
+        .field("ResourceType", resource)
+    }
+    fn not_implemented(what: &str) -> S3Error {
+        S3Error::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "A header or query you provided implies functionality that is not implemented.",
+        )
+        .field("Header", what)
+    }
+    fn invalid_argument(name: &str, value: &str) -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            &format!("Invalid argument: {name}"),
+        )
+        .field("ArgumentName", name)
+        .field("ArgumentValue", value)
+    }
+    fn invalid_uri() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidURI",
+            "Couldn't parse the specified URI.",
+        )
+    }
+    fn invalid_digest() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidDigest",
+            "The Content-MD5 you specified was invalid.",
+        )
+    }
+    fn bad_digest() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "BadDigest",
+            "The Content-MD5 you specified did not match what we received.",
+        )
+    }
+    fn incomplete_body() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+            "You did not provide the number of bytes specified by the Content-Length HTTP header",
+        )
+    }
+    fn entity_too_large() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed object size.",
+        )
+    }
+    fn invalid_range(range: &str, size: u64) -> S3Error {
+        let mut e = S3Error::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "InvalidRange",
+            "The requested range is not satisfiable",
+        )
+        .field("RangeRequested", range)
+        .field("ActualObjectSize", &size.to_string());
+        e.headers.push(("content-range", format!("bytes */{size}")));
+        e
+    }
+    fn internal(detail: &str) -> S3Error {
+        tracing::warn!(error = %detail, "s3 internal error");
+        S3Error::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        )
+    }
+    fn xml(e: io::Error) -> S3Error {
+        S3Error::internal(&format!("xml: {e}"))
+    }
+    fn from_store(e: StoreError, bucket: &str, key: Option<&str>) -> S3Error {
+        match e {
+            StoreError::NoSuchBucket(_) => S3Error::no_such_bucket(bucket),
+            StoreError::NoSuchKey(_) => S3Error::no_such_key(key.unwrap_or("")),
+            StoreError::InvalidBucketName(_) => S3Error::invalid_bucket_name(bucket),
+            StoreError::BucketAlreadyExists(_) => S3Error::new(
+                StatusCode::CONFLICT,
+                "BucketAlreadyExists",
+                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+            )
+            .field("BucketName", bucket),
+            StoreError::BucketAlreadyOwnedByYou(_) => S3Error::new(
+                StatusCode::CONFLICT,
+                "BucketAlreadyOwnedByYou",
+                "Your previous request to create the named bucket succeeded and you already own it.",
+            )
+            .field("BucketName", bucket),
+            StoreError::InvalidKey => S3Error::new(StatusCode::BAD_REQUEST, "InvalidArgument", "The key must not be empty."),
+            StoreError::KeyTooLong(_) => {
+                S3Error::new(StatusCode::BAD_REQUEST, "KeyTooLongError", "Your key is too long")
+            }
+            StoreError::BadDigest => S3Error::bad_digest(),
+            StoreError::Io(e) => S3Error::internal(&e.to_string()),
+        }
+    }
+
+    fn into_response(self, request_id: &str, head: bool) -> Response<RespBody> {
+        let mut resp = if head {
+            let mut r = Response::new(empty_body());
+            *r.status_mut() = self.status;
+            r
+        } else {
+            let xml = self.to_xml(request_id).unwrap_or_default();
+            xml_response(self.status, Bytes::from(xml))
+        };
+        for (name, value) in &self.headers {
+            set(resp.headers_mut(), name, value);
+        }
+        resp
+    }
+
+    fn to_xml(&self, request_id: &str) -> io::Result<Vec<u8>> {
+        let mut w = Writer::new(Vec::new());
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        w.create_element("Error").write_inner_content(|w| {
+            text(w, "Code", self.code)?;
+            text(w, "Message", &self.message)?;
+            for (name, value) in &self.fields {
+                text(w, name, value)?;
+            }
+            text(w, "RequestId", request_id)?;
+            text(w, "HostId", &host_id(request_id))
+        })?;
+        Ok(w.into_inner())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// aws-chunked
+
+#[derive(Default, Debug, PartialEq)]
+enum ChunkState {
+    /// Expecting `<hex-size>[;ext]\r\n`.
+    #[default]
+    Header,
+    /// Inside chunk data, this many bytes left.
+    Data(u64),
+    /// Expecting the `\r\n` after chunk data.
+    DataEnd,
+    /// After the final zero-size chunk: trailer lines until an empty line.
+    Trailer,
+    Done,
+}
+
+/// Incremental decoder of the `aws-chunked` framing (signatures are not checked).
+#[derive(Default)]
+struct AwsChunked {
+    state: ChunkState,
+    line: Vec<u8>,
+}
+
+impl AwsChunked {
+    fn bad() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "Invalid aws-chunked payload encoding.",
+        )
+    }
+
+    fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), S3Error> {
+        while !input.is_empty() {
+            match self.state {
+                ChunkState::Data(n) => {
+                    let take = (n.min(input.len() as u64)) as usize;
+                    out.extend_from_slice(&input[..take]);
+                    input = &input[take..];
+                    self.state = if n == take as u64 {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(n - take as u64)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    match (self.line.is_empty(), input[0]) {
+                        (true, b'\r') => self.line.push(b'\r'),
+                        (_, b'\n') => {
+                            self.line.clear();
+                            self.state = ChunkState::Header;
+                        }
+                        _ => return Err(Self::bad()),
+                    }
+                    input = &input[1..];
+                }
+                ChunkState::Done => {
+                    if input.iter().all(|c| matches!(c, b'\r' | b'\n')) {
+                        return Ok(());
+                    }
+                    return Err(Self::bad());
+                }
+                _ => {
+                    let Some(i) = input.iter().position(|&c| c == b'\n') else {
+                        self.line.extend_from_slice(input);
+                        if self.line.len() > 16 * 1024 {
+                            return Err(Self::bad());
+                        }
+                        return Ok(());
+                    };
+                    self.line.extend_from_slice(&input[..i]);
+                    input = &input[i + 1..];
+                    let mut line = std::mem::take(&mut self.line);
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    self.line_done(&line)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn line_done(&mut self, line: &[u8]) -> Result<(), S3Error> {
+        self.state = match self.state {
+            ChunkState::Header => {
+                let size = line.split(|&c| c == b';').next().unwrap_or(b"");
+                let size = std::str::from_utf8(size).map_err(|_| Self::bad())?.trim();
+                match u64::from_str_radix(size, 16) {
+                    Ok(0) => ChunkState::Trailer,
+                    Ok(n) if n <= MAX_PUT_SIZE => ChunkState::Data(n),
+                    _ => return Err(Self::bad()),
+                }
+            }
+            ChunkState::Trailer if line.is_empty() => ChunkState::Done,
+            ChunkState::Trailer => ChunkState::Trailer,
+            ChunkState::Data(_) | ChunkState::DataEnd | ChunkState::Done => return Err(Self::bad()),
+        };
+        Ok(())
+    }
+
+    /// Checks the payload ended after the final chunk.
+    fn finish(&self) -> Result<(), S3Error> {
+        match self.state {
+            ChunkState::Done => Ok(()),
+            // Tolerate a missing final CRLF after the last chunk or trailer.
+            ChunkState::Trailer if self.line.is_empty() => Ok(()),
+            _ => Err(S3Error::incomplete_body()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming file body
+
+/// Streams `remaining` bytes of a file.
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl FileBody {
+    fn new(file: tokio::fs::File, len: u64) -> FileBody {
+        FileBody {
+            file,
+            remaining: len,
+            buf: vec![0; READ_CHUNK.min(len as usize)],
+        }
+    }
+}
+
+impl Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = this.remaining.min(this.buf.len() as u64) as usize;
+        let mut rb = ReadBuf::new(&mut this.buf[..want]);
+        if let Err(e) = ready!(Pin::new(&mut this.file).poll_read(cx, &mut rb)) {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let n = rb.filled().len();
+        if n == 0 {
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "object body truncated",
+            ))));
+        }
+        let chunk = Bytes::copy_from_slice(rb.filled());
+        this.remaining -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers: ids, dates, base64
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// 16 uppercase hex chars, unique per process (a bijective mix of start time + counter).
+fn next_request_id() -> String {
+    static START: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let start = *START.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:016X}", splitmix64(start.wrapping_add(n)))
+}
+
+/// An `x-amz-id-2`-looking value derived from the request id.
+fn host_id(request_id: &str) -> String {
+    let mut seed = u64::from_str_radix(request_id, 16).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(56);
+    for _ in 0..7 {
+        seed = splitmix64(seed);
+        bytes.extend_from_slice(&seed.to_be_bytes());
+    }
+    base64_encode(&bytes)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// (year, month, day, hour, minute, second, weekday with 0 = Sunday) of unix seconds.
+fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32, usize) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = ((days + 4).rem_euclid(7)) as usize;
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+        wd,
+    )
+}
+
+/// RFC 1123 date, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, m, d, hh, mm, ss, wd) = civil(secs);
+    format!(
+        "{}, {d:02} {} {y:04} {hh:02}:{mm:02}:{ss:02} GMT",
+        DAYS[wd],
+        MONTHS[(m - 1) as usize]
+    )
+}
+
+/// ISO 8601 with milliseconds, e.g. `2009-10-12T17:50:30.000Z`.
+pub fn iso8601(secs: u64) -> String {
+    let (y, m, d, hh, mm, ss, _) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.000Z")
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if s.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for (ci, chunk) in s.chunks(4).enumerate() {
+        let last = ci == s.len() / 4 - 1;
+        let mut n = 0u32;
+        let mut pad = 0;
+        for (i, &c) in chunk.iter().enumerate() {
+            let v = if c == b'=' && last && i >= 2 {
+                pad += 1;
+                0
+            } else if pad > 0 {
+                return None;
+            } else {
+                B64.iter().position(|&x| x == c)? as u32
+            };
+            n = n << 6 | v;
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::store::test_util::TempDir;
+    use md5::{Digest, Md5};
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    #[test]
+    fn host_parsing() {
+        let cases = [
+            ("bucket.s3.amazonaws.com", Some("bucket")),
+            ("bucket.s3.us-east-1.amazonaws.com", Some("bucket")),
+            (
+                "my.dotted.bucket.s3.eu-west-1.amazonaws.com:443",
+                Some("my.dotted.bucket"),
+            ),
+            ("bucket.s3-us-west-2.amazonaws.com", Some("bucket")),
+            ("bucket.s3-external-1.amazonaws.com", Some("bucket")),
+            (
+                "bucket.s3.dualstack.ap-south-1.amazonaws.com",
+                Some("bucket"),
+            ),
+            ("Bucket.S3.Amazonaws.com.", Some("bucket")),
+            ("a.s3.bucket.s3.amazonaws.com", Some("a.s3.bucket")),
+            ("s3.amazonaws.com", None),
+            ("s3.us-east-1.amazonaws.com", None),
+            ("s3.dualstack.us-east-1.amazonaws.com", None),
+            ("s3-external-1.amazonaws.com", None),
+            ("10.0.0.1", None),
+            ("10.0.0.1:80", None),
+            ("[::1]:80", None),
+            ("localhost", None),
+            ("bucket.example.com", None),
+            ("bucket.ec2.amazonaws.com", None),
+        ];
+        for (host, want) in cases {
+            assert_eq!(bucket_from_host(host).as_deref(), want, "{host}");
+        }
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(iso8601(1_255_369_830), "2009-10-12T17:50:30.000Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00.000Z");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn base64_roundtrip() {
+        for n in 0..20 {
+            let data: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+            assert_eq!(base64_decode(&base64_encode(&data)).unwrap(), data);
+        }
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
+        assert_eq!(
+            base64_decode("XUFAKrxLKna5cZ2REBfFkg==").unwrap(),
+            hex::decode("5d41402abc4b2a76b9719d911017c592").unwrap()
+        );
+        assert!(base64_decode("abc").is_none());
+        assert!(base64_decode("a=bc").is_none());
+        assert!(base64_decode("ab!c").is_none());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=90-1000", 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-1000", 100).unwrap(), Some((0, 99)));
+        assert_eq!(parse_range("bytes=5-2", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
+        assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
+        assert!(parse_range("bytes=100-", 100).is_err());
+        assert!(parse_range("bytes=-0", 100).is_err());
+        assert!(parse_range("bytes=0-", 0).is_err());
+    }
+
+    #[test]
+    fn aws_chunked_decoder() {
+        let payload = b"5;chunk-signature=abc\r\nhello\r\n6;chunk-signature=def\r\n world\r\n0;chunk-signature=0\r\n\r\n";
+        // Feed byte by byte and all at once.
+        for step in [1, 3, payload.len()] {
+            let mut d = AwsChunked::default();
+            let mut out = Vec::new();
+            for piece in payload.chunks(step) {
+                d.feed(piece, &mut out).unwrap();
+            }
+            d.finish().unwrap();
+            assert_eq!(out, b"hello world");
+        }
+        // Trailers (unsigned-payload-trailer style).
+        let payload = b"3\r\nabc\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
+        let mut d = AwsChunked::default();
+        let mut out = Vec::new();
+        d.feed(payload, &mut out).unwrap();
+        d.finish().unwrap();
+        assert_eq!(out, b"abc");
+        // Truncated.
+        let mut d = AwsChunked::default();
+        d.feed(b"5;chunk-signature=abc\r\nhel", &mut out).unwrap();
+        assert!(d.finish().is_err());
+        // Garbage.
+        let mut d = AwsChunked::default();
+        assert!(d.feed(b"zz\r\n", &mut out).is_err());
+        let mut d = AwsChunked::default();
+        assert!(d.feed(b"1\r\nabX", &mut out).is_err());
+        let mut d = AwsChunked::default();
+        assert!(d.feed(b"1\r\na\rX", &mut out).is_err());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b%2Fc+d", false).unwrap(), "a b/c+d");
+        assert_eq!(percent_decode("a%20b+d", true).unwrap(), "a b d");
+        assert_eq!(percent_decode("%E2%9C%93", false).unwrap(), "✓");
+        assert!(percent_decode("%zz", false).is_err());
+        assert!(percent_decode("%2", false).is_err());
+        assert!(percent_decode("%", false).is_err());
+        assert!(percent_decode("%FF", false).is_err());
+        assert_eq!(url_encode("a b+c/ü"), "a%20b%2Bc/%C3%BC");
+    }
+
+    // --- End-to-end over loopback -------------------------------------------------------------
+
+    struct Resp {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Resp {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+    }
+
+    /// Reads one response from a stream (Content-Length framed; HEAD/204/304 have no body).
+    async fn read_response(s: &mut TcpStream, head: bool) -> Resp {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            let n = s.read(&mut byte).await.expect("read head");
+            assert!(
+                n == 1,
+                "connection closed mid-head: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.push(byte[0]);
+        }
+        let head_text = String::from_utf8(buf).expect("utf8 head");
+        let mut lines = head_text.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        let mut resp = Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head || status == 204 || status == 304 || status == 100 {
+            return resp;
+        }
+        let len: usize = resp
+            .header("content-length")
+            .expect("content-length")
+            .parse()
+            .unwrap();
+        resp.body = vec![0; len];
+        s.read_exact(&mut resp.body).await.expect("read body");
+        resp
+    }
+
+    async fn send(
+        s: &mut TcpStream,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut req = format!("{method} {target} HTTP/1.1\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str("Host: 127.0.0.1\r\n");
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            && (!body.is_empty() || method == "PUT")
+        {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        if headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("expect") && v.eq_ignore_ascii_case("100-continue")
+        }) {
+            let interim = read_response(s, false).await;
+            if interim.status != 100 {
+                return interim;
+            }
+        }
+        s.write_all(body).await.unwrap();
+        read_response(s, method == "HEAD").await
+    }
+
+    async fn req(
+        addr: SocketAddr,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        send(&mut s, method, target, headers, body).await
+    }
+
+    type Seen = Arc<Mutex<Vec<(SocketAddr, SocketAddr)>>>;
+
+    async fn start(with_origin: bool) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
+        let dir = TempDir::new("s3srv");
+        let store = Arc::new(Store::open(&dir.0).unwrap());
+        store.create_bucket("bkt", "us-east-1", None).unwrap();
+        store.create_bucket("eu-bkt", "eu-west-1", None).unwrap();
+        let seen: Seen = Arc::default();
+        let seen2 = seen.clone();
+        let state = Arc::new(S3State {
+            store: store.clone(),
+            region: "us-east-1".into(),
+            origin: Arc::new(move |peer, local| {
+                seen2.lock().unwrap().push((peer, local));
+                with_origin.then(|| EndpointOrigin {
+                    vpce_id: "vpce-0123abcd".into(),
+                    vpc_id: "vpc-42".into(),
+                })
+            }),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, state));
+        (addr, dir, store, seen)
+    }
+
+    fn xml_values(body: &str, tag: &str) -> Vec<String> {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        body.split(&open)
+            .skip(1)
+            .map(|s| s.split(&close).next().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn put_get_roundtrip_large() {
+        let (addr, _dir, _store, _) = start(false).await;
+        let data: Vec<u8> = (0..5 * 1024 * 1024 + 123)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let md5 = hex::encode(Md5::digest(&data));
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/big/object.bin",
+            &[("Content-Type", "application/x-test")],
+            &data,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("etag").unwrap(), format!("\"{md5}\""));
+        let r = req(addr, "GET", "/bkt/big/object.bin", &[], b"").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(hex::encode(Md5::digest(&r.body)), md5);
+        assert_eq!(r.body.len(), data.len());
+        assert_eq!(r.header("content-type"), Some("application/x-test"));
+        assert_eq!(r.header("etag").unwrap(), format!("\"{md5}\""));
+        assert!(r.header("last-modified").unwrap().ends_with(" GMT"));
+        assert_eq!(r.header("server"), Some("AmazonS3"));
+        assert!(r.header("date").is_some());
+        assert!(r.header("x-amz-id-2").is_some());
+        assert_eq!(r.header("x-amz-request-id").unwrap().len(), 16);
+    }
+
+    #[tokio::test]
+    async fn head_range_delete_and_keepalive() {
+        let (addr, _dir, _store, seen) = start(false).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let body = b"0123456789abcdefghij";
+        let r = send(&mut s, "PUT", "/bkt/r.txt", &[], body).await;
+        assert_eq!(r.status, 200);
+        let r = send(&mut s, "HEAD", "/bkt/r.txt", &[], b"").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-length"), Some("20"));
+        assert_eq!(r.header("content-type"), Some("binary/octet-stream"));
+        assert_eq!(
+            r.header("etag").unwrap(),
+            format!("\"{}\"", hex::encode(Md5::digest(body)))
+        );
+        for (range, want, cr) in [
+            ("bytes=2-5", &b"2345"[..], "bytes 2-5/20"),
+            ("bytes=15-", b"fghij", "bytes 15-19/20"),
+            ("bytes=-3", b"hij", "bytes 17-19/20"),
+            ("bytes=18-100", b"ij", "bytes 18-19/20"),
+        ] {
+            let r = send(&mut s, "GET", "/bkt/r.txt", &[("Range", range)], b"").await;
+            assert_eq!(r.status, 206, "{range}");
+            assert_eq!(r.body, want, "{range}");
+            assert_eq!(r.header("content-range"), Some(cr));
+        }
+        let r = send(&mut s, "GET", "/bkt/r.txt", &[("Range", "bytes=20-")], b"").await;
+        assert_eq!(r.status, 416);
+        assert_eq!(xml_values(&r.text(), "Code"), ["InvalidRange"]);
+        assert_eq!(r.header("content-range"), Some("bytes */20"));
+        let r = send(
+            &mut s,
+            "GET",
+            "/bkt/r.txt?response-content-type=text/x-over",
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.header("content-type"), Some("text/x-over"));
+        let r = send(&mut s, "DELETE", "/bkt/r.txt", &[], b"").await;
+        assert_eq!(r.status, 204);
+        let r = send(&mut s, "DELETE", "/bkt/r.txt", &[], b"").await;
+        assert_eq!(r.status, 204);
+        let r = send(&mut s, "HEAD", "/bkt/r.txt", &[], b"").await;
+        assert_eq!(r.status, 404);
+        assert!(r.header("x-amz-request-id").is_some());
+        let r = send(&mut s, "GET", "/bkt/r.txt", &[], b"").await;
+        assert_eq!(r.status, 404);
+        // All of it on one keep-alive connection: origin consulted exactly once, with our addresses.
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, [(s.local_addr().unwrap(), addr)]);
+    }
+
+    #[tokio::test]
+    async fn errors_are_s3_xml() {
+        let (addr, _dir, _store, _) = start(false).await;
+        let r = req(addr, "GET", "/nobucket/k", &[], b"").await;
+        assert_eq!(r.status, 404);
+        let t = r.text();
+        assert!(
+            t.starts_with(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchBucket</Code>"
+            ),
+            "{t}"
+        );
+        assert_eq!(
+            xml_values(&t, "Message"),
+            ["The specified bucket does not exist"]
+        );
+        assert_eq!(xml_values(&t, "BucketName"), ["nobucket"]);
+        assert_eq!(
+            xml_values(&t, "RequestId"),
+            [r.header("x-amz-request-id").unwrap()]
+        );
+        assert_eq!(r.header("content-type"), Some("application/xml"));
+
+        let r = req(addr, "GET", "/bkt/no%20such%20%3Ckey%3E", &[], b"").await;
+        assert_eq!(r.status, 404);
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Code"), ["NoSuchKey"]);
+        assert_eq!(
+            xml_values(&t, "Message"),
+            ["The specified key does not exist."]
+        );
+        assert_eq!(xml_values(&t, "Key"), ["no such &lt;key&gt;"]);
+
+        let r = req(addr, "PUT", "/nobucket/k", &[], b"abc").await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (404, vec!["NoSuchBucket".to_string()])
+        );
+        let r = req(addr, "GET", "/Bad_Bucket/k", &[], b"").await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (400, vec!["InvalidBucketName".to_string()])
+        );
+        let r = req(addr, "PATCH", "/bkt/k", &[], b"").await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (405, vec!["MethodNotAllowed".to_string()])
+        );
+        let r = req(addr, "GET", "/bkt?acl", &[], b"").await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (501, vec!["NotImplemented".to_string()])
+        );
+        let r = req(addr, "POST", "/bkt/k?uploads", &[], b"").await;
+        assert_eq!(r.status, 501);
+        let r = req(addr, "GET", "/bkt?list-type=2&max-keys=abc", &[], b"").await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (400, vec!["InvalidArgument".to_string()])
+        );
+        let r = req(addr, "HEAD", "/nobucket", &[], b"").await;
+        assert_eq!(r.status, 404);
+        let r = req(addr, "HEAD", "/bkt", &[], b"").await;
+        assert_eq!(
+            (r.status, r.header("x-amz-bucket-region")),
+            (200, Some("us-east-1"))
+        );
+        // Signed-request headers and presigned query parameters are accepted as-is.
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/signed?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00&x-id=PutObject",
+            &[
+                ("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00"),
+                ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+                ("x-amz-date", "20240101T000000Z"),
+            ],
+            b"signed",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    #[tokio::test]
+    async fn content_md5_checked() {
+        let (addr, _dir, store, _) = start(false).await;
+        let good = base64_encode(&Md5::digest(b"hello"));
+        let bad = base64_encode(&Md5::digest(b"other"));
+        let r = req(addr, "PUT", "/bkt/m", &[("Content-MD5", &bad)], b"hello").await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (400, vec!["BadDigest".to_string()])
+        );
+        assert!(store.head_object("bkt", "m").is_err());
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/m",
+            &[("Content-MD5", "not base64!")],
+            b"hello",
+        )
+        .await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (400, vec!["InvalidDigest".to_string()])
+        );
+        let r = req(addr, "PUT", "/bkt/m", &[("Content-MD5", &good)], b"hello").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(store.get_object_bytes("bkt", "m").unwrap().1, b"hello");
+    }
+
+    #[tokio::test]
+    async fn aws_chunked_put() {
+        let (addr, _dir, store, _) = start(false).await;
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut payload = Vec::new();
+        for chunk in data.chunks(65_536) {
+            payload.extend_from_slice(
+                format!("{:x};chunk-signature={}\r\n", chunk.len(), "a".repeat(64)).as_bytes(),
+            );
+            payload.extend_from_slice(chunk);
+            payload.extend_from_slice(b"\r\n");
+        }
+        payload
+            .extend_from_slice(format!("0;chunk-signature={}\r\n\r\n", "b".repeat(64)).as_bytes());
+        let dl = data.len().to_string();
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/chunked",
+            &[
+                ("Content-Encoding", "aws-chunked"),
+                ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+                ("x-amz-decoded-content-length", &dl),
+                ("Expect", "100-continue"),
+            ],
+            &payload,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.header("etag").unwrap(),
+            format!("\"{}\"", hex::encode(Md5::digest(&data)))
+        );
+        assert_eq!(store.get_object_bytes("bkt", "chunked").unwrap().1, data);
+        // Unsigned trailer variant, announced only through x-amz-content-sha256.
+        let payload = b"4\r\nabcd\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/chunked2",
+            &[
+                ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+                ("x-amz-decoded-content-length", "4"),
+            ],
+            payload,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            store.get_object_bytes("bkt", "chunked2").unwrap().1,
+            b"abcd"
+        );
+        // Decoded length mismatch is rejected.
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/chunked3",
+            &[
+                ("Content-Encoding", "aws-chunked"),
+                ("x-amz-decoded-content-length", "5"),
+            ],
+            payload,
+        )
+        .await;
+        assert_eq!(r.status, 400);
+        assert!(store.head_object("bkt", "chunked3").is_err());
+    }
+
+    #[tokio::test]
+    async fn list_v2_prefix_delimiter_pagination() {
+        let (addr, _dir, _store, _) = start(false).await;
+        for k in [
+            "photos/2024/a.jpg",
+            "photos/2024/b.jpg",
+            "photos/2025/c.jpg",
+            "photos/x.jpg",
+            "photos/y.jpg",
+            "readme",
+        ] {
+            assert_eq!(
+                req(addr, "PUT", &format!("/bkt/{k}"), &[], k.as_bytes())
+                    .await
+                    .status,
+                200
+            );
+        }
+        // Without delimiter, max-keys=2 over the 5 keys under photos/.
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut target = "/bkt?list-type=2&prefix=photos%2F&max-keys=2".to_string();
+            if let Some(t) = &token {
+                target.push_str(&format!("&continuation-token={t}"));
+            }
+            let r = req(addr, "GET", &target, &[], b"").await;
+            assert_eq!(r.status, 200);
+            let t = r.text();
+            assert!(
+                t.contains("<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"),
+                "{t}"
+            );
+            assert_eq!(xml_values(&t, "Name"), ["bkt"]);
+            assert_eq!(xml_values(&t, "MaxKeys"), ["2"]);
+            assert!(t.contains("<StorageClass>STANDARD</StorageClass>"));
+            let lm = xml_values(&t, "LastModified");
+            assert!(
+                lm.iter().all(|d| d.len() == 24 && d.ends_with(".000Z")),
+                "{lm:?}"
+            );
+            let page = xml_values(&t, "Key");
+            assert_eq!(xml_values(&t, "KeyCount"), [page.len().to_string()]);
+            keys.extend(page);
+            pages += 1;
+            if xml_values(&t, "IsTruncated") == ["true"] {
+                token = xml_values(&t, "NextContinuationToken").pop();
+                assert!(token.is_some());
+            } else {
+                assert!(xml_values(&t, "NextContinuationToken").is_empty());
+                break;
+            }
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(
+            keys,
+            [
+                "photos/2024/a.jpg",
+                "photos/2024/b.jpg",
+                "photos/2025/c.jpg",
+                "photos/x.jpg",
+                "photos/y.jpg"
+            ]
+        );
+
+        // With delimiter: common prefixes count against max-keys and are not repeated.
+        let r = req(
+            addr,
+            "GET",
+            "/bkt?list-type=2&prefix=photos/&delimiter=/&max-keys=2",
+            &[],
+            b"",
+        )
+        .await;
+        let t = r.text();
+        assert_eq!(
+            xml_values(&t, "Prefix"),
+            ["photos/", "photos/2024/", "photos/2025/"]
+        );
+        assert_eq!(xml_values(&t, "IsTruncated"), ["true"]);
+        let tok = xml_values(&t, "NextContinuationToken").pop().unwrap();
+        let r = req(
+            addr,
+            "GET",
+            &format!("/bkt?list-type=2&prefix=photos/&delimiter=/&continuation-token={tok}"),
+            &[],
+            b"",
+        )
+        .await;
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Key"), ["photos/x.jpg", "photos/y.jpg"]);
+        assert_eq!(xml_values(&t, "Prefix"), ["photos/"]);
+        assert_eq!(xml_values(&t, "IsTruncated"), ["false"]);
+
+        let r = req(addr, "GET", "/bkt?list-type=2&delimiter=/", &[], b"").await;
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Key"), ["readme"]);
+        assert_eq!(xml_values(&t, "Prefix"), ["", "photos/"]);
+        let r = req(
+            addr,
+            "GET",
+            "/bkt?list-type=2&start-after=photos/x.jpg",
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(xml_values(&r.text(), "Key"), ["photos/y.jpg", "readme"]);
+
+        // v1 with marker.
+        let r = req(
+            addr,
+            "GET",
+            "/bkt?prefix=photos/&max-keys=3&marker=photos/2024/a.jpg",
+            &[],
+            b"",
+        )
+        .await;
+        let t = r.text();
+        assert_eq!(
+            xml_values(&t, "Key"),
+            ["photos/2024/b.jpg", "photos/2025/c.jpg", "photos/x.jpg"]
+        );
+        assert_eq!(xml_values(&t, "Marker"), ["photos/2024/a.jpg"]);
+        assert_eq!(xml_values(&t, "NextMarker"), ["photos/x.jpg"]);
+        assert_eq!(xml_values(&t, "IsTruncated"), ["true"]);
+
+        // Missing bucket lists as NoSuchBucket.
+        let r = req(addr, "GET", "/nobucket?list-type=2", &[], b"").await;
+        assert_eq!(r.status, 404);
+    }
+
+    #[tokio::test]
+    async fn virtual_hosted_style_and_bucket_ops() {
+        let (addr, _dir, store, _) = start(false).await;
+        let r = req(
+            addr,
+            "PUT",
+            "/dir/v.txt",
+            &[("Host", "bkt.s3.us-east-1.amazonaws.com")],
+            b"vhost",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            store.get_object_bytes("bkt", "dir/v.txt").unwrap().1,
+            b"vhost"
+        );
+        for host in [
+            "bkt.s3.amazonaws.com",
+            "bkt.s3-external-1.amazonaws.com",
+            "bkt.s3.dualstack.us-east-1.amazonaws.com:80",
+        ] {
+            let r = req(addr, "GET", "/dir/v.txt", &[("Host", host)], b"").await;
+            assert_eq!(
+                (r.status, r.body.as_slice()),
+                (200, &b"vhost"[..]),
+                "{host}"
+            );
+        }
+        // Bare service name and IP hosts mean path style.
+        let r = req(
+            addr,
+            "GET",
+            "/bkt/dir/v.txt",
+            &[("Host", "s3.us-east-1.amazonaws.com")],
+            b"",
+        )
+        .await;
+        assert_eq!(r.body, b"vhost");
+        let r = req(
+            addr,
+            "GET",
+            "/?list-type=2",
+            &[("Host", "bkt.s3.amazonaws.com")],
+            b"",
+        )
+        .await;
+        assert_eq!(xml_values(&r.text(), "Key"), ["dir/v.txt"]);
+        let r = req(
+            addr,
+            "GET",
+            "/?location",
+            &[("Host", "bkt.s3.amazonaws.com")],
+            b"",
+        )
+        .await;
+        assert!(
+            r.text().ends_with(
+                "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>"
+            ),
+            "{}",
+            r.text()
+        );
+        let r = req(addr, "GET", "/eu-bkt?location", &[], b"").await;
+        assert!(
+            r.text().ends_with(">eu-west-1</LocationConstraint>"),
+            "{}",
+            r.text()
+        );
+        let r = req(addr, "GET", "/", &[], b"").await;
+        assert_eq!(r.status, 200);
+        let t = r.text();
+        assert!(
+            t.contains(
+                "<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+            ),
+            "{t}"
+        );
+        assert_eq!(xml_values(&t, "Name"), ["bkt", "eu-bkt"]);
+        // CreateBucket with a location constraint, then a duplicate.
+        let cfg = b"<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>ap-south-1</LocationConstraint></CreateBucketConfiguration>";
+        let r = req(addr, "PUT", "/newbkt", &[], cfg).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.bucket("newbkt").unwrap().region, "ap-south-1");
+        let r = req(addr, "PUT", "/newbkt", &[], b"").await;
+        assert_eq!(r.status, 409);
+    }
+
+    #[tokio::test]
+    async fn vpcsim_headers_follow_origin() {
+        let (with, _d1, _s1, _) = start(true).await;
+        let (without, _d2, _s2, _) = start(false).await;
+        let r = req(with, "GET", "/bkt/missing", &[], b"").await;
+        assert_eq!(r.header("x-vpcsim-source-ip"), Some("127.0.0.1"));
+        assert_eq!(r.header("x-vpcsim-vpce"), Some("vpce-0123abcd"));
+        assert_eq!(r.header("x-vpcsim-vpc"), Some("vpc-42"));
+        let r = req(without, "GET", "/bkt/missing", &[], b"").await;
+        assert_eq!(r.header("x-vpcsim-source-ip"), Some("127.0.0.1"));
+        assert_eq!(r.header("x-vpcsim-vpce"), None);
+        assert_eq!(r.header("x-vpcsim-vpc"), None);
+        let r = req(with, "GET", "/", &[], b"").await;
+        assert_eq!(r.header("x-vpcsim-vpce"), Some("vpce-0123abcd"));
+    }
+
+    #[tokio::test]
+    async fn tricky_keys_stored_safely() {
+        let (addr, dir, store, _) = start(false).await;
+        let keys = [
+            ("with%20space", "with space"),
+            ("%C3%BCn%C3%AFc%C3%B8d%C3%A9/%E9%94%AE", "ünïcødé/键"),
+            ("../../../etc/passwd", "../../../etc/passwd"),
+            ("..%2F..%2Fescape", "../../escape"),
+            ("a+b%2Bc", "a+b+c"),
+            ("dir//double", "dir//double"),
+        ];
+        for (i, (raw, key)) in keys.iter().enumerate() {
+            let r = req(
+                addr,
+                "PUT",
+                &format!("/bkt/{raw}"),
+                &[],
+                format!("v{i}").as_bytes(),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{raw}: {}", r.text());
+            assert_eq!(
+                store.get_object_bytes("bkt", key).unwrap().1,
+                format!("v{i}").as_bytes(),
+                "{key}"
+            );
+            let r = req(addr, "GET", &format!("/bkt/{raw}"), &[], b"").await;
+            assert_eq!(r.body, format!("v{i}").as_bytes());
+        }
+        // Only the buckets directory exists under the root; nothing escaped.
+        let top: Vec<_> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(top, ["buckets"]);
+        let r = req(addr, "GET", "/bkt?list-type=2&encoding-type=url", &[], b"").await;
+        let t = r.text();
+        let listed = xml_values(&t, "Key");
+        assert!(listed.contains(&"with%20space".to_string()), "{listed:?}");
+        assert!(listed.contains(&"a%2Bb%2Bc".to_string()), "{listed:?}");
+        let r = req(addr, "GET", "/bkt?list-type=2&prefix=with", &[], b"").await;
+        assert_eq!(xml_values(&r.text(), "Key"), ["with space"]);
+    }
+
+    #[tokio::test]
+    async fn broken_connections_do_not_stop_the_server() {
+        let (addr, _dir, _store, _) = start(false).await;
+        for junk in [
+            &b"GARBAGE\r\n\r\n"[..],
+            b"PUT /bkt/x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nshort",
+            b"",
+        ] {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(junk).await.unwrap();
+            drop(s);
+        }
+        let r = req(addr, "GET", "/", &[], b"").await;
+        assert_eq!(r.status, 200);
+        let r = req(addr, "GET", "/bkt/x", &[], b"").await;
+        assert_eq!(r.status, 404);
+    }
+}

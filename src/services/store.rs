@@ -1,0 +1,1093 @@
+//! Durable on-disk object storage behind the S3 stub (no HTTP here).
+//!
+//! Layout under the store root:
+//!
+//! ```text
+//! root/buckets/<bucket>/bucket.json                 bucket metadata
+//! root/buckets/<bucket>/objects/<name>.meta          object metadata sidecar (JSON)
+//! root/buckets/<bucket>/objects/<name>.<ver>.data    object body
+//! root/buckets/<bucket>/objects/.tmp-<ver>           in-flight writes (ignored, removed on open)
+//! ```
+//!
+//! `<name>` is `k` + hex(key bytes) for keys up to 100 bytes, otherwise `h` + hex(md5(key)),
+//! so no key can ever name a path outside the objects directory. `<ver>` is unique per write.
+//!
+//! Durability protocol of a PUT: the body goes to a temp file which is fsynced and renamed
+//! to a fresh `<name>.<ver>.data`, the directory is fsynced; then the sidecar (which names
+//! that data file) is written to a temp file, fsynced, renamed over `<name>.meta` and the
+//! directory is fsynced again. Only then is the PUT acknowledged and the previous body file
+//! removed. A crash at any point leaves either the old object or the new one, never metadata
+//! pointing at a missing or partial body; an object without a sidecar does not exist.
+//! Leftover temp files and unreferenced body files are removed by [`Store::open`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+/// Longest key S3 accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Content type S3 assigns when a PUT does not name one.
+pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+/// Keys up to this many bytes are hex-encoded into the file name; longer ones are hashed.
+const MAX_DIRECT_KEY_LEN: usize = 100;
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Errors of the object store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The bucket does not exist.
+    #[error("no such bucket: {0}")]
+    NoSuchBucket(String),
+    /// The key does not exist in the bucket.
+    #[error("no such key: {0}")]
+    NoSuchKey(String),
+    /// The bucket name breaks S3's naming rules.
+    #[error("invalid bucket name: {0}")]
+    InvalidBucketName(String),
+    /// The bucket already exists, in another region.
+    #[error("bucket already exists: {0}")]
+    BucketAlreadyExists(String),
+    /// The bucket already exists in the same region.
+    #[error("bucket already owned by you: {0}")]
+    BucketAlreadyOwnedByYou(String),
+    /// The key is empty.
+    #[error("invalid key: empty")]
+    InvalidKey,
+    /// The key is longer than 1024 bytes.
+    #[error("key too long: {0} bytes")]
+    KeyTooLong(usize),
+    /// The body's MD5 differs from the one the client announced.
+    #[error("content md5 mismatch")]
+    BadDigest,
+    /// A filesystem or metadata encoding error.
+    #[error("io error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Metadata of a bucket, stored in `bucket.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketMeta {
+    pub name: String,
+    pub region: String,
+    pub policy: Option<String>,
+    /// Creation time, unix seconds.
+    pub created: u64,
+}
+
+/// Metadata of an object, stored in its sidecar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub key: String,
+    /// Quoted hex MD5 of the body, e.g. `"d41d8cd98f00b204e9800998ecf8427e"`.
+    pub etag: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Unix seconds.
+    pub last_modified: u64,
+}
+
+/// On-disk sidecar: the public metadata plus the body file it refers to.
+#[derive(Serialize, Deserialize)]
+struct Sidecar {
+    #[serde(flatten)]
+    meta: ObjectMeta,
+    data: String,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListResult {
+    pub contents: Vec<ObjectMeta>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// When truncated: the last key or common prefix returned; pass it as `start_after` to resume.
+    pub next_token: Option<String>,
+}
+
+/// Durable object store rooted at a directory.
+pub struct Store {
+    root: PathBuf,
+    buckets: RwLock<BTreeMap<String, BucketMeta>>,
+    /// Serializes bucket creation/updates and the commit step of object writes/deletes.
+    commit: Mutex<()>,
+}
+
+/// An in-flight object write: a temp file in the bucket's objects directory.
+/// Feed it with [`ObjectWriter::write`] and make it visible with [`Store::commit_object`];
+/// dropping it uncommitted removes the temp file.
+pub struct ObjectWriter {
+    bucket: String,
+    key: String,
+    dir: PathBuf,
+    tmp: PathBuf,
+    file: Option<File>,
+    md5: Md5,
+    size: u64,
+}
+
+impl ObjectWriter {
+    /// Appends body bytes.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("object writer already finished"))?;
+        file.write_all(data)?;
+        self.md5.update(data);
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) a store rooted at `root`, removing debris of interrupted writes.
+    pub fn open(root: &Path) -> anyhow::Result<Store> {
+        let buckets_dir = root.join("buckets");
+        fs::create_dir_all(&buckets_dir)?;
+        let mut buckets = BTreeMap::new();
+        for entry in fs::read_dir(&buckets_dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(TMP_PREFIX) {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
+            if !valid_bucket_name(name) || !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let meta_path = entry.path().join("bucket.json");
+            let raw = match fs::read(&meta_path) {
+                Ok(raw) => raw,
+                // Interrupted creation: directory without metadata is no bucket.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let meta: BucketMeta = serde_json::from_slice(&raw)?;
+            if meta.name != name {
+                anyhow::bail!(
+                    "bucket metadata {} names bucket {:?}",
+                    meta_path.display(),
+                    meta.name
+                );
+            }
+            let objects = entry.path().join("objects");
+            fs::create_dir_all(&objects)?;
+            cleanup_objects_dir(&objects)?;
+            buckets.insert(meta.name.clone(), meta);
+        }
+        Ok(Store {
+            root: root.to_path_buf(),
+            buckets: RwLock::new(buckets),
+            commit: Mutex::new(()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.root.join("buckets").join(bucket)
+    }
+
+    /// Objects directory of an existing bucket.
+    fn objects_dir(&self, bucket: &str) -> Result<PathBuf, StoreError> {
+        if self.bucket(bucket).is_none() {
+            return Err(StoreError::NoSuchBucket(bucket.to_string()));
+        }
+        Ok(self.bucket_dir(bucket).join("objects"))
+    }
+
+    /// Creates a bucket; errors if its name is invalid or it exists already.
+    pub fn create_bucket(
+        &self,
+        name: &str,
+        region: &str,
+        policy: Option<String>,
+    ) -> Result<(), StoreError> {
+        if !valid_bucket_name(name) {
+            return Err(StoreError::InvalidBucketName(name.to_string()));
+        }
+        let _guard = lock(&self.commit);
+        if let Some(existing) = self.bucket(name) {
+            return Err(if existing.region == region {
+                StoreError::BucketAlreadyOwnedByYou(name.to_string())
+            } else {
+                StoreError::BucketAlreadyExists(name.to_string())
+            });
+        }
+        let dir = self.bucket_dir(name);
+        fs::create_dir_all(dir.join("objects"))?;
+        let meta = BucketMeta {
+            name: name.to_string(),
+            region: region.to_string(),
+            policy,
+            created: now_secs(),
+        };
+        write_bucket_meta(&dir, &meta)?;
+        fsync_dir(&self.root.join("buckets"))?;
+        self.buckets
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), meta);
+        Ok(())
+    }
+
+    /// Metadata of a bucket, if it exists.
+    pub fn bucket(&self, name: &str) -> Option<BucketMeta> {
+        self.buckets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// All buckets, sorted by name.
+    pub fn buckets(&self) -> Vec<BucketMeta> {
+        self.buckets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Replaces (or with `None` removes) a bucket's policy document.
+    pub fn set_bucket_policy(&self, name: &str, policy: Option<String>) -> Result<(), StoreError> {
+        let _guard = lock(&self.commit);
+        let mut meta = self
+            .bucket(name)
+            .ok_or_else(|| StoreError::NoSuchBucket(name.to_string()))?;
+        meta.policy = policy;
+        write_bucket_meta(&self.bucket_dir(name), &meta)?;
+        self.buckets
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), meta);
+        Ok(())
+    }
+
+    /// Starts a streamed object write.
+    pub fn object_writer(&self, bucket: &str, key: &str) -> Result<ObjectWriter, StoreError> {
+        check_key(key)?;
+        let dir = self.objects_dir(bucket)?;
+        let tmp = dir.join(format!("{TMP_PREFIX}{}", unique_id()));
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        Ok(ObjectWriter {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            dir,
+            tmp,
+            file: Some(file),
+            md5: Md5::new(),
+            size: 0,
+        })
+    }
+
+    /// Makes a streamed write durable and visible. `expected_md5` is the client's Content-MD5.
+    pub fn commit_object(
+        &self,
+        mut w: ObjectWriter,
+        content_type: Option<&str>,
+        expected_md5: Option<[u8; 16]>,
+    ) -> Result<ObjectMeta, StoreError> {
+        let file = w
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("object writer already finished"))?;
+        let tmp = w.tmp.clone();
+        let result = self.commit_inner(&mut w, file, content_type, expected_md5);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn commit_inner(
+        &self,
+        w: &mut ObjectWriter,
+        file: File,
+        content_type: Option<&str>,
+        expected_md5: Option<[u8; 16]>,
+    ) -> Result<ObjectMeta, StoreError> {
+        let digest = std::mem::replace(&mut w.md5, Md5::new()).finalize();
+        if let Some(expected) = expected_md5 {
+            if expected[..] != digest[..] {
+                return Err(StoreError::BadDigest);
+            }
+        }
+        file.sync_all()?;
+        drop(file);
+        let name = object_file_name(&w.key);
+        let data_name = format!("{name}.{}.data", unique_id());
+        fs::rename(&w.tmp, w.dir.join(&data_name))?;
+        fsync_dir(&w.dir)?;
+        let meta = ObjectMeta {
+            key: w.key.clone(),
+            etag: format!("\"{}\"", hex::encode(digest)),
+            size: w.size,
+            content_type: content_type
+                .filter(|c| !c.is_empty())
+                .unwrap_or(DEFAULT_CONTENT_TYPE)
+                .to_string(),
+            last_modified: now_secs(),
+        };
+        let sidecar = serde_json::to_vec(&Sidecar {
+            meta: meta.clone(),
+            data: data_name.clone(),
+        })
+        .map_err(io::Error::other)?;
+        let meta_path = w.dir.join(format!("{name}.meta"));
+        let _guard = lock(&self.commit);
+        if self.bucket(&w.bucket).is_none() {
+            let _ = fs::remove_file(w.dir.join(&data_name));
+            return Err(StoreError::NoSuchBucket(w.bucket.clone()));
+        }
+        let old = read_sidecar(&meta_path).ok().flatten().map(|s| s.data);
+        write_atomic(&w.dir, &meta_path, &sidecar)?;
+        if let Some(old) = old.filter(|o| *o != data_name) {
+            if is_data_file_name(&old) {
+                let _ = fs::remove_file(w.dir.join(old));
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Stores an object from a byte slice; returns after the body and metadata are durable.
+    pub fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<ObjectMeta, StoreError> {
+        let mut w = self.object_writer(bucket, key)?;
+        w.write(body)?;
+        self.commit_object(w, content_type, None)
+    }
+
+    /// Metadata and an open handle on the body of an object.
+    pub fn get_object(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, File), StoreError> {
+        check_key_lookup(bucket, key)?;
+        let dir = self.objects_dir(bucket)?;
+        let meta_path = dir.join(format!("{}.meta", object_file_name(key)));
+        // A concurrent overwrite may remove the body named by the sidecar we just read; retry.
+        for _ in 0..8 {
+            let sidecar = read_sidecar(&meta_path)?
+                .filter(|s| s.meta.key == key)
+                .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
+            if !is_data_file_name(&sidecar.data) {
+                return Err(io::Error::other("corrupt sidecar").into());
+            }
+            match File::open(dir.join(&sidecar.data)) {
+                Ok(f) => return Ok((sidecar.meta, f)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::NoSuchKey(key.to_string()))
+    }
+
+    /// Reads a whole object into memory.
+    pub fn get_object_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectMeta, Vec<u8>), StoreError> {
+        let (meta, mut f) = self.get_object(bucket, key)?;
+        let mut buf = Vec::with_capacity(meta.size as usize);
+        f.read_to_end(&mut buf)?;
+        Ok((meta, buf))
+    }
+
+    /// Metadata of an object.
+    pub fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StoreError> {
+        check_key_lookup(bucket, key)?;
+        let dir = self.objects_dir(bucket)?;
+        let meta_path = dir.join(format!("{}.meta", object_file_name(key)));
+        read_sidecar(&meta_path)?
+            .filter(|s| s.meta.key == key)
+            .map(|s| s.meta)
+            .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))
+    }
+
+    /// Deletes an object; deleting a missing key succeeds, as in S3.
+    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        let dir = self.objects_dir(bucket)?;
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Ok(());
+        }
+        let meta_path = dir.join(format!("{}.meta", object_file_name(key)));
+        let _guard = lock(&self.commit);
+        let Some(sidecar) = read_sidecar(&meta_path)? else {
+            return Ok(());
+        };
+        if sidecar.meta.key != key {
+            return Ok(());
+        }
+        // Metadata first: once it is gone the object is absent, whatever happens to the body.
+        fs::remove_file(&meta_path)?;
+        fsync_dir(&dir)?;
+        if is_data_file_name(&sidecar.data) {
+            let _ = fs::remove_file(dir.join(&sidecar.data));
+        }
+        Ok(())
+    }
+
+    /// Lists objects in UTF-8 byte order of keys.
+    ///
+    /// Keys (and common prefixes) `<= start_after` are skipped; with a non-empty `delimiter`,
+    /// keys whose rest after `prefix` contains it are rolled up into common prefixes. Contents
+    /// and common prefixes together count against `max_keys`.
+    pub fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        max_keys: usize,
+    ) -> Result<ListResult, StoreError> {
+        let dir = self.objects_dir(bucket)?;
+        let delimiter = delimiter.filter(|d| !d.is_empty());
+        let start_after = start_after.unwrap_or("");
+        let mut all: Vec<ObjectMeta> = Vec::new();
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            if file_name.starts_with('.') || !file_name.ends_with(".meta") {
+                continue;
+            }
+            match read_sidecar(&entry.path()) {
+                Ok(Some(s))
+                    if s.meta.key.starts_with(prefix) && s.meta.key.as_str() > start_after =>
+                {
+                    all.push(s.meta)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(file = %file_name, error = %e, "skipping unreadable sidecar")
+                }
+            }
+        }
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+
+        let mut out = ListResult::default();
+        let mut count = 0usize;
+        let mut last: Option<String> = None;
+        for meta in all {
+            let group = delimiter.and_then(|d| {
+                meta.key[prefix.len()..]
+                    .find(d)
+                    .map(|i| meta.key[..prefix.len() + i + d.len()].to_string())
+            });
+            if let Some(cp) = &group {
+                if cp.as_str() <= start_after || out.common_prefixes.last() == Some(cp) {
+                    continue;
+                }
+            }
+            if count == max_keys {
+                out.is_truncated = max_keys > 0;
+                out.next_token = if max_keys > 0 { last } else { None };
+                return Ok(out);
+            }
+            count += 1;
+            match group {
+                Some(cp) => {
+                    last = Some(cp.clone());
+                    out.common_prefixes.push(cp);
+                }
+                None => {
+                    last = Some(meta.key.clone());
+                    out.contents.push(meta);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// S3 bucket naming rules: 3–63 chars of lowercase letters, digits, '.' and '-',
+/// starting and ending with a letter or digit, no "..", not an IPv4 address.
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    if b.len() < 3 || b.len() > 63 {
+        return false;
+    }
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    if !b.iter().all(|&c| alnum(c) || c == b'.' || c == b'-') {
+        return false;
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return false;
+    }
+    name.parse::<std::net::Ipv4Addr>().is_err()
+}
+
+/// File name stem of an object: never contains '/', '.', or anything but `[0-9a-f]` after the tag.
+fn object_file_name(key: &str) -> String {
+    if key.len() <= MAX_DIRECT_KEY_LEN {
+        format!("k{}", hex::encode(key.as_bytes()))
+    } else {
+        format!("h{}", hex::encode(Md5::digest(key.as_bytes())))
+    }
+}
+
+fn is_data_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.ends_with(".data")
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.')
+}
+
+fn check_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() {
+        return Err(StoreError::InvalidKey);
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(StoreError::KeyTooLong(key.len()));
+    }
+    Ok(())
+}
+
+/// For reads, an impossible key simply does not exist (after checking the bucket).
+fn check_key_lookup(_bucket: &str, key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(StoreError::NoSuchKey(key.to_string()));
+    }
+    Ok(())
+}
+
+fn read_sidecar(path: &Path) -> Result<Option<Sidecar>, StoreError> {
+    match fs::read(path) {
+        Ok(raw) => Ok(Some(
+            serde_json::from_slice(&raw).map_err(io::Error::other)?,
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_bucket_meta(dir: &Path, meta: &BucketMeta) -> Result<(), StoreError> {
+    let raw = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
+    write_atomic(dir, &dir.join("bucket.json"), &raw)
+}
+
+/// Writes `data` to a temp file in `dir`, fsyncs it, renames it to `path`, fsyncs `dir`.
+fn write_atomic(dir: &Path, path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let tmp = dir.join(format!("{TMP_PREFIX}{}", unique_id()));
+    let result = (|| -> io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        fsync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    Ok(result?)
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Removes temp files and body files no sidecar refers to.
+fn cleanup_objects_dir(dir: &Path) -> io::Result<()> {
+    let mut referenced = HashSet::new();
+    let mut data_files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(TMP_PREFIX) {
+            let _ = fs::remove_file(entry.path());
+        } else if name.ends_with(".meta") {
+            if let Ok(Some(s)) = read_sidecar(&entry.path()) {
+                referenced.insert(s.data);
+            }
+        } else if name.ends_with(".data") {
+            data_files.push(name.to_string());
+        }
+    }
+    for name in data_files {
+        if !referenced.contains(&name) {
+            let _ = fs::remove_file(dir.join(name));
+        }
+    }
+    Ok(())
+}
+
+fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// 28 hex chars, unique within the process and (practically) across restarts.
+fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "{:016x}{:04x}{:08x}",
+        nanos,
+        std::process::id() as u16,
+        n as u32
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+
+    /// A temp directory removed on drop.
+    pub(crate) struct TempDir(pub PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            static N: AtomicU64 = AtomicU64::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "vpcsim-{tag}-{}-{}-{}",
+                std::process::id(),
+                now_secs(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            fs::create_dir_all(&p).expect("create temp dir");
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::TempDir;
+    use super::*;
+
+    fn store(tag: &str) -> (TempDir, Store) {
+        let d = TempDir::new(tag);
+        let s = Store::open(&d.0).expect("open");
+        s.create_bucket("bkt", "us-east-1", None).expect("create");
+        (d, s)
+    }
+
+    fn objects_dir(d: &TempDir) -> PathBuf {
+        d.0.join("buckets/bkt/objects")
+    }
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["abc", "my-bucket.1", "a.b-c", "123"] {
+            assert!(valid_bucket_name(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "Abc",
+            "-abc",
+            "abc-",
+            "a..b",
+            "a_b",
+            "192.168.1.1",
+            &"a".repeat(64),
+            "a.-b",
+            "ab/c",
+        ] {
+            assert!(!valid_bucket_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bucket_lifecycle_persists() {
+        let d = TempDir::new("bkts");
+        {
+            let s = Store::open(&d.0).unwrap();
+            assert!(matches!(
+                s.create_bucket("Bad", "us-east-1", None),
+                Err(StoreError::InvalidBucketName(_))
+            ));
+            s.create_bucket("one", "us-east-1", None).unwrap();
+            s.create_bucket("two", "eu-west-1", Some("{}".into()))
+                .unwrap();
+            assert!(matches!(
+                s.create_bucket("one", "us-east-1", None),
+                Err(StoreError::BucketAlreadyOwnedByYou(_))
+            ));
+            assert!(matches!(
+                s.create_bucket("one", "eu-west-1", None),
+                Err(StoreError::BucketAlreadyExists(_))
+            ));
+            s.set_bucket_policy("one", Some("{\"Version\":\"2012-10-17\"}".into()))
+                .unwrap();
+            assert!(matches!(
+                s.set_bucket_policy("nope", None),
+                Err(StoreError::NoSuchBucket(_))
+            ));
+        }
+        // Interrupted creation: directory without bucket.json is not a bucket.
+        fs::create_dir_all(d.0.join("buckets/half/objects")).unwrap();
+        let s = Store::open(&d.0).unwrap();
+        let names: Vec<_> = s.buckets().into_iter().map(|b| b.name).collect();
+        assert_eq!(names, ["one", "two"]);
+        assert_eq!(s.bucket("two").unwrap().region, "eu-west-1");
+        assert_eq!(
+            s.bucket("one").unwrap().policy.as_deref(),
+            Some("{\"Version\":\"2012-10-17\"}")
+        );
+        s.create_bucket("half", "us-east-1", None).unwrap();
+        assert!(s.bucket("half").is_some());
+    }
+
+    #[test]
+    fn put_get_head_delete() {
+        let (_d, s) = store("crud");
+        let m = s
+            .put_object("bkt", "a/b.txt", b"hello", Some("text/plain"))
+            .unwrap();
+        assert_eq!(m.etag, "\"5d41402abc4b2a76b9719d911017c592\"");
+        assert_eq!(m.size, 5);
+        let (g, body) = s.get_object_bytes("bkt", "a/b.txt").unwrap();
+        assert_eq!(g, m);
+        assert_eq!(body, b"hello");
+        assert_eq!(
+            s.head_object("bkt", "a/b.txt").unwrap().content_type,
+            "text/plain"
+        );
+        let m2 = s.put_object("bkt", "a/b.txt", b"", None).unwrap();
+        assert_eq!(m2.etag, "\"d41d8cd98f00b204e9800998ecf8427e\"");
+        assert_eq!(m2.content_type, DEFAULT_CONTENT_TYPE);
+        assert_eq!(s.get_object_bytes("bkt", "a/b.txt").unwrap().1, b"");
+        s.delete_object("bkt", "a/b.txt").unwrap();
+        s.delete_object("bkt", "a/b.txt").unwrap();
+        assert!(matches!(
+            s.get_object("bkt", "a/b.txt"),
+            Err(StoreError::NoSuchKey(_))
+        ));
+        assert!(matches!(
+            s.head_object("nope", "x"),
+            Err(StoreError::NoSuchBucket(_))
+        ));
+        assert!(matches!(
+            s.put_object("nope", "x", b"", None),
+            Err(StoreError::NoSuchBucket(_))
+        ));
+        assert!(matches!(
+            s.put_object("bkt", "", b"", None),
+            Err(StoreError::InvalidKey)
+        ));
+        assert!(matches!(
+            s.put_object("bkt", &"x".repeat(1025), b"", None),
+            Err(StoreError::KeyTooLong(_))
+        ));
+        // Only metadata-less debris is left: nothing.
+        assert_eq!(fs::read_dir(objects_dir(&_d)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn overwrite_leaves_one_body() {
+        let (d, s) = store("ow");
+        for i in 0..5 {
+            s.put_object("bkt", "k", format!("v{i}").as_bytes(), None)
+                .unwrap();
+        }
+        assert_eq!(s.get_object_bytes("bkt", "k").unwrap().1, b"v4");
+        let names: Vec<String> = fs::read_dir(objects_dir(&d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn weird_keys_stay_inside() {
+        let (d, s) = store("keys");
+        let keys = [
+            "../../escape",
+            "/abs/path",
+            "with space",
+            "ünïcødé/ключ/键",
+            "a/../../b",
+            ".",
+            "..",
+            "x\0y",
+            &"long/".repeat(100),
+            &"z".repeat(1024),
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            s.put_object("bkt", k, format!("{i}").as_bytes(), None)
+                .unwrap();
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(
+                s.get_object_bytes("bkt", k).unwrap().1,
+                format!("{i}").as_bytes(),
+                "{k:?}"
+            );
+        }
+        // Every file is a direct child of the objects dir; nothing appeared elsewhere.
+        for e in fs::read_dir(objects_dir(&d)).unwrap() {
+            let e = e.unwrap();
+            assert!(e.file_type().unwrap().is_file());
+            let n = e.file_name().into_string().unwrap();
+            assert!(
+                n.len() < 255 && !n.contains('/') && !n.starts_with('.'),
+                "{n}"
+            );
+        }
+        let top: Vec<_> = fs::read_dir(&d.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(top, ["buckets"]);
+        let l = s.list_objects("bkt", "", None, None, 1000).unwrap();
+        let mut sorted: Vec<&str> = keys.to_vec();
+        sorted.sort();
+        assert_eq!(
+            l.contents
+                .iter()
+                .map(|m| m.key.as_str())
+                .collect::<Vec<_>>(),
+            sorted
+        );
+    }
+
+    #[test]
+    fn list_order_and_delimiter() {
+        let (_d, s) = store("list");
+        for k in ["b", "a/1", "a/2", "a/b/c", "c/x", "ä", "Z", "a-", "c/y"] {
+            s.put_object("bkt", k, b"x", None).unwrap();
+        }
+        let all = s.list_objects("bkt", "", None, None, 1000).unwrap();
+        let keys: Vec<_> = all.contents.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["Z", "a-", "a/1", "a/2", "a/b/c", "b", "c/x", "c/y", "ä"]
+        );
+        assert!(!all.is_truncated);
+
+        let l = s.list_objects("bkt", "", Some("/"), None, 1000).unwrap();
+        assert_eq!(
+            l.contents
+                .iter()
+                .map(|m| m.key.as_str())
+                .collect::<Vec<_>>(),
+            ["Z", "a-", "b", "ä"]
+        );
+        assert_eq!(l.common_prefixes, ["a/", "c/"]);
+
+        let l = s.list_objects("bkt", "a/", Some("/"), None, 1000).unwrap();
+        assert_eq!(
+            l.contents
+                .iter()
+                .map(|m| m.key.as_str())
+                .collect::<Vec<_>>(),
+            ["a/1", "a/2"]
+        );
+        assert_eq!(l.common_prefixes, ["a/b/"]);
+
+        // Pagination with delimiter: common prefixes count and are never repeated.
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let l = s
+                .list_objects("bkt", "", Some("/"), token.as_deref(), 2)
+                .unwrap();
+            assert!(l.contents.len() + l.common_prefixes.len() <= 2);
+            seen.extend(l.contents.iter().map(|m| m.key.clone()));
+            seen.extend(l.common_prefixes.iter().cloned());
+            if !l.is_truncated {
+                break;
+            }
+            token = l.next_token;
+        }
+        seen.sort();
+        assert_eq!(seen, ["Z", "a-", "a/", "b", "c/", "ä"]);
+
+        let l = s.list_objects("bkt", "", None, Some("a/2"), 2).unwrap();
+        assert_eq!(
+            l.contents
+                .iter()
+                .map(|m| m.key.as_str())
+                .collect::<Vec<_>>(),
+            ["a/b/c", "b"]
+        );
+        assert!(l.is_truncated);
+        assert_eq!(l.next_token.as_deref(), Some("b"));
+        let l = s.list_objects("bkt", "", None, None, 0).unwrap();
+        assert!(l.contents.is_empty() && !l.is_truncated);
+    }
+
+    #[test]
+    fn crash_debris_is_ignored_and_cleaned() {
+        let d = TempDir::new("crash");
+        {
+            let s = Store::open(&d.0).unwrap();
+            s.create_bucket("bkt", "us-east-1", None).unwrap();
+            s.put_object("bkt", "kept", b"old", None).unwrap();
+        }
+        let dir = objects_dir(&d);
+        let name = object_file_name("kept");
+        // Crash after the body of an overwrite was renamed, before its sidecar: new body unreferenced.
+        fs::write(
+            dir.join(format!("{name}.ffffffffffffffff.data")),
+            b"new-but-unacknowledged",
+        )
+        .unwrap();
+        // Crash mid-write: a partial temp file.
+        fs::write(dir.join(".tmp-0000000000000001"), b"partial").unwrap();
+        // Crash after a body of a brand-new key was renamed, before its sidecar.
+        let orphan = object_file_name("orphan");
+        fs::write(
+            dir.join(format!("{orphan}.0000000000000002.data")),
+            b"orphan",
+        )
+        .unwrap();
+        {
+            // Even without cleanup, debris is invisible.
+            let s = Store {
+                root: d.0.clone(),
+                buckets: RwLock::new(BTreeMap::new()),
+                commit: Mutex::new(()),
+            };
+            s.buckets.write().unwrap().insert(
+                "bkt".into(),
+                BucketMeta {
+                    name: "bkt".into(),
+                    region: "us-east-1".into(),
+                    policy: None,
+                    created: 0,
+                },
+            );
+            assert_eq!(s.get_object_bytes("bkt", "kept").unwrap().1, b"old");
+            assert!(matches!(
+                s.get_object("bkt", "orphan"),
+                Err(StoreError::NoSuchKey(_))
+            ));
+            let l = s.list_objects("bkt", "", None, None, 1000).unwrap();
+            assert_eq!(l.contents.len(), 1);
+        }
+        let s = Store::open(&d.0).unwrap();
+        assert_eq!(s.get_object_bytes("bkt", "kept").unwrap().1, b"old");
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.iter().all(|n| n.starts_with(&name)));
+    }
+
+    #[test]
+    fn durability_order_body_before_metadata() {
+        // The sidecar must name a body file that already exists with full content when it appears.
+        let (d, s) = store("order");
+        let s = std::sync::Arc::new(s);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dir = objects_dir(&d);
+        let name = object_file_name("k");
+        let watcher = {
+            let stop = stop.clone();
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut checks = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(Some(sc)) = read_sidecar(&dir.join(format!("{name}.meta"))) {
+                        // The body may be replaced right after we read the sidecar; only a
+                        // present file is checked, and it must be complete.
+                        if let Ok(b) = fs::read(dir.join(&sc.data)) {
+                            assert_eq!(b.len() as u64, sc.meta.size);
+                            assert_eq!(
+                                format!("\"{}\"", hex::encode(Md5::digest(&b))),
+                                sc.meta.etag
+                            );
+                            checks += 1;
+                        }
+                    }
+                }
+                checks
+            })
+        };
+        for i in 0..50 {
+            let body = vec![i as u8; 10_000 + i * 1000];
+            s.put_object("bkt", "k", &body, None).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(watcher.join().unwrap() > 0);
+        let mut w = s.object_writer("bkt", "k2").unwrap();
+        w.write(b"abc").unwrap();
+        // Nothing visible before commit.
+        assert!(matches!(
+            s.head_object("bkt", "k2"),
+            Err(StoreError::NoSuchKey(_))
+        ));
+        assert!(matches!(
+            s.commit_object(w, None, Some([0; 16])),
+            Err(StoreError::BadDigest)
+        ));
+        assert!(matches!(
+            s.head_object("bkt", "k2"),
+            Err(StoreError::NoSuchKey(_))
+        ));
+        let mut w = s.object_writer("bkt", "k2").unwrap();
+        w.write(b"abc").unwrap();
+        let md5: [u8; 16] = Md5::digest(b"abc").into();
+        s.commit_object(w, None, Some(md5)).unwrap();
+        // A dropped writer leaves no temp file.
+        let w = s.object_writer("bkt", "k3").unwrap();
+        drop(w);
+        assert!(
+            fs::read_dir(&dir).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .starts_with('.'))
+        );
+    }
+}
