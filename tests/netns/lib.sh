@@ -1,0 +1,63 @@
+# Shared helpers for the root lab tests. Each test sources this, then calls `lab_up FILE SUFFIX`.
+# A test builds its own lab under a unique name (t<pid><suffix>), and removes it on every exit
+# path through `trap cleanup EXIT`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VPCSIM=${VPCSIM:-$ROOT/target/debug/vpcsim}
+LAB=""
+STATE=""
+WORK=$(mktemp -d /tmp/vpcsim-test.XXXXXX)
+
+cleanup() {
+    local rc=$?
+    if [ -n "$LAB" ]; then
+        if [ $rc -ne 0 ] && [ -f "/run/vpcsim/$LAB.log" ]; then
+            echo "--- daemon log of $LAB:"; tail -n 20 "/run/vpcsim/$LAB.log" || true
+        fi
+        "$VPCSIM" down "$LAB" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK" "$STATE"
+    exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+# lab_up FILE SUFFIX: starts FILE renamed to a unique lab; sets LAB and API.
+lab_up() {
+    LAB="t$$$2"
+    STATE=$(mktemp -d /tmp/vpcsim-state.XXXXXX)
+    API="127.0.0.1:$((20000 + ($$ + RANDOM) % 20000))"
+    sed "s/^name = .*/name = \"$LAB\"/" "$1" > "$WORK/$LAB.toml"
+    "$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" >/dev/null \
+        || fail "lab $LAB did not come up"
+}
+
+# in NS CMD...: runs CMD in the lab's namespace NS (the subnet name, aws, or internet).
+in_ns() { local ns=$1; shift; ip netns exec "$LAB-$ns" "$@"; }
+
+# get NS URL: prints the response headers of a GET, fails if curl fails.
+get_headers() { in_ns "$1" curl -s -m 10 -D - -o /dev/null "$2"; }
+
+header() { grep -i "^$1:" | head -n1 | cut -d' ' -f2- | tr -d '\r'; }
+
+# expect_path NS URL SOURCE [VPCE]: asserts what S3 saw: the source address and the endpoint
+# (none when VPCE is empty).
+expect_path() {
+    local h src vpce
+    h=$(get_headers "$1" "$2") || fail "$1 -> $2: request failed"
+    echo "$h" | head -n1 | grep -q " 200" || fail "$1 -> $2: $(echo "$h" | head -n1)"
+    src=$(echo "$h" | header x-vpcsim-source-ip)
+    vpce=$(echo "$h" | header x-vpcsim-vpce)
+    [ "$src" = "$3" ] || fail "$1 -> $2: S3 saw source '$src', expected '$3'"
+    [ "$vpce" = "${4:-}" ] || fail "$1 -> $2: endpoint '$vpce', expected '${4:-none}'"
+    ok "$1 -> $2: source $src${4:+ through $4}"
+}
+
+# expect_unreachable NS URL: the connection must fail.
+expect_unreachable() {
+    if in_ns "$1" curl -s -m 3 -o /dev/null "$2"; then fail "$1 -> $2 should be unreachable"; fi
+    ok "$1 -> $2: unreachable, as the route table says"
+}
