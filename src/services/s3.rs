@@ -1391,7 +1391,7 @@ fn base64_encode(data: &[u8]) -> String {
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3);
@@ -2230,6 +2230,64 @@ mod tests {
         assert!(listed.contains(&"a%2Bb%2Bc".to_string()), "{listed:?}");
         let r = req(addr, "GET", "/bkt?list-type=2&prefix=with", &[], b"").await;
         assert_eq!(xml_values(&r.text(), "Key"), ["with space"]);
+    }
+
+    /// 200 MB through PUT and GET without buffering the object (run with `--ignored --release`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn put_get_200mb_streamed() {
+        let (addr, _dir, _store, _) = start(false).await;
+        const SIZE: usize = 200 * 1024 * 1024;
+        let block: Vec<u8> = (0..1024 * 1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let mut md5 = Md5::new();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let head = format!("PUT /bkt/huge HTTP/1.1\r\nHost: x\r\nContent-Length: {SIZE}\r\n\r\n");
+        s.write_all(head.as_bytes()).await.unwrap();
+        for i in 0..SIZE / block.len() {
+            let mut b = block.clone();
+            b[0] = i as u8;
+            md5.update(&b);
+            s.write_all(&b).await.unwrap();
+        }
+        let want = format!("\"{}\"", hex::encode(md5.finalize()));
+        let r = read_response(&mut s, false).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("etag"), Some(want.as_str()));
+        s.write_all(b"GET /bkt/huge HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).await.unwrap();
+            buf.push(byte[0]);
+        }
+        assert!(String::from_utf8_lossy(&buf).contains(&format!("content-length: {SIZE}")));
+        let mut md5 = Md5::new();
+        let mut left = SIZE;
+        let mut chunk = vec![0u8; 1 << 20];
+        while left > 0 {
+            let n = s.read(&mut chunk[..left.min(1 << 20)]).await.unwrap();
+            assert!(n > 0);
+            md5.update(&chunk[..n]);
+            left -= n;
+        }
+        assert_eq!(format!("\"{}\"", hex::encode(md5.finalize())), want);
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap_or("")
+            .to_string();
+        eprintln!("peak RSS: {hwm}");
+        let kb: u64 = hwm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(kb < 100 * 1024, "{hwm}");
     }
 
     #[tokio::test]

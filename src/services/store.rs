@@ -340,10 +340,10 @@ impl Store {
         expected_md5: Option<[u8; 16]>,
     ) -> Result<ObjectMeta, StoreError> {
         let digest = std::mem::replace(&mut w.md5, Md5::new()).finalize();
-        if let Some(expected) = expected_md5 {
-            if expected[..] != digest[..] {
-                return Err(StoreError::BadDigest);
-            }
+        if let Some(expected) = expected_md5
+            && expected[..] != digest[..]
+        {
+            return Err(StoreError::BadDigest);
         }
         file.sync_all()?;
         drop(file);
@@ -374,10 +374,10 @@ impl Store {
         }
         let old = read_sidecar(&meta_path).ok().flatten().map(|s| s.data);
         write_atomic(&w.dir, &meta_path, &sidecar)?;
-        if let Some(old) = old.filter(|o| *o != data_name) {
-            if is_data_file_name(&old) {
-                let _ = fs::remove_file(w.dir.join(old));
-            }
+        if let Some(old) = old.filter(|o| *o != data_name)
+            && is_data_file_name(&old)
+        {
+            let _ = fs::remove_file(w.dir.join(old));
         }
         Ok(meta)
     }
@@ -512,10 +512,10 @@ impl Store {
                     .find(d)
                     .map(|i| meta.key[..prefix.len() + i + d.len()].to_string())
             });
-            if let Some(cp) = &group {
-                if cp.as_str() <= start_after || out.common_prefixes.last() == Some(cp) {
-                    continue;
-                }
+            if let Some(cp) = &group
+                && (cp.as_str() <= start_after || out.common_prefixes.last() == Some(cp))
+            {
+                continue;
             }
             if count == max_keys {
                 out.is_truncated = max_keys > 0;

@@ -30,7 +30,7 @@ lab_up() {
     LAB="t$$$2"
     STATE=$(mktemp -d /tmp/vpcsim-state.XXXXXX)
     API="127.0.0.1:$((20000 + ($$ + RANDOM) % 20000))"
-    sed "s/^name = .*/name = \"$LAB\"/" "$1" > "$WORK/$LAB.toml"
+    sed "0,/^name = .*/s//name = \"$LAB\"/" "$1" > "$WORK/$LAB.toml"
     "$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" >/dev/null \
         || fail "lab $LAB did not come up"
 }
@@ -41,7 +41,8 @@ in_ns() { local ns=$1; shift; ip netns exec "$LAB-$ns" "$@"; }
 # get NS URL: prints the response headers of a GET, fails if curl fails.
 get_headers() { in_ns "$1" curl -s -m 10 -D - -o /dev/null "$2"; }
 
-header() { grep -i "^$1:" | head -n1 | cut -d' ' -f2- | tr -d '\r'; }
+# header NAME: the value of a response header read from stdin (empty if absent).
+header() { awk -v k="$1" 'BEGIN { k = tolower(k) } { sub(/\r$/, "") } tolower($0) ~ "^" k ":" { sub(/^[^:]*: */, ""); print; exit }'; }
 
 # expect_path NS URL SOURCE [VPCE]: asserts what S3 saw: the source address and the endpoint
 # (none when VPCE is empty).
