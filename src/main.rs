@@ -16,7 +16,11 @@ use vpcsim::model::World;
 use vpcsim::services::api::Status;
 
 #[derive(Parser)]
-#[command(name = "vpcsim", version, about = "A packet-level simulator of the AWS VPC data plane around gateway endpoints to S3")]
+#[command(
+    name = "vpcsim",
+    version,
+    about = "A packet-level simulator of the AWS VPC data plane around gateway endpoints to S3"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -75,7 +79,8 @@ fn main() -> ExitCode {
 fn load_world(lab_file: Option<&PathBuf>) -> anyhow::Result<World> {
     let world = match lab_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             file::parse(&path.display().to_string(), &text)?
         }
         None => file::parse("netns/demo.toml (embedded)", file::DEFAULT_LAB)?,
@@ -85,12 +90,23 @@ fn load_world(lab_file: Option<&PathBuf>) -> anyhow::Result<World> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Up { lab_file, api_listen, state_dir, detach } => {
+        Cmd::Up {
+            lab_file,
+            api_listen,
+            state_dir,
+            detach,
+        } => {
             let world = load_world(lab_file.as_ref())?;
             if detach {
                 return detach_up(&world, lab_file, api_listen, state_dir);
             }
-            daemon::up(world, UpOptions { api_listen, state_dir })?;
+            daemon::up(
+                world,
+                UpOptions {
+                    api_listen,
+                    state_dir,
+                },
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Down { lab } => {
@@ -122,10 +138,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Starts `vpcsim up` as a daemon in its own process group with its output in a log file, and
 /// returns once it printed `ready:` (or failed).
-fn detach_up(world: &World, lab_file: Option<PathBuf>, api: SocketAddr, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn detach_up(
+    world: &World,
+    lab_file: Option<PathBuf>,
+    api: SocketAddr,
+    state_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(RUN_DIR)?;
     let log_path = PathBuf::from(RUN_DIR).join(format!("{}.log", world.lab));
-    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("up");
     if let Some(f) = &lab_file {
@@ -156,7 +178,10 @@ fn detach_up(world: &World, lab_file: Option<PathBuf>, api: SocketAddr, state_di
         }
         if Instant::now() > deadline {
             eprint!("{text}");
-            bail!("the lab daemon was not ready within 120 s; see {}", log_path.display());
+            bail!(
+                "the lab daemon was not ready within 120 s; see {}",
+                log_path.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -168,7 +193,10 @@ fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     if !rec.alive() {
-        println!("lab {lab} is not running (pid {} is gone); `vpcsim down {lab}` removes what it left", rec.pid);
+        println!(
+            "lab {lab} is not running (pid {} is gone); `vpcsim down {lab}` removes what it left",
+            rec.pid
+        );
         return Ok(ExitCode::FAILURE);
     }
     let body = http_get(&rec.api, "/_vpcsim/status")?;
@@ -177,9 +205,15 @@ fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let s: Status = serde_json::from_str(&body).context("reading the status")?;
-    println!("lab {} ({}), pid {}, up {} s, snapshot {}", s.lab, s.region, s.pid, s.uptime_secs, s.snapshot_generation);
+    println!(
+        "lab {} ({}), pid {}, up {} s, snapshot {}",
+        s.lab, s.region, s.pid, s.uptime_secs, s.snapshot_generation
+    );
     println!("namespaces: {}", s.namespaces.join(" "));
-    println!("forwarded: {} packets, {} bytes; tracked flows: {}", s.forwarded_packets, s.forwarded_bytes, s.flows);
+    println!(
+        "forwarded: {} packets, {} bytes; tracked flows: {}",
+        s.forwarded_packets, s.forwarded_bytes, s.flows
+    );
     println!("tun errors: rx {}, tx {}", s.rx_errors, s.tx_errors);
     println!("drops:");
     for (reason, n) in &s.drops {
@@ -190,14 +224,18 @@ fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
 
 /// A minimal HTTP/1.0 GET to the loopback API.
 fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
-    let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    let mut s =
+        std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!("status request failed: {}", head.lines().next().unwrap_or(""));
+        bail!(
+            "status request failed: {}",
+            head.lines().next().unwrap_or("")
+        );
     }
     Ok(body.to_string())
 }

@@ -10,7 +10,7 @@
 //! different threads, so this is the only state they share.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -82,16 +82,19 @@ impl Default for FlowTable {
 
 impl FlowTable {
     fn shard(&self, key: &FlowKey) -> MutexGuard<'_, HashMap<FlowKey, Flow>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let i = (h.finish() as usize) % SHARDS;
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         // A poisoned shard only means another thread panicked while holding it; the map itself
         // is still a valid map, so keep forwarding.
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the flow, creating it with `new` if absent. Returns what `f` returns.
-    pub fn upsert<R>(&self, key: FlowKey, new: impl FnOnce() -> Flow, f: impl FnOnce(&mut Flow) -> R) -> R {
+    pub fn upsert<R>(
+        &self,
+        key: FlowKey,
+        new: impl FnOnce() -> Flow,
+        f: impl FnOnce(&mut Flow) -> R,
+    ) -> R {
         let mut shard = self.shard(&key);
         f(shard.entry(key).or_insert_with(new))
     }
@@ -106,7 +109,10 @@ impl FlowTable {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {

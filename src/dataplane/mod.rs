@@ -115,7 +115,10 @@ pub struct Meta {
 }
 
 impl Meta {
-    pub const PLAIN: Meta = Meta { csum: CsumMode::Full, gso: false };
+    pub const PLAIN: Meta = Meta {
+        csum: CsumMode::Full,
+        gso: false,
+    };
 }
 
 pub struct Pipeline {
@@ -145,7 +148,13 @@ impl Pipeline {
     /// The endpoint a TCP connection came through, given its tuple as the server in the aws
     /// namespace sees it (client address/port, server address/port).
     pub fn origin(&self, client: (u32, u16), server: (u32, u16)) -> Option<Arc<EndpointInfo>> {
-        let key = FlowKey { proto: packet::PROTO_TCP, src: client.0, sport: client.1, dst: server.0, dport: server.1 };
+        let key = FlowKey {
+            proto: packet::PROTO_TCP,
+            src: client.0,
+            sport: client.1,
+            dst: server.0,
+            dport: server.1,
+        };
         match self.flows.get(&key)?.path {
             FlowPath::Vpce(ep) => Some(ep),
             FlowPath::Igw => None,
@@ -159,17 +168,27 @@ impl Pipeline {
 
     /// Processes one packet (or GSO superpacket) read from `port`.
     pub fn process(&self, now: Instant, port: PortId, pkt: &mut [u8], meta: Meta) -> Action {
-        let parsed = if meta.gso { packet::parse_gso(pkt) } else { packet::parse(pkt) };
+        let parsed = if meta.gso {
+            packet::parse_gso(pkt)
+        } else {
+            packet::parse(pkt)
+        };
         let info = match parsed {
             Ok(info) => info,
             Err(Malformed::NotIpv4 { version: 6 }) => return self.counters.drop(DropReason::Ipv6),
             Err(_) => return self.counters.drop(DropReason::Malformed),
         };
         // Linux may hand over trailing bytes past the IP total length; they are not sent on.
-        let len = if meta.gso { pkt.len() } else { usize::from(info.total_len()) };
+        let len = if meta.gso {
+            pkt.len()
+        } else {
+            usize::from(info.total_len())
+        };
         let snap = self.snapshot.load();
         let action = match port {
-            PORT_AWS | PORT_INTERNET => self.inbound(&snap, now, port, &mut pkt[..len], &info, meta),
+            PORT_AWS | PORT_INTERNET => {
+                self.inbound(&snap, now, port, &mut pkt[..len], &info, meta)
+            }
             _ => self.outbound(&snap, now, port, &mut pkt[..len], &info, meta),
         };
         if let Action::Forward { len, .. } = action {
@@ -180,9 +199,19 @@ impl Pipeline {
     }
 
     /// From an instance in a subnet.
-    fn outbound(&self, snap: &Snapshot, now: Instant, port: PortId, pkt: &mut [u8], info: &Ipv4Info, meta: Meta) -> Action {
+    fn outbound(
+        &self,
+        snap: &Snapshot,
+        now: Instant,
+        port: PortId,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+        meta: Meta,
+    ) -> Action {
         let c = &self.counters;
-        let Some(subnet) = snap.subnet(port) else { return c.drop(DropReason::UnknownPort) };
+        let Some(subnet) = snap.subnet(port) else {
+            return c.drop(DropReason::UnknownPort);
+        };
         let vpc = &snap.vpcs[subnet.vpc as usize];
         let src = info.src_u32();
         // The ENI: only an instance of this subnet may send from this address.
@@ -203,7 +232,10 @@ impl Pipeline {
                 if !packet::decrement_ttl(pkt) {
                     return c.drop(DropReason::TtlExceeded);
                 }
-                Action::Forward { port: dst.port, len }
+                Action::Forward {
+                    port: dst.port,
+                    len,
+                }
             }
             Hop::Vpce(ep) => {
                 if !packet::decrement_ttl(pkt) {
@@ -214,23 +246,40 @@ impl Pipeline {
                 if let Some(endpoint) = snap.endpoints.get(ep as usize) {
                     self.track_out(now, info, src, port, src, FlowPath::Vpce(endpoint.clone()));
                 }
-                Action::Forward { port: PORT_AWS, len }
+                Action::Forward {
+                    port: PORT_AWS,
+                    len,
+                }
             }
             Hop::Igw => {
-                let Some(public) = host.public_ip else { return c.drop(DropReason::NoPublicIp) };
+                let Some(public) = host.public_ip else {
+                    return c.drop(DropReason::NoPublicIp);
+                };
                 if !packet::decrement_ttl(pkt) {
                     return c.drop(DropReason::TtlExceeded);
                 }
                 packet::set_src(pkt, info, public.into(), meta.csum);
                 self.track_out(now, info, public, port, src, FlowPath::Igw);
-                let out = if snap.aws_ranges.lookup(info.dst_u32()).is_some() { PORT_AWS } else { PORT_INTERNET };
+                let out = if snap.aws_ranges.lookup(info.dst_u32()).is_some() {
+                    PORT_AWS
+                } else {
+                    PORT_INTERNET
+                };
                 Action::Forward { port: out, len }
             }
         }
     }
 
     /// From the aws or the internet namespace.
-    fn inbound(&self, snap: &Snapshot, now: Instant, port: PortId, pkt: &mut [u8], info: &Ipv4Info, meta: Meta) -> Action {
+    fn inbound(
+        &self,
+        snap: &Snapshot,
+        now: Instant,
+        port: PortId,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+        meta: Meta,
+    ) -> Action {
         let c = &self.counters;
         let len = pkt.len();
         let dst = info.dst_u32();
@@ -240,17 +289,24 @@ impl Pipeline {
             }
             self.track_in(now, info, dst);
             packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
-            return Action::Forward { port: nat.port, len };
+            return Action::Forward {
+                port: nat.port,
+                len,
+            };
         }
         if port == PORT_AWS {
             // A private destination: only a flow that left through an endpoint leads back.
-            let Some(key) = flow_key(info, dst, true) else { return c.drop(DropReason::NoFlow) };
+            let Some(key) = flow_key(info, dst, true) else {
+                return c.drop(DropReason::NoFlow);
+            };
             let back = self.flows.with(&key, |f| {
                 f.last_seen = now;
                 track_tcp(&mut f.tcp, info, false);
                 matches!(f.path, FlowPath::Vpce(_)).then_some(f.port)
             });
-            let Some(Some(out)) = back else { return c.drop(DropReason::NoFlow) };
+            let Some(Some(out)) = back else {
+                return c.drop(DropReason::NoFlow);
+            };
             if !packet::decrement_ttl(pkt) {
                 return c.drop(DropReason::TtlExceeded);
             }
@@ -261,17 +317,37 @@ impl Pipeline {
             if !packet::decrement_ttl(pkt) {
                 return c.drop(DropReason::TtlExceeded);
             }
-            return Action::Forward { port: PORT_AWS, len };
+            return Action::Forward {
+                port: PORT_AWS,
+                len,
+            };
         }
         c.drop(DropReason::NoRoute)
     }
 
-    fn track_out(&self, now: Instant, info: &Ipv4Info, outside_src: u32, port: PortId, private_ip: u32, path: FlowPath) {
-        let Some(key) = flow_key(info, outside_src, false) else { return };
+    fn track_out(
+        &self,
+        now: Instant,
+        info: &Ipv4Info,
+        outside_src: u32,
+        port: PortId,
+        private_ip: u32,
+        path: FlowPath,
+    ) {
+        let Some(key) = flow_key(info, outside_src, false) else {
+            return;
+        };
         let fresh = path.clone();
         self.flows.upsert(
             key,
-            move || Flow { path: fresh, port, private_ip, created: now, last_seen: now, tcp: TcpState::default() },
+            move || Flow {
+                path: fresh,
+                port,
+                private_ip,
+                created: now,
+                last_seen: now,
+                tcp: TcpState::default(),
+            },
             |f| {
                 // A flow whose path changed is re-pointed here; resetting it is the control
                 // plane's job when it changes routes.
@@ -301,23 +377,51 @@ impl Pipeline {
 fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> Option<FlowKey> {
     let proto = info.protocol();
     let (sport, dport) = match info.l4() {
-        L4::Tcp { src_port, dst_port, .. } => (src_port, dst_port),
+        L4::Tcp {
+            src_port, dst_port, ..
+        } => (src_port, dst_port),
         L4::Udp { src_port, dst_port } => (src_port, dst_port),
         L4::Icmp { ident, .. } => (ident, 0),
         L4::Other => return None,
     };
     Some(if reply {
-        let dport_rev = if proto == packet::PROTO_ICMP { 0 } else { sport };
-        let sport_rev = if proto == packet::PROTO_ICMP { sport } else { dport };
-        FlowKey { proto, src: outside_instance_addr, sport: sport_rev, dst: info.src_u32(), dport: dport_rev }
+        let dport_rev = if proto == packet::PROTO_ICMP {
+            0
+        } else {
+            sport
+        };
+        let sport_rev = if proto == packet::PROTO_ICMP {
+            sport
+        } else {
+            dport
+        };
+        FlowKey {
+            proto,
+            src: outside_instance_addr,
+            sport: sport_rev,
+            dst: info.src_u32(),
+            dport: dport_rev,
+        }
     } else {
-        FlowKey { proto, src: outside_instance_addr, sport, dst: info.dst_u32(), dport }
+        FlowKey {
+            proto,
+            src: outside_instance_addr,
+            sport,
+            dst: info.dst_u32(),
+            dport,
+        }
     })
 }
 
 /// Remembers the next sequence number of each direction, so that a reset can be built later.
 fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
-    if let L4::Tcp { seq, flags, payload_len, .. } = info.l4() {
+    if let L4::Tcp {
+        seq,
+        flags,
+        payload_len,
+        ..
+    } = info.l4()
+    {
         let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
         let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);
         if outbound {

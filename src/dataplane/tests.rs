@@ -30,14 +30,18 @@ fn demo() -> Pipeline {
 }
 
 fn tcp(src: &str, sport: u16, dst: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).tcp(sport, dport, 1000, 65535).ack(77);
+    let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64)
+        .tcp(sport, dport, 1000, 65535)
+        .ack(77);
     let mut out = Vec::new();
     b.write(&mut out, payload).unwrap();
     out
 }
 
 fn tcp_syn(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
-    let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).tcp(sport, dport, 1000, 65535).syn();
+    let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64)
+        .tcp(sport, dport, 1000, 65535)
+        .syn();
     let mut out = Vec::new();
     b.write(&mut out, &[]).unwrap();
     out
@@ -50,7 +54,7 @@ fn udp(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
     out
 }
 
-fn run(p: &Pipeline, port: PortId, pkt: &mut Vec<u8>) -> Action {
+fn run(p: &Pipeline, port: PortId, pkt: &mut [u8]) -> Action {
     p.process(Instant::now(), port, pkt, Meta::PLAIN)
 }
 
@@ -61,7 +65,9 @@ fn src_of(pkt: &[u8]) -> Ipv4Addr {
 /// Both checksums recomputed from scratch by etherparse.
 fn assert_checksums_valid(pkt: &[u8]) {
     let s = SlicedPacket::from_ip(pkt).unwrap();
-    let Some(etherparse::NetSlice::Ipv4(v4)) = &s.net else { panic!("not ipv4") };
+    let Some(etherparse::NetSlice::Ipv4(v4)) = &s.net else {
+        panic!("not ipv4")
+    };
     let h = v4.header().to_header();
     assert_eq!(h.header_checksum, h.calc_header_checksum(), "ip checksum");
     match s.transport {
@@ -84,12 +90,30 @@ fn guide_example_1_endpoint_route_takes_s3_traffic() {
     let p = demo();
     let mut pkt = tcp_syn("10.0.1.10", 40000, "54.123.170.5", 80);
     let len = pkt.len();
-    assert_eq!(run(&p, A, &mut pkt), Action::Forward { port: PORT_AWS, len });
-    assert_eq!(src_of(&pkt), ip("10.0.1.10"), "source unchanged through the endpoint");
+    assert_eq!(
+        run(&p, A, &mut pkt),
+        Action::Forward {
+            port: PORT_AWS,
+            len
+        }
+    );
+    assert_eq!(
+        src_of(&pkt),
+        ip("10.0.1.10"),
+        "source unchanged through the endpoint"
+    );
     assert_eq!(pkt[8], 63, "ttl decremented");
     assert_checksums_valid(&pkt);
-    let ep = p.origin((u32::from(ip("10.0.1.10")), 40000), (u32::from(ip("54.123.170.5")), 80)).unwrap();
-    assert_eq!((ep.vpce_id.as_str(), ep.vpc_id.as_str()), ("vpce-11bb22cc", "vpc-111bbb22"));
+    let ep = p
+        .origin(
+            (u32::from(ip("10.0.1.10")), 40000),
+            (u32::from(ip("54.123.170.5")), 80),
+        )
+        .unwrap();
+    assert_eq!(
+        (ep.vpce_id.as_str(), ep.vpc_id.as_str()),
+        ("vpce-11bb22cc", "vpc-111bbb22")
+    );
 }
 
 #[test]
@@ -98,21 +122,43 @@ fn guide_example_1_other_traffic_goes_to_the_igw() {
     // destined for other services, and destined for Amazon S3 in other regions."
     let p = demo();
     let mut pkt = tcp_syn("10.0.1.10", 40000, "198.51.100.10", 80);
-    assert!(matches!(run(&p, A, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
+    assert!(matches!(
+        run(&p, A, &mut pkt),
+        Action::Forward {
+            port: PORT_INTERNET,
+            ..
+        }
+    ));
     assert_eq!(src_of(&pkt), ip("203.0.113.10"));
     assert_checksums_valid(&pkt);
     let mut pkt = tcp_syn("10.0.1.10", 40001, "54.231.170.5", 80); // us-west-2 S3
-    assert!(matches!(run(&p, A, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
-    assert_eq!(src_of(&pkt), ip("203.0.113.10"), "other-region S3 goes through the IGW");
+    assert!(matches!(
+        run(&p, A, &mut pkt),
+        Action::Forward { port: PORT_AWS, .. }
+    ));
+    assert_eq!(
+        src_of(&pkt),
+        ip("203.0.113.10"),
+        "other-region S3 goes through the IGW"
+    );
 }
 
 #[test]
 fn without_endpoint_s3_goes_through_igw_with_public_ip() {
     let p = demo();
     let mut pkt = tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80);
-    assert!(matches!(run(&p, B, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
+    assert!(matches!(
+        run(&p, B, &mut pkt),
+        Action::Forward { port: PORT_AWS, .. }
+    ));
     assert_eq!(src_of(&pkt), ip("203.0.113.20"));
-    assert!(p.origin((u32::from(ip("203.0.113.20")), 40000), (u32::from(ip("54.123.170.5")), 80)).is_none());
+    assert!(
+        p.origin(
+            (u32::from(ip("203.0.113.20")), 40000),
+            (u32::from(ip("54.123.170.5")), 80)
+        )
+        .is_none()
+    );
 }
 
 #[test]
@@ -121,10 +167,16 @@ fn longest_prefix_wins_guide_example_2() {
     // Internet gateway, and does not use the endpoint"
     let p = demo();
     let mut pkt = tcp_syn("10.0.3.10", 40000, "54.123.165.7", 80);
-    assert!(matches!(run(&p, C, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
+    assert!(matches!(
+        run(&p, C, &mut pkt),
+        Action::Forward { port: PORT_AWS, .. }
+    ));
     assert_eq!(src_of(&pkt), ip("203.0.113.30"));
     let mut pkt = tcp_syn("10.0.3.10", 40001, "54.123.170.5", 80);
-    assert!(matches!(run(&p, C, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
+    assert!(matches!(
+        run(&p, C, &mut pkt),
+        Action::Forward { port: PORT_AWS, .. }
+    ));
     assert_eq!(src_of(&pkt), ip("10.0.3.10"));
     let mut pkt = tcp_syn("10.0.3.10", 40002, "198.51.100.10", 80);
     assert_eq!(run(&p, C, &mut pkt), Action::Drop(DropReason::NoRoute));
@@ -139,7 +191,10 @@ fn guide_example_2_after_deleting_the_igw_route_the_subnet_is_private() {
     );
     let p = pipeline_for(&parse("t.toml", &text).unwrap());
     let mut pkt = tcp_syn("10.0.3.10", 40000, "54.123.165.7", 80);
-    assert!(matches!(run(&p, C, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
+    assert!(matches!(
+        run(&p, C, &mut pkt),
+        Action::Forward { port: PORT_AWS, .. }
+    ));
     assert_eq!(src_of(&pkt), ip("10.0.3.10"), "now through the endpoint");
 }
 
@@ -153,8 +208,15 @@ fn identical_cidr_beats_prefix_list() {
     );
     let p = pipeline_for(&parse("t.toml", &text).unwrap());
     let mut pkt = tcp_syn("10.0.3.10", 40000, "54.123.170.5", 80);
-    assert!(matches!(run(&p, C, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
-    assert_eq!(src_of(&pkt), ip("203.0.113.30"), "the identical CIDR route to the IGW wins");
+    assert!(matches!(
+        run(&p, C, &mut pkt),
+        Action::Forward { port: PORT_AWS, .. }
+    ));
+    assert_eq!(
+        src_of(&pkt),
+        ip("203.0.113.30"),
+        "the identical CIDR route to the IGW wins"
+    );
 }
 
 #[test]
@@ -190,7 +252,11 @@ fn local_route_between_subnets() {
 fn spoofed_source_is_dropped() {
     let p = demo();
     let mut pkt = tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80);
-    assert_eq!(run(&p, A, &mut pkt), Action::Drop(DropReason::UnknownSource), "b's address from a");
+    assert_eq!(
+        run(&p, A, &mut pkt),
+        Action::Drop(DropReason::UnknownSource),
+        "b's address from a"
+    );
 }
 
 #[test]
@@ -199,28 +265,52 @@ fn replies_are_translated_back() {
     // Through the IGW: the reply to the public IP is NATed back to the private one.
     let mut out = tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80);
     let _ = run(&p, B, &mut out);
-    let mut reply = tcp("54.123.170.5", 80, "203.0.113.20", 40000, b"HTTP/1.1 200 OK\r\n");
+    let mut reply = tcp(
+        "54.123.170.5",
+        80,
+        "203.0.113.20",
+        40000,
+        b"HTTP/1.1 200 OK\r\n",
+    );
     let len = reply.len();
-    assert_eq!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: B, len });
+    assert_eq!(
+        run(&p, PORT_AWS, &mut reply),
+        Action::Forward { port: B, len }
+    );
     assert_eq!(&reply[16..20], &[10, 0, 2, 10]);
     assert_checksums_valid(&reply);
     // Through the endpoint: the reply to the private IP follows the flow.
     let mut out = tcp_syn("10.0.1.10", 40000, "54.123.170.5", 80);
     let _ = run(&p, A, &mut out);
     let mut reply = tcp("54.123.170.5", 80, "10.0.1.10", 40000, b"x");
-    assert!(matches!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: A, .. }));
+    assert!(matches!(
+        run(&p, PORT_AWS, &mut reply),
+        Action::Forward { port: A, .. }
+    ));
     // No flow: nothing from outside reaches a private address.
     let mut stray = tcp("54.123.170.5", 80, "10.0.1.10", 40999, b"x");
-    assert_eq!(run(&p, PORT_AWS, &mut stray), Action::Drop(DropReason::NoFlow));
+    assert_eq!(
+        run(&p, PORT_AWS, &mut stray),
+        Action::Drop(DropReason::NoFlow)
+    );
     let mut stray = tcp("198.51.100.10", 80, "10.0.1.10", 40000, b"x");
-    assert_eq!(run(&p, PORT_INTERNET, &mut stray), Action::Drop(DropReason::NoRoute));
+    assert_eq!(
+        run(&p, PORT_INTERNET, &mut stray),
+        Action::Drop(DropReason::NoRoute)
+    );
 }
 
 #[test]
 fn udp_checksums_stay_valid_through_nat() {
     let p = demo();
     let mut pkt = udp("10.0.2.10", 5353, "198.51.100.10", 53);
-    assert!(matches!(run(&p, B, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
+    assert!(matches!(
+        run(&p, B, &mut pkt),
+        Action::Forward {
+            port: PORT_INTERNET,
+            ..
+        }
+    ));
     assert_checksums_valid(&pkt);
 }
 
@@ -256,12 +346,25 @@ fn superpacket_partial_checksum_is_updated_not_recomputed() {
     };
     let partial = pseudo(&pkt);
     pkt[tcp_off + 16..tcp_off + 18].copy_from_slice(&partial.to_be_bytes());
-    let meta = Meta { csum: CsumMode::Partial, gso: true };
+    let meta = Meta {
+        csum: CsumMode::Partial,
+        gso: true,
+    };
     let len = pkt.len();
-    assert_eq!(p.process(Instant::now(), B, &mut pkt, meta), Action::Forward { port: PORT_AWS, len });
+    assert_eq!(
+        p.process(Instant::now(), B, &mut pkt, meta),
+        Action::Forward {
+            port: PORT_AWS,
+            len
+        }
+    );
     assert_eq!(src_of(&pkt), ip("203.0.113.20"));
     let field = u16::from_be_bytes([pkt[tcp_off + 16], pkt[tcp_off + 17]]);
-    assert_eq!(field, pseudo(&pkt), "partial sum follows the new source address");
+    assert_eq!(
+        field,
+        pseudo(&pkt),
+        "partial sum follows the new source address"
+    );
     // Completing it as the kernel would gives a valid checksum.
     let mut sum: u32 = 0;
     for w in pkt[tcp_off..].chunks(2) {

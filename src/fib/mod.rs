@@ -91,64 +91,116 @@ pub struct Snapshot {
 impl Snapshot {
     /// Compiles a world. `port_of` gives the port of a subnet id (the lab shell owns the
     /// devices, so it owns the numbering); subnets without a port are not forwarded.
-    pub fn compile(world: &World, generation: u64, port_of: &dyn Fn(&str) -> Option<PortId>) -> Snapshot {
-        let vpc_index: HashMap<&str, u16> =
-            world.vpcs.iter().enumerate().map(|(i, v)| (v.id.as_str(), i as u16)).collect();
+    pub fn compile(
+        world: &World,
+        generation: u64,
+        port_of: &dyn Fn(&str) -> Option<PortId>,
+    ) -> Snapshot {
+        let vpc_index: HashMap<&str, u16> = world
+            .vpcs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id.as_str(), i as u16))
+            .collect();
         let endpoints: Vec<Arc<EndpointInfo>> = world
             .endpoints
             .iter()
-            .map(|e| Arc::new(EndpointInfo { vpce_id: e.id.clone(), vpc_id: e.vpc.clone() }))
+            .map(|e| {
+                Arc::new(EndpointInfo {
+                    vpce_id: e.id.clone(),
+                    vpc_id: e.vpc.clone(),
+                })
+            })
             .collect();
-        let endpoint_index: HashMap<&str, u16> =
-            world.endpoints.iter().enumerate().map(|(i, e)| (e.id.as_str(), i as u16)).collect();
+        let endpoint_index: HashMap<&str, u16> = world
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.as_str(), i as u16))
+            .collect();
 
         let mut vpcs: Vec<VpcPlane> = world
             .vpcs
             .iter()
-            .map(|v| VpcPlane { id: v.id.as_str().into(), cidr: v.cidr, hosts: HashMap::new() })
+            .map(|v| VpcPlane {
+                id: v.id.as_str().into(),
+                cidr: v.cidr,
+                hosts: HashMap::new(),
+            })
             .collect();
         let mut public_ips = HashMap::new();
         for inst in &world.instances {
-            let Some(subnet) = world.subnet(&inst.subnet) else { continue };
-            let (Some(&vpc), Some(port)) = (vpc_index.get(subnet.vpc.as_str()), port_of(&subnet.id))
+            let Some(subnet) = world.subnet(&inst.subnet) else {
+                continue;
+            };
+            let (Some(&vpc), Some(port)) =
+                (vpc_index.get(subnet.vpc.as_str()), port_of(&subnet.id))
             else {
                 continue;
             };
             let public_ip = inst.public_ip.map(u32::from);
             let private_ip = u32::from(inst.private_ip);
-            vpcs[vpc as usize].hosts.insert(private_ip, Host { port, public_ip });
+            vpcs[vpc as usize]
+                .hosts
+                .insert(private_ip, Host { port, public_ip });
             if let Some(p) = public_ip {
-                public_ips.insert(p, PublicIp { vpc, private_ip, port });
+                public_ips.insert(
+                    p,
+                    PublicIp {
+                        vpc,
+                        private_ip,
+                        port,
+                    },
+                );
             }
         }
 
         let mut subnets: Vec<Option<SubnetPlane>> = Vec::new();
         for subnet in &world.subnets {
-            let (Some(port), Some(&vpc)) = (port_of(&subnet.id), vpc_index.get(subnet.vpc.as_str()))
+            let (Some(port), Some(&vpc)) =
+                (port_of(&subnet.id), vpc_index.get(subnet.vpc.as_str()))
             else {
                 continue;
             };
             // `compiled_routes` orders routes so that "later wins" implements the guide's tie
             // rule (an identical CIDR route beats the prefix-list route).
-            let routes = world.compiled_routes(&subnet.route_table).into_iter().filter_map(|(net, t)| {
-                let hop = match t {
-                    Target::Local => Hop::Local,
-                    Target::Igw(_) => Hop::Igw,
-                    Target::Blackhole => Hop::Blackhole,
-                    Target::Vpce(id) => Hop::Vpce(*endpoint_index.get(id.as_str())?),
-                };
-                Some((net, hop))
-            });
-            let plane = SubnetPlane { subnet_id: subnet.id.as_str().into(), vpc, fib: Lpm::from_routes(routes) };
+            let routes = world
+                .compiled_routes(&subnet.route_table)
+                .into_iter()
+                .filter_map(|(net, t)| {
+                    let hop = match t {
+                        Target::Local => Hop::Local,
+                        Target::Igw(_) => Hop::Igw,
+                        Target::Blackhole => Hop::Blackhole,
+                        Target::Vpce(id) => Hop::Vpce(*endpoint_index.get(id.as_str())?),
+                    };
+                    Some((net, hop))
+                });
+            let plane = SubnetPlane {
+                subnet_id: subnet.id.as_str().into(),
+                vpc,
+                fib: Lpm::from_routes(routes),
+            };
             let idx = port as usize;
             if subnets.len() <= idx {
                 subnets.resize(idx + 1, None);
             }
             subnets[idx] = Some(plane);
         }
-        let aws_ranges =
-            Lpm::from_routes(world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().map(|c| (*c, ()))));
-        Snapshot { generation, subnets, vpcs, public_ips, aws_ranges, endpoints }
+        let aws_ranges = Lpm::from_routes(
+            world
+                .prefix_lists
+                .iter()
+                .flat_map(|p| p.cidrs.iter().map(|c| (*c, ()))),
+        );
+        Snapshot {
+            generation,
+            subnets,
+            vpcs,
+            public_ips,
+            aws_ranges,
+            endpoints,
+        }
     }
 
     pub fn subnet(&self, port: PortId) -> Option<&SubnetPlane> {

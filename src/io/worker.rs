@@ -35,7 +35,11 @@ pub struct IoCounters {
 /// Opens the lab's persistent TUN device of namespace `ns`, from a thread inside it.
 pub fn attach(ns: &str) -> anyhow::Result<Arc<SyncDevice>> {
     let dev = netns::run_in(ns, || {
-        DeviceBuilder::new().name(DEVICE).offload(true).multi_queue(true).build_sync()
+        DeviceBuilder::new()
+            .name(DEVICE)
+            .offload(true)
+            .multi_queue(true)
+            .build_sync()
     })
     .with_context(|| format!("attaching to {DEVICE} in {ns}"))?;
     Ok(Arc::new(dev))
@@ -50,7 +54,9 @@ pub fn spawn(
     ports: Arc<PortTable>,
     io: Arc<IoCounters>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    netns::spawn_in(ns, format!("port-{port}"), move || run(port, &dev, &pipeline, &ports, &io))
+    netns::spawn_in(ns, format!("port-{port}"), move || {
+        run(port, &dev, &pipeline, &ports, &io)
+    })
 }
 
 fn run(port: PortId, dev: &SyncDevice, pipeline: &Pipeline, ports: &PortTable, io: &IoCounters) {
@@ -66,11 +72,17 @@ fn run(port: PortId, dev: &SyncDevice, pipeline: &Pipeline, ports: &PortTable, i
                 return;
             }
         };
-        let Some(hdr) = (n >= VnetHdr::LEN).then(|| VnetHdr::parse(&buf[..n])).flatten() else {
+        let Some(hdr) = (n >= VnetHdr::LEN)
+            .then(|| VnetHdr::parse(&buf[..n]))
+            .flatten()
+        else {
             io.rx_errors.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let meta = Meta { csum: hdr.csum_mode(), gso: hdr.is_gso() };
+        let meta = Meta {
+            csum: hdr.csum_mode(),
+            gso: hdr.is_gso(),
+        };
         let action = pipeline.process(Instant::now(), port, &mut buf[VnetHdr::LEN..n], meta);
         if let Action::Forward { port: out, len } = action {
             let table = ports.load();

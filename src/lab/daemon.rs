@@ -34,7 +34,10 @@ pub fn up(world: World, opts: UpOptions) -> anyhow::Result<()> {
     let lab_name = world.lab.clone();
     if let Some(rec) = RunRecord::load(&lab_name)? {
         if rec.alive() {
-            bail!("lab {lab_name} is already up (pid {}); run `vpcsim down {lab_name}` first", rec.pid);
+            bail!(
+                "lab {lab_name} is already up (pid {}); run `vpcsim down {lab_name}` first",
+                rec.pid
+            );
         }
         // A crashed earlier run: clear what it left.
         setup::down(&lab_name)?;
@@ -44,10 +47,14 @@ pub fn up(world: World, opts: UpOptions) -> anyhow::Result<()> {
     let namespaces = setup::namespaces(&world, &port_of);
     for (ns, _) in &namespaces {
         if netns::exists(ns) {
-            bail!("namespace {ns} already exists and is not this lab's; remove it or rename the lab");
+            bail!(
+                "namespace {ns} already exists and is not this lab's; remove it or rename the lab"
+            );
         }
     }
-    let state_dir = opts.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/vpcsim").join(&lab_name));
+    let state_dir = opts
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from("/var/lib/vpcsim").join(&lab_name));
     let record = RunRecord {
         lab: lab_name.clone(),
         pid: std::process::id(),
@@ -81,7 +88,12 @@ fn run(
 
     let pipeline = Arc::new(Pipeline::new(Snapshot::compile(&world, 1, &port_of)));
     let io = Arc::new(worker::IoCounters::default());
-    let max_port = record.namespaces.iter().map(|(_, p)| *p).max().unwrap_or(PORT_INTERNET);
+    let max_port = record
+        .namespaces
+        .iter()
+        .map(|(_, p)| *p)
+        .max()
+        .unwrap_or(PORT_INTERNET);
     let mut devices = vec![None; usize::from(max_port) + 1];
     for (ns, port) in &record.namespaces {
         devices[usize::from(*port)] = Some(worker::attach(ns)?);
@@ -89,7 +101,14 @@ fn run(
     let ports = Arc::new(worker::PortTable::from_pointee(devices.clone()));
     for (ns, port) in &record.namespaces {
         if let Some(dev) = &devices[usize::from(*port)] {
-            worker::spawn(ns, *port, dev.clone(), pipeline.clone(), ports.clone(), io.clone())?;
+            worker::spawn(
+                ns,
+                *port,
+                dev.clone(),
+                pipeline.clone(),
+                ports.clone(),
+                io.clone(),
+            )?;
         }
     }
     drop(devices);
@@ -117,16 +136,30 @@ fn run(
         })?);
     }
 
-    let lab = Arc::new(Lab { world, pipeline: pipeline.clone(), io, record: record.clone(), started: Instant::now() });
+    let lab = Arc::new(Lab {
+        world,
+        pipeline: pipeline.clone(),
+        io,
+        record: record.clone(),
+        started: Instant::now(),
+    });
     let origin_pipeline = pipeline.clone();
     let s3_state = Arc::new(s3::S3State {
         store,
         region: lab.world.region.clone(),
         origin: Arc::new(move |peer: SocketAddr, local: SocketAddr| {
-            let (SocketAddr::V4(peer), SocketAddr::V4(local)) = (peer, local) else { return None };
+            let (SocketAddr::V4(peer), SocketAddr::V4(local)) = (peer, local) else {
+                return None;
+            };
             origin_pipeline
-                .origin((u32::from(*peer.ip()), peer.port()), (u32::from(*local.ip()), local.port()))
-                .map(|e| s3::EndpointOrigin { vpce_id: e.vpce_id.clone(), vpc_id: e.vpc_id.clone() })
+                .origin(
+                    (u32::from(*peer.ip()), peer.port()),
+                    (u32::from(*local.ip()), local.port()),
+                )
+                .map(|e| s3::EndpointOrigin {
+                    vpce_id: e.vpce_id.clone(),
+                    vpc_id: e.vpc_id.clone(),
+                })
         }),
     });
 
@@ -162,7 +195,12 @@ fn run(
             }
         });
 
-        let names: Vec<&str> = lab.record.namespaces.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = lab
+            .record
+            .namespaces
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         println!(
             "ready: lab {} ({}) namespaces {} api http://{} state {}",
             lab.world.lab,

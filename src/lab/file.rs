@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{
-    Bucket, Endpoint, InternetGateway, InternetHost, Instance, ModelError, PrefixList, Route,
+    Bucket, Endpoint, Instance, InternetGateway, InternetHost, ModelError, PrefixList, Route,
     Subnet, Target, Vpc, World,
 };
 
@@ -185,15 +185,28 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             return Err(ctx.msg(
                 f("name"),
                 &p.name.span(),
-                format!("'{}' is not an S3 service of a known region", p.name.get_ref()),
+                format!(
+                    "'{}' is not an S3 service of a known region",
+                    p.name.get_ref()
+                ),
             ));
         }
-        let pl = PrefixList { id: p.id.get_ref().clone(), name: p.name.get_ref().clone(), region, cidrs };
-        w.set_prefix_list(pl).map_err(|e| ctx.err(f("id"), &p.id.span(), e))?;
+        let pl = PrefixList {
+            id: p.id.get_ref().clone(),
+            name: p.name.get_ref().clone(),
+            region,
+            cidrs,
+        };
+        w.set_prefix_list(pl)
+            .map_err(|e| ctx.err(f("id"), &p.id.span(), e))?;
     }
     for (i, v) in lab.vpc.iter().enumerate() {
         let cidr = ctx.cidr(&v.cidr, &format!("vpc[{i}].cidr"))?;
-        let vpc = Vpc { id: v.id.get_ref().clone(), cidr, enable_dns_support: v.enable_dns_support };
+        let vpc = Vpc {
+            id: v.id.get_ref().clone(),
+            cidr,
+            enable_dns_support: v.enable_dns_support,
+        };
         w.add_vpc(vpc).map_err(|e| {
             let (k, s) = match e {
                 ModelError::InvalidVpcCidr(_) => ("cidr", v.cidr.span()),
@@ -203,7 +216,10 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         })?;
     }
     for (i, g) in lab.internet_gateway.iter().enumerate() {
-        let igw = InternetGateway { id: g.id.get_ref().clone(), vpc: g.vpc.as_ref().map(|v| v.get_ref().clone()) };
+        let igw = InternetGateway {
+            id: g.id.get_ref().clone(),
+            vpc: g.vpc.as_ref().map(|v| v.get_ref().clone()),
+        };
         w.add_internet_gateway(igw).map_err(|e| {
             let (k, s) = match (&e, &g.vpc) {
                 (ModelError::VpcNotFound(_) | ModelError::VpcAlreadyHasIgw { .. }, Some(v)) => {
@@ -215,13 +231,14 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         })?;
     }
     for (i, t) in lab.route_table.iter().enumerate() {
-        w.add_route_table(t.id.get_ref(), t.vpc.get_ref()).map_err(|e| {
-            let (k, s) = match e {
-                ModelError::VpcNotFound(_) => ("vpc", t.vpc.span()),
-                _ => ("id", t.id.span()),
-            };
-            ctx.err(format!("route_table[{i}].{k}"), &s, e)
-        })?;
+        w.add_route_table(t.id.get_ref(), t.vpc.get_ref())
+            .map_err(|e| {
+                let (k, s) = match e {
+                    ModelError::VpcNotFound(_) => ("vpc", t.vpc.span()),
+                    _ => ("id", t.id.span()),
+                };
+                ctx.err(format!("route_table[{i}].{k}"), &s, e)
+            })?;
     }
     // Routes after all tables and gateways exist, in file order.
     for (i, t) in lab.route_table.iter().enumerate() {
@@ -231,11 +248,22 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             if dest.starts_with("pl-") {
                 // From the guide: "You can only add an endpoint route by associating a route
                 // table with an endpoint."
-                return Err(ctx.err(f("destination"), &r.destination.span(), ModelError::ExplicitEndpointRoute));
+                return Err(ctx.err(
+                    f("destination"),
+                    &r.destination.span(),
+                    ModelError::ExplicitEndpointRoute,
+                ));
             }
             let destination = ctx.cidr(&r.destination, &f("destination"))?;
             let target = ctx.target(&r.target, &f("target"))?;
-            w.add_route(t.id.get_ref(), Route { destination, target }).map_err(|e| {
+            w.add_route(
+                t.id.get_ref(),
+                Route {
+                    destination,
+                    target,
+                },
+            )
+            .map_err(|e| {
                 let (k, s) = match e {
                     ModelError::RouteAlreadyExists { .. }
                     | ModelError::RouteOverLocal(_)
@@ -281,9 +309,15 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         };
         w.add_endpoint(ep).map_err(|err| {
             let table_span = |name: &str| {
-                e.route_tables.iter().position(|t| t.get_ref() == name).map(|j| {
-                    (format!("endpoint[{i}].route_tables[{j}]"), e.route_tables[j].span())
-                })
+                e.route_tables
+                    .iter()
+                    .position(|t| t.get_ref() == name)
+                    .map(|j| {
+                        (
+                            format!("endpoint[{i}].route_tables[{j}]"),
+                            e.route_tables[j].span(),
+                        )
+                    })
             };
             let (k, sp) = match &err {
                 ModelError::VpcNotFound(_) => (format!("endpoint[{i}].vpc"), e.vpc.span()),
@@ -313,7 +347,12 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             Some(p) => Some(ctx.ip(p, &format!("instance[{i}].public_ip"))?),
             None => None,
         };
-        let inst = Instance { id: n.id.get_ref().clone(), subnet: n.subnet.get_ref().clone(), private_ip, public_ip };
+        let inst = Instance {
+            id: n.id.get_ref().clone(),
+            subnet: n.subnet.get_ref().clone(),
+            private_ip,
+            public_ip,
+        };
         w.add_instance(inst).map_err(|e| {
             let (k, s) = match (&e, &n.public_ip) {
                 (ModelError::SubnetNotFound(_), _) => ("subnet", n.subnet.span()),
@@ -329,12 +368,20 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         })?;
     }
     for (i, b) in lab.bucket.iter().enumerate() {
-        let region = b.region.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| w.region.clone());
+        let region = b
+            .region
+            .as_ref()
+            .map(|r| r.get_ref().clone())
+            .unwrap_or_else(|| w.region.clone());
         let bucket = Bucket {
             name: b.name.get_ref().clone(),
             region,
             policy: b.policy.as_ref().map(|p| p.get_ref().clone()),
-            objects: b.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            objects: b
+                .objects
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         w.add_bucket(bucket).map_err(|e| {
             let (k, s) = match (&e, &b.region, &b.policy) {
@@ -347,7 +394,11 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
     }
     for (i, h) in lab.internet_host.iter().enumerate() {
         let ip = ctx.ip(&h.ip, &format!("internet_host[{i}].ip"))?;
-        w.add_internet_host(InternetHost { name: h.name.get_ref().clone(), ip }).map_err(|e| {
+        w.add_internet_host(InternetHost {
+            name: h.name.get_ref().clone(),
+            ip,
+        })
+        .map_err(|e| {
             let (k, s) = match e {
                 ModelError::DuplicateId(_) => ("name", h.name.span()),
                 _ => ("ip", h.ip.span()),
@@ -366,11 +417,20 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn line_of(&self, span: &Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
     }
 
     fn msg(&self, field: String, span: &Range<usize>, message: String) -> LabFileError {
-        LabFileError { file: self.file.into(), line: self.line_of(span), field, message }
+        LabFileError {
+            file: self.file.into(),
+            line: self.line_of(span),
+            field,
+            message,
+        }
     }
 
     fn err(&self, field: String, span: &Range<usize>, e: ModelError) -> LabFileError {
@@ -379,13 +439,24 @@ impl Ctx<'_> {
 
     fn cidr(&self, s: &S, field: &str) -> Result<Ipv4Net, LabFileError> {
         s.get_ref().parse::<Ipv4Net>().map_err(|_| {
-            self.msg(field.into(), &s.span(), format!("'{}' is not an IPv4 CIDR block like 10.0.0.0/16", s.get_ref()))
+            self.msg(
+                field.into(),
+                &s.span(),
+                format!(
+                    "'{}' is not an IPv4 CIDR block like 10.0.0.0/16",
+                    s.get_ref()
+                ),
+            )
         })
     }
 
     fn ip(&self, s: &S, field: &str) -> Result<Ipv4Addr, LabFileError> {
         s.get_ref().parse::<Ipv4Addr>().map_err(|_| {
-            self.msg(field.into(), &s.span(), format!("'{}' is not an IPv4 address", s.get_ref()))
+            self.msg(
+                field.into(),
+                &s.span(),
+                format!("'{}' is not an IPv4 address", s.get_ref()),
+            )
         })
     }
 
@@ -443,18 +514,28 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.line, line_count() + 5);
         assert_eq!(err.field, "route_table[3].routes[0].destination");
-        assert!(err.message.contains("You can only add an endpoint route by associating a route table with an endpoint"), "{err}");
+        assert!(
+            err.message.contains(
+                "You can only add an endpoint route by associating a route table with an endpoint"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_cidr_names_line_and_field() {
         let err = with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/33\"\n").unwrap_err();
-        assert_eq!((err.line, err.field.as_str()), (line_count() + 4, "vpc[1].cidr"), "{err}");
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (line_count() + 4, "vpc[1].cidr"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_key_is_a_syntax_error_with_line() {
-        let err = with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/16\"\ncolour = 1\n").unwrap_err();
+        let err =
+            with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/16\"\ncolour = 1\n").unwrap_err();
         assert_eq!(err.line, line_count() + 5, "{err}");
         assert!(err.message.contains("colour"), "{err}");
     }
@@ -467,7 +548,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "endpoint[1].route_tables[0]", "{err}");
-        assert!(err.message.contains("multiple endpoints to the same service"), "{err}");
+        assert!(
+            err.message
+                .contains("multiple endpoints to the same service"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -482,8 +567,12 @@ mod tests {
 
     #[test]
     fn instance_outside_subnet_refused() {
-        let err = with("[[instance]]\nid = \"i-0a0a\"\nsubnet = \"a\"\nprivate_ip = \"10.0.2.50\"\n")
-            .unwrap_err();
-        assert_eq!((err.line, err.field.as_str()), (line_count() + 5, "instance[3].private_ip"));
+        let err =
+            with("[[instance]]\nid = \"i-0a0a\"\nsubnet = \"a\"\nprivate_ip = \"10.0.2.50\"\n")
+                .unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (line_count() + 5, "instance[3].private_ip")
+        );
     }
 }

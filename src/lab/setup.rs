@@ -42,7 +42,9 @@ impl RunRecord {
 
     pub fn load(lab: &str) -> anyhow::Result<Option<RunRecord>> {
         match std::fs::read(Self::path(lab)) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).context("reading the run record")?)),
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).context("reading the run record")?,
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).context("reading the run record"),
         }
@@ -64,13 +66,23 @@ impl RunRecord {
 
 fn pid_is_vpcsim(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| c.split(|b| *b == 0).next().is_some_and(|arg0| arg0.ends_with(b"vpcsim")))
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .next()
+                .is_some_and(|arg0| arg0.ends_with(b"vpcsim"))
+        })
         .unwrap_or(false)
 }
 
 /// The namespaces of a world: `<lab>-aws`, `<lab>-internet`, then `<lab>-<subnet>` per subnet.
-pub fn namespaces(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> Vec<(String, PortId)> {
-    let mut out = vec![(format!("{}-aws", world.lab), PORT_AWS), (format!("{}-internet", world.lab), PORT_INTERNET)];
+pub fn namespaces(
+    world: &World,
+    port_of: &dyn Fn(&str) -> Option<PortId>,
+) -> Vec<(String, PortId)> {
+    let mut out = vec![
+        (format!("{}-aws", world.lab), PORT_AWS),
+        (format!("{}-internet", world.lab), PORT_INTERNET),
+    ];
     for s in &world.subnets {
         if let Some(p) = port_of(&s.id) {
             out.push((format!("{}-{}", world.lab, s.name), p));
@@ -80,10 +92,16 @@ pub fn namespaces(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> Ve
 }
 
 /// Creates every namespace and TUN device of the world.
-pub fn create(world: &World, namespaces: &[(String, PortId)], port_of: &dyn Fn(&str) -> Option<PortId>) -> anyhow::Result<()> {
+pub fn create(
+    world: &World,
+    namespaces: &[(String, PortId)],
+    port_of: &dyn Fn(&str) -> Option<PortId>,
+) -> anyhow::Result<()> {
     for (ns, port) in namespaces {
         if netns::exists(ns) {
-            bail!("namespace {ns} already exists; remove it (ip netns del {ns}) or choose another lab name");
+            bail!(
+                "namespace {ns} already exists; remove it (ip netns del {ns}) or choose another lab name"
+            );
         }
         run(Command::new("ip").args(["netns", "add", ns]))?;
         std::fs::create_dir_all(Path::new("/etc/netns").join(ns))
@@ -153,15 +171,24 @@ fn ip_batch(ns: &str, lines: &[String]) -> anyhow::Result<()> {
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("ip -n {ns} -batch failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip -n {ns} -batch failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -173,8 +200,14 @@ pub fn remove(namespaces: &[(String, PortId)]) {
         if netns::exists(ns) {
             // Deleting the device first wakes the worker blocked on it and frees the namespace
             // even while the daemon still holds sockets in it.
-            let _ = Command::new("ip").args(["-n", ns, "link", "del", DEVICE]).stderr(Stdio::null()).status();
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["-n", ns, "link", "del", DEVICE])
+                .stderr(Stdio::null())
+                .status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
         }
         let etc = Path::new("/etc/netns").join(ns);
         if etc.exists() {
@@ -185,7 +218,9 @@ pub fn remove(namespaces: &[(String, PortId)]) {
 
 /// `vpcsim down`: stops the lab's daemon if it runs, then removes whatever is left.
 pub fn down(lab: &str) -> anyhow::Result<bool> {
-    let Some(rec) = RunRecord::load(lab)? else { return Ok(false) };
+    let Some(rec) = RunRecord::load(lab)? else {
+        return Ok(false);
+    };
     if rec.alive() && rec.pid != std::process::id() {
         let pid = nix::unistd::Pid::from_raw(rec.pid as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);

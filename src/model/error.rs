@@ -15,7 +15,9 @@ pub enum ModelError {
     #[error("'{0}' is already used in this lab")]
     DuplicateId(String),
     /// A lab or subnet name unfit for a namespace name.
-    #[error("invalid name '{0}': use 1 to 16 lowercase letters, digits or '-' (not 'aws' or 'internet')")]
+    #[error(
+        "invalid name '{0}': use 1 to 16 lowercase letters, digits or '-' (not 'aws' or 'internet')"
+    )]
     InvalidName(String),
     /// A region the lab does not simulate.
     #[error("unknown region '{0}' (known: us-east-1, us-west-2, eu-west-1)")]
@@ -66,7 +68,11 @@ pub enum ModelError {
         "route table {table} already has a route to {service} through {endpoint}: you cannot have \
          multiple endpoints to the same service in a single route table"
     )]
-    EndpointServiceAlreadyInTable { table: String, service: String, endpoint: String },
+    EndpointServiceAlreadyInTable {
+        table: String,
+        service: String,
+        endpoint: String,
+    },
     #[error("the Vpc Endpoint Service '{0}' does not exist")]
     InvalidServiceName(String),
     /// From the guide, "Endpoint Limitations".
@@ -78,7 +84,9 @@ pub enum ModelError {
     #[error("invalid policy document: {0}")]
     InvalidPolicy(String),
     /// Not in the subnet, or one of the five addresses AWS reserves.
-    #[error("address {ip} is not available in subnet {cidr} (AWS reserves the first four and the last)")]
+    #[error(
+        "address {ip} is not available in subnet {cidr} (AWS reserves the first four and the last)"
+    )]
     InvalidPrivateIp { ip: Ipv4Addr, cidr: Ipv4Net },
     #[error("public IP {0} must lie in 203.0.113.0/24")]
     InvalidPublicIp(Ipv4Addr),

@@ -48,7 +48,9 @@ pub fn default_prefix_lists() -> Vec<PrefixList> {
             name: format!("com.amazonaws.{}.s3", r.name),
             region: r.name.to_string(),
             // The constants above have valid prefix lengths; `trunc` keeps them canonical.
-            cidrs: Ipv4Net::new(r.s3_range.0, r.s3_range.1).map(|n| vec![n.trunc()]).unwrap_or_default(),
+            cidrs: Ipv4Net::new(r.s3_range.0, r.s3_range.1)
+                .map(|n| vec![n.trunc()])
+                .unwrap_or_default(),
         })
         .collect()
 }

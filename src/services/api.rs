@@ -43,13 +43,21 @@ pub fn status(lab: &Lab) -> Status {
         pid: lab.record.pid,
         uptime_secs: lab.started.elapsed().as_secs(),
         snapshot_generation: p.snapshot().generation,
-        namespaces: lab.record.namespaces.iter().map(|(n, _)| n.clone()).collect(),
+        namespaces: lab
+            .record
+            .namespaces
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect(),
         flows: p.flows.len(),
         forwarded_packets: p.counters.forwarded(),
         forwarded_bytes: p.counters.bytes(),
         rx_errors: lab.io.rx_errors.load(Ordering::Relaxed),
         tx_errors: lab.io.tx_errors.load(Ordering::Relaxed),
-        drops: DropReason::ALL.iter().map(|r| (r.label().to_string(), p.counters.drops(*r))).collect(),
+        drops: DropReason::ALL
+            .iter()
+            .map(|r| (r.label().to_string(), p.counters.drops(*r)))
+            .collect(),
     }
 }
 
@@ -65,14 +73,20 @@ pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::
         let lab = lab.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(req, lab.clone()));
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
                 tracing::debug!(error = %e, "api connection");
             }
         });
     }
 }
 
-async fn handle(req: Request<Incoming>, lab: Arc<Lab>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    lab: Arc<Lab>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let resp = match (req.method(), req.uri().path()) {
         (&Method::GET, "/_vpcsim/health") => text(StatusCode::OK, "ok\n".into(), "text/plain"),
         (&Method::GET, "/_vpcsim/status") => match serde_json::to_string_pretty(&status(&lab)) {
