@@ -86,9 +86,7 @@ fn synthesise(rng: &mut XorShift) -> Vec<Ipv4Net> {
                 .map_or(24, |&(l, _)| l);
             // Avoid 0/8, multicast and reserved space like a real table does.
             let addr = 0x0100_0000 + rng.next_u32() % (0xe000_0000 - 0x0100_0000);
-            Ipv4Net::new(Ipv4Addr::from(addr), len)
-                .expect("len <= 32")
-                .trunc()
+            Ipv4Net::new(Ipv4Addr::from(addr), len).expect("len <= 32").trunc()
         })
         .collect()
 }
@@ -98,11 +96,7 @@ fn fib(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bgp-prefixes.txt.gz");
     let prefixes = match load_bgp(&path) {
         Some(p) => {
-            eprintln!(
-                "fib: using real BGP table {} ({} IPv4 prefixes)",
-                path.display(),
-                p.len()
-            );
+            eprintln!("fib: using real BGP table {} ({} IPv4 prefixes)", path.display(), p.len());
             p
         }
         None => {
@@ -115,11 +109,8 @@ fn fib(c: &mut Criterion) {
             p
         }
     };
-    let routes: Vec<(Ipv4Net, u32)> = prefixes
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| (n, (i % 4096) as u32))
-        .collect();
+    let routes: Vec<(Ipv4Net, u32)> =
+        prefixes.iter().enumerate().map(|(i, &n)| (n, (i % 4096) as u32)).collect();
 
     let t = Instant::now();
     let lpm = Lpm::from_routes(routes.iter().copied());
@@ -142,9 +133,7 @@ fn fib(c: &mut Criterion) {
 
     // Both tables must agree before their speed means anything.
     for &a in uniform.iter().chain(&inside).step_by(7) {
-        let ours = lpm
-            .lookup_prefix(a)
-            .map(|(n, &v)| (n.network(), n.prefix_len(), v));
+        let ours = lpm.lookup_prefix(a).map(|(n, &v)| (n.network(), n.prefix_len(), v));
         let theirs = base
             .longest_match_ipv4(Ipv4Addr::from(a))
             .map(|(n, &v)| (n.network_address(), n.netmask(), v));
@@ -165,13 +154,8 @@ fn fib(c: &mut Criterion) {
             * 1e9
             / addrs.len() as f64
     };
-    let lpm_sum = |addrs: &[u32]| {
-        addrs
-            .iter()
-            .filter_map(|&a| lpm.lookup(a))
-            .map(|&v| v as u64)
-            .sum()
-    };
+    let lpm_sum =
+        |addrs: &[u32]| addrs.iter().filter_map(|&a| lpm.lookup(a)).map(|&v| v as u64).sum();
     let base_sum = |addrs: &[u32]| {
         addrs
             .iter()
@@ -206,9 +190,7 @@ fn fib(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(LOOKUPS as u64));
     for (name, addrs) in [("uniform", &uniform), ("in-prefix", &inside)] {
-        g.bench_function(format!("lpm/{name}"), |b| {
-            b.iter(|| lpm_sum(black_box(addrs)))
-        });
+        g.bench_function(format!("lpm/{name}"), |b| b.iter(|| lpm_sum(black_box(addrs))));
         g.bench_function(format!("ip_network_table/{name}"), |b| {
             b.iter(|| base_sum(black_box(addrs)))
         });

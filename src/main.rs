@@ -41,6 +41,10 @@ enum Cmd {
         /// Return once the lab is ready, leaving a daemon (log: /run/vpcsim/<lab>.log).
         #[arg(long)]
         detach: bool,
+        /// Start over from the lab file even if the state dir holds a saved world (the old
+        /// state dir is moved aside, not deleted).
+        #[arg(long)]
+        fresh: bool,
     },
     /// Stop a lab's daemon and remove its namespaces, devices and /etc/netns entries.
     Down {
@@ -90,23 +94,12 @@ fn load_world(lab_file: Option<&PathBuf>) -> anyhow::Result<World> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Up {
-            lab_file,
-            api_listen,
-            state_dir,
-            detach,
-        } => {
+        Cmd::Up { lab_file, api_listen, state_dir, detach, fresh } => {
             let world = load_world(lab_file.as_ref())?;
             if detach {
-                return detach_up(&world, lab_file, api_listen, state_dir);
+                return detach_up(&world, lab_file, api_listen, state_dir, fresh);
             }
-            daemon::up(
-                world,
-                UpOptions {
-                    api_listen,
-                    state_dir,
-                },
-            )?;
+            daemon::up(world, UpOptions { api_listen, state_dir, fresh })?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Down { lab } => {
@@ -143,6 +136,7 @@ fn detach_up(
     lab_file: Option<PathBuf>,
     api: SocketAddr,
     state_dir: Option<PathBuf>,
+    fresh: bool,
 ) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(RUN_DIR)?;
     let log_path = PathBuf::from(RUN_DIR).join(format!("{}.log", world.lab));
@@ -156,6 +150,9 @@ fn detach_up(
     cmd.arg("--api-listen").arg(api.to_string());
     if let Some(d) = &state_dir {
         cmd.arg("--state-dir").arg(d);
+    }
+    if fresh {
+        cmd.arg("--fresh");
     }
     use std::os::unix::process::CommandExt;
     let mut child = cmd
@@ -178,10 +175,7 @@ fn detach_up(
         }
         if Instant::now() > deadline {
             eprint!("{text}");
-            bail!(
-                "the lab daemon was not ready within 120 s; see {}",
-                log_path.display()
-            );
+            bail!("the lab daemon was not ready within 120 s; see {}", log_path.display());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -232,10 +226,7 @@ fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
     s.read_to_string(&mut resp)?;
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!(
-            "status request failed: {}",
-            head.lines().next().unwrap_or("")
-        );
+        bail!("status request failed: {}", head.lines().next().unwrap_or(""));
     }
     Ok(body.to_string())
 }

@@ -157,11 +157,7 @@ impl VnetHdr {
 
     /// The checksum mode that rewrites of the following packet must use.
     pub fn csum_mode(&self) -> CsumMode {
-        if self.needs_csum() {
-            CsumMode::Partial
-        } else {
-            CsumMode::Full
-        }
+        if self.needs_csum() { CsumMode::Partial } else { CsumMode::Full }
     }
 }
 
@@ -369,14 +365,9 @@ fn map_header_err(err: HeaderSliceError) -> Malformed {
     // Exhaustive on purpose: a new etherparse error kind should be a compile error here rather
     // than being squashed into an unrelated variant.
     match err {
-        HeaderSliceError::Len(e) => Malformed::TooShort {
-            required: e.required_len,
-            len: e.len,
-        },
+        HeaderSliceError::Len(e) => Malformed::TooShort { required: e.required_len, len: e.len },
         HeaderSliceError::Content(HeaderError::UnexpectedVersion { version_number }) => {
-            Malformed::NotIpv4 {
-                version: version_number,
-            }
+            Malformed::NotIpv4 { version: version_number }
         }
         HeaderSliceError::Content(HeaderError::HeaderLengthSmallerThanHeader { ihl }) => {
             Malformed::BadIhl { ihl }
@@ -395,24 +386,16 @@ fn parse_impl(buf: &[u8], gso: bool) -> Result<Ipv4Info, Malformed> {
     } else {
         let t = usize::from(total_len);
         if t > buf.len() {
-            return Err(Malformed::TotalLenExceedsBuffer {
-                total_len,
-                len: buf.len(),
-            });
+            return Err(Malformed::TotalLenExceedsBuffer { total_len, len: buf.len() });
         }
         if t < header_len {
-            return Err(Malformed::TotalLenTooSmall {
-                total_len,
-                header_len,
-            });
+            return Err(Malformed::TotalLenTooSmall { total_len, header_len });
         }
         t
     };
     // header_len <= end holds by the checks above; `get` keeps this panic-free regardless.
-    let l4 = buf.get(header_len..end).ok_or(Malformed::TooShort {
-        required: header_len,
-        len: end,
-    })?;
+    let l4 =
+        buf.get(header_len..end).ok_or(Malformed::TooShort { required: header_len, len: end })?;
 
     let protocol = ip.protocol().0;
     let non_first_fragment = ip.fragments_offset().value() != 0;
@@ -444,17 +427,11 @@ fn parse_impl(buf: &[u8], gso: bool) -> Result<Ipv4Info, Malformed> {
 }
 
 fn truncated(protocol: u8, required: usize, len: usize) -> Malformed {
-    Malformed::TruncatedL4 {
-        protocol,
-        required,
-        len,
-    }
+    Malformed::TruncatedL4 { protocol, required, len }
 }
 
 fn parse_tcp(l4: &[u8]) -> Result<L4, Malformed> {
-    let h = l4
-        .first_chunk::<TCP_MIN_LEN>()
-        .ok_or(truncated(PROTO_TCP, TCP_MIN_LEN, l4.len()))?;
+    let h = l4.first_chunk::<TCP_MIN_LEN>().ok_or(truncated(PROTO_TCP, TCP_MIN_LEN, l4.len()))?;
     let data_offset = h[12] >> 4;
     if data_offset < 5 {
         return Err(Malformed::BadTcpDataOffset { data_offset });
@@ -475,9 +452,7 @@ fn parse_tcp(l4: &[u8]) -> Result<L4, Malformed> {
 }
 
 fn parse_udp(l4: &[u8]) -> Result<L4, Malformed> {
-    let h = l4
-        .first_chunk::<UDP_LEN>()
-        .ok_or(truncated(PROTO_UDP, UDP_LEN, l4.len()))?;
+    let h = l4.first_chunk::<UDP_LEN>().ok_or(truncated(PROTO_UDP, UDP_LEN, l4.len()))?;
     Ok(L4::Udp {
         src_port: u16::from_be_bytes([h[0], h[1]]),
         dst_port: u16::from_be_bytes([h[2], h[3]]),
@@ -486,8 +461,7 @@ fn parse_udp(l4: &[u8]) -> Result<L4, Malformed> {
 
 fn parse_icmp(l4: &[u8]) -> Result<L4, Malformed> {
     let h =
-        l4.first_chunk::<ICMP_MIN_LEN>()
-            .ok_or(truncated(PROTO_ICMP, ICMP_MIN_LEN, l4.len()))?;
+        l4.first_chunk::<ICMP_MIN_LEN>().ok_or(truncated(PROTO_ICMP, ICMP_MIN_LEN, l4.len()))?;
     let kind = h[0];
     // Only query messages carry an identifier in bytes 4..6; for errors those bytes are
     // "unused" or an MTU and must not be used as a flow key.
@@ -495,11 +469,7 @@ fn parse_icmp(l4: &[u8]) -> Result<L4, Malformed> {
         0 | 8 | 13 | 14 | 15 | 16 | 17 | 18 => u16::from_be_bytes([h[4], h[5]]),
         _ => 0,
     };
-    Ok(L4::Icmp {
-        kind,
-        code: h[1],
-        ident,
-    })
+    Ok(L4::Icmp { kind, code: h[1], ident })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,10 +489,7 @@ pub mod checksum {
     pub fn ones_sum(data: &[u8]) -> u32 {
         let (words, rest) = data.as_chunks::<2>();
         // u64 cannot overflow for any slice that fits in memory.
-        let mut acc: u64 = words
-            .iter()
-            .map(|w| u64::from(u16::from_be_bytes(*w)))
-            .sum();
+        let mut acc: u64 = words.iter().map(|w| u64::from(u16::from_be_bytes(*w))).sum();
         if let [last] = rest {
             acc += u64::from(*last) << 8;
         }
@@ -610,9 +577,7 @@ fn read16(buf: &[u8], off: usize) -> Option<u16> {
 }
 
 fn write16(buf: &mut [u8], off: usize, v: u16) -> Option<()> {
-    buf.get_mut(off..)?
-        .first_chunk_mut::<2>()?
-        .copy_from_slice(&v.to_be_bytes());
+    buf.get_mut(off..)?.first_chunk_mut::<2>()?.copy_from_slice(&v.to_be_bytes());
     Some(())
 }
 
@@ -622,9 +587,7 @@ fn read32(buf: &[u8], off: usize) -> Option<u32> {
 }
 
 fn write32(buf: &mut [u8], off: usize, v: u32) -> Option<()> {
-    buf.get_mut(off..)?
-        .first_chunk_mut::<4>()?
-        .copy_from_slice(&v.to_be_bytes());
+    buf.get_mut(off..)?.first_chunk_mut::<4>()?.copy_from_slice(&v.to_be_bytes());
     Some(())
 }
 
@@ -739,15 +702,7 @@ fn set_port(buf: &mut [u8], info: &Ipv4Info, port_off: usize, new: u16, mode: Cs
     }
     let is_udp = matches!(info.l4, L4::Udp { .. });
     let _ = write16(buf, off, new).and_then(|()| {
-        update_l4_csum(
-            buf,
-            csum_off,
-            is_udp,
-            mode,
-            false,
-            u32::from(old),
-            u32::from(new),
-        )
+        update_l4_csum(buf, csum_off, is_udp, mode, false, u32::from(old), u32::from(new))
     });
 }
 
@@ -816,9 +771,7 @@ pub fn build_tcp_rst(
     let mut out = Vec::with_capacity(builder.size(0));
     // Cannot fail: writing into a Vec never returns an I/O error and a 40-byte packet is far
     // below every length limit etherparse checks.
-    builder
-        .write(&mut out, &[])
-        .expect("writing a payload-less TCP RST into a Vec cannot fail");
+    builder.write(&mut out, &[]).expect("writing a payload-less TCP RST into a Vec cannot fail");
     out
 }
 
@@ -847,10 +800,7 @@ mod tests {
         ack: u32,
         payload: &[u8],
     ) -> Vec<u8> {
-        let b = PacketBuilder::ipv4(src, dst, ttl)
-            .tcp(sp, dp, seq, 1000)
-            .ack(ack)
-            .psh();
+        let b = PacketBuilder::ipv4(src, dst, ttl).tcp(sp, dp, seq, 1000).ack(ack).psh();
         let mut v = Vec::with_capacity(b.size(payload.len()));
         b.write(&mut v, payload).unwrap();
         v
@@ -923,11 +873,7 @@ mod tests {
         for p in parts {
             assert!(p.len() % 2 == 0 || std::ptr::eq(*p, *parts.last().unwrap()));
             for (i, b) in p.iter().enumerate() {
-                s += if i % 2 == 0 {
-                    u64::from(*b) << 8
-                } else {
-                    u64::from(*b)
-                };
+                s += if i % 2 == 0 { u64::from(*b) << 8 } else { u64::from(*b) };
             }
         }
         while s >> 16 != 0 {
@@ -944,11 +890,7 @@ mod tests {
     /// Asserts the IPv4 header checksum and (unless zero UDP) L4 checksum are valid.
     fn assert_valid(buf: &[u8]) {
         let (h, _) = Ipv4Header::from_slice(buf).unwrap();
-        assert_eq!(
-            h.header_checksum,
-            h.calc_header_checksum(),
-            "ipv4 header checksum"
-        );
+        assert_eq!(h.header_checksum, h.calc_header_checksum(), "ipv4 header checksum");
         let rest = &buf[h.header_len()..usize::from(h.total_len)];
         // Independent double check: a valid header sums to 0xFFFF.
         assert_eq!(ref_sum(&[&buf[..h.header_len()]]), 0xFFFF);
@@ -958,20 +900,12 @@ mod tests {
         match h.protocol {
             IpNumber::TCP => {
                 let (th, payload) = TcpHeader::from_slice(rest).unwrap();
-                assert_eq!(
-                    th.checksum,
-                    th.calc_checksum_ipv4(&h, payload).unwrap(),
-                    "tcp"
-                );
+                assert_eq!(th.checksum, th.calc_checksum_ipv4(&h, payload).unwrap(), "tcp");
             }
             IpNumber::UDP => {
                 let (uh, payload) = UdpHeader::from_slice(rest).unwrap();
                 if uh.checksum != 0 {
-                    assert_eq!(
-                        uh.checksum,
-                        uh.calc_checksum_ipv4(&h, payload).unwrap(),
-                        "udp"
-                    );
+                    assert_eq!(uh.checksum, uh.calc_checksum_ipv4(&h, payload).unwrap(), "udp");
                 }
             }
             _ => {}
@@ -1002,10 +936,7 @@ mod tests {
         assert!(h.needs_csum() && h.is_gso());
         assert_eq!(h.csum_mode(), CsumMode::Partial);
         assert_eq!(VnetHdr::parse(&buf[..9]), None);
-        let plain = VnetHdr {
-            gso_type: VnetHdr::GSO_ECN,
-            ..VnetHdr::default()
-        };
+        let plain = VnetHdr { gso_type: VnetHdr::GSO_ECN, ..VnetHdr::default() };
         assert!(!plain.is_gso() && !plain.needs_csum());
         assert_eq!(plain.csum_mode(), CsumMode::Full);
     }
@@ -1022,15 +953,7 @@ mod tests {
         assert_eq!((i.protocol(), i.ihl_bytes(), i.ttl()), (6, 20, 64));
         assert_eq!(usize::from(i.total_len()), p.len());
         assert!(!i.is_fragment() && !i.is_non_first_fragment());
-        let L4::Tcp {
-            src_port,
-            dst_port,
-            seq,
-            ack,
-            flags,
-            header_len,
-            payload_len,
-        } = i.l4()
+        let L4::Tcp { src_port, dst_port, seq, ack, flags, header_len, payload_len } = i.l4()
         else {
             panic!("not tcp: {i:?}")
         };
@@ -1045,15 +968,7 @@ mod tests {
         let mut p = tcp_with_options_pkt();
         p.extend_from_slice(&[0xEE; 6]); // e.g. Ethernet padding: ignored
         let i = info(&p);
-        let L4::Tcp {
-            header_len,
-            payload_len,
-            flags,
-            ..
-        } = i.l4()
-        else {
-            panic!()
-        };
+        let L4::Tcp { header_len, payload_len, flags, .. } = i.l4() else { panic!() };
         assert_eq!((header_len, payload_len, flags), (28, 8, tcp_flags::SYN));
         assert_eq!(usize::from(i.total_len()), p.len() - 6);
     }
@@ -1061,24 +976,11 @@ mod tests {
     #[test]
     fn parse_udp_icmp_fragment_options() {
         let u = udp_pkt([1, 1, 1, 1], [2, 2, 2, 2], 3, 53, 5353, b"q", false);
-        assert_eq!(
-            info(&u).l4(),
-            L4::Udp {
-                src_port: 53,
-                dst_port: 5353
-            }
-        );
+        assert_eq!(info(&u).l4(), L4::Udp { src_port: 53, dst_port: 5353 });
         assert_eq!(info(&u).l4_csum_offset(), Some(26));
 
         let i = info(&icmp_echo_pkt());
-        assert_eq!(
-            i.l4(),
-            L4::Icmp {
-                kind: 8,
-                code: 0,
-                ident: 0x1234
-            }
-        );
+        assert_eq!(i.l4(), L4::Icmp { kind: 8, code: 0, ident: 0x1234 });
         assert_eq!(i.l4_csum_offset(), None);
 
         let f = info(&fragment_pkt());
@@ -1087,13 +989,7 @@ mod tests {
 
         let o = info(&options_pkt());
         assert_eq!(o.ihl_bytes(), 28);
-        assert_eq!(
-            o.l4(),
-            L4::Udp {
-                src_port: 5000,
-                dst_port: 53
-            }
-        );
+        assert_eq!(o.l4(), L4::Udp { src_port: 5000, dst_port: 53 });
         assert_eq!(o.l4_csum_offset(), Some(34));
     }
 
@@ -1101,14 +997,7 @@ mod tests {
     fn parse_icmp_error_has_no_ident() {
         let mut p = icmp_echo_pkt();
         p[20] = 3; // destination unreachable; bytes 4..6 are unused / next-hop MTU
-        assert_eq!(
-            info(&p).l4(),
-            L4::Icmp {
-                kind: 3,
-                code: 0,
-                ident: 0
-            }
-        );
+        assert_eq!(info(&p).l4(), L4::Icmp { kind: 3, code: 0, ident: 0 });
     }
 
     #[test]
@@ -1128,29 +1017,11 @@ mod tests {
         use Malformed::*;
         let good = tcp_pkt([10, 0, 0, 1], [10, 0, 0, 2], 64, 1, 2, 3, 4, b"xyz");
 
-        assert_eq!(
-            parse(&good[..10]),
-            Err(TooShort {
-                required: 20,
-                len: 10
-            })
-        );
-        assert_eq!(
-            parse(&[]),
-            Err(TooShort {
-                required: 20,
-                len: 0
-            })
-        );
+        assert_eq!(parse(&good[..10]), Err(TooShort { required: 20, len: 10 }));
+        assert_eq!(parse(&[]), Err(TooShort { required: 20, len: 0 }));
         let mut p = good.clone();
         p[0] = 0x4F; // IHL 15 = 60 bytes, buffer is 43
-        assert_eq!(
-            parse(&p),
-            Err(TooShort {
-                required: 60,
-                len: 43
-            })
-        );
+        assert_eq!(parse(&p), Err(TooShort { required: 60, len: 43 }));
 
         let mut p = good.clone();
         p[0] = 0x60;
@@ -1162,32 +1033,16 @@ mod tests {
 
         assert_eq!(
             parse(&good[..good.len() - 1]),
-            Err(TotalLenExceedsBuffer {
-                total_len: 43,
-                len: 42
-            })
+            Err(TotalLenExceedsBuffer { total_len: 43, len: 42 })
         );
 
         let mut p = good.clone();
         p[2..4].copy_from_slice(&19u16.to_be_bytes());
-        assert_eq!(
-            parse(&p),
-            Err(TotalLenTooSmall {
-                total_len: 19,
-                header_len: 20
-            })
-        );
+        assert_eq!(parse(&p), Err(TotalLenTooSmall { total_len: 19, header_len: 20 }));
 
         let mut p = good.clone();
         p[2..4].copy_from_slice(&30u16.to_be_bytes());
-        assert_eq!(
-            parse(&p),
-            Err(TruncatedL4 {
-                protocol: 6,
-                required: 20,
-                len: 10
-            })
-        );
+        assert_eq!(parse(&p), Err(TruncatedL4 { protocol: 6, required: 20, len: 10 }));
 
         let mut p = good.clone();
         p[20 + 12] = 4 << 4;
@@ -1195,58 +1050,24 @@ mod tests {
 
         let mut p = good.clone();
         p[20 + 12] = 15 << 4; // 60-byte TCP header in a 23-byte L4
-        assert_eq!(
-            parse(&p),
-            Err(TruncatedL4 {
-                protocol: 6,
-                required: 60,
-                len: 23
-            })
-        );
+        assert_eq!(parse(&p), Err(TruncatedL4 { protocol: 6, required: 60, len: 23 }));
 
         let u = udp_pkt([1, 1, 1, 1], [2, 2, 2, 2], 3, 53, 53, b"", false);
-        assert_eq!(
-            parse_gso(&u[..27]),
-            Err(TruncatedL4 {
-                protocol: 17,
-                required: 8,
-                len: 7
-            })
-        );
+        assert_eq!(parse_gso(&u[..27]), Err(TruncatedL4 { protocol: 17, required: 8, len: 7 }));
         let i = icmp_echo_pkt();
-        assert_eq!(
-            parse_gso(&i[..24]),
-            Err(TruncatedL4 {
-                protocol: 1,
-                required: 8,
-                len: 4
-            })
-        );
+        assert_eq!(parse_gso(&i[..24]), Err(TruncatedL4 { protocol: 1, required: 8, len: 4 }));
     }
 
     #[test]
     fn error_messages_are_lowercase_without_period() {
         use Malformed::*;
         let all = [
-            TooShort {
-                required: 20,
-                len: 1,
-            },
+            TooShort { required: 20, len: 1 },
             NotIpv4 { version: 6 },
             BadIhl { ihl: 1 },
-            TotalLenExceedsBuffer {
-                total_len: 9,
-                len: 1,
-            },
-            TotalLenTooSmall {
-                total_len: 1,
-                header_len: 20,
-            },
-            TruncatedL4 {
-                protocol: 6,
-                required: 20,
-                len: 1,
-            },
+            TotalLenExceedsBuffer { total_len: 9, len: 1 },
+            TotalLenTooSmall { total_len: 1, header_len: 20 },
+            TruncatedL4 { protocol: 6, required: 20, len: 1 },
             BadTcpDataOffset { data_offset: 1 },
         ];
         for e in all {
@@ -1264,9 +1085,7 @@ mod tests {
             q[2..4].copy_from_slice(&bogus.to_be_bytes());
             let i = parse_gso(&q).unwrap();
             assert_eq!(i.total_len(), bogus);
-            let L4::Tcp { payload_len, .. } = i.l4() else {
-                panic!()
-            };
+            let L4::Tcp { payload_len, .. } = i.l4() else { panic!() };
             assert_eq!(payload_len, 3000);
             // Plain parse: only a total_len that leaves a full TCP header inside the buffer
             // is acceptable, and then the payload stops at total_len.
@@ -1311,48 +1130,26 @@ mod tests {
         set_src_port(&mut q, &i, 4242, CsumMode::Full);
         assert!(decrement_ttl(&mut q));
         assert_valid(&q);
-        assert_eq!(
-            info(&q).l4(),
-            L4::Udp {
-                src_port: 4242,
-                dst_port: 53
-            }
-        );
+        assert_eq!(info(&q).l4(), L4::Udp { src_port: 4242, dst_port: 53 });
     }
 
     /// An address change whose new UDP checksum computes to 0 must store 0xFFFF (RFC 768),
     /// exactly as a from-scratch encoder does.
     #[test]
     fn udp_checksum_zero_result_becomes_ffff() {
-        let p = udp_pkt(
-            [10, 0, 0, 1],
-            [10, 0, 0, 2],
-            64,
-            1000,
-            2000,
-            b"data!",
-            false,
-        );
+        let p = udp_pkt([10, 0, 0, 1], [10, 0, 0, 2], 64, 1000, 2000, b"data!", false);
         let mut z = p.clone();
         z[26..28].fill(0);
         let len = (p.len() - 20) as u16;
         // Sum of everything the checksum covers, excluding the checksum itself.
-        let d = ref_sum(&[
-            &[10, 0, 0, 1, 10, 0, 0, 2, 0, 17],
-            &len.to_be_bytes(),
-            &z[20..],
-        ]);
+        let d = ref_sum(&[&[10, 0, 0, 1, 10, 0, 0, 2, 0, 17], &len.to_be_bytes(), &z[20..]]);
         // Choose the new low src word so that the new sum is 0xFFFF ("negative zero"),
         // whose complement is 0.
         let m_new = ref_sum(&[&[0x00, 0x01], &(!d).to_be_bytes()]);
         let [a, b] = m_new.to_be_bytes();
         let nsrc = [10, 0, a, b];
         let fresh = udp_pkt(nsrc, [10, 0, 0, 2], 64, 1000, 2000, b"data!", false);
-        assert_eq!(
-            &fresh[26..28],
-            &[0xFF, 0xFF],
-            "fixture must hit the zero case"
-        );
+        assert_eq!(&fresh[26..28], &[0xFF, 0xFF], "fixture must hit the zero case");
         let mut q = p.clone();
         set_src(&mut q, &info(&p), ip(nsrc), CsumMode::Full);
         assert_eq!(q, fresh);
@@ -1400,10 +1197,7 @@ mod tests {
         // RFC 1624 section 4 example: HC 0xDD2F, m 0x5555 -> 0x3285 gives 0x0000.
         assert_eq!(update16(0xDD2F, 0x5555, 0x3285), 0x0000);
         let (s, d) = ([10, 1, 2, 3], [172, 16, 0, 9]);
-        assert_eq!(
-            fold(pseudo_header_sum(ip(s), ip(d), 6, 1234)),
-            ref_pseudo(s, d, 6, 1234)
-        );
+        assert_eq!(fold(pseudo_header_sum(ip(s), ip(d), 6, 1234)), ref_pseudo(s, d, 6, 1234));
     }
 
     // --- build_tcp_rst -------------------------------------------------------------------------
@@ -1427,9 +1221,7 @@ mod tests {
             assert_eq!(th.ack, ack.is_some());
             assert_eq!(th.acknowledgment_number, ack.unwrap_or(0));
             // And our own parser agrees.
-            let L4::Tcp { flags, seq, .. } = info(&p).l4() else {
-                panic!()
-            };
+            let L4::Tcp { flags, seq, .. } = info(&p).l4() else { panic!() };
             let want = tcp_flags::RST | if ack.is_some() { tcp_flags::ACK } else { 0 };
             assert_eq!((flags, seq), (want, 42));
         }
@@ -1441,13 +1233,7 @@ mod tests {
     fn exercise(buf: &[u8]) {
         for parsed in [parse(buf), parse_gso(buf)] {
             let Ok(i) = parsed else { continue };
-            let _ = (
-                i.src(),
-                i.dst_u32(),
-                i.l4(),
-                i.l4_csum_offset(),
-                i.is_fragment(),
-            );
+            let _ = (i.src(), i.dst_u32(), i.l4(), i.l4_csum_offset(), i.is_fragment());
             for mode in [CsumMode::Full, CsumMode::Partial] {
                 let mut q = buf.to_vec();
                 set_src(&mut q, &i, ip([1, 2, 3, 4]), mode);
@@ -1477,10 +1263,7 @@ mod tests {
             for n in 0..=p.len() {
                 let t = &p[..n];
                 if n < p.len() {
-                    assert!(
-                        parse(t).is_err(),
-                        "truncated to {n} must fail total_len check"
-                    );
+                    assert!(parse(t).is_err(), "truncated to {n} must fail total_len check");
                 }
                 exercise(t);
             }
@@ -1513,20 +1296,18 @@ mod tests {
             any::<(u16, u16, u32, u32)>(),
             prop::collection::vec(any::<u8>(), 0..1500),
         )
-            .prop_map(
-                |(tcp, udp_zero, src, dst, ttl, (sp, dp, seq, ack), payload)| Case {
-                    tcp,
-                    udp_zero,
-                    src,
-                    dst,
-                    ttl,
-                    sp,
-                    dp,
-                    seq,
-                    ack,
-                    payload,
-                },
-            )
+            .prop_map(|(tcp, udp_zero, src, dst, ttl, (sp, dp, seq, ack), payload)| Case {
+                tcp,
+                udp_zero,
+                src,
+                dst,
+                ttl,
+                sp,
+                dp,
+                seq,
+                ack,
+                payload,
+            })
     }
 
     fn build(c: &Case) -> Vec<u8> {
@@ -1688,10 +1469,8 @@ mod tests {
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
         runner
             .run(&case(), |c| {
-                let p = build(&Case {
-                    payload: c.payload[..c.payload.len().min(64)].to_vec(),
-                    ..c
-                });
+                let p =
+                    build(&Case { payload: c.payload[..c.payload.len().min(64)].to_vec(), ..c });
                 for n in 0..=p.len() {
                     exercise(&p[..n]);
                 }

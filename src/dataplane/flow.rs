@@ -45,6 +45,7 @@ pub struct TcpState {
     pub out_next: u32,
     /// Next sequence number the remote side will send.
     pub in_next: u32,
+    pub seen_out: bool,
     pub seen_in: bool,
     pub closing: bool,
 }
@@ -109,14 +110,30 @@ impl FlowTable {
     }
 
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Removes and returns every flow for which `pred` holds, one shard at a time.
+    pub fn remove_where(
+        &self,
+        mut pred: impl FnMut(&FlowKey, &Flow) -> bool,
+    ) -> Vec<(FlowKey, Flow)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let keys: Vec<FlowKey> =
+                map.iter().filter(|(k, f)| pred(k, f)).map(|(k, _)| *k).collect();
+            for k in keys {
+                if let Some(f) = map.remove(&k) {
+                    out.push((k, f));
+                }
+            }
+        }
+        out
     }
 
     /// Removes flows idle past their timeout; returns how many.

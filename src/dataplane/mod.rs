@@ -13,6 +13,7 @@
 //! [`Action`]; every drop is counted by reason. Time is an argument: there is no clock here.
 
 pub mod flow;
+mod reset;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use arc_swap::ArcSwap;
 use crate::fib::{EndpointInfo, Hop, PORT_AWS, PORT_INTERNET, PortId, Snapshot};
 use crate::packet::{self, CsumMode, Ipv4Info, L4, Malformed, tcp_flags};
 use flow::{Flow, FlowKey, FlowPath, FlowTable, TcpState};
+pub use reset::Injection;
 
 /// What to do with a packet. The packet buffer has been rewritten in place.
 #[must_use]
@@ -115,10 +117,7 @@ pub struct Meta {
 }
 
 impl Meta {
-    pub const PLAIN: Meta = Meta {
-        csum: CsumMode::Full,
-        gso: false,
-    };
+    pub const PLAIN: Meta = Meta { csum: CsumMode::Full, gso: false };
 }
 
 pub struct Pipeline {
@@ -168,22 +167,14 @@ impl Pipeline {
 
     /// Processes one packet (or GSO superpacket) read from `port`.
     pub fn process(&self, now: Instant, port: PortId, pkt: &mut [u8], meta: Meta) -> Action {
-        let parsed = if meta.gso {
-            packet::parse_gso(pkt)
-        } else {
-            packet::parse(pkt)
-        };
+        let parsed = if meta.gso { packet::parse_gso(pkt) } else { packet::parse(pkt) };
         let info = match parsed {
             Ok(info) => info,
             Err(Malformed::NotIpv4 { version: 6 }) => return self.counters.drop(DropReason::Ipv6),
             Err(_) => return self.counters.drop(DropReason::Malformed),
         };
         // Linux may hand over trailing bytes past the IP total length; they are not sent on.
-        let len = if meta.gso {
-            pkt.len()
-        } else {
-            usize::from(info.total_len())
-        };
+        let len = if meta.gso { pkt.len() } else { usize::from(info.total_len()) };
         let snap = self.snapshot.load();
         let action = match port {
             PORT_AWS | PORT_INTERNET => {
@@ -232,10 +223,7 @@ impl Pipeline {
                 if !packet::decrement_ttl(pkt) {
                     return c.drop(DropReason::TtlExceeded);
                 }
-                Action::Forward {
-                    port: dst.port,
-                    len,
-                }
+                Action::Forward { port: dst.port, len }
             }
             Hop::Vpce(ep) => {
                 if !packet::decrement_ttl(pkt) {
@@ -244,12 +232,9 @@ impl Pipeline {
                 // From the guide: through an endpoint, S3 sees "the private IP addresses from
                 // your VPC": the source is left as it is.
                 if let Some(endpoint) = snap.endpoints.get(ep as usize) {
-                    self.track_out(now, info, src, port, src, FlowPath::Vpce(endpoint.clone()));
+                    self.track_out(now, info, src, port, src, || FlowPath::Vpce(endpoint.clone()));
                 }
-                Action::Forward {
-                    port: PORT_AWS,
-                    len,
-                }
+                Action::Forward { port: PORT_AWS, len }
             }
             Hop::Igw => {
                 let Some(public) = host.public_ip else {
@@ -259,7 +244,7 @@ impl Pipeline {
                     return c.drop(DropReason::TtlExceeded);
                 }
                 packet::set_src(pkt, info, public.into(), meta.csum);
-                self.track_out(now, info, public, port, src, FlowPath::Igw);
+                self.track_out(now, info, public, port, src, || FlowPath::Igw);
                 let out = if snap.aws_ranges.lookup(info.dst_u32()).is_some() {
                     PORT_AWS
                 } else {
@@ -289,10 +274,7 @@ impl Pipeline {
             }
             self.track_in(now, info, dst);
             packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
-            return Action::Forward {
-                port: nat.port,
-                len,
-            };
+            return Action::Forward { port: nat.port, len };
         }
         if port == PORT_AWS {
             // A private destination: only a flow that left through an endpoint leads back.
@@ -317,10 +299,7 @@ impl Pipeline {
             if !packet::decrement_ttl(pkt) {
                 return c.drop(DropReason::TtlExceeded);
             }
-            return Action::Forward {
-                port: PORT_AWS,
-                len,
-            };
+            return Action::Forward { port: PORT_AWS, len };
         }
         c.drop(DropReason::NoRoute)
     }
@@ -332,16 +311,15 @@ impl Pipeline {
         outside_src: u32,
         port: PortId,
         private_ip: u32,
-        path: FlowPath,
+        path: impl FnOnce() -> FlowPath,
     ) {
-        let Some(key) = flow_key(info, outside_src, false) else {
-            return;
-        };
-        let fresh = path.clone();
+        let Some(key) = flow_key(info, outside_src, false) else { return };
+        // A flow keeps the path it started on: when a route change moves it, the control plane
+        // finds it by comparing this path with the new snapshot's, and resets it.
         self.flows.upsert(
             key,
             move || Flow {
-                path: fresh,
+                path: path(),
                 port,
                 private_ip,
                 created: now,
@@ -349,13 +327,6 @@ impl Pipeline {
                 tcp: TcpState::default(),
             },
             |f| {
-                // A flow whose path changed is re-pointed here; resetting it is the control
-                // plane's job when it changes routes.
-                if f.path != path || f.port != port {
-                    f.path = path;
-                    f.port = port;
-                    f.private_ip = private_ip;
-                }
                 f.last_seen = now;
                 track_tcp(&mut f.tcp, info, true);
             },
@@ -377,24 +348,14 @@ impl Pipeline {
 fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> Option<FlowKey> {
     let proto = info.protocol();
     let (sport, dport) = match info.l4() {
-        L4::Tcp {
-            src_port, dst_port, ..
-        } => (src_port, dst_port),
+        L4::Tcp { src_port, dst_port, .. } => (src_port, dst_port),
         L4::Udp { src_port, dst_port } => (src_port, dst_port),
         L4::Icmp { ident, .. } => (ident, 0),
         L4::Other => return None,
     };
     Some(if reply {
-        let dport_rev = if proto == packet::PROTO_ICMP {
-            0
-        } else {
-            sport
-        };
-        let sport_rev = if proto == packet::PROTO_ICMP {
-            sport
-        } else {
-            dport
-        };
+        let dport_rev = if proto == packet::PROTO_ICMP { 0 } else { sport };
+        let sport_rev = if proto == packet::PROTO_ICMP { sport } else { dport };
         FlowKey {
             proto,
             src: outside_instance_addr,
@@ -403,37 +364,48 @@ fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> Option<
             dport: dport_rev,
         }
     } else {
-        FlowKey {
-            proto,
-            src: outside_instance_addr,
-            sport,
-            dst: info.dst_u32(),
-            dport,
-        }
+        FlowKey { proto, src: outside_instance_addr, sport, dst: info.dst_u32(), dport }
     })
 }
 
 /// Remembers the next sequence number of each direction, so that a reset can be built later.
+/// Sequence numbers only move forward (in modulo-2^32 order): a retransmission does not move
+/// them back.
 fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
-    if let L4::Tcp {
-        seq,
-        flags,
-        payload_len,
-        ..
-    } = info.l4()
-    {
+    if let L4::Tcp { seq, ack, flags, payload_len, .. } = info.l4() {
         let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
         let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);
+        let (mine, seen) =
+            if outbound { (&mut t.out_next, t.seen_out) } else { (&mut t.in_next, t.seen_in) };
+        if !seen || seq_after(next, *mine) {
+            *mine = next;
+        }
+        // The peer's ACK tells where this side's sequence is even before it sent anything.
+        if flags & tcp_flags::ACK != 0 {
+            let (theirs, seen_theirs) = if outbound {
+                (&mut t.in_next, &mut t.seen_in)
+            } else {
+                (&mut t.out_next, &mut t.seen_out)
+            };
+            if !*seen_theirs || seq_after(ack, *theirs) {
+                *theirs = ack;
+                *seen_theirs = true;
+            }
+        }
         if outbound {
-            t.out_next = next;
+            t.seen_out = true
         } else {
-            t.in_next = next;
-            t.seen_in = true;
+            t.seen_in = true
         }
         if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
             t.closing = true;
         }
     }
+}
+
+/// `a` comes after `b` in sequence-number order (RFC 1982 serial arithmetic).
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 #[cfg(test)]

@@ -65,9 +65,7 @@ fn src_of(pkt: &[u8]) -> Ipv4Addr {
 /// Both checksums recomputed from scratch by etherparse.
 fn assert_checksums_valid(pkt: &[u8]) {
     let s = SlicedPacket::from_ip(pkt).unwrap();
-    let Some(etherparse::NetSlice::Ipv4(v4)) = &s.net else {
-        panic!("not ipv4")
-    };
+    let Some(etherparse::NetSlice::Ipv4(v4)) = &s.net else { panic!("not ipv4") };
     let h = v4.header().to_header();
     assert_eq!(h.header_checksum, h.calc_header_checksum(), "ip checksum");
     match s.transport {
@@ -90,30 +88,13 @@ fn guide_example_1_endpoint_route_takes_s3_traffic() {
     let p = demo();
     let mut pkt = tcp_syn("10.0.1.10", 40000, "54.123.170.5", 80);
     let len = pkt.len();
-    assert_eq!(
-        run(&p, A, &mut pkt),
-        Action::Forward {
-            port: PORT_AWS,
-            len
-        }
-    );
-    assert_eq!(
-        src_of(&pkt),
-        ip("10.0.1.10"),
-        "source unchanged through the endpoint"
-    );
+    assert_eq!(run(&p, A, &mut pkt), Action::Forward { port: PORT_AWS, len });
+    assert_eq!(src_of(&pkt), ip("10.0.1.10"), "source unchanged through the endpoint");
     assert_eq!(pkt[8], 63, "ttl decremented");
     assert_checksums_valid(&pkt);
-    let ep = p
-        .origin(
-            (u32::from(ip("10.0.1.10")), 40000),
-            (u32::from(ip("54.123.170.5")), 80),
-        )
-        .unwrap();
-    assert_eq!(
-        (ep.vpce_id.as_str(), ep.vpc_id.as_str()),
-        ("vpce-11bb22cc", "vpc-111bbb22")
-    );
+    let ep =
+        p.origin((u32::from(ip("10.0.1.10")), 40000), (u32::from(ip("54.123.170.5")), 80)).unwrap();
+    assert_eq!((ep.vpce_id.as_str(), ep.vpc_id.as_str()), ("vpce-11bb22cc", "vpc-111bbb22"));
 }
 
 #[test]
@@ -122,42 +103,23 @@ fn guide_example_1_other_traffic_goes_to_the_igw() {
     // destined for other services, and destined for Amazon S3 in other regions."
     let p = demo();
     let mut pkt = tcp_syn("10.0.1.10", 40000, "198.51.100.10", 80);
-    assert!(matches!(
-        run(&p, A, &mut pkt),
-        Action::Forward {
-            port: PORT_INTERNET,
-            ..
-        }
-    ));
+    assert!(matches!(run(&p, A, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
     assert_eq!(src_of(&pkt), ip("203.0.113.10"));
     assert_checksums_valid(&pkt);
     let mut pkt = tcp_syn("10.0.1.10", 40001, "54.231.170.5", 80); // us-west-2 S3
-    assert!(matches!(
-        run(&p, A, &mut pkt),
-        Action::Forward { port: PORT_AWS, .. }
-    ));
-    assert_eq!(
-        src_of(&pkt),
-        ip("203.0.113.10"),
-        "other-region S3 goes through the IGW"
-    );
+    assert!(matches!(run(&p, A, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
+    assert_eq!(src_of(&pkt), ip("203.0.113.10"), "other-region S3 goes through the IGW");
 }
 
 #[test]
 fn without_endpoint_s3_goes_through_igw_with_public_ip() {
     let p = demo();
     let mut pkt = tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80);
-    assert!(matches!(
-        run(&p, B, &mut pkt),
-        Action::Forward { port: PORT_AWS, .. }
-    ));
+    assert!(matches!(run(&p, B, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
     assert_eq!(src_of(&pkt), ip("203.0.113.20"));
     assert!(
-        p.origin(
-            (u32::from(ip("203.0.113.20")), 40000),
-            (u32::from(ip("54.123.170.5")), 80)
-        )
-        .is_none()
+        p.origin((u32::from(ip("203.0.113.20")), 40000), (u32::from(ip("54.123.170.5")), 80))
+            .is_none()
     );
 }
 
@@ -167,16 +129,10 @@ fn longest_prefix_wins_guide_example_2() {
     // Internet gateway, and does not use the endpoint"
     let p = demo();
     let mut pkt = tcp_syn("10.0.3.10", 40000, "54.123.165.7", 80);
-    assert!(matches!(
-        run(&p, C, &mut pkt),
-        Action::Forward { port: PORT_AWS, .. }
-    ));
+    assert!(matches!(run(&p, C, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
     assert_eq!(src_of(&pkt), ip("203.0.113.30"));
     let mut pkt = tcp_syn("10.0.3.10", 40001, "54.123.170.5", 80);
-    assert!(matches!(
-        run(&p, C, &mut pkt),
-        Action::Forward { port: PORT_AWS, .. }
-    ));
+    assert!(matches!(run(&p, C, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
     assert_eq!(src_of(&pkt), ip("10.0.3.10"));
     let mut pkt = tcp_syn("10.0.3.10", 40002, "198.51.100.10", 80);
     assert_eq!(run(&p, C, &mut pkt), Action::Drop(DropReason::NoRoute));
@@ -191,10 +147,7 @@ fn guide_example_2_after_deleting_the_igw_route_the_subnet_is_private() {
     );
     let p = pipeline_for(&parse("t.toml", &text).unwrap());
     let mut pkt = tcp_syn("10.0.3.10", 40000, "54.123.165.7", 80);
-    assert!(matches!(
-        run(&p, C, &mut pkt),
-        Action::Forward { port: PORT_AWS, .. }
-    ));
+    assert!(matches!(run(&p, C, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
     assert_eq!(src_of(&pkt), ip("10.0.3.10"), "now through the endpoint");
 }
 
@@ -208,15 +161,8 @@ fn identical_cidr_beats_prefix_list() {
     );
     let p = pipeline_for(&parse("t.toml", &text).unwrap());
     let mut pkt = tcp_syn("10.0.3.10", 40000, "54.123.170.5", 80);
-    assert!(matches!(
-        run(&p, C, &mut pkt),
-        Action::Forward { port: PORT_AWS, .. }
-    ));
-    assert_eq!(
-        src_of(&pkt),
-        ip("203.0.113.30"),
-        "the identical CIDR route to the IGW wins"
-    );
+    assert!(matches!(run(&p, C, &mut pkt), Action::Forward { port: PORT_AWS, .. }));
+    assert_eq!(src_of(&pkt), ip("203.0.113.30"), "the identical CIDR route to the IGW wins");
 }
 
 #[test]
@@ -252,11 +198,7 @@ fn local_route_between_subnets() {
 fn spoofed_source_is_dropped() {
     let p = demo();
     let mut pkt = tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80);
-    assert_eq!(
-        run(&p, A, &mut pkt),
-        Action::Drop(DropReason::UnknownSource),
-        "b's address from a"
-    );
+    assert_eq!(run(&p, A, &mut pkt), Action::Drop(DropReason::UnknownSource), "b's address from a");
 }
 
 #[test]
@@ -265,52 +207,28 @@ fn replies_are_translated_back() {
     // Through the IGW: the reply to the public IP is NATed back to the private one.
     let mut out = tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80);
     let _ = run(&p, B, &mut out);
-    let mut reply = tcp(
-        "54.123.170.5",
-        80,
-        "203.0.113.20",
-        40000,
-        b"HTTP/1.1 200 OK\r\n",
-    );
+    let mut reply = tcp("54.123.170.5", 80, "203.0.113.20", 40000, b"HTTP/1.1 200 OK\r\n");
     let len = reply.len();
-    assert_eq!(
-        run(&p, PORT_AWS, &mut reply),
-        Action::Forward { port: B, len }
-    );
+    assert_eq!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: B, len });
     assert_eq!(&reply[16..20], &[10, 0, 2, 10]);
     assert_checksums_valid(&reply);
     // Through the endpoint: the reply to the private IP follows the flow.
     let mut out = tcp_syn("10.0.1.10", 40000, "54.123.170.5", 80);
     let _ = run(&p, A, &mut out);
     let mut reply = tcp("54.123.170.5", 80, "10.0.1.10", 40000, b"x");
-    assert!(matches!(
-        run(&p, PORT_AWS, &mut reply),
-        Action::Forward { port: A, .. }
-    ));
+    assert!(matches!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: A, .. }));
     // No flow: nothing from outside reaches a private address.
     let mut stray = tcp("54.123.170.5", 80, "10.0.1.10", 40999, b"x");
-    assert_eq!(
-        run(&p, PORT_AWS, &mut stray),
-        Action::Drop(DropReason::NoFlow)
-    );
+    assert_eq!(run(&p, PORT_AWS, &mut stray), Action::Drop(DropReason::NoFlow));
     let mut stray = tcp("198.51.100.10", 80, "10.0.1.10", 40000, b"x");
-    assert_eq!(
-        run(&p, PORT_INTERNET, &mut stray),
-        Action::Drop(DropReason::NoRoute)
-    );
+    assert_eq!(run(&p, PORT_INTERNET, &mut stray), Action::Drop(DropReason::NoRoute));
 }
 
 #[test]
 fn udp_checksums_stay_valid_through_nat() {
     let p = demo();
     let mut pkt = udp("10.0.2.10", 5353, "198.51.100.10", 53);
-    assert!(matches!(
-        run(&p, B, &mut pkt),
-        Action::Forward {
-            port: PORT_INTERNET,
-            ..
-        }
-    ));
+    assert!(matches!(run(&p, B, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
     assert_checksums_valid(&pkt);
 }
 
@@ -346,25 +264,15 @@ fn superpacket_partial_checksum_is_updated_not_recomputed() {
     };
     let partial = pseudo(&pkt);
     pkt[tcp_off + 16..tcp_off + 18].copy_from_slice(&partial.to_be_bytes());
-    let meta = Meta {
-        csum: CsumMode::Partial,
-        gso: true,
-    };
+    let meta = Meta { csum: CsumMode::Partial, gso: true };
     let len = pkt.len();
     assert_eq!(
         p.process(Instant::now(), B, &mut pkt, meta),
-        Action::Forward {
-            port: PORT_AWS,
-            len
-        }
+        Action::Forward { port: PORT_AWS, len }
     );
     assert_eq!(src_of(&pkt), ip("203.0.113.20"));
     let field = u16::from_be_bytes([pkt[tcp_off + 16], pkt[tcp_off + 17]]);
-    assert_eq!(
-        field,
-        pseudo(&pkt),
-        "partial sum follows the new source address"
-    );
+    assert_eq!(field, pseudo(&pkt), "partial sum follows the new source address");
     // Completing it as the kernel would gives a valid checksum.
     let mut sum: u32 = 0;
     for w in pkt[tcp_off..].chunks(2) {
@@ -424,4 +332,98 @@ proptest! {
         prop_assert!(matches!(a, Action::Forward { port: A, .. }), "reply forwarded");
         assert_checksums_valid(&reply);
     }
+}
+
+fn established(p: &Pipeline, port: PortId, src: &str, sport: u16, dst: &str) {
+    // SYN from the instance, a reply, and 100 bytes of data from the instance.
+    let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64)
+        .tcp(sport, 80, 5000, 65535)
+        .ack(9000);
+    let mut pkt = Vec::new();
+    b.write(&mut pkt, &[7u8; 100]).unwrap();
+    assert!(matches!(run(p, port, &mut pkt), Action::Forward { .. }));
+}
+
+fn rst_fields(pkt: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16, u32, bool) {
+    let s = SlicedPacket::from_ip(pkt).unwrap();
+    let Some(etherparse::NetSlice::Ipv4(v4)) = &s.net else { panic!() };
+    let Some(TransportSlice::Tcp(t)) = s.transport else { panic!() };
+    assert!(t.rst());
+    (
+        v4.header().source_addr(),
+        t.source_port(),
+        v4.header().destination_addr(),
+        t.destination_port(),
+        t.sequence_number(),
+        t.ack(),
+    )
+}
+
+#[test]
+fn reset_when_endpoint_route_changes() {
+    // Subnet b reaches S3 through the IGW; then its table is associated with the endpoint.
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    let p = pipeline_for(&world);
+    established(&p, B, "10.0.2.10", 40000, "54.123.170.5");
+    // An unrelated connection to the internet from the same subnet.
+    established(&p, B, "10.0.2.10", 40001, "198.51.100.10");
+    assert_eq!(p.flows.len(), 2);
+    world.endpoints[0].route_tables.push("rtb-0b0b0b0b".into());
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    let resets = p.reset_moved_flows();
+    assert_eq!(resets.len(), 2, "one RST to each side");
+    assert_eq!(resets[0].port, B);
+    assert_eq!(
+        rst_fields(&resets[0].packet),
+        (ip("54.123.170.5"), 80, ip("10.0.2.10"), 40000, 9000, true),
+        "to the instance, from S3, at the sequence number S3 would send next"
+    );
+    assert_eq!(resets[1].port, PORT_AWS);
+    assert_eq!(
+        rst_fields(&resets[1].packet),
+        (ip("203.0.113.20"), 40000, ip("54.123.170.5"), 80, 5100, true),
+        "to S3, from the public IP it knew, at the instance's next sequence number"
+    );
+    for r in &resets {
+        assert_checksums_valid(&r.packet);
+    }
+    assert_eq!(p.flows.len(), 1, "the internet flow's path did not change: untouched");
+    assert!(p.reset_moved_flows().is_empty(), "nothing moves twice");
+}
+
+#[test]
+fn endpoint_deletion_resets_endpoint_flows_only() {
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    let p = pipeline_for(&world);
+    established(&p, A, "10.0.1.10", 40000, "54.123.170.5"); // through the endpoint
+    established(&p, C, "10.0.3.10", 40000, "54.123.165.7"); // c's more specific IGW route
+    world.endpoints.clear();
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    let resets = p.reset_moved_flows();
+    assert_eq!(resets.len(), 2);
+    assert_eq!(rst_fields(&resets[1].packet).0, ip("10.0.1.10"), "S3 hears it from the private IP");
+    assert_eq!(p.flows.len(), 1);
+}
+
+#[test]
+fn sequence_tracking_ignores_retransmissions() {
+    let p = demo();
+    established(&p, B, "10.0.2.10", 40000, "54.123.170.5");
+    // A retransmission of older data must not move the sequence number back.
+    let b = PacketBuilder::ipv4(ip("10.0.2.10").octets(), ip("54.123.170.5").octets(), 64)
+        .tcp(40000, 80, 4000, 65535)
+        .ack(9000);
+    let mut pkt = Vec::new();
+    b.write(&mut pkt, &[1u8; 10]).unwrap();
+    let _ = run(&p, B, &mut pkt);
+    let key = flow::FlowKey {
+        proto: 6,
+        src: u32::from(ip("203.0.113.20")),
+        sport: 40000,
+        dst: u32::from(ip("54.123.170.5")),
+        dport: 80,
+    };
+    assert_eq!(p.flows.get(&key).unwrap().tcp.out_next, 5100);
 }

@@ -87,11 +87,7 @@ fn chunk_of(entry: u32) -> Option<usize> {
 
 fn mask(len: u8) -> u32 {
     // `u32::MAX << 32` would overflow, so /0 is special-cased.
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len))
-    }
+    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
 }
 
 fn key_of(net: Ipv4Net) -> (u32, u8) {
@@ -152,9 +148,7 @@ impl Trie {
     }
 
     fn len_of(&self, leaf: u32) -> u8 {
-        self.nets
-            .get((leaf - 1) as usize)
-            .map_or(0, |n| n.prefix_len())
+        self.nets.get((leaf - 1) as usize).map_or(0, |n| n.prefix_len())
     }
 
     /// Whether leaf entry `e` is rewritten by `op`, and to what.
@@ -303,10 +297,8 @@ impl<T: Clone> Lpm<T> {
 
     /// Builds from routes; when the same prefix appears twice, the later one wins.
     pub fn from_routes<I: IntoIterator<Item = (Ipv4Net, T)>>(routes: I) -> Self {
-        let mut all: Vec<(Ipv4Net, T)> = routes
-            .into_iter()
-            .map(|(net, v)| (net.trunc(), v))
-            .collect();
+        let mut all: Vec<(Ipv4Net, T)> =
+            routes.into_iter().map(|(net, v)| (net.trunc(), v)).collect();
         // Shortest prefixes first: each insert then paints only leaves, never walking chunks
         // created by longer prefixes, which makes the build roughly linear. The sort is
         // stable, so duplicates keep their input order and the last one can win below.
@@ -332,10 +324,7 @@ impl<T: Clone> Lpm<T> {
         let key = key_of(net);
         if let Some(&slot) = self.routes.get(&key) {
             // Same prefix: the trie already points at this slot, only the value changes.
-            return self
-                .values
-                .get_mut(slot as usize)
-                .and_then(|v| v.replace(value));
+            return self.values.get_mut(slot as usize).and_then(|v| v.replace(value));
         }
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -344,10 +333,7 @@ impl<T: Clone> Lpm<T> {
                 s
             }
             None => {
-                assert!(
-                    self.values.len() < MAX_ROUTES,
-                    "Lpm supports at most 2^31 - 1 routes"
-                );
+                assert!(self.values.len() < MAX_ROUTES, "Lpm supports at most 2^31 - 1 routes");
                 self.values.push(Some(value));
                 self.trie.nets.push(net);
                 (self.values.len() - 1) as u32
@@ -420,10 +406,7 @@ impl<T: Clone> Lpm<T> {
         self.routes.iter().filter_map(|(&(addr, len), &slot)| {
             let value = self.values.get(slot as usize)?.as_ref()?;
             // `len` came from a valid Ipv4Net, so `new` cannot fail; the default is unused.
-            Some((
-                Ipv4Net::new(Ipv4Addr::from(addr), len).unwrap_or_default(),
-                value,
-            ))
+            Some((Ipv4Net::new(Ipv4Addr::from(addr), len).unwrap_or_default(), value))
         })
     }
 }
@@ -436,9 +419,7 @@ impl<T: Clone> Default for Lpm<T> {
 
 impl<T> fmt::Debug for Lpm<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lpm")
-            .field("prefixes", &self.routes.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Lpm").field("prefixes", &self.routes.len()).finish_non_exhaustive()
     }
 }
 
@@ -553,10 +534,7 @@ mod tests {
         assert_eq!(t.lookup(u32::MAX - 1), None);
         assert_eq!(t.lookup(0), Some(&2));
         assert_eq!(t.lookup(1), None);
-        assert_eq!(
-            t.lookup_prefix(ip("10.1.2.3")),
-            Some((net("10.1.2.3/32"), &3))
-        );
+        assert_eq!(t.lookup_prefix(ip("10.1.2.3")), Some((net("10.1.2.3/32"), &3)));
         assert_eq!(t.lookup(ip("10.1.2.4")), None);
         assert_eq!(t.lookup(ip("10.1.2.2")), None);
         t.check_invariants();
@@ -564,10 +542,7 @@ mod tests {
             assert!(t.remove(net(n)).is_some());
         }
         t.check_invariants();
-        assert!(
-            t.trie.l2_free.len() == 3 && t.trie.l3_free.len() == 3,
-            "chunks collapsed"
-        );
+        assert!(t.trie.l2_free.len() == 3 && t.trie.l3_free.len() == 3, "chunks collapsed");
     }
 
     #[test]
@@ -631,10 +606,7 @@ mod tests {
         assert_eq!(t.remove(net("10.0.1.1/32")), Some(32));
         assert_eq!(t.lookup(ip("10.0.1.1")), Some(&24));
         assert_eq!(t.remove(net("10.0.1.0/24")), Some(24));
-        assert_eq!(
-            t.lookup_prefix(ip("10.0.1.1")),
-            Some((net("10.0.0.0/16"), &16))
-        );
+        assert_eq!(t.lookup_prefix(ip("10.0.1.1")), Some((net("10.0.0.0/16"), &16)));
         // Removing the middle level exposes the /8 underneath.
         assert_eq!(t.remove(net("10.0.0.0/16")), Some(16));
         assert_eq!(t.lookup(ip("10.0.1.1")), Some(&8));
@@ -659,22 +631,10 @@ mod tests {
             (net("54.123.160.0/19"), "pcx-19"),
             (net("54.123.165.0/24"), "pcx-24"),
         ]);
-        assert_eq!(
-            t.lookup_prefix(ip("54.123.165.7")),
-            Some((net("54.123.165.0/24"), &"pcx-24"))
-        );
-        assert_eq!(
-            t.lookup_prefix(ip("54.123.170.5")),
-            Some((net("54.123.160.0/19"), &"pcx-19"))
-        );
-        assert_eq!(
-            t.lookup_prefix(ip("8.8.8.8")),
-            Some((net("0.0.0.0/0"), &"igw"))
-        );
-        assert_eq!(
-            t.lookup_prefix(ip("10.0.3.4")),
-            Some((net("10.0.0.0/16"), &"local"))
-        );
+        assert_eq!(t.lookup_prefix(ip("54.123.165.7")), Some((net("54.123.165.0/24"), &"pcx-24")));
+        assert_eq!(t.lookup_prefix(ip("54.123.170.5")), Some((net("54.123.160.0/19"), &"pcx-19")));
+        assert_eq!(t.lookup_prefix(ip("8.8.8.8")), Some((net("0.0.0.0/0"), &"igw")));
+        assert_eq!(t.lookup_prefix(ip("10.0.3.4")), Some((net("10.0.0.0/16"), &"local")));
         t.check_invariants();
     }
 
@@ -704,13 +664,7 @@ mod tests {
     fn edges(n: Ipv4Net) -> [u32; 5] {
         let lo = u32::from(n.network());
         let hi = u32::from(n.broadcast());
-        [
-            lo,
-            hi,
-            lo.wrapping_sub(1),
-            hi.wrapping_add(1),
-            lo + (hi - lo) / 2,
-        ]
+        [lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1), lo + (hi - lo) / 2]
     }
 
     proptest! {

@@ -96,37 +96,20 @@ impl Snapshot {
         generation: u64,
         port_of: &dyn Fn(&str) -> Option<PortId>,
     ) -> Snapshot {
-        let vpc_index: HashMap<&str, u16> = world
-            .vpcs
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.id.as_str(), i as u16))
-            .collect();
+        let vpc_index: HashMap<&str, u16> =
+            world.vpcs.iter().enumerate().map(|(i, v)| (v.id.as_str(), i as u16)).collect();
         let endpoints: Vec<Arc<EndpointInfo>> = world
             .endpoints
             .iter()
-            .map(|e| {
-                Arc::new(EndpointInfo {
-                    vpce_id: e.id.clone(),
-                    vpc_id: e.vpc.clone(),
-                })
-            })
+            .map(|e| Arc::new(EndpointInfo { vpce_id: e.id.clone(), vpc_id: e.vpc.clone() }))
             .collect();
-        let endpoint_index: HashMap<&str, u16> = world
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id.as_str(), i as u16))
-            .collect();
+        let endpoint_index: HashMap<&str, u16> =
+            world.endpoints.iter().enumerate().map(|(i, e)| (e.id.as_str(), i as u16)).collect();
 
         let mut vpcs: Vec<VpcPlane> = world
             .vpcs
             .iter()
-            .map(|v| VpcPlane {
-                id: v.id.as_str().into(),
-                cidr: v.cidr,
-                hosts: HashMap::new(),
-            })
+            .map(|v| VpcPlane { id: v.id.as_str().into(), cidr: v.cidr, hosts: HashMap::new() })
             .collect();
         let mut public_ips = HashMap::new();
         for inst in &world.instances {
@@ -140,18 +123,9 @@ impl Snapshot {
             };
             let public_ip = inst.public_ip.map(u32::from);
             let private_ip = u32::from(inst.private_ip);
-            vpcs[vpc as usize]
-                .hosts
-                .insert(private_ip, Host { port, public_ip });
+            vpcs[vpc as usize].hosts.insert(private_ip, Host { port, public_ip });
             if let Some(p) = public_ip {
-                public_ips.insert(
-                    p,
-                    PublicIp {
-                        vpc,
-                        private_ip,
-                        port,
-                    },
-                );
+                public_ips.insert(p, PublicIp { vpc, private_ip, port });
             }
         }
 
@@ -164,10 +138,8 @@ impl Snapshot {
             };
             // `compiled_routes` orders routes so that "later wins" implements the guide's tie
             // rule (an identical CIDR route beats the prefix-list route).
-            let routes = world
-                .compiled_routes(&subnet.route_table)
-                .into_iter()
-                .filter_map(|(net, t)| {
+            let routes =
+                world.compiled_routes(&subnet.route_table).into_iter().filter_map(|(net, t)| {
                     let hop = match t {
                         Target::Local => Hop::Local,
                         Target::Igw(_) => Hop::Igw,
@@ -188,19 +160,9 @@ impl Snapshot {
             subnets[idx] = Some(plane);
         }
         let aws_ranges = Lpm::from_routes(
-            world
-                .prefix_lists
-                .iter()
-                .flat_map(|p| p.cidrs.iter().map(|c| (*c, ()))),
+            world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().map(|c| (*c, ()))),
         );
-        Snapshot {
-            generation,
-            subnets,
-            vpcs,
-            public_ips,
-            aws_ranges,
-            endpoints,
-        }
+        Snapshot { generation, subnets, vpcs, public_ips, aws_ranges, endpoints }
     }
 
     pub fn subnet(&self, port: PortId) -> Option<&SubnetPlane> {

@@ -46,16 +46,14 @@ where
 {
     let file = File::open(path(ns)).with_context(|| format!("opening namespace {ns}"))?;
     let (tx, rx) = std::sync::mpsc::channel();
-    let handle = std::thread::Builder::new()
-        .name(thread_name)
-        .spawn(move || {
-            if let Err(e) = setns(&file, CloneFlags::CLONE_NEWNET) {
-                let _ = tx.send(Err(e));
-                return;
-            }
-            let _ = tx.send(Ok(()));
-            f()
-        })?;
+    let handle = std::thread::Builder::new().name(thread_name).spawn(move || {
+        if let Err(e) = setns(&file, CloneFlags::CLONE_NEWNET) {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        let _ = tx.send(Ok(()));
+        f()
+    })?;
     rx.recv()
         .map_err(|_| anyhow!("worker thread for {ns} died"))?
         .with_context(|| format!("entering {ns}"))?;

@@ -1,5 +1,5 @@
-//! `vpcsim up`: build the lab, attach the forwarder, start the services, print `ready:`, and
-//! remove everything again on SIGINT or SIGTERM.
+//! `vpcsim up`: build (or resume) the lab, attach the forwarder, start the services, print
+//! `ready:`, and remove everything again on SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,30 +8,60 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::control::{self, Control, Saved};
 use super::setup::{self, RunRecord};
-use crate::dataplane::Pipeline;
-use crate::fib::{self, PORT_INTERNET, PortId, Snapshot};
-use crate::io::{netns, worker};
+use crate::fib;
+use crate::io::netns;
 use crate::model::World;
 use crate::services::{api, echo, s3, store::Store};
 
 pub struct UpOptions {
     pub api_listen: SocketAddr,
     pub state_dir: Option<PathBuf>,
+    /// Start from the lab file even if the state dir holds a saved world (the old state dir is
+    /// kept aside, not deleted).
+    pub fresh: bool,
 }
 
 /// Everything a running lab shares between the data plane and the services.
 pub struct Lab {
-    pub world: World,
-    pub pipeline: Arc<Pipeline>,
-    pub io: Arc<worker::IoCounters>,
-    pub record: RunRecord,
+    pub control: Arc<Control>,
+    pub store: Arc<Store>,
     pub started: Instant,
 }
 
-/// Runs a lab in the foreground until SIGINT/SIGTERM. `world` is fully validated.
-pub fn up(world: World, opts: UpOptions) -> anyhow::Result<()> {
-    let lab_name = world.lab.clone();
+/// Runs a lab in the foreground until SIGINT/SIGTERM. `file_world` is the validated lab file;
+/// a world saved in the state dir takes precedence unless `fresh`.
+pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/vpcsim").join(&file_world.lab));
+    if opts.fresh && Saved::path(&state_dir).exists() {
+        let aside = state_dir.with_extension(format!("old-{}", unix_now()));
+        std::fs::rename(&state_dir, &aside)
+            .with_context(|| format!("moving {} aside", state_dir.display()))?;
+        println!("fresh: the previous state is kept in {}", aside.display());
+    }
+    let (saved, resumed) = match Saved::load(&state_dir)? {
+        Some(saved) => {
+            if saved.world.lab != file_world.lab {
+                bail!(
+                    "{} holds lab '{}', not '{}'; use another --state-dir or --fresh",
+                    state_dir.display(),
+                    saved.world.lab,
+                    file_world.lab
+                );
+            }
+            (saved, true)
+        }
+        None => {
+            let ports = fib::ports_by_index(&file_world).into_iter().collect();
+            (Saved { world: file_world, ports }, false)
+        }
+    };
+    let lab_name = saved.world.lab.clone();
+    let mut reattach = false;
     if let Some(rec) = RunRecord::load(&lab_name)? {
         if rec.alive() {
             bail!(
@@ -39,79 +69,84 @@ pub fn up(world: World, opts: UpOptions) -> anyhow::Result<()> {
                 rec.pid
             );
         }
-        // A crashed earlier run: clear what it left.
-        setup::down(&lab_name)?;
+        // A crashed earlier run: take its namespaces over; drop those the world no longer has.
+        let keep = saved.spec();
+        let gone: Vec<_> =
+            rec.namespaces.iter().filter(|(n, _)| !keep.contains_key(n)).cloned().collect();
+        setup::remove(&gone);
+        reattach = true;
     }
-    let ports = fib::ports_by_index(&world);
-    let port_of = |id: &str| ports.get(id).copied();
-    let namespaces = setup::namespaces(&world, &port_of);
-    for (ns, _) in &namespaces {
-        if netns::exists(ns) {
-            bail!(
-                "namespace {ns} already exists and is not this lab's; remove it or rename the lab"
-            );
+    let spec = saved.spec();
+    if !reattach {
+        for ns in spec.keys() {
+            if netns::exists(ns) {
+                bail!(
+                    "namespace {ns} already exists and is not this lab's; remove it or rename the lab"
+                );
+            }
         }
     }
-    let state_dir = opts
-        .state_dir
-        .unwrap_or_else(|| PathBuf::from("/var/lib/vpcsim").join(&lab_name));
+    // The API address is the only thing a lab adds to the root namespace: bind it first so a
+    // busy port fails before anything is built.
+    let api_listener = std::net::TcpListener::bind(opts.api_listen)
+        .with_context(|| format!("binding the control API on {}", opts.api_listen))?;
+    api_listener.set_nonblocking(true)?;
     let record = RunRecord {
         lab: lab_name.clone(),
         pid: std::process::id(),
         api: opts.api_listen.to_string(),
         state_dir: state_dir.clone(),
-        namespaces: namespaces.clone(),
+        namespaces: spec.iter().map(|(n, s)| (n.clone(), s.port)).collect(),
     };
-    // The API address is the only thing this lab adds to the root namespace: check it first so
-    // a busy port fails before anything is built.
-    let api_listener = std::net::TcpListener::bind(opts.api_listen)
-        .with_context(|| format!("binding the control API on {}", opts.api_listen))?;
-    api_listener.set_nonblocking(true)?;
     record.save()?;
 
-    let result = run(world, record.clone(), port_of, api_listener, state_dir);
-    setup::remove(&record.namespaces);
+    let result = run(saved, resumed, reattach, record, api_listener, state_dir);
+    // Whatever the control plane added since is in the saved record.
+    let last = RunRecord::load(&lab_name).ok().flatten().unwrap_or_default_record(&lab_name);
+    setup::remove(&last.namespaces);
     let _ = std::fs::remove_file(RunRecord::path(&lab_name));
     result
 }
 
+trait OrRecord {
+    fn unwrap_or_default_record(self, lab: &str) -> RunRecord;
+}
+
+impl OrRecord for Option<RunRecord> {
+    fn unwrap_or_default_record(self, lab: &str) -> RunRecord {
+        self.unwrap_or_else(|| RunRecord {
+            lab: lab.to_string(),
+            pid: 0,
+            api: String::new(),
+            state_dir: PathBuf::new(),
+            namespaces: Vec::new(),
+        })
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 fn run(
-    world: World,
+    saved: Saved,
+    resumed: bool,
+    reattach: bool,
     record: RunRecord,
-    port_of: impl Fn(&str) -> Option<PortId>,
     api_listener: std::net::TcpListener,
     state_dir: PathBuf,
 ) -> anyhow::Result<()> {
-    setup::create(&world, &record.namespaces, &port_of)?;
+    saved.store(&state_dir).context("saving the world")?;
+    control::build_namespaces(&saved, reattach)?;
     let store = Arc::new(Store::open(&state_dir.join("s3")).context("opening the object store")?);
-    seed_buckets(&world, &store)?;
-
-    let pipeline = Arc::new(Pipeline::new(Snapshot::compile(&world, 1, &port_of)));
-    let io = Arc::new(worker::IoCounters::default());
-    let max_port = record
-        .namespaces
-        .iter()
-        .map(|(_, p)| *p)
-        .max()
-        .unwrap_or(PORT_INTERNET);
-    let mut devices = vec![None; usize::from(max_port) + 1];
-    for (ns, port) in &record.namespaces {
-        devices[usize::from(*port)] = Some(worker::attach(ns)?);
+    if !resumed {
+        seed_buckets(&saved.world, &store)?;
     }
-    let ports = Arc::new(worker::PortTable::from_pointee(devices.clone()));
-    for (ns, port) in &record.namespaces {
-        if let Some(dev) = &devices[usize::from(*port)] {
-            worker::spawn(
-                ns,
-                *port,
-                dev.clone(),
-                pipeline.clone(),
-                ports.clone(),
-                io.clone(),
-            )?;
-        }
-    }
-    drop(devices);
+    let world = saved.world.clone();
+    let control = Control::start(saved, record.clone(), state_dir)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -136,21 +171,14 @@ fn run(
         })?);
     }
 
-    let lab = Arc::new(Lab {
-        world,
-        pipeline: pipeline.clone(),
-        io,
-        record: record.clone(),
-        started: Instant::now(),
-    });
-    let origin_pipeline = pipeline.clone();
+    let lab =
+        Arc::new(Lab { control: control.clone(), store: store.clone(), started: Instant::now() });
+    let origin_pipeline = control.pipeline.clone();
     let s3_state = Arc::new(s3::S3State {
         store,
-        region: lab.world.region.clone(),
+        region: world.region.clone(),
         origin: Arc::new(move |peer: SocketAddr, local: SocketAddr| {
-            let (SocketAddr::V4(peer), SocketAddr::V4(local)) = (peer, local) else {
-                return None;
-            };
+            let (SocketAddr::V4(peer), SocketAddr::V4(local)) = (peer, local) else { return None };
             origin_pipeline
                 .origin(
                     (u32::from(*peer.ip()), peer.port()),
@@ -186,7 +214,7 @@ fn run(
             }
         });
         // Flow expiry: the pipeline takes time as an argument; this is its clock.
-        let timer_pipeline = pipeline.clone();
+        let timer_pipeline = control.pipeline.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -195,19 +223,19 @@ fn run(
             }
         });
 
-        let names: Vec<&str> = lab
-            .record
-            .namespaces
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let names: Vec<String> = record.namespaces.iter().map(|(n, _)| n.clone()).collect();
+        let how = match (resumed, reattach) {
+            (true, true) => " (resumed, reattached)",
+            (true, false) => " (resumed)",
+            _ => "",
+        };
         println!(
-            "ready: lab {} ({}) namespaces {} api http://{} state {}",
-            lab.world.lab,
-            lab.world.region,
+            "ready: lab {} ({}){how} namespaces {} api http://{} state {}",
+            world.lab,
+            world.region,
             names.join(" "),
-            lab.record.api,
-            lab.record.state_dir.display()
+            record.api,
+            record.state_dir.display()
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();

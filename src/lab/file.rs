@@ -185,10 +185,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             return Err(ctx.msg(
                 f("name"),
                 &p.name.span(),
-                format!(
-                    "'{}' is not an S3 service of a known region",
-                    p.name.get_ref()
-                ),
+                format!("'{}' is not an S3 service of a known region", p.name.get_ref()),
             ));
         }
         let pl = PrefixList {
@@ -197,16 +194,12 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             region,
             cidrs,
         };
-        w.set_prefix_list(pl)
-            .map_err(|e| ctx.err(f("id"), &p.id.span(), e))?;
+        w.set_prefix_list(pl).map_err(|e| ctx.err(f("id"), &p.id.span(), e))?;
     }
     for (i, v) in lab.vpc.iter().enumerate() {
         let cidr = ctx.cidr(&v.cidr, &format!("vpc[{i}].cidr"))?;
-        let vpc = Vpc {
-            id: v.id.get_ref().clone(),
-            cidr,
-            enable_dns_support: v.enable_dns_support,
-        };
+        let vpc =
+            Vpc { id: v.id.get_ref().clone(), cidr, enable_dns_support: v.enable_dns_support };
         w.add_vpc(vpc).map_err(|e| {
             let (k, s) = match e {
                 ModelError::InvalidVpcCidr(_) => ("cidr", v.cidr.span()),
@@ -231,14 +224,13 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         })?;
     }
     for (i, t) in lab.route_table.iter().enumerate() {
-        w.add_route_table(t.id.get_ref(), t.vpc.get_ref())
-            .map_err(|e| {
-                let (k, s) = match e {
-                    ModelError::VpcNotFound(_) => ("vpc", t.vpc.span()),
-                    _ => ("id", t.id.span()),
-                };
-                ctx.err(format!("route_table[{i}].{k}"), &s, e)
-            })?;
+        w.add_route_table(t.id.get_ref(), t.vpc.get_ref()).map_err(|e| {
+            let (k, s) = match e {
+                ModelError::VpcNotFound(_) => ("vpc", t.vpc.span()),
+                _ => ("id", t.id.span()),
+            };
+            ctx.err(format!("route_table[{i}].{k}"), &s, e)
+        })?;
     }
     // Routes after all tables and gateways exist, in file order.
     for (i, t) in lab.route_table.iter().enumerate() {
@@ -256,14 +248,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             }
             let destination = ctx.cidr(&r.destination, &f("destination"))?;
             let target = ctx.target(&r.target, &f("target"))?;
-            w.add_route(
-                t.id.get_ref(),
-                Route {
-                    destination,
-                    target,
-                },
-            )
-            .map_err(|e| {
+            w.add_route(t.id.get_ref(), Route { destination, target }).map_err(|e| {
                 let (k, s) = match e {
                     ModelError::RouteAlreadyExists { .. }
                     | ModelError::RouteOverLocal(_)
@@ -312,12 +297,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
                 e.route_tables
                     .iter()
                     .position(|t| t.get_ref() == name)
-                    .map(|j| {
-                        (
-                            format!("endpoint[{i}].route_tables[{j}]"),
-                            e.route_tables[j].span(),
-                        )
-                    })
+                    .map(|j| (format!("endpoint[{i}].route_tables[{j}]"), e.route_tables[j].span()))
             };
             let (k, sp) = match &err {
                 ModelError::VpcNotFound(_) => (format!("endpoint[{i}].vpc"), e.vpc.span()),
@@ -368,20 +348,13 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         })?;
     }
     for (i, b) in lab.bucket.iter().enumerate() {
-        let region = b
-            .region
-            .as_ref()
-            .map(|r| r.get_ref().clone())
-            .unwrap_or_else(|| w.region.clone());
+        let region =
+            b.region.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| w.region.clone());
         let bucket = Bucket {
             name: b.name.get_ref().clone(),
             region,
             policy: b.policy.as_ref().map(|p| p.get_ref().clone()),
-            objects: b
-                .objects
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            objects: b.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
         w.add_bucket(bucket).map_err(|e| {
             let (k, s) = match (&e, &b.region, &b.policy) {
@@ -394,11 +367,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
     }
     for (i, h) in lab.internet_host.iter().enumerate() {
         let ip = ctx.ip(&h.ip, &format!("internet_host[{i}].ip"))?;
-        w.add_internet_host(InternetHost {
-            name: h.name.get_ref().clone(),
-            ip,
-        })
-        .map_err(|e| {
+        w.add_internet_host(InternetHost { name: h.name.get_ref().clone(), ip }).map_err(|e| {
             let (k, s) = match e {
                 ModelError::DuplicateId(_) => ("name", h.name.span()),
                 _ => ("ip", h.ip.span()),
@@ -417,20 +386,11 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn line_of(&self, span: &Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
     }
 
     fn msg(&self, field: String, span: &Range<usize>, message: String) -> LabFileError {
-        LabFileError {
-            file: self.file.into(),
-            line: self.line_of(span),
-            field,
-            message,
-        }
+        LabFileError { file: self.file.into(), line: self.line_of(span), field, message }
     }
 
     fn err(&self, field: String, span: &Range<usize>, e: ModelError) -> LabFileError {
@@ -442,21 +402,14 @@ impl Ctx<'_> {
             self.msg(
                 field.into(),
                 &s.span(),
-                format!(
-                    "'{}' is not an IPv4 CIDR block like 10.0.0.0/16",
-                    s.get_ref()
-                ),
+                format!("'{}' is not an IPv4 CIDR block like 10.0.0.0/16", s.get_ref()),
             )
         })
     }
 
     fn ip(&self, s: &S, field: &str) -> Result<Ipv4Addr, LabFileError> {
         s.get_ref().parse::<Ipv4Addr>().map_err(|_| {
-            self.msg(
-                field.into(),
-                &s.span(),
-                format!("'{}' is not an IPv4 address", s.get_ref()),
-            )
+            self.msg(field.into(), &s.span(), format!("'{}' is not an IPv4 address", s.get_ref()))
         })
     }
 
@@ -525,11 +478,7 @@ mod tests {
     #[test]
     fn bad_cidr_names_line_and_field() {
         let err = with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/33\"\n").unwrap_err();
-        assert_eq!(
-            (err.line, err.field.as_str()),
-            (line_count() + 4, "vpc[1].cidr"),
-            "{err}"
-        );
+        assert_eq!((err.line, err.field.as_str()), (line_count() + 4, "vpc[1].cidr"), "{err}");
     }
 
     #[test]
@@ -548,11 +497,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "endpoint[1].route_tables[0]", "{err}");
-        assert!(
-            err.message
-                .contains("multiple endpoints to the same service"),
-            "{err}"
-        );
+        assert!(err.message.contains("multiple endpoints to the same service"), "{err}");
     }
 
     #[test]
@@ -570,9 +515,6 @@ mod tests {
         let err =
             with("[[instance]]\nid = \"i-0a0a\"\nsubnet = \"a\"\nprivate_ip = \"10.0.2.50\"\n")
                 .unwrap_err();
-        assert_eq!(
-            (err.line, err.field.as_str()),
-            (line_count() + 5, "instance[3].private_ip")
-        );
+        assert_eq!((err.line, err.field.as_str()), (line_count() + 5, "instance[3].private_ip"));
     }
 }

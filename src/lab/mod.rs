@@ -1,5 +1,6 @@
 //! Labs: lab files, the embedded default lab, the namespaces and TUN devices a lab is made of
 //! (creation and teardown), and the daemon that runs one.
+pub mod control;
 pub mod daemon;
 pub mod file;
 pub mod setup;

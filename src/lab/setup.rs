@@ -7,6 +7,7 @@
 //!   created, so whatever exists can always be found and removed;
 //! - teardown is idempotent and tolerates any subset of the lab being present.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::fib::{PORT_AWS, PORT_INTERNET, PortId};
@@ -42,9 +44,9 @@ impl RunRecord {
 
     pub fn load(lab: &str) -> anyhow::Result<Option<RunRecord>> {
         match std::fs::read(Self::path(lab)) {
-            Ok(bytes) => Ok(Some(
-                serde_json::from_slice(&bytes).context("reading the run record")?,
-            )),
+            Ok(bytes) => {
+                Ok(Some(serde_json::from_slice(&bytes).context("reading the run record")?))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).context("reading the run record"),
         }
@@ -66,86 +68,132 @@ impl RunRecord {
 
 fn pid_is_vpcsim(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            c.split(|b| *b == 0)
-                .next()
-                .is_some_and(|arg0| arg0.ends_with(b"vpcsim"))
-        })
+        .map(|c| c.split(|b| *b == 0).next().is_some_and(|arg0| arg0.ends_with(b"vpcsim")))
         .unwrap_or(false)
 }
 
-/// The namespaces of a world: `<lab>-aws`, `<lab>-internet`, then `<lab>-<subnet>` per subnet.
-pub fn namespaces(
-    world: &World,
-    port_of: &dyn Fn(&str) -> Option<PortId>,
-) -> Vec<(String, PortId)> {
-    let mut out = vec![
-        (format!("{}-aws", world.lab), PORT_AWS),
-        (format!("{}-internet", world.lab), PORT_INTERNET),
-    ];
+/// What one namespace of a lab must contain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NsSpec {
+    pub port: PortId,
+    /// Addresses on the TUN (instances of a subnet).
+    pub tun_addrs: BTreeSet<Ipv4Addr>,
+    /// Addresses on lo (internet hosts).
+    pub lo_addrs: BTreeSet<Ipv4Addr>,
+    /// `local` routes on lo (every region's AWS ranges, in the aws namespace).
+    pub local_routes: BTreeSet<Ipv4Net>,
+}
+
+/// The namespaces of a world: `<lab>-aws`, `<lab>-internet`, and `<lab>-<subnet>` per subnet
+/// that has a port.
+pub fn spec(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> BTreeMap<String, NsSpec> {
+    let empty = NsSpec {
+        port: 0,
+        tun_addrs: BTreeSet::new(),
+        lo_addrs: BTreeSet::new(),
+        local_routes: BTreeSet::new(),
+    };
+    let mut out = BTreeMap::new();
+    let aws = NsSpec {
+        port: PORT_AWS,
+        local_routes: world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().copied()).collect(),
+        ..empty.clone()
+    };
+    out.insert(format!("{}-aws", world.lab), aws);
+    let internet = NsSpec {
+        port: PORT_INTERNET,
+        lo_addrs: world.internet_hosts.iter().map(|h| h.ip).collect(),
+        ..empty.clone()
+    };
+    out.insert(format!("{}-internet", world.lab), internet);
     for s in &world.subnets {
-        if let Some(p) = port_of(&s.id) {
-            out.push((format!("{}-{}", world.lab, s.name), p));
-        }
+        let Some(port) = port_of(&s.id) else { continue };
+        let tun_addrs =
+            world.instances.iter().filter(|i| i.subnet == s.id).map(|i| i.private_ip).collect();
+        out.insert(
+            format!("{}-{}", world.lab, s.name),
+            NsSpec { port, tun_addrs, ..empty.clone() },
+        );
     }
     out
 }
 
-/// Creates every namespace and TUN device of the world.
-pub fn create(
-    world: &World,
-    namespaces: &[(String, PortId)],
-    port_of: &dyn Fn(&str) -> Option<PortId>,
-) -> anyhow::Result<()> {
-    for (ns, port) in namespaces {
-        if netns::exists(ns) {
-            bail!(
-                "namespace {ns} already exists; remove it (ip netns del {ns}) or choose another lab name"
-            );
-        }
-        run(Command::new("ip").args(["netns", "add", ns]))?;
-        std::fs::create_dir_all(Path::new("/etc/netns").join(ns))
-            .with_context(|| format!("creating /etc/netns/{ns}"))?;
-        // Before the device exists so that it inherits the defaults too.
-        sysctls(ns)?;
-        let mut batch = vec![
-            "link set lo up".to_string(),
-            format!("tuntap add dev {DEVICE} mode tun multi_queue vnet_hdr"),
-            format!("link set dev {DEVICE} txqueuelen 10000"),
-        ];
-        match *port {
-            PORT_AWS => {
-                // Every region's AWS ranges are local: the S3 stub answers on all of them.
-                for pl in &world.prefix_lists {
-                    for cidr in &pl.cidrs {
-                        batch.push(format!("route add local {cidr} dev lo"));
-                    }
-                }
-            }
-            PORT_INTERNET => {
-                for h in &world.internet_hosts {
-                    batch.push(format!("addr add {}/32 dev lo", h.ip));
-                }
-            }
-            _ => {
-                let subnet = world.subnets.iter().find(|s| port_of(&s.id) == Some(*port));
-                let addrs: Vec<Ipv4Addr> = world
-                    .instances
-                    .iter()
-                    .filter(|i| subnet.is_some_and(|s| s.id == i.subnet))
-                    .map(|i| i.private_ip)
-                    .collect();
-                for a in &addrs {
-                    batch.push(format!("addr add {a}/32 dev {DEVICE}"));
-                }
-            }
-        }
-        batch.push(format!("link set dev {DEVICE} up"));
-        // Every destination goes to the VPC router (the forwarder), as on EC2.
-        batch.push(format!("route add default dev {DEVICE}"));
-        ip_batch(ns, &batch)?;
+/// The `ip` commands that turn `old` (None: nothing) into `new` inside one namespace.
+fn commands(old: Option<&NsSpec>, new: &NsSpec) -> Vec<String> {
+    let none = BTreeSet::new();
+    let nets = BTreeSet::new();
+    let (old_tun, old_lo, old_routes) = match old {
+        Some(o) => (&o.tun_addrs, &o.lo_addrs, &o.local_routes),
+        None => (&none, &none, &nets),
+    };
+    let mut cmds = Vec::new();
+    for a in old_tun.difference(&new.tun_addrs) {
+        cmds.push(format!("addr del {a}/32 dev {DEVICE}"));
     }
-    Ok(())
+    for a in new.tun_addrs.difference(old_tun) {
+        cmds.push(format!("addr add {a}/32 dev {DEVICE}"));
+    }
+    for a in old_lo.difference(&new.lo_addrs) {
+        cmds.push(format!("addr del {a}/32 dev lo"));
+    }
+    for a in new.lo_addrs.difference(old_lo) {
+        cmds.push(format!("addr add {a}/32 dev lo"));
+    }
+    for r in old_routes.difference(&new.local_routes) {
+        cmds.push(format!("route del local {r} dev lo"));
+    }
+    for r in new.local_routes.difference(old_routes) {
+        cmds.push(format!("route add local {r} dev lo"));
+    }
+    cmds
+}
+
+/// Creates a namespace with its TUN device and everything `spec` says.
+pub fn create_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
+    if netns::exists(ns) {
+        bail!(
+            "namespace {ns} already exists and is not this lab's; remove it (ip netns del {ns}) or rename the lab"
+        );
+    }
+    run(Command::new("ip").args(["netns", "add", ns]))?;
+    std::fs::create_dir_all(Path::new("/etc/netns").join(ns))
+        .with_context(|| format!("creating /etc/netns/{ns}"))?;
+    // Before the device exists so that it inherits the defaults too.
+    sysctls(ns)?;
+    let mut batch = vec![
+        "link set lo up".to_string(),
+        format!("tuntap add dev {DEVICE} mode tun multi_queue vnet_hdr"),
+        format!("link set dev {DEVICE} txqueuelen 10000"),
+    ];
+    batch.extend(commands(None, spec));
+    batch.push(format!("link set dev {DEVICE} up"));
+    // Every destination goes to the VPC router (the forwarder), as on EC2.
+    batch.push(format!("route add default dev {DEVICE}"));
+    ip_batch(ns, &batch, false)
+}
+
+/// Brings an existing namespace of a crashed run back to `spec` (reattach): what exists stays,
+/// what is missing is added.
+pub fn ensure_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
+    std::fs::create_dir_all(Path::new("/etc/netns").join(ns))?;
+    sysctls(ns)?;
+    let mut batch = vec![
+        "link set lo up".to_string(),
+        format!("tuntap add dev {DEVICE} mode tun multi_queue vnet_hdr"),
+        format!("link set dev {DEVICE} txqueuelen 10000"),
+    ];
+    batch.extend(commands(None, spec));
+    batch.push(format!("link set dev {DEVICE} up"));
+    batch.push(format!("route replace default dev {DEVICE}"));
+    // "File exists" for what is already there is expected: keep going.
+    ip_batch(ns, &batch, true)?;
+    run(Command::new("ip").args(["-n", ns, "link", "show", DEVICE]))
+}
+
+/// Applies the difference between two specs of one namespace.
+pub fn update_ns(ns: &str, old: &NsSpec, new: &NsSpec) -> anyhow::Result<()> {
+    let cmds = commands(Some(old), new);
+    if cmds.is_empty() { Ok(()) } else { ip_batch(ns, &cmds, false) }
 }
 
 fn sysctls(ns: &str) -> anyhow::Result<()> {
@@ -157,9 +205,14 @@ fn sysctls(ns: &str) -> anyhow::Result<()> {
     run(Command::new("ip").args(["netns", "exec", ns, "sh", "-c", script]))
 }
 
-fn ip_batch(ns: &str, lines: &[String]) -> anyhow::Result<()> {
+fn ip_batch(ns: &str, lines: &[String], force: bool) -> anyhow::Result<()> {
+    let mut args = vec!["-n", ns];
+    if force {
+        args.push("-force");
+    }
+    args.extend(["-batch", "-"]);
     let mut child = Command::new("ip")
-        .args(["-n", ns, "-batch", "-"])
+        .args(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -170,25 +223,16 @@ fn ip_batch(ns: &str, lines: &[String]) -> anyhow::Result<()> {
         stdin.write_all(b"\n")?;
     }
     let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "ip -n {ns} -batch failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    if !out.status.success() && !force {
+        bail!("ip -n {ns} -batch failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -204,10 +248,7 @@ pub fn remove(namespaces: &[(String, PortId)]) {
                 .args(["-n", ns, "link", "del", DEVICE])
                 .stderr(Stdio::null())
                 .status();
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
+            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
         }
         let etc = Path::new("/etc/netns").join(ns);
         if etc.exists() {

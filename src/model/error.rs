@@ -68,11 +68,7 @@ pub enum ModelError {
         "route table {table} already has a route to {service} through {endpoint}: you cannot have \
          multiple endpoints to the same service in a single route table"
     )]
-    EndpointServiceAlreadyInTable {
-        table: String,
-        service: String,
-        endpoint: String,
-    },
+    EndpointServiceAlreadyInTable { table: String, service: String, endpoint: String },
     #[error("the Vpc Endpoint Service '{0}' does not exist")]
     InvalidServiceName(String),
     /// From the guide, "Endpoint Limitations".
@@ -96,4 +92,62 @@ pub enum ModelError {
     InvalidBucketName(String),
     #[error("internet host {0} must lie in 198.51.100.0/24")]
     InvalidInternetHost(Ipv4Addr),
+    /// A gateway endpoint id that does not exist.
+    #[error("the vpcEndpoint ID '{0}' does not exist")]
+    EndpointNotFound(String),
+    /// An instance id that does not exist.
+    #[error("the instance ID '{0}' does not exist")]
+    InstanceNotFound(String),
+    /// A prefix list id that does not exist.
+    #[error("the prefix list ID '{0}' does not exist")]
+    PrefixListNotFound(String),
+    /// A route table association id (rtbassoc-…) that does not exist.
+    #[error("the association ID '{0}' does not exist")]
+    AssociationNotFound(String),
+    /// A resource that other resources still use.
+    #[error("the {kind} '{id}' has dependencies and cannot be deleted: {reason}")]
+    DependencyViolation { kind: &'static str, id: String, reason: String },
+    /// A subnet that already has an explicit route table association.
+    #[error("the subnet {subnet} is already associated with route table {table} ({association})")]
+    SubnetAlreadyAssociated { subnet: String, table: String, association: String },
+    /// The main route table association of a VPC can be replaced, never removed.
+    #[error(
+        "the association {0} is the main route table association: replace it with another table \
+         instead"
+    )]
+    CannotDisassociateMain(String),
+    /// An internet gateway that is already attached to a VPC.
+    #[error("internet gateway {igw} is already attached to {vpc}")]
+    IgwAlreadyAttached { igw: String, vpc: String },
+    /// ReplaceRoute or DeleteRoute of a destination the table has no route for.
+    #[error("no route with destination-cidr-block {destination} in route table {table}")]
+    RouteNotFound { table: String, destination: Ipv4Net },
+    /// The local route exists as long as the VPC does.
+    #[error("cannot delete or replace the local route {0}")]
+    LocalRouteImmutable(Ipv4Net),
+    /// From the guide, "Endpoint Limitations": "You cannot tag an endpoint."
+    #[error("{0} is a gateway endpoint: You cannot tag an endpoint")]
+    CannotTagEndpoint(String),
+    /// A RemoveRouteTableId that the endpoint does not use.
+    #[error("route table {table} is not associated with endpoint {endpoint}")]
+    EndpointTableNotAssociated { endpoint: String, table: String },
+    /// The same route table both added to and removed from an endpoint in one request.
+    #[error("route table {0} cannot be both added and removed")]
+    TableAddedAndRemoved(String),
+    /// No address left for a new instance.
+    #[error("there are not enough free addresses in subnet {0}")]
+    SubnetFull(String),
+    /// No public IP left in 203.0.113.0/24.
+    #[error("there are no free public IPs left in 203.0.113.0/24")]
+    NoFreePublicIp,
+    /// A VPC without a main route table (a lab-file VPC that names no route table) cannot take
+    /// implicitly associated subnets.
+    #[error("VPC {0} has no main route table")]
+    NoMainRouteTable(String),
+    /// A tag key AWS refuses (empty, over 127 characters, or starting with `aws:`), or a value
+    /// over 256 characters.
+    #[error(
+        "invalid tag '{0}': keys are 1 to 127 characters and may not begin with 'aws:', values at most 256"
+    )]
+    InvalidTag(String),
 }

@@ -179,14 +179,7 @@ fn check_id(kind: &'static str, prefix: &str, id: &str) -> Result<(), ModelError
     let ok = id
         .strip_prefix(prefix)
         .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()));
-    if ok {
-        Ok(())
-    } else {
-        Err(ModelError::MalformedId {
-            kind,
-            id: id.to_string(),
-        })
-    }
+    if ok { Ok(()) } else { Err(ModelError::MalformedId { kind, id: id.to_string() }) }
 }
 
 impl World {
@@ -208,9 +201,7 @@ impl World {
         self.vpcs.iter().find(|v| v.id == id)
     }
     pub fn subnet(&self, id_or_name: &str) -> Option<&Subnet> {
-        self.subnets
-            .iter()
-            .find(|s| s.id == id_or_name || s.name == id_or_name)
+        self.subnets.iter().find(|s| s.id == id_or_name || s.name == id_or_name)
     }
     pub fn route_table(&self, id: &str) -> Option<&RouteTable> {
         self.route_tables.iter().find(|r| r.id == id)
@@ -237,11 +228,7 @@ impl World {
         if pl.cidrs.is_empty() {
             return Err(ModelError::EmptyPrefixList(pl.id));
         }
-        if let Some(other) = self
-            .prefix_lists
-            .iter()
-            .find(|p| p.id == pl.id && p.name != pl.name)
-        {
+        if let Some(other) = self.prefix_lists.iter().find(|p| p.id == pl.id && p.name != pl.name) {
             return Err(ModelError::DuplicateId(other.id.clone()));
         }
         let cidrs: Vec<Ipv4Net> = pl.cidrs.iter().map(|c| c.trunc()).collect();
@@ -257,10 +244,7 @@ impl World {
         if !(16..=28).contains(&vpc.cidr.prefix_len()) {
             return Err(ModelError::InvalidVpcCidr(vpc.cidr));
         }
-        self.vpcs.push(Vpc {
-            cidr: vpc.cidr.trunc(),
-            ..vpc
-        });
+        self.vpcs.push(Vpc { cidr: vpc.cidr.trunc(), ..vpc });
         Ok(())
     }
 
@@ -268,12 +252,8 @@ impl World {
         check_id("internet gateway", "igw-", &igw.id)?;
         self.check_unique(&igw.id)?;
         if let Some(vpc) = &igw.vpc {
-            self.vpc(vpc)
-                .ok_or_else(|| ModelError::VpcNotFound(vpc.clone()))?;
-            if let Some(other) = self
-                .internet_gateways
-                .iter()
-                .find(|g| g.vpc.as_ref() == Some(vpc))
+            self.vpc(vpc).ok_or_else(|| ModelError::VpcNotFound(vpc.clone()))?;
+            if let Some(other) = self.internet_gateways.iter().find(|g| g.vpc.as_ref() == Some(vpc))
             {
                 return Err(ModelError::VpcAlreadyHasIgw {
                     vpc: vpc.clone(),
@@ -288,13 +268,8 @@ impl World {
     pub fn add_route_table(&mut self, id: &str, vpc: &str) -> Result<(), ModelError> {
         check_id("route table", "rtb-", id)?;
         self.check_unique(id)?;
-        self.vpc(vpc)
-            .ok_or_else(|| ModelError::VpcNotFound(vpc.to_string()))?;
-        self.route_tables.push(RouteTable {
-            id: id.into(),
-            vpc: vpc.into(),
-            routes: vec![],
-        });
+        self.vpc(vpc).ok_or_else(|| ModelError::VpcNotFound(vpc.to_string()))?;
+        self.route_tables.push(RouteTable { id: id.into(), vpc: vpc.into(), routes: vec![] });
         Ok(())
     }
 
@@ -304,9 +279,7 @@ impl World {
         let rt = self
             .route_table(table)
             .ok_or_else(|| ModelError::RouteTableNotFound(table.to_string()))?;
-        let vpc = self
-            .vpc(&rt.vpc)
-            .ok_or_else(|| ModelError::VpcNotFound(rt.vpc.clone()))?;
+        let vpc = self.vpc(&rt.vpc).ok_or_else(|| ModelError::VpcNotFound(rt.vpc.clone()))?;
         let destination = route.destination.trunc();
         if destination == vpc.cidr {
             // AWS refuses any route over the local one; restating it is harmless.
@@ -319,9 +292,7 @@ impl World {
             Target::Local => return Err(ModelError::LocalRouteMismatch(destination)),
             Target::Igw(id) => {
                 check_id("internet gateway", "igw-", id)?;
-                let igw = self
-                    .igw(id)
-                    .ok_or_else(|| ModelError::IgwNotFound(id.clone()))?;
+                let igw = self.igw(id).ok_or_else(|| ModelError::IgwNotFound(id.clone()))?;
                 if igw.vpc.as_deref() != Some(rt.vpc.as_str()) {
                     return Err(ModelError::IgwNotAttached {
                         igw: id.clone(),
@@ -335,18 +306,12 @@ impl World {
             Target::Blackhole => {}
         }
         if rt.routes.iter().any(|r| r.destination == destination) {
-            return Err(ModelError::RouteAlreadyExists {
-                table: table.into(),
-                destination,
-            });
+            return Err(ModelError::RouteAlreadyExists { table: table.into(), destination });
         }
         let rt = self.route_tables.iter_mut().find(|r| r.id == table);
         // The table was found above and nothing removed it since.
         if let Some(rt) = rt {
-            rt.routes.push(Route {
-                destination,
-                target: route.target,
-            });
+            rt.routes.push(Route { destination, target: route.target });
         }
         Ok(())
     }
@@ -358,25 +323,18 @@ impl World {
         if self.subnets.iter().any(|s| s.name == subnet.name) {
             return Err(ModelError::DuplicateId(subnet.name.clone()));
         }
-        let vpc = self
-            .vpc(&subnet.vpc)
-            .ok_or_else(|| ModelError::VpcNotFound(subnet.vpc.clone()))?;
+        let vpc =
+            self.vpc(&subnet.vpc).ok_or_else(|| ModelError::VpcNotFound(subnet.vpc.clone()))?;
         let cidr = subnet.cidr.trunc();
         if !vpc.cidr.contains(&cidr) || !(16..=28).contains(&cidr.prefix_len()) {
-            return Err(ModelError::InvalidSubnetCidr {
-                cidr,
-                vpc_cidr: vpc.cidr,
-            });
+            return Err(ModelError::InvalidSubnetCidr { cidr, vpc_cidr: vpc.cidr });
         }
         if let Some(other) = self
             .subnets
             .iter()
             .find(|s| s.vpc == subnet.vpc && (s.cidr.contains(&cidr) || cidr.contains(&s.cidr)))
         {
-            return Err(ModelError::SubnetConflict {
-                cidr,
-                other: other.id.clone(),
-            });
+            return Err(ModelError::SubnetConflict { cidr, other: other.id.clone() });
         }
         let rt = self
             .route_table(&subnet.route_table)
@@ -395,8 +353,7 @@ impl World {
     pub fn add_endpoint(&mut self, ep: Endpoint) -> Result<(), ModelError> {
         check_id("vpc endpoint", "vpce-", &ep.id)?;
         self.check_unique(&ep.id)?;
-        self.vpc(&ep.vpc)
-            .ok_or_else(|| ModelError::VpcNotFound(ep.vpc.clone()))?;
+        self.vpc(&ep.vpc).ok_or_else(|| ModelError::VpcNotFound(ep.vpc.clone()))?;
         let pl = self
             .prefix_list_by_name(&ep.service)
             .ok_or_else(|| ModelError::InvalidServiceName(ep.service.clone()))?;
@@ -433,10 +390,7 @@ impl World {
             .route_table(table)
             .ok_or_else(|| ModelError::RouteTableNotFound(table.to_string()))?;
         if rt.vpc != vpc {
-            return Err(ModelError::RouteTableOtherVpc {
-                table: table.into(),
-                vpc: vpc.into(),
-            });
+            return Err(ModelError::RouteTableOtherVpc { table: table.into(), vpc: vpc.into() });
         }
         // From the guide: "you cannot have multiple endpoints to the same service in a single
         // route table".
@@ -464,17 +418,11 @@ impl World {
         let first = u32::from(net.network());
         let last = u32::from(net.broadcast());
         if !net.contains(&inst.private_ip) || ip < first + 4 || ip == last {
-            return Err(ModelError::InvalidPrivateIp {
-                ip: inst.private_ip,
-                cidr: net,
-            });
+            return Err(ModelError::InvalidPrivateIp { ip: inst.private_ip, cidr: net });
         }
         let vpc = subnet.vpc.clone();
         let subnet_id = subnet.id.clone();
-        if self
-            .instances_in_vpc(&vpc)
-            .any(|i| i.private_ip == inst.private_ip)
-        {
+        if self.instances_in_vpc(&vpc).any(|i| i.private_ip == inst.private_ip) {
             return Err(ModelError::AddressInUse(inst.private_ip));
         }
         if let Some(public) = inst.public_ip {
@@ -485,10 +433,7 @@ impl World {
                 return Err(ModelError::AddressInUse(public));
             }
         }
-        self.instances.push(Instance {
-            subnet: subnet_id,
-            ..inst
-        });
+        self.instances.push(Instance { subnet: subnet_id, ..inst });
         Ok(())
     }
 
@@ -513,11 +458,7 @@ impl World {
         if !INTERNET_HOST_RANGE.contains(&host.ip) {
             return Err(ModelError::InvalidInternetHost(host.ip));
         }
-        if self
-            .internet_hosts
-            .iter()
-            .any(|h| h.ip == host.ip || h.name == host.name)
-        {
+        if self.internet_hosts.iter().any(|h| h.ip == host.ip || h.name == host.name) {
             return Err(ModelError::DuplicateId(host.name));
         }
         self.internet_hosts.push(host);
@@ -525,9 +466,7 @@ impl World {
     }
 
     pub fn instances_in_vpc<'a>(&'a self, vpc: &'a str) -> impl Iterator<Item = &'a Instance> {
-        self.instances
-            .iter()
-            .filter(move |i| self.subnet(&i.subnet).is_some_and(|s| s.vpc == vpc))
+        self.instances.iter().filter(move |i| self.subnet(&i.subnet).is_some_and(|s| s.vpc == vpc))
     }
 
     /// The routes of a table as AWS shows them: the local route, the user's routes, then one
@@ -547,11 +486,7 @@ impl World {
             destination: Destination::Cidr(r.destination),
             target: r.target.clone(),
         }));
-        for ep in self
-            .endpoints
-            .iter()
-            .filter(|e| e.route_tables.iter().any(|t| t == table))
-        {
+        for ep in self.endpoints.iter().filter(|e| e.route_tables.iter().any(|t| t == table)) {
             if let Some(pl) = self.prefix_list_by_name(&ep.service) {
                 out.push(EffectiveRoute {
                     destination: Destination::PrefixList(pl.id.clone()),
@@ -572,11 +507,7 @@ impl World {
         let mut out = Vec::with_capacity(routes.len() + 4);
         for r in &routes {
             if let Destination::PrefixList(pl) = &r.destination {
-                for cidr in self
-                    .prefix_list(pl)
-                    .map(|p| p.cidrs.as_slice())
-                    .unwrap_or(&[])
-                {
+                for cidr in self.prefix_list(pl).map(|p| p.cidrs.as_slice()).unwrap_or(&[]) {
                     out.push((*cidr, r.target.clone()));
                 }
             }
@@ -596,11 +527,7 @@ impl World {
             || self.subnets.iter().any(|s| s.id == id)
             || self.endpoints.iter().any(|e| e.id == id)
             || self.instances.iter().any(|i| i.id == id);
-        if taken {
-            Err(ModelError::DuplicateId(id.to_string()))
-        } else {
-            Ok(())
-        }
+        if taken { Err(ModelError::DuplicateId(id.to_string())) } else { Ok(()) }
     }
 }
 
@@ -610,29 +537,17 @@ fn check_lab_name(lab: &str) -> Result<(), ModelError> {
     let ok = !lab.is_empty()
         && lab.len() <= 24
         && lab.starts_with(|c: char| c.is_ascii_lowercase())
-        && lab
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ModelError::InvalidName(lab.to_string()))
-    }
+        && lab.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok { Ok(()) } else { Err(ModelError::InvalidName(lab.to_string())) }
 }
 
 fn check_subnet_name(name: &str) -> Result<(), ModelError> {
     let ok = !name.is_empty()
         && name.len() <= 16
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && name != "aws"
         && name != "internet";
-    if ok {
-        Ok(())
-    } else {
-        Err(ModelError::InvalidName(name.to_string()))
-    }
+    if ok { Ok(()) } else { Err(ModelError::InvalidName(name.to_string())) }
 }
 
 /// S3's bucket naming rules: 3 to 63 characters of lowercase letters, digits, dots and hyphens,
@@ -651,9 +566,7 @@ pub fn valid_bucket_name(name: &str) -> bool {
 fn check_policy_json(text: &str) -> Result<(), ModelError> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(_)) => Ok(()),
-        Ok(_) => Err(ModelError::InvalidPolicy(
-            "the policy must be a JSON object".into(),
-        )),
+        Ok(_) => Err(ModelError::InvalidPolicy("the policy must be a JSON object".into())),
         Err(e) => Err(ModelError::InvalidPolicy(e.to_string())),
     }
 }

@@ -21,10 +21,7 @@ fn guide_world() -> World {
     w.add_route_table("rtb-1", "vpc-111bbb22").unwrap();
     w.add_route(
         "rtb-1",
-        Route {
-            destination: net("0.0.0.0/0"),
-            target: Target::Igw("igw-1a2b3c4d".into()),
-        },
+        Route { destination: net("0.0.0.0/0"), target: Target::Igw("igw-1a2b3c4d".into()) },
     )
     .unwrap();
     w
@@ -43,8 +40,7 @@ fn s3_endpoint(id: &str, tables: &[&str]) -> Endpoint {
 #[test]
 fn endpoint_route_appears_with_association() {
     let mut w = guide_world();
-    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"]))
-        .unwrap();
+    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"])).unwrap();
     let routes = w.effective_routes("rtb-1");
     assert_eq!(routes.len(), 3);
     assert_eq!(
@@ -64,37 +60,24 @@ fn route_to_endpoint_is_refused() {
     let err = w
         .add_route(
             "rtb-1",
-            Route {
-                destination: net("54.123.160.0/19"),
-                target: Target::Vpce("vpce-1".into()),
-            },
+            Route { destination: net("54.123.160.0/19"), target: Target::Vpce("vpce-1".into()) },
         )
         .unwrap_err();
     assert_eq!(err, ModelError::ExplicitEndpointRoute);
-    assert!(
-        err.to_string()
-            .contains("You can only add an endpoint route by associating")
-    );
+    assert!(err.to_string().contains("You can only add an endpoint route by associating"));
 }
 
 #[test]
 fn two_endpoints_same_service_same_table_refused() {
     let mut w = guide_world();
-    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"]))
-        .unwrap();
+    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"])).unwrap();
     let before = w.clone();
-    let err = w
-        .add_endpoint(s3_endpoint("vpce-22cc33dd", &["rtb-1"]))
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        ModelError::EndpointServiceAlreadyInTable { .. }
-    ));
+    let err = w.add_endpoint(s3_endpoint("vpce-22cc33dd", &["rtb-1"])).unwrap_err();
+    assert!(matches!(err, ModelError::EndpointServiceAlreadyInTable { .. }));
     assert_eq!(w, before, "a refused change changes nothing");
     // "you can have multiple endpoint routes to the same service in different route tables"
     w.add_route_table("rtb-2", "vpc-111bbb22").unwrap();
-    w.add_endpoint(s3_endpoint("vpce-22cc33dd", &["rtb-2"]))
-        .unwrap();
+    w.add_endpoint(s3_endpoint("vpce-22cc33dd", &["rtb-2"])).unwrap();
 }
 
 #[test]
@@ -102,16 +85,10 @@ fn cross_region_endpoint_refused() {
     let mut w = guide_world();
     let mut ep = s3_endpoint("vpce-11bb22cc", &["rtb-1"]);
     ep.service = "com.amazonaws.us-west-2.s3".into();
-    assert!(matches!(
-        w.add_endpoint(ep),
-        Err(ModelError::CrossRegionEndpoint { .. })
-    ));
+    assert!(matches!(w.add_endpoint(ep), Err(ModelError::CrossRegionEndpoint { .. })));
     let mut ep = s3_endpoint("vpce-11bb22cc", &["rtb-1"]);
     ep.service = "com.amazonaws.us-east-1.dynamodb".into();
-    assert!(matches!(
-        w.add_endpoint(ep),
-        Err(ModelError::InvalidServiceName(_))
-    ));
+    assert!(matches!(w.add_endpoint(ep), Err(ModelError::InvalidServiceName(_))));
 }
 
 #[test]
@@ -119,27 +96,17 @@ fn identical_cidr_route_is_compiled_after_the_prefix_list() {
     let mut w = guide_world();
     w.add_route(
         "rtb-1",
-        Route {
-            destination: net("54.123.160.0/19"),
-            target: Target::Igw("igw-1a2b3c4d".into()),
-        },
+        Route { destination: net("54.123.160.0/19"), target: Target::Igw("igw-1a2b3c4d".into()) },
     )
     .unwrap();
-    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"]))
-        .unwrap();
+    w.add_endpoint(s3_endpoint("vpce-11bb22cc", &["rtb-1"])).unwrap();
     let compiled = w.compiled_routes("rtb-1");
-    let pos_pl = compiled
-        .iter()
-        .position(|(_, t)| matches!(t, Target::Vpce(_)))
-        .unwrap();
+    let pos_pl = compiled.iter().position(|(_, t)| matches!(t, Target::Vpce(_))).unwrap();
     let pos_cidr = compiled
         .iter()
         .position(|(c, t)| *c == net("54.123.160.0/19") && matches!(t, Target::Igw(_)))
         .unwrap();
-    assert!(
-        pos_pl < pos_cidr,
-        "the user's identical route must win: {compiled:?}"
-    );
+    assert!(pos_pl < pos_cidr, "the user's identical route must win: {compiled:?}");
 }
 
 #[test]
@@ -161,10 +128,7 @@ fn instance_address_rules() {
     };
     assert!(w.add_instance(inst([10, 0, 1, 3])).is_err(), "reserved");
     assert!(w.add_instance(inst([10, 0, 1, 255])).is_err(), "broadcast");
-    assert!(
-        w.add_instance(inst([10, 0, 2, 10])).is_err(),
-        "other subnet"
-    );
+    assert!(w.add_instance(inst([10, 0, 2, 10])).is_err(), "other subnet");
     w.add_instance(inst([10, 0, 1, 10])).unwrap();
     assert_eq!(w.instances[0].subnet, "subnet-0a", "names resolve to ids");
 }
@@ -173,11 +137,7 @@ fn instance_address_rules() {
 fn malformed_ids_refused() {
     let mut w = World::new("t", "us-east-1").unwrap();
     let err = w
-        .add_vpc(Vpc {
-            id: "vpc_1".into(),
-            cidr: net("10.0.0.0/16"),
-            enable_dns_support: true,
-        })
+        .add_vpc(Vpc { id: "vpc_1".into(), cidr: net("10.0.0.0/16"), enable_dns_support: true })
         .unwrap_err();
     assert!(matches!(err, ModelError::MalformedId { .. }));
     assert!(World::new("Bad Name", "us-east-1").is_err());

@@ -36,24 +36,22 @@ pub struct Status {
 }
 
 pub fn status(lab: &Lab) -> Status {
-    let p = &lab.pipeline;
+    let c = &lab.control;
+    let p = &c.pipeline;
+    let record = c.record();
+    let world = c.world();
     Status {
-        lab: lab.world.lab.clone(),
-        region: lab.world.region.clone(),
-        pid: lab.record.pid,
+        lab: world.lab.clone(),
+        region: world.region.clone(),
+        pid: record.pid,
         uptime_secs: lab.started.elapsed().as_secs(),
         snapshot_generation: p.snapshot().generation,
-        namespaces: lab
-            .record
-            .namespaces
-            .iter()
-            .map(|(n, _)| n.clone())
-            .collect(),
+        namespaces: record.namespaces.iter().map(|(n, _)| n.clone()).collect(),
         flows: p.flows.len(),
         forwarded_packets: p.counters.forwarded(),
         forwarded_bytes: p.counters.bytes(),
-        rx_errors: lab.io.rx_errors.load(Ordering::Relaxed),
-        tx_errors: lab.io.tx_errors.load(Ordering::Relaxed),
+        rx_errors: c.io.rx_errors.load(Ordering::Relaxed),
+        tx_errors: c.io.tx_errors.load(Ordering::Relaxed),
         drops: DropReason::ALL
             .iter()
             .map(|r| (r.label().to_string(), p.counters.drops(*r)))
@@ -73,9 +71,7 @@ pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::
         let lab = lab.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(req, lab.clone()));
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
             {
                 tracing::debug!(error = %e, "api connection");
             }

@@ -68,9 +68,7 @@ mod tests {
         tokio::spawn(serve_echo(listener));
         let mut s = TcpStream::connect(addr).await.unwrap();
         // Two requests on one connection (keep-alive), different methods and paths.
-        s.write_all(b"GET / HTTP/1.1\r\nHost: checkip.amazonaws.com\r\n\r\n")
-            .await
-            .unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: checkip.amazonaws.com\r\n\r\n").await.unwrap();
         s.write_all(b"POST /any/path?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
             .await
             .unwrap();

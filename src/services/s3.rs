@@ -123,11 +123,7 @@ async fn handle(state: &S3State, conn: &ConnInfo, req: Request<Incoming>) -> Res
     set(h, "x-amz-id-2", &host_id(&request_id));
     set(h, "server", "AmazonS3");
     set(h, "date", &http_date(now_secs()));
-    set(
-        h,
-        "x-vpcsim-source-ip",
-        &conn.peer.ip().to_canonical().to_string(),
-    );
+    set(h, "x-vpcsim-source-ip", &conn.peer.ip().to_canonical().to_string());
     if let Some(o) = &conn.origin {
         set(h, "x-vpcsim-vpce", &o.vpce_id);
         set(h, "x-vpcsim-vpc", &o.vpc_id);
@@ -146,10 +142,7 @@ fn set(h: &mut hyper::HeaderMap, name: &'static str, value: &str) {
 fn is_ignored_param(name: &str) -> bool {
     let l = name.to_ascii_lowercase();
     l.starts_with("x-amz-")
-        || matches!(
-            l.as_str(),
-            "x-id" | "awsaccesskeyid" | "signature" | "expires"
-        )
+        || matches!(l.as_str(), "x-id" | "awsaccesskeyid" | "signature" | "expires")
 }
 
 const LIST_PARAMS: &[&str] = &[
@@ -177,10 +170,7 @@ struct Query(Vec<(String, String)>);
 
 impl Query {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
     fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(k, _)| k == name)
@@ -232,11 +222,8 @@ async fn dispatch(state: &S3State, req: Request<Incoming>) -> Result<Response<Re
         }
         Some(key) => {
             let overrides: Vec<&str> = RESPONSE_OVERRIDES.iter().map(|(q, _)| *q).collect();
-            if let Some(p) = query.unsupported(if method == Method::GET {
-                &overrides
-            } else {
-                &[]
-            }) {
+            if let Some(p) = query.unsupported(if method == Method::GET { &overrides } else { &[] })
+            {
                 return Err(S3Error::not_implemented(p));
             }
             match method {
@@ -259,11 +246,7 @@ async fn dispatch(state: &S3State, req: Request<Incoming>) -> Result<Response<Re
 /// Bucket and key of a request, from virtual-hosted-style Host or the path.
 fn parse_target(parts: &Parts) -> Result<(Option<String>, Option<String>), S3Error> {
     let host = parts.uri.host().map(str::to_string).or_else(|| {
-        parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
+        parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string)
     });
     let path = parts.uri.path();
     let path = path.strip_prefix('/').unwrap_or(path);
@@ -302,25 +285,19 @@ pub fn bucket_from_host(host: &str) -> Option<String> {
     }
     let rest = host.strip_suffix(".amazonaws.com")?;
     let labels: Vec<&str> = rest.split('.').collect();
-    (1..labels.len())
-        .rev()
-        .find(|&i| is_s3_service(&labels[i..]))
-        .map(|i| labels[..i].join("."))
+    (1..labels.len()).rev().find(|&i| is_s3_service(&labels[i..])).map(|i| labels[..i].join("."))
 }
 
 fn is_s3_service(labels: &[&str]) -> bool {
     fn is_region(r: &str) -> bool {
         r.contains('-')
             && r.ends_with(|c: char| c.is_ascii_digit())
-            && r.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+            && r.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
     }
     match labels {
         ["s3"] => true,
         ["s3", r] | ["s3", "dualstack", r] => is_region(r),
-        [l] => l
-            .strip_prefix("s3-")
-            .is_some_and(|r| r == "external-1" || is_region(r)),
+        [l] => l.strip_prefix("s3-").is_some_and(|r| r == "external-1" || is_region(r)),
         _ => false,
     }
 }
@@ -417,30 +394,20 @@ async fn list_buckets(state: &S3State) -> Result<Response<RespBody>, S3Error> {
 }
 
 async fn get_bucket_location(state: &S3State, bucket: &str) -> Result<Response<RespBody>, S3Error> {
-    let meta = state
-        .store
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::no_such_bucket(bucket))?;
+    let meta = state.store.bucket(bucket).ok_or_else(|| S3Error::no_such_bucket(bucket))?;
     let mut w = Writer::new(Vec::new());
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
-        .map_err(S3Error::xml)?;
-    let el = w
-        .create_element("LocationConstraint")
-        .with_attribute(("xmlns", S3_NS));
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(S3Error::xml)?;
+    let el = w.create_element("LocationConstraint").with_attribute(("xmlns", S3_NS));
     if meta.region == "us-east-1" {
         el.write_empty().map_err(S3Error::xml)?;
     } else {
-        el.write_text_content(BytesText::new(&meta.region))
-            .map_err(S3Error::xml)?;
+        el.write_text_content(BytesText::new(&meta.region)).map_err(S3Error::xml)?;
     }
     Ok(xml_response(StatusCode::OK, Bytes::from(w.into_inner())))
 }
 
 async fn head_bucket(state: &S3State, bucket: &str) -> Result<Response<RespBody>, S3Error> {
-    let meta = state
-        .store
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::no_such_bucket(bucket))?;
+    let meta = state.store.bucket(bucket).ok_or_else(|| S3Error::no_such_bucket(bucket))?;
     let mut resp = empty(StatusCode::OK);
     set(resp.headers_mut(), "x-amz-bucket-region", &meta.region);
     Ok(resp)
@@ -452,18 +419,12 @@ async fn create_bucket(
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
     let limited = http_body_util::Limited::new(body, 64 * 1024);
-    let raw = limited
-        .collect()
-        .await
-        .map_err(|_| S3Error::incomplete_body())?
-        .to_bytes();
+    let raw = limited.collect().await.map_err(|_| S3Error::incomplete_body())?.to_bytes();
     let region = location_constraint(&raw).unwrap_or_else(|| state.region.clone());
     let (store, b) = (state.store.clone(), bucket.to_string());
     let r = region.clone();
     blocking(move || {
-        store
-            .create_bucket(&b, &r, None)
-            .map_err(|e| S3Error::from_store(e, &b, None))
+        store.create_bucket(&b, &r, None).map_err(|e| S3Error::from_store(e, &b, None))
     })
     .await?;
     debug!(bucket = %bucket, region = %region, "create bucket");
@@ -517,36 +478,28 @@ async fn put_object(
         None => None,
     };
     let content_type = hstr("content-type").map(str::to_string);
-    let chunked = hstr("content-encoding").is_some_and(|v| {
-        v.split(',')
-            .any(|e| e.trim().eq_ignore_ascii_case("aws-chunked"))
-    }) || hstr("x-amz-content-sha256").is_some_and(|v| v.starts_with("STREAMING-"));
+    let chunked = hstr("content-encoding")
+        .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("aws-chunked")))
+        || hstr("x-amz-content-sha256").is_some_and(|v| v.starts_with("STREAMING-"));
     let parse_len = |name: &str| -> Result<Option<u64>, S3Error> {
         match hstr(name) {
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| S3Error::invalid_argument(name, v)),
+            Some(v) => {
+                v.trim().parse::<u64>().map(Some).map_err(|_| S3Error::invalid_argument(name, v))
+            }
             None if headers.contains_key(name) => Err(S3Error::invalid_argument(name, "")),
             None => Ok(None),
         }
     };
     let content_length = parse_len("content-length")?;
-    let decoded_length = if chunked {
-        parse_len("x-amz-decoded-content-length")?
-    } else {
-        content_length
-    };
+    let decoded_length =
+        if chunked { parse_len("x-amz-decoded-content-length")? } else { content_length };
     if decoded_length.is_some_and(|l| l > MAX_PUT_SIZE) {
         return Err(S3Error::entity_too_large());
     }
 
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
     let mut writer: ObjectWriter = blocking(move || {
-        store
-            .object_writer(&b, &k)
-            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+        store.object_writer(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
     let mut decoder = chunked.then(AwsChunked::default);
@@ -574,9 +527,7 @@ async fn put_object(
         if pending.len() >= WRITE_CHUNK || (done && !pending.is_empty()) {
             let mut buf = std::mem::take(&mut pending);
             let (w, b) = blocking(move || {
-                writer
-                    .write(&buf)
-                    .map_err(|e| S3Error::internal(&e.to_string()))?;
+                writer.write(&buf).map_err(|e| S3Error::internal(&e.to_string()))?;
                 buf.clear();
                 Ok((writer, buf))
             })
@@ -618,25 +569,18 @@ async fn get_object(
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
     let (meta, file) = if head {
         let meta = blocking(move || {
-            store
-                .head_object(&b, &k)
-                .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+            store.head_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
         })
         .await?;
         (meta, None)
     } else {
         let (meta, file) = blocking(move || {
-            store
-                .get_object(&b, &k)
-                .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+            store.get_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
         })
         .await?;
         (meta, Some(file))
     };
-    let range_header = parts
-        .headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok());
+    let range_header = parts.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let range = match range_header {
         Some(r) => parse_range(r, meta.size)?,
         None => None,
@@ -662,11 +606,7 @@ async fn get_object(
     };
     debug!(bucket = %bucket, key = %key, head, start, len, "get object");
     let mut resp = Response::new(body);
-    *resp.status_mut() = if range.is_some() {
-        StatusCode::PARTIAL_CONTENT
-    } else {
-        StatusCode::OK
-    };
+    *resp.status_mut() = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let h = resp.headers_mut();
     set(h, "content-length", &len.to_string());
     set(h, "etag", &meta.etag);
@@ -730,12 +670,8 @@ async fn delete_object(
     key: String,
 ) -> Result<Response<RespBody>, S3Error> {
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
-    blocking(move || {
-        store
-            .delete_object(&b, &k)
-            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
-    })
-    .await?;
+    blocking(move || store.delete_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k))))
+        .await?;
     debug!(bucket = %bucket, key = %key, "delete object");
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -751,10 +687,7 @@ async fn list_objects(
         Some(v) => return Err(S3Error::invalid_argument("list-type", v)),
     };
     let prefix = q.get("prefix").unwrap_or("").to_string();
-    let delimiter = q
-        .get("delimiter")
-        .filter(|d| !d.is_empty())
-        .map(str::to_string);
+    let delimiter = q.get("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
     let max_keys = match q.get("max-keys") {
         None => 1000,
         Some(v) => match v.parse::<i64>() {
@@ -777,10 +710,7 @@ async fn list_objects(
         ),
         None => None,
     };
-    let start_after = q
-        .get(if v2 { "start-after" } else { "marker" })
-        .unwrap_or("")
-        .to_string();
+    let start_after = q.get(if v2 { "start-after" } else { "marker" }).unwrap_or("").to_string();
     let start = token.clone().unwrap_or_else(|| start_after.clone());
     let (store, b) = (state.store.clone(), bucket.to_string());
     let (p, d, s) = (prefix.clone(), delimiter.clone(), start.clone());
@@ -808,11 +738,7 @@ async fn list_objects(
             if !start_after.is_empty() {
                 text(w, "StartAfter", &enc(&start_after))?;
             }
-            text(
-                w,
-                "KeyCount",
-                &(list.contents.len() + list.common_prefixes.len()).to_string(),
-            )?;
+            text(w, "KeyCount", &(list.contents.len() + list.common_prefixes.len()).to_string())?;
         } else {
             text(w, "Marker", &enc(&start_after))?;
         }
@@ -823,11 +749,7 @@ async fn list_objects(
         if url {
             text(w, "EncodingType", "url")?;
         }
-        text(
-            w,
-            "IsTruncated",
-            if list.is_truncated { "true" } else { "false" },
-        )?;
+        text(w, "IsTruncated", if list.is_truncated { "true" } else { "false" })?;
         if let Some(next) = list.next_token.as_deref().filter(|_| list.is_truncated) {
             if v2 {
                 text(w, "NextContinuationToken", &hex::encode(next))?;
@@ -870,9 +792,7 @@ fn contents(
 // Responses and XML
 
 fn empty_body() -> RespBody {
-    Full::new(Bytes::new())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(Bytes::new()).map_err(|never| match never {}).boxed()
 }
 
 fn empty(status: StatusCode) -> Response<RespBody> {
@@ -894,8 +814,7 @@ fn xml_response(status: StatusCode, body: Bytes) -> Response<RespBody> {
 }
 
 fn text(w: &mut Writer<Vec<u8>>, name: &str, value: &str) -> io::Result<()> {
-    w.create_element(name)
-        .write_text_content(BytesText::new(value))?;
+    w.create_element(name).write_text_content(BytesText::new(value))?;
     Ok(())
 }
 
@@ -913,8 +832,7 @@ fn xml_doc(
     inner: impl FnOnce(&mut Writer<Vec<u8>>) -> io::Result<()>,
 ) -> Result<Bytes, S3Error> {
     let mut w = Writer::new(Vec::new());
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
-        .map_err(S3Error::xml)?;
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(S3Error::xml)?;
     w.create_element(root)
         .with_attribute(("xmlns", S3_NS))
         .write_inner_content(inner)
@@ -948,20 +866,12 @@ impl S3Error {
         self
     }
     fn no_such_bucket(bucket: &str) -> S3Error {
-        S3Error::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchBucket",
-            "The specified bucket does not exist",
-        )
-        .field("BucketName", bucket)
+        S3Error::new(StatusCode::NOT_FOUND, "NoSuchBucket", "The specified bucket does not exist")
+            .field("BucketName", bucket)
     }
     fn no_such_key(key: &str) -> S3Error {
-        S3Error::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchKey",
-            "The specified key does not exist.",
-        )
-        .field("Key", key)
+        S3Error::new(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.")
+            .field("Key", key)
     }
     fn invalid_bucket_name(bucket: &str) -> S3Error {
         S3Error::new(
@@ -998,11 +908,7 @@ impl S3Error {
         .field("ArgumentValue", value)
     }
     fn invalid_uri() -> S3Error {
-        S3Error::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidURI",
-            "Couldn't parse the specified URI.",
-        )
+        S3Error::new(StatusCode::BAD_REQUEST, "InvalidURI", "Couldn't parse the specified URI.")
     }
     fn invalid_digest() -> S3Error {
         S3Error::new(
@@ -1236,11 +1142,7 @@ struct FileBody {
 
 impl FileBody {
     fn new(file: tokio::fs::File, len: u64) -> FileBody {
-        FileBody {
-            file,
-            remaining: len,
-            buf: vec![0; READ_CHUNK.min(len as usize)],
-        }
+        FileBody { file, remaining: len, buf: vec![0; READ_CHUNK.min(len as usize)] }
     }
 }
 
@@ -1297,10 +1199,7 @@ fn next_request_id() -> String {
     static START: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let start = *START.get_or_init(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:016X}", splitmix64(start.wrapping_add(n)))
@@ -1318,10 +1217,7 @@ fn host_id(request_id: &str) -> String {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// (year, month, day, hour, minute, second, weekday with 0 = Sunday) of unix seconds.
@@ -1338,29 +1234,16 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32, usize) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     let wd = ((days + 4).rem_euclid(7)) as usize;
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-        wd,
-    )
+    (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32, wd)
 }
 
 /// RFC 1123 date, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (y, m, d, hh, mm, ss, wd) = civil(secs);
-    format!(
-        "{}, {d:02} {} {y:04} {hh:02}:{mm:02}:{ss:02} GMT",
-        DAYS[wd],
-        MONTHS[(m - 1) as usize]
-    )
+    format!("{}, {d:02} {} {y:04} {hh:02}:{mm:02}:{ss:02} GMT", DAYS[wd], MONTHS[(m - 1) as usize])
 }
 
 /// ISO 8601 with milliseconds, e.g. `2009-10-12T17:50:30.000Z`.
@@ -1374,10 +1257,8 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        let n =
+            chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -1430,16 +1311,10 @@ mod tests {
         let cases = [
             ("bucket.s3.amazonaws.com", Some("bucket")),
             ("bucket.s3.us-east-1.amazonaws.com", Some("bucket")),
-            (
-                "my.dotted.bucket.s3.eu-west-1.amazonaws.com:443",
-                Some("my.dotted.bucket"),
-            ),
+            ("my.dotted.bucket.s3.eu-west-1.amazonaws.com:443", Some("my.dotted.bucket")),
             ("bucket.s3-us-west-2.amazonaws.com", Some("bucket")),
             ("bucket.s3-external-1.amazonaws.com", Some("bucket")),
-            (
-                "bucket.s3.dualstack.ap-south-1.amazonaws.com",
-                Some("bucket"),
-            ),
+            ("bucket.s3.dualstack.ap-south-1.amazonaws.com", Some("bucket")),
             ("Bucket.S3.Amazonaws.com.", Some("bucket")),
             ("a.s3.bucket.s3.amazonaws.com", Some("a.s3.bucket")),
             ("s3.amazonaws.com", None),
@@ -1552,10 +1427,7 @@ mod tests {
 
     impl Resp {
         fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
+            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
         }
         fn text(&self) -> String {
             String::from_utf8_lossy(&self.body).into_owned()
@@ -1568,23 +1440,12 @@ mod tests {
         let mut byte = [0u8; 1];
         while !buf.ends_with(b"\r\n\r\n") {
             let n = s.read(&mut byte).await.expect("read head");
-            assert!(
-                n == 1,
-                "connection closed mid-head: {:?}",
-                String::from_utf8_lossy(&buf)
-            );
+            assert!(n == 1, "connection closed mid-head: {:?}", String::from_utf8_lossy(&buf));
             buf.push(byte[0]);
         }
         let head_text = String::from_utf8(buf).expect("utf8 head");
         let mut lines = head_text.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())
             .map(|l| {
@@ -1592,19 +1453,11 @@ mod tests {
                 (k.trim().to_ascii_lowercase(), v.trim().to_string())
             })
             .collect();
-        let mut resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
+        let mut resp = Resp { status, headers, body: Vec::new() };
         if head || status == 204 || status == 304 || status == 100 {
             return resp;
         }
-        let len: usize = resp
-            .header("content-length")
-            .expect("content-length")
-            .parse()
-            .unwrap();
+        let len: usize = resp.header("content-length").expect("content-length").parse().unwrap();
         resp.body = vec![0; len];
         s.read_exact(&mut resp.body).await.expect("read body");
         resp
@@ -1624,9 +1477,7 @@ mod tests {
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
-        if !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
             && (!body.is_empty() || method == "PUT")
         {
             req.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -1685,10 +1536,7 @@ mod tests {
     fn xml_values(body: &str, tag: &str) -> Vec<String> {
         let open = format!("<{tag}>");
         let close = format!("</{tag}>");
-        body.split(&open)
-            .skip(1)
-            .map(|s| s.split(&close).next().unwrap().to_string())
-            .collect()
+        body.split(&open).skip(1).map(|s| s.split(&close).next().unwrap().to_string()).collect()
     }
 
     #[tokio::test]
@@ -1732,10 +1580,7 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-length"), Some("20"));
         assert_eq!(r.header("content-type"), Some("binary/octet-stream"));
-        assert_eq!(
-            r.header("etag").unwrap(),
-            format!("\"{}\"", hex::encode(Md5::digest(body)))
-        );
+        assert_eq!(r.header("etag").unwrap(), format!("\"{}\"", hex::encode(Md5::digest(body))));
         for (range, want, cr) in [
             ("bytes=2-5", &b"2345"[..], "bytes 2-5/20"),
             ("bytes=15-", b"fghij", "bytes 15-19/20"),
@@ -1751,14 +1596,7 @@ mod tests {
         assert_eq!(r.status, 416);
         assert_eq!(xml_values(&r.text(), "Code"), ["InvalidRange"]);
         assert_eq!(r.header("content-range"), Some("bytes */20"));
-        let r = send(
-            &mut s,
-            "GET",
-            "/bkt/r.txt?response-content-type=text/x-over",
-            &[],
-            b"",
-        )
-        .await;
+        let r = send(&mut s, "GET", "/bkt/r.txt?response-content-type=text/x-over", &[], b"").await;
         assert_eq!(r.header("content-type"), Some("text/x-over"));
         let r = send(&mut s, "DELETE", "/bkt/r.txt", &[], b"").await;
         assert_eq!(r.status, 204);
@@ -1786,25 +1624,16 @@ mod tests {
             ),
             "{t}"
         );
-        assert_eq!(
-            xml_values(&t, "Message"),
-            ["The specified bucket does not exist"]
-        );
+        assert_eq!(xml_values(&t, "Message"), ["The specified bucket does not exist"]);
         assert_eq!(xml_values(&t, "BucketName"), ["nobucket"]);
-        assert_eq!(
-            xml_values(&t, "RequestId"),
-            [r.header("x-amz-request-id").unwrap()]
-        );
+        assert_eq!(xml_values(&t, "RequestId"), [r.header("x-amz-request-id").unwrap()]);
         assert_eq!(r.header("content-type"), Some("application/xml"));
 
         let r = req(addr, "GET", "/bkt/no%20such%20%3Ckey%3E", &[], b"").await;
         assert_eq!(r.status, 404);
         let t = r.text();
         assert_eq!(xml_values(&t, "Code"), ["NoSuchKey"]);
-        assert_eq!(
-            xml_values(&t, "Message"),
-            ["The specified key does not exist."]
-        );
+        assert_eq!(xml_values(&t, "Message"), ["The specified key does not exist."]);
         assert_eq!(xml_values(&t, "Key"), ["no such &lt;key&gt;"]);
 
         let r = req(addr, "PUT", "/nobucket/k", &[], b"abc").await;
@@ -1837,10 +1666,7 @@ mod tests {
         let r = req(addr, "HEAD", "/nobucket", &[], b"").await;
         assert_eq!(r.status, 404);
         let r = req(addr, "HEAD", "/bkt", &[], b"").await;
-        assert_eq!(
-            (r.status, r.header("x-amz-bucket-region")),
-            (200, Some("us-east-1"))
-        );
+        assert_eq!((r.status, r.header("x-amz-bucket-region")), (200, Some("us-east-1")));
         // Signed-request headers and presigned query parameters are accepted as-is.
         let r = req(
             addr,
@@ -1863,19 +1689,9 @@ mod tests {
         let good = base64_encode(&Md5::digest(b"hello"));
         let bad = base64_encode(&Md5::digest(b"other"));
         let r = req(addr, "PUT", "/bkt/m", &[("Content-MD5", &bad)], b"hello").await;
-        assert_eq!(
-            (r.status, xml_values(&r.text(), "Code")),
-            (400, vec!["BadDigest".to_string()])
-        );
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["BadDigest".to_string()]));
         assert!(store.head_object("bkt", "m").is_err());
-        let r = req(
-            addr,
-            "PUT",
-            "/bkt/m",
-            &[("Content-MD5", "not base64!")],
-            b"hello",
-        )
-        .await;
+        let r = req(addr, "PUT", "/bkt/m", &[("Content-MD5", "not base64!")], b"hello").await;
         assert_eq!(
             (r.status, xml_values(&r.text(), "Code")),
             (400, vec!["InvalidDigest".to_string()])
@@ -1914,10 +1730,7 @@ mod tests {
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(
-            r.header("etag").unwrap(),
-            format!("\"{}\"", hex::encode(Md5::digest(&data)))
-        );
+        assert_eq!(r.header("etag").unwrap(), format!("\"{}\"", hex::encode(Md5::digest(&data))));
         assert_eq!(store.get_object_bytes("bkt", "chunked").unwrap().1, data);
         // Unsigned trailer variant, announced only through x-amz-content-sha256.
         let payload = b"4\r\nabcd\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
@@ -1933,19 +1746,13 @@ mod tests {
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(
-            store.get_object_bytes("bkt", "chunked2").unwrap().1,
-            b"abcd"
-        );
+        assert_eq!(store.get_object_bytes("bkt", "chunked2").unwrap().1, b"abcd");
         // Decoded length mismatch is rejected.
         let r = req(
             addr,
             "PUT",
             "/bkt/chunked3",
-            &[
-                ("Content-Encoding", "aws-chunked"),
-                ("x-amz-decoded-content-length", "5"),
-            ],
+            &[("Content-Encoding", "aws-chunked"), ("x-amz-decoded-content-length", "5")],
             payload,
         )
         .await;
@@ -1964,12 +1771,7 @@ mod tests {
             "photos/y.jpg",
             "readme",
         ] {
-            assert_eq!(
-                req(addr, "PUT", &format!("/bkt/{k}"), &[], k.as_bytes())
-                    .await
-                    .status,
-                200
-            );
+            assert_eq!(req(addr, "PUT", &format!("/bkt/{k}"), &[], k.as_bytes()).await.status, 200);
         }
         // Without delimiter, max-keys=2 over the 5 keys under photos/.
         let mut keys = Vec::new();
@@ -1991,10 +1793,7 @@ mod tests {
             assert_eq!(xml_values(&t, "MaxKeys"), ["2"]);
             assert!(t.contains("<StorageClass>STANDARD</StorageClass>"));
             let lm = xml_values(&t, "LastModified");
-            assert!(
-                lm.iter().all(|d| d.len() == 24 && d.ends_with(".000Z")),
-                "{lm:?}"
-            );
+            assert!(lm.iter().all(|d| d.len() == 24 && d.ends_with(".000Z")), "{lm:?}");
             let page = xml_values(&t, "Key");
             assert_eq!(xml_values(&t, "KeyCount"), [page.len().to_string()]);
             keys.extend(page);
@@ -2020,19 +1819,11 @@ mod tests {
         );
 
         // With delimiter: common prefixes count against max-keys and are not repeated.
-        let r = req(
-            addr,
-            "GET",
-            "/bkt?list-type=2&prefix=photos/&delimiter=/&max-keys=2",
-            &[],
-            b"",
-        )
-        .await;
+        let r =
+            req(addr, "GET", "/bkt?list-type=2&prefix=photos/&delimiter=/&max-keys=2", &[], b"")
+                .await;
         let t = r.text();
-        assert_eq!(
-            xml_values(&t, "Prefix"),
-            ["photos/", "photos/2024/", "photos/2025/"]
-        );
+        assert_eq!(xml_values(&t, "Prefix"), ["photos/", "photos/2024/", "photos/2025/"]);
         assert_eq!(xml_values(&t, "IsTruncated"), ["true"]);
         let tok = xml_values(&t, "NextContinuationToken").pop().unwrap();
         let r = req(
@@ -2052,25 +1843,13 @@ mod tests {
         let t = r.text();
         assert_eq!(xml_values(&t, "Key"), ["readme"]);
         assert_eq!(xml_values(&t, "Prefix"), ["", "photos/"]);
-        let r = req(
-            addr,
-            "GET",
-            "/bkt?list-type=2&start-after=photos/x.jpg",
-            &[],
-            b"",
-        )
-        .await;
+        let r = req(addr, "GET", "/bkt?list-type=2&start-after=photos/x.jpg", &[], b"").await;
         assert_eq!(xml_values(&r.text(), "Key"), ["photos/y.jpg", "readme"]);
 
         // v1 with marker.
-        let r = req(
-            addr,
-            "GET",
-            "/bkt?prefix=photos/&max-keys=3&marker=photos/2024/a.jpg",
-            &[],
-            b"",
-        )
-        .await;
+        let r =
+            req(addr, "GET", "/bkt?prefix=photos/&max-keys=3&marker=photos/2024/a.jpg", &[], b"")
+                .await;
         let t = r.text();
         assert_eq!(
             xml_values(&t, "Key"),
@@ -2088,58 +1867,26 @@ mod tests {
     #[tokio::test]
     async fn virtual_hosted_style_and_bucket_ops() {
         let (addr, _dir, store, _) = start(false).await;
-        let r = req(
-            addr,
-            "PUT",
-            "/dir/v.txt",
-            &[("Host", "bkt.s3.us-east-1.amazonaws.com")],
-            b"vhost",
-        )
-        .await;
+        let r =
+            req(addr, "PUT", "/dir/v.txt", &[("Host", "bkt.s3.us-east-1.amazonaws.com")], b"vhost")
+                .await;
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(
-            store.get_object_bytes("bkt", "dir/v.txt").unwrap().1,
-            b"vhost"
-        );
+        assert_eq!(store.get_object_bytes("bkt", "dir/v.txt").unwrap().1, b"vhost");
         for host in [
             "bkt.s3.amazonaws.com",
             "bkt.s3-external-1.amazonaws.com",
             "bkt.s3.dualstack.us-east-1.amazonaws.com:80",
         ] {
             let r = req(addr, "GET", "/dir/v.txt", &[("Host", host)], b"").await;
-            assert_eq!(
-                (r.status, r.body.as_slice()),
-                (200, &b"vhost"[..]),
-                "{host}"
-            );
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"vhost"[..]), "{host}");
         }
         // Bare service name and IP hosts mean path style.
-        let r = req(
-            addr,
-            "GET",
-            "/bkt/dir/v.txt",
-            &[("Host", "s3.us-east-1.amazonaws.com")],
-            b"",
-        )
-        .await;
+        let r = req(addr, "GET", "/bkt/dir/v.txt", &[("Host", "s3.us-east-1.amazonaws.com")], b"")
+            .await;
         assert_eq!(r.body, b"vhost");
-        let r = req(
-            addr,
-            "GET",
-            "/?list-type=2",
-            &[("Host", "bkt.s3.amazonaws.com")],
-            b"",
-        )
-        .await;
+        let r = req(addr, "GET", "/?list-type=2", &[("Host", "bkt.s3.amazonaws.com")], b"").await;
         assert_eq!(xml_values(&r.text(), "Key"), ["dir/v.txt"]);
-        let r = req(
-            addr,
-            "GET",
-            "/?location",
-            &[("Host", "bkt.s3.amazonaws.com")],
-            b"",
-        )
-        .await;
+        let r = req(addr, "GET", "/?location", &[("Host", "bkt.s3.amazonaws.com")], b"").await;
         assert!(
             r.text().ends_with(
                 "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>"
@@ -2148,11 +1895,7 @@ mod tests {
             r.text()
         );
         let r = req(addr, "GET", "/eu-bkt?location", &[], b"").await;
-        assert!(
-            r.text().ends_with(">eu-west-1</LocationConstraint>"),
-            "{}",
-            r.text()
-        );
+        assert!(r.text().ends_with(">eu-west-1</LocationConstraint>"), "{}", r.text());
         let r = req(addr, "GET", "/", &[], b"").await;
         assert_eq!(r.status, 200);
         let t = r.text();
@@ -2200,14 +1943,7 @@ mod tests {
             ("dir//double", "dir//double"),
         ];
         for (i, (raw, key)) in keys.iter().enumerate() {
-            let r = req(
-                addr,
-                "PUT",
-                &format!("/bkt/{raw}"),
-                &[],
-                format!("v{i}").as_bytes(),
-            )
-            .await;
+            let r = req(addr, "PUT", &format!("/bkt/{raw}"), &[], format!("v{i}").as_bytes()).await;
             assert_eq!(r.status, 200, "{raw}: {}", r.text());
             assert_eq!(
                 store.get_object_bytes("bkt", key).unwrap().1,
@@ -2218,10 +1954,8 @@ mod tests {
             assert_eq!(r.body, format!("v{i}").as_bytes());
         }
         // Only the buckets directory exists under the root; nothing escaped.
-        let top: Vec<_> = std::fs::read_dir(&dir.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let top: Vec<_> =
+            std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(top, ["buckets"]);
         let r = req(addr, "GET", "/bkt?list-type=2&encoding-type=url", &[], b"").await;
         let t = r.text();
@@ -2238,9 +1972,8 @@ mod tests {
     async fn put_get_200mb_streamed() {
         let (addr, _dir, _store, _) = start(false).await;
         const SIZE: usize = 200 * 1024 * 1024;
-        let block: Vec<u8> = (0..1024 * 1024u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-            .collect();
+        let block: Vec<u8> =
+            (0..1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
         let mut md5 = Md5::new();
         let mut s = TcpStream::connect(addr).await.unwrap();
         let head = format!("PUT /bkt/huge HTTP/1.1\r\nHost: x\r\nContent-Length: {SIZE}\r\n\r\n");
@@ -2255,9 +1988,7 @@ mod tests {
         let r = read_response(&mut s, false).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("etag"), Some(want.as_str()));
-        s.write_all(b"GET /bkt/huge HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        s.write_all(b"GET /bkt/huge HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
         let mut buf = Vec::new();
         let mut byte = [0u8; 1];
         while !buf.ends_with(b"\r\n\r\n") {
@@ -2276,17 +2007,9 @@ mod tests {
         }
         assert_eq!(format!("\"{}\"", hex::encode(md5.finalize())), want);
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let hwm = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM"))
-            .unwrap_or("")
-            .to_string();
+        let hwm = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("").to_string();
         eprintln!("peak RSS: {hwm}");
-        let kb: u64 = hwm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let kb: u64 = hwm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
         assert!(kb < 100 * 1024, "{hwm}");
     }
 

@@ -135,10 +135,8 @@ pub struct ObjectWriter {
 impl ObjectWriter {
     /// Appends body bytes.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("object writer already finished"))?;
+        let file =
+            self.file.as_mut().ok_or_else(|| io::Error::other("object writer already finished"))?;
         file.write_all(data)?;
         self.md5.update(data);
         self.size += data.len() as u64;
@@ -255,44 +253,28 @@ impl Store {
         };
         write_bucket_meta(&dir, &meta)?;
         fsync_dir(&self.root.join("buckets"))?;
-        self.buckets
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), meta);
+        self.buckets.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), meta);
         Ok(())
     }
 
     /// Metadata of a bucket, if it exists.
     pub fn bucket(&self, name: &str) -> Option<BucketMeta> {
-        self.buckets
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.buckets.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
     /// All buckets, sorted by name.
     pub fn buckets(&self) -> Vec<BucketMeta> {
-        self.buckets
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.buckets.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     /// Replaces (or with `None` removes) a bucket's policy document.
     pub fn set_bucket_policy(&self, name: &str, policy: Option<String>) -> Result<(), StoreError> {
         let _guard = lock(&self.commit);
-        let mut meta = self
-            .bucket(name)
-            .ok_or_else(|| StoreError::NoSuchBucket(name.to_string()))?;
+        let mut meta =
+            self.bucket(name).ok_or_else(|| StoreError::NoSuchBucket(name.to_string()))?;
         meta.policy = policy;
         write_bucket_meta(&self.bucket_dir(name), &meta)?;
-        self.buckets
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), meta);
+        self.buckets.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), meta);
         Ok(())
     }
 
@@ -320,10 +302,8 @@ impl Store {
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
     ) -> Result<ObjectMeta, StoreError> {
-        let file = w
-            .file
-            .take()
-            .ok_or_else(|| io::Error::other("object writer already finished"))?;
+        let file =
+            w.file.take().ok_or_else(|| io::Error::other("object writer already finished"))?;
         let tmp = w.tmp.clone();
         let result = self.commit_inner(&mut w, file, content_type, expected_md5);
         if result.is_err() {
@@ -361,11 +341,8 @@ impl Store {
                 .to_string(),
             last_modified: now_secs(),
         };
-        let sidecar = serde_json::to_vec(&Sidecar {
-            meta: meta.clone(),
-            data: data_name.clone(),
-        })
-        .map_err(io::Error::other)?;
+        let sidecar = serde_json::to_vec(&Sidecar { meta: meta.clone(), data: data_name.clone() })
+            .map_err(io::Error::other)?;
         let meta_path = w.dir.join(format!("{name}.meta"));
         let _guard = lock(&self.commit);
         if self.bucket(&w.bucket).is_none() {
@@ -594,9 +571,7 @@ fn check_key_lookup(_bucket: &str, key: &str) -> Result<(), StoreError> {
 
 fn read_sidecar(path: &Path) -> Result<Option<Sidecar>, StoreError> {
     match fs::read(path) {
-        Ok(raw) => Ok(Some(
-            serde_json::from_slice(&raw).map_err(io::Error::other)?,
-        )),
+        Ok(raw) => Ok(Some(serde_json::from_slice(&raw).map_err(io::Error::other)?)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -659,26 +634,16 @@ fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
 }
 
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// 28 hex chars, unique within the process and (practically) across restarts.
 fn unique_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!(
-        "{:016x}{:04x}{:08x}",
-        nanos,
-        std::process::id() as u16,
-        n as u32
-    )
+    let nanos =
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    format!("{:016x}{:04x}{:08x}", nanos, std::process::id() as u16, n as u32)
 }
 
 #[cfg(test)]
@@ -754,8 +719,7 @@ mod tests {
                 Err(StoreError::InvalidBucketName(_))
             ));
             s.create_bucket("one", "us-east-1", None).unwrap();
-            s.create_bucket("two", "eu-west-1", Some("{}".into()))
-                .unwrap();
+            s.create_bucket("two", "eu-west-1", Some("{}".into())).unwrap();
             assert!(matches!(
                 s.create_bucket("one", "us-east-1", None),
                 Err(StoreError::BucketAlreadyOwnedByYou(_))
@@ -764,12 +728,8 @@ mod tests {
                 s.create_bucket("one", "eu-west-1", None),
                 Err(StoreError::BucketAlreadyExists(_))
             ));
-            s.set_bucket_policy("one", Some("{\"Version\":\"2012-10-17\"}".into()))
-                .unwrap();
-            assert!(matches!(
-                s.set_bucket_policy("nope", None),
-                Err(StoreError::NoSuchBucket(_))
-            ));
+            s.set_bucket_policy("one", Some("{\"Version\":\"2012-10-17\"}".into())).unwrap();
+            assert!(matches!(s.set_bucket_policy("nope", None), Err(StoreError::NoSuchBucket(_))));
         }
         // Interrupted creation: directory without bucket.json is not a bucket.
         fs::create_dir_all(d.0.join("buckets/half/objects")).unwrap();
@@ -788,40 +748,23 @@ mod tests {
     #[test]
     fn put_get_head_delete() {
         let (_d, s) = store("crud");
-        let m = s
-            .put_object("bkt", "a/b.txt", b"hello", Some("text/plain"))
-            .unwrap();
+        let m = s.put_object("bkt", "a/b.txt", b"hello", Some("text/plain")).unwrap();
         assert_eq!(m.etag, "\"5d41402abc4b2a76b9719d911017c592\"");
         assert_eq!(m.size, 5);
         let (g, body) = s.get_object_bytes("bkt", "a/b.txt").unwrap();
         assert_eq!(g, m);
         assert_eq!(body, b"hello");
-        assert_eq!(
-            s.head_object("bkt", "a/b.txt").unwrap().content_type,
-            "text/plain"
-        );
+        assert_eq!(s.head_object("bkt", "a/b.txt").unwrap().content_type, "text/plain");
         let m2 = s.put_object("bkt", "a/b.txt", b"", None).unwrap();
         assert_eq!(m2.etag, "\"d41d8cd98f00b204e9800998ecf8427e\"");
         assert_eq!(m2.content_type, DEFAULT_CONTENT_TYPE);
         assert_eq!(s.get_object_bytes("bkt", "a/b.txt").unwrap().1, b"");
         s.delete_object("bkt", "a/b.txt").unwrap();
         s.delete_object("bkt", "a/b.txt").unwrap();
-        assert!(matches!(
-            s.get_object("bkt", "a/b.txt"),
-            Err(StoreError::NoSuchKey(_))
-        ));
-        assert!(matches!(
-            s.head_object("nope", "x"),
-            Err(StoreError::NoSuchBucket(_))
-        ));
-        assert!(matches!(
-            s.put_object("nope", "x", b"", None),
-            Err(StoreError::NoSuchBucket(_))
-        ));
-        assert!(matches!(
-            s.put_object("bkt", "", b"", None),
-            Err(StoreError::InvalidKey)
-        ));
+        assert!(matches!(s.get_object("bkt", "a/b.txt"), Err(StoreError::NoSuchKey(_))));
+        assert!(matches!(s.head_object("nope", "x"), Err(StoreError::NoSuchBucket(_))));
+        assert!(matches!(s.put_object("nope", "x", b"", None), Err(StoreError::NoSuchBucket(_))));
+        assert!(matches!(s.put_object("bkt", "", b"", None), Err(StoreError::InvalidKey)));
         assert!(matches!(
             s.put_object("bkt", &"x".repeat(1025), b"", None),
             Err(StoreError::KeyTooLong(_))
@@ -834,8 +777,7 @@ mod tests {
     fn overwrite_leaves_one_body() {
         let (d, s) = store("ow");
         for i in 0..5 {
-            s.put_object("bkt", "k", format!("v{i}").as_bytes(), None)
-                .unwrap();
+            s.put_object("bkt", "k", format!("v{i}").as_bytes(), None).unwrap();
         }
         assert_eq!(s.get_object_bytes("bkt", "k").unwrap().1, b"v4");
         let names: Vec<String> = fs::read_dir(objects_dir(&d))
@@ -861,41 +803,24 @@ mod tests {
             &"z".repeat(1024),
         ];
         for (i, k) in keys.iter().enumerate() {
-            s.put_object("bkt", k, format!("{i}").as_bytes(), None)
-                .unwrap();
+            s.put_object("bkt", k, format!("{i}").as_bytes(), None).unwrap();
         }
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(
-                s.get_object_bytes("bkt", k).unwrap().1,
-                format!("{i}").as_bytes(),
-                "{k:?}"
-            );
+            assert_eq!(s.get_object_bytes("bkt", k).unwrap().1, format!("{i}").as_bytes(), "{k:?}");
         }
         // Every file is a direct child of the objects dir; nothing appeared elsewhere.
         for e in fs::read_dir(objects_dir(&d)).unwrap() {
             let e = e.unwrap();
             assert!(e.file_type().unwrap().is_file());
             let n = e.file_name().into_string().unwrap();
-            assert!(
-                n.len() < 255 && !n.contains('/') && !n.starts_with('.'),
-                "{n}"
-            );
+            assert!(n.len() < 255 && !n.contains('/') && !n.starts_with('.'), "{n}");
         }
-        let top: Vec<_> = fs::read_dir(&d.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let top: Vec<_> = fs::read_dir(&d.0).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(top, ["buckets"]);
         let l = s.list_objects("bkt", "", None, None, 1000).unwrap();
         let mut sorted: Vec<&str> = keys.to_vec();
         sorted.sort();
-        assert_eq!(
-            l.contents
-                .iter()
-                .map(|m| m.key.as_str())
-                .collect::<Vec<_>>(),
-            sorted
-        );
+        assert_eq!(l.contents.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), sorted);
     }
 
     #[test]
@@ -906,39 +831,25 @@ mod tests {
         }
         let all = s.list_objects("bkt", "", None, None, 1000).unwrap();
         let keys: Vec<_> = all.contents.iter().map(|m| m.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["Z", "a-", "a/1", "a/2", "a/b/c", "b", "c/x", "c/y", "ä"]
-        );
+        assert_eq!(keys, ["Z", "a-", "a/1", "a/2", "a/b/c", "b", "c/x", "c/y", "ä"]);
         assert!(!all.is_truncated);
 
         let l = s.list_objects("bkt", "", Some("/"), None, 1000).unwrap();
         assert_eq!(
-            l.contents
-                .iter()
-                .map(|m| m.key.as_str())
-                .collect::<Vec<_>>(),
+            l.contents.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
             ["Z", "a-", "b", "ä"]
         );
         assert_eq!(l.common_prefixes, ["a/", "c/"]);
 
         let l = s.list_objects("bkt", "a/", Some("/"), None, 1000).unwrap();
-        assert_eq!(
-            l.contents
-                .iter()
-                .map(|m| m.key.as_str())
-                .collect::<Vec<_>>(),
-            ["a/1", "a/2"]
-        );
+        assert_eq!(l.contents.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["a/1", "a/2"]);
         assert_eq!(l.common_prefixes, ["a/b/"]);
 
         // Pagination with delimiter: common prefixes count and are never repeated.
         let mut seen = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let l = s
-                .list_objects("bkt", "", Some("/"), token.as_deref(), 2)
-                .unwrap();
+            let l = s.list_objects("bkt", "", Some("/"), token.as_deref(), 2).unwrap();
             assert!(l.contents.len() + l.common_prefixes.len() <= 2);
             seen.extend(l.contents.iter().map(|m| m.key.clone()));
             seen.extend(l.common_prefixes.iter().cloned());
@@ -951,13 +862,7 @@ mod tests {
         assert_eq!(seen, ["Z", "a-", "a/", "b", "c/", "ä"]);
 
         let l = s.list_objects("bkt", "", None, Some("a/2"), 2).unwrap();
-        assert_eq!(
-            l.contents
-                .iter()
-                .map(|m| m.key.as_str())
-                .collect::<Vec<_>>(),
-            ["a/b/c", "b"]
-        );
+        assert_eq!(l.contents.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["a/b/c", "b"]);
         assert!(l.is_truncated);
         assert_eq!(l.next_token.as_deref(), Some("b"));
         let l = s.list_objects("bkt", "", None, None, 0).unwrap();
@@ -975,20 +880,13 @@ mod tests {
         let dir = objects_dir(&d);
         let name = object_file_name("kept");
         // Crash after the body of an overwrite was renamed, before its sidecar: new body unreferenced.
-        fs::write(
-            dir.join(format!("{name}.ffffffffffffffff.data")),
-            b"new-but-unacknowledged",
-        )
-        .unwrap();
+        fs::write(dir.join(format!("{name}.ffffffffffffffff.data")), b"new-but-unacknowledged")
+            .unwrap();
         // Crash mid-write: a partial temp file.
         fs::write(dir.join(".tmp-0000000000000001"), b"partial").unwrap();
         // Crash after a body of a brand-new key was renamed, before its sidecar.
         let orphan = object_file_name("orphan");
-        fs::write(
-            dir.join(format!("{orphan}.0000000000000002.data")),
-            b"orphan",
-        )
-        .unwrap();
+        fs::write(dir.join(format!("{orphan}.0000000000000002.data")), b"orphan").unwrap();
         {
             // Even without cleanup, debris is invisible.
             let s = Store {
@@ -1006,10 +904,7 @@ mod tests {
                 },
             );
             assert_eq!(s.get_object_bytes("bkt", "kept").unwrap().1, b"old");
-            assert!(matches!(
-                s.get_object("bkt", "orphan"),
-                Err(StoreError::NoSuchKey(_))
-            ));
+            assert!(matches!(s.get_object("bkt", "orphan"), Err(StoreError::NoSuchKey(_))));
             let l = s.list_objects("bkt", "", None, None, 1000).unwrap();
             assert_eq!(l.contents.len(), 1);
         }
@@ -1062,18 +957,9 @@ mod tests {
         let mut w = s.object_writer("bkt", "k2").unwrap();
         w.write(b"abc").unwrap();
         // Nothing visible before commit.
-        assert!(matches!(
-            s.head_object("bkt", "k2"),
-            Err(StoreError::NoSuchKey(_))
-        ));
-        assert!(matches!(
-            s.commit_object(w, None, Some([0; 16])),
-            Err(StoreError::BadDigest)
-        ));
-        assert!(matches!(
-            s.head_object("bkt", "k2"),
-            Err(StoreError::NoSuchKey(_))
-        ));
+        assert!(matches!(s.head_object("bkt", "k2"), Err(StoreError::NoSuchKey(_))));
+        assert!(matches!(s.commit_object(w, None, Some([0; 16])), Err(StoreError::BadDigest)));
+        assert!(matches!(s.head_object("bkt", "k2"), Err(StoreError::NoSuchKey(_))));
         let mut w = s.object_writer("bkt", "k2").unwrap();
         w.write(b"abc").unwrap();
         let md5: [u8; 16] = Md5::digest(b"abc").into();

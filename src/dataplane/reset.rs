@@ -1,0 +1,109 @@
+//! Resetting flows whose path a control-plane change moved.
+//!
+//! From the guide: "An endpoint switches network routes, and disconnects open TCP connections.
+//! Your tasks will be interrupted during the changeover, and any previous connections using
+//! public IP addresses will not be resumed." After a new snapshot is published, every tracked
+//! flow is routed again as its instance's next packet would be; a flow whose path (internet
+//! gateway with a given public IP, or a given endpoint) differs is removed, and for TCP two RSTs
+//! are built with the exact sequence numbers each side expects: one to the instance from the
+//! remote address, one to the remote side from the address it knew. Flows whose path did not
+//! change are untouched.
+
+use std::net::Ipv4Addr;
+
+use super::Pipeline;
+use super::flow::{Flow, FlowKey, FlowPath};
+use crate::fib::{Hop, PORT_AWS, PORT_INTERNET, PortId, Snapshot};
+use crate::packet;
+
+/// A packet the control plane writes into the data plane: an IPv4 packet for `port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injection {
+    pub port: PortId,
+    pub packet: Vec<u8>,
+}
+
+/// Where a flow goes under a snapshot, comparable across snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Way {
+    Igw { public_ip: u32 },
+    Vpce { id: String },
+    Gone,
+}
+
+fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
+    let Some(subnet) = snap.subnet(flow.port) else { return Way::Gone };
+    let Some(host) = snap.vpcs.get(subnet.vpc as usize).and_then(|v| v.hosts.get(&flow.private_ip))
+    else {
+        return Way::Gone;
+    };
+    if host.port != flow.port {
+        return Way::Gone;
+    }
+    match subnet.fib.lookup(key.dst).copied() {
+        Some(Hop::Igw) => host.public_ip.map_or(Way::Gone, |public_ip| Way::Igw { public_ip }),
+        Some(Hop::Vpce(i)) => snap
+            .endpoints
+            .get(i as usize)
+            .map_or(Way::Gone, |e| Way::Vpce { id: e.vpce_id.clone() }),
+        _ => Way::Gone,
+    }
+}
+
+fn recorded_way(key: &FlowKey, flow: &Flow) -> Way {
+    match &flow.path {
+        FlowPath::Igw => Way::Igw { public_ip: key.src },
+        FlowPath::Vpce(e) => Way::Vpce { id: e.vpce_id.clone() },
+    }
+}
+
+impl Pipeline {
+    /// Removes every flow the current snapshot routes differently from how it started, and
+    /// returns the RSTs for the TCP ones. Call after [`Pipeline::publish`], once no worker is
+    /// still forwarding with the old snapshot.
+    pub fn reset_moved_flows(&self) -> Vec<Injection> {
+        let snap = self.snapshot();
+        let moved = self.flows.remove_where(|k, f| way_under(&snap, k, f) != recorded_way(k, f));
+        let mut out = Vec::new();
+        for (key, flow) in moved {
+            if key.proto != packet::PROTO_TCP || flow.tcp.closing {
+                continue;
+            }
+            let t = flow.tcp;
+            let remote = Ipv4Addr::from(key.dst);
+            // To the instance, as if from the remote side: its receive window starts at in_next.
+            out.push(Injection {
+                port: flow.port,
+                packet: packet::build_tcp_rst(
+                    remote,
+                    key.dport,
+                    Ipv4Addr::from(flow.private_ip),
+                    key.sport,
+                    t.in_next,
+                    t.seen_out.then_some(t.out_next),
+                ),
+            });
+            // To the remote side, from the address it knew (public or private): it expects
+            // out_next.
+            if t.seen_out {
+                let port = match flow.path {
+                    FlowPath::Vpce(_) => PORT_AWS,
+                    FlowPath::Igw if snap.aws_ranges.lookup(key.dst).is_some() => PORT_AWS,
+                    FlowPath::Igw => PORT_INTERNET,
+                };
+                out.push(Injection {
+                    port,
+                    packet: packet::build_tcp_rst(
+                        Ipv4Addr::from(key.src),
+                        key.sport,
+                        remote,
+                        key.dport,
+                        t.out_next,
+                        t.seen_in.then_some(t.in_next),
+                    ),
+                });
+            }
+        }
+        out
+    }
+}
