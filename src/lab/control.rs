@@ -175,8 +175,14 @@ impl Control {
             Ok(x) => x,
             Err(e) => return Ok(Err(e)),
         };
-        if let Some(world) = new_world {
-            self.apply(&mut st, world)?;
+        if let Some(world) = new_world
+            && let Err(e) = self.apply(&mut st, world)
+        {
+            // Not acknowledged: put the last acknowledged world back on disk.
+            if let Err(e2) = st.saved.store(&self.state_dir) {
+                tracing::error!(error = %e2, "restoring the saved world");
+            }
+            return Err(e);
         }
         Ok(Ok(answer))
     }

@@ -88,8 +88,7 @@ pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
     }
     // The API address is the only thing a lab adds to the root namespace: bind it first so a
     // busy port fails before anything is built.
-    let api_listener = std::net::TcpListener::bind(opts.api_listen)
-        .with_context(|| format!("binding the control API on {}", opts.api_listen))?;
+    let api_listener = bind_api(opts.api_listen)?;
     api_listener.set_nonblocking(true)?;
     let record = RunRecord {
         lab: lab_name.clone(),
@@ -121,6 +120,21 @@ impl OrRecord for Option<RunRecord> {
             state_dir: PathBuf::new(),
             namespaces: Vec::new(),
         })
+    }
+}
+
+/// Binds the control API. A predecessor killed a moment ago may still hold the port while it
+/// exits, so "address in use" is retried for a few seconds.
+fn bind_api(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e).with_context(|| format!("binding the control API on {addr}")),
+        }
     }
 }
 

@@ -198,8 +198,13 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
     }
     for (i, v) in lab.vpc.iter().enumerate() {
         let cidr = ctx.cidr(&v.cidr, &format!("vpc[{i}].cidr"))?;
-        let vpc =
-            Vpc { id: v.id.get_ref().clone(), cidr, enable_dns_support: v.enable_dns_support };
+        let vpc = Vpc {
+            id: v.id.get_ref().clone(),
+            cidr,
+            enable_dns_support: v.enable_dns_support,
+            main_route_table: None,
+            main_association_id: None,
+        };
         w.add_vpc(vpc).map_err(|e| {
             let (k, s) = match e {
                 ModelError::InvalidVpcCidr(_) => ("cidr", v.cidr.span()),
@@ -267,6 +272,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             vpc: s.vpc.get_ref().clone(),
             cidr,
             route_table: s.route_table.get_ref().clone(),
+            association_id: None,
         };
         w.add_subnet(subnet).map_err(|e| {
             let (k, sp) = match &e {
@@ -332,6 +338,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             subnet: n.subnet.get_ref().clone(),
             private_ip,
             public_ip,
+            image_id: None,
         };
         w.add_instance(inst).map_err(|e| {
             let (k, s) = match (&e, &n.public_ip) {

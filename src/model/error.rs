@@ -50,8 +50,10 @@ pub enum ModelError {
     IgwNotAttached { igw: String, vpc: String },
     #[error("the route identified by {destination} already exists in {table}")]
     RouteAlreadyExists { table: String, destination: Ipv4Net },
-    /// A route whose destination is the VPC CIDR with a target other than local.
-    #[error("the route {0} is the VPC's local route and cannot be replaced")]
+    /// A route whose destination is the VPC CIDR, or inside it, with a target other than local.
+    #[error(
+        "the destination {0} is equal to or more specific than the VPC CIDR: only the local route covers it"
+    )]
     RouteOverLocal(Ipv4Net),
     #[error("the target 'local' is only valid for the VPC CIDR, not {0}")]
     LocalRouteMismatch(Ipv4Net),

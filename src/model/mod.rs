@@ -15,14 +15,19 @@
 //! compiles a snapshot from it.
 
 mod error;
+mod ops;
+mod policy_doc;
 mod regions;
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 pub use error::ModelError;
+pub use ops::{PolicyChange, ResourceKind};
+pub use policy_doc::{DEFAULT_ENDPOINT_POLICY, validate_endpoint_policy};
 pub use regions::{AwsRegion, REGIONS, default_prefix_lists};
 
 /// An AWS-managed prefix list: the address ranges of one service in one region.
@@ -40,6 +45,15 @@ pub struct Vpc {
     pub id: String,
     pub cidr: Ipv4Net,
     pub enable_dns_support: bool,
+    /// The main route table: the table of every subnet without an explicit association. Set by
+    /// [`World::add_route_table`] for the first table of the VPC (in a lab file: the first
+    /// `[[route_table]]` of the VPC; through the API: the table CreateVpc creates). `add_vpc`
+    /// ignores the value given.
+    #[serde(default)]
+    pub main_route_table: Option<String>,
+    /// The id (`rtbassoc-…`) of the main route table association.
+    #[serde(default)]
+    pub main_association_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +107,14 @@ pub struct Subnet {
     pub name: String,
     pub vpc: String,
     pub cidr: Ipv4Net,
+    /// The route table the subnet uses (always filled in; this is what the data plane reads):
+    /// the explicitly associated table, else the VPC's main table.
     pub route_table: String,
+    /// `Some(rtbassoc-…)`: an explicit association with `route_table`; `None`: implicitly
+    /// associated with the main table (`route_table` follows the main table). `add_subnet`
+    /// generates it; the value given is ignored.
+    #[serde(default)]
+    pub association_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +134,9 @@ pub struct Instance {
     pub subnet: String,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
+    /// The AMI id given to RunInstances, echoed back by DescribeInstances.
+    #[serde(default)]
+    pub image_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +185,12 @@ pub struct World {
     pub instances: Vec<Instance>,
     pub buckets: Vec<Bucket>,
     pub internet_hosts: Vec<InternetHost>,
+    /// The counter behind [`World::generate_id`] (deterministic ids for new resources).
+    #[serde(default)]
+    pub next_id: u64,
+    /// Tags by resource id (vpc, subnet, route table, internet gateway, instance), key → value.
+    #[serde(default)]
+    pub tags: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
@@ -244,7 +274,12 @@ impl World {
         if !(16..=28).contains(&vpc.cidr.prefix_len()) {
             return Err(ModelError::InvalidVpcCidr(vpc.cidr));
         }
-        self.vpcs.push(Vpc { cidr: vpc.cidr.trunc(), ..vpc });
+        self.vpcs.push(Vpc {
+            cidr: vpc.cidr.trunc(),
+            main_route_table: None,
+            main_association_id: None,
+            ..vpc
+        });
         Ok(())
     }
 
@@ -265,10 +300,23 @@ impl World {
         Ok(())
     }
 
+    /// Adds an empty route table (the local route is implicit). The first table of a VPC
+    /// becomes its main route table, with a generated main association id.
     pub fn add_route_table(&mut self, id: &str, vpc: &str) -> Result<(), ModelError> {
         check_id("route table", "rtb-", id)?;
         self.check_unique(id)?;
-        self.vpc(vpc).ok_or_else(|| ModelError::VpcNotFound(vpc.to_string()))?;
+        let has_main = self
+            .vpc(vpc)
+            .ok_or_else(|| ModelError::VpcNotFound(vpc.to_string()))?
+            .main_route_table
+            .is_some();
+        if !has_main {
+            let assoc = self.generate_id("rtbassoc");
+            if let Some(v) = self.vpcs.iter_mut().find(|v| v.id == vpc) {
+                v.main_route_table = Some(id.to_string());
+                v.main_association_id = Some(assoc);
+            }
+        }
         self.route_tables.push(RouteTable { id: id.into(), vpc: vpc.into(), routes: vec![] });
         Ok(())
     }
@@ -287,6 +335,11 @@ impl World {
                 Target::Local => Ok(()),
                 _ => Err(ModelError::RouteOverLocal(destination)),
             };
+        }
+        // AWS: a route to a destination inside the VPC CIDR (more specific than the local
+        // route) cannot point at a gateway.
+        if vpc.cidr.contains(&destination) && route.target != Target::Local {
+            return Err(ModelError::RouteOverLocal(destination));
         }
         match &route.target {
             Target::Local => return Err(ModelError::LocalRouteMismatch(destination)),
@@ -316,7 +369,10 @@ impl World {
         Ok(())
     }
 
-    pub fn add_subnet(&mut self, subnet: Subnet) -> Result<(), ModelError> {
+    /// Adds a subnet. A non-empty `route_table` is an explicit association (lab files always
+    /// name one); an empty one associates the subnet implicitly with the VPC's main table, as
+    /// CreateSubnet does.
+    pub fn add_subnet(&mut self, mut subnet: Subnet) -> Result<(), ModelError> {
         check_id("subnet", "subnet-", &subnet.id)?;
         self.check_unique(&subnet.id)?;
         check_subnet_name(&subnet.name)?;
@@ -336,6 +392,15 @@ impl World {
         {
             return Err(ModelError::SubnetConflict { cidr, other: other.id.clone() });
         }
+        let explicit = !subnet.route_table.is_empty();
+        if !explicit {
+            let vpc =
+                self.vpc(&subnet.vpc).ok_or_else(|| ModelError::VpcNotFound(subnet.vpc.clone()))?;
+            subnet.route_table = vpc
+                .main_route_table
+                .clone()
+                .ok_or_else(|| ModelError::NoMainRouteTable(vpc.id.clone()))?;
+        }
         let rt = self
             .route_table(&subnet.route_table)
             .ok_or_else(|| ModelError::RouteTableNotFound(subnet.route_table.clone()))?;
@@ -345,7 +410,8 @@ impl World {
                 vpc: subnet.vpc.clone(),
             });
         }
-        self.subnets.push(Subnet { cidr, ..subnet });
+        let association_id = explicit.then(|| self.generate_id("rtbassoc"));
+        self.subnets.push(Subnet { cidr, association_id, ..subnet });
         Ok(())
     }
 
@@ -366,7 +432,7 @@ impl World {
             });
         }
         if let Some(policy) = &ep.policy {
-            check_policy_json(policy)?;
+            validate_endpoint_policy(policy)?;
         }
         for (i, rt) in ep.route_tables.iter().enumerate() {
             if ep.route_tables[..i].contains(rt) {
@@ -503,7 +569,21 @@ impl World {
     /// address range used by the service, then your routes take precedence." Endpoint routes
     /// (expanded to the prefix list's CIDRs) come first, CIDR routes after them.
     pub fn compiled_routes(&self, table: &str) -> Vec<(Ipv4Net, Target)> {
-        let routes = self.effective_routes(table);
+        let vpc = self.route_table(table).map(|t| t.vpc.as_str());
+        // A route to an internet gateway that is not attached to the table's VPC is a blackhole
+        // (DescribeRouteTables shows it with state `blackhole`).
+        let routes: Vec<EffectiveRoute> = self
+            .effective_routes(table)
+            .into_iter()
+            .map(|mut r| {
+                if let Target::Igw(id) = &r.target
+                    && self.igw(id).and_then(|g| g.vpc.as_deref()) != vpc
+                {
+                    r.target = Target::Blackhole;
+                }
+                r
+            })
+            .collect();
         let mut out = Vec::with_capacity(routes.len() + 4);
         for r in &routes {
             if let Destination::PrefixList(pl) = &r.destination {
@@ -521,12 +601,14 @@ impl World {
     }
 
     fn check_unique(&self, id: &str) -> Result<(), ModelError> {
-        let taken = self.vpcs.iter().any(|v| v.id == id)
-            || self.internet_gateways.iter().any(|g| g.id == id)
-            || self.route_tables.iter().any(|r| r.id == id)
-            || self.subnets.iter().any(|s| s.id == id)
-            || self.endpoints.iter().any(|e| e.id == id)
-            || self.instances.iter().any(|i| i.id == id);
+        let taken =
+            self.vpcs.iter().any(|v| v.id == id || v.main_association_id.as_deref() == Some(id))
+                || self.subnets.iter().any(|s| s.association_id.as_deref() == Some(id))
+                || self.internet_gateways.iter().any(|g| g.id == id)
+                || self.route_tables.iter().any(|r| r.id == id)
+                || self.subnets.iter().any(|s| s.id == id)
+                || self.endpoints.iter().any(|e| e.id == id)
+                || self.instances.iter().any(|i| i.id == id);
         if taken { Err(ModelError::DuplicateId(id.to_string())) } else { Ok(()) }
     }
 }
@@ -539,6 +621,11 @@ fn check_lab_name(lab: &str) -> Result<(), ModelError> {
         && lab.starts_with(|c: char| c.is_ascii_lowercase())
         && lab.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok { Ok(()) } else { Err(ModelError::InvalidName(lab.to_string())) }
+}
+
+/// Whether a name can be a subnet's (its namespace is `<lab>-<name>`).
+pub fn valid_subnet_name(name: &str) -> bool {
+    check_subnet_name(name).is_ok()
 }
 
 fn check_subnet_name(name: &str) -> Result<(), ModelError> {

@@ -35,9 +35,7 @@ pub fn validate_endpoint_policy(text: &str) -> Result<(), ModelError> {
     };
     for (i, s) in statements.iter().enumerate() {
         let Value::Object(s) = s else {
-            return Err(ModelError::InvalidPolicy(format!(
-                "statement {i} is not an object"
-            )));
+            return Err(ModelError::InvalidPolicy(format!("statement {i} is not an object")));
         };
         if !matches!(s.get("Effect").and_then(Value::as_str), Some("Allow" | "Deny")) {
             return Err(ModelError::InvalidPolicy(format!(

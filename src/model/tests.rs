@@ -11,6 +11,8 @@ fn guide_world() -> World {
         id: "vpc-111bbb22".into(),
         cidr: net("10.0.0.0/16"),
         enable_dns_support: true,
+        main_route_table: None,
+        main_association_id: None,
     })
     .unwrap();
     w.add_internet_gateway(InternetGateway {
@@ -118,6 +120,7 @@ fn instance_address_rules() {
         vpc: "vpc-111bbb22".into(),
         cidr: net("10.0.1.0/24"),
         route_table: "rtb-1".into(),
+        association_id: None,
     })
     .unwrap();
     let inst = |ip: [u8; 4]| Instance {
@@ -125,6 +128,7 @@ fn instance_address_rules() {
         subnet: "a".into(),
         private_ip: Ipv4Addr::from(ip),
         public_ip: None,
+        image_id: None,
     };
     assert!(w.add_instance(inst([10, 0, 1, 3])).is_err(), "reserved");
     assert!(w.add_instance(inst([10, 0, 1, 255])).is_err(), "broadcast");
@@ -137,7 +141,13 @@ fn instance_address_rules() {
 fn malformed_ids_refused() {
     let mut w = World::new("t", "us-east-1").unwrap();
     let err = w
-        .add_vpc(Vpc { id: "vpc_1".into(), cidr: net("10.0.0.0/16"), enable_dns_support: true })
+        .add_vpc(Vpc {
+            id: "vpc_1".into(),
+            cidr: net("10.0.0.0/16"),
+            enable_dns_support: true,
+            main_route_table: None,
+            main_association_id: None,
+        })
         .unwrap_err();
     assert!(matches!(err, ModelError::MalformedId { .. }));
     assert!(World::new("Bad Name", "us-east-1").is_err());

@@ -1,12 +1,19 @@
-//! The control API on the loopback listener: for now a health check and the lab's status (the
-//! EC2 Query API and S3 on this port come with the control-plane issue).
+//! The control API on the loopback listener (default `127.0.0.1:4599`):
+//! - the EC2 Query API (form posts signed for service `ec2`), answered by [`super::ec2`] and
+//!   applied through the lab's one change path ([`crate::lab::control::Control::change`]);
+//! - the S3 REST API (requests signed for `s3`, or unsigned and not an EC2 form post), served by
+//!   the same handler as the S3 stub, as a client from no VPC;
+//! - `GET /_vpcsim/health` and `GET /_vpcsim/status`.
+//!
+//! The service is chosen from the SigV4 credential scope, as LocalStack's single edge port does.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -14,8 +21,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
+use super::ec2::{self, Ec2Error, Ec2Outcome, Ec2Request};
+use super::s3::{self, RespBody};
+use super::sigv4;
 use crate::dataplane::DropReason;
 use crate::lab::daemon::Lab;
+
+/// The largest EC2 form post accepted (policies are at most 20 KB; this leaves room).
+const MAX_FORM: usize = 1 << 20;
 
 /// What `vpcsim status` prints.
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -52,60 +65,208 @@ pub fn status(lab: &Lab) -> Status {
         forwarded_bytes: p.counters.bytes(),
         rx_errors: c.io.rx_errors.load(Ordering::Relaxed),
         tx_errors: c.io.tx_errors.load(Ordering::Relaxed),
-        drops: DropReason::ALL
-            .iter()
-            .map(|r| (r.label().to_string(), p.counters.drops(*r)))
-            .collect(),
+        drops: DropReason::ALL.iter().map(|r| (r.label().to_string(), p.counters.drops(*r))).collect(),
+    }
+}
+
+/// The lab's access keys. The default lab's are AWS's two documented example pairs (DESIGN.md);
+/// per-user IAM policies come with the policy issue.
+pub fn secret_for(access_key: &str) -> Option<String> {
+    match access_key {
+        "AKIAIOSFODNN7EXAMPLE" => Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into()),
+        "AKIAI44QH8DHBEXAMPLE" => Some("je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY".into()),
+        _ => None,
     }
 }
 
 pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::Result<()> {
+    let s3_state = Arc::new(s3::S3State {
+        store: lab.store.clone(),
+        region: lab.control.world().region,
+        origin: Arc::new(|_, _| None),
+    });
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "accept");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
         let lab = lab.clone();
+        let s3_state = s3_state.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(req, lab.clone()));
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
-            {
+            let svc = service_fn(move |req| {
+                let lab = lab.clone();
+                let s3_state = s3_state.clone();
+                async move { Ok::<_, Infallible>(handle(req, peer, lab, s3_state).await) }
+            });
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!(error = %e, "api connection");
             }
         });
     }
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    lab: Arc<Lab>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let resp = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/_vpcsim/health") => text(StatusCode::OK, "ok\n".into(), "text/plain"),
-        (&Method::GET, "/_vpcsim/status") => match serde_json::to_string_pretty(&status(&lab)) {
-            Ok(json) => text(StatusCode::OK, json + "\n", "application/json"),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "text/plain"),
-        },
-        _ => text(
-            StatusCode::NOT_IMPLEMENTED,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>NotImplemented\
-             </Code><Message>this control API answers only /_vpcsim/health and /_vpcsim/status so \
-             far</Message></Error></Errors><RequestID>0</RequestID></Response>\n"
-                .into(),
-            "text/xml",
-        ),
-    };
-    Ok(resp)
-}
-
-fn text(status: StatusCode, body: String, content_type: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn full(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<RespBody> {
+    let mut r = Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed());
     *r.status_mut() = status;
     if let Ok(v) = content_type.parse() {
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     r
+}
+
+/// A request id in the UUID form EC2 uses.
+fn request_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let a = splitmix(t ^ n.rotate_left(32));
+    let b = splitmix(a ^ n);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 48) & 0x3fff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn handle(req: Request<Incoming>, peer: SocketAddr, lab: Arc<Lab>, s3_state: Arc<s3::S3State>) -> Response<RespBody> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/_vpcsim/health") => return full(StatusCode::OK, "ok\n", "text/plain"),
+        (&Method::GET, "/_vpcsim/status") => {
+            return match serde_json::to_string_pretty(&status(&lab)) {
+                Ok(json) => full(StatusCode::OK, json + "\n", "application/json"),
+                Err(e) => full(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "text/plain"),
+            };
+        }
+        _ => {}
+    }
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().as_str().to_string();
+    let sreq = sigv4::Request { method: &method, path: &path, query: &query, headers: &header_refs, payload_sha256: None };
+    let service = match sigv4::scope_of(&sreq) {
+        Ok(Some((_, scope))) => Some(scope.service),
+        Ok(None) => None,
+        Err(e) => return s3_auth_error(&e),
+    };
+    let is_form = req.method() == Method::POST
+        && header_refs.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("application/x-www-form-urlencoded"));
+    match service.as_deref() {
+        Some("ec2") => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
+        None if is_form => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
+        Some("s3") => match sigv4::verify(&sreq, &secret_for, unix_now()) {
+            Ok(_) => s3::handle(&s3_state, &s3::ConnInfo { peer, origin: None }, req).await,
+            Err(e) => s3_auth_error(&e),
+        },
+        None => s3::handle(&s3_state, &s3::ConnInfo { peer, origin: None }, req).await,
+        Some(other) => ec2_error(
+            StatusCode::BAD_REQUEST,
+            &Ec2Error { code: "InvalidAction".into(), message: format!("vpcsim does not simulate the service '{other}'") },
+            &request_id(),
+        ),
+    }
+}
+
+fn s3_auth_error(e: &sigv4::AuthError) -> Response<RespBody> {
+    let mut w = quick_xml::Writer::new(Vec::new());
+    let id = request_id();
+    let _ = w.create_element("Error").write_inner_content(|w| {
+        w.create_element("Code").write_text_content(quick_xml::events::BytesText::new(e.s3_code()))?;
+        w.create_element("Message").write_text_content(quick_xml::events::BytesText::new(&e.to_string()))?;
+        w.create_element("RequestId").write_text_content(quick_xml::events::BytesText::new(&id))?;
+        Ok(())
+    });
+    let mut body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n".to_vec();
+    body.extend(w.into_inner());
+    full(StatusCode::FORBIDDEN, body, "application/xml")
+}
+
+fn ec2_error(status: StatusCode, e: &Ec2Error, request_id: &str) -> Response<RespBody> {
+    full(status, ec2::error_xml(e, request_id), "text/xml;charset=UTF-8")
+}
+
+async fn ec2_request(
+    req: Request<Incoming>,
+    lab: &Arc<Lab>,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Response<RespBody> {
+    let id = request_id();
+    let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let e = Ec2Error { code: "InvalidParameterValue".into(), message: "the request body is too large or broken".into() };
+            return ec2_error(StatusCode::BAD_REQUEST, &e, &id);
+        }
+    };
+    let hash = sigv4::sha256_hex(&body);
+    let sreq = sigv4::Request { method, path, query, headers, payload_sha256: Some(&hash) };
+    let identity = match sigv4::verify(&sreq, &secret_for, unix_now()) {
+        Ok(Some(identity)) => identity,
+        Ok(None) => {
+            let e = Ec2Error {
+                code: "AuthFailure".into(),
+                message: "AWS was not able to validate the provided access credentials".into(),
+            };
+            return ec2_error(StatusCode::UNAUTHORIZED, &e, &id);
+        }
+        Err(err) => {
+            let e = Ec2Error { code: err.ec2_code().into(), message: err.to_string() };
+            return ec2_error(StatusCode::UNAUTHORIZED, &e, &id);
+        }
+    };
+    // Query parameters and the form body both carry parameters (the CLI uses the body).
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    params.extend(form_urlencoded::parse(&body).into_owned());
+    let control = lab.control.clone();
+    let region = identity.scope.region.clone();
+    let rid = id.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        control.change(|world| {
+            let req = Ec2Request { params: &params, region: &region, request_id: &rid };
+            match ec2::handle(world, &req)? {
+                Ec2Outcome::Read { xml } => Ok((None, xml)),
+                Ec2Outcome::Changed { world, xml } => Ok((Some(world), xml)),
+            }
+        })
+    })
+    .await;
+    match outcome {
+        Ok(Ok(Ok(xml))) => full(StatusCode::OK, xml, "text/xml;charset=UTF-8"),
+        Ok(Ok(Err(e))) => ec2_error(StatusCode::BAD_REQUEST, &e, &id),
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "applying a change failed");
+            let e = Ec2Error { code: "InternalError".into(), message: format!("{e:#}") };
+            ec2_error(StatusCode::INTERNAL_SERVER_ERROR, &e, &id)
+        }
+        Err(e) => {
+            let e = Ec2Error { code: "InternalError".into(), message: e.to_string() };
+            ec2_error(StatusCode::INTERNAL_SERVER_ERROR, &e, &id)
+        }
+    }
 }

@@ -1,11 +1,18 @@
 //! The "internet host": answers every HTTP/1.1 request with the client's IP as it saw it,
-//! like checkip.amazonaws.com.
+//! like checkip.amazonaws.com. `GET /stream?seconds=N` keeps the connection busy for N seconds
+//! (one line every 100 ms), for tests that need a long-lived connection to watch through a
+//! route change.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Body, Frame};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
@@ -39,16 +46,64 @@ pub async fn serve_echo(listener: TcpListener) -> anyhow::Result<()> {
     }
 }
 
-fn answer(peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Longest `/stream` the host agrees to, in seconds.
+const MAX_STREAM_SECS: u64 = 3600;
+
+/// A body fed by a channel: each message is one chunk; the body ends when the sender is gone.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn stream_seconds(req: &Request<Incoming>) -> Option<u64> {
+    if req.uri().path() != "/stream" {
+        return None;
+    }
+    let secs = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("seconds="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(10);
+    Some(secs.min(MAX_STREAM_SECS))
+}
+
+fn answer(peer: SocketAddr, req: Request<Incoming>) -> Response<BoxBody<Bytes, Infallible>> {
     let ip = peer.ip().to_canonical().to_string();
     debug!(%peer, method = %req.method(), path = %req.uri().path(), "echo");
-    let body = format!("{ip}\n");
-    let len = body.len();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = match stream_seconds(&req) {
+        Some(secs) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let line = ip.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                for i in 0..secs * 10 {
+                    tick.tick().await;
+                    if tx.send(Bytes::from(format!("{line} {i}\n"))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Response::new(ChannelBody(rx).boxed())
+        }
+        None => {
+            let body = format!("{ip}\n");
+            let len = body.len();
+            let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
+            r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            r
+        }
+    };
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Ok(v) = HeaderValue::from_str(&ip) {
         h.insert("x-vpcsim-source-ip", v);
     }

@@ -1,6 +1,8 @@
 //! The services of a lab: the S3 stub (in the aws namespace), the internet echo host, the
 //! control API (root namespace, loopback only), and the object store behind S3.
 pub mod api;
+pub mod ec2;
 pub mod echo;
 pub mod s3;
+pub mod sigv4;
 pub mod store;

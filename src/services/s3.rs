@@ -62,12 +62,12 @@ pub struct EndpointOrigin {
 }
 
 /// What is known about the TCP connection a request arrived on.
-struct ConnInfo {
-    peer: SocketAddr,
-    origin: Option<EndpointOrigin>,
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub origin: Option<EndpointOrigin>,
 }
 
-type RespBody = BoxBody<Bytes, io::Error>;
+pub type RespBody = BoxBody<Bytes, io::Error>;
 
 /// Accepts connections forever, serving each with HTTP/1.1 keep-alive on its own task.
 pub async fn serve(listener: TcpListener, state: Arc<S3State>) -> anyhow::Result<()> {
@@ -108,7 +108,8 @@ pub async fn serve(listener: TcpListener, state: Arc<S3State>) -> anyhow::Result
     }
 }
 
-async fn handle(state: &S3State, conn: &ConnInfo, req: Request<Incoming>) -> Response<RespBody> {
+/// Answers one S3 request (also used by the control API port, where requests come from no VPC).
+pub async fn handle(state: &S3State, conn: &ConnInfo, req: Request<Incoming>) -> Response<RespBody> {
     let request_id = next_request_id();
     let is_head = req.method() == Method::HEAD;
     let mut resp = match dispatch(state, req).await {

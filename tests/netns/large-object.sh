@@ -14,7 +14,7 @@ got=$(in_ns a curl -s -m 300 http://54.123.170.5/my-secure-bucket/big.bin | sha2
 [ "$got" = "$want" ] || fail "sha256 differs: $got != $want"
 ok "100 MB PUT + GET through the endpoint: sha256 $want"
 # Acknowledged means durable: the daemon is killed, the object is still there after a restart.
-kill -9 "$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "/run/vpcsim/$LAB.json")"
+kill_daemon
 "$VPCSIM" down "$LAB" >/dev/null
 "$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" >/dev/null || fail "restart"
 got=$(in_ns a curl -s -m 300 http://54.123.170.5/my-secure-bucket/big.bin | sha256sum | cut -d' ' -f1)

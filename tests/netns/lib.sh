@@ -62,3 +62,30 @@ expect_unreachable() {
     if in_ns "$1" curl -s -m 3 -o /dev/null "$2"; then fail "$1 -> $2 should be unreachable"; fi
     ok "$1 -> $2: unreachable, as the route table says"
 }
+
+# The real AWS CLI (from the test virtualenv) against the lab's control API, with the default
+# lab's admin keys (AWS's documented example pair).
+export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE
+export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+AWS_BIN=${AWS_BIN:-$ROOT/.venv/bin/aws}
+PY=${PY:-$ROOT/.venv/bin/python}
+awsx() { "$AWS_BIN" --endpoint-url "http://$API" --output json "$@"; }
+
+# expect_error CODE aws-args...: the call must fail with that AWS error code.
+expect_error() {
+    local code=$1 out; shift
+    if out=$(awsx "$@" 2>&1); then fail "aws $* succeeded, expected $code"; fi
+    echo "$out" | grep -q "($code)" || fail "aws $*: expected ($code), got: $out"
+    ok "aws $1 $2 -> $code"
+}
+
+# kill_daemon: kill -9 the lab's daemon and wait until it is gone.
+kill_daemon() {
+    local pid
+    pid=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "/run/vpcsim/$LAB.json")
+    kill -9 "$pid"
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
+    fail "daemon $pid did not die"
+}

@@ -1,0 +1,256 @@
+//! Gateway endpoints, prefix lists and endpoint services.
+
+use super::filter::{matches, one};
+use super::xml::Xml;
+use super::{Ctx, Ec2Error, Ec2Outcome, OWNER_ID, changed, check_ids, check_kind, read};
+use crate::model::{
+    DEFAULT_ENDPOINT_POLICY, Endpoint, ModelError, PolicyChange, REGIONS, ResourceKind, World,
+};
+
+/// Endpoints have no creation time in the model (the API is clock-free): every endpoint shows
+/// the day gateway endpoints to S3 launched.
+const CREATION_TIMESTAMP: &str = "2015-05-11T00:00:00.000Z";
+
+/// The only service a gateway endpoint can reach from a request in `region`. The guide:
+/// "Currently, we support endpoints for connections with Amazon S3 only." and "Endpoints are
+/// supported within the same region only."
+fn s3_service(region: &str) -> String {
+    format!("com.amazonaws.{region}.s3")
+}
+
+fn endpoint_xml(x: &mut Xml, e: &Endpoint) {
+    x.leaf("vpcEndpointId", &e.id);
+    x.leaf("vpcEndpointType", "Gateway");
+    x.leaf("vpcId", &e.vpc);
+    x.leaf("serviceName", &e.service);
+    x.leaf("state", "available");
+    x.leaf("policyDocument", e.policy.as_deref().unwrap_or(DEFAULT_ENDPOINT_POLICY));
+    x.strings("routeTableIdSet", &e.route_tables);
+    x.strings("subnetIdSet", [""; 0]);
+    x.list("groupSet", [(); 0], |_, ()| {});
+    x.bool("privateDnsEnabled", false);
+    x.bool("requesterManaged", false);
+    x.list("dnsEntrySet", [(); 0], |_, ()| {});
+    x.leaf("creationTimestamp", CREATION_TIMESTAMP);
+    x.leaf("ownerId", OWNER_ID);
+}
+
+pub fn create_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let vpc = ctx.p.required("VpcId")?;
+    let service = ctx.p.required("ServiceName")?;
+    match ctx.p.get("VpcEndpointType").unwrap_or("Gateway") {
+        "Gateway" => {}
+        "Interface" | "GatewayLoadBalancer" | "Resource" | "ServiceNetwork" => {
+            return Err(Ec2Error::invalid(
+                "only gateway endpoints are simulated (VpcEndpointType Gateway)",
+            ));
+        }
+        t => return Err(Ec2Error::invalid(format!("invalid VpcEndpointType '{t}'"))),
+    }
+    if !ctx.p.indexed("SubnetId").is_empty() || !ctx.p.indexed("SecurityGroupId").is_empty() {
+        return Err(Ec2Error::invalid(
+            "subnets and security groups apply to interface endpoints; a gateway endpoint takes route tables",
+        ));
+    }
+    // From the guide, "Endpoint Limitations": "You cannot tag an endpoint."
+    if !ctx.p.tag_specs()?.is_empty() {
+        return Err(ModelError::CannotTagEndpoint("a new endpoint".into()).into());
+    }
+    check_kind(ctx.world, vpc, ResourceKind::Vpc)?;
+    // The guide: "You cannot create an endpoint between a VPC and an AWS service in a different
+    // region." The service must be the request region's S3, and (for now) that region must be
+    // the lab's (checked by the model).
+    if service != s3_service(ctx.region) {
+        return Err(if ctx.world.prefix_list_by_name(service).is_some() {
+            ModelError::CrossRegionEndpoint { service: service.into(), region: ctx.region.into() }
+        } else {
+            ModelError::InvalidServiceName(service.into())
+        }
+        .into());
+    }
+    let tables = ctx.p.indexed_owned("RouteTableId");
+    for t in &tables {
+        check_kind(ctx.world, t, ResourceKind::RouteTable)?;
+    }
+    let policy = ctx.p.get("PolicyDocument").map(str::to_string);
+    let mut w = ctx.world.clone();
+    let id = w.generate_id("vpce");
+    w.add_endpoint(Endpoint {
+        id: id.clone(),
+        vpc: vpc.into(),
+        service: service.into(),
+        route_tables: tables,
+        policy,
+    })?;
+    let mut x = ctx.xml();
+    x.open("vpcEndpoint");
+    if let Some(e) = w.endpoint(&id) {
+        endpoint_xml(&mut x, e);
+    }
+    x.close();
+    changed(w, x)
+}
+
+pub fn modify_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("VpcEndpointId")?;
+    check_kind(ctx.world, id, ResourceKind::VpcEndpoint)?;
+    let add = ctx.p.indexed_owned("AddRouteTableId");
+    let remove = ctx.p.indexed_owned("RemoveRouteTableId");
+    for t in add.iter().chain(&remove) {
+        check_kind(ctx.world, t, ResourceKind::RouteTable)?;
+    }
+    for p in ["AddSubnetId", "RemoveSubnetId", "AddSecurityGroupId", "RemoveSecurityGroupId"] {
+        if !ctx.p.indexed(p).is_empty() {
+            return Err(Ec2Error::invalid(format!("{p} applies to interface endpoints only")));
+        }
+    }
+    let reset = ctx.p.bool("ResetPolicy")?.unwrap_or(false);
+    let policy = match (reset, ctx.p.get("PolicyDocument")) {
+        (true, Some(_)) => {
+            return Err(Ec2Error::invalid(
+                "specify either ResetPolicy or PolicyDocument, not both",
+            ));
+        }
+        (true, None) => PolicyChange::Reset,
+        (false, Some(p)) => PolicyChange::Set(p.to_string()),
+        (false, None) => PolicyChange::Keep,
+    };
+    let mut w = ctx.world.clone();
+    w.modify_endpoint(id, &add, &remove, policy)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn describe_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w = ctx.world;
+    let ids = ctx.p.indexed("VpcEndpointId");
+    check_ids(w, &ids, ResourceKind::VpcEndpoint)?;
+    let filters = ctx.p.filters()?;
+    let mut x = ctx.xml();
+    x.open("vpcEndpointSet");
+    for e in &w.endpoints {
+        if !ids.is_empty() && !ids.contains(&e.id.as_str()) {
+            continue;
+        }
+        let ok = matches(&filters, None, |f| match f {
+            "vpc-endpoint-id" => one(&e.id),
+            "vpc-id" => one(&e.vpc),
+            "service-name" => one(&e.service),
+            "vpc-endpoint-state" => one("available"),
+            "vpc-endpoint-type" => one("Gateway"),
+            _ => None,
+        })?;
+        if ok {
+            x.open("item");
+            endpoint_xml(&mut x, e);
+            x.close();
+        }
+    }
+    x.close();
+    read(x)
+}
+
+/// Deletes what it can; every id it cannot delete is reported in `unsuccessful`.
+pub fn delete_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let ids = ctx.p.indexed("VpcEndpointId");
+    if ids.is_empty() {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter VpcEndpointId",
+        ));
+    }
+    let mut w = ctx.world.clone();
+    let mut failed = Vec::new();
+    for id in &ids {
+        if let Err(e) = w.delete_endpoint(id) {
+            failed.push((*id, Ec2Error::from(e)));
+        }
+    }
+    let mut x = ctx.xml();
+    x.list("unsuccessful", &failed, |x, (id, e)| {
+        x.open("error");
+        x.leaf("code", &e.code);
+        x.leaf("message", &e.message);
+        x.close();
+        x.leaf("resourceId", id);
+    });
+    if failed.len() == ids.len() { read(x) } else { changed(w, x) }
+}
+
+pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w: &World = ctx.world;
+    let ids = ctx.p.indexed("PrefixListId");
+    check_ids(w, &ids, ResourceKind::PrefixList)?;
+    let filters = ctx.p.filters()?;
+    let mut x = ctx.xml();
+    x.open("prefixListSet");
+    for pl in &w.prefix_lists {
+        // Like AWS, a region shows its own lists; ids or filters can reach the others the lab
+        // simulates.
+        let selected = if !ids.is_empty() {
+            ids.contains(&pl.id.as_str())
+        } else {
+            pl.region == ctx.region || !filters.is_empty()
+        };
+        if !selected {
+            continue;
+        }
+        let ok = matches(&filters, None, |f| match f {
+            "prefix-list-id" => one(&pl.id),
+            "prefix-list-name" => one(&pl.name),
+            _ => None,
+        })?;
+        if ok {
+            x.open("item");
+            x.leaf("prefixListId", &pl.id);
+            x.leaf("prefixListName", &pl.name);
+            x.strings("cidrSet", pl.cidrs.iter().map(|c| c.to_string()));
+            x.close();
+        }
+    }
+    x.close();
+    read(x)
+}
+
+pub fn describe_vpc_endpoint_services(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let region = ctx.region;
+    let names = ctx.p.indexed("ServiceName");
+    let filters = ctx.p.filters()?;
+    let mut services = Vec::new();
+    if REGIONS.iter().any(|r| r.name == region) {
+        let name = s3_service(region);
+        let ok = matches(&filters, None, |f| match f {
+            "service-name" => one(name.clone()),
+            "service-type" => one("Gateway"),
+            "owner" => one("amazon"),
+            _ => None,
+        })?;
+        if ok && (names.is_empty() || names.contains(&name.as_str())) {
+            services.push(name);
+        }
+    }
+    for n in &names {
+        if !services.iter().any(|s| s == n) && filters.is_empty() {
+            return Err(Ec2Error::new(
+                "InvalidServiceName",
+                format!("The Vpc Endpoint Service '{n}' does not exist"),
+            ));
+        }
+    }
+    let mut x = ctx.xml();
+    x.strings("serviceNameSet", &services);
+    x.list("serviceDetailSet", &services, |x, name| {
+        x.leaf("serviceName", name);
+        x.leaf("serviceId", &format!("vpce-svc-s3-{region}"));
+        x.list("serviceType", [()], |x, ()| x.leaf("serviceType", "Gateway"));
+        x.strings("availabilityZoneSet", [format!("{region}a")]);
+        x.leaf("owner", "amazon");
+        x.strings("baseEndpointDnsNameSet", [format!("s3.{region}.amazonaws.com")]);
+        x.bool("vpcEndpointPolicySupported", true);
+        x.bool("acceptanceRequired", false);
+        x.bool("managesVpcEndpoints", false);
+        x.leaf("serviceRegion", region);
+    });
+    read(x)
+}

@@ -1,0 +1,250 @@
+//! Instances and tags.
+
+use std::net::Ipv4Addr;
+
+use super::filter::{matches, one};
+use super::network::zone_name;
+use super::xml::Xml;
+use super::{
+    Ctx, Ec2Error, Ec2Outcome, OWNER_ID, apply_tag_specs, changed, check_ids, check_kind, read,
+};
+use crate::model::{Instance, ResourceKind, World};
+
+/// Instances the lab runs are always `running` (code 16).
+const RUNNING: (&str, &str) = ("16", "running");
+const TERMINATED: (&str, &str) = ("48", "terminated");
+const INSTANCE_TYPE: &str = "t3.micro";
+
+fn state(x: &mut Xml, name: &str, s: (&str, &str)) {
+    x.open(name);
+    x.leaf("code", s.0);
+    x.leaf("name", s.1);
+    x.close();
+}
+
+/// The reservation of an instance: `r-` and the instance id's digits.
+fn reservation_id(instance: &str) -> String {
+    format!("r-{}", instance.trim_start_matches("i-"))
+}
+
+fn instance_xml(x: &mut Xml, w: &World, i: &Instance) {
+    let vpc = w.subnet(&i.subnet).map(|s| s.vpc.clone()).unwrap_or_default();
+    x.leaf("instanceId", &i.id);
+    x.leaf_opt("imageId", i.image_id.as_deref());
+    state(x, "instanceState", RUNNING);
+    let o = i.private_ip.octets();
+    x.leaf("privateDnsName", &format!("ip-{}-{}-{}-{}.ec2.internal", o[0], o[1], o[2], o[3]));
+    x.leaf("dnsName", "");
+    x.leaf("amiLaunchIndex", "0");
+    x.leaf("instanceType", INSTANCE_TYPE);
+    x.open("placement");
+    x.leaf("availabilityZone", &zone_name(&w.region));
+    x.leaf("tenancy", "default");
+    x.close();
+    x.leaf("subnetId", &i.subnet);
+    x.leaf("vpcId", &vpc);
+    x.leaf("privateIpAddress", &i.private_ip.to_string());
+    x.leaf_opt("ipAddress", i.public_ip.map(|p| p.to_string()).as_deref());
+    x.bool("sourceDestCheck", true);
+    x.list("groupSet", [(); 0], |_, ()| {});
+    x.leaf("architecture", "x86_64");
+    x.leaf("rootDeviceType", "ebs");
+    x.leaf("virtualizationType", "hvm");
+    x.tag_set(w.tags_of(&i.id));
+}
+
+fn reservation_xml(x: &mut Xml, w: &World, reservation: &str, instances: &[&Instance]) {
+    x.leaf("reservationId", reservation);
+    x.leaf("ownerId", OWNER_ID);
+    x.list("groupSet", [(); 0], |_, ()| {});
+    x.list("instancesSet", instances, |x, i| instance_xml(x, w, i));
+}
+
+/// A parameter given directly or, as the CLI sends it with `--associate-public-ip-address`,
+/// inside `NetworkInterface.1`.
+fn param_or_eni<'a>(ctx: &Ctx<'a>, name: &str) -> Option<&'a str> {
+    ctx.p.get(name).or_else(|| ctx.p.get(&format!("NetworkInterface.1.{name}")))
+}
+
+pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let subnet = param_or_eni(ctx, "SubnetId").ok_or_else(|| {
+        Ec2Error::new("MissingParameter", "The request must contain the parameter SubnetId")
+    })?;
+    check_kind(ctx.world, subnet, ResourceKind::Subnet)?;
+    let min = ctx.p.int("MinCount")?.unwrap_or(1);
+    let max = ctx.p.int("MaxCount")?.unwrap_or(min);
+    if min < 1 || max < min {
+        return Err(Ec2Error::invalid(format!(
+            "MinCount ({min}) and MaxCount ({max}) must satisfy 1 <= MinCount <= MaxCount"
+        )));
+    }
+    if max > 20 {
+        return Err(Ec2Error::new(
+            "InstanceLimitExceeded",
+            "a lab runs at most 20 instances per request",
+        ));
+    }
+    let private_ip = match param_or_eni(ctx, "PrivateIpAddress") {
+        Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+            Ec2Error::invalid(format!("Value ({s}) for parameter PrivateIpAddress is invalid"))
+        })?),
+        None => None,
+    };
+    if private_ip.is_some() && max > 1 {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "a PrivateIpAddress can only be given when launching one instance",
+        ));
+    }
+    let public = ctx.p.bool("NetworkInterface.1.AssociatePublicIpAddress")?.unwrap_or(false);
+    let image = ctx.p.get("ImageId").map(str::to_string);
+    let mut w = ctx.world.clone();
+    let reservation = w.generate_id("r");
+    let mut ids = Vec::new();
+    for _ in 0..max {
+        let id = w.generate_id("i");
+        let ip = match private_ip {
+            Some(ip) => ip,
+            None => w.next_free_private_ip(subnet)?,
+        };
+        let public_ip = if public { Some(w.next_free_public_ip()?) } else { None };
+        w.add_instance(Instance {
+            id: id.clone(),
+            subnet: subnet.to_string(),
+            private_ip: ip,
+            public_ip,
+            image_id: image.clone(),
+        })?;
+        apply_tag_specs(ctx, &mut w, &id, "instance")?;
+        ids.push(id);
+    }
+    let mut x = ctx.xml();
+    let insts: Vec<&Instance> = ids.iter().filter_map(|id| w.instance(id)).collect();
+    reservation_xml(&mut x, &w, &reservation, &insts);
+    let xml = x.finish();
+    Ok(Ec2Outcome::Changed { world: w, xml })
+}
+
+pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w = ctx.world;
+    let ids = ctx.p.indexed("InstanceId");
+    check_ids(w, &ids, ResourceKind::Instance)?;
+    let filters = ctx.p.filters()?;
+    let mut x = ctx.xml();
+    x.open("reservationSet");
+    for i in &w.instances {
+        if !ids.is_empty() && !ids.contains(&i.id.as_str()) {
+            continue;
+        }
+        let vpc = w.subnet(&i.subnet).map(|s| s.vpc.clone()).unwrap_or_default();
+        let ok = matches(&filters, w.tags_of(&i.id), |f| match f {
+            "instance-id" => one(&i.id),
+            "subnet-id" => one(&i.subnet),
+            "vpc-id" => one(vpc.clone()),
+            "private-ip-address" => one(i.private_ip.to_string()),
+            "ip-address" => Some(i.public_ip.iter().map(|p| p.to_string()).collect()),
+            "instance-state-name" => one(RUNNING.1),
+            "instance-state-code" => one(RUNNING.0),
+            "image-id" => Some(i.image_id.iter().cloned().collect()),
+            "instance-type" => one(INSTANCE_TYPE),
+            "availability-zone" => one(zone_name(&w.region)),
+            "reservation-id" => one(reservation_id(&i.id)),
+            "owner-id" => one(OWNER_ID),
+            _ => None,
+        })?;
+        if ok {
+            x.open("item");
+            reservation_xml(&mut x, w, &reservation_id(&i.id), &[i]);
+            x.close();
+        }
+    }
+    x.close();
+    read(x)
+}
+
+pub fn terminate_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let ids = ctx.p.indexed("InstanceId");
+    if ids.is_empty() {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter InstanceId",
+        ));
+    }
+    check_ids(ctx.world, &ids, ResourceKind::Instance)?;
+    let mut w = ctx.world.clone();
+    let mut done = Vec::new();
+    for id in &ids {
+        if !done.contains(id) {
+            w.remove_instance(id)?;
+            done.push(*id);
+        }
+    }
+    let mut x = ctx.xml();
+    x.list("instancesSet", &done, |x, id| {
+        x.leaf("instanceId", id);
+        state(x, "currentState", TERMINATED);
+        state(x, "previousState", RUNNING);
+    });
+    changed(w, x)
+}
+
+fn resources(ctx: &Ctx) -> Result<Vec<String>, Ec2Error> {
+    let r = ctx.p.indexed_owned("ResourceId");
+    if r.is_empty() {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter ResourceId",
+        ));
+    }
+    Ok(r)
+}
+
+pub fn create_tags(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let res = resources(ctx)?;
+    let tags: Vec<(String, String)> =
+        ctx.p.tags("Tag")?.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect();
+    let mut w = ctx.world.clone();
+    w.create_tags(&res, &tags)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn delete_tags(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let res = resources(ctx)?;
+    let tags = ctx.p.tags("Tag")?;
+    let mut w = ctx.world.clone();
+    w.delete_tags(&res, &tags)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn describe_tags(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w = ctx.world;
+    let filters = ctx.p.filters()?;
+    let mut x = ctx.xml();
+    x.open("tagSet");
+    for (id, tags) in &w.tags {
+        let kind = ResourceKind::of(id).map(|k| k.aws_name()).unwrap_or("");
+        for (k, v) in tags {
+            let ok = matches(&filters, None, |f| match f {
+                "resource-id" => one(id),
+                "resource-type" => one(kind),
+                "key" => one(k),
+                "value" => one(v),
+                _ => None,
+            })?;
+            if ok {
+                x.open("item");
+                x.leaf("resourceId", id);
+                x.leaf("resourceType", kind);
+                x.leaf("key", k);
+                x.leaf("value", v);
+                x.close();
+            }
+        }
+    }
+    x.close();
+    read(x)
+}

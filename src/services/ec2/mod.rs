@@ -1,0 +1,294 @@
+//! The EC2 Query API of the lab: a pure function from a world and a decoded form to an XML
+//! answer and, for changes, the new world. No sockets, no clocks: the HTTP shell, SigV4,
+//! persistence and publishing the world to the data plane belong to the caller
+//! ([`super::api`]).
+//!
+//! Answers follow botocore's EC2 service model (`2016-11-15`): root `<{Action}Response>` in
+//! the EC2 namespace, `<requestId>`, lists as `<xxxSet><item>…</item></xxxSet>`. Every refusal
+//! comes from a [`ModelError`] mapped by [`model_error_code`] or from request parsing
+//! (`MissingParameter`, `InvalidParameterValue`, `InvalidAction`); a refused call returns no
+//! world, so nothing changes.
+
+mod endpoints;
+mod filter;
+mod instances;
+mod network;
+mod params;
+mod xml;
+
+use crate::model::{ModelError, ResourceKind, World};
+use params::Params;
+use xml::Xml;
+
+/// The owner of every resource (AWS's documented example account).
+pub const OWNER_ID: &str = "123456789012";
+
+pub struct Ec2Request<'a> {
+    /// The decoded form fields, in order (`Action`, `Version`, `RouteTableId.1`, …).
+    pub params: &'a [(String, String)],
+    /// From the SigV4 credential scope.
+    pub region: &'a str,
+    /// A UUID chosen by the caller.
+    pub request_id: &'a str,
+}
+
+pub enum Ec2Outcome {
+    /// A read-only answer.
+    Read { xml: String },
+    /// A change: the caller persists `world`, publishes it, then sends `xml`.
+    Changed { world: World, xml: String },
+}
+
+/// A refused request (HTTP 400 unless the caller decides otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Error {
+    pub code: String,
+    pub message: String,
+}
+
+impl Ec2Error {
+    pub fn new(code: &str, message: impl Into<String>) -> Ec2Error {
+        Ec2Error { code: code.to_string(), message: message.into() }
+    }
+    pub fn invalid(message: impl Into<String>) -> Ec2Error {
+        Ec2Error::new("InvalidParameterValue", message)
+    }
+}
+
+impl std::fmt::Display for Ec2Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Ec2Error {}
+
+impl From<ModelError> for Ec2Error {
+    fn from(e: ModelError) -> Ec2Error {
+        Ec2Error { code: model_error_code(&e).to_string(), message: e.to_string() }
+    }
+}
+
+/// `<?xml…?><Response><Errors><Error><Code/><Message/></Error></Errors><RequestID/></Response>`.
+pub fn error_xml(err: &Ec2Error, request_id: &str) -> String {
+    let mut x = Xml::bare("Response");
+    x.open("Errors");
+    x.open("Error");
+    x.leaf("Code", &err.code);
+    x.leaf("Message", &err.message);
+    x.close();
+    x.close();
+    x.leaf("RequestID", request_id);
+    x.finish()
+}
+
+/// THE one function mapping every [`ModelError`] variant to its AWS error code.
+pub fn model_error_code(e: &ModelError) -> &'static str {
+    use ModelError as E;
+    match e {
+        E::MalformedId { kind, .. } => match *kind {
+            "vpc" => "InvalidVpcID.Malformed",
+            "subnet" => "InvalidSubnetID.Malformed",
+            "route table" => "InvalidRouteTableId.Malformed",
+            "internet gateway" => "InvalidInternetGatewayId.Malformed",
+            "instance" => "InvalidInstanceID.Malformed",
+            "vpc endpoint" => "InvalidVpcEndpointId.Malformed",
+            "prefix list" => "InvalidPrefixListId.Malformed",
+            "association" => "InvalidAssociationID.Malformed",
+            _ => "InvalidID",
+        },
+        E::DuplicateId(_) => "InvalidParameterValue",
+        E::InvalidName(_) => "InvalidParameterValue",
+        E::UnknownRegion(_) => "InvalidParameterValue",
+        E::EmptyPrefixList(_) => "InvalidParameterValue",
+        E::VpcNotFound(_) => "InvalidVpcID.NotFound",
+        E::SubnetNotFound(_) => "InvalidSubnetID.NotFound",
+        E::RouteTableNotFound(_) => "InvalidRouteTableID.NotFound",
+        E::IgwNotFound(_) => "InvalidInternetGatewayID.NotFound",
+        E::InvalidVpcCidr(_) => "InvalidVpc.Range",
+        E::InvalidSubnetCidr { .. } => "InvalidSubnet.Range",
+        E::SubnetConflict { .. } => "InvalidSubnet.Conflict",
+        // A route table of another VPC given to a subnet or an endpoint.
+        E::RouteTableOtherVpc { .. } => "InvalidParameterValue",
+        E::VpcAlreadyHasIgw { .. } => "Resource.AlreadyAssociated",
+        E::IgwNotAttached { .. } => "Gateway.NotAttached",
+        E::RouteAlreadyExists { .. } => "RouteAlreadyExists",
+        E::RouteOverLocal(_) => "InvalidParameterValue",
+        E::LocalRouteMismatch(_) => "InvalidParameterValue",
+        // The guide: "You cannot explicitly add, modify, or delete an endpoint route in your
+        // route table by using the route table APIs".
+        E::ExplicitEndpointRoute => "InvalidParameterValue",
+        // The guide: "you cannot have multiple endpoints to the same service in a single route
+        // table".
+        E::EndpointServiceAlreadyInTable { .. } => "RouteAlreadyExists",
+        E::InvalidServiceName(_) => "InvalidServiceName",
+        // The guide: "You cannot create an endpoint between a VPC and an AWS service in a
+        // different region."
+        E::CrossRegionEndpoint { .. } => "InvalidServiceName",
+        // The guide: "Your policy must contain a Principal element."
+        E::InvalidPolicy(_) => "InvalidPolicyDocument",
+        E::InvalidPrivateIp { .. } => "InvalidParameterValue",
+        E::InvalidPublicIp(_) => "InvalidParameterValue",
+        E::AddressInUse(_) => "InvalidIPAddress.InUse",
+        E::InvalidBucketName(_) => "InvalidParameterValue",
+        E::InvalidInternetHost(_) => "InvalidParameterValue",
+        E::EndpointNotFound(_) => "InvalidVpcEndpointId.NotFound",
+        E::InstanceNotFound(_) => "InvalidInstanceID.NotFound",
+        E::PrefixListNotFound(_) => "InvalidPrefixListID.NotFound",
+        E::AssociationNotFound(_) => "InvalidAssociationID.NotFound",
+        E::DependencyViolation { .. } => "DependencyViolation",
+        E::SubnetAlreadyAssociated { .. } => "Resource.AlreadyAssociated",
+        E::CannotDisassociateMain(_) => "InvalidParameterValue",
+        E::IgwAlreadyAttached { .. } => "Resource.AlreadyAssociated",
+        E::RouteNotFound { .. } => "InvalidRoute.NotFound",
+        E::LocalRouteImmutable(_) => "InvalidParameterValue",
+        // The guide: "You cannot tag an endpoint."
+        E::CannotTagEndpoint(_) => "InvalidParameterValue",
+        E::EndpointTableNotAssociated { .. } => "InvalidParameterValue",
+        E::TableAddedAndRemoved(_) => "InvalidParameterValue",
+        E::SubnetFull(_) => "InsufficientFreeAddressesInSubnet",
+        E::NoFreePublicIp => "AddressLimitExceeded",
+        E::NoMainRouteTable(_) => "InvalidParameterValue",
+        E::InvalidTag(_) => "InvalidParameterValue",
+    }
+}
+
+/// The context a handler works in.
+pub(crate) struct Ctx<'a> {
+    pub world: &'a World,
+    pub p: Params<'a>,
+    pub region: &'a str,
+    pub action: &'a str,
+    pub request_id: &'a str,
+}
+
+impl Ctx<'_> {
+    fn xml(&self) -> Xml {
+        Xml::response(self.action, self.request_id)
+    }
+}
+
+type Handler = fn(&Ctx) -> Result<Ec2Outcome, Ec2Error>;
+
+const ACTIONS: &[(&str, Handler)] = &[
+    ("DescribeRegions", network::describe_regions),
+    ("DescribeAvailabilityZones", network::describe_availability_zones),
+    ("CreateVpc", network::create_vpc),
+    ("DescribeVpcs", network::describe_vpcs),
+    ("DeleteVpc", network::delete_vpc),
+    ("CreateSubnet", network::create_subnet),
+    ("DescribeSubnets", network::describe_subnets),
+    ("DeleteSubnet", network::delete_subnet),
+    ("CreateRouteTable", network::create_route_table),
+    ("DescribeRouteTables", network::describe_route_tables),
+    ("DeleteRouteTable", network::delete_route_table),
+    ("AssociateRouteTable", network::associate_route_table),
+    ("DisassociateRouteTable", network::disassociate_route_table),
+    ("ReplaceRouteTableAssociation", network::replace_route_table_association),
+    ("CreateRoute", network::create_route),
+    ("ReplaceRoute", network::replace_route),
+    ("DeleteRoute", network::delete_route),
+    ("CreateInternetGateway", network::create_internet_gateway),
+    ("AttachInternetGateway", network::attach_internet_gateway),
+    ("DetachInternetGateway", network::detach_internet_gateway),
+    ("DescribeInternetGateways", network::describe_internet_gateways),
+    ("DeleteInternetGateway", network::delete_internet_gateway),
+    ("CreateVpcEndpoint", endpoints::create_vpc_endpoint),
+    ("ModifyVpcEndpoint", endpoints::modify_vpc_endpoint),
+    ("DescribeVpcEndpoints", endpoints::describe_vpc_endpoints),
+    ("DeleteVpcEndpoints", endpoints::delete_vpc_endpoints),
+    ("DescribePrefixLists", endpoints::describe_prefix_lists),
+    ("DescribeVpcEndpointServices", endpoints::describe_vpc_endpoint_services),
+    ("RunInstances", instances::run_instances),
+    ("DescribeInstances", instances::describe_instances),
+    ("TerminateInstances", instances::terminate_instances),
+    ("CreateTags", instances::create_tags),
+    ("DescribeTags", instances::describe_tags),
+    ("DeleteTags", instances::delete_tags),
+];
+
+/// The actions [`handle`] answers.
+pub fn actions() -> impl Iterator<Item = &'static str> {
+    ACTIONS.iter().map(|(a, _)| *a)
+}
+
+/// Answers one EC2 Query request against `world`. `Version` is not checked (the CLI always
+/// sends 2016-11-15). `DryRun=true` answers `DryRunOperation` when the call would succeed.
+pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
+    let p = Params::new(req.params);
+    let action = p.required("Action")?;
+    let Some((action, handler)) = ACTIONS.iter().find(|(a, _)| *a == action) else {
+        return Err(Ec2Error::new(
+            "InvalidAction",
+            format!("The action {action} is not valid for this web service."),
+        ));
+    };
+    let dry_run = p.bool("DryRun")?.unwrap_or(false);
+    let ctx = Ctx { world, p, region: req.region, action, request_id: req.request_id };
+    let out = handler(&ctx)?;
+    if dry_run {
+        return Err(Ec2Error::new(
+            "DryRunOperation",
+            "Request would have succeeded, but DryRun flag is set.",
+        ));
+    }
+    Ok(out)
+}
+
+/// Checks that `id` is a well-formed, existing id of `kind`: the kind's Malformed error when
+/// the prefix is wrong or the rest is not hex, its NotFound error when it does not exist.
+pub(crate) fn check_kind(world: &World, id: &str, kind: ResourceKind) -> Result<(), Ec2Error> {
+    if ResourceKind::of(id) != Some(kind) {
+        let name = match kind {
+            ResourceKind::Vpc => "vpc",
+            ResourceKind::Subnet => "subnet",
+            ResourceKind::RouteTable => "route table",
+            ResourceKind::InternetGateway => "internet gateway",
+            ResourceKind::Instance => "instance",
+            ResourceKind::VpcEndpoint => "vpc endpoint",
+            ResourceKind::PrefixList => "prefix list",
+        };
+        return Err(ModelError::MalformedId { kind: name, id: id.to_string() }.into());
+    }
+    world.check_exists(id)?;
+    Ok(())
+}
+
+/// Every id of an `…Id.N` list parameter must exist.
+pub(crate) fn check_ids(world: &World, ids: &[&str], kind: ResourceKind) -> Result<(), Ec2Error> {
+    for id in ids {
+        check_kind(world, id, kind)?;
+    }
+    Ok(())
+}
+
+/// Applies `TagSpecification.N` entries whose resource type is `resource_type` to `id`; a
+/// specification for another type is refused.
+pub(crate) fn apply_tag_specs(
+    ctx: &Ctx,
+    world: &mut World,
+    id: &str,
+    resource_type: &str,
+) -> Result<(), Ec2Error> {
+    for spec in ctx.p.tag_specs()? {
+        if spec.resource_type != resource_type {
+            return Err(Ec2Error::invalid(format!(
+                "'{}' is not a valid taggable resource type for this operation",
+                spec.resource_type
+            )));
+        }
+        world.create_tags(&[id.to_string()], &spec.tags)?;
+    }
+    Ok(())
+}
+
+fn read(x: Xml) -> Result<Ec2Outcome, Ec2Error> {
+    Ok(Ec2Outcome::Read { xml: x.finish() })
+}
+
+fn changed(world: World, x: Xml) -> Result<Ec2Outcome, Ec2Error> {
+    Ok(Ec2Outcome::Changed { world, xml: x.finish() })
+}
+
+#[cfg(test)]
+mod tests;

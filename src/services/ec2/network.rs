@@ -1,0 +1,692 @@
+//! Regions, zones, VPCs, subnets, route tables, routes and internet gateways.
+
+use ipnet::Ipv4Net;
+
+use super::filter::{Values, matches, one};
+use super::xml::Xml;
+use super::{
+    Ctx, Ec2Error, Ec2Outcome, OWNER_ID, apply_tag_specs, changed, check_ids, check_kind, read,
+};
+use crate::model::{
+    Destination, REGIONS, ResourceKind, Route, RouteTable, Subnet, Target, Vpc, World,
+    valid_subnet_name,
+};
+
+/// The lab's one zone in a region: `<region>a`.
+pub fn zone_name(region: &str) -> String {
+    format!("{region}a")
+}
+
+/// AWS's zone id style: `us-east-1` → `use1-az1`.
+pub fn zone_id(region: &str) -> String {
+    let parts: Vec<&str> = region.split('-').collect();
+    match parts.as_slice() {
+        [a, b, n] => format!("{a}{}{n}-az1", b.chars().next().unwrap_or('x')),
+        _ => format!("{region}-az1"),
+    }
+}
+
+fn cidr_param(ctx: &Ctx, name: &str) -> Result<Ipv4Net, Ec2Error> {
+    let v = ctx.p.required(name)?;
+    v.parse::<Ipv4Net>().map_err(|_| {
+        Ec2Error::invalid(format!(
+            "Value ({v}) for parameter {name} is invalid. This is not a valid CIDR block."
+        ))
+    })
+}
+
+fn bool_str(b: bool) -> String {
+    if b { "true".into() } else { "false".into() }
+}
+
+pub fn describe_regions(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let names = ctx.p.indexed("RegionName");
+    for n in &names {
+        if !REGIONS.iter().any(|r| r.name == *n) {
+            return Err(Ec2Error::invalid(format!("Invalid region: {n}")));
+        }
+    }
+    let filters = ctx.p.filters()?;
+    let mut x = ctx.xml();
+    x.open("regionInfo");
+    for r in REGIONS {
+        if !names.is_empty() && !names.contains(&r.name) {
+            continue;
+        }
+        let endpoint = format!("ec2.{}.amazonaws.com", r.name);
+        let ok = matches(&filters, None, |f| match f {
+            "region-name" => one(r.name),
+            "endpoint" => one(endpoint.clone()),
+            "opt-in-status" => one("opt-in-not-required"),
+            _ => None,
+        })?;
+        if ok {
+            x.open("item");
+            x.leaf("regionName", r.name);
+            x.leaf("regionEndpoint", &endpoint);
+            x.leaf("optInStatus", "opt-in-not-required");
+            x.close();
+        }
+    }
+    x.close();
+    read(x)
+}
+
+pub fn describe_availability_zones(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let region = ctx.region;
+    let (zone, id) = (zone_name(region), zone_id(region));
+    let names = ctx.p.indexed("ZoneName");
+    let ids = ctx.p.indexed("ZoneId");
+    for n in &names {
+        if *n != zone {
+            return Err(Ec2Error::invalid(format!("Invalid availability zone: [{n}]")));
+        }
+    }
+    for n in &ids {
+        if *n != id {
+            return Err(Ec2Error::invalid(format!("Invalid availability zone id: [{n}]")));
+        }
+    }
+    let ok = matches(&ctx.p.filters()?, None, |f| match f {
+        "zone-name" => one(zone.clone()),
+        "zone-id" => one(id.clone()),
+        "region-name" => one(region),
+        "state" => one("available"),
+        "zone-type" => one("availability-zone"),
+        "group-name" | "network-border-group" => one(region),
+        "opt-in-status" => one("opt-in-not-required"),
+        _ => None,
+    })?;
+    let mut x = ctx.xml();
+    x.open("availabilityZoneInfo");
+    if ok {
+        x.open("item");
+        x.leaf("zoneName", &zone);
+        x.leaf("zoneState", "available");
+        x.leaf("regionName", region);
+        x.leaf("zoneId", &id);
+        x.leaf("zoneType", "availability-zone");
+        x.leaf("optInStatus", "opt-in-not-required");
+        x.leaf("groupName", region);
+        x.leaf("networkBorderGroup", region);
+        x.open("messageSet");
+        x.close();
+        x.close();
+    }
+    x.close();
+    read(x)
+}
+
+fn vpc_xml(x: &mut Xml, w: &World, v: &Vpc) {
+    x.leaf("vpcId", &v.id);
+    x.leaf("ownerId", OWNER_ID);
+    x.leaf("state", "available");
+    x.leaf("cidrBlock", &v.cidr.to_string());
+    x.list("cidrBlockAssociationSet", [v], |x, v| {
+        x.leaf("cidrBlock", &v.cidr.to_string());
+        x.open("cidrBlockState");
+        x.leaf("state", "associated");
+        x.close();
+    });
+    x.leaf("dhcpOptionsId", "default");
+    x.leaf("instanceTenancy", "default");
+    x.bool("isDefault", false);
+    x.tag_set(w.tags_of(&v.id));
+}
+
+pub fn create_vpc(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let cidr = cidr_param(ctx, "CidrBlock")?;
+    let mut w = ctx.world.clone();
+    let id = w.generate_id("vpc");
+    w.add_vpc(Vpc {
+        id: id.clone(),
+        cidr,
+        enable_dns_support: true,
+        main_route_table: None,
+        main_association_id: None,
+    })?;
+    // Like AWS, a new VPC comes with its main route table holding only the local route.
+    let rtb = w.generate_id("rtb");
+    w.add_route_table(&rtb, &id)?;
+    apply_tag_specs(ctx, &mut w, &id, "vpc")?;
+    let mut x = ctx.xml();
+    x.open("vpc");
+    if let Some(v) = w.vpc(&id) {
+        vpc_xml(&mut x, &w, v);
+    }
+    x.close();
+    changed(w, x)
+}
+
+pub fn describe_vpcs(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w = ctx.world;
+    let ids = ctx.p.indexed("VpcId");
+    check_ids(w, &ids, ResourceKind::Vpc)?;
+    let filters = ctx.p.filters()?;
+    let mut x = ctx.xml();
+    x.open("vpcSet");
+    for v in &w.vpcs {
+        if !ids.is_empty() && !ids.contains(&v.id.as_str()) {
+            continue;
+        }
+        let ok = matches(&filters, w.tags_of(&v.id), |f| match f {
+            "vpc-id" => one(&v.id),
+            "cidr" | "cidr-block" | "cidrBlock" | "cidr-block-association.cidr-block" => {
+                one(v.cidr.to_string())
+            }
+            "state" => one("available"),
+            "is-default" => one("false"),
+            "owner-id" => one(OWNER_ID),
+            "dhcp-options-id" => one("default"),
+            _ => None,
+        })?;
+        if ok {
+            x.open("item");
+            vpc_xml(&mut x, w, v);
+            x.close();
+        }
+    }
+    x.close();
+    read(x)
+}
+
+pub fn delete_vpc(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("VpcId")?;
+    check_kind(ctx.world, id, ResourceKind::Vpc)?;
+    let mut w = ctx.world.clone();
+    w.delete_vpc(id)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+fn subnet_xml(x: &mut Xml, w: &World, s: &Subnet) {
+    let size = 1u64 << (32 - s.cidr.prefix_len());
+    let used = w.instances.iter().filter(|i| i.subnet == s.id).count() as u64;
+    let free = size.saturating_sub(5 + used);
+    x.leaf("subnetId", &s.id);
+    x.leaf("subnetArn", &format!("arn:aws:ec2:{}:{OWNER_ID}:subnet/{}", w.region, s.id));
+    x.leaf("state", "available");
+    x.leaf("ownerId", OWNER_ID);
+    x.leaf("vpcId", &s.vpc);
+    x.leaf("cidrBlock", &s.cidr.to_string());
+    x.leaf("availableIpAddressCount", &free.to_string());
+    x.leaf("availabilityZone", &zone_name(&w.region));
+    x.leaf("availabilityZoneId", &zone_id(&w.region));
+    x.bool("defaultForAz", false);
+    x.bool("mapPublicIpOnLaunch", false);
+    x.bool("assignIpv6AddressOnCreation", false);
+    x.tag_set(w.tags_of(&s.id));
+}
+
+/// A namespace-friendly name for a new subnet: its `Name` tag when that is a valid, unused
+/// subnet name, else the first free `sN`.
+fn new_subnet_name(ctx: &Ctx, w: &World) -> Result<String, Ec2Error> {
+    let free = |n: &str| valid_subnet_name(n) && !w.subnets.iter().any(|s| s.name == n);
+    for spec in ctx.p.tag_specs()? {
+        if let Some((_, v)) = spec.tags.iter().find(|(k, _)| k == "Name")
+            && free(v)
+        {
+            return Ok(v.clone());
+        }
+    }
+    Ok((1..).map(|i| format!("s{i}")).find(|n| free(n)).unwrap_or_default())
+}
+
+pub fn create_subnet(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let vpc = ctx.p.required("VpcId")?;
+    let cidr = cidr_param(ctx, "CidrBlock")?;
+    check_kind(ctx.world, vpc, ResourceKind::Vpc)?;
+    let zone = zone_name(&ctx.world.region);
+    if let Some(az) = ctx.p.get("AvailabilityZone")
+        && az != zone
+    {
+        return Err(Ec2Error::invalid(format!(
+            "Value ({az}) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: {zone}."
+        )));
+    }
+    let mut w = ctx.world.clone();
+    // A lab-file VPC whose file named no route table gets its main table now.
+    if w.main_route_table(vpc).is_none() {
+        let rtb = w.generate_id("rtb");
+        w.add_route_table(&rtb, vpc)?;
+    }
+    let id = w.generate_id("subnet");
+    let name = new_subnet_name(ctx, &w)?;
+    w.add_subnet(Subnet {
+        id: id.clone(),
+        name,
+        vpc: vpc.to_string(),
+        cidr,
+        route_table: String::new(),
+        association_id: None,
+    })?;
+    apply_tag_specs(ctx, &mut w, &id, "subnet")?;
+    let mut x = ctx.xml();
+    x.open("subnet");
+    if let Some(s) = w.subnet(&id) {
+        subnet_xml(&mut x, &w, s);
+    }
+    x.close();
+    changed(w, x)
+}
+
+pub fn describe_subnets(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w = ctx.world;
+    let ids = ctx.p.indexed("SubnetId");
+    check_ids(w, &ids, ResourceKind::Subnet)?;
+    let filters = ctx.p.filters()?;
+    let zone = zone_name(&w.region);
+    let mut x = ctx.xml();
+    x.open("subnetSet");
+    for s in &w.subnets {
+        if !ids.is_empty() && !ids.contains(&s.id.as_str()) {
+            continue;
+        }
+        let ok = matches(&filters, w.tags_of(&s.id), |f| match f {
+            "subnet-id" => one(&s.id),
+            "vpc-id" => one(&s.vpc),
+            "cidr" | "cidr-block" | "cidrBlock" => one(s.cidr.to_string()),
+            "state" => one("available"),
+            "availability-zone" | "availabilityZone" => one(zone.clone()),
+            "availability-zone-id" => one(zone_id(&w.region)),
+            "default-for-az" | "defaultForAz" => one("false"),
+            "owner-id" => one(OWNER_ID),
+            _ => None,
+        })?;
+        if ok {
+            x.open("item");
+            subnet_xml(&mut x, w, s);
+            x.close();
+        }
+    }
+    x.close();
+    read(x)
+}
+
+pub fn delete_subnet(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("SubnetId")?;
+    check_kind(ctx.world, id, ResourceKind::Subnet)?;
+    let mut w = ctx.world.clone();
+    w.delete_subnet(id)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+/// Whether a route is usable: blackhole routes and routes to an internet gateway that is not
+/// attached to the table's VPC are `blackhole`.
+fn route_state(w: &World, vpc: &str, target: &Target) -> &'static str {
+    match target {
+        Target::Blackhole => "blackhole",
+        Target::Igw(id) if w.igw(id).and_then(|g| g.vpc.as_deref()) != Some(vpc) => "blackhole",
+        Target::Vpce(id) if w.endpoint(id).is_none() => "blackhole",
+        _ => "active",
+    }
+}
+
+/// One association as DescribeRouteTables shows it: (id, main, subnet).
+fn associations<'a>(w: &'a World, t: &'a RouteTable) -> Vec<(&'a str, bool, Option<&'a str>)> {
+    let mut out = Vec::new();
+    if let Some(v) = w.vpc(&t.vpc)
+        && v.main_route_table.as_deref() == Some(t.id.as_str())
+        && let Some(a) = &v.main_association_id
+    {
+        out.push((a.as_str(), true, None));
+    }
+    for s in w.subnets.iter().filter(|s| s.route_table == t.id) {
+        if let Some(a) = &s.association_id {
+            out.push((a.as_str(), false, Some(s.id.as_str())));
+        }
+    }
+    out
+}
+
+fn route_table_xml(x: &mut Xml, w: &World, t: &RouteTable) {
+    x.leaf("routeTableId", &t.id);
+    x.leaf("vpcId", &t.vpc);
+    x.leaf("ownerId", OWNER_ID);
+    x.list("routeSet", w.effective_routes(&t.id), |x, r| {
+        match &r.destination {
+            Destination::Cidr(c) => x.leaf("destinationCidrBlock", &c.to_string()),
+            Destination::PrefixList(pl) => x.leaf("destinationPrefixListId", pl),
+        }
+        match &r.target {
+            Target::Blackhole => {}
+            t => x.leaf("gatewayId", &t.to_string()),
+        }
+        x.leaf("state", route_state(w, &t.vpc, &r.target));
+        // AWS: the local route's origin is CreateRouteTable; user routes and the endpoint
+        // routes of gateway endpoints show CreateRoute.
+        let origin = if r.target == Target::Local { "CreateRouteTable" } else { "CreateRoute" };
+        x.leaf("origin", origin);
+    });
+    x.list("associationSet", associations(w, t), |x, (id, main, subnet)| {
+        x.leaf("routeTableAssociationId", id);
+        x.leaf("routeTableId", &t.id);
+        x.leaf_opt("subnetId", subnet);
+        x.bool("main", main);
+        x.open("associationState");
+        x.leaf("state", "associated");
+        x.close();
+    });
+    x.open("propagatingVgwSet");
+    x.close();
+    x.tag_set(w.tags_of(&t.id));
+}
+
+pub fn create_route_table(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let vpc = ctx.p.required("VpcId")?;
+    check_kind(ctx.world, vpc, ResourceKind::Vpc)?;
+    let mut w = ctx.world.clone();
+    let id = w.generate_id("rtb");
+    w.create_route_table(&id, vpc)?;
+    apply_tag_specs(ctx, &mut w, &id, "route-table")?;
+    let mut x = ctx.xml();
+    x.open("routeTable");
+    if let Some(t) = w.route_table(&id) {
+        route_table_xml(&mut x, &w, t);
+    }
+    x.close();
+    changed(w, x)
+}
+
+pub fn describe_route_tables(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w = ctx.world;
+    let ids = ctx.p.indexed("RouteTableId");
+    check_ids(w, &ids, ResourceKind::RouteTable)?;
+    let filters = ctx.p.filters()?;
+    let mut x = ctx.xml();
+    x.open("routeTableSet");
+    for t in &w.route_tables {
+        if !ids.is_empty() && !ids.contains(&t.id.as_str()) {
+            continue;
+        }
+        let assocs = associations(w, t);
+        let routes = w.effective_routes(&t.id);
+        let ok = matches(&filters, w.tags_of(&t.id), |f| -> Values {
+            Some(match f {
+                "route-table-id" => vec![t.id.clone()],
+                "vpc-id" => vec![t.vpc.clone()],
+                "owner-id" => vec![OWNER_ID.into()],
+                "association.route-table-association-id" => {
+                    assocs.iter().map(|a| a.0.to_string()).collect()
+                }
+                "association.route-table-id" => {
+                    if assocs.is_empty() {
+                        vec![]
+                    } else {
+                        vec![t.id.clone()]
+                    }
+                }
+                "association.subnet-id" => {
+                    assocs.iter().filter_map(|a| a.2.map(str::to_string)).collect()
+                }
+                "association.main" => vec![bool_str(assocs.iter().any(|a| a.1))],
+                "route.gateway-id" => routes
+                    .iter()
+                    .filter(|r| r.target != Target::Blackhole)
+                    .map(|r| r.target.to_string())
+                    .collect(),
+                "route.destination-cidr-block" => routes
+                    .iter()
+                    .filter_map(|r| match &r.destination {
+                        Destination::Cidr(c) => Some(c.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                "route.destination-prefix-list-id" => routes
+                    .iter()
+                    .filter_map(|r| match &r.destination {
+                        Destination::PrefixList(p) => Some(p.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                "route.origin" => routes
+                    .iter()
+                    .map(|r| {
+                        if r.target == Target::Local { "CreateRouteTable" } else { "CreateRoute" }
+                            .to_string()
+                    })
+                    .collect(),
+                "route.state" => {
+                    routes.iter().map(|r| route_state(w, &t.vpc, &r.target).to_string()).collect()
+                }
+                _ => return None,
+            })
+        })?;
+        if ok {
+            x.open("item");
+            route_table_xml(&mut x, w, t);
+            x.close();
+        }
+    }
+    x.close();
+    read(x)
+}
+
+pub fn delete_route_table(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("RouteTableId")?;
+    check_kind(ctx.world, id, ResourceKind::RouteTable)?;
+    let mut w = ctx.world.clone();
+    w.delete_route_table(id)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn associate_route_table(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let table = ctx.p.required("RouteTableId")?;
+    if ctx.p.get("GatewayId").is_some() {
+        return Err(Ec2Error::invalid("edge associations with gateways are not simulated"));
+    }
+    let subnet = ctx.p.required("SubnetId")?;
+    check_kind(ctx.world, table, ResourceKind::RouteTable)?;
+    check_kind(ctx.world, subnet, ResourceKind::Subnet)?;
+    let mut w = ctx.world.clone();
+    let assoc = w.associate_route_table(table, subnet)?;
+    let mut x = ctx.xml();
+    x.leaf("associationId", &assoc);
+    x.open("associationState");
+    x.leaf("state", "associated");
+    x.close();
+    changed(w, x)
+}
+
+pub fn disassociate_route_table(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let assoc = ctx.p.required("AssociationId")?;
+    let mut w = ctx.world.clone();
+    w.disassociate_route_table(assoc)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn replace_route_table_association(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let assoc = ctx.p.required("AssociationId")?;
+    let table = ctx.p.required("RouteTableId")?;
+    check_kind(ctx.world, table, ResourceKind::RouteTable)?;
+    let mut w = ctx.world.clone();
+    let new = w.replace_route_table_association(assoc, table)?;
+    let mut x = ctx.xml();
+    x.leaf("newAssociationId", &new);
+    x.open("associationState");
+    x.leaf("state", "associated");
+    x.close();
+    changed(w, x)
+}
+
+/// The destination and target of CreateRoute / ReplaceRoute. Endpoint routes are refused with
+/// the guide's sentence: "You cannot explicitly add, modify, or delete an endpoint route in your
+/// route table by using the route table APIs".
+fn route_params(ctx: &Ctx) -> Result<Route, Ec2Error> {
+    let destination = destination_param(ctx)?;
+    if ctx.p.get("VpcEndpointId").is_some() {
+        return Err(crate::model::ModelError::ExplicitEndpointRoute.into());
+    }
+    for unsupported in [
+        "NatGatewayId",
+        "InstanceId",
+        "NetworkInterfaceId",
+        "VpcPeeringConnectionId",
+        "TransitGatewayId",
+        "EgressOnlyInternetGatewayId",
+        "LocalGatewayId",
+        "CarrierGatewayId",
+        "CoreNetworkArn",
+    ] {
+        if ctx.p.get(unsupported).is_some() {
+            return Err(Ec2Error::invalid(format!(
+                "{unsupported}: only internet gateway targets are simulated"
+            )));
+        }
+    }
+    let gw = ctx.p.required("GatewayId")?;
+    let target = match gw {
+        "local" => Target::Local,
+        g if g.starts_with("vpce-") => {
+            return Err(crate::model::ModelError::ExplicitEndpointRoute.into());
+        }
+        g if g.starts_with("igw-") => Target::Igw(g.to_string()),
+        g => {
+            return Err(Ec2Error::new(
+                "InvalidGatewayID.NotFound",
+                format!("The gateway ID '{g}' does not exist"),
+            ));
+        }
+    };
+    Ok(Route { destination, target })
+}
+
+fn destination_param(ctx: &Ctx) -> Result<Ipv4Net, Ec2Error> {
+    if ctx.p.get("DestinationPrefixListId").is_some() {
+        // The lab's prefix lists are AWS-managed service lists: a route to one is an endpoint
+        // route, which only an endpoint association creates.
+        return Err(crate::model::ModelError::ExplicitEndpointRoute.into());
+    }
+    if ctx.p.get("DestinationIpv6CidrBlock").is_some() {
+        return Err(Ec2Error::invalid("IPv6 routes are not simulated"));
+    }
+    cidr_param(ctx, "DestinationCidrBlock")
+}
+
+pub fn create_route(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let table = ctx.p.required("RouteTableId")?;
+    check_kind(ctx.world, table, ResourceKind::RouteTable)?;
+    let route = route_params(ctx)?;
+    let mut w = ctx.world.clone();
+    w.add_route(table, route)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn replace_route(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let table = ctx.p.required("RouteTableId")?;
+    check_kind(ctx.world, table, ResourceKind::RouteTable)?;
+    let route = route_params(ctx)?;
+    let mut w = ctx.world.clone();
+    w.replace_route(table, route)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn delete_route(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let table = ctx.p.required("RouteTableId")?;
+    check_kind(ctx.world, table, ResourceKind::RouteTable)?;
+    let destination = destination_param(ctx)?;
+    let mut w = ctx.world.clone();
+    w.delete_route(table, destination)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+fn igw_xml(x: &mut Xml, w: &World, g: &crate::model::InternetGateway) {
+    x.leaf("internetGatewayId", &g.id);
+    x.leaf("ownerId", OWNER_ID);
+    x.list("attachmentSet", g.vpc.iter(), |x, v| {
+        x.leaf("vpcId", v);
+        x.leaf("state", "available");
+    });
+    x.tag_set(w.tags_of(&g.id));
+}
+
+pub fn create_internet_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let mut w = ctx.world.clone();
+    let id = w.generate_id("igw");
+    w.add_internet_gateway(crate::model::InternetGateway { id: id.clone(), vpc: None })?;
+    apply_tag_specs(ctx, &mut w, &id, "internet-gateway")?;
+    let mut x = ctx.xml();
+    x.open("internetGateway");
+    if let Some(g) = w.igw(&id) {
+        igw_xml(&mut x, &w, g);
+    }
+    x.close();
+    changed(w, x)
+}
+
+fn igw_vpc_params<'a>(ctx: &Ctx<'a>) -> Result<(&'a str, &'a str), Ec2Error> {
+    let igw = ctx.p.required("InternetGatewayId")?;
+    let vpc = ctx.p.required("VpcId")?;
+    check_kind(ctx.world, igw, ResourceKind::InternetGateway)?;
+    check_kind(ctx.world, vpc, ResourceKind::Vpc)?;
+    Ok((igw, vpc))
+}
+
+pub fn attach_internet_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let (igw, vpc) = igw_vpc_params(ctx)?;
+    let mut w = ctx.world.clone();
+    w.attach_internet_gateway(igw, vpc)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn detach_internet_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let (igw, vpc) = igw_vpc_params(ctx)?;
+    let mut w = ctx.world.clone();
+    w.detach_internet_gateway(igw, vpc)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn delete_internet_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let igw = ctx.p.required("InternetGatewayId")?;
+    check_kind(ctx.world, igw, ResourceKind::InternetGateway)?;
+    let mut w = ctx.world.clone();
+    w.delete_internet_gateway(igw)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+pub fn describe_internet_gateways(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w = ctx.world;
+    let ids = ctx.p.indexed("InternetGatewayId");
+    check_ids(w, &ids, ResourceKind::InternetGateway)?;
+    let filters = ctx.p.filters()?;
+    let mut x = ctx.xml();
+    x.open("internetGatewaySet");
+    for g in &w.internet_gateways {
+        if !ids.is_empty() && !ids.contains(&g.id.as_str()) {
+            continue;
+        }
+        let ok = matches(&filters, w.tags_of(&g.id), |f| match f {
+            "internet-gateway-id" => one(&g.id),
+            "attachment.vpc-id" => Some(g.vpc.iter().cloned().collect()),
+            "attachment.state" => Some(g.vpc.iter().map(|_| "available".to_string()).collect()),
+            "owner-id" => one(OWNER_ID),
+            _ => None,
+        })?;
+        if ok {
+            x.open("item");
+            igw_xml(&mut x, w, g);
+            x.close();
+        }
+    }
+    x.close();
+    read(x)
+}

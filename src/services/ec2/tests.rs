@@ -1,0 +1,1007 @@
+use super::*;
+use crate::lab::file::{DEFAULT_LAB, parse};
+use crate::model::Target;
+
+fn lab() -> World {
+    parse("demo.toml", DEFAULT_LAB).unwrap()
+}
+
+fn call(w: &World, params: &[(&str, &str)]) -> Result<Ec2Outcome, Ec2Error> {
+    let list: Vec<(String, String)> = std::iter::once(("Version", "2016-11-15"))
+        .chain(params.iter().copied())
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    handle(w, &Ec2Request { params: &list, region: "us-east-1", request_id: "req-1" })
+}
+
+fn read_xml(w: &World, params: &[(&str, &str)]) -> String {
+    match call(w, params) {
+        Ok(Ec2Outcome::Read { xml }) => xml,
+        Ok(Ec2Outcome::Changed { .. }) => panic!("{params:?}: a read changed the world"),
+        Err(e) => panic!("{params:?}: {e}"),
+    }
+}
+
+fn change(w: &World, params: &[(&str, &str)]) -> (World, String) {
+    match call(w, params) {
+        Ok(Ec2Outcome::Changed { world, xml }) => (world, xml),
+        Ok(Ec2Outcome::Read { .. }) => panic!("{params:?}: nothing changed"),
+        Err(e) => panic!("{params:?}: {e}"),
+    }
+}
+
+/// The call is refused with `code`, and (since `handle` returned no world) nothing changed.
+fn refused(w: &World, params: &[(&str, &str)], code: &str) -> Ec2Error {
+    let before = w.clone();
+    let err = match call(w, params) {
+        Err(e) => e,
+        Ok(_) => panic!("{params:?}: accepted, expected {code}"),
+    };
+    assert_eq!(err.code, code, "{params:?}: {err}");
+    assert_eq!(&before, w);
+    err
+}
+
+/// The text of every element named `name`, in document order (parsed back with quick-xml).
+fn texts(xml: &str, name: &str) -> Vec<String> {
+    use quick_xml::Reader;
+    use quick_xml::events::Event;
+    let mut r = Reader::from_str(xml);
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut cur = String::new();
+    loop {
+        match r.read_event().unwrap() {
+            Event::Start(e) if e.local_name().as_ref() == name => {
+                inside = true;
+                cur.clear();
+            }
+            Event::Text(t) if inside => cur.push_str(&t.into_inner()),
+            Event::GeneralRef(g) if inside => {
+                let s = match &*g.into_inner() {
+                    "quot" => "\"",
+                    "amp" => "&",
+                    "lt" => "<",
+                    "gt" => ">",
+                    "apos" => "'",
+                    _ => "?",
+                };
+                cur.push_str(s);
+            }
+            Event::End(e) if e.local_name().as_ref() == name => {
+                inside = false;
+                out.push(cur.clone());
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+fn text(xml: &str, name: &str) -> String {
+    texts(xml, name).into_iter().next().unwrap_or_else(|| panic!("no <{name}> in {xml}"))
+}
+
+fn dump(name: &str, xml: &str) {
+    let dir = std::env::temp_dir().join("ec2-xml");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{name}.xml")), xml);
+}
+
+#[test]
+fn unknown_action_and_missing_parameter() {
+    let w = lab();
+    let e = refused(&w, &[("Action", "LaunchRockets")], "InvalidAction");
+    assert_eq!(e.message, "The action LaunchRockets is not valid for this web service.");
+    let e = refused(&w, &[("Action", "CreateVpc")], "MissingParameter");
+    assert_eq!(e.message, "The request must contain the parameter CidrBlock");
+    refused(&w, &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/33")], "InvalidParameterValue");
+    let xml = error_xml(&e, "rid<&>");
+    assert!(xml.starts_with("<?xml"));
+    assert!(xml.contains("<Response><Errors><Error><Code>MissingParameter</Code>"), "{xml}");
+    assert!(xml.contains("<RequestID>rid&lt;&amp;&gt;</RequestID>"), "{xml}");
+}
+
+#[test]
+fn describe_regions_and_zones() {
+    let w = lab();
+    let xml = read_xml(&w, &[("Action", "DescribeRegions")]);
+    dump("DescribeRegions", &xml);
+    assert!(xml.contains("<DescribeRegionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>req-1</requestId>"), "{xml}");
+    assert_eq!(texts(&xml, "regionName"), ["us-east-1", "us-west-2", "eu-west-1"]);
+    assert_eq!(text(&xml, "regionEndpoint"), "ec2.us-east-1.amazonaws.com");
+    let xml = read_xml(
+        &w,
+        &[
+            ("Action", "DescribeRegions"),
+            ("Filter.1.Name", "region-name"),
+            ("Filter.1.Value.1", "eu-*"),
+        ],
+    );
+    assert_eq!(texts(&xml, "regionName"), ["eu-west-1"]);
+    let xml = read_xml(&w, &[("Action", "DescribeAvailabilityZones")]);
+    dump("DescribeAvailabilityZones", &xml);
+    assert_eq!(text(&xml, "zoneName"), "us-east-1a");
+    assert_eq!(text(&xml, "zoneId"), "use1-az1");
+}
+
+#[test]
+fn vpc_lifecycle() {
+    let w = lab();
+    let (w1, xml) = change(
+        &w,
+        &[
+            ("Action", "CreateVpc"),
+            ("CidrBlock", "10.1.0.0/16"),
+            ("TagSpecification.1.ResourceType", "vpc"),
+            ("TagSpecification.1.Tag.1.Key", "Name"),
+            ("TagSpecification.1.Tag.1.Value", "lab <two>"),
+        ],
+    );
+    dump("CreateVpc", &xml);
+    let id = text(&xml, "vpcId");
+    assert_eq!(id.len(), "vpc-".len() + 17, "{id}");
+    assert!(xml.contains("<value>lab &lt;two&gt;</value>"), "{xml}");
+    // The main route table, with only the local route.
+    let rt = w1.vpc(&id).unwrap().main_route_table.clone().unwrap();
+    let xml = read_xml(&w1, &[("Action", "DescribeRouteTables"), ("RouteTableId.1", &rt)]);
+    assert_eq!(texts(&xml, "gatewayId"), ["local"]);
+    assert_eq!(text(&xml, "main"), "true");
+    assert_eq!(text(&xml, "origin"), "CreateRouteTable");
+    // Describe with a tag filter.
+    let xml = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeVpcs"),
+            ("Filter.1.Name", "tag:Name"),
+            ("Filter.1.Value.1", "lab <two>"),
+        ],
+    );
+    dump("DescribeVpcs", &xml);
+    assert_eq!(texts(&xml, "vpcId"), [id.clone()]);
+    let xml = read_xml(&w1, &[("Action", "DescribeVpcs")]);
+    assert_eq!(texts(&xml, "vpcId").len(), 2);
+    // Deleting: the lab's VPC has dependencies, the new one goes with its main table.
+    refused(&w1, &[("Action", "DeleteVpc"), ("VpcId", "vpc-111bbb22")], "DependencyViolation");
+    refused(&w1, &[("Action", "DeleteVpc"), ("VpcId", "vpc-999")], "InvalidVpcID.NotFound");
+    refused(&w1, &[("Action", "DeleteVpc"), ("VpcId", "vpcx")], "InvalidVpcID.Malformed");
+    refused(&w1, &[("Action", "DescribeVpcs"), ("VpcId.1", "vpc-999")], "InvalidVpcID.NotFound");
+    let (w2, _) = change(&w1, &[("Action", "DeleteVpc"), ("VpcId", &id)]);
+    assert!(w2.vpc(&id).is_none());
+    assert!(w2.route_table(&rt).is_none());
+    assert!(w2.tags.is_empty());
+}
+
+#[test]
+fn subnet_lifecycle_and_main_table() {
+    let w = lab();
+    let (w1, xml) = change(
+        &w,
+        &[("Action", "CreateSubnet"), ("VpcId", "vpc-111bbb22"), ("CidrBlock", "10.0.4.0/24")],
+    );
+    dump("CreateSubnet", &xml);
+    let id = text(&xml, "subnetId");
+    assert_eq!(text(&xml, "availableIpAddressCount"), "251");
+    // The lab file's first table of the VPC is the main table; the new subnet uses it.
+    assert_eq!(w1.subnet(&id).unwrap().route_table, "rtb-0a0a0a0a");
+    assert_eq!(w1.subnet(&id).unwrap().association_id, None);
+    let xml = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeSubnets"),
+            ("Filter.1.Name", "vpc-id"),
+            ("Filter.1.Value.1", "vpc-111bbb22"),
+        ],
+    );
+    dump("DescribeSubnets", &xml);
+    assert_eq!(texts(&xml, "subnetId").len(), 4);
+    refused(
+        &w1,
+        &[("Action", "CreateSubnet"), ("VpcId", "vpc-111bbb22"), ("CidrBlock", "10.0.4.0/25")],
+        "InvalidSubnet.Conflict",
+    );
+    refused(
+        &w1,
+        &[("Action", "CreateSubnet"), ("VpcId", "vpc-111bbb22"), ("CidrBlock", "10.9.0.0/24")],
+        "InvalidSubnet.Range",
+    );
+    refused(
+        &w1,
+        &[("Action", "DeleteSubnet"), ("SubnetId", "subnet-0a0a0a0a")],
+        "DependencyViolation",
+    );
+    refused(
+        &w1,
+        &[("Action", "DeleteSubnet"), ("SubnetId", "subnet-09")],
+        "InvalidSubnetID.NotFound",
+    );
+    refused(&w1, &[("Action", "DeleteSubnet"), ("SubnetId", "sub-1")], "InvalidSubnetID.Malformed");
+    let (w2, _) = change(&w1, &[("Action", "DeleteSubnet"), ("SubnetId", &id)]);
+    assert!(w2.subnet(&id).is_none());
+}
+
+#[test]
+fn describe_route_tables_shows_the_endpoint_route() {
+    let w = lab();
+    let xml =
+        read_xml(&w, &[("Action", "DescribeRouteTables"), ("RouteTableId.1", "rtb-0a0a0a0a")]);
+    dump("DescribeRouteTables", &xml);
+    assert_eq!(texts(&xml, "destinationCidrBlock"), ["10.0.0.0/16", "0.0.0.0/0"]);
+    assert_eq!(texts(&xml, "destinationPrefixListId"), ["pl-1a2b3c4d"]);
+    assert_eq!(texts(&xml, "gatewayId"), ["local", "igw-1a2b3c4d", "vpce-11bb22cc"]);
+    assert_eq!(texts(&xml, "origin"), ["CreateRouteTable", "CreateRoute", "CreateRoute"]);
+    assert_eq!(texts(&xml, "state")[..3], ["active", "active", "active"]);
+    let pl_route = xml.split("<item>").find(|s| s.contains("pl-1a2b3c4d")).unwrap();
+    assert!(pl_route.contains("<gatewayId>vpce-11bb22cc</gatewayId>"), "{pl_route}");
+    assert!(pl_route.contains("<state>active</state>"), "{pl_route}");
+    assert!(pl_route.contains("<origin>CreateRoute</origin>"), "{pl_route}");
+    // The main association and subnet a's explicit one.
+    assert_eq!(texts(&xml, "main"), ["true", "false"]);
+    assert_eq!(texts(&xml, "subnetId"), ["subnet-0a0a0a0a"]);
+    assert!(text(&xml, "routeTableAssociationId").starts_with("rtbassoc-"));
+    // Filters.
+    let f = |name: &str, value: &str| {
+        let xml = read_xml(
+            &w,
+            &[
+                ("Action", "DescribeRouteTables"),
+                ("Filter.1.Name", name),
+                ("Filter.1.Value.1", value),
+            ],
+        );
+        let mut ids = texts(&xml, "routeTableId");
+        ids.dedup();
+        ids
+    };
+    assert_eq!(
+        f("route.destination-prefix-list-id", "pl-1a2b3c4d"),
+        ["rtb-0a0a0a0a", "rtb-0c0c0c0c"]
+    );
+    assert_eq!(f("association.subnet-id", "subnet-0b0b0b0b"), ["rtb-0b0b0b0b"]);
+    assert_eq!(f("association.main", "true"), ["rtb-0a0a0a0a"]);
+    assert_eq!(f("route.gateway-id", "vpce-11bb22cc"), ["rtb-0a0a0a0a", "rtb-0c0c0c0c"]);
+    assert_eq!(f("route.destination-cidr-block", "54.123.165.0/24"), ["rtb-0c0c0c0c"]);
+    refused(
+        &w,
+        &[
+            ("Action", "DescribeRouteTables"),
+            ("Filter.1.Name", "colour"),
+            ("Filter.1.Value.1", "x"),
+        ],
+        "InvalidParameterValue",
+    );
+    refused(
+        &w,
+        &[("Action", "DescribeRouteTables"), ("RouteTableId.1", "rtb-99")],
+        "InvalidRouteTableID.NotFound",
+    );
+    refused(
+        &w,
+        &[("Action", "DescribeRouteTables"), ("RouteTableId.1", "rtb-xyz")],
+        "InvalidRouteTableId.Malformed",
+    );
+}
+
+#[test]
+fn route_table_associations() {
+    let w = lab();
+    let (w1, xml) = change(&w, &[("Action", "CreateRouteTable"), ("VpcId", "vpc-111bbb22")]);
+    dump("CreateRouteTable", &xml);
+    let rt = text(&xml, "routeTableId");
+    refused(
+        &w1,
+        &[
+            ("Action", "AssociateRouteTable"),
+            ("RouteTableId", &rt),
+            ("SubnetId", "subnet-0b0b0b0b"),
+        ],
+        "Resource.AlreadyAssociated",
+    );
+    let a_b = w1.subnet("b").unwrap().association_id.clone().unwrap();
+    let (w2, _) = change(&w1, &[("Action", "DisassociateRouteTable"), ("AssociationId", &a_b)]);
+    assert_eq!(w2.subnet("b").unwrap().route_table, "rtb-0a0a0a0a", "falls back to main");
+    let (w3, xml) = change(
+        &w2,
+        &[
+            ("Action", "AssociateRouteTable"),
+            ("RouteTableId", &rt),
+            ("SubnetId", "subnet-0b0b0b0b"),
+        ],
+    );
+    dump("AssociateRouteTable", &xml);
+    let assoc = text(&xml, "associationId");
+    assert_eq!(text(&xml, "state"), "associated");
+    assert_eq!(w3.subnet("b").unwrap().route_table, rt);
+    refused(&w3, &[("Action", "DeleteRouteTable"), ("RouteTableId", &rt)], "DependencyViolation");
+    refused(
+        &w3,
+        &[("Action", "DeleteRouteTable"), ("RouteTableId", "rtb-0a0a0a0a")],
+        "DependencyViolation",
+    );
+    let (w4, xml) = change(
+        &w3,
+        &[
+            ("Action", "ReplaceRouteTableAssociation"),
+            ("AssociationId", &assoc),
+            ("RouteTableId", "rtb-0c0c0c0c"),
+        ],
+    );
+    dump("ReplaceRouteTableAssociation", &xml);
+    assert!(text(&xml, "newAssociationId").starts_with("rtbassoc-"));
+    assert_eq!(w4.subnet("b").unwrap().route_table, "rtb-0c0c0c0c");
+    // Replacing the main association: implicitly associated subnets follow.
+    let main = w2.vpc("vpc-111bbb22").unwrap().main_association_id.clone().unwrap();
+    refused(
+        &w2,
+        &[("Action", "DisassociateRouteTable"), ("AssociationId", &main)],
+        "InvalidParameterValue",
+    );
+    refused(
+        &w2,
+        &[("Action", "DisassociateRouteTable"), ("AssociationId", "rtbassoc-0123")],
+        "InvalidAssociationID.NotFound",
+    );
+    let (w5, _) = change(
+        &w2,
+        &[
+            ("Action", "ReplaceRouteTableAssociation"),
+            ("AssociationId", &main),
+            ("RouteTableId", "rtb-0c0c0c0c"),
+        ],
+    );
+    assert_eq!(w5.main_route_table("vpc-111bbb22"), Some("rtb-0c0c0c0c"));
+    assert_eq!(w5.subnet("b").unwrap().route_table, "rtb-0c0c0c0c");
+    assert_eq!(w5.subnet("a").unwrap().route_table, "rtb-0a0a0a0a", "explicit stays");
+    let (w6, _) = change(&w1, &[("Action", "DeleteRouteTable"), ("RouteTableId", &rt)]);
+    assert!(w6.route_table(&rt).is_none());
+}
+
+#[test]
+fn routes() {
+    let w = lab();
+    let base = [("Action", "CreateRoute"), ("RouteTableId", "rtb-0b0b0b0b")];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        base.iter().chain(extra).copied().collect()
+    };
+    // The guide: "You cannot explicitly add, modify, or delete an endpoint route in your route
+    // table by using the route table APIs".
+    let e = refused(
+        &w,
+        &with(&[("DestinationPrefixListId", "pl-1a2b3c4d"), ("GatewayId", "vpce-11bb22cc")]),
+        "InvalidParameterValue",
+    );
+    assert!(
+        e.message.contains("You cannot explicitly add, modify, or delete an endpoint route"),
+        "{e:?}"
+    );
+    refused(
+        &w,
+        &with(&[("DestinationCidrBlock", "54.123.160.0/19"), ("GatewayId", "vpce-11bb22cc")]),
+        "InvalidParameterValue",
+    );
+    refused(
+        &w,
+        &with(&[("DestinationCidrBlock", "54.123.160.0/19"), ("VpcEndpointId", "vpce-11bb22cc")]),
+        "InvalidParameterValue",
+    );
+    refused(
+        &w,
+        &with(&[("DestinationCidrBlock", "10.0.0.0/16"), ("GatewayId", "igw-1a2b3c4d")]),
+        "InvalidParameterValue",
+    );
+    refused(
+        &w,
+        &with(&[("DestinationCidrBlock", "10.0.5.0/24"), ("GatewayId", "igw-1a2b3c4d")]),
+        "InvalidParameterValue",
+    );
+    refused(
+        &w,
+        &with(&[("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", "igw-1a2b3c4d")]),
+        "RouteAlreadyExists",
+    );
+    refused(
+        &w,
+        &with(&[("DestinationCidrBlock", "1.2.3.0/24"), ("GatewayId", "igw-0999")]),
+        "InvalidInternetGatewayID.NotFound",
+    );
+    let (w1, xml) = change(
+        &w,
+        &with(&[("DestinationCidrBlock", "54.123.170.0/24"), ("GatewayId", "igw-1a2b3c4d")]),
+    );
+    dump("CreateRoute", &xml);
+    assert_eq!(text(&xml, "return"), "true");
+    assert!(
+        w1.compiled_routes("rtb-0b0b0b0b").iter().any(|(c, _)| c.to_string() == "54.123.170.0/24")
+    );
+    // ReplaceRoute / DeleteRoute.
+    refused(
+        &w1,
+        &[
+            ("Action", "ReplaceRoute"),
+            ("RouteTableId", "rtb-0b0b0b0b"),
+            ("DestinationCidrBlock", "9.9.9.0/24"),
+            ("GatewayId", "igw-1a2b3c4d"),
+        ],
+        "InvalidRoute.NotFound",
+    );
+    refused(
+        &w1,
+        &[
+            ("Action", "ReplaceRoute"),
+            ("RouteTableId", "rtb-0a0a0a0a"),
+            ("DestinationPrefixListId", "pl-1a2b3c4d"),
+            ("GatewayId", "igw-1a2b3c4d"),
+        ],
+        "InvalidParameterValue",
+    );
+    refused(
+        &w1,
+        &[
+            ("Action", "DeleteRoute"),
+            ("RouteTableId", "rtb-0a0a0a0a"),
+            ("DestinationPrefixListId", "pl-1a2b3c4d"),
+        ],
+        "InvalidParameterValue",
+    );
+    refused(
+        &w1,
+        &[
+            ("Action", "DeleteRoute"),
+            ("RouteTableId", "rtb-0a0a0a0a"),
+            ("DestinationCidrBlock", "10.0.0.0/16"),
+        ],
+        "InvalidParameterValue",
+    );
+    refused(
+        &w1,
+        &[
+            ("Action", "DeleteRoute"),
+            ("RouteTableId", "rtb-0a0a0a0a"),
+            ("DestinationCidrBlock", "9.9.9.0/24"),
+        ],
+        "InvalidRoute.NotFound",
+    );
+    let (w2, _) = change(
+        &w1,
+        &[
+            ("Action", "ReplaceRoute"),
+            ("RouteTableId", "rtb-0b0b0b0b"),
+            ("DestinationCidrBlock", "54.123.170.0/24"),
+            ("GatewayId", "igw-1a2b3c4d"),
+        ],
+    );
+    assert_eq!(w1, w2.clone(), "replacing with the same target changes nothing");
+    // The guide's second example: delete the more specific igw route of subnet c.
+    let (w3, _) = change(
+        &w,
+        &[
+            ("Action", "DeleteRoute"),
+            ("RouteTableId", "rtb-0c0c0c0c"),
+            ("DestinationCidrBlock", "54.123.165.0/24"),
+        ],
+    );
+    let xml =
+        read_xml(&w3, &[("Action", "DescribeRouteTables"), ("RouteTableId.1", "rtb-0c0c0c0c")]);
+    assert_eq!(texts(&xml, "gatewayId"), ["local", "vpce-11bb22cc"]);
+}
+
+#[test]
+fn internet_gateways() {
+    let w = lab();
+    let (w1, xml) = change(&w, &[("Action", "CreateInternetGateway")]);
+    dump("CreateInternetGateway", &xml);
+    let igw = text(&xml, "internetGatewayId");
+    refused(
+        &w1,
+        &[
+            ("Action", "AttachInternetGateway"),
+            ("InternetGatewayId", &igw),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+        "Resource.AlreadyAssociated",
+    );
+    refused(
+        &w1,
+        &[
+            ("Action", "AttachInternetGateway"),
+            ("InternetGatewayId", "igw-1a2b3c4d"),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+        "Resource.AlreadyAssociated",
+    );
+    refused(
+        &w1,
+        &[
+            ("Action", "DetachInternetGateway"),
+            ("InternetGatewayId", &igw),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+        "Gateway.NotAttached",
+    );
+    refused(
+        &w1,
+        &[("Action", "DeleteInternetGateway"), ("InternetGatewayId", "igw-1a2b3c4d")],
+        "DependencyViolation",
+    );
+    refused(
+        &w1,
+        &[("Action", "DeleteInternetGateway"), ("InternetGatewayId", "igw-0999")],
+        "InvalidInternetGatewayID.NotFound",
+    );
+    // Public IPs are mapped, like AWS the detach is refused.
+    refused(
+        &w1,
+        &[
+            ("Action", "DetachInternetGateway"),
+            ("InternetGatewayId", "igw-1a2b3c4d"),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+        "DependencyViolation",
+    );
+    let xml = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeInternetGateways"),
+            ("Filter.1.Name", "attachment.vpc-id"),
+            ("Filter.1.Value.1", "vpc-111bbb22"),
+        ],
+    );
+    dump("DescribeInternetGateways", &xml);
+    assert_eq!(texts(&xml, "internetGatewayId"), ["igw-1a2b3c4d"]);
+    assert_eq!(text(&xml, "state"), "available");
+    let (w2, _) = change(&w1, &[("Action", "DeleteInternetGateway"), ("InternetGatewayId", &igw)]);
+    assert!(w2.igw(&igw).is_none());
+    // Detach after terminating the instances; the igw routes become blackholes.
+    let mut w3 = w.clone();
+    for i in ["i-0a0a0a0a", "i-0b0b0b0b", "i-0c0c0c0c"] {
+        w3 = change(&w3, &[("Action", "TerminateInstances"), ("InstanceId.1", i)]).0;
+    }
+    let (w4, _) = change(
+        &w3,
+        &[
+            ("Action", "DetachInternetGateway"),
+            ("InternetGatewayId", "igw-1a2b3c4d"),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+    );
+    let xml =
+        read_xml(&w4, &[("Action", "DescribeRouteTables"), ("RouteTableId.1", "rtb-0b0b0b0b")]);
+    assert_eq!(texts(&xml, "state"), ["active", "blackhole", "associated"]);
+    assert!(w4.compiled_routes("rtb-0b0b0b0b").iter().any(|(_, t)| *t == Target::Blackhole));
+    let (w5, _) = change(
+        &w4,
+        &[
+            ("Action", "AttachInternetGateway"),
+            ("InternetGatewayId", "igw-1a2b3c4d"),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+    );
+    assert_eq!(w5.igw("igw-1a2b3c4d").unwrap().vpc.as_deref(), Some("vpc-111bbb22"));
+}
+
+const S3: &str = "com.amazonaws.us-east-1.s3";
+
+#[test]
+fn create_vpc_endpoint_and_the_guides_rules() {
+    let w = lab();
+    let ep = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        [("Action", "CreateVpcEndpoint"), ("VpcId", "vpc-111bbb22")]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect()
+    };
+    // "you cannot have multiple endpoints to the same service in a single route table"
+    refused(
+        &w,
+        &ep(&[("ServiceName", S3), ("RouteTableId.1", "rtb-0a0a0a0a")]),
+        "RouteAlreadyExists",
+    );
+    // "You cannot create an endpoint between a VPC and an AWS service in a different region."
+    refused(&w, &ep(&[("ServiceName", "com.amazonaws.us-west-2.s3")]), "InvalidServiceName");
+    refused(&w, &ep(&[("ServiceName", "com.amazonaws.us-east-1.dynamodb")]), "InvalidServiceName");
+    // "Your policy must contain a Principal element."
+    refused(
+        &w,
+        &ep(&[
+            ("ServiceName", S3),
+            ("PolicyDocument", r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#),
+        ]),
+        "InvalidPolicyDocument",
+    );
+    refused(
+        &w,
+        &ep(&[("ServiceName", S3), ("PolicyDocument", "{not json")]),
+        "InvalidPolicyDocument",
+    );
+    // "You cannot tag an endpoint."
+    let e = refused(
+        &w,
+        &ep(&[
+            ("ServiceName", S3),
+            ("TagSpecification.1.ResourceType", "vpc-endpoint"),
+            ("TagSpecification.1.Tag.1.Key", "k"),
+            ("TagSpecification.1.Tag.1.Value", "v"),
+        ]),
+        "InvalidParameterValue",
+    );
+    assert!(e.message.contains("You cannot tag an endpoint"), "{e:?}");
+    refused(
+        &w,
+        &ep(&[("ServiceName", S3), ("VpcEndpointType", "Interface")]),
+        "InvalidParameterValue",
+    );
+    refused(
+        &w,
+        &ep(&[("ServiceName", S3), ("RouteTableId.1", "rtb-0999")]),
+        "InvalidRouteTableID.NotFound",
+    );
+    refused(
+        &w,
+        &[("Action", "CreateVpcEndpoint"), ("VpcId", "vpc-0999"), ("ServiceName", S3)],
+        "InvalidVpcID.NotFound",
+    );
+    // A route table of another VPC.
+    let (w1, xml) = change(&w, &[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/16")]);
+    let vpc2 = text(&xml, "vpcId");
+    let rt2 = w1.main_route_table(&vpc2).unwrap().to_string();
+    let params = ep(&[("ServiceName", S3)]);
+    let mut params: Vec<(&str, &str)> = params;
+    params.push(("RouteTableId.1", &rt2));
+    refused(&w1, &params, "InvalidParameterValue");
+    // Accepted: a second endpoint in the free table b, with the guide's bucket policy.
+    let policy = r#"{"Statement":[{"Sid":"Access-to-specific-bucket-only","Principal":"*","Action":["s3:GetObject","s3:PutObject"],"Effect":"Allow","Resource":["arn:aws:s3:::my_secure_bucket","arn:aws:s3:::my_secure_bucket/*"]}]}"#;
+    let (w2, xml) = change(
+        &w,
+        &ep(&[("ServiceName", S3), ("RouteTableId.1", "rtb-0b0b0b0b"), ("PolicyDocument", policy)]),
+    );
+    dump("CreateVpcEndpoint", &xml);
+    let id = text(&xml, "vpcEndpointId");
+    assert!(id.starts_with("vpce-0") && id.len() == 22, "{id}");
+    assert_eq!(text(&xml, "policyDocument"), policy);
+    assert_eq!(texts(&xml, "routeTableIdSet"), ["rtb-0b0b0b0b"]);
+    assert!(
+        w2.compiled_routes("rtb-0b0b0b0b")
+            .iter()
+            .any(|(c, t)| c.to_string() == "54.123.160.0/19" && *t == Target::Vpce(id.clone()))
+    );
+}
+
+#[test]
+fn modify_vpc_endpoint() {
+    let w = lab();
+    let base = [("Action", "ModifyVpcEndpoint"), ("VpcEndpointId", "vpce-11bb22cc")];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        base.iter().chain(extra).copied().collect()
+    };
+    assert!(!w.compiled_routes("rtb-0b0b0b0b").iter().any(|(_, t)| matches!(t, Target::Vpce(_))));
+    let (w1, xml) = change(&w, &with(&[("AddRouteTableId.1", "rtb-0b0b0b0b")]));
+    dump("ModifyVpcEndpoint", &xml);
+    assert_eq!(text(&xml, "return"), "true");
+    assert!(
+        w1.compiled_routes("rtb-0b0b0b0b")
+            .contains(&("54.123.160.0/19".parse().unwrap(), Target::Vpce("vpce-11bb22cc".into()))),
+        "{:?}",
+        w1.compiled_routes("rtb-0b0b0b0b")
+    );
+    let (w2, _) = change(&w1, &with(&[("RemoveRouteTableId.1", "rtb-0a0a0a0a")]));
+    assert!(!w2.compiled_routes("rtb-0a0a0a0a").iter().any(|(_, t)| matches!(t, Target::Vpce(_))));
+    refused(&w, &with(&[("RemoveRouteTableId.1", "rtb-0b0b0b0b")]), "InvalidParameterValue");
+    refused(&w, &with(&[("AddRouteTableId.1", "rtb-0999")]), "InvalidRouteTableID.NotFound");
+    refused(
+        &w,
+        &with(&[("PolicyDocument", r#"{"Statement":{"Effect":"Allow","Action":"*"}}"#)]),
+        "InvalidPolicyDocument",
+    );
+    refused(
+        &w,
+        &[("Action", "ModifyVpcEndpoint"), ("VpcEndpointId", "vpce-0999")],
+        "InvalidVpcEndpointId.NotFound",
+    );
+    refused(
+        &w,
+        &[("Action", "ModifyVpcEndpoint"), ("VpcEndpointId", "vpc-11bb22cc")],
+        "InvalidVpcEndpointId.Malformed",
+    );
+    // A second S3 endpoint holding table b: adding b to the first is refused.
+    let (w3, xml) = change(
+        &w,
+        &[
+            ("Action", "CreateVpcEndpoint"),
+            ("VpcId", "vpc-111bbb22"),
+            ("ServiceName", S3),
+            ("RouteTableId.1", "rtb-0b0b0b0b"),
+        ],
+    );
+    let _ = text(&xml, "vpcEndpointId");
+    refused(&w3, &with(&[("AddRouteTableId.1", "rtb-0b0b0b0b")]), "RouteAlreadyExists");
+    // Policy set, then reset to the default.
+    let p = r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*"}]}"#;
+    let (w4, _) = change(&w, &with(&[("PolicyDocument", p)]));
+    assert_eq!(w4.endpoint("vpce-11bb22cc").unwrap().policy.as_deref(), Some(p));
+    let (w5, _) = change(&w4, &with(&[("ResetPolicy", "true")]));
+    assert_eq!(w5.endpoint("vpce-11bb22cc").unwrap().policy, None);
+}
+
+#[test]
+fn describe_and_delete_vpc_endpoints() {
+    let w = lab();
+    let xml = read_xml(&w, &[("Action", "DescribeVpcEndpoints")]);
+    dump("DescribeVpcEndpoints", &xml);
+    assert_eq!(text(&xml, "vpcEndpointId"), "vpce-11bb22cc");
+    assert_eq!(text(&xml, "vpcEndpointType"), "Gateway");
+    assert_eq!(text(&xml, "state"), "available");
+    assert_eq!(
+        text(&xml, "policyDocument"),
+        r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#
+    );
+    assert!(
+        xml.contains(
+            "<routeTableIdSet><item>rtb-0a0a0a0a</item><item>rtb-0c0c0c0c</item></routeTableIdSet>"
+        ),
+        "{xml}"
+    );
+    let xml = read_xml(
+        &w,
+        &[
+            ("Action", "DescribeVpcEndpoints"),
+            ("Filter.1.Name", "service-name"),
+            ("Filter.1.Value.1", "com.amazonaws.us-west-2.s3"),
+        ],
+    );
+    assert!(texts(&xml, "vpcEndpointId").is_empty());
+    refused(
+        &w,
+        &[("Action", "DescribeVpcEndpoints"), ("VpcEndpointId.1", "vpce-0999")],
+        "InvalidVpcEndpointId.NotFound",
+    );
+    // Partial failure: the unknown id is reported, the known one deleted with its routes.
+    let (w1, xml) = change(
+        &w,
+        &[
+            ("Action", "DeleteVpcEndpoints"),
+            ("VpcEndpointId.1", "vpce-11bb22cc"),
+            ("VpcEndpointId.2", "vpce-0999"),
+        ],
+    );
+    dump("DeleteVpcEndpoints", &xml);
+    assert_eq!(text(&xml, "code"), "InvalidVpcEndpointId.NotFound");
+    assert_eq!(text(&xml, "resourceId"), "vpce-0999");
+    assert!(w1.endpoints.is_empty());
+    for t in ["rtb-0a0a0a0a", "rtb-0c0c0c0c"] {
+        assert!(!w1.compiled_routes(t).iter().any(|(_, t)| matches!(t, Target::Vpce(_))));
+    }
+    // Nothing deletable: a read answer with the failure.
+    let xml =
+        read_xml(&w1, &[("Action", "DeleteVpcEndpoints"), ("VpcEndpointId.1", "vpce-11bb22cc")]);
+    assert_eq!(text(&xml, "code"), "InvalidVpcEndpointId.NotFound");
+}
+
+#[test]
+fn prefix_lists_and_services() {
+    let w = lab();
+    let xml = read_xml(&w, &[("Action", "DescribePrefixLists")]);
+    dump("DescribePrefixLists", &xml);
+    assert_eq!(texts(&xml, "prefixListId"), ["pl-1a2b3c4d"]);
+    assert_eq!(text(&xml, "prefixListName"), S3);
+    assert_eq!(texts(&xml, "cidrSet"), ["54.123.160.0/19"]);
+    let xml = read_xml(&w, &[("Action", "DescribePrefixLists"), ("PrefixListId.1", "pl-68a54001")]);
+    assert_eq!(texts(&xml, "prefixListName"), ["com.amazonaws.us-west-2.s3"]);
+    refused(
+        &w,
+        &[("Action", "DescribePrefixLists"), ("PrefixListId.1", "pl-00000000")],
+        "InvalidPrefixListID.NotFound",
+    );
+    let xml = read_xml(&w, &[("Action", "DescribeVpcEndpointServices")]);
+    dump("DescribeVpcEndpointServices", &xml);
+    assert_eq!(texts(&xml, "serviceName"), [S3]);
+    assert_eq!(text(&xml, "serviceType"), "Gateway");
+    assert_eq!(text(&xml, "owner"), "amazon");
+    assert!(
+        xml.contains("<baseEndpointDnsNameSet><item>s3.us-east-1.amazonaws.com</item>"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn instances() {
+    let w = lab();
+    let (w1, xml) = change(
+        &w,
+        &[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-0abcdef1234567890"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("NetworkInterface.1.DeviceIndex", "0"),
+            ("NetworkInterface.1.SubnetId", "subnet-0b0b0b0b"),
+            ("NetworkInterface.1.AssociatePublicIpAddress", "true"),
+            ("TagSpecification.1.ResourceType", "instance"),
+            ("TagSpecification.1.Tag.1.Key", "Name"),
+            ("TagSpecification.1.Tag.1.Value", "web"),
+        ],
+    );
+    dump("RunInstances", &xml);
+    let id = text(&xml, "instanceId");
+    assert_eq!(text(&xml, "privateIpAddress"), "10.0.2.4");
+    assert_eq!(text(&xml, "ipAddress"), "203.0.113.1");
+    assert_eq!(text(&xml, "imageId"), "ami-0abcdef1234567890");
+    assert_eq!(text(&xml, "code"), "16");
+    assert_eq!(text(&xml, "vpcId"), "vpc-111bbb22");
+    refused(
+        &w1,
+        &[
+            ("Action", "RunInstances"),
+            ("SubnetId", "subnet-0b0b0b0b"),
+            ("PrivateIpAddress", "10.0.2.10"),
+        ],
+        "InvalidIPAddress.InUse",
+    );
+    refused(
+        &w1,
+        &[
+            ("Action", "RunInstances"),
+            ("SubnetId", "subnet-0b0b0b0b"),
+            ("PrivateIpAddress", "10.0.2.11"),
+            ("MaxCount", "2"),
+        ],
+        "InvalidParameterCombination",
+    );
+    let (w2, xml) = change(
+        &w1,
+        &[
+            ("Action", "RunInstances"),
+            ("SubnetId", "subnet-0b0b0b0b"),
+            ("MinCount", "2"),
+            ("MaxCount", "2"),
+        ],
+    );
+    assert_eq!(texts(&xml, "privateIpAddress"), ["10.0.2.5", "10.0.2.6"]);
+    assert_eq!(w2.instances.len(), 6);
+    let xml = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeInstances"),
+            ("Filter.1.Name", "tag:Name"),
+            ("Filter.1.Value.1", "web"),
+        ],
+    );
+    dump("DescribeInstances", &xml);
+    assert_eq!(texts(&xml, "instanceId"), [id.clone()]);
+    let xml = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeInstances"),
+            ("Filter.1.Name", "private-ip-address"),
+            ("Filter.1.Value.1", "10.0.1.10"),
+        ],
+    );
+    assert_eq!(texts(&xml, "instanceId"), ["i-0a0a0a0a"]);
+    refused(
+        &w1,
+        &[("Action", "DescribeInstances"), ("InstanceId.1", "i-0999")],
+        "InvalidInstanceID.NotFound",
+    );
+    refused(
+        &w1,
+        &[("Action", "TerminateInstances"), ("InstanceId.1", "i-zz")],
+        "InvalidInstanceID.Malformed",
+    );
+    let (w3, xml) = change(&w1, &[("Action", "TerminateInstances"), ("InstanceId.1", &id)]);
+    dump("TerminateInstances", &xml);
+    assert_eq!(texts(&xml, "name"), ["terminated", "running"]);
+    assert!(w3.instance(&id).is_none());
+    assert!(w3.tags_of(&id).is_none());
+}
+
+#[test]
+fn tags() {
+    let w = lab();
+    let (w1, _) = change(
+        &w,
+        &[
+            ("Action", "CreateTags"),
+            ("ResourceId.1", "vpc-111bbb22"),
+            ("ResourceId.2", "rtb-0a0a0a0a"),
+            ("Tag.1.Key", "env"),
+            ("Tag.1.Value", "lab"),
+        ],
+    );
+    let xml = read_xml(&w1, &[("Action", "DescribeTags")]);
+    dump("DescribeTags", &xml);
+    assert_eq!(texts(&xml, "resourceId"), ["rtb-0a0a0a0a", "vpc-111bbb22"]);
+    assert_eq!(texts(&xml, "resourceType"), ["route-table", "vpc"]);
+    let xml = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeTags"),
+            ("Filter.1.Name", "resource-type"),
+            ("Filter.1.Value.1", "vpc"),
+        ],
+    );
+    assert_eq!(texts(&xml, "resourceId"), ["vpc-111bbb22"]);
+    let xml = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeRouteTables"),
+            ("Filter.1.Name", "tag:env"),
+            ("Filter.1.Value.1", "lab"),
+        ],
+    );
+    assert_eq!(text(&xml, "key"), "env");
+    // "You cannot tag an endpoint."
+    let e = refused(
+        &w1,
+        &[
+            ("Action", "CreateTags"),
+            ("ResourceId.1", "vpce-11bb22cc"),
+            ("Tag.1.Key", "k"),
+            ("Tag.1.Value", "v"),
+        ],
+        "InvalidParameterValue",
+    );
+    assert!(e.message.contains("You cannot tag an endpoint"), "{e:?}");
+    refused(
+        &w1,
+        &[("Action", "CreateTags"), ("ResourceId.1", "subnet-0999"), ("Tag.1.Key", "k")],
+        "InvalidSubnetID.NotFound",
+    );
+    refused(
+        &w1,
+        &[("Action", "CreateTags"), ("ResourceId.1", "vpc-111bbb22"), ("Tag.1.Key", "aws:x")],
+        "InvalidParameterValue",
+    );
+    let (w2, _) = change(
+        &w1,
+        &[("Action", "DeleteTags"), ("ResourceId.1", "vpc-111bbb22"), ("Tag.1.Key", "env")],
+    );
+    let (w3, _) = change(
+        &w2,
+        &[
+            ("Action", "DeleteTags"),
+            ("ResourceId.1", "rtb-0a0a0a0a"),
+            ("Tag.1.Key", "env"),
+            ("Tag.1.Value", "other"),
+        ],
+    );
+    assert_eq!(w3.tags.len(), 1, "a value mismatch keeps the tag");
+}
+
+#[test]
+fn dry_run_and_version() {
+    let w = lab();
+    refused(
+        &w,
+        &[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/16"), ("DryRun", "true")],
+        "DryRunOperation",
+    );
+    refused(
+        &w,
+        &[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/8"), ("DryRun", "true")],
+        "InvalidVpc.Range",
+    );
+    let list = vec![
+        ("Action".to_string(), "DescribeVpcs".to_string()),
+        ("Version".to_string(), "2015-10-01".to_string()),
+    ];
+    assert!(
+        handle(&w, &Ec2Request { params: &list, region: "us-east-1", request_id: "r" }).is_ok()
+    );
+}
+
+#[test]
+fn ids_are_deterministic_and_world_round_trips_json() {
+    let w = lab();
+    let (a, _) = change(&w, &[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/16")]);
+    let (b, _) = change(&w, &[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/16")]);
+    assert_eq!(a, b);
+    let json = serde_json::to_string(&a).unwrap();
+    let back: World = serde_json::from_str(&json).unwrap();
+    assert_eq!(a, back);
+    // JSON without the new fields still loads.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v.as_object_mut().unwrap().remove("next_id");
+    v.as_object_mut().unwrap().remove("tags");
+    let _: World = serde_json::from_value(v).unwrap();
+}

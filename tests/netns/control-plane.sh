@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The control plane through the real AWS CLI: the guide's endpoint rules as AWS errors (each
+# changing nothing), a live ModifyVpcEndpoint that moves subnet b onto the endpoint (a running
+# download through the internet gateway is reset, an unrelated connection survives), and
+# DeleteVpcEndpoints.
+#
+#   b 10.0.2.10 ── 0.0.0.0/0 igw ──────────────┐
+#        (after modify: pl-1a2b3c4d -> vpce) ──┴── aws: S3 stub;  internet: 198.51.100.10
+source "$(dirname "$0")/lib.sh"
+lab_up "$ROOT/netns/demo.toml" cp
+
+pl=$(awsx ec2 describe-prefix-lists --region us-east-1)
+echo "$pl" | grep -q '"PrefixListId": "pl-1a2b3c4d"' || fail "no pl-1a2b3c4d: $pl"
+echo "$pl" | grep -q '"54.123.160.0/19"' || fail "no 54.123.160.0/19: $pl"
+ok "describe-prefix-lists: pl-1a2b3c4d 54.123.160.0/19"
+
+before=$(awsx ec2 describe-route-tables; awsx ec2 describe-vpc-endpoints)
+# From the guide: "you cannot have multiple endpoints to the same service in a single route table"
+expect_error RouteAlreadyExists ec2 create-vpc-endpoint --vpc-id vpc-111bbb22 \
+    --service-name com.amazonaws.us-east-1.s3 --route-table-ids rtb-0a0a0a0a
+# "You cannot explicitly add, modify, or delete an endpoint route in your route table"
+expect_error InvalidParameterValue ec2 create-route --route-table-id rtb-0b0b0b0b \
+    --destination-prefix-list-id pl-1a2b3c4d --gateway-id vpce-11bb22cc
+# "You cannot create an endpoint between a VPC and an AWS service in a different region."
+expect_error InvalidServiceName ec2 create-vpc-endpoint --vpc-id vpc-111bbb22 \
+    --service-name com.amazonaws.us-west-2.s3 --route-table-ids rtb-0b0b0b0b
+expect_error InvalidServiceName ec2 create-vpc-endpoint --vpc-id vpc-111bbb22 \
+    --service-name com.amazonaws.us-east-1.nosuchservice --route-table-ids rtb-0b0b0b0b
+expect_error InvalidPolicyDocument ec2 create-vpc-endpoint --vpc-id vpc-111bbb22 \
+    --service-name com.amazonaws.us-east-1.s3 --route-table-ids rtb-0b0b0b0b --policy-document 'not json'
+expect_error InvalidPolicyDocument ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc \
+    --policy-document '{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'
+expect_error InvalidVpcEndpointId.NotFound ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-00000000 --reset-policy
+expect_error InvalidVpcEndpointId.Malformed ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-xyz --reset-policy
+expect_error InvalidRouteTableID.NotFound ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc \
+    --add-route-table-ids rtb-00000000
+expect_error InvalidVpcID.NotFound ec2 create-vpc-endpoint --vpc-id vpc-00000000 \
+    --service-name com.amazonaws.us-east-1.s3
+# "You cannot tag an endpoint."
+expect_error InvalidParameterValue ec2 create-tags --resources vpce-11bb22cc --tags Key=a,Value=b
+after=$(awsx ec2 describe-route-tables; awsx ec2 describe-vpc-endpoints)
+[ "$before" = "$after" ] || fail "a refused call changed something"
+ok "every refused call left route tables and endpoints unchanged"
+# Unsigned and badly signed requests.
+code=$(curl -s -o /dev/null -w '%{http_code}' -d 'Action=DescribeVpcs&Version=2016-11-15' "http://$API/")
+[ "$code" = 401 ] || fail "unsigned EC2 call answered $code"
+AWS_SECRET_ACCESS_KEY=wrong expect_error AuthFailure ec2 describe-vpcs
+
+# A big object for a download that is still running when the route changes.
+head -c 300000000 /dev/zero > "$WORK/big.bin"
+in_ns a curl -s -m 120 -T "$WORK/big.bin" -o /dev/null http://54.123.170.5/open-bucket/big.bin
+rm -f "$WORK/big.bin"
+expect_path b http://54.123.170.5/open-bucket/hello.txt 203.0.113.20
+in_ns b curl -s --limit-rate 20M -o /dev/null http://54.123.170.5/open-bucket/big.bin 2> "$WORK/dl.err" &
+dl=$!
+in_ns b curl -s -m 30 "http://198.51.100.10/stream?seconds=4" > "$WORK/stream.out" &
+st=$!
+sleep 1
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --add-route-table-ids rtb-0b0b0b0b \
+    | grep -q '"Return": true' || fail "modify-vpc-endpoint"
+# The answer comes after the data plane uses the change.
+expect_path b http://54.123.170.5/open-bucket/hello.txt 10.0.2.10 vpce-11bb22cc
+rc=0; wait $dl || rc=$?
+[ "$rc" = 56 ] || fail "the download through the IGW ended with $rc, expected 56 (reset): $(cat "$WORK/dl.err")"
+ok "the running download was reset (curl exit 56)"
+rc=0; wait $st || rc=$?
+[ "$rc" = 0 ] && [ "$(wc -l < "$WORK/stream.out")" = 40 ] \
+    || fail "the unrelated connection broke: rc $rc, $(wc -l < "$WORK/stream.out") lines"
+ok "the connection to the internet host survived the change"
+awsx ec2 describe-route-tables --route-table-ids rtb-0b0b0b0b | grep -q '"DestinationPrefixListId": "pl-1a2b3c4d"' \
+    || fail "no endpoint route in rtb-0b0b0b0b"
+ok "describe-route-tables shows the endpoint route"
+
+# Back: remove the association.
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --remove-route-table-ids rtb-0b0b0b0b >/dev/null
+expect_path b http://54.123.170.5/open-bucket/hello.txt 203.0.113.20
+
+# DeleteVpcEndpoints: per-id failures, routes gone at once.
+out=$(awsx ec2 delete-vpc-endpoints --vpc-endpoint-ids vpce-11bb22cc vpce-00000000)
+echo "$out" | grep -q 'InvalidVpcEndpointId.NotFound' || fail "no unsuccessful item: $out"
+awsx ec2 describe-route-tables | grep -q 'pl-1a2b3c4d' && fail "endpoint routes left after delete"
+expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10
+ok "delete-vpc-endpoints removed the routes; a now uses the internet gateway"
+
+# Durable: kill -9, up again (reattach), the world is as last acknowledged and no object is lost.
+kill_daemon
+"$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" | grep -q resumed \
+    || fail "did not resume"
+[ "$(awsx ec2 describe-vpc-endpoints --query 'length(VpcEndpoints)')" = 0 ] || fail "the deleted endpoint is back"
+expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10
+[ "$(in_ns a curl -s http://54.123.170.5/open-bucket/big.bin | wc -c)" = 300000000 ] || fail "object lost"
+ok "after kill -9: every acknowledged change kept, no object lost"
