@@ -5,4 +5,5 @@ pub mod io;
 pub mod lab;
 pub mod model;
 pub mod packet;
+pub mod policy;
 pub mod services;

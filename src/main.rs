@@ -59,6 +59,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Change an AWS-managed prefix list's CIDRs in a running lab (an AWS-side event: the
+    /// guide warns that a service's ranges "may change from time to time"); flows whose path
+    /// changes are reset.
+    PrefixList {
+        /// The prefix list, e.g. pl-1a2b3c4d.
+        id: String,
+        /// The new CIDRs.
+        #[arg(required = true)]
+        cidrs: Vec<String>,
+        #[arg(long, default_value = "demo")]
+        lab: String,
+    },
     /// Validate a lab file and print what it builds, without building it.
     Check { lab_file: Option<PathBuf> },
 }
@@ -111,6 +123,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Status { lab, json } => status(&lab, json),
+        Cmd::PrefixList { id, cidrs, lab } => {
+            let Some(rec) = RunRecord::load(&lab)?.filter(|r| r.alive()) else {
+                bail!("lab {lab} is not up");
+            };
+            let answer = http_request(
+                &rec.api,
+                "PUT",
+                &format!("/_vpcsim/prefix-lists/{id}"),
+                &cidrs.join(" "),
+            )?;
+            print!("{answer}");
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Check { lab_file } => {
             let w = load_world(lab_file.as_ref())?;
             println!(
@@ -193,7 +218,7 @@ fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    let body = http_get(&rec.api, "/_vpcsim/status")?;
+    let body = http_request(&rec.api, "GET", "/_vpcsim/status", "")?;
     if json {
         print!("{body}");
         return Ok(ExitCode::SUCCESS);
@@ -216,17 +241,18 @@ fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A minimal HTTP/1.0 GET to the loopback API.
-fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+/// A minimal HTTP/1.0 request to the loopback API.
+fn http_request(addr: &str, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
     let mut s =
         std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let len = body.len();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {len}\r\n\r\n{body}")?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!("status request failed: {}", head.lines().next().unwrap_or(""));
+        bail!("{} {path}: {} {}", method, head.lines().next().unwrap_or(""), body.trim());
     }
     Ok(body.to_string())
 }

@@ -32,8 +32,9 @@ pub struct FlowKey {
 /// How a flow leaves the VPC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlowPath {
-    /// Through an internet gateway: the source was NATed to the instance's public IP.
-    Igw,
+    /// Through an internet gateway: the source was NATed to the instance's public IP; `aws`:
+    /// the destination was an AWS range (so the flow went to the aws namespace).
+    Igw { aws: bool },
     /// Through a gateway endpoint: source unchanged.
     Vpce(Arc<EndpointInfo>),
 }

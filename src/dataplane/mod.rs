@@ -156,7 +156,7 @@ impl Pipeline {
         };
         match self.flows.get(&key)?.path {
             FlowPath::Vpce(ep) => Some(ep),
-            FlowPath::Igw => None,
+            FlowPath::Igw { .. } => None,
         }
     }
 
@@ -244,12 +244,9 @@ impl Pipeline {
                     return c.drop(DropReason::TtlExceeded);
                 }
                 packet::set_src(pkt, info, public.into(), meta.csum);
-                self.track_out(now, info, public, port, src, || FlowPath::Igw);
-                let out = if snap.aws_ranges.lookup(info.dst_u32()).is_some() {
-                    PORT_AWS
-                } else {
-                    PORT_INTERNET
-                };
+                let aws = snap.aws_ranges.lookup(info.dst_u32()).is_some();
+                self.track_out(now, info, public, port, src, || FlowPath::Igw { aws });
+                let out = if aws { PORT_AWS } else { PORT_INTERNET };
                 Action::Forward { port: out, len }
             }
         }

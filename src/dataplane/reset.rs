@@ -26,8 +26,14 @@ pub struct Injection {
 /// Where a flow goes under a snapshot, comparable across snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Way {
-    Igw { public_ip: u32 },
-    Vpce { id: String },
+    /// Out through the internet gateway with this public IP, to the aws namespace or not.
+    Igw {
+        public_ip: u32,
+        aws: bool,
+    },
+    Vpce {
+        id: String,
+    },
     Gone,
 }
 
@@ -41,7 +47,10 @@ fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
         return Way::Gone;
     }
     match subnet.fib.lookup(key.dst).copied() {
-        Some(Hop::Igw) => host.public_ip.map_or(Way::Gone, |public_ip| Way::Igw { public_ip }),
+        Some(Hop::Igw) => host.public_ip.map_or(Way::Gone, |public_ip| Way::Igw {
+            public_ip,
+            aws: snap.aws_ranges.lookup(key.dst).is_some(),
+        }),
         Some(Hop::Vpce(i)) => snap
             .endpoints
             .get(i as usize)
@@ -52,7 +61,7 @@ fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
 
 fn recorded_way(key: &FlowKey, flow: &Flow) -> Way {
     match &flow.path {
-        FlowPath::Igw => Way::Igw { public_ip: key.src },
+        FlowPath::Igw { aws } => Way::Igw { public_ip: key.src, aws: *aws },
         FlowPath::Vpce(e) => Way::Vpce { id: e.vpce_id.clone() },
     }
 }
@@ -87,9 +96,8 @@ impl Pipeline {
             // out_next.
             if t.seen_out {
                 let port = match flow.path {
-                    FlowPath::Vpce(_) => PORT_AWS,
-                    FlowPath::Igw if snap.aws_ranges.lookup(key.dst).is_some() => PORT_AWS,
-                    FlowPath::Igw => PORT_INTERNET,
+                    FlowPath::Vpce(_) | FlowPath::Igw { aws: true } => PORT_AWS,
+                    FlowPath::Igw { aws: false } => PORT_INTERNET,
                 };
                 out.push(Injection {
                     port,

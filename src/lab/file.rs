@@ -228,6 +228,8 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             ctx.err(format!("internet_gateway[{i}].{k}"), &s, e)
         })?;
     }
+    // The first route table of a VPC in the file becomes its main table (see
+    // `World::add_route_table`); subnets name their table, which is an explicit association.
     for (i, t) in lab.route_table.iter().enumerate() {
         w.add_route_table(t.id.get_ref(), t.vpc.get_ref()).map_err(|e| {
             let (k, s) = match e {

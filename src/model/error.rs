@@ -128,7 +128,7 @@ pub enum ModelError {
     #[error("cannot delete or replace the local route {0}")]
     LocalRouteImmutable(Ipv4Net),
     /// From the guide, "Endpoint Limitations": "You cannot tag an endpoint."
-    #[error("{0} is a gateway endpoint: You cannot tag an endpoint")]
+    #[error("cannot tag {0}: You cannot tag an endpoint")]
     CannotTagEndpoint(String),
     /// A RemoveRouteTableId that the endpoint does not use.
     #[error("route table {table} is not associated with endpoint {endpoint}")]

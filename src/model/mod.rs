@@ -9,7 +9,13 @@
 //! - a route table holds no route whose destination is a prefix list: endpoint routes are
 //!   derived from endpoint associations (see [`World::effective_routes`]);
 //! - no route table is associated with two endpoints to the same service;
-//! - an endpoint's service belongs to the world's region.
+//! - an endpoint's service belongs to the world's region;
+//! - every VPC that has a route table has exactly one main table (the first table added to it);
+//!   a subnet's `route_table` is always the table it uses: its explicit association
+//!   (`association_id` is `Some`) or else the main table, kept in step when the main
+//!   association is replaced;
+//! - new ids come from [`World::generate_id`] (a counter in the world, so deterministic) and
+//!   never collide with existing ids, association ids included.
 //!
 //! The module does no I/O: the lab loader and (later) the EC2 API drive it, the data plane
 //! compiles a snapshot from it.

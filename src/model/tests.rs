@@ -153,3 +153,139 @@ fn malformed_ids_refused() {
     assert!(World::new("Bad Name", "us-east-1").is_err());
     assert!(World::new("t", "mars-1").is_err());
 }
+
+fn demo() -> World {
+    crate::lab::file::parse("demo.toml", crate::lab::file::DEFAULT_LAB).unwrap()
+}
+
+#[test]
+fn lab_file_main_table_and_explicit_associations() {
+    let w = demo();
+    let vpc = w.vpc("vpc-111bbb22").unwrap();
+    assert_eq!(vpc.main_route_table.as_deref(), Some("rtb-0a0a0a0a"), "first table of the VPC");
+    assert!(vpc.main_association_id.as_deref().unwrap().starts_with("rtbassoc-0"));
+    assert!(w.subnets.iter().all(|s| s.association_id.is_some()), "lab subnets are explicit");
+}
+
+type Attempt = Box<dyn Fn(&mut World) -> Result<(), ModelError>>;
+
+/// Every refused mutation leaves the world exactly as it was.
+#[test]
+fn refused_mutations_change_nothing() {
+    let w = demo();
+    let s3 = "com.amazonaws.us-east-1.s3";
+    let attempts: Vec<(&str, Attempt)> = vec![
+        ("delete vpc with dependencies", Box::new(|w| w.delete_vpc("vpc-111bbb22"))),
+        ("delete subnet with instance", Box::new(|w| w.delete_subnet("subnet-0a0a0a0a"))),
+        ("delete main table", Box::new(|w| w.delete_route_table("rtb-0a0a0a0a"))),
+        ("delete associated table", Box::new(|w| w.delete_route_table("rtb-0b0b0b0b"))),
+        (
+            "associate an associated subnet",
+            Box::new(|w| w.associate_route_table("rtb-0c0c0c0c", "subnet-0b0b0b0b").map(|_| ())),
+        ),
+        (
+            "disassociate the main association",
+            Box::new(|w| {
+                let main = w.vpcs[0].main_association_id.clone().unwrap();
+                w.disassociate_route_table(&main)
+            }),
+        ),
+        (
+            "replace a missing route",
+            Box::new(|w| {
+                w.replace_route(
+                    "rtb-0b0b0b0b",
+                    Route {
+                        destination: net("9.9.9.0/24"),
+                        target: Target::Igw("igw-1a2b3c4d".into()),
+                    },
+                )
+            }),
+        ),
+        (
+            "replace with an endpoint target",
+            Box::new(|w| {
+                w.replace_route(
+                    "rtb-0b0b0b0b",
+                    Route {
+                        destination: net("0.0.0.0/0"),
+                        target: Target::Vpce("vpce-11bb22cc".into()),
+                    },
+                )
+            }),
+        ),
+        (
+            "delete the local route",
+            Box::new(|w| w.delete_route("rtb-0b0b0b0b", net("10.0.0.0/16"))),
+        ),
+        (
+            "attach an attached igw",
+            Box::new(|w| w.attach_internet_gateway("igw-1a2b3c4d", "vpc-111bbb22")),
+        ),
+        (
+            "detach with public IPs",
+            Box::new(|w| w.detach_internet_gateway("igw-1a2b3c4d", "vpc-111bbb22")),
+        ),
+        ("delete an attached igw", Box::new(|w| w.delete_internet_gateway("igw-1a2b3c4d"))),
+        (
+            "second s3 endpoint in a table",
+            Box::new(|w| {
+                w.add_endpoint(Endpoint {
+                    id: "vpce-22cc33dd".into(),
+                    vpc: "vpc-111bbb22".into(),
+                    service: s3.into(),
+                    route_tables: vec!["rtb-0b0b0b0b".into(), "rtb-0c0c0c0c".into()],
+                    policy: None,
+                })
+            }),
+        ),
+        (
+            "modify: remove an unused table",
+            Box::new(|w| {
+                w.modify_endpoint(
+                    "vpce-11bb22cc",
+                    &["rtb-0b0b0b0b".into()],
+                    &["rtb-0b0b0b0b".into()],
+                    PolicyChange::Keep,
+                )
+            }),
+        ),
+        (
+            "modify: policy without principal",
+            Box::new(|w| {
+                w.modify_endpoint(
+                    "vpce-11bb22cc",
+                    &["rtb-0b0b0b0b".into()],
+                    &[],
+                    PolicyChange::Set(r#"{"Statement":{"Effect":"Allow","Action":"*"}}"#.into()),
+                )
+            }),
+        ),
+        ("delete a missing endpoint", Box::new(|w| w.delete_endpoint("vpce-0999"))),
+        ("remove a missing instance", Box::new(|w| w.remove_instance("i-0999").map(|_| ()))),
+        (
+            "tag an endpoint",
+            Box::new(|w| {
+                w.create_tags(
+                    &["vpc-111bbb22".into(), "vpce-11bb22cc".into()],
+                    &[("k".into(), "v".into())],
+                )
+            }),
+        ),
+    ];
+    for (what, f) in attempts {
+        let mut after = w.clone();
+        assert!(f(&mut after).is_err(), "{what}: accepted");
+        assert_eq!(after, w, "{what}: a refused change changed the world");
+    }
+}
+
+#[test]
+fn generated_ids_have_the_aws_long_form() {
+    let mut w = World::new("t", "us-east-1").unwrap();
+    let a = w.generate_id("vpc");
+    let b = w.generate_id("vpc");
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 4 + 17);
+    assert!(a[4..].chars().all(|c| c.is_ascii_hexdigit()));
+}

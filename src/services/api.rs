@@ -65,7 +65,10 @@ pub fn status(lab: &Lab) -> Status {
         forwarded_bytes: p.counters.bytes(),
         rx_errors: c.io.rx_errors.load(Ordering::Relaxed),
         tx_errors: c.io.tx_errors.load(Ordering::Relaxed),
-        drops: DropReason::ALL.iter().map(|r| (r.label().to_string(), p.counters.drops(*r))).collect(),
+        drops: DropReason::ALL
+            .iter()
+            .map(|r| (r.label().to_string(), p.counters.drops(*r)))
+            .collect(),
     }
 }
 
@@ -102,7 +105,8 @@ pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::
                 let s3_state = s3_state.clone();
                 async move { Ok::<_, Infallible>(handle(req, peer, lab, s3_state).await) }
             });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
+            {
                 tracing::debug!(error = %e, "api connection");
             }
         });
@@ -122,7 +126,10 @@ fn full(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Respo
 fn request_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     let a = splitmix(t ^ n.rotate_left(32));
     let b = splitmix(a ^ n);
     format!(
@@ -143,10 +150,18 @@ fn splitmix(mut z: u64) -> u64 {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
-async fn handle(req: Request<Incoming>, peer: SocketAddr, lab: Arc<Lab>, s3_state: Arc<s3::S3State>) -> Response<RespBody> {
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    lab: Arc<Lab>,
+    s3_state: Arc<s3::S3State>,
+) -> Response<RespBody> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/_vpcsim/health") => return full(StatusCode::OK, "ok\n", "text/plain"),
         (&Method::GET, "/_vpcsim/status") => {
@@ -155,6 +170,10 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, lab: Arc<Lab>, s3_stat
                 Err(e) => full(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "text/plain"),
             };
         }
+        (&Method::PUT, path) if path.starts_with("/_vpcsim/prefix-lists/") => {
+            let id = path.trim_start_matches("/_vpcsim/prefix-lists/").to_string();
+            return set_prefix_list(req, &lab, id).await;
+        }
         _ => {}
     }
     let headers: Vec<(String, String)> = req
@@ -162,18 +181,28 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, lab: Arc<Lab>, s3_stat
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let header_refs: Vec<(&str, &str)> =
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().as_str().to_string();
-    let sreq = sigv4::Request { method: &method, path: &path, query: &query, headers: &header_refs, payload_sha256: None };
+    let sreq = sigv4::Request {
+        method: &method,
+        path: &path,
+        query: &query,
+        headers: &header_refs,
+        payload_sha256: None,
+    };
     let service = match sigv4::scope_of(&sreq) {
         Ok(Some((_, scope))) => Some(scope.service),
         Ok(None) => None,
         Err(e) => return s3_auth_error(&e),
     };
     let is_form = req.method() == Method::POST
-        && header_refs.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("application/x-www-form-urlencoded"));
+        && header_refs.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("content-type")
+                && v.starts_with("application/x-www-form-urlencoded")
+        });
     match service.as_deref() {
         Some("ec2") => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
         None if is_form => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
@@ -184,9 +213,55 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, lab: Arc<Lab>, s3_stat
         None => s3::handle(&s3_state, &s3::ConnInfo { peer, origin: None }, req).await,
         Some(other) => ec2_error(
             StatusCode::BAD_REQUEST,
-            &Ec2Error { code: "InvalidAction".into(), message: format!("vpcsim does not simulate the service '{other}'") },
+            &Ec2Error {
+                code: "InvalidAction".into(),
+                message: format!("vpcsim does not simulate the service '{other}'"),
+            },
             &request_id(),
         ),
+    }
+}
+
+/// The admin action that changes an AWS-managed prefix list's CIDRs (the guide: the range of a
+/// service "may change from time to time"). Body: CIDRs separated by whitespace or commas.
+/// Flows whose path changes are reset like for any other change.
+async fn set_prefix_list(req: Request<Incoming>, lab: &Arc<Lab>, id: String) -> Response<RespBody> {
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return full(StatusCode::BAD_REQUEST, "body too large\n", "text/plain"),
+    };
+    let text = String::from_utf8_lossy(&body).to_string();
+    let mut cidrs = Vec::new();
+    for word in text.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()) {
+        match word.parse::<ipnet::Ipv4Net>() {
+            Ok(n) => cidrs.push(n),
+            Err(_) => {
+                return full(
+                    StatusCode::BAD_REQUEST,
+                    format!("'{word}' is not an IPv4 CIDR\n"),
+                    "text/plain",
+                );
+            }
+        }
+    }
+    let control = lab.control.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        control.change(|world| {
+            let Some(pl) = world.prefix_list(&id).cloned() else {
+                return Err(format!("the prefix list ID '{id}' does not exist"));
+            };
+            let mut next = world.clone();
+            next.set_prefix_list(crate::model::PrefixList { cidrs, ..pl })
+                .map_err(|e| e.to_string())?;
+            Ok((Some(next), ()))
+        })
+    })
+    .await;
+    match outcome {
+        Ok(Ok(Ok(()))) => full(StatusCode::OK, "ok\n", "text/plain"),
+        Ok(Ok(Err(e))) => full(StatusCode::BAD_REQUEST, e + "\n", "text/plain"),
+        Ok(Err(e)) => full(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n"), "text/plain"),
+        Err(e) => full(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"), "text/plain"),
     }
 }
 
@@ -194,8 +269,10 @@ fn s3_auth_error(e: &sigv4::AuthError) -> Response<RespBody> {
     let mut w = quick_xml::Writer::new(Vec::new());
     let id = request_id();
     let _ = w.create_element("Error").write_inner_content(|w| {
-        w.create_element("Code").write_text_content(quick_xml::events::BytesText::new(e.s3_code()))?;
-        w.create_element("Message").write_text_content(quick_xml::events::BytesText::new(&e.to_string()))?;
+        w.create_element("Code")
+            .write_text_content(quick_xml::events::BytesText::new(e.s3_code()))?;
+        w.create_element("Message")
+            .write_text_content(quick_xml::events::BytesText::new(&e.to_string()))?;
         w.create_element("RequestId").write_text_content(quick_xml::events::BytesText::new(&id))?;
         Ok(())
     });
@@ -220,7 +297,10 @@ async fn ec2_request(
     let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            let e = Ec2Error { code: "InvalidParameterValue".into(), message: "the request body is too large or broken".into() };
+            let e = Ec2Error {
+                code: "InvalidParameterValue".into(),
+                message: "the request body is too large or broken".into(),
+            };
             return ec2_error(StatusCode::BAD_REQUEST, &e, &id);
         }
     };
@@ -241,7 +321,8 @@ async fn ec2_request(
         }
     };
     // Query parameters and the form body both carry parameters (the CLI uses the body).
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let mut params: Vec<(String, String)> =
+        form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     params.extend(form_urlencoded::parse(&body).into_owned());
     let control = lab.control.clone();
     let region = identity.scope.region.clone();

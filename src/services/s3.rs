@@ -109,7 +109,11 @@ pub async fn serve(listener: TcpListener, state: Arc<S3State>) -> anyhow::Result
 }
 
 /// Answers one S3 request (also used by the control API port, where requests come from no VPC).
-pub async fn handle(state: &S3State, conn: &ConnInfo, req: Request<Incoming>) -> Response<RespBody> {
+pub async fn handle(
+    state: &S3State,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+) -> Response<RespBody> {
     let request_id = next_request_id();
     let is_head = req.method() == Method::HEAD;
     let mut resp = match dispatch(state, req).await {

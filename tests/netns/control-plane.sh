@@ -36,11 +36,27 @@ expect_error InvalidRouteTableID.NotFound ec2 modify-vpc-endpoint --vpc-endpoint
     --add-route-table-ids rtb-00000000
 expect_error InvalidVpcID.NotFound ec2 create-vpc-endpoint --vpc-id vpc-00000000 \
     --service-name com.amazonaws.us-east-1.s3
+expect_error InvalidParameterValue ec2 replace-route --route-table-id rtb-0a0a0a0a \
+    --destination-prefix-list-id pl-1a2b3c4d --gateway-id igw-1a2b3c4d
+expect_error InvalidParameterValue ec2 delete-route --route-table-id rtb-0a0a0a0a \
+    --destination-prefix-list-id pl-1a2b3c4d
+expect_error InvalidRouteTableId.Malformed ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc \
+    --add-route-table-ids not-a-table
+expect_error InvalidVpcID.Malformed ec2 create-vpc-endpoint --vpc-id vpc-zz \
+    --service-name com.amazonaws.us-east-1.s3
 # "You cannot tag an endpoint."
 expect_error InvalidParameterValue ec2 create-tags --resources vpce-11bb22cc --tags Key=a,Value=b
 after=$(awsx ec2 describe-route-tables; awsx ec2 describe-vpc-endpoints)
 [ "$before" = "$after" ] || fail "a refused call changed something"
 ok "every refused call left route tables and endpoints unchanged"
+# A route table of another VPC cannot take the endpoint.
+vpc2=$(awsx ec2 create-vpc --cidr-block 10.1.0.0/16 --query Vpc.VpcId --output text)
+rtb2=$(awsx ec2 create-route-table --vpc-id "$vpc2" --query RouteTable.RouteTableId --output text)
+expect_error InvalidParameterValue ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --add-route-table-ids "$rtb2"
+awsx ec2 delete-route-table --route-table-id "$rtb2"
+awsx ec2 delete-vpc --vpc-id "$vpc2"
+awsx ec2 describe-vpcs --vpc-ids "$vpc2" >/dev/null 2>&1 && fail "deleted VPC still described"
+ok "create-vpc / create-route-table / delete round trip"
 # Unsigned and badly signed requests.
 code=$(curl -s -o /dev/null -w '%{http_code}' -d 'Action=DescribeVpcs&Version=2016-11-15' "http://$API/")
 [ "$code" = 401 ] || fail "unsigned EC2 call answered $code"
@@ -74,6 +90,19 @@ ok "describe-route-tables shows the endpoint route"
 # Back: remove the association.
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --remove-route-table-ids rtb-0b0b0b0b >/dev/null
 expect_path b http://54.123.170.5/open-bucket/hello.txt 203.0.113.20
+
+# AWS changes S3's range: the prefix list no longer holds 54.123.170.5. A download from a to it
+# (through the endpoint) is reset; S3 answers on the new range through the endpoint.
+in_ns a curl -s --limit-rate 20M -o /dev/null http://54.123.170.5/open-bucket/big.bin 2> "$WORK/dl.err" &
+dl=$!
+sleep 1
+"$VPCSIM" prefix-list pl-1a2b3c4d 54.123.176.0/20 --lab "$LAB" | grep -q ok || fail "prefix-list change"
+rc=0; wait $dl || rc=$?
+[ "$rc" = 56 ] || fail "download across a prefix-list change ended with $rc, expected 56"
+awsx ec2 describe-prefix-lists | grep -q '"54.123.176.0/20"' || fail "describe-prefix-lists does not show the change"
+expect_path a http://54.123.180.5/open-bucket/hello.txt 10.0.1.10 vpce-11bb22cc
+"$VPCSIM" prefix-list pl-1a2b3c4d 54.123.160.0/19 --lab "$LAB" >/dev/null
+ok "a prefix-list change resets the flows it moves"
 
 # DeleteVpcEndpoints: per-id failures, routes gone at once.
 out=$(awsx ec2 delete-vpc-endpoints --vpc-endpoint-ids vpce-11bb22cc vpce-00000000)

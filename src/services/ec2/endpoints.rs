@@ -54,7 +54,7 @@ pub fn create_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     }
     // From the guide, "Endpoint Limitations": "You cannot tag an endpoint."
     if !ctx.p.tag_specs()?.is_empty() {
-        return Err(ModelError::CannotTagEndpoint("a new endpoint".into()).into());
+        return Err(ModelError::CannotTagEndpoint("the new endpoint".into()).into());
     }
     check_kind(ctx.world, vpc, ResourceKind::Vpc)?;
     // The guide: "You cannot create an endpoint between a VPC and an AWS service in a different

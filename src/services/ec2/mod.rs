@@ -32,6 +32,9 @@ pub struct Ec2Request<'a> {
     pub request_id: &'a str,
 }
 
+// The world is moved to the caller once per change; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
 pub enum Ec2Outcome {
     /// A read-only answer.
     Read { xml: String },

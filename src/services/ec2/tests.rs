@@ -159,7 +159,7 @@ fn vpc_lifecycle() {
         ],
     );
     dump("DescribeVpcs", &xml);
-    assert_eq!(texts(&xml, "vpcId"), [id.clone()]);
+    assert_eq!(texts(&xml, "vpcId"), [id.as_str()]);
     let xml = read_xml(&w1, &[("Action", "DescribeVpcs")]);
     assert_eq!(texts(&xml, "vpcId").len(), 2);
     // Deleting: the lab's VPC has dependencies, the new one goes with its main table.
@@ -868,7 +868,7 @@ fn instances() {
         ],
     );
     dump("DescribeInstances", &xml);
-    assert_eq!(texts(&xml, "instanceId"), [id.clone()]);
+    assert_eq!(texts(&xml, "instanceId"), [id.as_str()]);
     let xml = read_xml(
         &w1,
         &[
