@@ -55,6 +55,18 @@ struct LabFile {
     bucket: Vec<BucketItem>,
     #[serde(default)]
     internet_host: Vec<HostItem>,
+    #[serde(default)]
+    user: Vec<UserItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserItem {
+    name: S,
+    access_key: S,
+    secret_key: S,
+    #[serde(default)]
+    policies: Vec<S>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +384,39 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
                 _ => ("name", b.name.span()),
             };
             ctx.err(format!("bucket[{i}].{k}"), &s, e)
+        })?;
+    }
+    for (i, u) in lab.user.iter().enumerate() {
+        let user = crate::model::User {
+            name: u.name.get_ref().clone(),
+            access_key: u.access_key.get_ref().clone(),
+            secret_key: u.secret_key.get_ref().clone(),
+            policies: u.policies.iter().map(|p| p.get_ref().clone()).collect(),
+        };
+        w.add_user(user).map_err(|e| {
+            let (k, s) = match &e {
+                ModelError::InvalidPolicy(m) if m.starts_with("access key") => {
+                    ("access_key".to_string(), u.access_key.span())
+                }
+                ModelError::InvalidPolicy(_) => {
+                    // The first policy that does not parse.
+                    let j = u
+                        .policies
+                        .iter()
+                        .position(|p| {
+                            crate::policy::Policy::parse(
+                                p.get_ref(),
+                                crate::policy::PolicyKind::Identity,
+                            )
+                            .is_err()
+                        })
+                        .unwrap_or(0);
+                    let span = u.policies.get(j).map(|p| p.span()).unwrap_or(u.name.span());
+                    (format!("policies[{j}]"), span)
+                }
+                _ => ("name".to_string(), u.name.span()),
+            };
+            ctx.err(format!("user[{i}].{k}"), &s, e)
         })?;
     }
     for (i, h) in lab.internet_host.iter().enumerate() {

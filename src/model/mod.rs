@@ -24,6 +24,7 @@ mod error;
 mod ops;
 mod policy_doc;
 mod regions;
+mod users;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -35,6 +36,7 @@ pub use error::ModelError;
 pub use ops::{PolicyChange, ResourceKind};
 pub use policy_doc::{DEFAULT_ENDPOINT_POLICY, validate_endpoint_policy};
 pub use regions::{AwsRegion, REGIONS, default_prefix_lists};
+pub use users::{ACCOUNT_ID, User, default_users};
 
 /// An AWS-managed prefix list: the address ranges of one service in one region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +193,9 @@ pub struct World {
     pub instances: Vec<Instance>,
     pub buckets: Vec<Bucket>,
     pub internet_hosts: Vec<InternetHost>,
+    /// IAM users; empty means DESIGN.md's default users (see [`users`]).
+    #[serde(default)]
+    pub users: Vec<User>,
     /// The counter behind [`World::generate_id`] (deterministic ids for new resources).
     #[serde(default)]
     pub next_id: u64,
