@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ use crate::fib::{FIRST_SUBNET_PORT, PortId, Snapshot};
 use crate::io::netns;
 use crate::io::worker::{self, IoCounters, PortTable};
 use crate::model::World;
+use crate::services::access::Access;
 
 /// What the state dir keeps of a lab: the world and the port of each subnet.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,6 +94,8 @@ struct State {
 /// A running lab's control plane.
 pub struct Control {
     state: Mutex<State>,
+    /// Users and endpoint policies for the services, republished with every change.
+    pub access: Arc<arc_swap::ArcSwap<Access>>,
     pub pipeline: Arc<Pipeline>,
     pub ports: Arc<PortTable>,
     pub io: Arc<IoCounters>,
@@ -116,8 +120,11 @@ impl Control {
         let pipeline = Arc::new(Pipeline::new(saved.snapshot(1)));
         let ports = Arc::new(PortTable::from_pointee(Vec::new()));
         let io = Arc::new(IoCounters::default());
+        let access =
+            Access::from_world(&saved.world, propagation_delay(&saved.world), None, Instant::now());
         let control = Arc::new(Control {
             state: Mutex::new(State { saved: saved.clone(), generation: 1, record }),
+            access: Arc::new(arc_swap::ArcSwap::from_pointee(access)),
             pipeline,
             ports,
             io,
@@ -209,6 +216,14 @@ impl Control {
             }
         }
         let generation = st.generation + 1;
+        let old_access = self.access.load_full();
+        let delay = propagation_delay(&saved.world);
+        self.access.store(Arc::new(Access::from_world(
+            &saved.world,
+            delay,
+            Some(&old_access),
+            Instant::now(),
+        )));
         self.pipeline.publish(saved.snapshot(generation));
         worker::quiesce(&self.ports);
         let resets = self.pipeline.reset_moved_flows();
@@ -243,4 +258,10 @@ pub fn build_namespaces(saved: &Saved, reattach: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The lab's `policy_propagation_delay`: how long a modified endpoint policy takes to reach the
+/// data plane (the guide: changes "can take a few minutes").
+fn propagation_delay(world: &World) -> Duration {
+    Duration::from_secs(world.policy_propagation_delay_secs)
 }

@@ -203,6 +203,7 @@ fn run(
                     vpc_id: e.vpc_id.clone(),
                 })
         }),
+        access: Some(control.access.clone()),
     });
 
     rt.block_on(async move {

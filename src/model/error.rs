@@ -152,4 +152,62 @@ pub enum ModelError {
         "invalid tag '{0}': keys are 1 to 127 characters and may not begin with 'aws:', values at most 256"
     )]
     InvalidTag(String),
+    /// A protocol a rule cannot name (only -1/all, tcp, udp and icmp are simulated).
+    #[error("invalid protocol '{0}': use -1 (all), tcp (6), udp (17) or icmp (1)")]
+    InvalidProtocol(String),
+    /// A port range (tcp/udp: 0..=65535, from <= to) or ICMP type/code (-1..=255) AWS refuses.
+    #[error(
+        "invalid port range {0}: tcp and udp need from <= to within 0-65535; icmp takes a type and code within -1..255"
+    )]
+    InvalidPortRange(String),
+    #[error("the value '{0}' is not a valid CIDR block")]
+    InvalidCidr(String),
+    #[error("the security group '{0}' does not exist")]
+    SecurityGroupNotFound(String),
+    #[error("the security group '{name}' already exists for VPC '{vpc}'")]
+    SecurityGroupDuplicate { name: String, vpc: String },
+    /// Empty, too long, non-ASCII, `default`, or starting with `sg-`.
+    #[error(
+        "invalid security group name '{0}': 1 to 255 ASCII characters, not 'default' and not starting with 'sg-'"
+    )]
+    InvalidGroupName(String),
+    #[error("invalid security group description '{0}': 1 to 255 ASCII characters")]
+    InvalidGroupDescription(String),
+    /// A group of another VPC named by an instance or by a rule.
+    #[error("security group {group} and VPC {vpc} belong to different networks")]
+    SecurityGroupOtherVpc { group: String, vpc: String },
+    /// The default group exists as long as its VPC.
+    #[error("the default security group '{0}' cannot be deleted")]
+    CannotDeleteDefaultGroup(String),
+    /// An instance must be in at least one group.
+    #[error("instance {0} must be in at least one security group")]
+    NoSecurityGroups(String),
+    #[error("the specified rule \"{rule}\" already exists in the {direction} rules of {group}")]
+    DuplicatePermission { group: String, direction: &'static str, rule: String },
+    #[error("the specified rule \"{rule}\" does not exist in the {direction} rules of {group}")]
+    PermissionNotFound { group: String, direction: &'static str, rule: String },
+    #[error("the networkAcl ID '{0}' does not exist")]
+    NetworkAclNotFound(String),
+    #[error("the network ACL entry {rule} ({}) already exists in {acl}", if *egress { "egress" } else { "ingress" })]
+    NetworkAclEntryExists { acl: String, rule: u16, egress: bool },
+    #[error("no {} entry with rule number {rule} in network ACL {acl}", if *egress { "egress" } else { "ingress" })]
+    NetworkAclEntryNotFound { acl: String, rule: u16, egress: bool },
+    #[error("invalid rule number {0}: network ACL rule numbers go from 1 to 32766")]
+    InvalidRuleNumber(i64),
+    #[error("invalid rule action '{0}': use allow or deny")]
+    InvalidRuleAction(String),
+    /// From the guide, "Endpoint Limitations".
+    #[error(
+        "'{0}': You cannot use prefix list IDs to create an outbound rule in a network ACL that \
+         allows or denies outbound traffic to the service specified in an endpoint. Instead, you \
+         can use a prefix list ID in an outbound security group rule."
+    )]
+    PrefixListInNetworkAcl(String),
+    #[error("the default network ACL '{0}' cannot be deleted")]
+    CannotDeleteDefaultAcl(String),
+    #[error("network ACL {acl} does not belong to VPC {vpc}")]
+    NetworkAclOtherVpc { acl: String, vpc: String },
+    /// A subnet given to two network ACLs (a lab file).
+    #[error("subnet {subnet} is already associated with network ACL {acl}")]
+    SubnetAclConflict { subnet: String, acl: String },
 }

@@ -196,6 +196,10 @@ pub struct World {
     /// IAM users; empty means DESIGN.md's default users (see [`users`]).
     #[serde(default)]
     pub users: Vec<User>,
+    /// How long a modified endpoint policy takes to reach the data plane, in seconds (the lab
+    /// option `policy_propagation_delay`; the guide: changes "can take a few minutes").
+    #[serde(default)]
+    pub policy_propagation_delay_secs: u64,
     /// The counter behind [`World::generate_id`] (deterministic ids for new resources).
     #[serde(default)]
     pub next_id: u64,

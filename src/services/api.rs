@@ -72,21 +72,12 @@ pub fn status(lab: &Lab) -> Status {
     }
 }
 
-/// The lab's access keys. The default lab's are AWS's two documented example pairs (DESIGN.md);
-/// per-user IAM policies come with the policy issue.
-pub fn secret_for(access_key: &str) -> Option<String> {
-    match access_key {
-        "AKIAIOSFODNN7EXAMPLE" => Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into()),
-        "AKIAI44QH8DHBEXAMPLE" => Some("je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY".into()),
-        _ => None,
-    }
-}
-
 pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::Result<()> {
     let s3_state = Arc::new(s3::S3State {
         store: lab.store.clone(),
         region: lab.control.world().region,
         origin: Arc::new(|_, _| None),
+        access: Some(lab.control.access.clone()),
     });
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -206,11 +197,8 @@ async fn handle(
     match service.as_deref() {
         Some("ec2") => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
         None if is_form => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
-        Some("s3") => match sigv4::verify(&sreq, &secret_for, unix_now()) {
-            Ok(_) => s3::handle(&s3_state, &s3::ConnInfo { peer, origin: None }, req).await,
-            Err(e) => s3_auth_error(&e),
-        },
-        None => s3::handle(&s3_state, &s3::ConnInfo { peer, origin: None }, req).await,
+        // The S3 handler verifies the signature and authorizes the request itself.
+        Some("s3") | None => s3::handle(&s3_state, &s3::ConnInfo { peer, origin: None }, req).await,
         Some(other) => ec2_error(
             StatusCode::BAD_REQUEST,
             &Ec2Error {
@@ -265,6 +253,34 @@ async fn set_prefix_list(req: Request<Incoming>, lab: &Arc<Lab>, id: String) -> 
     }
 }
 
+/// The resource an EC2 action is authorized against. From the guide: "We currently do not
+/// support resource-level permissions for any of the ec2:*VpcEndpoint* API actions, or for the
+/// ec2:DescribePrefixLists action", so those (and Describe*, Create* of new resources) use "*";
+/// other actions name the ARN of the resource they act on.
+fn ec2_resource(action: &str, params: &[(String, String)], region: &str) -> String {
+    if action.contains("VpcEndpoint")
+        || action == "DescribePrefixLists"
+        || action.starts_with("Describe")
+    {
+        return "*".into();
+    }
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let account = crate::model::ACCOUNT_ID;
+    let typed = [
+        ("RouteTableId", "route-table"),
+        ("SubnetId", "subnet"),
+        ("InternetGatewayId", "internet-gateway"),
+        ("InstanceId.1", "instance"),
+        ("VpcId", "vpc"),
+    ];
+    for (param, kind) in typed {
+        if let Some(id) = get(param) {
+            return format!("arn:aws:ec2:{region}:{account}:{kind}/{id}");
+        }
+    }
+    "*".into()
+}
+
 fn s3_auth_error(e: &sigv4::AuthError) -> Response<RespBody> {
     let mut w = quick_xml::Writer::new(Vec::new());
     let id = request_id();
@@ -306,7 +322,8 @@ async fn ec2_request(
     };
     let hash = sigv4::sha256_hex(&body);
     let sreq = sigv4::Request { method, path, query, headers, payload_sha256: Some(&hash) };
-    let identity = match sigv4::verify(&sreq, &secret_for, unix_now()) {
+    let access = lab.control.access.load_full();
+    let identity = match sigv4::verify(&sreq, &|k| access.secret_for(k), unix_now()) {
         Ok(Some(identity)) => identity,
         Ok(None) => {
             let e = Ec2Error {
@@ -324,6 +341,21 @@ async fn ec2_request(
     let mut params: Vec<(String, String)> =
         form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     params.extend(form_urlencoded::parse(&body).into_owned());
+    let action =
+        params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
+    let resource = ec2_resource(&action, &params, &identity.scope.region);
+    let allowed = access
+        .user(&identity.access_key)
+        .is_some_and(|user| access.ec2_allowed(user, &format!("ec2:{action}"), &resource));
+    if !allowed {
+        let e = Ec2Error {
+            code: "UnauthorizedOperation".into(),
+            message: format!(
+                "You are not authorized to perform this operation (ec2:{action} on {resource})."
+            ),
+        };
+        return ec2_error(StatusCode::FORBIDDEN, &e, &id);
+    }
     let control = lab.control.clone();
     let region = identity.scope.region.clone();
     let rid = id.clone();

@@ -1,5 +1,6 @@
 //! The services of a lab: the S3 stub (in the aws namespace), the internet echo host, the
 //! control API (root namespace, loopback only), and the object store behind S3.
+pub mod access;
 pub mod api;
 pub mod ec2;
 pub mod echo;

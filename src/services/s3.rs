@@ -31,7 +31,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpListener;
 use tracing::debug;
 
+use super::access::Access;
+use super::sigv4;
 use super::store::{ListResult, ObjectMeta, ObjectWriter, Store, StoreError, valid_bucket_name};
+use crate::policy::{Policy, PolicyKind, RequestContext, S3Policies, Verdict};
 
 /// XML namespace of S3 responses.
 pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -52,6 +55,9 @@ pub struct S3State {
     /// Given (client address, local address) of a TCP connection as seen inside the aws namespace,
     /// returns the endpoint path it came through, if any.
     pub origin: Arc<dyn Fn(SocketAddr, SocketAddr) -> Option<EndpointOrigin> + Send + Sync>,
+    /// Users and endpoint policies; `None` authorizes nothing (every request passes), which
+    /// only unit tests of the HTTP layer use.
+    pub access: Option<Arc<arc_swap::ArcSwap<Access>>>,
 }
 
 /// The gateway endpoint a connection came through.
@@ -116,7 +122,7 @@ pub async fn handle(
 ) -> Response<RespBody> {
     let request_id = next_request_id();
     let is_head = req.method() == Method::HEAD;
-    let mut resp = match dispatch(state, req).await {
+    let mut resp = match dispatch(state, conn, req).await {
         Ok(r) => r,
         Err(e) => {
             debug!(code = e.code, status = e.status.as_u16(), message = %e.message, "s3 error");
@@ -189,22 +195,54 @@ impl Query {
     }
 }
 
-async fn dispatch(state: &S3State, req: Request<Incoming>) -> Result<Response<RespBody>, S3Error> {
+async fn dispatch(
+    state: &S3State,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, S3Error> {
     let (parts, body) = req.into_parts();
     let (bucket, key) = parse_target(&parts)?;
     let query = parse_query(parts.uri.query().unwrap_or(""))?;
     let method = parts.method.clone();
     let Some(bucket) = bucket else {
         return match method {
-            Method::GET => list_buckets(state).await,
+            Method::GET => {
+                Authz::new(state, conn, &parts)?.require("s3:ListAllMyBuckets", "*", None)?;
+                list_buckets(state).await
+            }
             m => Err(S3Error::method_not_allowed(&m, "SERVICE")),
         };
     };
     if !valid_bucket_name(&bucket) {
         return Err(S3Error::invalid_bucket_name(&bucket));
     }
+    let authz = Authz::new(state, conn, &parts)?;
+    let creating = key.is_none() && method == Method::PUT && query.0.is_empty();
+    // S3 says whether a bucket exists before it checks permissions.
+    if !creating && state.store.bucket(&bucket).is_none() {
+        return Err(S3Error::no_such_bucket(&bucket));
+    }
+    let bucket_arn = format!("arn:aws:s3:::{bucket}");
     match key {
+        None if query.has("policy") => {
+            let action = match method {
+                Method::GET => "s3:GetBucketPolicy",
+                Method::PUT => "s3:PutBucketPolicy",
+                Method::DELETE => "s3:DeleteBucketPolicy",
+                ref m => return Err(S3Error::method_not_allowed(m, "BUCKET")),
+            };
+            authz.require_in(&bucket, action, &bucket_arn, None)?;
+            bucket_policy(state, &bucket, &method, body).await
+        }
         None => {
+            let action = match (&method, query.has("location")) {
+                (&Method::GET, true) => "s3:GetBucketLocation",
+                (&Method::GET | &Method::HEAD, false) => "s3:ListBucket",
+                (&Method::PUT, _) => "s3:CreateBucket",
+                _ => "s3:ListBucket",
+            };
+            let prefix = query.get("prefix").unwrap_or("");
+            authz.require_in(&bucket, action, &bucket_arn, Some(prefix))?;
             if query.has("location") {
                 if let Some(p) = query.unsupported(&["location"]) {
                     return Err(S3Error::not_implemented(p));
@@ -226,6 +264,12 @@ async fn dispatch(state: &S3State, req: Request<Incoming>) -> Result<Response<Re
             }
         }
         Some(key) => {
+            let action = match method {
+                Method::PUT => "s3:PutObject",
+                Method::DELETE => "s3:DeleteObject",
+                _ => "s3:GetObject",
+            };
+            authz.require_in(&bucket, action, &format!("{bucket_arn}/{key}"), None)?;
             let overrides: Vec<&str> = RESPONSE_OVERRIDES.iter().map(|(q, _)| *q).collect();
             if let Some(p) = query.unsupported(if method == Method::GET { &overrides } else { &[] })
             {
@@ -238,12 +282,207 @@ async fn dispatch(state: &S3State, req: Request<Incoming>) -> Result<Response<Re
                     }
                     put_object(state, bucket, key, &parts, body).await
                 }
-                Method::GET => get_object(state, bucket, key, &parts, &query, false).await,
-                Method::HEAD => get_object(state, bucket, key, &parts, &query, true).await,
+                Method::GET | Method::HEAD => {
+                    let head = method == Method::HEAD;
+                    match get_object(state, bucket.clone(), key, &parts, &query, head).await {
+                        // Without s3:ListBucket, S3 does not tell a missing key from a
+                        // forbidden one.
+                        Err(e) if e.code == "NoSuchKey" => {
+                            match authz.require_in(&bucket, "s3:ListBucket", &bucket_arn, None) {
+                                Ok(()) => Err(e),
+                                Err(denied) => Err(denied),
+                            }
+                        }
+                        other => other,
+                    }
+                }
                 Method::DELETE => delete_object(state, bucket, key).await,
                 Method::POST => Err(S3Error::not_implemented("POST")),
                 m => Err(S3Error::method_not_allowed(&m, "OBJECT")),
             }
+        }
+    }
+}
+
+/// The caller of one request and what it may do: SigV4 identity (a bad signature is refused
+/// here), the condition keys of its path, and the policies that apply (see
+/// [`crate::services::access`]).
+struct Authz<'a> {
+    state: &'a S3State,
+    access: Option<Arc<Access>>,
+    access_key: Option<String>,
+    origin: Option<&'a EndpointOrigin>,
+    source_ip: String,
+}
+
+impl<'a> Authz<'a> {
+    fn new(state: &'a S3State, conn: &'a ConnInfo, parts: &Parts) -> Result<Authz<'a>, S3Error> {
+        let source_ip = conn.peer.ip().to_canonical().to_string();
+        let Some(access) = state.access.as_ref().map(|a| a.load_full()) else {
+            return Ok(Authz { state, access: None, access_key: None, origin: None, source_ip });
+        };
+        let headers: Vec<(&str, &str)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+            .collect();
+        let sreq = sigv4::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &headers,
+            payload_sha256: None,
+        };
+        let identity =
+            sigv4::verify(&sreq, &|k| access.secret_for(k), now_secs()).map_err(|e| {
+                S3Error::new(
+                    StatusCode::from_u16(e.s3_status()).unwrap_or(StatusCode::FORBIDDEN),
+                    e.s3_code(),
+                    &e.to_string(),
+                )
+            })?;
+        Ok(Authz {
+            state,
+            access_key: identity.map(|i| i.access_key),
+            access: Some(access),
+            origin: conn.origin.as_ref(),
+            source_ip,
+        })
+    }
+
+    /// Requires `action` on `resource` (no bucket policy: account-level actions).
+    fn require(&self, action: &str, resource: &str, prefix: Option<&str>) -> Result<(), S3Error> {
+        self.check(None, action, resource, prefix)
+    }
+
+    /// Requires `action` on `resource` of `bucket` (its bucket policy applies).
+    fn require_in(
+        &self,
+        bucket: &str,
+        action: &str,
+        resource: &str,
+        prefix: Option<&str>,
+    ) -> Result<(), S3Error> {
+        self.check(Some(bucket), action, resource, prefix)
+    }
+
+    fn check(
+        &self,
+        bucket: Option<&str>,
+        action: &str,
+        resource: &str,
+        prefix: Option<&str>,
+    ) -> Result<(), S3Error> {
+        let Some(access) = &self.access else { return Ok(()) };
+        let user = self.access_key.as_deref().and_then(|k| access.user(k));
+        let bucket_policy = bucket
+            .and_then(|b| self.state.store.bucket(b))
+            .and_then(|m| m.policy)
+            .and_then(|p| Policy::parse(&p, PolicyKind::Bucket).ok());
+        let endpoint_policy =
+            self.origin.map(|o| access.endpoint_policy(&o.vpce_id, std::time::Instant::now()));
+        let mut keys: Vec<(&str, Vec<&str>)> = vec![("aws:SecureTransport", vec!["false"])];
+        match self.origin {
+            // From the guide: aws:SourceIp "is not matched" through an endpoint.
+            Some(o) => {
+                keys.push(("aws:sourceVpce", vec![o.vpce_id.as_str()]));
+                keys.push(("aws:sourceVpc", vec![o.vpc_id.as_str()]));
+            }
+            None => keys.push(("aws:SourceIp", vec![self.source_ip.as_str()])),
+        }
+        if let Some(u) = user {
+            keys.push(("aws:username", vec![u.name.as_str()]));
+        }
+        if let Some(p) = prefix {
+            keys.push(("s3:prefix", vec![p]));
+        }
+        let key_refs: Vec<(&str, &[&str])> = keys.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        let req = RequestContext {
+            principal: user.map(|u| u.arn.as_str()),
+            action,
+            resource,
+            keys: &key_refs,
+        };
+        let policies = S3Policies {
+            endpoint: endpoint_policy.as_deref(),
+            bucket: bucket_policy.as_ref(),
+            identity: user.map(|u| &u.policy),
+        };
+        match policies.decide(&req) {
+            Verdict::Allow => Ok(()),
+            Verdict::Deny { by } => {
+                debug!(action, resource, by = %by, "s3 access denied");
+                Err(S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied")
+                    .header("x-vpcsim-denied-by", &by))
+            }
+        }
+    }
+}
+
+/// GetBucketPolicy, PutBucketPolicy (validated: `MalformedPolicy`), DeleteBucketPolicy.
+async fn bucket_policy(
+    state: &S3State,
+    bucket: &str,
+    method: &Method,
+    body: Incoming,
+) -> Result<Response<RespBody>, S3Error> {
+    match *method {
+        Method::GET => {
+            let meta = state.store.bucket(bucket).ok_or_else(|| S3Error::no_such_bucket(bucket))?;
+            match meta.policy {
+                Some(p) => {
+                    Ok(Response::new(Full::new(Bytes::from(p)).map_err(|n| match n {}).boxed()))
+                }
+                None => Err(S3Error::new(
+                    StatusCode::NOT_FOUND,
+                    "NoSuchBucketPolicy",
+                    "The bucket policy does not exist",
+                )
+                .field("BucketName", bucket)),
+            }
+        }
+        Method::PUT => {
+            let bytes = http_body_util::Limited::new(body, 20 * 1024)
+                .collect()
+                .await
+                .map_err(|_| {
+                    S3Error::new(
+                        StatusCode::BAD_REQUEST,
+                        "PolicyTooLarge",
+                        "Policy exceeds the maximum allowed document size.",
+                    )
+                })?
+                .to_bytes();
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                S3Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "MalformedPolicy",
+                    "Policies must be valid UTF-8",
+                )
+            })?;
+            if let Err(e) = Policy::parse(&text, PolicyKind::Bucket) {
+                return Err(S3Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "MalformedPolicy",
+                    &e.to_string(),
+                ));
+            }
+            let (store, b) = (state.store.clone(), bucket.to_string());
+            blocking(move || {
+                store
+                    .set_bucket_policy(&b, Some(text))
+                    .map_err(|e| S3Error::from_store(e, &b, None))
+            })
+            .await?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        _ => {
+            let (store, b) = (state.store.clone(), bucket.to_string());
+            blocking(move || {
+                store.set_bucket_policy(&b, None).map_err(|e| S3Error::from_store(e, &b, None))
+            })
+            .await?;
+            Ok(empty(StatusCode::NO_CONTENT))
         }
     }
 }
@@ -865,6 +1104,10 @@ impl S3Error {
             fields: Vec::new(),
             headers: Vec::new(),
         }
+    }
+    fn header(mut self, name: &'static str, value: &str) -> S3Error {
+        self.headers.push((name, value.to_string()));
+        self
     }
     fn field(mut self, name: &'static str, value: &str) -> S3Error {
         self.fields.push((name, value.to_string()));
@@ -1531,6 +1774,7 @@ mod tests {
                     vpc_id: "vpc-42".into(),
                 })
             }),
+            access: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

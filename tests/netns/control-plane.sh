@@ -64,7 +64,7 @@ AWS_SECRET_ACCESS_KEY=wrong expect_error AuthFailure ec2 describe-vpcs
 
 # A big object for a download that is still running when the route changes.
 head -c 300000000 /dev/zero > "$WORK/big.bin"
-in_ns a curl -s -m 120 -T "$WORK/big.bin" -o /dev/null http://54.123.170.5/open-bucket/big.bin
+s3_put_admin open-bucket big.bin "$WORK/big.bin"
 rm -f "$WORK/big.bin"
 expect_path b http://54.123.170.5/open-bucket/hello.txt 203.0.113.20
 in_ns b curl -s --limit-rate 20M -o /dev/null http://54.123.170.5/open-bucket/big.bin 2> "$WORK/dl.err" &

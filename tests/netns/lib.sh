@@ -89,3 +89,14 @@ kill_daemon() {
     for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
     fail "daemon $pid did not die"
 }
+
+# s3_put_admin BUCKET KEY FILE: uploads as the lab's admin through the control API (boto3, one
+# signed PUT), for objects that anonymous callers may not write.
+s3_put_admin() {
+    "$PY" - "$API" "$1" "$2" "$3" <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
+with open(sys.argv[4], "rb") as f:
+    s3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=f)
+PY
+}

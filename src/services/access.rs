@@ -1,0 +1,151 @@
+//! Who may do what, compiled from the world for the services: the lab's users (keys and
+//! identity policies) and every endpoint's policy. The control plane publishes a new [`Access`]
+//! with every change, so the S3 stub and the EC2 API read it without locks.
+//!
+//! S3 authorization (see [`crate::policy::S3Policies`]): an explicit Deny anywhere wins; through
+//! an endpoint, the endpoint policy must allow (from the guide: "Your endpoint has a policy that
+//! controls the use of the endpoint to access Amazon S3 resources"); then the bucket policy or
+//! the caller's identity policy must allow. Condition keys: `aws:sourceVpce` and `aws:sourceVpc`
+//! only through an endpoint, `aws:SourceIp` only on the public path (from the guide: through an
+//! endpoint "the condition is not matched").
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::model::World;
+use crate::policy::{Policy, PolicyKind, RequestContext, Verdict};
+
+/// A user as the services see it.
+pub struct AccessUser {
+    pub name: String,
+    pub arn: String,
+    pub secret: String,
+    /// All the user's identity policies merged into one document.
+    pub policy: Policy,
+}
+
+/// An endpoint's policy in effect, with the one it replaced while a propagation delay runs.
+struct EndpointPolicy {
+    current: Arc<Policy>,
+    previous: Option<(Arc<Policy>, Instant)>,
+}
+
+#[derive(Default)]
+pub struct Access {
+    users: HashMap<String, AccessUser>,
+    endpoints: HashMap<String, EndpointPolicy>,
+    /// How long a modified endpoint policy takes to reach the data plane (the guide: changes
+    /// "can take a few minutes").
+    delay: Duration,
+}
+
+impl Access {
+    /// Compiles the world. `old` (the previous access) keeps endpoint policies that changed in
+    /// effect until `delay` (the lab's `policy_propagation_delay`) has passed.
+    pub fn from_world(
+        world: &World,
+        delay: Duration,
+        old: Option<&Access>,
+        now: Instant,
+    ) -> Access {
+        let mut users = HashMap::new();
+        for u in world.users() {
+            let policy = merge(&u.policies);
+            let arn = u.arn();
+            users.insert(
+                u.access_key.clone(),
+                AccessUser { name: u.name, arn, secret: u.secret_key, policy },
+            );
+        }
+        let mut endpoints = HashMap::new();
+        for e in &world.endpoints {
+            let current = Arc::new(
+                e.policy
+                    .as_deref()
+                    .and_then(|p| Policy::parse(p, PolicyKind::Endpoint).ok())
+                    .unwrap_or_else(Policy::full_access),
+            );
+            let previous = old.and_then(|o| o.endpoints.get(&e.id)).and_then(|prev| {
+                let before = prev.in_effect(now, old.map_or(Duration::ZERO, |o| o.delay));
+                (before.to_json() != current.to_json() && !delay.is_zero()).then(|| (before, now))
+            });
+            endpoints.insert(e.id.clone(), EndpointPolicy { current, previous });
+        }
+        Access { users, endpoints, delay }
+    }
+
+    pub fn secret_for(&self, access_key: &str) -> Option<String> {
+        self.users.get(access_key).map(|u| u.secret.clone())
+    }
+
+    pub fn user(&self, access_key: &str) -> Option<&AccessUser> {
+        self.users.get(access_key)
+    }
+
+    /// The policy of an endpoint as the data plane applies it now.
+    pub fn endpoint_policy(&self, vpce: &str, now: Instant) -> Arc<Policy> {
+        match self.endpoints.get(vpce) {
+            Some(e) => e.in_effect(now, self.delay),
+            None => Arc::new(Policy::full_access()),
+        }
+    }
+
+    /// An EC2 action by a user: only the identity policy decides (EC2 has no resource policies
+    /// here). From the guide: "We currently do not support resource-level permissions for any
+    /// of the ec2:*VpcEndpoint* API actions, or for the ec2:DescribePrefixLists action", so the
+    /// caller passes resource "*" for those.
+    pub fn ec2_allowed(&self, user: &AccessUser, action: &str, resource: &str) -> bool {
+        let keys: [(&str, &[&str]); 1] = [("aws:username", &[user.name.as_str()])];
+        let req = RequestContext { principal: Some(&user.arn), action, resource, keys: &keys };
+        let policies = [(crate::policy::USER_POLICY, &user.policy, false)];
+        matches!(crate::policy::decide(&policies, &req), Verdict::Allow)
+    }
+}
+
+impl EndpointPolicy {
+    fn in_effect(&self, now: Instant, delay: Duration) -> Arc<Policy> {
+        match &self.previous {
+            Some((prev, since)) if now.saturating_duration_since(*since) < delay => prev.clone(),
+            _ => self.current.clone(),
+        }
+    }
+}
+
+/// One identity policy from several: their statements together (Sids made unique).
+fn merge(policies: &[String]) -> Policy {
+    let deny_all = || {
+        Policy::parse(r#"{"Version":"2012-10-17","Statement":[]}"#, PolicyKind::Identity)
+            .unwrap_or_else(|_| Policy::full_access())
+    };
+    if let [one] = policies {
+        return Policy::parse(one, PolicyKind::Identity).unwrap_or_else(|_| deny_all());
+    }
+    let mut statements = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for p in policies {
+        let Ok(serde_json::Value::Object(doc)) = serde_json::from_str::<serde_json::Value>(p)
+        else {
+            continue;
+        };
+        let list = match doc.get("Statement") {
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            Some(s @ serde_json::Value::Object(_)) => vec![s.clone()],
+            _ => continue,
+        };
+        for mut st in list {
+            if let Some(sid) = st.get("Sid").and_then(|s| s.as_str()).map(str::to_string) {
+                let mut unique = sid.clone();
+                let mut n = 2;
+                while !seen.insert(unique.clone()) {
+                    unique = format!("{sid}{n}");
+                    n += 1;
+                }
+                st["Sid"] = serde_json::Value::String(unique);
+            }
+            statements.push(st);
+        }
+    }
+    let doc = serde_json::json!({ "Version": "2012-10-17", "Statement": statements });
+    Policy::parse(&doc.to_string(), PolicyKind::Identity).unwrap_or_else(|_| deny_all())
+}

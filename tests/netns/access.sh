@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Who gets in, end to end: bucket policies with aws:sourceVpce and aws:SourceIp on each path,
+# endpoint policies from the guide, explicit deny over allow, IAM users on EC2 and S3, and bad
+# signatures. Every 403 names who denied it (x-vpcsim-denied-by).
+#
+#   a 10.0.1.10 ── vpce-11bb22cc ──┐
+#   b 10.0.2.10 ── igw (203.0.113.20) ──┴── aws: S3 stub (open-bucket, my-secure-bucket)
+source "$(dirname "$0")/lib.sh"
+lab_up "$ROOT/netns/demo.toml" ac
+
+# expect_status NS URL CODE [DENIED_BY]
+expect_status() {
+    local h code by
+    h=$(get_headers "$1" "$2") || fail "$1 -> $2: request failed"
+    code=$(echo "$h" | head -n1 | cut -d' ' -f2)
+    by=$(echo "$h" | header x-vpcsim-denied-by)
+    [ "$code" = "$3" ] || fail "$1 -> $2: $code, expected $3 (denied by '$by')"
+    [ "$by" = "${4:-}" ] || fail "$1 -> $2: denied by '$by', expected '${4:-}'"
+    ok "$1 -> $2: $code${4:+ denied by $4}"
+}
+
+# The guide's "Restricting Access to a Specific Endpoint" (naming this lab's endpoint).
+expect_status a http://54.123.170.5/my-secure-bucket/hello.txt 200
+expect_status b http://54.123.170.5/my-secure-bucket/hello.txt 403 bucket-policy:Access-to-specific-VPCE-only
+expect_status c http://54.123.170.5/my-secure-bucket/hello.txt 200
+expect_status c http://54.123.165.7/my-secure-bucket/hello.txt 403 bucket-policy:Access-to-specific-VPCE-only
+# Anonymous callers may read open-bucket but not write it.
+code=$(in_ns a curl -s -o /dev/null -w '%{http_code}' -T /etc/hostname http://54.123.170.5/open-bucket/x)
+[ "$code" = 403 ] || fail "anonymous PUT to open-bucket answered $code"
+ok "anonymous PUT to open-bucket: 403"
+
+# The guide's endpoint policy "Restricting Access to a Specific Bucket".
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '{
+  "Statement": [{"Sid": "Access-to-specific-bucket-only", "Principal": "*",
+    "Action": ["s3:GetObject", "s3:PutObject"], "Effect": "Allow",
+    "Resource": ["arn:aws:s3:::my-secure-bucket", "arn:aws:s3:::my-secure-bucket/*"]}]}' >/dev/null
+expect_status a http://54.123.170.5/open-bucket/hello.txt 403 endpoint-policy
+expect_status b http://54.123.170.5/open-bucket/hello.txt 200
+expect_status a http://54.123.170.5/my-secure-bucket/hello.txt 200
+awsx ec2 describe-vpc-endpoints --query 'VpcEndpoints[0].PolicyDocument' --output text | grep -q Access-to-specific-bucket-only \
+    || fail "describe-vpc-endpoints does not show the policy"
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
+expect_status a http://54.123.170.5/open-bucket/hello.txt 200
+
+# aws:SourceIp through each path, explicit deny over allow, MalformedPolicy — set with boto3.
+"$PY" - "$API" <<'PY'
+import json, sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
+policy = {"Version": "2012-10-17", "Statement": [
+    {"Sid": "FromPublicIps", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+     "Resource": "arn:aws:s3:::open-bucket/*", "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}},
+    {"Sid": "NoSecrets", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+     "Resource": "arn:aws:s3:::open-bucket/secret*"}]}
+s3.put_bucket_policy(Bucket="open-bucket", Policy=json.dumps(policy))
+s3.put_object(Bucket="open-bucket", Key="secret.txt", Body=b"no")
+assert json.loads(s3.get_bucket_policy(Bucket="open-bucket")["Policy"]) == policy
+try:
+    s3.put_bucket_policy(Bucket="open-bucket", Policy=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    raise SystemExit("a bucket policy without Principal was accepted")
+except s3.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "MalformedPolicy", e.response
+PY
+ok "boto3: put/get bucket policy; a policy without Principal is MalformedPolicy"
+# From the guide: through an endpoint, aws:SourceIp "is not matched — the statement is ignored".
+expect_status b http://54.123.170.5/open-bucket/hello.txt 200
+expect_status a http://54.123.170.5/open-bucket/hello.txt 403 implicit
+expect_status b http://54.123.170.5/open-bucket/secret.txt 403 bucket-policy:NoSecrets
+
+# IAM users: the developer may describe but not create endpoints; the admin may.
+AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE AWS_SECRET_ACCESS_KEY=je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY \
+    awsx ec2 describe-vpcs >/dev/null || fail "developer cannot describe"
+AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE AWS_SECRET_ACCESS_KEY=je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY \
+    expect_error UnauthorizedOperation ec2 create-vpc-endpoint --vpc-id vpc-111bbb22 \
+    --service-name com.amazonaws.us-east-1.s3
+# Explicit deny beats the admin's allow: secret.txt is refused to the admin too.
+if awsx s3 cp s3://open-bucket/secret.txt - >/dev/null 2>&1; then fail "explicit deny ignored for admin"; fi
+ok "explicit Deny in the bucket policy beats the admin's Allow"
+# A wrong secret: SignatureDoesNotMatch, from the control API and from a subnet.
+out=$(AWS_SECRET_ACCESS_KEY=wrong awsx s3 ls 2>&1) && fail "bad signature accepted"
+echo "$out" | grep -q SignatureDoesNotMatch || fail "bad signature: $out"
+ok "a bad signature is SignatureDoesNotMatch"
