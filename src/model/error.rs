@@ -188,10 +188,10 @@ pub enum ModelError {
     PermissionNotFound { group: String, direction: &'static str, rule: String },
     #[error("the networkAcl ID '{0}' does not exist")]
     NetworkAclNotFound(String),
-    #[error("the network ACL entry {rule} ({}) already exists in {acl}", if *egress { "egress" } else { "ingress" })]
-    NetworkAclEntryExists { acl: String, rule: u16, egress: bool },
-    #[error("no {} entry with rule number {rule} in network ACL {acl}", if *egress { "egress" } else { "ingress" })]
-    NetworkAclEntryNotFound { acl: String, rule: u16, egress: bool },
+    #[error("the network ACL entry {rule} ({direction}) already exists in {acl}")]
+    NetworkAclEntryExists { acl: String, rule: u16, direction: &'static str },
+    #[error("no {direction} entry with rule number {rule} in network ACL {acl}")]
+    NetworkAclEntryNotFound { acl: String, rule: u16, direction: &'static str },
     #[error("invalid rule number {0}: network ACL rule numbers go from 1 to 32766")]
     InvalidRuleNumber(i64),
     #[error("invalid rule action '{0}': use allow or deny")]

@@ -684,7 +684,7 @@ impl World {
             return Err(ModelError::NetworkAclEntryExists {
                 acl: acl.into(),
                 rule: entry.rule_number,
-                egress: entry.egress,
+                direction: dir_of(entry.egress),
             });
         }
         let entry = AclEntry { cidr: entry.cidr.trunc(), ..entry };
@@ -709,7 +709,7 @@ impl World {
             .ok_or(ModelError::NetworkAclEntryNotFound {
                 acl: acl.into(),
                 rule: entry.rule_number,
-                egress: entry.egress,
+                direction: dir_of(entry.egress),
             })?;
         let entry = AclEntry { cidr: entry.cidr.trunc(), ..entry };
         if let Some(a) = self.network_acls.iter_mut().find(|a| a.id == acl) {
@@ -727,7 +727,11 @@ impl World {
     ) -> Result<(), ModelError> {
         let a = self.acl_checked(acl)?;
         if !a.entries.iter().any(|e| e.egress == egress && e.rule_number == rule) {
-            return Err(ModelError::NetworkAclEntryNotFound { acl: acl.into(), rule, egress });
+            return Err(ModelError::NetworkAclEntryNotFound {
+                acl: acl.into(),
+                rule,
+                direction: dir_of(egress),
+            });
         }
         if let Some(a) = self.network_acls.iter_mut().find(|a| a.id == acl) {
             a.entries.retain(|e| !(e.egress == egress && e.rule_number == rule));
@@ -870,4 +874,8 @@ fn normalize_rule(r: &SgRule) -> SgRule {
 
 fn check_rule_number(n: u16) -> Result<(), ModelError> {
     if (1..=MAX_ACL_RULE).contains(&n) { Ok(()) } else { Err(ModelError::InvalidRuleNumber(n.into())) }
+}
+
+fn dir_of(egress: bool) -> &'static str {
+    if egress { "egress" } else { "ingress" }
 }
