@@ -353,6 +353,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             private_ip,
             public_ip,
             image_id: None,
+            security_groups: vec![],
         };
         w.add_instance(inst).map_err(|e| {
             let (k, s) = match (&e, &n.public_ip) {

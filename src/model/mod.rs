@@ -21,6 +21,7 @@
 //! compiles a snapshot from it.
 
 mod error;
+mod filters;
 mod ops;
 mod policy_doc;
 mod regions;
@@ -33,6 +34,11 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 pub use error::ModelError;
+pub use filters::{
+    ACL_DEFAULT_RULE, AclAssociation, AclEntry, Direction, MAX_ACL_RULE, NetworkAcl, Peer, Ports,
+    Protocol, RuleAction, SecurityGroup, SgRule, default_acl_id, default_group_id,
+    implicit_acl_association_id, parse_acl_cidr,
+};
 pub use ops::{PolicyChange, ResourceKind};
 pub use policy_doc::{DEFAULT_ENDPOINT_POLICY, validate_endpoint_policy};
 pub use regions::{AwsRegion, REGIONS, default_prefix_lists};
@@ -145,6 +151,10 @@ pub struct Instance {
     /// The AMI id given to RunInstances, echoed back by DescribeInstances.
     #[serde(default)]
     pub image_id: Option<String>,
+    /// The security groups (`sg-…`, same VPC) the instance is in; empty: its VPC's default
+    /// group (see [`World::instance_groups`]).
+    #[serde(default)]
+    pub security_groups: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +216,12 @@ pub struct World {
     /// Tags by resource id (vpc, subnet, route table, internet gateway, instance), key → value.
     #[serde(default)]
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Security groups, the default group of every VPC included.
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroup>,
+    /// Network ACLs, the default ACL of every VPC included.
+    #[serde(default)]
+    pub network_acls: Vec<NetworkAcl>,
 }
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
@@ -289,6 +305,8 @@ impl World {
         if !(16..=28).contains(&vpc.cidr.prefix_len()) {
             return Err(ModelError::InvalidVpcCidr(vpc.cidr));
         }
+        self.check_default_ids_free(&vpc.id)?;
+        self.push_defaults(&vpc.id);
         self.vpcs.push(Vpc {
             cidr: vpc.cidr.trunc(),
             main_route_table: None,
@@ -503,6 +521,7 @@ impl World {
         }
         let vpc = subnet.vpc.clone();
         let subnet_id = subnet.id.clone();
+        self.check_instance_groups(&vpc, &inst.security_groups)?;
         if self.instances_in_vpc(&vpc).any(|i| i.private_ip == inst.private_ip) {
             return Err(ModelError::AddressInUse(inst.private_ip));
         }
@@ -623,7 +642,8 @@ impl World {
                 || self.route_tables.iter().any(|r| r.id == id)
                 || self.subnets.iter().any(|s| s.id == id)
                 || self.endpoints.iter().any(|e| e.id == id)
-                || self.instances.iter().any(|i| i.id == id);
+                || self.instances.iter().any(|i| i.id == id)
+                || self.filter_id_taken(id);
         if taken { Err(ModelError::DuplicateId(id.to_string())) } else { Ok(()) }
     }
 }

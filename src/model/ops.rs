@@ -30,6 +30,8 @@ pub enum ResourceKind {
     Instance,
     VpcEndpoint,
     PrefixList,
+    SecurityGroup,
+    NetworkAcl,
 }
 
 impl ResourceKind {
@@ -44,6 +46,8 @@ impl ResourceKind {
             "i" => ResourceKind::Instance,
             "vpce" => ResourceKind::VpcEndpoint,
             "pl" => ResourceKind::PrefixList,
+            "sg" => ResourceKind::SecurityGroup,
+            "acl" => ResourceKind::NetworkAcl,
             _ => return None,
         })
     }
@@ -58,6 +62,8 @@ impl ResourceKind {
             ResourceKind::Instance => "instance",
             ResourceKind::VpcEndpoint => "vpc-endpoint",
             ResourceKind::PrefixList => "prefix-list",
+            ResourceKind::SecurityGroup => "security-group",
+            ResourceKind::NetworkAcl => "network-acl",
         }
     }
 }
@@ -125,6 +131,18 @@ impl World {
                 self.prefix_list(id).is_some(),
                 ModelError::PrefixListNotFound,
             ),
+            ResourceKind::SecurityGroup => (
+                "security group",
+                "sg-",
+                self.security_group(id).is_some(),
+                ModelError::SecurityGroupNotFound,
+            ),
+            ResourceKind::NetworkAcl => (
+                "network acl",
+                "acl-",
+                self.network_acl(id).is_some(),
+                ModelError::NetworkAclNotFound,
+            ),
         };
         check_id(name, prefix, id)?;
         if found { Ok(kind) } else { Err(not_found(id.to_string())) }
@@ -155,6 +173,8 @@ impl World {
         {
             return Err(dep(format!("route table {} is in it", t.id)));
         }
+        self.check_vpc_filters_deletable(id)?;
+        self.remove_vpc_filters(id);
         self.route_tables.retain(|t| t.vpc != id);
         self.vpcs.retain(|v| v.id != id);
         self.tags.remove(id);
@@ -180,6 +200,7 @@ impl World {
             });
         }
         self.subnets.retain(|s| s.id != id);
+        self.forget_subnet_acl(id);
         self.tags.remove(id);
         Ok(())
     }

@@ -129,6 +129,7 @@ fn instance_address_rules() {
         private_ip: Ipv4Addr::from(ip),
         public_ip: None,
         image_id: None,
+        security_groups: vec![],
     };
     assert!(w.add_instance(inst([10, 0, 1, 3])).is_err(), "reserved");
     assert!(w.add_instance(inst([10, 0, 1, 255])).is_err(), "broadcast");

@@ -46,11 +46,19 @@ fn instance_xml(x: &mut Xml, w: &World, i: &Instance) {
     x.leaf("privateIpAddress", &i.private_ip.to_string());
     x.leaf_opt("ipAddress", i.public_ip.map(|p| p.to_string()).as_deref());
     x.bool("sourceDestCheck", true);
-    x.list("groupSet", [(); 0], |_, ()| {});
+    group_set(x, w, i);
     x.leaf("architecture", "x86_64");
     x.leaf("rootDeviceType", "ebs");
     x.leaf("virtualizationType", "hvm");
     x.tag_set(w.tags_of(&i.id));
+}
+
+/// `<groupSet>` of an instance: `groupId` and `groupName` of each of its groups.
+fn group_set(x: &mut Xml, w: &World, i: &Instance) {
+    x.list("groupSet", w.instance_groups(i), |x, g| {
+        x.leaf("groupId", &g);
+        x.leaf_opt("groupName", w.security_group(&g).map(|s| s.name.as_str()));
+    });
 }
 
 fn reservation_xml(x: &mut Xml, w: &World, reservation: &str, instances: &[&Instance]) {
@@ -98,6 +106,15 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     }
     let public = ctx.p.bool("NetworkInterface.1.AssociatePublicIpAddress")?.unwrap_or(false);
     let image = ctx.p.get("ImageId").map(str::to_string);
+    // `SecurityGroupId.N`, or inside `NetworkInterface.1` as the CLI sends it with
+    // `--associate-public-ip-address`; none: the VPC's default group.
+    let mut groups = ctx.p.indexed_owned("SecurityGroupId");
+    if groups.is_empty() {
+        groups = ctx.p.indexed_owned("NetworkInterface.1.SecurityGroupId");
+    }
+    for g in &groups {
+        check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
+    }
     let mut w = ctx.world.clone();
     let reservation = w.generate_id("r");
     let mut ids = Vec::new();
@@ -114,6 +131,7 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             private_ip: ip,
             public_ip,
             image_id: image.clone(),
+            security_groups: groups.clone(),
         })?;
         apply_tag_specs(ctx, &mut w, &id, "instance")?;
         ids.push(id);
@@ -150,6 +168,13 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "availability-zone" => one(zone_name(&w.region)),
             "reservation-id" => one(reservation_id(&i.id)),
             "owner-id" => one(OWNER_ID),
+            "instance.group-id" | "group-id" => Some(w.instance_groups(i)),
+            "instance.group-name" | "group-name" => Some(
+                w.instance_groups(i)
+                    .iter()
+                    .filter_map(|g| w.security_group(g).map(|s| s.name.clone()))
+                    .collect(),
+            ),
             _ => None,
         })?;
         if ok {
@@ -160,6 +185,28 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     }
     x.close();
     read(x)
+}
+
+/// ModifyInstanceAttribute: only `GroupId.N` (replaces the instance's security groups) is
+/// simulated.
+pub fn modify_instance_attribute(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("InstanceId")?;
+    check_kind(ctx.world, id, ResourceKind::Instance)?;
+    let groups = ctx.p.indexed_owned("GroupId");
+    if groups.is_empty() {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "only GroupId.N (the instance's security groups) can be modified in this lab",
+        ));
+    }
+    for g in &groups {
+        check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
+    }
+    let mut w = ctx.world.clone();
+    w.set_instance_groups(id, &groups)?;
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
 }
 
 pub fn terminate_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {

@@ -97,7 +97,9 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
             "instance" => "InvalidInstanceID.Malformed",
             "vpc endpoint" => "InvalidVpcEndpointId.Malformed",
             "prefix list" => "InvalidPrefixListId.Malformed",
-            "association" => "InvalidAssociationID.Malformed",
+            "association" | "network acl association" => "InvalidAssociationID.Malformed",
+            "security group" => "InvalidGroupId.Malformed",
+            "network acl" => "InvalidNetworkAclID.Malformed",
             _ => "InvalidID",
         },
         E::DuplicateId(_) => "InvalidParameterValue",
@@ -153,6 +155,29 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::NoFreePublicIp => "AddressLimitExceeded",
         E::NoMainRouteTable(_) => "InvalidParameterValue",
         E::InvalidTag(_) => "InvalidParameterValue",
+        E::InvalidProtocol(_) => "InvalidParameterValue",
+        E::InvalidPortRange(_) => "InvalidParameterValue",
+        E::InvalidCidr(_) => "InvalidParameterValue",
+        E::SecurityGroupNotFound(_) => "InvalidGroup.NotFound",
+        E::SecurityGroupDuplicate { .. } => "InvalidGroup.Duplicate",
+        E::InvalidGroupName(_) => "InvalidParameterValue",
+        E::InvalidGroupDescription(_) => "InvalidParameterValue",
+        E::SecurityGroupOtherVpc { .. } => "InvalidParameter",
+        E::CannotDeleteDefaultGroup(_) => "CannotDelete",
+        E::NoSecurityGroups(_) => "InvalidParameterValue",
+        E::DuplicatePermission { .. } => "InvalidPermission.Duplicate",
+        E::PermissionNotFound { .. } => "InvalidPermission.NotFound",
+        E::NetworkAclNotFound(_) => "InvalidNetworkAclID.NotFound",
+        E::NetworkAclEntryExists { .. } => "NetworkAclEntryAlreadyExists",
+        E::NetworkAclEntryNotFound { .. } => "InvalidNetworkAclEntry.NotFound",
+        E::InvalidRuleNumber(_) => "InvalidParameterValue",
+        E::InvalidRuleAction(_) => "InvalidParameterValue",
+        // The guide: "You cannot use prefix list IDs to create an outbound rule in a network
+        // ACL [...]".
+        E::PrefixListInNetworkAcl(_) => "InvalidParameterValue",
+        E::CannotDeleteDefaultAcl(_) => "InvalidParameterValue",
+        E::NetworkAclOtherVpc { .. } => "InvalidParameterValue",
+        E::SubnetAclConflict { .. } => "InvalidParameterValue",
     }
 }
 
@@ -205,6 +230,21 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("RunInstances", instances::run_instances),
     ("DescribeInstances", instances::describe_instances),
     ("TerminateInstances", instances::terminate_instances),
+    ("ModifyInstanceAttribute", instances::modify_instance_attribute),
+    ("CreateSecurityGroup", security::create_security_group),
+    ("DeleteSecurityGroup", security::delete_security_group),
+    ("DescribeSecurityGroups", security::describe_security_groups),
+    ("AuthorizeSecurityGroupIngress", security::authorize_security_group_ingress),
+    ("AuthorizeSecurityGroupEgress", security::authorize_security_group_egress),
+    ("RevokeSecurityGroupIngress", security::revoke_security_group_ingress),
+    ("RevokeSecurityGroupEgress", security::revoke_security_group_egress),
+    ("CreateNetworkAcl", security::create_network_acl),
+    ("DeleteNetworkAcl", security::delete_network_acl),
+    ("DescribeNetworkAcls", security::describe_network_acls),
+    ("CreateNetworkAclEntry", security::create_network_acl_entry),
+    ("ReplaceNetworkAclEntry", security::replace_network_acl_entry),
+    ("DeleteNetworkAclEntry", security::delete_network_acl_entry),
+    ("ReplaceNetworkAclAssociation", security::replace_network_acl_association),
     ("CreateTags", instances::create_tags),
     ("DescribeTags", instances::describe_tags),
     ("DeleteTags", instances::delete_tags),
@@ -218,6 +258,17 @@ pub fn actions() -> impl Iterator<Item = &'static str> {
 /// Answers one EC2 Query request against `world`. `Version` is not checked (the CLI always
 /// sends 2016-11-15). `DryRun=true` answers `DryRunOperation` when the call would succeed.
 pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
+    // A world saved before security groups and network ACLs existed gets its VPCs' default
+    // group and ACL (the first change persists them).
+    let upgraded;
+    let world = if world.missing_defaults() {
+        let mut w = world.clone();
+        w.ensure_defaults();
+        upgraded = w;
+        &upgraded
+    } else {
+        world
+    };
     let p = Params::new(req.params);
     let action = p.required("Action")?;
     let Some((action, handler)) = ACTIONS.iter().find(|(a, _)| *a == action) else {
@@ -250,6 +301,8 @@ pub(crate) fn check_kind(world: &World, id: &str, kind: ResourceKind) -> Result<
             ResourceKind::Instance => "instance",
             ResourceKind::VpcEndpoint => "vpc endpoint",
             ResourceKind::PrefixList => "prefix list",
+            ResourceKind::SecurityGroup => "security group",
+            ResourceKind::NetworkAcl => "network acl",
         };
         return Err(ModelError::MalformedId { kind: name, id: id.to_string() }.into());
     }
