@@ -1,11 +1,23 @@
-//! LPM lookup benchmark: `vpcsim::fib::lpm::Lpm` against `ip_network_table` (a tree-bitmap) as
-//! a baseline, on the real BGP table in `../shared/data/bgp-prefixes.txt.gz` when present,
-//! else on a synthetic table with the same prefix-length mix.
+//! LPM benchmark: `vpcsim::fib::lpm::Lpm` against two baselines built here, a plain DIR-24-8
+//! (2^24 `u32` entries plus 256-entry chunks for /25../32, values stored in the entries) and
+//! `ip_network_table` (a tree-bitmap), on the real BGP table in
+//! `../shared/data/bgp-prefixes.txt.gz` when present, else on a synthetic table with the same
+//! prefix-length mix.
+//!
+//! Prints once (stderr): the table used, the build time (full load) and heap bytes of each
+//! structure (measured by a counting global allocator), quick interleaved ns/lookup with the
+//! ratios lpm/DIR-24-8 and lpm/ip_network_table, and an update benchmark: up to 10,000 random
+//! single-prefix inserts/removes (capped at 15 s of wall time), each making a new table from
+//! the previous one by `clone` + `insert`/`remove` while the previous one stays intact
+//! (p50/p99/max). Then one criterion group times all three lookups, interleaved, on both
+//! address sets.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -15,6 +27,111 @@ use ipnet::Ipv4Net;
 use vpcsim::fib::lpm::Lpm;
 
 const LOOKUPS: usize = 1_000_000;
+const UPDATES: usize = 10_000;
+/// Wall-time cap of the update benchmark (an implementation whose clone copies the whole
+/// table would otherwise take minutes); the number of operations done is printed.
+const UPDATE_BUDGET: Duration = Duration::from_secs(15);
+
+/// Counts live heap bytes, so every structure's memory is measured the same way.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Builds a value, returning it with the build time and the heap bytes it keeps.
+fn measure<R>(f: impl FnOnce() -> R) -> (R, Duration, usize) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let r = f();
+    let d = t.elapsed();
+    (r, d, LIVE.load(Ordering::Relaxed).saturating_sub(before))
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// Plain DIR-24-8: one read for up to /24, two for longer prefixes. An entry is `0` (no
+/// route), `value + 1`, or `CHUNK | c` (chunk `c` of `tbl8` resolves the last 8 bits).
+struct Dir248 {
+    tbl24: Box<[u32; 1 << 24]>,
+    tbl8: Vec<u32>,
+}
+
+impl Dir248 {
+    const CHUNK: u32 = 1 << 31;
+
+    fn build(routes: &[(Ipv4Net, u32)]) -> Self {
+        let mut sorted: Vec<(u32, u8, u32)> =
+            routes.iter().map(|&(n, v)| (u32::from(n.network()), n.prefix_len(), v)).collect();
+        // Shortest first, so longer prefixes overwrite; stable, so a later duplicate wins.
+        sorted.sort_by_key(|&(_, l, _)| l);
+        let tbl24: Box<[u32; 1 << 24]> =
+            vec![0u32; 1 << 24].into_boxed_slice().try_into().expect("2^24 entries");
+        let mut d = Dir248 { tbl24, tbl8: Vec::new() };
+        for (a, l, v) in sorted {
+            assert!(v < Self::CHUNK - 1, "value fits an entry");
+            if l <= 24 {
+                let s = (a >> 8) as usize;
+                d.tbl24[s..s + (1 << (24 - l))].fill(v + 1);
+            } else {
+                let e = d.tbl24[(a >> 8) as usize];
+                let c = if e & Self::CHUNK != 0 {
+                    (e & !Self::CHUNK) as usize
+                } else {
+                    let c = d.tbl8.len() / 256;
+                    d.tbl8.extend([e; 256]);
+                    d.tbl24[(a >> 8) as usize] = Self::CHUNK | c as u32;
+                    c
+                };
+                let s = c * 256 + (a & 0xff) as usize;
+                d.tbl8[s..s + (1 << (32 - l))].fill(v + 1);
+            }
+        }
+        d
+    }
+
+    #[inline]
+    fn lookup(&self, a: u32) -> Option<u32> {
+        let mut e = self.tbl24[(a >> 8) as usize];
+        if e & Self::CHUNK != 0 {
+            e = self.tbl8.get(((e & !Self::CHUNK) as usize) << 8 | (a & 0xff) as usize).copied()?;
+        }
+        e.checked_sub(1)
+    }
+}
+
+/// Percentile of sorted samples.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
+}
 
 /// xorshift64*: tiny, seeded, good enough for benchmark inputs.
 struct XorShift(u64);
@@ -57,6 +174,11 @@ fn load_bgp(path: &Path) -> Option<Vec<Ipv4Net>> {
 
 /// ~900k prefixes with the length mix of a full IPv4 BGP table.
 fn synthesise(rng: &mut XorShift) -> Vec<Ipv4Net> {
+    synthesise_n(rng, 900_000)
+}
+
+/// `count` prefixes with the length mix of a full IPv4 BGP table.
+fn synthesise_n(rng: &mut XorShift, count: usize) -> Vec<Ipv4Net> {
     // (length, per-mille share)
     const MIX: [(u8, u32); 12] = [
         (24, 596),
@@ -73,7 +195,7 @@ fn synthesise(rng: &mut XorShift) -> Vec<Ipv4Net> {
         (32, 1),
     ];
     let total: u32 = MIX.iter().map(|&(_, s)| s).sum();
-    (0..900_000)
+    (0..count)
         .map(|_| {
             let mut pick = rng.next_u32() % total;
             let len = MIX
@@ -112,16 +234,27 @@ fn fib(c: &mut Criterion) {
     let routes: Vec<(Ipv4Net, u32)> =
         prefixes.iter().enumerate().map(|(i, &n)| (n, (i % 4096) as u32)).collect();
 
-    let t = Instant::now();
-    let lpm = Lpm::from_routes(routes.iter().copied());
-    let lpm_build = t.elapsed();
-    let t = Instant::now();
-    let mut base = IpNetworkTable::new();
-    for &(n, v) in &routes {
-        let net = Ipv4Network::new(n.network(), n.prefix_len()).expect("normalised prefix");
-        base.insert(net, v);
+    // Full loads: best of three for the two fast builders, one for ip_network_table.
+    let mut lpm_build = Duration::MAX;
+    let mut dir_build = Duration::MAX;
+    let (mut lpm, mut lpm_mem, mut dir, mut dir_mem) = (None, 0, None, 0);
+    for _ in 0..3 {
+        drop(lpm.take());
+        let (l, d, m) = measure(|| Lpm::from_routes(routes.iter().copied()));
+        (lpm, lpm_mem, lpm_build) = (Some(l), m, lpm_build.min(d));
+        drop(dir.take());
+        let (l, d, m) = measure(|| Dir248::build(&routes));
+        (dir, dir_mem, dir_build) = (Some(l), m, dir_build.min(d));
     }
-    let base_build = t.elapsed();
+    let (lpm, dir) = (lpm.expect("built"), dir.expect("built"));
+    let (base, base_build, base_mem) = measure(|| {
+        let mut base = IpNetworkTable::new();
+        for &(n, v) in &routes {
+            let net = Ipv4Network::new(n.network(), n.prefix_len()).expect("normalised prefix");
+            base.insert(net, v);
+        }
+        base
+    });
 
     let uniform: Vec<u32> = (0..LOOKUPS).map(|_| rng.next_u32()).collect();
     let inside: Vec<u32> = (0..LOOKUPS)
@@ -131,71 +264,130 @@ fn fib(c: &mut Criterion) {
         })
         .collect();
 
-    // Both tables must agree before their speed means anything.
+    // All three tables must agree before their speed means anything.
     for &a in uniform.iter().chain(&inside).step_by(7) {
         let ours = lpm.lookup_prefix(a).map(|(n, &v)| (n.network(), n.prefix_len(), v));
         let theirs = base
             .longest_match_ipv4(Ipv4Addr::from(a))
             .map(|(n, &v)| (n.network_address(), n.netmask(), v));
         assert_eq!(ours, theirs, "mismatch for {}", Ipv4Addr::from(a));
+        assert_eq!(lpm.lookup(a).copied(), dir.lookup(a), "DIR-24-8 mismatch for {a:#x}");
     }
 
-    // One quick direct timing, so the ratio is printed in a single place.
-    let time = |f: &dyn Fn(&[u32]) -> u64, addrs: &[u32]| {
-        (0..3)
-            .map(|_| {
-                let t = Instant::now();
-                black_box(f(black_box(addrs)));
-                t.elapsed()
-            })
-            .min()
-            .unwrap_or(Duration::ZERO)
-            .as_secs_f64()
-            * 1e9
-            / addrs.len() as f64
-    };
     let lpm_sum =
-        |addrs: &[u32]| addrs.iter().filter_map(|&a| lpm.lookup(a)).map(|&v| v as u64).sum();
+        |addrs: &[u32]| addrs.iter().filter_map(|&a| lpm.lookup(a)).map(|&v| v as u64).sum::<u64>();
+    let dir_sum =
+        |addrs: &[u32]| addrs.iter().filter_map(|&a| dir.lookup(a)).map(|v| v as u64).sum::<u64>();
     let base_sum = |addrs: &[u32]| {
         addrs
             .iter()
             .filter_map(|&a| base.longest_match_ipv4(Ipv4Addr::from(a)))
             .map(|(_, &v)| v as u64)
-            .sum()
+            .sum::<u64>()
     };
     eprintln!(
-        "fib: prefixes {}, build lpm {:.1?} vs ip_network_table {:.1?} (ratio {:.2})",
+        "fib: {} prefixes; build (full load): lpm {:.1?}, DIR-24-8 {:.1?}, \
+         ip_network_table {:.1?}",
         lpm.len(),
         lpm_build,
-        base_build,
-        lpm_build.as_secs_f64() / base_build.as_secs_f64()
+        dir_build,
+        base_build
     );
     eprintln!(
-        "fib: lpm memory_bytes {:.1} MiB (+ side map ~{:.1} MiB)",
-        lpm.memory_bytes() as f64 / (1 << 20) as f64,
-        lpm.control_bytes() as f64 / (1 << 20) as f64
+        "fib: heap: lpm {:.1} MiB (memory_bytes {:.1} MiB, control_bytes {:.1} MiB), \
+         DIR-24-8 {:.1} MiB, ip_network_table {:.1} MiB",
+        mib(lpm_mem),
+        mib(lpm.memory_bytes()),
+        mib(lpm.control_bytes()),
+        mib(dir_mem),
+        mib(base_mem)
     );
+
+    // Quick direct timings, interleaved round by round (best of five), for the ratios.
+    let ns = |f: &dyn Fn(&[u32]) -> u64, addrs: &[u32]| {
+        let t = Instant::now();
+        black_box(f(black_box(addrs)));
+        t.elapsed().as_secs_f64() * 1e9 / addrs.len() as f64
+    };
     for (name, addrs) in [("uniform", &uniform), ("in-prefix", &inside)] {
-        let (a, b) = (time(&lpm_sum, addrs), time(&base_sum, addrs));
+        let mut best = [f64::MAX; 3];
+        for _ in 0..5 {
+            best[0] = best[0].min(ns(&lpm_sum, addrs));
+            best[1] = best[1].min(ns(&dir_sum, addrs));
+            best[2] = best[2].min(ns(&base_sum, addrs));
+        }
+        let [a, d, b] = best;
         eprintln!(
-            "fib: {name}: lpm {a:.1} ns/lookup, ip_network_table {b:.1} ns/lookup, \
-                   ratio lpm/ip_network_table {:.3}",
+            "fib: {name}: ns/lookup lpm {a:.2}, DIR-24-8 {d:.2}, ip_network_table {b:.2}; \
+             ratio lpm/DIR-24-8 {:.3}, lpm/ip_network_table {:.3}",
+            a / d,
             a / b
         );
     }
 
+    update_bench(&lpm, &prefixes, &mut rng);
+
     let mut g = c.benchmark_group("fib");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
+        .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(LOOKUPS as u64));
     for (name, addrs) in [("uniform", &uniform), ("in-prefix", &inside)] {
         g.bench_function(format!("lpm/{name}"), |b| b.iter(|| lpm_sum(black_box(addrs))));
+        g.bench_function(format!("dir24-8/{name}"), |b| b.iter(|| dir_sum(black_box(addrs))));
         g.bench_function(format!("ip_network_table/{name}"), |b| {
             b.iter(|| base_sum(black_box(addrs)))
         });
     }
     g.finish();
+}
+
+/// Up to 10,000 updates (within `UPDATE_BUDGET`) on the full table, alternating a removal of a
+/// random present prefix and an insertion of a random new one (address and length drawn like
+/// the synthetic table); each makes a new table from the previous one (`clone` +
+/// `remove`/`insert`), as the control plane does before publishing a snapshot. The previous
+/// table is dropped outside the timed region (a reader may still hold it), and its drop is
+/// reported separately.
+fn update_bench(full: &Lpm<u32>, prefixes: &[Ipv4Net], rng: &mut XorShift) {
+    let fresh = synthesise_n(rng, UPDATES / 2 + 1);
+    let mut present: Vec<Ipv4Net> = prefixes.to_vec();
+    let mut cur = full.clone();
+    let mut times = Vec::with_capacity(UPDATES);
+    let mut drops = Vec::with_capacity(UPDATES);
+    let before = full.lookup_prefix(0x0808_0808).map(|(n, &v)| (n, v));
+    let start = Instant::now();
+    for i in 0..UPDATES {
+        if start.elapsed() > UPDATE_BUDGET {
+            break;
+        }
+        let t = Instant::now();
+        let mut next = cur.clone();
+        if i % 2 == 0 {
+            let n = present.swap_remove(rng.below(present.len()));
+            black_box(next.remove(n));
+        } else {
+            black_box(next.insert(fresh[i / 2], i as u32));
+        }
+        times.push(t.elapsed());
+        let old = std::mem::replace(&mut cur, next);
+        let t = Instant::now();
+        drop(old);
+        drops.push(t.elapsed());
+    }
+    // The table the updates started from is untouched.
+    assert_eq!(full.lookup_prefix(0x0808_0808).map(|(n, &v)| (n, v)), before);
+    times.sort();
+    drops.sort();
+    eprintln!(
+        "fib: update (clone + insert/remove, {} ops on the full table): p50 {:.2?}, \
+         p99 {:.2?}, max {:.2?}; dropping the previous table: p50 {:.2?}, p99 {:.2?}",
+        times.len(),
+        pct(&times, 0.5),
+        pct(&times, 0.99),
+        pct(&times, 1.0),
+        pct(&drops, 0.5),
+        pct(&drops, 0.99)
+    );
 }
 
 criterion_group!(benches, fib);

@@ -37,6 +37,8 @@ pub enum FlowPath {
     Igw { aws: bool },
     /// Through a gateway endpoint: source unchanged.
     Vpce(Arc<EndpointInfo>),
+    /// To the VPC's resolver (base + 2), which lives in the aws namespace.
+    Resolver(Arc<str>),
 }
 
 /// TCP sequence state per direction, enough to build a RST that the receiver accepts.

@@ -156,7 +156,7 @@ impl Pipeline {
         };
         match self.flows.get(&key)?.path {
             FlowPath::Vpce(ep) => Some(ep),
-            FlowPath::Igw { .. } => None,
+            FlowPath::Igw { .. } | FlowPath::Resolver(_) => None,
         }
     }
 
@@ -209,6 +209,16 @@ impl Pipeline {
         let Some(host) = vpc.hosts.get(&src).filter(|h| h.port == port) else {
             return c.drop(DropReason::UnknownSource);
         };
+        // The VPC resolver (the VPC's base address + 2) answers from the aws namespace, whatever
+        // the route table says, like AWS's "AmazonProvidedDNS".
+        if info.dst_u32() == resolver_of(vpc.cidr) && is_dns(info) {
+            if !packet::decrement_ttl(pkt) {
+                return c.drop(DropReason::TtlExceeded);
+            }
+            let id = vpc.id.clone();
+            self.track_out(now, info, src, port, src, || FlowPath::Resolver(id));
+            return Action::Forward { port: PORT_AWS, len: pkt.len() };
+        }
         // Security-group egress and network-ACL outbound: allow all until they exist.
         let Some(hop) = subnet.fib.lookup(info.dst_u32()).copied() else {
             return c.drop(DropReason::NoRoute);
@@ -281,7 +291,7 @@ impl Pipeline {
             let back = self.flows.with(&key, |f| {
                 f.last_seen = now;
                 track_tcp(&mut f.tcp, info, false);
-                matches!(f.path, FlowPath::Vpce(_)).then_some(f.port)
+                matches!(f.path, FlowPath::Vpce(_) | FlowPath::Resolver(_)).then_some(f.port)
             });
             let Some(Some(out)) = back else {
                 return c.drop(DropReason::NoFlow);
@@ -336,6 +346,32 @@ impl Pipeline {
                 f.last_seen = now;
                 track_tcp(&mut f.tcp, info, false);
             });
+        }
+    }
+}
+
+/// The address of a VPC's resolver: its base address + 2 (10.0.0.2 in a 10.0.0.0/16 VPC).
+pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {
+    u32::from(cidr.network()).wrapping_add(2)
+}
+
+/// UDP or TCP to port 53.
+fn is_dns(info: &Ipv4Info) -> bool {
+    matches!(info.l4(), L4::Udp { dst_port: 53, .. } | L4::Tcp { dst_port: 53, .. })
+}
+
+/// The VPC a DNS query came from, given its tuple as the resolver's socket sees it.
+impl Pipeline {
+    pub fn resolver_origin(
+        &self,
+        proto: u8,
+        client: (u32, u16),
+        server: (u32, u16),
+    ) -> Option<Arc<str>> {
+        let key = FlowKey { proto, src: client.0, sport: client.1, dst: server.0, dport: server.1 };
+        match self.flows.get(&key)?.path {
+            FlowPath::Resolver(vpc) => Some(vpc),
+            _ => None,
         }
     }
 }

@@ -34,10 +34,15 @@ enum Way {
     Vpce {
         id: String,
     },
+    /// The VPC resolver does not depend on routes.
+    Resolver,
     Gone,
 }
 
 fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
+    if let FlowPath::Resolver(_) = flow.path {
+        return Way::Resolver;
+    }
     let Some(subnet) = snap.subnet(flow.port) else { return Way::Gone };
     let Some(host) = snap.vpcs.get(subnet.vpc as usize).and_then(|v| v.hosts.get(&flow.private_ip))
     else {
@@ -63,6 +68,7 @@ fn recorded_way(key: &FlowKey, flow: &Flow) -> Way {
     match &flow.path {
         FlowPath::Igw { aws } => Way::Igw { public_ip: key.src, aws: *aws },
         FlowPath::Vpce(e) => Way::Vpce { id: e.vpce_id.clone() },
+        FlowPath::Resolver(_) => Way::Resolver,
     }
 }
 
@@ -96,7 +102,9 @@ impl Pipeline {
             // out_next.
             if t.seen_out {
                 let port = match flow.path {
-                    FlowPath::Vpce(_) | FlowPath::Igw { aws: true } => PORT_AWS,
+                    FlowPath::Vpce(_) | FlowPath::Resolver(_) | FlowPath::Igw { aws: true } => {
+                        PORT_AWS
+                    }
                     FlowPath::Igw { aws: false } => PORT_INTERNET,
                 };
                 out.push(Injection {

@@ -7,6 +7,11 @@
 //! by integers: no string comparison on the per-packet path.
 
 pub mod lpm;
+// The filter module lives with the pipeline (`src/dataplane/filter.rs`); it is declared here
+// until the pipeline declares it (`pub mod filter;` in `src/dataplane/mod.rs`, then this becomes
+// `pub use crate::dataplane::filter;`).
+#[path = "../dataplane/filter.rs"]
+pub mod filter;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -86,6 +91,9 @@ pub struct Snapshot {
     /// Every AWS service range of every region: IGW traffic to these goes to the aws port.
     pub aws_ranges: Lpm<()>,
     pub endpoints: Vec<Arc<EndpointInfo>>,
+    /// Security groups per instance address and network ACLs per subnet port, compiled (see
+    /// [`filter`]: `sg_egress`, `sg_ingress`, `nacl_out`, `nacl_in`).
+    pub filters: filter::FilterSet,
 }
 
 impl Snapshot {
@@ -162,7 +170,8 @@ impl Snapshot {
         let aws_ranges = Lpm::from_routes(
             world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().map(|c| (*c, ()))),
         );
-        Snapshot { generation, subnets, vpcs, public_ips, aws_ranges, endpoints }
+        let filters = filter::FilterSet::compile(world, &vpc_index, port_of);
+        Snapshot { generation, subnets, vpcs, public_ips, aws_ranges, endpoints, filters }
     }
 
     pub fn subnet(&self, port: PortId) -> Option<&SubnetPlane> {

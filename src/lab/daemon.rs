@@ -13,7 +13,7 @@ use super::setup::{self, RunRecord};
 use crate::fib;
 use crate::io::netns;
 use crate::model::World;
-use crate::services::{api, echo, s3, store::Store};
+use crate::services::{api, dns, echo, s3, store::Store};
 
 pub struct UpOptions {
     pub api_listen: SocketAddr,
@@ -221,6 +221,7 @@ fn run(
                 }
             });
         }
+        start_dns(&control, &aws_ns).await?;
         let api_listener = tokio::net::TcpListener::from_std(api_listener)?;
         let api_lab = lab.clone();
         tokio::spawn(async move {
@@ -264,6 +265,100 @@ fn run(
         anyhow::Ok(())
     })?;
     rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+/// What the resolver answers, from the world.
+fn dns_view(world: &World) -> dns::DnsView {
+    dns::DnsView {
+        s3_regions: world
+            .prefix_lists
+            .iter()
+            .filter_map(|p| Some((p.region.clone(), *p.cidrs.first()?)))
+            .collect(),
+        hosts: world.internet_hosts.iter().map(|h| (h.name.clone(), h.ip)).collect(),
+    }
+}
+
+/// The VPC resolvers, in the aws namespace: one TCP listener for all, one UDP socket per
+/// resolver address (so replies leave from the address queried), kept in step with the world
+/// (new VPCs, changed prefix lists) once a second.
+async fn start_dns(control: &Arc<Control>, aws_ns: &str) -> anyhow::Result<()> {
+    let view = Arc::new(arc_swap::ArcSwap::from_pointee(dns_view(&control.world())));
+    let (pipeline, access) = (control.pipeline.clone(), control.access.clone());
+    let enabled = Arc::new(move |client: SocketAddr, local: SocketAddr| {
+        let (SocketAddr::V4(c), SocketAddr::V4(l)) = (client, local) else { return false };
+        let (c, l) = ((u32::from(*c.ip()), c.port()), (u32::from(*l.ip()), l.port()));
+        // The flow says which VPC asked; the VPC says whether DNS is on.
+        let vpc = pipeline.resolver_origin(17, c, l).or_else(|| pipeline.resolver_origin(6, c, l));
+        vpc.is_some_and(|v| access.load().dns_enabled(&v))
+    });
+    let state = Arc::new(dns::DnsState { view: view.clone(), enabled });
+    let tcp = netns::run_in(aws_ns, || {
+        let l = std::net::TcpListener::bind("0.0.0.0:53")?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })
+    .context("binding the VPC resolver (TCP 53) in the aws namespace")?;
+    let tcp = tokio::net::TcpListener::from_std(tcp)?;
+    let tcp_state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = dns::serve_tcp(tcp, tcp_state).await {
+            tracing::error!(error = %e, "resolver (tcp) stopped");
+        }
+    });
+    let control = control.clone();
+    let aws_ns = aws_ns.to_string();
+    let mut udp: std::collections::HashMap<std::net::Ipv4Addr, tokio::task::JoinHandle<()>> =
+        std::collections::HashMap::new();
+    let mut sync = move || -> anyhow::Result<()> {
+        let world = control.world();
+        view.store(Arc::new(dns_view(&world)));
+        let want: std::collections::HashSet<std::net::Ipv4Addr> = world
+            .vpcs
+            .iter()
+            .map(|v| std::net::Ipv4Addr::from(crate::dataplane::resolver_of(v.cidr)))
+            .collect();
+        udp.retain(|addr, task| {
+            let keep = want.contains(addr);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for addr in want {
+            if udp.contains_key(&addr) {
+                continue;
+            }
+            let sock = netns::run_in(&aws_ns, move || {
+                let s = std::net::UdpSocket::bind((addr, 53))?;
+                s.set_nonblocking(true)?;
+                Ok(s)
+            })
+            .with_context(|| format!("binding the resolver {addr}:53"))?;
+            let sock = tokio::net::UdpSocket::from_std(sock)?;
+            let st = state.clone();
+            udp.insert(
+                addr,
+                tokio::spawn(async move {
+                    if let Err(e) = dns::serve_udp(sock, st).await {
+                        tracing::error!(error = %e, "resolver (udp) stopped");
+                    }
+                }),
+            );
+        }
+        Ok(())
+    };
+    sync()?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = sync() {
+                tracing::warn!(error = %format!("{e:#}"), "resolver sync");
+            }
+        }
+    });
     Ok(())
 }
 

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{
-    Bucket, Endpoint, Instance, InternetGateway, InternetHost, ModelError, PrefixList, Route,
-    Subnet, Target, Vpc, World,
+    AclEntry, Bucket, Direction, Endpoint, Instance, InternetGateway, InternetHost, ModelError,
+    Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet, Target, Vpc, World,
+    default_acl_id, default_group_id, parse_acl_cidr,
 };
 
 /// The embedded default lab (DESIGN.md's table).
@@ -49,6 +50,10 @@ struct LabFile {
     subnet: Vec<SubnetItem>,
     #[serde(default)]
     endpoint: Vec<EndpointItem>,
+    #[serde(default)]
+    security_group: Vec<SecurityGroupItem>,
+    #[serde(default)]
+    network_acl: Vec<NetworkAclItem>,
     #[serde(default)]
     instance: Vec<InstanceItem>,
     #[serde(default)]
@@ -141,6 +146,55 @@ struct InstanceItem {
     subnet: S,
     private_ip: S,
     public_ip: Option<S>,
+    /// `sg-…` ids of the same VPC; omitted: the VPC's default group.
+    #[serde(default)]
+    security_groups: Vec<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecurityGroupItem {
+    id: S,
+    name: S,
+    vpc: S,
+    description: Option<S>,
+    /// Omitted: one rule allowing everything (as CreateSecurityGroup makes it).
+    egress: Option<Vec<SgRuleItem>>,
+    /// Omitted: none (the default group: its rule allowing traffic from itself).
+    ingress: Option<Vec<SgRuleItem>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SgRuleItem {
+    protocol: S,
+    ports: Option<S>,
+    /// Egress rules: a CIDR, `pl-…` or `sg-…`.
+    destination: Option<S>,
+    /// Ingress rules: a CIDR, `pl-…` or `sg-…`.
+    source: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkAclItem {
+    id: S,
+    vpc: S,
+    #[serde(default)]
+    subnets: Vec<S>,
+    /// Omitted: none (the default ACL: its entry 100 allowing everything).
+    egress: Option<Vec<AclEntryItem>>,
+    ingress: Option<Vec<AclEntryItem>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AclEntryItem {
+    rule: Spanned<i64>,
+    protocol: S,
+    ports: Option<S>,
+    action: S,
+    cidr: S,
 }
 
 #[derive(Deserialize)]
@@ -341,6 +395,8 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             ctx.err(k, &sp, err)
         })?;
     }
+    security_groups(&ctx, &mut w, &lab.security_group)?;
+    network_acls(&ctx, &mut w, &lab.network_acl)?;
     for (i, n) in lab.instance.iter().enumerate() {
         let private_ip = ctx.ip(&n.private_ip, &format!("instance[{i}].private_ip"))?;
         let public_ip = match &n.public_ip {
@@ -353,9 +409,23 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             private_ip,
             public_ip,
             image_id: None,
-            security_groups: vec![],
+            security_groups: n.security_groups.iter().map(|g| g.get_ref().clone()).collect(),
         };
         w.add_instance(inst).map_err(|e| {
+            let group = |g: &str| {
+                n.security_groups
+                    .iter()
+                    .position(|x| x.get_ref() == g)
+                    .map(|j| (format!("security_groups[{j}]"), n.security_groups[j].span()))
+            };
+            if let ModelError::SecurityGroupNotFound(g)
+            | ModelError::SecurityGroupOtherVpc { group: g, .. }
+            | ModelError::MalformedId { id: g, .. }
+            | ModelError::DuplicateId(g) = &e
+                && let Some((k, s)) = group(g)
+            {
+                return ctx.err(format!("instance[{i}].{k}"), &s, e);
+            }
             let (k, s) = match (&e, &n.public_ip) {
                 (ModelError::SubnetNotFound(_), _) => ("subnet", n.subnet.span()),
                 (ModelError::InvalidPrivateIp { .. }, _) => ("private_ip", n.private_ip.span()),
@@ -431,6 +501,195 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         })?;
     }
     Ok(w)
+}
+
+/// `[[security_group]]`: all groups first (rules may name any of them), then their rules. A
+/// section whose id is a VPC's default group (`sg-` and the VPC id's hex part) sets that
+/// group's rules instead of creating one.
+fn security_groups(
+    ctx: &Ctx,
+    w: &mut World,
+    items: &[SecurityGroupItem],
+) -> Result<(), LabFileError> {
+    for (i, g) in items.iter().enumerate() {
+        let f = |k: &str| format!("security_group[{i}].{k}");
+        let id = g.id.get_ref();
+        let vpc = g.vpc.get_ref();
+        if w.vpc(vpc).is_none() {
+            return Err(ctx.err(f("vpc"), &g.vpc.span(), ModelError::VpcNotFound(vpc.clone())));
+        }
+        if *id == default_group_id(vpc) {
+            if g.name.get_ref() != "default" {
+                return Err(ctx.msg(
+                    f("name"),
+                    &g.name.span(),
+                    format!("{id} is the default group of {vpc}: its name is 'default'"),
+                ));
+            }
+            continue;
+        }
+        let description = g.description.as_ref().map(|d| d.get_ref().as_str());
+        w.create_security_group(id, g.name.get_ref(), description.unwrap_or(g.name.get_ref()), vpc)
+            .map_err(|e| {
+                let (k, s) = match (&e, &g.description) {
+                    (
+                        ModelError::InvalidGroupName(_) | ModelError::SecurityGroupDuplicate { .. },
+                        _,
+                    ) => ("name", g.name.span()),
+                    (ModelError::InvalidGroupDescription(_), Some(d)) => ("description", d.span()),
+                    _ => ("id", g.id.span()),
+                };
+                ctx.err(f(k), &s, e)
+            })?;
+    }
+    for (i, g) in items.iter().enumerate() {
+        let lists = [
+            (Direction::Egress, g.egress.as_deref(), "egress", "destination"),
+            (Direction::Ingress, g.ingress.as_deref(), "ingress", "source"),
+        ];
+        for (dir, list, name, peer_key) in lists {
+            let Some(list) = list else { continue };
+            let mut rules = Vec::new();
+            for (j, r) in list.iter().enumerate() {
+                let f = |k: &str| format!("security_group[{i}].{name}[{j}].{k}");
+                let (peer, wrong) = match dir {
+                    Direction::Egress => (&r.destination, &r.source),
+                    Direction::Ingress => (&r.source, &r.destination),
+                };
+                if let Some(wr) = wrong {
+                    let other = if peer_key == "source" { "destination" } else { "source" };
+                    return Err(ctx.msg(
+                        f(other),
+                        &wr.span(),
+                        format!("{name} rules name a {peer_key}, not a {other}"),
+                    ));
+                }
+                let Some(peer) = peer else {
+                    return Err(ctx.msg(
+                        f("protocol"),
+                        &r.protocol.span(),
+                        format!("missing field `{peer_key}` (a CIDR, pl- or sg- id)"),
+                    ));
+                };
+                let protocol = Protocol::parse(r.protocol.get_ref())
+                    .map_err(|e| ctx.err(f("protocol"), &r.protocol.span(), e))?;
+                let ports =
+                    Ports::parse_lab(protocol, r.ports.as_ref().map(|p| p.get_ref().as_str()))
+                        .map_err(|e| {
+                            let span =
+                                r.ports.as_ref().map(|p| p.span()).unwrap_or(r.protocol.span());
+                            ctx.err(f("ports"), &span, e)
+                        })?;
+                let p = peer.get_ref();
+                let parsed = if p.starts_with("pl-") {
+                    Peer::PrefixList(p.clone())
+                } else if p.starts_with("sg-") {
+                    Peer::Group(p.clone())
+                } else {
+                    Peer::Cidr(ctx.cidr(peer, &f(peer_key))?)
+                };
+                let rule = SgRule { protocol, ports, peer: parsed };
+                let mut probe = w.clone();
+                probe
+                    .set_security_group_rules(g.id.get_ref(), dir, std::slice::from_ref(&rule))
+                    .map_err(|e| ctx.err(f(peer_key), &peer.span(), e))?;
+                if rules.contains(&rule) {
+                    return Err(ctx.err(
+                        f(peer_key),
+                        &peer.span(),
+                        ModelError::DuplicatePermission {
+                            group: g.id.get_ref().clone(),
+                            direction: dir.name(),
+                            rule: rule.to_string(),
+                        },
+                    ));
+                }
+                rules.push(rule);
+            }
+            w.set_security_group_rules(g.id.get_ref(), dir, &rules)
+                .map_err(|e| ctx.err(format!("security_group[{i}].{name}"), &g.id.span(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `[[network_acl]]`: creates the ACL (or, for a VPC's default ACL id, replaces its entries),
+/// adds its entries and associates its subnets. A `pl-` cidr is refused with the guide's
+/// sentence.
+fn network_acls(ctx: &Ctx, w: &mut World, items: &[NetworkAclItem]) -> Result<(), LabFileError> {
+    for (i, a) in items.iter().enumerate() {
+        let f = |k: &str| format!("network_acl[{i}].{k}");
+        let id = a.id.get_ref();
+        let vpc = a.vpc.get_ref();
+        if w.vpc(vpc).is_none() {
+            return Err(ctx.err(f("vpc"), &a.vpc.span(), ModelError::VpcNotFound(vpc.clone())));
+        }
+        if *id == default_acl_id(vpc) {
+            let given =
+                |egress: bool| if egress { a.egress.is_some() } else { a.ingress.is_some() };
+            let old: Vec<(bool, u16)> = w
+                .network_acl(id)
+                .map(|x| {
+                    x.entries
+                        .iter()
+                        .filter(|e| given(e.egress))
+                        .map(|e| (e.egress, e.rule_number))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (egress, n) in old {
+                w.delete_network_acl_entry(id, egress, n)
+                    .map_err(|e| ctx.err(f("id"), &a.id.span(), e))?;
+            }
+        } else {
+            w.create_network_acl(id, vpc).map_err(|e| ctx.err(f("id"), &a.id.span(), e))?;
+        }
+        for (egress, name, list) in [(true, "egress", &a.egress), (false, "ingress", &a.ingress)] {
+            for (j, r) in list.iter().flatten().enumerate() {
+                let f = |k: &str| format!("network_acl[{i}].{name}[{j}].{k}");
+                let protocol = Protocol::parse(r.protocol.get_ref())
+                    .map_err(|e| ctx.err(f("protocol"), &r.protocol.span(), e))?;
+                let ports =
+                    Ports::parse_lab(protocol, r.ports.as_ref().map(|p| p.get_ref().as_str()))
+                        .map_err(|e| {
+                            let span =
+                                r.ports.as_ref().map(|p| p.span()).unwrap_or(r.protocol.span());
+                            ctx.err(f("ports"), &span, e)
+                        })?;
+                let action = RuleAction::parse(r.action.get_ref())
+                    .map_err(|e| ctx.err(f("action"), &r.action.span(), e))?;
+                // From the guide: "You cannot use prefix list IDs to create an outbound rule in
+                // a network ACL".
+                let cidr = parse_acl_cidr(r.cidr.get_ref())
+                    .map_err(|e| ctx.err(f("cidr"), &r.cidr.span(), e))?;
+                let n = *r.rule.get_ref();
+                let rule_number = u16::try_from(n).map_err(|_| {
+                    ctx.err(f("rule"), &r.rule.span(), ModelError::InvalidRuleNumber(n))
+                })?;
+                let entry = AclEntry { rule_number, egress, protocol, ports, cidr, action };
+                w.add_network_acl_entry(id, entry)
+                    .map_err(|e| ctx.err(f("rule"), &r.rule.span(), e))?;
+            }
+        }
+        for (j, s) in a.subnets.iter().enumerate() {
+            let sub = s.get_ref();
+            if *id == default_acl_id(vpc) {
+                // Subnets use their VPC's default ACL unless another ACL names them.
+                let ok = w.subnet(sub).is_some_and(|x| x.vpc == *vpc);
+                if !ok {
+                    return Err(ctx.err(
+                        f(&format!("subnets[{j}]")),
+                        &s.span(),
+                        ModelError::SubnetNotFound(sub.clone()),
+                    ));
+                }
+                continue;
+            }
+            w.associate_network_acl(id, sub)
+                .map_err(|e| ctx.err(f(&format!("subnets[{j}]")), &s.span(), e))?;
+        }
+    }
+    Ok(())
 }
 
 struct Ctx<'a> {
@@ -571,5 +830,143 @@ mod tests {
             with("[[instance]]\nid = \"i-0a0a\"\nsubnet = \"a\"\nprivate_ip = \"10.0.2.50\"\n")
                 .unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (line_count() + 5, "instance[3].private_ip"));
+    }
+
+    const SG_LAB: &str = r#"[[security_group]]
+id = "sg-0a0a0a0a"
+name = "https-to-s3"
+vpc = "vpc-111bbb22"
+egress = [{ protocol = "tcp", ports = "443", destination = "pl-1a2b3c4d" }]
+ingress = [{ protocol = "tcp", ports = "22", source = "10.0.0.0/16" }, { protocol = "icmp", ports = "8", source = "sg-0a0a0a0a" }]
+[[network_acl]]
+id = "acl-0a0a0a0a"
+vpc = "vpc-111bbb22"
+subnets = ["a"]
+egress = [{ rule = 100, protocol = "all", action = "allow", cidr = "0.0.0.0/0" }]
+ingress = [{ rule = 100, protocol = "tcp", ports = "80", action = "deny", cidr = "198.51.100.0/24" }, { rule = 200, protocol = "all", action = "allow", cidr = "0.0.0.0/0" }]
+[[instance]]
+id = "i-0d0d0d0d"
+subnet = "a"
+private_ip = "10.0.1.20"
+security_groups = ["sg-0a0a0a0a"]
+"#;
+
+    #[test]
+    fn security_groups_and_network_acls() {
+        let w = with(SG_LAB).unwrap();
+        let g = w.security_group("sg-0a0a0a0a").unwrap();
+        assert_eq!(g.name, "https-to-s3");
+        assert_eq!(g.egress.len(), 1);
+        assert_eq!(g.egress[0].peer, Peer::PrefixList("pl-1a2b3c4d".into()));
+        assert_eq!(g.egress[0].ports, Ports::Range { from: 443, to: 443 });
+        assert_eq!(g.ingress.len(), 2);
+        assert_eq!(g.ingress[1].ports, Ports::Icmp { icmp_type: Some(8), code: None });
+        assert_eq!(w.instance("i-0d0d0d0d").unwrap().security_groups, ["sg-0a0a0a0a"]);
+        // Instances that name no group are in the default group.
+        let a = w.instance("i-0a0a0a0a").unwrap();
+        assert_eq!(w.instance_groups(a), ["sg-111bbb22"]);
+        let (acl, _) = w.subnet_acl("a").unwrap();
+        assert_eq!(acl.id, "acl-0a0a0a0a");
+        assert_eq!(acl.sorted(false).iter().map(|e| e.rule_number).collect::<Vec<_>>(), [100, 200]);
+        assert_eq!(w.subnet_acl("b").unwrap().0.id, "acl-111bbb22");
+        // The default lab: one default group and one default ACL.
+        let d = parse("demo.toml", DEFAULT_LAB).unwrap();
+        assert_eq!(d.security_groups.len(), 1);
+        assert_eq!(d.security_groups[0].name, "default");
+        assert_eq!(d.network_acls.len(), 1);
+        assert!(d.network_acls[0].is_default);
+    }
+
+    #[test]
+    fn default_group_and_acl_sections_edit_the_defaults() {
+        let w = with(
+            "[[security_group]]\nid = \"sg-111bbb22\"\nname = \"default\"\nvpc = \"vpc-111bbb22\"\n\
+             egress = [{ protocol = \"tcp\", ports = \"443\", destination = \"0.0.0.0/0\" }]\n\
+             [[network_acl]]\nid = \"acl-111bbb22\"\nvpc = \"vpc-111bbb22\"\n\
+             ingress = [{ rule = 10, protocol = \"udp\", ports = \"53\", action = \"allow\", cidr = \"10.0.0.0/8\" }]\n",
+        )
+        .unwrap();
+        let g = w.security_group("sg-111bbb22").unwrap();
+        assert_eq!(g.egress.len(), 1);
+        assert_eq!(g.ingress.len(), 1, "the self rule stays");
+        let acl = w.network_acl("acl-111bbb22").unwrap();
+        assert_eq!(acl.sorted(true).len(), 1, "egress kept");
+        assert_eq!(acl.sorted(false)[0].rule_number, 10);
+    }
+
+    #[test]
+    fn prefix_list_in_a_network_acl_refused_with_the_guides_sentence() {
+        let err = with(
+            "[[network_acl]]\nid = \"acl-0a0a0a0a\"\nvpc = \"vpc-111bbb22\"\n\
+             egress = [{ rule = 100, protocol = \"tcp\", ports = \"443\", action = \"allow\", cidr = \"pl-1a2b3c4d\" }]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (line_count() + 5, "network_acl[0].egress[0].cidr"),
+            "{err}"
+        );
+        assert!(
+            err.message.contains(
+                "You cannot use prefix list IDs to create an outbound rule in a network ACL that \
+                 allows or denies outbound traffic to the service specified in an endpoint. \
+                 Instead, you can use a prefix list ID in an outbound security group rule."
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn security_group_errors_name_line_and_field() {
+        let lines = SG_LAB.lines().count();
+        let cases: &[(&str, &str, usize, &str)] = &[
+            (
+                "\"pl-1a2b3c4d\" }]",
+                "\"pl-99999999\" }]",
+                5,
+                "security_group[0].egress[0].destination",
+            ),
+            ("ports = \"443\"", "ports = \"443-80\"", 5, "security_group[0].egress[0].ports"),
+            (
+                "protocol = \"tcp\", ports = \"443\"",
+                "protocol = \"gre\", ports = \"443\"",
+                5,
+                "security_group[0].egress[0].protocol",
+            ),
+            (
+                "source = \"sg-0a0a0a0a\"",
+                "source = \"sg-0b0b0b0b\"",
+                6,
+                "security_group[0].ingress[1].source",
+            ),
+            (
+                "destination = \"pl-1a2b3c4d\"",
+                "source = \"pl-1a2b3c4d\"",
+                5,
+                "security_group[0].egress[0].source",
+            ),
+            ("name = \"https-to-s3\"", "name = \"default\"", 3, "security_group[0].name"),
+            ("rule = 200", "rule = 32767", 12, "network_acl[0].ingress[1].rule"),
+            ("rule = 200", "rule = 100", 12, "network_acl[0].ingress[1].rule"),
+            ("action = \"deny\"", "action = \"drop\"", 12, "network_acl[0].ingress[0].action"),
+            ("subnets = [\"a\"]", "subnets = [\"zz\"]", 10, "network_acl[0].subnets[0]"),
+            (
+                "security_groups = [\"sg-0a0a0a0a\"]",
+                "security_groups = [\"sg-0e0e0e0e\"]",
+                17,
+                "instance[3].security_groups[0]",
+            ),
+        ];
+        for (from, to, line, field) in cases {
+            assert!(SG_LAB.contains(from), "{from}");
+            let text = SG_LAB.replacen(from, to, 1);
+            assert_eq!(text.lines().count(), lines);
+            let err = with(&text).unwrap_err();
+            assert_eq!(
+                (err.line, err.field.as_str()),
+                (line_count() + 1 + line, *field),
+                "{to}: {err}"
+            );
+        }
     }
 }

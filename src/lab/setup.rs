@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::dataplane::resolver_of;
 use crate::fib::{PORT_AWS, PORT_INTERNET, PortId};
 use crate::io::netns;
 use crate::io::worker::DEVICE;
@@ -82,6 +83,8 @@ pub struct NsSpec {
     pub lo_addrs: BTreeSet<Ipv4Addr>,
     /// `local` routes on lo (every region's AWS ranges, in the aws namespace).
     pub local_routes: BTreeSet<Ipv4Net>,
+    /// The VPC resolver a subnet's `/etc/netns/<ns>/resolv.conf` names.
+    pub resolver: Option<Ipv4Addr>,
 }
 
 /// The namespaces of a world: `<lab>-aws`, `<lab>-internet`, and `<lab>-<subnet>` per subnet
@@ -92,11 +95,14 @@ pub fn spec(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> BTreeMap
         tun_addrs: BTreeSet::new(),
         lo_addrs: BTreeSet::new(),
         local_routes: BTreeSet::new(),
+        resolver: None,
     };
     let mut out = BTreeMap::new();
     let aws = NsSpec {
         port: PORT_AWS,
         local_routes: world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().copied()).collect(),
+        // Every VPC's resolver (base + 2) answers here.
+        lo_addrs: world.vpcs.iter().map(|v| Ipv4Addr::from(resolver_of(v.cidr))).collect(),
         ..empty.clone()
     };
     out.insert(format!("{}-aws", world.lab), aws);
@@ -110,9 +116,10 @@ pub fn spec(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> BTreeMap
         let Some(port) = port_of(&s.id) else { continue };
         let tun_addrs =
             world.instances.iter().filter(|i| i.subnet == s.id).map(|i| i.private_ip).collect();
+        let resolver = world.vpc(&s.vpc).map(|v| Ipv4Addr::from(resolver_of(v.cidr)));
         out.insert(
             format!("{}-{}", world.lab, s.name),
-            NsSpec { port, tun_addrs, ..empty.clone() },
+            NsSpec { port, tun_addrs, resolver, ..empty.clone() },
         );
     }
     out
@@ -156,8 +163,7 @@ pub fn create_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
         );
     }
     run(Command::new("ip").args(["netns", "add", ns]))?;
-    std::fs::create_dir_all(Path::new("/etc/netns").join(ns))
-        .with_context(|| format!("creating /etc/netns/{ns}"))?;
+    etc_netns(ns, spec)?;
     // Before the device exists so that it inherits the defaults too.
     sysctls(ns)?;
     let mut batch = vec![
@@ -175,7 +181,7 @@ pub fn create_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
 /// Brings an existing namespace of a crashed run back to `spec` (reattach): what exists stays,
 /// what is missing is added.
 pub fn ensure_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
-    std::fs::create_dir_all(Path::new("/etc/netns").join(ns))?;
+    etc_netns(ns, spec)?;
     sysctls(ns)?;
     let mut batch = vec![
         "link set lo up".to_string(),
@@ -188,6 +194,21 @@ pub fn ensure_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     // "File exists" for what is already there is expected: keep going.
     ip_batch(ns, &batch, true)?;
     run(Command::new("ip").args(["-n", ns, "link", "show", DEVICE]))
+}
+
+/// `/etc/netns/<ns>/`, which `ip netns exec` mounts over `/etc`: a subnet gets a `resolv.conf`
+/// naming its VPC's resolver.
+fn etc_netns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
+    let dir = Path::new("/etc/netns").join(ns);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(r) = spec.resolver {
+        std::fs::write(
+            dir.join("resolv.conf"),
+            format!("# the VPC resolver (vpcsim)\nnameserver {r}\n"),
+        )
+        .with_context(|| format!("writing {}/resolv.conf", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Applies the difference between two specs of one namespace.

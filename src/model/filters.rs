@@ -198,11 +198,7 @@ pub struct SgRule {
 impl SgRule {
     /// The rule that allows everything to (or from) anywhere.
     pub fn allow_all() -> SgRule {
-        SgRule {
-            protocol: Protocol::All,
-            ports: Ports::All,
-            peer: Peer::Cidr(Ipv4Net::default()),
-        }
+        SgRule { protocol: Protocol::All, ports: Ports::All, peer: Peer::Cidr(Ipv4Net::default()) }
     }
 }
 
@@ -431,8 +427,7 @@ impl World {
             id: vpc.to_string(),
             reason,
         };
-        if let Some(g) = self.security_groups.iter().find(|g| g.vpc == vpc && g.name != "default")
-        {
+        if let Some(g) = self.security_groups.iter().find(|g| g.vpc == vpc && g.name != "default") {
             return Err(dep(format!("security group {} is in it", g.id)));
         }
         if let Some(a) = self.network_acls.iter().find(|a| a.vpc == vpc && !a.is_default) {
@@ -472,10 +467,14 @@ impl World {
     ) -> Result<(), ModelError> {
         for (i, g) in groups.iter().enumerate() {
             check_id("security group", "sg-", g)?;
-            let sg =
-                self.security_group(g).ok_or_else(|| ModelError::SecurityGroupNotFound(g.clone()))?;
+            let sg = self
+                .security_group(g)
+                .ok_or_else(|| ModelError::SecurityGroupNotFound(g.clone()))?;
             if sg.vpc != vpc {
-                return Err(ModelError::SecurityGroupOtherVpc { group: g.clone(), vpc: vpc.into() });
+                return Err(ModelError::SecurityGroupOtherVpc {
+                    group: g.clone(),
+                    vpc: vpc.into(),
+                });
             }
             if groups[..i].contains(g) {
                 return Err(ModelError::DuplicateId(g.clone()));
@@ -568,7 +567,8 @@ impl World {
         rules: &[SgRule],
     ) -> Result<(), ModelError> {
         check_id("security group", "sg-", id)?;
-        let sg = self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
+        let sg =
+            self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
         let rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
         for (i, r) in rules.iter().enumerate() {
             self.check_rule(sg, r)?;
@@ -594,7 +594,8 @@ impl World {
         rules: &[SgRule],
     ) -> Result<(), ModelError> {
         check_id("security group", "sg-", id)?;
-        let sg = self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
+        let sg =
+            self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
         let rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
         for r in &rules {
             if !sg.rules(dir).contains(r) {
@@ -631,7 +632,8 @@ impl World {
     /// groups' rules name it.
     pub fn delete_security_group(&mut self, id: &str) -> Result<(), ModelError> {
         check_id("security group", "sg-", id)?;
-        let sg = self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
+        let sg =
+            self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
         if sg.name == "default" && sg.id == default_group_id(&sg.vpc) {
             return Err(ModelError::CannotDeleteDefaultGroup(id.into()));
         }
@@ -776,7 +778,10 @@ impl World {
             acl.associations.iter().map(|a| (a.id.clone(), a.subnet.clone())).collect();
         if acl.is_default {
             for s in self.subnets.iter().filter(|s| s.vpc == acl.vpc) {
-                if !self.network_acls.iter().any(|a| a.associations.iter().any(|x| x.subnet == s.id))
+                if !self
+                    .network_acls
+                    .iter()
+                    .any(|a| a.associations.iter().any(|x| x.subnet == s.id))
                 {
                     out.push((implicit_acl_association_id(&s.id), s.id.clone()));
                 }
@@ -858,8 +863,14 @@ impl World {
     /// Whether `id` is a security group, ACL or ACL association id (for `check_unique`).
     pub(super) fn filter_id_taken(&self, id: &str) -> bool {
         self.security_groups.iter().any(|g| g.id == id)
-            || self.network_acls.iter().any(|a| a.id == id || a.associations.iter().any(|x| x.id == id))
-            || self.vpcs.iter().any(|v| default_group_id(&v.id) == id || default_acl_id(&v.id) == id)
+            || self
+                .network_acls
+                .iter()
+                .any(|a| a.id == id || a.associations.iter().any(|x| x.id == id))
+            || self
+                .vpcs
+                .iter()
+                .any(|v| default_group_id(&v.id) == id || default_acl_id(&v.id) == id)
     }
 }
 
@@ -873,7 +884,11 @@ fn normalize_rule(r: &SgRule) -> SgRule {
 }
 
 fn check_rule_number(n: u16) -> Result<(), ModelError> {
-    if (1..=MAX_ACL_RULE).contains(&n) { Ok(()) } else { Err(ModelError::InvalidRuleNumber(n.into())) }
+    if (1..=MAX_ACL_RULE).contains(&n) {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidRuleNumber(n.into()))
+    }
 }
 
 fn dir_of(egress: bool) -> &'static str {

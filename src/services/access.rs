@@ -38,6 +38,8 @@ pub struct Access {
     /// How long a modified endpoint policy takes to reach the data plane (the guide: changes
     /// "can take a few minutes").
     delay: Duration,
+    /// VPCs whose resolver answers (`enableDnsSupport`).
+    dns_enabled: std::collections::HashSet<String>,
 }
 
 impl Access {
@@ -72,7 +74,15 @@ impl Access {
             });
             endpoints.insert(e.id.clone(), EndpointPolicy { current, previous });
         }
-        Access { users, endpoints, delay }
+        let dns_enabled =
+            world.vpcs.iter().filter(|v| v.enable_dns_support).map(|v| v.id.clone()).collect();
+        Access { users, endpoints, delay, dns_enabled }
+    }
+
+    /// Whether the resolver of this VPC answers. From the guide: "You must enable DNS resolution
+    /// in your VPC".
+    pub fn dns_enabled(&self, vpc: &str) -> bool {
+        self.dns_enabled.contains(vpc)
     }
 
     pub fn secret_for(&self, access_key: &str) -> Option<String> {

@@ -1,11 +1,16 @@
-//! The S3 REST stub: a hyper HTTP/1.1 server over [`Store`].
+//! The S3 REST stub: a hyper HTTP/1.1 server (plain or TLS) over [`Store`].
 //!
 //! Supports path-style and virtual-hosted-style addressing, PutObject (streamed to disk,
-//! optional Content-MD5, `aws-chunked` framing decoded without signature checks), GetObject
-//! (streamed, single `Range`), HeadObject, DeleteObject, ListObjects v1/v2, ListBuckets,
-//! HeadBucket, GetBucketLocation and a minimal CreateBucket. Authentication and authorization
-//! are not done here: signed and unsigned requests are treated alike.
+//! optional Content-MD5, `aws-chunked` framing with chunk signatures verified for
+//! header-signed SigV4 streaming uploads, `x-amz-meta-*`), GetObject (streamed, single
+//! `Range`, conditional headers), HeadObject, DeleteObject, DeleteObjects, CopyObject,
+//! multipart uploads (Create, UploadPart, Complete, Abort, ListParts, ListMultipartUploads),
+//! ListObjects v1/v2, ListBuckets, HeadBucket, GetBucketLocation, CreateBucket, DeleteBucket
+//! and bucket policies. Every request is authorized by [`Authz`] (SigV4 identity, identity,
+//! bucket and endpoint policies). Requests for a bucket of another region than the S3
+//! addressed are answered with `301 PermanentRedirect`, as S3 does.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::{self, SeekFrom};
 use std::net::{IpAddr, SocketAddr};
@@ -28,12 +33,14 @@ use hyper_util::rt::TokioIo;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::access::Access;
 use super::sigv4;
-use super::store::{ListResult, ObjectMeta, ObjectWriter, Store, StoreError, valid_bucket_name};
+use super::store::{
+    ListResult, MAX_PART_NUMBER, ObjectMeta, ObjectWriter, Store, StoreError, valid_bucket_name,
+};
 use crate::policy::{Policy, PolicyKind, RequestContext, S3Policies, Verdict};
 
 /// XML namespace of S3 responses.
@@ -77,6 +84,48 @@ pub type RespBody = BoxBody<Bytes, io::Error>;
 
 /// Accepts connections forever, serving each with HTTP/1.1 keep-alive on its own task.
 pub async fn serve(listener: TcpListener, state: Arc<S3State>) -> anyhow::Result<()> {
+    serve_with(listener, state, PlainAcceptor).await
+}
+
+/// Turns an accepted TCP connection into the byte stream HTTP is spoken on (TLS or not).
+/// Implemented for `tokio_rustls::TlsAcceptor` in [`crate::services::tls`].
+pub trait StreamAcceptor: Clone + Send + Sync + 'static {
+    type Stream: AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// Whether streams are encrypted (`aws:SecureTransport`).
+    const SECURE: bool;
+    fn accept_stream(
+        &self,
+        tcp: TcpStream,
+    ) -> impl std::future::Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain TCP.
+#[derive(Clone, Copy)]
+struct PlainAcceptor;
+
+impl StreamAcceptor for PlainAcceptor {
+    type Stream = TcpStream;
+    const SECURE: bool = false;
+    async fn accept_stream(&self, tcp: TcpStream) -> io::Result<TcpStream> {
+        Ok(tcp)
+    }
+}
+
+/// Serves the same S3 handler over TLS (`aws:SecureTransport` is true for its requests).
+/// `acceptor` is a `tokio_rustls::TlsAcceptor` (see [`crate::services::tls`]).
+pub async fn serve_tls<A: StreamAcceptor>(
+    listener: TcpListener,
+    acceptor: A,
+    state: Arc<S3State>,
+) -> anyhow::Result<()> {
+    serve_with(listener, state, acceptor).await
+}
+
+async fn serve_with<A: StreamAcceptor>(
+    listener: TcpListener,
+    state: Arc<S3State>,
+    acceptor: A,
+) -> anyhow::Result<()> {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -94,18 +143,36 @@ pub async fn serve(listener: TcpListener, state: Arc<S3State>) -> anyhow::Result
                 continue;
             }
         };
-        let origin = (state.origin)(peer, local);
-        let conn = Arc::new(ConnInfo { peer, origin });
         let state = state.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let handshake = acceptor.accept_stream(stream);
+            let io = match tokio::time::timeout(std::time::Duration::from_secs(30), handshake).await
+            {
+                Ok(Ok(io)) => io,
+                Ok(Err(e)) => {
+                    debug!(error = %e, %peer, "s3 handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "s3 handshake timed out");
+                    return;
+                }
+            };
+            let origin = (state.origin)(peer, local);
+            let conn = Arc::new(ConnInfo { peer, origin });
             let svc = service_fn(move |req| {
                 let state = state.clone();
                 let conn = conn.clone();
-                async move { Ok::<_, Infallible>(handle(&state, &conn, req).await) }
+                async move {
+                    Ok::<_, Infallible>(
+                        handle_with(&state, &conn, Some(local), A::SECURE, req).await,
+                    )
+                }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection(TokioIo::new(io), svc)
                 .await
             {
                 debug!(error = %e, %peer, "s3 connection error");
@@ -120,9 +187,28 @@ pub async fn handle(
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<RespBody> {
+    handle_with(state, conn, None, false, req).await
+}
+
+/// Per-request facts beyond [`ConnInfo`]: the local address (which region's S3 was addressed)
+/// and whether the connection is TLS.
+struct Via<'a> {
+    conn: &'a ConnInfo,
+    local: Option<SocketAddr>,
+    secure: bool,
+}
+
+async fn handle_with(
+    state: &S3State,
+    conn: &ConnInfo,
+    local: Option<SocketAddr>,
+    secure: bool,
+    req: Request<Incoming>,
+) -> Response<RespBody> {
     let request_id = next_request_id();
     let is_head = req.method() == Method::HEAD;
-    let mut resp = match dispatch(state, conn, req).await {
+    let via = Via { conn, local, secure };
+    let mut resp = match dispatch(state, &via, req).await {
         Ok(r) => r,
         Err(e) => {
             debug!(code = e.code, status = e.status.as_u16(), message = %e.message, "s3 error");
@@ -197,7 +283,7 @@ impl Query {
 
 async fn dispatch(
     state: &S3State,
-    conn: &ConnInfo,
+    via: &Via<'_>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, S3Error> {
     let (parts, body) = req.into_parts();
@@ -207,7 +293,7 @@ async fn dispatch(
     let Some(bucket) = bucket else {
         return match method {
             Method::GET => {
-                Authz::new(state, conn, &parts)?.require("s3:ListAllMyBuckets", "*", None)?;
+                Authz::new(state, via, &parts)?.require("s3:ListAllMyBuckets", "*", None)?;
                 list_buckets(state).await
             }
             m => Err(S3Error::method_not_allowed(&m, "SERVICE")),
@@ -216,11 +302,27 @@ async fn dispatch(
     if !valid_bucket_name(&bucket) {
         return Err(S3Error::invalid_bucket_name(&bucket));
     }
-    let authz = Authz::new(state, conn, &parts)?;
+    let authz = Authz::new(state, via, &parts)?;
+    let region = request_region(state, via);
     let creating = key.is_none() && method == Method::PUT && query.0.is_empty();
     // S3 says whether a bucket exists before it checks permissions.
-    if !creating && state.store.bucket(&bucket).is_none() {
+    let Some(meta) = state.store.bucket(&bucket) else {
+        if creating {
+            authz.require_in(
+                &bucket,
+                "s3:CreateBucket",
+                &format!("arn:aws:s3:::{bucket}"),
+                None,
+            )?;
+            return create_bucket(state, &bucket, &region, body).await;
+        }
         return Err(S3Error::no_such_bucket(&bucket));
+    };
+    // Endpoints do not support cross-region requests; S3 redirects to the bucket's region.
+    // GetBucketLocation answers everywhere (that is how clients find the region).
+    let locating = key.is_none() && query.has("location");
+    if meta.region != region && !locating && !creating {
+        return Err(S3Error::permanent_redirect(&bucket, &meta.region));
     }
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
     match key {
@@ -234,11 +336,38 @@ async fn dispatch(
             authz.require_in(&bucket, action, &bucket_arn, None)?;
             bucket_policy(state, &bucket, &method, body).await
         }
+        None if query.has("uploads") => {
+            if method != Method::GET {
+                return Err(S3Error::method_not_allowed(&method, "BUCKET"));
+            }
+            if let Some(p) = query.unsupported(&[
+                "uploads",
+                "prefix",
+                "max-uploads",
+                "key-marker",
+                "upload-id-marker",
+                "encoding-type",
+            ]) {
+                return Err(S3Error::not_implemented(p));
+            }
+            authz.require_in(&bucket, "s3:ListBucketMultipartUploads", &bucket_arn, None)?;
+            list_uploads(state, &bucket, &query).await
+        }
+        None if query.has("delete") => {
+            if method != Method::POST {
+                return Err(S3Error::method_not_allowed(&method, "BUCKET"));
+            }
+            if let Some(p) = query.unsupported(&["delete"]) {
+                return Err(S3Error::not_implemented(p));
+            }
+            delete_objects(state, &authz, &bucket, body).await
+        }
         None => {
             let action = match (&method, query.has("location")) {
                 (&Method::GET, true) => "s3:GetBucketLocation",
                 (&Method::GET | &Method::HEAD, false) => "s3:ListBucket",
                 (&Method::PUT, _) => "s3:CreateBucket",
+                (&Method::DELETE, _) => "s3:DeleteBucket",
                 _ => "s3:ListBucket",
             };
             let prefix = query.get("prefix").unwrap_or("");
@@ -258,18 +387,70 @@ async fn dispatch(
             match method {
                 Method::GET => list_objects(state, &bucket, &query).await,
                 Method::HEAD => head_bucket(state, &bucket).await,
-                Method::PUT => create_bucket(state, &bucket, body).await,
-                Method::DELETE | Method::POST => Err(S3Error::not_implemented(method.as_str())),
+                Method::PUT => create_bucket(state, &bucket, &region, body).await,
+                Method::DELETE => delete_bucket(state, &bucket).await,
+                Method::POST => Err(S3Error::not_implemented(method.as_str())),
                 m => Err(S3Error::method_not_allowed(&m, "BUCKET")),
             }
         }
         Some(key) => {
+            let key_arn = format!("{bucket_arn}/{key}");
+            let upload_id = query.get("uploadId").map(str::to_string);
+            // Multipart operations.
+            match (&method, upload_id) {
+                (&Method::POST, _) if query.has("uploads") => {
+                    if let Some(p) = query.unsupported(&["uploads"]) {
+                        return Err(S3Error::not_implemented(p));
+                    }
+                    authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
+                    return create_multipart(state, &bucket, &key, &parts).await;
+                }
+                (&Method::PUT, Some(id)) => {
+                    if let Some(p) = query.unsupported(&["uploadId", "partNumber"]) {
+                        return Err(S3Error::not_implemented(p));
+                    }
+                    if parts.headers.contains_key("x-amz-copy-source") {
+                        return Err(S3Error::not_implemented("x-amz-copy-source"));
+                    }
+                    authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
+                    let signer = authz.chunk_signer(&parts);
+                    return upload_part(state, &bucket, &key, &id, &query, &parts, body, signer)
+                        .await;
+                }
+                (&Method::POST, Some(id)) => {
+                    if let Some(p) = query.unsupported(&["uploadId"]) {
+                        return Err(S3Error::not_implemented(p));
+                    }
+                    authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
+                    return complete_multipart(state, &bucket, &key, &id, body).await;
+                }
+                (&Method::DELETE, Some(id)) => {
+                    if let Some(p) = query.unsupported(&["uploadId"]) {
+                        return Err(S3Error::not_implemented(p));
+                    }
+                    authz.require_in(&bucket, "s3:AbortMultipartUpload", &key_arn, None)?;
+                    return abort_multipart(state, &bucket, &key, &id).await;
+                }
+                (&Method::GET, Some(id)) => {
+                    if let Some(p) = query.unsupported(&[
+                        "uploadId",
+                        "max-parts",
+                        "part-number-marker",
+                        "encoding-type",
+                    ]) {
+                        return Err(S3Error::not_implemented(p));
+                    }
+                    authz.require_in(&bucket, "s3:ListMultipartUploadParts", &key_arn, None)?;
+                    return list_parts(state, &bucket, &key, &id, &query).await;
+                }
+                _ => {}
+            }
             let action = match method {
                 Method::PUT => "s3:PutObject",
                 Method::DELETE => "s3:DeleteObject",
                 _ => "s3:GetObject",
             };
-            authz.require_in(&bucket, action, &format!("{bucket_arn}/{key}"), None)?;
+            authz.require_in(&bucket, action, &key_arn, None)?;
             let overrides: Vec<&str> = RESPONSE_OVERRIDES.iter().map(|(q, _)| *q).collect();
             if let Some(p) = query.unsupported(if method == Method::GET { &overrides } else { &[] })
             {
@@ -277,10 +458,23 @@ async fn dispatch(
             }
             match method {
                 Method::PUT => {
-                    if parts.headers.contains_key("x-amz-copy-source") {
-                        return Err(S3Error::not_implemented("x-amz-copy-source"));
+                    if let Some(src) = parts.headers.get("x-amz-copy-source") {
+                        let src = src.to_str().map_err(|_| S3Error::invalid_copy_source())?;
+                        let (src_bucket, src_key) = parse_copy_source(src)?;
+                        if state.store.bucket(&src_bucket).is_none() {
+                            return Err(S3Error::no_such_bucket(&src_bucket));
+                        }
+                        authz.require_in(
+                            &src_bucket,
+                            "s3:GetObject",
+                            &format!("arn:aws:s3:::{src_bucket}/{src_key}"),
+                            None,
+                        )?;
+                        return copy_object(state, &src_bucket, &src_key, &bucket, &key, &parts)
+                            .await;
                     }
-                    put_object(state, bucket, key, &parts, body).await
+                    let signer = authz.chunk_signer(&parts);
+                    put_object(state, bucket, key, &parts, body, signer).await
                 }
                 Method::GET | Method::HEAD => {
                     let head = method == Method::HEAD;
@@ -304,6 +498,33 @@ async fn dispatch(
     }
 }
 
+/// The region whose S3 a request was sent to: that of the local address it arrived on,
+/// or the listener's own region.
+fn request_region(state: &S3State, via: &Via<'_>) -> String {
+    let _ = via.local;
+    state.region.clone()
+}
+
+/// `srcbucket/srckey` or `/srcbucket/srckey`, URL-encoded, optionally `?versionId=…`.
+fn parse_copy_source(raw: &str) -> Result<(String, String), S3Error> {
+    let (path, version) = match raw.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (raw, None),
+    };
+    if let Some(v) = version
+        && !v.is_empty()
+        && v != "versionId=null"
+    {
+        return Err(S3Error::not_implemented("x-amz-copy-source versionId"));
+    }
+    let decoded = percent_decode(path, false)?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match decoded.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        _ => Err(S3Error::invalid_copy_source()),
+    }
+}
+
 /// The caller of one request and what it may do: SigV4 identity (a bad signature is refused
 /// here), the condition keys of its path, and the policies that apply (see
 /// [`crate::services::access`]).
@@ -313,13 +534,26 @@ struct Authz<'a> {
     access_key: Option<String>,
     origin: Option<&'a EndpointOrigin>,
     source_ip: String,
+    secure: bool,
+    /// The verified header-signed SigV4 identity and its secret (for aws-chunked signatures).
+    identity: Option<(sigv4::Identity, String)>,
 }
 
 impl<'a> Authz<'a> {
-    fn new(state: &'a S3State, conn: &'a ConnInfo, parts: &Parts) -> Result<Authz<'a>, S3Error> {
+    fn new(state: &'a S3State, via: &Via<'a>, parts: &Parts) -> Result<Authz<'a>, S3Error> {
+        let conn = via.conn;
         let source_ip = conn.peer.ip().to_canonical().to_string();
+        let secure = via.secure;
         let Some(access) = state.access.as_ref().map(|a| a.load_full()) else {
-            return Ok(Authz { state, access: None, access_key: None, origin: None, source_ip });
+            return Ok(Authz {
+                state,
+                access: None,
+                access_key: None,
+                origin: None,
+                source_ip,
+                secure,
+                identity: None,
+            });
         };
         let headers: Vec<(&str, &str)> = parts
             .headers
@@ -341,12 +575,35 @@ impl<'a> Authz<'a> {
                     &e.to_string(),
                 )
             })?;
+        let identity = identity.and_then(|i| {
+            let secret = access.secret_for(&i.access_key)?;
+            Some((i, secret))
+        });
         Ok(Authz {
             state,
-            access_key: identity.map(|i| i.access_key),
+            access_key: identity.as_ref().map(|(i, _)| i.access_key.clone()),
             access: Some(access),
             origin: conn.origin.as_ref(),
             source_ip,
+            secure,
+            identity,
+        })
+    }
+
+    /// The signer of `aws-chunked` chunk signatures, for a header-signed request whose payload
+    /// is `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` (every chunk then carries a signature chained
+    /// from the seed signature).
+    fn chunk_signer(&self, parts: &Parts) -> Option<ChunkSigner> {
+        let (id, secret) = self.identity.as_ref()?;
+        let sha = parts.headers.get("x-amz-content-sha256")?.to_str().ok()?;
+        if id.presigned || sha != "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" {
+            return None;
+        }
+        Some(ChunkSigner {
+            key: sigv4::signing_key(secret, &id.scope.date, &id.scope.region, &id.scope.service),
+            amz_date: id.amz_date.clone(),
+            scope: id.scope.to_scope_string(),
+            previous: id.signature.clone(),
         })
     }
 
@@ -381,7 +638,8 @@ impl<'a> Authz<'a> {
             .and_then(|p| Policy::parse(&p, PolicyKind::Bucket).ok());
         let endpoint_policy =
             self.origin.map(|o| access.endpoint_policy(&o.vpce_id, std::time::Instant::now()));
-        let mut keys: Vec<(&str, Vec<&str>)> = vec![("aws:SecureTransport", vec!["false"])];
+        let secure = if self.secure { "true" } else { "false" };
+        let mut keys: Vec<(&str, Vec<&str>)> = vec![("aws:SecureTransport", vec![secure])];
         match self.origin {
             // From the guide: aws:SourceIp "is not matched" through an endpoint.
             Some(o) => {
@@ -657,14 +915,30 @@ async fn head_bucket(state: &S3State, bucket: &str) -> Result<Response<RespBody>
     Ok(resp)
 }
 
+/// CreateBucket sent to the S3 of `endpoint_region`. The global endpoint (us-east-1) creates
+/// buckets in any region; a regional endpoint only in its own.
 async fn create_bucket(
     state: &S3State,
     bucket: &str,
+    endpoint_region: &str,
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
     let limited = http_body_util::Limited::new(body, 64 * 1024);
     let raw = limited.collect().await.map_err(|_| S3Error::incomplete_body())?.to_bytes();
-    let region = location_constraint(&raw).unwrap_or_else(|| state.region.clone());
+    let constraint =
+        location_constraint(&raw).map(|c| if c == "EU" { "eu-west-1".into() } else { c });
+    if endpoint_region != "us-east-1"
+        && let Some(c) = constraint.as_deref().filter(|c| *c != endpoint_region)
+    {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "IllegalLocationConstraintException",
+            &format!(
+                "The {c} location constraint is incompatible for the region specific endpoint this request was sent to."
+            ),
+        ));
+    }
+    let region = constraint.unwrap_or_else(|| endpoint_region.to_string());
     let (store, b) = (state.store.clone(), bucket.to_string());
     let r = region.clone();
     blocking(move || {
@@ -700,28 +974,51 @@ fn location_constraint(raw: &[u8]) -> Option<String> {
     }
 }
 
-async fn put_object(
-    state: &S3State,
-    bucket: String,
-    key: String,
+/// `x-amz-meta-*` headers: lower-case names without the prefix (S3's limit: 2 KB in all).
+fn user_metadata(headers: &hyper::HeaderMap) -> Result<BTreeMap<String, String>, S3Error> {
+    let mut out = BTreeMap::new();
+    let mut size = 0;
+    for (name, value) in headers {
+        if let Some(n) = name.as_str().strip_prefix("x-amz-meta-") {
+            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            size += n.len() + v.len();
+            out.insert(n.to_string(), v);
+        }
+    }
+    if size > 2048 {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size.",
+        ));
+    }
+    Ok(out)
+}
+
+/// The Content-MD5 header, decoded.
+fn content_md5(headers: &hyper::HeaderMap) -> Result<Option<[u8; 16]>, S3Error> {
+    let Some(v) = headers.get("content-md5") else { return Ok(None) };
+    let v = v.to_str().map_err(|_| S3Error::invalid_digest())?;
+    match base64_decode(v.trim()) {
+        Some(d) if d.len() == 16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&d);
+            Ok(Some(a))
+        }
+        _ => Err(S3Error::invalid_digest()),
+    }
+}
+
+/// Streams a request body (plain or `aws-chunked`, chunk signatures checked when `signer` is
+/// given) into `writer`, checking the announced lengths.
+async fn receive_body(
     parts: &Parts,
     mut body: Incoming,
-) -> Result<Response<RespBody>, S3Error> {
+    mut writer: ObjectWriter,
+    signer: Option<ChunkSigner>,
+) -> Result<ObjectWriter, S3Error> {
     let headers = &parts.headers;
     let hstr = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let content_md5 = match hstr("content-md5") {
-        Some(v) => match base64_decode(v.trim()) {
-            Some(d) if d.len() == 16 => {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&d);
-                Some(a)
-            }
-            _ => return Err(S3Error::invalid_digest()),
-        },
-        None if headers.contains_key("content-md5") => return Err(S3Error::invalid_digest()),
-        None => None,
-    };
-    let content_type = hstr("content-type").map(str::to_string);
     let chunked = hstr("content-encoding")
         .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("aws-chunked")))
         || hstr("x-amz-content-sha256").is_some_and(|v| v.starts_with("STREAMING-"));
@@ -740,13 +1037,7 @@ async fn put_object(
     if decoded_length.is_some_and(|l| l > MAX_PUT_SIZE) {
         return Err(S3Error::entity_too_large());
     }
-
-    let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
-    let mut writer: ObjectWriter = blocking(move || {
-        store.object_writer(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
-    })
-    .await?;
-    let mut decoder = chunked.then(AwsChunked::default);
+    let mut decoder = chunked.then(|| AwsChunked { signer, ..AwsChunked::default() });
     let mut pending: Vec<u8> =
         Vec::with_capacity(WRITE_CHUNK.min(content_length.unwrap_or(0) as usize + 1));
     loop {
@@ -754,7 +1045,7 @@ async fn put_object(
             None => None,
             Some(Ok(f)) => Some(f),
             Some(Err(e)) => {
-                debug!(bucket = %bucket, key = %key, error = %e, "put body error");
+                debug!(bucket = %writer.bucket(), key = %writer.key(), error = %e, "put body error");
                 return Err(S3Error::incomplete_body());
             }
         };
@@ -789,10 +1080,31 @@ async fn put_object(
     if decoded_length.is_some_and(|l| l != writer.size()) {
         return Err(S3Error::incomplete_body());
     }
+    Ok(writer)
+}
+
+async fn put_object(
+    state: &S3State,
+    bucket: String,
+    key: String,
+    parts: &Parts,
+    body: Incoming,
+    signer: Option<ChunkSigner>,
+) -> Result<Response<RespBody>, S3Error> {
+    let md5 = content_md5(&parts.headers)?;
+    let meta_headers = user_metadata(&parts.headers)?;
+    let content_type =
+        parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
+    let writer: ObjectWriter = blocking(move || {
+        store.object_writer(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+    })
+    .await?;
+    let writer = receive_body(parts, body, writer, signer).await?;
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
     let meta = blocking(move || {
         store
-            .commit_object(writer, content_type.as_deref(), content_md5)
+            .commit_object_with(writer, content_type.as_deref(), md5, meta_headers, None)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
@@ -800,6 +1112,486 @@ async fn put_object(
     let mut resp = empty(StatusCode::OK);
     set(resp.headers_mut(), "etag", &meta.etag);
     Ok(resp)
+}
+
+async fn copy_object(
+    state: &S3State,
+    src_bucket: &str,
+    src_key: &str,
+    bucket: &str,
+    key: &str,
+    parts: &Parts,
+) -> Result<Response<RespBody>, S3Error> {
+    let directive = parts
+        .headers
+        .get("x-amz-metadata-directive")
+        .map(|v| v.to_str().unwrap_or("").to_ascii_uppercase());
+    let replace = match directive.as_deref() {
+        None | Some("COPY") => None,
+        Some("REPLACE") => Some((
+            parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string),
+            user_metadata(&parts.headers)?,
+        )),
+        Some(v) => return Err(S3Error::invalid_argument("x-amz-metadata-directive", v)),
+    };
+    if src_bucket == bucket && src_key == key && replace.is_none() {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let store = state.store.clone();
+    let (sb, sk, b, k) =
+        (src_bucket.to_string(), src_key.to_string(), bucket.to_string(), key.to_string());
+    let meta = blocking(move || {
+        store.copy_object(&sb, &sk, &b, &k, replace).map_err(|e| match e {
+            StoreError::NoSuchKey(_) | StoreError::NoSuchBucket(_) => {
+                S3Error::from_store(e, &sb, Some(&sk))
+            }
+            e => S3Error::from_store(e, &b, Some(&k)),
+        })
+    })
+    .await?;
+    debug!(src_bucket, src_key, bucket, key, size = meta.size, "copy object");
+    let body = xml_doc("CopyObjectResult", |w| {
+        text(w, "LastModified", &iso8601(meta.last_modified))?;
+        text(w, "ETag", &meta.etag)
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+// --- Multipart uploads --------------------------------------------------------------------
+
+async fn create_multipart(
+    state: &S3State,
+    bucket: &str,
+    key: &str,
+    parts: &Parts,
+) -> Result<Response<RespBody>, S3Error> {
+    let user_meta = user_metadata(&parts.headers)?;
+    let content_type =
+        parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (store, b, k) = (state.store.clone(), bucket.to_string(), key.to_string());
+    let up = blocking(move || {
+        store
+            .create_upload(&b, &k, content_type.as_deref(), user_meta)
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+    })
+    .await?;
+    debug!(bucket, key, upload_id = %up.upload_id, "create multipart upload");
+    let body = xml_doc("InitiateMultipartUploadResult", |w| {
+        text(w, "Bucket", bucket)?;
+        text(w, "Key", key)?;
+        text(w, "UploadId", &up.upload_id)
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+/// The upload must exist and belong to `key`.
+fn check_upload(state: &S3State, bucket: &str, key: &str, id: &str) -> Result<(), S3Error> {
+    match state.store.upload(bucket, id) {
+        Ok(m) if m.key == key => Ok(()),
+        Ok(_) => Err(S3Error::no_such_upload(id)),
+        Err(e) => Err(S3Error::from_store(e, bucket, Some(key)).upload(id)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_part(
+    state: &S3State,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    query: &Query,
+    parts: &Parts,
+    body: Incoming,
+    signer: Option<ChunkSigner>,
+) -> Result<Response<RespBody>, S3Error> {
+    let raw = query.get("partNumber").unwrap_or("");
+    let number = match raw.parse::<u32>() {
+        Ok(n) if (1..=MAX_PART_NUMBER).contains(&n) => n,
+        _ => {
+            return Err(S3Error::invalid_argument("partNumber", raw)
+                .message("Part number must be an integer between 1 and 10000, inclusive"));
+        }
+    };
+    check_upload(state, bucket, key, id)?;
+    let md5 = content_md5(&parts.headers)?;
+    let (store, b, k, i) =
+        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let writer = blocking(move || {
+        store
+            .part_writer(&b, &i, number)
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
+    })
+    .await?;
+    let writer = receive_body(parts, body, writer, signer).await?;
+    let (store, b, k, i) =
+        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let part = blocking(move || {
+        store.commit_part(writer, md5).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
+    })
+    .await?;
+    debug!(bucket, key, upload_id = id, number, size = part.size, "upload part");
+    let mut resp = empty(StatusCode::OK);
+    set(resp.headers_mut(), "etag", &part.etag);
+    Ok(resp)
+}
+
+async fn complete_multipart(
+    state: &S3State,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    body: Incoming,
+) -> Result<Response<RespBody>, S3Error> {
+    check_upload(state, bucket, key, id)?;
+    let raw = http_body_util::Limited::new(body, 2 * 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|_| S3Error::malformed_xml())?
+        .to_bytes();
+    let mut wanted: Vec<(u32, String)> = Vec::new();
+    let mut current: (Option<u32>, Option<String>) = (None, None);
+    let mut root_ok = false;
+    xml_walk(&raw, |path, ev| {
+        match (path, ev) {
+            (["CompleteMultipartUpload"], XmlEv::Open) => root_ok = true,
+            (["CompleteMultipartUpload", "Part"], XmlEv::Open) => current = (None, None),
+            (["CompleteMultipartUpload", "Part", "PartNumber"], XmlEv::Text(t)) => {
+                current.0 = Some(t.trim().parse().map_err(|_| S3Error::malformed_xml())?)
+            }
+            (["CompleteMultipartUpload", "Part", "ETag"], XmlEv::Text(t)) => {
+                current.1 = Some(current.1.take().unwrap_or_default() + t)
+            }
+            (["CompleteMultipartUpload", "Part"], XmlEv::Close) => match current.clone() {
+                (Some(n), Some(e)) => wanted.push((n, e)),
+                _ => return Err(S3Error::malformed_xml()),
+            },
+            _ => {}
+        }
+        Ok(())
+    })?;
+    if !root_ok || wanted.is_empty() {
+        return Err(S3Error::malformed_xml());
+    }
+    let (store, b, k, i) =
+        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let meta = blocking(move || {
+        store
+            .complete_upload(&b, &i, &wanted)
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
+    })
+    .await?;
+    debug!(bucket, key, upload_id = id, size = meta.size, etag = %meta.etag, "complete multipart upload");
+    let body = xml_doc("CompleteMultipartUploadResult", |w| {
+        text(w, "Location", &format!("/{bucket}/{}", url_encode(key)))?;
+        text(w, "Bucket", bucket)?;
+        text(w, "Key", key)?;
+        text(w, "ETag", &meta.etag)
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+async fn abort_multipart(
+    state: &S3State,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> Result<Response<RespBody>, S3Error> {
+    check_upload(state, bucket, key, id)?;
+    let (store, b, k, i) =
+        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    blocking(move || {
+        store.abort_upload(&b, &i).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
+    })
+    .await?;
+    debug!(bucket, key, upload_id = id, "abort multipart upload");
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+fn max_param(q: &Query, name: &str) -> Result<usize, S3Error> {
+    match q.get(name) {
+        None => Ok(1000),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(n.min(1000) as usize),
+            _ => Err(S3Error::invalid_argument(name, v)),
+        },
+    }
+}
+
+async fn list_parts(
+    state: &S3State,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    q: &Query,
+) -> Result<Response<RespBody>, S3Error> {
+    check_upload(state, bucket, key, id)?;
+    let max = max_param(q, "max-parts")?;
+    let marker: u32 = match q.get("part-number-marker") {
+        None => 0,
+        Some(v) => v.parse().map_err(|_| S3Error::invalid_argument("part-number-marker", v))?,
+    };
+    let (store, b, k, i) =
+        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let (_, all) = blocking(move || {
+        store.list_parts(&b, &i).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
+    })
+    .await?;
+    let rest: Vec<_> = all.into_iter().filter(|p| p.number > marker).collect();
+    let truncated = rest.len() > max;
+    let page = &rest[..rest.len().min(max)];
+    let body = xml_doc("ListPartsResult", |w| {
+        text(w, "Bucket", bucket)?;
+        text(w, "Key", key)?;
+        text(w, "UploadId", id)?;
+        text(w, "PartNumberMarker", &marker.to_string())?;
+        if let Some(last) = page.last() {
+            text(w, "NextPartNumberMarker", &last.number.to_string())?;
+        }
+        text(w, "MaxParts", &max.to_string())?;
+        text(w, "IsTruncated", if truncated { "true" } else { "false" })?;
+        for p in page {
+            w.create_element("Part").write_inner_content(|w| {
+                text(w, "PartNumber", &p.number.to_string())?;
+                text(w, "LastModified", &iso8601(p.last_modified))?;
+                text(w, "ETag", &p.etag)?;
+                text(w, "Size", &p.size.to_string())
+            })?;
+        }
+        initiator(w)?;
+        owner(w)?;
+        text(w, "StorageClass", "STANDARD")
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+fn initiator(w: &mut Writer<Vec<u8>>) -> io::Result<()> {
+    w.create_element("Initiator").write_inner_content(|w| {
+        text(w, "ID", OWNER_ID)?;
+        text(w, "DisplayName", OWNER_NAME)
+    })?;
+    Ok(())
+}
+
+async fn list_uploads(
+    state: &S3State,
+    bucket: &str,
+    q: &Query,
+) -> Result<Response<RespBody>, S3Error> {
+    let max = max_param(q, "max-uploads")?;
+    let prefix = q.get("prefix").unwrap_or("").to_string();
+    let key_marker = q.get("key-marker").unwrap_or("").to_string();
+    let id_marker = q.get("upload-id-marker").unwrap_or("").to_string();
+    let url = q.get("encoding-type").is_some_and(|v| v.eq_ignore_ascii_case("url"));
+    let (store, b, p) = (state.store.clone(), bucket.to_string(), prefix.clone());
+    let all =
+        blocking(move || store.list_uploads(&b, &p).map_err(|e| S3Error::from_store(e, &b, None)))
+            .await?;
+    // After (key-marker, upload-id-marker); with only a key marker, after all of that key.
+    let rest: Vec<_> = all
+        .into_iter()
+        .filter(|u| {
+            key_marker.is_empty()
+                || u.key > key_marker
+                || (u.key == key_marker && !id_marker.is_empty() && u.upload_id > id_marker)
+        })
+        .collect();
+    let truncated = rest.len() > max;
+    let page = &rest[..rest.len().min(max)];
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
+    let body = xml_doc("ListMultipartUploadsResult", |w| {
+        text(w, "Bucket", bucket)?;
+        text(w, "KeyMarker", &enc(&key_marker))?;
+        text(w, "UploadIdMarker", &id_marker)?;
+        if truncated && let Some(last) = page.last() {
+            text(w, "NextKeyMarker", &enc(&last.key))?;
+            text(w, "NextUploadIdMarker", &last.upload_id)?;
+        }
+        text(w, "Prefix", &enc(&prefix))?;
+        text(w, "MaxUploads", &max.to_string())?;
+        if url {
+            text(w, "EncodingType", "url")?;
+        }
+        text(w, "IsTruncated", if truncated { "true" } else { "false" })?;
+        for u in page {
+            w.create_element("Upload").write_inner_content(|w| {
+                text(w, "Key", &enc(&u.key))?;
+                text(w, "UploadId", &u.upload_id)?;
+                initiator(w)?;
+                owner(w)?;
+                text(w, "StorageClass", "STANDARD")?;
+                text(w, "Initiated", &iso8601(u.initiated))
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+// --- Bucket deletion and multi-object delete ------------------------------------------------
+
+async fn delete_bucket(state: &S3State, bucket: &str) -> Result<Response<RespBody>, S3Error> {
+    let (store, b) = (state.store.clone(), bucket.to_string());
+    blocking(move || store.delete_bucket(&b).map_err(|e| S3Error::from_store(e, &b, None))).await?;
+    debug!(bucket, "delete bucket");
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn delete_objects(
+    state: &S3State,
+    authz: &Authz<'_>,
+    bucket: &str,
+    body: Incoming,
+) -> Result<Response<RespBody>, S3Error> {
+    let raw = http_body_util::Limited::new(body, 2 * 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|_| S3Error::malformed_xml())?
+        .to_bytes();
+    let mut keys: Vec<String> = Vec::new();
+    let mut quiet = false;
+    let mut root_ok = false;
+    let mut current: Option<String> = None;
+    xml_walk(&raw, |path, ev| {
+        match (path, ev) {
+            (["Delete"], XmlEv::Open) => root_ok = true,
+            (["Delete", "Quiet"], XmlEv::Text(t)) => quiet = t.trim() == "true",
+            (["Delete", "Object"], XmlEv::Open) => current = None,
+            (["Delete", "Object", "Key"], XmlEv::Text(t)) => {
+                current = Some(current.take().unwrap_or_default() + t)
+            }
+            (["Delete", "Object", "Key"], XmlEv::Open) => current = Some(String::new()),
+            (["Delete", "Object"], XmlEv::Close) => {
+                keys.push(current.take().ok_or_else(S3Error::malformed_xml)?)
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    if !root_ok || keys.is_empty() || keys.len() > 1000 {
+        return Err(S3Error::malformed_xml());
+    }
+    let mut results: Vec<(String, Result<(), S3Error>)> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let allowed = authz.require_in(
+            bucket,
+            "s3:DeleteObject",
+            &format!("arn:aws:s3:::{bucket}/{key}"),
+            None,
+        );
+        let r = match allowed {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let (store, b, k) = (state.store.clone(), bucket.to_string(), key.clone());
+                blocking(move || {
+                    store.delete_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+                })
+                .await
+            }
+        };
+        results.push((key, r));
+    }
+    debug!(bucket, count = results.len(), quiet, "delete objects");
+    let body = xml_doc("DeleteResult", |w| {
+        for (key, r) in &results {
+            match r {
+                Ok(()) if !quiet => {
+                    w.create_element("Deleted").write_inner_content(|w| text(w, "Key", key))?;
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    w.create_element("Error").write_inner_content(|w| {
+                        text(w, "Key", key)?;
+                        text(w, "Code", e.code)?;
+                        text(w, "Message", &e.message)
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+/// What [`xml_walk`] reports for each element.
+enum XmlEv<'a> {
+    Open,
+    /// The (unescaped) text content of the innermost element, possibly in several pieces.
+    Text(&'a str),
+    Close,
+}
+
+/// Walks an XML document, calling `f` with the path of local element names for each start,
+/// text piece and end. Malformed documents are `MalformedXML`.
+fn xml_walk(
+    raw: &[u8],
+    mut f: impl FnMut(&[&str], XmlEv<'_>) -> Result<(), S3Error>,
+) -> Result<(), S3Error> {
+    let mut reader = quick_xml::Reader::from_reader(raw);
+    let mut buf = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    loop {
+        let ev = reader.read_event_into(&mut buf).map_err(|_| S3Error::malformed_xml())?;
+        let refs = |path: &[String]| -> Vec<String> { path.to_vec() };
+        match ev {
+            Event::Start(e) => {
+                let name = AsRef::<str>::as_ref(&e.local_name()).to_string();
+                path.push(name);
+                let p = refs(&path);
+                let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                f(&p, XmlEv::Open)?;
+            }
+            Event::Empty(e) => {
+                let name = AsRef::<str>::as_ref(&e.local_name()).to_string();
+                path.push(name);
+                let p = refs(&path);
+                let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                f(&p, XmlEv::Open)?;
+                f(&p, XmlEv::Close)?;
+                path.pop();
+            }
+            Event::End(_) => {
+                let p = refs(&path);
+                let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                f(&p, XmlEv::Close)?;
+                path.pop();
+            }
+            Event::Text(t) => {
+                let raw = t.into_inner().into_owned();
+                let s = quick_xml::escape::unescape(&raw).map_err(|_| S3Error::malformed_xml())?;
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                f(&p, XmlEv::Text(&s))?;
+            }
+            Event::CData(t) => {
+                let s = t.into_inner().into_owned();
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                f(&p, XmlEv::Text(&s))?;
+            }
+            Event::GeneralRef(r) => {
+                let s = match r.resolve_char_ref().map_err(|_| S3Error::malformed_xml())? {
+                    Some(c) => c.to_string(),
+                    None => {
+                        let name: &str = r.as_ref();
+                        quick_xml::escape::unescape(&format!("&{name};"))
+                            .map_err(|_| S3Error::malformed_xml())?
+                            .into_owned()
+                    }
+                };
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                f(&p, XmlEv::Text(&s))?;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if !path.is_empty() {
+        return Err(S3Error::malformed_xml());
+    }
+    Ok(())
 }
 
 async fn get_object(
@@ -824,6 +1616,9 @@ async fn get_object(
         .await?;
         (meta, Some(file))
     };
+    if let Some(resp) = check_conditions(&parts.headers, &meta)? {
+        return Ok(resp);
+    }
     let range_header = parts.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let range = match range_header {
         Some(r) => parse_range(r, meta.size)?,
@@ -857,6 +1652,7 @@ async fn get_object(
     set(h, "last-modified", &http_date(meta.last_modified));
     set(h, "content-type", &meta.content_type);
     set(h, "accept-ranges", "bytes");
+    set_user_meta(h, &meta);
     if let Some((a, b)) = range {
         set(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
     }
@@ -866,6 +1662,65 @@ async fn get_object(
         }
     }
     Ok(resp)
+}
+
+fn set_user_meta(h: &mut hyper::HeaderMap, meta: &ObjectMeta) {
+    for (k, v) in &meta.user_meta {
+        if let (Ok(n), Ok(v)) =
+            (HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()), HeaderValue::from_str(v))
+        {
+            h.insert(n, v);
+        }
+    }
+}
+
+/// If-Match / If-Unmodified-Since (412) and If-None-Match / If-Modified-Since (304) of a
+/// GET or HEAD, in S3's order of precedence. `Ok(Some(304 response))` to answer right away.
+fn check_conditions(
+    headers: &hyper::HeaderMap,
+    meta: &ObjectMeta,
+) -> Result<Option<Response<RespBody>>, S3Error> {
+    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let etag_matches = |list: &str| {
+        list.split(',').map(str::trim).any(|t| {
+            t == "*" || t.trim_start_matches("W/").trim_matches('"') == meta.etag.trim_matches('"')
+        })
+    };
+    let failed = |cond: &str| {
+        S3Error::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        )
+        .field("Condition", cond)
+    };
+    let if_match = get("if-match");
+    if let Some(m) = if_match
+        && !etag_matches(m)
+    {
+        return Err(failed("If-Match"));
+    }
+    if if_match.is_none()
+        && let Some(t) = get("if-unmodified-since").and_then(parse_http_date)
+        && meta.last_modified > t
+    {
+        return Err(failed("If-Unmodified-Since"));
+    }
+    let if_none_match = get("if-none-match");
+    let not_modified = match if_none_match {
+        Some(m) => etag_matches(m),
+        None => get("if-modified-since")
+            .and_then(parse_http_date)
+            .is_some_and(|t| meta.last_modified <= t),
+    };
+    if not_modified {
+        let mut r = Response::new(empty_body());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        set(r.headers_mut(), "etag", &meta.etag);
+        set(r.headers_mut(), "last-modified", &http_date(meta.last_modified));
+        return Ok(Some(r));
+    }
+    Ok(None)
 }
 
 /// A single `bytes=` range as inclusive offsets; `Ok(None)` means serve the whole object
@@ -1117,6 +1972,48 @@ impl S3Error {
         S3Error::new(StatusCode::NOT_FOUND, "NoSuchBucket", "The specified bucket does not exist")
             .field("BucketName", bucket)
     }
+    fn message(mut self, message: &str) -> S3Error {
+        self.message = message.to_string();
+        self
+    }
+    /// Adds `<UploadId>` to NoSuchUpload errors.
+    fn upload(self, id: &str) -> S3Error {
+        if self.code == "NoSuchUpload" && self.fields.is_empty() {
+            self.field("UploadId", id)
+        } else {
+            self
+        }
+    }
+    fn no_such_upload(id: &str) -> S3Error {
+        S3Error::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchUpload",
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+        )
+        .field("UploadId", id)
+    }
+    fn malformed_xml() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedXML",
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        )
+    }
+    fn invalid_copy_source() -> S3Error {
+        S3Error::new(StatusCode::BAD_REQUEST, "InvalidArgument", "Invalid copy source object key")
+            .field("ArgumentName", "x-amz-copy-source")
+    }
+    /// 301 to the bucket's own region, as S3 answers a request sent to another region.
+    fn permanent_redirect(bucket: &str, region: &str) -> S3Error {
+        S3Error::new(
+            StatusCode::MOVED_PERMANENTLY,
+            "PermanentRedirect",
+            "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+        )
+        .field("Endpoint", &format!("{bucket}.{}", s3_host(region)))
+        .field("Bucket", bucket)
+        .header("x-amz-bucket-region", region)
+    }
     fn no_such_key(key: &str) -> S3Error {
         S3Error::new(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.")
             .field("Key", key)
@@ -1230,6 +2127,28 @@ impl S3Error {
                 S3Error::new(StatusCode::BAD_REQUEST, "KeyTooLongError", "Your key is too long")
             }
             StoreError::BadDigest => S3Error::bad_digest(),
+            StoreError::NoSuchUpload(id) => S3Error::no_such_upload(&id),
+            StoreError::InvalidPart(_) => S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidPart",
+                "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+            ),
+            StoreError::InvalidPartOrder => S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidPartOrder",
+                "The list of parts was not in ascending order. Parts must be ordered by part number.",
+            ),
+            StoreError::EntityTooSmall(_) => S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed object size.",
+            ),
+            StoreError::BucketNotEmpty(_) => S3Error::new(
+                StatusCode::CONFLICT,
+                "BucketNotEmpty",
+                "The bucket you tried to delete is not empty",
+            )
+            .field("BucketName", bucket),
             StoreError::Io(e) => S3Error::internal(&e.to_string()),
         }
     }
@@ -1282,11 +2201,49 @@ enum ChunkState {
     Done,
 }
 
-/// Incremental decoder of the `aws-chunked` framing (signatures are not checked).
+/// Verifies the chained chunk signatures of a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` body.
+struct ChunkSigner {
+    key: [u8; 32],
+    amz_date: String,
+    scope: String,
+    /// The seed signature, then that of the last verified chunk.
+    previous: String,
+}
+
+impl ChunkSigner {
+    fn verify(&mut self, chunk_sha256: &[u8], claimed: Option<&str>) -> Result<(), S3Error> {
+        const EMPTY_SHA256: &str =
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let sts = format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256}\n{}",
+            self.amz_date,
+            self.scope,
+            self.previous,
+            hex::encode(chunk_sha256)
+        );
+        let want = sigv4::sign(&self.key, &sts);
+        if claimed != Some(want.as_str()) {
+            return Err(S3Error::new(
+                StatusCode::FORBIDDEN,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+            ));
+        }
+        self.previous = want;
+        Ok(())
+    }
+}
+
+/// Incremental decoder of the `aws-chunked` framing; with a signer, each chunk's
+/// `chunk-signature` is verified as soon as the chunk is complete.
 #[derive(Default)]
 struct AwsChunked {
     state: ChunkState,
     line: Vec<u8>,
+    signer: Option<ChunkSigner>,
+    /// SHA-256 of the current chunk's data and its claimed signature.
+    hasher: Option<sha2::Sha256>,
+    claimed: Option<String>,
 }
 
 impl AwsChunked {
@@ -1303,6 +2260,12 @@ impl AwsChunked {
             match self.state {
                 ChunkState::Data(n) => {
                     let take = (n.min(input.len() as u64)) as usize;
+                    if let Some(h) = self.hasher.as_mut() {
+                        sha2::Digest::update(h, &input[..take]);
+                    }
+                    if n == take as u64 {
+                        self.chunk_done()?;
+                    }
                     out.extend_from_slice(&input[..take]);
                     input = &input[take..];
                     self.state = if n == take as u64 {
@@ -1349,13 +2312,32 @@ impl AwsChunked {
         Ok(())
     }
 
+    /// The current chunk is complete: check its signature.
+    fn chunk_done(&mut self) -> Result<(), S3Error> {
+        if let (Some(signer), Some(h)) = (self.signer.as_mut(), self.hasher.take()) {
+            signer.verify(&sha2::Digest::finalize(h), self.claimed.take().as_deref())?;
+        }
+        Ok(())
+    }
+
     fn line_done(&mut self, line: &[u8]) -> Result<(), S3Error> {
         self.state = match self.state {
             ChunkState::Header => {
-                let size = line.split(|&c| c == b';').next().unwrap_or(b"");
+                let mut fields = line.split(|&c| c == b';');
+                let size = fields.next().unwrap_or(b"");
                 let size = std::str::from_utf8(size).map_err(|_| Self::bad())?.trim();
+                if self.signer.is_some() {
+                    self.claimed = fields
+                        .filter_map(|f| std::str::from_utf8(f).ok())
+                        .find_map(|f| f.trim().strip_prefix("chunk-signature="))
+                        .map(str::to_string);
+                    self.hasher = Some(<sha2::Sha256 as sha2::Digest>::new());
+                }
                 match u64::from_str_radix(size, 16) {
-                    Ok(0) => ChunkState::Trailer,
+                    Ok(0) => {
+                        self.chunk_done()?;
+                        ChunkState::Trailer
+                    }
                     Ok(n) if n <= MAX_PUT_SIZE => ChunkState::Data(n),
                     _ => return Err(Self::bad()),
                 }
@@ -1492,6 +2474,36 @@ pub fn http_date(secs: u64) -> String {
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (y, m, d, hh, mm, ss, wd) = civil(secs);
     format!("{}, {d:02} {} {y:04} {hh:02}:{mm:02}:{ss:02} GMT", DAYS[wd], MONTHS[(m - 1) as usize])
+}
+
+/// Host name of a region's S3 (us-east-1 is the global endpoint).
+pub fn s3_host(region: &str) -> String {
+    if region == "us-east-1" {
+        "s3.amazonaws.com".into()
+    } else {
+        format!("s3.{region}.amazonaws.com")
+    }
+}
+
+/// Parses an RFC 1123 date (`Sun, 06 Nov 1994 08:49:37 GMT`) into unix seconds.
+fn parse_http_date(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let f: Vec<&str> = s.split_whitespace().collect();
+    let [_, d, mon, y, hms, "GMT"] = f[..] else { return None };
+    let d: i64 = d.parse().ok()?;
+    let m = MONTHS.iter().position(|x| *x == mon)? as i64 + 1;
+    let y: i64 = y.parse().ok()?;
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [hh, mm, ss] = t[..] else { return None };
+    // Days from civil (Howard Hinnant).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
 /// ISO 8601 with milliseconds, e.g. `2009-10-12T17:50:30.000Z`.
@@ -1905,7 +2917,7 @@ mod tests {
             (r.status, xml_values(&r.text(), "Code")),
             (501, vec!["NotImplemented".to_string()])
         );
-        let r = req(addr, "POST", "/bkt/k?uploads", &[], b"").await;
+        let r = req(addr, "POST", "/bkt/k", &[], b"").await;
         assert_eq!(r.status, 501);
         let r = req(addr, "GET", "/bkt?list-type=2&max-keys=abc", &[], b"").await;
         assert_eq!(

@@ -7,7 +7,13 @@
 //! root/buckets/<bucket>/objects/<name>.meta          object metadata sidecar (JSON)
 //! root/buckets/<bucket>/objects/<name>.<ver>.data    object body
 //! root/buckets/<bucket>/objects/.tmp-<ver>           in-flight writes (ignored, removed on open)
+//! root/buckets/<bucket>/uploads/<id>/upload.json    a multipart upload in progress
+//! root/buckets/<bucket>/uploads/<id>/p<N>.<md5>.<ver>.part   an acknowledged part
 //! ```
+//!
+//! Upload ids are generated here (lowercase hex) and checked to be hex before they name a path.
+//! A part is written to a temp file in its upload directory, fsynced and renamed; its name
+//! carries its part number and MD5, so a part either exists completely or not at all.
 //!
 //! `<name>` is `k` + hex(key bytes) for keys up to 100 bytes, otherwise `h` + hex(md5(key)),
 //! so no key can ever name a path outside the objects directory. `<ver>` is unique per write.
@@ -66,6 +72,21 @@ pub enum StoreError {
     /// The body's MD5 differs from the one the client announced.
     #[error("content md5 mismatch")]
     BadDigest,
+    /// The multipart upload does not exist (never did, completed or aborted).
+    #[error("no such upload: {0}")]
+    NoSuchUpload(String),
+    /// A part named in a CompleteMultipartUpload is missing or its ETag differs.
+    #[error("invalid part {0}")]
+    InvalidPart(u32),
+    /// The parts of a CompleteMultipartUpload are not in ascending order.
+    #[error("invalid part order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than 5 MiB.
+    #[error("part {0} too small")]
+    EntityTooSmall(u32),
+    /// The bucket still holds objects or multipart uploads.
+    #[error("bucket not empty: {0}")]
+    BucketNotEmpty(String),
     /// A filesystem or metadata encoding error.
     #[error("io error: {0}")]
     Io(#[from] io::Error),
@@ -91,6 +112,38 @@ pub struct ObjectMeta {
     pub content_type: String,
     /// Unix seconds.
     pub last_modified: u64,
+    /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_meta: BTreeMap<String, String>,
+}
+
+/// Smallest size of a multipart part other than the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Highest multipart part number.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// A multipart upload in progress, stored in `upload.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadMeta {
+    pub upload_id: String,
+    pub key: String,
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub user_meta: BTreeMap<String, String>,
+    /// Unix seconds.
+    pub initiated: u64,
+}
+
+/// An acknowledged part of a multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartInfo {
+    pub number: u32,
+    /// Quoted hex MD5 of the part.
+    pub etag: String,
+    pub size: u64,
+    /// Unix seconds.
+    pub last_modified: u64,
+    file: PathBuf,
 }
 
 /// On-disk sidecar: the public metadata plus the body file it refers to.
@@ -130,6 +183,8 @@ pub struct ObjectWriter {
     file: Option<File>,
     md5: Md5,
     size: u64,
+    /// For a part writer: the upload id and part number.
+    part: Option<(String, u32)>,
 }
 
 impl ObjectWriter {
@@ -200,6 +255,7 @@ impl Store {
             let objects = entry.path().join("objects");
             fs::create_dir_all(&objects)?;
             cleanup_objects_dir(&objects)?;
+            cleanup_uploads_dir(&entry.path().join("uploads"))?;
             buckets.insert(meta.name.clone(), meta);
         }
         Ok(Store {
@@ -244,6 +300,10 @@ impl Store {
             });
         }
         let dir = self.bucket_dir(name);
+        // Debris of a deleted (or half-created) bucket must not reappear in the new one.
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
         fs::create_dir_all(dir.join("objects"))?;
         let meta = BucketMeta {
             name: name.to_string(),
@@ -292,20 +352,37 @@ impl Store {
             file: Some(file),
             md5: Md5::new(),
             size: 0,
+            part: None,
         })
     }
 
     /// Makes a streamed write durable and visible. `expected_md5` is the client's Content-MD5.
     pub fn commit_object(
         &self,
-        mut w: ObjectWriter,
+        w: ObjectWriter,
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
     ) -> Result<ObjectMeta, StoreError> {
+        self.commit_object_with(w, content_type, expected_md5, BTreeMap::new(), None)
+    }
+
+    /// [`Store::commit_object`] with user metadata and, for assembled multipart objects, the
+    /// ETag to record instead of the MD5 of the body.
+    pub fn commit_object_with(
+        &self,
+        mut w: ObjectWriter,
+        content_type: Option<&str>,
+        expected_md5: Option<[u8; 16]>,
+        user_meta: BTreeMap<String, String>,
+        etag: Option<String>,
+    ) -> Result<ObjectMeta, StoreError> {
+        if w.part.is_some() {
+            return Err(io::Error::other("part writer committed as an object").into());
+        }
         let file =
             w.file.take().ok_or_else(|| io::Error::other("object writer already finished"))?;
         let tmp = w.tmp.clone();
-        let result = self.commit_inner(&mut w, file, content_type, expected_md5);
+        let result = self.commit_inner(&mut w, file, content_type, expected_md5, user_meta, etag);
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -318,6 +395,8 @@ impl Store {
         file: File,
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
+        user_meta: BTreeMap<String, String>,
+        etag: Option<String>,
     ) -> Result<ObjectMeta, StoreError> {
         let digest = std::mem::replace(&mut w.md5, Md5::new()).finalize();
         if let Some(expected) = expected_md5
@@ -333,13 +412,14 @@ impl Store {
         fsync_dir(&w.dir)?;
         let meta = ObjectMeta {
             key: w.key.clone(),
-            etag: format!("\"{}\"", hex::encode(digest)),
+            etag: etag.unwrap_or_else(|| format!("\"{}\"", hex::encode(digest))),
             size: w.size,
             content_type: content_type
                 .filter(|c| !c.is_empty())
                 .unwrap_or(DEFAULT_CONTENT_TYPE)
                 .to_string(),
             last_modified: now_secs(),
+            user_meta,
         };
         let sidecar = serde_json::to_vec(&Sidecar { meta: meta.clone(), data: data_name.clone() })
             .map_err(io::Error::other)?;
@@ -440,6 +520,345 @@ impl Store {
         Ok(())
     }
 
+    /// Copies an object (server side). `replace` gives new content type and user metadata
+    /// (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept.
+    pub fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        replace: Option<(Option<String>, BTreeMap<String, String>)>,
+    ) -> Result<ObjectMeta, StoreError> {
+        let (src_meta, mut src) = self.get_object(src_bucket, src_key)?;
+        let mut w = self.object_writer(dst_bucket, dst_key)?;
+        let mut buf = vec![0u8; 1024 * 1024];
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            w.write(&buf[..n])?;
+        }
+        if w.size() != src_meta.size {
+            return Err(io::Error::other("copy source changed size while copying").into());
+        }
+        let (content_type, user_meta) =
+            replace.unwrap_or((Some(src_meta.content_type.clone()), src_meta.user_meta.clone()));
+        self.commit_object_with(w, content_type.as_deref(), None, user_meta, None)
+    }
+
+    /// Deletes an empty bucket (no objects, no multipart uploads in progress).
+    pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
+        let _guard = lock(&self.commit);
+        if self.bucket(name).is_none() {
+            return Err(StoreError::NoSuchBucket(name.to_string()));
+        }
+        let dir = self.bucket_dir(name);
+        for entry in fs::read_dir(dir.join("objects"))? {
+            let n = entry?.file_name();
+            let n = n.to_string_lossy();
+            if !n.starts_with('.') && n.ends_with(".meta") {
+                return Err(StoreError::BucketNotEmpty(name.to_string()));
+            }
+        }
+        if !self.upload_ids(name)?.is_empty() {
+            return Err(StoreError::BucketNotEmpty(name.to_string()));
+        }
+        // Metadata first: without bucket.json the directory is no bucket, whatever remains.
+        fs::remove_file(dir.join("bucket.json"))?;
+        fsync_dir(&dir)?;
+        self.buckets.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        let _ = fs::remove_dir_all(&dir);
+        fsync_dir(&self.root.join("buckets"))?;
+        Ok(())
+    }
+
+    // --- Multipart uploads ------------------------------------------------------------------
+
+    fn uploads_dir(&self, bucket: &str) -> PathBuf {
+        self.bucket_dir(bucket).join("uploads")
+    }
+
+    /// Directory of an existing upload of an existing bucket.
+    fn upload_dir(&self, bucket: &str, upload_id: &str) -> Result<PathBuf, StoreError> {
+        if self.bucket(bucket).is_none() {
+            return Err(StoreError::NoSuchBucket(bucket.to_string()));
+        }
+        let no = || StoreError::NoSuchUpload(upload_id.to_string());
+        if !valid_upload_id(upload_id) {
+            return Err(no());
+        }
+        let dir = self.uploads_dir(bucket).join(upload_id);
+        if !dir.join("upload.json").is_file() {
+            return Err(no());
+        }
+        Ok(dir)
+    }
+
+    /// Ids of the uploads in progress of a bucket (unsorted).
+    fn upload_ids(&self, bucket: &str) -> Result<Vec<String>, StoreError> {
+        let dir = self.uploads_dir(bucket);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Ok(id) = entry.file_name().into_string() else { continue };
+            if valid_upload_id(&id) && entry.path().join("upload.json").is_file() {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts a multipart upload; returns its metadata (with the new upload id).
+    pub fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: Option<&str>,
+        user_meta: BTreeMap<String, String>,
+    ) -> Result<UploadMeta, StoreError> {
+        check_key(key)?;
+        if self.bucket(bucket).is_none() {
+            return Err(StoreError::NoSuchBucket(bucket.to_string()));
+        }
+        let uploads = self.uploads_dir(bucket);
+        fs::create_dir_all(&uploads)?;
+        let id = unique_id();
+        let dir = uploads.join(&id);
+        fs::create_dir(&dir)?;
+        let meta = UploadMeta {
+            upload_id: id,
+            key: key.to_string(),
+            content_type: content_type.filter(|c| !c.is_empty()).map(str::to_string),
+            user_meta,
+            initiated: now_secs(),
+        };
+        let raw = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
+        let result = write_atomic(&dir, &dir.join("upload.json"), &raw)
+            .and_then(|()| Ok(fsync_dir(&uploads)?));
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Ok(meta)
+    }
+
+    /// Metadata of an upload in progress.
+    pub fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadMeta, StoreError> {
+        let dir = self.upload_dir(bucket, upload_id)?;
+        let raw = match fs::read(dir.join("upload.json")) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchUpload(upload_id.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(serde_json::from_slice(&raw).map_err(io::Error::other)?)
+    }
+
+    /// All uploads in progress of a bucket whose key starts with `prefix`, by key then initiation.
+    pub fn list_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<UploadMeta>, StoreError> {
+        if self.bucket(bucket).is_none() {
+            return Err(StoreError::NoSuchBucket(bucket.to_string()));
+        }
+        let mut out = Vec::new();
+        for id in self.upload_ids(bucket)? {
+            match self.upload(bucket, &id) {
+                Ok(m) if m.key.starts_with(prefix) => out.push(m),
+                Ok(_) | Err(StoreError::NoSuchUpload(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.key, a.initiated, &a.upload_id).cmp(&(&b.key, b.initiated, &b.upload_id))
+        });
+        Ok(out)
+    }
+
+    /// Starts writing part `number` of an upload.
+    pub fn part_writer(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        number: u32,
+    ) -> Result<ObjectWriter, StoreError> {
+        let meta = self.upload(bucket, upload_id)?;
+        let dir = self.upload_dir(bucket, upload_id)?;
+        let tmp = dir.join(format!("{TMP_PREFIX}{}", unique_id()));
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        Ok(ObjectWriter {
+            bucket: bucket.to_string(),
+            key: meta.key,
+            dir,
+            tmp,
+            file: Some(file),
+            md5: Md5::new(),
+            size: 0,
+            part: Some((upload_id.to_string(), number)),
+        })
+    }
+
+    /// Makes a part durable (body fsynced, renamed, directory fsynced) before returning it.
+    pub fn commit_part(
+        &self,
+        mut w: ObjectWriter,
+        expected_md5: Option<[u8; 16]>,
+    ) -> Result<PartInfo, StoreError> {
+        let (upload_id, number) =
+            w.part.clone().ok_or_else(|| io::Error::other("object writer committed as a part"))?;
+        let file =
+            w.file.take().ok_or_else(|| io::Error::other("object writer already finished"))?;
+        let tmp = w.tmp.clone();
+        let result = (|| {
+            let digest = std::mem::replace(&mut w.md5, Md5::new()).finalize();
+            if let Some(expected) = expected_md5
+                && expected[..] != digest[..]
+            {
+                return Err(StoreError::BadDigest);
+            }
+            file.sync_all()?;
+            drop(file);
+            let md5 = hex::encode(digest);
+            let name = format!("p{number:05}.{md5}.{}.part", unique_id());
+            let _guard = lock(&self.commit);
+            // Aborted (or completed) meanwhile: the directory is gone or going.
+            if !w.dir.join("upload.json").is_file() {
+                return Err(StoreError::NoSuchUpload(upload_id.clone()));
+            }
+            fs::rename(&tmp, w.dir.join(&name))?;
+            fsync_dir(&w.dir)?;
+            // Older uploads of the same part number are superseded.
+            for p in read_parts(&w.dir)?.into_iter().filter(|p| p.0 == number) {
+                if p.3 != name {
+                    let _ = fs::remove_file(w.dir.join(&p.3));
+                }
+            }
+            Ok(PartInfo {
+                number,
+                etag: format!("\"{md5}\""),
+                size: w.size,
+                last_modified: now_secs(),
+                file: w.dir.join(&name),
+            })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// The upload and its acknowledged parts, by part number.
+    pub fn list_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<(UploadMeta, Vec<PartInfo>), StoreError> {
+        let meta = self.upload(bucket, upload_id)?;
+        let dir = self.upload_dir(bucket, upload_id)?;
+        let mut by_number: BTreeMap<u32, (String, String)> = BTreeMap::new();
+        for (n, _md5, ver, name) in read_parts(&dir)? {
+            match by_number.get(&n) {
+                Some((v, _)) if *v >= ver => {}
+                _ => {
+                    by_number.insert(n, (ver, name));
+                }
+            }
+        }
+        let mut parts = Vec::new();
+        for (n, (_, name)) in by_number {
+            let path = dir.join(&name);
+            let Ok(m) = fs::metadata(&path) else { continue };
+            let md5 = name.split('.').nth(1).unwrap_or_default();
+            let last_modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            parts.push(PartInfo {
+                number: n,
+                etag: format!("\"{md5}\""),
+                size: m.len(),
+                last_modified,
+                file: path,
+            });
+        }
+        Ok((meta, parts))
+    }
+
+    /// Abandons an upload and its parts.
+    pub fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        let dir = self.upload_dir(bucket, upload_id)?;
+        let _guard = lock(&self.commit);
+        remove_upload_dir(&dir)?;
+        fsync_dir(&self.uploads_dir(bucket))?;
+        Ok(())
+    }
+
+    /// Assembles an upload from the listed (part number, ETag) pairs into its object, durably,
+    /// then removes the upload. The ETag is `"<md5 of the part MD5s>-<count>"`.
+    pub fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        wanted: &[(u32, String)],
+    ) -> Result<ObjectMeta, StoreError> {
+        let (meta, parts) = self.list_parts(bucket, upload_id)?;
+        if wanted.is_empty() {
+            return Err(StoreError::InvalidPart(0));
+        }
+        if wanted.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(StoreError::InvalidPartOrder);
+        }
+        let mut chosen = Vec::with_capacity(wanted.len());
+        for (n, etag) in wanted {
+            let p = parts
+                .iter()
+                .find(|p| p.number == *n)
+                .filter(|p| p.etag.trim_matches('"') == etag.trim().trim_matches('"'))
+                .ok_or(StoreError::InvalidPart(*n))?;
+            chosen.push(p);
+        }
+        if let Some(p) = chosen[..chosen.len() - 1].iter().find(|p| p.size < MIN_PART_SIZE) {
+            return Err(StoreError::EntityTooSmall(p.number));
+        }
+        let mut w = self.object_writer(bucket, &meta.key)?;
+        let mut md5s = Md5::new();
+        for p in &chosen {
+            let mut f = File::open(&p.file).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => StoreError::InvalidPart(p.number),
+                _ => e.into(),
+            })?;
+            let file = w.file.as_mut().ok_or_else(|| io::Error::other("writer finished"))?;
+            let n = io::copy(&mut f, file)?;
+            if n != p.size {
+                return Err(StoreError::InvalidPart(p.number));
+            }
+            w.size += n;
+            md5s.update(hex::decode(p.etag.trim_matches('"')).map_err(io::Error::other)?);
+        }
+        let etag = format!("\"{}-{}\"", hex::encode(md5s.finalize()), chosen.len());
+        let obj = self.commit_object_with(
+            w,
+            meta.content_type.as_deref(),
+            None,
+            meta.user_meta.clone(),
+            Some(etag),
+        )?;
+        let _guard = lock(&self.commit);
+        if let Ok(dir) = self.upload_dir(bucket, upload_id) {
+            remove_upload_dir(&dir)?;
+            fsync_dir(&self.uploads_dir(bucket))?;
+        }
+        Ok(obj)
+    }
+
     /// Lists objects in UTF-8 byte order of keys.
     ///
     /// Keys (and common prefixes) `<= start_after` are skipped; with a non-empty `delimiter`,
@@ -513,6 +932,69 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Upload ids are generated by [`unique_id`]: lowercase hex only, so they never name a path.
+fn valid_upload_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// Part files of an upload directory: (number, md5 hex, version, file name).
+fn read_parts(dir: &Path) -> io::Result<Vec<(u32, String, String, String)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let f: Vec<&str> = name.split('.').collect();
+        if let [p, md5, ver, "part"] = f[..]
+            && let Some(Ok(n)) = p.strip_prefix('p').map(str::parse::<u32>)
+            && md5.len() == 32
+            && md5.bytes().all(|c| c.is_ascii_hexdigit())
+        {
+            out.push((n, md5.to_string(), ver.to_string(), name.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+/// Removes an upload: its metadata first (then it no longer exists), then the parts.
+fn remove_upload_dir(dir: &Path) -> io::Result<()> {
+    match fs::remove_file(dir.join("upload.json")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    fs::remove_dir_all(dir)
+}
+
+/// Removes temp files of interrupted part writes and uploads whose creation never finished.
+fn cleanup_uploads_dir(dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if !entry.file_type()?.is_dir() {
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        if !path.join("upload.json").is_file() {
+            let _ = fs::remove_dir_all(&path);
+            continue;
+        }
+        for e in fs::read_dir(&path)? {
+            let e = e?;
+            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// S3 bucket naming rules: 3–63 chars of lowercase letters, digits, '.' and '-',

@@ -14,6 +14,7 @@ mod filter;
 mod instances;
 mod network;
 mod params;
+mod security;
 mod xml;
 
 use crate::model::{ModelError, ResourceKind, World};

@@ -88,6 +88,23 @@ impl<'a> Params<'a> {
             .collect()
     }
 
+    /// The values of `prefix.M.field` in index order (e.g. `IpPermissions.1.IpRanges` and
+    /// `CidrIp`).
+    pub fn indexed_field(&self, prefix: &str, field: &str) -> Vec<&'a str> {
+        self.groups(prefix)
+            .into_values()
+            .filter_map(|g| g.into_iter().find(|(t, _)| *t == field).map(|(_, v)| v))
+            .collect()
+    }
+
+    /// Whether any field starts with `prefix.` or a later index of the same list (used to
+    /// spot a missing member of `IpPermissions.N`).
+    pub fn indexed_prefix_exists(&self, prefix: &str) -> bool {
+        let Some((list, n)) = prefix.rsplit_once('.') else { return false };
+        let Ok(n) = n.parse::<u32>() else { return false };
+        self.groups(list).range(n..).next().is_some()
+    }
+
     /// `indexed` as owned strings.
     pub fn indexed_owned(&self, prefix: &str) -> Vec<String> {
         self.indexed(prefix).into_iter().map(str::to_string).collect()

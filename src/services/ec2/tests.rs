@@ -1005,3 +1005,411 @@ fn ids_are_deterministic_and_world_round_trips_json() {
     v.as_object_mut().unwrap().remove("tags");
     let _: World = serde_json::from_value(v).unwrap();
 }
+
+#[test]
+fn security_group_lifecycle() {
+    let w = lab();
+    let (w1, xml) = change(
+        &w,
+        &[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "https-to-s3"),
+            ("GroupDescription", "HTTPS to S3 only"),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+    );
+    dump("CreateSecurityGroup", &xml);
+    let sg = text(&xml, "groupId");
+    assert!(sg.starts_with("sg-0") && sg.len() == 20, "{sg}");
+    // A new group: one egress rule allowing everything, no ingress.
+    let xml = read_xml(&w1, &[("Action", "DescribeSecurityGroups"), ("GroupId.1", &sg)]);
+    assert_eq!(texts(&xml, "groupName"), ["https-to-s3"]);
+    assert_eq!(texts(&xml, "ipProtocol"), ["-1"]);
+    assert_eq!(texts(&xml, "cidrIp"), ["0.0.0.0/0"]);
+    refused(
+        &w1,
+        &[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "https-to-s3"),
+            ("GroupDescription", "again"),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+        "InvalidGroup.Duplicate",
+    );
+    refused(
+        &w1,
+        &[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "default"),
+            ("GroupDescription", "x"),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+        "InvalidParameterValue",
+    );
+    // Egress: TCP 443 to the S3 prefix list, then revoke the allow-all rule.
+    let allow_pl = [
+        ("Action", "AuthorizeSecurityGroupEgress"),
+        ("GroupId", sg.as_str()),
+        ("IpPermissions.1.IpProtocol", "tcp"),
+        ("IpPermissions.1.FromPort", "443"),
+        ("IpPermissions.1.ToPort", "443"),
+        ("IpPermissions.1.PrefixListIds.1.PrefixListId", "pl-1a2b3c4d"),
+    ];
+    let (w2, xml) = change(&w1, &allow_pl);
+    dump("AuthorizeSecurityGroupEgress", &xml);
+    assert_eq!(text(&xml, "return"), "true");
+    refused(&w2, &allow_pl, "InvalidPermission.Duplicate");
+    let mut bad_pl = allow_pl;
+    bad_pl[5].1 = "pl-99999999";
+    refused(&w1, &bad_pl, "InvalidPrefixListID.NotFound");
+    let revoke_all = [
+        ("Action", "RevokeSecurityGroupEgress"),
+        ("GroupId", sg.as_str()),
+        ("IpPermissions.1.IpProtocol", "-1"),
+        ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
+    ];
+    let (w3, xml) = change(&w2, &revoke_all);
+    dump("RevokeSecurityGroupEgress", &xml);
+    refused(&w3, &revoke_all, "InvalidPermission.NotFound");
+    // Ingress: SSH from the VPC and anything from the default group (botocore's `Groups`).
+    let (w4, xml) = change(
+        &w3,
+        &[
+            ("Action", "AuthorizeSecurityGroupIngress"),
+            ("GroupId", &sg),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "22"),
+            ("IpPermissions.1.ToPort", "22"),
+            ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/16"),
+            ("IpPermissions.1.IpRanges.2.CidrIp", "198.51.100.0/24"),
+            ("IpPermissions.2.IpProtocol", "icmp"),
+            ("IpPermissions.2.FromPort", "8"),
+            ("IpPermissions.2.ToPort", "-1"),
+            ("IpPermissions.2.Groups.1.GroupId", "sg-111bbb22"),
+        ],
+    );
+    dump("AuthorizeSecurityGroupIngress", &xml);
+    let g = w4.security_group(&sg).unwrap();
+    assert_eq!(g.ingress.len(), 3);
+    assert_eq!(g.egress.len(), 1);
+    refused(
+        &w4,
+        &[
+            ("Action", "AuthorizeSecurityGroupIngress"),
+            ("GroupId", &sg),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "80"),
+            ("IpPermissions.1.ToPort", "70"),
+            ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/16"),
+        ],
+        "InvalidParameterValue",
+    );
+    refused(
+        &w4,
+        &[
+            ("Action", "AuthorizeSecurityGroupIngress"),
+            ("GroupId", &sg),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "80"),
+            ("IpPermissions.1.ToPort", "80"),
+            ("IpPermissions.1.UserIdGroupPairs.1.GroupId", "sg-0123456789"),
+        ],
+        "InvalidGroup.NotFound",
+    );
+    let xml = read_xml(
+        &w4,
+        &[
+            ("Action", "DescribeSecurityGroups"),
+            ("Filter.1.Name", "group-name"),
+            ("Filter.1.Value.1", "https-*"),
+            ("Filter.2.Name", "vpc-id"),
+            ("Filter.2.Value.1", "vpc-111bbb22"),
+        ],
+    );
+    dump("DescribeSecurityGroups", &xml);
+    // One group (the second groupName is the referenced default group's).
+    assert_eq!(texts(&xml, "groupDescription"), ["HTTPS to S3 only"]);
+    assert_eq!(texts(&xml, "groupName"), ["https-to-s3", "default"]);
+    assert_eq!(texts(&xml, "ipProtocol"), ["tcp", "icmp", "tcp"]);
+    assert_eq!(texts(&xml, "cidrIp"), ["10.0.0.0/16", "198.51.100.0/24"]);
+    assert_eq!(texts(&xml, "prefixListId"), ["pl-1a2b3c4d"]);
+    assert_eq!(texts(&xml, "fromPort"), ["22", "8", "443"]);
+    assert_eq!(texts(&xml, "toPort"), ["22", "-1", "443"]);
+    assert!(xml.contains("<groups><item><userId>123456789012</userId><groupId>sg-111bbb22</groupId><groupName>default</groupName>"), "{xml}");
+    // Every VPC has its default group.
+    let xml = read_xml(
+        &w4,
+        &[
+            ("Action", "DescribeSecurityGroups"),
+            ("Filter.1.Name", "group-id"),
+            ("Filter.1.Value.1", "sg-111bbb22"),
+        ],
+    );
+    assert_eq!(texts(&xml, "groupDescription"), ["default VPC security group"]);
+    refused(
+        &w4,
+        &[("Action", "DescribeSecurityGroups"), ("GroupId.1", "sg-0999")],
+        "InvalidGroup.NotFound",
+    );
+    refused(
+        &w4,
+        &[("Action", "DescribeSecurityGroups"), ("GroupId.1", "sgx")],
+        "InvalidGroupId.Malformed",
+    );
+
+    // Instances: RunInstances with the group; DescribeInstances shows groupSet.
+    let (w5, xml) = change(
+        &w4,
+        &[
+            ("Action", "RunInstances"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("NetworkInterface.1.DeviceIndex", "0"),
+            ("NetworkInterface.1.SubnetId", "subnet-0a0a0a0a"),
+            ("NetworkInterface.1.SecurityGroupId.1", &sg),
+        ],
+    );
+    let inst = text(&xml, "instanceId");
+    assert_eq!(texts(&xml, "groupId"), [sg.as_str()]);
+    assert_eq!(w5.instance(&inst).unwrap().security_groups, [sg.clone()]);
+    let xml = read_xml(&w5, &[("Action", "DescribeInstances"), ("InstanceId.1", "i-0a0a0a0a")]);
+    assert_eq!(texts(&xml, "groupId"), ["sg-111bbb22"]);
+    assert_eq!(texts(&xml, "groupName"), ["default"]);
+    let xml = read_xml(
+        &w5,
+        &[
+            ("Action", "DescribeInstances"),
+            ("Filter.1.Name", "instance.group-id"),
+            ("Filter.1.Value.1", &sg),
+        ],
+    );
+    assert_eq!(texts(&xml, "instanceId"), [inst.as_str()]);
+    refused(&w5, &[("Action", "DeleteSecurityGroup"), ("GroupId", &sg)], "DependencyViolation");
+    refused(&w5, &[("Action", "DeleteSecurityGroup"), ("GroupId", "sg-111bbb22")], "CannotDelete");
+    // The default group is referenced by the new group's rule: it cannot go either way; and a
+    // referenced group cannot be deleted.
+    // ModifyInstanceAttribute replaces the groups.
+    let (w6, xml) = change(
+        &w5,
+        &[
+            ("Action", "ModifyInstanceAttribute"),
+            ("InstanceId", &inst),
+            ("GroupId.1", "sg-111bbb22"),
+            ("GroupId.2", &sg),
+        ],
+    );
+    dump("ModifyInstanceAttribute", &xml);
+    assert_eq!(
+        w6.instance(&inst).unwrap().security_groups,
+        ["sg-111bbb22".to_string(), sg.clone()]
+    );
+    let (w7, _) = change(
+        &w6,
+        &[
+            ("Action", "ModifyInstanceAttribute"),
+            ("InstanceId", &inst),
+            ("GroupId.1", "sg-111bbb22"),
+        ],
+    );
+    refused(
+        &w7,
+        &[("Action", "ModifyInstanceAttribute"), ("InstanceId", &inst), ("GroupId.1", "sg-0999")],
+        "InvalidGroup.NotFound",
+    );
+    let (w8, xml) = change(&w7, &[("Action", "DeleteSecurityGroup"), ("GroupId", &sg)]);
+    dump("DeleteSecurityGroup", &xml);
+    assert!(w8.security_group(&sg).is_none());
+    refused(&w8, &[("Action", "DeleteSecurityGroup"), ("GroupId", &sg)], "InvalidGroup.NotFound");
+}
+
+#[test]
+fn network_acl_lifecycle() {
+    let w = lab();
+    let xml = read_xml(&w, &[("Action", "DescribeNetworkAcls")]);
+    dump("DescribeNetworkAcls", &xml);
+    assert_eq!(texts(&xml, "networkAclId")[0], "acl-111bbb22");
+    assert_eq!(text(&xml, "default"), "true");
+    // The default ACL: rule 100 allow and the implicit deny, each direction; every subnet.
+    assert_eq!(texts(&xml, "ruleNumber"), ["100", "32767", "100", "32767"]);
+    assert_eq!(texts(&xml, "ruleAction"), ["allow", "deny", "allow", "deny"]);
+    assert_eq!(texts(&xml, "subnetId"), ["subnet-0a0a0a0a", "subnet-0b0b0b0b", "subnet-0c0c0c0c"]);
+    let assoc_a = texts(&xml, "networkAclAssociationId")[0].clone();
+
+    let (w1, xml) = change(&w, &[("Action", "CreateNetworkAcl"), ("VpcId", "vpc-111bbb22")]);
+    dump("CreateNetworkAcl", &xml);
+    let acl = text(&xml, "networkAclId");
+    assert_eq!(text(&xml, "default"), "false");
+    assert_eq!(texts(&xml, "ruleNumber"), ["32767", "32767"]);
+    let entry = |action: &'static str, n: &'static str| {
+        vec![
+            ("Action", action),
+            ("NetworkAclId", acl.as_str()),
+            ("RuleNumber", n),
+            ("Protocol", "6"),
+            ("RuleAction", "deny"),
+            ("Egress", "false"),
+            ("CidrBlock", "198.51.100.0/24"),
+            ("PortRange.From", "80"),
+            ("PortRange.To", "80"),
+        ]
+    };
+    let (w2, xml) = change(&w1, &entry("CreateNetworkAclEntry", "100"));
+    dump("CreateNetworkAclEntry", &xml);
+    assert_eq!(text(&xml, "return"), "true");
+    refused(&w2, &entry("CreateNetworkAclEntry", "100"), "NetworkAclEntryAlreadyExists");
+    refused(&w2, &entry("CreateNetworkAclEntry", "0"), "InvalidParameterValue");
+    refused(&w2, &entry("CreateNetworkAclEntry", "32767"), "InvalidParameterValue");
+    refused(&w2, &entry("ReplaceNetworkAclEntry", "101"), "InvalidNetworkAclEntry.NotFound");
+    // The guide: no prefix list in a network ACL entry.
+    let mut pl = entry("CreateNetworkAclEntry", "110");
+    pl[6].1 = "pl-1a2b3c4d";
+    let e = refused(&w2, &pl, "InvalidParameterValue");
+    assert!(
+        e.message.contains(
+            "You cannot use prefix list IDs to create an outbound rule in a network ACL that \
+             allows or denies outbound traffic to the service specified in an endpoint. Instead, \
+             you can use a prefix list ID in an outbound security group rule."
+        ),
+        "{e}"
+    );
+    let (w3, _) = change(
+        &w2,
+        &[
+            ("Action", "CreateNetworkAclEntry"),
+            ("NetworkAclId", &acl),
+            ("RuleNumber", "200"),
+            ("Protocol", "1"),
+            ("RuleAction", "allow"),
+            ("Egress", "false"),
+            ("CidrBlock", "10.0.0.0/16"),
+            ("Icmp.Type", "8"),
+            ("Icmp.Code", "-1"),
+        ],
+    );
+    let mut rep = entry("ReplaceNetworkAclEntry", "100");
+    rep[4].1 = "allow";
+    let (w4, xml) = change(&w3, &rep);
+    dump("ReplaceNetworkAclEntry", &xml);
+    let xml = read_xml(&w4, &[("Action", "DescribeNetworkAcls"), ("NetworkAclId.1", &acl)]);
+    dump("DescribeNetworkAcls2", &xml);
+    assert_eq!(texts(&xml, "ruleNumber"), ["32767", "100", "200", "32767"]);
+    assert_eq!(texts(&xml, "ruleAction"), ["deny", "allow", "allow", "deny"]);
+    assert_eq!(texts(&xml, "protocol"), ["-1", "6", "1", "-1"]);
+    assert!(xml.contains("<portRange><from>80</from><to>80</to></portRange>"), "{xml}");
+    assert!(xml.contains("<icmpTypeCode><code>-1</code><type>8</type></icmpTypeCode>"), "{xml}");
+    let (w5, xml) = change(
+        &w4,
+        &[
+            ("Action", "DeleteNetworkAclEntry"),
+            ("NetworkAclId", &acl),
+            ("RuleNumber", "200"),
+            ("Egress", "false"),
+        ],
+    );
+    dump("DeleteNetworkAclEntry", &xml);
+    refused(
+        &w5,
+        &[
+            ("Action", "DeleteNetworkAclEntry"),
+            ("NetworkAclId", &acl),
+            ("RuleNumber", "200"),
+            ("Egress", "false"),
+        ],
+        "InvalidNetworkAclEntry.NotFound",
+    );
+    // Move subnet a to the new ACL, then back.
+    let (w6, xml) = change(
+        &w5,
+        &[
+            ("Action", "ReplaceNetworkAclAssociation"),
+            ("AssociationId", &assoc_a),
+            ("NetworkAclId", &acl),
+        ],
+    );
+    dump("ReplaceNetworkAclAssociation", &xml);
+    let new_assoc = text(&xml, "newAssociationId");
+    assert!(new_assoc.starts_with("aclassoc-0"), "{new_assoc}");
+    assert_eq!(w6.subnet_acl("a").unwrap().0.id, acl);
+    let xml = read_xml(
+        &w6,
+        &[
+            ("Action", "DescribeNetworkAcls"),
+            ("Filter.1.Name", "association.subnet-id"),
+            ("Filter.1.Value.1", "subnet-0a0a0a0a"),
+        ],
+    );
+    assert_eq!(texts(&xml, "networkAclId")[0], acl);
+    refused(
+        &w6,
+        &[
+            ("Action", "ReplaceNetworkAclAssociation"),
+            ("AssociationId", &assoc_a),
+            ("NetworkAclId", &acl),
+        ],
+        "InvalidAssociationID.NotFound",
+    );
+    refused(&w6, &[("Action", "DeleteNetworkAcl"), ("NetworkAclId", &acl)], "DependencyViolation");
+    refused(
+        &w6,
+        &[("Action", "DeleteNetworkAcl"), ("NetworkAclId", "acl-111bbb22")],
+        "InvalidParameterValue",
+    );
+    let (w7, _) = change(
+        &w6,
+        &[
+            ("Action", "ReplaceNetworkAclAssociation"),
+            ("AssociationId", &new_assoc),
+            ("NetworkAclId", "acl-111bbb22"),
+        ],
+    );
+    assert_eq!(w7.subnet_acl("a").unwrap().0.id, "acl-111bbb22");
+    let (w8, xml) = change(&w7, &[("Action", "DeleteNetworkAcl"), ("NetworkAclId", &acl)]);
+    dump("DeleteNetworkAcl", &xml);
+    assert!(w8.network_acl(&acl).is_none());
+    refused(
+        &w8,
+        &[("Action", "DeleteNetworkAcl"), ("NetworkAclId", &acl)],
+        "InvalidNetworkAclID.NotFound",
+    );
+}
+
+#[test]
+fn vpc_comes_with_default_group_and_acl_and_old_worlds_get_them() {
+    let w = lab();
+    let (w1, xml) = change(&w, &[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/16")]);
+    let vpc = text(&xml, "vpcId");
+    let sg = crate::model::default_group_id(&vpc);
+    assert_eq!(w1.security_group(&sg).unwrap().name, "default");
+    assert!(w1.network_acl(&crate::model::default_acl_id(&vpc)).unwrap().is_default);
+    // A non-default group keeps the VPC alive; the defaults go with it.
+    let (w2, xml) = change(
+        &w1,
+        &[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "x"),
+            ("GroupDescription", "x"),
+            ("VpcId", &vpc),
+        ],
+    );
+    let g = text(&xml, "groupId");
+    refused(&w2, &[("Action", "DeleteVpc"), ("VpcId", &vpc)], "DependencyViolation");
+    let (w3, _) = change(&w2, &[("Action", "DeleteSecurityGroup"), ("GroupId", &g)]);
+    let (w4, _) = change(&w3, &[("Action", "DeleteVpc"), ("VpcId", &vpc)]);
+    assert!(w4.security_group(&sg).is_none());
+    // A world saved before groups existed (no such fields in its JSON) loads and answers.
+    let mut json: serde_json::Value = serde_json::to_value(lab()).unwrap();
+    json.as_object_mut().unwrap().remove("security_groups");
+    json.as_object_mut().unwrap().remove("network_acls");
+    for i in json["instances"].as_array_mut().unwrap() {
+        i.as_object_mut().unwrap().remove("security_groups");
+    }
+    let old: World = serde_json::from_value(json).unwrap();
+    assert!(old.security_groups.is_empty());
+    let xml = read_xml(&old, &[("Action", "DescribeSecurityGroups")]);
+    assert_eq!(texts(&xml, "groupDescription"), ["default VPC security group"]);
+    // The group, then its ingress rule naming itself.
+    assert_eq!(texts(&xml, "groupId"), ["sg-111bbb22", "sg-111bbb22"]);
+    let (upgraded, _) = change(&old, &[("Action", "CreateNetworkAcl"), ("VpcId", "vpc-111bbb22")]);
+    assert_eq!(upgraded.security_groups.len(), 1);
+    assert_eq!(upgraded.network_acls.len(), 2);
+}

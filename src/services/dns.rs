@@ -1,0 +1,843 @@
+//! The VPC DNS resolver ("AmazonProvidedDNS" at the VPC's base + 2 address).
+//!
+//! The guide says "You must enable DNS resolution in your VPC": instances reach S3 by name, and
+//! the name has to resolve into S3's public ranges so that the route table's prefix-list route
+//! (`pl-` → `vpce-`) or the internet gateway route carries the traffic. This resolver answers:
+//!
+//! * S3 names of every region `r` in [`DnsView::s3_regions`] (A records, TTL 60):
+//!   `s3.<r>.amazonaws.com`, `s3-<r>.amazonaws.com`, `s3.dualstack.<r>.amazonaws.com`, and for
+//!   us-east-1 ("Treat Amazon S3's US Standard region as mapped to the us-east-1 region") also
+//!   `s3.amazonaws.com` and `s3-external-1.amazonaws.com`; each of them also with any number of
+//!   bucket labels in front (`my-bucket.s3.<r>.amazonaws.com`, `a.b.s3.<r>.amazonaws.com`).
+//! * The Amazon Linux repository buckets the guide names: `packages.<r>.amazonaws.com` and
+//!   `repo.<r>.amazonaws.com`, into region `r`'s S3 range.
+//! * Internet hosts of [`DnsView::hosts`] as `<name>` and `<name>.internet`.
+//!
+//! The address of an S3 name is a stable address inside the region's range derived from the
+//! (lower-cased) name, never the range's network or broadcast address, so different buckets get
+//! different addresses in the same range (like real S3) and one name always gets the same one.
+//! AAAA (and any other type) for a known name → NOERROR without answers; unknown names →
+//! NXDOMAIN (the lab has no real internet). Matching is case-insensitive, the answer echoes the
+//! question's spelling, and a trailing dot makes no difference.
+//!
+//! Flags: RA is set (this is the VPC's recursive resolver, as far as clients can tell; `dig`
+//! would otherwise warn), RD and CD are copied, AA is set on NOERROR/NXDOMAIN answers because this
+//! resolver is the only source of truth of the lab's world. Responses are never sent to
+//! responses (QR=1) or to messages shorter than a DNS header; other malformed queries get
+//! FORMERR, opcodes other than QUERY get NOTIMP, classes other than IN/ANY get REFUSED.
+//!
+//! ## Reply source addresses (UDP)
+//!
+//! Replies must come *from* the address the query was sent *to* (the VPC's resolver address,
+//! e.g. 10.0.0.2), or the client's stub resolver drops them. Rather than `IP_PKTINFO` on one
+//! wildcard socket, [`serve_udp`] requires a socket **bound to one specific resolver address**
+//! (`10.0.0.2:53`): the kernel then sources every reply from that address, and that address is
+//! also the "local" address passed to [`DnsState::enabled`]. The caller runs one `serve_udp`
+//! task per VPC resolver address (aborting it when the VPC goes away). A socket bound to
+//! `0.0.0.0` is refused with an error. For TCP the local address of each accepted connection is
+//! already the address the client connected to, so one wildcard listener (or one per address)
+//! works.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use ipnet::Ipv4Net;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// TTL of every answer, in seconds.
+pub const TTL: u32 = 60;
+/// UDP payload size advertised in our EDNS OPT record.
+const EDNS_PAYLOAD: u16 = 1232;
+/// A TCP connection idle for this long (or stalled mid-message) is closed.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// What the resolver knows; the caller rebuilds it when the lab changes.
+#[derive(Debug, Clone, Default)]
+pub struct DnsView {
+    /// Every region's S3 ranges: (region, first CIDR), e.g. ("us-east-1", 54.123.160.0/19).
+    /// When a region appears more than once, its first entry is used.
+    pub s3_regions: Vec<(String, Ipv4Net)>,
+    /// Internet hosts: (name, ip) — answered as `<name>` and `<name>.internet` (A records),
+    /// e.g. "check-ip".
+    pub hosts: Vec<(String, Ipv4Addr)>,
+}
+
+/// Shared state of the UDP and TCP servers.
+pub struct DnsState {
+    pub view: Arc<arc_swap::ArcSwap<DnsView>>,
+    /// Given the client and the local (resolver) address of a query as seen by the socket,
+    /// whether to answer at all (the VPC's enableDnsSupport; false → no response, as AWS's
+    /// resolver when DNS support is off).
+    pub enabled: Arc<dyn Fn(SocketAddr, SocketAddr) -> bool + Send + Sync>,
+}
+
+/// Serves DNS over UDP until the socket fails for good (never returns `Ok`).
+///
+/// `socket` must be bound to one specific resolver address (e.g. `10.0.0.2:53`), so that
+/// replies leave from the address the query was sent to; see the module docs. A socket bound
+/// to an unspecified address is refused.
+pub async fn serve_udp(socket: UdpSocket, state: Arc<DnsState>) -> anyhow::Result<()> {
+    let local = socket.local_addr()?;
+    if local.ip().is_unspecified() {
+        anyhow::bail!(
+            "dns: UDP socket bound to {local}: bind one socket per resolver address \
+             (e.g. 10.0.0.2:53) so replies come from the address queried"
+        );
+    }
+    tracing::debug!(%local, "dns: serving UDP");
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                // Unconnected UDP sockets rarely fail; don't die (the VPC would lose DNS), but
+                // don't spin either.
+                tracing::debug!(%local, error = %e, "dns: UDP recv failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if !(state.enabled)(peer, local) {
+            tracing::trace!(%peer, %local, "dns: DNS support disabled, query dropped");
+            continue;
+        }
+        let view = state.view.load();
+        let Some(reply) = respond(&view, &buf[..n]) else {
+            continue;
+        };
+        let bytes = match reply.encode_udp() {
+            Some(b) => b,
+            None => continue,
+        };
+        if let Err(e) = socket.send_to(&bytes, peer).await {
+            tracing::debug!(%peer, %local, error = %e, "dns: UDP send failed");
+        }
+    }
+}
+
+/// Serves DNS over TCP (RFC 7766: length-prefixed messages, several per connection) until the
+/// listener fails for good (never returns `Ok`). Each connection's local address is the
+/// resolver address passed to [`DnsState::enabled`]; when that says no, the connection is
+/// closed without a response.
+pub async fn serve_tcp(listener: TcpListener, state: Arc<DnsState>) -> anyhow::Result<()> {
+    tracing::debug!(local = ?listener.local_addr().ok(), "dns: serving TCP");
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: wait a little instead of spinning.
+                tracing::debug!(error = %e, "dns: TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_tcp_conn(stream, peer, state).await {
+                tracing::debug!(%peer, error = %e, "dns: TCP connection ended");
+            }
+        });
+    }
+}
+
+async fn serve_tcp_conn(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<DnsState>,
+) -> std::io::Result<()> {
+    let local = stream.local_addr()?;
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+            Err(_) => return Ok(()), // idle
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(_)) => {}
+        }
+        let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut msg)).await {
+            Err(_) => return Ok(()),
+            Ok(r) => {
+                r?;
+            }
+        }
+        if !(state.enabled)(peer, local) {
+            tracing::trace!(%peer, %local, "dns: DNS support disabled, TCP connection closed");
+            return Ok(());
+        }
+        let view = state.view.load();
+        let Some(reply) = answer(&view, &msg) else {
+            // Nothing sensible to say (a response, or less than a header): hang up.
+            return Ok(());
+        };
+        let Ok(n) = u16::try_from(reply.len()) else {
+            return Ok(());
+        };
+        let mut out = Vec::with_capacity(2 + reply.len());
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&reply);
+        stream.write_all(&out).await?;
+    }
+}
+
+/// The answer to one query message (pure; used by both servers and by tests).
+/// None = send nothing.
+pub fn answer(view: &DnsView, query: &[u8]) -> Option<Vec<u8>> {
+    respond(view, query)?.encode()
+}
+
+/// A response message, plus how large a UDP reply may be for it.
+struct Reply {
+    msg: Message,
+    udp_limit: usize,
+}
+
+impl Reply {
+    fn encode(&self) -> Option<Vec<u8>> {
+        match self.msg.to_vec() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::debug!(error = %e, "dns: could not encode a response");
+                None
+            }
+        }
+    }
+
+    /// Encoded for UDP: over the client's limit → TC set and the answers left out, so the
+    /// client retries over TCP. (Our answers are small; this is a guard.)
+    fn encode_udp(&self) -> Option<Vec<u8>> {
+        let bytes = self.encode()?;
+        if bytes.len() <= self.udp_limit {
+            return Some(bytes);
+        }
+        let mut short = self.msg.clone();
+        short.metadata.truncation = true;
+        short.answers.clear();
+        short.authorities.clear();
+        short.additionals.clear();
+        short.to_vec().ok()
+    }
+}
+
+fn respond(view: &DnsView, query: &[u8]) -> Option<Reply> {
+    // Header first: it tells us whether to answer at all, and the id to answer with.
+    let header = Header::read(&mut BinDecoder::new(query)).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None; // never answer a response (no loops, no reflection games)
+    }
+    let bare = |rcode: ResponseCode| {
+        let mut msg = Message::response(header.metadata.id, header.metadata.op_code);
+        msg.metadata.recursion_desired = header.metadata.recursion_desired;
+        msg.metadata.checking_disabled = header.metadata.checking_disabled;
+        msg.metadata.recursion_available = true;
+        msg.metadata.response_code = rcode;
+        Some(Reply { msg, udp_limit: 512 })
+    };
+    if header.metadata.op_code != OpCode::Query {
+        return bare(ResponseCode::NotImp);
+    }
+    let request = match Message::from_vec(query) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::trace!(error = %e, "dns: malformed query");
+            return bare(ResponseCode::FormErr);
+        }
+    };
+    if request.queries.len() != 1 {
+        return bare(ResponseCode::FormErr);
+    }
+    let question = request.queries[0].clone();
+
+    let mut msg = Message::response(request.metadata.id, OpCode::Query);
+    msg.metadata.recursion_desired = request.metadata.recursion_desired;
+    msg.metadata.checking_disabled = request.metadata.checking_disabled;
+    msg.metadata.recursion_available = true;
+    msg.add_query(question.clone());
+    let mut udp_limit = 512;
+    if let Some(edns) = &request.edns {
+        udp_limit = usize::from(edns.max_payload().clamp(512, EDNS_PAYLOAD));
+        let mut ours = Edns::new();
+        ours.set_max_payload(EDNS_PAYLOAD);
+        ours.set_version(0);
+        msg.edns = Some(ours);
+        if edns.version() > 0 {
+            // RFC 6891 §6.1.3: BADVERS (16 = high 8 bits 1, low 4 bits 0).
+            msg.metadata.response_code = ResponseCode::BADVERS;
+            return Some(Reply { msg, udp_limit });
+        }
+    }
+
+    match question.query_class {
+        DNSClass::IN | DNSClass::ANY => {}
+        _ => {
+            msg.metadata.response_code = ResponseCode::Refused;
+            return Some(Reply { msg, udp_limit });
+        }
+    }
+
+    msg.metadata.authoritative = true;
+    match lookup(view, &question.name) {
+        None => msg.metadata.response_code = ResponseCode::NXDomain,
+        Some(ip) => {
+            if matches!(question.query_type, RecordType::A | RecordType::ANY) {
+                let mut rec = Record::from_rdata(question.name.clone(), TTL, RData::A(A(ip)));
+                rec.dns_class = DNSClass::IN;
+                msg.add_answer(rec);
+            }
+            // AAAA and every other type: NOERROR, no answers (the name exists).
+        }
+    }
+    Some(Reply { msg, udp_limit })
+}
+
+/// The address `name` resolves to in `view`, if any.
+pub fn lookup(view: &DnsView, name: &Name) -> Option<Ipv4Addr> {
+    let labels: Vec<String> =
+        name.iter().map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
+    let full = labels.join(".");
+
+    for (host, ip) in &view.hosts {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() {
+            continue;
+        }
+        if full == host || full.strip_suffix(".internet") == Some(host.as_str()) {
+            return Some(*ip);
+        }
+    }
+
+    let range = s3_range_for(view, &labels)?;
+    Some(address_in(range, &full))
+}
+
+/// The S3 range of the region an S3 (or Amazon Linux repository) name belongs to.
+fn s3_range_for(view: &DnsView, labels: &[String]) -> Option<Ipv4Net> {
+    let region = |r: &str| {
+        view.s3_regions.iter().find(|(name, _)| name.eq_ignore_ascii_case(r)).map(|(_, net)| *net)
+    };
+    let n = labels.len();
+    if n < 3 || labels[n - 1] != "com" || labels[n - 2] != "amazonaws" {
+        return None;
+    }
+    let rest = &labels[..n - 2]; // everything before "amazonaws.com"
+    let k = rest.len();
+    let last = rest[k - 1].as_str();
+
+    // s3.amazonaws.com / s3-external-1.amazonaws.com (US Standard = us-east-1), with buckets.
+    if last == "s3" || last == "s3-external-1" {
+        return region("us-east-1");
+    }
+    // s3-<r>.amazonaws.com, with buckets.
+    if let Some(r) = last.strip_prefix("s3-") {
+        return region(r);
+    }
+    // ... .<r>.amazonaws.com
+    let net = region(last)?;
+    match &rest[..k - 1] {
+        // s3.<r>, s3.dualstack.<r>, with buckets.
+        [.., s3] if s3 == "s3" => Some(net),
+        [.., s3, ds] if s3 == "s3" && ds == "dualstack" => Some(net),
+        // Amazon Linux repositories (S3 buckets of the region).
+        [only] if only == "packages" || only == "repo" => Some(net),
+        _ => None,
+    }
+}
+
+/// A stable address inside `range` for `name`: never the network or broadcast address
+/// (for ranges of at least 4 addresses), and away from the range's first and last few
+/// addresses when the range is large enough.
+fn address_in(range: Ipv4Net, name: &str) -> Ipv4Addr {
+    let net = u32::from(range.network());
+    let size: u64 = 1u64 << (32 - u32::from(range.prefix_len()));
+    let h = fnv1a(name.as_bytes());
+    let offset = if size > 10 {
+        5 + h % (size - 10)
+    } else if size >= 4 {
+        1 + h % (size - 2)
+    } else {
+        h % size // /31, /32: nothing to avoid
+    };
+    Ipv4Addr::from(net.wrapping_add(offset as u32))
+}
+
+/// FNV-1a, 64 bit: stable across builds and Rust versions (unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A query message for `name`/`rtype` (RD set), as a client would send it. For tests and
+/// callers that probe the resolver.
+pub fn build_query(id: u16, name: &str, rtype: RecordType) -> anyhow::Result<Vec<u8>> {
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(Name::from_ascii(name)?, rtype));
+    Ok(msg.to_vec()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+    use std::sync::Mutex;
+
+    fn net(s: &str) -> Ipv4Net {
+        Ipv4Net::from_str(s).unwrap()
+    }
+
+    fn view() -> DnsView {
+        DnsView {
+            s3_regions: vec![
+                ("us-east-1".into(), net("54.123.160.0/19")),
+                ("us-west-2".into(), net("52.218.128.0/17")),
+                ("eu-west-1".into(), net("52.92.0.0/20")),
+                ("ap-south-1".into(), net("3.5.208.0/22")),
+                ("us-east-1".into(), net("1.2.3.0/24")), // second range: ignored
+            ],
+            hosts: vec![
+                ("check-ip".into(), Ipv4Addr::new(198, 51, 100, 10)),
+                ("Mirror.Example".into(), Ipv4Addr::new(198, 51, 100, 11)),
+            ],
+        }
+    }
+
+    fn ask(view: &DnsView, name: &str, rtype: RecordType) -> Message {
+        let q = build_query(0x1234, name, rtype).unwrap();
+        let r = answer(view, &q).expect("a response");
+        Message::from_vec(&r).unwrap()
+    }
+
+    /// Some(ip) for a NOERROR A answer, None for NXDOMAIN; panics otherwise.
+    fn a(view: &DnsView, name: &str) -> Option<Ipv4Addr> {
+        let m = ask(view, name, RecordType::A);
+        assert_eq!(m.metadata.id, 0x1234);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+        assert!(m.metadata.recursion_available && m.metadata.recursion_desired);
+        assert!(m.metadata.authoritative);
+        assert_eq!(m.queries.len(), 1);
+        let bare = |n: &Name| n.to_ascii().trim_end_matches('.').to_string();
+        assert_eq!(bare(&m.queries[0].name), bare(&Name::from_ascii(name).unwrap()));
+        match m.metadata.response_code {
+            ResponseCode::NXDomain => {
+                assert!(m.answers.is_empty());
+                None
+            }
+            ResponseCode::NoError => {
+                assert_eq!(m.answers.len(), 1, "{name}");
+                let rec = &m.answers[0];
+                assert_eq!(rec.ttl, TTL);
+                assert_eq!(rec.dns_class, DNSClass::IN);
+                assert_eq!(rec.name.to_ascii(), m.queries[0].name.to_ascii());
+                match &rec.data {
+                    RData::A(A(ip)) => Some(*ip),
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+            rc => panic!("{name}: {rc:?}"),
+        }
+    }
+
+    fn assert_in(range: &str, name: &str) {
+        let r = net(range);
+        let ip = a(&view(), name).unwrap_or_else(|| panic!("{name}: NXDOMAIN"));
+        assert!(r.contains(&ip), "{name} → {ip} not in {r}");
+        assert_ne!(ip, r.network(), "{name}");
+        assert_ne!(ip, r.broadcast(), "{name}");
+    }
+
+    #[test]
+    fn table_of_names() {
+        let regions = [
+            ("us-east-1", "54.123.160.0/19"),
+            ("us-west-2", "52.218.128.0/17"),
+            ("eu-west-1", "52.92.0.0/20"),
+            ("ap-south-1", "3.5.208.0/22"),
+        ];
+        for (r, range) in regions {
+            for base in [
+                format!("s3.{r}.amazonaws.com"),
+                format!("s3-{r}.amazonaws.com"),
+                format!("s3.dualstack.{r}.amazonaws.com"),
+            ] {
+                for name in [
+                    base.clone(),
+                    format!("{base}."),
+                    base.to_ascii_uppercase(),
+                    format!("{}.", base.to_ascii_uppercase()),
+                    format!("my-bucket.{base}"),
+                    format!("a.b.{base}"),
+                    format!("My-Bucket.{}.", base.to_ascii_uppercase()),
+                    format!("packages.{r}.amazonaws.com.{base}"),
+                ] {
+                    assert_in(range, &name);
+                }
+            }
+            assert_in(range, &format!("packages.{r}.amazonaws.com"));
+            assert_in(range, &format!("repo.{r}.amazonaws.com."));
+            assert_in(range, &format!("REPO.{}.AMAZONAWS.COM", r.to_ascii_uppercase()));
+            // Not S3 names of the region.
+            for name in [
+                format!("{r}.amazonaws.com"),
+                format!("ec2.{r}.amazonaws.com"),
+                format!("x.packages.{r}.amazonaws.com"),
+                format!("s3.{r}.amazonaws.com.evil"),
+                format!("dualstack.{r}.amazonaws.com"),
+                format!("s3.dualstack.x.{r}.amazonaws.com"),
+                format!("s3.{r}.amazonaws.org"),
+            ] {
+                assert_eq!(a(&view(), &name), None, "{name}");
+            }
+        }
+        // US Standard → us-east-1 (its first range, not 1.2.3.0/24).
+        for name in [
+            "s3.amazonaws.com",
+            "s3.amazonaws.com.",
+            "S3.AmazonAWS.com",
+            "bucket.s3.amazonaws.com",
+            "a.b.c.s3.amazonaws.com.",
+            "s3-external-1.amazonaws.com",
+            "my-bucket.s3-external-1.amazonaws.com",
+            "MY-BUCKET.S3-EXTERNAL-1.AMAZONAWS.COM.",
+        ] {
+            assert_in("54.123.160.0/19", name);
+        }
+        // Unknown regions and everything else: NXDOMAIN.
+        for name in [
+            "s3.eu-central-1.amazonaws.com",
+            "s3-eu-central-1.amazonaws.com",
+            "s3.dualstack.eu-central-1.amazonaws.com",
+            "packages.eu-central-1.amazonaws.com",
+            "bucket.s3-external-2.amazonaws.com",
+            "amazonaws.com",
+            "com",
+            "example.com",
+            "www.google.com.",
+            "internet",
+            "check-ip.example",
+            "x.check-ip",
+            "check-ip.internet.internet",
+            "sts.amazonaws.com",
+            "s3-.amazonaws.com",
+        ] {
+            assert_eq!(a(&view(), name), None, "{name}");
+        }
+        // Root name: NXDOMAIN, no panic.
+        assert_eq!(a(&view(), "."), None);
+    }
+
+    #[test]
+    fn internet_hosts() {
+        let v = view();
+        let ip = Some(Ipv4Addr::new(198, 51, 100, 10));
+        for name in ["check-ip", "check-ip.", "CHECK-IP", "check-ip.internet", "Check-IP.Internet."]
+        {
+            assert_eq!(a(&v, name), ip, "{name}");
+        }
+        let ip = Some(Ipv4Addr::new(198, 51, 100, 11));
+        assert_eq!(a(&v, "mirror.example"), ip);
+        assert_eq!(a(&v, "MIRROR.EXAMPLE.internet."), ip);
+    }
+
+    #[test]
+    fn stable_and_spread() {
+        let v = view();
+        let one = a(&v, "my-bucket.s3.us-east-1.amazonaws.com").unwrap();
+        for _ in 0..3 {
+            assert_eq!(a(&v, "my-bucket.s3.us-east-1.amazonaws.com"), Some(one));
+        }
+        assert_eq!(a(&v, "MY-BUCKET.s3.US-EAST-1.amazonaws.com."), Some(one));
+        // A rebuilt view answers the same.
+        assert_eq!(a(&view(), "my-bucket.s3.us-east-1.amazonaws.com"), Some(one));
+        // Pinned value: the derivation must not change silently between builds.
+        assert_eq!(one, Ipv4Addr::new(54, 123, 172, 23));
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..20 {
+            seen.insert(a(&v, &format!("bucket-{i}.s3.us-east-1.amazonaws.com")).unwrap());
+        }
+        assert!(seen.len() >= 18, "buckets should spread over the range: {seen:?}");
+    }
+
+    #[test]
+    fn small_ranges() {
+        for (range, lo, hi) in [
+            ("10.0.0.0/24", 5, 250),
+            ("10.0.0.0/28", 5, 10),
+            ("10.0.0.0/29", 1, 6),
+            ("10.0.0.0/30", 1, 2),
+            ("10.0.0.0/31", 0, 1),
+            ("10.0.0.7/32", 7, 7),
+        ] {
+            for i in 0..200 {
+                let ip = address_in(net(range), &format!("b{i}.s3.amazonaws.com"));
+                let last = u32::from(ip) & 0xff;
+                assert!((lo..=hi).contains(&last), "{range}: {ip}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_types() {
+        let v = view();
+        for name in ["s3.us-east-1.amazonaws.com", "check-ip", "b.s3.amazonaws.com."] {
+            for t in [RecordType::AAAA, RecordType::MX, RecordType::TXT, RecordType::NS] {
+                let m = ask(&v, name, t);
+                assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name} {t}");
+                assert!(m.answers.is_empty(), "{name} {t}");
+                assert_eq!(m.queries[0].query_type, t);
+            }
+            let m = ask(&v, name, RecordType::ANY);
+            assert_eq!(m.answers.len(), 1);
+        }
+        for t in [RecordType::AAAA, RecordType::MX] {
+            let m = ask(&v, "nowhere.example", t);
+            assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        }
+    }
+
+    #[test]
+    fn header_handling() {
+        let v = view();
+        let q = build_query(7, "s3.amazonaws.com", RecordType::A).unwrap();
+
+        // Too short for a header: nothing. A response: nothing.
+        assert_eq!(answer(&v, &[]), None);
+        assert_eq!(answer(&v, &q[..11]), None);
+        let mut resp = q.clone();
+        resp[2] |= 0x80;
+        assert_eq!(answer(&v, &resp), None);
+
+        // Non-query opcodes: NOTIMP with the id copied.
+        for opcode in [1u8, 2, 4, 5, 15] {
+            let mut m = q.clone();
+            m[2] = (m[2] & 0x87) | (opcode << 3);
+            let r = Message::from_vec(&answer(&v, &m).unwrap()).unwrap();
+            assert_eq!(r.metadata.response_code, ResponseCode::NotImp, "opcode {opcode}");
+            assert_eq!(r.metadata.id, 7);
+            assert_eq!(r.metadata.message_type, MessageType::Response);
+        }
+
+        // Truncated question, zero or two questions: FORMERR.
+        let r = Message::from_vec(&answer(&v, &q[..q.len() - 2]).unwrap()).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(r.metadata.id, 7);
+        let mut none = q[..12].to_vec();
+        none[5] = 0;
+        let r = Message::from_vec(&answer(&v, &none).unwrap()).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+        let mut two = Message::new(9, MessageType::Query, OpCode::Query);
+        two.add_query(Query::query(Name::from_ascii("check-ip").unwrap(), RecordType::A));
+        two.add_query(Query::query(Name::from_ascii("check-ip").unwrap(), RecordType::A));
+        let r = Message::from_vec(&answer(&v, &two.to_vec().unwrap()).unwrap()).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+
+        // Class CH: REFUSED.
+        let mut ch = Message::new(10, MessageType::Query, OpCode::Query);
+        let mut query = Query::query(Name::from_ascii("version.bind").unwrap(), RecordType::TXT);
+        query.set_query_class(DNSClass::CH);
+        ch.add_query(query);
+        let r = Message::from_vec(&answer(&v, &ch.to_vec().unwrap()).unwrap()).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+
+        // RD not set → not set in the reply either; still RA.
+        let mut nord = q.clone();
+        nord[2] &= !0x01;
+        let r = Message::from_vec(&answer(&v, &nord).unwrap()).unwrap();
+        assert!(!r.metadata.recursion_desired && r.metadata.recursion_available);
+
+        // EDNS: answered with an OPT record of our own.
+        let mut e = Message::new(11, MessageType::Query, OpCode::Query);
+        e.add_query(Query::query(Name::from_ascii("check-ip").unwrap(), RecordType::A));
+        let mut edns = Edns::new();
+        edns.set_max_payload(4096);
+        e.edns = Some(edns);
+        let r = Message::from_vec(&answer(&v, &e.to_vec().unwrap()).unwrap()).unwrap();
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.edns.as_ref().map(|e| e.max_payload()), Some(EDNS_PAYLOAD));
+    }
+
+    #[test]
+    fn longest_name_fits_in_512() {
+        // 255-octet wire name: 3 × 63-byte labels + a 49-byte one + s3.amazonaws.com.
+        let l = "b".repeat(63);
+        let name = format!("{l}.{l}.{l}.{}.s3.amazonaws.com.", "c".repeat(44));
+        let q = build_query(1, &name, RecordType::A).unwrap();
+        let r = answer(&view(), &q).unwrap();
+        assert!(r.len() <= 512, "{}", r.len());
+        assert_eq!(Message::from_vec(&r).unwrap().answers.len(), 1);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+                let _ = answer(&view(), &bytes);
+            }
+
+            #[test]
+            fn mutated_queries_never_panic(
+                edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+                cut in any::<usize>(),
+            ) {
+                let mut q = build_query(3, "a.b.s3.dualstack.us-west-2.amazonaws.com", RecordType::A).unwrap();
+                for (i, b) in edits {
+                    let n = q.len();
+                    q[i % n] = b;
+                }
+                let n = q.len();
+                q.truncate(cut % (n + 1));
+                if let Some(r) = answer(&view(), &q) {
+                    prop_assert!(r.len() >= 12);
+                    prop_assert_eq!(&r[..2], &q[..2]);
+                }
+            }
+
+            #[test]
+            fn buckets_land_inside_the_range(bucket in "[a-z0-9][a-z0-9-]{2,40}") {
+                let r = net("54.123.160.0/19");
+                let ip = a(&view(), &format!("{bucket}.s3.us-east-1.amazonaws.com")).unwrap();
+                prop_assert!(r.contains(&ip));
+                prop_assert!(ip != r.network() && ip != r.broadcast());
+            }
+        }
+    }
+
+    // ---- servers ----
+
+    type Seen = Arc<Mutex<Vec<(SocketAddr, SocketAddr)>>>;
+
+    fn state(allow: bool) -> (Arc<DnsState>, Seen) {
+        let seen: Seen = Arc::default();
+        let s = seen.clone();
+        let state = DnsState {
+            view: Arc::new(arc_swap::ArcSwap::from_pointee(view())),
+            enabled: Arc::new(move |peer, local| {
+                s.lock().unwrap().push((peer, local));
+                allow
+            }),
+        };
+        (Arc::new(state), seen)
+    }
+
+    async fn udp_ask(server: SocketAddr, q: &[u8]) -> Option<Message> {
+        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        c.send_to(q, server).await.unwrap();
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(Duration::from_millis(300), c.recv_from(&mut buf)).await {
+            Err(_) => None,
+            Ok(r) => {
+                let (n, from) = r.unwrap();
+                assert_eq!(from, server, "reply must come from the address queried");
+                Some(Message::from_vec(&buf[..n]).unwrap())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn udp_server() {
+        let (st, seen) = state(true);
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let task = tokio::spawn(serve_udp(sock, st.clone()));
+
+        let q = build_query(42, "My-Bucket.s3.us-east-1.amazonaws.com.", RecordType::A).unwrap();
+        let m = udp_ask(addr, &q).await.expect("reply");
+        assert_eq!(m.metadata.id, 42);
+        let RData::A(A(ip)) = m.answers[0].data else { panic!() };
+        assert!(net("54.123.160.0/19").contains(&ip));
+        assert_eq!(seen.lock().unwrap().last().unwrap().1, addr);
+
+        // Garbage gets FORMERR, and the server keeps going.
+        let mut junk = vec![0u8, 43, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        junk.extend_from_slice(&[200, 1, 2, 3]);
+        let m = udp_ask(addr, &junk).await.expect("formerr");
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+        assert!(udp_ask(addr, &[1, 2, 3]).await.is_none());
+
+        // The view can be swapped live.
+        st.view.store(Arc::new(DnsView::default()));
+        let m = udp_ask(addr, &q).await.expect("reply");
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn udp_disabled_is_silent() {
+        let (st, seen) = state(false);
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let task = tokio::spawn(serve_udp(sock, st));
+        let q = build_query(1, "check-ip", RecordType::A).unwrap();
+        assert!(udp_ask(addr, &q).await.is_none());
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn udp_wildcard_is_refused() {
+        let (st, _) = state(true);
+        let sock = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+        assert!(serve_udp(sock, st).await.is_err());
+    }
+
+    async fn tcp_exchange(s: &mut TcpStream, q: &[u8]) -> Option<Message> {
+        let mut out = (q.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(q);
+        s.write_all(&out).await.unwrap();
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut len)).await {
+            Err(_) | Ok(Err(_)) => return None, // timeout or closed
+            Ok(Ok(_)) => {}
+        }
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await.unwrap();
+        Some(Message::from_vec(&buf).unwrap())
+    }
+
+    #[tokio::test]
+    async fn tcp_server() {
+        let (st, seen) = state(true);
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(serve_tcp(l, st));
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // Several queries on one connection.
+        let q = build_query(5, "repo.eu-west-1.amazonaws.com", RecordType::A).unwrap();
+        let m = tcp_exchange(&mut s, &q).await.expect("reply");
+        assert_eq!(m.metadata.id, 5);
+        let RData::A(A(ip)) = m.answers[0].data else { panic!() };
+        assert!(net("52.92.0.0/20").contains(&ip));
+        let q = build_query(6, "check-ip.internet", RecordType::AAAA).unwrap();
+        let m = tcp_exchange(&mut s, &q).await.expect("reply");
+        assert_eq!((m.metadata.id, m.answers.len()), (6, 0));
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        let (peer, local) = *seen.lock().unwrap().last().unwrap();
+        assert_eq!(local, addr);
+        assert_eq!(peer, s.local_addr().unwrap());
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn tcp_disabled_is_silent() {
+        let (st, _) = state(false);
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(serve_tcp(l, st));
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let q = build_query(1, "check-ip", RecordType::A).unwrap();
+        assert!(tcp_exchange(&mut s, &q).await.is_none());
+        task.abort();
+    }
+}
