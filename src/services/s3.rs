@@ -308,12 +308,7 @@ async fn dispatch(
     // S3 says whether a bucket exists before it checks permissions.
     let Some(meta) = state.store.bucket(&bucket) else {
         if creating {
-            authz.require_in(
-                &bucket,
-                "s3:CreateBucket",
-                &format!("arn:aws:s3:::{bucket}"),
-                None,
-            )?;
+            authz.require_in(&bucket, "s3:CreateBucket", &format!("arn:aws:s3:::{bucket}"), None)?;
             return create_bucket(state, &bucket, &region, body).await;
         }
         return Err(S3Error::no_such_bucket(&bucket));
@@ -925,8 +920,7 @@ async fn create_bucket(
 ) -> Result<Response<RespBody>, S3Error> {
     let limited = http_body_util::Limited::new(body, 64 * 1024);
     let raw = limited.collect().await.map_err(|_| S3Error::incomplete_body())?.to_bytes();
-    let constraint =
-        location_constraint(&raw).map(|c| if c == "EU" { "eu-west-1".into() } else { c });
+    let constraint = location_constraint(&raw).map(|c| if c == "EU" { "eu-west-1".into() } else { c });
     if endpoint_region != "us-east-1"
         && let Some(c) = constraint.as_deref().filter(|c| *c != endpoint_region)
     {
@@ -1212,23 +1206,20 @@ async fn upload_part(
     let number = match raw.parse::<u32>() {
         Ok(n) if (1..=MAX_PART_NUMBER).contains(&n) => n,
         _ => {
-            return Err(S3Error::invalid_argument("partNumber", raw)
-                .message("Part number must be an integer between 1 and 10000, inclusive"));
+            return Err(S3Error::invalid_argument("partNumber", raw).message(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            ));
         }
     };
     check_upload(state, bucket, key, id)?;
     let md5 = content_md5(&parts.headers)?;
-    let (store, b, k, i) =
-        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let (store, b, k, i) = (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     let writer = blocking(move || {
-        store
-            .part_writer(&b, &i, number)
-            .map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
+        store.part_writer(&b, &i, number).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
     .await?;
     let writer = receive_body(parts, body, writer, signer).await?;
-    let (store, b, k, i) =
-        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let (store, b, k, i) = (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     let part = blocking(move || {
         store.commit_part(writer, md5).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
@@ -1276,12 +1267,9 @@ async fn complete_multipart(
     if !root_ok || wanted.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    let (store, b, k, i) =
-        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let (store, b, k, i) = (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     let meta = blocking(move || {
-        store
-            .complete_upload(&b, &i, &wanted)
-            .map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
+        store.complete_upload(&b, &i, &wanted).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
     .await?;
     debug!(bucket, key, upload_id = id, size = meta.size, etag = %meta.etag, "complete multipart upload");
@@ -1301,8 +1289,7 @@ async fn abort_multipart(
     id: &str,
 ) -> Result<Response<RespBody>, S3Error> {
     check_upload(state, bucket, key, id)?;
-    let (store, b, k, i) =
-        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let (store, b, k, i) = (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     blocking(move || {
         store.abort_upload(&b, &i).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
@@ -1334,8 +1321,7 @@ async fn list_parts(
         None => 0,
         Some(v) => v.parse().map_err(|_| S3Error::invalid_argument("part-number-marker", v))?,
     };
-    let (store, b, k, i) =
-        (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
+    let (store, b, k, i) = (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     let (_, all) = blocking(move || {
         store.list_parts(&b, &i).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
@@ -1387,9 +1373,10 @@ async fn list_uploads(
     let id_marker = q.get("upload-id-marker").unwrap_or("").to_string();
     let url = q.get("encoding-type").is_some_and(|v| v.eq_ignore_ascii_case("url"));
     let (store, b, p) = (state.store.clone(), bucket.to_string(), prefix.clone());
-    let all =
-        blocking(move || store.list_uploads(&b, &p).map_err(|e| S3Error::from_store(e, &b, None)))
-            .await?;
+    let all = blocking(move || {
+        store.list_uploads(&b, &p).map_err(|e| S3Error::from_store(e, &b, None))
+    })
+    .await?;
     // After (key-marker, upload-id-marker); with only a key marker, after all of that key.
     let rest: Vec<_> = all
         .into_iter()
@@ -1978,11 +1965,7 @@ impl S3Error {
     }
     /// Adds `<UploadId>` to NoSuchUpload errors.
     fn upload(self, id: &str) -> S3Error {
-        if self.code == "NoSuchUpload" && self.fields.is_empty() {
-            self.field("UploadId", id)
-        } else {
-            self
-        }
+        if self.code == "NoSuchUpload" && self.fields.is_empty() { self.field("UploadId", id) } else { self }
     }
     fn no_such_upload(id: &str) -> S3Error {
         S3Error::new(
@@ -2478,11 +2461,7 @@ pub fn http_date(secs: u64) -> String {
 
 /// Host name of a region's S3 (us-east-1 is the global endpoint).
 pub fn s3_host(region: &str) -> String {
-    if region == "us-east-1" {
-        "s3.amazonaws.com".into()
-    } else {
-        format!("s3.{region}.amazonaws.com")
-    }
+    if region == "us-east-1" { "s3.amazonaws.com".into() } else { format!("s3.{region}.amazonaws.com") }
 }
 
 /// Parses an RFC 1123 date (`Sun, 06 Nov 1994 08:49:37 GMT`) into unix seconds.
@@ -2770,6 +2749,14 @@ mod tests {
     type Seen = Arc<Mutex<Vec<(SocketAddr, SocketAddr)>>>;
 
     async fn start(with_origin: bool) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
+        start_full(with_origin, "us-east-1").await
+    }
+
+    async fn start_in(region: &str) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
+        start_full(false, region).await
+    }
+
+    async fn start_full(with_origin: bool, region: &str) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
         let dir = TempDir::new("s3srv");
         let store = Arc::new(Store::open(&dir.0).unwrap());
         store.create_bucket("bkt", "us-east-1", None).unwrap();
@@ -2778,7 +2765,7 @@ mod tests {
         let seen2 = seen.clone();
         let state = Arc::new(S3State {
             store: store.clone(),
-            region: "us-east-1".into(),
+            region: region.into(),
             origin: Arc::new(move |peer, local| {
                 seen2.lock().unwrap().push((peer, local));
                 with_origin.then(|| EndpointOrigin {
@@ -3290,5 +3277,309 @@ mod tests {
         assert_eq!(r.status, 200);
         let r = req(addr, "GET", "/bkt/x", &[], b"").await;
         assert_eq!(r.status, 404);
+    }
+
+    // --- Multipart, copy, multi-delete, bucket deletion, regions --------------------------------
+
+    const MIB: usize = 1024 * 1024;
+
+    fn pattern(len: usize, seed: u32) -> Vec<u8> {
+        (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    }
+
+    async fn initiate(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> String {
+        let r = req(addr, "POST", &format!("{target}?uploads"), headers, b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        assert!(t.contains("<InitiateMultipartUploadResult xmlns="), "{t}");
+        xml_values(&t, "UploadId").pop().unwrap()
+    }
+
+    async fn put_part(addr: SocketAddr, target: &str, id: &str, n: u32, data: &[u8]) -> String {
+        let r = req(addr, "PUT", &format!("{target}?partNumber={n}&uploadId={id}"), &[], data).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let etag = r.header("etag").unwrap().to_string();
+        assert_eq!(etag, format!("\"{}\"", hex::encode(Md5::digest(data))));
+        etag
+    }
+
+    fn complete_xml(parts: &[(u32, &str)]) -> Vec<u8> {
+        let mut x = String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+        for (n, e) in parts {
+            // Escaped quotes, as some SDKs send them.
+            let e = e.replace('"', "&quot;");
+            x.push_str(&format!("<Part><ETag>{e}</ETag><PartNumber>{n}</PartNumber></Part>"));
+        }
+        x.push_str("</CompleteMultipartUpload>");
+        x.into_bytes()
+    }
+
+    #[tokio::test]
+    async fn multipart_round_trip_and_errors() {
+        let (addr, _dir, store, _) = start(false).await;
+        let target = "/bkt/dir/big%20file.bin";
+        let id = initiate(addr, target, &[("Content-Type", "application/x-big"), ("x-amz-meta-color", "blue")]).await;
+        let p1 = pattern(5 * MIB, 1);
+        let p2 = pattern(5 * MIB, 2);
+        let p3 = pattern(1000, 3);
+        let e1 = put_part(addr, target, &id, 1, &p1).await;
+        let e3 = put_part(addr, target, &id, 3, &p3).await;
+        // Re-uploading a part replaces it.
+        put_part(addr, target, &id, 2, b"short").await;
+        let e2 = put_part(addr, target, &id, 2, &p2).await;
+        // ListParts.
+        let r = req(addr, "GET", &format!("{target}?uploadId={id}"), &[], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        assert_eq!(xml_values(&t, "PartNumber"), ["1", "2", "3"]);
+        assert_eq!(xml_values(&t, "Size"), [(5 * MIB).to_string(), (5 * MIB).to_string(), "1000".into()]);
+        let q = |e: &str| e.replace('"', "&quot;");
+        assert_eq!(xml_values(&t, "ETag"), [q(&e1), q(&e2), q(&e3)]);
+        let r = req(addr, "GET", &format!("{target}?uploadId={id}&max-parts=2"), &[], b"").await;
+        let t = r.text();
+        assert_eq!((xml_values(&t, "IsTruncated"), xml_values(&t, "NextPartNumberMarker")), (vec!["true".into()], vec!["2".into()]));
+        // ListMultipartUploads.
+        let other = initiate(addr, "/bkt/other", &[]).await;
+        let r = req(addr, "GET", "/bkt?uploads", &[], b"").await;
+        assert_eq!(r.status, 200);
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Key"), ["dir/big file.bin", "other"]);
+        assert_eq!(xml_values(&t, "UploadId"), [id.clone(), other.clone()]);
+        let r = req(addr, "GET", "/bkt?uploads&prefix=oth", &[], b"").await;
+        assert_eq!(xml_values(&r.text(), "Key"), ["other"]);
+
+        // Errors: order, too small, wrong ETag, unknown id, wrong key.
+        let r = req(addr, "POST", &format!("{target}?uploadId={id}"), &[], &complete_xml(&[(2, &e2), (1, &e1)])).await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["InvalidPartOrder".to_string()]));
+        let r = req(addr, "POST", &format!("{target}?uploadId={id}"), &[], &complete_xml(&[(1, &e1), (3, &e3), (2, &e2)])).await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["InvalidPartOrder"]);
+        let small = initiate(addr, "/bkt/small", &[]).await;
+        let s1 = put_part(addr, "/bkt/small", &small, 1, b"tiny").await;
+        let s2 = put_part(addr, "/bkt/small", &small, 2, b"also tiny").await;
+        let r = req(addr, "POST", &format!("/bkt/small?uploadId={small}"), &[], &complete_xml(&[(1, &s1), (2, &s2)])).await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["EntityTooSmall".to_string()]));
+        let r = req(addr, "POST", &format!("{target}?uploadId={id}"), &[], &complete_xml(&[(1, &e2)])).await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["InvalidPart".to_string()]));
+        let r = req(addr, "POST", &format!("{target}?uploadId={id}"), &[], &complete_xml(&[(9, &e1)])).await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["InvalidPart"]);
+        let r = req(addr, "POST", &format!("{target}?uploadId={id}"), &[], b"<nope").await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["MalformedXML"]);
+        for bad in ["0123456789abcdef", "../../etc", "%2E%2E%2Fx"] {
+            let r = req(addr, "PUT", &format!("{target}?partNumber=1&uploadId={bad}"), &[], b"x").await;
+            assert_eq!((r.status, xml_values(&r.text(), "Code")), (404, vec!["NoSuchUpload".to_string()]), "{bad}");
+        }
+        let r = req(addr, "PUT", &format!("/bkt/wrongkey?partNumber=1&uploadId={id}"), &[], b"x").await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["NoSuchUpload"]);
+        let r = req(addr, "PUT", &format!("{target}?partNumber=10001&uploadId={id}"), &[], b"x").await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["InvalidArgument"]);
+        // Nothing visible yet.
+        assert!(store.head_object("bkt", "dir/big file.bin").is_err());
+
+        // Complete.
+        let r = req(addr, "POST", &format!("{target}?uploadId={id}"), &[], &complete_xml(&[(1, &e1), (2, &e2), (3, &e3)])).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        let mut md5s = Vec::new();
+        for e in [&e1, &e2, &e3] {
+            md5s.extend(hex::decode(e.trim_matches('"')).unwrap());
+        }
+        let want = format!("\"{}-3\"", hex::encode(Md5::digest(&md5s)));
+        assert_eq!(xml_values(&t, "ETag"), [want.replace('"', "&quot;")]);
+        assert_eq!(xml_values(&t, "Key"), ["dir/big file.bin"]);
+        let r = req(addr, "GET", target, &[], b"").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("etag"), Some(want.as_str()));
+        assert_eq!(r.header("content-type"), Some("application/x-big"));
+        assert_eq!(r.header("x-amz-meta-color"), Some("blue"));
+        let mut all = p1.clone();
+        all.extend(&p2);
+        all.extend(&p3);
+        assert!(r.body == all, "assembled body differs");
+        // The upload is gone.
+        let r = req(addr, "GET", &format!("{target}?uploadId={id}"), &[], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (404, vec!["NoSuchUpload".to_string()]));
+        assert_eq!(xml_values(&r.text(), "UploadId"), [id.clone()]);
+        // Abort.
+        let r = req(addr, "DELETE", &format!("/bkt/other?uploadId={other}"), &[], b"").await;
+        assert_eq!(r.status, 204);
+        let r = req(addr, "DELETE", &format!("/bkt/other?uploadId={other}"), &[], b"").await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["NoSuchUpload"]);
+        let r = req(addr, "GET", "/bkt?uploads", &[], b"").await;
+        assert_eq!(xml_values(&r.text(), "Key"), ["small"]);
+    }
+
+    #[tokio::test]
+    async fn copy_object_and_metadata() {
+        let (addr, _dir, store, _) = start(false).await;
+        let r = req(addr, "PUT", "/bkt/src%20key", &[("Content-Type", "text/x-src"), ("x-amz-meta-owner", "alice")], b"copy me").await;
+        assert_eq!(r.status, 200);
+        let etag = r.header("etag").unwrap().to_string();
+        store.create_bucket("bkt2", "us-east-1", None).unwrap();
+        for (source, dst) in [("/bkt/src%20key", "/bkt2/c1"), ("bkt/src%20key", "/bkt/c2")] {
+            let r = req(addr, "PUT", dst, &[("x-amz-copy-source", source)], b"").await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let t = r.text();
+            assert!(t.contains("<CopyObjectResult xmlns="), "{t}");
+            assert_eq!(xml_values(&t, "ETag"), [etag.replace('"', "&quot;")]);
+            assert_eq!(xml_values(&t, "LastModified")[0].len(), 24);
+        }
+        let (m, body) = store.get_object_bytes("bkt2", "c1").unwrap();
+        assert_eq!(body, b"copy me");
+        assert_eq!((m.content_type.as_str(), m.user_meta.get("owner").map(String::as_str)), ("text/x-src", Some("alice")));
+        // REPLACE takes the request's metadata.
+        let r = req(addr, "PUT", "/bkt/c3", &[("x-amz-copy-source", "/bkt/src%20key"), ("x-amz-metadata-directive", "REPLACE"), ("Content-Type", "text/new"), ("x-amz-meta-owner", "bob")], b"").await;
+        assert_eq!(r.status, 200);
+        let r = req(addr, "HEAD", "/bkt/c3", &[], b"").await;
+        assert_eq!((r.header("content-type"), r.header("x-amz-meta-owner")), (Some("text/new"), Some("bob")));
+        // Copy onto itself without REPLACE is refused; missing sources are reported.
+        let r = req(addr, "PUT", "/bkt/c3", &[("x-amz-copy-source", "/bkt/c3")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["InvalidRequest".to_string()]));
+        let r = req(addr, "PUT", "/bkt/c4", &[("x-amz-copy-source", "/bkt/missing")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (404, vec!["NoSuchKey".to_string()]));
+        let r = req(addr, "PUT", "/bkt/c4", &[("x-amz-copy-source", "/nobkt/x")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (404, vec!["NoSuchBucket".to_string()]));
+        let r = req(addr, "PUT", "/bkt/c4", &[("x-amz-copy-source", "nokey")], b"").await;
+        assert_eq!(r.status, 400);
+
+        // Conditional GET/HEAD.
+        let lm = r#"Thu, 01 Jan 2099 00:00:00 GMT"#;
+        let old = "Thu, 01 Jan 1970 00:00:00 GMT";
+        let r = req(addr, "GET", "/bkt/src%20key", &[("If-None-Match", &etag)], b"").await;
+        assert_eq!((r.status, r.header("etag")), (304, Some(etag.as_str())));
+        let r = req(addr, "GET", "/bkt/src%20key", &[("If-Match", "\"nope\"")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (412, vec!["PreconditionFailed".to_string()]));
+        let r = req(addr, "GET", "/bkt/src%20key", &[("If-Match", &etag)], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"copy me"[..]));
+        let r = req(addr, "HEAD", "/bkt/src%20key", &[("If-Modified-Since", lm)], b"").await;
+        assert_eq!(r.status, 304);
+        let r = req(addr, "HEAD", "/bkt/src%20key", &[("If-Modified-Since", old)], b"").await;
+        assert_eq!(r.status, 200);
+        let r = req(addr, "GET", "/bkt/src%20key", &[("If-Unmodified-Since", old)], b"").await;
+        assert_eq!(r.status, 412);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(parse_http_date(&http_date(1_700_000_000)), Some(1_700_000_000));
+    }
+
+    #[tokio::test]
+    async fn delete_objects_and_bucket() {
+        let (addr, _dir, store, _) = start(false).await;
+        for k in ["a", "b&c", "d"] {
+            store.put_object("bkt", k, b"x", None).unwrap();
+        }
+        let body = b"<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Object><Key>a</Key></Object><Object><Key>b&amp;c</Key></Object><Object><Key>never</Key></Object></Delete>";
+        let r = req(addr, "POST", "/bkt?delete", &[], body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        assert!(t.contains("<DeleteResult xmlns="), "{t}");
+        assert_eq!(xml_values(&t, "Key"), ["a", "b&amp;c", "never"]);
+        assert!(store.head_object("bkt", "b&c").is_err());
+        let quiet = b"<Delete><Quiet>true</Quiet><Object><Key>d</Key></Object></Delete>";
+        let r = req(addr, "POST", "/bkt?delete", &[], quiet).await;
+        assert_eq!(r.status, 200);
+        assert!(xml_values(&r.text(), "Key").is_empty(), "{}", r.text());
+        assert!(store.head_object("bkt", "d").is_err());
+        let r = req(addr, "POST", "/bkt?delete", &[], b"<Delete></Delete>").await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["MalformedXML"]);
+
+        // DeleteBucket: not while objects or uploads remain.
+        store.put_object("bkt", "left", b"x", None).unwrap();
+        let r = req(addr, "DELETE", "/bkt", &[], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (409, vec!["BucketNotEmpty".to_string()]));
+        store.delete_object("bkt", "left").unwrap();
+        let id = initiate(addr, "/bkt/up", &[]).await;
+        let r = req(addr, "DELETE", "/bkt", &[], b"").await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["BucketNotEmpty"]);
+        assert_eq!(req(addr, "DELETE", &format!("/bkt/up?uploadId={id}"), &[], b"").await.status, 204);
+        let r = req(addr, "DELETE", "/bkt", &[], b"").await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert!(store.bucket("bkt").is_none());
+        let r = req(addr, "DELETE", "/bkt", &[], b"").await;
+        assert_eq!(r.status, 404);
+        // The name can be reused, empty.
+        assert_eq!(req(addr, "PUT", "/bkt", &[], b"").await.status, 200);
+        let r = req(addr, "GET", "/bkt?list-type=2", &[], b"").await;
+        assert!(xml_values(&r.text(), "Key").is_empty());
+    }
+
+    #[tokio::test]
+    async fn cross_region_requests_redirect() {
+        // The listener is us-east-1's S3; eu-bkt lives in eu-west-1.
+        let (addr, _dir, _store, _) = start(false).await;
+        let r = req(addr, "GET", "/eu-bkt/k", &[], b"").await;
+        assert_eq!(r.status, 301, "{}", r.text());
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Code"), ["PermanentRedirect"]);
+        assert_eq!(xml_values(&t, "Endpoint"), ["eu-bkt.s3.eu-west-1.amazonaws.com"]);
+        assert_eq!(xml_values(&t, "Bucket"), ["eu-bkt"]);
+        assert_eq!(r.header("x-amz-bucket-region"), Some("eu-west-1"));
+        let r = req(addr, "HEAD", "/", &[("Host", "eu-bkt.s3.amazonaws.com")], b"").await;
+        assert_eq!((r.status, r.header("x-amz-bucket-region")), (301, Some("eu-west-1")));
+        let r = req(addr, "PUT", "/eu-bkt/k", &[], b"x").await;
+        assert_eq!(r.status, 301);
+        // GetBucketLocation answers from any region.
+        let r = req(addr, "GET", "/eu-bkt?location", &[], b"").await;
+        assert_eq!(r.status, 200);
+
+        // eu-west-1's S3: us-east-1 buckets redirect to the global endpoint; CreateBucket only
+        // in its own region.
+        let (eu, _dir2, store2, _) = start_in("eu-west-1").await;
+        let r = req(eu, "GET", "/bkt?list-type=2", &[], b"").await;
+        assert_eq!(r.status, 301);
+        assert_eq!(xml_values(&r.text(), "Endpoint"), ["bkt.s3.amazonaws.com"]);
+        assert_eq!(r.header("x-amz-bucket-region"), Some("us-east-1"));
+        assert_eq!(req(eu, "GET", "/eu-bkt?list-type=2", &[], b"").await.status, 200);
+        let cfg = |r: &str| format!("<CreateBucketConfiguration><LocationConstraint>{r}</LocationConstraint></CreateBucketConfiguration>").into_bytes();
+        let r = req(eu, "PUT", "/new-ap", &[], &cfg("ap-south-1")).await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["IllegalLocationConstraintException".to_string()]));
+        let r = req(eu, "PUT", "/new-eu", &[], &cfg("eu-west-1")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(store2.bucket("new-eu").unwrap().region, "eu-west-1");
+        let r = req(eu, "PUT", "/new-eu2", &[], b"").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(store2.bucket("new-eu2").unwrap().region, "eu-west-1");
+    }
+
+    #[test]
+    fn chunk_signatures_verified() {
+        let key = sigv4::signing_key("secret", "20240101", "us-east-1", "s3");
+        let scope = "20240101/us-east-1/s3/aws4_request";
+        let date = "20240101T000000Z";
+        let seed = "a".repeat(64);
+        let chunks: [&[u8]; 3] = [b"hello ", b"world", b""];
+        let mut payload = Vec::new();
+        let mut prev = seed.clone();
+        for c in chunks {
+            let sig = sigv4::chunk_signature(&key, date, scope, &prev, c);
+            payload.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", c.len()).as_bytes());
+            payload.extend_from_slice(c);
+            payload.extend_from_slice(b"\r\n");
+            prev = sig;
+        }
+        let signer = || ChunkSigner { key, amz_date: date.into(), scope: scope.into(), previous: seed.clone() };
+        for step in [1, 7, payload.len()] {
+            let mut d = AwsChunked { signer: Some(signer()), ..AwsChunked::default() };
+            let mut out = Vec::new();
+            for piece in payload.chunks(step) {
+                d.feed(piece, &mut out).unwrap();
+            }
+            d.finish().unwrap();
+            assert_eq!(out, b"hello world");
+        }
+        // A changed byte, a wrong seed, a missing final signature: SignatureDoesNotMatch.
+        let mut bad = payload.clone();
+        let i = bad.windows(5).position(|w| w == b"world").unwrap();
+        bad[i] = b'W';
+        let mut d = AwsChunked { signer: Some(signer()), ..AwsChunked::default() };
+        let e = d.feed(&bad, &mut Vec::new()).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"));
+        let mut d = AwsChunked {
+            signer: Some(ChunkSigner { previous: "b".repeat(64), ..signer() }),
+            ..AwsChunked::default()
+        };
+        assert!(d.feed(&payload, &mut Vec::new()).is_err());
+        let last = payload.windows(4).rposition(|w| w == b"\r\n0;").unwrap() + 2;
+        let unsigned_end = [&payload[..last], b"0\r\n\r\n"].concat();
+        let mut d = AwsChunked { signer: Some(signer()), ..AwsChunked::default() };
+        assert!(d.feed(&unsigned_end, &mut Vec::new()).is_err());
     }
 }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The VPC resolver (10.0.0.2, the VPC's base + 2), reached through the data plane: S3 names of
+# every region resolve into that region's range and take the path the route table gives them;
+# with DNS support off, nothing answers.
+#
+#   a 10.0.1.10 ── /etc/netns/<lab>-a/resolv.conf: nameserver 10.0.0.2 ── aws: resolver, S3
+source "$(dirname "$0")/lib.sh"
+lab_up "$ROOT/netns/demo.toml" dn
+
+grep -q "nameserver 10.0.0.2" "/etc/netns/$LAB-a/resolv.conf" || fail "no resolv.conf"
+in_range() { # in_range IP CIDR-prefix
+    case "$1" in "$2"*) return 0 ;; *) return 1 ;; esac
+}
+for name in s3.amazonaws.com s3-external-1.amazonaws.com open-bucket.s3.amazonaws.com \
+    open-bucket.s3.us-east-1.amazonaws.com s3-us-east-1.amazonaws.com s3.dualstack.us-east-1.amazonaws.com; do
+    ip=$(in_ns a getent hosts "$name" | awk '{print $1}')
+    # us-east-1: 54.123.160.0/19 (the guide's range)
+    in_range "$ip" 54.123. || fail "$name -> '$ip'"
+done
+ok "us-east-1 S3 names resolve into 54.123.160.0/19"
+ip=$(in_ns a getent hosts my-bucket.s3.us-west-2.amazonaws.com | awk '{print $1}')
+in_range "$ip" 54.231. || fail "us-west-2 -> $ip"
+ip=$(in_ns a getent hosts s3.eu-west-1.amazonaws.com | awk '{print $1}')
+in_range "$ip" 52.218. || fail "eu-west-1 -> $ip"
+ok "other regions resolve into their own ranges"
+if in_ns a getent hosts www.example.com >/dev/null; then fail "www.example.com resolved"; fi
+ok "unknown names: NXDOMAIN"
+# By name, the path is the route table's: a through the endpoint, b through the gateway.
+expect_path a http://open-bucket.s3.amazonaws.com/hello.txt 10.0.1.10 vpce-11bb22cc
+expect_path b http://open-bucket.s3.amazonaws.com/hello.txt 203.0.113.20
+# "All other Internet traffic goes to your Internet gateway, including traffic that's destined
+# for [...] Amazon S3 in other regions": a reaches us-west-2's S3 through the gateway.
+h=$(get_headers a http://s3.us-west-2.amazonaws.com/)
+[ "$(echo "$h" | header x-vpcsim-source-ip)" = 203.0.113.10 ] || fail "us-west-2 from a: $h"
+ok "a -> s3.us-west-2.amazonaws.com through the internet gateway"
+[ "$(in_ns a curl -s -m 5 http://check-ip/)" = 203.0.113.10 ] || fail "check-ip by name"
+ok "internet hosts resolve by name"
+"$VPCSIM" down "$LAB" >/dev/null
+
+# DNS support off: the resolver does not answer.
+sed -i 's/^enable_dns_support = true/enable_dns_support = false/' "$WORK/$LAB.toml"
+rm -rf "$STATE"; STATE=$(mktemp -d /tmp/vpcsim-state.XXXXXX)
+"$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" >/dev/null || fail "up"
+if timeout 20 ip netns exec "$LAB-a" getent hosts s3.amazonaws.com; then fail "answered with DNS support off"; fi
+ok "enableDnsSupport false: no answer"
