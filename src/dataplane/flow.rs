@@ -39,6 +39,9 @@ pub enum FlowPath {
     Vpce(Arc<EndpointInfo>),
     /// To the VPC's resolver (base + 2), which lives in the aws namespace.
     Resolver(Arc<str>),
+    /// Inside the VPC (a `local` route), remembered only so that security groups are stateful:
+    /// keyed by private addresses, oriented from the instance that opened it.
+    Local,
 }
 
 /// TCP sequence state per direction, enough to build a RST that the receiver accepts.

@@ -12,6 +12,7 @@
 //! lock, never allocates on the forwarding path, and every packet ends in exactly one
 //! [`Action`]; every drop is counted by reason. Time is an argument: there is no clock here.
 
+pub mod filter;
 pub mod flow;
 mod reset;
 
@@ -23,6 +24,9 @@ use arc_swap::ArcSwap;
 
 use crate::fib::{EndpointInfo, Hop, PORT_AWS, PORT_INTERNET, PortId, Snapshot};
 use crate::packet::{self, CsumMode, Ipv4Info, L4, Malformed, tcp_flags};
+use filter::{
+    FilterDrop, FilterVerdict, FlowTuple, Stage, nacl_in, nacl_out, sg_egress, sg_ingress,
+};
 use flow::{Flow, FlowKey, FlowPath, FlowTable, TcpState};
 pub use reset::Injection;
 
@@ -71,6 +75,14 @@ drop_reasons! {
     TtlExceeded => "ttl_exceeded",
     /// Traffic from outside to a private address that belongs to no flow through an endpoint.
     NoFlow => "no_flow",
+    /// No egress rule of the sender's security groups allows a new flow.
+    SgEgress => "sg_egress",
+    /// No ingress rule of the receiver's security groups allows a new flow.
+    SgIngress => "sg_ingress",
+    /// The network ACL of the subnet the packet leaves denies it.
+    NaclOut => "nacl_out",
+    /// The network ACL of the subnet the packet enters denies it.
+    NaclIn => "nacl_in",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -137,6 +149,8 @@ impl Pipeline {
 
     /// Publishes a new snapshot; packets already being processed finish on the old one.
     pub fn publish(&self, snapshot: Snapshot) {
+        // Per-rule filter drop counts survive recompilation.
+        snapshot.filters.inherit_counts(&self.snapshot.load().filters);
         self.snapshot.store(Arc::new(snapshot));
     }
 
@@ -156,7 +170,7 @@ impl Pipeline {
         };
         match self.flows.get(&key)?.path {
             FlowPath::Vpce(ep) => Some(ep),
-            FlowPath::Igw { .. } | FlowPath::Resolver(_) => None,
+            FlowPath::Igw { .. } | FlowPath::Resolver(_) | FlowPath::Local => None,
         }
     }
 
@@ -219,19 +233,61 @@ impl Pipeline {
             self.track_out(now, info, src, port, src, || FlowPath::Resolver(id));
             return Action::Forward { port: PORT_AWS, len: pkt.len() };
         }
-        // Security-group egress and network-ACL outbound: allow all until they exist.
-        let Some(hop) = subnet.fib.lookup(info.dst_u32()).copied() else {
+        let hop = subnet.fib.lookup(info.dst_u32()).copied();
+        let dst_host = match hop {
+            Some(Hop::Local) => vpc.hosts.get(&info.dst_u32()).copied(),
+            _ => None,
+        };
+        // Security-group egress (stateful: a packet of a tracked flow, either direction,
+        // passes), then the subnet's network ACL outbound (stateless) when the packet leaves
+        // the subnet.
+        let t = FlowTuple::of(info);
+        let tracked = match hop {
+            Some(Hop::Local) => {
+                self.touch(now, flow_key(info, src, false))
+                    || self.touch(now, flow_key(info, info.dst_u32(), true))
+            }
+            Some(Hop::Igw) => {
+                host.public_ip.is_some_and(|p| self.touch(now, flow_key(info, p, false)))
+            }
+            Some(Hop::Vpce(_)) => self.touch(now, flow_key(info, src, false)),
+            _ => false,
+        };
+        if !tracked && let FilterVerdict::Deny(d) = sg_egress(snap, subnet.vpc, src, &t) {
+            return self.filter_drop(snap, d);
+        }
+        if dst_host.is_none_or(|h| h.port != port)
+            && let FilterVerdict::Deny(d) = nacl_out(snap, port, &t)
+        {
+            return self.filter_drop(snap, d);
+        }
+        let Some(hop) = hop else {
             return c.drop(DropReason::NoRoute);
         };
         let len = pkt.len();
         match hop {
             Hop::Blackhole => c.drop(DropReason::Blackhole),
             Hop::Local => {
-                let Some(dst) = vpc.hosts.get(&info.dst_u32()) else {
+                let Some(dst) = dst_host else {
                     return c.drop(DropReason::NoInstance);
                 };
+                // Entering the destination's subnet: its ACL inbound, then (for a new flow)
+                // the destination's security-group ingress.
+                if dst.port != port
+                    && let FilterVerdict::Deny(d) = nacl_in(snap, dst.port, &t)
+                {
+                    return self.filter_drop(snap, d);
+                }
+                if !tracked {
+                    if let FilterVerdict::Deny(d) = sg_ingress(snap, subnet.vpc, t.dst, &t) {
+                        return self.filter_drop(snap, d);
+                    }
+                }
                 if !packet::decrement_ttl(pkt) {
                     return c.drop(DropReason::TtlExceeded);
+                }
+                if !tracked {
+                    self.track_out(now, info, src, port, src, || FlowPath::Local);
                 }
                 Action::Forward { port: dst.port, len }
             }
@@ -276,10 +332,36 @@ impl Pipeline {
         let len = pkt.len();
         let dst = info.dst_u32();
         if let Some(nat) = snap.public_ips.get(&dst).copied() {
+            let t = FlowTuple::of(info);
+            if let FilterVerdict::Deny(d) = nacl_in(snap, nat.port, &t) {
+                return self.filter_drop(snap, d);
+            }
+            // A reply to a flow the instance opened passes; a new flow from outside needs the
+            // instance's security-group ingress, and is then tracked so its replies pass the
+            // instance's egress.
+            if !self.track_in(now, info, dst) {
+                if let FilterVerdict::Deny(d) = sg_ingress(snap, nat.vpc, nat.private_ip, &t) {
+                    return self.filter_drop(snap, d);
+                }
+                if let Some(key) = flow_key(info, dst, true) {
+                    let aws = port == PORT_AWS;
+                    self.flows.upsert(
+                        key,
+                        || Flow {
+                            path: FlowPath::Igw { aws },
+                            port: nat.port,
+                            private_ip: nat.private_ip,
+                            created: now,
+                            last_seen: now,
+                            tcp: TcpState::default(),
+                        },
+                        |f| track_tcp(&mut f.tcp, info, false),
+                    );
+                }
+            }
             if !packet::decrement_ttl(pkt) {
                 return c.drop(DropReason::TtlExceeded);
             }
-            self.track_in(now, info, dst);
             packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
             return Action::Forward { port: nat.port, len };
         }
@@ -291,11 +373,22 @@ impl Pipeline {
             let back = self.flows.with(&key, |f| {
                 f.last_seen = now;
                 track_tcp(&mut f.tcp, info, false);
-                matches!(f.path, FlowPath::Vpce(_) | FlowPath::Resolver(_)).then_some(f.port)
+                match f.path {
+                    FlowPath::Vpce(_) => Some((f.port, true)),
+                    FlowPath::Resolver(_) => Some((f.port, false)),
+                    _ => None,
+                }
             });
-            let Some(Some(out)) = back else {
+            let Some(Some((out, through_endpoint))) = back else {
                 return c.drop(DropReason::NoFlow);
             };
+            // Endpoint replies enter the subnet: its ACL inbound (stateless). The resolver's
+            // answers are not filtered (AWS: ACLs and groups do not filter the VPC resolver).
+            if through_endpoint
+                && let FilterVerdict::Deny(d) = nacl_in(snap, out, &FlowTuple::of(info))
+            {
+                return self.filter_drop(snap, d);
+            }
             if !packet::decrement_ttl(pkt) {
                 return c.drop(DropReason::TtlExceeded);
             }
@@ -340,13 +433,31 @@ impl Pipeline {
         );
     }
 
-    fn track_in(&self, now: Instant, info: &Ipv4Info, public_dst: u32) {
-        if let Some(key) = flow_key(info, public_dst, true) {
-            self.flows.with(&key, |f| {
+    /// Updates the flow of a packet arriving at a public IP; whether there was one.
+    fn track_in(&self, now: Instant, info: &Ipv4Info, public_dst: u32) -> bool {
+        let Some(key) = flow_key(info, public_dst, true) else { return false };
+        self.flows
+            .with(&key, |f| {
                 f.last_seen = now;
                 track_tcp(&mut f.tcp, info, false);
-            });
-        }
+            })
+            .is_some()
+    }
+
+    /// Whether the flow exists (refreshing it).
+    fn touch(&self, now: Instant, key: Option<FlowKey>) -> bool {
+        key.is_some_and(|k| self.flows.with(&k, |f| f.last_seen = now).is_some())
+    }
+
+    /// Counts a filter drop: its reason and its rule.
+    fn filter_drop(&self, snap: &Snapshot, d: FilterDrop) -> Action {
+        snap.filters.record(&d);
+        self.counters.drop(match d.stage {
+            Stage::SgEgress => DropReason::SgEgress,
+            Stage::SgIngress => DropReason::SgIngress,
+            Stage::NaclOut => DropReason::NaclOut,
+            Stage::NaclIn => DropReason::NaclIn,
+        })
     }
 }
 

@@ -36,12 +36,17 @@ enum Way {
     },
     /// The VPC resolver does not depend on routes.
     Resolver,
+    /// Intra-VPC flows: the local route never changes.
+    Local,
     Gone,
 }
 
 fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
     if let FlowPath::Resolver(_) = flow.path {
         return Way::Resolver;
+    }
+    if let FlowPath::Local = flow.path {
+        return Way::Local;
     }
     let Some(subnet) = snap.subnet(flow.port) else { return Way::Gone };
     let Some(host) = snap.vpcs.get(subnet.vpc as usize).and_then(|v| v.hosts.get(&flow.private_ip))
@@ -69,6 +74,7 @@ fn recorded_way(key: &FlowKey, flow: &Flow) -> Way {
         FlowPath::Igw { aws } => Way::Igw { public_ip: key.src, aws: *aws },
         FlowPath::Vpce(e) => Way::Vpce { id: e.vpce_id.clone() },
         FlowPath::Resolver(_) => Way::Resolver,
+        FlowPath::Local => Way::Local,
     }
 }
 
@@ -106,6 +112,8 @@ impl Pipeline {
                         PORT_AWS
                     }
                     FlowPath::Igw { aws: false } => PORT_INTERNET,
+                    // Never moved (see `way_under`).
+                    FlowPath::Local => continue,
                 };
                 out.push(Injection {
                     port,

@@ -327,6 +327,10 @@ proptest! {
         let a = p.process(Instant::now(), A, &mut pkt, Meta::PLAIN);
         prop_assert!(matches!(a, Action::Forward { .. }), "forwarded");
         assert_checksums_valid(&pkt);
+        // A reply from the internet (unsolicited traffic to the public IP is refused by the
+        // default security group, so send the first packet there).
+        let mut first = tcp("10.0.1.10", sport, "198.51.100.10", dport, &payload);
+        let _ = p.process(Instant::now(), A, &mut first, Meta::PLAIN);
         let mut reply = tcp("198.51.100.10", dport, "203.0.113.10", sport, &payload);
         let a = p.process(Instant::now(), PORT_INTERNET, &mut reply, Meta::PLAIN);
         prop_assert!(matches!(a, Action::Forward { port: A, .. }), "reply forwarded");
@@ -426,4 +430,142 @@ fn sequence_tracking_ignores_retransmissions() {
         dport: 80,
     };
     assert_eq!(p.flows.get(&key).unwrap().tcp.out_next, 5100);
+}
+
+mod filters {
+    //! Security groups and network ACLs in the pipeline.
+
+    use super::*;
+    use crate::model::{AclEntry, Direction, Peer, Ports, Protocol, RuleAction, SgRule};
+
+    fn rule(p: Protocol, ports: &str, peer: Peer) -> SgRule {
+        SgRule { protocol: p, ports: Ports::parse_lab(p, Some(ports)).unwrap(), peer }
+    }
+
+    fn forwarded(a: Action) -> bool {
+        matches!(a, Action::Forward { .. })
+    }
+
+    fn with_group(egress: &[SgRule], ingress: &[SgRule]) -> World {
+        let mut w = parse("demo.toml", DEFAULT_LAB).unwrap();
+        w.create_security_group("sg-0a0a0001", "g", "g", "vpc-111bbb22").unwrap();
+        w.set_security_group_rules("sg-0a0a0001", Direction::Egress, egress).unwrap();
+        w.set_security_group_rules("sg-0a0a0001", Direction::Ingress, ingress).unwrap();
+        w.set_instance_groups("i-0a0a0a0a", &["sg-0a0a0001".into()]).unwrap();
+        w
+    }
+
+    #[test]
+    fn https_to_s3_only_and_replies_pass() {
+        let pl = Peer::PrefixList("pl-1a2b3c4d".into());
+        let w = with_group(&[rule(Protocol::Tcp, "443", pl)], &[]);
+        let p = pipeline_for(&w);
+        let mut syn = tcp_syn("10.0.1.10", 40000, "54.123.170.5", 443);
+        assert!(matches!(run(&p, A, &mut syn), Action::Forward { port: PORT_AWS, .. }));
+        // S3's answer: A has no ingress rule, but it is a reply.
+        let mut reply = tcp("54.123.170.5", 443, "10.0.1.10", 40000, b"hi");
+        assert_eq!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: A, len: reply.len() });
+        // HTTP to S3 and HTTPS to the internet: refused, counted with their rule.
+        let mut http = tcp_syn("10.0.1.10", 40001, "54.123.170.5", 80);
+        assert_eq!(run(&p, A, &mut http), Action::Drop(DropReason::SgEgress));
+        let mut net = tcp_syn("10.0.1.10", 40002, "198.51.100.10", 443);
+        assert_eq!(run(&p, A, &mut net), Action::Drop(DropReason::SgEgress));
+        assert_eq!(p.counters.drops(DropReason::SgEgress), 2);
+        let snap = p.snapshot();
+        let counts = snap.filters.drop_counts();
+        assert_eq!(counts.len(), 1);
+        assert!(counts[0].0.label.contains("sg egress of i-0a0a0a0a"), "{:?}", counts[0].0);
+        assert_eq!(counts[0].1, 2);
+        // Removing the rule does not cut the tracked flow; new flows are refused.
+        let mut w2 = w.clone();
+        w2.set_security_group_rules("sg-0a0a0001", Direction::Egress, &[]).unwrap();
+        let ports = ports_by_index(&w2);
+        p.publish(Snapshot::compile(&w2, 2, &|id| ports.get(id).copied()));
+        let mut more = tcp("10.0.1.10", 40000, "54.123.170.5", 443, b"GET");
+        assert!(forwarded(run(&p, A, &mut more)));
+        let mut new = tcp_syn("10.0.1.10", 40003, "54.123.170.5", 443);
+        assert_eq!(run(&p, A, &mut new), Action::Drop(DropReason::SgEgress));
+        // The counts survived the new snapshot.
+        assert_eq!(p.snapshot().filters.drop_counts()[0].1, 3);
+    }
+
+    #[test]
+    fn internet_reaches_a_public_ip_only_through_ingress_rules() {
+        let p = demo();
+        let mut syn = tcp_syn("198.51.100.10", 5555, "203.0.113.10", 22);
+        assert_eq!(run(&p, PORT_INTERNET, &mut syn), Action::Drop(DropReason::SgIngress));
+        let any = Peer::Cidr("0.0.0.0/0".parse().unwrap());
+        // A's egress allows nothing: its replies pass only because the flow is tracked.
+        let w = with_group(&[], &[rule(Protocol::Tcp, "22", any)]);
+        let p = pipeline_for(&w);
+        let mut syn = tcp_syn("198.51.100.10", 5555, "203.0.113.10", 22);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut syn), Action::Forward { port: A, .. }));
+        let mut reply = tcp("10.0.1.10", 22, "198.51.100.10", 5555, b"SSH-2.0");
+        assert!(matches!(run(&p, A, &mut reply), Action::Forward { port: PORT_INTERNET, .. }));
+        assert_eq!(src_of(&reply), ip("203.0.113.10"));
+        let mut other = tcp_syn("198.51.100.10", 5555, "203.0.113.10", 80);
+        assert_eq!(run(&p, PORT_INTERNET, &mut other), Action::Drop(DropReason::SgIngress));
+        let mut out = tcp_syn("10.0.1.10", 40000, "198.51.100.10", 80);
+        assert_eq!(run(&p, A, &mut out), Action::Drop(DropReason::SgEgress));
+    }
+
+    #[test]
+    fn local_traffic_checks_both_sides_and_tracks_replies() {
+        // A: egress all, no ingress. B (default group) accepts A's group on TCP 80.
+        let mut w = with_group(&[SgRule::allow_all()], &[]);
+        w.authorize_security_group(
+            "sg-111bbb22",
+            Direction::Ingress,
+            &[rule(Protocol::Tcp, "80", Peer::Group("sg-0a0a0001".into()))],
+        )
+        .unwrap();
+        let p = pipeline_for(&w);
+        let mut syn = tcp_syn("10.0.1.10", 40000, "10.0.2.10", 80);
+        assert_eq!(run(&p, A, &mut syn), Action::Forward { port: B, len: syn.len() });
+        let mut reply = tcp("10.0.2.10", 80, "10.0.1.10", 40000, b"ok");
+        assert_eq!(run(&p, B, &mut reply), Action::Forward { port: A, len: reply.len() });
+        let mut ssh = tcp_syn("10.0.1.10", 40001, "10.0.2.10", 22);
+        assert_eq!(run(&p, A, &mut ssh), Action::Drop(DropReason::SgIngress));
+        let mut back = tcp_syn("10.0.2.10", 40002, "10.0.1.10", 80);
+        assert_eq!(run(&p, B, &mut back), Action::Drop(DropReason::SgIngress));
+        // B and C (default group) talk as before.
+        let mut bc = udp("10.0.2.10", 5000, "10.0.3.10", 53);
+        assert!(forwarded(run(&p, B, &mut bc)));
+    }
+
+    #[test]
+    fn nacl_is_stateless() {
+        let mut w = parse("demo.toml", DEFAULT_LAB).unwrap();
+        let e = |n, egress, p: Protocol, ports: Option<&str>| AclEntry {
+            rule_number: n,
+            egress,
+            protocol: p,
+            ports: Ports::parse_lab(p, ports).unwrap(),
+            cidr: "0.0.0.0/0".parse().unwrap(),
+            action: RuleAction::Allow,
+        };
+        w.create_network_acl("acl-0a0a0001", "vpc-111bbb22").unwrap();
+        w.add_network_acl_entry("acl-0a0a0001", e(100, true, Protocol::All, None)).unwrap();
+        w.add_network_acl_entry("acl-0a0a0001", e(100, false, Protocol::Tcp, Some("80"))).unwrap();
+        w.associate_network_acl("acl-0a0a0001", "a").unwrap();
+        let p = pipeline_for(&w);
+        let mut syn = tcp_syn("10.0.1.10", 40000, "54.123.170.5", 80);
+        assert!(forwarded(run(&p, A, &mut syn)));
+        let mut reply = tcp("54.123.170.5", 80, "10.0.1.10", 40000, b"hi");
+        assert_eq!(run(&p, PORT_AWS, &mut reply), Action::Drop(DropReason::NaclIn));
+        // Local replies from b cross a's ACL inbound too.
+        let mut ab = tcp_syn("10.0.1.10", 40001, "10.0.2.10", 22);
+        assert!(forwarded(run(&p, A, &mut ab)));
+        let mut ba = tcp("10.0.2.10", 22, "10.0.1.10", 40001, b"x");
+        assert_eq!(run(&p, B, &mut ba), Action::Drop(DropReason::NaclIn));
+        w.add_network_acl_entry("acl-0a0a0001", e(110, false, Protocol::Tcp, Some("1024-65535")))
+            .unwrap();
+        let ports = ports_by_index(&w);
+        p.publish(Snapshot::compile(&w, 2, &|id| ports.get(id).copied()));
+        let mut reply = tcp("54.123.170.5", 80, "10.0.1.10", 40000, b"hi");
+        assert!(forwarded(run(&p, PORT_AWS, &mut reply)));
+        let mut ba = tcp("10.0.2.10", 22, "10.0.1.10", 40001, b"x");
+        assert!(forwarded(run(&p, B, &mut ba)));
+        assert_eq!(p.counters.drops(DropReason::NaclIn), 2);
+    }
 }

@@ -1,413 +1,836 @@
-//! IPv4 longest-prefix-match table: a compiled DIR-16-8-8 multibit trie with leaf pushing.
+//! IPv4 longest-prefix-match table: a persistent (copy-on-write) radix tree of small
+//! pointer nodes over Poptrie-style compressed /16 subtrees.
 //!
 //! # Layout
 //!
-//! * `root` has 65,536 entries, one per /16 block (indexed by the top 16 address bits); it is
-//!   allocated on the first insert, so an empty table (e.g. a `Default` snapshot) costs nothing,
-//!   and an unallocated root reads as all `EMPTY`.
-//! * `l2` is a pool of 256-entry chunks; a chunk splits one /16 block into its /24 blocks.
-//! * `l3` is a pool of 256-entry chunks; a chunk splits one /24 block into its addresses.
-//! * Route values live in a slab (`values`, with the matching prefixes in `Trie::nets`);
-//!   the trie stores only small integer ids into that slab.
+//! ```text
+//! Lpm ─Arc─> Top   { quads: [Option<Arc<Quad>>; 16] (one per /4), tiny: routes < /8 }
+//! Quad  (a /4)     { chunks: [Option<Arc<Chunk>>; 16] (one per /8) }
+//! Chunk (a /8)     { default: [u16; 256] (per /16: leaf-pushed best route <= /16),
+//!                    blocks: [Option<Arc<Block>>; 16] (one per /12),
+//!                    short: routes /8../16 of this /8, sorted }
+//! Block (a /12)    { slots: [Slot; 16] (one per /16, one cache line each) }
+//! Slot  (a /16)    { bits, cum, base: a compressed node over the 256 /24s of the /16,
+//!                    sub: Arc<[(u32, T)]> = routes > /16 of the /16, then runs, then kids }
+//! ```
 //!
-//! Every `u32` entry is one of:
-//! * `EMPTY` (0): no route covers the entry's block;
-//! * a leaf id `slot + 1` (bit 31 clear): route `slot` is the longest prefix covering the
-//!   entry's *whole* block, and no longer prefix lies inside the block;
-//! * `CHUNK_FLAG | c` (only in `root` and `l2`): the block contains at least one prefix longer
-//!   than the block (/16 for root, /24 for l2), and chunk `c` of the next level resolves it.
+//! A compressed node stands for 256 leaf-pushed entries. Consecutive equal entries form a
+//! run; `bits` has one bit set per run start and the sub array holds one `(tag, value)` per
+//! run, so entry `i` is run `popcount(bits up to i) - 1` (with per-word prefix counts in
+//! `cum`: one popcount per lookup). A run's tag is `0` (no route > /16 covers it: use the
+//! chunk's `default`), `idx + 1` (route `idx`, whose value the run carries, so a lookup
+//! reads no further), or `CHILD | position` of a kid node (same scheme over the last 8 bits,
+//! for the rare /24s holding routes > /24). A `default` entry is `0` (no route), `idx + 1`
+//! (`short[idx]`) or `TINY | slot` (`top.tiny[slot]`).
+//!
+//! Lookup: four hops through small, hot pointer nodes (16 + 16 + 16 pointers), one slot
+//! line, one run entry. No allocation, no lock, no `unsafe`, only checked or provably
+//! in-range indexing.
+//!
+//! # Persistence
+//!
+//! Every node is behind an `Arc`: `clone` is O(1) (one reference-count increment) and the
+//! clone shares all storage. A mutation copies only the path it touches (`Arc::make_mut`):
+//! `Top`, `Quad` (16 pointers each), the `Chunk` (16 pointers, 256 defaults, its /8../16
+//! routes), the `Block` (16 slots, 1 KiB), and rebuilds the one /16's sub array from its
+//! routes (O(routes in that /16 + 256)). A route shorter than /8 also repaints the defaults
+//! of the chunks it covers. So `insert`/`remove` after `clone` costs a few KiB of copying and
+//! ~64 reference-count increments plus one /16 rebuild, independent of the table size;
+//! holders of the old table are unaffected.
 //!
 //! # Invariants
 //!
-//! 1. A chunk exists if and only if its block contains a prefix longer than the block; so the
-//!    shape of the trie is a function of the route set alone (removal collapses chunks whose
-//!    entries have become a single uniform leaf).
-//! 2. Leaf entries are leaf-pushed: an entry holds the longest route of length <= its level's
-//!    depth (16, 24 or 32) that covers it. Hence the lookup is at most three array reads.
-//! 3. `routes` (the side map) holds exactly the live prefixes, normalised (host bits clear),
-//!    keyed by (network address, length), and maps each to its slab slot; every leaf id in the
-//!    trie names a live slot, and every freed slot is on `free_slots`.
-//!
-//! Insert and remove are incremental: they repaint only the entries inside the prefix's own
-//! range (descending into the chunks found there), never the whole table.
+//! 1. Canonical shape: a slot has a sub iff its /16 holds a route longer than /16; a block,
+//!    chunk, quad exists iff it holds a sub, a route, or (chunk) is covered by a route
+//!    shorter than /8; `top` is `None` iff the table is empty. Slots and defaults are exactly
+//!    what [`Slot::build`] and [`Chunk::repaint`] compute from the routes.
+//! 2. Routes are normalised (host bits clear), unique and sorted by (address, length) in
+//!    each sub and in `short`; `tiny` is empty or has `TINY_SLOTS` slots, not all empty.
+//! 3. `len` is the number of routes.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
-const ROOT_LEN: usize = 1 << 16;
-const CHUNK_LEN: usize = 256;
-const EMPTY: u32 = 0;
-const CHUNK_FLAG: u32 = 1 << 31;
-/// Leaf ids are `slot + 1` and must stay below `CHUNK_FLAG`.
-const MAX_ROUTES: usize = (CHUNK_FLAG - 1) as usize;
+const FAN: usize = 256;
+/// Default entry flag: the entry is a slot of `Top::tiny`.
+const TINY: u16 = 1 << 15;
+/// Slots for routes /0../7: slot `2^len - 1 + (addr >> (32 - len))`.
+const TINY_SLOTS: usize = 255;
+/// Flag in `Slot::cum[0]` (whose count is always 0): the /16 has kids.
+const KIDS: u16 = 1 << 15;
 
-/// Compiled IPv4 longest-prefix-match table mapping prefixes to values of type T.
+/// Bit `i` set iff entry `i` starts a run; returns the bits and the entry of each run.
+fn runs(entries: &[u32; FAN]) -> ([u64; 4], Vec<u32>) {
+    let mut bits = [0u64; 4];
+    let mut tags = Vec::new();
+    let mut prev = None;
+    for (i, &e) in entries.iter().enumerate() {
+        if prev != Some(e) {
+            bits[i >> 6] |= 1 << (i & 63);
+            tags.push(e);
+            prev = Some(e);
+        }
+    }
+    (bits, tags)
+}
+
+/// `cum[w]`: runs started in words `0..w`.
+fn cumulate(bits: &[u64; 4]) -> [u16; 4] {
+    let mut cum = [0u16; 4];
+    let mut acc = 0u16;
+    for (c, b) in cum.iter_mut().zip(bits) {
+        *c = acc;
+        acc += b.count_ones() as u16;
+    }
+    cum
+}
+
+/// Run index of entry `i & 255` of a compressed node.
+#[inline(always)]
+fn rank(bits: &[u64; 4], cum: &[u16; 4], i: u32) -> usize {
+    let w = ((i >> 6) & 3) as usize;
+    let below = bits[w] & (u64::MAX >> (63 - (i & 63)));
+    // Bit 0 of word 0 is set, so the sum is >= 1 for a well-formed node; a malformed one
+    // wraps to an index that `get` rejects.
+    (usize::from(cum[w] & !KIDS) + below.count_ones() as usize).wrapping_sub(1)
+}
+
+fn sub_key(addr: u32, len: u8) -> u32 {
+    ((addr & 0xffff) << 8) | u32::from(len)
+}
+
+/// A /24 of a /16 holding routes longer than /24: a compressed node over its 256 addresses.
+#[derive(Clone, Debug, PartialEq)]
+struct Kid<T> {
+    /// Which /24 of the /16.
+    at: u8,
+    bits: [u64; 4],
+    cum: [u16; 4],
+    vals: Box<[Option<T>]>,
+}
+
+/// What lookups never read: the exact routes of a /16 (and its rare kids).
+#[derive(Clone, Debug, PartialEq)]
+struct Ctl<T> {
+    /// `((addr & 0xffff) << 8 | len, value)`, sorted, unique; the key order is (addr, len).
+    routes: Box<[(u32, T)]>,
+    /// Sorted by `at`.
+    kids: Box<[Kid<T>]>,
+}
+
+/// One /16 holding routes longer than /16, compiled. Exactly one cache line.
+#[repr(align(64))]
 #[derive(Clone)]
-pub struct Lpm<T> {
-    trie: Trie,
-    /// Slab of values, indexed by slot; `None` for freed slots (listed in `free_slots`).
-    values: Vec<Option<T>>,
-    free_slots: Vec<u32>,
-    /// Exact prefixes: (network address, prefix length) -> slot. Drives insert/remove/iter.
-    routes: BTreeMap<(u32, u8), u32>,
+struct Slot<T> {
+    /// Run starts of the 256 leaf-pushed /24 entries.
+    bits: [u64; 4],
+    /// Runs started before each word; `cum[0]` also carries the `KIDS` flag.
+    cum: [u16; 4],
+    /// One answer per run, with the /16's default leaf-pushed into the gaps.
+    vals: Option<Arc<[Option<T>]>>,
+    ctl: Option<Arc<Ctl<T>>>,
 }
 
-/// The value-independent part of the table: the three levels plus the prefix of every slot.
+impl<T> Slot<T> {
+    fn empty() -> Self {
+        Slot { bits: [0; 4], cum: [0; 4], vals: None, ctl: None }
+    }
+
+    /// The routes longer than /16 of this /16.
+    fn routes(&self) -> &[(u32, T)] {
+        self.ctl.as_deref().map_or(&[], |c| &c.routes[..])
+    }
+
+    /// The answer for `addr` if this /16 has routes > /16 (the default already pushed in).
+    #[inline(always)]
+    fn find(&self, addr: u32) -> Option<Option<&T>> {
+        let vals = self.vals.as_deref()?;
+        if self.cum[0] & KIDS != 0
+            && let Some(found) = self.find_kid(addr)
+        {
+            return Some(found);
+        }
+        Some(vals.get(rank(&self.bits, &self.cum, addr >> 8))?.as_ref())
+    }
+
+    #[cold]
+    fn find_kid(&self, addr: u32) -> Option<Option<&T>> {
+        let kids = &self.ctl.as_deref()?.kids;
+        let at = (addr >> 8) as u8;
+        let kid = kids.get(kids.binary_search_by_key(&at, |k| k.at).ok()?)?;
+        Some(kid.vals.get(rank(&kid.bits, &kid.cum, addr))?.as_ref())
+    }
+
+    /// The longest route > /16 of this /16 covering `addr`, by search (for `lookup_prefix`).
+    fn matching_route(&self, addr: u32) -> Option<&(u32, T)> {
+        let routes = self.routes();
+        (17..=32u8).rev().find_map(|len| {
+            let key = sub_key(addr & mask(len), len);
+            routes.get(routes.binary_search_by_key(&key, |&(k, _)| k).ok()?)
+        })
+    }
+}
+
+impl<T: Clone> Slot<T> {
+    /// Compiles sorted, unique routes (> /16 of this /16) with `default` (the best route
+    /// <= /16) pushed into the gaps. No routes: an empty slot.
+    fn build(routes: Vec<(u32, T)>, default: Option<&T>) -> Slot<T> {
+        if routes.is_empty() {
+            return Slot::empty();
+        }
+        let mut top = [0u32; FAN];
+        let mut kids: Vec<(u8, [u32; FAN])> = Vec::new();
+        // In (addr, len) order every route comes after all routes containing it, so painting
+        // in that order leaves each entry with its longest match (leaf pushing).
+        for (idx, &(key, _)) in routes.iter().enumerate() {
+            let id = idx as u32 + 1;
+            let low = key >> 8;
+            let len = key & 0xff;
+            let j = (low >> 8) as usize & 0xff;
+            if len <= 24 {
+                let n = 1usize << (24 - len.clamp(16, 24));
+                if let Some(r) = top.get_mut(j..j + n) {
+                    r.fill(id);
+                }
+            } else {
+                // Routes <= /24 containing this /24 were painted already (they sort earlier),
+                // and routes of one /24 are contiguous, so a new kid inherits the right value.
+                if kids.last().is_none_or(|&(at, _)| usize::from(at) != j) {
+                    kids.push((j as u8, [top[j]; FAN]));
+                }
+                let s = (low & 0xff) as usize;
+                let n = 1usize << (32 - len.clamp(25, 32));
+                if let Some(r) = kids.last_mut().and_then(|(_, kid)| kid.get_mut(s..s + n)) {
+                    r.fill(id);
+                }
+            }
+        }
+        let answer = |tag: u32| match tag.checked_sub(1) {
+            Some(i) => routes.get(i as usize).map(|r| r.1.clone()),
+            None => default.cloned(),
+        };
+        let (bits, tags) = runs(&top);
+        let vals: Arc<[Option<T>]> = tags.iter().map(|&t| answer(t)).collect();
+        let kids: Box<[Kid<T>]> = kids
+            .iter()
+            .map(|(at, entries)| {
+                let (bits, tags) = runs(entries);
+                let vals = tags.iter().map(|&t| answer(t)).collect();
+                Kid { at: *at, bits, cum: cumulate(&bits), vals }
+            })
+            .collect();
+        let mut cum = cumulate(&bits);
+        if !kids.is_empty() {
+            cum[0] |= KIDS;
+        }
+        let ctl = Ctl { routes: routes.into_boxed_slice(), kids };
+        Slot { bits, cum, vals: Some(vals), ctl: Some(Arc::new(ctl)) }
+    }
+}
+
+/// One /12: the slots of its 16 /16s.
 #[derive(Clone)]
-struct Trie {
-    /// Empty until the first insert, then exactly `ROOT_LEN` entries.
-    root: Vec<u32>,
-    l2: Vec<u32>,
-    l3: Vec<u32>,
-    l2_free: Vec<u32>,
-    l3_free: Vec<u32>,
-    /// Prefix of each slab slot (stale for freed slots, which no entry references).
-    nets: Vec<Ipv4Net>,
+struct Block<T> {
+    slots: [Slot<T>; 16],
 }
 
-/// How a range of leaf entries is rewritten.
-#[derive(Clone, Copy)]
-enum Paint {
-    /// Insert: leaf `id` of length `len` replaces every leaf that is empty or shorter.
-    Cover { id: u32, len: u8 },
-    /// Remove: every leaf equal to `from` becomes `to` (the next-shorter covering route).
-    Replace { from: u32, to: u32 },
+/// One /8.
+#[derive(Clone)]
+struct Chunk<T> {
+    /// Per /16: the longest route of length <= 16 covering it (see the module doc).
+    default: [u16; FAN],
+    blocks: [Option<Arc<Block<T>>>; 16],
+    /// Routes /8../16 of this /8: (addr, len, value), sorted, unique.
+    short: Vec<(u32, u8, T)>,
+    /// `0` or `TINY | slot`: the longest route shorter than /8 covering this /8.
+    tiny: u16,
 }
 
-fn leaf_id(slot: u32) -> u32 {
-    slot + 1
-}
-
-fn chunk_of(entry: u32) -> Option<usize> {
-    (entry & CHUNK_FLAG != 0).then_some((entry & !CHUNK_FLAG) as usize)
-}
-
-fn mask(len: u8) -> u32 {
-    // `u32::MAX << 32` would overflow, so /0 is special-cased.
-    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
-}
-
-fn key_of(net: Ipv4Net) -> (u32, u8) {
-    (u32::from(net.network()), net.prefix_len())
-}
-
-/// The single leaf value of a chunk whose entries are all the same leaf, if any.
-fn uniform(chunk: &[u32]) -> Option<u32> {
-    let first = *chunk.first()?;
-    (first & CHUNK_FLAG == 0 && chunk.iter().all(|&e| e == first)).then_some(first)
-}
-
-/// Takes a chunk from `free` (refilling it) or grows `pool` by one chunk; returns its number.
-fn alloc_chunk(pool: &mut Vec<u32>, free: &mut Vec<u32>, fill: u32) -> u32 {
-    if let Some(c) = free.pop() {
-        let start = c as usize * CHUNK_LEN;
-        pool[start..start + CHUNK_LEN].fill(fill);
-        c
+/// The route named by default entry `d`, as (addr, len, value).
+fn resolve<'a, T>(
+    tiny: &'a [Option<T>],
+    short: &'a [(u32, u8, T)],
+    d: u16,
+) -> Option<(u32, u8, &'a T)> {
+    if d & TINY != 0 {
+        let slot = usize::from(d & !TINY);
+        let v = tiny.get(slot)?.as_ref()?;
+        // Invert the slot numbering: len is the position of the highest set bit of slot+1.
+        let len = (usize::BITS - 1 - (slot + 1).leading_zeros()) as u8;
+        let idx = (slot + 1 - (1 << len)) as u32;
+        Some((idx.checked_shl(32 - u32::from(len)).unwrap_or(0), len, v))
     } else {
-        let c = pool.len() / CHUNK_LEN;
-        // At most 2^16 l2 chunks exist (one per /16) and 2^24 l3 chunks (one per /24),
-        // both far below the 2^31 chunk numbers an entry can encode.
-        debug_assert!(c < CHUNK_FLAG as usize);
-        pool.resize(pool.len() + CHUNK_LEN, fill);
-        c as u32
+        let (a, l, v) = short.get(usize::from(d).wrapping_sub(1))?;
+        Some((*a, *l, v))
     }
 }
 
-impl Trie {
-    fn new() -> Self {
-        Trie {
-            root: Vec::new(),
-            l2: Vec::new(),
-            l3: Vec::new(),
-            l2_free: Vec::new(),
-            l3_free: Vec::new(),
-            nets: Vec::new(),
+impl<T> Chunk<T> {
+    fn new(tiny: u16) -> Self {
+        Chunk {
+            default: [tiny; FAN],
+            blocks: std::array::from_fn(|_| None),
+            short: Vec::new(),
+            tiny,
         }
     }
 
-    /// The leaf entry (`EMPTY` or a leaf id) for `addr`. Never panics, never allocates.
-    #[inline]
-    fn find(&self, addr: u32) -> u32 {
-        // `get` rather than indexing here and below: a missing root (empty table) or a
-        // dangling chunk number (a bug) must degrade to "no route", never panic.
-        let Some(&(mut e)) = self.root.get((addr >> 16) as usize) else {
-            return EMPTY;
-        };
-        if e & CHUNK_FLAG != 0 {
-            let i = (((e & !CHUNK_FLAG) as usize) << 8) | ((addr >> 8) & 0xff) as usize;
-            e = self.l2.get(i).copied().unwrap_or(EMPTY);
-            if e & CHUNK_FLAG != 0 {
-                let i = (((e & !CHUNK_FLAG) as usize) << 8) | (addr & 0xff) as usize;
-                e = self.l3.get(i).copied().unwrap_or(EMPTY);
+    #[inline(always)]
+    fn slot(&self, j: usize) -> Option<&Slot<T>> {
+        self.blocks[(j >> 4) & 15].as_deref().map(|b| &b.slots[j & 15])
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tiny == 0 && self.short.is_empty() && self.blocks.iter().all(Option::is_none)
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot<T>> {
+        self.blocks.iter().flatten().flat_map(|b| b.slots.iter())
+    }
+
+    /// The (addr, len) named by each /16's default entry, read from `short` and the entry
+    /// alone, so that it is right even after the named route left `Top::tiny`.
+    fn default_keys(&self) -> [Option<(u32, u8)>; FAN] {
+        std::array::from_fn(|j| {
+            let d = self.default[j];
+            if d & TINY != 0 {
+                Some((u32::from(d), 0xff)) // one key per tiny slot, distinct from short keys
+            } else {
+                self.short.get(usize::from(d).wrapping_sub(1)).map(|&(a, l, _)| (a, l))
             }
-        }
-        e
-    }
-
-    fn len_of(&self, leaf: u32) -> u8 {
-        self.nets.get((leaf - 1) as usize).map_or(0, |n| n.prefix_len())
-    }
-
-    /// Whether leaf entry `e` is rewritten by `op`, and to what.
-    fn repaint(&self, e: u32, op: Paint) -> Option<u32> {
-        match op {
-            // Equal length inside the range would mean the same prefix, which insert handles
-            // without painting, so "shorter" is the whole condition.
-            Paint::Cover { id, len } => (e == EMPTY || self.len_of(e) < len).then_some(id),
-            Paint::Replace { from, to } => (e == from).then_some(to),
-        }
-    }
-
-    fn paint_root(&mut self, start: usize, count: usize, op: Paint) {
-        for i in start..start + count {
-            let e = self.root[i];
-            if let Some(c) = chunk_of(e) {
-                self.paint_l2(c, 0, CHUNK_LEN, op);
-            } else if let Some(new) = self.repaint(e, op) {
-                self.root[i] = new;
-            }
-        }
-    }
-
-    fn paint_l2(&mut self, chunk: usize, start: usize, count: usize, op: Paint) {
-        let base = chunk * CHUNK_LEN;
-        for i in base + start..base + start + count {
-            let e = self.l2[i];
-            if let Some(c) = chunk_of(e) {
-                self.paint_l3(c, 0, CHUNK_LEN, op);
-            } else if let Some(new) = self.repaint(e, op) {
-                self.l2[i] = new;
-            }
-        }
-    }
-
-    fn paint_l3(&mut self, chunk: usize, start: usize, count: usize, op: Paint) {
-        let base = chunk * CHUNK_LEN;
-        for i in base + start..base + start + count {
-            if let Some(new) = self.repaint(self.l3[i], op) {
-                self.l3[i] = new;
-            }
-        }
-    }
-
-    /// The l2 chunk under root entry `i`, creating it (filled with the old leaf) if needed.
-    fn ensure_l2(&mut self, i: usize) -> usize {
-        let e = self.root[i];
-        if let Some(c) = chunk_of(e) {
-            return c;
-        }
-        let c = alloc_chunk(&mut self.l2, &mut self.l2_free, e);
-        self.root[i] = CHUNK_FLAG | c;
-        c as usize
-    }
-
-    /// The l3 chunk under entry `j` of l2 chunk `c2`, creating it if needed.
-    fn ensure_l3(&mut self, c2: usize, j: usize) -> usize {
-        let slot = c2 * CHUNK_LEN + j;
-        let e = self.l2[slot];
-        if let Some(c) = chunk_of(e) {
-            return c;
-        }
-        let c = alloc_chunk(&mut self.l3, &mut self.l3_free, e);
-        self.l2[slot] = CHUNK_FLAG | c;
-        c as usize
-    }
-
-    /// Paints leaf `id` for the (normalised) prefix `addr/len` over shorter routes.
-    fn cover(&mut self, addr: u32, len: u8, id: u32) {
-        if self.root.is_empty() {
-            self.root = vec![EMPTY; ROOT_LEN];
-        }
-        let op = Paint::Cover { id, len };
-        let i = (addr >> 16) as usize;
-        if len <= 16 {
-            self.paint_root(i, 1 << (16 - len), op);
-            return;
-        }
-        let c2 = self.ensure_l2(i);
-        let j = ((addr >> 8) & 0xff) as usize;
-        if len <= 24 {
-            self.paint_l2(c2, j, 1 << (24 - len), op);
-            return;
-        }
-        let c3 = self.ensure_l3(c2, j);
-        self.paint_l3(c3, (addr & 0xff) as usize, 1 << (32 - len), op);
-    }
-
-    /// Replaces leaf `from` (prefix `addr/len`) by `to` and collapses chunks left uniform.
-    fn uncover(&mut self, addr: u32, len: u8, from: u32, to: u32) {
-        let op = Paint::Replace { from, to };
-        let i = (addr >> 16) as usize;
-        if self.root.is_empty() {
-            return; // nothing was ever inserted, so nothing to repaint
-        }
-        if len <= 16 {
-            // Removing a short prefix cannot change whether any block holds longer prefixes,
-            // so no chunk can become collapsible (invariant 1).
-            self.paint_root(i, 1 << (16 - len), op);
-            return;
-        }
-        // By invariant 1 the chunks exist while a prefix longer than /16 (/24) is present;
-        // the early returns only guard against a broken invariant.
-        let Some(c2) = chunk_of(self.root[i]) else {
-            return;
-        };
-        let j = ((addr >> 8) & 0xff) as usize;
-        if len <= 24 {
-            self.paint_l2(c2, j, 1 << (24 - len), op);
-        } else {
-            let Some(c3) = chunk_of(self.l2[c2 * CHUNK_LEN + j]) else {
-                return;
-            };
-            self.paint_l3(c3, (addr & 0xff) as usize, 1 << (32 - len), op);
-            let base = c3 * CHUNK_LEN;
-            if let Some(v) = uniform(&self.l3[base..base + CHUNK_LEN]) {
-                // Uniform means no prefix longer than /24 is left in this /24 (any such prefix
-                // would own entries that its complement in the block does not).
-                self.l2[c2 * CHUNK_LEN + j] = v;
-                self.l3_free.push(c3 as u32);
-            }
-        }
-        let base = c2 * CHUNK_LEN;
-        if let Some(v) = uniform(&self.l2[base..base + CHUNK_LEN]) {
-            self.root[i] = v;
-            self.l2_free.push(c2 as u32);
-        }
+        })
     }
 
     fn memory_bytes(&self) -> usize {
-        (self.root.capacity() + self.l2.capacity() + self.l3.capacity()) * size_of::<u32>()
-            + (self.l2_free.capacity() + self.l3_free.capacity()) * size_of::<u32>()
-            + self.nets.capacity() * size_of::<Ipv4Net>()
+        let kids = |c: &Ctl<T>| {
+            c.kids
+                .iter()
+                .map(|k| size_of::<Kid<T>>() + k.vals.len() * size_of::<Option<T>>())
+                .sum::<usize>()
+        };
+        ARC_HEADER
+            + size_of::<Self>()
+            + self.short.capacity() * size_of::<(u32, u8, T)>()
+            + self.blocks.iter().flatten().count() * (ARC_HEADER + size_of::<Block<T>>())
+            + self
+                .slots()
+                .filter_map(|s| s.vals.as_ref())
+                .map(|v| ARC_HEADER + v.len() * size_of::<Option<T>>())
+                .sum::<usize>()
+            + self
+                .slots()
+                .filter_map(|s| s.ctl.as_deref())
+                .map(|c| {
+                    ARC_HEADER
+                        + size_of::<Ctl<T>>()
+                        + c.routes.len() * size_of::<(u32, T)>()
+                        + kids(c)
+                })
+                .sum::<usize>()
     }
+
+    fn control_bytes(&self) -> usize {
+        self.short.capacity() * size_of::<(u32, u8, T)>()
+            + self
+                .slots()
+                .filter_map(|s| s.ctl.as_deref())
+                .map(|c| ARC_HEADER + size_of::<Ctl<T>>() + c.routes.len() * size_of::<(u32, T)>())
+                .sum::<usize>()
+    }
+}
+
+impl<T: Clone> Chunk<T> {
+    /// Rebuilds the slot of /16 `j` from `routes`, dropping a block left without subs.
+    fn set_routes(&mut self, j: usize, routes: Vec<(u32, T)>, tiny: &[Option<T>]) {
+        let default = resolve(tiny, &self.short, self.default[j]).map(|(_, _, v)| v);
+        let slot = Slot::build(routes, default);
+        let b = &mut self.blocks[(j >> 4) & 15];
+        if slot.vals.is_none() && b.is_none() {
+            return;
+        }
+        let block = Arc::make_mut(b.get_or_insert_with(|| {
+            Arc::new(Block { slots: std::array::from_fn(|_| Slot::empty()) })
+        }));
+        block.slots[j & 15] = slot;
+        if block.slots.iter().all(|s| s.vals.is_none()) {
+            *b = None;
+        }
+    }
+
+    /// Recomputes `default` from `tiny` and `short` after they changed, and rebuilds the
+    /// slots whose default route changed (`before`: keys before the change) or lies in
+    /// `force` (a replaced value).
+    fn repaint(
+        &mut self,
+        tiny: &[Option<T>],
+        before: &[Option<(u32, u8)>; FAN],
+        force: (usize, usize),
+    ) {
+        self.default.fill(self.tiny);
+        // Same argument as in `Slot::build`: (addr, len) order paints containers first.
+        for (idx, &(addr, len, _)) in self.short.iter().enumerate() {
+            let j = (addr >> 16) as usize & 0xff;
+            let n = 1usize << (16 - len.clamp(8, 16));
+            if let Some(r) = self.default.get_mut(j..j + n) {
+                r.fill(idx as u16 + 1);
+            }
+        }
+        let after = self.default_keys();
+        for j in 0..FAN {
+            if (after[j] != before[j] || (force.0..force.1).contains(&j))
+                && let Some(slot) = self.slot(j)
+                && slot.ctl.is_some()
+            {
+                let routes = slot.routes().to_vec();
+                self.set_routes(j, routes, tiny);
+            }
+        }
+    }
+}
+
+/// One /4.
+#[derive(Clone)]
+struct Quad<T> {
+    chunks: [Option<Arc<Chunk<T>>>; 16],
+}
+
+#[derive(Clone)]
+struct Top<T> {
+    quads: [Option<Arc<Quad<T>>>; 16],
+    /// Empty, or `TINY_SLOTS` slots for the routes shorter than /8.
+    tiny: Vec<Option<T>>,
+}
+
+/// Reference counts in front of every `Arc` allocation.
+const ARC_HEADER: usize = 2 * size_of::<usize>();
+
+fn mask(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+fn tiny_slot(addr: u32, len: u8) -> usize {
+    (1usize << len) - 1 + addr.checked_shr(32 - u32::from(len)).unwrap_or(0) as usize
+}
+
+fn net_of(addr: u32, len: u8) -> Ipv4Net {
+    // Only called with len <= 32, so `new` cannot fail; the default is unused.
+    Ipv4Net::new(Ipv4Addr::from(addr), len).unwrap_or_default()
+}
+
+/// `0` or `TINY | slot` of the longest route shorter than /8 covering /8 number `c`.
+fn tiny_for<T>(tiny: &[Option<T>], c: usize) -> u16 {
+    if tiny.is_empty() {
+        return 0;
+    }
+    let addr = (c as u32) << 24;
+    (0..8u8)
+        .rev()
+        .map(|len| tiny_slot(addr & mask(len), len))
+        .find(|&s| tiny.get(s).is_some_and(Option::is_some))
+        .map_or(0, |s| TINY | s as u16)
+}
+
+/// Applies `f` to the (possibly absent) chunk `c`, copying the path to it if shared, then
+/// drops a chunk or quad left empty.
+fn with_chunk<T: Clone, R>(
+    quads: &mut [Option<Arc<Quad<T>>>; 16],
+    c: usize,
+    f: impl FnOnce(&mut Option<Arc<Chunk<T>>>) -> R,
+) -> R {
+    let q = &mut quads[(c >> 4) & 15];
+    let quad = Arc::make_mut(
+        q.get_or_insert_with(|| Arc::new(Quad { chunks: std::array::from_fn(|_| None) })),
+    );
+    let slot = &mut quad.chunks[c & 15];
+    let r = f(slot);
+    if slot.as_deref().is_some_and(Chunk::is_empty) {
+        *slot = None;
+    }
+    if quad.chunks.iter().all(Option::is_none) {
+        *q = None;
+    }
+    r
+}
+
+impl<T> Top<T> {
+    fn new() -> Self {
+        Top { quads: std::array::from_fn(|_| None), tiny: Vec::new() }
+    }
+
+    #[inline(always)]
+    fn chunk(&self, c: usize) -> Option<&Chunk<T>> {
+        self.quads[(c >> 4) & 15].as_deref()?.chunks[c & 15].as_deref()
+    }
+}
+
+impl<T: Clone> Top<T> {
+    /// After the route `addr/len` (< /8) appeared, vanished or changed value: refreshes the
+    /// chunks it covers.
+    fn retiny(&mut self, addr: u32, len: u8, replaced: bool) {
+        let first = (addr >> 24) as usize;
+        let slot = TINY | tiny_slot(addr, len) as u16;
+        let Top { quads, tiny } = self;
+        for c in first..(first + (1usize << (8 - len.min(8)))).min(FAN) {
+            let t = tiny_for(tiny, c);
+            let old = self_chunk(quads, c).map_or(0, |ch| ch.tiny);
+            if old == t && !(replaced && t == slot) {
+                continue;
+            }
+            with_chunk(quads, c, |cs| {
+                let chunk = Arc::make_mut(cs.get_or_insert_with(|| Arc::new(Chunk::new(old))));
+                let before = chunk.default_keys();
+                chunk.tiny = t;
+                // A replaced value changes the answer wherever this route is the default.
+                let force = if replaced { (0, FAN) } else { (0, 0) };
+                chunk.repaint(tiny, &before, force);
+            });
+        }
+        if tiny.iter().all(Option::is_none) {
+            *tiny = Vec::new();
+        }
+    }
+}
+
+fn self_chunk<T>(quads: &[Option<Arc<Quad<T>>>; 16], c: usize) -> Option<&Chunk<T>> {
+    quads[(c >> 4) & 15].as_deref()?.chunks[c & 15].as_deref()
+}
+
+/// Compiled IPv4 longest-prefix-match table mapping prefixes to values of type T.
+///
+/// `Clone` is O(1) and shares all storage; see the module doc for what a later `insert` or
+/// `remove` copies.
+#[derive(Clone)]
+pub struct Lpm<T> {
+    top: Option<Arc<Top<T>>>,
+    len: usize,
 }
 
 impl<T: Clone> Lpm<T> {
     pub fn new() -> Self {
-        Lpm {
-            trie: Trie::new(),
-            values: Vec::new(),
-            free_slots: Vec::new(),
-            routes: BTreeMap::new(),
-        }
+        Lpm { top: None, len: 0 }
     }
 
     /// Builds from routes; when the same prefix appears twice, the later one wins.
     pub fn from_routes<I: IntoIterator<Item = (Ipv4Net, T)>>(routes: I) -> Self {
-        let mut all: Vec<(Ipv4Net, T)> =
-            routes.into_iter().map(|(net, v)| (net.trunc(), v)).collect();
-        // Shortest prefixes first: each insert then paints only leaves, never walking chunks
-        // created by longer prefixes, which makes the build roughly linear. The sort is
-        // stable, so duplicates keep their input order and the last one can win below.
-        all.sort_by_key(|(net, _)| (net.prefix_len(), u32::from(net.network())));
-        let mut lpm = Self::new();
-        lpm.values.reserve(all.len());
-        lpm.trie.nets.reserve(all.len());
+        let mut all: Vec<(u32, u8, T)> = routes
+            .into_iter()
+            .map(|(n, v)| (u32::from(n.network()) & mask(n.prefix_len()), n.prefix_len(), v))
+            .collect();
+        // Stable, so duplicates keep their input order and the last one wins below.
+        all.sort_by_key(|&(a, l, _)| (a, l));
+        let mut top = Top::new();
+        let mut len = 0;
+        // The chunk being filled, and the routes of the /16 being filled.
+        let mut cur: Option<(usize, Chunk<T>)> = None;
+        let mut sub: Option<(usize, Vec<(u32, T)>)> = None;
         let mut it = all.into_iter().peekable();
-        while let Some((net, v)) = it.next() {
-            if it.peek().is_some_and(|(next, _)| *next == net) {
+        while let Some((addr, plen, v)) = it.next() {
+            if it.peek().is_some_and(|&(a, l, _)| (a, l) == (addr, plen)) {
                 continue; // a later duplicate overrides this one
             }
-            lpm.insert(net, v);
+            len += 1;
+            if plen < 8 {
+                if top.tiny.is_empty() {
+                    top.tiny = (0..TINY_SLOTS).map(|_| None).collect();
+                }
+                top.tiny[tiny_slot(addr, plen)] = Some(v);
+                continue;
+            }
+            let c = (addr >> 24) as usize;
+            let j = (addr >> 16) as usize & 0xff;
+            if sub.as_ref().is_some_and(|&(sj, _)| sj != j)
+                || cur.as_ref().is_some_and(|&(cc, _)| cc != c)
+            {
+                flush_sub(&mut cur, &mut sub, &top.tiny);
+            }
+            if cur.as_ref().is_some_and(|&(cc, _)| cc != c) {
+                flush_chunk(&mut top, &mut cur);
+            }
+            // Routes shorter than /8 covering this /8 sort before all of its routes.
+            let (_, chunk) = cur.get_or_insert_with(|| (c, Chunk::new(tiny_for(&top.tiny, c))));
+            if plen <= 16 {
+                // Painting in sorted order as in `Chunk::repaint`; every default route of a
+                // /16 is known by the time its longer routes are compiled.
+                let n = 1usize << (16 - plen);
+                if let Some(r) = chunk.default.get_mut(j..j + n) {
+                    r.fill(chunk.short.len() as u16 + 1);
+                }
+                chunk.short.push((addr, plen, v));
+            } else {
+                sub.get_or_insert_with(|| (j, Vec::new())).1.push((sub_key(addr, plen), v));
+            }
         }
-        lpm
+        flush_sub(&mut cur, &mut sub, &top.tiny);
+        flush_chunk(&mut top, &mut cur);
+        // Chunks covered only by routes shorter than /8.
+        for c in 0..FAN {
+            let t = tiny_for(&top.tiny, c);
+            if t != 0 && top.chunk(c).is_none() {
+                with_chunk(&mut top.quads, c, |slot| *slot = Some(Arc::new(Chunk::new(t))));
+            }
+        }
+        pack_vals(&mut top);
+        Lpm { top: (len > 0).then(|| Arc::new(top)), len }
     }
 
     /// Inserts or replaces; returns the previous value for exactly that prefix.
     ///
-    /// Panics only if the table would exceed 2^31 - 1 routes (far beyond available memory).
+    /// After a `clone` this copies the path to the prefix's /16 and rebuilds that /16 (see
+    /// the module doc); storage off that path stays shared.
     pub fn insert(&mut self, prefix: Ipv4Net, value: T) -> Option<T> {
-        let net = prefix.trunc();
-        let key = key_of(net);
-        if let Some(&slot) = self.routes.get(&key) {
-            // Same prefix: the trie already points at this slot, only the value changes.
-            return self.values.get_mut(slot as usize).and_then(|v| v.replace(value));
-        }
-        let slot = match self.free_slots.pop() {
-            Some(s) => {
-                self.values[s as usize] = Some(value);
-                self.trie.nets[s as usize] = net;
-                s
+        let len = prefix.prefix_len();
+        let addr = u32::from(prefix.network()) & mask(len);
+        let top = Arc::make_mut(self.top.get_or_insert_with(|| Arc::new(Top::new())));
+        let old = if len < 8 {
+            if top.tiny.is_empty() {
+                top.tiny = (0..TINY_SLOTS).map(|_| None).collect();
             }
-            None => {
-                assert!(self.values.len() < MAX_ROUTES, "Lpm supports at most 2^31 - 1 routes");
-                self.values.push(Some(value));
-                self.trie.nets.push(net);
-                (self.values.len() - 1) as u32
-            }
+            let old = top.tiny.get_mut(tiny_slot(addr, len)).and_then(|s| s.replace(value));
+            top.retiny(addr, len, old.is_some());
+            old
+        } else {
+            let c = (addr >> 24) as usize;
+            let Top { quads, tiny } = top;
+            let t = tiny_for(tiny, c);
+            with_chunk(quads, c, |slot| {
+                let chunk = Arc::make_mut(slot.get_or_insert_with(|| Arc::new(Chunk::new(t))));
+                let j = (addr >> 16) as usize & 0xff;
+                if len <= 16 {
+                    let before = chunk.default_keys();
+                    let (old, force) =
+                        match chunk.short.binary_search_by_key(&(addr, len), |&(a, l, _)| (a, l)) {
+                            Ok(i) => {
+                                let old = std::mem::replace(&mut chunk.short[i].2, value);
+                                (Some(old), (j, j + (1 << (16 - len))))
+                            }
+                            Err(i) => {
+                                chunk.short.insert(i, (addr, len, value));
+                                (None, (0, 0))
+                            }
+                        };
+                    chunk.repaint(tiny, &before, force);
+                    old
+                } else {
+                    let key = sub_key(addr, len);
+                    let mut routes = chunk.slot(j).map_or_else(Vec::new, |s| s.routes().to_vec());
+                    let old = match routes.binary_search_by_key(&key, |&(k, _)| k) {
+                        Ok(i) => Some(std::mem::replace(&mut routes[i].1, value)),
+                        Err(i) => {
+                            routes.insert(i, (key, value));
+                            None
+                        }
+                    };
+                    chunk.set_routes(j, routes, tiny);
+                    old
+                }
+            })
         };
-        self.routes.insert(key, slot);
-        self.trie.cover(key.0, key.1, leaf_id(slot));
-        None
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
     }
 
     /// Removes exactly that prefix; returns its value.
     pub fn remove(&mut self, prefix: Ipv4Net) -> Option<T> {
-        let (addr, len) = key_of(prefix.trunc());
-        let slot = self.routes.remove(&(addr, len))?;
-        let to = self.covering(addr, len);
-        self.trie.uncover(addr, len, leaf_id(slot), to);
-        self.free_slots.push(slot);
-        self.values.get_mut(slot as usize).and_then(Option::take)
+        let len = prefix.prefix_len();
+        let addr = u32::from(prefix.network()) & mask(len);
+        // Look before copying anything: removing an absent prefix must not unshare storage.
+        if !self.contains(addr, len) {
+            return None;
+        }
+        let top = Arc::make_mut(self.top.as_mut()?);
+        let old = if len < 8 {
+            let old = top.tiny.get_mut(tiny_slot(addr, len))?.take();
+            top.retiny(addr, len, false);
+            old
+        } else {
+            let Top { quads, tiny } = top;
+            with_chunk(quads, (addr >> 24) as usize, |slot| {
+                let chunk = Arc::make_mut(slot.as_mut()?);
+                let j = (addr >> 16) as usize & 0xff;
+                if len <= 16 {
+                    let before = chunk.default_keys();
+                    let i =
+                        chunk.short.binary_search_by_key(&(addr, len), |&(a, l, _)| (a, l)).ok()?;
+                    let (_, _, v) = chunk.short.remove(i);
+                    chunk.repaint(tiny, &before, (0, 0));
+                    Some(v)
+                } else {
+                    let mut routes = chunk.slot(j)?.routes().to_vec();
+                    let i = routes.binary_search_by_key(&sub_key(addr, len), |&(k, _)| k).ok()?;
+                    let (_, v) = routes.remove(i);
+                    chunk.set_routes(j, routes, tiny);
+                    Some(v)
+                }
+            })
+        };
+        if old.is_some() {
+            self.len -= 1;
+            if self.len == 0 {
+                self.top = None;
+            }
+        }
+        old
     }
 
-    /// Leaf id of the longest live prefix strictly shorter than `addr/len` covering it.
-    fn covering(&self, addr: u32, len: u8) -> u32 {
-        (0..len)
-            .rev()
-            .find_map(|l| self.routes.get(&(addr & mask(l), l)))
-            .map_or(EMPTY, |&slot| leaf_id(slot))
+    /// Whether exactly the (normalised) prefix `addr/len` is present.
+    fn contains(&self, addr: u32, len: u8) -> bool {
+        let Some(top) = self.top.as_deref() else {
+            return false;
+        };
+        if len < 8 {
+            return top.tiny.get(tiny_slot(addr, len)).is_some_and(Option::is_some);
+        }
+        let Some(chunk) = top.chunk((addr >> 24) as usize) else {
+            return false;
+        };
+        if len <= 16 {
+            return chunk.short.binary_search_by_key(&(addr, len), |&(a, l, _)| (a, l)).is_ok();
+        }
+        chunk.slot((addr >> 16) as usize & 0xff).is_some_and(|s| {
+            s.routes().binary_search_by_key(&sub_key(addr, len), |&(k, _)| k).is_ok()
+        })
     }
+}
 
+impl<T> Lpm<T> {
     /// Longest-prefix match for an address given as a host-order u32. Never allocates.
     #[inline]
     pub fn lookup(&self, addr: u32) -> Option<&T> {
-        let slot = self.trie.find(addr).checked_sub(1)?;
-        self.values.get(slot as usize)?.as_ref()
+        let top = self.top.as_deref()?;
+        let chunk = top.chunk((addr >> 24) as usize)?;
+        let j = (addr >> 16) as usize & 0xff;
+        match chunk.slot(j).and_then(|s| s.find(addr)) {
+            Some(found) => found,
+            None => resolve(&top.tiny, &chunk.short, chunk.default[j]).map(|(_, _, v)| v),
+        }
     }
 
     /// Like lookup, also returning the matched prefix.
-    #[inline]
     pub fn lookup_prefix(&self, addr: u32) -> Option<(Ipv4Net, &T)> {
-        let slot = self.trie.find(addr).checked_sub(1)? as usize;
-        let value = self.values.get(slot)?.as_ref()?;
-        Some((*self.trie.nets.get(slot)?, value))
+        let top = self.top.as_deref()?;
+        let chunk = top.chunk((addr >> 24) as usize)?;
+        let j = (addr >> 16) as usize & 0xff;
+        if let Some((key, v)) = chunk.slot(j).and_then(|s| s.matching_route(addr)) {
+            let len = (key & 0xff) as u8;
+            return Some((net_of((addr & 0xffff_0000) | (key >> 8), len), v));
+        }
+        resolve(&top.tiny, &chunk.short, chunk.default[j]).map(|(a, l, v)| (net_of(a, l), v))
     }
 
     /// Number of prefixes.
     pub fn len(&self) -> usize {
-        self.routes.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.len == 0
     }
 
-    /// Approximate heap bytes used by the lookup structure: the three trie levels plus the
-    /// value slab (with its prefixes). Excludes the exact-prefix side map, see
-    /// [`Lpm::control_bytes`].
-    pub fn memory_bytes(&self) -> usize {
-        self.trie.memory_bytes()
-            + self.values.capacity() * size_of::<Option<T>>()
-            + self.free_slots.capacity() * size_of::<u32>()
-    }
-
-    /// Rough estimate of the heap bytes of the side map used only by insert/remove/iter
-    /// (B-tree nodes hold up to 11 entries; assume them about 2/3 full).
-    pub fn control_bytes(&self) -> usize {
-        self.routes.len() * (size_of::<(u32, u8)>() + size_of::<u32>()) * 3 / 2
-    }
-
-    /// All prefixes and values, in ascending (address, prefix length) order.
-    pub fn iter(&self) -> impl Iterator<Item = (Ipv4Net, &T)> {
-        self.routes.iter().filter_map(|(&(addr, len), &slot)| {
-            let value = self.values.get(slot as usize)?.as_ref()?;
-            // `len` came from a valid Ipv4Net, so `new` cannot fail; the default is unused.
-            Some((Ipv4Net::new(Ipv4Addr::from(addr), len).unwrap_or_default(), value))
+    fn chunks(&self) -> impl Iterator<Item = &Chunk<T>> {
+        self.top.as_deref().into_iter().flat_map(|top| {
+            top.quads.iter().flatten().flat_map(|q| q.chunks.iter().flatten().map(|c| &**c))
         })
+    }
+
+    /// Approximate heap bytes of the whole table: lookup structure, exact prefixes and
+    /// values (allocator overhead excluded). Storage shared with clones is counted in full
+    /// by each of them.
+    pub fn memory_bytes(&self) -> usize {
+        self.top.as_deref().map_or(0, |top| {
+            let quads = top.quads.iter().flatten().count();
+            ARC_HEADER
+                + size_of::<Top<T>>()
+                + top.tiny.capacity() * size_of::<Option<T>>()
+                + quads * (ARC_HEADER + size_of::<Quad<T>>())
+                + self.chunks().map(Chunk::memory_bytes).sum::<usize>()
+        })
+    }
+
+    /// The part of [`Lpm::memory_bytes`] that lookups never read: the exact prefixes (with
+    /// their values) kept for insert/remove/iter/lookup_prefix.
+    pub fn control_bytes(&self) -> usize {
+        self.chunks().map(Chunk::control_bytes).sum()
+    }
+
+    /// All prefixes and values, in ascending (network address, prefix length) order.
+    pub fn iter(&self) -> impl Iterator<Item = (Ipv4Net, &T)> {
+        let top = self.top.as_deref();
+        top.into_iter().flat_map(|top| {
+            (0..FAN).flat_map(move |c| {
+                let base = (c as u32) << 24;
+                // Routes shorter than /8 starting exactly at this /8 come first (shortest first).
+                let tiny = (0..8u8).filter_map(move |len| {
+                    (base & mask(len) == base)
+                        .then(|| top.tiny.get(tiny_slot(base, len))?.as_ref())
+                        .flatten()
+                        .map(|v| (net_of(base, len), v))
+                });
+                let rest = top.chunk(c).into_iter().flat_map(move |chunk| {
+                    (0..FAN).flat_map(move |j| {
+                        // Routes /8../16 all start at a /16 boundary, so those of /16 `j` start
+                        // exactly at it and precede every longer route inside it.
+                        let start = base | (j as u32) << 16;
+                        let lo = chunk.short.partition_point(|&(a, _, _)| a < start);
+                        let hi = chunk.short.partition_point(|&(a, _, _)| a <= start);
+                        let short = chunk.short.get(lo..hi).unwrap_or(&[]);
+                        let long = chunk.slot(j).map_or(&[][..], Slot::routes);
+                        short.iter().map(|(a, l, v)| (net_of(*a, *l), v)).chain(
+                            long.iter()
+                                .map(move |(k, v)| (net_of(start | (k >> 8), (k & 0xff) as u8), v)),
+                        )
+                    })
+                });
+                tiny.chain(rest)
+            })
+        })
+    }
+}
+
+/// Moves every answer array of a freshly built (unshared) table into consecutive fresh
+/// allocations, so that the arrays lookups read are packed together instead of interleaved
+/// with the routes: far fewer pages (TLB entries) to cover them.
+fn pack_vals<T: Clone>(top: &mut Top<T>) {
+    let mut fresh: Vec<Arc<[Option<T>]>> = Vec::new();
+    let all_slots = |top: &mut Top<T>, f: &mut dyn FnMut(&mut Slot<T>)| {
+        for q in top.quads.iter_mut().flatten() {
+            for c in Arc::make_mut(q).chunks.iter_mut().flatten() {
+                for b in Arc::make_mut(c).blocks.iter_mut().flatten() {
+                    for s in Arc::make_mut(b).slots.iter_mut() {
+                        f(s);
+                    }
+                }
+            }
+        }
+    };
+    // All new arrays are allocated while the old ones are alive, so none reuses their space.
+    all_slots(top, &mut |s| fresh.extend(s.vals.as_deref().map(Arc::from)));
+    let mut it = fresh.into_iter();
+    all_slots(top, &mut |s| {
+        if s.vals.is_some() {
+            s.vals = it.next();
+        }
+    });
+}
+
+fn flush_sub<T: Clone>(
+    cur: &mut Option<(usize, Chunk<T>)>,
+    sub: &mut Option<(usize, Vec<(u32, T)>)>,
+    tiny: &[Option<T>],
+) {
+    if let (Some((_, chunk)), Some((j, routes))) = (cur.as_mut(), sub.take()) {
+        chunk.set_routes(j, routes, tiny);
+    }
+}
+
+fn flush_chunk<T: Clone>(top: &mut Top<T>, cur: &mut Option<(usize, Chunk<T>)>) {
+    if let Some((c, mut chunk)) = cur.take() {
+        chunk.short.shrink_to_fit();
+        with_chunk(&mut top.quads, c, |slot| *slot = Some(Arc::new(chunk)));
     }
 }
 
@@ -419,7 +842,7 @@ impl<T: Clone> Default for Lpm<T> {
 
 impl<T> fmt::Debug for Lpm<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lpm").field("prefixes", &self.routes.len()).finish_non_exhaustive()
+        f.debug_struct("Lpm").field("prefixes", &self.len).finish_non_exhaustive()
     }
 }
 
@@ -427,7 +850,11 @@ impl<T> fmt::Debug for Lpm<T> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::BTreeSet;
+    use std::collections::BTreeMap;
+
+    fn key_of(net: Ipv4Net) -> (u32, u8) {
+        (u32::from(net.network()), net.prefix_len())
+    }
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap()
@@ -437,49 +864,68 @@ mod tests {
         u32::from(s.parse::<Ipv4Addr>().unwrap())
     }
 
-    impl<T: Clone> Lpm<T> {
+    impl<T: Clone + PartialEq + fmt::Debug> Lpm<T> {
         /// Checks invariants 1-3 of the module doc exhaustively (slow; tests only).
         fn check_invariants(&self) {
-            let t = &self.trie;
-            let live: BTreeSet<u32> = self.routes.values().copied().collect();
-            assert_eq!(live.len(), self.routes.len());
-            for (&(addr, len), &slot) in &self.routes {
-                assert_eq!(addr & mask(len), addr, "normalised");
-                assert_eq!(key_of(t.nets[slot as usize]), (addr, len));
-                assert!(self.values[slot as usize].is_some());
+            let Some(top) = self.top.as_deref() else {
+                assert_eq!(self.len, 0, "no top iff empty");
+                return;
+            };
+            assert!(self.len > 0, "no top iff empty");
+            assert!(top.tiny.is_empty() || top.tiny.len() == TINY_SLOTS);
+            assert!(top.tiny.is_empty() || top.tiny.iter().any(Option::is_some));
+            for q in top.quads.iter().flatten() {
+                assert!(q.chunks.iter().any(Option::is_some), "empty quad kept");
             }
-            let free: BTreeSet<u32> = self.free_slots.iter().copied().collect();
-            assert_eq!(free.len(), self.free_slots.len());
-            assert_eq!(free.len() + live.len(), self.values.len());
-            for &s in &free {
-                assert!(self.values[s as usize].is_none());
-            }
-            let leaf_ok = |e: u32| e == EMPTY || live.contains(&(e - 1));
-            let mut l2_used = BTreeSet::new();
-            let mut l3_used = BTreeSet::new();
-            for &e in t.root.iter() {
-                let Some(c2) = chunk_of(e) else {
-                    assert!(leaf_ok(e));
+            let mut count = top.tiny.iter().flatten().count();
+            for c in 0..FAN {
+                let t = tiny_for(&top.tiny, c);
+                let Some(chunk) = top.chunk(c) else {
+                    assert_eq!(t, 0, "chunk {c} covered by a tiny route but missing");
                     continue;
                 };
-                assert!(l2_used.insert(c2), "l2 chunk shared");
-                let chunk = &t.l2[c2 * CHUNK_LEN..][..CHUNK_LEN];
-                assert!(uniform(chunk).is_none(), "collapsible l2 chunk kept");
-                for &e in chunk {
-                    let Some(c3) = chunk_of(e) else {
-                        assert!(leaf_ok(e));
+                assert!(!chunk.is_empty(), "empty chunk {c} kept");
+                assert_eq!(chunk.tiny, t);
+                let keys: Vec<_> = chunk.short.iter().map(|&(a, l, _)| (a, l)).collect();
+                assert!(keys.windows(2).all(|w| w[0] < w[1]), "short sorted and unique");
+                for &(a, l) in &keys {
+                    assert!((8..=16).contains(&l) && a & mask(l) == a && (a >> 24) as usize == c);
+                }
+                let mut fresh = Chunk::new(t);
+                fresh.short = chunk.short.clone();
+                let before = fresh.default_keys();
+                fresh.repaint(&top.tiny, &before, (0, 0));
+                assert_eq!(fresh.default, chunk.default, "default of chunk {c}");
+                count += keys.len();
+                for b in chunk.blocks.iter().flatten() {
+                    assert!(b.slots.iter().any(|s| s.vals.is_some()), "empty block kept");
+                }
+                for j in 0..FAN {
+                    let Some(slot) = chunk.slot(j) else { continue };
+                    let Some(vals) = slot.vals.as_deref() else {
+                        assert_eq!((slot.bits, slot.cum), ([0; 4], [0; 4]));
+                        assert!(slot.ctl.is_none());
                         continue;
                     };
-                    assert!(l3_used.insert(c3), "l3 chunk shared");
-                    let chunk = &t.l3[c3 * CHUNK_LEN..][..CHUNK_LEN];
-                    assert!(uniform(chunk).is_none(), "collapsible l3 chunk kept");
-                    assert!(chunk.iter().all(|&e| chunk_of(e).is_none() && leaf_ok(e)));
+                    let keys: Vec<_> = slot.routes().iter().map(|&(k, _)| k).collect();
+                    assert!(!keys.is_empty(), "empty slot kept");
+                    assert!(keys.windows(2).all(|w| w[0] < w[1]), "routes sorted and unique");
+                    for &k in &keys {
+                        let (a, l) = (k >> 8, (k & 0xff) as u8);
+                        assert!((17..=32).contains(&l) && a & (mask(l) & 0xffff) == a, "{k:x}");
+                    }
+                    let default =
+                        resolve(&top.tiny, &chunk.short, chunk.default[j]).map(|(_, _, v)| v);
+                    let fresh = Slot::build(slot.routes().to_vec(), default);
+                    assert_eq!((fresh.bits, fresh.cum), (slot.bits, slot.cum), "slot {c}.{j}");
+                    assert_eq!(fresh.vals.as_deref(), Some(vals), "vals of {c}.{j}");
+                    assert_eq!(fresh.ctl, slot.ctl, "ctl of {c}.{j}");
+                    let runs = slot.bits.iter().map(|b| b.count_ones()).sum::<u32>() as usize;
+                    assert_eq!(runs, vals.len());
+                    count += keys.len();
                 }
             }
-            assert_eq!(l2_used.len() + t.l2_free.len(), t.l2.len() / CHUNK_LEN);
-            assert_eq!(l3_used.len() + t.l3_free.len(), t.l3.len() / CHUNK_LEN);
-            assert!(t.l2_free.iter().all(|c| !l2_used.contains(&(*c as usize))));
-            assert!(t.l3_free.iter().all(|c| !l3_used.contains(&(*c as usize))));
+            assert_eq!(count, self.len, "len");
         }
     }
 
@@ -542,7 +988,7 @@ mod tests {
             assert!(t.remove(net(n)).is_some());
         }
         t.check_invariants();
-        assert!(t.trie.l2_free.len() == 3 && t.trie.l3_free.len() == 3, "chunks collapsed");
+        assert!(t.top.is_none() && t.memory_bytes() == 0, "storage released");
     }
 
     #[test]
@@ -612,9 +1058,9 @@ mod tests {
         assert_eq!(t.lookup(ip("10.0.1.1")), Some(&8));
         assert_eq!(t.remove(net("10.0.0.0/16")), None);
         t.check_invariants();
-        // Only the /8 is left, so no chunk remains in use.
-        assert_eq!(t.trie.l2_free.len() * CHUNK_LEN, t.trie.l2.len());
-        assert_eq!(t.trie.l3_free.len() * CHUNK_LEN, t.trie.l3.len());
+        // Only the /8 is left, so no sub remains.
+        let chunk = t.top.as_deref().unwrap().chunk(10).unwrap();
+        assert!(chunk.blocks.iter().all(Option::is_none));
         // Removing a shorter prefix under a longer one keeps the longer one.
         t.insert(net("10.0.1.0/24"), 24);
         assert_eq!(t.remove(net("10.0.0.0/8")), Some(8));
@@ -646,6 +1092,78 @@ mod tests {
         assert_eq!(b.lookup(ip("10.0.0.1")), Some(&1));
         assert_eq!(a.lookup(ip("10.0.0.1")), Some(&2));
         assert!(a.memory_bytes() > b.memory_bytes());
+    }
+
+    #[test]
+    fn tiny_routes_span_chunks() {
+        let mut t = Lpm::new();
+        t.insert(net("8.0.0.0/5"), 5);
+        t.insert(net("0.0.0.0/0"), 0);
+        t.insert(net("10.0.0.0/8"), 8);
+        t.insert(net("10.1.0.0/17"), 17);
+        t.check_invariants();
+        assert_eq!(t.lookup_prefix(ip("9.1.2.3")), Some((net("8.0.0.0/5"), &5)));
+        assert_eq!(t.lookup_prefix(ip("15.255.255.255")), Some((net("8.0.0.0/5"), &5)));
+        assert_eq!(t.lookup_prefix(ip("16.0.0.0")), Some((net("0.0.0.0/0"), &0)));
+        assert_eq!(t.lookup_prefix(ip("10.1.128.0")), Some((net("10.0.0.0/8"), &8)));
+        assert_eq!(t.lookup_prefix(ip("10.1.127.1")), Some((net("10.1.0.0/17"), &17)));
+        let order: Vec<_> = t.iter().map(|(n, &v)| (n.to_string(), v)).collect();
+        assert_eq!(order[0], ("0.0.0.0/0".to_string(), 0));
+        assert_eq!(order[1], ("8.0.0.0/5".to_string(), 5));
+        assert_eq!(t.remove(net("8.0.0.0/5")), Some(5));
+        assert_eq!(t.lookup_prefix(ip("9.1.2.3")), Some((net("0.0.0.0/0"), &0)));
+        t.check_invariants();
+        assert_eq!(t.remove(net("0.0.0.0/0")), Some(0));
+        assert_eq!(t.lookup(ip("9.1.2.3")), None);
+        t.check_invariants();
+        let top = t.top.as_deref().unwrap();
+        assert_eq!((0..FAN).filter(|&c| top.chunk(c).is_some()).count(), 1, "only 10/8 left");
+        assert!(top.tiny.is_empty());
+    }
+
+    #[test]
+    fn clone_shares_storage() {
+        let a = Lpm::from_routes([(net("10.0.0.0/8"), 1u32), (net("10.1.2.0/24"), 2)]);
+        let mut b = a.clone();
+        assert!(Arc::ptr_eq(a.top.as_ref().unwrap(), b.top.as_ref().unwrap()));
+        b.insert(net("11.1.2.0/24"), 3);
+        let (ta, tb) = (a.top.as_deref().unwrap(), b.top.as_deref().unwrap());
+        // Only the touched /8 was copied; the other one is still shared.
+        let (qa, qb) = (ta.quads[0].as_ref().unwrap(), tb.quads[0].as_ref().unwrap());
+        assert!(!Arc::ptr_eq(qa, qb), "the path to 11/8 was copied");
+        let (ca, cb) = (qa.chunks[10].as_ref().unwrap(), qb.chunks[10].as_ref().unwrap());
+        assert!(Arc::ptr_eq(ca, cb), "10/8 is still shared");
+        assert!(ta.chunk(11).is_none());
+        assert_eq!(a.lookup(ip("11.1.2.3")), None);
+        assert_eq!(b.lookup(ip("11.1.2.3")), Some(&3));
+        // Removing an absent prefix copies nothing.
+        let mut c = a.clone();
+        assert_eq!(c.remove(net("10.9.0.0/16")), None);
+        assert!(Arc::ptr_eq(a.top.as_ref().unwrap(), c.top.as_ref().unwrap()));
+    }
+
+    #[test]
+    fn dense_block_and_host_routes() {
+        // A /16 split into all its /24s plus every /32 of one /24: large subs and kids.
+        let mut routes: Vec<(Ipv4Net, u32)> = (0..256u32)
+            .map(|i| (Ipv4Net::new(Ipv4Addr::from(0x0a01_0000 | i << 8), 24).unwrap(), i))
+            .collect();
+        routes.extend(
+            (0..256u32)
+                .map(|i| (Ipv4Net::new(Ipv4Addr::from(0x0a01_0500 | i), 32).unwrap(), 1000 + i)),
+        );
+        let t = Lpm::from_routes(routes.iter().copied());
+        t.check_invariants();
+        for a in 0x0a01_0000..=0x0a01_ffffu32 {
+            let want = if a >> 8 == 0x0a01_05 { 1000 + (a & 0xff) } else { (a >> 8) & 0xff };
+            assert_eq!(t.lookup(a), Some(&want));
+        }
+        let mut u = Lpm::new();
+        for &(n, v) in routes.iter().rev() {
+            u.insert(n, v);
+        }
+        u.check_invariants();
+        assert!(t.iter().eq(u.iter()));
     }
 
     /// Prefixes clustered around a few bases (so they nest), lengths biased to 8..=24.
@@ -749,6 +1267,45 @@ mod tests {
             for low in [0u16, 1, 0x7fff, 0x8000, 0xfffe, 0xffff] {
                 let a = 0x0a01_0000 | u32::from(low);
                 prop_assert_eq!(t.lookup_prefix(a), brute(&model, a));
+            }
+        }
+
+        /// Clones taken along an insert/remove sequence keep answering as their own
+        /// snapshot of the model, while the table they were cloned from moves on.
+        #[test]
+        fn clones_are_snapshots(
+            pool in prop::collection::vec(arb_prefix(), 1..30),
+            ops in prop::collection::vec((0u8..3, any::<prop::sample::Index>(), any::<u32>()),
+                                         1..80),
+            probes in prop::collection::vec(any::<u32>(), 32),
+        ) {
+            let initial: Vec<_> = pool.iter().map(|&n| (n, 7u32)).collect();
+            let mut t = Lpm::from_routes(initial.iter().copied());
+            let mut model: BTreeMap<_, _> = initial.iter().map(|&(n, v)| (key_of(n), v)).collect();
+            let mut snaps = vec![(t.clone(), model.clone())];
+            for (step, &(kind, idx, v)) in ops.iter().enumerate() {
+                let n = pool[idx.index(pool.len())];
+                if kind < 2 {
+                    prop_assert_eq!(t.insert(n, v), model.insert(key_of(n), v));
+                } else {
+                    prop_assert_eq!(t.remove(n), model.remove(&key_of(n)));
+                }
+                if step % 8 == 0 {
+                    snaps.push((t.clone(), model.clone()));
+                }
+            }
+            snaps.push((t, model));
+            let addrs: Vec<u32> =
+                probes.iter().copied().chain(pool.iter().flat_map(|&n| edges(n))).collect();
+            for (s, m) in &snaps {
+                s.check_invariants();
+                prop_assert_eq!(s.len(), m.len());
+                let got: Vec<_> = s.iter().map(|(n, &v)| (key_of(n), v)).collect();
+                let want: Vec<_> = m.iter().map(|(&k, &v)| (k, v)).collect();
+                prop_assert_eq!(got, want);
+                for &a in &addrs {
+                    prop_assert_eq!(s.lookup_prefix(a), brute(m, a), "addr {}", Ipv4Addr::from(a));
+                }
             }
         }
     }

@@ -10,8 +10,7 @@ pub mod lpm;
 // The filter module lives with the pipeline (`src/dataplane/filter.rs`); it is declared here
 // until the pipeline declares it (`pub mod filter;` in `src/dataplane/mod.rs`, then this becomes
 // `pub use crate::dataplane::filter;`).
-#[path = "../dataplane/filter.rs"]
-pub mod filter;
+pub use crate::dataplane::filter;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

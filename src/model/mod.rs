@@ -14,6 +14,9 @@
 //!   a subnet's `route_table` is always the table it uses: its explicit association
 //!   (`association_id` is `Some`) or else the main table, kept in step when the main
 //!   association is replaced;
+//! - every VPC has a default security group and a default network ACL (ids derived from the VPC
+//!   id); every group an instance or a rule names exists in the same VPC; network ACL entries
+//!   never name a prefix list (see [`filters`] for the rest);
 //! - new ids come from [`World::generate_id`] (a counter in the world, so deterministic) and
 //!   never collide with existing ids, association ids included.
 //!

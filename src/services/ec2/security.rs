@@ -454,7 +454,7 @@ fn acl_xml(x: &mut Xml, w: &World, a: &NetworkAcl) {
     };
     let (de, di) = (deny(true), deny(false));
     let entries = a.sorted(true).into_iter().chain([&de]).chain(a.sorted(false)).chain([&di]);
-    x.list("entrySet", entries, |x, e| entry_xml(x, e));
+    x.list("entrySet", entries, entry_xml);
     x.list("associationSet", w.acl_associations(a), |x, (assoc, subnet)| {
         x.leaf("networkAclAssociationId", &assoc);
         x.leaf("networkAclId", &a.id);

@@ -1171,7 +1171,7 @@ fn security_group_lifecycle() {
     );
     let inst = text(&xml, "instanceId");
     assert_eq!(texts(&xml, "groupId"), [sg.as_str()]);
-    assert_eq!(w5.instance(&inst).unwrap().security_groups, [sg.clone()]);
+    assert_eq!(w5.instance(&inst).unwrap().security_groups, std::slice::from_ref(&sg));
     let xml = read_xml(&w5, &[("Action", "DescribeInstances"), ("InstanceId.1", "i-0a0a0a0a")]);
     assert_eq!(texts(&xml, "groupId"), ["sg-111bbb22"]);
     assert_eq!(texts(&xml, "groupName"), ["default"]);
