@@ -38,6 +38,8 @@ type S = Spanned<String>;
 struct LabFile {
     name: S,
     region: S,
+    /// How long a modified endpoint policy takes to reach the data plane, e.g. "90s" or "2m".
+    policy_propagation_delay: Option<S>,
     #[serde(default)]
     prefix_list: Vec<PrefixListItem>,
     #[serde(default)]
@@ -234,6 +236,15 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         ctx.err(field.into(), &span, e)
     })?;
 
+    if let Some(d) = &lab.policy_propagation_delay {
+        w.policy_propagation_delay_secs = parse_duration(d.get_ref()).ok_or_else(|| {
+            ctx.msg(
+                "policy_propagation_delay".into(),
+                &d.span(),
+                format!("'{}' is not a duration like \"0s\", \"90s\" or \"2m\"", d.get_ref()),
+            )
+        })?;
+    }
     for (i, p) in lab.prefix_list.iter().enumerate() {
         let f = |k: &str| format!("prefix_list[{i}].{k}");
         let mut cidrs = Vec::new();
@@ -690,6 +701,19 @@ fn network_acls(ctx: &Ctx, w: &mut World, items: &[NetworkAclItem]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// "90s", "2m", "1h" or a plain number of seconds.
+fn parse_duration(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    }
 }
 
 struct Ctx<'a> {

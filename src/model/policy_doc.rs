@@ -2,7 +2,6 @@
 //! policy engine (evaluation) lives elsewhere; this only decides whether a document is
 //! acceptable as an endpoint policy.
 
-use serde_json::Value;
 
 use super::ModelError;
 
@@ -14,46 +13,11 @@ pub const DEFAULT_ENDPOINT_POLICY: &str = r#"{"Version":"2008-10-17","Statement"
 /// of statements, each with `Effect` `Allow` or `Deny`, a `Principal` (the guide: "Your policy
 /// must contain a Principal element."), and an `Action` or `NotAction`.
 pub fn validate_endpoint_policy(text: &str) -> Result<(), ModelError> {
-    let bad = |m: &str| Err(ModelError::InvalidPolicy(m.to_string()));
-    let doc: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return Err(ModelError::InvalidPolicy(format!("not JSON: {e}"))),
-    };
-    let Value::Object(doc) = doc else {
-        return bad("the policy must be a JSON object");
-    };
-    if let Some(v) = doc.get("Version")
-        && !matches!(v.as_str(), Some("2008-10-17" | "2012-10-17"))
-    {
-        return bad("Version must be \"2008-10-17\" or \"2012-10-17\"");
-    }
-    let statements: Vec<&Value> = match doc.get("Statement") {
-        Some(Value::Array(a)) if !a.is_empty() => a.iter().collect(),
-        Some(s @ Value::Object(_)) => vec![s],
-        Some(_) => return bad("Statement must be an object or a non-empty array"),
-        None => return bad("the policy has no Statement"),
-    };
-    for (i, s) in statements.iter().enumerate() {
-        let Value::Object(s) = s else {
-            return Err(ModelError::InvalidPolicy(format!("statement {i} is not an object")));
-        };
-        if !matches!(s.get("Effect").and_then(Value::as_str), Some("Allow" | "Deny")) {
-            return Err(ModelError::InvalidPolicy(format!(
-                "statement {i}: Effect must be \"Allow\" or \"Deny\""
-            )));
-        }
-        if !s.contains_key("Principal") && !s.contains_key("NotPrincipal") {
-            return Err(ModelError::InvalidPolicy(format!(
-                "statement {i} has no Principal: your policy must contain a Principal element"
-            )));
-        }
-        if !s.contains_key("Action") && !s.contains_key("NotAction") {
-            return Err(ModelError::InvalidPolicy(format!(
-                "statement {i} has no Action or NotAction"
-            )));
-        }
-    }
-    Ok(())
+    // The same engine that evaluates the policy validates it, so whatever is accepted is
+    // understood (a policy without Principal is refused, as the guide's examples all name one).
+    crate::policy::Policy::parse(text, crate::policy::PolicyKind::Endpoint)
+        .map(|_| ())
+        .map_err(|e| ModelError::InvalidPolicy(e.to_string()))
 }
 
 #[cfg(test)]

@@ -159,3 +159,48 @@ fn merge(policies: &[String]) -> Policy {
     let doc = serde_json::json!({ "Version": "2012-10-17", "Statement": statements });
     Policy::parse(&doc.to_string(), PolicyKind::Identity).unwrap_or_else(|_| deny_all())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::file::{DEFAULT_LAB, parse};
+
+    const ONLY_SECURE: &str = r#"{"Statement":[{"Sid":"Access-to-specific-bucket-only","Principal":"*","Action":["s3:GetObject","s3:PutObject"],"Effect":"Allow","Resource":["arn:aws:s3:::my-secure-bucket","arn:aws:s3:::my-secure-bucket/*"]}]}"#;
+
+    fn allows_open_bucket(p: &Policy) -> bool {
+        let req = RequestContext {
+            principal: None,
+            action: "s3:GetObject",
+            resource: "arn:aws:s3:::open-bucket/hello.txt",
+            keys: &[],
+        };
+        matches!(p.evaluate(&req), crate::policy::Decision::Allow { .. })
+    }
+
+    #[test]
+    fn a_modified_endpoint_policy_takes_effect_after_the_propagation_delay() {
+        // From the guide: policy changes "can take a few minutes" to take effect.
+        let text = DEFAULT_LAB.replacen("region = \"us-east-1\"", "region = \"us-east-1\"\npolicy_propagation_delay = \"2m\"", 1);
+        let mut world = parse("t.toml", &text).unwrap();
+        assert_eq!(world.policy_propagation_delay_secs, 120);
+        let delay = Duration::from_secs(world.policy_propagation_delay_secs);
+        let t0 = Instant::now();
+        let before = Access::from_world(&world, delay, None, t0);
+        assert!(allows_open_bucket(&before.endpoint_policy("vpce-11bb22cc", t0)));
+        world.endpoints[0].policy = Some(ONLY_SECURE.into());
+        let after = Access::from_world(&world, delay, Some(&before), t0);
+        assert!(allows_open_bucket(&after.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(119))));
+        assert!(!allows_open_bucket(&after.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(121))));
+        // Without a delay, at once.
+        let now = Access::from_world(&world, Duration::ZERO, Some(&before), t0);
+        assert!(!allows_open_bucket(&now.endpoint_policy("vpce-11bb22cc", t0)));
+    }
+
+    #[test]
+    fn bad_delay_names_the_line() {
+        let text = DEFAULT_LAB.replacen("region = \"us-east-1\"", "region = \"us-east-1\"\npolicy_propagation_delay = \"soon\"", 1);
+        let err = parse("t.toml", &text).unwrap_err();
+        assert_eq!(err.field, "policy_propagation_delay");
+        assert_eq!(err.line, 9);
+    }
+}

@@ -1629,28 +1629,26 @@ fn xml_walk(
     let mut path: Vec<String> = Vec::new();
     loop {
         let ev = reader.read_event_into(&mut buf).map_err(|_| S3Error::malformed_xml())?;
-        let refs = |path: &[String]| -> Vec<String> { path.to_vec() };
         match ev {
             Event::Start(e) => {
                 let name = AsRef::<str>::as_ref(&e.local_name()).to_string();
                 path.push(name);
-                let p = refs(&path);
-                let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
                 f(&p, XmlEv::Open)?;
             }
             Event::Empty(e) => {
                 let name = AsRef::<str>::as_ref(&e.local_name()).to_string();
                 path.push(name);
-                let p = refs(&path);
-                let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
                 f(&p, XmlEv::Open)?;
                 f(&p, XmlEv::Close)?;
+                drop(p);
                 path.pop();
             }
             Event::End(_) => {
-                let p = refs(&path);
-                let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
                 f(&p, XmlEv::Close)?;
+                drop(p);
                 path.pop();
             }
             Event::Text(t) => {
@@ -2864,17 +2862,27 @@ mod tests {
     type Seen = Arc<Mutex<Vec<(SocketAddr, SocketAddr)>>>;
 
     async fn start(with_origin: bool) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
-        start_full(with_origin, "us-east-1", [127, 0, 0, 1]).await
+        start_full(with_origin, "us-east-1", [127, 0, 0, 1], None).await
     }
 
     async fn start_in(region: &str) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
-        start_full(false, region, [127, 0, 0, 1]).await
+        start_full(false, region, [127, 0, 0, 1], None).await
+    }
+
+    /// A stub that authorizes: the default users of a us-east-1 world (admin may do anything).
+    async fn start_signed() -> (SocketAddr, TempDir, Arc<Store>, Seen) {
+        let world = crate::model::World::new("t", "us-east-1").unwrap();
+        let access =
+            Access::from_world(&world, std::time::Duration::ZERO, None, std::time::Instant::now());
+        let access = Some(Arc::new(arc_swap::ArcSwap::from_pointee(access)));
+        start_full(false, "us-east-1", [127, 0, 0, 1], access).await
     }
 
     async fn start_full(
         with_origin: bool,
         region: &str,
         bind_ip: [u8; 4],
+        access: Option<Arc<arc_swap::ArcSwap<Access>>>,
     ) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
         let dir = TempDir::new("s3srv");
         let store = Arc::new(Store::open(&dir.0).unwrap());
@@ -2892,7 +2900,7 @@ mod tests {
                     vpc_id: "vpc-42".into(),
                 })
             }),
-            access: None,
+            access,
         });
         let listener = TcpListener::bind((std::net::Ipv4Addr::from(bind_ip), 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -3584,7 +3592,7 @@ mod tests {
             (r.status, xml_values(&r.text(), "Code")),
             (404, vec!["NoSuchUpload".to_string()])
         );
-        assert_eq!(xml_values(&r.text(), "UploadId"), [id.clone()]);
+        assert_eq!(xml_values(&r.text(), "UploadId"), [id.as_str()]);
         // Abort.
         let r = req(addr, "DELETE", &format!("/bkt/other?uploadId={other}"), &[], b"").await;
         assert_eq!(r.status, 204);
@@ -3847,5 +3855,90 @@ mod tests {
         let unsigned_end = [&payload[..last], b"0\r\n\r\n"].concat();
         let mut d = AwsChunked { signer: Some(signer()), ..AwsChunked::default() };
         assert!(d.feed(&unsigned_end, &mut Vec::new()).is_err());
+    }
+
+    const ADMIN_AK: &str = "AKIAIOSFODNN7EXAMPLE";
+    const ADMIN_SK: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    /// Adds x-amz-date and a SigV4 Authorization (all given headers signed) for the admin user;
+    /// returns the signature (the seed of aws-chunked chunk signatures).
+    fn sign_admin(method: &str, path: &str, headers: &mut Vec<(String, String)>) -> String {
+        let now = now_secs();
+        let amz = sigv4::format_amz_date(now);
+        headers.push(("x-amz-date".into(), amz.clone()));
+        let mut names: Vec<String> = headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+        names.sort();
+        let scope = format!("{}/us-east-1/s3/aws4_request", &amz[..8]);
+        let auth = |sig: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential={ADMIN_AK}/{scope}, SignedHeaders={}, Signature={sig}",
+                names.join(";")
+            )
+        };
+        let mut with_auth = headers.clone();
+        with_auth.push(("authorization".into(), auth(&"0".repeat(64))));
+        let hs: Vec<(&str, &str)> =
+            with_auth.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let sreq = sigv4::Request { method, path, query: "", headers: &hs, payload_sha256: None };
+        let secrets = |k: &str| (k == ADMIN_AK).then(|| ADMIN_SK.to_string());
+        let Err(sigv4::AuthError::SignatureMismatch { string_to_sign, .. }) =
+            sigv4::verify(&sreq, &secrets, now)
+        else {
+            panic!("expected a signature mismatch for the placeholder signature");
+        };
+        let key = sigv4::signing_key(ADMIN_SK, &amz[..8], "us-east-1", "s3");
+        let sig = sigv4::sign(&key, &string_to_sign);
+        headers.push(("authorization".into(), auth(&sig)));
+        sig
+    }
+
+    #[tokio::test]
+    async fn signed_aws_chunked_put_checks_chunk_signatures() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let data = pattern(150_000, 9);
+        for tamper in [false, true] {
+            let key = if tamper { "/bkt/tampered" } else { "/bkt/signed" };
+            let mut headers: Vec<(String, String)> = vec![
+                ("host".into(), "127.0.0.1".into()),
+                ("content-encoding".into(), "aws-chunked".into()),
+                ("x-amz-content-sha256".into(), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD".into()),
+                ("x-amz-decoded-content-length".into(), data.len().to_string()),
+            ];
+            let seed = sign_admin("PUT", key, &mut headers);
+            let amz = headers.iter().find(|(k, _)| k == "x-amz-date").unwrap().1.clone();
+            let skey = sigv4::signing_key(ADMIN_SK, &amz[..8], "us-east-1", "s3");
+            let scope = format!("{}/us-east-1/s3/aws4_request", &amz[..8]);
+            let mut payload = Vec::new();
+            let mut prev = seed;
+            for chunk in data.chunks(65_536).chain([&[][..]]) {
+                let sig = sigv4::chunk_signature(&skey, &amz, &scope, &prev, chunk);
+                payload.extend_from_slice(
+                    format!("{:x};chunk-signature={sig}\r\n", chunk.len()).as_bytes(),
+                );
+                let mut c = chunk.to_vec();
+                if tamper && !c.is_empty() && prev != sig {
+                    c[0] ^= 1;
+                }
+                payload.extend_from_slice(&c);
+                payload.extend_from_slice(b"\r\n");
+                prev = sig;
+            }
+            let hs: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let r = req(addr, "PUT", key, &hs, &payload).await;
+            if tamper {
+                assert_eq!(
+                    (r.status, xml_values(&r.text(), "Code")),
+                    (403, vec!["SignatureDoesNotMatch".to_string()])
+                );
+                assert!(store.head_object("bkt", "tampered").is_err());
+            } else {
+                assert_eq!(r.status, 200, "{}", r.text());
+                assert_eq!(store.get_object_bytes("bkt", "signed").unwrap().1, data);
+            }
+        }
+        // Unsigned requests are anonymous: denied.
+        let r = req(addr, "PUT", "/bkt/anon", &[], b"x").await;
+        assert_eq!(r.status, 403);
     }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpStream;
@@ -41,8 +41,11 @@ fn ca_params() -> CertificateParams {
     dn.push(DnType::OrganizationName, "vpcsim");
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages =
-        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p.not_before = rcgen::date_time_ymd(2024, 1, 1);
     p.not_after = rcgen::date_time_ymd(2049, 12, 31);
     p
@@ -96,12 +99,17 @@ impl LabCa {
         for n in names {
             let san = match n.parse::<IpAddr>() {
                 Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(n.as_str().try_into().with_context(|| format!("bad name {n}"))?),
+                Err(_) => SanType::DnsName(
+                    n.as_str().try_into().with_context(|| format!("bad name {n}"))?,
+                ),
             };
             params.subject_alt_names.push(san);
         }
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("s3.amazonaws.com"));
+        dn.push(
+            DnType::CommonName,
+            names.first().map(String::as_str).unwrap_or("s3.amazonaws.com"),
+        );
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages =
@@ -140,9 +148,11 @@ pub fn s3_names(regions: &[String]) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     for r in regions {
-        for host in
-            [format!("s3.{r}.amazonaws.com"), format!("s3-{r}.amazonaws.com"), format!("s3.dualstack.{r}.amazonaws.com")]
-        {
+        for host in [
+            format!("s3.{r}.amazonaws.com"),
+            format!("s3-{r}.amazonaws.com"),
+            format!("s3.dualstack.{r}.amazonaws.com"),
+        ] {
             out.push(format!("*.{host}"));
             out.push(host);
         }
@@ -211,15 +221,28 @@ mod tests {
         // A leaf issued by the reloaded CA chains to the stored certificate.
         let cfg = again.server_config(&names);
         let store = Arc::new(Store::open(&dir.0.join("store")).unwrap());
-        store.create_bucket("bkt", "us-east-1", None).unwrap();
+        // Anyone may read, but only over TLS (aws:SecureTransport).
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::bkt","arn:aws:s3:::bkt/*"],"Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#;
+        store.create_bucket("bkt", "us-east-1", Some(policy.into())).unwrap();
         store.put_object("bkt", "hello.txt", b"over tls", None).unwrap();
         let state = Arc::new(S3State {
             store,
             region: "us-east-1".into(),
             origin: Arc::new(|_, _| None::<EndpointOrigin>),
-            access: None,
+            access: Some(Arc::new(arc_swap::ArcSwap::from_pointee(
+                crate::services::access::Access::from_world(
+                    &crate::model::World::new("t", "us-east-1").unwrap(),
+                    std::time::Duration::ZERO,
+                    None,
+                    std::time::Instant::now(),
+                ),
+            ))),
             region_of: Arc::new(|_| None),
         });
+        // The same state over plain HTTP: the policy does not allow.
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain_addr = plain.local_addr().unwrap();
+        tokio::spawn(crate::services::s3::serve(plain, state.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(serve_tls(listener, tokio_rustls::TlsAcceptor::from(cfg), state));
@@ -253,6 +276,15 @@ mod tests {
             assert!(text.starts_with("HTTP/1.1 200"), "{text}");
             assert!(text.ends_with("over tls"), "{text}");
         }
+        let mut s = tokio::net::TcpStream::connect(plain_addr).await.unwrap();
+        s.write_all(
+            b"GET /bkt/hello.txt HTTP/1.1\r\nHost: s3.amazonaws.com\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 403"));
         // A name outside the certificate is refused by the client.
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("example.com").unwrap();
@@ -261,11 +293,13 @@ mod tests {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let mut tls = connector.connect(name, tcp).await.unwrap();
-        tls.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        tls.write_all(
+            b"GET /bkt/hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
         let mut out = Vec::new();
         let _ = tls.read_to_end(&mut out).await;
-        assert!(String::from_utf8_lossy(&out).contains("<Name>bkt</Name>"));
+        assert!(String::from_utf8_lossy(&out).ends_with("over tls"));
     }
 }
