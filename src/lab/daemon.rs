@@ -13,7 +13,7 @@ use super::setup::{self, RunRecord};
 use crate::fib;
 use crate::io::netns;
 use crate::model::World;
-use crate::services::{api, dns, echo, s3, store::Store};
+use crate::services::{api, dns, echo, s3, store::Store, tls};
 
 pub struct UpOptions {
     pub api_listen: SocketAddr,
@@ -160,6 +160,7 @@ fn run(
         seed_buckets(&saved.world, &store)?;
     }
     let world = saved.world.clone();
+    let tls_dir = state_dir.join("tls");
     let control = Control::start(saved, record.clone(), state_dir)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -175,6 +176,23 @@ fn run(
         Ok(l)
     })
     .context("binding the S3 stub on port 80 in the aws namespace")?;
+    // HTTPS on 443 with a certificate for every S3 name, from the lab's own CA
+    // (`<state-dir>/tls/ca.pem`: give it to curl --cacert or AWS_CA_BUNDLE).
+    let s3_tls_listener = netns::run_in(&aws_ns, || {
+        let l = std::net::TcpListener::bind("0.0.0.0:443")?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })
+    .context("binding the S3 stub on port 443 in the aws namespace")?;
+    let lab_ca = tls::lab_ca(&tls_dir).context("creating the lab CA")?;
+    let regions: Vec<String> = world.prefix_lists.iter().map(|p| p.region.clone()).collect();
+    let s3_acceptor =
+        tokio_rustls::TlsAcceptor::from(lab_ca.server_config(&tls::s3_names(&regions)));
+    let s3_ranges: Vec<(ipnet::Ipv4Net, String)> = world
+        .prefix_lists
+        .iter()
+        .flat_map(|p| p.cidrs.iter().map(move |c| (*c, p.region.clone())))
+        .collect();
     let mut echo_listeners = Vec::new();
     for h in &world.internet_hosts {
         let addr = SocketAddr::from((h.ip, 80));
@@ -204,9 +222,20 @@ fn run(
                 })
         }),
         access: Some(control.access.clone()),
+        region_of: Arc::new(move |ip: std::net::IpAddr| {
+            let std::net::IpAddr::V4(v4) = ip.to_canonical() else { return None };
+            s3_ranges.iter().find(|(net, _)| net.contains(&v4)).map(|(_, r)| r.clone())
+        }),
     });
 
     rt.block_on(async move {
+        let s3_tls_listener = tokio::net::TcpListener::from_std(s3_tls_listener)?;
+        let tls_state = s3_state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = s3::serve_tls(s3_tls_listener, s3_acceptor, tls_state).await {
+                tracing::error!(error = %e, "s3 TLS stub stopped");
+            }
+        });
         let s3_listener = tokio::net::TcpListener::from_std(s3_listener)?;
         tokio::spawn(async move {
             if let Err(e) = s3::serve(s3_listener, s3_state).await {

@@ -2,7 +2,6 @@
 //! policy engine (evaluation) lives elsewhere; this only decides whether a document is
 //! acceptable as an endpoint policy.
 
-
 use super::ModelError;
 
 /// The policy AWS attaches when none is given: "If you do not attach a policy when you create an

@@ -180,7 +180,11 @@ mod tests {
     #[test]
     fn a_modified_endpoint_policy_takes_effect_after_the_propagation_delay() {
         // From the guide: policy changes "can take a few minutes" to take effect.
-        let text = DEFAULT_LAB.replacen("region = \"us-east-1\"", "region = \"us-east-1\"\npolicy_propagation_delay = \"2m\"", 1);
+        let text = DEFAULT_LAB.replacen(
+            "region = \"us-east-1\"",
+            "region = \"us-east-1\"\npolicy_propagation_delay = \"2m\"",
+            1,
+        );
         let mut world = parse("t.toml", &text).unwrap();
         assert_eq!(world.policy_propagation_delay_secs, 120);
         let delay = Duration::from_secs(world.policy_propagation_delay_secs);
@@ -189,8 +193,12 @@ mod tests {
         assert!(allows_open_bucket(&before.endpoint_policy("vpce-11bb22cc", t0)));
         world.endpoints[0].policy = Some(ONLY_SECURE.into());
         let after = Access::from_world(&world, delay, Some(&before), t0);
-        assert!(allows_open_bucket(&after.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(119))));
-        assert!(!allows_open_bucket(&after.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(121))));
+        assert!(allows_open_bucket(
+            &after.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(119))
+        ));
+        assert!(!allows_open_bucket(
+            &after.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(121))
+        ));
         // Without a delay, at once.
         let now = Access::from_world(&world, Duration::ZERO, Some(&before), t0);
         assert!(!allows_open_bucket(&now.endpoint_policy("vpce-11bb22cc", t0)));
@@ -198,7 +206,11 @@ mod tests {
 
     #[test]
     fn bad_delay_names_the_line() {
-        let text = DEFAULT_LAB.replacen("region = \"us-east-1\"", "region = \"us-east-1\"\npolicy_propagation_delay = \"soon\"", 1);
+        let text = DEFAULT_LAB.replacen(
+            "region = \"us-east-1\"",
+            "region = \"us-east-1\"\npolicy_propagation_delay = \"soon\"",
+            1,
+        );
         let err = parse("t.toml", &text).unwrap_err();
         assert_eq!(err.field, "policy_propagation_delay");
         assert_eq!(err.line, 9);

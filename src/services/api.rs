@@ -78,6 +78,8 @@ pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::
         region: lab.control.world().region,
         origin: Arc::new(|_, _| None),
         access: Some(lab.control.access.clone()),
+        // Requests on the control port address no region's S3: `region` applies.
+        region_of: Arc::new(|_| None),
     });
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -88,13 +90,14 @@ pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::
                 continue;
             }
         };
+        let local = stream.local_addr().unwrap_or(peer);
         let lab = lab.clone();
         let s3_state = s3_state.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let lab = lab.clone();
                 let s3_state = s3_state.clone();
-                async move { Ok::<_, Infallible>(handle(req, peer, lab, s3_state).await) }
+                async move { Ok::<_, Infallible>(handle(req, peer, local, lab, s3_state).await) }
             });
             if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
             {
@@ -150,6 +153,7 @@ fn unix_now() -> u64 {
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
+    local: SocketAddr,
     lab: Arc<Lab>,
     s3_state: Arc<s3::S3State>,
 ) -> Response<RespBody> {
@@ -198,7 +202,9 @@ async fn handle(
         Some("ec2") => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
         None if is_form => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
         // The S3 handler verifies the signature and authorizes the request itself.
-        Some("s3") | None => s3::handle(&s3_state, &s3::ConnInfo { peer, origin: None }, req).await,
+        Some("s3") | None => {
+            s3::handle(&s3_state, &s3::ConnInfo { peer, local, origin: None }, req).await
+        }
         Some(other) => ec2_error(
             StatusCode::BAD_REQUEST,
             &Ec2Error {

@@ -8,3 +8,4 @@ pub mod echo;
 pub mod s3;
 pub mod sigv4;
 pub mod store;
+pub mod tls;

@@ -65,6 +65,10 @@ pub struct S3State {
     /// Users and endpoint policies; `None` authorizes nothing (every request passes), which
     /// only unit tests of the HTTP layer use.
     pub access: Option<Arc<arc_swap::ArcSwap<Access>>>,
+    /// The region whose S3 addresses include the given local (destination) address of a
+    /// connection; the listener serves every region's range on one socket. `None` (e.g. on
+    /// the control API port) means `region`.
+    pub region_of: Arc<dyn Fn(IpAddr) -> Option<String> + Send + Sync>,
 }
 
 /// The gateway endpoint a connection came through.
@@ -77,6 +81,8 @@ pub struct EndpointOrigin {
 /// What is known about the TCP connection a request arrived on.
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The address the client connected to (which region's S3 it addressed).
+    pub local: SocketAddr,
     pub origin: Option<EndpointOrigin>,
 }
 
@@ -160,7 +166,7 @@ async fn serve_with<A: StreamAcceptor>(
                 }
             };
             let origin = (state.origin)(peer, local);
-            let conn = Arc::new(ConnInfo { peer, origin });
+            let conn = Arc::new(ConnInfo { peer, local, origin });
             let svc = service_fn(move |req| {
                 let state = state.clone();
                 let conn = conn.clone();
@@ -187,7 +193,7 @@ pub async fn handle(
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<RespBody> {
-    handle_with(state, conn, None, false, req).await
+    handle_with(state, conn, Some(conn.local), false, req).await
 }
 
 /// Per-request facts beyond [`ConnInfo`]: the local address (which region's S3 was addressed)
@@ -520,9 +526,9 @@ async fn dispatch(
 /// The region whose S3 a request was sent to: that of the local address it arrived on,
 /// or the listener's own region.
 fn request_region(state: &S3State, via: &Via<'_>) -> String {
-    // Until S3State has `region_of` (see the integration notes), the listener's region.
-    let _ = via.local;
-    state.region.clone()
+    via.local
+        .and_then(|l| (state.region_of)(l.ip().to_canonical()))
+        .unwrap_or_else(|| state.region.clone())
 }
 
 /// `srcbucket/srckey` or `/srcbucket/srckey`, URL-encoded, optionally `?versionId=…`.
@@ -2901,6 +2907,10 @@ mod tests {
                 })
             }),
             access,
+            // 127.0.0.2 plays eu-west-1's S3 (see `region_from_local_address`).
+            region_of: Arc::new(|ip| {
+                (ip == IpAddr::from([127, 0, 0, 2])).then(|| "eu-west-1".to_string())
+            }),
         });
         let listener = TcpListener::bind((std::net::Ipv4Addr::from(bind_ip), 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -3855,6 +3865,22 @@ mod tests {
         let unsigned_end = [&payload[..last], b"0\r\n\r\n"].concat();
         let mut d = AwsChunked { signer: Some(signer()), ..AwsChunked::default() };
         assert!(d.feed(&unsigned_end, &mut Vec::new()).is_err());
+    }
+
+    #[tokio::test]
+    async fn region_from_local_address() {
+        // One listener region (us-east-1), but connections to 127.0.0.2 address eu-west-1's S3.
+        let (addr, _dir, _store, _) = start_full(false, "us-east-1", [127, 0, 0, 2], None).await;
+        let r = req(addr, "PUT", "/eu-bkt/k", &[], b"in eu").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = req(addr, "GET", "/k", &[("Host", "eu-bkt.s3.eu-west-1.amazonaws.com")], b"").await;
+        assert_eq!(r.body, b"in eu");
+        let r = req(addr, "GET", "/bkt/k", &[], b"").await;
+        assert_eq!((r.status, r.header("x-amz-bucket-region")), (301, Some("us-east-1")));
+        assert_eq!(xml_values(&r.text(), "Endpoint"), ["bkt.s3.amazonaws.com"]);
+        let cfg = b"<CreateBucketConfiguration><LocationConstraint>us-west-2</LocationConstraint></CreateBucketConfiguration>";
+        let r = req(addr, "PUT", "/new-bkt", &[], cfg).await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["IllegalLocationConstraintException"]);
     }
 
     const ADMIN_AK: &str = "AKIAIOSFODNN7EXAMPLE";
