@@ -238,6 +238,12 @@ fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
     for (reason, n) in &s.drops {
         println!("  {reason:<16} {n}");
     }
+    if !s.filter_drops.is_empty() {
+        println!("dropped by security group or network ACL rule:");
+        for (rule, n) in &s.filter_drops {
+            println!("  {n:>8}  {rule}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,6 +46,9 @@ pub struct Status {
     pub tx_errors: u64,
     /// Drop counters by reason, every reason listed.
     pub drops: Vec<(String, u64)>,
+    /// Packets dropped by each security group or network ACL rule (only rules that dropped).
+    #[serde(default)]
+    pub filter_drops: Vec<(String, u64)>,
 }
 
 pub fn status(lab: &Lab) -> Status {
@@ -68,6 +71,13 @@ pub fn status(lab: &Lab) -> Status {
         drops: DropReason::ALL
             .iter()
             .map(|r| (r.label().to_string(), p.counters.drops(*r)))
+            .collect(),
+        filter_drops: p
+            .snapshot()
+            .filters
+            .drop_counts()
+            .into_iter()
+            .map(|(rule, n)| (rule.label.clone(), n))
             .collect(),
     }
 }

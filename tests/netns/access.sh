@@ -67,6 +67,27 @@ expect_status b http://54.123.170.5/open-bucket/hello.txt 200
 expect_status a http://54.123.170.5/open-bucket/hello.txt 403 implicit
 expect_status b http://54.123.170.5/open-bucket/secret.txt 403 bucket-policy:NoSecrets
 
+# The guide's "Restricting Access to a Specific VPC" (aws:sourceVpc), on open-bucket (my-secure-
+# bucket's own policy refuses PutBucketPolicy from outside its endpoint: a real lock-out).
+"$PY" - "$API" <<'PY'
+import json, sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
+try:
+    s3.put_bucket_policy(Bucket="my-secure-bucket", Policy="{}")
+    raise SystemExit("my-secure-bucket's policy let the admin in from outside the endpoint")
+except s3.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "AccessDenied", e.response
+s3.put_bucket_policy(Bucket="open-bucket", Policy=json.dumps({
+  "Version": "2012-10-17", "Id": "Policy1415115909152", "Statement": [
+    {"Sid": "Access-to-specific-VPC-only", "Principal": "*", "Action": "s3:*", "Effect": "Deny",
+     "Resource": ["arn:aws:s3:::open-bucket", "arn:aws:s3:::open-bucket/*"],
+     "Condition": {"StringNotEquals": {"aws:sourceVpc": "vpc-111bbb22"}}},
+    {"Sid": "AnyoneMayRead", "Principal": "*", "Action": "s3:GetObject", "Effect": "Allow",
+     "Resource": "arn:aws:s3:::open-bucket/*"}]}))
+PY
+expect_status c http://54.123.170.5/open-bucket/hello.txt 200
+expect_status b http://54.123.170.5/open-bucket/hello.txt 403 bucket-policy:Access-to-specific-VPC-only
+
 # IAM users: the developer may describe but not create endpoints; the admin may.
 AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE AWS_SECRET_ACCESS_KEY=je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY \
     awsx ec2 describe-vpcs >/dev/null || fail "developer cannot describe"
