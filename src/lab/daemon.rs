@@ -159,6 +159,7 @@ fn run(
     if !resumed {
         seed_buckets(&saved.world, &store)?;
     }
+    seed_aws_buckets(&saved.world, &store)?;
     let world = saved.world.clone();
     let tls_dir = state_dir.join("tls");
     let control = Control::start(saved, record.clone(), state_dir)?;
@@ -388,6 +389,34 @@ async fn start_dns(control: &Arc<Control>, aws_ns: &str) -> anyhow::Result<()> {
             }
         }
     });
+    Ok(())
+}
+
+/// The buckets AWS itself owns in every region that the guide names: the Amazon Linux AMI
+/// repositories (`packages.<region>.amazonaws.com`, `repo.<region>.amazonaws.com`), readable by
+/// anyone, so that the guide's "Enabling Access to the Amazon Linux AMI Repositories" endpoint
+/// policy can be tried. Created when missing; never changed once there.
+fn seed_aws_buckets(world: &World, store: &Store) -> anyhow::Result<()> {
+    for region in world.prefix_lists.iter().map(|p| p.region.as_str()) {
+        for kind in ["packages", "repo"] {
+            let name = format!("{kind}.{region}.amazonaws.com");
+            if store.bucket(&name).is_some() {
+                continue;
+            }
+            let policy = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"AmazonLinuxRepository","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{name}/*"}}]}}"#
+            );
+            store
+                .create_bucket(&name, region, Some(policy))
+                .with_context(|| format!("creating {name}"))?;
+            let body = format!(
+                "<repomd><!-- the Amazon Linux {kind} repository of {region} (vpcsim) --></repomd>\n"
+            );
+            store
+                .put_object(&name, "repodata/repomd.xml", body.as_bytes(), Some("text/xml"))
+                .with_context(|| format!("creating s3://{name}/repodata/repomd.xml"))?;
+        }
+    }
     Ok(())
 }
 

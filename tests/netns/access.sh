@@ -42,6 +42,16 @@ awsx ec2 describe-vpc-endpoints --query 'VpcEndpoints[0].PolicyDocument' --outpu
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
 expect_status a http://54.123.170.5/open-bucket/hello.txt 200
 
+# The guide's "Enabling Access to the Amazon Linux AMI Repositories" endpoint policy.
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '{
+  "Statement": [{"Sid": "AmazonLinuxAMIRepositoryAccess", "Principal": "*", "Action": ["s3:GetObject"],
+    "Effect": "Allow",
+    "Resource": ["arn:aws:s3:::packages.*.amazonaws.com/*", "arn:aws:s3:::repo.*.amazonaws.com/*"]}]}' >/dev/null
+expect_status a http://packages.us-east-1.amazonaws.com.s3.amazonaws.com/repodata/repomd.xml 200
+expect_status a http://54.123.170.5/repo.us-east-1.amazonaws.com/repodata/repomd.xml 200
+expect_status a http://54.123.170.5/open-bucket/hello.txt 403 endpoint-policy
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
+
 # aws:SourceIp through each path, explicit deny over allow, MalformedPolicy — set with boto3.
 "$PY" - "$API" <<'PY'
 import json, sys, boto3
