@@ -166,23 +166,12 @@ pub fn create_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     etc_netns(ns, spec)?;
     // Before the device exists so that it inherits the defaults too.
     sysctls(ns)?;
-    let mut batch = vec![
-        "link set lo up".to_string(),
-        format!("tuntap add dev {DEVICE} mode tun multi_queue vnet_hdr"),
-        format!("link set dev {DEVICE} txqueuelen 10000"),
-    ];
-    batch.extend(commands(None, spec));
-    batch.push(format!("link set dev {DEVICE} up"));
-    // Every destination goes to the VPC router (the forwarder), as on EC2.
-    batch.push(format!("route add default dev {DEVICE}"));
-    ip_batch(ns, &batch, false)
+    ip_batch(ns, &build_commands(spec), false)
 }
 
-/// Brings an existing namespace of a crashed run back to `spec` (reattach): what exists stays,
-/// what is missing is added.
-pub fn ensure_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
-    etc_netns(ns, spec)?;
-    sysctls(ns)?;
+/// Everything a namespace holds, from nothing: lo, the TUN, `spec`'s addresses and routes, and
+/// the default route: every destination goes to the VPC router (the forwarder), as on EC2.
+fn build_commands(spec: &NsSpec) -> Vec<String> {
     let mut batch = vec![
         "link set lo up".to_string(),
         format!("tuntap add dev {DEVICE} mode tun multi_queue vnet_hdr"),
@@ -191,8 +180,16 @@ pub fn ensure_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     batch.extend(commands(None, spec));
     batch.push(format!("link set dev {DEVICE} up"));
     batch.push(format!("route replace default dev {DEVICE}"));
+    batch
+}
+
+/// Brings an existing namespace of a crashed run back to `spec` (reattach): what exists stays,
+/// what is missing is added.
+pub fn ensure_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
+    etc_netns(ns, spec)?;
+    sysctls(ns)?;
     // "File exists" for what is already there is expected: keep going.
-    ip_batch(ns, &batch, true)?;
+    ip_batch(ns, &build_commands(spec), true)?;
     run(Command::new("ip").args(["-n", ns, "link", "show", DEVICE]))
 }
 
