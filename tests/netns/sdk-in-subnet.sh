@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real AWS CLI inside a subnet, unchanged: it resolves my-secure-bucket.s3.amazonaws.com with
-# the VPC resolver, speaks HTTPS (the lab CA via AWS_CA_BUNDLE), uploads 30 MB as a multipart
-# upload through the endpoint, and downloads it back identical. From subnet b (public path) the
+# the VPC resolver, speaks HTTPS (the lab CA via AWS_CA_BUNDLE), uploads 200 MB as a multipart
+# upload through the endpoint, and downloads it back with the same sha256. From subnet b (public path) the
 # bucket's endpoint-only policy refuses the same calls.
 #
 #   a ── DNS 10.0.0.2 ── HTTPS 443 ── vpce-11bb22cc ── aws: S3 stub (lab CA certificate)
@@ -10,16 +10,32 @@ lab_up "$ROOT/netns/demo.toml" sk
 
 export AWS_CA_BUNDLE="$STATE/tls/ca.pem"
 [ -s "$AWS_CA_BUNDLE" ] || fail "no lab CA at $AWS_CA_BUNDLE"
-head -c 30000000 /dev/urandom > "$WORK/obj"
+head -c 200000000 /dev/urandom > "$WORK/obj"
 in_ns a "$AWS_BIN" s3 cp --only-show-errors "$WORK/obj" s3://my-secure-bucket/obj || fail "aws s3 cp up"
 in_ns a "$AWS_BIN" s3 cp --only-show-errors s3://my-secure-bucket/obj "$WORK/back" || fail "aws s3 cp down"
-cmp -s "$WORK/obj" "$WORK/back" || fail "the object came back different"
+[ "$(sha256sum < "$WORK/obj")" = "$(sha256sum < "$WORK/back")" ] || fail "the object came back different"
+rm -f "$WORK/obj" "$WORK/back"
+in_ns a "$AWS_BIN" s3 ls s3://my-secure-bucket | grep -q " obj$" || fail "aws s3 ls"
+[ "$(in_ns a "$AWS_BIN" s3 cp s3://open-bucket/hello.txt - --region us-east-1)" = "Hello from open-bucket" ] \
+    || fail "aws s3 cp to stdout"
+ok "aws s3 ls and aws s3 cp s3://open-bucket/hello.txt - in demo-a"
 etag=$(in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key obj --query ETag --output text)
 case "$etag" in *-*) ;; *) fail "not a multipart ETag: $etag" ;; esac
-ok "aws s3 cp in demo-a: 30 MB multipart over HTTPS through the endpoint, identical (ETag $etag)"
+ok "aws s3 cp in demo-a: 200 MB multipart over HTTPS through the endpoint, identical (ETag $etag)"
 h=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" -D - -o /dev/null https://open-bucket.s3.amazonaws.com/hello.txt)
 echo "$h" | grep -qi "x-vpcsim-vpce: vpce-11bb22cc" || fail "https by name not through the endpoint: $h"
 ok "curl --cacert https://open-bucket.s3.amazonaws.com/ through the endpoint"
 if in_ns b "$AWS_BIN" s3 ls s3://my-secure-bucket > "$WORK/ls.out" 2>&1; then fail "b listed my-secure-bucket"; fi
 grep -q AccessDenied "$WORK/ls.out" || fail "b: $(cat "$WORK/ls.out")"
 ok "the same CLI in demo-b is refused by the bucket policy"
+# From the guide: traffic to "Amazon S3 in other regions" goes to the internet gateway, even from
+# a subnet with the endpoint route.
+expect_path a http://oregon-bucket.s3.us-west-2.amazonaws.com/hello.txt 203.0.113.10
+[ "$(in_ns a "$AWS_BIN" s3 cp s3://oregon-bucket/hello.txt - --region us-west-2)" = "Hello from oregon-bucket" ] \
+    || fail "aws s3 cp from us-west-2"
+ok "aws s3 cp from the us-west-2 bucket in demo-a"
+# "Endpoints currently do not support cross-region requests": asked at us-east-1, S3 redirects.
+code=$(in_ns a curl -s -o "$WORK/redir.xml" -w '%{http_code}' http://oregon-bucket.s3.amazonaws.com/hello.txt)
+[ "$code" = 301 ] && grep -q "<Code>PermanentRedirect</Code>" "$WORK/redir.xml" \
+    && grep -q "oregon-bucket.s3.us-west-2.amazonaws.com" "$WORK/redir.xml" || fail "no redirect: $code $(cat "$WORK/redir.xml")"
+ok "the wrong region answers 301 PermanentRedirect to oregon-bucket.s3.us-west-2.amazonaws.com"
