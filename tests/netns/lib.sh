@@ -11,6 +11,11 @@ WORK=$(mktemp -d /tmp/vpcsim-test.XXXXXX)
 
 cleanup() {
     local rc=$?
+    # Servers a test started (pid files in $WORK, background jobs) hold their namespace alive
+    # after `ip netns del`: stop them first.
+    for f in "$WORK"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+    # shellcheck disable=SC2046
+    kill $(jobs -p) 2>/dev/null || true
     if [ -n "$LAB" ]; then
         if [ $rc -ne 0 ] && [ -f "/run/vpcsim/$LAB.log" ]; then
             echo "--- daemon log of $LAB:"; tail -n 20 "/run/vpcsim/$LAB.log" || true

@@ -36,7 +36,7 @@ awsx ec2 modify-instance-attribute --instance-id i-0a0a0a0a --groups sg-111bbb22
 reach a 54.123.170.5 80 || fail "default group restored but still blocked"
 
 # Ingress from the internet to a public IP: refused by the default group, allowed by a rule.
-in_ns b iperf3 -s -D -B 10.0.2.10 --logfile "$WORK/iperf.log"
+in_ns b iperf3 -s -D -B 10.0.2.10 -I "$WORK/iperf.pid" --logfile "$WORK/iperf.log"
 for _ in $(seq 100); do in_ns b ss -ltn | grep -q ':5201' && break; sleep 0.05; done
 if in_ns internet timeout 5 iperf3 -c 203.0.113.20 -t 1 --connect-timeout 2000 >/dev/null 2>&1; then
     fail "the internet reached b without an ingress rule"
@@ -46,7 +46,7 @@ awsx ec2 authorize-security-group-ingress --group-id sg-111bbb22 \
 in_ns internet timeout 10 iperf3 -c 203.0.113.20 -t 1 >/dev/null || fail "ingress rule did not open 5201"
 grep -q "Accepted connection from 198.51.100.10" "$WORK/iperf.log" || fail "b did not see 198.51.100.10"
 ok "internet -> 203.0.113.20:5201: refused by default, allowed by an ingress rule"
-in_ns b pkill -f "iperf3 -s -D -B 10.0.2.10" || true
+kill "$(cat "$WORK/iperf.pid")"; rm -f "$WORK/iperf.pid"
 
 # Network ACLs: stateless, first match by rule number; a prefix list is refused.
 acl=$(awsx ec2 create-network-acl --vpc-id vpc-111bbb22 --query NetworkAcl.NetworkAclId --output text)
