@@ -85,8 +85,16 @@ fn main() {
     let per_flow = heap as f64 / f64::from(FLOWS);
     let (ip50, ip99) = (percentile(&mut inserts, 0.5), percentile(&mut inserts, 0.99));
     let (lp50, lp99) = (percentile(&mut lookups, 0.5), percentile(&mut lookups, 0.99));
-    println!("flows: {FLOWS} tracked flows, {per_flow:.1} bytes per flow (goal <= 128: {})",
-        if per_flow <= 128.0 { "met" } else { "not met" });
-    println!("flows: insert p50 {ip50:?} p99 {ip99:?}; lookup p50 {lp50:?} p99 {lp99:?} (goal p99 <= 1 µs: {})",
-        if ip99 <= Duration::from_micros(1) && lp99 <= Duration::from_micros(1) { "met" } else { "not met" });
+    println!(
+        "flows: {FLOWS} tracked flows, {per_flow:.1} bytes per flow (goal <= 128: {})",
+        if per_flow <= 128.0 { "met" } else { "not met" }
+    );
+    println!(
+        "flows: insert p50 {ip50:?} p99 {ip99:?}; lookup p50 {lp50:?} p99 {lp99:?} (goal p99 <= 1 µs: {})",
+        if ip99 <= Duration::from_micros(1) && lp99 <= Duration::from_micros(1) {
+            "met"
+        } else {
+            "not met"
+        }
+    );
 }

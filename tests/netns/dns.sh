@@ -35,6 +35,14 @@ h=$(get_headers a http://s3.us-west-2.amazonaws.com/)
 ok "a -> s3.us-west-2.amazonaws.com through the internet gateway"
 [ "$(in_ns a curl -s -m 5 http://check-ip/)" = 203.0.113.10 ] || fail "check-ip by name"
 ok "internet hosts resolve by name"
+# DNS support off through the API: the resolver stops answering at once.
+awsx ec2 modify-vpc-attribute --vpc-id vpc-111bbb22 --no-enable-dns-support
+[ "$(awsx ec2 describe-vpc-attribute --vpc-id vpc-111bbb22 --attribute enableDnsSupport \
+    --query EnableDnsSupport.Value)" = false ] || fail "describe-vpc-attribute"
+if timeout 20 ip netns exec "$LAB-a" getent hosts s3.amazonaws.com; then fail "answered after modify-vpc-attribute"; fi
+awsx ec2 modify-vpc-attribute --vpc-id vpc-111bbb22 --enable-dns-support
+in_ns a getent hosts s3.amazonaws.com >/dev/null || fail "DNS support back on, no answer"
+ok "modify-vpc-attribute turns the resolver off and on"
 "$VPCSIM" down "$LAB" >/dev/null
 
 # DNS support off: the resolver does not answer.

@@ -204,6 +204,8 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("DescribeAvailabilityZones", network::describe_availability_zones),
     ("CreateVpc", network::create_vpc),
     ("DescribeVpcs", network::describe_vpcs),
+    ("ModifyVpcAttribute", network::modify_vpc_attribute),
+    ("DescribeVpcAttribute", network::describe_vpc_attribute),
     ("DeleteVpc", network::delete_vpc),
     ("CreateSubnet", network::create_subnet),
     ("DescribeSubnets", network::describe_subnets),

@@ -190,6 +190,82 @@ pub fn describe_vpcs(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     read(x)
 }
 
+/// ModifyVpcAttribute: `EnableDnsSupport.Value` (from the guide: "You must enable DNS
+/// resolution in your VPC"). One attribute per call, as AWS requires.
+pub fn modify_vpc_attribute(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("VpcId")?;
+    check_kind(ctx.world, id, ResourceKind::Vpc)?;
+    let value = match (ctx.p.get("EnableDnsSupport.Value"), ctx.p.get("EnableDnsHostnames.Value")) {
+        (Some(v), None) => v,
+        (None, Some(_)) => {
+            return Err(Ec2Error::invalid(
+                "vpcsim simulates enableDnsSupport only, not enableDnsHostnames",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "Fields for multiple attribute types specified: enableDnsSupport, enableDnsHostnames",
+            ));
+        }
+        (None, None) => {
+            return Err(Ec2Error::new(
+                "MissingParameter",
+                "The request must contain the parameter EnableDnsSupport",
+            ));
+        }
+    };
+    let on = match value.to_ascii_lowercase().as_str() {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return Err(Ec2Error::invalid(format!(
+                "Invalid value '{value}' for EnableDnsSupport.Value"
+            )));
+        }
+    };
+    let mut w = ctx.world.clone();
+    if let Some(v) = w.vpcs.iter_mut().find(|v| v.id == id) {
+        v.enable_dns_support = on;
+    }
+    let mut x = ctx.xml();
+    x.ret_true();
+    changed(w, x)
+}
+
+/// DescribeVpcAttribute: `Attribute=enableDnsSupport`.
+pub fn describe_vpc_attribute(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("VpcId")?;
+    check_kind(ctx.world, id, ResourceKind::Vpc)?;
+    let attribute = ctx.p.required("Attribute")?;
+    let Some(vpc) = ctx.world.vpc(id) else {
+        return Err(Ec2Error::new(
+            "InvalidVpcID.NotFound",
+            format!("The vpc ID '{id}' does not exist"),
+        ));
+    };
+    let mut x = ctx.xml();
+    x.leaf("vpcId", id);
+    match attribute {
+        "enableDnsSupport" => {
+            x.open("enableDnsSupport");
+            x.bool("value", vpc.enable_dns_support);
+            x.close();
+        }
+        "enableDnsHostnames" => {
+            x.open("enableDnsHostnames");
+            x.bool("value", false);
+            x.close();
+        }
+        other => {
+            return Err(Ec2Error::invalid(format!(
+                "Value ({other}) for parameter attribute is invalid"
+            )));
+        }
+    }
+    read(x)
+}
+
 pub fn delete_vpc(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let id = ctx.p.required("VpcId")?;
     check_kind(ctx.world, id, ResourceKind::Vpc)?;
