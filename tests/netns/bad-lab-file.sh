@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A bad lab file is refused with the line and the field, before anything is created.
 source "$(dirname "$0")/lib.sh"
-LAB="t$$bad"
+LAB="t$$bad"; [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
 sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/bad.toml"
 printf '\n[[route_table]]\nid = "rtb-0e0e0e0e"\nvpc = "vpc-111bbb22"\nroutes = [{ destination = "pl-1a2b3c4d", target = "vpce-11bb22cc" }]\n' >> "$WORK/bad.toml"
 line=$(grep -n 'destination = "pl-1a2b3c4d"' "$WORK/bad.toml" | cut -d: -f1)

@@ -33,6 +33,7 @@ ok() { echo "ok: $*"; }
 # lab_up FILE SUFFIX: starts FILE renamed to a unique lab; sets LAB and API.
 lab_up() {
     LAB="t$$$2"
+    [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
     STATE=$(mktemp -d /tmp/vpcsim-state.XXXXXX)
     API="127.0.0.1:$((20000 + ($$ + RANDOM) % 20000))"
     sed "0,/^name = .*/s//name = \"$LAB\"/" "$1" > "$WORK/$LAB.toml"
