@@ -266,7 +266,7 @@ impl Pipeline {
         };
         let len = pkt.len();
         match hop {
-            Hop::Blackhole => c.drop(DropReason::Blackhole),
+            Hop::Blackhole | Hop::Nat(_) => c.drop(DropReason::Blackhole),
             Hop::Local => {
                 let Some(dst) = dst_host else {
                     return c.drop(DropReason::NoInstance);

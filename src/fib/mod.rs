@@ -37,7 +37,26 @@ pub enum Hop {
     Igw,
     /// Index into [`Snapshot::endpoints`].
     Vpce(u16),
+    /// Index into [`Snapshot::nats`]: a NAT gateway or NAT instance.
+    Nat(u16),
     Blackhole,
+}
+
+/// A NAT gateway or NAT instance as the data plane sees it: traffic routed to it leaves with
+/// its address and a translated port, then follows the route table of its subnet (`port`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatBox {
+    /// `nat-…` or `i-…`.
+    pub id: Arc<str>,
+    pub vpc: u16,
+    /// The port of the subnet the NAT is in.
+    pub port: PortId,
+    pub private_ip: u32,
+    /// The Elastic IP (gateway) or public IP (instance); `None`: traffic it would send through
+    /// the internet gateway is dropped.
+    pub public_ip: Option<u32>,
+    /// A NAT instance whose source/destination check is on: AWS drops what is routed to it.
+    pub source_dest_check: bool,
 }
 
 /// A gateway endpoint as the S3 stub reports it.
@@ -90,6 +109,11 @@ pub struct Snapshot {
     /// Every AWS service range of every region: IGW traffic to these goes to the aws port.
     pub aws_ranges: Lpm<()>,
     pub endpoints: Vec<Arc<EndpointInfo>>,
+    /// NAT gateways and NAT instances that some route names.
+    pub nats: Vec<NatBox>,
+    /// Every address a NAT translates to (public and private): return traffic to these is
+    /// matched against the flow table first.
+    pub nat_addrs: std::collections::HashSet<u32>,
     /// Security groups per instance address and network ACLs per subnet port, compiled (see
     /// [`filter`]: `sg_egress`, `sg_ingress`, `nacl_out`, `nacl_in`).
     pub filters: filter::FilterSet,
@@ -136,6 +160,37 @@ impl Snapshot {
             }
         }
 
+        let mut nats: Vec<NatBox> = Vec::new();
+        let mut nat_addrs = std::collections::HashSet::new();
+        let mut nat_index = |target: &Target| -> Option<u16> {
+            let (id, vpc, subnet, private_ip, public_ip, sdc) = match target {
+                Target::Nat(id) => {
+                    let n = world.live_nat_gateways().find(|n| &n.id == id)?;
+                    (id, &n.vpc, &n.subnet, n.private_ip, Some(n.public_ip), false)
+                }
+                Target::Instance(id) => {
+                    let i = world.instance(id)?;
+                    let vpc = &world.subnet(&i.subnet)?.vpc;
+                    (id, vpc, &i.subnet, i.private_ip, i.public_ip, i.source_dest_check)
+                }
+                _ => return None,
+            };
+            if let Some(i) = nats.iter().position(|n| &*n.id == id.as_str()) {
+                return Some(i as u16);
+            }
+            let nat = NatBox {
+                id: id.as_str().into(),
+                vpc: *vpc_index.get(vpc.as_str())?,
+                port: port_of(subnet)?,
+                private_ip: u32::from(private_ip),
+                public_ip: public_ip.map(u32::from),
+                source_dest_check: sdc,
+            };
+            nat_addrs.insert(nat.private_ip);
+            nat_addrs.extend(nat.public_ip);
+            nats.push(nat);
+            Some((nats.len() - 1) as u16)
+        };
         let mut subnets: Vec<Option<SubnetPlane>> = Vec::new();
         for subnet in &world.subnets {
             let (Some(port), Some(&vpc)) =
@@ -145,16 +200,23 @@ impl Snapshot {
             };
             // `compiled_routes` orders routes so that "later wins" implements the guide's tie
             // rule (an identical CIDR route beats the prefix-list route).
-            let routes =
-                world.compiled_routes(&subnet.route_table).into_iter().filter_map(|(net, t)| {
-                    let hop = match t {
+            let routes: Vec<(Ipv4Net, Hop)> = world
+                .compiled_routes(&subnet.route_table)
+                .into_iter()
+                .filter_map(|(net, t)| {
+                    let hop = match &t {
                         Target::Local => Hop::Local,
                         Target::Igw(_) => Hop::Igw,
                         Target::Blackhole => Hop::Blackhole,
                         Target::Vpce(id) => Hop::Vpce(*endpoint_index.get(id.as_str())?),
+                        // A NAT without a port (its subnet is not forwarded) drops.
+                        Target::Nat(_) | Target::Instance(_) => {
+                            nat_index(&t).map_or(Hop::Blackhole, Hop::Nat)
+                        }
                     };
                     Some((net, hop))
-                });
+                })
+                .collect();
             let plane = SubnetPlane {
                 subnet_id: subnet.id.as_str().into(),
                 vpc,
@@ -170,7 +232,17 @@ impl Snapshot {
             world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().map(|c| (*c, ()))),
         );
         let filters = filter::FilterSet::compile(world, &vpc_index, port_of);
-        Snapshot { generation, subnets, vpcs, public_ips, aws_ranges, endpoints, filters }
+        Snapshot {
+            generation,
+            subnets,
+            vpcs,
+            public_ips,
+            aws_ranges,
+            endpoints,
+            nats,
+            nat_addrs,
+            filters,
+        }
     }
 
     pub fn subnet(&self, port: PortId) -> Option<&SubnetPlane> {

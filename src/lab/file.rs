@@ -59,6 +59,8 @@ struct LabFile {
     #[serde(default)]
     instance: Vec<InstanceItem>,
     #[serde(default)]
+    nat_gateway: Vec<NatGatewayItem>,
+    #[serde(default)]
     bucket: Vec<BucketItem>,
     #[serde(default)]
     internet_host: Vec<HostItem>,
@@ -151,6 +153,23 @@ struct InstanceItem {
     /// `sg-…` ids of the same VPC; omitted: the VPC's default group.
     #[serde(default)]
     security_groups: Vec<S>,
+    /// EC2's source/destination check; a NAT instance needs `false`.
+    #[serde(default = "yes")]
+    source_dest_check: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NatGatewayItem {
+    id: S,
+    /// The subnet's name or id (a public subnet: its table routes to the internet gateway).
+    subnet: S,
+    /// The Elastic IP of the gateway, in 203.0.113.0/24.
+    public_ip: S,
+    /// `eipalloc-…`; omitted: generated.
+    allocation_id: Option<S>,
+    /// Omitted: the subnet's first free address.
+    private_ip: Option<S>,
 }
 
 #[derive(Deserialize)]
@@ -316,33 +335,6 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             ctx.err(format!("route_table[{i}].{k}"), &s, e)
         })?;
     }
-    // Routes after all tables and gateways exist, in file order.
-    for (i, t) in lab.route_table.iter().enumerate() {
-        for (j, r) in t.routes.iter().enumerate() {
-            let f = |k: &str| format!("route_table[{i}].routes[{j}].{k}");
-            let dest = r.destination.get_ref();
-            if dest.starts_with("pl-") {
-                // From the guide: "You can only add an endpoint route by associating a route
-                // table with an endpoint."
-                return Err(ctx.err(
-                    f("destination"),
-                    &r.destination.span(),
-                    ModelError::ExplicitEndpointRoute,
-                ));
-            }
-            let destination = ctx.cidr(&r.destination, &f("destination"))?;
-            let target = ctx.target(&r.target, &f("target"))?;
-            w.add_route(t.id.get_ref(), Route { destination, target }).map_err(|e| {
-                let (k, s) = match e {
-                    ModelError::RouteAlreadyExists { .. }
-                    | ModelError::RouteOverLocal(_)
-                    | ModelError::LocalRouteMismatch(_) => ("destination", r.destination.span()),
-                    _ => ("target", r.target.span()),
-                };
-                ctx.err(f(k), &s, e)
-            })?;
-        }
-    }
     for (i, s) in lab.subnet.iter().enumerate() {
         let cidr = ctx.cidr(&s.cidr, &format!("subnet[{i}].cidr"))?;
         let subnet = Subnet {
@@ -421,6 +413,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             public_ip,
             image_id: None,
             security_groups: n.security_groups.iter().map(|g| g.get_ref().clone()).collect(),
+            source_dest_check: n.source_dest_check,
         };
         w.add_instance(inst).map_err(|e| {
             let group = |g: &str| {
@@ -449,6 +442,70 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             };
             ctx.err(format!("instance[{i}].{k}"), &s, e)
         })?;
+    }
+    for (i, n) in lab.nat_gateway.iter().enumerate() {
+        let f = |k: &str| format!("nat_gateway[{i}].{k}");
+        let public_ip = ctx.ip(&n.public_ip, &f("public_ip"))?;
+        let private_ip = match &n.private_ip {
+            Some(p) => Some(ctx.ip(p, &f("private_ip"))?),
+            None => None,
+        };
+        let alloc = match &n.allocation_id {
+            Some(a) => a.get_ref().clone(),
+            None => w.generate_id("eipalloc"),
+        };
+        w.allocate_address(&alloc, Some(public_ip)).map_err(|e| {
+            let (k, sp) = match (&e, &n.allocation_id) {
+                (ModelError::MalformedId { .. } | ModelError::DuplicateId(_), Some(a)) => {
+                    ("allocation_id", a.span())
+                }
+                _ => ("public_ip", n.public_ip.span()),
+            };
+            ctx.err(f(k), &sp, e)
+        })?;
+        w.create_nat_gateway(n.id.get_ref(), n.subnet.get_ref(), &alloc, private_ip).map_err(
+            |e| {
+                let (k, sp) = match (&e, &n.private_ip) {
+                    (ModelError::SubnetNotFound(_), _) => ("subnet", n.subnet.span()),
+                    (
+                        ModelError::InvalidPrivateIp { .. }
+                        | ModelError::AddressInUse(_)
+                        | ModelError::SubnetFull(_),
+                        Some(p),
+                    ) => ("private_ip", p.span()),
+                    _ => ("id", n.id.span()),
+                };
+                ctx.err(f(k), &sp, e)
+            },
+        )?;
+    }
+    // Routes after every table, gateway, subnet, instance and NAT gateway exists (a route may
+    // name a NAT gateway or instance), in file order.
+    for (i, t) in lab.route_table.iter().enumerate() {
+        for (j, r) in t.routes.iter().enumerate() {
+            let f = |k: &str| format!("route_table[{i}].routes[{j}].{k}");
+            let dest = r.destination.get_ref();
+            if dest.starts_with("pl-") {
+                // From the guide: "You can only add an endpoint route by associating a route
+                // table with an endpoint."
+                return Err(ctx.err(
+                    f("destination"),
+                    &r.destination.span(),
+                    ModelError::ExplicitEndpointRoute,
+                ));
+            }
+            let destination = ctx.cidr(&r.destination, &f("destination"))?;
+            let target = ctx.target(&r.target, &f("target"))?;
+            w.add_route(t.id.get_ref(), Route { destination, target }).map_err(|e| {
+                let (k, s) = match e {
+                    ModelError::RouteAlreadyExists { .. }
+                    | ModelError::RouteOverLocal(_)
+                    | ModelError::LocalRouteMismatch(_) => ("destination", r.destination.span()),
+                    _ => ("target", r.target.span()),
+                };
+                ctx.err(f(k), &s, e)
+            })?;
+        }
     }
     for (i, b) in lab.bucket.iter().enumerate() {
         let region =
@@ -757,13 +814,15 @@ impl Ctx<'_> {
             "local" => Ok(Target::Local),
             "blackhole" => Ok(Target::Blackhole),
             _ if t.starts_with("igw-") => Ok(Target::Igw(t.clone())),
+            _ if t.starts_with("nat-") => Ok(Target::Nat(t.clone())),
+            _ if t.starts_with("i-") => Ok(Target::Instance(t.clone())),
             _ if t.starts_with("vpce-") => {
                 Err(self.err(field.into(), &s.span(), ModelError::ExplicitEndpointRoute))
             }
             _ => Err(self.msg(
                 field.into(),
                 &s.span(),
-                format!("unknown target '{t}': use local, blackhole or an igw- id"),
+                format!("unknown target '{t}': use local, blackhole, or an igw-, nat- or i- id"),
             )),
         }
     }

@@ -210,4 +210,21 @@ pub enum ModelError {
     /// A subnet given to two network ACLs (a lab file).
     #[error("subnet {subnet} is already associated with network ACL {acl}")]
     SubnetAclConflict { subnet: String, acl: String },
+    #[error("the allocation ID '{0}' does not exist")]
+    AllocationNotFound(String),
+    #[error("the NAT gateway '{0}' was not found")]
+    NatGatewayNotFound(String),
+    /// An Elastic IP already associated (with another instance without AllowReassociation, or
+    /// given to a NAT gateway).
+    #[error("the Elastic IP {0} is already associated")]
+    EipAlreadyAssociated(String),
+    /// An Elastic IP a NAT gateway uses cannot move or be disassociated.
+    #[error("the Elastic IP {allocation_id} is in use by NAT gateway {nat}")]
+    EipUsedByNat { allocation_id: String, nat: String },
+    /// ReleaseAddress of an associated address.
+    #[error("the address with allocation id {0} is in use: disassociate it first")]
+    EipInUse(String),
+    /// A route to a NAT gateway or instance of another VPC.
+    #[error("route target {target} is not in VPC {vpc}")]
+    TargetOtherVpc { target: String, vpc: String },
 }

@@ -25,6 +25,7 @@
 
 mod error;
 mod filters;
+mod nat;
 mod ops;
 mod policy_doc;
 mod regions;
@@ -42,6 +43,7 @@ pub use filters::{
     Protocol, RuleAction, SecurityGroup, SgRule, default_acl_id, default_group_id,
     implicit_acl_association_id, parse_acl_cidr,
 };
+pub use nat::{ElasticIp, NatGateway, NatState};
 pub use ops::{PolicyChange, ResourceKind};
 pub use policy_doc::{DEFAULT_ENDPOINT_POLICY, validate_endpoint_policy};
 pub use regions::{AwsRegion, REGIONS, default_prefix_lists};
@@ -89,6 +91,12 @@ pub enum Target {
     Igw(String),
     /// Into a gateway endpoint (`vpce-…`); only ever derived from an endpoint association.
     Vpce(String),
+    /// To a NAT gateway (`nat-…`): source address and port translated to the gateway's, then
+    /// routed by the gateway subnet's table.
+    Nat(String),
+    /// To an instance (`i-…`), a NAT instance: translated like a NAT gateway, to the instance's
+    /// address; its source/destination check must be off or the traffic is dropped, as on AWS.
+    Instance(String),
     /// Dropped silently.
     Blackhole,
 }
@@ -97,7 +105,9 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Local => f.write_str("local"),
-            Target::Igw(id) | Target::Vpce(id) => f.write_str(id),
+            Target::Igw(id) | Target::Vpce(id) | Target::Nat(id) | Target::Instance(id) => {
+                f.write_str(id)
+            }
             Target::Blackhole => f.write_str("blackhole"),
         }
     }
@@ -158,6 +168,14 @@ pub struct Instance {
     /// group (see [`World::instance_groups`]).
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// EC2's source/destination check (default on). A NAT instance needs it off: with it on,
+    /// traffic routed to the instance is dropped.
+    #[serde(default = "yes")]
+    pub source_dest_check: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +243,12 @@ pub struct World {
     /// Network ACLs, the default ACL of every VPC included.
     #[serde(default)]
     pub network_acls: Vec<NetworkAcl>,
+    /// Elastic IP addresses.
+    #[serde(default)]
+    pub elastic_ips: Vec<ElasticIp>,
+    /// NAT gateways, deleted ones included.
+    #[serde(default)]
+    pub nat_gateways: Vec<NatGateway>,
 }
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
@@ -392,6 +416,9 @@ impl World {
             // From the guide: "You cannot explicitly add, modify, or delete an endpoint route in
             // your route table by using the route table APIs [...]".
             Target::Vpce(_) => return Err(ModelError::ExplicitEndpointRoute),
+            Target::Nat(_) | Target::Instance(_) => {
+                self.check_nat_target(&route.target, &rt.vpc)?
+            }
             Target::Blackhole => {}
         }
         if rt.routes.iter().any(|r| r.destination == destination) {
@@ -525,14 +552,14 @@ impl World {
         let vpc = subnet.vpc.clone();
         let subnet_id = subnet.id.clone();
         self.check_instance_groups(&vpc, &inst.security_groups)?;
-        if self.instances_in_vpc(&vpc).any(|i| i.private_ip == inst.private_ip) {
+        if self.private_ip_in_use(&vpc, inst.private_ip) {
             return Err(ModelError::AddressInUse(inst.private_ip));
         }
         if let Some(public) = inst.public_ip {
             if !PUBLIC_IP_RANGE.contains(&public) {
                 return Err(ModelError::InvalidPublicIp(public));
             }
-            if self.instances.iter().any(|i| i.public_ip == Some(public)) {
+            if self.public_ip_in_use(public) {
                 return Err(ModelError::AddressInUse(public));
             }
         }
@@ -607,14 +634,15 @@ impl World {
     /// (expanded to the prefix list's CIDRs) come first, CIDR routes after them.
     pub fn compiled_routes(&self, table: &str) -> Vec<(Ipv4Net, Target)> {
         let vpc = self.route_table(table).map(|t| t.vpc.as_str());
-        // A route to an internet gateway that is not attached to the table's VPC is a blackhole
-        // (DescribeRouteTables shows it with state `blackhole`).
+        // A route to an internet gateway that is not attached to the table's VPC, to a deleted
+        // NAT gateway or to a terminated instance is a blackhole (DescribeRouteTables shows it
+        // with state `blackhole`).
         let routes: Vec<EffectiveRoute> = self
             .effective_routes(table)
             .into_iter()
             .map(|mut r| {
-                if let Target::Igw(id) = &r.target
-                    && self.igw(id).and_then(|g| g.vpc.as_deref()) != vpc
+                if matches!(r.target, Target::Igw(_) | Target::Nat(_) | Target::Instance(_))
+                    && !vpc.is_some_and(|v| self.target_alive(&r.target, v))
                 {
                     r.target = Target::Blackhole;
                 }
@@ -646,6 +674,11 @@ impl World {
                 || self.subnets.iter().any(|s| s.id == id)
                 || self.endpoints.iter().any(|e| e.id == id)
                 || self.instances.iter().any(|i| i.id == id)
+                || self.nat_gateways.iter().any(|n| n.id == id)
+                || self
+                    .elastic_ips
+                    .iter()
+                    .any(|e| e.allocation_id == id || e.association_id.as_deref() == Some(id))
                 || self.filter_id_taken(id);
         if taken { Err(ModelError::DuplicateId(id.to_string())) } else { Ok(()) }
     }

@@ -32,6 +32,8 @@ pub enum ResourceKind {
     PrefixList,
     SecurityGroup,
     NetworkAcl,
+    NatGateway,
+    ElasticIp,
 }
 
 impl ResourceKind {
@@ -48,6 +50,8 @@ impl ResourceKind {
             "pl" => ResourceKind::PrefixList,
             "sg" => ResourceKind::SecurityGroup,
             "acl" => ResourceKind::NetworkAcl,
+            "nat" => ResourceKind::NatGateway,
+            "eipalloc" => ResourceKind::ElasticIp,
             _ => return None,
         })
     }
@@ -64,6 +68,8 @@ impl ResourceKind {
             ResourceKind::PrefixList => "prefix-list",
             ResourceKind::SecurityGroup => "security-group",
             ResourceKind::NetworkAcl => "network-acl",
+            ResourceKind::NatGateway => "natgateway",
+            ResourceKind::ElasticIp => "elastic-ip",
         }
     }
 }
@@ -143,6 +149,18 @@ impl World {
                 self.network_acl(id).is_some(),
                 ModelError::NetworkAclNotFound,
             ),
+            ResourceKind::NatGateway => (
+                "nat gateway",
+                "nat-",
+                self.nat_gateway(id).is_some(),
+                ModelError::NatGatewayNotFound,
+            ),
+            ResourceKind::ElasticIp => (
+                "elastic ip allocation",
+                "eipalloc-",
+                self.elastic_ip(id).is_some(),
+                ModelError::AllocationNotFound,
+            ),
         };
         check_id(name, prefix, id)?;
         if found { Ok(kind) } else { Err(not_found(id.to_string())) }
@@ -197,6 +215,13 @@ impl World {
                 kind: "subnet",
                 id: id.to_string(),
                 reason: format!("instance {} is in it", i.id),
+            });
+        }
+        if let Some(n) = self.live_nat_gateways().find(|n| n.subnet == subnet.id) {
+            return Err(ModelError::DependencyViolation {
+                kind: "subnet",
+                id: id.to_string(),
+                reason: format!("NAT gateway {} is in it", n.id),
             });
         }
         self.subnets.retain(|s| s.id != id);
@@ -524,6 +549,11 @@ impl World {
             .position(|i| i.id == id)
             .ok_or_else(|| ModelError::InstanceNotFound(id.into()))?;
         self.tags.remove(id);
+        // Its Elastic IP stays allocated, disassociated (as when AWS terminates an instance).
+        for e in self.elastic_ips.iter_mut().filter(|e| e.instance.as_deref() == Some(id)) {
+            e.instance = None;
+            e.association_id = None;
+        }
         Ok(self.instances.remove(pos))
     }
 
@@ -535,7 +565,7 @@ impl World {
         let last = u32::from(s.cidr.broadcast());
         (first..last)
             .map(Ipv4Addr::from)
-            .find(|ip| !self.instances_in_vpc(&s.vpc).any(|i| i.private_ip == *ip))
+            .find(|ip| !self.private_ip_in_use(&s.vpc, *ip))
             .ok_or_else(|| ModelError::SubnetFull(s.id.clone()))
     }
 
@@ -545,7 +575,7 @@ impl World {
         let last = u32::from(PUBLIC_IP_RANGE.broadcast());
         (first..last)
             .map(Ipv4Addr::from)
-            .find(|ip| !self.instances.iter().any(|i| i.public_ip == Some(*ip)))
+            .find(|ip| !self.public_ip_in_use(*ip))
             .ok_or(ModelError::NoFreePublicIp)
     }
 

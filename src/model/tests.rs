@@ -127,6 +127,7 @@ fn instance_address_rules() {
     })
     .unwrap();
     let inst = |ip: [u8; 4]| Instance {
+        source_dest_check: true,
         id: format!("i-{:02x}", ip[3]),
         subnet: "a".into(),
         private_ip: Ipv4Addr::from(ip),

@@ -132,6 +132,7 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             public_ip,
             image_id: image.clone(),
             security_groups: groups.clone(),
+            source_dest_check: true,
         })?;
         apply_tag_specs(ctx, &mut w, &id, "instance")?;
         ids.push(id);

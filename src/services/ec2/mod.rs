@@ -101,6 +101,9 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
             "association" | "network acl association" => "InvalidAssociationID.Malformed",
             "security group" => "InvalidGroupId.Malformed",
             "network acl" => "InvalidNetworkAclID.Malformed",
+            "nat gateway" => "InvalidNatGatewayID.Malformed",
+            "elastic ip allocation" => "InvalidAllocationID.Malformed",
+            "elastic ip association" => "InvalidAssociationID.Malformed",
             _ => "InvalidID",
         },
         E::DuplicateId(_) => "InvalidParameterValue",
@@ -173,6 +176,12 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::NetworkAclEntryNotFound { .. } => "InvalidNetworkAclEntry.NotFound",
         E::InvalidRuleNumber(_) => "InvalidParameterValue",
         E::InvalidRuleAction(_) => "InvalidParameterValue",
+        E::AllocationNotFound(_) => "InvalidAllocationID.NotFound",
+        E::NatGatewayNotFound(_) => "NatGatewayNotFound",
+        E::EipAlreadyAssociated(_) => "Resource.AlreadyAssociated",
+        E::EipUsedByNat { .. } => "InvalidIPAddress.InUse",
+        E::EipInUse(_) => "InvalidIPAddress.InUse",
+        E::TargetOtherVpc { .. } => "InvalidParameterValue",
         // The guide: "You cannot use prefix list IDs to create an outbound rule in a network
         // ACL [...]".
         E::PrefixListInNetworkAcl(_) => "InvalidParameterValue",
@@ -306,6 +315,8 @@ pub(crate) fn check_kind(world: &World, id: &str, kind: ResourceKind) -> Result<
             ResourceKind::PrefixList => "prefix list",
             ResourceKind::SecurityGroup => "security group",
             ResourceKind::NetworkAcl => "network acl",
+            ResourceKind::NatGateway => "nat gateway",
+            ResourceKind::ElasticIp => "elastic ip allocation",
         };
         return Err(ModelError::MalformedId { kind: name, id: id.to_string() }.into());
     }
