@@ -62,6 +62,7 @@ fn main() {
         table.upsert(
             k,
             || Flow {
+                napt: None,
                 path: FlowPath::Igw { aws: true },
                 port: 2,
                 private_ip: i,

@@ -718,6 +718,28 @@ pub fn set_dst_port(buf: &mut [u8], info: &Ipv4Info, port: u16, mode: CsumMode) 
     set_port(buf, info, 2, port, mode);
 }
 
+/// Rewrites the identifier of an ICMP echo request or reply (what NAT translates instead of a
+/// port), fixing the ICMP checksum (never offloaded, no pseudo-header). No-op for other
+/// messages.
+pub fn set_icmp_ident(buf: &mut [u8], info: &Ipv4Info, ident: u16) {
+    let L4::Icmp { kind: 0 | 8, ident: old, .. } = info.l4 else { return };
+    let off = info.ihl_bytes();
+    if old == ident || buf.len() < off + ICMP_MIN_LEN {
+        return;
+    }
+    let Some(c) = read16(buf, off + 2) else { return };
+    let _ = write16(buf, off + 4, ident);
+    let _ = write16(buf, off + 2, checksum::update16(c, old, ident));
+}
+
+/// The identifier of an ICMP echo request or reply; `None` for other packets.
+pub fn icmp_echo_ident(info: &Ipv4Info) -> Option<u16> {
+    match info.l4 {
+        L4::Icmp { kind: 0 | 8, ident, .. } => Some(ident),
+        _ => None,
+    }
+}
+
 /// Decrements the TTL and incrementally fixes the IPv4 header checksum.
 ///
 /// Returns false, leaving the packet unchanged, if the TTL is 0 or 1 (the packet must be

@@ -56,9 +56,20 @@ pub struct TcpState {
     pub closing: bool,
 }
 
+/// Port translation by a NAT gateway or NAT instance: the key's source is the NAT's address
+/// and a port (ICMP: identifier) it chose; the instance used `inside_port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Napt {
+    /// `nat-…` or `i-…`.
+    pub nat: Arc<str>,
+    pub inside_port: u16,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Flow {
     pub path: FlowPath,
+    /// `Some` for a flow through a NAT: `path` is the NAT's way out.
+    pub napt: Option<Napt>,
     /// The subnet port and private address of the instance.
     pub port: PortId,
     pub private_ip: u32,
@@ -73,8 +84,13 @@ pub const TCP_CLOSING_IDLE: Duration = Duration::from_secs(10);
 pub const UDP_IDLE: Duration = Duration::from_secs(60);
 pub const ICMP_IDLE: Duration = Duration::from_secs(30);
 
+/// The flows, plus the index a NAT needs for outbound packets: the instance's own tuple (its
+/// private address and port) → the NAT's address and port chosen for it. An index entry exists
+/// exactly as long as its flow (both go in [`FlowTable::remove_where`] and
+/// [`FlowTable::expire`]).
 pub struct FlowTable {
     shards: Box<[Mutex<HashMap<FlowKey, Flow>>]>,
+    napt: Box<[Mutex<HashMap<FlowKey, (u32, u16)>>]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -82,9 +98,16 @@ impl Default for FlowTable {
     fn default() -> Self {
         FlowTable {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            napt: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: Default::default(),
         }
     }
+}
+
+/// The instance-side key of a NAT flow (private address and inside port).
+pub fn inside_key(key: &FlowKey, flow: &Flow) -> Option<FlowKey> {
+    let n = flow.napt.as_ref()?;
+    Some(FlowKey { src: flow.private_ip, sport: n.inside_port, ..*key })
 }
 
 impl FlowTable {
@@ -93,6 +116,42 @@ impl FlowTable {
         // A poisoned shard only means another thread panicked while holding it; the map itself
         // is still a valid map, so keep forwarding.
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn napt_shard(&self, key: &FlowKey) -> MutexGuard<'_, HashMap<FlowKey, (u32, u16)>> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        self.napt[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The NAT address and port of an instance-side tuple.
+    pub fn napt_get(&self, inside: &FlowKey) -> Option<(u32, u16)> {
+        self.napt_shard(inside).get(inside).copied()
+    }
+
+    /// Inserts a NAT flow if its outside key is free; false if taken. The index entry is
+    /// written after the flow, so a reader that finds it finds the flow.
+    pub fn insert_napt(&self, key: FlowKey, flow: Flow) -> bool {
+        let Some(inside) = inside_key(&key, &flow) else { return false };
+        {
+            let mut shard = self.shard(&key);
+            if shard.contains_key(&key) {
+                return false;
+            }
+            shard.insert(key, flow);
+        }
+        // A mapping this replaces (the NAT's address changed) leaves its old flow to expire.
+        self.napt_shard(&inside).insert(inside, (key.src, key.sport));
+        true
+    }
+
+    fn forget_napt(&self, removed: &[(FlowKey, FlowKey)]) {
+        for (key, inside) in removed {
+            let mut idx = self.napt_shard(inside);
+            // Only if the index still points at this flow.
+            if idx.get(inside) == Some(&(key.src, key.sport)) {
+                idx.remove(inside);
+            }
+        }
     }
 
     /// Runs `f` on the flow, creating it with `new` if absent. Returns what `f` returns.
@@ -139,18 +198,29 @@ impl FlowTable {
                 }
             }
         }
+        let napt: Vec<(FlowKey, FlowKey)> =
+            out.iter().filter_map(|(k, f)| Some((*k, inside_key(k, f)?))).collect();
+        self.forget_napt(&napt);
         out
     }
 
     /// Removes flows idle past their timeout; returns how many.
     pub fn expire(&self, now: Instant) -> usize {
         let mut removed = 0;
+        let mut napt = Vec::new();
         for shard in self.shards.iter() {
             let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
             let before = map.len();
-            map.retain(|k, f| now.saturating_duration_since(f.last_seen) < idle_timeout(k, f));
+            map.retain(|k, f| {
+                let keep = now.saturating_duration_since(f.last_seen) < idle_timeout(k, f);
+                if !keep && let Some(inside) = inside_key(k, f) {
+                    napt.push((*k, inside));
+                }
+                keep
+            });
             removed += before - map.len();
         }
+        self.forget_napt(&napt);
         removed
     }
 }

@@ -27,7 +27,7 @@ use crate::packet::{self, CsumMode, Ipv4Info, L4, Malformed, tcp_flags};
 use filter::{
     FilterDrop, FilterVerdict, FlowTuple, Stage, nacl_in, nacl_out, sg_egress, sg_ingress,
 };
-use flow::{Flow, FlowKey, FlowPath, FlowTable, TcpState};
+use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, TcpState};
 pub use reset::Injection;
 
 /// What to do with a packet. The packet buffer has been rewritten in place.
@@ -83,6 +83,10 @@ drop_reasons! {
     NaclOut => "nacl_out",
     /// The network ACL of the subnet the packet enters denies it.
     NaclIn => "nacl_in",
+    /// Routed to a NAT instance whose source/destination check is on (AWS drops it).
+    SourceDestCheck => "source_dest_check",
+    /// A NAT had no free port left for this destination.
+    NatPortsExhausted => "nat_ports_exhausted",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -251,6 +255,9 @@ impl Pipeline {
                 host.public_ip.is_some_and(|p| self.touch(now, flow_key(info, p, false)))
             }
             Some(Hop::Vpce(_)) => self.touch(now, flow_key(info, src, false)),
+            Some(Hop::Nat(_)) => {
+                flow_key(info, src, false).and_then(|k| self.flows.napt_get(&k)).is_some()
+            }
             _ => false,
         };
         if !tracked && let FilterVerdict::Deny(d) = sg_egress(snap, subnet.vpc, src, &t) {
@@ -266,7 +273,8 @@ impl Pipeline {
         };
         let len = pkt.len();
         match hop {
-            Hop::Blackhole | Hop::Nat(_) => c.drop(DropReason::Blackhole),
+            Hop::Blackhole => c.drop(DropReason::Blackhole),
+            Hop::Nat(n) => self.napt_out(snap, now, port, pkt, info, meta, n),
             Hop::Local => {
                 let Some(dst) = dst_host else {
                     return c.drop(DropReason::NoInstance);
@@ -331,6 +339,18 @@ impl Pipeline {
         let c = &self.counters;
         let len = pkt.len();
         let dst = info.dst_u32();
+        // Replies to a NAT gateway or NAT instance (its public address, or its private address
+        // when it reached S3 through an endpoint) go back through its flows.
+        if !snap.nat_addrs.is_empty() && snap.nat_addrs.contains(&dst) {
+            if let Some(action) = self.napt_in(snap, now, pkt, info, meta) {
+                return action;
+            }
+            // Nothing comes in through a NAT gateway unasked; a NAT instance's own public IP
+            // still maps 1:1 below.
+            if !snap.public_ips.contains_key(&dst) {
+                return c.drop(DropReason::NoFlow);
+            }
+        }
         if let Some(nat) = snap.public_ips.get(&dst).copied() {
             let t = FlowTuple::of(info);
             if let FilterVerdict::Deny(d) = nacl_in(snap, nat.port, &t) {
@@ -349,6 +369,7 @@ impl Pipeline {
                         key,
                         || Flow {
                             path: FlowPath::Igw { aws },
+                            napt: None,
                             port: nat.port,
                             private_ip: nat.private_ip,
                             created: now,
@@ -420,6 +441,7 @@ impl Pipeline {
             key,
             move || Flow {
                 path: path(),
+                napt: None,
                 port,
                 private_ip,
                 created: now,
@@ -431,6 +453,128 @@ impl Pipeline {
                 track_tcp(&mut f.tcp, info, true);
             },
         );
+    }
+
+    /// Through a NAT gateway or NAT instance: the NAT's own subnet's route table decides the
+    /// way out (internet gateway: the NAT's public IP; an endpoint: its private IP, so S3 sees
+    /// the NAT's address either way), and the source port (ICMP: echo identifier) is
+    /// translated. A new flow keeps its port if it is free for that destination, else gets the
+    /// first free one of a sequence derived from its tuple: deterministic.
+    #[allow(clippy::too_many_arguments)]
+    fn napt_out(
+        &self,
+        snap: &Snapshot,
+        now: Instant,
+        port: PortId,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+        meta: Meta,
+        n: u16,
+    ) -> Action {
+        let c = &self.counters;
+        let Some(nat) = snap.nats.get(n as usize) else {
+            return c.drop(DropReason::Blackhole);
+        };
+        if nat.source_dest_check {
+            return c.drop(DropReason::SourceDestCheck);
+        }
+        let Some(inside) = flow_key(info, info.src_u32(), false) else {
+            // Not TCP, UDP or ICMP: a NAT gateway translates nothing else.
+            return c.drop(DropReason::NoRoute);
+        };
+        if info.protocol() == packet::PROTO_ICMP && packet::icmp_echo_ident(info).is_none() {
+            return c.drop(DropReason::NoRoute);
+        }
+        let Some(nat_subnet) = snap.subnet(nat.port) else {
+            return c.drop(DropReason::NoRoute);
+        };
+        let dst = info.dst_u32();
+        let (outside_ip, out_port, path) = match nat_subnet.fib.lookup(dst).copied() {
+            Some(Hop::Igw) => {
+                let Some(public) = nat.public_ip else {
+                    return c.drop(DropReason::NoPublicIp);
+                };
+                let aws = snap.aws_ranges.lookup(dst).is_some();
+                (public, if aws { PORT_AWS } else { PORT_INTERNET }, FlowPath::Igw { aws })
+            }
+            Some(Hop::Vpce(ep)) => match snap.endpoints.get(ep as usize) {
+                Some(e) => (nat.private_ip, PORT_AWS, FlowPath::Vpce(e.clone())),
+                None => return c.drop(DropReason::NoRoute),
+            },
+            Some(Hop::Blackhole) => return c.drop(DropReason::Blackhole),
+            // A NAT behind a NAT, or back into the VPC: not simulated.
+            _ => return c.drop(DropReason::NoRoute),
+        };
+        if !packet::decrement_ttl(pkt) {
+            return c.drop(DropReason::TtlExceeded);
+        }
+        let outside_port = match self.flows.napt_get(&inside) {
+            Some((ip, p)) if ip == outside_ip => p,
+            _ => {
+                let flow = Flow {
+                    path,
+                    napt: Some(Napt { nat: nat.id.clone(), inside_port: inside.sport }),
+                    port,
+                    private_ip: inside.src,
+                    created: now,
+                    last_seen: now,
+                    tcp: TcpState::default(),
+                };
+                let free = napt_candidates(&inside).find(|&p| {
+                    let key = FlowKey { src: outside_ip, sport: p, ..inside };
+                    self.flows.insert_napt(key, flow.clone())
+                });
+                let Some(p) = free else {
+                    return c.drop(DropReason::NatPortsExhausted);
+                };
+                p
+            }
+        };
+        let key = FlowKey { src: outside_ip, sport: outside_port, ..inside };
+        self.flows.with(&key, |f| {
+            f.last_seen = now;
+            track_tcp(&mut f.tcp, info, true);
+        });
+        packet::set_src(pkt, info, outside_ip.into(), meta.csum);
+        if info.protocol() == packet::PROTO_ICMP {
+            packet::set_icmp_ident(pkt, info, outside_port);
+        } else {
+            packet::set_src_port(pkt, info, outside_port, meta.csum);
+        }
+        Action::Forward { port: out_port, len: pkt.len() }
+    }
+
+    /// A reply to a NAT's address: back to the instance's address and port through the flow.
+    /// `None` if no NAT flow matches.
+    fn napt_in(
+        &self,
+        snap: &Snapshot,
+        now: Instant,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+        meta: Meta,
+    ) -> Option<Action> {
+        let key = flow_key(info, info.dst_u32(), true)?;
+        let (port, private_ip, inside_port) = self.flows.with(&key, |f| {
+            let inside = f.napt.as_ref()?.inside_port;
+            f.last_seen = now;
+            track_tcp(&mut f.tcp, info, false);
+            Some((f.port, f.private_ip, inside))
+        })??;
+        // Entering the instance's subnet: its ACL inbound (stateless).
+        if let FilterVerdict::Deny(d) = nacl_in(snap, port, &FlowTuple::of(info)) {
+            return Some(self.filter_drop(snap, d));
+        }
+        if !packet::decrement_ttl(pkt) {
+            return Some(self.counters.drop(DropReason::TtlExceeded));
+        }
+        packet::set_dst(pkt, info, private_ip.into(), meta.csum);
+        if info.protocol() == packet::PROTO_ICMP {
+            packet::set_icmp_ident(pkt, info, inside_port);
+        } else {
+            packet::set_dst_port(pkt, info, inside_port, meta.csum);
+        }
+        Some(Action::Forward { port, len: pkt.len() })
     }
 
     /// Updates the flow of a packet arriving at a public IP; whether there was one.
@@ -510,6 +654,21 @@ fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> Option<
     } else {
         FlowKey { proto, src: outside_instance_addr, sport, dst: info.dst_u32(), dport }
     })
+}
+
+/// The NAT ports to try for a new flow, in order: its own port if it is not a privileged one
+/// (ICMP: any identifier), then every port of 1024..=65535 starting at a point derived from the
+/// tuple (so two runs choose the same ports).
+fn napt_candidates(inside: &FlowKey) -> impl Iterator<Item = u16> {
+    const FIRST: u32 = 1024;
+    const COUNT: u32 = 65536 - FIRST;
+    let icmp = inside.proto == packet::PROTO_ICMP;
+    let own = (icmp || u32::from(inside.sport) >= FIRST).then_some(inside.sport);
+    let mut h = u64::from(inside.src) << 32 | u64::from(inside.dst);
+    h ^= u64::from(inside.sport) << 16 | u64::from(inside.dport) | u64::from(inside.proto) << 48;
+    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let start = ((h >> 32) as u32) % COUNT;
+    own.into_iter().chain((0..COUNT).map(move |i| (FIRST + (start + i) % COUNT) as u16))
 }
 
 /// Remembers the next sequence number of each direction, so that a reset can be built later.

@@ -38,6 +38,11 @@ enum Way {
     Resolver,
     /// Intra-VPC flows: the local route never changes.
     Local,
+    /// Through a NAT (gateway or instance), then the NAT's own way out.
+    Nat {
+        nat: std::sync::Arc<str>,
+        then: Box<Way>,
+    },
     Gone,
 }
 
@@ -56,6 +61,24 @@ fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
     if host.port != flow.port {
         return Way::Gone;
     }
+    if flow.napt.is_some() {
+        let Some(Hop::Nat(n)) = subnet.fib.lookup(key.dst).copied() else { return Way::Gone };
+        let Some(nat) = snap.nats.get(n as usize).filter(|n| !n.source_dest_check) else {
+            return Way::Gone;
+        };
+        let then = match snap.subnet(nat.port).and_then(|s| s.fib.lookup(key.dst).copied()) {
+            Some(Hop::Igw) => nat.public_ip.map_or(Way::Gone, |public_ip| Way::Igw {
+                public_ip,
+                aws: snap.aws_ranges.lookup(key.dst).is_some(),
+            }),
+            Some(Hop::Vpce(i)) => snap
+                .endpoints
+                .get(i as usize)
+                .map_or(Way::Gone, |e| Way::Vpce { id: e.vpce_id.clone() }),
+            _ => Way::Gone,
+        };
+        return Way::Nat { nat: nat.id.clone(), then: Box::new(then) };
+    }
     match subnet.fib.lookup(key.dst).copied() {
         Some(Hop::Igw) => host.public_ip.map_or(Way::Gone, |public_ip| Way::Igw {
             public_ip,
@@ -70,11 +93,15 @@ fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
 }
 
 fn recorded_way(key: &FlowKey, flow: &Flow) -> Way {
-    match &flow.path {
+    let way = match &flow.path {
         FlowPath::Igw { aws } => Way::Igw { public_ip: key.src, aws: *aws },
         FlowPath::Vpce(e) => Way::Vpce { id: e.vpce_id.clone() },
         FlowPath::Resolver(_) => Way::Resolver,
         FlowPath::Local => Way::Local,
+    };
+    match &flow.napt {
+        Some(n) => Way::Nat { nat: n.nat.clone(), then: Box::new(way) },
+        None => way,
     }
 }
 
@@ -92,6 +119,8 @@ impl Pipeline {
             }
             let t = flow.tcp;
             let remote = Ipv4Addr::from(key.dst);
+            // Behind a NAT, the instance knows its own port, not the NAT's.
+            let inside_port = flow.napt.as_ref().map_or(key.sport, |n| n.inside_port);
             // To the instance, as if from the remote side: its receive window starts at in_next.
             out.push(Injection {
                 port: flow.port,
@@ -99,7 +128,7 @@ impl Pipeline {
                     remote,
                     key.dport,
                     Ipv4Addr::from(flow.private_ip),
-                    key.sport,
+                    inside_port,
                     t.in_next,
                     t.seen_out.then_some(t.out_next),
                 ),

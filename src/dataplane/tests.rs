@@ -569,3 +569,208 @@ mod filters {
         assert_eq!(p.counters.drops(DropReason::NaclIn), 2);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// NAT gateways and NAT instances (default lab: subnet d, 0.0.0.0/0 -> nat-0b0b0b0b in b)
+// ---------------------------------------------------------------------------------------------
+
+const D: PortId = FIRST_SUBNET_PORT + 3;
+
+fn ports_of(pkt: &[u8]) -> (u16, u16) {
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    (u16::from_be_bytes([pkt[ihl], pkt[ihl + 1]]), u16::from_be_bytes([pkt[ihl + 2], pkt[ihl + 3]]))
+}
+
+fn icmp_echo(src: &str, dst: &str, ident: u16, reply: bool) -> Vec<u8> {
+    let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64);
+    let b = if reply { b.icmpv4_echo_reply(ident, 1) } else { b.icmpv4_echo_request(ident, 1) };
+    let mut out = Vec::new();
+    b.write(&mut out, b"ping").unwrap();
+    out
+}
+
+fn icmp_checksum_valid(pkt: &[u8]) -> bool {
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
+    crate::packet::checksum::fold(crate::packet::checksum::ones_sum(&pkt[ihl..total])) == 0xffff
+        || crate::packet::checksum::fold(crate::packet::checksum::ones_sum(&pkt[ihl..total])) == 0
+}
+
+#[test]
+fn private_subnet_reaches_the_internet_and_s3_with_the_nat_gateways_public_ip() {
+    let p = demo();
+    // To the internet: source 203.0.113.40 (the NAT gateway's Elastic IP), port kept.
+    let mut out = tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
+    let len = out.len();
+    assert_eq!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, len });
+    assert_eq!(src_of(&out), ip("203.0.113.40"));
+    assert_eq!(ports_of(&out), (40000, 80), "a free port is kept");
+    assert_eq!(out[8], 63);
+    assert_checksums_valid(&out);
+    // The reply goes back to 10.0.4.10:40000.
+    let mut reply = tcp("198.51.100.10", 80, "203.0.113.40", 40000, b"203.0.113.40");
+    let len = reply.len();
+    assert_eq!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, len });
+    assert_eq!(&reply[16..20], &[10, 0, 4, 10]);
+    assert_eq!(ports_of(&reply), (80, 40000));
+    assert_checksums_valid(&reply);
+    // S3 of this region: subnet b's table has no endpoint route, so through the internet
+    // gateway with the NAT's public IP (the guide's point: without an endpoint S3 sees a public
+    // address), and not as the endpoint.
+    let mut s3 = tcp_syn("10.0.4.10", 40001, "54.123.170.5", 80);
+    assert!(matches!(run(&p, D, &mut s3), Action::Forward { port: PORT_AWS, .. }));
+    assert_eq!(src_of(&s3), ip("203.0.113.40"));
+    assert!(
+        p.origin((u32::from(ip("203.0.113.40")), 40001), (u32::from(ip("54.123.170.5")), 80))
+            .is_none()
+    );
+    // Nothing comes in through the NAT unasked.
+    let mut stray = tcp_syn("198.51.100.10", 80, "203.0.113.40", 41000);
+    assert_eq!(run(&p, PORT_INTERNET, &mut stray), Action::Drop(DropReason::NoFlow));
+}
+
+#[test]
+fn nat_ports_are_translated_when_taken_and_deterministic() {
+    let text = DEFAULT_LAB.replace(
+        "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n",
+        "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n\n[[instance]]\n\
+         id = \"i-0d0d0d0e\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.11\"\n",
+    );
+    let world = parse("t.toml", &text).unwrap();
+    let chosen = || {
+        let p = pipeline_for(&world);
+        let mut first = tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
+        let _ = run(&p, D, &mut first);
+        // The same source port from another instance, to the same destination: a new port.
+        let mut second = tcp_syn("10.0.4.11", 40000, "198.51.100.10", 80);
+        assert!(matches!(run(&p, D, &mut second), Action::Forward { .. }));
+        assert_checksums_valid(&second);
+        let port = ports_of(&second).0;
+        assert_ne!(port, 40000);
+        assert!(port >= 1024);
+        // Its reply reaches 10.0.4.11:40000, the first one's 10.0.4.10:40000.
+        let mut reply = tcp("198.51.100.10", 80, "203.0.113.40", port, b"x");
+        assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, .. }));
+        assert_eq!((&reply[16..20], ports_of(&reply).1), (&[10, 0, 4, 11][..], 40000));
+        let mut reply = tcp("198.51.100.10", 80, "203.0.113.40", 40000, b"x");
+        assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, .. }));
+        assert_eq!(&reply[16..20], &[10, 0, 4, 10]);
+        // Later packets of the flow keep the port.
+        let mut again = tcp("10.0.4.11", 40000, "198.51.100.10", 80, b"more");
+        let _ = run(&p, D, &mut again);
+        assert_eq!(ports_of(&again).0, port);
+        // A privileged source port is always translated.
+        let mut ntp = udp("10.0.4.10", 123, "198.51.100.10", 123);
+        let _ = run(&p, D, &mut ntp);
+        assert!(ports_of(&ntp).0 >= 1024);
+        assert_checksums_valid(&ntp);
+        (port, ports_of(&ntp).0)
+    };
+    assert_eq!(chosen(), chosen(), "the same traffic gets the same ports");
+}
+
+#[test]
+fn icmp_echo_through_a_nat_gateway() {
+    let p = demo();
+    let mut ping = icmp_echo("10.0.4.10", "198.51.100.10", 7, false);
+    assert!(matches!(run(&p, D, &mut ping), Action::Forward { port: PORT_INTERNET, .. }));
+    assert_eq!(src_of(&ping), ip("203.0.113.40"));
+    assert!(icmp_checksum_valid(&ping));
+    let mut pong = icmp_echo("198.51.100.10", "203.0.113.40", 7, true);
+    assert!(matches!(run(&p, PORT_INTERNET, &mut pong), Action::Forward { port: D, .. }));
+    assert_eq!(&pong[16..20], &[10, 0, 4, 10]);
+    assert!(icmp_checksum_valid(&pong));
+}
+
+#[test]
+fn nat_gateway_in_a_subnet_with_the_endpoint_reaches_s3_privately() {
+    // The NAT's own subnet decides the way out: with b's table associated with the endpoint,
+    // S3 sees the NAT gateway's private address, through the endpoint.
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    world.endpoints[0].route_tables.push("rtb-0b0b0b0b".into());
+    let p = pipeline_for(&world);
+    let mut s3 = tcp_syn("10.0.4.10", 40000, "54.123.170.5", 80);
+    assert!(matches!(run(&p, D, &mut s3), Action::Forward { port: PORT_AWS, .. }));
+    assert_eq!(src_of(&s3), ip("10.0.2.40"));
+    let ep = p.origin((u32::from(ip("10.0.2.40")), 40000), (u32::from(ip("54.123.170.5")), 80));
+    assert_eq!(ep.unwrap().vpce_id, "vpce-11bb22cc");
+    let mut reply = tcp("54.123.170.5", 80, "10.0.2.40", 40000, b"x");
+    assert!(matches!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: D, .. }));
+    assert_eq!(&reply[16..20], &[10, 0, 4, 10]);
+}
+
+#[test]
+fn endpoint_route_beats_nat_default_route_and_a_more_specific_nat_route_beats_the_prefix_list() {
+    // The guide's longest-prefix rule holds for a NAT target as for an internet gateway.
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    world.endpoints[0].route_tables.push("rtb-0d0d0d0d".into());
+    world
+        .add_route(
+            "rtb-0d0d0d0d",
+            crate::model::Route {
+                destination: "54.123.165.0/24".parse().unwrap(),
+                target: crate::model::Target::Nat("nat-0b0b0b0b".into()),
+            },
+        )
+        .unwrap();
+    let p = pipeline_for(&world);
+    let mut s3 = tcp_syn("10.0.4.10", 40000, "54.123.170.5", 80);
+    let _ = run(&p, D, &mut s3);
+    assert_eq!(src_of(&s3), ip("10.0.4.10"), "the prefix-list route beats 0.0.0.0/0 -> nat");
+    let mut s3 = tcp_syn("10.0.4.10", 40001, "54.123.165.7", 80);
+    let _ = run(&p, D, &mut s3);
+    assert_eq!(src_of(&s3), ip("203.0.113.40"), "the more specific NAT route wins");
+}
+
+#[test]
+fn deleted_nat_gateway_is_a_blackhole_and_its_flows_are_reset() {
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    let p = pipeline_for(&world);
+    established(&p, D, "10.0.4.10", 40000, "198.51.100.10");
+    world.delete_nat_gateway("nat-0b0b0b0b").unwrap();
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    let resets = p.reset_moved_flows();
+    assert_eq!(resets.len(), 2);
+    assert_eq!(resets[0].port, D);
+    let (src, sport, dst, dport, _, _) = rst_fields(&resets[0].packet);
+    assert_eq!((src, sport, dst, dport), (ip("198.51.100.10"), 80, ip("10.0.4.10"), 40000));
+    let (src, sport, ..) = rst_fields(&resets[1].packet);
+    assert_eq!((src, sport), (ip("203.0.113.40"), 40000), "the internet hears it from the NAT");
+    assert!(
+        p.flows
+            .napt_get(&FlowKey {
+                proto: 6,
+                src: u32::from(ip("10.0.4.10")),
+                sport: 40000,
+                dst: u32::from(ip("198.51.100.10")),
+                dport: 80
+            })
+            .is_none()
+    );
+    let mut pkt = tcp_syn("10.0.4.10", 40001, "198.51.100.10", 80);
+    assert_eq!(run(&p, D, &mut pkt), Action::Drop(DropReason::Blackhole));
+}
+
+#[test]
+fn nat_instance_needs_its_source_dest_check_off() {
+    // Subnet d routes to the instance in b (a NAT instance) instead of the gateway.
+    let text = DEFAULT_LAB.replace("target = \"nat-0b0b0b0b\"", "target = \"i-0b0b0b0b\"").replace(
+        "public_ip = \"203.0.113.20\"\n",
+        "public_ip = \"203.0.113.20\"\nsource_dest_check = false\n",
+    );
+    let p = pipeline_for(&parse("t.toml", &text).unwrap());
+    let mut out = tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
+    assert!(matches!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+    assert_eq!(src_of(&out), ip("203.0.113.20"), "the NAT instance's public IP");
+    let mut reply = tcp("198.51.100.10", 80, "203.0.113.20", ports_of(&out).0, b"x");
+    assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, .. }));
+    // The instance's own traffic still maps 1:1.
+    let mut own = tcp_syn("198.51.100.10", 5000, "203.0.113.20", 22);
+    assert!(matches!(run(&p, PORT_INTERNET, &mut own), Action::Drop(DropReason::SgIngress)));
+    // With the check on, AWS drops what is routed to the instance.
+    let text = DEFAULT_LAB.replace("target = \"nat-0b0b0b0b\"", "target = \"i-0b0b0b0b\"");
+    let p = pipeline_for(&parse("t.toml", &text).unwrap());
+    let mut out = tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
+    assert_eq!(run(&p, D, &mut out), Action::Drop(DropReason::SourceDestCheck));
+}
