@@ -236,7 +236,7 @@ fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
     println!("tun errors: rx {}, tx {}", s.rx_errors, s.tx_errors);
     println!("drops:");
     for (reason, n) in &s.drops {
-        println!("  {reason:<16} {n}");
+        println!("  {reason:<20} {n}");
     }
     if !s.filter_drops.is_empty() {
         println!("dropped by security group or network ACL rule:");

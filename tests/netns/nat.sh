@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# NAT: the private subnet d reaches the internet and S3 through the NAT gateway in b, showing
+# the gateway's Elastic IP; the guide's longest-prefix rule holds for NAT routes as for the
+# internet gateway; Elastic IPs, NAT gateways and NAT instances through the real AWS CLI.
+#
+#   d 10.0.4.10 ── 0.0.0.0/0 -> nat-0b0b0b0b (in b: 10.0.2.40, EIP 203.0.113.40) ── b's table:
+#                  0.0.0.0/0 -> igw ── internet (198.51.100.10) / aws (S3)
+source "$(dirname "$0")/lib.sh"
+lab_up "$ROOT/netns/demo.toml" nat
+
+# The issue's acceptance line: `ip netns exec demo-d curl -s http://198.51.100.10/` prints the
+# NAT gateway's public IP.
+seen=$(in_ns d curl -s -m 10 http://198.51.100.10/)
+[ "$seen" = 203.0.113.40 ] || fail "d -> internet: the host saw '$seen', expected 203.0.113.40"
+ok "d -> http://198.51.100.10/: the internet sees the NAT gateway's 203.0.113.40"
+expect_path d http://open-bucket.s3.amazonaws.com/hello.txt 203.0.113.40
+# A private instance has no public IP of its own: nothing reaches it from outside.
+if in_ns internet curl -s -m 3 -o /dev/null http://203.0.113.40:80/; then
+    fail "the internet opened a connection through the NAT gateway"
+fi
+ok "nothing comes in through the NAT gateway unasked"
+
+# The endpoint in d's table: S3 now goes through the endpoint (prefix list beats 0.0.0.0/0).
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --add-route-table-ids rtb-0d0d0d0d >/dev/null
+expect_path d http://54.123.170.5/open-bucket/hello.txt 10.0.4.10 vpce-11bb22cc
+# A more specific route to the NAT beats the prefix-list route, as for an internet gateway
+# (the guide's example 2, with a NAT).
+awsx ec2 create-route --route-table-id rtb-0d0d0d0d --destination-cidr-block 54.123.165.0/24 \
+    --nat-gateway-id nat-0b0b0b0b >/dev/null
+expect_path d http://54.123.165.7/open-bucket/hello.txt 203.0.113.40
+expect_path d http://54.123.170.5/open-bucket/hello.txt 10.0.4.10 vpce-11bb22cc
+awsx ec2 describe-route-tables --route-table-ids rtb-0d0d0d0d \
+    --query "RouteTables[0].Routes[?DestinationCidrBlock=='54.123.165.0/24'].NatGatewayId" \
+    --output text | grep -qx nat-0b0b0b0b || fail "describe-route-tables: no NatGatewayId"
+ok "describe-route-tables shows the NAT route"
+
+# Elastic IPs and a second NAT gateway through the CLI, in subnet a.
+alloc=$(awsx ec2 allocate-address --domain vpc --query AllocationId --output text)
+eip=$(awsx ec2 describe-addresses --allocation-ids "$alloc" --query 'Addresses[0].PublicIp' --output text)
+nat=$(awsx ec2 create-nat-gateway --subnet-id subnet-0a0a0a0a --allocation-id "$alloc" \
+    --query NatGateway.NatGatewayId --output text)
+[ "$(awsx ec2 describe-nat-gateways --nat-gateway-ids "$nat" --query 'NatGateways[0].State' --output text)" = available ] \
+    || fail "describe-nat-gateways: $nat is not available"
+expect_error InvalidIPAddress.InUse ec2 release-address --allocation-id "$alloc"
+awsx ec2 replace-route --route-table-id rtb-0d0d0d0d --destination-cidr-block 0.0.0.0/0 --nat-gateway-id "$nat"
+seen=$(in_ns d curl -s -m 10 http://198.51.100.10/)
+[ "$seen" = "$eip" ] || fail "through $nat the internet saw '$seen', expected $eip"
+ok "allocate-address + create-nat-gateway in a: the internet sees $eip"
+
+# A connection through a NAT gateway is reset when the gateway goes away; the route then is a
+# blackhole.
+in_ns d curl -sS -m 30 "http://198.51.100.10/stream?seconds=20" -o /dev/null 2> "$WORK/st.err" &
+st=$!
+sleep 1
+awsx ec2 delete-nat-gateway --nat-gateway-id "$nat" >/dev/null
+rc=0; wait $st || rc=$?
+[ "$rc" = 56 ] || fail "the stream through the deleted NAT ended with $rc, expected 56: $(cat "$WORK/st.err")"
+ok "delete-nat-gateway resets the connections through it: $(cat "$WORK/st.err")"
+awsx ec2 describe-route-tables --route-table-ids rtb-0d0d0d0d \
+    --query "RouteTables[0].Routes[?DestinationCidrBlock=='0.0.0.0/0'].State" --output text \
+    | grep -qx blackhole || fail "the route to the deleted NAT gateway is not a blackhole"
+expect_unreachable d http://198.51.100.10/
+awsx ec2 release-address --allocation-id "$alloc"
+
+# A NAT instance: the instance in b, once its source/destination check is off.
+awsx ec2 replace-route --route-table-id rtb-0d0d0d0d --destination-cidr-block 0.0.0.0/0 --instance-id i-0b0b0b0b
+expect_unreachable d http://198.51.100.10/
+awsx ec2 modify-instance-attribute --instance-id i-0b0b0b0b --no-source-dest-check
+seen=$(in_ns d curl -s -m 10 http://198.51.100.10/)
+[ "$seen" = 203.0.113.20 ] || fail "through the NAT instance the internet saw '$seen'"
+ok "NAT instance i-0b0b0b0b (source/dest check off): the internet sees 203.0.113.20"
+"$VPCSIM" status "$LAB" | grep -Eq "source_dest_check +[1-9]" || fail "status: no source_dest_check drop"
+ok "vpcsim status counts the source/destination-check drops"
