@@ -66,7 +66,6 @@ fn main() {
                 path: FlowPath::Igw { aws: true },
                 port: 2,
                 private_ip: i,
-                created: now,
                 last_seen: now,
                 tcp: TcpState::default(),
             },

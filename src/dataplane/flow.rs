@@ -68,12 +68,12 @@ pub struct Napt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Flow {
     pub path: FlowPath,
-    /// `Some` for a flow through a NAT: `path` is the NAT's way out.
-    pub napt: Option<Napt>,
+    /// `Some` for a flow through a NAT: `path` is the NAT's way out. Boxed: most flows have
+    /// none, and the flow stays small.
+    pub napt: Option<Box<Napt>>,
     /// The subnet port and private address of the instance.
     pub port: PortId,
     pub private_ip: u32,
-    pub created: Instant,
     pub last_seen: Instant,
     pub tcp: TcpState,
 }

@@ -372,7 +372,6 @@ impl Pipeline {
                             napt: None,
                             port: nat.port,
                             private_ip: nat.private_ip,
-                            created: now,
                             last_seen: now,
                             tcp: TcpState::default(),
                         },
@@ -444,7 +443,6 @@ impl Pipeline {
                 napt: None,
                 port,
                 private_ip,
-                created: now,
                 last_seen: now,
                 tcp: TcpState::default(),
             },
@@ -513,10 +511,9 @@ impl Pipeline {
             _ => {
                 let flow = Flow {
                     path,
-                    napt: Some(Napt { nat: nat.id.clone(), inside_port: inside.sport }),
+                    napt: Some(Box::new(Napt { nat: nat.id.clone(), inside_port: inside.sport })),
                     port,
                     private_ip: inside.src,
-                    created: now,
                     last_seen: now,
                     tcp: TcpState::default(),
                 };
