@@ -840,8 +840,17 @@ mod tests {
     fn shipped_labs_parse() {
         let w = parse("demo.toml", DEFAULT_LAB).unwrap();
         assert_eq!(w.lab, "demo");
-        assert_eq!(w.subnets.len(), 3);
+        assert_eq!(w.subnets.len(), 4);
         assert_eq!(w.endpoints[0].route_tables.len(), 2);
+        let nat = w.nat_gateway("nat-0b0b0b0b").unwrap();
+        assert_eq!(
+            (nat.subnet.as_str(), nat.public_ip.to_string()),
+            ("subnet-0b0b0b0b", "203.0.113.40".into())
+        );
+        assert_eq!(
+            w.elastic_ip("eipalloc-0b0b0b0b").unwrap().nat_gateway.as_deref(),
+            Some("nat-0b0b0b0b")
+        );
         for f in ["guide-example-1.toml", "guide-example-2.toml"] {
             parse(f, &shipped(f)).unwrap();
         }
@@ -863,7 +872,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.line, line_count() + 5);
-        assert_eq!(err.field, "route_table[3].routes[0].destination");
+        assert_eq!(err.field, "route_table[4].routes[0].destination");
         assert!(
             err.message.contains(
                 "You can only add an endpoint route by associating a route table with an endpoint"
@@ -912,7 +921,7 @@ mod tests {
         let err =
             with("[[instance]]\nid = \"i-0a0a\"\nsubnet = \"a\"\nprivate_ip = \"10.0.2.50\"\n")
                 .unwrap_err();
-        assert_eq!((err.line, err.field.as_str()), (line_count() + 5, "instance[3].private_ip"));
+        assert_eq!((err.line, err.field.as_str()), (line_count() + 5, "instance[4].private_ip"));
     }
 
     const SG_LAB: &str = r#"[[security_group]]
@@ -928,7 +937,7 @@ subnets = ["a"]
 egress = [{ rule = 100, protocol = "all", action = "allow", cidr = "0.0.0.0/0" }]
 ingress = [{ rule = 100, protocol = "tcp", ports = "80", action = "deny", cidr = "198.51.100.0/24" }, { rule = 200, protocol = "all", action = "allow", cidr = "0.0.0.0/0" }]
 [[instance]]
-id = "i-0d0d0d0d"
+id = "i-0e0e0e0e"
 subnet = "a"
 private_ip = "10.0.1.20"
 security_groups = ["sg-0a0a0a0a"]
@@ -944,7 +953,7 @@ security_groups = ["sg-0a0a0a0a"]
         assert_eq!(g.egress[0].ports, Ports::Range { from: 443, to: 443 });
         assert_eq!(g.ingress.len(), 2);
         assert_eq!(g.ingress[1].ports, Ports::Icmp { icmp_type: Some(8), code: None });
-        assert_eq!(w.instance("i-0d0d0d0d").unwrap().security_groups, ["sg-0a0a0a0a"]);
+        assert_eq!(w.instance("i-0e0e0e0e").unwrap().security_groups, ["sg-0a0a0a0a"]);
         // Instances that name no group are in the default group.
         let a = w.instance("i-0a0a0a0a").unwrap();
         assert_eq!(w.instance_groups(a), ["sg-111bbb22"]);
@@ -1037,7 +1046,7 @@ security_groups = ["sg-0a0a0a0a"]
                 "security_groups = [\"sg-0a0a0a0a\"]",
                 "security_groups = [\"sg-0e0e0e0e\"]",
                 17,
-                "instance[3].security_groups[0]",
+                "instance[4].security_groups[0]",
             ),
         ];
         for (from, to, line, field) in cases {
@@ -1051,5 +1060,41 @@ security_groups = ["sg-0a0a0a0a"]
                 "{to}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn nat_gateway_errors_name_line_and_field() {
+        let nat = "[[nat_gateway]]\nid = \"nat-0e0e0e0e\"\nsubnet = \"a\"\npublic_ip = \"203.0.113.50\"\n";
+        let w = with(nat).unwrap();
+        assert_eq!(w.nat_gateway("nat-0e0e0e0e").unwrap().private_ip.to_string(), "10.0.1.4");
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("subnet = \"a\"", "subnet = \"zz\"", 3, "nat_gateway[1].subnet"),
+            ("\"203.0.113.50\"", "\"203.0.113.40\"", 4, "nat_gateway[1].public_ip"),
+            ("\"203.0.113.50\"", "\"10.9.9.9\"", 4, "nat_gateway[1].public_ip"),
+            ("\"203.0.113.50\"", "\"lots\"", 4, "nat_gateway[1].public_ip"),
+            ("nat-0e0e0e0e", "nat-zz", 2, "nat_gateway[1].id"),
+        ];
+        for (from, to, line, field) in cases {
+            let err = with(&nat.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(
+                (err.line, err.field.as_str()),
+                (line_count() + 1 + line, *field),
+                "{to}: {err}"
+            );
+        }
+        // A route to a NAT gateway that does not exist names the route's target.
+        let err = with(
+            "[[route_table]]\nid = \"rtb-0e0e0e0e\"\nvpc = \"vpc-111bbb22\"\n\
+             routes = [{ destination = \"0.0.0.0/0\", target = \"nat-0f0f0f0f\" }]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "route_table[4].routes[0].target", "{err}");
+        assert!(err.message.contains("nat-0f0f0f0f"), "{err}");
+        // An instance at the NAT gateway's address: instances come first, so the gateway's
+        // address is the one refused.
+        let err =
+            with("[[instance]]\nid = \"i-0e0e0e0e\"\nsubnet = \"b\"\nprivate_ip = \"10.0.2.40\"\n")
+                .unwrap_err();
+        assert_eq!(err.field, "nat_gateway[0].private_ip", "{err}");
     }
 }

@@ -213,6 +213,6 @@ mod tests {
         );
         let err = parse("t.toml", &text).unwrap_err();
         assert_eq!(err.field, "policy_propagation_delay");
-        assert_eq!(err.line, 9);
+        assert_eq!(err.line, 10);
     }
 }

@@ -1,4 +1,4 @@
-//! Instances and tags.
+//! Instances (with their security groups and source/destination check) and tags.
 
 use std::net::Ipv4Addr;
 
@@ -8,7 +8,7 @@ use super::xml::Xml;
 use super::{
     Ctx, Ec2Error, Ec2Outcome, OWNER_ID, apply_tag_specs, changed, check_ids, check_kind, read,
 };
-use crate::model::{Instance, ResourceKind, World};
+use crate::model::{Instance, ModelError, ResourceKind, World};
 
 /// Instances the lab runs are always `running` (code 16).
 const RUNNING: (&str, &str) = ("16", "running");
@@ -45,7 +45,7 @@ fn instance_xml(x: &mut Xml, w: &World, i: &Instance) {
     x.leaf("vpcId", &vpc);
     x.leaf("privateIpAddress", &i.private_ip.to_string());
     x.leaf_opt("ipAddress", i.public_ip.map(|p| p.to_string()).as_deref());
-    x.bool("sourceDestCheck", true);
+    x.bool("sourceDestCheck", i.source_dest_check);
     group_set(x, w, i);
     x.leaf("architecture", "x86_64");
     x.leaf("rootDeviceType", "ebs");
@@ -169,6 +169,7 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "availability-zone" => one(zone_name(&w.region)),
             "reservation-id" => one(reservation_id(&i.id)),
             "owner-id" => one(OWNER_ID),
+            "source-dest-check" => one(if i.source_dest_check { "true" } else { "false" }),
             "instance.group-id" | "group-id" => Some(w.instance_groups(i)),
             "instance.group-name" | "group-name" => Some(
                 w.instance_groups(i)
@@ -188,26 +189,132 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     read(x)
 }
 
-/// ModifyInstanceAttribute: only `GroupId.N` (replaces the instance's security groups) is
-/// simulated.
+/// What one ModifyInstanceAttribute call changes (AWS: one attribute per call).
+enum InstanceChange {
+    Groups(Vec<String>),
+    SourceDestCheck(bool),
+}
+
+/// `true` / `false` for the attribute `name`.
+fn bool_value(name: &str, v: &str) -> Result<bool, Ec2Error> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Ec2Error::invalid(format!(
+            "Value ({v}) for parameter {name} is invalid. Expected a boolean"
+        ))),
+    }
+}
+
+/// ModifyInstanceAttribute: `GroupId.N` (replaces the instance's security groups) and the
+/// source/destination check (`SourceDestCheck.Value`, or `Attribute=sourceDestCheck` with
+/// `Value`; a NAT instance needs it off) are simulated.
 pub fn modify_instance_attribute(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let id = ctx.p.required("InstanceId")?;
     check_kind(ctx.world, id, ResourceKind::Instance)?;
+    let mut changes = Vec::new();
     let groups = ctx.p.indexed_owned("GroupId");
-    if groups.is_empty() {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "only GroupId.N (the instance's security groups) can be modified in this lab",
-        ));
+    if !groups.is_empty() {
+        changes.push(InstanceChange::Groups(groups));
     }
-    for g in &groups {
-        check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
+    if let Some(v) = ctx.p.get("SourceDestCheck.Value") {
+        changes.push(InstanceChange::SourceDestCheck(bool_value("SourceDestCheck", v)?));
     }
+    match ctx.p.get("Attribute") {
+        None => {}
+        Some("sourceDestCheck") => {
+            let v = ctx.p.required("Value")?;
+            changes.push(InstanceChange::SourceDestCheck(bool_value("Value", v)?));
+        }
+        Some(a) => {
+            return Err(Ec2Error::invalid(format!(
+                "Attribute {a}: only sourceDestCheck and the security groups (GroupId.N) can be \
+                 modified in this lab"
+            )));
+        }
+    }
+    let change = match changes.len() {
+        0 => {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "only GroupId.N (the instance's security groups) and SourceDestCheck can be \
+                 modified in this lab",
+            ));
+        }
+        1 => changes.remove(0),
+        _ => {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "Fields for multiple attribute types specified: modify one attribute per call",
+            ));
+        }
+    };
     let mut w = ctx.world.clone();
-    w.set_instance_groups(id, &groups)?;
+    match change {
+        InstanceChange::Groups(groups) => {
+            for g in &groups {
+                check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
+            }
+            w.set_instance_groups(id, &groups)?;
+        }
+        InstanceChange::SourceDestCheck(on) => {
+            if let Some(i) = w.instances.iter_mut().find(|i| i.id == id) {
+                i.source_dest_check = on;
+            }
+        }
+    }
     let mut x = ctx.xml();
     x.ret_true();
     changed(w, x)
+}
+
+/// DescribeInstanceAttribute: `sourceDestCheck`, `groupSet` and `instanceType`.
+pub fn describe_instance_attribute(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("InstanceId")?;
+    let attribute = ctx.p.required("Attribute")?;
+    check_kind(ctx.world, id, ResourceKind::Instance)?;
+    let Some(i) = ctx.world.instance(id) else {
+        return Err(ModelError::InstanceNotFound(id.to_string()).into());
+    };
+    let mut x = ctx.xml();
+    x.leaf("instanceId", id);
+    match attribute {
+        "sourceDestCheck" => {
+            x.open("sourceDestCheck");
+            x.bool("value", i.source_dest_check);
+            x.close();
+        }
+        "groupSet" => group_set(&mut x, ctx.world, i),
+        "instanceType" => {
+            x.open("instanceType");
+            x.leaf("value", INSTANCE_TYPE);
+            x.close();
+        }
+        "kernel"
+        | "ramdisk"
+        | "userData"
+        | "disableApiTermination"
+        | "instanceInitiatedShutdownBehavior"
+        | "rootDeviceName"
+        | "blockDeviceMapping"
+        | "productCodes"
+        | "ebsOptimized"
+        | "sriovNetSupport"
+        | "enaSupport"
+        | "enclaveOptions"
+        | "disableApiStop" => {
+            return Err(Ec2Error::invalid(format!(
+                "Attribute {attribute} is not simulated: sourceDestCheck, groupSet and \
+                 instanceType are"
+            )));
+        }
+        other => {
+            return Err(Ec2Error::invalid(format!(
+                "Value ({other}) for parameter attribute is invalid. Unknown attribute."
+            )));
+        }
+    }
+    read(x)
 }
 
 pub fn terminate_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {

@@ -12,6 +12,7 @@
 mod endpoints;
 mod filter;
 mod instances;
+mod nat;
 mod network;
 mod params;
 mod security;
@@ -243,6 +244,15 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("DescribeInstances", instances::describe_instances),
     ("TerminateInstances", instances::terminate_instances),
     ("ModifyInstanceAttribute", instances::modify_instance_attribute),
+    ("DescribeInstanceAttribute", instances::describe_instance_attribute),
+    ("AllocateAddress", nat::allocate_address),
+    ("AssociateAddress", nat::associate_address),
+    ("DisassociateAddress", nat::disassociate_address),
+    ("ReleaseAddress", nat::release_address),
+    ("DescribeAddresses", nat::describe_addresses),
+    ("CreateNatGateway", nat::create_nat_gateway),
+    ("DescribeNatGateways", nat::describe_nat_gateways),
+    ("DeleteNatGateway", nat::delete_nat_gateway),
     ("CreateSecurityGroup", security::create_security_group),
     ("DeleteSecurityGroup", security::delete_security_group),
     ("DescribeSecurityGroups", security::describe_security_groups),

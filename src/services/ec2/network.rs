@@ -390,14 +390,19 @@ pub fn delete_subnet(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
-/// Whether a route is usable: blackhole routes and routes to an internet gateway that is not
-/// attached to the table's VPC are `blackhole`.
+/// Whether a route is usable (AWS's `active`) or not (`blackhole`): a blackhole route, or one
+/// to an internet gateway not attached to the table's VPC, a deleted endpoint, a deleted NAT
+/// gateway or a terminated instance.
 fn route_state(w: &World, vpc: &str, target: &Target) -> &'static str {
+    if w.target_alive(target, vpc) { "active" } else { "blackhole" }
+}
+
+/// The `gatewayId` of a route (local, igw-, vpce-); NAT gateways and instances have their own
+/// elements.
+fn gateway_id(target: &Target) -> Option<String> {
     match target {
-        Target::Blackhole => "blackhole",
-        Target::Igw(id) if w.igw(id).and_then(|g| g.vpc.as_deref()) != Some(vpc) => "blackhole",
-        Target::Vpce(id) if w.endpoint(id).is_none() => "blackhole",
-        _ => "active",
+        Target::Local | Target::Igw(_) | Target::Vpce(_) => Some(target.to_string()),
+        Target::Nat(_) | Target::Instance(_) | Target::Blackhole => None,
     }
 }
 
@@ -428,8 +433,15 @@ fn route_table_xml(x: &mut Xml, w: &World, t: &RouteTable) {
             Destination::PrefixList(pl) => x.leaf("destinationPrefixListId", pl),
         }
         match &r.target {
+            Target::Local | Target::Igw(_) | Target::Vpce(_) => {
+                x.leaf("gatewayId", &r.target.to_string())
+            }
+            Target::Nat(id) => x.leaf("natGatewayId", id),
+            Target::Instance(id) => {
+                x.leaf("instanceId", id);
+                x.leaf("instanceOwnerId", OWNER_ID);
+            }
             Target::Blackhole => {}
-            t => x.leaf("gatewayId", &t.to_string()),
         }
         x.leaf("state", route_state(w, &t.vpc, &r.target));
         // AWS: the local route's origin is CreateRouteTable; user routes and the endpoint
@@ -499,10 +511,20 @@ pub fn describe_route_tables(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
                     assocs.iter().filter_map(|a| a.2.map(str::to_string)).collect()
                 }
                 "association.main" => vec![bool_str(assocs.iter().any(|a| a.1))],
-                "route.gateway-id" => routes
+                "route.gateway-id" => routes.iter().filter_map(|r| gateway_id(&r.target)).collect(),
+                "route.nat-gateway-id" => routes
                     .iter()
-                    .filter(|r| r.target != Target::Blackhole)
-                    .map(|r| r.target.to_string())
+                    .filter_map(|r| match &r.target {
+                        Target::Nat(id) => Some(id.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                "route.instance-id" => routes
+                    .iter()
+                    .filter_map(|r| match &r.target {
+                        Target::Instance(id) => Some(id.clone()),
+                        _ => None,
+                    })
                     .collect(),
                 "route.destination-cidr-block" => routes
                     .iter()
@@ -592,17 +614,16 @@ pub fn replace_route_table_association(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error
     changed(w, x)
 }
 
-/// The destination and target of CreateRoute / ReplaceRoute. Endpoint routes are refused with
-/// the guide's sentence: "You cannot explicitly add, modify, or delete an endpoint route in your
-/// route table by using the route table APIs".
+/// The destination and target of CreateRoute / ReplaceRoute: exactly one of `GatewayId`
+/// (`igw-…`, or `local`), `NatGatewayId` and `InstanceId` (a NAT instance). Endpoint routes are
+/// refused with the guide's sentence: "You cannot explicitly add, modify, or delete an endpoint
+/// route in your route table by using the route table APIs".
 fn route_params(ctx: &Ctx) -> Result<Route, Ec2Error> {
     let destination = destination_param(ctx)?;
     if ctx.p.get("VpcEndpointId").is_some() {
         return Err(crate::model::ModelError::ExplicitEndpointRoute.into());
     }
     for unsupported in [
-        "NatGatewayId",
-        "InstanceId",
         "NetworkInterfaceId",
         "VpcPeeringConnectionId",
         "TransitGatewayId",
@@ -610,24 +631,48 @@ fn route_params(ctx: &Ctx) -> Result<Route, Ec2Error> {
         "LocalGatewayId",
         "CarrierGatewayId",
         "CoreNetworkArn",
+        "OdbNetworkArn",
     ] {
         if ctx.p.get(unsupported).is_some() {
             return Err(Ec2Error::invalid(format!(
-                "{unsupported}: only internet gateway targets are simulated"
+                "{unsupported}: only internet gateway, NAT gateway and instance targets are \
+                 simulated"
             )));
         }
     }
-    let gw = ctx.p.required("GatewayId")?;
-    let target = match gw {
-        "local" => Target::Local,
-        g if g.starts_with("vpce-") => {
-            return Err(crate::model::ModelError::ExplicitEndpointRoute.into());
-        }
-        g if g.starts_with("igw-") => Target::Igw(g.to_string()),
-        g => {
+    let given: Vec<(&str, &str)> = ["GatewayId", "NatGatewayId", "InstanceId"]
+        .into_iter()
+        .filter_map(|name| ctx.p.get(name).filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .collect();
+    let target = match given.as_slice() {
+        [] => {
             return Err(Ec2Error::new(
-                "InvalidGatewayID.NotFound",
-                format!("The gateway ID '{g}' does not exist"),
+                "MissingParameter",
+                "The request must contain the parameter GatewayId, NatGatewayId or InstanceId",
+            ));
+        }
+        [("NatGatewayId", id)] => Target::Nat(id.to_string()),
+        [("InstanceId", id)] => Target::Instance(id.to_string()),
+        [(_, gw)] => match *gw {
+            "local" => Target::Local,
+            g if g.starts_with("vpce-") => {
+                return Err(crate::model::ModelError::ExplicitEndpointRoute.into());
+            }
+            g if g.starts_with("igw-") => Target::Igw(g.to_string()),
+            // AWS takes a NAT gateway given as GatewayId and stores it as NatGatewayId.
+            g if g.starts_with("nat-") => Target::Nat(g.to_string()),
+            g => {
+                return Err(Ec2Error::new(
+                    "InvalidGatewayID.NotFound",
+                    format!("The gateway ID '{g}' does not exist"),
+                ));
+            }
+        },
+        _ => {
+            let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                format!("a route has one target; got {}", names.join(" and ")),
             ));
         }
     };

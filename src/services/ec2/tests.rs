@@ -2,6 +2,8 @@ use super::*;
 use crate::lab::file::{DEFAULT_LAB, parse};
 use crate::model::Target;
 
+mod nat;
+
 fn lab() -> World {
     parse("demo.toml", DEFAULT_LAB).unwrap()
 }
@@ -178,7 +180,7 @@ fn subnet_lifecycle_and_main_table() {
     let w = lab();
     let (w1, xml) = change(
         &w,
-        &[("Action", "CreateSubnet"), ("VpcId", "vpc-111bbb22"), ("CidrBlock", "10.0.4.0/24")],
+        &[("Action", "CreateSubnet"), ("VpcId", "vpc-111bbb22"), ("CidrBlock", "10.0.5.0/24")],
     );
     dump("CreateSubnet", &xml);
     let id = text(&xml, "subnetId");
@@ -195,10 +197,10 @@ fn subnet_lifecycle_and_main_table() {
         ],
     );
     dump("DescribeSubnets", &xml);
-    assert_eq!(texts(&xml, "subnetId").len(), 4);
+    assert_eq!(texts(&xml, "subnetId").len(), 5);
     refused(
         &w1,
-        &[("Action", "CreateSubnet"), ("VpcId", "vpc-111bbb22"), ("CidrBlock", "10.0.4.0/25")],
+        &[("Action", "CreateSubnet"), ("VpcId", "vpc-111bbb22"), ("CidrBlock", "10.0.5.0/25")],
         "InvalidSubnet.Conflict",
     );
     refused(
@@ -858,7 +860,7 @@ fn instances() {
         ],
     );
     assert_eq!(texts(&xml, "privateIpAddress"), ["10.0.2.5", "10.0.2.6"]);
-    assert_eq!(w2.instances.len(), 6);
+    assert_eq!(w2.instances.len(), 7);
     let xml = read_xml(
         &w1,
         &[
@@ -1232,7 +1234,10 @@ fn network_acl_lifecycle() {
     // The default ACL: rule 100 allow and the implicit deny, each direction; every subnet.
     assert_eq!(texts(&xml, "ruleNumber"), ["100", "32767", "100", "32767"]);
     assert_eq!(texts(&xml, "ruleAction"), ["allow", "deny", "allow", "deny"]);
-    assert_eq!(texts(&xml, "subnetId"), ["subnet-0a0a0a0a", "subnet-0b0b0b0b", "subnet-0c0c0c0c"]);
+    assert_eq!(
+        texts(&xml, "subnetId"),
+        ["subnet-0a0a0a0a", "subnet-0b0b0b0b", "subnet-0c0c0c0c", "subnet-0d0d0d0d"]
+    );
     let assoc_a = texts(&xml, "networkAclAssociationId")[0].clone();
 
     let (w1, xml) = change(&w, &[("Action", "CreateNetworkAcl"), ("VpcId", "vpc-111bbb22")]);
