@@ -48,14 +48,19 @@ in_ns() { local ns=$1; shift; ip netns exec "$LAB-$ns" "$@"; }
 get_headers() { in_ns "$1" curl -s -m 10 -D - -o /dev/null "$2"; }
 
 # header NAME: the value of a response header read from stdin (empty if absent).
-header() { awk -v k="$1" 'BEGIN { k = tolower(k) } { sub(/\r$/, "") } tolower($0) ~ "^" k ":" { sub(/^[^:]*: */, ""); print; exit }'; }
+# It reads all its input (no early exit): under `pipefail`, a writer cut off by SIGPIPE would fail
+# the pipeline at random.
+header() { awk -v k="$1" 'BEGIN { k = tolower(k) } { sub(/\r$/, "") } !done && tolower($0) ~ "^" k ":" { sub(/^[^:]*: */, ""); print; done = 1 }'; }
+
+# status_line TEXT: the first line of TEXT (no pipeline, so no SIGPIPE race).
+status_line() { printf '%s\n' "${1%%$'\n'*}"; }
 
 # expect_path NS URL SOURCE [VPCE]: asserts what S3 saw: the source address and the endpoint
 # (none when VPCE is empty).
 expect_path() {
     local h src vpce
     h=$(get_headers "$1" "$2") || fail "$1 -> $2: request failed"
-    echo "$h" | head -n1 | grep -q " 200" || fail "$1 -> $2: $(echo "$h" | head -n1)"
+    [[ "$(status_line "$h")" == *" 200"* ]] || fail "$1 -> $2: $(status_line "$h")"
     src=$(echo "$h" | header x-vpcsim-source-ip)
     vpce=$(echo "$h" | header x-vpcsim-vpce)
     [ "$src" = "$3" ] || fail "$1 -> $2: S3 saw source '$src', expected '$3'"
