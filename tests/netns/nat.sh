@@ -71,3 +71,20 @@ seen=$(in_ns d curl -s -m 10 http://198.51.100.10/)
 ok "NAT instance i-0b0b0b0b (source/dest check off): the internet sees 203.0.113.20"
 "$VPCSIM" status "$LAB" | grep -Eq "source_dest_check +[1-9]" || fail "status: no source_dest_check drop"
 ok "vpcsim status counts the source/destination-check drops"
+
+# An Elastic IP as an instance's public IP: associate-address replaces a's 203.0.113.10; after
+# disassociate-address a has no public IP and the internet gateway drops its traffic.
+alloc=$(awsx ec2 allocate-address --domain vpc --query AllocationId --output text)
+eip=$(awsx ec2 describe-addresses --allocation-ids "$alloc" --query 'Addresses[0].PublicIp' --output text)
+assoc=$(awsx ec2 associate-address --allocation-id "$alloc" --instance-id i-0a0a0a0a --query AssociationId --output text)
+[ "$(awsx ec2 describe-instances --instance-ids i-0a0a0a0a --query 'Reservations[0].Instances[0].PublicIpAddress' --output text)" = "$eip" ] \
+    || fail "describe-instances does not show $eip"
+seen=$(in_ns a curl -s -m 10 http://198.51.100.10/)
+[ "$seen" = "$eip" ] || fail "a with Elastic IP $eip: the internet saw '$seen'"
+ok "associate-address: a's traffic to the internet leaves as $eip"
+expect_error Resource.AlreadyAssociated ec2 associate-address --allocation-id "$alloc" --instance-id i-0c0c0c0c
+awsx ec2 disassociate-address --association-id "$assoc"
+expect_unreachable a http://198.51.100.10/
+awsx ec2 release-address --allocation-id "$alloc"
+expect_error InvalidAllocationID.NotFound ec2 describe-addresses --allocation-ids "$alloc"
+ok "disassociate-address and release-address"
