@@ -774,3 +774,46 @@ fn nat_instance_needs_its_source_dest_check_off() {
     let mut out = tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
     assert_eq!(run(&p, D, &mut out), Action::Drop(DropReason::SourceDestCheck));
 }
+
+proptest! {
+    /// Through the NAT gateway and back, any TCP or UDP flow from subnet d: the reply reaches
+    /// the instance's own address and port with valid checksums, and the same outside port is
+    /// used for every packet of the flow.
+    #[test]
+    fn nat_round_trip_restores_the_inside_tuple(
+        flows in proptest::collection::vec((1u16.., 1u16.., any::<bool>(), 0usize..2), 1..20),
+        payload in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let p = demo();
+        for (sport, dport, is_udp, to) in flows {
+            let dst = ["54.123.170.5", "198.51.100.10"][to];
+            let back_port = if to == 0 { PORT_AWS } else { PORT_INTERNET };
+            let make = |src: &str, s: u16, d: &str, dp: u16| {
+                if is_udp {
+                    let b = PacketBuilder::ipv4(ip(src).octets(), ip(d).octets(), 64).udp(s, dp);
+                    let mut out = Vec::new();
+                    b.write(&mut out, &payload).unwrap();
+                    out
+                } else {
+                    tcp(src, s, d, dp, &payload)
+                }
+            };
+            let mut out = make("10.0.4.10", sport, dst, dport);
+            let a = run(&p, D, &mut out);
+            prop_assert!(matches!(a, Action::Forward { port, .. } if port == back_port), "{a:?}");
+            prop_assert_eq!(src_of(&out), ip("203.0.113.40"));
+            assert_checksums_valid(&out);
+            let outside = ports_of(&out).0;
+            prop_assert!(outside == sport || outside >= 1024);
+            let mut again = make("10.0.4.10", sport, dst, dport);
+            let _ = run(&p, D, &mut again);
+            prop_assert_eq!(ports_of(&again).0, outside, "one outside port per flow");
+            let mut reply = make(dst, dport, "203.0.113.40", outside);
+            let a = run(&p, back_port, &mut reply);
+            prop_assert!(matches!(a, Action::Forward { port: D, .. }), "{a:?}");
+            prop_assert_eq!(&reply[16..20], &[10u8, 0, 4, 10][..]);
+            prop_assert_eq!(ports_of(&reply), (dport, sport));
+            assert_checksums_valid(&reply);
+        }
+    }
+}
