@@ -6,6 +6,7 @@
 #   new subnet e 10.0.5.0/24 (namespace <lab>-subnet-…) ── pl -> vpce ── aws
 source "$(dirname "$0")/lib.sh"
 lab_up "$ROOT/netns/demo.toml" bo
+ip netns list | awk '{print $1}' | grep "^$LAB-" | sort > "$WORK/ns.before"
 
 "$PY" - "$API" > "$WORK/ids" <<'PY'
 import sys, boto3
@@ -27,7 +28,8 @@ except ec2.exceptions.ClientError as e:
 print(sn, inst, rt)
 PY
 read -r sn inst rt < "$WORK/ids"
-ns=$(ip netns list | awk '{print $1}' | grep "^$LAB-" | grep -v -e '-a$' -e '-b$' -e '-c$' -e '-aws$' -e '-internet$' | head -n1)
+# The one namespace that was not there before.
+ns=$(ip netns list | awk '{print $1}' | grep "^$LAB-" | sort | comm -13 "$WORK/ns.before" -)
 [ -n "$ns" ] || fail "no namespace for the new subnet $sn"
 ok "subnet $sn has namespace $ns"
 h=$(ip netns exec "$ns" curl -s -m 10 -D - -o /dev/null http://54.123.170.5/open-bucket/hello.txt)
