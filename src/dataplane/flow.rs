@@ -84,13 +84,16 @@ pub const TCP_CLOSING_IDLE: Duration = Duration::from_secs(10);
 pub const UDP_IDLE: Duration = Duration::from_secs(60);
 pub const ICMP_IDLE: Duration = Duration::from_secs(30);
 
+/// Instance-side tuple → the NAT's address and port.
+type NaptShard = HashMap<FlowKey, (u32, u16)>;
+
 /// The flows, plus the index a NAT needs for outbound packets: the instance's own tuple (its
 /// private address and port) → the NAT's address and port chosen for it. An index entry exists
 /// exactly as long as its flow (both go in [`FlowTable::remove_where`] and
 /// [`FlowTable::expire`]).
 pub struct FlowTable {
     shards: Box<[Mutex<HashMap<FlowKey, Flow>>]>,
-    napt: Box<[Mutex<HashMap<FlowKey, (u32, u16)>>]>,
+    napt: Box<[Mutex<NaptShard>]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -118,7 +121,7 @@ impl FlowTable {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn napt_shard(&self, key: &FlowKey) -> MutexGuard<'_, HashMap<FlowKey, (u32, u16)>> {
+    fn napt_shard(&self, key: &FlowKey) -> MutexGuard<'_, NaptShard> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         self.napt[i].lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -286,10 +286,9 @@ impl Pipeline {
                 {
                     return self.filter_drop(snap, d);
                 }
-                if !tracked {
-                    if let FilterVerdict::Deny(d) = sg_ingress(snap, subnet.vpc, t.dst, &t) {
-                        return self.filter_drop(snap, d);
-                    }
+                if !tracked && let FilterVerdict::Deny(d) = sg_ingress(snap, subnet.vpc, t.dst, &t)
+                {
+                    return self.filter_drop(snap, d);
                 }
                 if !packet::decrement_ttl(pkt) {
                     return c.drop(DropReason::TtlExceeded);

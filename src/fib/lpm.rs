@@ -1155,7 +1155,7 @@ mod tests {
         let t = Lpm::from_routes(routes.iter().copied());
         t.check_invariants();
         for a in 0x0a01_0000..=0x0a01_ffffu32 {
-            let want = if a >> 8 == 0x0a01_05 { 1000 + (a & 0xff) } else { (a >> 8) & 0xff };
+            let want = if a >> 8 == 0x000a_0105 { 1000 + (a & 0xff) } else { (a >> 8) & 0xff };
             assert_eq!(t.lookup(a), Some(&want));
         }
         let mut u = Lpm::new();

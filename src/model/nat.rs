@@ -158,10 +158,10 @@ impl World {
         // Whatever the instance had before (automatic public IP or another Elastic IP) goes.
         for e in self.elastic_ips.iter_mut() {
             if e.instance.as_deref() == Some(instance) || e.allocation_id == allocation_id {
-                if let Some(old) = e.instance.take() {
-                    if let Some(i) = self.instances.iter_mut().find(|i| i.id == old) {
-                        i.public_ip = None;
-                    }
+                if let Some(old) = e.instance.take()
+                    && let Some(i) = self.instances.iter_mut().find(|i| i.id == old)
+                {
+                    i.public_ip = None;
                 }
                 e.association_id = None;
             }

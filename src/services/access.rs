@@ -70,7 +70,7 @@ impl Access {
             );
             let previous = old.and_then(|o| o.endpoints.get(&e.id)).and_then(|prev| {
                 let before = prev.in_effect(now, old.map_or(Duration::ZERO, |o| o.delay));
-                (before.to_json() != current.to_json() && !delay.is_zero()).then(|| (before, now))
+                (before.to_json() != current.to_json() && !delay.is_zero()).then_some((before, now))
             });
             endpoints.insert(e.id.clone(), EndpointPolicy { current, previous });
         }

@@ -14,6 +14,11 @@ seen=$(in_ns d curl -s -m 10 http://198.51.100.10/)
 [ "$seen" = 203.0.113.40 ] || fail "d -> internet: the host saw '$seen', expected 203.0.113.40"
 ok "d -> http://198.51.100.10/: the internet sees the NAT gateway's 203.0.113.40"
 expect_path d http://open-bucket.s3.amazonaws.com/hello.txt 203.0.113.40
+# The AWS CLI in d, unchanged (names through the VPC resolver, HTTPS with the lab CA), through
+# the NAT gateway.
+[ "$(AWS_CA_BUNDLE="$STATE/tls/ca.pem" in_ns d "$AWS_BIN" s3 cp s3://open-bucket/hello.txt - --region us-east-1)" \
+    = "Hello from open-bucket" ] || fail "aws s3 cp in d through the NAT gateway"
+ok "aws s3 cp s3://open-bucket/hello.txt - in d, through the NAT gateway"
 # A private instance has no public IP of its own: nothing reaches it from outside.
 if in_ns internet curl -s -m 3 -o /dev/null http://203.0.113.40:80/; then
     fail "the internet opened a connection through the NAT gateway"
