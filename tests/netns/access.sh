@@ -12,8 +12,8 @@ lab_up "$ROOT/netns/demo.toml" ac
 expect_status() {
     local h code by
     h=$(get_headers "$1" "$2") || fail "$1 -> $2: request failed"
-    code=$(echo "$h" | head -n1 | cut -d' ' -f2)
-    by=$(echo "$h" | header x-vpcsim-denied-by)
+    code=$(status_line "$h" | cut -d' ' -f2)
+    by=$(header x-vpcsim-denied-by <<< "$h")
     [ "$code" = "$3" ] || fail "$1 -> $2: $code, expected $3 (denied by '$by')"
     [ "$by" = "${4:-}" ] || fail "$1 -> $2: denied by '$by', expected '${4:-}'"
     ok "$1 -> $2: $code${4:+ denied by $4}"
@@ -37,7 +37,7 @@ awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '
 expect_status a http://54.123.170.5/open-bucket/hello.txt 403 endpoint-policy
 expect_status b http://54.123.170.5/open-bucket/hello.txt 200
 expect_status a http://54.123.170.5/my-secure-bucket/hello.txt 200
-awsx ec2 describe-vpc-endpoints --query 'VpcEndpoints[0].PolicyDocument' --output text | grep -q Access-to-specific-bucket-only \
+awsx ec2 describe-vpc-endpoints --query 'VpcEndpoints[0].PolicyDocument' --output text | grep >/dev/null -c Access-to-specific-bucket-only \
     || fail "describe-vpc-endpoints does not show the policy"
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
 expect_status a http://54.123.170.5/open-bucket/hello.txt 200
@@ -109,5 +109,5 @@ if awsx s3 cp s3://open-bucket/secret.txt - >/dev/null 2>&1; then fail "explicit
 ok "explicit Deny in the bucket policy beats the admin's Allow"
 # A wrong secret: SignatureDoesNotMatch, from the control API and from a subnet.
 out=$(AWS_SECRET_ACCESS_KEY=wrong awsx s3 ls 2>&1) && fail "bad signature accepted"
-echo "$out" | grep -q SignatureDoesNotMatch || fail "bad signature: $out"
+grep -q SignatureDoesNotMatch <<< "$out" || fail "bad signature: $out"
 ok "a bad signature is SignatureDoesNotMatch"

@@ -6,9 +6,9 @@ sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/bad.tom
 printf '\n[[route_table]]\nid = "rtb-0e0e0e0e"\nvpc = "vpc-111bbb22"\nroutes = [{ destination = "pl-1a2b3c4d", target = "vpce-11bb22cc" }]\n' >> "$WORK/bad.toml"
 line=$(grep -n 'destination = "pl-1a2b3c4d"' "$WORK/bad.toml" | cut -d: -f1)
 if out=$("$VPCSIM" up "$WORK/bad.toml" --detach 2>&1); then fail "a bad lab file came up"; fi
-echo "$out" | grep -q "bad.toml:$line: route_table\[4\].routes\[0\].destination" || fail "no line/field: $out"
-echo "$out" | grep -q "You can only add an endpoint route by associating a route table with an endpoint" \
+grep -q "bad.toml:$line: route_table\[4\].routes\[0\].destination" <<< "$out" || fail "no line/field: $out"
+grep -q "You can only add an endpoint route by associating a route table with an endpoint" <<< "$out" \
     || fail "not the guide's sentence: $out"
-if ip netns list | grep -q "^$LAB-"; then fail "namespaces were created"; fi
+if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
 LAB=""
 ok "refused: $out"

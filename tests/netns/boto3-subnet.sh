@@ -33,8 +33,8 @@ ns=$(ip netns list | awk '{print $1}' | grep "^$LAB-" | sort | comm -13 "$WORK/n
 [ -n "$ns" ] || fail "no namespace for the new subnet $sn"
 ok "subnet $sn has namespace $ns"
 h=$(ip netns exec "$ns" curl -s -m 10 -D - -o /dev/null http://54.123.170.5/open-bucket/hello.txt)
-echo "$h" | grep -qi "x-vpcsim-source-ip: 10.0.5.10" || fail "new subnet: $h"
-echo "$h" | grep -qi "x-vpcsim-vpce: vpce-11bb22cc" || fail "new subnet not through the endpoint: $h"
+grep -qi "x-vpcsim-source-ip: 10.0.5.10" <<< "$h" || fail "new subnet: $h"
+grep -qi "x-vpcsim-vpce: vpce-11bb22cc" <<< "$h" || fail "new subnet not through the endpoint: $h"
 ok "the new instance reaches S3 through the endpoint with its private IP"
 
 "$PY" - "$API" "$sn" "$inst" "$rt" <<'PY'
@@ -43,5 +43,5 @@ ec2 = boto3.client("ec2", endpoint_url=f"http://{sys.argv[1]}", region_name="us-
 ec2.terminate_instances(InstanceIds=[sys.argv[3]])
 ec2.delete_subnet(SubnetId=sys.argv[2])
 PY
-ip netns list | grep -qw "$ns" && fail "namespace $ns left after delete-subnet"
+ip netns list | grep >/dev/null -cw "$ns" && fail "namespace $ns left after delete-subnet"
 ok "delete-subnet removed $ns"

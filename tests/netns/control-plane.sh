@@ -10,8 +10,8 @@ source "$(dirname "$0")/lib.sh"
 lab_up "$ROOT/netns/demo.toml" cp
 
 pl=$(awsx ec2 describe-prefix-lists --region us-east-1)
-echo "$pl" | grep -q '"PrefixListId": "pl-1a2b3c4d"' || fail "no pl-1a2b3c4d: $pl"
-echo "$pl" | grep -q '"54.123.160.0/19"' || fail "no 54.123.160.0/19: $pl"
+grep -q '"PrefixListId": "pl-1a2b3c4d"' <<< "$pl" || fail "no pl-1a2b3c4d: $pl"
+grep -q '"54.123.160.0/19"' <<< "$pl" || fail "no 54.123.160.0/19: $pl"
 ok "describe-prefix-lists: pl-1a2b3c4d 54.123.160.0/19"
 
 before=$(awsx ec2 describe-route-tables; awsx ec2 describe-vpc-endpoints)
@@ -73,7 +73,7 @@ in_ns b curl -s -m 30 "http://198.51.100.10/stream?seconds=4" > "$WORK/stream.ou
 st=$!
 sleep 1
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --add-route-table-ids rtb-0b0b0b0b \
-    | grep -q '"Return": true' || fail "modify-vpc-endpoint"
+    | grep >/dev/null -c '"Return": true' || fail "modify-vpc-endpoint"
 # The answer comes after the data plane uses the change.
 expect_path b http://54.123.170.5/open-bucket/hello.txt 10.0.2.10 vpce-11bb22cc
 rc=0; wait $dl || rc=$?
@@ -84,7 +84,7 @@ rc=0; wait $st || rc=$?
 [ "$rc" = 0 ] && [ "$(wc -l < "$WORK/stream.out")" = 40 ] \
     || fail "the unrelated connection broke: rc $rc, $(wc -l < "$WORK/stream.out") lines"
 ok "the connection to the internet host survived the change"
-awsx ec2 describe-route-tables --route-table-ids rtb-0b0b0b0b | grep -q '"DestinationPrefixListId": "pl-1a2b3c4d"' \
+awsx ec2 describe-route-tables --route-table-ids rtb-0b0b0b0b | grep >/dev/null -c '"DestinationPrefixListId": "pl-1a2b3c4d"' \
     || fail "no endpoint route in rtb-0b0b0b0b"
 ok "describe-route-tables shows the endpoint route"
 
@@ -97,24 +97,24 @@ expect_path b http://54.123.170.5/open-bucket/hello.txt 203.0.113.20
 in_ns a curl -s --limit-rate 20M -o /dev/null http://54.123.170.5/open-bucket/big.bin 2> "$WORK/dl.err" &
 dl=$!
 sleep 1
-"$VPCSIM" prefix-list pl-1a2b3c4d 54.123.176.0/20 --lab "$LAB" | grep -q ok || fail "prefix-list change"
+"$VPCSIM" prefix-list pl-1a2b3c4d 54.123.176.0/20 --lab "$LAB" | grep >/dev/null -c ok || fail "prefix-list change"
 rc=0; wait $dl || rc=$?
 [ "$rc" = 56 ] || fail "download across a prefix-list change ended with $rc, expected 56"
-awsx ec2 describe-prefix-lists | grep -q '"54.123.176.0/20"' || fail "describe-prefix-lists does not show the change"
+awsx ec2 describe-prefix-lists | grep >/dev/null -c '"54.123.176.0/20"' || fail "describe-prefix-lists does not show the change"
 expect_path a http://54.123.180.5/open-bucket/hello.txt 10.0.1.10 vpce-11bb22cc
 "$VPCSIM" prefix-list pl-1a2b3c4d 54.123.160.0/19 --lab "$LAB" >/dev/null
 ok "a prefix-list change resets the flows it moves"
 
 # DeleteVpcEndpoints: per-id failures, routes gone at once.
 out=$(awsx ec2 delete-vpc-endpoints --vpc-endpoint-ids vpce-11bb22cc vpce-00000000)
-echo "$out" | grep -q 'InvalidVpcEndpointId.NotFound' || fail "no unsuccessful item: $out"
-awsx ec2 describe-route-tables | grep -q 'pl-1a2b3c4d' && fail "endpoint routes left after delete"
+grep -q 'InvalidVpcEndpointId.NotFound' <<< "$out" || fail "no unsuccessful item: $out"
+awsx ec2 describe-route-tables | grep >/dev/null -c 'pl-1a2b3c4d' && fail "endpoint routes left after delete"
 expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10
 ok "delete-vpc-endpoints removed the routes; a now uses the internet gateway"
 
 # Durable: kill -9, up again (reattach), the world is as last acknowledged and no object is lost.
 kill_daemon
-"$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" | grep -q resumed \
+"$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" | grep >/dev/null -c resumed \
     || fail "did not resume"
 [ "$(awsx ec2 describe-vpc-endpoints --query 'length(VpcEndpoints)')" = 0 ] || fail "the deleted endpoint is back"
 expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10

@@ -31,7 +31,7 @@ expect_path b http://open-bucket.s3.amazonaws.com/hello.txt 203.0.113.20
 # "All other Internet traffic goes to your Internet gateway, including traffic that's destined
 # for [...] Amazon S3 in other regions": a reaches us-west-2's S3 through the gateway.
 h=$(get_headers a http://s3.us-west-2.amazonaws.com/)
-[ "$(echo "$h" | header x-vpcsim-source-ip)" = 203.0.113.10 ] || fail "us-west-2 from a: $h"
+[ "$(header x-vpcsim-source-ip <<< "$h")" = 203.0.113.10 ] || fail "us-west-2 from a: $h"
 ok "a -> s3.us-west-2.amazonaws.com through the internet gateway"
 [ "$(in_ns a curl -s -m 5 http://check-ip/)" = 203.0.113.10 ] || fail "check-ip by name"
 ok "internet hosts resolve by name"

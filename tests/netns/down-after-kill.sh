@@ -4,14 +4,14 @@
 source "$(dirname "$0")/lib.sh"
 ip -o addr > "$WORK/addr.before"; ip route > "$WORK/route.before"; ip -o link > "$WORK/link.before"
 lab_up "$ROOT/netns/demo.toml" k
-for ns in a b c aws internet; do ip netns list | grep -qw "$LAB-$ns" || fail "no namespace $LAB-$ns"; done
+for ns in a b c aws internet; do ip netns list | grep >/dev/null -cw "$LAB-$ns" || fail "no namespace $LAB-$ns"; done
 pid=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "/run/vpcsim/$LAB.json")
 kill -9 "$pid"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-"$VPCSIM" down "$LAB" | grep -q removed || fail "down did not find the lab"
-"$VPCSIM" down "$LAB" | grep -q "not up" || fail "down is not idempotent"
-if ip netns list | grep -q "^$LAB-"; then fail "namespaces left: $(ip netns list | grep "^$LAB-")"; fi
-if ls /etc/netns 2>/dev/null | grep -q "^$LAB-"; then fail "/etc/netns entries left"; fi
+"$VPCSIM" down "$LAB" | grep >/dev/null -c removed || fail "down did not find the lab"
+"$VPCSIM" down "$LAB" | grep >/dev/null -c "not up" || fail "down is not idempotent"
+if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces left: $(ip netns list | grep "^$LAB-")"; fi
+if ls /etc/netns 2>/dev/null | grep >/dev/null -c "^$LAB-"; then fail "/etc/netns entries left"; fi
 [ ! -e "/run/vpcsim/$LAB.json" ] || fail "run record left"
 ip -o addr | diff "$WORK/addr.before" - || fail "root addresses changed"
 ip route | diff "$WORK/route.before" - || fail "root routes changed"

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 lab_up "$ROOT/netns/demo.toml" v
 
 in_ns b iperf3 -s -1 -B 10.0.2.10 --logfile "$WORK/server.log" &
-for _ in $(seq 100); do in_ns b ss -ltn | grep -q ':5201' && break; sleep 0.05; done
+for _ in $(seq 100); do in_ns b ss -ltn | grep >/dev/null -c ':5201' && break; sleep 0.05; done
 in_ns a iperf3 -c 10.0.2.10 -n 20M -J > "$WORK/client.json" || fail "iperf3 a -> b"
 wait
 grep -q "\"sum_received\"" "$WORK/client.json" || fail "no iperf3 result"

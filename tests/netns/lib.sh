@@ -53,6 +53,11 @@ get_headers() { in_ns "$1" curl -s -m 10 -D - -o /dev/null "$2"; }
 header() { awk -v k="$1" 'BEGIN { k = tolower(k) } { sub(/\r$/, "") } !done && tolower($0) ~ "^" k ":" { sub(/^[^:]*: */, ""); print; done = 1 }'; }
 
 # status_line TEXT: the first line of TEXT (no pipeline, so no SIGPIPE race).
+#
+# Under `set -o pipefail`, a reader that stops early (`grep -q`, `head`) can kill its writer with
+# SIGPIPE and fail the whole pipeline at random. So the tests never pipe into an early-exiting
+# reader: they use here-strings (`grep -q X <<< "$text"`) or `grep >/dev/null -c`, which reads
+# everything.
 status_line() { printf '%s\n' "${1%%$'\n'*}"; }
 
 # expect_path NS URL SOURCE [VPCE]: asserts what S3 saw: the source address and the endpoint
@@ -61,8 +66,8 @@ expect_path() {
     local h src vpce
     h=$(get_headers "$1" "$2") || fail "$1 -> $2: request failed"
     [[ "$(status_line "$h")" == *" 200"* ]] || fail "$1 -> $2: $(status_line "$h")"
-    src=$(echo "$h" | header x-vpcsim-source-ip)
-    vpce=$(echo "$h" | header x-vpcsim-vpce)
+    src=$(header x-vpcsim-source-ip <<< "$h")
+    vpce=$(header x-vpcsim-vpce <<< "$h")
     [ "$src" = "$3" ] || fail "$1 -> $2: S3 saw source '$src', expected '$3'"
     [ "$vpce" = "${4:-}" ] || fail "$1 -> $2: endpoint '$vpce', expected '${4:-none}'"
     ok "$1 -> $2: source $src${4:+ through $4}"
@@ -88,7 +93,7 @@ awsx() { "$AWS_BIN" --endpoint-url "http://$API" --output json "$@"; }
 expect_error() {
     local code=$1 out; shift
     if out=$(awsx "$@" 2>&1); then fail "aws $* succeeded, expected $code"; fi
-    echo "$out" | grep -q "($code)" || fail "aws $*: expected ($code), got: $out"
+    grep -q "($code)" <<< "$out" || fail "aws $*: expected ($code), got: $out"
     ok "aws $1 $2 -> $code"
 }
 

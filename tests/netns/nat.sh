@@ -36,7 +36,7 @@ expect_path d http://54.123.165.7/open-bucket/hello.txt 203.0.113.40
 expect_path d http://54.123.170.5/open-bucket/hello.txt 10.0.4.10 vpce-11bb22cc
 awsx ec2 describe-route-tables --route-table-ids rtb-0d0d0d0d \
     --query "RouteTables[0].Routes[?DestinationCidrBlock=='54.123.165.0/24'].NatGatewayId" \
-    --output text | grep -qx nat-0b0b0b0b || fail "describe-route-tables: no NatGatewayId"
+    --output text | grep >/dev/null -cx nat-0b0b0b0b || fail "describe-route-tables: no NatGatewayId"
 ok "describe-route-tables shows the NAT route"
 
 # Elastic IPs and a second NAT gateway through the CLI, in subnet a.
@@ -63,7 +63,7 @@ rc=0; wait $st || rc=$?
 ok "delete-nat-gateway resets the connections through it: $(cat "$WORK/st.err")"
 awsx ec2 describe-route-tables --route-table-ids rtb-0d0d0d0d \
     --query "RouteTables[0].Routes[?DestinationCidrBlock=='0.0.0.0/0'].State" --output text \
-    | grep -qx blackhole || fail "the route to the deleted NAT gateway is not a blackhole"
+    | grep >/dev/null -cx blackhole || fail "the route to the deleted NAT gateway is not a blackhole"
 expect_unreachable d http://198.51.100.10/
 awsx ec2 release-address --allocation-id "$alloc"
 

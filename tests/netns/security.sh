@@ -24,20 +24,20 @@ awsx ec2 authorize-security-group-egress --group-id "$sg" \
     --ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,PrefixListIds=[{PrefixListId=pl-1a2b3c4d}]' >/dev/null
 expect_error InvalidPrefixListID.NotFound ec2 authorize-security-group-egress --group-id "$sg" \
     --ip-permissions 'IpProtocol=tcp,FromPort=80,ToPort=80,PrefixListIds=[{PrefixListId=pl-00000000}]'
-awsx ec2 describe-security-groups --group-ids "$sg" | grep -q '"PrefixListId": "pl-1a2b3c4d"' || fail "rule not shown"
+awsx ec2 describe-security-groups --group-ids "$sg" | grep >/dev/null -c '"PrefixListId": "pl-1a2b3c4d"' || fail "rule not shown"
 reach a 54.123.170.5 80 || fail "a reaches S3:80 before the group is applied"
 awsx ec2 modify-instance-attribute --instance-id i-0a0a0a0a --groups "$sg"
 if reach a 54.123.170.5 80; then fail "HTTP to S3 passed the HTTPS-only group"; fi
 if reach a 198.51.100.10 80; then fail "the internet passed the HTTPS-only group"; fi
 reach a 54.123.170.5 443 || fail "HTTPS to S3 was dropped"
-"$VPCSIM" status "$LAB" --json | grep -A1 '"sg_egress"' | tail -n1 | grep -qv '^ *0$' || fail "sg_egress not counted"
+"$VPCSIM" status "$LAB" --json | grep -A1 '"sg_egress"' | tail -n1 | grep >/dev/null -cv '^ *0$' || fail "sg_egress not counted"
 ok "egress only tcp 443 to pl-1a2b3c4d: HTTP to S3 and the internet refused, HTTPS to S3 passes"
 awsx ec2 modify-instance-attribute --instance-id i-0a0a0a0a --groups sg-111bbb22
 reach a 54.123.170.5 80 || fail "default group restored but still blocked"
 
 # Ingress from the internet to a public IP: refused by the default group, allowed by a rule.
 in_ns b iperf3 -s -D -B 10.0.2.10 -I "$WORK/iperf.pid" --logfile "$WORK/iperf.log"
-for _ in $(seq 100); do in_ns b ss -ltn | grep -q ':5201' && break; sleep 0.05; done
+for _ in $(seq 100); do in_ns b ss -ltn | grep >/dev/null -c ':5201' && break; sleep 0.05; done
 if in_ns internet timeout 5 iperf3 -c 203.0.113.20 -t 1 --connect-timeout 2000 >/dev/null 2>&1; then
     fail "the internet reached b without an ingress rule"
 fi
@@ -64,7 +64,7 @@ awsx ec2 replace-network-acl-association --association-id "$assoc" --network-acl
 # The replies from S3 (from 54.123.x to c's ephemeral port; a NACL's ports are the packet's
 # destination port) hit the inbound deny: NACLs are stateless.
 if reach c 54.123.170.5 80; then fail "the NACL inbound deny did not stop S3's replies"; fi
-"$VPCSIM" status "$LAB" --json | grep -A1 '"nacl_in"' | tail -n1 | grep -qv '^ *0$' || fail "nacl_in not counted"
+"$VPCSIM" status "$LAB" --json | grep -A1 '"nacl_in"' | tail -n1 | grep >/dev/null -cv '^ *0$' || fail "nacl_in not counted"
 awsx ec2 delete-network-acl-entry --network-acl-id "$acl" --ingress --rule-number 50
 reach c 54.123.170.5 80 || fail "deleting the deny rule did not reopen"
 ok "NACL: inbound deny by rule number stops replies (stateless); prefix lists refused"
