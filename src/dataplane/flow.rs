@@ -133,15 +133,18 @@ impl FlowTable {
 
     /// Inserts a NAT flow if its outside key is free; false if taken. The index entry is
     /// written after the flow, so a reader that finds it finds the flow.
-    pub fn insert_napt(&self, key: FlowKey, flow: Flow) -> bool {
-        let Some(inside) = inside_key(&key, &flow) else { return false };
-        {
+    /// `make` is called only when the key is free, so a taken candidate costs no allocation.
+    pub fn insert_napt(&self, key: FlowKey, make: impl FnOnce() -> Flow) -> bool {
+        let inside = {
             let mut shard = self.shard(&key);
-            if shard.contains_key(&key) {
+            let std::collections::hash_map::Entry::Vacant(slot) = shard.entry(key) else {
                 return false;
-            }
-            shard.insert(key, flow);
-        }
+            };
+            let flow = make();
+            let Some(inside) = inside_key(&key, &flow) else { return false };
+            slot.insert(flow);
+            inside
+        };
         // A mapping this replaces (the NAT's address changed) leaves its old flow to expire.
         self.napt_shard(&inside).insert(inside, (key.src, key.sport));
         true

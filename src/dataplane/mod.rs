@@ -246,6 +246,12 @@ impl Pipeline {
         // passes), then the subnet's network ACL outbound (stateless) when the packet leaves
         // the subnet.
         let t = FlowTuple::of(info);
+        // Through a NAT: the NAT address and port this flow already has (one index lookup,
+        // used for the security-group state and for the translation).
+        let napt = match hop {
+            Some(Hop::Nat(_)) => flow_key(info, src, false).and_then(|k| self.flows.napt_get(&k)),
+            _ => None,
+        };
         let tracked = match hop {
             Some(Hop::Local) => {
                 self.touch(now, flow_key(info, src, false))
@@ -255,9 +261,7 @@ impl Pipeline {
                 host.public_ip.is_some_and(|p| self.touch(now, flow_key(info, p, false)))
             }
             Some(Hop::Vpce(_)) => self.touch(now, flow_key(info, src, false)),
-            Some(Hop::Nat(_)) => {
-                flow_key(info, src, false).and_then(|k| self.flows.napt_get(&k)).is_some()
-            }
+            Some(Hop::Nat(_)) => napt.is_some(),
             _ => false,
         };
         if !tracked && let FilterVerdict::Deny(d) = sg_egress(snap, subnet.vpc, src, &t) {
@@ -274,7 +278,7 @@ impl Pipeline {
         let len = pkt.len();
         match hop {
             Hop::Blackhole => c.drop(DropReason::Blackhole),
-            Hop::Nat(n) => self.napt_out(snap, now, port, pkt, info, meta, n),
+            Hop::Nat(n) => self.napt_out(snap, now, port, pkt, info, meta, n, napt),
             Hop::Local => {
                 let Some(dst) = dst_host else {
                     return c.drop(DropReason::NoInstance);
@@ -467,6 +471,7 @@ impl Pipeline {
         info: &Ipv4Info,
         meta: Meta,
         n: u16,
+        existing: Option<(u32, u16)>,
     ) -> Action {
         let c = &self.counters;
         let Some(nat) = snap.nats.get(n as usize) else {
@@ -505,11 +510,11 @@ impl Pipeline {
         if !packet::decrement_ttl(pkt) {
             return c.drop(DropReason::TtlExceeded);
         }
-        let outside_port = match self.flows.napt_get(&inside) {
+        let outside_port = match existing {
             Some((ip, p)) if ip == outside_ip => p,
             _ => {
-                let flow = Flow {
-                    path,
+                let flow = || Flow {
+                    path: path.clone(),
                     napt: Some(Box::new(Napt { nat: nat.id.clone(), inside_port: inside.sport })),
                     port,
                     private_ip: inside.src,
@@ -518,7 +523,7 @@ impl Pipeline {
                 };
                 let free = napt_candidates(&inside).find(|&p| {
                     let key = FlowKey { src: outside_ip, sport: p, ..inside };
-                    self.flows.insert_napt(key, flow.clone())
+                    self.flows.insert_napt(key, flow)
                 });
                 let Some(p) = free else {
                     return c.drop(DropReason::NatPortsExhausted);

@@ -61,28 +61,24 @@ fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
     if host.port != flow.port {
         return Way::Gone;
     }
-    if flow.napt.is_some() {
-        let Some(Hop::Nat(n)) = subnet.fib.lookup(key.dst).copied() else { return Way::Gone };
-        let Some(nat) = snap.nats.get(n as usize).filter(|n| !n.source_dest_check) else {
-            return Way::Gone;
-        };
-        let then = match snap.subnet(nat.port).and_then(|s| s.fib.lookup(key.dst).copied()) {
-            Some(Hop::Igw) => nat.public_ip.map_or(Way::Gone, |public_ip| Way::Igw {
-                public_ip,
-                aws: snap.aws_ranges.lookup(key.dst).is_some(),
-            }),
-            Some(Hop::Vpce(i)) => snap
-                .endpoints
-                .get(i as usize)
-                .map_or(Way::Gone, |e| Way::Vpce { id: e.vpce_id.clone() }),
-            _ => Way::Gone,
-        };
-        return Way::Nat { nat: nat.id.clone(), then: Box::new(then) };
+    let hop = subnet.fib.lookup(key.dst).copied();
+    if flow.napt.is_none() {
+        return way_out(snap, hop, key.dst, host.public_ip);
     }
-    match subnet.fib.lookup(key.dst).copied() {
-        Some(Hop::Igw) => host.public_ip.map_or(Way::Gone, |public_ip| Way::Igw {
+    let Some(Hop::Nat(n)) = hop else { return Way::Gone };
+    let Some(nat) = snap.nats.get(n as usize).filter(|n| !n.source_dest_check) else {
+        return Way::Gone;
+    };
+    let then = snap.subnet(nat.port).and_then(|s| s.fib.lookup(key.dst).copied());
+    Way::Nat { nat: nat.id.clone(), then: Box::new(way_out(snap, then, key.dst, nat.public_ip)) }
+}
+
+/// Where a hop leads a packet to `dst` sent by an address whose public IP is `public_ip`.
+fn way_out(snap: &Snapshot, hop: Option<Hop>, dst: u32, public_ip: Option<u32>) -> Way {
+    match hop {
+        Some(Hop::Igw) => public_ip.map_or(Way::Gone, |public_ip| Way::Igw {
             public_ip,
-            aws: snap.aws_ranges.lookup(key.dst).is_some(),
+            aws: snap.aws_ranges.lookup(dst).is_some(),
         }),
         Some(Hop::Vpce(i)) => snap
             .endpoints
