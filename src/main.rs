@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use vpcsim::fib::extra::{self, ExtraRoutes};
 use vpcsim::lab::daemon::{self, UpOptions};
 use vpcsim::lab::file;
 use vpcsim::lab::setup::{self, RUN_DIR, RunRecord};
-use vpcsim::model::World;
+use vpcsim::model::{Target, World};
 use vpcsim::services::api::Status;
 
 #[derive(Parser)]
@@ -45,6 +46,16 @@ enum Cmd {
         /// state dir is moved aside, not deleted).
         #[arg(long)]
         fresh: bool,
+        /// Benchmarks: a file of IPv4 prefixes (one per line; a raw BGP dump works) added to
+        /// one route table's forwarding table in the data plane only (not listed, not saved).
+        #[arg(long, requires = "extra_routes_table")]
+        extra_routes: Option<PathBuf>,
+        /// The route table (`rtb-…`) that gets the extra routes.
+        #[arg(long, requires = "extra_routes")]
+        extra_routes_table: Option<String>,
+        /// Where the extra routes go: `blackhole` or an internet gateway (`igw-…`).
+        #[arg(long, default_value = "blackhole", requires = "extra_routes")]
+        extra_routes_target: String,
     },
     /// Stop a lab's daemon and remove its namespaces, devices and /etc/netns entries.
     Down {
@@ -106,10 +117,52 @@ fn load_world(lab_file: Option<&PathBuf>) -> anyhow::Result<World> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Up { lab_file, api_listen, state_dir, detach, fresh } => {
+        Cmd::Up {
+            lab_file,
+            api_listen,
+            state_dir,
+            detach,
+            fresh,
+            extra_routes,
+            extra_routes_table,
+            extra_routes_target,
+        } => {
             let world = load_world(lab_file.as_ref())?;
+            let extra = match (&extra_routes, &extra_routes_table) {
+                (Some(path), Some(table)) => {
+                    let target = match extra_routes_target.as_str() {
+                        "blackhole" => Target::Blackhole,
+                        id => Target::Igw(id.to_string()),
+                    };
+                    extra::validate(&world, table, &target)?;
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let prefixes = extra::parse(&path.display().to_string(), &text)?;
+                    Some((ExtraRoutes { table: table.clone(), target, prefixes }, path))
+                }
+                _ => None,
+            };
             if detach {
-                return detach_up(&world, lab_file, api_listen, state_dir, fresh);
+                let extra_args = extra.as_ref().map(|(e, path)| {
+                    [
+                        "--extra-routes".into(),
+                        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).into(),
+                        "--extra-routes-table".into(),
+                        e.table.clone().into(),
+                        "--extra-routes-target".into(),
+                        extra_routes_target.clone().into(),
+                    ]
+                });
+                return detach_up(&world, lab_file, api_listen, state_dir, fresh, extra_args);
+            }
+            if let Some((e, _)) = extra {
+                println!(
+                    "extra routes: {} prefixes -> {} in {} (data plane only)",
+                    e.prefixes.len(),
+                    extra_routes_target,
+                    e.table
+                );
+                extra::install(e)?;
             }
             daemon::up(world, UpOptions { api_listen, state_dir, fresh })?;
             Ok(ExitCode::SUCCESS)
@@ -162,6 +215,7 @@ fn detach_up(
     api: SocketAddr,
     state_dir: Option<PathBuf>,
     fresh: bool,
+    extra_args: Option<[std::ffi::OsString; 6]>,
 ) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(RUN_DIR)?;
     let log_path = PathBuf::from(RUN_DIR).join(format!("{}.log", world.lab));
@@ -179,6 +233,7 @@ fn detach_up(
     if fresh {
         cmd.arg("--fresh");
     }
+    cmd.args(extra_args.into_iter().flatten());
     use std::os::unix::process::CommandExt;
     let mut child = cmd
         .stdin(Stdio::null())

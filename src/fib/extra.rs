@@ -1,0 +1,164 @@
+//! Extra routes: a large prefix table (a full BGP table, say) added to one route table's
+//! compiled FIB, in the data plane only. Issue 6's benchmark 1 runs "the full pipeline (...,
+//! the 901,899-prefix table loaded into the subnet's route table as extra routes)"; this is how
+//! (`vpcsim up --extra-routes FILE --extra-routes-table rtb-… [--extra-routes-target igw-…]`).
+//!
+//! Decisions (the issue is silent):
+//! - Extra routes are not part of the model: DescribeRouteTables does not list them, they are
+//!   not persisted, and they last as long as the daemon process. They are a load, not state.
+//! - Longest prefix match runs over the table's own routes and the extra routes together; for
+//!   an identical prefix the table's own route wins.
+//! - Their target is `blackhole` (default) or an internet gateway; a gateway that is not
+//!   attached to the table's VPC makes them blackholes, like any route to it.
+//! - The prefixes are compiled once per target state into an [`Lpm`]; every snapshot clones it
+//!   (O(1), shared storage) and inserts the table's own routes, so a control-plane change costs
+//!   the same with or without 900k extra routes.
+//!
+//! Invariant: installed at most once per process, before the first snapshot is compiled.
+
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{Context, bail};
+use ipnet::Ipv4Net;
+
+use super::Hop;
+use super::lpm::Lpm;
+use crate::model::{Target, World};
+
+/// What `--extra-routes` asked for.
+#[derive(Clone, Debug)]
+pub struct ExtraRoutes {
+    /// `rtb-…`.
+    pub table: String,
+    /// `Target::Blackhole` or `Target::Igw(id)`.
+    pub target: Target,
+    pub prefixes: Vec<Ipv4Net>,
+}
+
+struct Installed {
+    spec: ExtraRoutes,
+    /// The compiled prefixes, per hop they were compiled with (at most two: igw, blackhole).
+    built: Mutex<Vec<(Hop, Lpm<Hop>)>>,
+}
+
+static EXTRA: OnceLock<Installed> = OnceLock::new();
+
+/// Installs the extra routes for this process; a second call is refused.
+pub fn install(spec: ExtraRoutes) -> anyhow::Result<()> {
+    EXTRA
+        .set(Installed { spec, built: Mutex::new(Vec::new()) })
+        .map_err(|_| anyhow::anyhow!("extra routes are already installed"))
+}
+
+/// Reads a prefix file: one IPv4 CIDR per line; blank lines, `#` comments and IPv6 prefixes
+/// (lines with a `:`) are skipped, so a raw BGP dump works as is. Host bits are cleared.
+pub fn parse(name: &str, text: &str) -> anyhow::Result<Vec<Ipv4Net>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() || line.contains(':') {
+            continue;
+        }
+        let net: Ipv4Net = line
+            .parse()
+            .with_context(|| format!("{name} line {}: not an IPv4 CIDR: {line:?}", i + 1))?;
+        out.push(net.trunc());
+    }
+    if out.is_empty() {
+        bail!("{name}: no IPv4 prefix");
+    }
+    Ok(out)
+}
+
+/// Checks the request against the lab: the table exists and the target is one the table
+/// could route to.
+pub fn validate(world: &World, table: &str, target: &Target) -> anyhow::Result<()> {
+    let Some(rt) = world.route_table(table) else {
+        bail!("--extra-routes-table: no route table {table} in lab {}", world.lab);
+    };
+    match target {
+        Target::Blackhole => Ok(()),
+        Target::Igw(id) if world.igw(id).is_some() => Ok(()),
+        Target::Igw(id) => {
+            bail!("--extra-routes-target: no internet gateway {id} (vpc {})", rt.vpc)
+        }
+        _ => bail!("--extra-routes-target: blackhole or an igw-… id"),
+    }
+}
+
+/// The compiled extra routes of `table` for the world's current state, if any.
+pub(crate) fn base(world: &World, table: &str) -> Option<Lpm<Hop>> {
+    let extra = EXTRA.get().filter(|e| e.spec.table == table)?;
+    let vpc = world.route_table(table)?.vpc.as_str();
+    let hop = match &extra.spec.target {
+        t @ Target::Igw(_) if world.target_alive(t, vpc) => Hop::Igw,
+        _ => Hop::Blackhole,
+    };
+    let mut built = extra.built.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, lpm)) = built.iter().find(|(h, _)| *h == hop) {
+        return Some(lpm.clone());
+    }
+    let lpm = Lpm::from_routes(extra.spec.prefixes.iter().map(|&n| (n, hop)));
+    built.push((hop, lpm.clone()));
+    Some(lpm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_names_the_line() {
+        let ok =
+            parse("f", "# bgp\n10.0.0.0/8\n\n2001:db8::/32\n192.168.1.7/24 # host bits\n").unwrap();
+        assert_eq!(
+            ok,
+            ["10.0.0.0/8".parse::<Ipv4Net>().unwrap(), "192.168.1.0/24".parse().unwrap()]
+        );
+        let e = parse("f", "10.0.0.0/8\n10.0.0.0/33\n").unwrap_err().to_string();
+        assert!(e.contains("f line 2") && e.contains("10.0.0.0/33"), "{e}");
+        assert!(parse("f", "# nothing\n").is_err());
+    }
+
+    /// The only test that installs extra routes (once per process): on a table id no other
+    /// test uses, so the other tests' snapshots are unaffected.
+    #[test]
+    fn extra_routes_join_the_table_by_longest_prefix() {
+        use super::super::{Snapshot, ports_by_index};
+        use std::net::Ipv4Addr;
+        let text = crate::lab::file::DEFAULT_LAB.replace("rtb-0a0a0a0a", "rtb-e0e0e0e0");
+        let world = crate::lab::file::parse("demo", &text).unwrap();
+        let bad = validate(&world, "rtb-e0e0e0e0", &Target::Igw("igw-00000000".into()));
+        assert!(bad.unwrap_err().to_string().contains("no internet gateway igw-00000000"));
+        assert!(validate(&world, "rtb-00000000", &Target::Blackhole).is_err());
+        validate(&world, "rtb-e0e0e0e0", &Target::Blackhole).unwrap();
+        let prefixes = parse("t", "0.0.0.0/0\n8.8.8.0/24\n10.0.0.0/8\n54.123.170.0/24\n").unwrap();
+        install(ExtraRoutes { table: "rtb-e0e0e0e0".into(), target: Target::Blackhole, prefixes })
+            .unwrap();
+        assert!(
+            install(ExtraRoutes { table: "x".into(), target: Target::Blackhole, prefixes: vec![] })
+                .is_err()
+        );
+        let ports = ports_by_index(&world);
+        let snap = Snapshot::compile(&world, 1, &|id| ports.get(id).copied());
+        let a = world.subnets.iter().find(|s| s.route_table == "rtb-e0e0e0e0").unwrap();
+        let b = world.subnets.iter().find(|s| s.route_table != "rtb-e0e0e0e0").unwrap();
+        let route = |s: &crate::model::Subnet, ip: &str| {
+            snap.route(ports[&s.id], ip.parse::<Ipv4Addr>().unwrap())
+        };
+        // An extra route more specific than everything else wins, also over the prefix list.
+        assert_eq!(route(a, "8.8.8.8"), Some(Hop::Blackhole));
+        assert_eq!(route(a, "54.123.170.5"), Some(Hop::Blackhole));
+        assert!(matches!(route(a, "54.123.171.5"), Some(Hop::Vpce(_))));
+        // The table's own more specific route (local /16) beats the extra /8; for the same
+        // prefix (0.0.0.0/0) the table's own route wins.
+        assert_eq!(route(a, "10.0.2.10"), Some(Hop::Local));
+        assert_eq!(route(a, "1.1.1.1"), Some(Hop::Igw));
+        // Other tables are untouched.
+        assert_eq!(route(b, "8.8.8.8"), Some(Hop::Igw));
+        assert_eq!(
+            snap.subnet(ports[&a.id]).unwrap().fib.len(),
+            4 + world.compiled_routes("rtb-e0e0e0e0").len() - 1
+        );
+    }
+}
