@@ -426,6 +426,10 @@ impl FilterSet {
     /// Carries the counts of an older compilation over to this one, rule by rule (matched by
     /// label), so that publishing a new snapshot does not reset them. Control plane only.
     pub fn inherit_counts(&self, old: &FilterSet) {
+        // A snapshot rebuilt from the current one (a route-only change) shares its counters.
+        if Arc::ptr_eq(&self.counts, &old.counts) {
+            return;
+        }
         let by_label: HashMap<&str, u64> = old
             .rules
             .iter()
@@ -538,6 +542,23 @@ mod tests {
 
     fn a32(x: [u8; 4]) -> u32 {
         u32::from_be_bytes(x)
+    }
+
+    #[test]
+    fn inheriting_from_a_clone_does_not_double_counts() {
+        let world = parse("demo", DEFAULT_LAB).unwrap();
+        let ports = ports_by_index(&world);
+        let old = crate::fib::Snapshot::compile(&world, 1, &|id| ports.get(id).copied()).filters;
+        assert!(!old.counts.is_empty());
+        old.counts[0].store(5, Ordering::Relaxed);
+        // A route-only change republishes the same filters (shared counters).
+        let same = old.clone();
+        same.inherit_counts(&old);
+        assert_eq!(same.counts[0].load(Ordering::Relaxed), 5);
+        // A recompilation carries the counts over.
+        let new = crate::fib::Snapshot::compile(&world, 2, &|id| ports.get(id).copied()).filters;
+        new.inherit_counts(&old);
+        assert_eq!(new.counts[0].load(Ordering::Relaxed), 5);
     }
 
     fn demo() -> World {

@@ -7,7 +7,7 @@
 //! anything else changes, so a `kill -9` at any point resumes to an acknowledged world; the data
 //! plane never sees a half-applied change (one snapshot publish).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::setup::{self, NsSpec, RunRecord};
 use crate::dataplane::Pipeline;
-use crate::fib::{FIRST_SUBNET_PORT, PortId, Snapshot};
+use crate::fib::{FIRST_SUBNET_PORT, Hop, PortId, Snapshot};
 use crate::io::netns;
 use crate::io::worker::{self, IoCounters, PortTable};
-use crate::model::World;
+use crate::model::{RouteTable, Target, World};
 use crate::services::access::Access;
 
 /// What the state dir keeps of a lab: the world and the port of each subnet.
@@ -50,10 +50,17 @@ impl Saved {
 
     /// Durable before it returns: temporary file, fsync, rename, fsync of the directory.
     pub fn store(&self, state_dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(state_dir)?;
         let path = Self::path(state_dir);
         let tmp = path.with_extension("json.tmp");
-        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        // The directory is made on the first store only (one syscall less per change).
+        let mut f = match File::create(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(state_dir)?;
+                File::create(&tmp)
+            }
+            r => r,
+        }
+        .with_context(|| format!("writing {}", tmp.display()))?;
         f.write_all(&serde_json::to_vec_pretty(self)?)?;
         f.sync_all()?;
         drop(f);
@@ -136,6 +143,37 @@ impl Control {
         Ok(control)
     }
 
+    /// A control plane without namespaces, devices or workers, for in-process measurements and
+    /// tests: the world of a lab file with ports by position, persisted to `state_dir`, and the
+    /// same change path as a running lab (changes that would add or remove namespaces fail).
+    pub fn in_process(world: World, state_dir: PathBuf) -> anyhow::Result<Arc<Control>> {
+        let ports = crate::fib::ports_by_index(&world).into_iter().collect();
+        let saved = Saved { world, ports };
+        saved.store(&state_dir)?;
+        let record = RunRecord {
+            lab: saved.world.lab.clone(),
+            pid: std::process::id(),
+            api: String::new(),
+            state_dir: state_dir.clone(),
+            namespaces: Vec::new(),
+        };
+        let access =
+            Access::from_world(&saved.world, propagation_delay(&saved.world), None, Instant::now());
+        Ok(Arc::new(Control {
+            pipeline: Arc::new(Pipeline::new(saved.snapshot(1))),
+            state: Mutex::new(State { saved, generation: 1, record }),
+            access: Arc::new(arc_swap::ArcSwap::from_pointee(access)),
+            ports: Arc::new(PortTable::from_pointee(Vec::new())),
+            io: Arc::new(IoCounters::default()),
+            state_dir,
+        }))
+    }
+
+    /// The port of a subnet.
+    pub fn port_of(&self, subnet_id: &str) -> Option<PortId> {
+        self.lock().saved.ports.get(subnet_id).copied()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the last applied state, which is consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -195,6 +233,9 @@ impl Control {
     }
 
     fn apply(&self, st: &mut State, world: World) -> anyhow::Result<Applied> {
+        if let Some(tables) = route_only_change(&st.saved.world, &world) {
+            return self.apply_routes(st, world, &tables);
+        }
         let old_spec = st.saved.spec();
         let mut saved = Saved { world, ports: st.saved.ports.clone() };
         saved.assign_ports();
@@ -247,6 +288,174 @@ impl Control {
     }
 }
 
+impl Control {
+    /// The one path for a change of route tables' routes only (CreateRoute, DeleteRoute,
+    /// ReplaceRoute, …): the same steps and guarantees as [`Control::apply`], without the work
+    /// such a change cannot need. Namespaces, devices, ports and the services' access state do
+    /// not depend on routes, so they are left as they are. The snapshot is the current one with
+    /// the changed tables' FIBs updated in a copy-on-write clone (every other FIB is shared with
+    /// the current snapshot), or a full compile when [`recompile_tables`] cannot (NATs, unknown
+    /// endpoints, extra routes). Persisted before anything else, published as a whole, then
+    /// quiesce and the reset of moved flows as for any change.
+    fn apply_routes(
+        &self,
+        st: &mut State,
+        world: World,
+        tables: &[String],
+    ) -> anyhow::Result<Applied> {
+        let saved = Saved { world, ports: st.saved.ports.clone() };
+        saved.store(&self.state_dir)?;
+        let generation = st.generation + 1;
+        let current = self.pipeline.snapshot();
+        let snapshot = recompile_tables(&current, &st.saved.world, &saved, tables, generation)
+            .unwrap_or_else(|| saved.snapshot(generation));
+        drop(current);
+        self.pipeline.publish(snapshot);
+        worker::quiesce(&self.ports);
+        let resets = self.pipeline.reset_moved_flows();
+        worker::inject(&self.ports, &resets, &self.io);
+        st.saved = saved;
+        st.generation = generation;
+        tracing::info!(generation, resets = resets.len(), "change applied");
+        Ok(Applied { generation, resets: resets.len() })
+    }
+}
+
+/// The route tables whose routes a change touched, when it touched nothing else (the same
+/// tables, in the same order, with the same ids and VPCs; every other part of the world equal);
+/// `None` for any other change.
+fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
+    // Destructured so that a new field of `World` cannot be forgotten here.
+    let World {
+        lab,
+        region,
+        prefix_lists,
+        vpcs,
+        internet_gateways,
+        route_tables,
+        subnets,
+        endpoints,
+        instances,
+        buckets,
+        internet_hosts,
+        users,
+        policy_propagation_delay_secs,
+        next_id,
+        tags,
+        security_groups,
+        network_acls,
+        elastic_ips,
+        nat_gateways,
+    } = new;
+    let rest_equal = *lab == old.lab
+        && *region == old.region
+        && *prefix_lists == old.prefix_lists
+        && *vpcs == old.vpcs
+        && *internet_gateways == old.internet_gateways
+        && *subnets == old.subnets
+        && *endpoints == old.endpoints
+        && *instances == old.instances
+        && *buckets == old.buckets
+        && *internet_hosts == old.internet_hosts
+        && *users == old.users
+        && *policy_propagation_delay_secs == old.policy_propagation_delay_secs
+        && *next_id == old.next_id
+        && *tags == old.tags
+        && *security_groups == old.security_groups
+        && *network_acls == old.network_acls
+        && *elastic_ips == old.elastic_ips
+        && *nat_gateways == old.nat_gateways;
+    if !rest_equal || route_tables.len() != old.route_tables.len() {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for (o, n) in old.route_tables.iter().zip(route_tables) {
+        let RouteTable { id, vpc, routes } = n;
+        if *id != o.id || *vpc != o.vpc {
+            return None;
+        }
+        if *routes != o.routes {
+            changed.push(id.clone());
+        }
+    }
+    Some(changed)
+}
+
+/// `current` (compiled from `old_world`) with the FIBs of the subnets using `tables` updated to
+/// `saved.world`, which differs from `old_world` only in those tables' routes: the prefixes
+/// whose hop changed are inserted into or removed from a copy-on-write clone of the table's
+/// current FIB, so only their paths are copied and every other table's FIB is shared. `None`
+/// when the full compile is needed: a changed table names (before or after) a NAT gateway or
+/// NAT instance, whose index the full compile assigns, or an endpoint `current` does not have,
+/// or has extra routes. The route → hop mapping is [`Snapshot::compile`]'s, on the same
+/// `compiled_routes`.
+fn recompile_tables(
+    current: &Snapshot,
+    old_world: &World,
+    saved: &Saved,
+    tables: &[String],
+    generation: u64,
+) -> Option<Snapshot> {
+    let world = &saved.world;
+    let mut snapshot = current.clone();
+    snapshot.generation = generation;
+    // Compile's route → hop mapping; `None` for what only the full compile can index.
+    let hops = |routes: Vec<(ipnet::Ipv4Net, Target)>| -> Option<HashMap<ipnet::Ipv4Net, Hop>> {
+        let mut out = HashMap::with_capacity(routes.len());
+        for (net, target) in routes {
+            let hop = match target {
+                Target::Local => Hop::Local,
+                Target::Igw(_) => Hop::Igw,
+                Target::Blackhole => Hop::Blackhole,
+                Target::Vpce(id) => {
+                    Hop::Vpce(current.endpoints.iter().position(|e| e.vpce_id == id)? as u16)
+                }
+                Target::Nat(_) | Target::Instance(_) => return None,
+            };
+            // Later wins, as in `Lpm::from_routes`.
+            out.insert(net.trunc(), hop);
+        }
+        Some(out)
+    };
+    for table in tables {
+        // A table with extra routes (`vpcsim up --extra-routes`): the full compile puts its own
+        // routes on top of them, and a removed own route uncovers the extra route of the same
+        // prefix, which the copy here cannot see; that compile is a clone and a few inserts.
+        if crate::fib::extra::base(world, table).is_some() {
+            return None;
+        }
+        let before = hops(old_world.compiled_routes(table))?;
+        let after = hops(world.compiled_routes(table))?;
+        let using: Vec<PortId> = world
+            .subnets
+            .iter()
+            .filter(|s| s.route_table == *table)
+            .filter_map(|s| saved.ports.get(&s.id).copied())
+            .collect();
+        // Every subnet of the table has the same FIB: update one copy (copy-on-write, the
+        // current snapshot's stays as it is) and share it.
+        let Some(mut fib) =
+            using.iter().find_map(|p| current.subnet(*p)).map(|plane| plane.fib.clone())
+        else {
+            continue;
+        };
+        for net in before.keys().filter(|n| !after.contains_key(n)) {
+            fib.remove(*net);
+        }
+        for (net, hop) in &after {
+            if before.get(net) != Some(hop) {
+                fib.insert(*net, *hop);
+            }
+        }
+        for port in using {
+            if let Some(Some(plane)) = snapshot.subnets.get_mut(usize::from(port)) {
+                plane.fib = fib.clone();
+            }
+        }
+    }
+    Some(snapshot)
+}
+
 /// Brings up the namespaces of `saved`: created fresh, or (after a crash, `reattach`) taken
 /// over as they are and completed.
 pub fn build_namespaces(saved: &Saved, reattach: bool) -> anyhow::Result<()> {
@@ -264,4 +473,134 @@ pub fn build_namespaces(saved: &Saved, reattach: bool) -> anyhow::Result<()> {
 /// data plane (the guide: changes "can take a few minutes").
 fn propagation_delay(world: &World) -> Duration {
     Duration::from_secs(world.policy_propagation_delay_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Route;
+    use ipnet::Ipv4Net;
+    use std::net::Ipv4Addr;
+
+    fn lab(name: &str) -> (Arc<Control>, PathBuf) {
+        let world = crate::lab::file::parse("demo", crate::lab::file::DEFAULT_LAB).unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("vpcsim-control-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Control::in_process(world, dir.clone()).unwrap(), dir)
+    }
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    /// Every subnet's route to a set of probe addresses (the changed prefixes, their edges, the
+    /// prefix lists, the internet), NATs and endpoints: the published snapshot against a full
+    /// compile of the saved world.
+    fn assert_same_as_full_compile(c: &Control) {
+        let st = c.lock();
+        let full = st.saved.snapshot(st.generation);
+        let published = c.pipeline.snapshot();
+        assert_eq!(published.generation, st.generation);
+        let mut probes: Vec<u32> = vec![0, 0x0808_0808, 0xffff_ffff, 0x0a00_0105, 0x0a00_0405];
+        for i in 0..64u32 {
+            probes.extend([0x6440_0000 | i, 0x6440_0000 | i << 8, 0x6440_0000 | i << 8 | 1]);
+        }
+        for pl in &st.saved.world.prefix_lists {
+            for cidr in &pl.cidrs {
+                probes.extend([u32::from(cidr.network()), u32::from(cidr.broadcast())]);
+            }
+        }
+        for t in &st.saved.world.route_tables {
+            for r in &t.routes {
+                let n = r.destination;
+                probes.extend([u32::from(n.network()), u32::from(n.broadcast())]);
+                probes.extend([u32::from(n.network()).wrapping_sub(1)]);
+                probes.extend([u32::from(n.broadcast()).wrapping_add(1)]);
+            }
+        }
+        assert_eq!(published.subnets.len(), full.subnets.len());
+        for port in 0..full.subnets.len() as PortId {
+            for &p in &probes {
+                assert_eq!(
+                    published.route(port, Ipv4Addr::from(p)),
+                    full.route(port, Ipv4Addr::from(p)),
+                    "port {port}, {}",
+                    Ipv4Addr::from(p)
+                );
+            }
+        }
+        assert_eq!(published.nats, full.nats);
+        assert_eq!(published.nat_addrs, full.nat_addrs);
+        assert_eq!(published.endpoints, full.endpoints);
+    }
+
+    fn change(c: &Control, f: impl FnOnce(&mut World) -> Result<(), crate::model::ModelError>) {
+        c.change(|w| {
+            let mut w = w.clone();
+            f(&mut w)?;
+            Ok::<_, crate::model::ModelError>((Some(w), ()))
+        })
+        .unwrap()
+        .unwrap();
+        assert_same_as_full_compile(c);
+    }
+
+    #[test]
+    fn route_only_changes_match_a_full_compile() {
+        let (c, dir) = lab("routes");
+        let igw = || Target::Igw("igw-1a2b3c4d".into());
+        let nat = || Target::Nat("nat-0b0b0b0b".into());
+        let route = |d: &str, target| Route { destination: net(d), target };
+        // Adds and deletes in a's table (the benchmark's churn), shorter prefixes too.
+        for i in 0..20 {
+            let d = format!("100.64.{i}.7/32");
+            change(&c, |w| w.add_route("rtb-0a0a0a0a", route(&d, igw())));
+        }
+        change(&c, |w| w.add_route("rtb-0a0a0a0a", route("100.64.0.0/10", igw())));
+        change(&c, |w| w.add_route("rtb-0c0c0c0c", route("100.64.0.0/16", igw())));
+        change(&c, |w| w.add_route("rtb-0c0c0c0c", route("100.0.0.0/6", igw())));
+        for i in (0..20).step_by(3) {
+            let d = format!("100.64.{i}.7/32");
+            change(&c, |w| w.delete_route("rtb-0a0a0a0a", net(&d)));
+        }
+        change(&c, |w| w.delete_route("rtb-0c0c0c0c", net("100.64.0.0/16")));
+        // Through a NAT (the full compile), then back.
+        change(&c, |w| w.add_route("rtb-0c0c0c0c", route("100.65.0.0/16", nat())));
+        change(&c, |w| w.replace_route("rtb-0c0c0c0c", route("100.65.0.0/16", igw())));
+        change(&c, |w| w.delete_route("rtb-0c0c0c0c", net("100.65.0.0/16")));
+        change(&c, |w| w.replace_route("rtb-0d0d0d0d", route("0.0.0.0/0", igw())));
+        change(&c, |w| w.replace_route("rtb-0d0d0d0d", route("0.0.0.0/0", nat())));
+        // Over the prefix list's CIDRs (the endpoint route) and the default route.
+        change(&c, |w| w.add_route("rtb-0a0a0a0a", route("52.216.0.0/15", igw())));
+        change(&c, |w| w.delete_route("rtb-0a0a0a0a", net("52.216.0.0/15")));
+        change(&c, |w| w.delete_route("rtb-0b0b0b0b", net("0.0.0.0/0")));
+        change(&c, |w| w.add_route("rtb-0b0b0b0b", route("0.0.0.0/0", igw())));
+        // A route-only change persists like any other.
+        let saved = Saved::load(&dir).unwrap().unwrap();
+        assert_eq!(saved.world, c.world());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn route_only_change_detection() {
+        let world = crate::lab::file::parse("demo", crate::lab::file::DEFAULT_LAB).unwrap();
+        let mut w = world.clone();
+        w.add_route(
+            "rtb-0a0a0a0a",
+            Route { destination: net("100.64.0.1/32"), target: Target::Igw("igw-1a2b3c4d".into()) },
+        )
+        .unwrap();
+        assert_eq!(route_only_change(&world, &w), Some(vec!["rtb-0a0a0a0a".to_string()]));
+        assert_eq!(route_only_change(&world, &world), Some(vec![]));
+        let mut other = w.clone();
+        other.next_id += 1;
+        assert_eq!(route_only_change(&world, &other), None);
+        let mut other = world.clone();
+        other.route_tables.pop();
+        assert_eq!(route_only_change(&world, &other), None);
+        let mut other = world.clone();
+        other.instances[0].source_dest_check = !other.instances[0].source_dest_check;
+        assert_eq!(route_only_change(&world, &other), None);
+    }
 }
