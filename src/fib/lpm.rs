@@ -679,21 +679,31 @@ impl<T: Clone> Lpm<T> {
 
     /// Whether exactly the (normalised) prefix `addr/len` is present.
     fn contains(&self, addr: u32, len: u8) -> bool {
-        let Some(top) = self.top.as_deref() else {
-            return false;
-        };
+        self.exact(addr, len).is_some()
+    }
+}
+
+impl<T> Lpm<T> {
+    /// The value of exactly this prefix (host bits ignored), not of a longest match.
+    pub fn get(&self, prefix: Ipv4Net) -> Option<&T> {
+        let len = prefix.prefix_len();
+        self.exact(u32::from(prefix.network()) & mask(len), len)
+    }
+
+    /// The value of exactly the (normalised) prefix `addr/len`.
+    fn exact(&self, addr: u32, len: u8) -> Option<&T> {
+        let top = self.top.as_deref()?;
         if len < 8 {
-            return top.tiny.get(tiny_slot(addr, len)).is_some_and(Option::is_some);
+            return top.tiny.get(tiny_slot(addr, len))?.as_ref();
         }
-        let Some(chunk) = top.chunk((addr >> 24) as usize) else {
-            return false;
-        };
+        let chunk = top.chunk((addr >> 24) as usize)?;
         if len <= 16 {
-            return chunk.short.binary_search_by_key(&(addr, len), |&(a, l, _)| (a, l)).is_ok();
+            let i = chunk.short.binary_search_by_key(&(addr, len), |&(a, l, _)| (a, l)).ok()?;
+            return chunk.short.get(i).map(|(_, _, v)| v);
         }
-        chunk.slot((addr >> 16) as usize & 0xff).is_some_and(|s| {
-            s.routes().binary_search_by_key(&sub_key(addr, len), |&(k, _)| k).is_ok()
-        })
+        let routes = chunk.slot((addr >> 16) as usize & 0xff)?.routes();
+        let i = routes.binary_search_by_key(&sub_key(addr, len), |&(k, _)| k).ok()?;
+        routes.get(i).map(|(_, v)| v)
     }
 }
 
@@ -1215,6 +1225,10 @@ mod tests {
             }));
             built.check_invariants();
             let addrs = probes.iter().copied().chain(pool.iter().flat_map(|&n| edges(n)));
+            for &n in &pool {
+                prop_assert_eq!(t.get(n), model.get(&key_of(n)));
+                prop_assert_eq!(built.get(n), model.get(&key_of(n)));
+            }
             for a in addrs {
                 let want = brute(&model, a);
                 prop_assert_eq!(t.lookup_prefix(a), want, "addr {}", Ipv4Addr::from(a));
