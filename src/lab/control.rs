@@ -307,12 +307,22 @@ impl Control {
         saved.store(&self.state_dir)?;
         let generation = st.generation + 1;
         let current = self.pipeline.snapshot();
-        let snapshot = recompile_tables(&current, &st.saved.world, &saved, tables, generation)
-            .unwrap_or_else(|| saved.snapshot(generation));
+        let (snapshot, same_lookups) =
+            match recompile_tables(&current, &st.saved.world, &saved, tables, generation) {
+                Some(x) => x,
+                None => (saved.snapshot(generation), false),
+            };
         drop(current);
         self.pipeline.publish(snapshot);
-        worker::quiesce(&self.ports);
-        let resets = self.pipeline.reset_moved_flows();
+        // When every lookup gives the hop it gave before (a more specific route to the hop its
+        // cover already had, say), no flow, tracked or in flight on the old snapshot, can have
+        // moved: nothing to wait for, nothing to scan (no flow-table lock taken).
+        let resets = if same_lookups {
+            Vec::new()
+        } else {
+            worker::quiesce(&self.ports);
+            self.pipeline.reset_moved_flows()
+        };
         worker::inject(&self.ports, &resets, &self.io);
         st.saved = saved;
         st.generation = generation;
@@ -395,8 +405,9 @@ fn recompile_tables(
     saved: &Saved,
     tables: &[String],
     generation: u64,
-) -> Option<Snapshot> {
+) -> Option<(Snapshot, bool)> {
     let world = &saved.world;
+    let mut same_lookups = true;
     let mut snapshot = current.clone();
     snapshot.generation = generation;
     // Compile's route → hop mapping; `None` for what only the full compile can index.
@@ -426,6 +437,7 @@ fn recompile_tables(
         }
         let before = hops(old_world.compiled_routes(table))?;
         let after = hops(world.compiled_routes(table))?;
+        same_lookups &= same_lookups_after(&before, &after);
         let using: Vec<PortId> = world
             .subnets
             .iter()
@@ -453,7 +465,31 @@ fn recompile_tables(
             }
         }
     }
-    Some(snapshot)
+    Some((snapshot, same_lookups))
+}
+
+/// Whether a table whose routes (prefix → hop, later wins) were `before` answers every lookup
+/// as before with `after`. The prefixes containing an address form a chain, so for an address
+/// whose longest matching prefix L (in either version) is unchanged the answer is unchanged, and
+/// otherwise L is a changed prefix and the answer is the hop of L's longest cover (L itself or
+/// the longest prefix containing it) in each version. So: every changed prefix has the same
+/// cover hop (or none) before and after.
+fn same_lookups_after(
+    before: &HashMap<ipnet::Ipv4Net, Hop>,
+    after: &HashMap<ipnet::Ipv4Net, Hop>,
+) -> bool {
+    let cover = |routes: &HashMap<ipnet::Ipv4Net, Hop>, net: ipnet::Ipv4Net| {
+        (0..=net.prefix_len()).rev().find_map(|len| {
+            let sup = ipnet::Ipv4Net::new(net.network(), len).ok()?.trunc();
+            routes.get(&sup).copied()
+        })
+    };
+    let mut changed = before
+        .iter()
+        .filter(|(n, h)| after.get(n) != Some(h))
+        .map(|(n, _)| *n)
+        .chain(after.iter().filter(|(n, h)| before.get(n) != Some(h)).map(|(n, _)| *n));
+    changed.all(|net| cover(before, net) == cover(after, net))
 }
 
 /// Brings up the namespaces of `saved`: created fresh, or (after a crash, `reattach`) taken
@@ -580,6 +616,62 @@ mod tests {
         let saved = Saved::load(&dir).unwrap().unwrap();
         assert_eq!(saved.world, c.world());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn same_lookups_only_when_no_address_changes_hop() {
+        use crate::fib::lpm::Lpm;
+        let map = |routes: &[(&str, Hop)]| -> HashMap<Ipv4Net, Hop> {
+            routes.iter().map(|(n, h)| (net(n), *h)).collect()
+        };
+        let default = [("0.0.0.0/0", Hop::Igw), ("10.0.0.0/16", Hop::Local)];
+        type Routes<'a> = Vec<(&'a str, Hop)>;
+        let cases: Vec<(Routes, Routes, bool)> = vec![
+            // The benchmark's churn: a /32 to the hop its cover already has.
+            (default.to_vec(), [&default[..], &[("100.64.1.2/32", Hop::Igw)]].concat(), true),
+            ([&default[..], &[("100.64.1.2/32", Hop::Igw)]].concat(), default.to_vec(), true),
+            // A different hop, a route where there was none, a removed cover.
+            (
+                default.to_vec(),
+                [&default[..], &[("100.64.1.2/32", Hop::Blackhole)]].concat(),
+                false,
+            ),
+            (
+                vec![("10.0.0.0/16", Hop::Local)],
+                vec![("10.0.0.0/16", Hop::Local), ("100.64.0.0/16", Hop::Igw)],
+                false,
+            ),
+            (default.to_vec(), vec![("10.0.0.0/16", Hop::Local)], false),
+            // Same hop as the cover, but over a more specific route with another hop.
+            (
+                [&default[..], &[("100.64.1.0/24", Hop::Blackhole)]].concat(),
+                [&default[..], &[("100.64.1.0/24", Hop::Blackhole), ("100.64.0.0/16", Hop::Igw)]]
+                    .concat(),
+                true,
+            ),
+            (
+                [&default[..], &[("100.64.1.0/24", Hop::Blackhole)]].concat(),
+                [&default[..], &[("100.64.1.0/24", Hop::Blackhole), ("100.64.1.0/25", Hop::Igw)]]
+                    .concat(),
+                false,
+            ),
+            // A replaced default route.
+            (
+                default.to_vec(),
+                vec![("0.0.0.0/0", Hop::Blackhole), ("10.0.0.0/16", Hop::Local)],
+                false,
+            ),
+        ];
+        for (b, a, want) in cases {
+            let (before, after) = (map(&b), map(&a));
+            assert_eq!(same_lookups_after(&before, &after), want, "{b:?} -> {a:?}");
+            if want {
+                let (lb, la) = (Lpm::from_routes(before.clone()), Lpm::from_routes(after.clone()));
+                for x in (0..=u32::MAX).step_by(65_521).chain(0x6440_0000..0x6440_0400) {
+                    assert_eq!(lb.lookup(x), la.lookup(x), "{}", Ipv4Addr::from(x));
+                }
+            }
+        }
     }
 
     #[test]
