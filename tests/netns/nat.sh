@@ -74,7 +74,8 @@ awsx ec2 modify-instance-attribute --instance-id i-0b0b0b0b --no-source-dest-che
 seen=$(in_ns d curl -s -m 10 http://198.51.100.10/)
 [ "$seen" = 203.0.113.20 ] || fail "through the NAT instance the internet saw '$seen'"
 ok "NAT instance i-0b0b0b0b (source/dest check off): the internet sees 203.0.113.20"
-"$VPCSIM" status "$LAB" | grep -Eq "source_dest_check +[1-9]" || fail "status: no source_dest_check drop"
+st=$("$VPCSIM" status "$LAB")
+grep -Eq "source_dest_check +[1-9]" <<< "$st" || fail "status: no source_dest_check drop: $st"
 ok "vpcsim status counts the source/destination-check drops"
 
 # An Elastic IP as an instance's public IP: associate-address replaces a's 203.0.113.10; after
