@@ -103,6 +103,22 @@ pub(crate) fn base(world: &World, table: &str) -> Option<Lpm<Hop>> {
     Some(lpm)
 }
 
+/// The route table that tests give extra routes to (no lab file uses it).
+#[cfg(test)]
+pub(crate) const TEST_TABLE: &str = "rtb-e0e0e0e0";
+
+/// Installs the tests' extra routes once per test process, whichever test comes first:
+/// 0.0.0.0/0, 8.8.8.0/24, 10.0.0.0/8 and 54.123.170.0/24 to a blackhole in [`TEST_TABLE`].
+#[cfg(test)]
+pub(crate) fn install_for_tests() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prefixes = parse("t", "0.0.0.0/0\n8.8.8.0/24\n10.0.0.0/8\n54.123.170.0/24\n").unwrap();
+        install(ExtraRoutes { table: TEST_TABLE.into(), target: Target::Blackhole, prefixes })
+            .unwrap();
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,9 +148,7 @@ mod tests {
         assert!(bad.unwrap_err().to_string().contains("no internet gateway igw-00000000"));
         assert!(validate(&world, "rtb-00000000", &Target::Blackhole).is_err());
         validate(&world, "rtb-e0e0e0e0", &Target::Blackhole).unwrap();
-        let prefixes = parse("t", "0.0.0.0/0\n8.8.8.0/24\n10.0.0.0/8\n54.123.170.0/24\n").unwrap();
-        install(ExtraRoutes { table: "rtb-e0e0e0e0".into(), target: Target::Blackhole, prefixes })
-            .unwrap();
+        install_for_tests();
         assert!(
             install(ExtraRoutes { table: "x".into(), target: Target::Blackhole, prefixes: vec![] })
                 .is_err()

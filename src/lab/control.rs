@@ -295,7 +295,7 @@ impl Control {
     /// not depend on routes, so they are left as they are. The snapshot is the current one with
     /// the changed tables' FIBs updated in a copy-on-write clone (every other FIB is shared with
     /// the current snapshot), or a full compile when [`recompile_tables`] cannot (NATs, unknown
-    /// endpoints, extra routes). Persisted before anything else, published as a whole, then
+    /// endpoints). Persisted before anything else, published as a whole, then
     /// quiesce and the reset of moved flows as for any change.
     fn apply_routes(
         &self,
@@ -396,8 +396,9 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
 /// whose hop changed are inserted into or removed from a copy-on-write clone of the table's
 /// current FIB, so only their paths are copied and every other table's FIB is shared. `None`
 /// when the full compile is needed: a changed table names (before or after) a NAT gateway or
-/// NAT instance, whose index the full compile assigns, or an endpoint `current` does not have,
-/// or has extra routes. The route → hop mapping is [`Snapshot::compile`]'s, on the same
+/// NAT instance, whose index the full compile assigns, or an endpoint `current` does not have.
+/// A removed route of a table with extra routes uncovers the extra route of the same prefix.
+/// The route → hop mapping is [`Snapshot::compile`]'s, on the same
 /// `compiled_routes`.
 fn recompile_tables(
     current: &Snapshot,
@@ -429,15 +430,14 @@ fn recompile_tables(
         Some(out)
     };
     for table in tables {
-        // A table with extra routes (`vpcsim up --extra-routes`): the full compile puts its own
-        // routes on top of them, and a removed own route uncovers the extra route of the same
-        // prefix, which the copy here cannot see; that compile is a clone and a few inserts.
-        if crate::fib::extra::base(world, table).is_some() {
-            return None;
-        }
+        // A table with extra routes (`vpcsim up --extra-routes`) has its own routes on top of
+        // them (as the full compile puts them): a removed own route uncovers the extra route of
+        // the same prefix, and covers are looked up in both. A route-only change does not
+        // change what the extra routes point to (their gateway's attachment is not a route).
+        let extra = crate::fib::extra::base(world, table);
         let before = hops(old_world.compiled_routes(table))?;
         let after = hops(world.compiled_routes(table))?;
-        same_lookups &= same_lookups_after(&before, &after);
+        same_lookups &= same_lookups_after(&before, &after, extra.as_ref());
         let using: Vec<PortId> = world
             .subnets
             .iter()
@@ -452,7 +452,10 @@ fn recompile_tables(
             continue;
         };
         for net in before.keys().filter(|n| !after.contains_key(n)) {
-            fib.remove(*net);
+            match extra.as_ref().and_then(|e| e.get(*net)) {
+                Some(hop) => fib.insert(*net, *hop),
+                None => fib.remove(*net),
+            };
         }
         for (net, hop) in &after {
             if before.get(net) != Some(hop) {
@@ -477,11 +480,13 @@ fn recompile_tables(
 fn same_lookups_after(
     before: &HashMap<ipnet::Ipv4Net, Hop>,
     after: &HashMap<ipnet::Ipv4Net, Hop>,
+    extra: Option<&crate::fib::lpm::Lpm<Hop>>,
 ) -> bool {
+    // The table's own route of a prefix wins over an extra route of the same prefix.
     let cover = |routes: &HashMap<ipnet::Ipv4Net, Hop>, net: ipnet::Ipv4Net| {
         (0..=net.prefix_len()).rev().find_map(|len| {
             let sup = ipnet::Ipv4Net::new(net.network(), len).ok()?.trunc();
-            routes.get(&sup).copied()
+            routes.get(&sup).or_else(|| extra.and_then(|e| e.get(sup))).copied()
         })
     };
     let mut changed = before
@@ -538,7 +543,8 @@ mod tests {
         let full = st.saved.snapshot(st.generation);
         let published = c.pipeline.snapshot();
         assert_eq!(published.generation, st.generation);
-        let mut probes: Vec<u32> = vec![0, 0x0808_0808, 0xffff_ffff, 0x0a00_0105, 0x0a00_0405];
+        let mut probes: Vec<u32> =
+            vec![0, 0x0808_0808, 0x0808_0809, 0x367b_aa05, 0xffff_ffff, 0x0a00_0105, 0x0a00_0405];
         for i in 0..64u32 {
             probes.extend([0x6440_0000 | i, 0x6440_0000 | i << 8, 0x6440_0000 | i << 8 | 1]);
         }
@@ -618,6 +624,46 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Route-only changes in a table with extra routes: own routes on top of them, a deleted
+    /// own route uncovering the extra route of the same prefix.
+    #[test]
+    fn route_only_changes_with_extra_routes_match_a_full_compile() {
+        use crate::fib::extra::{TEST_TABLE, install_for_tests};
+        install_for_tests();
+        let text = crate::lab::file::DEFAULT_LAB.replace("rtb-0a0a0a0a", TEST_TABLE);
+        let world = crate::lab::file::parse("demo", &text).unwrap();
+        let dir = std::env::temp_dir().join(format!("vpcsim-control-extra-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let c = Control::in_process(world, dir.clone()).unwrap();
+        let igw = || Target::Igw("igw-1a2b3c4d".into());
+        let route = |d: &str, target| Route { destination: net(d), target };
+        let a = |c: &Control, ip: &str| {
+            let port = c.port_of(&c.world().subnets[0].id).unwrap();
+            c.pipeline.snapshot().route(port, ip.parse().unwrap())
+        };
+        assert_eq!(a(&c, "8.8.8.8"), Some(Hop::Blackhole), "the extra /24");
+        // The same prefix as an extra route: the own route wins, and deleting it uncovers the
+        // extra route again.
+        change(&c, |w| w.add_route(TEST_TABLE, route("8.8.8.0/24", igw())));
+        assert_eq!(a(&c, "8.8.8.8"), Some(Hop::Igw));
+        change(&c, |w| w.delete_route(TEST_TABLE, net("8.8.8.0/24")));
+        assert_eq!(a(&c, "8.8.8.8"), Some(Hop::Blackhole));
+        // Inside an extra route, and over one.
+        change(&c, |w| w.add_route(TEST_TABLE, route("8.8.8.8/32", igw())));
+        change(&c, |w| w.add_route(TEST_TABLE, route("8.0.0.0/8", igw())));
+        assert_eq!(a(&c, "8.8.8.8"), Some(Hop::Igw));
+        assert_eq!(a(&c, "8.8.8.9"), Some(Hop::Blackhole));
+        change(&c, |w| w.delete_route(TEST_TABLE, net("8.8.8.8/32")));
+        change(&c, |w| w.delete_route(TEST_TABLE, net("8.0.0.0/8")));
+        // The benchmark's churn.
+        for i in 0..5 {
+            let d = format!("100.64.{i}.7/32");
+            change(&c, |w| w.add_route(TEST_TABLE, route(&d, igw())));
+            change(&c, |w| w.delete_route(TEST_TABLE, net(&d)));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn same_lookups_only_when_no_address_changes_hop() {
         use crate::fib::lpm::Lpm;
@@ -664,7 +710,7 @@ mod tests {
         ];
         for (b, a, want) in cases {
             let (before, after) = (map(&b), map(&a));
-            assert_eq!(same_lookups_after(&before, &after), want, "{b:?} -> {a:?}");
+            assert_eq!(same_lookups_after(&before, &after, None), want, "{b:?} -> {a:?}");
             if want {
                 let (lb, la) = (Lpm::from_routes(before.clone()), Lpm::from_routes(after.clone()));
                 for x in (0..=u32::MAX).step_by(65_521).chain(0x6440_0000..0x6440_0400) {
