@@ -285,8 +285,8 @@ fn status(lab: &str, json: bool) -> anyhow::Result<ExitCode> {
     );
     println!("namespaces: {}", s.namespaces.join(" "));
     println!(
-        "forwarded: {} packets, {} bytes; tracked flows: {}",
-        s.forwarded_packets, s.forwarded_bytes, s.flows
+        "forwarded: {} packets, {} bytes; tracked flows: {} (reset scans: {})",
+        s.forwarded_packets, s.forwarded_bytes, s.flows, s.reset_scans
     );
     println!("tun errors: rx {}, tx {}", s.rx_errors, s.tx_errors);
     println!("drops:");

@@ -94,6 +94,9 @@ pub struct Counters {
     drops: Vec<AtomicU64>,
     forwarded: AtomicU64,
     bytes: AtomicU64,
+    /// Scans of the whole flow table for flows a change moved ([`Pipeline::reset_moved_flows`]):
+    /// the only time the control plane takes the flow table's shard locks.
+    reset_scans: AtomicU64,
 }
 
 impl Default for Counters {
@@ -102,6 +105,7 @@ impl Default for Counters {
             drops: DropReason::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             forwarded: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            reset_scans: AtomicU64::new(0),
         }
     }
 }
@@ -120,6 +124,9 @@ impl Counters {
     }
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+    pub fn reset_scans(&self) -> u64 {
+        self.reset_scans.load(Ordering::Relaxed)
     }
 }
 

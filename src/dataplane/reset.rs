@@ -107,6 +107,7 @@ impl Pipeline {
     /// still forwarding with the old snapshot.
     pub fn reset_moved_flows(&self) -> Vec<Injection> {
         let snap = self.snapshot();
+        self.counters.reset_scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let moved = self.flows.remove_where(|k, f| way_under(&snap, k, f) != recorded_way(k, f));
         let mut out = Vec::new();
         for (key, flow) in moved {

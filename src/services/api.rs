@@ -49,6 +49,10 @@ pub struct Status {
     /// Packets dropped by each security group or network ACL rule (only rules that dropped).
     #[serde(default)]
     pub filter_drops: Vec<(String, u64)>,
+    /// Scans of the flow table for flows a change moved (a change that cannot move a flow
+    /// skips it): the control plane's only use of the flow table's locks.
+    #[serde(default)]
+    pub reset_scans: u64,
 }
 
 pub fn status(lab: &Lab) -> Status {
@@ -66,6 +70,7 @@ pub fn status(lab: &Lab) -> Status {
         flows: p.flows.len(),
         forwarded_packets: p.counters.forwarded(),
         forwarded_bytes: p.counters.bytes(),
+        reset_scans: p.counters.reset_scans(),
         rx_errors: c.io.rx_errors.load(Ordering::Relaxed),
         tx_errors: c.io.tx_errors.load(Ordering::Relaxed),
         drops: DropReason::ALL
