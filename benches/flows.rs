@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use vpcsim::dataplane::flow::{Flow, FlowKey, FlowPath, FlowTable, TcpState};
+use vpcsim::dataplane::flow::{Flow, FlowKey, FlowPath, FlowTable, Stamp, TcpState};
 
 struct Counting;
 
@@ -52,7 +52,7 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let now = Instant::now();
+    let now = Stamp::at(Instant::now());
     let before = LIVE.load(Ordering::Relaxed);
     let table = FlowTable::default();
     let mut inserts = Vec::with_capacity(FLOWS as usize);
@@ -62,7 +62,6 @@ fn main() {
         table.upsert(
             k,
             || Flow {
-                napt: None,
                 path: FlowPath::Igw { aws: true },
                 port: 2,
                 private_ip: i,

@@ -27,7 +27,7 @@ use crate::packet::{self, CsumMode, Ipv4Info, L4, Malformed, tcp_flags};
 use filter::{
     FilterDrop, FilterVerdict, FlowTuple, Stage, nacl_in, nacl_out, sg_egress, sg_ingress,
 };
-use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, TcpState};
+use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, Stamp, TcpState};
 pub use reset::Injection;
 
 /// What to do with a packet. The packet buffer has been rewritten in place.
@@ -179,9 +179,9 @@ impl Pipeline {
             dst: server.0,
             dport: server.1,
         };
-        match self.flows.get(&key)?.path {
-            FlowPath::Vpce(ep) => Some(ep),
-            FlowPath::Igw { .. } | FlowPath::Resolver(_) | FlowPath::Local => None,
+        match self.flows.get(&key)?.path.way() {
+            FlowPath::Vpce(ep) => Some(ep.clone()),
+            _ => None,
         }
     }
 
@@ -241,7 +241,9 @@ impl Pipeline {
                 return c.drop(DropReason::TtlExceeded);
             }
             let id = vpc.id.clone();
-            self.track_out(now, info, src, port, src, || FlowPath::Resolver(id));
+            self.track_out(now, info, src, port, src, || {
+                FlowPath::Resolver(Arc::new(id.to_string()))
+            });
             return Action::Forward { port: PORT_AWS, len: pkt.len() };
         }
         let hop = subnet.fib.lookup(info.dst_u32()).copied();
@@ -379,10 +381,9 @@ impl Pipeline {
                         key,
                         || Flow {
                             path: FlowPath::Igw { aws },
-                            napt: None,
                             port: nat.port,
                             private_ip: nat.private_ip,
-                            last_seen: now,
+                            last_seen: Stamp::at(now),
                             tcp: TcpState::default(),
                         },
                         |f| track_tcp(&mut f.tcp, info, false),
@@ -401,9 +402,9 @@ impl Pipeline {
                 return c.drop(DropReason::NoFlow);
             };
             let back = self.flows.with(&key, |f| {
-                f.last_seen = now;
+                f.last_seen = Stamp::at(now);
                 track_tcp(&mut f.tcp, info, false);
-                match f.path {
+                match f.path.way() {
                     FlowPath::Vpce(_) => Some((f.port, true)),
                     FlowPath::Resolver(_) => Some((f.port, false)),
                     _ => None,
@@ -450,14 +451,13 @@ impl Pipeline {
             key,
             move || Flow {
                 path: path(),
-                napt: None,
                 port,
                 private_ip,
-                last_seen: now,
+                last_seen: Stamp::at(now),
                 tcp: TcpState::default(),
             },
             |f| {
-                f.last_seen = now;
+                f.last_seen = Stamp::at(now);
                 track_tcp(&mut f.tcp, info, true);
             },
         );
@@ -521,11 +521,14 @@ impl Pipeline {
             Some((ip, p)) if ip == outside_ip => p,
             _ => {
                 let flow = || Flow {
-                    path: path.clone(),
-                    napt: Some(Box::new(Napt { nat: nat.id.clone(), inside_port: inside.sport })),
+                    path: FlowPath::Nat(Box::new(Napt {
+                        way: path.clone(),
+                        nat: nat.id.clone(),
+                        inside_port: inside.sport,
+                    })),
                     port,
                     private_ip: inside.src,
-                    last_seen: now,
+                    last_seen: Stamp::at(now),
                     tcp: TcpState::default(),
                 };
                 let free = napt_candidates(&inside).find(|&p| {
@@ -540,7 +543,7 @@ impl Pipeline {
         };
         let key = FlowKey { src: outside_ip, sport: outside_port, ..inside };
         self.flows.with(&key, |f| {
-            f.last_seen = now;
+            f.last_seen = Stamp::at(now);
             track_tcp(&mut f.tcp, info, true);
         });
         packet::set_src(pkt, info, outside_ip.into(), meta.csum);
@@ -564,8 +567,8 @@ impl Pipeline {
     ) -> Option<Action> {
         let key = flow_key(info, info.dst_u32(), true)?;
         let (port, private_ip, inside_port) = self.flows.with(&key, |f| {
-            let inside = f.napt.as_ref()?.inside_port;
-            f.last_seen = now;
+            let inside = f.path.napt()?.inside_port;
+            f.last_seen = Stamp::at(now);
             track_tcp(&mut f.tcp, info, false);
             Some((f.port, f.private_ip, inside))
         })??;
@@ -590,7 +593,7 @@ impl Pipeline {
         let Some(key) = flow_key(info, public_dst, true) else { return false };
         self.flows
             .with(&key, |f| {
-                f.last_seen = now;
+                f.last_seen = Stamp::at(now);
                 track_tcp(&mut f.tcp, info, false);
             })
             .is_some()
@@ -598,7 +601,7 @@ impl Pipeline {
 
     /// Whether the flow exists (refreshing it).
     fn touch(&self, now: Instant, key: Option<FlowKey>) -> bool {
-        key.is_some_and(|k| self.flows.with(&k, |f| f.last_seen = now).is_some())
+        key.is_some_and(|k| self.flows.with(&k, |f| f.last_seen = Stamp::at(now)).is_some())
     }
 
     /// Counts a filter drop: its reason and its rule.
@@ -633,7 +636,7 @@ impl Pipeline {
     ) -> Option<Arc<str>> {
         let key = FlowKey { proto, src: client.0, sport: client.1, dst: server.0, dport: server.1 };
         match self.flows.get(&key)?.path {
-            FlowPath::Resolver(vpc) => Some(vpc),
+            FlowPath::Resolver(vpc) => Some(Arc::from(vpc.as_str())),
             _ => None,
         }
     }

@@ -47,10 +47,10 @@ enum Way {
 }
 
 fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
-    if let FlowPath::Resolver(_) = flow.path {
+    if let FlowPath::Resolver(_) = flow.path.way() {
         return Way::Resolver;
     }
-    if let FlowPath::Local = flow.path {
+    if let FlowPath::Local = flow.path.way() {
         return Way::Local;
     }
     let Some(subnet) = snap.subnet(flow.port) else { return Way::Gone };
@@ -62,7 +62,7 @@ fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
         return Way::Gone;
     }
     let hop = subnet.fib.lookup(key.dst).copied();
-    if flow.napt.is_none() {
+    if flow.path.napt().is_none() {
         return way_out(snap, hop, key.dst, host.public_ip);
     }
     let Some(Hop::Nat(n)) = hop else { return Way::Gone };
@@ -89,13 +89,15 @@ fn way_out(snap: &Snapshot, hop: Option<Hop>, dst: u32, public_ip: Option<u32>) 
 }
 
 fn recorded_way(key: &FlowKey, flow: &Flow) -> Way {
-    let way = match &flow.path {
+    let way = match flow.path.way() {
         FlowPath::Igw { aws } => Way::Igw { public_ip: key.src, aws: *aws },
         FlowPath::Vpce(e) => Way::Vpce { id: e.vpce_id.clone() },
         FlowPath::Resolver(_) => Way::Resolver,
         FlowPath::Local => Way::Local,
+        // `way()` is never `Nat`.
+        FlowPath::Nat(_) => Way::Gone,
     };
-    match &flow.napt {
+    match flow.path.napt() {
         Some(n) => Way::Nat { nat: n.nat.clone(), then: Box::new(way) },
         None => way,
     }
@@ -117,7 +119,7 @@ impl Pipeline {
             let t = flow.tcp;
             let remote = Ipv4Addr::from(key.dst);
             // Behind a NAT, the instance knows its own port, not the NAT's.
-            let inside_port = flow.napt.as_ref().map_or(key.sport, |n| n.inside_port);
+            let inside_port = flow.path.napt().map_or(key.sport, |n| n.inside_port);
             // To the instance, as if from the remote side: its receive window starts at in_next.
             out.push(Injection {
                 port: flow.port,
@@ -133,13 +135,13 @@ impl Pipeline {
             // To the remote side, from the address it knew (public or private): it expects
             // out_next.
             if t.seen_out {
-                let port = match flow.path {
+                let port = match flow.path.way() {
                     FlowPath::Vpce(_) | FlowPath::Resolver(_) | FlowPath::Igw { aws: true } => {
                         PORT_AWS
                     }
                     FlowPath::Igw { aws: false } => PORT_INTERNET,
-                    // Never moved (see `way_under`).
-                    FlowPath::Local => continue,
+                    // Never moved (see `way_under`); `way()` is never `Nat`.
+                    FlowPath::Local | FlowPath::Nat(_) => continue,
                 };
                 out.push(Injection {
                     port,
