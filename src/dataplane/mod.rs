@@ -201,6 +201,8 @@ impl Pipeline {
         // Linux may hand over trailing bytes past the IP total length; they are not sent on.
         let len = if meta.gso { pkt.len() } else { usize::from(info.total_len()) };
         let snap = self.snapshot.load();
+        // The flows' clock, once per packet and outside any flow-table lock.
+        let now = Stamp::at(now);
         let action = match port {
             PORT_AWS | PORT_INTERNET => {
                 self.inbound(&snap, now, port, &mut pkt[..len], &info, meta)
@@ -218,7 +220,7 @@ impl Pipeline {
     fn outbound(
         &self,
         snap: &Snapshot,
-        now: Instant,
+        now: Stamp,
         port: PortId,
         pkt: &mut [u8],
         info: &Ipv4Info,
@@ -240,10 +242,8 @@ impl Pipeline {
             if !packet::decrement_ttl(pkt) {
                 return c.drop(DropReason::TtlExceeded);
             }
-            let id = vpc.id.clone();
-            self.track_out(now, info, src, port, src, || {
-                FlowPath::Resolver(Arc::new(id.to_string()))
-            });
+            // The id is cloned only when the flow is new.
+            self.track_out(now, info, src, port, src, || FlowPath::Resolver(vpc.id.clone()));
             return Action::Forward { port: PORT_AWS, len: pkt.len() };
         }
         let hop = subnet.fib.lookup(info.dst_u32()).copied();
@@ -342,7 +342,7 @@ impl Pipeline {
     fn inbound(
         &self,
         snap: &Snapshot,
-        now: Instant,
+        now: Stamp,
         port: PortId,
         pkt: &mut [u8],
         info: &Ipv4Info,
@@ -383,7 +383,7 @@ impl Pipeline {
                             path: FlowPath::Igw { aws },
                             port: nat.port,
                             private_ip: nat.private_ip,
-                            last_seen: Stamp::at(now),
+                            last_seen: now,
                             tcp: TcpState::default(),
                         },
                         |f| track_tcp(&mut f.tcp, info, false),
@@ -402,7 +402,7 @@ impl Pipeline {
                 return c.drop(DropReason::NoFlow);
             };
             let back = self.flows.with(&key, |f| {
-                f.last_seen = Stamp::at(now);
+                f.last_seen = now;
                 track_tcp(&mut f.tcp, info, false);
                 match f.path.way() {
                     FlowPath::Vpce(_) => Some((f.port, true)),
@@ -437,7 +437,7 @@ impl Pipeline {
 
     fn track_out(
         &self,
-        now: Instant,
+        now: Stamp,
         info: &Ipv4Info,
         outside_src: u32,
         port: PortId,
@@ -453,11 +453,11 @@ impl Pipeline {
                 path: path(),
                 port,
                 private_ip,
-                last_seen: Stamp::at(now),
+                last_seen: now,
                 tcp: TcpState::default(),
             },
             |f| {
-                f.last_seen = Stamp::at(now);
+                f.last_seen = now;
                 track_tcp(&mut f.tcp, info, true);
             },
         );
@@ -472,7 +472,7 @@ impl Pipeline {
     fn napt_out(
         &self,
         snap: &Snapshot,
-        now: Instant,
+        now: Stamp,
         port: PortId,
         pkt: &mut [u8],
         info: &Ipv4Info,
@@ -528,7 +528,7 @@ impl Pipeline {
                     })),
                     port,
                     private_ip: inside.src,
-                    last_seen: Stamp::at(now),
+                    last_seen: now,
                     tcp: TcpState::default(),
                 };
                 let free = napt_candidates(&inside).find(|&p| {
@@ -543,7 +543,7 @@ impl Pipeline {
         };
         let key = FlowKey { src: outside_ip, sport: outside_port, ..inside };
         self.flows.with(&key, |f| {
-            f.last_seen = Stamp::at(now);
+            f.last_seen = now;
             track_tcp(&mut f.tcp, info, true);
         });
         packet::set_src(pkt, info, outside_ip.into(), meta.csum);
@@ -560,7 +560,7 @@ impl Pipeline {
     fn napt_in(
         &self,
         snap: &Snapshot,
-        now: Instant,
+        now: Stamp,
         pkt: &mut [u8],
         info: &Ipv4Info,
         meta: Meta,
@@ -568,7 +568,7 @@ impl Pipeline {
         let key = flow_key(info, info.dst_u32(), true)?;
         let (port, private_ip, inside_port) = self.flows.with(&key, |f| {
             let inside = f.path.napt()?.inside_port;
-            f.last_seen = Stamp::at(now);
+            f.last_seen = now;
             track_tcp(&mut f.tcp, info, false);
             Some((f.port, f.private_ip, inside))
         })??;
@@ -589,19 +589,19 @@ impl Pipeline {
     }
 
     /// Updates the flow of a packet arriving at a public IP; whether there was one.
-    fn track_in(&self, now: Instant, info: &Ipv4Info, public_dst: u32) -> bool {
+    fn track_in(&self, now: Stamp, info: &Ipv4Info, public_dst: u32) -> bool {
         let Some(key) = flow_key(info, public_dst, true) else { return false };
         self.flows
             .with(&key, |f| {
-                f.last_seen = Stamp::at(now);
+                f.last_seen = now;
                 track_tcp(&mut f.tcp, info, false);
             })
             .is_some()
     }
 
     /// Whether the flow exists (refreshing it).
-    fn touch(&self, now: Instant, key: Option<FlowKey>) -> bool {
-        key.is_some_and(|k| self.flows.with(&k, |f| f.last_seen = Stamp::at(now)).is_some())
+    fn touch(&self, now: Stamp, key: Option<FlowKey>) -> bool {
+        key.is_some_and(|k| self.flows.with(&k, |f| f.last_seen = now).is_some())
     }
 
     /// Counts a filter drop: its reason and its rule.
@@ -633,10 +633,10 @@ impl Pipeline {
         proto: u8,
         client: (u32, u16),
         server: (u32, u16),
-    ) -> Option<Arc<str>> {
+    ) -> Option<Arc<String>> {
         let key = FlowKey { proto, src: client.0, sport: client.1, dst: server.0, dport: server.1 };
         match self.flows.get(&key)?.path {
-            FlowPath::Resolver(vpc) => Some(Arc::from(vpc.as_str())),
+            FlowPath::Resolver(vpc) => Some(vpc),
             _ => None,
         }
     }

@@ -85,7 +85,8 @@ pub struct SubnetPlane {
 /// A VPC's forwarding view.
 #[derive(Clone, Debug)]
 pub struct VpcPlane {
-    pub id: Arc<str>,
+    /// Behind a thin pointer: a resolver flow's path holds it ([`crate::dataplane::flow::FlowPath`]).
+    pub id: Arc<String>,
     pub cidr: Ipv4Net,
     /// Instance private address → host.
     pub hosts: HashMap<u32, Host>,
@@ -141,7 +142,7 @@ impl Snapshot {
         let mut vpcs: Vec<VpcPlane> = world
             .vpcs
             .iter()
-            .map(|v| VpcPlane { id: v.id.as_str().into(), cidr: v.cidr, hosts: HashMap::new() })
+            .map(|v| VpcPlane { id: Arc::new(v.id.clone()), cidr: v.cidr, hosts: HashMap::new() })
             .collect();
         let mut public_ips = HashMap::new();
         for inst in &world.instances {
