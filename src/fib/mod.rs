@@ -43,6 +43,21 @@ pub enum Hop {
     Blackhole,
 }
 
+impl Hop {
+    /// The hop of a route to `target` that is not a NAT: `None` for a NAT gateway or NAT
+    /// instance (whose index [`Snapshot::compile`] assigns) and for an endpoint that `endpoint`
+    /// does not index.
+    pub fn of_direct(target: &Target, endpoint: impl Fn(&str) -> Option<u16>) -> Option<Hop> {
+        match target {
+            Target::Local => Some(Hop::Local),
+            Target::Igw(_) => Some(Hop::Igw),
+            Target::Blackhole => Some(Hop::Blackhole),
+            Target::Vpce(id) => endpoint(id).map(Hop::Vpce),
+            Target::Nat(_) | Target::Instance(_) => None,
+        }
+    }
+}
+
 /// A NAT gateway or NAT instance as the data plane sees it: traffic routed to it leaves with
 /// its address and a translated port, then follows the route table of its subnet (`port`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,14 +222,11 @@ impl Snapshot {
                 .into_iter()
                 .filter_map(|(net, t)| {
                     let hop = match &t {
-                        Target::Local => Hop::Local,
-                        Target::Igw(_) => Hop::Igw,
-                        Target::Blackhole => Hop::Blackhole,
-                        Target::Vpce(id) => Hop::Vpce(*endpoint_index.get(id.as_str())?),
                         // A NAT without a port (its subnet is not forwarded) drops.
                         Target::Nat(_) | Target::Instance(_) => {
                             nat_index(&t).map_or(Hop::Blackhole, Hop::Nat)
                         }
+                        _ => Hop::of_direct(&t, |id| endpoint_index.get(id).copied())?,
                     };
                     Some((net, hop))
                 })

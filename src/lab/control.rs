@@ -412,18 +412,11 @@ fn recompile_tables(
     let mut snapshot = current.clone();
     snapshot.generation = generation;
     // Compile's route → hop mapping; `None` for what only the full compile can index.
+    let endpoint = |id: &str| current.endpoints.iter().position(|e| *e.vpce_id == *id);
     let hops = |routes: Vec<(ipnet::Ipv4Net, Target)>| -> Option<HashMap<ipnet::Ipv4Net, Hop>> {
         let mut out = HashMap::with_capacity(routes.len());
         for (net, target) in routes {
-            let hop = match target {
-                Target::Local => Hop::Local,
-                Target::Igw(_) => Hop::Igw,
-                Target::Blackhole => Hop::Blackhole,
-                Target::Vpce(id) => {
-                    Hop::Vpce(current.endpoints.iter().position(|e| e.vpce_id == id)? as u16)
-                }
-                Target::Nat(_) | Target::Instance(_) => return None,
-            };
+            let hop = Hop::of_direct(&target, |id| endpoint(id).map(|i| i as u16))?;
             // Later wins, as in `Lpm::from_routes`.
             out.insert(net.trunc(), hop);
         }
