@@ -10,19 +10,19 @@
 //!   an identical prefix the table's own route wins.
 //! - Their target is `blackhole` (default) or an internet gateway; a gateway that is not
 //!   attached to the table's VPC makes them blackholes, like any route to it.
-//! - The prefixes are compiled once per target state into an [`Lpm`]; every snapshot clones it
-//!   (O(1), shared storage) and inserts the table's own routes, so a control-plane change costs
-//!   the same with or without 900k extra routes.
+//! - They are compiled into the table's [`Fib`](super::table::Fib) with its own routes once;
+//!   every later snapshot updates that table by the difference in its own routes (see
+//!   [`super::Snapshot::compile_after`]), so a control-plane change costs the same with or
+//!   without 900k extra routes.
 //!
 //! Invariant: installed at most once per process, before the first snapshot is compiled.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
 use ipnet::Ipv4Net;
 
 use super::Hop;
-use super::lpm::Lpm;
 use crate::model::{Target, World};
 
 /// What `--extra-routes` asked for.
@@ -35,19 +35,31 @@ pub struct ExtraRoutes {
     pub prefixes: Vec<Ipv4Net>,
 }
 
-struct Installed {
-    spec: ExtraRoutes,
-    /// The compiled prefixes, per hop they were compiled with (at most two: igw, blackhole).
-    built: Mutex<Vec<(Hop, Lpm<Hop>)>>,
+static EXTRA: OnceLock<ExtraRoutes> = OnceLock::new();
+
+/// Installs the extra routes for this process; a second call is refused. The prefixes are
+/// kept sorted and unique (for [`Extra::get`]).
+pub fn install(mut spec: ExtraRoutes) -> anyhow::Result<()> {
+    spec.prefixes.sort_unstable_by_key(|n| (u32::from(n.network()), n.prefix_len()));
+    spec.prefixes.dedup();
+    EXTRA.set(spec).map_err(|_| anyhow::anyhow!("extra routes are already installed"))
 }
 
-static EXTRA: OnceLock<Installed> = OnceLock::new();
+/// The extra routes of one route table in the world's current state.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Extra {
+    /// Sorted, unique.
+    pub prefixes: &'static [Ipv4Net],
+    /// Where all of them point now.
+    pub hop: Hop,
+}
 
-/// Installs the extra routes for this process; a second call is refused.
-pub fn install(spec: ExtraRoutes) -> anyhow::Result<()> {
-    EXTRA
-        .set(Installed { spec, built: Mutex::new(Vec::new()) })
-        .map_err(|_| anyhow::anyhow!("extra routes are already installed"))
+impl Extra {
+    /// The hop of an extra route of exactly this prefix.
+    pub fn get(&self, net: Ipv4Net) -> Option<Hop> {
+        let key = |n: &Ipv4Net| (u32::from(n.network()), n.prefix_len());
+        self.prefixes.binary_search_by_key(&key(&net.trunc()), key).ok().map(|_| self.hop)
+    }
 }
 
 /// Reads a prefix file: one IPv4 CIDR per line; blank lines, `#` comments and IPv6 prefixes
@@ -86,21 +98,15 @@ pub fn validate(world: &World, table: &str, target: &Target) -> anyhow::Result<(
     }
 }
 
-/// The compiled extra routes of `table` for the world's current state, if any.
-pub(crate) fn base(world: &World, table: &str) -> Option<Lpm<Hop>> {
-    let extra = EXTRA.get().filter(|e| e.spec.table == table)?;
+/// The extra routes of `table` for the world's current state, if any.
+pub(crate) fn base(world: &World, table: &str) -> Option<Extra> {
+    let extra = EXTRA.get().filter(|e| e.table == table)?;
     let vpc = world.route_table(table)?.vpc.as_str();
-    let hop = match &extra.spec.target {
+    let hop = match &extra.target {
         t @ Target::Igw(_) if world.target_alive(t, vpc) => Hop::Igw,
         _ => Hop::Blackhole,
     };
-    let mut built = extra.built.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, lpm)) = built.iter().find(|(h, _)| *h == hop) {
-        return Some(lpm.clone());
-    }
-    let lpm = Lpm::from_routes(extra.spec.prefixes.iter().map(|&n| (n, hop)));
-    built.push((hop, lpm.clone()));
-    Some(lpm)
+    Some(Extra { prefixes: &extra.prefixes, hop })
 }
 
 /// The route table that tests give extra routes to (no lab file uses it).

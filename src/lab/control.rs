@@ -90,6 +90,13 @@ impl Saved {
     pub fn snapshot(&self, generation: u64) -> Snapshot {
         Snapshot::compile(&self.world, generation, &|id| self.ports.get(id).copied())
     }
+
+    /// [`Saved::snapshot`], updating the route tables' FIBs of `current` (the published
+    /// snapshot) by their difference instead of building them afresh.
+    pub fn snapshot_after(&self, generation: u64, current: &Snapshot) -> Snapshot {
+        let port_of = |id: &str| self.ports.get(id).copied();
+        Snapshot::compile_after(&self.world, generation, &port_of, Some(current))
+    }
 }
 
 struct State {
@@ -265,7 +272,10 @@ impl Control {
             Some(&old_access),
             Instant::now(),
         )));
-        self.pipeline.publish(saved.snapshot(generation));
+        let current = self.pipeline.snapshot();
+        let snapshot = saved.snapshot_after(generation, &current);
+        drop(current);
+        self.pipeline.publish(snapshot);
         worker::quiesce(&self.ports);
         let resets = self.pipeline.reset_moved_flows();
         worker::inject(&self.ports, &resets, &self.io);
@@ -310,7 +320,7 @@ impl Control {
         let (snapshot, same_lookups) =
             match recompile_tables(&current, &st.saved.world, &saved, tables, generation) {
                 Some(x) => x,
-                None => (saved.snapshot(generation), false),
+                None => (saved.snapshot_after(generation, &current), false),
             };
         drop(current);
         self.pipeline.publish(snapshot);
@@ -437,27 +447,18 @@ fn recompile_tables(
             .filter(|s| s.route_table == *table)
             .filter_map(|s| saved.ports.get(&s.id).copied())
             .collect();
-        // Every subnet of the table has the same FIB: update one copy (copy-on-write, the
-        // current snapshot's stays as it is) and share it.
-        let Some(mut fib) =
-            using.iter().find_map(|p| current.subnet(*p)).map(|plane| plane.fib.clone())
-        else {
+        // Every subnet of the table shares one FIB: its next version (the current snapshot's
+        // stays as it is; see `fib::table`) goes to all of them. `None`: the current snapshot's
+        // FIB is not its table's latest version, so the full compile builds it afresh.
+        let Some(plane) = using.iter().find_map(|p| current.subnet(*p)) else {
             continue;
         };
-        for net in before.keys().filter(|n| !after.contains_key(n)) {
-            match extra.as_ref().and_then(|e| e.get(*net)) {
-                Some(hop) => fib.insert(*net, *hop),
-                None => fib.remove(*net),
-            };
-        }
-        for (net, hop) in &after {
-            if before.get(net) != Some(hop) {
-                fib.insert(*net, *hop);
-            }
-        }
+        let fib = plane.fib.update(crate::fib::route_changes(&before, &after, extra.as_ref()))?;
+        let own = Arc::new(after);
         for port in using {
             if let Some(Some(plane)) = snapshot.subnets.get_mut(usize::from(port)) {
                 plane.fib = fib.clone();
+                plane.own = own.clone();
             }
         }
     }
@@ -473,13 +474,13 @@ fn recompile_tables(
 fn same_lookups_after(
     before: &HashMap<ipnet::Ipv4Net, Hop>,
     after: &HashMap<ipnet::Ipv4Net, Hop>,
-    extra: Option<&crate::fib::lpm::Lpm<Hop>>,
+    extra: Option<&crate::fib::extra::Extra>,
 ) -> bool {
     // The table's own route of a prefix wins over an extra route of the same prefix.
     let cover = |routes: &HashMap<ipnet::Ipv4Net, Hop>, net: ipnet::Ipv4Net| {
         (0..=net.prefix_len()).rev().find_map(|len| {
             let sup = ipnet::Ipv4Net::new(net.network(), len).ok()?.trunc();
-            routes.get(&sup).or_else(|| extra.and_then(|e| e.get(sup))).copied()
+            routes.get(&sup).copied().or_else(|| extra.and_then(|e| e.get(sup)))
         })
     };
     let mut changed = before
@@ -654,6 +655,17 @@ mod tests {
             change(&c, |w| w.add_route(TEST_TABLE, route(&d, igw())));
             change(&c, |w| w.delete_route(TEST_TABLE, net(&d)));
         }
+        // Other changes take the full compile, which updates each table's FIB by the
+        // difference in its routes (the endpoint's prefix-list route going and coming back).
+        use crate::model::PolicyChange;
+        let ep = "vpce-11bb22cc";
+        let generation = c.pipeline.snapshot().generation;
+        change(&c, |w| w.modify_endpoint(ep, &[], &[TEST_TABLE.into()], PolicyChange::Keep));
+        assert_eq!(c.pipeline.snapshot().generation, generation + 1);
+        assert_eq!(a(&c, "54.123.171.5"), Some(Hop::Igw), "the default route");
+        assert_eq!(a(&c, "54.123.170.5"), Some(Hop::Blackhole), "the extra /24");
+        change(&c, |w| w.modify_endpoint(ep, &[TEST_TABLE.into()], &[], PolicyChange::Keep));
+        assert!(matches!(a(&c, "54.123.171.5"), Some(Hop::Vpce(_))));
         let _ = std::fs::remove_dir_all(dir);
     }
 
