@@ -50,8 +50,8 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv4Net;
 
 /// `top` fields: the node index from this bit up, the default's 15 bits from bit 32.
-const NODE_SHIFT: u32 = 47;
-const DEFAULT_MASK: u64 = 0x7fff << 32;
+const NODE_SHIFT: u32 = 15;
+const DEFAULT_MASK: u32 = 0x7fff;
 /// Leaf flag: the entry is a kid.
 const CHILD: u16 = 1 << 15;
 /// Largest value id.
@@ -76,6 +76,20 @@ impl Bits {
         let word = |k: usize| b[k] & (full(k) | if k == w { part } else { 0 });
         let n = word(0).count_ones() + word(1).count_ones() + word(2).count_ones();
         (n + word(3).count_ones()) as usize - 1
+    }
+
+    /// Runs started in the words before each word, one byte per word (at most 192).
+    fn cum(&self) -> u32 {
+        let c = |k: usize| self.0[..k].iter().map(|w| w.count_ones()).sum::<u32>();
+        c(1) << 8 | c(2) << 16 | c(3) << 24
+    }
+
+    /// [`Bits::rank`] with the counts of [`Bits::cum`]: one popcount.
+    #[inline(always)]
+    fn rank_cum(&self, cum: u32, i: u32) -> usize {
+        let w = (i >> 6) & 3;
+        let below = self.0[w as usize] & (u64::MAX >> (63 - (i & 63)));
+        (((cum >> (8 * w)) & 0xff) + below.count_ones()) as usize - 1
     }
 
     fn runs(&self) -> usize {
@@ -128,20 +142,23 @@ impl Free {
 /// One side: what lookups read.
 #[derive(Clone)]
 struct Side<T> {
-    top: Box<[u64]>,
+    top: Box<[u32; 1 << 16]>,
     nodes: Vec<Bits>,
     kid_base: Vec<u32>,
+    /// [`Bits::cum`] of each node.
+    meta: Vec<u64>,
     kids: Vec<Kid>,
     leaves: Vec<u16>,
+    /// The writer's value list as of this side's last refresh (ids never change meaning
+    /// while a side holds them).
     vals: Vec<Option<T>>,
-    ids: HashMap<T, u16>,
     free_nodes: Vec<u32>,
     free_leaves: Free,
     free_kids: Free,
 }
 
-/// Routes longer than /16 of one /16: `(low 16 bits << 8 | len, value)`, sorted.
-type Long<T> = Box<[(u32, T)]>;
+/// Routes longer than /16 of one /16: `(low 16 bits << 8 | len, value id)`, sorted.
+type Long = Box<[(u32, u16)]>;
 
 /// What the other side lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,8 +171,14 @@ enum Dirty {
 
 struct Writer<T> {
     version: u64,
-    long: Box<[Long<T>]>,
-    short: BTreeMap<(u32, u8), T>,
+    long: Box<[Long]>,
+    /// Routes /0../16: `(address, length) → value id`.
+    short: BTreeMap<(u32, u8), u16>,
+    /// `vals[id]`: the value of an id (`vals[0] = None`); append-only until [`Writer::compact`].
+    vals: Vec<Option<T>>,
+    ids: HashMap<T, u16>,
+    /// Ids were renumbered: the sides' ids mean other values now.
+    compacted: bool,
     len: usize,
     sides: [Option<Arc<Side<T>>>; 2],
     cur: usize,
@@ -178,48 +201,42 @@ fn mask(len: u8) -> u32 {
 impl<T: Copy + Eq + Hash> Side<T> {
     fn new() -> Side<T> {
         Side {
-            top: vec![0; 1 << 16].into_boxed_slice(),
+            top: vec![0; 1 << 16].into_boxed_slice().try_into().expect("2^16 entries"),
             // Node 0 and leaf 0: what a /16 without a node points at (one run, "use the
             // default"), so that a lookup takes the same path, without a branch, either way.
             nodes: vec![Bits([1, 0, 0, 0])],
             kid_base: vec![0],
+            meta: vec![u64::from(Bits([1, 0, 0, 0]).cum()) << 32],
             kids: Vec::new(),
             leaves: vec![0],
             vals: vec![None],
-            ids: HashMap::new(),
             free_nodes: Vec::new(),
             free_leaves: Free::new(),
             free_kids: Free::new(),
         }
     }
 
-    /// The id of a value, adding it. Panics past 32,767 distinct values in one side (a route
-    /// table has a handful of targets; [`Writer::refresh`] rebuilds a side before its append-only
-    /// value list fills up).
-    fn id(&mut self, v: T) -> u16 {
-        if let Some(&id) = self.ids.get(&v) {
-            return id;
-        }
-        assert!(self.vals.len() <= MAX_ID, "more than {MAX_ID} distinct values in one table");
-        let id = self.vals.len() as u16;
-        self.vals.push(Some(v));
-        self.ids.insert(v, id);
-        id
-    }
-
     fn build(w: &Writer<T>) -> Side<T> {
         let mut side = Side::new();
+        side.vals.clone_from(&w.vals);
         side.repaint(w, 0, 0);
         let mut scratch = Vec::new();
         for h in 0..1u32 << 16 {
-            side.rebuild_node(w, h as u16, &mut scratch);
+            if !w.long[h as usize].is_empty() {
+                side.rebuild_node(w, h as u16, &mut scratch);
+            }
         }
+        // Exactly what it holds (updates grow it as they need).
+        side.nodes.shrink_to_fit();
+        side.meta.shrink_to_fit();
+        side.kid_base.shrink_to_fit();
+        side.leaves.shrink_to_fit();
         side
     }
 
     fn set_default(&mut self, lo: usize, hi: usize, id: u16) {
         for t in &mut self.top[lo..hi] {
-            *t = (*t & !DEFAULT_MASK) | (u64::from(id) << 32);
+            *t = (*t & !DEFAULT_MASK) | u32::from(id);
         }
     }
 
@@ -230,20 +247,18 @@ impl<T: Copy + Eq + Hash> Side<T> {
         // The longest route containing the whole span, then every route inside it, shortest
         // first (so longer ones paint over).
         let cover = (0..=len).rev().find_map(|l| w.short.get(&(addr & mask(l), l)).copied());
-        let fill = cover.map_or(0, |v| self.id(v));
-        self.set_default(lo, hi, fill);
+        self.set_default(lo, hi, cover.unwrap_or(0));
         if len < 16 {
             let end = addr | !mask(len);
-            let mut inner: Vec<(u8, u32, T)> = w
+            let mut inner: Vec<(u8, u32, u16)> = w
                 .short
                 .range((addr, len + 1)..=(end, 16))
                 .filter(|((a, l), _)| *l > len && *a & mask(len) == addr)
                 .map(|(&(a, l), &v)| (l, a, v))
                 .collect();
             inner.sort_by_key(|&(l, _, _)| l);
-            for (l, a, v) in inner {
+            for (l, a, id) in inner {
                 let s = (a >> 16) as usize;
-                let id = self.id(v);
                 self.set_default(s, s + (1usize << (16 - l)), id);
             }
         }
@@ -272,7 +287,8 @@ impl<T: Copy + Eq + Hash> Side<T> {
         let hi = usize::from(h);
         let t = self.top[hi];
         if t >> NODE_SHIFT != 0 {
-            self.free_node((t >> NODE_SHIFT) as u32, t as u32);
+            let n = t >> NODE_SHIFT;
+            self.free_node(n, self.meta[n as usize] as u32);
         }
         let default = t & DEFAULT_MASK;
         let routes = &w.long[hi];
@@ -280,7 +296,7 @@ impl<T: Copy + Eq + Hash> Side<T> {
             self.top[hi] = default;
             return;
         }
-        let (entries, kids) = self.node_entries(routes);
+        let (entries, kids) = node_entries(routes);
         // Kids first (their leaf blocks), then the node's leaves with the kid references.
         let kbase =
             if kids.is_empty() { 0 } else { self.free_kids.alloc(&mut self.kids, kids.len()) };
@@ -298,85 +314,44 @@ impl<T: Copy + Eq + Hash> Side<T> {
             None => {
                 self.nodes.push(Bits::default());
                 self.kid_base.push(0);
+                self.meta.push(0);
                 (self.nodes.len() - 1) as u32
             }
         };
         self.nodes[n as usize] = bits;
         self.kid_base[n as usize] = kbase;
-        self.top[hi] = u64::from(n) << NODE_SHIFT | default | u64::from(base);
-    }
-
-    /// The 256 leaf entries of a /16 (one per /24) and its kids' entries (one per address of a
-    /// /24 holding routes longer than /24), in /24 order; an entry of a /24 with a kid is
-    /// `CHILD | k`.
-    fn node_entries(&mut self, routes: &[(u32, T)]) -> ([u16; 256], Vec<[u16; 256]>) {
-        let mut entries = [0u16; 256];
-        let mut by_len: Vec<(u32, T)> = routes.to_vec();
-        by_len.sort_by_key(|&(k, _)| k & 0xff);
-        let mut longer = false;
-        for &(k, v) in &by_len {
-            let len = k & 0xff;
-            if len > 24 {
-                longer = true;
-                continue;
-            }
-            let s = ((k >> 16) & 0xff) as usize;
-            let id = self.id(v);
-            entries[s..s + (1usize << (24 - len))].fill(id);
-        }
-        let mut kids: Vec<[u16; 256]> = Vec::new();
-        if longer {
-            // Sorted by length, so each kid's routes come shortest first.
-            let mut at: Vec<u8> = by_len
-                .iter()
-                .filter(|(k, _)| k & 0xff > 24)
-                .map(|(k, _)| ((k >> 16) & 0xff) as u8)
-                .collect();
-            at.sort_unstable();
-            at.dedup();
-            for &s in &at {
-                let mut kid = [entries[usize::from(s)]; 256];
-                for &(k, v) in by_len.iter().filter(|(k, _)| k & 0xff > 24) {
-                    if ((k >> 16) & 0xff) as u8 != s {
-                        continue;
-                    }
-                    let (o, len) = (((k >> 8) & 0xff) as usize, k & 0xff);
-                    let id = self.id(v);
-                    kid[o..o + (1usize << (32 - len))].fill(id);
-                }
-                entries[usize::from(s)] = CHILD | kids.len() as u16;
-                kids.push(kid);
-            }
-        }
-        (entries, kids)
+        self.meta[n as usize] = u64::from(bits.cum()) << 32 | u64::from(base);
+        self.top[hi] = n << NODE_SHIFT | default;
     }
 
     #[inline(always)]
     fn lookup(&self, addr: u32) -> Option<&T> {
         let hi = (addr >> 16) as usize;
-        let t = *self.top.get(hi)?;
-        let default = ((t & DEFAULT_MASK) >> 32) as u16;
+        let t = self.top[hi & 0xffff];
+        let default = (t & DEFAULT_MASK) as u16;
         let n = (t >> NODE_SHIFT) as usize;
-        let bits = self.nodes.get(n)?;
-        let mut leaf = *self.leaves.get(t as u32 as usize + bits.rank((addr >> 8) & 0xff))?;
+        let (bits, meta) = (self.nodes.get(n)?, *self.meta.get(n)?);
+        let r = bits.rank_cum((meta >> 32) as u32, (addr >> 8) & 0xff);
+        let mut leaf = *self.leaves.get(meta as u32 as usize + r)?;
         if leaf & CHILD != 0 {
             let k = self.kid_base.get(n)? + u32::from(leaf & !CHILD);
             let k = self.kids.get(k as usize)?;
             leaf = *self.leaves.get(k.base as usize + k.bits.rank(addr & 0xff))?;
         }
-        let id = if leaf == 0 { default } else { leaf };
+        // Branch-free: the default where the leaf is 0.
+        let id = leaf | (default & u16::from(leaf == 0).wrapping_neg());
         self.vals.get(usize::from(id))?.as_ref()
     }
 
     fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.top.len() * 8
+        self.top.len() * 4
             + self.nodes.capacity() * size_of::<Bits>()
             + self.kid_base.capacity() * 4
+            + self.meta.capacity() * 8
             + self.kids.capacity() * size_of::<Kid>()
             + self.leaves.capacity() * 2
             + self.vals.capacity() * size_of::<Option<T>>()
-            + self.ids.capacity() * (size_of::<(T, u16)>() + 1)
             + self.free_nodes.capacity() * 4
             + [&self.free_leaves, &self.free_kids]
                 .iter()
@@ -386,12 +361,58 @@ impl<T: Copy + Eq + Hash> Side<T> {
     }
 }
 
+/// The 256 leaf entries of a /16 (one per /24) and its kids' entries (one per address of a
+/// /24 holding routes longer than /24), in /24 order; an entry of a /24 with a kid is
+/// `CHILD | k`.
+fn node_entries(routes: &[(u32, u16)]) -> ([u16; 256], Vec<[u16; 256]>) {
+    let mut entries = [0u16; 256];
+    let mut by_len: Vec<(u32, u16)> = routes.to_vec();
+    by_len.sort_by_key(|&(k, _)| k & 0xff);
+    let mut longer = false;
+    for &(k, v) in &by_len {
+        let len = k & 0xff;
+        if len > 24 {
+            longer = true;
+            continue;
+        }
+        let s = ((k >> 16) & 0xff) as usize;
+        entries[s..s + (1usize << (24 - len))].fill(v);
+    }
+    let mut kids: Vec<[u16; 256]> = Vec::new();
+    if longer {
+        // Sorted by length, so each kid's routes come shortest first.
+        let mut at: Vec<u8> = by_len
+            .iter()
+            .filter(|(k, _)| k & 0xff > 24)
+            .map(|(k, _)| ((k >> 16) & 0xff) as u8)
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        for &s in &at {
+            let mut kid = [entries[usize::from(s)]; 256];
+            for &(k, v) in by_len.iter().filter(|(k, _)| k & 0xff > 24) {
+                if ((k >> 16) & 0xff) as u8 != s {
+                    continue;
+                }
+                let (o, len) = (((k >> 8) & 0xff) as usize, k & 0xff);
+                kid[o..o + (1usize << (32 - len))].fill(v);
+            }
+            entries[usize::from(s)] = CHILD | kids.len() as u16;
+            kids.push(kid);
+        }
+    }
+    (entries, kids)
+}
+
 impl<T: Copy + Eq + Hash> Writer<T> {
     fn new() -> Writer<T> {
         Writer {
             version: 0,
             long: vec![Box::default(); 1 << 16].into_boxed_slice(),
             short: BTreeMap::new(),
+            vals: vec![None],
+            ids: HashMap::new(),
+            compacted: false,
             len: 0,
             sides: [None, None],
             cur: 0,
@@ -399,8 +420,50 @@ impl<T: Copy + Eq + Hash> Writer<T> {
         }
     }
 
+    /// The id of a value, adding it; when the list is full, first renumbers the ids in use
+    /// ([`Writer::compact`]). Panics past 32,767 distinct values in use at once (a route table
+    /// has a handful of targets).
+    fn id(&mut self, v: T) -> u16 {
+        if let Some(&id) = self.ids.get(&v) {
+            return id;
+        }
+        if self.vals.len() > MAX_ID {
+            self.compact();
+            assert!(self.vals.len() <= MAX_ID, "more than {MAX_ID} distinct values in one table");
+        }
+        let id = self.vals.len() as u16;
+        self.vals.push(Some(v));
+        self.ids.insert(v, id);
+        id
+    }
+
+    /// Renumbers the ids to those the routes use.
+    fn compact(&mut self) {
+        let mut map = vec![0u16; self.vals.len()];
+        let mut vals = vec![None];
+        let used = self.long.iter().flat_map(|r| r.iter().map(|&(_, id)| id));
+        for id in used.chain(self.short.values().copied()) {
+            if map[usize::from(id)] == 0 {
+                map[usize::from(id)] = vals.len() as u16;
+                vals.push(self.vals[usize::from(id)]);
+            }
+        }
+        for routes in self.long.iter_mut() {
+            for r in routes.iter_mut() {
+                r.1 = map[usize::from(r.1)];
+            }
+        }
+        for id in self.short.values_mut() {
+            *id = map[usize::from(*id)];
+        }
+        self.ids = vals.iter().enumerate().filter_map(|(i, v)| Some(((*v)?, i as u16))).collect();
+        self.vals = vals;
+        self.compacted = true;
+    }
+
     /// Sets (`Some`) or removes (`None`) one route; returns what the other side will lack.
     fn set(&mut self, net: Ipv4Net, value: Option<T>) -> Option<Dirty> {
+        let value = value.map(|v| self.id(v));
         let (addr, len) = (u32::from(net.network()) & mask(net.prefix_len()), net.prefix_len());
         if len <= 16 {
             let old = match value {
@@ -443,17 +506,12 @@ impl<T: Copy + Eq + Hash> Writer<T> {
         }
     }
 
-    /// At most how many values refreshing `d` adds to a side's value list.
-    fn new_values(&self, d: &Dirty) -> usize {
-        match *d {
-            Dirty::Node(h) => self.long[usize::from(h)].len(),
-            // The routes /l../16 inside a /l, and its cover.
-            Dirty::Span(_, l) => 1usize << (17 - l),
-        }
-    }
-
     /// Brings `side` up to date for `dirty`.
     fn refresh(&self, side: &mut Side<T>, dirty: &[Dirty]) {
+        // Ids are append-only between compactions: the side learns the new ones.
+        if side.vals.len() < self.vals.len() {
+            side.vals.extend_from_slice(&self.vals[side.vals.len()..]);
+        }
         let mut scratch = Vec::new();
         for d in dirty {
             if let Dirty::Span(a, l) = *d {
@@ -477,9 +535,10 @@ impl<T: Copy + Eq + Hash> Fib<T> {
     /// Builds a table; for a repeated prefix the later value wins.
     pub fn from_routes<I: IntoIterator<Item = (Ipv4Net, T)>>(routes: I) -> Fib<T> {
         let mut w = Writer::new();
-        let mut long: Vec<(u32, u8, T)> = Vec::new();
+        let mut long: Vec<(u32, u8, u16)> = Vec::new();
         for (net, v) in routes {
             let (a, l) = (u32::from(net.network()) & mask(net.prefix_len()), net.prefix_len());
+            let v = w.id(v);
             if l <= 16 {
                 w.short.insert((a, l), v);
             } else {
@@ -492,7 +551,7 @@ impl<T: Copy + Eq + Hash> Fib<T> {
         while i < long.len() {
             let h = (long[i].0 >> 16) as usize;
             let j = i + long[i..].iter().take_while(|r| (r.0 >> 16) as usize == h).count();
-            let mut routes: Vec<(u32, T)> = Vec::with_capacity(j - i);
+            let mut routes: Vec<(u32, u16)> = Vec::with_capacity(j - i);
             for &(a, l, v) in &long[i..j] {
                 let key = ((a & 0xffff) << 8) | u32::from(l);
                 match routes.last_mut() {
@@ -543,18 +602,22 @@ impl<T: Copy + Eq + Hash> Fib<T> {
             }
         };
         let pending = std::mem::take(&mut w.pending);
-        // A side whose append-only value list could fill up is rebuilt (live values only).
-        let budget: usize = pending.iter().chain(&dirty).map(|d| w.new_values(d)).sum();
-        let full = side.vals.len() + budget > MAX_ID;
-        match (full, Arc::get_mut(&mut side)) {
-            (true, _) => side = Arc::new(Side::build(&w)),
+        // Renumbered ids: the other side is built afresh, and the current one (whose ids mean
+        // other values now) is not written again: the next update copies this one's.
+        let compacted = std::mem::take(&mut w.compacted);
+        match (compacted, Arc::get_mut(&mut side)) {
+            (true, _) => {
+                side = Arc::new(Side::build(&w));
+                let cur = w.cur;
+                w.sides[cur] = None;
+            }
             (false, Some(s)) => {
                 w.refresh(s, &pending);
                 w.refresh(s, &dirty);
             }
             (false, None) => {
                 // Still read: leave it to its readers and write a copy of the current side.
-                let mut copy = (*self.side).clone();
+                let mut copy = Side::clone(&self.side);
                 w.refresh(&mut copy, &dirty);
                 side = Arc::new(copy);
             }
@@ -605,11 +668,13 @@ impl<T: Copy + Eq + Hash> Fib<T> {
         } else {
             self.side.heap_bytes()
         };
-        let long = w.long.len() * size_of::<Long<T>>()
-            + w.long.iter().map(|r| r.len() * size_of::<(u32, T)>()).sum::<usize>();
+        let long = w.long.len() * size_of::<Long>()
+            + w.long.iter().map(|r| r.len() * size_of::<(u32, u16)>()).sum::<usize>();
+        let vals = w.vals.capacity() * size_of::<Option<T>>()
+            + w.ids.capacity() * (size_of::<(T, u16)>() + 1);
         // A B-tree entry: key, value and about a third of a node's overhead.
-        let short = w.short.len() * (size_of::<((u32, u8), T)>() + 16);
-        sides + own + long + short + w.pending.capacity() * size_of::<Dirty>()
+        let short = w.short.len() * (size_of::<((u32, u8), u16)>() + 16);
+        sides + own + long + short + vals + w.pending.capacity() * size_of::<Dirty>()
     }
 }
 
@@ -736,11 +801,23 @@ mod tests {
     #[test]
     fn many_values_rebuild_the_side() {
         // More distinct values over time than a side's value list holds: sides are rebuilt.
-        let mut t = Fib::from_routes([(net(0x0a00_0000, 24), 0u32)]);
+        let mut t = Fib::from_routes([(net(0x0a00_0000, 24), 0u32), (net(0, 1), 7)]);
+        let mut held = None;
         for i in 1..40_000u32 {
             t = t.update([(net(0x0a00_0000, 24), Some(i))]).unwrap();
             assert_eq!(t.lookup(0x0a00_0005), Some(&i));
+            // A version held across the renumbering still answers with its values.
+            match i {
+                32_760 => held = Some(t.clone()),
+                32_800 => {
+                    let h = held.take().unwrap();
+                    assert_eq!(h.lookup(0x0a00_0005), Some(&32_760));
+                    assert_eq!(h.lookup(0x0b00_0005), Some(&7));
+                }
+                _ => {}
+            }
         }
+        assert_eq!(t.lookup(0x0b00_0005), Some(&7));
     }
 
     fn arb_route() -> impl Strategy<Value = (u32, u8, u32)> {
