@@ -1,17 +1,18 @@
-//! LPM benchmark: `vpcsim::fib::lpm::Lpm` against two baselines built here, a plain DIR-24-8
+//! LPM benchmark: vpcsim's data-plane table (`vpcsim::fib::table::Fib`, labelled `vpcsim`)
+//! against two baselines built here, a plain DIR-24-8
 //! (2^24 `u32` entries plus 256-entry chunks for /25../32, values stored in the entries) and
 //! `ip_network_table` (a tree-bitmap), on the real BGP table in
 //! `../shared/data/bgp-prefixes.txt.gz` when present, else on a synthetic table with the same
 //! prefix-length mix. Values are next-hop ids: `u32` in the baselines, `NonZeroU32` (id + 1) in
-//! vpcsim's table, so that both store 4 bytes per answer (DIR-24-8 keeps `id + 1`, 0 = none),
-//! as vpcsim's own `Lpm<Hop>` does (`Option<Hop>` is 4 bytes).
+//! vpcsim's table (as the data plane's `Hop`, values the table stores once and refers to by a
+//! 2-byte id).
 //!
 //! Prints once (stderr): the table used, the build time (full load) and heap bytes of each
 //! structure (measured by a counting global allocator), quick interleaved ns/lookup with the
-//! ratios lpm/DIR-24-8 and lpm/ip_network_table, and an update benchmark: up to 10,000 random
-//! single-prefix inserts/removes (capped at 15 s of wall time), each making a new table from
-//! the previous one by `clone` + `insert`/`remove` while the previous one stays intact
-//! (p50/p99/max). Then one criterion group times all three lookups, interleaved, on both
+//! ratios vpcsim/DIR-24-8 and vpcsim/ip_network_table, and an update benchmark: up to 10,000 random
+//! single-prefix inserts/removes (capped at 15 s of wall time), each making the next version
+//! from the previous one (`update`, left-right: see `fib::table`) (p50/p99/max). vpcsim's
+//! memory is both sides and the exact routes it keeps for updates. Then one criterion group times all three lookups, interleaved, on both
 //! address sets.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -293,7 +294,7 @@ fn fib(c: &mut Criterion) {
             .sum::<u64>()
     };
     eprintln!(
-        "fib: {} prefixes; build (full load): lpm {:.1?}, DIR-24-8 {:.1?}, \
+        "fib: {} prefixes; build (full load): vpcsim {:.1?}, DIR-24-8 {:.1?}, \
          ip_network_table {:.1?}",
         lpm.len(),
         lpm_build,
@@ -301,7 +302,7 @@ fn fib(c: &mut Criterion) {
         base_build
     );
     eprintln!(
-        "fib: heap: lpm {:.1} MiB (both sides and the exact routes; memory_bytes {:.1} MiB), \
+        "fib: heap: vpcsim {:.1} MiB (both sides and the exact routes; memory_bytes {:.1} MiB), \
          DIR-24-8 {:.1} MiB, ip_network_table {:.1} MiB",
         mib(lpm_mem),
         mib(lpm.memory_bytes()),
@@ -325,8 +326,8 @@ fn fib(c: &mut Criterion) {
         }
         let [a, d, b] = best;
         eprintln!(
-            "fib: {name}: ns/lookup lpm {a:.2}, DIR-24-8 {d:.2}, ip_network_table {b:.2}; \
-             ratio lpm/DIR-24-8 {:.3}, lpm/ip_network_table {:.3}",
+            "fib: {name}: ns/lookup vpcsim {a:.2}, DIR-24-8 {d:.2}, ip_network_table {b:.2}; \
+             ratio vpcsim/DIR-24-8 {:.3}, vpcsim/ip_network_table {:.3}",
             a / d,
             a / b
         );
@@ -358,7 +359,7 @@ fn fib(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(LOOKUPS as u64));
     for (name, addrs) in [("uniform", &uniform), ("in-prefix", &inside)] {
-        g.bench_function(format!("lpm/{name}"), |b| b.iter(|| lpm_sum(black_box(addrs))));
+        g.bench_function(format!("vpcsim/{name}"), |b| b.iter(|| lpm_sum(black_box(addrs))));
         g.bench_function(format!("dir24-8/{name}"), |b| b.iter(|| dir_sum(black_box(addrs))));
         g.bench_function(format!("ip_network_table/{name}"), |b| {
             b.iter(|| base_sum(black_box(addrs)))

@@ -339,7 +339,7 @@ impl<T: Copy + Eq + Hash> Side<T> {
             leaf = *self.leaves.get(k.base as usize + k.bits.rank(addr & 0xff))?;
         }
         // Branch-free: the default where the leaf is 0.
-        let id = leaf | (default & u16::from(leaf == 0).wrapping_neg());
+        let id = std::hint::select_unpredictable(leaf == 0, default, leaf);
         self.vals.get(usize::from(id))?.as_ref()
     }
 
