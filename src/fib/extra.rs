@@ -38,7 +38,7 @@ pub struct ExtraRoutes {
 static EXTRA: OnceLock<ExtraRoutes> = OnceLock::new();
 
 /// Installs the extra routes for this process; a second call is refused. The prefixes are
-/// kept sorted and unique (for [`Extra::get`]).
+/// kept sorted and unique (for `Extra::get`).
 pub fn install(mut spec: ExtraRoutes) -> anyhow::Result<()> {
     spec.prefixes.sort_unstable_by_key(|n| (u32::from(n.network()), n.prefix_len()));
     spec.prefixes.dedup();

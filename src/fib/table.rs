@@ -1,42 +1,48 @@
 //! A route table's forwarding table as the data plane reads it: a flat Poptrie-style array
 //! (one direct-indexed entry per /16, one compressed 256-way node per /16 holding longer
-//! routes) with left-right updates, so that a lookup costs about one cold load, as DIR-24-8's
-//! does, in a quarter of its memory, and an update is visible in a few microseconds.
+//! routes) with left-right updates, so that a lookup costs a few cache-resident loads in a
+//! quarter of DIR-24-8's memory, and an update is visible in a few microseconds.
 //!
 //! # Layout of one side
 //!
 //! ```text
-//! top[65536]  u64 per /16: node index (17 bits, 0 = none) | default (15 bits: the value id of
-//!             the longest route /0../16 covering the /16, 0 = none) | leaf base (32 bits)
-//! nodes[n]    [u64; 4]: bit i set iff /24 entry i starts a run of equal leaves (32-byte aligned:
+//! top[65536]  u32 per /16: node index (17 bits; 0 = the empty node) << 15 | default (15 bits:
+//!             the value id of the longest route /0../16 covering the /16, 0 = none)
+//! nodes[n]    bits: bit i set iff /24 entry i starts a run of equal leaves (32 bytes, aligned:
 //!             one cache line)
+//! meta[n]     leaf base (32 bits) | runs started before each 64-bit word of the bits (3 bytes)
 //! kid_base[n] where node n's kids start
 //! leaves      u16 per run: 0 = "no route longer than /16": the /16's default; id = vals[id];
 //!             CHILD | k: kid (kid base + k) resolves the last 8 bits of that /24, the same way
-//! vals        vals[0] = None, vals[id] = Some(value): the distinct values (at most 32,767)
+//! vals        vals[0] = None, vals[id] = Some(value), as the writer numbered them
 //! ```
 //!
-//! A lookup reads `top`, then (for a /16 with routes longer than /16) the node's bits and one
-//! leaf: no pointer chasing through
-//! intermediate levels, no allocation, no lock, no `unsafe`, only checked indexing.
+//! A lookup reads `top`, the node's bits and meta (independent loads), one leaf and the value:
+//! one popcount, no branch but the rare kid's (the default is chosen without one), no pointer
+//! chasing through intermediate levels, no allocation, no lock, no `unsafe`, only checked
+//! indexing. A /16 without a node points at node 0, the empty node (one run, leaf 0: "use the
+//! default"), so both kinds of /16 take the same path.
 //!
 //! # Updates: left-right
 //!
 //! Every [`Fib`] of one lineage shares a writer (behind a mutex; the control plane's, never
-//! taken by lookups) that keeps the exact routes and two sides. A `Fib` is one version: its
-//! side is never mutated while that `Fib` (or a clone of it: a snapshot) exists. [`Fib::update`]
-//! applies the change to the exact routes, then brings the *other* side up to date in place
-//! (the /16 nodes and default spans the previous and this change touched) and returns the new
-//! version on it. It may mutate the other side only when no `Fib` of the version before holds
-//! it (`Arc::get_mut`); readers hold a snapshot for one packet, so the writer waits briefly
-//! (readers never wait), and past [`READER_WAIT`] it copies the side instead. An update thus
-//! costs a node rebuild or two, independent of the table's size; memory is two sides (about
-//! 3.4 MiB each for a full BGP table) plus the exact routes (about 8 MiB).
+//! taken by lookups) that keeps the exact routes, the value ids and two sides. A `Fib` is one
+//! version: its side is never mutated while that `Fib` (or a clone of it: a snapshot) exists.
+//! [`Fib::update`] applies the change to the exact routes, then brings the *other* side up to
+//! date in place (the /16 nodes and default spans the previous and this change touched) and
+//! returns the new version on it. It may mutate the other side only when no `Fib` of the
+//! version before holds it (`Arc::get_mut`); readers hold a snapshot for one packet, so the
+//! writer waits briefly (readers never wait), and past [`READER_WAIT`] it copies the side
+//! instead. An update thus costs a node rebuild or two, independent of the table's size;
+//! memory is two sides (about 3.3 MiB each for a full BGP table) plus the exact routes (about
+//! 8 MiB). Value ids are the writer's, append-only (a side copies the new ones when it is
+//! refreshed) and renumbered only when 32,767 are used (`Writer::compact`), after which the
+//! other side is built afresh.
 //!
 //! Invariants:
 //! 1. A side's content is a function of the exact routes: the default of `top[h]` is the value
 //!    of the longest route /0../16 covering /16 `h`; `top[h]` has a node iff a route longer than
-//!    /16 is in `h`, compiled from `h`'s routes ([`Side::node_entries`]).
+//!    /16 is in `h`, compiled from `h`'s routes (`node_entries`).
 //! 2. The writer's current side (`cur`) is that function of its routes; the other side is too,
 //!    except for the /16s and spans in `pending`.
 //! 3. A `Fib` whose version is the writer's has the current side.
@@ -49,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 
-/// `top` fields: the node index from this bit up, the default's 15 bits from bit 32.
+/// `top` fields: the node index from this bit up, the default in the 15 bits below.
 const NODE_SHIFT: u32 = 15;
 const DEFAULT_MASK: u32 = 0x7fff;
 /// Leaf flag: the entry is a kid.
@@ -145,7 +151,7 @@ struct Side<T> {
     top: Box<[u32; 1 << 16]>,
     nodes: Vec<Bits>,
     kid_base: Vec<u32>,
-    /// [`Bits::cum`] of each node.
+    /// Per node: leaf base | [`Bits::cum`] << 32.
     meta: Vec<u64>,
     kids: Vec<Kid>,
     leaves: Vec<u16>,
