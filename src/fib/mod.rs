@@ -347,3 +347,112 @@ pub fn ports_by_index(world: &World) -> HashMap<String, PortId> {
         .map(|(i, s)| (s.id.clone(), FIRST_SUBNET_PORT + i as PortId))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PolicyChange, Route};
+    use proptest::prelude::*;
+
+    const TABLES: [&str; 4] = ["rtb-0a0a0a0a", "rtb-0b0b0b0b", "rtb-0c0c0c0c", "rtb-0d0d0d0d"];
+
+    /// One change of the default lab: a route added, replaced or deleted in one of its tables,
+    /// or the endpoint's tables changed (which only the full compile handles).
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(usize, u32, u8, bool),
+        Replace(usize, u32, u8, bool),
+        Delete(usize, usize),
+        Endpoint(usize, bool),
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        // Addresses in 100.64.0.0/10 and over the prefix list's 54.123.160.0/19, nesting.
+        let addr = (any::<bool>(), any::<u32>()).prop_map(|(pl, a)| {
+            if pl { 0x367b_a000 | (a & 0x1fff) } else { 0x6440_0000 | (a & 0x3f_ffff) }
+        });
+        prop_oneof![
+            (0..4usize, addr.clone(), 10u8..=32, any::<bool>())
+                .prop_map(|(t, a, l, n)| Op::Add(t, a, l, n)),
+            (0..4usize, addr, 10u8..=32, any::<bool>())
+                .prop_map(|(t, a, l, n)| Op::Replace(t, a, l, n)),
+            (0..4usize, 0..8usize).prop_map(|(t, i)| Op::Delete(t, i)),
+            (0..4usize, any::<bool>()).prop_map(|(t, add)| Op::Endpoint(t, add)),
+        ]
+    }
+
+    fn apply(w: &mut World, op: &Op) {
+        let target = |nat: bool| {
+            if nat {
+                Target::Nat("nat-0b0b0b0b".into())
+            } else {
+                Target::Igw("igw-1a2b3c4d".into())
+            }
+        };
+        let net = |a: u32, l: u8| Ipv4Net::new(Ipv4Addr::from(a), l).unwrap().trunc();
+        // A refused change (a duplicate, the NAT subnet's own default, ...) changes nothing.
+        let _ = match *op {
+            Op::Add(t, a, l, n) => {
+                w.add_route(TABLES[t], Route { destination: net(a, l), target: target(n) })
+            }
+            Op::Replace(t, a, l, n) => {
+                w.replace_route(TABLES[t], Route { destination: net(a, l), target: target(n) })
+            }
+            Op::Delete(t, i) => {
+                let Some(d) = w.route_table(TABLES[t]).and_then(|rt| rt.routes.get(i)) else {
+                    return;
+                };
+                let d = d.destination;
+                w.delete_route(TABLES[t], d)
+            }
+            Op::Endpoint(t, add) => {
+                let table = vec![TABLES[t].to_string()];
+                let (a, r) = if add { (&table[..], &[][..]) } else { (&[][..], &table[..]) };
+                w.modify_endpoint("vpce-11bb22cc", a, r, PolicyChange::Keep)
+            }
+        };
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// A chain of snapshots, each compiled after the one before (every table's FIB updated
+        /// by its difference), answers every probe as a fresh compile of the same world, also
+        /// while older snapshots of the chain are still held.
+        #[test]
+        fn compile_after_matches_compile(
+            ops in prop::collection::vec(arb_op(), 1..30),
+            hold in any::<bool>(),
+        ) {
+            let mut world = crate::lab::file::parse("demo", crate::lab::file::DEFAULT_LAB).unwrap();
+            let ports = ports_by_index(&world);
+            let port_of = |id: &str| ports.get(id).copied();
+            let mut prev = Snapshot::compile(&world, 1, &port_of);
+            let mut held = Vec::new();
+            for (g, op) in ops.iter().enumerate() {
+                apply(&mut world, op);
+                let next = Snapshot::compile_after(&world, g as u64 + 2, &port_of, Some(&prev));
+                let fresh = Snapshot::compile(&world, 0, &port_of);
+                let mut probes = vec![0u32, 0x0808_0808, 0x367b_aa05, 0x0a00_0105];
+                for rt in &world.route_tables {
+                    for r in &rt.routes {
+                        let (a, b) = (u32::from(r.destination.network()), u32::from(r.destination.broadcast()));
+                        probes.extend([a, b, a.wrapping_sub(1), b.wrapping_add(1)]);
+                    }
+                }
+                for &port in ports.values() {
+                    for &p in &probes {
+                        prop_assert_eq!(
+                            next.route(port, Ipv4Addr::from(p)),
+                            fresh.route(port, Ipv4Addr::from(p)),
+                            "port {} {} after {:?}", port, Ipv4Addr::from(p), op
+                        );
+                    }
+                }
+                if hold {
+                    held.push(prev);
+                }
+                prev = next;
+            }
+        }
+    }
+}
