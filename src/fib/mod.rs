@@ -406,7 +406,7 @@ mod tests {
                 w.delete_route(TABLES[t], d)
             }
             Op::Endpoint(t, add) => {
-                let table = vec![TABLES[t].to_string()];
+                let table = [TABLES[t].to_string()];
                 let (a, r) = if add { (&table[..], &[][..]) } else { (&[][..], &table[..]) };
                 w.modify_endpoint("vpce-11bb22cc", a, r, PolicyChange::Keep)
             }
