@@ -122,6 +122,14 @@ struct Kid {
     base: u32,
 }
 
+/// Makes room for `more` elements, growing by a sixteenth (not doubling: a side's arrays are
+/// megabytes, and a doubled capacity would be memory the table does not use).
+fn grow<E>(arena: &mut Vec<E>, more: usize) {
+    if arena.len() + more > arena.capacity() {
+        arena.reserve_exact(more.max(arena.len() / 16));
+    }
+}
+
 /// Free blocks of an arena, by length (1..=256).
 #[derive(Clone, Debug)]
 struct Free(Vec<Vec<u32>>);
@@ -136,6 +144,7 @@ impl Free {
             return at;
         }
         let at = arena.len();
+        grow(arena, len);
         arena.resize(at + len, E::default());
         at as u32
     }
@@ -318,6 +327,9 @@ impl<T: Copy + Eq + Hash> Side<T> {
         let n = match self.free_nodes.pop() {
             Some(n) => n,
             None => {
+                grow(&mut self.nodes, 1);
+                grow(&mut self.kid_base, 1);
+                grow(&mut self.meta, 1);
                 self.nodes.push(Bits::default());
                 self.kid_base.push(0);
                 self.meta.push(0);
@@ -577,9 +589,9 @@ impl<T: Copy + Eq + Hash> Fib<T> {
     }
 
     /// The next version: this one with `changes` applied in order (`Some`: insert or replace,
-    /// `None`: remove). This version is unchanged for whoever holds it. `None` when this is not
-    /// the latest version of its table (an update was made from it already): the caller builds
-    /// the table afresh.
+    /// `None`: remove). This version is unchanged for whoever holds it; when no change changes
+    /// anything, the next version is this one. `None` when this is not the latest version of
+    /// its table (an update was made from it already): the caller builds the table afresh.
     pub fn update<I>(&self, changes: I) -> Option<Fib<T>>
     where
         I: IntoIterator<Item = (Ipv4Net, Option<T>)>,
@@ -594,6 +606,10 @@ impl<T: Copy + Eq + Hash> Fib<T> {
             Dirty::Node(h) => (1, u32::from(h), 0),
         });
         dirty.dedup();
+        // Nothing changed (every change was already so): this version is the next one.
+        if dirty.is_empty() && !w.compacted {
+            return Some(self.clone());
+        }
         let other = 1 - w.cur;
         let mut side = match w.sides[other].take() {
             // The first update: the other side starts as a copy of this one.
@@ -754,6 +770,9 @@ mod tests {
         assert_eq!(t.len(), 1);
         let t1 = t.update([(net(0x0a00_0000, 25), Some(3))]).unwrap();
         let t2 = t1.update([(net(0x0a00_0000, 24), None)]).unwrap();
+        // A change that changes nothing: the same version, which can still be updated.
+        let same = t2.update([(net(0x0b00_0000, 24), None), (net(0x0a00_0000, 25), Some(3))]);
+        assert_eq!(same.unwrap().version, t2.version);
         // An old version cannot be updated again, and answers as it did.
         assert!(t.update([(net(0, 0), Some(9))]).is_none());
         assert!(t1.update([(net(0, 0), Some(9))]).is_none());
