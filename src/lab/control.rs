@@ -61,7 +61,9 @@ impl Saved {
             r => r,
         }
         .with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&serde_json::to_vec_pretty(self)?)?;
+        // Compact, not pretty: this runs on every change (the in-process change path's p50
+        // went from about 66 to 54 µs); `jq . world.json` shows it indented.
+        f.write_all(&serde_json::to_vec(self)?)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, &path)?;
