@@ -71,28 +71,16 @@ pub const READER_WAIT: Duration = Duration::from_millis(2);
 struct Bits([u64; 4]);
 
 impl Bits {
-    /// Run index of entry `i` (0..256): runs started at or before it, minus one.
-    #[inline(always)]
-    fn rank(&self, i: u32) -> usize {
-        let w = (i >> 6) as usize;
-        let b = &self.0;
-        // Whole words before `w`, the bits up to `i` of word `w`; branch-free.
-        let full = |k: usize| if k < w { u64::MAX } else { 0 };
-        let part = u64::MAX >> (63 - (i & 63));
-        let word = |k: usize| b[k] & (full(k) | if k == w { part } else { 0 });
-        let n = word(0).count_ones() + word(1).count_ones() + word(2).count_ones();
-        (n + word(3).count_ones()) as usize - 1
-    }
-
     /// Runs started in the words before each word, one byte per word (at most 192).
     fn cum(&self) -> u32 {
         let c = |k: usize| self.0[..k].iter().map(|w| w.count_ones()).sum::<u32>();
         c(1) << 8 | c(2) << 16 | c(3) << 24
     }
 
-    /// [`Bits::rank`] with the counts of [`Bits::cum`]: one popcount.
+    /// Run index of entry `i` (0..256): runs started at or before it, minus one, with the
+    /// counts of [`Bits::cum`]: one popcount.
     #[inline(always)]
-    fn rank_cum(&self, cum: u32, i: u32) -> usize {
+    fn rank(&self, cum: u32, i: u32) -> usize {
         let w = (i >> 6) & 3;
         let below = self.0[w as usize] & (u64::MAX >> (63 - (i & 63)));
         (((cum >> (8 * w)) & 0xff) + below.count_ones()) as usize - 1
@@ -120,6 +108,8 @@ impl Bits {
 struct Kid {
     bits: Bits,
     base: u32,
+    /// [`Bits::cum`].
+    cum: u32,
 }
 
 /// Makes room for `more` elements, growing by a sixteenth (not doubling: a side's arrays are
@@ -319,7 +309,7 @@ impl<T: Copy + Eq + Hash> Side<T> {
             let bits = Bits::of(kid_entries, scratch);
             let base = self.free_leaves.alloc(&mut self.leaves, scratch.len());
             self.leaves[base as usize..base as usize + scratch.len()].copy_from_slice(scratch);
-            self.kids[kbase as usize + k] = Kid { bits, base };
+            self.kids[kbase as usize + k] = Kid { bits, base, cum: bits.cum() };
         }
         let bits = Bits::of(&entries, scratch);
         let base = self.free_leaves.alloc(&mut self.leaves, scratch.len());
@@ -349,12 +339,12 @@ impl<T: Copy + Eq + Hash> Side<T> {
         let default = (t & DEFAULT_MASK) as u16;
         let n = (t >> NODE_SHIFT) as usize;
         let (bits, meta) = (self.nodes.get(n)?, *self.meta.get(n)?);
-        let r = bits.rank_cum((meta >> 32) as u32, (addr >> 8) & 0xff);
+        let r = bits.rank((meta >> 32) as u32, (addr >> 8) & 0xff);
         let mut leaf = *self.leaves.get(meta as u32 as usize + r)?;
         if leaf & CHILD != 0 {
             let k = self.kid_base.get(n)? + u32::from(leaf & !CHILD);
             let k = self.kids.get(k as usize)?;
-            leaf = *self.leaves.get(k.base as usize + k.bits.rank(addr & 0xff))?;
+            leaf = *self.leaves.get(k.base as usize + k.bits.rank(k.cum, addr & 0xff))?;
         }
         // Branch-free: the default where the leaf is 0.
         let id = std::hint::select_unpredictable(leaf == 0, default, leaf);
