@@ -319,11 +319,11 @@ impl Control {
         saved.store(&self.state_dir)?;
         let generation = st.generation + 1;
         let current = self.pipeline.snapshot();
-        let (snapshot, same_lookups) =
-            match recompile_tables(&current, &st.saved.world, &saved, tables, generation) {
-                Some(x) => x,
-                None => (saved.snapshot_after(generation, &current), false),
-            };
+        let (snapshot, same_lookups) = match recompile_tables(&current, &saved, tables, generation)
+        {
+            Some(x) => x,
+            None => (saved.snapshot_after(generation, &current), false),
+        };
         drop(current);
         self.pipeline.publish(snapshot);
         // When every lookup gives the hop it gave before (a more specific route to the hop its
@@ -403,18 +403,17 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
     Some(changed)
 }
 
-/// `current` (compiled from `old_world`) with the FIBs of the subnets using `tables` updated to
-/// `saved.world`, which differs from `old_world` only in those tables' routes: the prefixes
-/// whose hop changed are inserted into or removed from a copy-on-write clone of the table's
-/// current FIB, so only their paths are copied and every other table's FIB is shared. `None`
-/// when the full compile is needed: a changed table names (before or after) a NAT gateway or
-/// NAT instance, whose index the full compile assigns, or an endpoint `current` does not have.
-/// A removed route of a table with extra routes uncovers the extra route of the same prefix.
-/// The route → hop mapping is [`Snapshot::compile`]'s, on the same
-/// `compiled_routes`.
+/// `current` (the published snapshot) with the FIBs of the subnets using `tables` updated to
+/// `saved.world`, which differs from the world `current` was compiled from only in those
+/// tables' routes: each table's FIB goes to its next version with the prefixes whose hop
+/// changed (the difference against the routes the plane records it was compiled from), and
+/// every other table's FIB is shared. `None` when the full compile is needed: a changed table
+/// names (before or after) a NAT gateway or NAT instance, whose index the full compile assigns,
+/// or an endpoint `current` does not have. A removed route of a table with extra routes
+/// uncovers the extra route of the same prefix. The route → hop mapping is
+/// [`Snapshot::compile`]'s, on the same `compiled_routes`.
 fn recompile_tables(
     current: &Snapshot,
-    old_world: &World,
     saved: &Saved,
     tables: &[String],
     generation: u64,
@@ -429,7 +428,7 @@ fn recompile_tables(
         let mut out = HashMap::with_capacity(routes.len());
         for (net, target) in routes {
             let hop = Hop::of_direct(&target, |id| endpoint(id).map(|i| i as u16))?;
-            // Later wins, as in `Lpm::from_routes`.
+            // Later wins, as in the full compile.
             out.insert(net.trunc(), hop);
         }
         Some(out)
@@ -439,23 +438,29 @@ fn recompile_tables(
         // them (as the full compile puts them): a removed own route uncovers the extra route of
         // the same prefix, and covers are looked up in both. A route-only change does not
         // change what the extra routes point to (their gateway's attachment is not a route).
-        let extra = crate::fib::extra::base(world, table);
-        let before = hops(old_world.compiled_routes(table))?;
-        let after = hops(world.compiled_routes(table))?;
-        same_lookups &= same_lookups_after(&before, &after, extra.as_ref());
         let using: Vec<PortId> = world
             .subnets
             .iter()
             .filter(|s| s.route_table == *table)
             .filter_map(|s| saved.ports.get(&s.id).copied())
             .collect();
-        // Every subnet of the table shares one FIB: its next version (the current snapshot's
-        // stays as it is; see `fib::table`) goes to all of them. `None`: the current snapshot's
-        // FIB is not its table's latest version, so the full compile builds it afresh.
+        // No subnet uses the table: no lookup can change.
         let Some(plane) = using.iter().find_map(|p| current.subnet(*p)) else {
             continue;
         };
-        let fib = plane.fib.update(crate::fib::route_changes(&before, &after, extra.as_ref()))?;
+        // The routes the current FIB was compiled from; a NAT among them is the full
+        // compile's to index.
+        let before = &*plane.own;
+        if before.values().any(|h| matches!(h, Hop::Nat(_))) {
+            return None;
+        }
+        let extra = crate::fib::extra::base(world, table);
+        let after = hops(world.compiled_routes(table))?;
+        same_lookups &= same_lookups_after(before, &after, extra.as_ref());
+        // Every subnet of the table shares one FIB: its next version (the current snapshot's
+        // stays as it is; see `fib::table`) goes to all of them. `None`: the current snapshot's
+        // FIB is not its table's latest version, so the full compile builds it afresh.
+        let fib = plane.fib.update(crate::fib::route_changes(before, &after, extra.as_ref()))?;
         let own = Arc::new(after);
         for port in using {
             if let Some(Some(plane)) = snapshot.subnets.get_mut(usize::from(port)) {
