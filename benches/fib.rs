@@ -242,11 +242,11 @@ fn fib(c: &mut Criterion) {
     let hop = |v: u32| NonZeroU32::new(v + 1).expect("ids below 2^32 - 1");
 
     // Full loads: best of three for the two fast builders, one for ip_network_table.
-    let mut lpm_build = Duration::MAX;
+    let mut ours_build = Duration::MAX;
     let mut dir_build = Duration::MAX;
-    let (mut lpm, mut lpm_mem, mut dir, mut dir_mem) = (None, 0, None, 0);
+    let (mut ours, mut ours_mem, mut dir, mut dir_mem) = (None, 0, None, 0);
     for _ in 0..3 {
-        drop(lpm.take());
+        drop(ours.take());
         let (l, d, m) = measure(|| Fib::from_routes(routes.iter().map(|&(n, v)| (n, hop(v)))));
         // Memory with both sides: the first update makes the second (a copy of the first);
         // the route is put back by the second.
@@ -257,12 +257,12 @@ fn fib(c: &mut Criterion) {
             drop(l);
             next.update([(first, Some(v))]).expect("latest version")
         });
-        (lpm, lpm_mem, lpm_build) = (Some(l), m + m2, lpm_build.min(d));
+        (ours, ours_mem, ours_build) = (Some(l), m + m2, ours_build.min(d));
         drop(dir.take());
         let (l, d, m) = measure(|| Dir248::build(&routes));
         (dir, dir_mem, dir_build) = (Some(l), m, dir_build.min(d));
     }
-    let (lpm, dir) = (lpm.expect("built"), dir.expect("built"));
+    let (ours, dir) = (ours.expect("built"), dir.expect("built"));
     let (base, base_build, base_mem) = measure(|| {
         let mut base = IpNetworkTable::new();
         for &(n, v) in &routes {
@@ -282,14 +282,14 @@ fn fib(c: &mut Criterion) {
 
     // All three tables must agree before their speed means anything.
     for &a in uniform.iter().chain(&inside).step_by(7) {
-        let ours = lpm.lookup(a).map(|v| v.get() - 1);
+        let ours = ours.lookup(a).map(|v| v.get() - 1);
         let theirs = base.longest_match_ipv4(Ipv4Addr::from(a)).map(|(_, &v)| v);
         assert_eq!(ours, theirs, "mismatch for {}", Ipv4Addr::from(a));
         assert_eq!(ours, dir.lookup(a), "DIR-24-8 mismatch for {a:#x}");
     }
 
-    let lpm_sum = |addrs: &[u32]| {
-        addrs.iter().filter_map(|&a| lpm.lookup(a)).map(|v| v.get() as u64).sum::<u64>()
+    let ours_sum = |addrs: &[u32]| {
+        addrs.iter().filter_map(|&a| ours.lookup(a)).map(|v| v.get() as u64).sum::<u64>()
     };
     let dir_sum =
         |addrs: &[u32]| addrs.iter().filter_map(|&a| dir.lookup(a)).map(|v| v as u64).sum::<u64>();
@@ -303,16 +303,16 @@ fn fib(c: &mut Criterion) {
     eprintln!(
         "fib: {} prefixes; build (full load): vpcsim {:.1?}, DIR-24-8 {:.1?}, \
          ip_network_table {:.1?}",
-        lpm.len(),
-        lpm_build,
+        ours.len(),
+        ours_build,
         dir_build,
         base_build
     );
     eprintln!(
         "fib: heap: vpcsim {:.1} MiB (both sides and the exact routes; memory_bytes {:.1} MiB), \
          DIR-24-8 {:.1} MiB, ip_network_table {:.1} MiB",
-        mib(lpm_mem),
-        mib(lpm.memory_bytes()),
+        mib(ours_mem),
+        mib(ours.memory_bytes()),
         mib(dir_mem),
         mib(base_mem)
     );
@@ -327,7 +327,7 @@ fn fib(c: &mut Criterion) {
     for (name, addrs) in [("uniform", &uniform), ("in-prefix", &inside)] {
         let mut best = [f64::MAX; 3];
         for _ in 0..5 {
-            best[0] = best[0].min(ns(&lpm_sum, addrs));
+            best[0] = best[0].min(ns(&ours_sum, addrs));
             best[1] = best[1].min(ns(&dir_sum, addrs));
             best[2] = best[2].min(ns(&base_sum, addrs));
         }
@@ -351,10 +351,10 @@ fn fib(c: &mut Criterion) {
     }
     eprintln!(
         "fib: goal memory <= 16 MiB: {:.1} MiB ({}); full load <= 100 ms: {:.1?} ({})",
-        mib(lpm_mem),
-        met(lpm_mem <= 16 << 20),
-        lpm_build,
-        met(lpm_build <= Duration::from_millis(100))
+        mib(ours_mem),
+        met(ours_mem <= 16 << 20),
+        ours_build,
+        met(ours_build <= Duration::from_millis(100))
     );
 
     let hops: Vec<(Ipv4Net, NonZeroU32)> = routes.iter().map(|&(n, v)| (n, hop(v))).collect();
@@ -366,7 +366,7 @@ fn fib(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(LOOKUPS as u64));
     for (name, addrs) in [("uniform", &uniform), ("in-prefix", &inside)] {
-        g.bench_function(format!("vpcsim/{name}"), |b| b.iter(|| lpm_sum(black_box(addrs))));
+        g.bench_function(format!("vpcsim/{name}"), |b| b.iter(|| ours_sum(black_box(addrs))));
         g.bench_function(format!("dir24-8/{name}"), |b| b.iter(|| dir_sum(black_box(addrs))));
         g.bench_function(format!("ip_network_table/{name}"), |b| {
             b.iter(|| base_sum(black_box(addrs)))

@@ -1,4 +1,4 @@
-//! Compiled forwarding state: longest-prefix-match tables ([`lpm`]) and the immutable data-plane
+//! Compiled forwarding state: longest-prefix-match tables ([`table`]) and the immutable data-plane
 //! [`Snapshot`] compiled from a [`World`].
 //!
 //! Invariants: a snapshot is never mutated after [`Snapshot::compile`]; the control plane
@@ -7,7 +7,6 @@
 //! by integers: no string comparison on the per-packet path.
 
 pub mod extra;
-pub mod lpm;
 pub mod table;
 // The filter module lives with the pipeline (`src/dataplane/filter.rs`); it is declared here
 // until the pipeline declares it (`pub mod filter;` in `src/dataplane/mod.rs`, then this becomes
@@ -21,7 +20,6 @@ use std::sync::Arc;
 use ipnet::Ipv4Net;
 
 use crate::model::{Target, World};
-use lpm::Lpm;
 use table::Fib;
 
 /// A TUN device of the lab. Port numbers are stable for the life of a lab.
@@ -148,7 +146,9 @@ pub struct Snapshot {
     pub vpcs: Vec<VpcPlane>,
     pub public_ips: HashMap<u32, PublicIp>,
     /// Every AWS service range of every region: IGW traffic to these goes to the aws port.
-    pub aws_ranges: Lpm<()>,
+    pub aws_ranges: Fib<()>,
+    /// The CIDRs `aws_ranges` was compiled from (the next compile reuses it when they stay).
+    pub aws_cidrs: Arc<Vec<Ipv4Net>>,
     pub endpoints: Vec<Arc<EndpointInfo>>,
     /// NAT gateways and NAT instances that some route names.
     pub nats: Vec<NatBox>,
@@ -311,9 +311,12 @@ impl Snapshot {
             }
             subnets[idx] = Some(plane);
         }
-        let aws_ranges = Lpm::from_routes(
-            world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().map(|c| (*c, ()))),
-        );
+        let aws_cidrs: Vec<Ipv4Net> =
+            world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().copied()).collect();
+        let (aws_ranges, aws_cidrs) = match prev {
+            Some(p) if *p.aws_cidrs == aws_cidrs => (p.aws_ranges.clone(), p.aws_cidrs.clone()),
+            _ => (Fib::from_routes(aws_cidrs.iter().map(|&c| (c, ()))), Arc::new(aws_cidrs)),
+        };
         let filters = filter::FilterSet::compile(world, &vpc_index, port_of);
         Snapshot {
             generation,
@@ -321,6 +324,7 @@ impl Snapshot {
             vpcs,
             public_ips,
             aws_ranges,
+            aws_cidrs,
             endpoints,
             nats,
             nat_addrs,

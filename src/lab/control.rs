@@ -678,7 +678,7 @@ mod tests {
 
     #[test]
     fn same_lookups_only_when_no_address_changes_hop() {
-        use crate::fib::lpm::Lpm;
+        use crate::fib::table::Fib;
         let map = |routes: &[(&str, Hop)]| -> HashMap<Ipv4Net, Hop> {
             routes.iter().map(|(n, h)| (net(n), *h)).collect()
         };
@@ -724,7 +724,7 @@ mod tests {
             let (before, after) = (map(&b), map(&a));
             assert_eq!(same_lookups_after(&before, &after, None), want, "{b:?} -> {a:?}");
             if want {
-                let (lb, la) = (Lpm::from_routes(before.clone()), Lpm::from_routes(after.clone()));
+                let (lb, la) = (Fib::from_routes(before.clone()), Fib::from_routes(after.clone()));
                 for x in (0..=u32::MAX).step_by(65_521).chain(0x6440_0000..0x6440_0400) {
                     assert_eq!(lb.lookup(x), la.lookup(x), "{}", Ipv4Addr::from(x));
                 }
