@@ -1,10 +1,16 @@
-//! TUN ports and the per-port worker threads.
+//! TUN ports and the per-queue worker threads.
 //!
-//! Each port is one persistent TUN device opened with `IFF_VNET_HDR` and TSO/checksum offload,
-//! so the kernel hands over whole GSO superpackets (up to 64 KB) with a virtio header; they are
-//! routed and rewritten once and written whole to the next TUN, whose kernel side segments or
-//! delivers them as it must. One blocking thread reads each port; it writes straight to the
-//! destination port, so packets of one direction keep their order.
+//! Each port is one persistent multi-queue TUN device opened with `IFF_VNET_HDR` and
+//! TSO/checksum offload, so the kernel hands over whole GSO superpackets (up to 64 KB) with a
+//! virtio header; they are routed and rewritten once and written whole to the next TUN, whose
+//! kernel side segments or delivers them as it must. Each port has [`queues`] queues (one per
+//! core, at most 4), one file descriptor each, and one blocking thread reads each queue. The
+//! kernel spreads flows over a device's queues by their symmetric flow hash and keeps a flow on
+//! the queue it was last written from (`tun_automq_select_queue`, `tun_flow_update`), so one
+//! flow's packets stay on one queue in each direction: worker `k` writes to queue `k` of the
+//! destination port, which keeps the packets of one direction of a flow in order and brings the
+//! replies back to worker `k` of the other port. Several TCP streams are forwarded on as many
+//! cores as there are queues; one stream still takes one core.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,8 +25,8 @@ use crate::dataplane::{Action, Injection, Meta, Pipeline};
 use crate::fib::PortId;
 use crate::packet::VnetHdr;
 
-/// One TUN device of the lab and the state of the worker that reads it.
-pub struct Port {
+/// One queue of a port's TUN device and the state of the worker that reads it.
+pub struct Queue {
     pub dev: SyncDevice,
     /// The worker is between reading a packet and having written it.
     busy: AtomicBool,
@@ -28,10 +34,35 @@ pub struct Port {
     done: AtomicU64,
 }
 
+/// One TUN device of the lab: its queues, never empty.
+pub struct Port {
+    pub queues: Vec<Queue>,
+}
+
 impl Port {
-    pub fn new(dev: SyncDevice) -> Arc<Port> {
-        Arc::new(Port { dev, busy: AtomicBool::new(false), done: AtomicU64::new(0) })
+    pub fn new(devs: Vec<SyncDevice>) -> Arc<Port> {
+        assert!(!devs.is_empty(), "a port has at least one queue");
+        let queues = devs
+            .into_iter()
+            .map(|dev| Queue { dev, busy: AtomicBool::new(false), done: AtomicU64::new(0) })
+            .collect();
+        Arc::new(Port { queues })
     }
+
+    /// The queue worker `k` of another port writes to.
+    fn queue_for(&self, k: usize) -> &Queue {
+        &self.queues[k % self.queues.len()]
+    }
+}
+
+/// Queues per port: one per core the process may use, at most 4 (a worker per queue; more
+/// workers than cores only adds context switches).
+pub fn queues() -> usize {
+    // For measurements: `VPCSIM_TUN_QUEUES=1` gives the single-queue forwarder.
+    if let Some(n) = std::env::var("VPCSIM_TUN_QUEUES").ok().and_then(|v| v.parse::<usize>().ok()) {
+        return n.clamp(1, 16);
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
 }
 
 /// The lab's ports, indexed by port number.
@@ -43,9 +74,9 @@ pub type PortTable = ArcSwap<Vec<Option<Arc<Port>>>>;
 pub fn quiesce(ports: &PortTable) {
     let table = ports.load();
     let deadline = Instant::now() + Duration::from_millis(100);
-    for port in table.iter().flatten() {
-        let done = port.done.load(Ordering::Acquire);
-        while port.busy.load(Ordering::Acquire) && port.done.load(Ordering::Acquire) == done {
+    for q in table.iter().flatten().flat_map(|p| &p.queues) {
+        let done = q.done.load(Ordering::Acquire);
+        while q.busy.load(Ordering::Acquire) && q.done.load(Ordering::Acquire) == done {
             if Instant::now() > deadline {
                 return;
             }
@@ -65,7 +96,7 @@ pub fn inject(ports: &PortTable, packets: &[Injection], io: &IoCounters) -> usiz
         buf.clear();
         buf.extend_from_slice(&VnetHdr::default().to_bytes());
         buf.extend_from_slice(&inj.packet);
-        match port.dev.send(&buf) {
+        match port.queues[0].dev.send(&buf) {
             Ok(_) => written += 1,
             Err(_) => {
                 io.tx_errors.fetch_add(1, Ordering::Relaxed);
@@ -85,16 +116,26 @@ pub struct IoCounters {
     pub tx_errors: AtomicU64,
 }
 
-/// Opens the lab's persistent TUN device of namespace `ns`, from a thread inside it.
+/// Opens the lab's persistent TUN device of namespace `ns` with [`queues`] queues, from a
+/// thread inside it (a queue is attached by the device's name in the namespace it is opened in).
 pub fn attach(ns: &str) -> anyhow::Result<Arc<Port>> {
-    let dev = netns::run_in(ns, || {
-        DeviceBuilder::new().name(DEVICE).offload(true).multi_queue(true).build_sync()
+    let n = queues();
+    let devs = netns::run_in(ns, move || {
+        let first =
+            DeviceBuilder::new().name(DEVICE).offload(true).multi_queue(true).build_sync()?;
+        let mut devs = Vec::with_capacity(n);
+        for _ in 1..n {
+            devs.push(first.try_clone()?);
+        }
+        devs.insert(0, first);
+        Ok(devs)
     })
     .with_context(|| format!("attaching to {DEVICE} in {ns}"))?;
-    Ok(Port::new(dev))
+    Ok(Port::new(devs))
 }
 
-/// Starts the worker of one port: read, process, write, until the device goes away.
+/// Starts the workers of one port, one per queue: read, process, write, until the device goes
+/// away.
 pub fn spawn(
     ns: &str,
     port: PortId,
@@ -102,11 +143,20 @@ pub fn spawn(
     pipeline: Arc<Pipeline>,
     ports: Arc<PortTable>,
     io: Arc<IoCounters>,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    netns::spawn_in(ns, format!("port-{port}"), move || run(port, &me, &pipeline, &ports, &io))
+) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
+    (0..me.queues.len())
+        .map(|k| {
+            let (me, pipeline, ports, io) =
+                (me.clone(), pipeline.clone(), ports.clone(), io.clone());
+            netns::spawn_in(ns, format!("port-{port}q{k}"), move || {
+                run(port, k, &me, &pipeline, &ports, &io)
+            })
+        })
+        .collect()
 }
 
-fn run(port: PortId, me: &Port, pipeline: &Pipeline, ports: &PortTable, io: &IoCounters) {
+fn run(port: PortId, k: usize, me: &Port, pipeline: &Pipeline, ports: &PortTable, io: &IoCounters) {
+    let me = &me.queues[k];
     // A virtio header plus the largest GSO superpacket Linux builds (64 KB), with room to spare.
     let mut buf = vec![0u8; VnetHdr::LEN + 65_536 + 4096];
     loop {
@@ -115,7 +165,7 @@ fn run(port: PortId, me: &Port, pipeline: &Pipeline, ports: &PortTable, io: &IoC
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 // The device was deleted (lab teardown): this worker's job is over.
-                tracing::debug!(port, error = %e, "port closed");
+                tracing::debug!(port, queue = k, error = %e, "port closed");
                 return;
             }
         };
@@ -129,7 +179,9 @@ fn run(port: PortId, me: &Port, pipeline: &Pipeline, ports: &PortTable, io: &IoC
         if let Action::Forward { port: out, len } = action {
             let table = ports.load();
             let sent = match table.get(usize::from(out)) {
-                Some(Some(out_port)) => out_port.dev.send(&buf[..VnetHdr::LEN + len]).is_ok(),
+                Some(Some(out_port)) => {
+                    out_port.queue_for(k).dev.send(&buf[..VnetHdr::LEN + len]).is_ok()
+                }
                 _ => false,
             };
             if !sent {
