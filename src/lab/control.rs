@@ -307,8 +307,16 @@ impl Control {
     /// not depend on routes, so they are left as they are. The snapshot is the current one with
     /// the changed tables' FIBs updated in a copy-on-write clone (every other FIB is shared with
     /// the current snapshot), or a full compile when [`recompile_tables`] cannot (NATs, unknown
-    /// endpoints). Persisted before anything else, published as a whole, then
-    /// quiesce and the reset of moved flows as for any change.
+    /// endpoints). Published as a whole, then persisted, then quiesce and the reset of moved
+    /// flows as for any change.
+    ///
+    /// Published before it is persisted: the fsync'd rewrite of world.json took about two
+    /// thirds of a route change, and the data plane need not wait for it (in process, change
+    /// start to a reader seeing the route went from p50 49–56 µs to about 16 µs). The call is
+    /// still answered only after the persist, so an acknowledged change survives kill -9; a
+    /// crash in between loses a change nobody was told had happened, as a lost connection
+    /// would. When the persist fails, the last acknowledged world's routes are published again
+    /// (the next generation), flows the change moved are reset again, and the call fails.
     fn apply_routes(
         &self,
         st: &mut State,
@@ -316,7 +324,6 @@ impl Control {
         tables: &[String],
     ) -> anyhow::Result<Applied> {
         let saved = Saved { world, ports: st.saved.ports.clone() };
-        saved.store(&self.state_dir)?;
         let generation = st.generation + 1;
         let current = self.pipeline.snapshot();
         let (snapshot, same_lookups) = match recompile_tables(&current, &saved, tables, generation)
@@ -326,6 +333,21 @@ impl Control {
         };
         drop(current);
         self.pipeline.publish(snapshot);
+        if let Err(e) = saved.store(&self.state_dir) {
+            // Not acknowledged: back to the last acknowledged world's routes.
+            let generation = generation + 1;
+            let current = self.pipeline.snapshot();
+            let back = st.saved.snapshot_after(generation, &current);
+            drop(current);
+            self.pipeline.publish(back);
+            st.generation = generation;
+            if !same_lookups {
+                worker::quiesce(&self.ports);
+                let resets = self.pipeline.reset_moved_flows();
+                worker::inject(&self.ports, &resets, &self.io);
+            }
+            return Err(e);
+        }
         // When every lookup gives the hop it gave before (a more specific route to the hop its
         // cover already had, say), no flow, tracked or in flight on the old snapshot, can have
         // moved: nothing to wait for, nothing to scan (no flow-table lock taken).
@@ -587,6 +609,47 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_same_as_full_compile(c);
+    }
+
+    /// A route change whose persist fails is not acknowledged and leaves nothing behind: the
+    /// data plane routes as before it (it was published before the persist), the saved world
+    /// is the last acknowledged one, and the next change works once the disk does.
+    #[test]
+    fn failed_persist_of_a_route_change_is_undone() {
+        let (c, dir) = lab("persist-fails");
+        let route = || Route {
+            destination: net("100.64.9.9/32"),
+            target: Target::Igw("igw-1a2b3c4d".into()),
+        };
+        let subnet =
+            c.world().subnets.iter().find(|s| s.route_table == "rtb-0c0c0c0c").unwrap().id.clone();
+        let port = c.port_of(&subnet).unwrap();
+        let probe = Ipv4Addr::new(100, 64, 9, 9);
+        let before = c.pipeline.snapshot().route(port, probe);
+        assert_ne!(
+            before,
+            Some(crate::fib::Hop::Igw),
+            "c's table must not send the probe to the igw"
+        );
+        let world_before = c.world();
+        // The state directory becomes a file: the persist (world.json.tmp in it) fails.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(&dir, b"not a directory").unwrap();
+        let r = c.change(|w| {
+            let mut w = w.clone();
+            w.add_route("rtb-0c0c0c0c", route())?;
+            Ok::<_, crate::model::ModelError>((Some(w), ()))
+        });
+        assert!(r.is_err(), "the change must fail when it cannot be persisted");
+        assert_eq!(c.pipeline.snapshot().route(port, probe), before);
+        assert_eq!(c.world(), world_before);
+        assert_same_as_full_compile(&c);
+        // The disk works again: the same change goes through and is persisted.
+        std::fs::remove_file(&dir).unwrap();
+        change(&c, |w| w.add_route("rtb-0c0c0c0c", route()));
+        assert_eq!(c.pipeline.snapshot().route(port, probe), Some(crate::fib::Hop::Igw));
+        assert_eq!(Saved::load(&dir).unwrap().expect("persisted").world, c.world());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
