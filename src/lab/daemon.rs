@@ -57,7 +57,7 @@ pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
         }
         None => {
             let ports = fib::ports_by_index(&file_world).into_iter().collect();
-            (Saved { world: file_world, ports }, false)
+            (Saved { world: file_world, ports, seq: 0 }, false)
         }
     };
     let lab_name = saved.world.lab.clone();

@@ -112,11 +112,21 @@ awsx ec2 describe-route-tables | grep >/dev/null -c 'pl-1a2b3c4d' && fail "endpo
 expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10
 ok "delete-vpc-endpoints removed the routes; a now uses the internet gateway"
 
+# A route change is made durable as a journal record, world.json is not rewritten for it.
+awsx ec2 create-route --route-table-id rtb-0c0c0c0c --destination-cidr-block 100.64.7.0/24 \
+    --gateway-id igw-1a2b3c4d | grep >/dev/null -c '"Return": true' || fail "create-route"
+grep -q '"100.64.7.0/24"' "$STATE/journal.jsonl" || fail "the route change is not in the journal"
+grep -q '"100.64.7.0/24"' "$STATE/world.json" && fail "world.json was rewritten for a route change"
+
 # Durable: kill -9, up again (reattach), the world is as last acknowledged and no object is lost.
 kill_daemon
 "$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" | grep >/dev/null -c resumed \
     || fail "did not resume"
 [ "$(awsx ec2 describe-vpc-endpoints --query 'length(VpcEndpoints)')" = 0 ] || fail "the deleted endpoint is back"
+awsx ec2 describe-route-tables --route-table-ids rtb-0c0c0c0c | grep >/dev/null -c '"100.64.7.0/24"' \
+    || fail "the journaled route is lost"
+[ -e "$STATE/journal.jsonl" ] && fail "the journal was not folded into world.json at start"
+grep -q '"100.64.7.0/24"' "$STATE/world.json" || fail "world.json lacks the journaled route"
 expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10
 [ "$(in_ns a curl -s http://54.123.170.5/open-bucket/big.bin | wc -c)" = 300000000 ] || fail "object lost"
 ok "after kill -9: every acknowledged change kept, no object lost"
