@@ -92,7 +92,7 @@ enum Cmd {
         lab: PathBuf,
         #[arg(long, default_value_t = 10_000)]
         updates: usize,
-        /// Where world.json is persisted (tmpfs for the figure the benchmark reports).
+        /// The state dir (world.json and the journal; tmpfs for the figure the benchmark reports).
         #[arg(long)]
         state_dir: PathBuf,
         /// The subnet whose route table is changed (by name in the lab file). Its table must
