@@ -115,7 +115,8 @@ pub fn quiesce(ports: &PortTable) {
 }
 
 /// Writes control-plane packets (RSTs) to their ports, each with an empty virtio header (full
-/// checksums, no GSO). Returns how many were written.
+/// checksums, no GSO), on the queue the flow's own packets are written to. Returns how many
+/// were written.
 pub fn inject(ports: &PortTable, packets: &[Injection], io: &IoCounters) -> usize {
     let table = ports.load();
     let mut buf = Vec::with_capacity(VnetHdr::LEN + 64);
@@ -125,7 +126,7 @@ pub fn inject(ports: &PortTable, packets: &[Injection], io: &IoCounters) -> usiz
         buf.clear();
         buf.extend_from_slice(&VnetHdr::default().to_bytes());
         buf.extend_from_slice(&inj.packet);
-        match port.queues[0].dev.send(&buf) {
+        match port.queue_for(flow_queue(&inj.packet)).dev.send(&buf) {
             Ok(_) => written += 1,
             Err(_) => {
                 io.tx_errors.fetch_add(1, Ordering::Relaxed);
