@@ -314,9 +314,7 @@ impl Control {
         let snapshot = saved.snapshot_after(generation, &current);
         drop(current);
         self.pipeline.publish(snapshot);
-        worker::quiesce(&self.ports);
-        let resets = self.pipeline.reset_moved_flows();
-        worker::inject(&self.ports, &resets, &self.io);
+        let resets = self.reset_moved_flows();
         // Removed subnets lose their namespace after nothing routes to them any more.
         for (ns, spec) in &old_spec {
             if !new_spec.contains_key(ns) {
@@ -331,12 +329,22 @@ impl Control {
         st.record = record;
         st.saved = saved;
         st.generation = generation;
-        tracing::info!(generation, resets = resets.len(), "change applied");
-        Ok(Applied { generation, resets: resets.len() })
+        tracing::info!(generation, resets, "change applied");
+        Ok(Applied { generation, resets })
     }
 }
 
 impl Control {
+    /// After a publish: waits for packets still in flight on the snapshot before it, then
+    /// resets the tracked flows whose path changed and writes their RSTs. Returns how many
+    /// flows were reset.
+    fn reset_moved_flows(&self) -> usize {
+        worker::quiesce(&self.ports);
+        let resets = self.pipeline.reset_moved_flows();
+        worker::inject(&self.ports, &resets, &self.io);
+        resets.len()
+    }
+
     /// Makes a route-only change durable: a journal record, or a rewrite of world.json when the
     /// journal is full or an append failed.
     fn persist_routes(
@@ -399,26 +407,18 @@ impl Control {
             self.pipeline.publish(back);
             st.generation = generation;
             if !same_lookups {
-                worker::quiesce(&self.ports);
-                let resets = self.pipeline.reset_moved_flows();
-                worker::inject(&self.ports, &resets, &self.io);
+                self.reset_moved_flows();
             }
             return Err(e);
         }
         // When every lookup gives the hop it gave before (a more specific route to the hop its
         // cover already had, say), no flow, tracked or in flight on the old snapshot, can have
         // moved: nothing to wait for, nothing to scan (no flow-table lock taken).
-        let resets = if same_lookups {
-            Vec::new()
-        } else {
-            worker::quiesce(&self.ports);
-            self.pipeline.reset_moved_flows()
-        };
-        worker::inject(&self.ports, &resets, &self.io);
+        let resets = if same_lookups { 0 } else { self.reset_moved_flows() };
         st.saved = saved;
         st.generation = generation;
-        tracing::info!(generation, resets = resets.len(), "change applied");
-        Ok(Applied { generation, resets: resets.len() })
+        tracing::info!(generation, resets, "change applied");
+        Ok(Applied { generation, resets })
     }
 }
 
