@@ -246,7 +246,7 @@ impl Pipeline {
             self.track_out(now, info, src, port, src, || FlowPath::Resolver(vpc.id.clone()));
             return Action::Forward { port: PORT_AWS, len: pkt.len() };
         }
-        let hop = subnet.fib.lookup(info.dst_u32()).copied();
+        let hop = subnet.fib.lookup(info.dst_u32());
         let dst_host = match hop {
             Some(Hop::Local) => vpc.hosts.get(&info.dst_u32()).copied(),
             _ => None,
@@ -498,7 +498,7 @@ impl Pipeline {
             return c.drop(DropReason::NoRoute);
         };
         let dst = info.dst_u32();
-        let (outside_ip, out_port, path) = match nat_subnet.fib.lookup(dst).copied() {
+        let (outside_ip, out_port, path) = match nat_subnet.fib.lookup(dst) {
             Some(Hop::Igw) => {
                 let Some(public) = nat.public_ip else {
                     return c.drop(DropReason::NoPublicIp);

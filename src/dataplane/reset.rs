@@ -61,7 +61,7 @@ fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
     if host.port != flow.port {
         return Way::Gone;
     }
-    let hop = subnet.fib.lookup(key.dst).copied();
+    let hop = subnet.fib.lookup(key.dst);
     if flow.path.napt().is_none() {
         return way_out(snap, hop, key.dst, host.public_ip);
     }
@@ -69,7 +69,7 @@ fn way_under(snap: &Snapshot, key: &FlowKey, flow: &Flow) -> Way {
     let Some(nat) = snap.nats.get(n as usize).filter(|n| !n.source_dest_check) else {
         return Way::Gone;
     };
-    let then = snap.subnet(nat.port).and_then(|s| s.fib.lookup(key.dst).copied());
+    let then = snap.subnet(nat.port).and_then(|s| s.fib.lookup(key.dst));
     Way::Nat { nat: nat.id.clone(), then: Box::new(way_out(snap, then, key.dst, nat.public_ip)) }
 }
 

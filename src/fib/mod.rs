@@ -338,7 +338,7 @@ impl Snapshot {
 
     /// Where a subnet's route table sends `dst` (for `vpcsim status` and tests).
     pub fn route(&self, port: PortId, dst: Ipv4Addr) -> Option<Hop> {
-        self.subnet(port)?.fib.lookup(u32::from(dst)).copied()
+        self.subnet(port)?.fib.lookup(u32::from(dst))
     }
 }
 

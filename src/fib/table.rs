@@ -8,16 +8,16 @@
 //! ```text
 //! top[65536]  u32 per /16: node index (17 bits; 0 = the empty node) << 15 | default (15 bits:
 //!             the value id of the longest route /0../16 covering the /16, 0 = none)
-//! nodes[n]    bits: bit i set iff /24 entry i starts a run of equal leaves (32 bytes, aligned:
-//!             one cache line)
-//! meta[n]     leaf base (32 bits) | runs started before each 64-bit word of the bits (3 bytes)
-//! kid_base[n] where node n's kids start
+//! nodes[4n..] node n: four 16-byte quads, one per 64 /24 entries: bit i of the quad's word
+//!             set iff entry 64q + i starts a run of equal leaves; the leaf index of the quad's
+//!             first run (the node's leaf base plus the runs started before it); where the
+//!             node's kids start
 //! leaves      u16 per run: 0 = "no route longer than /16": the /16's default; id = vals[id];
 //!             CHILD | k: kid (kid base + k) resolves the last 8 bits of that /24, the same way
 //! vals        vals[0] = None, vals[id] = Some(value), as the writer numbered them
 //! ```
 //!
-//! A lookup reads `top`, the node's bits and meta (independent loads), one leaf and the value:
+//! A lookup reads `top`, one quad of the node (one cache line), one leaf and the value:
 //! one popcount, no branch but the rare kid's (the default is chosen without one), no pointer
 //! chasing through intermediate levels, no allocation, no lock, no `unsafe`, only checked
 //! indexing. A /16 without a node points at node 0, the empty node (one run, leaf 0: "use the
@@ -34,8 +34,8 @@
 //! version before holds it (`Arc::get_mut`); readers hold a snapshot for one packet, so the
 //! writer waits briefly (readers never wait), and past [`READER_WAIT`] it copies the side
 //! instead. An update thus costs a node rebuild or two, independent of the table's size;
-//! memory is two sides (about 3.3 MiB each for a full BGP table) plus the exact routes (about
-//! 8 MiB). Value ids are the writer's, append-only (a side copies the new ones when it is
+//! memory is two sides (about 3.8 MiB each for a full BGP table) plus the exact routes (about
+//! 6.5 MiB). Value ids are the writer's, append-only (a side copies the new ones when it is
 //! refreshed) and renumbered only when 32,767 are used (`Writer::compact`), after which the
 //! other side is built afresh.
 //!
@@ -104,6 +104,36 @@ impl Bits {
     }
 }
 
+/// A quarter of a node: 64 of its run starts, with what a lookup needs beside them, so that
+/// a lookup reads one 16-byte block (one cache line) of the node.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(16))]
+struct Quad {
+    /// Bit `i` set iff entry `64q + i` starts a run.
+    word: u64,
+    /// The leaf index of the first run started in this quarter (the node's leaf base plus the
+    /// runs started in the quarters before).
+    base: u32,
+    /// Where the node's kids start (the same in all four).
+    kid_base: u32,
+}
+
+impl Quad {
+    fn of(bits: &Bits, base: u32, kid_base: u32) -> [Quad; 4] {
+        let cum = bits.cum();
+        std::array::from_fn(|q| Quad {
+            word: bits.0[q],
+            base: base + ((cum >> (8 * q)) & 0xff),
+            kid_base,
+        })
+    }
+
+    /// The node's run starts and leaf base, back from its four quads.
+    fn bits(quads: &[Quad]) -> (Bits, u32) {
+        (Bits(std::array::from_fn(|q| quads[q].word)), quads[0].base)
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Kid {
     bits: Bits,
@@ -148,10 +178,8 @@ impl Free {
 #[derive(Clone)]
 struct Side<T> {
     top: Box<[u32; 1 << 16]>,
-    nodes: Vec<Bits>,
-    kid_base: Vec<u32>,
-    /// Per node: leaf base | [`Bits::cum`] << 32.
-    meta: Vec<u64>,
+    /// Node `n` is `nodes[4n..4n + 4]`, one [`Quad`] per 64 of its entries.
+    nodes: Vec<Quad>,
     kids: Vec<Kid>,
     leaves: Vec<u16>,
     /// The writer's value list as of this side's last refresh (ids never change meaning
@@ -162,8 +190,31 @@ struct Side<T> {
     free_kids: Free,
 }
 
-/// Routes longer than /16 of one /16: `(low 16 bits << 8 | len, value id)`, sorted.
-type Long = Box<[(u32, u16)]>;
+/// A route longer than /16 as the writer keeps it in its /16's list: 6 bytes (a `(u32, u16)`
+/// pair would take 8, and a full BGP table has 880,000 of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Exact {
+    /// The address's low 16 bits.
+    low: u16,
+    len: u8,
+    id: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<Exact>() == 6);
+
+impl Exact {
+    fn new(key: u32, id: u16) -> Exact {
+        Exact { low: (key >> 8) as u16, len: key as u8, id }
+    }
+
+    /// `low << 8 | len`: the order of the list.
+    fn key(self) -> u32 {
+        u32::from(self.low) << 8 | u32::from(self.len)
+    }
+}
+
+/// Routes longer than /16 of one /16, sorted by [`Exact::key`].
+type Long = Box<[Exact]>;
 
 /// What the other side lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,9 +260,7 @@ impl<T: Copy + Eq + Hash> Side<T> {
             top: vec![0; 1 << 16].into_boxed_slice().try_into().expect("2^16 entries"),
             // Node 0 and leaf 0: what a /16 without a node points at (one run, "use the
             // default"), so that a lookup takes the same path, without a branch, either way.
-            nodes: vec![Bits([1, 0, 0, 0])],
-            kid_base: vec![0],
-            meta: vec![u64::from(Bits([1, 0, 0, 0]).cum()) << 32],
+            nodes: Quad::of(&Bits([1, 0, 0, 0]), 0, 0).to_vec(),
             kids: Vec::new(),
             leaves: vec![0],
             vals: vec![None],
@@ -233,8 +282,6 @@ impl<T: Copy + Eq + Hash> Side<T> {
         }
         // Exactly what it holds (updates grow it as they need).
         side.nodes.shrink_to_fit();
-        side.meta.shrink_to_fit();
-        side.kid_base.shrink_to_fit();
         side.leaves.shrink_to_fit();
         side
     }
@@ -269,9 +316,11 @@ impl<T: Copy + Eq + Hash> Side<T> {
         }
     }
 
-    fn free_node(&mut self, n: u32, base: u32) {
-        let kbase = self.kid_base[n as usize];
-        let runs = self.nodes[n as usize].runs();
+    fn free_node(&mut self, n: u32) {
+        let quads = &self.nodes[4 * n as usize..][..4];
+        let kbase = quads[0].kid_base;
+        let (bits, base) = Quad::bits(quads);
+        let runs = bits.runs();
         let mut kids = 0;
         for i in 0..runs {
             if self.leaves[base as usize + i] & CHILD != 0 {
@@ -293,7 +342,7 @@ impl<T: Copy + Eq + Hash> Side<T> {
         let t = self.top[hi];
         if t >> NODE_SHIFT != 0 {
             let n = t >> NODE_SHIFT;
-            self.free_node(n, self.meta[n as usize] as u32);
+            self.free_node(n);
         }
         let default = t & DEFAULT_MASK;
         let routes = &w.long[hi];
@@ -317,46 +366,45 @@ impl<T: Copy + Eq + Hash> Side<T> {
         let n = match self.free_nodes.pop() {
             Some(n) => n,
             None => {
-                grow(&mut self.nodes, 1);
-                grow(&mut self.kid_base, 1);
-                grow(&mut self.meta, 1);
-                self.nodes.push(Bits::default());
-                self.kid_base.push(0);
-                self.meta.push(0);
-                (self.nodes.len() - 1) as u32
+                grow(&mut self.nodes, 4);
+                self.nodes.extend([Quad::default(); 4]);
+                (self.nodes.len() / 4 - 1) as u32
             }
         };
-        self.nodes[n as usize] = bits;
-        self.kid_base[n as usize] = kbase;
-        self.meta[n as usize] = u64::from(bits.cum()) << 32 | u64::from(base);
+        self.nodes[4 * n as usize..][..4].copy_from_slice(&Quad::of(&bits, base, kbase));
         self.top[hi] = n << NODE_SHIFT | default;
     }
 
     #[inline(always)]
-    fn lookup(&self, addr: u32) -> Option<&T> {
-        let hi = (addr >> 16) as usize;
-        let t = self.top[hi & 0xffff];
+    fn lookup(&self, addr: u32) -> Option<T>
+    where
+        T: Copy,
+    {
+        let t = self.top[(addr >> 16) as usize & 0xffff];
         let default = (t & DEFAULT_MASK) as u16;
         let n = (t >> NODE_SHIFT) as usize;
-        let (bits, meta) = (self.nodes.get(n)?, *self.meta.get(n)?);
-        let r = bits.rank((meta >> 32) as u32, (addr >> 8) & 0xff);
-        let mut leaf = *self.leaves.get(meta as u32 as usize + r)?;
+        // The quarter of the node holding this /24's entry, and the runs started in it up to
+        // the entry: one popcount.
+        let i = (addr >> 8) & 0xff;
+        let q = self.nodes.get(n << 2 | (i >> 6) as usize)?;
+        let upto = (q.word & (u64::MAX >> (63 - (i & 63)))).count_ones();
+        let mut leaf = *self.leaves.get((q.base + upto) as usize - 1)?;
         if leaf & CHILD != 0 {
-            let k = self.kid_base.get(n)? + u32::from(leaf & !CHILD);
-            let k = self.kids.get(k as usize)?;
+            let k = self.kids.get((q.kid_base + u32::from(leaf & !CHILD)) as usize)?;
             leaf = *self.leaves.get(k.base as usize + k.bits.rank(k.cum, addr & 0xff))?;
         }
-        // Branch-free: the default where the leaf is 0.
-        let id = std::hint::select_unpredictable(leaf == 0, default, leaf);
-        self.vals.get(usize::from(id))?.as_ref()
+        // The default where the leaf is 0, without a branch (mispredicted on most uniform
+        // addresses): both values are read and one chosen. As a choice between the two ids,
+        // LLVM compiled it into a branch.
+        let (own, default) =
+            (*self.vals.get(usize::from(leaf))?, *self.vals.get(usize::from(default))?);
+        std::hint::select_unpredictable(leaf == 0, default, own)
     }
 
     fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.top.len() * 4
-            + self.nodes.capacity() * size_of::<Bits>()
-            + self.kid_base.capacity() * 4
-            + self.meta.capacity() * 8
+            + self.nodes.capacity() * size_of::<Quad>()
             + self.kids.capacity() * size_of::<Kid>()
             + self.leaves.capacity() * 2
             + self.vals.capacity() * size_of::<Option<T>>()
@@ -372,9 +420,9 @@ impl<T: Copy + Eq + Hash> Side<T> {
 /// The 256 leaf entries of a /16 (one per /24) and its kids' entries (one per address of a
 /// /24 holding routes longer than /24), in /24 order; an entry of a /24 with a kid is
 /// `CHILD | k`.
-fn node_entries(routes: &[(u32, u16)]) -> ([u16; 256], Vec<[u16; 256]>) {
+fn node_entries(routes: &[Exact]) -> ([u16; 256], Vec<[u16; 256]>) {
     let mut entries = [0u16; 256];
-    let mut by_len: Vec<(u32, u16)> = routes.to_vec();
+    let mut by_len: Vec<(u32, u16)> = routes.iter().map(|r| (r.key(), r.id)).collect();
     by_len.sort_by_key(|&(k, _)| k & 0xff);
     let mut longer = false;
     for &(k, v) in &by_len {
@@ -449,7 +497,7 @@ impl<T: Copy + Eq + Hash> Writer<T> {
     fn compact(&mut self) {
         let mut map = vec![0u16; self.vals.len()];
         let mut vals = vec![None];
-        let used = self.long.iter().flat_map(|r| r.iter().map(|&(_, id)| id));
+        let used = self.long.iter().flat_map(|r| r.iter().map(|r| r.id));
         for id in used.chain(self.short.values().copied()) {
             if map[usize::from(id)] == 0 {
                 map[usize::from(id)] = vals.len() as u16;
@@ -458,7 +506,7 @@ impl<T: Copy + Eq + Hash> Writer<T> {
         }
         for routes in self.long.iter_mut() {
             for r in routes.iter_mut() {
-                r.1 = map[usize::from(r.1)];
+                r.id = map[usize::from(r.id)];
             }
         }
         for id in self.short.values_mut() {
@@ -484,18 +532,18 @@ impl<T: Copy + Eq + Hash> Writer<T> {
         let h = (addr >> 16) as usize;
         let key = ((addr & 0xffff) << 8) | u32::from(len);
         let routes = &mut self.long[h];
-        let old = match (routes.binary_search_by_key(&key, |&(k, _)| k), value) {
-            (Ok(i), Some(v)) => Some(std::mem::replace(&mut routes[i].1, v)),
+        let old = match (routes.binary_search_by_key(&key, |r| r.key()), value) {
+            (Ok(i), Some(v)) => Some(std::mem::replace(&mut routes[i].id, v)),
             (Ok(i), None) => {
                 let mut r = routes.to_vec();
-                let (_, old) = r.remove(i);
+                let old = r.remove(i).id;
                 *routes = r.into_boxed_slice();
                 Some(old)
             }
             (Err(i), Some(v)) => {
                 let mut r = Vec::with_capacity(routes.len() + 1);
                 r.extend_from_slice(&routes[..i]);
-                r.push((key, v));
+                r.push(Exact::new(key, v));
                 r.extend_from_slice(&routes[i..]);
                 *routes = r.into_boxed_slice();
                 None
@@ -559,12 +607,12 @@ impl<T: Copy + Eq + Hash> Fib<T> {
         while i < long.len() {
             let h = (long[i].0 >> 16) as usize;
             let j = i + long[i..].iter().take_while(|r| (r.0 >> 16) as usize == h).count();
-            let mut routes: Vec<(u32, u16)> = Vec::with_capacity(j - i);
+            let mut routes: Vec<Exact> = Vec::with_capacity(j - i);
             for &(a, l, v) in &long[i..j] {
                 let key = ((a & 0xffff) << 8) | u32::from(l);
                 match routes.last_mut() {
-                    Some(last) if last.0 == key => last.1 = v,
-                    _ => routes.push((key, v)),
+                    Some(last) if last.key() == key => last.id = v,
+                    _ => routes.push(Exact::new(key, v)),
                 }
             }
             w.len += routes.len();
@@ -651,7 +699,7 @@ impl<T: Copy + Eq + Hash> Default for Fib<T> {
 impl<T> Fib<T> {
     /// The value of the longest prefix containing `addr`.
     #[inline(always)]
-    pub fn lookup(&self, addr: u32) -> Option<&T>
+    pub fn lookup(&self, addr: u32) -> Option<T>
     where
         T: Copy + Eq + Hash,
     {
@@ -681,7 +729,7 @@ impl<T: Copy + Eq + Hash> Fib<T> {
             self.side.heap_bytes()
         };
         let long = w.long.len() * size_of::<Long>()
-            + w.long.iter().map(|r| r.len() * size_of::<(u32, u16)>()).sum::<usize>();
+            + w.long.iter().map(|r| r.len() * size_of::<Exact>()).sum::<usize>();
         let vals = w.vals.capacity() * size_of::<Option<T>>()
             + w.ids.capacity() * (size_of::<(T, u16)>() + 1);
         // A B-tree entry: key, value and about a third of a node's overhead.
@@ -728,7 +776,7 @@ mod tests {
     fn check(fib: &Fib<u32>, model: &BTreeMap<(u32, u8), u32>, extra: &[u32]) {
         assert_eq!(fib.len(), model.len());
         for a in probes(model, extra) {
-            assert_eq!(fib.lookup(a).copied(), brute(model, a), "{}", Ipv4Addr::from(a));
+            assert_eq!(fib.lookup(a), brute(model, a), "{}", Ipv4Addr::from(a));
         }
     }
 
@@ -756,7 +804,7 @@ mod tests {
     #[test]
     fn later_wins_and_old_versions_stay() {
         let t = Fib::from_routes([(net(0x0a00_0000, 24), 1), (net(0x0a00_0000, 24), 2)]);
-        assert_eq!(t.lookup(0x0a00_0001), Some(&2));
+        assert_eq!(t.lookup(0x0a00_0001), Some(2));
         assert_eq!(t.len(), 1);
         let t1 = t.update([(net(0x0a00_0000, 25), Some(3))]).unwrap();
         let t2 = t1.update([(net(0x0a00_0000, 24), None)]).unwrap();
@@ -766,17 +814,17 @@ mod tests {
         // An old version cannot be updated again, and answers as it did.
         assert!(t.update([(net(0, 0), Some(9))]).is_none());
         assert!(t1.update([(net(0, 0), Some(9))]).is_none());
-        assert_eq!(t.lookup(0x0a00_0001), Some(&2));
-        assert_eq!(t.lookup(0x0a00_0081), Some(&2));
-        assert_eq!(t1.lookup(0x0a00_0001), Some(&3));
-        assert_eq!(t1.lookup(0x0a00_0081), Some(&2));
-        assert_eq!(t2.lookup(0x0a00_0001), Some(&3));
+        assert_eq!(t.lookup(0x0a00_0001), Some(2));
+        assert_eq!(t.lookup(0x0a00_0081), Some(2));
+        assert_eq!(t1.lookup(0x0a00_0001), Some(3));
+        assert_eq!(t1.lookup(0x0a00_0081), Some(2));
+        assert_eq!(t2.lookup(0x0a00_0001), Some(3));
         assert_eq!(t2.lookup(0x0a00_0081), None);
         // t (version 0) still holds the side t2 wants next: the update copies instead.
         let t3 = t2.update([(net(0x0a00_0000, 8), Some(4))]).unwrap();
-        assert_eq!(t.lookup(0x0a00_0081), Some(&2));
+        assert_eq!(t.lookup(0x0a00_0081), Some(2));
         assert_eq!(t2.lookup(0x0a00_0081), None);
-        assert_eq!(t3.lookup(0x0a00_0081), Some(&4));
+        assert_eq!(t3.lookup(0x0a00_0081), Some(4));
         assert_eq!((t2.len(), t3.len()), (1, 2));
         drop((t, t1, t2));
         let t4 = t3.update([(net(0x0a00_0000, 8), None)]).unwrap();
@@ -820,19 +868,19 @@ mod tests {
         let mut held = None;
         for i in 1..40_000u32 {
             t = t.update([(net(0x0a00_0000, 24), Some(i))]).unwrap();
-            assert_eq!(t.lookup(0x0a00_0005), Some(&i));
+            assert_eq!(t.lookup(0x0a00_0005), Some(i));
             // A version held across the renumbering still answers with its values.
             match i {
                 32_760 => held = Some(t.clone()),
                 32_800 => {
                     let h = held.take().unwrap();
-                    assert_eq!(h.lookup(0x0a00_0005), Some(&32_760));
-                    assert_eq!(h.lookup(0x0b00_0005), Some(&7));
+                    assert_eq!(h.lookup(0x0a00_0005), Some(32_760));
+                    assert_eq!(h.lookup(0x0b00_0005), Some(7));
                 }
                 _ => {}
             }
         }
-        assert_eq!(t.lookup(0x0b00_0005), Some(&7));
+        assert_eq!(t.lookup(0x0b00_0005), Some(7));
     }
 
     fn arb_route() -> impl Strategy<Value = (u32, u8, u32)> {
