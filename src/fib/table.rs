@@ -183,8 +183,11 @@ struct Side<T> {
     kids: Vec<Kid>,
     leaves: Vec<u16>,
     /// The writer's value list as of this side's last refresh (ids never change meaning
-    /// while a side holds them).
-    vals: Vec<Option<T>>,
+    /// while a side holds them): `vals_len` of them, the rest `None`. Every id has a slot, so
+    /// a lookup reads it without a bounds check (128 KiB for a 4-byte value; only the used
+    /// ids' lines are ever read).
+    vals: Box<[Option<T>; 1 << 15]>,
+    vals_len: usize,
     free_nodes: Vec<u32>,
     free_leaves: Free,
     free_kids: Free,
@@ -263,7 +266,11 @@ impl<T: Copy + Eq + Hash> Side<T> {
             nodes: Quad::of(&Bits([1, 0, 0, 0]), 0, 0).to_vec(),
             kids: Vec::new(),
             leaves: vec![0],
-            vals: vec![None],
+            vals: vec![None; 1 << 15]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!()),
+            vals_len: 1,
             free_nodes: Vec::new(),
             free_leaves: Free::new(),
             free_kids: Free::new(),
@@ -272,7 +279,8 @@ impl<T: Copy + Eq + Hash> Side<T> {
 
     fn build(w: &Writer<T>) -> Side<T> {
         let mut side = Side::new();
-        side.vals.clone_from(&w.vals);
+        side.vals[..w.vals.len()].copy_from_slice(&w.vals);
+        side.vals_len = w.vals.len();
         side.repaint(w, 0, 0);
         let mut scratch = Vec::new();
         for h in 0..1u32 << 16 {
@@ -387,18 +395,17 @@ impl<T: Copy + Eq + Hash> Side<T> {
         // the entry: one popcount.
         let i = (addr >> 8) & 0xff;
         let q = self.nodes.get(n << 2 | (i >> 6) as usize)?;
-        let upto = (q.word & (u64::MAX >> (63 - (i & 63)))).count_ones();
+        let upto = (q.word << (!i & 63)).count_ones();
         let mut leaf = *self.leaves.get((q.base + upto) as usize - 1)?;
         if leaf & CHILD != 0 {
             let k = self.kids.get((q.kid_base + u32::from(leaf & !CHILD)) as usize)?;
             leaf = *self.leaves.get(k.base as usize + k.bits.rank(k.cum, addr & 0xff))?;
         }
-        // The default where the leaf is 0, without a branch (mispredicted on most uniform
-        // addresses): both values are read and one chosen. As a choice between the two ids,
-        // LLVM compiled it into a branch.
-        let (own, default) =
-            (*self.vals.get(usize::from(leaf))?, *self.vals.get(usize::from(default))?);
-        std::hint::select_unpredictable(leaf == 0, default, own)
+        // The default's id where the leaf is 0, without a branch (one mispredicted on most
+        // uniform addresses), then one read of the value. Written as a mask: as a `select`
+        // (even `select_unpredictable`) LLVM compiled it into a branch here.
+        let zero = (u32::from(leaf).wrapping_sub(1) >> 31).wrapping_neg();
+        self.vals[(u32::from(leaf) | (u32::from(default) & zero)) as usize & MAX_ID]
     }
 
     fn heap_bytes(&self) -> usize {
@@ -407,7 +414,7 @@ impl<T: Copy + Eq + Hash> Side<T> {
             + self.nodes.capacity() * size_of::<Quad>()
             + self.kids.capacity() * size_of::<Kid>()
             + self.leaves.capacity() * 2
-            + self.vals.capacity() * size_of::<Option<T>>()
+            + self.vals.len() * size_of::<Option<T>>()
             + self.free_nodes.capacity() * 4
             + [&self.free_leaves, &self.free_kids]
                 .iter()
@@ -565,8 +572,9 @@ impl<T: Copy + Eq + Hash> Writer<T> {
     /// Brings `side` up to date for `dirty`.
     fn refresh(&self, side: &mut Side<T>, dirty: &[Dirty]) {
         // Ids are append-only between compactions: the side learns the new ones.
-        if side.vals.len() < self.vals.len() {
-            side.vals.extend_from_slice(&self.vals[side.vals.len()..]);
+        if side.vals_len < self.vals.len() {
+            side.vals[side.vals_len..self.vals.len()].copy_from_slice(&self.vals[side.vals_len..]);
+            side.vals_len = self.vals.len();
         }
         let mut scratch = Vec::new();
         for d in dirty {
