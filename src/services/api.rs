@@ -394,7 +394,15 @@ async fn ec2_request(
     let control = lab.control.clone();
     let region = identity.scope.region.clone();
     let rid = id.clone();
-    let outcome = blocking(move || {
+    // A route change runs inline on this worker: its change path (a FIB update, a snapshot,
+    // one journal record) takes microseconds on tmpfs and about 200 µs with an fdatasync on
+    // this VM's disk, and the hand-off `blocking` makes cost more. Measured at 1,000
+    // CreateRoute calls/s from 4 connections: the daemon's CPU per call went from 156–184 µs
+    // to 102–106 µs (state on tmpfs) and from 254–282 to 212–226 µs (on disk), the clients'
+    // p99 from 230–280 to 184–194 µs (tmpfs) and 597–845 to 617–658 µs (disk). Other changes
+    // (a full compile can take milliseconds) and reads still go through `blocking`.
+    let inline = matches!(action.as_str(), "CreateRoute" | "DeleteRoute" | "ReplaceRoute");
+    let run = move || {
         control.change(|world| {
             let req = Ec2Request { params: &params, region: &region, request_id: &rid };
             match ec2::handle(world, &req)? {
@@ -402,8 +410,8 @@ async fn ec2_request(
                 Ec2Outcome::Changed { world, xml } => Ok((Some(world), xml)),
             }
         })
-    })
-    .await;
+    };
+    let outcome = if inline { Ok(run()) } else { blocking(run).await };
     match outcome {
         Ok(Ok(Ok(xml))) => full(StatusCode::OK, xml, "text/xml;charset=UTF-8"),
         Ok(Ok(Err(e))) => ec2_error(StatusCode::BAD_REQUEST, &e, &id),
