@@ -15,9 +15,10 @@
 //!   Both print `updates N secs S rate R cpu_s C [latency_us p50 A p99 B max M]` (cpu_s: this
 //!   process's CPU time plus its children's, i.e. `ip`'s; latency: one API call, request
 //!   written to answer read).
-//! - `churn visibility --lab FILE --updates N --state-dir DIR`: the lab's control plane in
-//!   process (no namespaces, no workers): the world loaded from the lab file as `vpcsim up`
-//!   does, then N route changes in subnet c's table (alternating CreateRoute and DeleteRoute
+//! - `churn visibility --lab FILE --updates N --state-dir DIR [--extra-routes FILE]`: the
+//!   lab's control plane in process (no namespaces, no workers): the world loaded from the
+//!   lab file as `vpcsim up` does (with the extra routes in subnet c's table, blackholed, as
+//!   `vpcsim up --extra-routes` would), then N route changes in subnet c's table (alternating CreateRoute and DeleteRoute
 //!   of a 100.64.x.y/32 -> igw, decided by the EC2 handler the API calls, then through
 //!   [`Control::change`], the path every API change takes: validate, compile, publish,
 //!   persist with fsync, answer) while a reader thread spins on the published snapshot like a worker
@@ -102,6 +103,10 @@ enum Cmd {
         subnet: String,
         #[arg(long, default_value = "igw-1a2b3c4d")]
         gateway: String,
+        /// Extra routes for the subnet's table, as `vpcsim up --extra-routes` (blackholed, so
+        /// that none of them hides a churned /32 to the gateway): benchmark 4's table.
+        #[arg(long)]
+        extra_routes: Option<PathBuf>,
     },
 }
 
@@ -111,8 +116,8 @@ fn main() -> ExitCode {
             ec2(&api, rate, secs, threads, &table, &gateway)
         }
         Cmd::Ip { ns, rate, secs, via } => ip(&ns, rate, secs, via),
-        Cmd::Visibility { lab, updates, state_dir, subnet, gateway } => {
-            visibility(&lab, updates, &state_dir, &subnet, &gateway)
+        Cmd::Visibility { lab, updates, state_dir, subnet, gateway, extra_routes } => {
+            visibility(&lab, updates, &state_dir, &subnet, &gateway, extra_routes.as_deref())
         }
     };
     match r {
@@ -450,12 +455,29 @@ fn visibility(
     state_dir: &std::path::Path,
     subnet: &str,
     gateway: &str,
+    extra_routes: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    use vpcsim::fib::extra::{self, ExtraRoutes};
     use vpcsim::services::ec2::{self, Ec2Outcome, Ec2Request};
 
     let text =
         std::fs::read_to_string(lab).with_context(|| format!("reading {}", lab.display()))?;
     let world = vpcsim::lab::file::parse(&lab.display().to_string(), &text)?;
+    if let Some(path) = extra_routes {
+        let table = world
+            .subnets
+            .iter()
+            .find(|s| s.name == subnet)
+            .with_context(|| format!("no subnet named {subnet}"))?
+            .route_table
+            .clone();
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let prefixes = extra::parse(&path.display().to_string(), &text)?;
+        let target = vpcsim::model::Target::Blackhole;
+        extra::validate(&world, &table, &target)?;
+        extra::install(ExtraRoutes { table, target, prefixes })?;
+    }
     let control = vpcsim::lab::control::Control::in_process(world, state_dir.to_path_buf())?;
     let world = control.world();
     let s = world

@@ -391,13 +391,15 @@ impl Control {
         let saved = Saved { world, ports: st.saved.ports.clone(), seq: st.last_seq };
         let generation = st.generation + 1;
         let current = self.pipeline.snapshot();
-        let (snapshot, same_lookups) = match recompile_tables(&current, &saved, tables, generation)
-        {
-            Some(x) => x,
-            None => (saved.snapshot_after(generation, &current), false),
+        let (snapshot, moved) = match recompile_tables(&current, &saved, tables, generation) {
+            Some((snapshot, moved)) => (snapshot, Some(moved)),
+            None => (saved.snapshot_after(generation, &current), None),
         };
         drop(current);
         self.pipeline.publish(snapshot);
+        // Whether any lookup answers otherwise now: only the reset needs to know, so it is
+        // worked out after the publish, off the path to a reader seeing the change.
+        let same_lookups = moved.is_some_and(|m| m.iter().all(RouteDiff::same_lookups));
         if let Err(e) = self.persist_routes(st, &saved, tables) {
             // Not acknowledged: back to the last acknowledged world's routes.
             let generation = generation + 1;
@@ -496,9 +498,9 @@ fn recompile_tables(
     saved: &Saved,
     tables: &[String],
     generation: u64,
-) -> Option<(Snapshot, bool)> {
+) -> Option<(Snapshot, Vec<RouteDiff>)> {
     let world = &saved.world;
-    let mut same_lookups = true;
+    let mut diffs = Vec::with_capacity(tables.len());
     let mut snapshot = current.clone();
     snapshot.generation = generation;
     // Compile's route → hop mapping; `None` for what only the full compile can index.
@@ -535,12 +537,12 @@ fn recompile_tables(
         }
         let extra = crate::fib::extra::base(world, table);
         let after = hops(world.compiled_routes(table))?;
-        same_lookups &= same_lookups_after(before, &after, extra.as_ref());
         // Every subnet of the table shares one FIB: its next version (the current snapshot's
         // stays as it is; see `fib::table`) goes to all of them. `None`: the current snapshot's
         // FIB is not its table's latest version, so the full compile builds it afresh.
         let fib = plane.fib.update(crate::fib::route_changes(before, &after, extra.as_ref()))?;
         let own = Arc::new(after);
+        diffs.push(RouteDiff { before: plane.own.clone(), after: own.clone(), extra });
         for port in using {
             if let Some(Some(plane)) = snapshot.subnets.get_mut(usize::from(port)) {
                 plane.fib = fib.clone();
@@ -548,7 +550,20 @@ fn recompile_tables(
             }
         }
     }
-    Some((snapshot, same_lookups))
+    Some((snapshot, diffs))
+}
+
+/// One table's routes (prefix → hop) before and after a route-only change.
+struct RouteDiff {
+    before: Arc<HashMap<ipnet::Ipv4Net, Hop>>,
+    after: Arc<HashMap<ipnet::Ipv4Net, Hop>>,
+    extra: Option<crate::fib::extra::Extra>,
+}
+
+impl RouteDiff {
+    fn same_lookups(&self) -> bool {
+        same_lookups_after(&self.before, &self.after, self.extra.as_ref())
+    }
 }
 
 /// Whether a table whose routes (prefix → hop, later wins) were `before` answers every lookup
@@ -562,11 +577,11 @@ fn same_lookups_after(
     after: &HashMap<ipnet::Ipv4Net, Hop>,
     extra: Option<&crate::fib::extra::Extra>,
 ) -> bool {
-    // The table's own route of a prefix wins over an extra route of the same prefix.
-    let cover = |routes: &HashMap<ipnet::Ipv4Net, Hop>, net: ipnet::Ipv4Net| {
+    // The longest route of `net`'s covers (`net` included) that `get` knows, with its length.
+    let longest = |net: ipnet::Ipv4Net, get: &dyn Fn(ipnet::Ipv4Net) -> Option<Hop>| {
         (0..=net.prefix_len()).rev().find_map(|len| {
             let sup = ipnet::Ipv4Net::new(net.network(), len).ok()?.trunc();
-            routes.get(&sup).copied().or_else(|| extra.and_then(|e| e.get(sup)))
+            get(sup).map(|h| (len, h))
         })
     };
     let mut changed = before
@@ -574,7 +589,21 @@ fn same_lookups_after(
         .filter(|(n, h)| after.get(n) != Some(h))
         .map(|(n, _)| *n)
         .chain(after.iter().filter(|(n, h)| before.get(n) != Some(h)).map(|(n, _)| *n));
-    changed.all(|net| cover(before, net) == cover(after, net))
+    changed.all(|net| {
+        // The extra routes are the same before and after: their cover (a binary search of up
+        // to 900k prefixes per length) is looked up once. The table's own route of a prefix
+        // wins over an extra route of the same prefix.
+        let extra = extra.and_then(|e| longest(net, &|sup| e.get(sup)));
+        let cover = |routes: &HashMap<ipnet::Ipv4Net, Hop>| match (
+            longest(net, &|sup| routes.get(&sup).copied()),
+            extra,
+        ) {
+            (Some((l, h)), Some((m, _))) if l >= m => Some(h),
+            (_, Some((_, h))) => Some(h),
+            (own, None) => own.map(|(_, h)| h),
+        };
+        cover(before) == cover(after)
+    })
 }
 
 /// Brings up the namespaces of `saved`: created fresh, or (after a crash, `reattach`) taken
@@ -968,6 +997,48 @@ mod tests {
                     assert_eq!(lb.lookup(x), la.lookup(x), "{}", Ipv4Addr::from(x));
                 }
             }
+        }
+
+        // With extra routes (`vpcsim up --extra-routes`) under the table's own: an own route of
+        // the same prefix wins, and a longer extra route wins over a shorter own one.
+        let mut prefixes = vec![net("100.64.0.0/16"), net("100.64.1.0/24")];
+        prefixes.sort_by_key(|n| (u32::from(n.network()), n.prefix_len()));
+        let extra = crate::fib::extra::Extra {
+            prefixes: Box::leak(prefixes.into_boxed_slice()),
+            hop: Hop::Blackhole,
+        };
+        let with = |r: &[(&'static str, Hop)]| [&default[..], r].concat();
+        let cases: Vec<(Routes, Routes, bool)> = vec![
+            // Under the extra /24 (blackhole), not the own default (igw).
+            (default.to_vec(), with(&[("100.64.1.2/32", Hop::Igw)]), false),
+            (default.to_vec(), with(&[("100.64.1.2/32", Hop::Blackhole)]), true),
+            // The same prefix as an extra route: the own one wins.
+            (default.to_vec(), with(&[("100.64.1.0/24", Hop::Igw)]), false),
+            (default.to_vec(), with(&[("100.64.1.0/24", Hop::Blackhole)]), true),
+            (with(&[("100.64.1.0/24", Hop::Igw)]), default.to_vec(), false),
+            // An own route shorter than the extra ones: inside them they still win, and
+            // outside them it gives the default's hop, or another.
+            (default.to_vec(), with(&[("100.64.0.0/15", Hop::Igw)]), true),
+            (default.to_vec(), with(&[("100.64.0.0/15", Hop::Local)]), false),
+            (default.to_vec(), with(&[("100.64.1.0/25", Hop::Blackhole)]), true),
+            // Outside the extra routes: only own routes count.
+            (default.to_vec(), with(&[("100.66.0.0/16", Hop::Igw)]), true),
+            (default.to_vec(), with(&[("100.66.0.0/16", Hop::Local)]), false),
+        ];
+        for (b, a, want) in cases {
+            let (before, after) = (map(&b), map(&a));
+            assert_eq!(same_lookups_after(&before, &after, Some(&extra)), want, "{b:?} -> {a:?}");
+            // The reference: the extra routes first, the table's own on top (later wins).
+            let fib = |own: &HashMap<Ipv4Net, Hop>| {
+                let extras = extra.prefixes.iter().map(|n| (*n, extra.hop));
+                Fib::from_routes(extras.chain(own.iter().map(|(n, h)| (*n, *h))))
+            };
+            let (lb, la) = (fib(&before), fib(&after));
+            let differs = (0x6440_0000..0x6444_0000u32)
+                .step_by(61)
+                .chain(0x6440_0100..0x6440_0200)
+                .any(|x| lb.lookup(x) != la.lookup(x));
+            assert_eq!(!differs, want, "{b:?} -> {a:?}: the FIBs");
         }
     }
 
