@@ -29,6 +29,7 @@ mod nat;
 mod ops;
 mod policy_doc;
 mod regions;
+mod shared;
 mod users;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+pub use shared::Shared;
 
 pub use error::ModelError;
 pub use filters::{
@@ -215,18 +218,18 @@ pub struct EffectiveRoute {
 pub struct World {
     pub lab: String,
     pub region: String,
-    pub prefix_lists: Vec<PrefixList>,
-    pub vpcs: Vec<Vpc>,
-    pub internet_gateways: Vec<InternetGateway>,
-    pub route_tables: Vec<RouteTable>,
-    pub subnets: Vec<Subnet>,
-    pub endpoints: Vec<Endpoint>,
-    pub instances: Vec<Instance>,
-    pub buckets: Vec<Bucket>,
-    pub internet_hosts: Vec<InternetHost>,
+    pub prefix_lists: Shared<PrefixList>,
+    pub vpcs: Shared<Vpc>,
+    pub internet_gateways: Shared<InternetGateway>,
+    pub route_tables: Shared<RouteTable>,
+    pub subnets: Shared<Subnet>,
+    pub endpoints: Shared<Endpoint>,
+    pub instances: Shared<Instance>,
+    pub buckets: Shared<Bucket>,
+    pub internet_hosts: Shared<InternetHost>,
     /// IAM users; empty means DESIGN.md's default users (see [`users`]).
     #[serde(default)]
-    pub users: Vec<User>,
+    pub users: Shared<User>,
     /// How long a modified endpoint policy takes to reach the data plane, in seconds (the lab
     /// option `policy_propagation_delay`; the guide: changes "can take a few minutes").
     #[serde(default)]
@@ -239,16 +242,16 @@ pub struct World {
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
     /// Security groups, the default group of every VPC included.
     #[serde(default)]
-    pub security_groups: Vec<SecurityGroup>,
+    pub security_groups: Shared<SecurityGroup>,
     /// Network ACLs, the default ACL of every VPC included.
     #[serde(default)]
-    pub network_acls: Vec<NetworkAcl>,
+    pub network_acls: Shared<NetworkAcl>,
     /// Elastic IP addresses.
     #[serde(default)]
-    pub elastic_ips: Vec<ElasticIp>,
+    pub elastic_ips: Shared<ElasticIp>,
     /// NAT gateways, deleted ones included.
     #[serde(default)]
-    pub nat_gateways: Vec<NatGateway>,
+    pub nat_gateways: Shared<NatGateway>,
 }
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
@@ -280,7 +283,7 @@ impl World {
         Ok(World {
             lab: lab.to_string(),
             region: region.to_string(),
-            prefix_lists: default_prefix_lists(),
+            prefix_lists: default_prefix_lists().into(),
             ..World::default()
         })
     }

@@ -50,7 +50,7 @@ pub fn default_users() -> Vec<User> {
 impl World {
     /// The users of the lab (the defaults when the lab declares none).
     pub fn users(&self) -> Vec<User> {
-        if self.users.is_empty() { default_users() } else { self.users.clone() }
+        if self.users.is_empty() { default_users() } else { self.users.to_vec() }
     }
 
     pub fn user_by_key(&self, access_key: &str) -> Option<User> {
