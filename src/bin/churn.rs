@@ -463,30 +463,22 @@ fn visibility(
     let text =
         std::fs::read_to_string(lab).with_context(|| format!("reading {}", lab.display()))?;
     let world = vpcsim::lab::file::parse(&lab.display().to_string(), &text)?;
+    let (id, table) = world
+        .subnets
+        .iter()
+        .find(|s| s.name == subnet)
+        .map(|s| (s.id.clone(), s.route_table.clone()))
+        .with_context(|| format!("no subnet named {subnet}"))?;
     if let Some(path) = extra_routes {
-        let table = world
-            .subnets
-            .iter()
-            .find(|s| s.name == subnet)
-            .with_context(|| format!("no subnet named {subnet}"))?
-            .route_table
-            .clone();
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let prefixes = extra::parse(&path.display().to_string(), &text)?;
         let target = vpcsim::model::Target::Blackhole;
         extra::validate(&world, &table, &target)?;
-        extra::install(ExtraRoutes { table, target, prefixes })?;
+        extra::install(ExtraRoutes { table: table.clone(), target, prefixes })?;
     }
     let control = vpcsim::lab::control::Control::in_process(world, state_dir.to_path_buf())?;
-    let world = control.world();
-    let s = world
-        .subnets
-        .iter()
-        .find(|s| s.name == subnet)
-        .with_context(|| format!("no subnet named {subnet}"))?;
-    let table = s.route_table.clone();
-    let port = control.port_of(&s.id).context("the subnet has no port")?;
+    let port = control.port_of(&id).context("the subnet has no port")?;
     let pipeline = control.pipeline.clone();
 
     // The reader: spins on the published snapshot as a worker does (one load per lookup) and
