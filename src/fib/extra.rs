@@ -60,6 +60,31 @@ impl Extra {
         let key = |n: &Ipv4Net| (u32::from(n.network()), n.prefix_len());
         self.prefixes.binary_search_by_key(&key(&net.trunc()), key).ok().map(|_| self.hop)
     }
+
+    /// The longest extra route covering `net` (`net` itself included): its length and hop.
+    ///
+    /// The prefixes are sorted by (network, length), so every cover of `net` comes before
+    /// `net`'s place, the longest last. If the prefix just before that place, `p`, is no
+    /// cover, every cover lies before `p` and so contains `p`'s network too: it is a cover of
+    /// `net` cut to the bits `p` and `net` share, which is shorter. So a few binary searches
+    /// (at most one per length, usually two or three) instead of one per length.
+    pub fn longest_cover(&self, net: Ipv4Net) -> Option<(u8, Hop)> {
+        let (mut at, mut len) = (u32::from(net.network()), net.prefix_len());
+        loop {
+            let i = self.prefixes.partition_point(|p| {
+                (u32::from(p.network()), p.prefix_len()) <= (at & super::table::mask(len), len)
+            });
+            let p = self.prefixes[..i].last()?;
+            let (pa, pl) = (u32::from(p.network()), p.prefix_len());
+            if pl <= len && (at ^ pa) & super::table::mask(pl) == 0 {
+                return Some((pl, self.hop));
+            }
+            // `p` comes before `net` cut to `len` and is no cover: they differ within `len`
+            // bits, so this is shorter than `len`.
+            len = len.min((at ^ pa).leading_zeros() as u8);
+            at &= super::table::mask(len);
+        }
+    }
 }
 
 /// Reads a prefix file: one IPv4 CIDR per line; blank lines, `#` comments and IPv6 prefixes
@@ -128,6 +153,31 @@ pub(crate) fn install_for_tests() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The longest cover equals the one found by looking up every length, shortest first.
+        #[test]
+        fn longest_cover_is_the_longest_of_every_length(
+            routes in proptest::collection::vec((0u32..64, 0u8..=8), 0..40),
+            probes in proptest::collection::vec((0u32..64, 0u8..=8), 1..20),
+        ) {
+            // Small address space (the top 6 bits, the rest fixed) so that covers are common.
+            let net = |(a, l): (u32, u8)| {
+                Ipv4Net::new(std::net::Ipv4Addr::from(a << 26 | 0x5a5a5a), l * 4).unwrap().trunc()
+            };
+            let mut prefixes: Vec<Ipv4Net> = routes.into_iter().map(net).collect();
+            prefixes.sort_unstable_by_key(|n| (u32::from(n.network()), n.prefix_len()));
+            prefixes.dedup();
+            let extra = Extra { prefixes: Box::leak(prefixes.into_boxed_slice()), hop: Hop::Igw };
+            for probe in probes.into_iter().map(net) {
+                let each = (0..=probe.prefix_len()).rev().find_map(|len| {
+                    let sup = Ipv4Net::new(probe.network(), len).unwrap().trunc();
+                    extra.get(sup).map(|h| (len, h))
+                });
+                proptest::prop_assert_eq!(extra.longest_cover(probe), each, "{}", probe);
+            }
+        }
+    }
 
     #[test]
     fn parse_names_the_line() {

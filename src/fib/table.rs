@@ -253,7 +253,7 @@ pub struct Fib<T> {
     len: usize,
 }
 
-fn mask(len: u8) -> u32 {
+pub(super) fn mask(len: u8) -> u32 {
     if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
 }
 

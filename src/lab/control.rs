@@ -590,10 +590,9 @@ fn same_lookups_after(
         .map(|(n, _)| *n)
         .chain(after.iter().filter(|(n, h)| before.get(n) != Some(h)).map(|(n, _)| *n));
     changed.all(|net| {
-        // The extra routes are the same before and after: their cover (a binary search of up
-        // to 900k prefixes per length) is looked up once. The table's own route of a prefix
-        // wins over an extra route of the same prefix.
-        let extra = extra.and_then(|e| longest(net, &|sup| e.get(sup)));
+        // The extra routes are the same before and after: their cover is looked up once.
+        // The table's own route of a prefix wins over an extra route of the same prefix.
+        let extra = extra.and_then(|e| e.longest_cover(net));
         let cover = |routes: &HashMap<ipnet::Ipv4Net, Hop>| match (
             longest(net, &|sup| routes.get(&sup).copied()),
             extra,
