@@ -189,6 +189,7 @@ impl Control {
         let record = RunRecord {
             lab: saved.world.lab.clone(),
             pid: std::process::id(),
+            started: setup::start_ticks(std::process::id()).unwrap_or(0),
             api: String::new(),
             state_dir: state_dir.clone(),
             namespaces: Vec::new(),

@@ -93,6 +93,7 @@ pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
     let record = RunRecord {
         lab: lab_name.clone(),
         pid: std::process::id(),
+        started: setup::start_ticks(std::process::id()).unwrap_or(0),
         api: opts.api_listen.to_string(),
         state_dir: state_dir.clone(),
         namespaces: spec.iter().map(|(n, s)| (n.clone(), s.port)).collect(),
@@ -116,6 +117,7 @@ impl OrRecord for Option<RunRecord> {
         self.unwrap_or_else(|| RunRecord {
             lab: lab.to_string(),
             pid: 0,
+            started: 0,
             api: String::new(),
             state_dir: PathBuf::new(),
             namespaces: Vec::new(),

@@ -32,6 +32,12 @@ pub const RUN_DIR: &str = "/run/vpcsim";
 pub struct RunRecord {
     pub lab: String,
     pub pid: u32,
+    /// When the daemon started (`/proc/<pid>/stat` field 22, clock ticks since boot): with
+    /// `pid`, which process is the daemon, whatever its binary is called and after the pid is
+    /// reused. 0 in records written before it was kept: then a process whose `argv[0]` ends in
+    /// `vpcsim` is taken for the daemon.
+    #[serde(default)]
+    pub started: u64,
     pub api: String,
     pub state_dir: PathBuf,
     /// Every namespace of the lab, with its port.
@@ -63,8 +69,20 @@ impl RunRecord {
 
     /// Whether the daemon of this record is still running.
     pub fn alive(&self) -> bool {
-        pid_is_vpcsim(self.pid)
+        if self.started == 0 {
+            return pid_is_vpcsim(self.pid);
+        }
+        start_ticks(self.pid) == Some(self.started)
     }
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat` field 22).
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or ')': the fields
+    // after it follow its last ')'. Field 3 is the first of them, so field 22 is the 20th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn pid_is_vpcsim(pid: u32) -> bool {
@@ -284,12 +302,12 @@ pub fn down(lab: &str) -> anyhow::Result<bool> {
         let pid = nix::unistd::Pid::from_raw(rec.pid as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(15);
-        while pid_is_vpcsim(rec.pid) && Instant::now() < deadline {
+        while rec.alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if pid_is_vpcsim(rec.pid) {
+        if rec.alive() {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            while pid_is_vpcsim(rec.pid) {
+            while rec.alive() {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -298,4 +316,39 @@ pub fn down(lab: &str) -> anyhow::Result<bool> {
     let _ = std::fs::remove_file(RunRecord::path(lab));
     let _ = std::fs::remove_file(Path::new(RUN_DIR).join(format!("{lab}.log")));
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pid: u32, started: u64) -> RunRecord {
+        RunRecord {
+            lab: "t".into(),
+            pid,
+            started,
+            api: String::new(),
+            state_dir: PathBuf::new(),
+            namespaces: Vec::new(),
+        }
+    }
+
+    /// The daemon is known by its pid and start time, not by its binary's name: this test
+    /// binary is not called `vpcsim`, and a copy of vpcsim under another name must be stopped
+    /// by `down` too, not left running while its namespaces are removed.
+    #[test]
+    fn alive_is_the_pid_and_its_start_time() {
+        let me = std::process::id();
+        let started = start_ticks(me).expect("our own start time");
+        assert!(started > 0);
+        assert!(record(me, started).alive());
+        // The same pid with another start time: the pid was reused.
+        assert!(!record(me, started + 1).alive());
+        // An old record (no start time) falls back to the binary's name.
+        assert!(!record(me, 0).alive());
+        assert!(!record(u32::MAX, started).alive());
+        // Records written before the field was kept still load.
+        let old = r#"{"lab":"t","pid":1,"api":"","state_dir":"","namespaces":[]}"#;
+        assert_eq!(serde_json::from_str::<RunRecord>(old).unwrap().started, 0);
+    }
 }
