@@ -76,13 +76,19 @@ impl RunRecord {
     }
 }
 
-/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat` field 22).
+/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat` field 22); `None`
+/// if there is no such process or it has exited (a zombie that its parent has not reaped yet
+/// keeps its entry: `down` must not wait for it).
 pub fn start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces or ')': the fields
-    // after it follow its last ')'. Field 3 is the first of them, so field 22 is the 20th.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    // after it follow its last ')'. Field 3, the state, is the first of them, so field 22 is
+    // the 20th.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next()?, "Z" | "X") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 fn pid_is_vpcsim(pid: u32) -> bool {
@@ -347,6 +353,22 @@ mod tests {
         // An old record (no start time) falls back to the binary's name.
         assert!(!record(me, 0).alive());
         assert!(!record(u32::MAX, started).alive());
+        // A child that has exited but is not reaped yet is a zombie: gone.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let child_started = start_ticks(pid);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        {
+            assert!(std::time::Instant::now() < deadline, "child {pid} did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(start_ticks(pid), None);
+        if let Some(t) = child_started {
+            assert!(!record(pid, t).alive());
+        }
+        child.wait().unwrap();
         // Records written before the field was kept still load.
         let old = r#"{"lab":"t","pid":1,"api":"","state_dir":"","namespaces":[]}"#;
         assert_eq!(serde_json::from_str::<RunRecord>(old).unwrap().started, 0);
