@@ -174,8 +174,9 @@ fn run(
     // The control API has a runtime of its own, with one worker: a request then wakes the one
     // thread that waits for it, where on the services' two workers the one that took the
     // event also woke the other to look for work (a futex wake and two context switches per
-    // request, at 1,000 route changes/s about a fifth of the API's CPU). Route changes run on
-    // that worker (`api::blocking`); S3 in the namespaces keeps both workers.
+    // request, at 1,000 route changes/s about a tenth of the API's CPU). Route changes run
+    // inline on that worker, other changes move off it with `block_in_place`
+    // (`api::blocking`), so the API keeps answering; S3 in the namespaces keeps both workers.
     let api_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("vpcsim-api")
