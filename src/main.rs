@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use vpcsim::fib::extra::{self, ExtraRoutes};
+use vpcsim::fib::extra;
 use vpcsim::lab::daemon::{self, UpOptions};
 use vpcsim::lab::file;
 use vpcsim::lab::setup::{self, RUN_DIR, RunRecord};
@@ -134,11 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "blackhole" => Target::Blackhole,
                         id => Target::Igw(id.to_string()),
                     };
-                    extra::validate(&world, table, &target)?;
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    let prefixes = extra::parse(&path.display().to_string(), &text)?;
-                    Some((ExtraRoutes { table: table.clone(), target, prefixes }, path))
+                    Some((extra::load(&world, table, target, path)?, path))
                 }
                 _ => None,
             };

@@ -457,7 +457,7 @@ fn visibility(
     gateway: &str,
     extra_routes: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    use vpcsim::fib::extra::{self, ExtraRoutes};
+    use vpcsim::fib::extra;
     use vpcsim::services::ec2::{self, Ec2Outcome, Ec2Request};
 
     let text =
@@ -470,12 +470,7 @@ fn visibility(
         .map(|s| (s.id.clone(), s.route_table.clone()))
         .with_context(|| format!("no subnet named {subnet}"))?;
     if let Some(path) = extra_routes {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let prefixes = extra::parse(&path.display().to_string(), &text)?;
-        let target = vpcsim::model::Target::Blackhole;
-        extra::validate(&world, &table, &target)?;
-        extra::install(ExtraRoutes { table: table.clone(), target, prefixes })?;
+        extra::install(extra::load(&world, &table, vpcsim::model::Target::Blackhole, path)?)?;
     }
     let control = vpcsim::lab::control::Control::in_process(world, state_dir.to_path_buf())?;
     let port = control.port_of(&id).context("the subnet has no port")?;

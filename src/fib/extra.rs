@@ -109,6 +109,21 @@ pub fn parse(name: &str, text: &str) -> anyhow::Result<Vec<Ipv4Net>> {
 
 /// Checks the request against the lab: the table exists and the target is one the table
 /// could route to.
+/// The extra routes of `path` for `table`, checked against `world` (`vpcsim up
+/// --extra-routes`), ready to [`install`].
+pub fn load(
+    world: &World,
+    table: &str,
+    target: Target,
+    path: &std::path::Path,
+) -> anyhow::Result<ExtraRoutes> {
+    validate(world, table, &target)?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let prefixes = parse(&path.display().to_string(), &text)?;
+    Ok(ExtraRoutes { table: table.to_string(), target, prefixes })
+}
+
 pub fn validate(world: &World, table: &str, target: &Target) -> anyhow::Result<()> {
     let Some(rt) = world.route_table(table) else {
         bail!("--extra-routes-table: no route table {table} in lab {}", world.lab);

@@ -578,11 +578,11 @@ fn same_lookups_after(
     after: &HashMap<ipnet::Ipv4Net, Hop>,
     extra: Option<&crate::fib::extra::Extra>,
 ) -> bool {
-    // The longest route of `net`'s covers (`net` included) that `get` knows, with its length.
-    let longest = |net: ipnet::Ipv4Net, get: &dyn Fn(ipnet::Ipv4Net) -> Option<Hop>| {
+    // The longest of `routes` covering `net` (`net` included), with its length.
+    let longest = |routes: &HashMap<ipnet::Ipv4Net, Hop>, net: ipnet::Ipv4Net| {
         (0..=net.prefix_len()).rev().find_map(|len| {
             let sup = ipnet::Ipv4Net::new(net.network(), len).ok()?.trunc();
-            get(sup).map(|h| (len, h))
+            routes.get(&sup).map(|&h| (len, h))
         })
     };
     let mut changed = before
@@ -594,10 +594,7 @@ fn same_lookups_after(
         // The extra routes are the same before and after: their cover is looked up once.
         // The table's own route of a prefix wins over an extra route of the same prefix.
         let extra = extra.and_then(|e| e.longest_cover(net));
-        let cover = |routes: &HashMap<ipnet::Ipv4Net, Hop>| match (
-            longest(net, &|sup| routes.get(&sup).copied()),
-            extra,
-        ) {
+        let cover = |routes: &HashMap<ipnet::Ipv4Net, Hop>| match (longest(routes, net), extra) {
             (Some((l, h)), Some((m, _))) if l >= m => Some(h),
             (_, Some((_, h))) => Some(h),
             (own, None) => own.map(|(_, h)| h),
