@@ -42,6 +42,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use vpcsim::services::sigv4;
 
+#[path = "shared/rusage.rs"]
+mod rusage;
+use rusage::cpu_secs;
+
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const REGION: &str = "us-east-1";
@@ -187,17 +191,6 @@ fn paced<W: FnMut(Option<usize>) -> anyhow::Result<()> + Send>(
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(pacer.start.elapsed().as_secs_f64())
-}
-
-fn cpu_secs() -> f64 {
-    let get = |who| {
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: getrusage writes a rusage into the pointer it is given.
-        unsafe { libc::getrusage(who, &mut ru) };
-        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-        tv(ru.ru_utime) + tv(ru.ru_stime)
-    };
-    get(libc::RUSAGE_SELF) + get(libc::RUSAGE_CHILDREN)
 }
 
 /// `p` in 0..=1 of sorted durations, in µs (nearest rank, as the Python churner did).

@@ -7,10 +7,12 @@
 //!   so that a batch is due every ~200 µs; between batches the sender sleeps (it never spins, so
 //!   its CPU time stays small next to the forwarding path's at every rate). The schedule is
 //!   computed from the totals, so a late wake-up is caught up on. `--rate 0` sends as fast as
-//!   the sockets accept: the sender's limit. Prints `sent N secs S pps R errors E`.
+//!   the sockets accept: the sender's limit. Prints `sent N secs S pps R errors E cpu_s C`.
 //! - `udpgen recv --bind ADDR:PORT`: prints `ready` once bound, counts datagrams with
 //!   `recvmmsg(2)` until no datagram came for `--idle-ms` after the first (or `--max-secs`
-//!   passed without any), then prints `received N`.
+//!   passed without any), then prints `received N cpu_s C`.
+//!
+//! `cpu_s` is the process's own CPU time (`getrusage`): the benchmark adds it to the lab's.
 //!
 //! Sockets are blocking: a sender that outruns its socket buffer waits instead of dropping, so
 //! every packet counted as sent was accepted by the sending namespace's kernel, and loss is
@@ -26,6 +28,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+
+#[path = "shared/rusage.rs"]
+mod rusage;
 
 #[derive(Parser)]
 #[command(name = "udpgen", about = "Rate-controlled small-UDP sender and counting receiver")]
@@ -161,7 +166,11 @@ fn send(to: SocketAddr, flows: usize, rate: u64, secs: f64, payload: usize) -> a
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    println!("sent {sent} secs {elapsed:.4} pps {:.0} errors {errors}", sent as f64 / elapsed);
+    println!(
+        "sent {sent} secs {elapsed:.4} pps {:.0} errors {errors} cpu_s {:.4}",
+        sent as f64 / elapsed,
+        rusage::cpu_secs()
+    );
     Ok(())
 }
 
@@ -235,6 +244,6 @@ fn recv(bind: SocketAddr, idle: Duration, max: Duration) -> anyhow::Result<()> {
             break;
         }
     }
-    println!("received {received}");
+    println!("received {received} cpu_s {:.4}", rusage::cpu_secs());
     Ok(())
 }
