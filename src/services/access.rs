@@ -69,6 +69,12 @@ impl Access {
                     .unwrap_or_else(Policy::full_access),
             );
             let previous = old.and_then(|o| o.endpoints.get(&e.id)).and_then(|prev| {
+                // Unchanged by this change: a switch still pending keeps the time of the
+                // modification that started it (a rebuild for any other change must not
+                // restart the guide's "few minutes").
+                if prev.current.to_json() == current.to_json() {
+                    return prev.previous.clone();
+                }
                 let before = prev.in_effect(now, old.map_or(Duration::ZERO, |o| o.delay));
                 (before.to_json() != current.to_json() && !delay.is_zero()).then_some((before, now))
             });
@@ -167,14 +173,21 @@ mod tests {
 
     const ONLY_SECURE: &str = r#"{"Statement":[{"Sid":"Access-to-specific-bucket-only","Principal":"*","Action":["s3:GetObject","s3:PutObject"],"Effect":"Allow","Resource":["arn:aws:s3:::my-secure-bucket","arn:aws:s3:::my-secure-bucket/*"]}]}"#;
 
-    fn allows_open_bucket(p: &Policy) -> bool {
+    const ONLY_OPEN: &str = r#"{"Statement":[{"Principal":"*","Action":"s3:GetObject","Effect":"Allow","Resource":"arn:aws:s3:::open-bucket/*"}]}"#;
+
+    fn allows(p: &Policy, object: &str) -> bool {
+        let resource = format!("arn:aws:s3:::{object}");
         let req = RequestContext {
             principal: None,
             action: "s3:GetObject",
-            resource: "arn:aws:s3:::open-bucket/hello.txt",
+            resource: &resource,
             keys: &[],
         };
         matches!(p.evaluate(&req), crate::policy::Decision::Allow { .. })
+    }
+
+    fn allows_open_bucket(p: &Policy) -> bool {
+        allows(p, "open-bucket/hello.txt")
     }
 
     #[test]
@@ -202,6 +215,44 @@ mod tests {
         // Without a delay, at once.
         let now = Access::from_world(&world, Duration::ZERO, Some(&before), t0);
         assert!(!allows_open_bucket(&now.endpoint_policy("vpce-11bb22cc", t0)));
+    }
+
+    #[test]
+    fn another_change_does_not_restart_a_pending_policy_delay() {
+        // The guide: "if you do modify a policy, it can take a few minutes for the changes to
+        // take effect". The few minutes run from the modification: any other change meanwhile
+        // (which rebuilds the access state) must not push the switch back.
+        let text = DEFAULT_LAB.replacen(
+            "region = \"us-east-1\"",
+            "region = \"us-east-1\"\npolicy_propagation_delay = \"2m\"",
+            1,
+        );
+        let mut world = parse("t.toml", &text).unwrap();
+        let delay = Duration::from_secs(120);
+        let t0 = Instant::now();
+        let first = Access::from_world(&world, delay, None, t0);
+        world.endpoints[0].policy = Some(ONLY_SECURE.into());
+        let modified = Access::from_world(&world, delay, Some(&first), t0);
+        // At 90 s something else changes: the control plane rebuilds the state from a world
+        // whose endpoint policy is the same.
+        let t90 = t0 + Duration::from_secs(90);
+        let rebuilt = Access::from_world(&world, delay, Some(&modified), t90);
+        let at = |s: u64| rebuilt.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(s));
+        assert!(allows_open_bucket(&at(119)));
+        assert!(!allows_open_bucket(&at(121)), "the switch moved past t0 + 2 min");
+        // And a rebuild after the switch keeps the new policy.
+        let later =
+            Access::from_world(&world, delay, Some(&rebuilt), t0 + Duration::from_secs(130));
+        assert!(!allows_open_bucket(
+            &later.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(130))
+        ));
+        // Modified again at 90 s, before the first switch: the policy in effect then (the
+        // original full access) stays until 90 s + 2 min, then the newest one applies.
+        world.endpoints[0].policy = Some(ONLY_OPEN.into());
+        let again = Access::from_world(&world, delay, Some(&modified), t90);
+        let at = |s: u64| again.endpoint_policy("vpce-11bb22cc", t0 + Duration::from_secs(s));
+        assert!(allows(&at(200), "my-secure-bucket/a") && allows(&at(200), "open-bucket/a"));
+        assert!(!allows(&at(211), "my-secure-bucket/a") && allows(&at(211), "open-bucket/a"));
     }
 
     #[test]
