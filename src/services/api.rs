@@ -426,3 +426,62 @@ async fn ec2_request(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ec2_resource;
+    use crate::policy::{Policy, PolicyKind};
+    use crate::services::access::{Access, AccessUser};
+
+    fn params(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn user(policy: &str) -> AccessUser {
+        AccessUser {
+            name: "u".into(),
+            arn: "arn:aws:iam::123456789012:user/u".into(),
+            secret: String::new(),
+            policy: Policy::parse(policy, PolicyKind::Identity).expect("valid policy"),
+        }
+    }
+
+    #[test]
+    fn endpoint_actions_and_describe_prefix_lists_have_no_resource_level_permissions() {
+        // The guide: "We currently do not support resource-level permissions for any of the
+        // ec2:*VpcEndpoint* API actions, or for the ec2:DescribePrefixLists action".
+        let named = params(&[
+            ("VpcId", "vpc-111bbb22"),
+            ("RouteTableId.1", "rtb-0a0a0a0a"),
+            ("VpcEndpointId", "vpce-11bb22cc"),
+        ]);
+        for action in [
+            "CreateVpcEndpoint",
+            "ModifyVpcEndpoint",
+            "DeleteVpcEndpoints",
+            "DescribeVpcEndpoints",
+            "DescribeVpcEndpointServices",
+            "DescribePrefixLists",
+        ] {
+            assert_eq!(ec2_resource(action, &named, "us-east-1"), "*", "{action}");
+        }
+        // A route action names its table.
+        let route = params(&[("RouteTableId", "rtb-0a0a0a0a")]);
+        assert_eq!(
+            ec2_resource("CreateRoute", &route, "us-east-1"),
+            format!("arn:aws:ec2:us-east-1:{}:route-table/rtb-0a0a0a0a", crate::model::ACCOUNT_ID)
+        );
+        // So a policy must grant the endpoint actions on "*": one scoped to the VPC's ARN
+        // grants nothing, as in EC2.
+        let access = Access::default();
+        let scoped = user(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:ModifyVpcEndpoint","Resource":"arn:aws:ec2:us-east-1:123456789012:vpc/vpc-111bbb22"}]}"#,
+        );
+        let any = user(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:ModifyVpcEndpoint","Resource":"*"}]}"#,
+        );
+        let resource = ec2_resource("ModifyVpcEndpoint", &named, "us-east-1");
+        assert!(!access.ec2_allowed(&scoped, "ec2:ModifyVpcEndpoint", &resource));
+        assert!(access.ec2_allowed(&any, "ec2:ModifyVpcEndpoint", &resource));
+    }
+}
