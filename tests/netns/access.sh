@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Who gets in, end to end: bucket policies with aws:sourceVpce and aws:SourceIp on each path,
-# endpoint policies from the guide, explicit deny over allow, IAM users on EC2 and S3, and bad
-# signatures. Every 403 names who denied it (x-vpcsim-denied-by).
+# endpoint policies from the guide (also two endpoints with different policies for two
+# subnets), explicit deny over allow, IAM users on EC2 and S3, and bad signatures. Every 403
+# names who denied it (x-vpcsim-denied-by).
 #
 #   a 10.0.1.10 ── vpce-11bb22cc ──┐
 #   b 10.0.2.10 ── igw (203.0.113.20) ──┴── aws: S3 stub (open-bucket, my-secure-bucket)
@@ -41,6 +42,33 @@ awsx ec2 describe-vpc-endpoints --query 'VpcEndpoints[0].PolicyDocument' --outpu
     || fail "describe-vpc-endpoints does not show the policy"
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
 expect_status a http://54.123.170.5/open-bucket/hello.txt 200
+
+# The guide: "you can use different route tables to enforce different access policies from
+# different subnets to the same service". Subnet c's table moves to a second endpoint to S3 whose
+# policy allows only my-secure-bucket; subnet a keeps vpce-11bb22cc and its full access.
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc \
+    --remove-route-table-ids rtb-0c0c0c0c >/dev/null
+second=$(awsx ec2 create-vpc-endpoint --vpc-id vpc-111bbb22 \
+    --service-name com.amazonaws.us-east-1.s3 --route-table-ids rtb-0c0c0c0c \
+    --query VpcEndpoint.VpcEndpointId --output text --policy-document '{
+  "Statement": [{"Sid": "Access-to-specific-bucket-only", "Principal": "*",
+    "Action": ["s3:GetObject", "s3:PutObject"], "Effect": "Allow",
+    "Resource": ["arn:aws:s3:::my-secure-bucket", "arn:aws:s3:::my-secure-bucket/*"]}]}')
+[[ "$second" == vpce-* ]] || fail "create-vpc-endpoint for rtb-0c0c0c0c answered '$second'"
+vpce_c=$(get_headers c http://54.123.170.5/open-bucket/hello.txt | header x-vpcsim-vpce)
+[ "$vpce_c" = "$second" ] || fail "c reaches S3 through '$vpce_c', expected $second"
+ok "c reaches S3 through its own endpoint $second"
+expect_status a http://54.123.170.5/open-bucket/hello.txt 200
+expect_status c http://54.123.170.5/open-bucket/hello.txt 403 endpoint-policy
+# my-secure-bucket's policy admits vpce-11bb22cc only: c's endpoint policy allows the bucket,
+# its bucket policy does not allow c's endpoint.
+expect_status a http://54.123.170.5/my-secure-bucket/hello.txt 200
+expect_status c http://54.123.170.5/my-secure-bucket/hello.txt 403 bucket-policy:Access-to-specific-VPCE-only
+awsx ec2 delete-vpc-endpoints --vpc-endpoint-ids "$second" >/dev/null
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc \
+    --add-route-table-ids rtb-0c0c0c0c >/dev/null
+expect_status c http://54.123.170.5/open-bucket/hello.txt 200
+expect_status c http://54.123.170.5/my-secure-bucket/hello.txt 200
 
 # The guide's "Enabling Access to the Amazon Linux AMI Repositories" endpoint policy.
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '{
