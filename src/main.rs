@@ -33,7 +33,7 @@ enum Cmd {
     Up {
         /// A lab file (TOML); without it, the embedded default lab `demo`.
         lab_file: Option<PathBuf>,
-        /// Where the control API listens (loopback).
+        /// Where the control API listens (a loopback address; any other is refused).
         #[arg(long, default_value = "127.0.0.1:4599")]
         api_listen: SocketAddr,
         /// Where buckets and objects are kept [default: /var/lib/vpcsim/<lab>].
@@ -213,6 +213,8 @@ fn detach_up(
     fresh: bool,
     extra_args: Option<[std::ffi::OsString; 6]>,
 ) -> anyhow::Result<ExitCode> {
+    // Before the log is created: it would truncate the log of a lab already up.
+    daemon::precheck(&world.lab, api)?;
     std::fs::create_dir_all(RUN_DIR)?;
     let log_path = PathBuf::from(RUN_DIR).join(format!("{}.log", world.lab));
     let log = std::fs::File::create(&log_path)

@@ -30,9 +30,28 @@ pub struct Lab {
     pub started: Instant,
 }
 
+/// What `up` refuses before it touches anything (the state dir, the log, a namespace): a control
+/// API address off the loopback (a lab adds nothing to the root namespace but that listener,
+/// and its default keys are AWS's published examples), and a lab that is already up (whose
+/// state dir `--fresh` would otherwise move from under it).
+pub fn precheck(lab: &str, api: SocketAddr) -> anyhow::Result<()> {
+    if !api.ip().is_loopback() {
+        bail!(
+            "--api-listen {api}: the control API listens on a loopback address only (127.0.0.0/8 or ::1)"
+        );
+    }
+    if let Some(rec) = RunRecord::load(lab)?
+        && rec.alive()
+    {
+        bail!("lab {lab} is already up (pid {}); run `vpcsim down {lab}` first", rec.pid);
+    }
+    Ok(())
+}
+
 /// Runs a lab in the foreground until SIGINT/SIGTERM. `file_world` is the validated lab file;
 /// a world saved in the state dir takes precedence unless `fresh`.
 pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
+    precheck(&file_world.lab, opts.api_listen)?;
     let state_dir = opts
         .state_dir
         .clone()

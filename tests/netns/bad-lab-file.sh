@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A bad lab file is refused with the line and the field, before anything is created.
+# A bad lab file is refused with the line and the field, before anything is created; so is a
+# control API address off the loopback.
 source "$(dirname "$0")/lib.sh"
 LAB="t$$bad"; [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
 sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/bad.toml"
@@ -10,5 +11,16 @@ grep -q "bad.toml:$line: route_table\[4\].routes\[0\].destination" <<< "$out" ||
 grep -q "You can only add an endpoint route by associating a route table with an endpoint" <<< "$out" \
     || fail "not the guide's sentence: $out"
 if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
+ok "refused: $out"
+# The control API listens on the loopback only: any other address is refused, before anything
+# is created.
+sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/good.toml"
+if out=$("$VPCSIM" up "$WORK/good.toml" --detach --api-listen 0.0.0.0:4599 \
+    --state-dir "$WORK/state" 2>&1); then
+    fail "a lab came up with its API on 0.0.0.0"
+fi
+grep -q "loopback address only" <<< "$out" || fail "not the loopback error: $out"
+if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
+[ ! -e "/run/vpcsim/$LAB.json" ] && [ ! -e "$WORK/state" ] || fail "a run record or state was made"
 LAB=""
 ok "refused: $out"
