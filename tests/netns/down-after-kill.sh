@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `up --fresh` of a running lab is refused and moves nothing; `vpcsim down` after `kill -9` of
-# the daemon leaves no namespace, no /etc/netns entry, and an
-# unchanged root namespace (addresses, routes, links).
+# the daemon leaves no namespace, no /etc/netns entry, and an unchanged root namespace
+# (addresses, routes, links).
 source "$(dirname "$0")/lib.sh"
 ip -o addr > "$WORK/addr.before"; ip route > "$WORK/route.before"; ip -o link > "$WORK/link.before"
 lab_up "$ROOT/netns/demo.toml" k
