@@ -128,6 +128,13 @@ struct State {
     last_seq: u64,
 }
 
+/// A change would give a new subnet a namespace that exists already and is not the lab's.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the subnet's namespace {0} already exists and is not this lab's; remove it or give the subnet another Name tag"
+)]
+pub struct NamespaceTaken(pub String);
+
 /// A running lab's control plane.
 pub struct Control {
     state: Mutex<State>,
@@ -285,6 +292,15 @@ impl Control {
         let mut saved = Saved { world, ports: st.saved.ports.clone(), seq: st.last_seq };
         saved.assign_ports();
         let new_spec = saved.spec();
+        // A new subnet's namespace must be the lab's own. One that exists already (another
+        // lab's, such as `demo-x`'s `demo-x-aws` for a subnet named `x-aws` in lab `demo`, or
+        // one made by hand) is refused before anything is stored or recorded: the run record
+        // lists what `down` deletes.
+        if let Some(ns) =
+            new_spec.keys().find(|ns| !old_spec.contains_key(*ns) && netns::exists(ns))
+        {
+            return Err(NamespaceTaken(ns.clone()).into());
+        }
         // Durable first: an acknowledged change must survive kill -9.
         saved.store(&self.state_dir)?;
         st.journal.folded();

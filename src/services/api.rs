@@ -415,6 +415,11 @@ async fn ec2_request(
     match outcome {
         Ok(Ok(Ok(xml))) => full(StatusCode::OK, xml, "text/xml;charset=UTF-8"),
         Ok(Ok(Err(e))) => ec2_error(StatusCode::BAD_REQUEST, &e, &id),
+        // The request's fault, not the server's (a 500 would make SDKs retry it).
+        Ok(Err(e)) if e.downcast_ref::<crate::lab::control::NamespaceTaken>().is_some() => {
+            let e = Ec2Error { code: "InvalidParameterValue".into(), message: e.to_string() };
+            ec2_error(StatusCode::BAD_REQUEST, &e, &id)
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %format!("{e:#}"), "applying a change failed");
             let e = Ec2Error { code: "InternalError".into(), message: format!("{e:#}") };

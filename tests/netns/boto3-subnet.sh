@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # boto3 builds a new subnet with an instance and an endpoint association: the subnet's
 # namespace and TUN exist as soon as the call returns, its traffic takes the endpoint, and
-# deleting it removes the namespace.
+# deleting it removes the namespace. A subnet whose namespace is taken is refused.
 #
 #   new subnet e 10.0.5.0/24 (namespace <lab>-subnet-…) ── pl -> vpce ── aws
 source "$(dirname "$0")/lib.sh"
@@ -45,3 +45,28 @@ ec2.delete_subnet(SubnetId=sys.argv[2])
 PY
 ip netns list | grep >/dev/null -cw "$ns" && fail "namespace $ns left after delete-subnet"
 ok "delete-subnet removed $ns"
+
+# A new subnet whose namespace exists already and is not the lab's (here one made by hand; it
+# could be another lab's) is refused, recorded nowhere, and left alone by `vpcsim down`.
+foreign="$LAB-zz"
+ip netns add "$foreign"
+trap 'rc=$?; ip netns del "$foreign" 2>/dev/null; (exit $rc); cleanup' EXIT
+"$PY" - "$API" <<'PY' || fail "CreateSubnet with a taken namespace"
+import sys, boto3
+ec2 = boto3.client("ec2", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
+tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": "zz"}]}]
+try:
+    ec2.create_subnet(VpcId="vpc-111bbb22", CidrBlock="10.0.6.0/24", TagSpecifications=tags)
+    raise SystemExit("a subnet whose namespace is taken was created")
+except ec2.exceptions.ClientError as e:
+    err = e.response["Error"]
+    assert err["Code"] == "InvalidParameterValue" and "already exists" in err["Message"], err
+subnets = ec2.describe_subnets()["Subnets"]
+assert not any(s["CidrBlock"] == "10.0.6.0/24" for s in subnets), subnets
+PY
+grep -q "\"$foreign\"" "/run/vpcsim/$LAB.json" && fail "the run record names $foreign"
+"$VPCSIM" down "$LAB" >/dev/null
+ip netns list | grep >/dev/null -cw "$foreign" || fail "down removed $foreign, which the lab did not make"
+ip netns del "$foreign"
+LAB=""
+ok "a subnet whose namespace is taken: InvalidParameterValue; down leaves that namespace alone"
