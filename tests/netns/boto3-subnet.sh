@@ -49,8 +49,8 @@ ok "delete-subnet removed $ns"
 # A new subnet whose namespace exists already and is not the lab's (here one made by hand; it
 # could be another lab's) is refused, recorded nowhere, and left alone by `vpcsim down`.
 foreign="$LAB-zz"
+OWN_NS+=("$foreign")
 ip netns add "$foreign"
-trap 'rc=$?; ip netns del "$foreign" 2>/dev/null; (exit $rc); cleanup' EXIT
 "$PY" - "$API" <<'PY' || fail "CreateSubnet with a taken namespace"
 import sys, boto3
 ec2 = boto3.client("ec2", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
@@ -67,6 +67,5 @@ PY
 grep -q "\"$foreign\"" "/run/vpcsim/$LAB.json" && fail "the run record names $foreign"
 "$VPCSIM" down "$LAB" >/dev/null
 ip netns list | grep >/dev/null -cw "$foreign" || fail "down removed $foreign, which the lab did not make"
-ip netns del "$foreign"
 LAB=""
 ok "a subnet whose namespace is taken: InvalidParameterValue; down leaves that namespace alone"

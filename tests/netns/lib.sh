@@ -8,6 +8,8 @@ VPCSIM=${VPCSIM:-$ROOT/target/debug/vpcsim}
 LAB=""
 STATE=""
 WORK=$(mktemp -d /tmp/vpcsim-test.XXXXXX)
+# Namespaces a test made itself, outside any lab: removed on exit, after the lab.
+OWN_NS=()
 
 cleanup() {
     local rc=$?
@@ -22,6 +24,7 @@ cleanup() {
         fi
         "$VPCSIM" down "$LAB" >/dev/null 2>&1 || true
     fi
+    for ns in "${OWN_NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$WORK" "$STATE"
     exit $rc
 }
