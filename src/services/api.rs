@@ -378,6 +378,11 @@ async fn ec2_request(
     params.extend(form_urlencoded::parse(&body).into_owned());
     let action =
         params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
+    // A missing or unknown action is the request's error whoever sends it: EC2 answers
+    // `MissingParameter` or `InvalidAction`, not `UnauthorizedOperation`.
+    if let Err(e) = ec2::check_action(&params) {
+        return ec2_error(StatusCode::BAD_REQUEST, &e, &id);
+    }
     let resource = ec2_resource(&action, &params, &identity.scope.region);
     let allowed = access
         .user(&identity.access_key)

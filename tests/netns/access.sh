@@ -132,6 +132,28 @@ AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE AWS_SECRET_ACCESS_KEY=je7MtGbClwBF/2Zp9Ut
 AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE AWS_SECRET_ACCESS_KEY=je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY \
     expect_error UnauthorizedOperation ec2 create-vpc-endpoint --vpc-id vpc-111bbb22 \
     --service-name com.amazonaws.us-east-1.s3
+# An unknown or missing action is InvalidAction or MissingParameter for the developer too, not
+# UnauthorizedOperation: EC2 checks the request before it authorizes it.
+"$PY" - "$API" <<'PY' || fail "the developer's unknown action"
+import sys, urllib.error, urllib.request
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+creds = Credentials("AKIAI44QH8DHBEXAMPLE", "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY")
+for body, code in [("Action=LaunchRockets&Version=2016-11-15", "InvalidAction"),
+                   ("Version=2016-11-15", "MissingParameter")]:
+    req = AWSRequest("POST", f"http://{sys.argv[1]}/", data=body,
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(creds, "ec2", "us-east-1").add_auth(req)
+    try:
+        urllib.request.urlopen(urllib.request.Request(req.url, data=body.encode(),
+                                                      headers=dict(req.headers), method="POST"))
+        raise SystemExit(f"{body} was answered 200")
+    except urllib.error.HTTPError as e:
+        text = e.read().decode()
+        assert e.code == 400 and f"<Code>{code}</Code>" in text, (body, e.code, text)
+PY
+ok "the developer's unknown action: InvalidAction; no action: MissingParameter"
 # Explicit deny beats the admin's allow: secret.txt is refused to the admin too.
 if awsx s3 cp s3://open-bucket/secret.txt - >/dev/null 2>&1; then fail "explicit deny ignored for admin"; fi
 ok "explicit Deny in the bucket policy beats the admin's Allow"

@@ -279,6 +279,24 @@ pub fn actions() -> impl Iterator<Item = &'static str> {
 
 /// Answers one EC2 Query request against `world`. `Version` is not checked (the CLI always
 /// sends 2016-11-15). `DryRun=true` answers `DryRunOperation` when the call would succeed.
+/// The request's action and its handler: `MissingParameter` without one, `InvalidAction` for a
+/// name EC2 does not know.
+fn action_of<'p>(p: &Params<'p>) -> Result<(&'static str, Handler), Ec2Error> {
+    let action = p.required("Action")?;
+    ACTIONS.iter().find(|(a, _)| *a == action).copied().ok_or_else(|| {
+        Ec2Error::new(
+            "InvalidAction",
+            format!("The action {action} is not valid for this web service."),
+        )
+    })
+}
+
+/// Whether the request names an action EC2 knows (the API answers `MissingParameter` or
+/// `InvalidAction` before it authorizes anything, whoever the caller is).
+pub fn check_action(params: &[(String, String)]) -> Result<(), Ec2Error> {
+    action_of(&Params::new(params)).map(|_| ())
+}
+
 pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     // A world saved before security groups and network ACLs existed gets its VPCs' default
     // group and ACL (the first change persists them).
@@ -292,13 +310,7 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
         world
     };
     let p = Params::new(req.params);
-    let action = p.required("Action")?;
-    let Some((action, handler)) = ACTIONS.iter().find(|(a, _)| *a == action) else {
-        return Err(Ec2Error::new(
-            "InvalidAction",
-            format!("The action {action} is not valid for this web service."),
-        ));
-    };
+    let (action, handler) = action_of(&p)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);
     let ctx = Ctx { world, p, region: req.region, action, request_id: req.request_id };
     let out = handler(&ctx)?;
