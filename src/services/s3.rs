@@ -951,8 +951,8 @@ async fn create_bucket(
 ) -> Result<Response<RespBody>, S3Error> {
     let limited = http_body_util::Limited::new(body, 64 * 1024);
     let raw = limited.collect().await.map_err(|_| S3Error::incomplete_body())?.to_bytes();
-    let constraint =
-        location_constraint(&raw).map(|c| if c == "EU" { "eu-west-1".into() } else { c });
+    // Checked before anything is created: a bad body creates no bucket.
+    let constraint = location_constraint(&raw)?;
     if endpoint_region != "us-east-1"
         && let Some(c) = constraint.as_deref().filter(|c| *c != endpoint_region)
     {
@@ -977,27 +977,81 @@ async fn create_bucket(
     Ok(resp)
 }
 
-/// The text of `<LocationConstraint>` in a CreateBucketConfiguration, if any.
-fn location_constraint(raw: &[u8]) -> Option<String> {
-    let mut reader = quick_xml::Reader::from_reader(raw);
-    let mut buf = Vec::new();
-    let mut inside = false;
-    loop {
-        match reader.read_event_into(&mut buf).ok()? {
-            Event::Start(e) if AsRef::<str>::as_ref(&e.local_name()) == "LocationConstraint" => {
-                inside = true
-            }
-            Event::End(_) => inside = false,
-            Event::Text(t) if inside => {
-                let s = t.into_inner().into_owned();
-                let s = s.trim();
-                return (!s.is_empty()).then(|| s.to_string());
-            }
-            Event::Eof => return None,
+/// The regions a CreateBucketConfiguration may name (S3's `BucketLocationConstraint`; `EU` is
+/// eu-west-1's old name). us-east-1 is not among them: a bucket there is created without a
+/// configuration, and naming it is `InvalidLocationConstraint`, as in S3.
+const LOCATION_CONSTRAINTS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "EU",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// The region a CreateBucket body asks for: none for an empty body or an empty
+/// `<LocationConstraint>`; `MalformedXML` for a body that is not a well-formed
+/// CreateBucketConfiguration; `InvalidLocationConstraint` for a name S3 does not accept.
+fn location_constraint(raw: &[u8]) -> Result<Option<String>, S3Error> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let (mut root, mut text) = (None::<String>, String::new());
+    xml_walk(raw, |path, ev| {
+        match (path, ev) {
+            ([r], XmlEv::Open) => root = Some((*r).to_string()),
+            ([_, "LocationConstraint"], XmlEv::Text(t)) => text.push_str(t),
             _ => {}
         }
-        buf.clear();
+        Ok(())
+    })?;
+    if root.as_deref() != Some("CreateBucketConfiguration") {
+        return Err(S3Error::malformed_xml());
     }
+    let c = text.trim();
+    if c.is_empty() {
+        return Ok(None);
+    }
+    if !LOCATION_CONSTRAINTS.contains(&c) {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidLocationConstraint",
+            "The specified location-constraint is not valid",
+        )
+        .field("LocationConstraint", c));
+    }
+    Ok(Some(if c == "EU" { "eu-west-1".into() } else { c.to_string() }))
 }
 
 /// `x-amz-meta-*` headers: lower-case names without the prefix (S3's limit: 2 KB in all).
@@ -3298,6 +3352,44 @@ mod tests {
         assert_eq!(store.bucket("newbkt").unwrap().region, "ap-south-1");
         let r = req(addr, "PUT", "/newbkt", &[], b"").await;
         assert_eq!(r.status, 409);
+    }
+
+    #[tokio::test]
+    async fn create_bucket_refuses_a_bad_configuration_and_creates_nothing() {
+        let (addr, _dir, store, _) = start(false).await;
+        let cfg = |c: &str| {
+            format!("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>{c}</LocationConstraint></CreateBucketConfiguration>").into_bytes()
+        };
+        let cases: [(&str, Vec<u8>, &str); 5] = [
+            ("garbage", b"not xml at all".to_vec(), "MalformedXML"),
+            (
+                "unclosed",
+                b"<CreateBucketConfiguration><LocationConstraint>".to_vec(),
+                "MalformedXML",
+            ),
+            (
+                "another-root",
+                b"<Foo><LocationConstraint>eu-west-1</LocationConstraint></Foo>".to_vec(),
+                "MalformedXML",
+            ),
+            ("nowhere", cfg("nowhere-1"), "InvalidLocationConstraint"),
+            // S3: a us-east-1 bucket is created without a configuration; naming it is refused.
+            ("virginia", cfg("us-east-1"), "InvalidLocationConstraint"),
+        ];
+        for (name, body, code) in cases {
+            let r = req(addr, "PUT", &format!("/bad-{name}"), &[], &body).await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (400, vec![code.to_string()]),
+                "{name}"
+            );
+            assert!(store.bucket(&format!("bad-{name}")).is_none(), "{name} was created");
+        }
+        // EU is eu-west-1's old name; an empty constraint is the endpoint's region.
+        assert_eq!(req(addr, "PUT", "/old-eu", &[], &cfg("EU")).await.status, 200);
+        assert_eq!(store.bucket("old-eu").unwrap().region, "eu-west-1");
+        assert_eq!(req(addr, "PUT", "/no-constraint", &[], &cfg("")).await.status, 200);
+        assert_eq!(store.bucket("no-constraint").unwrap().region, "us-east-1");
     }
 
     #[tokio::test]
