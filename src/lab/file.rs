@@ -13,9 +13,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{
-    AclEntry, Bucket, Direction, Endpoint, Instance, InternetGateway, InternetHost, ModelError,
-    Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet, Target, Vpc, World,
-    default_acl_id, default_group_id, parse_acl_cidr,
+    AclEntry, Bucket, Direction, Endpoint, Instance, InternetGateway, InternetHost, MAX_KEY_LEN,
+    ModelError, Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet, Target, Vpc,
+    World, default_acl_id, default_group_id, parse_acl_cidr,
 };
 
 /// The embedded default lab (DESIGN.md's table).
@@ -224,8 +224,9 @@ struct BucketItem {
     name: S,
     region: Option<S>,
     policy: Option<S>,
+    /// Object key → content (the key's span names its line in an error).
     #[serde(default)]
-    objects: BTreeMap<String, String>,
+    objects: BTreeMap<S, String>,
 }
 
 #[derive(Deserialize)]
@@ -514,13 +515,19 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             name: b.name.get_ref().clone(),
             region,
             policy: b.policy.as_ref().map(|p| p.get_ref().clone()),
-            objects: b.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            objects: b.objects.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
         };
         w.add_bucket(bucket).map_err(|e| {
+            let bad_key = || {
+                b.objects.keys().find(|k| k.get_ref().is_empty() || k.get_ref().len() > MAX_KEY_LEN)
+            };
             let (k, s) = match (&e, &b.region, &b.policy) {
-                (ModelError::UnknownRegion(_), Some(r), _) => ("region", r.span()),
-                (ModelError::InvalidPolicy(_), _, Some(p)) => ("policy", p.span()),
-                _ => ("name", b.name.span()),
+                (ModelError::UnknownRegion(_), Some(r), _) => ("region".into(), r.span()),
+                (ModelError::InvalidPolicy(_), _, Some(p)) => ("policy".into(), p.span()),
+                (ModelError::InvalidObjectKey(_), _, _) if let Some(key) = bad_key() => {
+                    (format!("objects.{:?}", key.get_ref()), key.span())
+                }
+                _ => ("name".into(), b.name.span()),
             };
             ctx.err(format!("bucket[{i}].{k}"), &s, e)
         })?;
@@ -885,6 +892,36 @@ mod tests {
     fn bad_cidr_names_line_and_field() {
         let err = with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/33\"\n").unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (line_count() + 4, "vpc[1].cidr"), "{err}");
+    }
+
+    #[test]
+    fn bucket_names_and_object_keys_s3_refuses_name_line_and_field() {
+        // The object store's rules: `check` must not pass a lab that `up` cannot build.
+        for bad in ["ab-.cd", "ab.-cd", "192.168.1.1"] {
+            let err = with(&format!("[[bucket]]\nname = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(
+                (err.line, err.field.as_str()),
+                (line_count() + 3, "bucket[3].name"),
+                "{err}"
+            );
+        }
+        let err = with(
+            "[[bucket]]\nname = \"keys\"\n\n[bucket.objects]\n\"ok.txt\" = \"a\"\n\"\" = \"b\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (line_count() + 7, "bucket[3].objects.\"\""),
+            "{err}"
+        );
+        let long = "k".repeat(1025);
+        let err =
+            with(&format!("[[bucket]]\nname = \"keys\"\nobjects = {{ \"{long}\" = \"b\" }}\n"))
+                .unwrap_err();
+        assert_eq!(err.line, line_count() + 4, "{err}");
+        assert!(err.field.starts_with("bucket[3].objects."), "{err}");
+        assert!(err.message.contains("1025"), "{err}");
+        assert!(with("[[bucket]]\nname = \"keys\"\nobjects = { \"a/b.txt\" = \"b\" }\n").is_ok());
     }
 
     #[test]

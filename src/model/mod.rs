@@ -577,6 +577,11 @@ impl World {
         if !valid_bucket_name(&bucket.name) {
             return Err(ModelError::InvalidBucketName(bucket.name));
         }
+        if let Some((key, _)) =
+            bucket.objects.iter().find(|(k, _)| k.is_empty() || k.len() > MAX_KEY_LEN)
+        {
+            return Err(ModelError::InvalidObjectKey(key.len()));
+        }
         if self.buckets.iter().any(|b| b.name == bucket.name) {
             return Err(ModelError::DuplicateId(bucket.name));
         }
@@ -712,16 +717,24 @@ fn check_subnet_name(name: &str) -> Result<(), ModelError> {
 }
 
 /// S3's bucket naming rules: 3 to 63 characters of lowercase letters, digits, dots and hyphens,
-/// starting and ending with a letter or digit.
+/// starting and ending with a letter or digit, no `..`, `.-` or `-.`, not an IPv4 address. The
+/// one rule for lab files, the EC2 side and the object store alike (a lab file's bucket the
+/// store refused would fail the build after `check` said ok).
 pub fn valid_bucket_name(name: &str) -> bool {
     let b = name.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|&c| alnum(c) || c == b'.' || c == b'-')
+        && alnum(b[0])
+        && alnum(b[b.len() - 1])
         && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
 }
+
+/// S3's longest object key, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
 
 /// Policies are fully checked by the policy engine; the model only insists on JSON objects.
 fn check_policy_json(text: &str) -> Result<(), ModelError> {

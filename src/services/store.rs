@@ -38,7 +38,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 /// Longest key S3 accepts, in bytes.
-pub const MAX_KEY_LEN: usize = 1024;
+pub use crate::model::MAX_KEY_LEN;
 /// Content type S3 assigns when a PUT does not name one.
 pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 /// Keys up to this many bytes are hex-encoded into the file name; longer ones are hashed.
@@ -997,25 +997,7 @@ fn cleanup_uploads_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// S3 bucket naming rules: 3–63 chars of lowercase letters, digits, '.' and '-',
-/// starting and ending with a letter or digit, no "..", not an IPv4 address.
-pub fn valid_bucket_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    if b.len() < 3 || b.len() > 63 {
-        return false;
-    }
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    if !b.iter().all(|&c| alnum(c) || c == b'.' || c == b'-') {
-        return false;
-    }
-    if name.contains("..") || name.contains(".-") || name.contains("-.") {
-        return false;
-    }
-    name.parse::<std::net::Ipv4Addr>().is_err()
-}
+pub use crate::model::valid_bucket_name;
 
 /// File name stem of an object: never contains '/', '.', or anything but `[0-9a-f]` after the tag.
 fn object_file_name(key: &str) -> String {

@@ -141,6 +141,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::InvalidPublicIp(_) => "InvalidParameterValue",
         E::AddressInUse(_) => "InvalidIPAddress.InUse",
         E::InvalidBucketName(_) => "InvalidParameterValue",
+        E::InvalidObjectKey(_) => "InvalidParameterValue",
         E::InvalidInternetHost(_) => "InvalidParameterValue",
         E::EndpointNotFound(_) => "InvalidVpcEndpointId.NotFound",
         E::InstanceNotFound(_) => "InvalidInstanceID.NotFound",
