@@ -124,9 +124,19 @@ pub enum ModelError {
     /// An internet gateway that is already attached to a VPC.
     #[error("internet gateway {igw} is already attached to {vpc}")]
     IgwAlreadyAttached { igw: String, vpc: String },
-    /// ReplaceRoute or DeleteRoute of a destination the table has no route for.
+    /// DeleteRoute of a destination the table has no route for.
     #[error("no route with destination-cidr-block {destination} in route table {table}")]
     RouteNotFound { table: String, destination: Ipv4Net },
+    /// ReplaceRoute of a destination the table has no route for (EC2 answers it as a bad
+    /// parameter, not as InvalidRoute.NotFound).
+    #[error("there is no route defined for '{0}' in the route table; use CreateRoute instead")]
+    NoRouteToReplace(Ipv4Net),
+    /// A route to a gateway that does not exist.
+    #[error("the gateway ID '{0}' does not exist")]
+    GatewayNotFound(String),
+    /// A route to an internet gateway that is not attached to the route table's VPC.
+    #[error("route table {table} and network gateway {igw} belong to different networks")]
+    GatewayOtherNetwork { table: String, igw: String },
     /// The local route exists as long as the VPC does.
     #[error("cannot delete or replace the local route {0}")]
     LocalRouteImmutable(Ipv4Net),

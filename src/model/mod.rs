@@ -408,11 +408,13 @@ impl World {
             Target::Local => return Err(ModelError::LocalRouteMismatch(destination)),
             Target::Igw(id) => {
                 check_id("internet gateway", "igw-", id)?;
-                let igw = self.igw(id).ok_or_else(|| ModelError::IgwNotFound(id.clone()))?;
+                // EC2's answers for a route target: InvalidGatewayID.NotFound, and for a
+                // gateway not attached to this VPC "... belong to different networks".
+                let igw = self.igw(id).ok_or_else(|| ModelError::GatewayNotFound(id.clone()))?;
                 if igw.vpc.as_deref() != Some(rt.vpc.as_str()) {
-                    return Err(ModelError::IgwNotAttached {
+                    return Err(ModelError::GatewayOtherNetwork {
+                        table: rt.id.clone(),
                         igw: id.clone(),
-                        vpc: rt.vpc.clone(),
                     });
                 }
             }

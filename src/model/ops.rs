@@ -384,7 +384,7 @@ impl World {
             return Err(ModelError::LocalRouteImmutable(destination));
         }
         if !rt.routes.iter().any(|r| r.destination == destination) {
-            return Err(ModelError::RouteNotFound { table: table.into(), destination });
+            return Err(ModelError::NoRouteToReplace(destination));
         }
         // Validate the new target through add_route on a scratch table state.
         let mut scratch = self.clone();

@@ -152,6 +152,9 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::CannotDisassociateMain(_) => "InvalidParameterValue",
         E::IgwAlreadyAttached { .. } => "Resource.AlreadyAssociated",
         E::RouteNotFound { .. } => "InvalidRoute.NotFound",
+        E::NoRouteToReplace(_) => "InvalidParameterValue",
+        E::GatewayNotFound(_) => "InvalidGatewayID.NotFound",
+        E::GatewayOtherNetwork { .. } => "InvalidParameterValue",
         E::LocalRouteImmutable(_) => "InvalidParameterValue",
         // The guide: "You cannot tag an endpoint."
         E::CannotTagEndpoint(_) => "InvalidParameterValue",

@@ -402,11 +402,34 @@ fn routes() {
         &with(&[("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", "igw-1a2b3c4d")]),
         "RouteAlreadyExists",
     );
+    // EC2's codes for a route to a gateway that does not exist, and to one attached elsewhere
+    // (CreateRoute answers "InvalidGatewayID.NotFound: The gateway ID '…' does not exist" and
+    // "InvalidParameterValue: route table … and network gateway … belong to different
+    // networks").
     refused(
         &w,
         &with(&[("DestinationCidrBlock", "1.2.3.0/24"), ("GatewayId", "igw-0999")]),
-        "InvalidInternetGatewayID.NotFound",
+        "InvalidGatewayID.NotFound",
     );
+    let detached = change(&w, &[("Action", "CreateInternetGateway")]).0;
+    let spare = detached
+        .internet_gateways
+        .iter()
+        .find(|g| g.vpc.is_none())
+        .expect("a new gateway")
+        .id
+        .clone();
+    let e = refused(
+        &detached,
+        &[
+            ("Action", "CreateRoute"),
+            ("RouteTableId", "rtb-0b0b0b0b"),
+            ("DestinationCidrBlock", "1.2.3.0/24"),
+            ("GatewayId", spare.as_str()),
+        ],
+        "InvalidParameterValue",
+    );
+    assert!(e.message.contains("belong to different networks"), "{}", e.message);
     let (w1, xml) = change(
         &w,
         &with(&[("DestinationCidrBlock", "54.123.170.0/24"), ("GatewayId", "igw-1a2b3c4d")]),
@@ -425,7 +448,9 @@ fn routes() {
             ("DestinationCidrBlock", "9.9.9.0/24"),
             ("GatewayId", "igw-1a2b3c4d"),
         ],
-        "InvalidRoute.NotFound",
+        // EC2: "InvalidParameterValue: There is no route defined for '9.9.9.0/24' in the route
+        // table. Use CreateRoute instead." (DeleteRoute's is InvalidRoute.NotFound.)
+        "InvalidParameterValue",
     );
     refused(
         &w1,
