@@ -190,15 +190,20 @@ mod tests {
         allows(p, "open-bucket/hello.txt")
     }
 
-    #[test]
-    fn a_modified_endpoint_policy_takes_effect_after_the_propagation_delay() {
-        // From the guide: policy changes "can take a few minutes" to take effect.
+    /// The default lab with `policy_propagation_delay = "2m"`.
+    fn two_minute_lab() -> World {
         let text = DEFAULT_LAB.replacen(
             "region = \"us-east-1\"",
             "region = \"us-east-1\"\npolicy_propagation_delay = \"2m\"",
             1,
         );
-        let mut world = parse("t.toml", &text).unwrap();
+        parse("t.toml", &text).unwrap()
+    }
+
+    #[test]
+    fn a_modified_endpoint_policy_takes_effect_after_the_propagation_delay() {
+        // From the guide: policy changes "can take a few minutes" to take effect.
+        let mut world = two_minute_lab();
         assert_eq!(world.policy_propagation_delay_secs, 120);
         let delay = Duration::from_secs(world.policy_propagation_delay_secs);
         let t0 = Instant::now();
@@ -222,12 +227,7 @@ mod tests {
         // The guide: "if you do modify a policy, it can take a few minutes for the changes to
         // take effect". The few minutes run from the modification: any other change meanwhile
         // (which rebuilds the access state) must not push the switch back.
-        let text = DEFAULT_LAB.replacen(
-            "region = \"us-east-1\"",
-            "region = \"us-east-1\"\npolicy_propagation_delay = \"2m\"",
-            1,
-        );
-        let mut world = parse("t.toml", &text).unwrap();
+        let mut world = two_minute_lab();
         let delay = Duration::from_secs(120);
         let t0 = Instant::now();
         let first = Access::from_world(&world, delay, None, t0);
