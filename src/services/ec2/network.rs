@@ -510,7 +510,9 @@ pub fn describe_route_tables(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
                 "association.subnet-id" => {
                     assocs.iter().filter_map(|a| a.2.map(str::to_string)).collect()
                 }
-                "association.main" => vec![bool_str(assocs.iter().any(|a| a.1))],
+                // One value per association: EC2 "Route tables that do not have an
+                // association ID are not returned in the response" for this filter.
+                "association.main" => assocs.iter().map(|a| bool_str(a.1).to_string()).collect(),
                 "route.gateway-id" => routes.iter().filter_map(|r| gateway_id(&r.target)).collect(),
                 "route.nat-gateway-id" => routes
                     .iter()

@@ -262,6 +262,22 @@ fn describe_route_tables_shows_the_endpoint_route() {
     );
     assert_eq!(f("association.subnet-id", "subnet-0b0b0b0b"), ["rtb-0b0b0b0b"]);
     assert_eq!(f("association.main", "true"), ["rtb-0a0a0a0a"]);
+    // A table without associations matches neither value (EC2: "Route tables that do not have
+    // an association ID are not returned in the response").
+    let (w2, xml) = change(&w, &[("Action", "CreateRouteTable"), ("VpcId", "vpc-111bbb22")]);
+    let bare = text(&xml, "routeTableId");
+    for value in ["true", "false"] {
+        let xml = read_xml(
+            &w2,
+            &[
+                ("Action", "DescribeRouteTables"),
+                ("Filter.1.Name", "association.main"),
+                ("Filter.1.Value.1", value),
+            ],
+        );
+        assert!(!texts(&xml, "routeTableId").contains(&bare), "{value}: {xml}");
+        assert!(!texts(&xml, "routeTableId").is_empty(), "{value}: {xml}");
+    }
     assert_eq!(f("route.gateway-id", "vpce-11bb22cc"), ["rtb-0a0a0a0a", "rtb-0c0c0c0c"]);
     assert_eq!(f("route.destination-cidr-block", "54.123.165.0/24"), ["rtb-0c0c0c0c"]);
     refused(
