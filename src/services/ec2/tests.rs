@@ -289,6 +289,9 @@ fn describe_route_tables_shows_the_endpoint_route() {
         ],
         "InvalidParameterValue",
     );
+    // A filter EC2 documents for something the lab does not have is valid and matches nothing.
+    assert!(f("route.transit-gateway-id", "tgw-0123456789abcdef0").is_empty());
+    assert!(f("route.destination-ipv6-cidr-block", "::/0").is_empty());
     refused(
         &w,
         &[("Action", "DescribeRouteTables"), ("RouteTableId.1", "rtb-99")],
