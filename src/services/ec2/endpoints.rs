@@ -230,8 +230,11 @@ pub fn describe_vpc_endpoint_services(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error>
             services.push(name);
         }
     }
+    // A name that is no service here is refused whatever the filters (one a filter left out
+    // exists and is simply not listed).
+    let known = REGIONS.iter().any(|r| r.name == region).then(|| s3_service(region));
     for n in &names {
-        if !services.iter().any(|s| s == n) && filters.is_empty() {
+        if known.as_deref() != Some(*n) {
             return Err(Ec2Error::new(
                 "InvalidServiceName",
                 format!("The Vpc Endpoint Service '{n}' does not exist"),

@@ -848,6 +848,18 @@ fn prefix_lists_and_services() {
         xml.contains("<baseEndpointDnsNameSet><item>s3.us-east-1.amazonaws.com</item>"),
         "{xml}"
     );
+    // A filter may leave a known service out; it cannot make an unknown name valid.
+    let filtered = |name: &'static str, kind: &'static str| {
+        [
+            ("Action", "DescribeVpcEndpointServices"),
+            ("ServiceName.1", name),
+            ("Filter.1.Name", "service-type"),
+            ("Filter.1.Value.1", kind),
+        ]
+    };
+    let xml = read_xml(&w, &filtered(S3, "Interface"));
+    assert!(texts(&xml, "serviceName").is_empty(), "{xml}");
+    refused(&w, &filtered("com.amazonaws.us-east-1.nothing", "Gateway"), "InvalidServiceName");
 }
 
 #[test]
