@@ -174,12 +174,15 @@ fn run(
     api_listener: std::net::TcpListener,
     state_dir: PathBuf,
 ) -> anyhow::Result<()> {
-    saved.store(&state_dir).context("saving the world")?;
-    control::build_namespaces(&saved, reattach)?;
+    // A new lab's buckets before its world is saved: a build that fails while making them
+    // leaves no saved world, so the next `up` starts over (and makes what is missing) instead
+    // of resuming a world whose buckets were never made.
     let store = Arc::new(Store::open(&state_dir.join("s3")).context("opening the object store")?);
     if !resumed {
         seed_buckets(&saved.world, &store)?;
     }
+    saved.store(&state_dir).context("saving the world")?;
+    control::build_namespaces(&saved, reattach)?;
     seed_aws_buckets(&saved.world, &store)?;
     let world = saved.world.clone();
     let tls_dir = state_dir.join("tls");

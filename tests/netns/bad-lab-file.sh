@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A bad lab file is refused with the line and the field, before anything is created; so is a
-# control API address off the loopback.
+# control API address off the loopback. A build that fails at the object store saves nothing.
 source "$(dirname "$0")/lib.sh"
 LAB="t$$bad"; [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
 sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/bad.toml"
@@ -22,5 +22,21 @@ fi
 grep -q "loopback address only" <<< "$out" || fail "not the loopback error: $out"
 if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
 [ ! -e "/run/vpcsim/$LAB.json" ] && [ ! -e "$WORK/state" ] || fail "a run record or state was made"
-LAB=""
 ok "refused: $out"
+# A build that fails while making the lab's buckets saves no world: the next `up` starts over
+# and makes them, instead of resuming a world whose buckets never were.
+mkdir -p "$WORK/state/s3"; : > "$WORK/state/s3/buckets"
+if out=$("$VPCSIM" up "$WORK/good.toml" --detach --api-listen "127.0.0.1:$((20000 + $$ % 20000))" \
+    --state-dir "$WORK/state" 2>&1); then
+    fail "a lab came up without its object store"
+fi
+[ ! -e "$WORK/state/world.json" ] || fail "a failed build saved its world"
+if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces left after a failed build"; fi
+rm "$WORK/state/s3/buckets"
+"$VPCSIM" up "$WORK/good.toml" --detach --api-listen "127.0.0.1:$((20000 + $$ % 20000))" \
+    --state-dir "$WORK/state" >/dev/null || fail "up after the failed build"
+body=$(ip netns exec "$LAB-a" curl -s -m 10 http://54.123.170.5/open-bucket/hello.txt)
+[ "$body" = "Hello from open-bucket" ] || fail "open-bucket after the failed build: '$body'"
+"$VPCSIM" down "$LAB" >/dev/null
+LAB=""
+ok "a build that failed at the object store saved nothing; the next up made the buckets"
