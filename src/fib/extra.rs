@@ -107,8 +107,6 @@ pub fn parse(name: &str, text: &str) -> anyhow::Result<Vec<Ipv4Net>> {
     Ok(out)
 }
 
-/// Checks the request against the lab: the table exists and the target is one the table
-/// could route to.
 /// The extra routes of `path` for `table`, checked against `world` (`vpcsim up
 /// --extra-routes`), ready to [`install`].
 pub fn load(
@@ -124,6 +122,8 @@ pub fn load(
     Ok(ExtraRoutes { table: table.to_string(), target, prefixes })
 }
 
+/// Checks the request against the lab: the table exists and the target is one the table
+/// could route to.
 pub fn validate(world: &World, table: &str, target: &Target) -> anyhow::Result<()> {
     let Some(rt) = world.route_table(table) else {
         bail!("--extra-routes-table: no route table {table} in lab {}", world.lab);

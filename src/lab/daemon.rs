@@ -81,13 +81,8 @@ pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
     };
     let lab_name = saved.world.lab.clone();
     let mut reattach = false;
+    // `precheck` refused a lab that is up, so a record here is a crashed earlier run's.
     if let Some(rec) = RunRecord::load(&lab_name)? {
-        if rec.alive() {
-            bail!(
-                "lab {lab_name} is already up (pid {}); run `vpcsim down {lab_name}` first",
-                rec.pid
-            );
-        }
         // A crashed earlier run: take its namespaces over; drop those the world no longer has.
         let keep = saved.spec();
         let gone: Vec<_> =

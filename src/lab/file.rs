@@ -13,9 +13,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{
-    AclEntry, Bucket, Direction, Endpoint, Instance, InternetGateway, InternetHost, MAX_KEY_LEN,
-    ModelError, Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet, Target, Vpc,
-    World, default_acl_id, default_group_id, parse_acl_cidr,
+    AclEntry, Bucket, Direction, Endpoint, Instance, InternetGateway, InternetHost, ModelError,
+    Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet, Target, Vpc, World,
+    default_acl_id, default_group_id, parse_acl_cidr,
 };
 
 /// The embedded default lab (DESIGN.md's table).
@@ -518,14 +518,13 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             objects: b.objects.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
         };
         w.add_bucket(bucket).map_err(|e| {
-            let bad_key = || {
-                b.objects.keys().find(|k| k.get_ref().is_empty() || k.get_ref().len() > MAX_KEY_LEN)
-            };
             let (k, s) = match (&e, &b.region, &b.policy) {
                 (ModelError::UnknownRegion(_), Some(r), _) => ("region".into(), r.span()),
                 (ModelError::InvalidPolicy(_), _, Some(p)) => ("policy".into(), p.span()),
-                (ModelError::InvalidObjectKey(_), _, _) if let Some(key) = bad_key() => {
-                    (format!("objects.{:?}", key.get_ref()), key.span())
+                (ModelError::InvalidObjectKey(bad), _, _)
+                    if let Some(key) = b.objects.keys().find(|k| k.get_ref() == bad) =>
+                {
+                    (format!("objects.{bad:?}"), key.span())
                 }
                 _ => ("name".into(), b.name.span()),
             };

@@ -93,8 +93,8 @@ pub enum ModelError {
     #[error("the specified bucket name is not valid: '{0}'")]
     InvalidBucketName(String),
     /// An object key S3 would refuse: empty, or longer than 1,024 bytes.
-    #[error("an object key must be 1 to 1024 bytes long (this one has {0})")]
-    InvalidObjectKey(usize),
+    #[error("an object key must be 1 to 1024 bytes long (this one has {})", .0.len())]
+    InvalidObjectKey(String),
     #[error("internet host {0} must lie in 198.51.100.0/24")]
     InvalidInternetHost(Ipv4Addr),
     /// A gateway endpoint id that does not exist.

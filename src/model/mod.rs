@@ -582,7 +582,7 @@ impl World {
         if let Some((key, _)) =
             bucket.objects.iter().find(|(k, _)| k.is_empty() || k.len() > MAX_KEY_LEN)
         {
-            return Err(ModelError::InvalidObjectKey(key.len()));
+            return Err(ModelError::InvalidObjectKey(key.clone()));
         }
         if self.buckets.iter().any(|b| b.name == bucket.name) {
             return Err(ModelError::DuplicateId(bucket.name));
