@@ -416,19 +416,8 @@ async fn dispatch(
                         return Err(S3Error::not_implemented(p));
                     }
                     authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
-                    if let Some(src) = parts.headers.get("x-amz-copy-source") {
-                        // UploadPartCopy: s3:GetObject on the source as well.
-                        let src = src.to_str().map_err(|_| S3Error::invalid_copy_source())?;
-                        let (src_bucket, src_key) = parse_copy_source(src)?;
-                        if state.store.bucket(&src_bucket).is_none() {
-                            return Err(S3Error::no_such_bucket(&src_bucket));
-                        }
-                        authz.require_in(
-                            &src_bucket,
-                            "s3:GetObject",
-                            &format!("arn:aws:s3:::{src_bucket}/{src_key}"),
-                            None,
-                        )?;
+                    // UploadPartCopy: s3:GetObject on the source as well.
+                    if let Some((src_bucket, src_key)) = copy_source(state, &authz, &parts)? {
                         return upload_part_copy(
                             state,
                             (&src_bucket, &src_key),
@@ -483,18 +472,7 @@ async fn dispatch(
             }
             match method {
                 Method::PUT => {
-                    if let Some(src) = parts.headers.get("x-amz-copy-source") {
-                        let src = src.to_str().map_err(|_| S3Error::invalid_copy_source())?;
-                        let (src_bucket, src_key) = parse_copy_source(src)?;
-                        if state.store.bucket(&src_bucket).is_none() {
-                            return Err(S3Error::no_such_bucket(&src_bucket));
-                        }
-                        authz.require_in(
-                            &src_bucket,
-                            "s3:GetObject",
-                            &format!("arn:aws:s3:::{src_bucket}/{src_key}"),
-                            None,
-                        )?;
+                    if let Some((src_bucket, src_key)) = copy_source(state, &authz, &parts)? {
                         return copy_object(state, &src_bucket, &src_key, &bucket, &key, &parts)
                             .await;
                     }
@@ -529,6 +507,27 @@ fn request_region(state: &S3State, via: &Via<'_>) -> String {
     via.local
         .and_then(|l| (state.region_of)(l.ip().to_canonical()))
         .unwrap_or_else(|| state.region.clone())
+}
+
+/// The `x-amz-copy-source` of a CopyObject or UploadPartCopy, if the request has one: the
+/// source bucket and key, once the bucket exists and the caller may `s3:GetObject` the source
+/// (a copy needs read access to its source as well as write access to its destination).
+fn copy_source(
+    state: &S3State,
+    authz: &Authz<'_>,
+    parts: &Parts,
+) -> Result<Option<(String, String)>, S3Error> {
+    let Some(src) = parts.headers.get("x-amz-copy-source") else {
+        return Ok(None);
+    };
+    let src = src.to_str().map_err(|_| S3Error::invalid_copy_source())?;
+    let (src_bucket, src_key) = parse_copy_source(src)?;
+    if state.store.bucket(&src_bucket).is_none() {
+        return Err(S3Error::no_such_bucket(&src_bucket));
+    }
+    let src_arn = format!("arn:aws:s3:::{src_bucket}/{src_key}");
+    authz.require_in(&src_bucket, "s3:GetObject", &src_arn, None)?;
+    Ok(Some((src_bucket, src_key)))
 }
 
 /// `srcbucket/srckey` or `/srcbucket/srckey`, URL-encoded, optionally `?versionId=…`.
@@ -4008,6 +4007,36 @@ mod tests {
         let sig = sigv4::sign(&key, &string_to_sign);
         headers.push(("authorization".into(), auth(&sig)));
         sig
+    }
+
+    /// A copy reads its source: CopyObject and UploadPartCopy need `s3:GetObject` on the source
+    /// besides `s3:PutObject` on the destination, and a refused copy creates nothing.
+    #[tokio::test]
+    async fn copies_need_read_access_to_their_source() {
+        let (addr, _dir, store, _) = start_signed().await;
+        // Anyone may read and write pub/*; nobody anonymous may read bkt (no bucket policy).
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::pub/*"}]}"#;
+        store.create_bucket("pub", "us-east-1", Some(policy.into())).unwrap();
+        store.put_object("bkt", "secret", b"secret data", None).unwrap();
+        store.put_object("pub", "src", b"public data", None).unwrap();
+
+        let r = req(addr, "PUT", "/pub/copy", &[("x-amz-copy-source", "/bkt/secret")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (403, vec!["AccessDenied".into()]));
+        assert!(store.head_object("pub", "copy").is_err());
+        let r = req(addr, "PUT", "/pub/copy", &[("x-amz-copy-source", "/pub/src")], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.get_object_bytes("pub", "copy").unwrap().1, b"public data");
+
+        let id = initiate(addr, "/pub/parts", &[]).await;
+        let target = format!("/pub/parts?partNumber=1&uploadId={id}");
+        let r = req(addr, "PUT", &target, &[("x-amz-copy-source", "/bkt/secret")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (403, vec!["AccessDenied".into()]));
+        let parts = || store.list_parts("pub", &id).unwrap().1.len();
+        assert_eq!(parts(), 0);
+        let r = req(addr, "PUT", &target, &[("x-amz-copy-source", "/pub/src")], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(parts(), 1);
     }
 
     #[tokio::test]
