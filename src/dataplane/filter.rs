@@ -253,15 +253,7 @@ impl FilterSet {
         port_of: &dyn Fn(&str) -> Option<PortId>,
     ) -> FilterSet {
         // A world saved before groups and ACLs existed behaves as if it had the defaults.
-        let upgraded;
-        let world = if world.missing_defaults() {
-            let mut w = world.clone();
-            w.ensure_defaults();
-            upgraded = w;
-            &upgraded
-        } else {
-            world
-        };
+        let world = &*world.with_defaults();
         let mut rules: Vec<RuleInfo> = Vec::new();
         let mut new_rule = |info: RuleInfo| {
             rules.push(info);

@@ -395,6 +395,18 @@ impl World {
         })
     }
 
+    /// This world as if it had every VPC's default group and ACL: itself, or (a world saved
+    /// before they existed) an upgraded copy.
+    pub fn with_defaults(&self) -> std::borrow::Cow<'_, World> {
+        if self.missing_defaults() {
+            let mut w = self.clone();
+            w.ensure_defaults();
+            std::borrow::Cow::Owned(w)
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
+    }
+
     /// Adds the default group and ACL of every VPC that lacks them.
     pub fn ensure_defaults(&mut self) {
         let vpcs: Vec<String> = self.vpcs.iter().map(|v| v.id.clone()).collect();

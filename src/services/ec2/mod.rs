@@ -304,15 +304,7 @@ pub fn check_action(params: &[(String, String)]) -> Result<(), Ec2Error> {
 pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     // A world saved before security groups and network ACLs existed gets its VPCs' default
     // group and ACL (the first change persists them).
-    let upgraded;
-    let world = if world.missing_defaults() {
-        let mut w = world.clone();
-        w.ensure_defaults();
-        upgraded = w;
-        &upgraded
-    } else {
-        world
-    };
+    let world = &*world.with_defaults();
     let p = Params::new(req.params);
     let (action, handler) = action_of(&p)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);
