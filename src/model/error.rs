@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
     /// An id that does not have the AWS form for its kind.
-    #[error("invalid id '{id}': a {kind} id looks like the AWS one (e.g. vpc-1a2b3c4d)")]
+    #[error("invalid id: \"{id}\" (a {kind} id is its prefix and hexadecimal digits)")]
     MalformedId { kind: &'static str, id: String },
     /// An id or name used twice.
     #[error("'{0}' is already used in this lab")]
@@ -112,6 +112,12 @@ pub enum ModelError {
     /// A resource that other resources still use.
     #[error("the {kind} '{id}' has dependencies and cannot be deleted: {reason}")]
     DependencyViolation { kind: &'static str, id: String, reason: String },
+    /// DetachInternetGateway while instances of the VPC have public addresses (EC2's words).
+    #[error(
+        "network {vpc} has some mapped public address(es) (instance {instance}); please unmap \
+         those public address(es) before detaching the gateway"
+    )]
+    MappedPublicAddresses { vpc: String, instance: String },
     /// A subnet that already has an explicit route table association.
     #[error("the subnet {subnet} is already associated with route table {table} ({association})")]
     SubnetAlreadyAssociated { subnet: String, table: String, association: String },

@@ -447,13 +447,9 @@ impl World {
             return Err(ModelError::IgwNotAttached { igw: igw.into(), vpc: vpc.into() });
         }
         if let Some(i) = self.instances_in_vpc(vpc).find(|i| i.public_ip.is_some()) {
-            return Err(ModelError::DependencyViolation {
-                kind: "internet gateway",
-                id: igw.into(),
-                reason: format!(
-                    "network {vpc} has some mapped public address(es) (instance {})",
-                    i.id
-                ),
+            return Err(ModelError::MappedPublicAddresses {
+                vpc: vpc.into(),
+                instance: i.id.clone(),
             });
         }
         if let Some(g) = self.internet_gateways.iter_mut().find(|g| g.id == igw) {

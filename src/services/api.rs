@@ -419,6 +419,8 @@ async fn ec2_request(
     let outcome = if inline { Ok(run()) } else { blocking(run).await };
     match outcome {
         Ok(Ok(Ok(xml))) => full(StatusCode::OK, xml, "text/xml;charset=UTF-8"),
+        // EC2 answers a dry run that would have succeeded with 412 Precondition Failed.
+        Ok(Ok(Err(e))) if is_dry_run(&e) => ec2_error(StatusCode::PRECONDITION_FAILED, &e, &id),
         Ok(Ok(Err(e))) => ec2_error(StatusCode::BAD_REQUEST, &e, &id),
         // The request's fault, not the server's (a 500 would make SDKs retry it).
         Ok(Err(e)) if e.downcast_ref::<crate::lab::control::NamespaceTaken>().is_some() => {
@@ -435,6 +437,11 @@ async fn ec2_request(
             ec2_error(StatusCode::INTERNAL_SERVER_ERROR, &e, &id)
         }
     }
+}
+
+/// `DryRunOperation`: a dry run that would have succeeded.
+fn is_dry_run(e: &Ec2Error) -> bool {
+    e.code == "DryRunOperation"
 }
 
 #[cfg(test)]

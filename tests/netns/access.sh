@@ -140,8 +140,14 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 creds = Credentials("AKIAI44QH8DHBEXAMPLE", "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY")
-for body, code in [("Action=LaunchRockets&Version=2016-11-15", "InvalidAction"),
-                   ("Version=2016-11-15", "MissingParameter")]:
+# A dry run is answered DryRunOperation with 412 Precondition Failed (as EC2 does) when the
+# caller may make the call, UnauthorizedOperation (403) when not.
+for body, status, code in [
+        ("Action=LaunchRockets&Version=2016-11-15", 400, "InvalidAction"),
+        ("Version=2016-11-15", 400, "MissingParameter"),
+        ("Action=DescribeVpcs&DryRun=true&Version=2016-11-15", 412, "DryRunOperation"),
+        ("Action=CreateVpcEndpoint&VpcId=vpc-111bbb22&ServiceName=com.amazonaws.us-east-1.s3"
+         "&DryRun=true&Version=2016-11-15", 403, "UnauthorizedOperation")]:
     req = AWSRequest("POST", f"http://{sys.argv[1]}/", data=body,
                      headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
     SigV4Auth(creds, "ec2", "us-east-1").add_auth(req)
@@ -151,9 +157,9 @@ for body, code in [("Action=LaunchRockets&Version=2016-11-15", "InvalidAction"),
         raise SystemExit(f"{body} was answered 200")
     except urllib.error.HTTPError as e:
         text = e.read().decode()
-        assert e.code == 400 and f"<Code>{code}</Code>" in text, (body, e.code, text)
+        assert e.code == status and f"<Code>{code}</Code>" in text, (body, e.code, text)
 PY
-ok "the developer's unknown action: InvalidAction; no action: MissingParameter"
+ok "the developer's unknown action: InvalidAction; no action: MissingParameter; dry runs: 412 DryRunOperation, 403 UnauthorizedOperation"
 # Explicit deny beats the admin's allow: secret.txt is refused to the admin too.
 if awsx s3 cp s3://open-bucket/secret.txt - >/dev/null 2>&1; then fail "explicit deny ignored for admin"; fi
 ok "explicit Deny in the bucket policy beats the admin's Allow"

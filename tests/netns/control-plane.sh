@@ -105,9 +105,9 @@ expect_path a http://54.123.180.5/open-bucket/hello.txt 10.0.1.10 vpce-11bb22cc
 "$VPCSIM" prefix-list pl-1a2b3c4d 54.123.160.0/19 --lab "$LAB" >/dev/null
 ok "a prefix-list change resets the flows it moves"
 
-# DeleteVpcEndpoints: per-id failures, routes gone at once.
+# DeleteVpcEndpoints: per-id failures (InvalidVpcEndpoint.NotFound, the bulk code), routes gone at once.
 out=$(awsx ec2 delete-vpc-endpoints --vpc-endpoint-ids vpce-11bb22cc vpce-00000000)
-grep -q 'InvalidVpcEndpointId.NotFound' <<< "$out" || fail "no unsuccessful item: $out"
+grep -q 'InvalidVpcEndpoint.NotFound' <<< "$out" || fail "no unsuccessful item: $out"
 awsx ec2 describe-route-tables | grep >/dev/null -c 'pl-1a2b3c4d' && fail "endpoint routes left after delete"
 expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10
 ok "delete-vpc-endpoints removed the routes; a now uses the internet gateway"

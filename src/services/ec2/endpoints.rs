@@ -122,6 +122,11 @@ pub fn modify_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
+/// The region of a service name `com.amazonaws.<region>.<service>`.
+fn service_region(service: &str) -> &str {
+    service.strip_prefix("com.amazonaws.").and_then(|r| r.split('.').next()).unwrap_or("")
+}
+
 pub fn describe_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("VpcEndpointId");
@@ -139,6 +144,10 @@ pub fn describe_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "service-name" => one(&e.service),
             "vpc-endpoint-state" => one("available"),
             "vpc-endpoint-type" => one("Gateway"),
+            // The lab's gateway endpoints carry IPv4 only; their service is in the lab's
+            // region (a cross-region endpoint is refused).
+            "ip-address-type" => one("ipv4"),
+            "service-region" => one(service_region(&e.service)),
             _ => None,
         })?;
         if ok {
@@ -164,7 +173,15 @@ pub fn delete_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut failed = Vec::new();
     for id in &ids {
         if let Err(e) = w.delete_endpoint(id) {
-            failed.push((*id, Ec2Error::from(e)));
+            let mut e = Ec2Error::from(e);
+            // EC2's error codes: "InvalidVpcEndpoint.NotFound: The specified VPC endpoint does
+            // not exist. If you are performing a bulk request that is partially successful or
+            // unsuccessful, the response includes a list of the unsuccessful items." (A
+            // Describe of an unknown id is InvalidVpcEndpointId.NotFound.)
+            if e.code == "InvalidVpcEndpointId.NotFound" {
+                e.code = "InvalidVpcEndpoint.NotFound".into();
+            }
+            failed.push((*id, e));
         }
     }
     let mut x = ctx.xml();

@@ -69,8 +69,16 @@ impl std::fmt::Display for Ec2Error {
 impl std::error::Error for Ec2Error {}
 
 impl From<ModelError> for Ec2Error {
+    /// The model's messages are lower-case clauses (a lab file's error puts its line and field
+    /// before them); EC2's messages are sentences.
     fn from(e: ModelError) -> Ec2Error {
-        Ec2Error { code: model_error_code(&e).to_string(), message: e.to_string() }
+        let message = e.to_string();
+        let mut chars = message.chars();
+        let message = match chars.next() {
+            Some(c) => c.to_uppercase().chain(chars).collect(),
+            None => message,
+        };
+        Ec2Error { code: model_error_code(&e).to_string(), message }
     }
 }
 
@@ -147,7 +155,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::InstanceNotFound(_) => "InvalidInstanceID.NotFound",
         E::PrefixListNotFound(_) => "InvalidPrefixListID.NotFound",
         E::AssociationNotFound(_) => "InvalidAssociationID.NotFound",
-        E::DependencyViolation { .. } => "DependencyViolation",
+        E::DependencyViolation { .. } | E::MappedPublicAddresses { .. } => "DependencyViolation",
         E::SubnetAlreadyAssociated { .. } => "Resource.AlreadyAssociated",
         E::CannotDisassociateMain(_) => "InvalidParameterValue",
         E::IgwAlreadyAttached { .. } => "Resource.AlreadyAssociated",

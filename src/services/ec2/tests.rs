@@ -797,6 +797,23 @@ fn describe_and_delete_vpc_endpoints() {
         ],
     );
     assert!(texts(&xml, "vpcEndpointId").is_empty());
+    // Two more of DescribeVpcEndpoints' documented filters.
+    for (name, value, found) in [
+        ("ip-address-type", "ipv4", true),
+        ("ip-address-type", "ipv6", false),
+        ("service-region", "us-east-1", true),
+        ("service-region", "us-west-2", false),
+    ] {
+        let xml = read_xml(
+            &w,
+            &[
+                ("Action", "DescribeVpcEndpoints"),
+                ("Filter.1.Name", name),
+                ("Filter.1.Value.1", value),
+            ],
+        );
+        assert_eq!(!texts(&xml, "vpcEndpointId").is_empty(), found, "{name}={value}");
+    }
     refused(
         &w,
         &[("Action", "DescribeVpcEndpoints"), ("VpcEndpointId.1", "vpce-0999")],
@@ -812,7 +829,7 @@ fn describe_and_delete_vpc_endpoints() {
         ],
     );
     dump("DeleteVpcEndpoints", &xml);
-    assert_eq!(text(&xml, "code"), "InvalidVpcEndpointId.NotFound");
+    assert_eq!(text(&xml, "code"), "InvalidVpcEndpoint.NotFound");
     assert_eq!(text(&xml, "resourceId"), "vpce-0999");
     assert!(w1.endpoints.is_empty());
     for t in ["rtb-0a0a0a0a", "rtb-0c0c0c0c"] {
@@ -821,7 +838,7 @@ fn describe_and_delete_vpc_endpoints() {
     // Nothing deletable: a read answer with the failure.
     let xml =
         read_xml(&w1, &[("Action", "DeleteVpcEndpoints"), ("VpcEndpointId.1", "vpce-11bb22cc")]);
-    assert_eq!(text(&xml, "code"), "InvalidVpcEndpointId.NotFound");
+    assert_eq!(text(&xml, "code"), "InvalidVpcEndpoint.NotFound");
 }
 
 #[test]
