@@ -466,6 +466,7 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         network_acls,
         elastic_ips,
         nat_gateways,
+        terminated_instances,
     } = new;
     let rest_equal = *lab == old.lab
         && *region == old.region
@@ -484,7 +485,8 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         && *security_groups == old.security_groups
         && *network_acls == old.network_acls
         && *elastic_ips == old.elastic_ips
-        && *nat_gateways == old.nat_gateways;
+        && *nat_gateways == old.nat_gateways
+        && *terminated_instances == old.terminated_instances;
     if !rest_equal || route_tables.len() != old.route_tables.len() {
         return None;
     }

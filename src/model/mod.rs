@@ -181,6 +181,22 @@ fn yes() -> bool {
     true
 }
 
+/// What is left of a terminated instance: EC2's TerminateInstances reference, "Terminated
+/// instances remain visible after termination (for approximately one hour)", and "This
+/// operation is idempotent; if you terminate an instance more than once, each call succeeds."
+/// No subnet, address or group: those went with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminatedInstance {
+    pub id: String,
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// When it was terminated, in Unix seconds.
+    pub terminated_at: u64,
+}
+
+/// How long a terminated instance stays listed.
+pub const TERMINATED_VISIBLE_SECS: u64 = 3600;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     pub name: String,
@@ -252,6 +268,9 @@ pub struct World {
     /// NAT gateways, deleted ones included.
     #[serde(default)]
     pub nat_gateways: Shared<NatGateway>,
+    /// Instances terminated in the last hour, as DescribeInstances still lists them.
+    #[serde(default)]
+    pub terminated_instances: Shared<TerminatedInstance>,
 }
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).

@@ -536,7 +536,36 @@ impl World {
         Ok(())
     }
 
-    /// Removes an instance (TerminateInstances) and returns it.
+    /// Terminates an instance at `now` (Unix seconds): it is removed, and listed as terminated
+    /// for [`crate::model::TERMINATED_VISIBLE_SECS`]; records older than that are dropped.
+    pub fn terminate_instance(&mut self, id: &str, now: u64) -> Result<(), ModelError> {
+        let i = self.remove_instance(id)?;
+        let visible = crate::model::TERMINATED_VISIBLE_SECS;
+        if self.terminated_instances.iter().any(|t| now.saturating_sub(t.terminated_at) >= visible)
+        {
+            self.terminated_instances.retain(|t| now.saturating_sub(t.terminated_at) < visible);
+        }
+        self.terminated_instances.push(crate::model::TerminatedInstance {
+            id: i.id,
+            image_id: i.image_id,
+            terminated_at: now,
+        });
+        Ok(())
+    }
+
+    /// A terminated instance still listed at `now`.
+    pub fn terminated_instance(
+        &self,
+        id: &str,
+        now: u64,
+    ) -> Option<&crate::model::TerminatedInstance> {
+        self.terminated_instances.iter().find(|t| {
+            t.id == id
+                && now.saturating_sub(t.terminated_at) < crate::model::TERMINATED_VISIBLE_SECS
+        })
+    }
+
+    /// Removes an instance and returns it.
     pub fn remove_instance(&mut self, id: &str) -> Result<crate::model::Instance, ModelError> {
         check_id("instance", "i-", id)?;
         let pos = self

@@ -41,6 +41,12 @@ ok "the new instance reaches S3 through the endpoint with its private IP"
 import sys, boto3
 ec2 = boto3.client("ec2", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
 ec2.terminate_instances(InstanceIds=[sys.argv[3]])
+# EC2: terminated instances stay visible for about an hour, so boto3's waiter sees the state,
+# and terminating again succeeds ("This operation is idempotent").
+ec2.get_waiter("instance_terminated").wait(InstanceIds=[sys.argv[3]],
+                                           WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+again = ec2.terminate_instances(InstanceIds=[sys.argv[3]])["TerminatingInstances"][0]
+assert again["PreviousState"]["Name"] == "terminated", again
 ec2.delete_subnet(SubnetId=sys.argv[2])
 PY
 ip netns list | grep >/dev/null -cw "$ns" && fail "namespace $ns left after delete-subnet"

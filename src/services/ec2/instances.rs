@@ -5,12 +5,12 @@ use std::net::Ipv4Addr;
 use super::filter::{matches, one};
 use super::network::zone_name;
 use super::xml::Xml;
-use super::{
-    Ctx, Ec2Error, Ec2Outcome, OWNER_ID, apply_tag_specs, changed, check_ids, check_kind, read,
-};
-use crate::model::{Instance, ModelError, ResourceKind, World};
+use super::{Ctx, Ec2Error, Ec2Outcome, OWNER_ID, apply_tag_specs, changed, check_kind, read};
+use crate::model::{Instance, ModelError, ResourceKind, TerminatedInstance, World};
 
-/// Instances the lab runs are always `running` (code 16).
+/// The lab's instances run from the moment RunInstances creates them (answered `pending`, as
+/// EC2 does; `running`, code 16, from then on) until terminated (code 48).
+const PENDING: (&str, &str) = ("0", "pending");
 const RUNNING: (&str, &str) = ("16", "running");
 const TERMINATED: (&str, &str) = ("48", "terminated");
 const INSTANCE_TYPE: &str = "t3.micro";
@@ -27,11 +27,11 @@ fn reservation_id(instance: &str) -> String {
     format!("r-{}", instance.trim_start_matches("i-"))
 }
 
-fn instance_xml(x: &mut Xml, w: &World, i: &Instance) {
+fn instance_xml(x: &mut Xml, w: &World, i: &Instance, st: (&str, &str)) {
     let vpc = w.subnet(&i.subnet).map(|s| s.vpc.clone()).unwrap_or_default();
     x.leaf("instanceId", &i.id);
     x.leaf_opt("imageId", i.image_id.as_deref());
-    state(x, "instanceState", RUNNING);
+    state(x, "instanceState", st);
     let o = i.private_ip.octets();
     x.leaf("privateDnsName", &format!("ip-{}-{}-{}-{}.ec2.internal", o[0], o[1], o[2], o[3]));
     x.leaf("dnsName", "");
@@ -61,11 +61,61 @@ fn group_set(x: &mut Xml, w: &World, i: &Instance) {
     });
 }
 
-fn reservation_xml(x: &mut Xml, w: &World, reservation: &str, instances: &[&Instance]) {
+/// A reservation of `instances`, each shown in state `st`.
+fn reservation_xml(
+    x: &mut Xml,
+    w: &World,
+    reservation: &str,
+    instances: &[&Instance],
+    st: (&str, &str),
+) {
     x.leaf("reservationId", reservation);
     x.leaf("ownerId", OWNER_ID);
     x.list("groupSet", [(); 0], |_, ()| {});
-    x.list("instancesSet", instances, |x, i| instance_xml(x, w, i));
+    x.list("instancesSet", instances, |x, i| instance_xml(x, w, i, st));
+}
+
+/// A terminated instance's reservation: what EC2 still lists of it (no subnet, VPC, address or
+/// groups).
+fn terminated_reservation_xml(x: &mut Xml, w: &World, t: &TerminatedInstance) {
+    x.leaf("reservationId", &reservation_id(&t.id));
+    x.leaf("ownerId", OWNER_ID);
+    x.list("groupSet", [(); 0], |_, ()| {});
+    x.list("instancesSet", [t], |x, t| {
+        x.leaf("instanceId", &t.id);
+        x.leaf_opt("imageId", t.image_id.as_deref());
+        state(x, "instanceState", TERMINATED);
+        x.leaf("privateDnsName", "");
+        x.leaf("dnsName", "");
+        x.leaf("amiLaunchIndex", "0");
+        x.leaf("instanceType", INSTANCE_TYPE);
+        x.open("placement");
+        x.leaf("availabilityZone", &zone_name(&w.region));
+        x.leaf("tenancy", "default");
+        x.close();
+        x.list("groupSet", [(); 0], |_, ()| {});
+        x.leaf("architecture", "x86_64");
+        x.leaf("rootDeviceType", "ebs");
+        x.leaf("virtualizationType", "hvm");
+    });
+}
+
+/// Unix seconds now.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Every id must be a running instance or one terminated in the last hour.
+fn check_instance_ids(w: &World, ids: &[&str], now: u64) -> Result<(), Ec2Error> {
+    for id in ids {
+        if w.terminated_instance(id, now).is_none() {
+            check_kind(w, id, ResourceKind::Instance)?;
+        }
+    }
+    Ok(())
 }
 
 /// A parameter given directly or, as the CLI sends it with `--associate-public-ip-address`,
@@ -139,7 +189,9 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     }
     let mut x = ctx.xml();
     let insts: Vec<&Instance> = ids.iter().filter_map(|id| w.instance(id)).collect();
-    reservation_xml(&mut x, &w, &reservation, &insts);
+    // EC2 answers RunInstances with the instances `pending`; here they run at once, so the
+    // next DescribeInstances (and the `instance_running` waiter) sees them `running`.
+    reservation_xml(&mut x, &w, &reservation, &insts, PENDING);
     let xml = x.finish();
     Ok(Ec2Outcome::Changed { world: w, xml })
 }
@@ -147,7 +199,8 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
 pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("InstanceId");
-    check_ids(w, &ids, ResourceKind::Instance)?;
+    let now = now_secs();
+    check_instance_ids(w, &ids, now)?;
     let filters = ctx.p.filters()?;
     let mut x = ctx.xml();
     x.open("reservationSet");
@@ -181,7 +234,39 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         })?;
         if ok {
             x.open("item");
-            reservation_xml(&mut x, w, &reservation_id(&i.id), &[i]);
+            reservation_xml(&mut x, w, &reservation_id(&i.id), &[i], RUNNING);
+            x.close();
+        }
+    }
+    for t in w.terminated_instances.iter().filter(|t| w.terminated_instance(&t.id, now).is_some()) {
+        if !ids.is_empty() && !ids.contains(&t.id.as_str()) {
+            continue;
+        }
+        // Filters on what a terminated instance no longer has (subnet, VPC, addresses,
+        // groups) do not match it.
+        let ok = matches(&filters, w.tags_of(&t.id), |f| match f {
+            "instance-id" => one(&t.id),
+            "instance-state-name" => one(TERMINATED.1),
+            "instance-state-code" => one(TERMINATED.0),
+            "image-id" => Some(t.image_id.iter().cloned().collect()),
+            "instance-type" => one(INSTANCE_TYPE),
+            "availability-zone" => one(zone_name(&w.region)),
+            "reservation-id" => one(reservation_id(&t.id)),
+            "owner-id" => one(OWNER_ID),
+            "subnet-id"
+            | "vpc-id"
+            | "private-ip-address"
+            | "ip-address"
+            | "source-dest-check"
+            | "instance.group-id"
+            | "group-id"
+            | "instance.group-name"
+            | "group-name" => Some(Vec::new()),
+            _ => None,
+        })?;
+        if ok {
+            x.open("item");
+            terminated_reservation_xml(&mut x, w, t);
             x.close();
         }
     }
@@ -325,22 +410,30 @@ pub fn terminate_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "The request must contain the parameter InstanceId",
         ));
     }
-    check_ids(ctx.world, &ids, ResourceKind::Instance)?;
+    let now = now_secs();
+    check_instance_ids(ctx.world, &ids, now)?;
     let mut w = ctx.world.clone();
-    let mut done = Vec::new();
+    // (id, previous state): terminating a terminated instance again succeeds ("This operation
+    // is idempotent; if you terminate an instance more than once, each call succeeds").
+    let mut done: Vec<(&str, (&str, &str))> = Vec::new();
     for id in &ids {
-        if !done.contains(id) {
-            w.remove_instance(id)?;
-            done.push(*id);
+        if done.iter().any(|(d, _)| d == id) {
+            continue;
+        }
+        if w.instance(id).is_some() {
+            w.terminate_instance(id, now)?;
+            done.push((id, RUNNING));
+        } else {
+            done.push((id, TERMINATED));
         }
     }
     let mut x = ctx.xml();
-    x.list("instancesSet", &done, |x, id| {
+    x.list("instancesSet", &done, |x, (id, previous)| {
         x.leaf("instanceId", id);
         state(x, "currentState", TERMINATED);
-        state(x, "previousState", RUNNING);
+        state(x, "previousState", *previous);
     });
-    changed(w, x)
+    if done.iter().all(|(_, p)| *p == TERMINATED) { read(x) } else { changed(w, x) }
 }
 
 fn resources(ctx: &Ctx) -> Result<Vec<String>, Ec2Error> {

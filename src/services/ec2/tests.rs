@@ -902,7 +902,8 @@ fn instances() {
     assert_eq!(text(&xml, "privateIpAddress"), "10.0.2.4");
     assert_eq!(text(&xml, "ipAddress"), "203.0.113.1");
     assert_eq!(text(&xml, "imageId"), "ami-0abcdef1234567890");
-    assert_eq!(text(&xml, "code"), "16");
+    // Answered `pending`, as EC2 does; running from then on.
+    assert_eq!((text(&xml, "code"), text(&xml, "name")), ("0".into(), "pending".into()));
     assert_eq!(text(&xml, "vpcId"), "vpc-111bbb22");
     refused(
         &w1,
@@ -968,6 +969,34 @@ fn instances() {
     assert_eq!(texts(&xml, "name"), ["terminated", "running"]);
     assert!(w3.instance(&id).is_none());
     assert!(w3.tags_of(&id).is_none());
+    // EC2: "Terminated instances remain visible after termination (for approximately one
+    // hour)", and "if you terminate an instance more than once, each call succeeds".
+    let described = |w: &World, filter: (&str, &str)| {
+        let xml = read_xml(
+            w,
+            &[
+                ("Action", "DescribeInstances"),
+                ("Filter.1.Name", filter.0),
+                ("Filter.1.Value.1", filter.1),
+            ],
+        );
+        texts(&xml, "instanceId")
+    };
+    assert_eq!(described(&w3, ("instance-state-name", "terminated")), [id.as_str()]);
+    assert!(described(&w3, ("subnet-id", "subnet-0b0b0b0b")).iter().all(|i| *i != id));
+    let xml = read_xml(&w3, &[("Action", "DescribeInstances"), ("InstanceId.1", &id)]);
+    assert_eq!((text(&xml, "code"), text(&xml, "name")), ("48".into(), "terminated".into()));
+    let xml = read_xml(&w3, &[("Action", "TerminateInstances"), ("InstanceId.1", &id)]);
+    assert_eq!(texts(&xml, "name"), ["terminated", "terminated"]);
+    // An hour later it is gone.
+    let mut w4 = w3.clone();
+    w4.terminated_instances[0].terminated_at -= crate::model::TERMINATED_VISIBLE_SECS;
+    refused(
+        &w4,
+        &[("Action", "DescribeInstances"), ("InstanceId.1", &id)],
+        "InvalidInstanceID.NotFound",
+    );
+    assert!(described(&w4, ("instance-state-name", "terminated")).is_empty());
 }
 
 #[test]
