@@ -109,6 +109,11 @@ pub struct NsSpec {
     pub local_routes: BTreeSet<Ipv4Net>,
     /// The VPC resolver a subnet's `/etc/netns/<ns>/resolv.conf` names.
     pub resolver: Option<Ipv4Addr>,
+    /// Addresses this namespace sends back where they came from (the internet namespace:
+    /// the lab's public IPs, so that an instance reaching another's public IP goes out through
+    /// the internet gateway and back in, as in AWS). Anything else arriving for an address the
+    /// namespace does not hold is dropped silently, as without forwarding.
+    pub forward_back: Option<Ipv4Net>,
 }
 
 /// The namespaces of a world: `<lab>-aws`, `<lab>-internet`, and `<lab>-<subnet>` per subnet
@@ -120,6 +125,7 @@ pub fn spec(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> BTreeMap
         lo_addrs: BTreeSet::new(),
         local_routes: BTreeSet::new(),
         resolver: None,
+        forward_back: None,
     };
     let mut out = BTreeMap::new();
     let aws = NsSpec {
@@ -133,6 +139,7 @@ pub fn spec(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> BTreeMap
     let internet = NsSpec {
         port: PORT_INTERNET,
         lo_addrs: world.internet_hosts.iter().map(|h| h.ip).collect(),
+        forward_back: Some(crate::model::PUBLIC_IP_RANGE),
         ..empty.clone()
     };
     out.insert(format!("{}-internet", world.lab), internet);
@@ -189,7 +196,7 @@ pub fn create_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     run(Command::new("ip").args(["netns", "add", ns]))?;
     etc_netns(ns, spec)?;
     // Before the device exists so that it inherits the defaults too.
-    sysctls(ns)?;
+    sysctls(ns, spec)?;
     ip_batch(ns, &build_commands(spec), false)
 }
 
@@ -204,14 +211,24 @@ fn build_commands(spec: &NsSpec) -> Vec<String> {
     batch.extend(commands(None, spec));
     batch.push(format!("link set dev {DEVICE} up"));
     batch.push(format!("route replace default dev {DEVICE}"));
+    if let Some(net) = spec.forward_back {
+        // Forwarded packets (those from the TUN: rule 100; the local table comes first, so
+        // what the namespace holds is still delivered) go back only to `net`.
+        batch.push(format!("route replace {net} dev {DEVICE} table {FORWARD_TABLE}"));
+        batch.push(format!("route replace blackhole default table {FORWARD_TABLE}"));
+        batch.push(format!("rule add pref 100 iif {DEVICE} lookup {FORWARD_TABLE}"));
+    }
     batch
 }
+
+/// The routing table of [`NsSpec::forward_back`].
+const FORWARD_TABLE: u32 = 100;
 
 /// Brings an existing namespace of a crashed run back to `spec` (reattach): what exists stays,
 /// what is missing is added.
 pub fn ensure_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     etc_netns(ns, spec)?;
-    sysctls(ns)?;
+    sysctls(ns, spec)?;
     // "File exists" for what is already there is expected: keep going.
     ip_batch(ns, &build_commands(spec), true)?;
     run(Command::new("ip").args(["-n", ns, "link", "show", DEVICE]))
@@ -238,13 +255,23 @@ pub fn update_ns(ns: &str, old: &NsSpec, new: &NsSpec) -> anyhow::Result<()> {
     if cmds.is_empty() { Ok(()) } else { ip_batch(ns, &cmds, false) }
 }
 
-fn sysctls(ns: &str) -> anyhow::Result<()> {
+fn sysctls(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     // rp_filter off: packets arrive from the forwarder with any source. IPv6 off (non-goal).
-    let script = "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter; \
-                  echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter; \
-                  echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
-                  echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6";
-    run(Command::new("ip").args(["netns", "exec", ns, "sh", "-c", script]))
+    let mut script = "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter; \
+                      echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter; \
+                      echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
+                      echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"
+        .to_string();
+    if spec.forward_back.is_some() {
+        // A packet forwarded back out of the device it came in on would make the kernel send
+        // the source an ICMP redirect: none.
+        script.push_str(
+            "; echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects; \
+             echo 0 > /proc/sys/net/ipv4/conf/default/send_redirects; \
+             echo 1 > /proc/sys/net/ipv4/ip_forward",
+        );
+    }
+    run(Command::new("ip").args(["netns", "exec", ns, "sh", "-c", &script]))
 }
 
 fn ip_batch(ns: &str, lines: &[String], force: bool) -> anyhow::Result<()> {

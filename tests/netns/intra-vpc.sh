@@ -15,3 +15,25 @@ grep -q "Accepted connection from 10.0.1.10" "$WORK/server.log" || fail "server 
 ok "a -> b: 20 MB over TCP, the server saw 10.0.1.10"
 # A host address with no instance is dropped (no_instance).
 expect_unreachable a http://10.0.2.99/
+
+# To another instance's *public* IP: out through the internet gateway and back in, as in AWS
+# (the internet namespace sends the lab's public IPs back), arriving from a's public IP. So b's
+# default security group, which admits its members by their private IPs, refuses it until a
+# rule admits 203.0.113.10 (EC2: a rule naming a security group matches traffic over private
+# addresses only).
+#
+#   a 10.0.1.10 ── igw (203.0.113.10) ── internet ── igw (203.0.113.20) ── b 10.0.2.10
+in_ns b python3 -m http.server 8080 --bind 10.0.2.10 > "$WORK/http.log" 2>&1 &
+echo $! > "$WORK/http.pid"
+for _ in $(seq 100); do in_ns b ss -ltn | grep >/dev/null -c ':8080' && break; sleep 0.05; done
+sg_ingress() { "$VPCSIM" status "$LAB" --json | grep -A1 '"sg_ingress"' | tail -n1 | tr -dc 0-9; }
+before=$(sg_ingress)
+if in_ns a curl -s -m 3 -o /dev/null http://203.0.113.20:8080/; then
+    fail "b's public IP was reached from a's public IP without a rule admitting it"
+fi
+[ "$(sg_ingress)" -gt "$before" ] || fail "the hairpin packet was not refused by b's security group"
+awsx ec2 authorize-security-group-ingress --group-id sg-111bbb22 --protocol tcp --port 8080 \
+    --cidr 203.0.113.10/32 >/dev/null
+in_ns a curl -sf -m 10 -o /dev/null http://203.0.113.20:8080/ || fail "a -> b's public IP"
+grep -q '^203.0.113.10 ' "$WORK/http.log" || fail "b did not see a's public IP: $(cat "$WORK/http.log")"
+ok "a -> b's public IP: out through the internet gateway and back, b saw 203.0.113.10"
