@@ -467,6 +467,7 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         elastic_ips,
         nat_gateways,
         terminated_instances,
+        client_tokens,
     } = new;
     let rest_equal = *lab == old.lab
         && *region == old.region
@@ -486,7 +487,8 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         && *network_acls == old.network_acls
         && *elastic_ips == old.elastic_ips
         && *nat_gateways == old.nat_gateways
-        && *terminated_instances == old.terminated_instances;
+        && *terminated_instances == old.terminated_instances
+        && *client_tokens == old.client_tokens;
     if !rest_equal || route_tables.len() != old.route_tables.len() {
         return None;
     }

@@ -194,6 +194,35 @@ pub struct TerminatedInstance {
     pub terminated_at: u64,
 }
 
+/// A create call made idempotent by its `ClientToken`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientToken {
+    /// SHA-256 of the action and its parameters.
+    pub fingerprint: String,
+    /// The answer, given again to a retry (with the retry's request id).
+    pub xml: String,
+    pub request_id: String,
+    /// Order of use, to forget the oldest.
+    pub seq: u64,
+}
+
+/// How many client tokens a world remembers.
+pub const CLIENT_TOKENS_KEPT: usize = 256;
+
+impl World {
+    /// Records a client token's call, forgetting the oldest beyond [`CLIENT_TOKENS_KEPT`].
+    pub fn remember_client_token(&mut self, token: &str, mut rec: ClientToken) {
+        rec.seq = self.client_tokens.values().map(|r| r.seq + 1).max().unwrap_or(0);
+        self.client_tokens.insert(token.to_string(), rec);
+        if self.client_tokens.len() > CLIENT_TOKENS_KEPT
+            && let Some(oldest) =
+                self.client_tokens.iter().min_by_key(|(_, r)| r.seq).map(|(t, _)| t.clone())
+        {
+            self.client_tokens.remove(&oldest);
+        }
+    }
+}
+
 /// How long a terminated instance stays listed.
 pub const TERMINATED_VISIBLE_SECS: u64 = 3600;
 
@@ -271,6 +300,10 @@ pub struct World {
     /// Instances terminated in the last hour, as DescribeInstances still lists them.
     #[serde(default)]
     pub terminated_instances: Shared<TerminatedInstance>,
+    /// The client tokens of idempotent create calls (RunInstances, CreateRouteTable, …), with
+    /// what each call answered; the last [`CLIENT_TOKENS_KEPT`] are kept.
+    #[serde(default)]
+    pub client_tokens: BTreeMap<String, ClientToken>,
 }
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).

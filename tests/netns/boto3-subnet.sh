@@ -11,7 +11,12 @@ ip netns list | awk '{print $1}' | grep "^$LAB-" | sort > "$WORK/ns.before"
 "$PY" - "$API" > "$WORK/ids" <<'PY'
 import sys, boto3
 ec2 = boto3.client("ec2", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
-rt = ec2.create_route_table(VpcId="vpc-111bbb22")["RouteTable"]["RouteTableId"]
+rt = ec2.create_route_table(VpcId="vpc-111bbb22", ClientToken="boto3-subnet-rt")["RouteTable"]["RouteTableId"]
+# A retry with the same ClientToken (an SDK's after a lost answer) makes no second table.
+again = ec2.create_route_table(VpcId="vpc-111bbb22", ClientToken="boto3-subnet-rt")
+assert again["RouteTable"]["RouteTableId"] == rt, again
+tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": ["vpc-111bbb22"]}])
+assert len(tables["RouteTables"]) == 5, tables
 sn = ec2.create_subnet(VpcId="vpc-111bbb22", CidrBlock="10.0.5.0/24")["Subnet"]["SubnetId"]
 ec2.associate_route_table(RouteTableId=rt, SubnetId=sn)
 ec2.modify_vpc_endpoint(VpcEndpointId="vpce-11bb22cc", AddRouteTableIds=[rt])

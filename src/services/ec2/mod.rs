@@ -316,6 +316,29 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     let p = Params::new(req.params);
     let (action, handler) = action_of(&p)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);
+    // Idempotency: "a unique, case-sensitive identifier that you provide to ensure the
+    // idempotency of the request" (botocore fills it in for RunInstances, CreateRouteTable,
+    // CreateNatGateway and CreateNetworkAcl, so an SDK's retry after a lost answer must not make
+    // a second resource). The same token with the same parameters answers what the first call
+    // answered; with other parameters it is IdempotentParameterMismatch.
+    let token = p.get("ClientToken").filter(|_| IDEMPOTENT.contains(&action) && !dry_run);
+    let fingerprint = token.map(|_| request_fingerprint(action, req.params));
+    if let (Some(t), Some(fp)) = (token, &fingerprint)
+        && let Some(rec) = world.client_tokens.get(t)
+    {
+        if rec.fingerprint != *fp {
+            return Err(Ec2Error::new(
+                "IdempotentParameterMismatch",
+                format!("The client token '{t}' has already been used with other parameters"),
+            ));
+        }
+        let xml = rec.xml.replacen(
+            &format!("<requestId>{}</requestId>", rec.request_id),
+            &format!("<requestId>{}</requestId>", req.request_id),
+            1,
+        );
+        return Ok(Ec2Outcome::Read { xml });
+    }
     let ctx = Ctx { world, p, region: req.region, action, request_id: req.request_id };
     let out = handler(&ctx)?;
     if dry_run {
@@ -324,7 +347,48 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
             "Request would have succeeded, but DryRun flag is set.",
         ));
     }
-    Ok(out)
+    match (out, token, fingerprint) {
+        (Ec2Outcome::Changed { mut world, xml }, Some(t), Some(fingerprint)) => {
+            world.remember_client_token(
+                t,
+                crate::model::ClientToken {
+                    fingerprint,
+                    xml: xml.clone(),
+                    request_id: req.request_id.to_string(),
+                    seq: 0,
+                },
+            );
+            Ok(Ec2Outcome::Changed { world, xml })
+        }
+        (out, _, _) => Ok(out),
+    }
+}
+
+/// The actions whose `ClientToken` makes them idempotent.
+const IDEMPOTENT: &[&str] = &[
+    "RunInstances",
+    "CreateRouteTable",
+    "CreateNatGateway",
+    "CreateNetworkAcl",
+    "CreateVpcEndpoint",
+];
+
+/// The action and its parameters (but the token itself and `Version`), order aside: SHA-256,
+/// hex.
+fn request_fingerprint(action: &str, params: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut kv: Vec<&(String, String)> =
+        params.iter().filter(|(k, _)| k != "ClientToken" && k != "Version").collect();
+    kv.sort();
+    let mut h = Sha256::new();
+    h.update(action.as_bytes());
+    for (k, v) in kv {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// Checks that `id` is a well-formed, existing id of `kind`: the kind's Malformed error when

@@ -258,8 +258,8 @@ fn nat_xml(x: &mut Xml, w: &World, n: &NatGateway, pending: bool) {
 }
 
 /// CreateNatGateway: a public NAT gateway in `SubnetId` with the Elastic IP `AllocationId`, at
-/// `PrivateIpAddress` or the subnet's first free address. `ClientToken` is echoed, not used for
-/// idempotency.
+/// `PrivateIpAddress` or the subnet's first free address. `ClientToken` is echoed (its
+/// idempotency is [`super::handle`]'s).
 pub fn create_nat_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     match ctx.p.get("ConnectivityType").unwrap_or("public") {
         "public" => {}

@@ -1520,3 +1520,44 @@ fn vpc_comes_with_default_group_and_acl_and_old_worlds_get_them() {
     assert_eq!(upgraded.security_groups.len(), 1);
     assert_eq!(upgraded.network_acls.len(), 2);
 }
+
+#[test]
+fn client_tokens_make_creates_idempotent() {
+    // CreateRouteTable's ClientToken: "Unique, case-sensitive identifier that you provide to
+    // ensure the idempotency of the request." A retry with the same token and parameters gets
+    // the first answer and makes nothing; other parameters with it are refused.
+    let w = lab();
+    let create =
+        [("Action", "CreateRouteTable"), ("VpcId", "vpc-111bbb22"), ("ClientToken", "tok-1")];
+    let (w1, xml) = change(&w, &create);
+    let id = text(&xml, "routeTableId");
+    let again = read_xml(&w1, &create);
+    assert_eq!(text(&again, "routeTableId"), id);
+    assert_eq!(w1.route_tables.len(), w.route_tables.len() + 1);
+    // The parameters in another order are the same request.
+    let reordered = [create[2], create[1], create[0]];
+    assert_eq!(text(&read_xml(&w1, &reordered), "routeTableId"), id);
+    refused(
+        &w1,
+        &[("Action", "CreateRouteTable"), ("VpcId", "vpc-0999"), ("ClientToken", "tok-1")],
+        "IdempotentParameterMismatch",
+    );
+    refused(
+        &w1,
+        &[("Action", "RunInstances"), ("SubnetId", "subnet-0b0b0b0b"), ("ClientToken", "tok-1")],
+        "IdempotentParameterMismatch",
+    );
+    // Without a token, or with another, a second table.
+    let (w2, xml2) = change(&w1, &create[..2]);
+    assert_ne!(text(&xml2, "routeTableId"), id);
+    let (w3, _) = change(&w2, &[create[0], create[1], ("ClientToken", "tok-2")]);
+    assert_eq!(w3.route_tables.len(), w.route_tables.len() + 3);
+    // The oldest tokens are forgotten beyond the limit.
+    let mut w4 = w3.clone();
+    for n in 0..crate::model::CLIENT_TOKENS_KEPT {
+        let rec = w4.client_tokens["tok-2"].clone();
+        w4.remember_client_token(&format!("t{n}"), rec);
+    }
+    assert_eq!(w4.client_tokens.len(), crate::model::CLIENT_TOKENS_KEPT);
+    assert!(!w4.client_tokens.contains_key("tok-1"));
+}
