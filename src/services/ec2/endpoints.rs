@@ -68,7 +68,8 @@ pub fn create_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         }
         .into());
     }
-    let tables = ctx.p.indexed_owned("RouteTableId");
+    // A table named twice is one table (the lab file's "already used" does not apply here).
+    let tables = dedup(ctx.p.indexed_owned("RouteTableId"));
     for t in &tables {
         check_kind(ctx.world, t, ResourceKind::RouteTable)?;
     }
@@ -94,8 +95,8 @@ pub fn create_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
 pub fn modify_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let id = ctx.p.required("VpcEndpointId")?;
     check_kind(ctx.world, id, ResourceKind::VpcEndpoint)?;
-    let add = ctx.p.indexed_owned("AddRouteTableId");
-    let remove = ctx.p.indexed_owned("RemoveRouteTableId");
+    let add = dedup(ctx.p.indexed_owned("AddRouteTableId"));
+    let remove = dedup(ctx.p.indexed_owned("RemoveRouteTableId"));
     for t in add.iter().chain(&remove) {
         check_kind(ctx.world, t, ResourceKind::RouteTable)?;
     }
@@ -120,6 +121,17 @@ pub fn modify_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut x = ctx.xml();
     x.ret_true();
     changed(w, x)
+}
+
+/// `ids` without repeats, in their first order.
+fn dedup(ids: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// The region of a service name `com.amazonaws.<region>.<service>`.

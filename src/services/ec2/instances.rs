@@ -451,6 +451,12 @@ pub fn create_tags(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let res = resources(ctx)?;
     let tags: Vec<(String, String)> =
         ctx.p.tags("Tag")?.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect();
+    if tags.is_empty() {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter Tag",
+        ));
+    }
     let mut w = ctx.world.clone();
     w.create_tags(&res, &tags)?;
     let mut x = ctx.xml();

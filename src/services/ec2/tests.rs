@@ -1561,3 +1561,22 @@ fn client_tokens_make_creates_idempotent() {
     assert_eq!(w4.client_tokens.len(), crate::model::CLIENT_TOKENS_KEPT);
     assert!(!w4.client_tokens.contains_key("tok-1"));
 }
+
+#[test]
+fn repeated_route_tables_and_tagless_create_tags() {
+    let w = lab();
+    // vpce-11bb22cc already serves rtb-0a0a0a0a and rtb-0c0c0c0c; naming rtb-0b0b0b0b twice
+    // adds it once.
+    let (w1, _) = change(
+        &w,
+        &[
+            ("Action", "ModifyVpcEndpoint"),
+            ("VpcEndpointId", "vpce-11bb22cc"),
+            ("AddRouteTableId.1", "rtb-0b0b0b0b"),
+            ("AddRouteTableId.2", "rtb-0b0b0b0b"),
+        ],
+    );
+    let e = w1.endpoint("vpce-11bb22cc").unwrap();
+    assert_eq!(e.route_tables.iter().filter(|t| *t == "rtb-0b0b0b0b").count(), 1);
+    refused(&w, &[("Action", "CreateTags"), ("ResourceId.1", "vpc-111bbb22")], "MissingParameter");
+}
