@@ -123,6 +123,8 @@ fn vpc_xml(x: &mut Xml, w: &World, v: &Vpc) {
     x.leaf("state", "available");
     x.leaf("cidrBlock", &v.cidr.to_string());
     x.list("cidrBlockAssociationSet", [v], |x, v| {
+        // The VPC's one CIDR association, named after the VPC.
+        x.leaf("associationId", &format!("vpc-cidr-assoc-{}", v.id.trim_start_matches("vpc-")));
         x.leaf("cidrBlock", &v.cidr.to_string());
         x.open("cidrBlockState");
         x.leaf("state", "associated");

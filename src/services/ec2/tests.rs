@@ -162,6 +162,8 @@ fn vpc_lifecycle() {
     );
     dump("DescribeVpcs", &xml);
     assert_eq!(texts(&xml, "vpcId"), [id.as_str()]);
+    let assoc = format!("vpc-cidr-assoc-{}", id.trim_start_matches("vpc-"));
+    assert_eq!(texts(&xml, "associationId"), [assoc]);
     let xml = read_xml(&w1, &[("Action", "DescribeVpcs")]);
     assert_eq!(texts(&xml, "vpcId").len(), 2);
     // Deleting: the lab's VPC has dependencies, the new one goes with its main table.
