@@ -924,6 +924,33 @@ mod tests {
     }
 
     #[test]
+    fn bucket_policy_checked_as_s3_checks_it() {
+        // A policy S3's PutBucketPolicy refuses (MalformedPolicy) is refused in a lab file too,
+        // naming the field: no Principal, another bucket's resource, another service's action.
+        for (policy, says) in [
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt-one/*"}]}"#,
+                "Principal",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}]}"#,
+                "invalid resource",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"ec2:DescribeVpcs","Resource":"arn:aws:s3:::bkt-one/*"}]}"#,
+                "invalid action",
+            ),
+        ] {
+            let err = with(&format!("[[bucket]]\nname = \"bkt-one\"\npolicy = '{policy}'\n"))
+                .unwrap_err();
+            assert_eq!(err.field, "bucket[3].policy", "{err}");
+            assert!(err.message.contains(says), "{err}");
+        }
+        let ok = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:Get*"],"Resource":["arn:aws:s3:::bkt-one","arn:aws:s3:::bkt-one*","*"]}]}"#;
+        with(&format!("[[bucket]]\nname = \"bkt-one\"\npolicy = '{ok}'\n")).unwrap();
+    }
+
+    #[test]
     fn unknown_key_is_a_syntax_error_with_line() {
         let err =
             with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/16\"\ncolour = 1\n").unwrap_err();

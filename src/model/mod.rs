@@ -640,7 +640,10 @@ impl World {
             return Err(ModelError::DuplicateId(bucket.name));
         }
         if let Some(policy) = &bucket.policy {
-            check_policy_json(policy)?;
+            // The same checks as S3's PutBucketPolicy: a policy S3 would refuse is refused here
+            // too, instead of being ignored when requests are authorized.
+            crate::policy::parse_bucket_policy(&bucket.name, policy)
+                .map_err(ModelError::InvalidPolicy)?;
         }
         self.buckets.push(bucket);
         Ok(())
@@ -789,15 +792,6 @@ pub fn valid_bucket_name(name: &str) -> bool {
 
 /// S3's longest object key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
-
-/// Policies are fully checked by the policy engine; the model only insists on JSON objects.
-fn check_policy_json(text: &str) -> Result<(), ModelError> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(_)) => Ok(()),
-        Ok(_) => Err(ModelError::InvalidPolicy("the policy must be a JSON object".into())),
-        Err(e) => Err(ModelError::InvalidPolicy(e.to_string())),
-    }
-}
 
 #[cfg(test)]
 mod tests;
