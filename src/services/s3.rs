@@ -241,11 +241,12 @@ fn set(h: &mut hyper::HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Query parameters that never select an operation (signing, SDK hints).
+/// Query parameters that never select an operation (SigV4 signing, SDK hints; SigV2's
+/// `Expires`, which authenticates nothing alone). SigV2's `AWSAccessKeyId` and `Signature` are
+/// not among them: [`sigv4::verify`] refuses them.
 fn is_ignored_param(name: &str) -> bool {
     let l = name.to_ascii_lowercase();
-    l.starts_with("x-amz-")
-        || matches!(l.as_str(), "x-id" | "awsaccesskeyid" | "signature" | "expires")
+    l.starts_with("x-amz-") || l == "x-id" || l == "expires"
 }
 
 const LIST_PARAMS: &[&str] = &[
@@ -597,7 +598,7 @@ impl<'a> Authz<'a> {
                 S3Error::new(
                     StatusCode::from_u16(e.s3_status()).unwrap_or(StatusCode::FORBIDDEN),
                     e.s3_code(),
-                    &e.to_string(),
+                    &e.s3_message(),
                 )
             })?;
         let identity = identity.and_then(|i| {
@@ -3969,9 +3970,11 @@ mod tests {
     const ADMIN_AK: &str = "AKIAIOSFODNN7EXAMPLE";
     const ADMIN_SK: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
-    /// Adds x-amz-date and a SigV4 Authorization (all given headers signed) for the admin user;
-    /// returns the signature (the seed of aws-chunked chunk signatures).
-    fn sign_admin(method: &str, path: &str, headers: &mut Vec<(String, String)>) -> String {
+    /// Adds x-amz-date and a SigV4 Authorization (all given headers signed) for the admin user
+    /// to a request for `target` (path and query); returns the signature (the seed of
+    /// aws-chunked chunk signatures).
+    fn sign_admin(method: &str, target: &str, headers: &mut Vec<(String, String)>) -> String {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let now = now_secs();
         let amz = sigv4::format_amz_date(now);
         headers.push(("x-amz-date".into(), amz.clone()));
@@ -3988,7 +3991,7 @@ mod tests {
         with_auth.push(("authorization".into(), auth(&"0".repeat(64))));
         let hs: Vec<(&str, &str)> =
             with_auth.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let sreq = sigv4::Request { method, path, query: "", headers: &hs, payload_sha256: None };
+        let sreq = sigv4::Request { method, path, query, headers: &hs, payload_sha256: None };
         let secrets = |k: &str| (k == ADMIN_AK).then(|| ADMIN_SK.to_string());
         let Err(sigv4::AuthError::SignatureMismatch { string_to_sign, .. }) =
             sigv4::verify(&sreq, &secrets, now)
@@ -4079,5 +4082,51 @@ mod tests {
         // Unsigned requests are anonymous: denied.
         let r = req(addr, "PUT", "/bkt/anon", &[], b"x").await;
         assert_eq!(r.status, 403);
+    }
+
+    /// Buckets created after June 24, 2020 accept only Signature Version 4 (the lab's are all
+    /// new). S3 refuses SigV2 in a header or a query string alike: "The authorization
+    /// mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256." (400
+    /// InvalidRequest). A SigV2-signed URL is never taken for an anonymous request, not even to
+    /// a public bucket, and a refused PUT stores nothing.
+    #[tokio::test]
+    async fn signature_version_2_is_refused_never_anonymous() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::pub/*"}]}"#;
+        store.create_bucket("pub", "us-east-1", Some(policy.into())).unwrap();
+        store.put_object("pub", "k", b"public", None).unwrap();
+        let r = req(addr, "GET", "/pub/k", &[], b"").await;
+        assert_eq!(r.status, 200, "anonymous read of a public object");
+        let refused = |r: &Resp| {
+            let t = r.text();
+            (r.status, xml_values(&t, "Code"), xml_values(&t, "Message"))
+        };
+        let expected = (
+            400,
+            vec!["InvalidRequest".to_string()],
+            vec![
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+                    .to_string(),
+            ],
+        );
+        // An expired (Expires=1) and forged presigned SigV2 URL, as `aws s3 presign` of AWS
+        // CLI v1 makes them.
+        let v2 = "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1&Signature=bWq2s1WEIj%2BYdJ3E%3D";
+        let r = req(addr, "GET", &format!("/pub/k?{v2}"), &[], b"").await;
+        assert_eq!(refused(&r), expected);
+        let r = req(addr, "PUT", &format!("/pub/new?{v2}"), &[], b"data").await;
+        assert_eq!(refused(&r), expected);
+        assert!(store.head_object("pub", "new").is_err());
+        // Either parameter alone is SigV2 query authentication too.
+        let r = req(addr, "GET", "/pub/k?Signature=abc", &[], b"").await;
+        assert_eq!(refused(&r), expected);
+        let r = req(addr, "GET", "/pub/k?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE", &[], b"").await;
+        assert_eq!(refused(&r), expected);
+        // The same for a SigV2 Authorization header.
+        let auth = [("Authorization", "AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=")];
+        let r = req(addr, "PUT", "/pub/new", &auth, b"data").await;
+        assert_eq!(refused(&r), expected);
+        assert!(store.head_object("pub", "new").is_err());
     }
 }
