@@ -465,8 +465,19 @@ async fn dispatch(
                 Method::DELETE => "s3:DeleteObject",
                 _ => "s3:GetObject",
             };
-            authz.require_in(&bucket, action, &key_arn, None)?;
             let overrides: Vec<&str> = RESPONSE_OVERRIDES.iter().map(|(q, _)| *q).collect();
+            // From the API reference: the response-* parameters "cannot be used with an
+            // unsigned (anonymous) request". Checked before authorization: the answer tells
+            // nothing about the object.
+            if method == Method::GET && authz.anonymous() && overrides.iter().any(|q| query.has(q))
+            {
+                return Err(S3Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "Request specific response headers cannot be used for anonymous GET requests.",
+                ));
+            }
+            authz.require_in(&bucket, action, &key_arn, None)?;
             if let Some(p) = query.unsupported(if method == Method::GET { &overrides } else { &[] })
             {
                 return Err(S3Error::not_implemented(p));
@@ -631,6 +642,11 @@ impl<'a> Authz<'a> {
             scope: id.scope.to_scope_string(),
             previous: id.signature.clone(),
         })
+    }
+
+    /// True for an unsigned request (a stub that authorizes nothing knows no one: false).
+    fn anonymous(&self) -> bool {
+        self.access.is_some() && self.identity.is_none()
     }
 
     /// Requires `action` on `resource` (no bucket policy: account-level actions).
@@ -4128,5 +4144,49 @@ mod tests {
         let r = req(addr, "PUT", "/pub/new", &auth, b"data").await;
         assert_eq!(refused(&r), expected);
         assert!(store.head_object("pub", "new").is_err());
+    }
+
+    /// GetObject's response-* overrides, from the API reference: "When you use these
+    /// parameters, you must sign the request by using either an Authorization header or a
+    /// presigned URL. These parameters cannot be used with an unsigned (anonymous) request."
+    /// S3 answers 400 InvalidRequest "Request specific response headers cannot be used for
+    /// anonymous GET requests."
+    #[tokio::test]
+    async fn response_overrides_need_a_signed_request() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:GetObject","Resource":"arn:aws:s3:::pub/*"}]}"#;
+        store.create_bucket("pub", "us-east-1", Some(policy.into())).unwrap();
+        store.put_object("pub", "k", b"public", None).unwrap();
+        for (q, header) in RESPONSE_OVERRIDES {
+            let target = format!("/pub/k?{q}=over");
+            let r = req(addr, "GET", &target, &[], b"").await;
+            let t = r.text();
+            assert_eq!(
+                (r.status, xml_values(&t, "Code"), xml_values(&t, "Message")),
+                (
+                    400,
+                    vec!["InvalidRequest".to_string()],
+                    vec![
+                        "Request specific response headers cannot be used for anonymous GET requests."
+                            .to_string()
+                    ]
+                ),
+                "{q}"
+            );
+            let mut headers = vec![
+                ("host".to_string(), "127.0.0.1".to_string()),
+                ("x-amz-content-sha256".to_string(), sigv4::EMPTY_SHA256.to_string()),
+            ];
+            sign_admin("GET", &target, &mut headers);
+            let hs: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let r = req(addr, "GET", &target, &hs, b"").await;
+            assert_eq!(r.status, 200, "{q}: {}", r.text());
+            assert_eq!(r.header(header), Some("over"), "{q}");
+            assert_eq!(r.body, b"public");
+        }
+        // Without an override the same anonymous GET is fine.
+        assert_eq!(req(addr, "GET", "/pub/k", &[], b"").await.status, 200);
     }
 }
