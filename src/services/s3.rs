@@ -2020,7 +2020,9 @@ async fn list_objects(
         if let Some(next) = list.next_token.as_deref().filter(|_| list.is_truncated) {
             if v2 {
                 text(w, "NextContinuationToken", &hex::encode(next))?;
-            } else {
+            } else if delimiter.is_some() {
+                // ListObjects: NextMarker "is returned only if you have the delimiter request
+                // parameter specified" (without one, the last Key is the next marker).
                 text(w, "NextMarker", &enc(next))?;
             }
         }
@@ -3303,8 +3305,23 @@ mod tests {
             ["photos/2024/b.jpg", "photos/2025/c.jpg", "photos/x.jpg"]
         );
         assert_eq!(xml_values(&t, "Marker"), ["photos/2024/a.jpg"]);
-        assert_eq!(xml_values(&t, "NextMarker"), ["photos/x.jpg"]);
         assert_eq!(xml_values(&t, "IsTruncated"), ["true"]);
+        // From the ListObjects reference, NextMarker: "This element is returned only if you
+        // have the delimiter request parameter specified. If the response does not include the
+        // NextMarker element and it is truncated, you can use the value of the last Key element
+        // in the response as the marker parameter".
+        assert!(xml_values(&t, "NextMarker").is_empty(), "{t}");
+        let r = req(addr, "GET", "/bkt?prefix=photos/&delimiter=/&max-keys=2", &[], b"").await;
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Prefix"), ["photos/", "photos/2024/", "photos/2025/"]);
+        assert_eq!(xml_values(&t, "IsTruncated"), ["true"]);
+        assert_eq!(xml_values(&t, "NextMarker"), ["photos/2025/"]);
+        let r =
+            req(addr, "GET", "/bkt?prefix=photos/&delimiter=/&marker=photos/2025/", &[], b"").await;
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Key"), ["photos/x.jpg", "photos/y.jpg"]);
+        assert_eq!(xml_values(&t, "IsTruncated"), ["false"]);
+        assert!(xml_values(&t, "NextMarker").is_empty(), "{t}");
 
         // Missing bucket lists as NoSuchBucket.
         let r = req(addr, "GET", "/nobucket?list-type=2", &[], b"").await;
