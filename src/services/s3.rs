@@ -1240,13 +1240,13 @@ async fn copy_object(
     let store = state.store.clone();
     let (sb, sk, b, k) =
         (src_bucket.to_string(), src_key.to_string(), bucket.to_string(), key.to_string());
+    let headers = parts.headers.clone();
     let meta = blocking(move || {
-        store.copy_object(&sb, &sk, &b, &k, replace).map_err(|e| match e {
-            StoreError::NoSuchKey(_) | StoreError::NoSuchBucket(_) => {
-                S3Error::from_store(e, &sb, Some(&sk))
-            }
-            e => S3Error::from_store(e, &b, Some(&k)),
-        })
+        let source =
+            store.get_object(&sb, &sk).map_err(|e| S3Error::from_store(e, &sb, Some(&sk)))?;
+        // Decided on the very version that is copied; nothing is written on a 412.
+        check_copy_source(&headers, &source.0)?;
+        store.copy_object(source, &b, &k, replace).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
     debug!(src_bucket, src_key, bucket, key, size = meta.size, "copy object");
@@ -1370,10 +1370,12 @@ async fn upload_part_copy(
         key.to_string(),
         id.to_string(),
     );
+    let headers = parts.headers.clone();
     let part = blocking(move || {
         use std::io::{Read, Seek};
         let (meta, mut f) =
             store.get_object(&sb, &sk).map_err(|e| S3Error::from_store(e, &sb, Some(&sk)))?;
+        check_copy_source(&headers, &meta)?;
         let (start, len) = range.unwrap_or((0, meta.size));
         if start + len > meta.size {
             return Err(S3Error::new(
@@ -1842,53 +1844,105 @@ fn set_user_meta(h: &mut hyper::HeaderMap, meta: &ObjectMeta) {
     }
 }
 
-/// If-Match / If-Unmodified-Since (412) and If-None-Match / If-Modified-Since (304) of a
-/// GET or HEAD, in S3's order of precedence. `Ok(Some(304 response))` to answer right away.
-fn check_conditions(
+/// The conditional headers of a GET or HEAD, as S3 names them in a 412's `Condition`: If-Match,
+/// If-Unmodified-Since, If-None-Match, If-Modified-Since.
+const GET_CONDITIONS: [&str; 4] =
+    ["If-Match", "If-Unmodified-Since", "If-None-Match", "If-Modified-Since"];
+/// The same conditions on a copy's source (CopyObject, UploadPartCopy).
+const COPY_SOURCE_CONDITIONS: [&str; 4] = [
+    "x-amz-copy-source-If-Match",
+    "x-amz-copy-source-If-Unmodified-Since",
+    "x-amz-copy-source-If-None-Match",
+    "x-amz-copy-source-If-Modified-Since",
+];
+
+/// How an object meets a request's conditional headers.
+enum Precondition {
+    Hold,
+    /// If-None-Match or If-Modified-Since (named) is false.
+    NotModified(&'static str),
+    /// If-Match or If-Unmodified-Since (named) is false.
+    Failed(&'static str),
+}
+
+/// Evaluates the four conditional headers `names` (in [`GET_CONDITIONS`]' order) against an
+/// object, in S3's order of precedence: If-Match decides over If-Unmodified-Since, If-None-Match
+/// over If-Modified-Since (a date that does not parse is ignored).
+fn precondition(
     headers: &hyper::HeaderMap,
+    names: &[&'static str; 4],
     meta: &ObjectMeta,
-) -> Result<Option<Response<RespBody>>, S3Error> {
-    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+) -> Precondition {
+    let get = |n: &str| headers.get(n.to_ascii_lowercase()).and_then(|v| v.to_str().ok());
+    let [if_match, if_unmodified_since, if_none_match, if_modified_since] = *names;
     let etag_matches = |list: &str| {
         list.split(',').map(str::trim).any(|t| {
             t == "*" || t.trim_start_matches("W/").trim_matches('"') == meta.etag.trim_matches('"')
         })
     };
-    let failed = |cond: &str| {
-        S3Error::new(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            "At least one of the pre-conditions you specified did not hold",
-        )
-        .field("Condition", cond)
-    };
-    let if_match = get("if-match");
-    if let Some(m) = if_match
-        && !etag_matches(m)
-    {
-        return Err(failed("If-Match"));
+    match get(if_match) {
+        Some(m) if !etag_matches(m) => return Precondition::Failed(if_match),
+        Some(_) => {}
+        None => {
+            if get(if_unmodified_since)
+                .and_then(parse_http_date)
+                .is_some_and(|t| meta.last_modified > t)
+            {
+                return Precondition::Failed(if_unmodified_since);
+            }
+        }
     }
-    if if_match.is_none()
-        && let Some(t) = get("if-unmodified-since").and_then(parse_http_date)
-        && meta.last_modified > t
-    {
-        return Err(failed("If-Unmodified-Since"));
-    }
-    let if_none_match = get("if-none-match");
-    let not_modified = match if_none_match {
-        Some(m) => etag_matches(m),
-        None => get("if-modified-since")
+    match get(if_none_match) {
+        Some(m) if etag_matches(m) => Precondition::NotModified(if_none_match),
+        Some(_) => Precondition::Hold,
+        None if get(if_modified_since)
             .and_then(parse_http_date)
-            .is_some_and(|t| meta.last_modified <= t),
-    };
-    if not_modified {
-        let mut r = Response::new(empty_body());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        set(r.headers_mut(), "etag", &meta.etag);
-        set(r.headers_mut(), "last-modified", &http_date(meta.last_modified));
-        return Ok(Some(r));
+            .is_some_and(|t| meta.last_modified <= t) =>
+        {
+            Precondition::NotModified(if_modified_since)
+        }
+        None => Precondition::Hold,
     }
-    Ok(None)
+}
+
+fn precondition_failed(condition: &str) -> S3Error {
+    S3Error::new(
+        StatusCode::PRECONDITION_FAILED,
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+    )
+    .field("Condition", condition)
+}
+
+/// If-Match / If-Unmodified-Since (412) and If-None-Match / If-Modified-Since (304) of a
+/// GET or HEAD. `Ok(Some(304 response))` to answer right away.
+fn check_conditions(
+    headers: &hyper::HeaderMap,
+    meta: &ObjectMeta,
+) -> Result<Option<Response<RespBody>>, S3Error> {
+    match precondition(headers, &GET_CONDITIONS, meta) {
+        Precondition::Hold => Ok(None),
+        Precondition::Failed(c) => Err(precondition_failed(c)),
+        Precondition::NotModified(_) => {
+            let mut r = Response::new(empty_body());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            set(r.headers_mut(), "etag", &meta.etag);
+            set(r.headers_mut(), "last-modified", &http_date(meta.last_modified));
+            Ok(Some(r))
+        }
+    }
+}
+
+/// The x-amz-copy-source-if-* headers of a copy: every false condition is 412 (a copy has no
+/// 304), with the API reference's rules: "x-amz-copy-source-if-match condition evaluates to
+/// true" and "x-amz-copy-source-if-unmodified-since condition evaluates to false" copies;
+/// "x-amz-copy-source-if-none-match condition evaluates to false" and
+/// "x-amz-copy-source-if-modified-since condition evaluates to true" is 412.
+fn check_copy_source(headers: &hyper::HeaderMap, meta: &ObjectMeta) -> Result<(), S3Error> {
+    match precondition(headers, &COPY_SOURCE_CONDITIONS, meta) {
+        Precondition::Hold => Ok(()),
+        Precondition::Failed(c) | Precondition::NotModified(c) => Err(precondition_failed(c)),
+    }
 }
 
 /// A single `bytes=` range as inclusive offsets; `Ok(None)` means serve the whole object
@@ -4205,5 +4259,87 @@ mod tests {
         }
         // Without an override the same anonymous GET is fine.
         assert_eq!(req(addr, "GET", "/pub/k", &[], b"").await.status, 200);
+    }
+
+    /// CopyObject and UploadPartCopy honour x-amz-copy-source-if-* (412 PreconditionFailed,
+    /// nothing written), with the API reference's combination rules: "If both the
+    /// x-amz-copy-source-if-match and x-amz-copy-source-if-unmodified-since headers are present
+    /// in the request and evaluate as follows, Amazon S3 returns 200 OK and copies the data:
+    /// x-amz-copy-source-if-match condition evaluates to true; x-amz-copy-source-if-unmodified-
+    /// since condition evaluates to false"; "If both the x-amz-copy-source-if-none-match and
+    /// x-amz-copy-source-if-modified-since headers are present in the request and evaluate as
+    /// follows, Amazon S3 returns the 412 Precondition Failed response code: x-amz-copy-source-
+    /// if-none-match condition evaluates to false; x-amz-copy-source-if-modified-since
+    /// condition evaluates to true".
+    #[tokio::test]
+    async fn copy_source_conditions() {
+        let (addr, _dir, store, _) = start(false).await;
+        let src = store.put_object("bkt", "src", b"copy me", None).unwrap();
+        let etag = src.etag.clone();
+        let (past, future) =
+            (http_date(src.last_modified - 3600), http_date(src.last_modified + 3600));
+        const IM: &str = "x-amz-copy-source-if-match";
+        const INM: &str = "x-amz-copy-source-if-none-match";
+        const IMS: &str = "x-amz-copy-source-if-modified-since";
+        const IUS: &str = "x-amz-copy-source-if-unmodified-since";
+        let other = "\"0123456789abcdef0123456789abcdef\"";
+        // (conditional headers, the Condition of the 412 or None for a copy)
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            (vec![(IM, other)], Some("x-amz-copy-source-If-Match")),
+            (vec![(IM, &etag)], None),
+            (vec![(INM, &etag)], Some("x-amz-copy-source-If-None-Match")),
+            (vec![(INM, other)], None),
+            (vec![(IUS, &past)], Some("x-amz-copy-source-If-Unmodified-Since")),
+            (vec![(IUS, &future)], None),
+            (vec![(IMS, &future)], Some("x-amz-copy-source-If-Modified-Since")),
+            (vec![(IMS, &past)], None),
+            // if-match true and if-unmodified-since false: copied.
+            (vec![(IM, &etag), (IUS, &past)], None),
+            // if-none-match false and if-modified-since true: 412.
+            (vec![(INM, &etag), (IMS, &past)], Some("x-amz-copy-source-If-None-Match")),
+            // if-none-match true and if-modified-since false: copied (if-none-match decides,
+            // as If-None-Match does over If-Modified-Since on a GET).
+            (vec![(INM, other), (IMS, &future)], None),
+        ];
+        for (i, (conds, failed)) in cases.iter().enumerate() {
+            let mut headers = vec![("x-amz-copy-source", "/bkt/src")];
+            headers.extend(conds.iter().copied());
+            let key = format!("c{i}");
+            let r = req(addr, "PUT", &format!("/bkt/{key}"), &headers, b"").await;
+            let t = r.text();
+            match failed {
+                Some(cond) => {
+                    assert_eq!(
+                        (r.status, xml_values(&t, "Code"), xml_values(&t, "Condition")),
+                        (412, vec!["PreconditionFailed".to_string()], vec![cond.to_string()]),
+                        "{conds:?}"
+                    );
+                    assert!(store.head_object("bkt", &key).is_err(), "{conds:?}: copied");
+                }
+                None => {
+                    assert_eq!(r.status, 200, "{conds:?}: {t}");
+                    assert_eq!(store.get_object_bytes("bkt", &key).unwrap().1, b"copy me");
+                }
+            }
+        }
+        // UploadPartCopy: the same conditions, and a refused part is not stored.
+        let id = initiate(addr, "/bkt/parts", &[]).await;
+        let target = format!("/bkt/parts?partNumber=1&uploadId={id}");
+        let parts = || store.list_parts("bkt", &id).unwrap().1.len();
+        for (h, v) in [(IM, other), (INM, etag.as_str()), (IUS, &past), (IMS, &future)] {
+            let r =
+                req(addr, "PUT", &target, &[("x-amz-copy-source", "/bkt/src"), (h, v)], b"").await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (412, vec!["PreconditionFailed".to_string()]),
+                "{h}"
+            );
+            assert_eq!(parts(), 0, "{h}");
+        }
+        let r =
+            req(addr, "PUT", &target, &[("x-amz-copy-source", "/bkt/src"), (IM, &etag)], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(parts(), 1);
     }
 }

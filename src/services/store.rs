@@ -520,17 +520,16 @@ impl Store {
         Ok(())
     }
 
-    /// Copies an object (server side). `replace` gives new content type and user metadata
-    /// (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept.
+    /// Copies an object (server side) from `source`, as opened by [`Store::get_object`] (so the
+    /// caller can check the version it copies first). `replace` gives new content type and
+    /// user metadata (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept.
     pub fn copy_object(
         &self,
-        src_bucket: &str,
-        src_key: &str,
+        (src_meta, mut src): (ObjectMeta, File),
         dst_bucket: &str,
         dst_key: &str,
         replace: Option<(Option<String>, BTreeMap<String, String>)>,
     ) -> Result<ObjectMeta, StoreError> {
-        let (src_meta, mut src) = self.get_object(src_bucket, src_key)?;
         let mut w = self.object_writer(dst_bucket, dst_key)?;
         let mut buf = vec![0u8; 1024 * 1024];
         loop {
