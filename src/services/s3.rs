@@ -39,7 +39,8 @@ use tracing::debug;
 use super::access::Access;
 use super::sigv4;
 use super::store::{
-    ListResult, MAX_PART_NUMBER, ObjectMeta, ObjectWriter, Store, StoreError, valid_bucket_name,
+    ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, Store, StoreError,
+    valid_bucket_name,
 };
 use crate::policy::{Policy, PolicyKind, RequestContext, S3Policies, Verdict};
 
@@ -1070,6 +1071,34 @@ fn location_constraint(raw: &[u8]) -> Result<Option<String>, S3Error> {
     Ok(Some(if c == "EU" { "eu-west-1".into() } else { c.to_string() }))
 }
 
+/// The standard headers S3 stores with an object and returns on GetObject and HeadObject.
+const STORED_HEADERS: [&str; 5] =
+    ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
+
+/// What a PutObject, CreateMultipartUpload or CopyObject (REPLACE) says about its object:
+/// the standard headers ([`STORED_HEADERS`]; `aws-chunked`, the upload's framing, is left out
+/// of Content-Encoding) and user metadata.
+fn object_metadata(headers: &hyper::HeaderMap) -> Result<Metadata, S3Error> {
+    let mut stored = BTreeMap::new();
+    for name in STORED_HEADERS {
+        let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) else { continue };
+        let v = if name == "content-encoding" {
+            let codings: Vec<&str> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+                .collect();
+            codings.join(",")
+        } else {
+            v.to_string()
+        };
+        if !v.is_empty() {
+            stored.insert(name.to_string(), v);
+        }
+    }
+    Ok(Metadata { headers: stored, user: user_metadata(headers)? })
+}
+
 /// `x-amz-meta-*` headers: lower-case names without the prefix (S3's limit: 2 KB in all).
 fn user_metadata(headers: &hyper::HeaderMap) -> Result<BTreeMap<String, String>, S3Error> {
     let mut out = BTreeMap::new();
@@ -1188,7 +1217,7 @@ async fn put_object(
     signer: Option<ChunkSigner>,
 ) -> Result<Response<RespBody>, S3Error> {
     let md5 = content_md5(&parts.headers)?;
-    let meta_headers = user_metadata(&parts.headers)?;
+    let metadata = object_metadata(&parts.headers)?;
     let content_type =
         parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
@@ -1200,7 +1229,7 @@ async fn put_object(
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
     let meta = blocking(move || {
         store
-            .commit_object_with(writer, content_type.as_deref(), md5, meta_headers, None)
+            .commit_object_with(writer, content_type.as_deref(), md5, metadata, None)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
@@ -1226,7 +1255,7 @@ async fn copy_object(
         None | Some("COPY") => None,
         Some("REPLACE") => Some((
             parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string),
-            user_metadata(&parts.headers)?,
+            object_metadata(&parts.headers)?,
         )),
         Some(v) => return Err(S3Error::invalid_argument("x-amz-metadata-directive", v)),
     };
@@ -1265,13 +1294,13 @@ async fn create_multipart(
     key: &str,
     parts: &Parts,
 ) -> Result<Response<RespBody>, S3Error> {
-    let user_meta = user_metadata(&parts.headers)?;
+    let metadata = object_metadata(&parts.headers)?;
     let content_type =
         parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     let (store, b, k) = (state.store.clone(), bucket.to_string(), key.to_string());
     let up = blocking(move || {
         store
-            .create_upload(&b, &k, content_type.as_deref(), user_meta)
+            .create_upload(&b, &k, content_type.as_deref(), metadata)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
@@ -1822,7 +1851,7 @@ async fn get_object(
     set(h, "last-modified", &http_date(meta.last_modified));
     set(h, "content-type", &meta.content_type);
     set(h, "accept-ranges", "bytes");
-    set_user_meta(h, &meta);
+    set_object_meta(h, &meta);
     if let Some((a, b)) = range {
         set(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
     }
@@ -1834,7 +1863,13 @@ async fn get_object(
     Ok(resp)
 }
 
-fn set_user_meta(h: &mut hyper::HeaderMap, meta: &ObjectMeta) {
+/// The object's stored standard headers and its user metadata (`x-amz-meta-*`).
+fn set_object_meta(h: &mut hyper::HeaderMap, meta: &ObjectMeta) {
+    for (k, v) in &meta.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            h.insert(n, v);
+        }
+    }
     for (k, v) in &meta.user_meta {
         if let (Ok(n), Ok(v)) =
             (HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()), HeaderValue::from_str(v))
@@ -4341,5 +4376,68 @@ mod tests {
             req(addr, "PUT", &target, &[("x-amz-copy-source", "/bkt/src"), (IM, &etag)], b"").await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(parts(), 1);
+    }
+
+    /// PutObject, CreateMultipartUpload and CopyObject (REPLACE) take Cache-Control ("Specifies
+    /// caching behavior along the request/reply chain"), Content-Disposition ("Specifies
+    /// presentational information for the object"), Content-Encoding, Content-Language and
+    /// Expires as the object's, and GetObject and HeadObject return the same fields. COPY keeps
+    /// the source's. `aws-chunked` is the upload's framing, not the object's encoding: S3 does
+    /// not store it.
+    #[tokio::test]
+    async fn standard_object_headers_are_stored() {
+        let (addr, _dir, store, _) = start(false).await;
+        let std_headers = [
+            ("Cache-Control", "max-age=60"),
+            ("Content-Disposition", "attachment; filename=\"a.txt\""),
+            ("Content-Encoding", "gzip"),
+            ("Content-Language", "en-GB"),
+            ("Expires", "Thu, 01 Dec 2044 16:00:00 GMT"),
+        ];
+        let has_all = |r: &Resp, what: &str| {
+            for (h, v) in std_headers {
+                assert_eq!(r.header(h), Some(v), "{what}: {h}");
+            }
+        };
+        let r = req(addr, "PUT", "/bkt/src", &std_headers, b"zipped").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        has_all(&req(addr, "GET", "/bkt/src", &[], b"").await, "GET");
+        has_all(&req(addr, "HEAD", "/bkt/src", &[], b"").await, "HEAD");
+        // COPY keeps them; REPLACE takes the request's (none here).
+        let copy = [("x-amz-copy-source", "/bkt/src")];
+        assert_eq!(req(addr, "PUT", "/bkt/copied", &copy, b"").await.status, 200);
+        has_all(&req(addr, "HEAD", "/bkt/copied", &[], b"").await, "COPY");
+        let replace = [("x-amz-copy-source", "/bkt/src"), ("x-amz-metadata-directive", "REPLACE")];
+        assert_eq!(req(addr, "PUT", "/bkt/replaced", &replace, b"").await.status, 200);
+        let r = req(addr, "HEAD", "/bkt/replaced", &[], b"").await;
+        for (h, _) in std_headers {
+            assert_eq!(r.header(h), None, "REPLACE: {h}");
+        }
+        let mut replace_with = replace.to_vec();
+        replace_with.extend(std_headers);
+        assert_eq!(req(addr, "PUT", "/bkt/replaced", &replace_with, b"").await.status, 200);
+        has_all(&req(addr, "HEAD", "/bkt/replaced", &[], b"").await, "REPLACE with headers");
+        // Multipart: given at creation, on the completed object.
+        let id = initiate(addr, "/bkt/mp", &std_headers).await;
+        let e1 = put_part(addr, "/bkt/mp", &id, 1, b"part").await;
+        let r =
+            req(addr, "POST", &format!("/bkt/mp?uploadId={id}"), &[], &complete_xml(&[(1, &e1)]))
+                .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        has_all(&req(addr, "GET", "/bkt/mp", &[], b"").await, "multipart");
+        // aws-chunked framing is not stored as the object's encoding; what follows it is.
+        for (encoding, stored) in [("aws-chunked", None), ("aws-chunked,gzip", Some("gzip"))] {
+            let body = b"5\r\nhello\r\n0\r\n\r\n";
+            let headers = [
+                ("Content-Encoding", encoding),
+                ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+                ("x-amz-decoded-content-length", "5"),
+            ];
+            let r = req(addr, "PUT", "/bkt/chunked", &headers, body).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_eq!(store.get_object_bytes("bkt", "chunked").unwrap().1, b"hello");
+            let r = req(addr, "HEAD", "/bkt/chunked", &[], b"").await;
+            assert_eq!(r.header("content-encoding"), stored, "{encoding}");
+        }
     }
 }

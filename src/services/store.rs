@@ -115,6 +115,29 @@ pub struct ObjectMeta {
     /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user_meta: BTreeMap<String, String>,
+    /// The standard headers stored with the object (see [`Metadata::headers`]). Absent from
+    /// sidecars written before they were kept: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What a writer says about an object besides its body and Content-Type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Standard headers S3 stores and returns (Cache-Control, Content-Disposition,
+    /// Content-Encoding, Content-Language, Expires), by lower-case name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// The object's metadata as a writer gave it (what a copy keeps).
+    pub fn metadata(&self) -> Metadata {
+        Metadata { headers: self.headers.clone(), user: self.user_meta.clone() }
+    }
 }
 
 /// Smallest size of a multipart part other than the last.
@@ -130,6 +153,10 @@ pub struct UploadMeta {
     pub content_type: Option<String>,
     #[serde(default)]
     pub user_meta: BTreeMap<String, String>,
+    /// Standard headers for the object (see [`Metadata::headers`]); none in uploads created
+    /// before they were kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// Unix seconds.
     pub initiated: u64,
 }
@@ -363,17 +390,17 @@ impl Store {
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
     ) -> Result<ObjectMeta, StoreError> {
-        self.commit_object_with(w, content_type, expected_md5, BTreeMap::new(), None)
+        self.commit_object_with(w, content_type, expected_md5, Metadata::default(), None)
     }
 
-    /// [`Store::commit_object`] with user metadata and, for assembled multipart objects, the
-    /// ETag to record instead of the MD5 of the body.
+    /// [`Store::commit_object`] with standard headers and user metadata and, for assembled
+    /// multipart objects, the ETag to record instead of the MD5 of the body.
     pub fn commit_object_with(
         &self,
         mut w: ObjectWriter,
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
-        user_meta: BTreeMap<String, String>,
+        metadata: Metadata,
         etag: Option<String>,
     ) -> Result<ObjectMeta, StoreError> {
         if w.part.is_some() {
@@ -382,7 +409,7 @@ impl Store {
         let file =
             w.file.take().ok_or_else(|| io::Error::other("object writer already finished"))?;
         let tmp = w.tmp.clone();
-        let result = self.commit_inner(&mut w, file, content_type, expected_md5, user_meta, etag);
+        let result = self.commit_inner(&mut w, file, content_type, expected_md5, metadata, etag);
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -395,7 +422,7 @@ impl Store {
         file: File,
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
-        user_meta: BTreeMap<String, String>,
+        metadata: Metadata,
         etag: Option<String>,
     ) -> Result<ObjectMeta, StoreError> {
         let digest = std::mem::replace(&mut w.md5, Md5::new()).finalize();
@@ -419,7 +446,8 @@ impl Store {
                 .unwrap_or(DEFAULT_CONTENT_TYPE)
                 .to_string(),
             last_modified: now_secs(),
-            user_meta,
+            user_meta: metadata.user,
+            headers: metadata.headers,
         };
         let sidecar = serde_json::to_vec(&Sidecar { meta: meta.clone(), data: data_name.clone() })
             .map_err(io::Error::other)?;
@@ -522,13 +550,13 @@ impl Store {
 
     /// Copies an object (server side) from `source`, as opened by [`Store::get_object`] (so the
     /// caller can check the version it copies first). `replace` gives new content type and
-    /// user metadata (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept.
+    /// metadata (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept.
     pub fn copy_object(
         &self,
         (src_meta, mut src): (ObjectMeta, File),
         dst_bucket: &str,
         dst_key: &str,
-        replace: Option<(Option<String>, BTreeMap<String, String>)>,
+        replace: Option<(Option<String>, Metadata)>,
     ) -> Result<ObjectMeta, StoreError> {
         let mut w = self.object_writer(dst_bucket, dst_key)?;
         let mut buf = vec![0u8; 1024 * 1024];
@@ -542,9 +570,9 @@ impl Store {
         if w.size() != src_meta.size {
             return Err(io::Error::other("copy source changed size while copying").into());
         }
-        let (content_type, user_meta) =
-            replace.unwrap_or((Some(src_meta.content_type.clone()), src_meta.user_meta.clone()));
-        self.commit_object_with(w, content_type.as_deref(), None, user_meta, None)
+        let (content_type, metadata) =
+            replace.unwrap_or_else(|| (Some(src_meta.content_type.clone()), src_meta.metadata()));
+        self.commit_object_with(w, content_type.as_deref(), None, metadata, None)
     }
 
     /// Deletes an empty bucket (no objects, no multipart uploads in progress).
@@ -620,7 +648,7 @@ impl Store {
         bucket: &str,
         key: &str,
         content_type: Option<&str>,
-        user_meta: BTreeMap<String, String>,
+        metadata: Metadata,
     ) -> Result<UploadMeta, StoreError> {
         check_key(key)?;
         if self.bucket(bucket).is_none() {
@@ -635,7 +663,8 @@ impl Store {
             upload_id: id,
             key: key.to_string(),
             content_type: content_type.filter(|c| !c.is_empty()).map(str::to_string),
-            user_meta,
+            user_meta: metadata.user,
+            headers: metadata.headers,
             initiated: now_secs(),
         };
         let raw = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
@@ -847,7 +876,7 @@ impl Store {
             w,
             meta.content_type.as_deref(),
             None,
-            meta.user_meta.clone(),
+            Metadata { headers: meta.headers.clone(), user: meta.user_meta.clone() },
             Some(etag),
         )?;
         let _guard = lock(&self.commit);
@@ -1446,7 +1475,7 @@ mod tests {
         let (id, e1, e2) = {
             let s = Store::open(&d.0).unwrap();
             s.create_bucket("bkt", "us-east-1", None).unwrap();
-            let up = s.create_upload("bkt", "../k", Some("text/x"), BTreeMap::new()).unwrap();
+            let up = s.create_upload("bkt", "../k", Some("text/x"), Metadata::default()).unwrap();
             let mut w = s.part_writer("bkt", &up.upload_id, 1).unwrap();
             w.write(&vec![7u8; MIN_PART_SIZE as usize]).unwrap();
             let p1 = s.commit_part(w, None).unwrap();
@@ -1500,5 +1529,42 @@ mod tests {
         s.delete_bucket("bkt").unwrap();
         assert!(s.bucket("bkt").is_none());
         assert!(Store::open(&d.0).unwrap().bucket("bkt").is_none());
+    }
+
+    /// Standard headers survive a restart with the object and its uploads; a sidecar or an
+    /// upload.json written before they were kept (no `headers`) loads with none.
+    #[test]
+    fn object_headers_persist_and_old_metadata_loads() {
+        let d = TempDir::new("hdrs");
+        let md = Metadata {
+            headers: BTreeMap::from([("cache-control".into(), "no-cache".into())]),
+            user: BTreeMap::from([("owner".into(), "alice".into())]),
+        };
+        let id = {
+            let s = Store::open(&d.0).unwrap();
+            s.create_bucket("bkt", "us-east-1", None).unwrap();
+            let mut w = s.object_writer("bkt", "k").unwrap();
+            w.write(b"x").unwrap();
+            s.commit_object_with(w, None, None, md.clone(), None).unwrap();
+            s.create_upload("bkt", "up", None, md.clone()).unwrap().upload_id
+        };
+        let s = Store::open(&d.0).unwrap();
+        assert_eq!(s.head_object("bkt", "k").unwrap().metadata(), md);
+        assert_eq!(s.upload("bkt", &id).unwrap().headers, md.headers);
+        // Written by an older vpcsim: no "headers".
+        let name = object_file_name("old");
+        fs::write(objects_dir(&d).join(format!("{name}.1.data")), b"old").unwrap();
+        let sidecar = format!(
+            r#"{{"key":"old","etag":"\"149603e6c03516362a8da23f624db945\"","size":3,"content_type":"text/plain","last_modified":1700000000,"user_meta":{{"a":"b"}},"data":"{name}.1.data"}}"#
+        );
+        fs::write(objects_dir(&d).join(format!("{name}.meta")), sidecar).unwrap();
+        let (m, body) = s.get_object_bytes("bkt", "old").unwrap();
+        assert_eq!((body.as_slice(), m.headers.len(), m.user_meta.len()), (&b"old"[..], 0, 1));
+        let up = d.0.join("buckets/bkt/uploads").join(&id).join("upload.json");
+        let raw = format!(
+            r#"{{"upload_id":"{id}","key":"up","content_type":null,"user_meta":{{}},"initiated":1700000000}}"#
+        );
+        fs::write(up, raw).unwrap();
+        assert!(s.upload("bkt", &id).unwrap().headers.is_empty());
     }
 }
