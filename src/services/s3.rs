@@ -40,7 +40,7 @@ use super::access::Access;
 use super::sigv4;
 use super::store::{
     ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, Store, StoreError,
-    valid_bucket_name,
+    WriteCondition, etag_in, valid_bucket_name,
 };
 use crate::policy::{Policy, PolicyKind, RequestContext, S3Policies, Verdict};
 
@@ -438,7 +438,8 @@ async fn dispatch(
                         return Err(S3Error::not_implemented(p));
                     }
                     authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
-                    return complete_multipart(state, &bucket, &key, &id, body).await;
+                    return complete_multipart(state, &bucket, &key, &id, &parts.headers, body)
+                        .await;
                 }
                 (&Method::DELETE, Some(id)) => {
                     if let Some(p) = query.unsupported(&["uploadId"]) {
@@ -1071,6 +1072,20 @@ fn location_constraint(raw: &[u8]) -> Result<Option<String>, S3Error> {
     Ok(Some(if c == "EU" { "eu-west-1".into() } else { c.to_string() }))
 }
 
+/// The condition of a conditional write (PutObject, CompleteMultipartUpload): `If-None-Match`
+/// takes only `*` ("Expects the '*' (asterisk) character"; another value is refused as not
+/// implemented), `If-Match` an ETag.
+fn write_condition(headers: &hyper::HeaderMap) -> Result<Option<WriteCondition>, S3Error> {
+    let get = |n: &str| headers.get(n).map(|v| v.to_str().unwrap_or("").trim());
+    if let Some(v) = get("if-none-match") {
+        if v != "*" {
+            return Err(S3Error::not_implemented("If-None-Match"));
+        }
+        return Ok(Some(WriteCondition::Absent));
+    }
+    Ok(get("if-match").map(|v| WriteCondition::EtagMatches(v.to_string())))
+}
+
 /// The standard headers S3 stores with an object and returns on GetObject and HeadObject.
 const STORED_HEADERS: [&str; 5] =
     ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -1218,13 +1233,16 @@ async fn put_object(
 ) -> Result<Response<RespBody>, S3Error> {
     let md5 = content_md5(&parts.headers)?;
     let metadata = object_metadata(&parts.headers)?;
+    let condition = write_condition(&parts.headers)?;
     let content_type =
         parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
-    let writer: ObjectWriter = blocking(move || {
+    let mut writer: ObjectWriter = blocking(move || {
         store.object_writer(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
+    // Checked when the object is committed, against what the key holds then.
+    writer.only_if(condition);
     let writer = receive_body(parts, body, writer, signer).await?;
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
     let meta = blocking(move || {
@@ -1445,9 +1463,11 @@ async fn complete_multipart(
     bucket: &str,
     key: &str,
     id: &str,
+    headers: &hyper::HeaderMap,
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
     check_upload(state, bucket, key, id)?;
+    let condition = write_condition(headers)?;
     let raw = http_body_util::Limited::new(body, 2 * 1024 * 1024)
         .collect()
         .await
@@ -1481,7 +1501,7 @@ async fn complete_multipart(
         (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     let meta = blocking(move || {
         store
-            .complete_upload(&b, &i, &wanted)
+            .complete_upload(&b, &i, &wanted, condition)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
     .await?;
@@ -1910,11 +1930,7 @@ fn precondition(
 ) -> Precondition {
     let get = |n: &str| headers.get(n.to_ascii_lowercase()).and_then(|v| v.to_str().ok());
     let [if_match, if_unmodified_since, if_none_match, if_modified_since] = *names;
-    let etag_matches = |list: &str| {
-        list.split(',').map(str::trim).any(|t| {
-            t == "*" || t.trim_start_matches("W/").trim_matches('"') == meta.etag.trim_matches('"')
-        })
-    };
+    let etag_matches = |list: &str| etag_in(list, &meta.etag);
     match get(if_match) {
         Some(m) if !etag_matches(m) => return Precondition::Failed(if_match),
         Some(_) => {}
@@ -2408,6 +2424,7 @@ impl S3Error {
                 "The bucket you tried to delete is not empty",
             )
             .field("BucketName", bucket),
+            StoreError::PreconditionFailed(condition) => precondition_failed(condition),
             StoreError::Io(e) => S3Error::internal(&e.to_string()),
         }
     }
@@ -4439,5 +4456,66 @@ mod tests {
             let r = req(addr, "HEAD", "/bkt/chunked", &[], b"").await;
             assert_eq!(r.header("content-encoding"), stored, "{encoding}");
         }
+    }
+
+    /// Conditional writes (PutObject, CompleteMultipartUpload). The API reference:
+    /// If-None-Match "Uploads the object only if the object key name does not already exist in
+    /// the bucket specified. Otherwise, Amazon S3 returns a 412 Precondition Failed error";
+    /// If-Match "Uploads the object only if the ETag (entity tag) value provided during the
+    /// WRITE operation matches the ETag of the object in S3. If the ETag values do not match,
+    /// the operation returns a 412 Precondition Failed error". The user guide: with If-Match,
+    /// "if there's no current object version with the same name [...] the operation fails with
+    /// a 404 Not Found error". A refused write changes nothing.
+    #[tokio::test]
+    async fn conditional_writes() {
+        let (addr, _dir, store, _) = start(false).await;
+        let v1 = store.put_object("bkt", "k", b"v1", None).unwrap();
+        let body = |k: &str| store.get_object_bytes("bkt", k).map(|(_, b)| b).ok();
+        let failed = |r: &Resp, cond: &str| {
+            let t = r.text();
+            assert_eq!(
+                (r.status, xml_values(&t, "Code"), xml_values(&t, "Condition")),
+                (412, vec!["PreconditionFailed".to_string()], vec![cond.to_string()]),
+                "{t}"
+            );
+        };
+        let r = req(addr, "PUT", "/bkt/k", &[("If-None-Match", "*")], b"v2").await;
+        failed(&r, "If-None-Match");
+        assert_eq!(body("k").unwrap(), b"v1");
+        let r = req(addr, "PUT", "/bkt/new", &[("If-None-Match", "*")], b"new").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(body("new").unwrap(), b"new");
+        let wrong = "\"0123456789abcdef0123456789abcdef\"";
+        let r = req(addr, "PUT", "/bkt/k", &[("If-Match", wrong)], b"v2").await;
+        failed(&r, "If-Match");
+        assert_eq!(body("k").unwrap(), b"v1");
+        let r = req(addr, "PUT", "/bkt/missing", &[("If-Match", wrong)], b"v2").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (404, vec!["NoSuchKey".to_string()]));
+        assert!(body("missing").is_none());
+        let r = req(addr, "PUT", "/bkt/k", &[("If-Match", &v1.etag)], b"v2").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(body("k").unwrap(), b"v2");
+        // No orphaned bodies of the refused writes.
+        let objects = _dir.0.join("buckets/bkt/objects");
+        let data = std::fs::read_dir(objects)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".data"));
+        assert_eq!(data.count(), 2);
+
+        // CompleteMultipartUpload: refused, the object and the upload stay; then completed.
+        let id = initiate(addr, "/bkt/k", &[]).await;
+        let e1 = put_part(addr, "/bkt/k", &id, 1, b"multi").await;
+        let target = format!("/bkt/k?uploadId={id}");
+        let xml = complete_xml(&[(1, &e1)]);
+        let r = req(addr, "POST", &target, &[("If-None-Match", "*")], &xml).await;
+        failed(&r, "If-None-Match");
+        let r = req(addr, "POST", &target, &[("If-Match", wrong)], &xml).await;
+        failed(&r, "If-Match");
+        assert_eq!(body("k").unwrap(), b"v2");
+        assert_eq!(store.list_parts("bkt", &id).unwrap().1.len(), 1);
+        let etag = store.head_object("bkt", "k").unwrap().etag;
+        let r = req(addr, "POST", &target, &[("If-Match", &etag)], &xml).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(body("k").unwrap(), b"multi");
     }
 }
