@@ -32,6 +32,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
@@ -1178,6 +1179,13 @@ async fn receive_body(
         return Err(S3Error::entity_too_large());
     }
     let mut decoder = chunked.then(|| AwsChunked { signer, ..AwsChunked::default() });
+    // A plain body's declared SHA-256 (the signature covers the header, not the streamed body):
+    // hashed as it is written and compared before the caller commits anything.
+    let declared_sha256 = hstr("x-amz-content-sha256")
+        .map(str::trim)
+        .filter(|h| !chunked && h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase);
+    let mut sha256 = declared_sha256.as_ref().map(|_| Sha256::new());
     let mut pending: Vec<u8> =
         Vec::with_capacity(WRITE_CHUNK.min(content_length.unwrap_or(0) as usize + 1));
     loop {
@@ -1201,14 +1209,18 @@ async fn receive_body(
         }
         if pending.len() >= WRITE_CHUNK || (done && !pending.is_empty()) {
             let mut buf = std::mem::take(&mut pending);
-            let (w, b) = blocking(move || {
+            let (w, b, h) = blocking(move || {
                 writer.write(&buf).map_err(|e| S3Error::internal(&e.to_string()))?;
+                if let Some(h) = sha256.as_mut() {
+                    h.update(&buf);
+                }
                 buf.clear();
-                Ok((writer, buf))
+                Ok((writer, buf, sha256))
             })
             .await?;
             writer = w;
             pending = b;
+            sha256 = h;
         }
         if done {
             break;
@@ -1219,6 +1231,18 @@ async fn receive_body(
     }
     if decoded_length.is_some_and(|l| l != writer.size()) {
         return Err(S3Error::incomplete_body());
+    }
+    if let (Some(declared), Some(h)) = (declared_sha256, sha256) {
+        let computed = hex::encode(h.finalize());
+        if computed != declared {
+            return Err(S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
+            .field("ClientComputedContentSHA256", &declared)
+            .field("S3ComputedContentSHA256", &computed));
+        }
     }
     Ok(writer)
 }
@@ -4517,5 +4541,48 @@ mod tests {
         let r = req(addr, "POST", &target, &[("If-Match", &etag)], &xml).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(body("k").unwrap(), b"multi");
+    }
+
+    /// A body that does not match its declared x-amz-content-sha256 is refused with 400
+    /// XAmzContentSHA256Mismatch ("The provided 'x-amz-content-sha256' header does not match
+    /// what was computed.") and nothing is stored, though the signature, which covers only the
+    /// header, verifies (the body is streamed, so the hash is checked as it is written).
+    #[tokio::test]
+    async fn declared_payload_hash_is_checked() {
+        let (addr, _dir, store, _) = start_signed().await;
+        for (body, declared, ok) in [
+            (&b"the real body"[..], sigv4::sha256_hex(b"another body"), false),
+            (b"the real body", sigv4::sha256_hex(b"the real body"), true),
+        ] {
+            let mut headers = vec![
+                ("host".to_string(), "127.0.0.1".to_string()),
+                ("x-amz-content-sha256".to_string(), declared.clone()),
+            ];
+            sign_admin("PUT", "/bkt/hashed", &mut headers);
+            let hs: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let r = req(addr, "PUT", "/bkt/hashed", &hs, body).await;
+            if ok {
+                assert_eq!(r.status, 200, "{}", r.text());
+                assert_eq!(store.get_object_bytes("bkt", "hashed").unwrap().1, body);
+            } else {
+                // quick-xml escapes ' as &apos; (the same text to an XML parser).
+                let t = r.text().replace("&apos;", "'");
+                assert_eq!(
+                    (r.status, xml_values(&t, "Code"), xml_values(&t, "Message")),
+                    (
+                        400,
+                        vec!["XAmzContentSHA256Mismatch".to_string()],
+                        vec![
+                            "The provided 'x-amz-content-sha256' header does not match what was computed."
+                                .to_string()
+                        ]
+                    )
+                );
+                assert_eq!(xml_values(&t, "ClientComputedContentSHA256"), [declared]);
+                assert_eq!(xml_values(&t, "S3ComputedContentSHA256"), [sigv4::sha256_hex(body)]);
+                assert!(store.head_object("bkt", "hashed").is_err());
+            }
+        }
     }
 }

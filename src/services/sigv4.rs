@@ -15,7 +15,8 @@
 //!   inner whitespace runs collapsed, repeated headers joined with `,`;
 //! - payload hash: `UNSIGNED-PAYLOAD` for presigned S3 requests, otherwise the
 //!   `x-amz-content-sha256` header if it is a literal such as `UNSIGNED-PAYLOAD`, otherwise the
-//!   hash of the body supplied by the caller (or the header hash when the body is streamed).
+//!   hash of the body supplied by the caller (or the header hash when the body is streamed: the
+//!   S3 stub then hashes the body as it writes it and refuses a mismatch before committing).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
