@@ -309,13 +309,14 @@ fn s3_auth_error(e: &sigv4::AuthError) -> Response<RespBody> {
         w.create_element("Code")
             .write_text_content(quick_xml::events::BytesText::new(e.s3_code()))?;
         w.create_element("Message")
-            .write_text_content(quick_xml::events::BytesText::new(&e.to_string()))?;
+            .write_text_content(quick_xml::events::BytesText::new(&e.s3_message()))?;
         w.create_element("RequestId").write_text_content(quick_xml::events::BytesText::new(&id))?;
         Ok(())
     });
     let mut body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n".to_vec();
     body.extend(w.into_inner());
-    full(StatusCode::FORBIDDEN, body, "application/xml")
+    let status = StatusCode::from_u16(e.s3_status()).unwrap_or(StatusCode::FORBIDDEN);
+    full(status, body, "application/xml")
 }
 
 fn ec2_error(status: StatusCode, e: &Ec2Error, request_id: &str) -> Response<RespBody> {

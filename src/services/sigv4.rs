@@ -15,7 +15,8 @@
 //!   inner whitespace runs collapsed, repeated headers joined with `,`;
 //! - payload hash: `UNSIGNED-PAYLOAD` for presigned S3 requests, otherwise the
 //!   `x-amz-content-sha256` header if it is a literal such as `UNSIGNED-PAYLOAD`, otherwise the
-//!   hash of the body supplied by the caller (or the header hash when the body is streamed).
+//!   hash of the body supplied by the caller (or the header hash when the body is streamed: the
+//!   S3 stub then hashes the body as it writes it and refuses a mismatch before committing).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -112,6 +113,11 @@ pub enum AuthError {
     /// The request time differs from the current time by more than 15 minutes.
     #[error("request time too skewed")]
     TooSkewed,
+    /// Signature Version 2: an `Authorization: AWS <key>:<signature>` header or the query
+    /// parameters `AWSAccessKeyId` / `Signature`. S3 buckets created after June 24, 2020 (all
+    /// of a lab's) accept only SigV4.
+    #[error("signature version 2 is not supported")]
+    SignatureV2,
 }
 
 impl AuthError {
@@ -133,6 +139,17 @@ impl AuthError {
             AuthError::Expired | AuthError::MissingDate => "AccessDenied",
             AuthError::UnsupportedAlgorithm { .. } => "InvalidArgument",
             AuthError::TooSkewed => "RequestTimeTooSkewed",
+            AuthError::SignatureV2 => "InvalidRequest",
+        }
+    }
+
+    /// The message S3 answers with: S3's own sentence where it is known, else ours.
+    pub fn s3_message(&self) -> String {
+        match self {
+            AuthError::SignatureV2 => "The authorization mechanism you have provided is not \
+                supported. Please use AWS4-HMAC-SHA256."
+                .to_string(),
+            e => e.to_string(),
         }
     }
 
@@ -141,7 +158,8 @@ impl AuthError {
         match self {
             AuthError::Malformed { .. }
             | AuthError::MalformedQuery { .. }
-            | AuthError::UnsupportedAlgorithm { .. } => 400,
+            | AuthError::UnsupportedAlgorithm { .. }
+            | AuthError::SignatureV2 => 400,
             _ => 403,
         }
     }
@@ -563,6 +581,9 @@ fn parse_authorization_header(value: &str) -> Result<AuthParams, AuthError> {
     if algorithm.is_empty() {
         return Err(AuthError::Malformed { reason: "empty authorization header".into() });
     }
+    if algorithm == "AWS" {
+        return Err(AuthError::SignatureV2);
+    }
     if algorithm != ALGORITHM {
         return Err(AuthError::UnsupportedAlgorithm { algorithm: algorithm.to_string() });
     }
@@ -671,8 +692,18 @@ fn parse_presigned_query(raw_query: &str) -> Result<AuthParams, AuthError> {
     })
 }
 
-/// Finds and parses the SigV4 authentication data; None when the request carries none.
+/// True if the query carries SigV2 authentication (`AWSAccessKeyId`, `Signature`; `Expires`
+/// alone authenticates nothing).
+fn is_sigv2_query(raw_query: &str) -> bool {
+    query_pairs(raw_query).any(|(k, _)| matches!(&k[..], b"AWSAccessKeyId" | b"Signature"))
+}
+
+/// Finds and parses the SigV4 authentication data; None when the request carries none. SigV2
+/// is refused, never taken for an unsigned request.
 fn auth_params(req: &Request) -> Result<Option<AuthParams>, AuthError> {
+    if is_sigv2_query(req.query) {
+        return Err(AuthError::SignatureV2);
+    }
     let header = single_header(req, "authorization")?;
     let presigned = is_presigned(req.query);
     match (header, presigned) {
@@ -1788,9 +1819,13 @@ mod tests {
             }
         };
         let err = |auth: &'static str| scope_of(&req_with(auth)).unwrap_err();
-        assert!(matches!(
+        assert_eq!(
             err("AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg="),
-            AuthError::UnsupportedAlgorithm { algorithm } if algorithm == "AWS"
+            AuthError::SignatureV2
+        );
+        assert!(matches!(
+            err("AWS4-HMAC-SHA1 Credential=x"),
+            AuthError::UnsupportedAlgorithm { .. }
         ));
         assert!(matches!(err(""), AuthError::Malformed { .. }));
         assert!(matches!(err("AWS4-HMAC-SHA256"), AuthError::Malformed { .. }));
@@ -1854,6 +1889,7 @@ mod tests {
             AuthError::MissingDate,
             AuthError::UnsupportedAlgorithm { algorithm: "AWS".into() },
             AuthError::TooSkewed,
+            AuthError::SignatureV2,
         ];
         let s3: Vec<&str> = all.iter().map(AuthError::s3_code).collect();
         assert_eq!(
@@ -1866,7 +1902,8 @@ mod tests {
                 "AccessDenied",
                 "AccessDenied",
                 "InvalidArgument",
-                "RequestTimeTooSkewed"
+                "RequestTimeTooSkewed",
+                "InvalidRequest"
             ]
         );
         for e in &all {

@@ -87,6 +87,9 @@ pub enum StoreError {
     /// The bucket still holds objects or multipart uploads.
     #[error("bucket not empty: {0}")]
     BucketNotEmpty(String),
+    /// A conditional write's condition (`If-None-Match` or `If-Match`) did not hold.
+    #[error("precondition {0} failed")]
+    PreconditionFailed(&'static str),
     /// A filesystem or metadata encoding error.
     #[error("io error: {0}")]
     Io(#[from] io::Error),
@@ -115,6 +118,29 @@ pub struct ObjectMeta {
     /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user_meta: BTreeMap<String, String>,
+    /// The standard headers stored with the object (see [`Metadata::headers`]). Absent from
+    /// sidecars written before they were kept: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What a writer says about an object besides its body and Content-Type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Standard headers S3 stores and returns (Cache-Control, Content-Disposition,
+    /// Content-Encoding, Content-Language, Expires), by lower-case name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// The object's metadata as a writer gave it (what a copy keeps).
+    pub fn metadata(&self) -> Metadata {
+        Metadata { headers: self.headers.clone(), user: self.user_meta.clone() }
+    }
 }
 
 /// Smallest size of a multipart part other than the last.
@@ -130,6 +156,10 @@ pub struct UploadMeta {
     pub content_type: Option<String>,
     #[serde(default)]
     pub user_meta: BTreeMap<String, String>,
+    /// Standard headers for the object (see [`Metadata::headers`]); none in uploads created
+    /// before they were kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// Unix seconds.
     pub initiated: u64,
 }
@@ -185,9 +215,27 @@ pub struct ObjectWriter {
     size: u64,
     /// For a part writer: the upload id and part number.
     part: Option<(String, u32)>,
+    /// What the key must hold when the write is committed.
+    condition: Option<WriteCondition>,
+}
+
+/// A conditional write's condition, checked under the commit lock against the object the key
+/// holds at that moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// `If-None-Match: *`: the key holds no object (else `PreconditionFailed`).
+    Absent,
+    /// `If-Match: <etag>`: the key holds an object with one of these ETags (`*`: any);
+    /// `NoSuchKey` without an object, `PreconditionFailed` for another ETag.
+    EtagMatches(String),
 }
 
 impl ObjectWriter {
+    /// Makes the commit of this write conditional.
+    pub fn only_if(&mut self, condition: Option<WriteCondition>) {
+        self.condition = condition;
+    }
+
     /// Appends body bytes.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         let file =
@@ -353,6 +401,7 @@ impl Store {
             md5: Md5::new(),
             size: 0,
             part: None,
+            condition: None,
         })
     }
 
@@ -363,17 +412,17 @@ impl Store {
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
     ) -> Result<ObjectMeta, StoreError> {
-        self.commit_object_with(w, content_type, expected_md5, BTreeMap::new(), None)
+        self.commit_object_with(w, content_type, expected_md5, Metadata::default(), None)
     }
 
-    /// [`Store::commit_object`] with user metadata and, for assembled multipart objects, the
-    /// ETag to record instead of the MD5 of the body.
+    /// [`Store::commit_object`] with standard headers and user metadata and, for assembled
+    /// multipart objects, the ETag to record instead of the MD5 of the body.
     pub fn commit_object_with(
         &self,
         mut w: ObjectWriter,
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
-        user_meta: BTreeMap<String, String>,
+        metadata: Metadata,
         etag: Option<String>,
     ) -> Result<ObjectMeta, StoreError> {
         if w.part.is_some() {
@@ -382,7 +431,7 @@ impl Store {
         let file =
             w.file.take().ok_or_else(|| io::Error::other("object writer already finished"))?;
         let tmp = w.tmp.clone();
-        let result = self.commit_inner(&mut w, file, content_type, expected_md5, user_meta, etag);
+        let result = self.commit_inner(&mut w, file, content_type, expected_md5, metadata, etag);
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -395,7 +444,7 @@ impl Store {
         file: File,
         content_type: Option<&str>,
         expected_md5: Option<[u8; 16]>,
-        user_meta: BTreeMap<String, String>,
+        metadata: Metadata,
         etag: Option<String>,
     ) -> Result<ObjectMeta, StoreError> {
         let digest = std::mem::replace(&mut w.md5, Md5::new()).finalize();
@@ -419,7 +468,8 @@ impl Store {
                 .unwrap_or(DEFAULT_CONTENT_TYPE)
                 .to_string(),
             last_modified: now_secs(),
-            user_meta,
+            user_meta: metadata.user,
+            headers: metadata.headers,
         };
         let sidecar = serde_json::to_vec(&Sidecar { meta: meta.clone(), data: data_name.clone() })
             .map_err(io::Error::other)?;
@@ -429,7 +479,25 @@ impl Store {
             let _ = fs::remove_file(w.dir.join(&data_name));
             return Err(StoreError::NoSuchBucket(w.bucket.clone()));
         }
-        let old = read_sidecar(&meta_path).ok().flatten().map(|s| s.data);
+        let current = read_sidecar(&meta_path).ok().flatten().filter(|s| s.meta.key == w.key);
+        if let Some(condition) = &w.condition {
+            let refused = match (condition, &current) {
+                (WriteCondition::Absent, None) => None,
+                (WriteCondition::Absent, Some(_)) => {
+                    Some(StoreError::PreconditionFailed("If-None-Match"))
+                }
+                (WriteCondition::EtagMatches(_), None) => {
+                    Some(StoreError::NoSuchKey(w.key.clone()))
+                }
+                (WriteCondition::EtagMatches(list), Some(c)) => (!etag_in(list, &c.meta.etag))
+                    .then_some(StoreError::PreconditionFailed("If-Match")),
+            };
+            if let Some(e) = refused {
+                let _ = fs::remove_file(w.dir.join(&data_name));
+                return Err(e);
+            }
+        }
+        let old = current.map(|s| s.data);
         write_atomic(&w.dir, &meta_path, &sidecar)?;
         if let Some(old) = old.filter(|o| *o != data_name)
             && is_data_file_name(&old)
@@ -520,17 +588,16 @@ impl Store {
         Ok(())
     }
 
-    /// Copies an object (server side). `replace` gives new content type and user metadata
-    /// (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept.
+    /// Copies an object (server side) from `source`, as opened by [`Store::get_object`] (so the
+    /// caller can check the version it copies first). `replace` gives new content type and
+    /// metadata (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept.
     pub fn copy_object(
         &self,
-        src_bucket: &str,
-        src_key: &str,
+        (src_meta, mut src): (ObjectMeta, File),
         dst_bucket: &str,
         dst_key: &str,
-        replace: Option<(Option<String>, BTreeMap<String, String>)>,
+        replace: Option<(Option<String>, Metadata)>,
     ) -> Result<ObjectMeta, StoreError> {
-        let (src_meta, mut src) = self.get_object(src_bucket, src_key)?;
         let mut w = self.object_writer(dst_bucket, dst_key)?;
         let mut buf = vec![0u8; 1024 * 1024];
         loop {
@@ -543,9 +610,9 @@ impl Store {
         if w.size() != src_meta.size {
             return Err(io::Error::other("copy source changed size while copying").into());
         }
-        let (content_type, user_meta) =
-            replace.unwrap_or((Some(src_meta.content_type.clone()), src_meta.user_meta.clone()));
-        self.commit_object_with(w, content_type.as_deref(), None, user_meta, None)
+        let (content_type, metadata) =
+            replace.unwrap_or_else(|| (Some(src_meta.content_type.clone()), src_meta.metadata()));
+        self.commit_object_with(w, content_type.as_deref(), None, metadata, None)
     }
 
     /// Deletes an empty bucket (no objects, no multipart uploads in progress).
@@ -621,7 +688,7 @@ impl Store {
         bucket: &str,
         key: &str,
         content_type: Option<&str>,
-        user_meta: BTreeMap<String, String>,
+        metadata: Metadata,
     ) -> Result<UploadMeta, StoreError> {
         check_key(key)?;
         if self.bucket(bucket).is_none() {
@@ -636,7 +703,8 @@ impl Store {
             upload_id: id,
             key: key.to_string(),
             content_type: content_type.filter(|c| !c.is_empty()).map(str::to_string),
-            user_meta,
+            user_meta: metadata.user,
+            headers: metadata.headers,
             initiated: now_secs(),
         };
         let raw = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
@@ -701,6 +769,7 @@ impl Store {
             md5: Md5::new(),
             size: 0,
             part: Some((upload_id.to_string(), number)),
+            condition: None,
         })
     }
 
@@ -808,6 +877,7 @@ impl Store {
         bucket: &str,
         upload_id: &str,
         wanted: &[(u32, String)],
+        condition: Option<WriteCondition>,
     ) -> Result<ObjectMeta, StoreError> {
         let (meta, parts) = self.list_parts(bucket, upload_id)?;
         if wanted.is_empty() {
@@ -829,6 +899,7 @@ impl Store {
             return Err(StoreError::EntityTooSmall(p.number));
         }
         let mut w = self.object_writer(bucket, &meta.key)?;
+        w.only_if(condition);
         let mut md5s = Md5::new();
         for p in &chosen {
             let mut f = File::open(&p.file).map_err(|e| match e.kind() {
@@ -848,7 +919,7 @@ impl Store {
             w,
             meta.content_type.as_deref(),
             None,
-            meta.user_meta.clone(),
+            Metadata { headers: meta.headers.clone(), user: meta.user_meta.clone() },
             Some(etag),
         )?;
         let _guard = lock(&self.commit);
@@ -935,6 +1006,13 @@ impl Store {
 }
 
 /// Upload ids are generated by [`unique_id`]: lowercase hex only, so they never name a path.
+/// Whether `etag` is among a comma-separated list of ETags (quoted or not; `*` matches any).
+pub fn etag_in(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == etag.trim_matches('"'))
+}
+
 fn valid_upload_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -1447,7 +1525,7 @@ mod tests {
         let (id, e1, e2) = {
             let s = Store::open(&d.0).unwrap();
             s.create_bucket("bkt", "us-east-1", None).unwrap();
-            let up = s.create_upload("bkt", "../k", Some("text/x"), BTreeMap::new()).unwrap();
+            let up = s.create_upload("bkt", "../k", Some("text/x"), Metadata::default()).unwrap();
             let mut w = s.part_writer("bkt", &up.upload_id, 1).unwrap();
             w.write(&vec![7u8; MIN_PART_SIZE as usize]).unwrap();
             let p1 = s.commit_part(w, None).unwrap();
@@ -1480,7 +1558,7 @@ mod tests {
         );
         assert_eq!(s.list_uploads("bkt", "").unwrap().len(), 1);
         assert!(matches!(s.delete_bucket("bkt"), Err(StoreError::BucketNotEmpty(_))));
-        let m = s.complete_upload("bkt", &id, &[(1, e1), (2, e2)]).unwrap();
+        let m = s.complete_upload("bkt", &id, &[(1, e1), (2, e2)], None).unwrap();
         assert!(m.etag.ends_with("-2\""), "{}", m.etag);
         assert_eq!(m.content_type, "text/x");
         let (_, body) = s.get_object_bytes("bkt", "../k").unwrap();
@@ -1501,5 +1579,42 @@ mod tests {
         s.delete_bucket("bkt").unwrap();
         assert!(s.bucket("bkt").is_none());
         assert!(Store::open(&d.0).unwrap().bucket("bkt").is_none());
+    }
+
+    /// Standard headers survive a restart with the object and its uploads; a sidecar or an
+    /// upload.json written before they were kept (no `headers`) loads with none.
+    #[test]
+    fn object_headers_persist_and_old_metadata_loads() {
+        let d = TempDir::new("hdrs");
+        let md = Metadata {
+            headers: BTreeMap::from([("cache-control".into(), "no-cache".into())]),
+            user: BTreeMap::from([("owner".into(), "alice".into())]),
+        };
+        let id = {
+            let s = Store::open(&d.0).unwrap();
+            s.create_bucket("bkt", "us-east-1", None).unwrap();
+            let mut w = s.object_writer("bkt", "k").unwrap();
+            w.write(b"x").unwrap();
+            s.commit_object_with(w, None, None, md.clone(), None).unwrap();
+            s.create_upload("bkt", "up", None, md.clone()).unwrap().upload_id
+        };
+        let s = Store::open(&d.0).unwrap();
+        assert_eq!(s.head_object("bkt", "k").unwrap().metadata(), md);
+        assert_eq!(s.upload("bkt", &id).unwrap().headers, md.headers);
+        // Written by an older vpcsim: no "headers".
+        let name = object_file_name("old");
+        fs::write(objects_dir(&d).join(format!("{name}.1.data")), b"old").unwrap();
+        let sidecar = format!(
+            r#"{{"key":"old","etag":"\"149603e6c03516362a8da23f624db945\"","size":3,"content_type":"text/plain","last_modified":1700000000,"user_meta":{{"a":"b"}},"data":"{name}.1.data"}}"#
+        );
+        fs::write(objects_dir(&d).join(format!("{name}.meta")), sidecar).unwrap();
+        let (m, body) = s.get_object_bytes("bkt", "old").unwrap();
+        assert_eq!((body.as_slice(), m.headers.len(), m.user_meta.len()), (&b"old"[..], 0, 1));
+        let up = d.0.join("buckets/bkt/uploads").join(&id).join("upload.json");
+        let raw = format!(
+            r#"{{"upload_id":"{id}","key":"up","content_type":null,"user_meta":{{}},"initiated":1700000000}}"#
+        );
+        fs::write(up, raw).unwrap();
+        assert!(s.upload("bkt", &id).unwrap().headers.is_empty());
     }
 }

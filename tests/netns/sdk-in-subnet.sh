@@ -19,6 +19,17 @@ in_ns a "$AWS_BIN" s3 ls s3://my-secure-bucket | grep >/dev/null -c " obj$" || f
 [ "$(in_ns a "$AWS_BIN" s3 cp s3://open-bucket/hello.txt - --region us-east-1)" = "Hello from open-bucket" ] \
     || fail "aws s3 cp to stdout"
 ok "aws s3 ls and aws s3 cp s3://open-bucket/hello.txt - in demo-a"
+# `aws s3 presign` of CLI v1 signs with SigV2 for us-east-1, which buckets made after June 2020
+# refuse (400 InvalidRequest), even a public one; with s3.signature_version = s3v4 it works.
+url=$("$AWS_BIN" s3 presign s3://open-bucket/hello.txt --region us-east-1)
+case "$url" in *AWSAccessKeyId=*) ;; *) fail "not a SigV2 URL: $url" ;; esac
+code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" -o "$WORK/v2.xml" -w '%{http_code}' "$url")
+[ "$code" = 400 ] && grep -q "<Code>InvalidRequest</Code>" "$WORK/v2.xml" \
+    || fail "a SigV2 URL was not refused: $code $(cat "$WORK/v2.xml")"
+printf '[default]\ns3 =\n    signature_version = s3v4\n' > "$WORK/aws-config"
+url=$(AWS_CONFIG_FILE="$WORK/aws-config" "$AWS_BIN" s3 presign s3://open-bucket/hello.txt --region us-east-1)
+[ "$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" "$url")" = "Hello from open-bucket" ] || fail "a SigV4 presigned URL: $url"
+ok "aws s3 presign: SigV2 refused with InvalidRequest, s3v4 works"
 etag=$(in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key obj --query ETag --output text)
 case "$etag" in *-*) ;; *) fail "not a multipart ETag: $etag" ;; esac
 ok "aws s3 cp in demo-a: 200 MB multipart over HTTPS through the endpoint, identical (ETag $etag)"
