@@ -763,12 +763,8 @@ async fn bucket_policy(
                     "Policies must be valid UTF-8",
                 )
             })?;
-            if let Err(e) = Policy::parse(&text, PolicyKind::Bucket) {
-                return Err(S3Error::new(
-                    StatusCode::BAD_REQUEST,
-                    "MalformedPolicy",
-                    &e.to_string(),
-                ));
+            if let Err(e) = crate::policy::parse_bucket_policy(bucket, &text) {
+                return Err(S3Error::new(StatusCode::BAD_REQUEST, "MalformedPolicy", &e));
             }
             let (store, b) = (state.store.clone(), bucket.to_string());
             blocking(move || {
@@ -986,8 +982,12 @@ async fn create_bucket(
     let region = constraint.unwrap_or_else(|| endpoint_region.to_string());
     let (store, b) = (state.store.clone(), bucket.to_string());
     let r = region.clone();
-    blocking(move || {
-        store.create_bucket(&b, &r, None).map_err(|e| S3Error::from_store(e, &b, None))
+    blocking(move || match store.create_bucket(&b, &r, None) {
+        // CreateBucket: "For legacy compatibility, if you re-create an existing bucket that you
+        // already own in the North Virginia Region, Amazon S3 returns 200 OK" (409
+        // BucketAlreadyOwnedByYou everywhere else).
+        Err(StoreError::BucketAlreadyOwnedByYou(_)) if r == "us-east-1" => Ok(()),
+        other => other.map_err(|e| S3Error::from_store(e, &b, None)),
     })
     .await?;
     debug!(bucket = %bucket, region = %region, "create bucket");
@@ -3545,6 +3545,16 @@ mod tests {
         assert_eq!(store.bucket("old-eu").unwrap().region, "eu-west-1");
         assert_eq!(req(addr, "PUT", "/no-constraint", &[], &cfg("")).await.status, 200);
         assert_eq!(store.bucket("no-constraint").unwrap().region, "us-east-1");
+        // Creating again a bucket one owns: 200 in us-east-1 ("for legacy compatibility"),
+        // 409 BucketAlreadyOwnedByYou in any other region.
+        store.put_object("no-constraint", "kept", b"x", None).unwrap();
+        assert_eq!(req(addr, "PUT", "/no-constraint", &[], b"").await.status, 200);
+        assert!(store.head_object("no-constraint", "kept").is_ok());
+        let r = req(addr, "PUT", "/old-eu", &[], &cfg("EU")).await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (409, vec!["BucketAlreadyOwnedByYou".to_string()])
+        );
     }
 
     #[tokio::test]

@@ -92,14 +92,20 @@ policy = {"Version": "2012-10-17", "Statement": [
 s3.put_bucket_policy(Bucket="open-bucket", Policy=json.dumps(policy))
 s3.put_object(Bucket="open-bucket", Key="secret.txt", Body=b"no")
 assert json.loads(s3.get_bucket_policy(Bucket="open-bucket")["Policy"]) == policy
-try:
-    s3.put_bucket_policy(Bucket="open-bucket", Policy=json.dumps(
-        {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-    raise SystemExit("a bucket policy without Principal was accepted")
-except s3.exceptions.ClientError as e:
-    assert e.response["Error"]["Code"] == "MalformedPolicy", e.response
+bad = {"no Principal": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+       "another bucket": {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                          "Resource": "arn:aws:s3:::my-secure-bucket/*"},
+       "another service": {"Effect": "Allow", "Principal": "*", "Action": "ec2:DescribeVpcs",
+                           "Resource": "arn:aws:s3:::open-bucket/*"}}
+for what, statement in bad.items():
+    try:
+        s3.put_bucket_policy(Bucket="open-bucket", Policy=json.dumps({"Statement": [statement]}))
+        raise SystemExit(f"a bucket policy with {what} was accepted")
+    except s3.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "MalformedPolicy", (what, e.response)
+assert json.loads(s3.get_bucket_policy(Bucket="open-bucket")["Policy"]) == policy
 PY
-ok "boto3: put/get bucket policy; a policy without Principal is MalformedPolicy"
+ok "boto3: put/get bucket policy; MalformedPolicy without Principal, for another bucket's resource or another service's action, the policy unchanged"
 # From the guide: through an endpoint, aws:SourceIp "is not matched — the statement is ignored".
 expect_status b http://54.123.170.5/open-bucket/hello.txt 200
 expect_status a http://54.123.170.5/open-bucket/hello.txt 403 implicit
