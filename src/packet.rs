@@ -17,8 +17,10 @@
 //! - Every setter keeps the IPv4 header checksum a full, valid checksum and keeps the L4
 //!   checksum consistent with the [`CsumMode`] it was given (a full checksum, or the
 //!   uncomplemented pseudo-header sum that the kernel completes for `NEEDS_CSUM` packets).
-//! - Parsing does not verify checksums: packets from TUN are produced by the local kernel and
-//!   the incremental updates below preserve whatever validity the checksum had.
+//! - Parsing does not verify checksums; [`ipv4_header_checksum_ok`] verifies the IPv4 header's,
+//!   which the pipeline checks for every packet (a router must: RFC 1812, 5.2.2). L4
+//!   checksums are not verified: with TUN offload they may hold a partial sum, and the
+//!   incremental updates below preserve whatever validity they had.
 
 use std::net::Ipv4Addr;
 
@@ -740,6 +742,13 @@ pub fn icmp_echo_ident(info: &Ipv4Info) -> Option<u16> {
     }
 }
 
+/// Whether the IPv4 header checksum of a parsed packet verifies: the ones'-complement sum of
+/// the whole header (options included, 20 to 60 bytes) is 0xFFFF. Never offloaded: the kernel
+/// completes it before a packet reaches a TUN, whatever [`CsumMode`] the L4 checksum is in.
+pub fn ipv4_header_checksum_ok(buf: &[u8], info: &Ipv4Info) -> bool {
+    buf.get(..info.ihl_bytes()).is_some_and(|h| checksum::fold(checksum::ones_sum(h)) == 0xFFFF)
+}
+
 /// Decrements the TTL and incrementally fixes the IPv4 header checksum.
 ///
 /// Returns false, leaving the packet unchanged, if the TTL is 0 or 1 (the packet must be
@@ -1175,6 +1184,21 @@ mod tests {
         let mut q = p.clone();
         set_src(&mut q, &info(&p), ip(nsrc), CsumMode::Full);
         assert_eq!(q, fresh);
+    }
+
+    #[test]
+    fn header_checksum_is_verified_over_the_whole_header() {
+        for p in [options_pkt(), udp_pkt([1, 1, 1, 1], [2, 2, 2, 2], 9, 1, 2, b"x", false)] {
+            assert!(ipv4_header_checksum_ok(&p, &info(&p)));
+            for i in 0..info(&p).ihl_bytes() {
+                let mut q = p.clone();
+                q[i] ^= 0x10;
+                // Flipping a bit of the version or IHL may make it unparsable instead.
+                if let Ok(j) = parse(&q) {
+                    assert!(!ipv4_header_checksum_ok(&q, &j), "byte {i}");
+                }
+            }
+        }
     }
 
     #[test]

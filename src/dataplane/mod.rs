@@ -57,6 +57,9 @@ macro_rules! drop_reasons {
 drop_reasons! {
     /// Not a well-formed IPv4 packet.
     Malformed => "malformed",
+    /// The IPv4 header checksum does not verify (RFC 1812 5.2.2: "The IP checksum must be
+    /// correct"); the header, options included, is checked on every port.
+    BadChecksum => "bad_checksum",
     /// IPv6 is a non-goal: counted and dropped.
     Ipv6 => "ipv6",
     /// Read from a port that has no subnet (e.g. removed while in flight).
@@ -198,6 +201,11 @@ impl Pipeline {
             Err(Malformed::NotIpv4 { version: 6 }) => return self.counters.drop(DropReason::Ipv6),
             Err(_) => return self.counters.drop(DropReason::Malformed),
         };
+        // RFC 1812, 5.2.2: "(2) The IP checksum must be correct." A router checks it before it
+        // acts on the header; TUN offload leaves only L4 checksums partial, never this one.
+        if !packet::ipv4_header_checksum_ok(pkt, &info) {
+            return self.counters.drop(DropReason::BadChecksum);
+        }
         // Linux may hand over trailing bytes past the IP total length; they are not sent on.
         let len = if meta.gso { pkt.len() } else { usize::from(info.total_len()) };
         let snap = self.snapshot.load();

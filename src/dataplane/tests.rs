@@ -817,3 +817,41 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Header validation
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn bad_ipv4_header_checksum_is_a_counted_drop() {
+    // RFC 1812, 5.2.2 (IP Header Validation), a router's checks before it acts on a header:
+    // "(2) The IP checksum must be correct." TUN offload never leaves the IP header checksum
+    // to the device (only L4 checksums can be partial), so it is verified on every port.
+    let p = demo();
+    for (port, mut pkt) in [
+        (A, udp("10.0.1.10", 5000, "54.123.170.5", 80)),
+        (PORT_INTERNET, tcp("198.51.100.10", 80, "203.0.113.10", 40000, b"x")),
+    ] {
+        pkt[10] ^= 0x5a;
+        assert_eq!(run(&p, port, &mut pkt), Action::Drop(DropReason::BadChecksum));
+    }
+    // With IP options (a 24-byte header): the whole header is covered.
+    let mut h = etherparse::Ipv4Header::new(
+        0,
+        64,
+        etherparse::IpNumber::UDP,
+        ip("10.0.1.10").octets(),
+        ip("54.123.170.5").octets(),
+    )
+    .unwrap();
+    h.options = [1u8, 1, 1, 0].into();
+    let b = PacketBuilder::ip(etherparse::IpHeaders::Ipv4(h, Default::default())).udp(5000, 80);
+    let mut pkt = Vec::new();
+    b.write(&mut pkt, b"hello").unwrap();
+    let mut good = pkt.clone();
+    assert!(matches!(run(&p, A, &mut good), Action::Forward { port: PORT_AWS, .. }));
+    pkt[22] ^= 0x01; // an option byte, past the first 20
+    assert_eq!(run(&p, A, &mut pkt), Action::Drop(DropReason::BadChecksum));
+    assert_eq!(p.counters.drops(DropReason::BadChecksum), 3);
+    assert_eq!(p.counters.drops(DropReason::Malformed), 0);
+}
