@@ -66,6 +66,8 @@ drop_reasons! {
     UnknownPort => "unknown_port",
     /// The source address is no instance of this subnet (EC2's source/destination check).
     UnknownSource => "unknown_source",
+    /// A destination no VPC carries: broadcast, multicast, 0/8, loopback, 240/4, link-local.
+    Martian => "martian",
     /// No route matches: AWS drops silently.
     NoRoute => "no_route",
     /// A `blackhole` route matched.
@@ -244,6 +246,12 @@ impl Pipeline {
         let Some(host) = vpc.hosts.get(&src).filter(|h| h.port == port) else {
             return c.drop(DropReason::UnknownSource);
         };
+        // Before routing: a destination no VPC carries. The guide: "We do not support broadcast
+        // in a VPC"; nor multicast (only a transit gateway has it), and a default route must
+        // not carry loopback, "this network", class E or link-local out of the VPC.
+        if is_martian(info.dst_u32()) {
+            return c.drop(DropReason::Martian);
+        }
         // The VPC resolver (the VPC's base address + 2) answers from the aws namespace, whatever
         // the route table says, like AWS's "AmazonProvidedDNS".
         if info.dst_u32() == resolver_of(vpc.cidr) && is_dns(info) {
@@ -627,6 +635,14 @@ impl Pipeline {
 /// The address of a VPC's resolver: its base address + 2 (10.0.0.2 in a 10.0.0.0/16 VPC).
 pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {
     u32::from(cidr.network()).wrapping_add(2)
+}
+
+/// 0.0.0.0/8 ("this network"), 127.0.0.0/8 (loopback), 169.254.0.0/16 (link-local: AWS's
+/// instance metadata, DNS and time addresses, not simulated), 224.0.0.0/4 (multicast) and
+/// 240.0.0.0/4 (reserved, with 255.255.255.255, the limited broadcast).
+fn is_martian(dst: u32) -> bool {
+    let first = dst >> 24;
+    first == 0 || first == 127 || first >= 224 || dst >> 16 == 0xA9FE
 }
 
 /// UDP or TCP to port 53.

@@ -855,3 +855,36 @@ fn bad_ipv4_header_checksum_is_a_counted_drop() {
     assert_eq!(p.counters.drops(DropReason::BadChecksum), 3);
     assert_eq!(p.counters.drops(DropReason::Malformed), 0);
 }
+
+#[test]
+fn martian_destinations_are_dropped_before_routing() {
+    // From the VPC guide's subnet sizing: "Network broadcast address. We do not support
+    // broadcast in a VPC, therefore we reserve this address." Nor does a VPC carry multicast;
+    // loopback, "this network", the reserved class E and link-local (AWS's instance metadata
+    // service, which the lab does not simulate) are no destinations either. Subnet a's default
+    // route goes to the internet gateway and d's to the NAT gateway: neither may take them.
+    let p = demo();
+    let martians = [
+        "255.255.255.255",
+        "224.0.0.251",
+        "239.255.255.250",
+        "240.0.0.1",
+        "0.0.0.0",
+        "0.1.2.3",
+        "127.0.0.1",
+        "169.254.169.254",
+    ];
+    for dst in martians {
+        for (port, src) in [(A, "10.0.1.10"), (D, "10.0.4.10")] {
+            let mut pkt = udp(src, 5000, dst, 5001);
+            assert_eq!(run(&p, port, &mut pkt), Action::Drop(DropReason::Martian), "{dst}");
+        }
+    }
+    assert_eq!(p.counters.drops(DropReason::Martian), 2 * martians.len() as u64);
+    assert!(p.flows.is_empty(), "no NAT mapping was made for them");
+    // Their neighbours are ordinary addresses.
+    for dst in ["223.255.255.254", "126.255.255.254", "169.253.0.1", "1.0.0.1"] {
+        let mut pkt = udp("10.0.1.10", 5000, dst, 5001);
+        assert!(matches!(run(&p, A, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
+    }
+}
