@@ -711,6 +711,13 @@ fn napt_candidates(inside: &FlowKey) -> impl Iterator<Item = u16> {
 /// them back.
 fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
     if let L4::Tcp { seq, ack, flags, payload_len, .. } = info.l4() {
+        // A new SYN on the tuple of a connection that was closing (the port reused within the
+        // short timeout) starts a new connection: its own sequence numbers, open again.
+        if t.close != 0
+            && flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
+        {
+            *t = TcpState::default();
+        }
         let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
         let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);
         let (mine, seen) =
@@ -735,8 +742,14 @@ fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
         } else {
             t.seen_in = true
         }
-        if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-            t.closing = true;
+        // RFC 7857 (after RFC 6146's state machine): a TCP session enters its transitory
+        // (closing) state once a FIN has been seen in both directions, or on an RST; one FIN
+        // only half-closes it.
+        if flags & tcp_flags::FIN != 0 {
+            t.close |= if outbound { TcpState::FIN_OUT } else { TcpState::FIN_IN };
+        }
+        if flags & tcp_flags::RST != 0 {
+            t.close |= TcpState::RST;
         }
     }
 }

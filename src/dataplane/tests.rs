@@ -888,3 +888,86 @@ fn martian_destinations_are_dropped_before_routing() {
         assert!(matches!(run(&p, A, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// TCP flow lifetime
+// ---------------------------------------------------------------------------------------------
+
+fn tcp_flags_pkt(src: &str, sport: u16, dst: &str, dport: u16, fin: bool, rst: bool) -> Vec<u8> {
+    let mut b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64)
+        .tcp(sport, dport, 7000, 65535)
+        .ack(8000);
+    if fin {
+        b = b.fin();
+    }
+    if rst {
+        b = b.rst();
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
+    out
+}
+
+#[test]
+fn a_half_closed_connection_keeps_the_established_timeout() {
+    // RFC 5382 (NAT behavioral requirements for TCP), REQ-5: the "established connection
+    // idle-timeout" applies until the connection is in its closing phase, which RFC 7857's
+    // state machine (from RFC 6146) enters only once a FIN has been seen in each direction
+    // (or an RST). After one FIN the other side may keep sending for as long as it likes.
+    let p = demo();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let send = |t, port, mut pkt: Vec<u8>| p.process(t, port, &mut pkt, Meta::PLAIN);
+    // b → S3 through the internet gateway: the instance closes its side first.
+    assert!(matches!(
+        send(at(0), B, tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80)),
+        Action::Forward { .. }
+    ));
+    let fin_out = tcp_flags_pkt("10.0.2.10", 40000, "54.123.170.5", 80, true, false);
+    assert!(matches!(send(at(1), B, fin_out), Action::Forward { port: PORT_AWS, .. }));
+    assert_eq!(p.handle_timeout(at(60)), 0, "half-closed, not closed: 350 s idle");
+    // S3 still sends its answer a minute later, and then closes too.
+    let data = tcp("54.123.170.5", 80, "203.0.113.20", 40000, b"HTTP/1.1 200 OK\r\n");
+    assert!(matches!(send(at(61), PORT_AWS, data), Action::Forward { port: B, .. }));
+    assert_eq!(p.handle_timeout(at(61 + 349)), 0);
+    let fin_in = tcp_flags_pkt("54.123.170.5", 80, "203.0.113.20", 40000, true, false);
+    assert!(matches!(send(at(400), PORT_AWS, fin_in), Action::Forward { port: B, .. }));
+    assert_eq!(p.handle_timeout(at(409)), 0, "closed in both directions: 10 s");
+    assert_eq!(p.handle_timeout(at(411)), 1);
+    // An RST closes at once, from either side.
+    for (i, (port, rst)) in [
+        (B, tcp_flags_pkt("10.0.2.10", 40001, "54.123.170.5", 80, false, true)),
+        (PORT_AWS, tcp_flags_pkt("54.123.170.5", 80, "203.0.113.20", 40001, false, true)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = 1000 + 100 * i as u64;
+        let _ = send(at(t), B, tcp_syn("10.0.2.10", 40001, "54.123.170.5", 80));
+        assert!(matches!(send(at(t), port, rst), Action::Forward { .. }));
+        assert_eq!(p.handle_timeout(at(t + 11)), 1, "rst from port {port}");
+    }
+    // A port reused within the short timeout opens a new connection: established again.
+    let fin_out = tcp_flags_pkt("10.0.2.10", 40002, "54.123.170.5", 80, true, false);
+    let fin_in = tcp_flags_pkt("54.123.170.5", 80, "203.0.113.20", 40002, true, false);
+    let _ = send(at(2000), B, tcp_syn("10.0.2.10", 40002, "54.123.170.5", 80));
+    let _ = send(at(2000), B, fin_out);
+    let _ = send(at(2000), PORT_AWS, fin_in);
+    let _ = send(at(2005), B, tcp_syn("10.0.2.10", 40002, "54.123.170.5", 80));
+    assert_eq!(p.handle_timeout(at(2016)), 0);
+    assert_eq!(p.handle_timeout(at(2005 + 351)), 1);
+}
+
+#[test]
+fn a_half_closed_connection_is_reset_when_its_path_moves() {
+    // The open direction still carries data: a route change must cut it like any other.
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    let p = pipeline_for(&world);
+    established(&p, B, "10.0.2.10", 40000, "54.123.170.5");
+    let mut fin = tcp_flags_pkt("10.0.2.10", 40000, "54.123.170.5", 80, true, false);
+    let _ = run(&p, B, &mut fin);
+    world.endpoints[0].route_tables.push("rtb-0b0b0b0b".into());
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    assert_eq!(p.reset_moved_flows().len(), 2);
+}
