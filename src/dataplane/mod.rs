@@ -367,6 +367,10 @@ impl Pipeline {
         let c = &self.counters;
         let len = pkt.len();
         let dst = info.dst_u32();
+        // An error about a flow goes back along that flow, whatever its destination.
+        if packet::is_icmp_error(info) {
+            return self.icmp_error_in(snap, port, pkt, info);
+        }
         // Replies to a NAT gateway or NAT instance (its public address, or its private address
         // when it reached S3 through an endpoint) go back through its flows.
         if !snap.nat_addrs.is_empty() && snap.nat_addrs.contains(&dst) {
@@ -602,6 +606,76 @@ impl Pipeline {
             packet::set_dst_port(pkt, info, inside_port, meta.csum);
         }
         Some(Action::Forward { port, len: pkt.len() })
+    }
+
+    /// An ICMP error from outside (destination unreachable, time exceeded, parameter problem):
+    /// path MTU discovery and a UDP sender's "connection refused" depend on it. RFC 5508
+    /// REQ-4: it is matched to its flow by the datagram it quotes, which is the instance's own
+    /// packet as it left the VPC, so its tuple is the flow's key; then, if the flow was
+    /// translated (internet gateway: the address; NAT: address and port), "a) Revert the IP
+    /// and transport headers of the embedded IP packet to their original form [...] c) Modify
+    /// the destination IP address of the outer IP header to be same as the source IP address
+    /// of the embedded packet after translation". Through an endpoint nothing is translated,
+    /// but only the flow leads back to a private address.
+    ///
+    /// The flow is not refreshed (REQ-6: the NAT "MUST NOT refresh or delete the NAT Session").
+    /// Security groups let it in as part of a tracked flow (the EC2 guide on path MTU
+    /// discovery: "If connections are automatically tracked or if your security group rules
+    /// allow inbound ICMP traffic, you can receive PMTUD responses"); the subnet's network ACL
+    /// still judges it as the ICMP message it is.
+    fn icmp_error_in(
+        &self,
+        snap: &Snapshot,
+        port: PortId,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+    ) -> Action {
+        let c = &self.counters;
+        let q = match packet::icmp_error_quote(pkt, info) {
+            Ok(q) => q,
+            Err(packet::QuoteError::BadChecksum) => return c.drop(DropReason::BadChecksum),
+            Err(packet::QuoteError::Malformed) => return c.drop(DropReason::Malformed),
+            // Nothing to find a flow by.
+            Err(packet::QuoteError::NoPorts) => return c.drop(DropReason::NoFlow),
+        };
+        // The error goes to whoever sent the quoted datagram.
+        if q.src != info.dst_u32() {
+            return c.drop(DropReason::NoFlow);
+        }
+        let key =
+            FlowKey { proto: q.protocol, src: q.src, sport: q.sport, dst: q.dst, dport: q.dport };
+        let found = self.flows.with(&key, |f| {
+            let inside_port = f.path.napt().map_or(key.sport, |n| n.inside_port);
+            let from = match f.path.way() {
+                FlowPath::Vpce(_) | FlowPath::Resolver(_) | FlowPath::Igw { aws: true } => {
+                    Some(PORT_AWS)
+                }
+                FlowPath::Igw { aws: false } => Some(PORT_INTERNET),
+                FlowPath::Local | FlowPath::Nat(_) => None,
+            };
+            (f.port, f.private_ip, inside_port, from)
+        });
+        // REQ-4: "does not have an active mapping for the embedded payload, the NAT SHOULD
+        // silently drop the ICMP Error packet"; nor does an error come from where the flow
+        // did not go.
+        let Some((out, private_ip, inside_port, Some(from))) = found else {
+            return c.drop(DropReason::NoFlow);
+        };
+        if from != port {
+            return c.drop(DropReason::NoFlow);
+        }
+        if let FilterVerdict::Deny(d) = nacl_in(snap, out, &FlowTuple::of(info)) {
+            return self.filter_drop(snap, d);
+        }
+        if !packet::decrement_ttl(pkt) {
+            return c.drop(DropReason::TtlExceeded);
+        }
+        if private_ip != q.src || inside_port != q.sport {
+            packet::set_quoted_src(pkt, info, &q, private_ip.into(), inside_port);
+            // ICMP has no pseudo-header: only the IP header checksum changes.
+            packet::set_dst(pkt, info, private_ip.into(), CsumMode::Full);
+        }
+        Action::Forward { port: out, len: pkt.len() }
     }
 
     /// Updates the flow of a packet arriving at a public IP; whether there was one.

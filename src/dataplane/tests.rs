@@ -971,3 +971,226 @@ fn a_half_closed_connection_is_reset_when_its_path_moves() {
     p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
     assert_eq!(p.reset_moved_flows().len(), 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// ICMP errors about a flow (RFC 5508)
+// ---------------------------------------------------------------------------------------------
+
+mod icmp_errors {
+    //! RFC 5508, REQ-4: "If a NAT device receives an ICMP Error packet from an external realm,
+    //! and the NAT device does not have an active mapping for the embedded payload, the NAT
+    //! SHOULD silently drop the ICMP Error packet. If the NAT has active mapping for the
+    //! embedded payload, then the NAT MUST do the following prior to forwarding the packet
+    //! [...]: a) Revert the IP and transport headers of the embedded IP packet to their
+    //! original form, using the matching mapping; and b) Leave the ICMP Error type and code
+    //! unchanged; and c) Modify the destination IP address of the outer IP header to be same as
+    //! the source IP address of the embedded packet after translation."
+
+    use super::*;
+    use crate::packet::checksum::{fold, ones_sum};
+    use etherparse::Icmpv4Type;
+    use etherparse::icmpv4::{DestUnreachableHeader, TimeExceededCode};
+
+    const PORT_UNREACHABLE: Icmpv4Type =
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
+    const FRAG_NEEDED: Icmpv4Type =
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: 1280,
+        });
+    const TTL_EXCEEDED: Icmpv4Type =
+        Icmpv4Type::TimeExceeded(TimeExceededCode::TtlExceededInTransit);
+
+    /// An ICMP error quoting the first `quote` bytes of `offending` (a router quotes its header
+    /// and 8 bytes, Linux as much as fits in 576 bytes).
+    fn icmp_error(src: &str, dst: &str, t: Icmpv4Type, offending: &[u8], quote: usize) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).icmpv4(t);
+        let mut out = Vec::new();
+        b.write(&mut out, &offending[..quote.min(offending.len())]).unwrap();
+        out
+    }
+
+    /// The quoted datagram of an ICMP error with a 20-byte outer header.
+    fn quote(pkt: &[u8]) -> &[u8] {
+        &pkt[28..]
+    }
+
+    fn icmp_ok(pkt: &[u8]) -> bool {
+        fold(ones_sum(&pkt[20..])) == 0xffff
+    }
+
+    fn header_ok(h: &[u8]) -> bool {
+        fold(ones_sum(&h[..usize::from(h[0] & 0x0f) * 4])) == 0xffff
+    }
+
+    /// Everything an error must be after translation back to `to`.
+    fn check(err: &[u8], to: [u8; 4], sent: &[u8]) {
+        assert_eq!(&err[16..20], &to, "outer destination");
+        assert!(header_ok(err), "outer ip checksum");
+        assert!(icmp_ok(err), "icmp checksum");
+        let q = quote(err);
+        assert!(header_ok(q), "quoted ip checksum");
+        assert_eq!(&q[12..16], &to, "quoted source");
+        assert_eq!(&q[16..20], &sent[16..20], "quoted destination");
+        // The quoted transport header (and data) is the instance's own, checksum included;
+        // only its IP header's TTL and checksum differ (the hops it crossed).
+        assert_eq!(&q[20..], &sent[20..20 + q.len() - 20]);
+    }
+
+    #[test]
+    fn port_unreachable_through_the_internet_gateway() {
+        let p = demo();
+        let sent = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, B, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        let mut err = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &out, 576);
+        let len = err.len();
+        // No ingress rule of b's default group allows ICMP: the error is about a tracked flow.
+        assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: B, len });
+        check(&err, [10, 0, 2, 10], &sent);
+        assert_eq!(err[20], 3, "type unchanged");
+        assert_eq!(err[21], 3, "code unchanged");
+    }
+
+    #[test]
+    fn fragmentation_needed_through_the_internet_gateway_quoting_8_bytes() {
+        // Path MTU discovery. From the EC2 guide: "If connections are automatically tracked
+        // or if your security group rules allow inbound ICMP traffic, you can receive PMTUD
+        // responses."
+        let p = demo();
+        let sent = tcp("10.0.1.10", 40000, "198.51.100.10", 80, &[7u8; 1400]);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, A, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        let mut err = icmp_error("198.51.100.1", "203.0.113.10", FRAG_NEEDED, &out, 28);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: A, .. }));
+        check(&err, [10, 0, 1, 10], &sent);
+        // The same through an endpoint-routed S3 address from subnet b's IGW, quoting the
+        // whole TCP header (its checksum too).
+        let sent = tcp("10.0.2.10", 40001, "54.123.170.5", 80, &[7u8; 1400]);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, B, &mut out), Action::Forward { port: PORT_AWS, .. }));
+        let mut err = icmp_error("54.123.170.5", "203.0.113.20", FRAG_NEEDED, &out, 60);
+        assert!(matches!(run(&p, PORT_AWS, &mut err), Action::Forward { port: B, .. }));
+        check(&err, [10, 0, 2, 10], &sent);
+    }
+
+    #[test]
+    fn errors_through_the_nat_gateway_restore_the_address_and_port() {
+        let p = demo();
+        // A privileged source port: the NAT gateway translates it.
+        let sent = udp("10.0.4.10", 123, "198.51.100.10", 123);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        assert_ne!(ports_of(&out).0, 123);
+        let mut err = icmp_error("198.51.100.10", "203.0.113.40", PORT_UNREACHABLE, &out, 576);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: D, .. }));
+        check(&err, [10, 0, 4, 10], &sent);
+        assert_eq!(ports_of(quote(&err)), (123, 123));
+        // Time exceeded about a ping (traceroute), from a router on the way.
+        let sent = icmp_echo("10.0.4.10", "198.51.100.10", 7, false);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        let mut err = icmp_error("198.51.100.1", "203.0.113.40", TTL_EXCEEDED, &out, 28);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: D, .. }));
+        check(&err, [10, 0, 4, 10], &sent);
+    }
+
+    #[test]
+    fn an_echo_identifier_the_nat_translated_is_restored() {
+        let text = DEFAULT_LAB.replace(
+            "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n",
+            "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n\n[[instance]]\n\
+             id = \"i-0d0d0d0e\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.11\"\n",
+        );
+        let p = pipeline_for(&parse("t.toml", &text).unwrap());
+        let mut first = icmp_echo("10.0.4.10", "198.51.100.10", 7, false);
+        let _ = run(&p, D, &mut first);
+        let sent = icmp_echo("10.0.4.11", "198.51.100.10", 7, false);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, D, &mut out), Action::Forward { .. }));
+        assert_ne!(&out[24..26], &[0, 7], "the second ping's identifier is translated");
+        let mut err = icmp_error("198.51.100.1", "203.0.113.40", TTL_EXCEEDED, &out, 576);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: D, .. }));
+        check(&err, [10, 0, 4, 11], &sent);
+    }
+
+    #[test]
+    fn fragmentation_needed_through_the_endpoint_finds_its_flow() {
+        let p = demo();
+        let sent = tcp("10.0.1.10", 40000, "54.123.170.5", 80, &[7u8; 1400]);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, A, &mut out), Action::Forward { port: PORT_AWS, .. }));
+        let mut err = icmp_error("54.123.170.5", "10.0.1.10", FRAG_NEEDED, &out, 576);
+        let before = err.clone();
+        let len = err.len();
+        assert_eq!(run(&p, PORT_AWS, &mut err), Action::Forward { port: A, len });
+        check(&err, [10, 0, 1, 10], &sent);
+        assert_eq!(&err[20..], &before[20..], "nothing to translate");
+        // Only from where the flow went: the aws namespace.
+        let mut err = icmp_error("54.123.170.5", "10.0.1.10", FRAG_NEEDED, &out, 576);
+        assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Drop(DropReason::NoFlow));
+        // REQ-4: no mapping, silently dropped.
+        let other = tcp("10.0.1.10", 40999, "54.123.170.5", 80, b"x");
+        let mut err = icmp_error("54.123.170.5", "10.0.1.10", FRAG_NEEDED, &other, 576);
+        assert_eq!(run(&p, PORT_AWS, &mut err), Action::Drop(DropReason::NoFlow));
+    }
+
+    #[test]
+    fn an_error_does_not_refresh_its_flow() {
+        // RFC 5508, REQ-6: "While processing an ICMP Error packet pertaining to an ICMP Query
+        // or Query response message, a NAT device MUST NOT refresh or delete the NAT Session
+        // that pertains to the embedded payload within the ICMP Error packet."
+        let p = demo();
+        let t0 = Instant::now();
+        let mut out = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+        let _ = p.process(t0, B, &mut out, Meta::PLAIN);
+        let mut err = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &out, 576);
+        let a = p.process(t0 + Duration::from_secs(50), PORT_INTERNET, &mut err, Meta::PLAIN);
+        assert!(matches!(a, Action::Forward { port: B, .. }));
+        assert_eq!(p.flows.len(), 1, "nor deleted (RFC 5382 REQ-10)");
+        assert_eq!(p.handle_timeout(t0 + Duration::from_secs(61)), 1, "60 s from the datagram");
+    }
+
+    #[test]
+    fn bad_checksums_and_network_acls_drop_errors() {
+        // RFC 5508, REQ-3: "When an ICMP Error packet is received, if the ICMP checksum fails
+        // to validate, the NAT SHOULD silently drop the ICMP Error packet. [...] a) If the IP
+        // checksum of the embedded packet fails to validate, the NAT SHOULD silently drop the
+        // Error packet".
+        let p = demo();
+        let mut out = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+        let _ = run(&p, B, &mut out);
+        let good = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &out, 576);
+        let mut bad = good.clone();
+        bad[22] ^= 1; // the ICMP checksum
+        assert_eq!(run(&p, PORT_INTERNET, &mut bad), Action::Drop(DropReason::BadChecksum));
+        let mut quoted = out.clone();
+        quoted[10] ^= 1; // the quoted IP header's checksum
+        let mut bad = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &quoted, 576);
+        assert_eq!(run(&p, PORT_INTERNET, &mut bad), Action::Drop(DropReason::BadChecksum));
+        let mut err = good.clone();
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: B, .. }));
+        // The EC2 guide: "ICMP traffic can be blocked even if the traffic is allowed at the
+        // security group level, such as if you have a network access control list entry that
+        // denies ICMP traffic to the subnet."
+        use crate::model::{AclEntry, Ports, Protocol, RuleAction};
+        let mut w = parse("demo.toml", DEFAULT_LAB).unwrap();
+        w.create_network_acl("acl-0b0b0001", "vpc-111bbb22").unwrap();
+        for egress in [true, false] {
+            let e = AclEntry {
+                rule_number: 100,
+                egress,
+                protocol: Protocol::Udp,
+                ports: Ports::parse_lab(Protocol::Udp, Some("all")).unwrap(),
+                cidr: "0.0.0.0/0".parse().unwrap(),
+                action: RuleAction::Allow,
+            };
+            w.add_network_acl_entry("acl-0b0b0001", e).unwrap();
+        }
+        w.associate_network_acl("acl-0b0b0001", "b").unwrap();
+        let p = pipeline_for(&w);
+        let mut out = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+        assert!(matches!(run(&p, B, &mut out), Action::Forward { .. }));
+        let mut err = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &out, 576);
+        assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Drop(DropReason::NaclIn));
+    }
+}
