@@ -273,6 +273,7 @@ pub struct Ipv4Info {
     ihl_bytes: u8,
     total_len: u16,
     ttl: u8,
+    identification: u16,
     non_first_fragment: bool,
     more_fragments: bool,
     l4: L4,
@@ -310,6 +311,11 @@ impl Ipv4Info {
     /// Time to live.
     pub fn ttl(&self) -> u8 {
         self.ttl
+    }
+    /// The identification field: with the addresses and protocol, what the fragments of one
+    /// datagram share (RFC 791).
+    pub fn identification(&self) -> u16 {
+        self.identification
     }
     /// True if the fragment offset is non-zero, i.e. the packet has no L4 header.
     pub fn is_non_first_fragment(&self) -> bool {
@@ -422,6 +428,7 @@ fn parse_impl(buf: &[u8], gso: bool) -> Result<Ipv4Info, Malformed> {
         ihl_bytes: ip.ihl() * 4,
         total_len,
         ttl: ip.ttl(),
+        identification: ip.identification(),
         non_first_fragment,
         more_fragments: ip.more_fragments(),
         l4,

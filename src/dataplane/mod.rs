@@ -8,12 +8,18 @@
 //! or internet namespace is translated back: to a public IP through the 1:1 NAT, to a private
 //! IP only through a flow that left through an endpoint.
 //!
+//! IP fragments: a first fragment is decided like any packet and, if forwarded, its way is
+//! remembered ([`frag`]); later fragments follow it or are dropped (`fragment`).
+//!
 //! Invariants: `process` never panics on any bytes, never blocks except on one flow-table shard
-//! lock, never allocates on the forwarding path, and every packet ends in exactly one
-//! [`Action`]; every drop is counted by reason. Time is an argument: there is no clock here.
+//! lock (for a fragment, one fragment-table shard lock too), never allocates on the forwarding
+//! path (beyond the tables' amortised growth when a flow or a fragmented datagram is new), and
+//! every packet ends in exactly one [`Action`]; every drop is counted by reason. Time is an
+//! argument: there is no clock here.
 
 pub mod filter;
 pub mod flow;
+pub mod frag;
 mod reset;
 
 use std::sync::Arc;
@@ -28,6 +34,7 @@ use filter::{
     FilterDrop, FilterVerdict, FlowTuple, Stage, nacl_in, nacl_out, sg_egress, sg_ingress,
 };
 use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, Stamp, TcpState};
+use frag::{FragKey, FragTable, FragWay};
 pub use reset::Injection;
 
 /// What to do with a packet. The packet buffer has been rewritten in place.
@@ -92,6 +99,9 @@ drop_reasons! {
     SourceDestCheck => "source_dest_check",
     /// A NAT had no free port left for this destination.
     NatPortsExhausted => "nat_ports_exhausted",
+    /// An IP fragment that cannot be forwarded: a later fragment whose first was not seen (or
+    /// was dropped, or its decision expired), or a TCP or ICMP fragment through a NAT gateway.
+    Fragment => "fragment",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -151,6 +161,8 @@ impl Meta {
 pub struct Pipeline {
     snapshot: ArcSwap<Snapshot>,
     pub flows: FlowTable,
+    /// The ways of first fragments, for the later fragments of their datagrams.
+    pub frags: FragTable,
     pub counters: Counters,
 }
 
@@ -159,6 +171,7 @@ impl Pipeline {
         Pipeline {
             snapshot: ArcSwap::from_pointee(snapshot),
             flows: FlowTable::default(),
+            frags: FragTable::default(),
             counters: Counters::default(),
         }
     }
@@ -190,8 +203,9 @@ impl Pipeline {
         }
     }
 
-    /// Expires idle flows.
+    /// Expires idle flows (and the ways of fragmented datagrams); returns how many flows.
     pub fn handle_timeout(&self, now: Instant) -> usize {
+        self.frags.expire(now);
         self.flows.expire(now)
     }
 
@@ -213,17 +227,61 @@ impl Pipeline {
         let snap = self.snapshot.load();
         // The flows' clock, once per packet and outside any flow-table lock.
         let now = Stamp::at(now);
-        let action = match port {
-            PORT_AWS | PORT_INTERNET => {
-                self.inbound(&snap, now, port, &mut pkt[..len], &info, meta)
+        let pkt = &mut pkt[..len];
+        let frag_key = FragKey {
+            src: info.src_u32(),
+            dst: info.dst_u32(),
+            proto: info.protocol(),
+            id: info.identification(),
+        };
+        let action = if info.is_non_first_fragment() {
+            // No ports: it follows its datagram's first fragment, or nothing.
+            self.follow_fragment(now, port, pkt, &info, &frag_key)
+        } else {
+            let action = match port {
+                PORT_AWS | PORT_INTERNET => self.inbound(&snap, now, port, pkt, &info, meta),
+                _ => self.outbound(&snap, now, port, pkt, &info, meta),
+            };
+            if let Action::Forward { port: out, .. } = action
+                && info.more_fragments()
+            {
+                let addr = |o: usize| {
+                    pkt.get(o..o + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                };
+                if let (Some(src), Some(dst)) = (addr(12), addr(16)) {
+                    self.frags.remember(frag_key, port, FragWay { port: out, src, dst }, now);
+                }
             }
-            _ => self.outbound(&snap, now, port, &mut pkt[..len], &info, meta),
+            action
         };
         if let Action::Forward { len, .. } = action {
             self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
             self.counters.bytes.fetch_add(len as u64, Ordering::Relaxed);
         }
         action
+    }
+
+    /// A later fragment (no transport header): sent where its datagram's first fragment went,
+    /// with the addresses that one left with (NAT included: the port translation is in the
+    /// first fragment's transport header); else dropped.
+    fn follow_fragment(
+        &self,
+        now: Stamp,
+        port: PortId,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+        key: &FragKey,
+    ) -> Action {
+        let Some(way) = self.frags.follow(key, port, now) else {
+            return self.counters.drop(DropReason::Fragment);
+        };
+        if !packet::decrement_ttl(pkt) {
+            return self.counters.drop(DropReason::TtlExceeded);
+        }
+        // No L4 header: only the IP header checksum changes.
+        packet::set_src(pkt, info, way.src.into(), CsumMode::Full);
+        packet::set_dst(pkt, info, way.dst.into(), CsumMode::Full);
+        Action::Forward { port: way.port, len: pkt.len() }
     }
 
     /// From an instance in a subnet.
@@ -507,6 +565,9 @@ impl Pipeline {
         if nat.source_dest_check {
             return c.drop(DropReason::SourceDestCheck);
         }
+        if info.is_fragment() && !nat_forwards_fragment(&nat.id, info) {
+            return c.drop(DropReason::Fragment);
+        }
         let Some(inside) = flow_key(info, info.src_u32(), false) else {
             // Not TCP, UDP or ICMP: a NAT gateway translates nothing else.
             return c.drop(DropReason::NoRoute);
@@ -586,12 +647,19 @@ impl Pipeline {
         meta: Meta,
     ) -> Option<Action> {
         let key = flow_key(info, info.dst_u32(), true)?;
-        let (port, private_ip, inside_port) = self.flows.with(&key, |f| {
-            let inside = f.path.napt()?.inside_port;
+        let found = self.flows.with(&key, |f| {
+            let napt = f.path.napt()?;
+            if info.is_fragment() && !nat_forwards_fragment(&napt.nat, info) {
+                return Some(None);
+            }
+            let inside = napt.inside_port;
             f.last_seen = now;
             track_tcp(&mut f.tcp, info, false);
-            Some((f.port, f.private_ip, inside))
+            Some(Some((f.port, f.private_ip, inside)))
         })??;
+        let Some((port, private_ip, inside_port)) = found else {
+            return Some(self.counters.drop(DropReason::Fragment));
+        };
         // Entering the instance's subnet: its ACL inbound (stateless).
         if let FilterVerdict::Deny(d) = nacl_in(snap, port, &FlowTuple::of(info)) {
             return Some(self.filter_drop(snap, d));
@@ -631,6 +699,10 @@ impl Pipeline {
         info: &Ipv4Info,
     ) -> Action {
         let c = &self.counters;
+        // An error is at most 576 bytes (RFC 1812): a fragmented one is not worth reassembling.
+        if info.is_fragment() {
+            return c.drop(DropReason::Fragment);
+        }
         let q = match packet::icmp_error_quote(pkt, info) {
             Ok(q) => q,
             Err(packet::QuoteError::BadChecksum) => return c.drop(DropReason::BadChecksum),
@@ -717,6 +789,13 @@ pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {
 fn is_martian(dst: u32) -> bool {
     let first = dst >> 24;
     first == 0 || first == 127 || first >= 224 || dst >> 16 == 0xA9FE
+}
+
+/// Whether a NAT passes a fragment: a NAT gateway only UDP's (the guide: it "Supports
+/// forwarding of IP fragmented packets for the UDP protocol. Does not support fragmentation for
+/// the TCP and ICMP protocols"); a NAT instance reassembles all three, so passes them.
+fn nat_forwards_fragment(nat_id: &str, info: &Ipv4Info) -> bool {
+    info.protocol() == packet::PROTO_UDP || !nat_id.starts_with("nat-")
 }
 
 /// UDP or TCP to port 53.

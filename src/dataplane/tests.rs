@@ -1194,3 +1194,152 @@ mod icmp_errors {
         assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Drop(DropReason::NaclIn));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// IP fragments
+// ---------------------------------------------------------------------------------------------
+
+mod fragments {
+    //! A datagram larger than the path MTU leaves its sender in fragments; only the first
+    //! carries the ports. The first fragment is decided like any packet; the later ones (same
+    //! source, destination, protocol and IP identification, RFC 791's reassembly key) follow
+    //! its decision. From the VPC guide's comparison of NAT gateways and NAT instances: a NAT
+    //! gateway "Supports forwarding of IP fragmented packets for the UDP protocol. Does not
+    //! support fragmentation for the TCP and ICMP protocols. Fragmented packets for these
+    //! protocols will get dropped."
+
+    use super::*;
+    use etherparse::{IpFragOffset, Ipv4Header};
+
+    /// Splits an IPv4 packet (20-byte header) into fragments of `size` payload bytes (a
+    /// multiple of 8) with identification `id`, each with its own valid header checksum.
+    fn split(pkt: &[u8], size: usize, id: u16) -> Vec<Vec<u8>> {
+        let (h, _) = Ipv4Header::from_slice(pkt).unwrap();
+        let payload = &pkt[20..];
+        let n = payload.len().div_ceil(size);
+        (0..n)
+            .map(|i| {
+                let chunk = &payload[i * size..payload.len().min((i + 1) * size)];
+                let mut f = h.clone();
+                f.identification = id;
+                f.dont_fragment = false;
+                f.more_fragments = i + 1 < n;
+                f.fragment_offset = IpFragOffset::try_new((i * size / 8) as u16).unwrap();
+                f.set_payload_len(chunk.len()).unwrap();
+                let mut out = Vec::new();
+                f.write(&mut out).unwrap();
+                out.extend_from_slice(chunk);
+                out
+            })
+            .collect()
+    }
+
+    fn udp_big(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).udp(sport, dport);
+        let mut out = Vec::new();
+        b.write(&mut out, &[0x5a; 3000]).unwrap();
+        out
+    }
+
+    fn ping_big(src: &str, dst: &str) -> Vec<u8> {
+        let b =
+            PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).icmpv4_echo_request(9, 1);
+        let mut out = Vec::new();
+        b.write(&mut out, &[0x5a; 3000]).unwrap();
+        out
+    }
+
+    fn header_ok(h: &[u8]) -> bool {
+        use crate::packet::checksum::{fold, ones_sum};
+        fold(ones_sum(&h[..20])) == 0xffff
+    }
+
+    /// Sends every fragment from `port`; returns the actions and the rewritten fragments.
+    fn send_all(p: &Pipeline, port: PortId, frags: Vec<Vec<u8>>) -> Vec<(Action, Vec<u8>)> {
+        frags
+            .into_iter()
+            .map(|mut f| {
+                let a = run(p, port, &mut f);
+                (a, f)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn later_fragments_follow_the_first_through_the_endpoint_and_the_gateway() {
+        let p = demo();
+        // Through the endpoint: unchanged but for the TTL.
+        let frags = split(&udp_big("10.0.1.10", 5000, "54.123.170.5", 5001), 1480, 0x1234);
+        assert_eq!(frags.len(), 3);
+        for (a, f) in send_all(&p, A, frags) {
+            assert_eq!(a, Action::Forward { port: PORT_AWS, len: f.len() });
+            assert_eq!((src_of(&f), f[8]), (ip("10.0.1.10"), 63));
+            assert!(header_ok(&f));
+        }
+        // Through the internet gateway: every fragment gets the public IP.
+        let frags = split(&udp_big("10.0.2.10", 5000, "198.51.100.10", 5001), 1480, 0x1234);
+        for (a, f) in send_all(&p, B, frags) {
+            assert!(matches!(a, Action::Forward { port: PORT_INTERNET, .. }), "{a:?}");
+            assert_eq!(src_of(&f), ip("203.0.113.20"));
+            assert!(header_ok(&f));
+        }
+        // The answer, fragmented too, comes back to the private address.
+        let frags = split(&udp_big("198.51.100.10", 5001, "203.0.113.20", 5000), 1480, 0x99);
+        for (a, f) in send_all(&p, PORT_INTERNET, frags) {
+            assert!(matches!(a, Action::Forward { port: B, .. }), "{a:?}");
+            assert_eq!(&f[16..20], &[10, 0, 2, 10]);
+            assert!(header_ok(&f));
+        }
+        // A 3000-byte ping from a through the gateway, and its reply.
+        let frags = split(&ping_big("10.0.1.10", "198.51.100.10"), 1480, 7);
+        for (a, _) in send_all(&p, A, frags) {
+            assert!(matches!(a, Action::Forward { port: PORT_INTERNET, .. }), "{a:?}");
+        }
+        assert_eq!(p.counters.drops(DropReason::Fragment), 0);
+    }
+
+    #[test]
+    fn the_nat_gateway_forwards_udp_fragments_only() {
+        let p = demo();
+        let frags = split(&udp_big("10.0.4.10", 123, "198.51.100.10", 123), 1480, 0x4242);
+        let out = send_all(&p, D, frags);
+        let nat_port = ports_of(&out[0].1).0;
+        assert_ne!(nat_port, 123, "the first fragment's port is translated");
+        for (a, f) in &out {
+            assert!(matches!(a, Action::Forward { port: PORT_INTERNET, .. }), "{a:?}");
+            assert_eq!(src_of(f), ip("203.0.113.40"));
+            assert!(header_ok(f));
+        }
+        assert_eq!(&out[1].1[20..], &udp_big("10.0.4.10", 123, "198.51.100.10", 123)[1500..2980]);
+        // TCP and ICMP fragments are dropped by a NAT gateway.
+        let frags = split(&ping_big("10.0.4.10", "198.51.100.10"), 1480, 8);
+        for (a, _) in send_all(&p, D, frags) {
+            assert_eq!(a, Action::Drop(DropReason::Fragment));
+        }
+        let big = tcp("10.0.4.10", 40000, "198.51.100.10", 80, &[1u8; 3000]);
+        let (a, _) = send_all(&p, D, split(&big, 1480, 9)).remove(0);
+        assert_eq!(a, Action::Drop(DropReason::Fragment));
+    }
+
+    #[test]
+    fn a_fragment_without_its_first_is_a_counted_drop_and_decisions_expire() {
+        let p = demo();
+        let t0 = Instant::now();
+        let mut frags = split(&udp_big("10.0.1.10", 5000, "54.123.170.5", 5001), 1480, 0x77);
+        // The last one first: nothing to follow yet.
+        let mut last = frags.pop().unwrap();
+        assert_eq!(p.process(t0, A, &mut last, Meta::PLAIN), Action::Drop(DropReason::Fragment));
+        let mut first = frags.remove(0);
+        assert!(matches!(p.process(t0, A, &mut first, Meta::PLAIN), Action::Forward { .. }));
+        // A minute later the decision is gone.
+        let _ = p.handle_timeout(t0 + Duration::from_secs(60));
+        let mut middle = frags.remove(0);
+        let a = p.process(t0 + Duration::from_secs(60), A, &mut middle, Meta::PLAIN);
+        assert_eq!(a, Action::Drop(DropReason::Fragment));
+        // A refused first fragment leaves nothing for the others to follow.
+        let mut frags = split(&udp_big("10.0.3.10", 5000, "198.51.100.10", 5001), 1480, 0x78);
+        assert_eq!(run(&p, C, &mut frags[0]), Action::Drop(DropReason::NoRoute));
+        assert_eq!(run(&p, C, &mut frags[1]), Action::Drop(DropReason::Fragment));
+        assert_eq!(p.counters.drops(DropReason::Fragment), 3);
+    }
+}

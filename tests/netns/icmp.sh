@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# ICMP errors come back along their flow (RFC 5508), and martian destinations stay in the VPC.
+# ICMP errors come back along their flow (RFC 5508), a 3000-byte ping's fragments follow their
+# first fragment (and a NAT gateway drops ICMP fragments, as on AWS), and martian destinations
+# stay in the VPC.
 #
 #   a 10.0.1.10 ── pl -> vpce ─────────────── aws: 54.123.170.5 (no UDP port 9: unreachable)
 #   b 10.0.2.10 ── 0/0 -> igw (203.0.113.20) ─ internet: 198.51.100.10 (no UDP port 9)
@@ -42,6 +44,16 @@ done
 got=$(udp_answer c 198.51.100.10)
 [ "$got" = timeout ] || fail "c has no route to the internet, yet: $got"
 ok "c -> udp 198.51.100.10:9: no route, no answer"
+
+# Pings of 3000 bytes leave (and come back) in three fragments each.
+in_ns a ping -c 1 -W 3 -s 3000 198.51.100.10 >/dev/null || fail "a: 3000-byte ping through the internet gateway"
+in_ns a ping -c 1 -W 3 -s 3000 54.123.170.5 >/dev/null || fail "a: 3000-byte ping through the endpoint"
+ok "a -> 3000-byte pings through the internet gateway and the endpoint: every fragment follows its first"
+in_ns d ping -c 1 -W 3 -s 100 198.51.100.10 >/dev/null || fail "d: a small ping through the NAT gateway"
+if in_ns d ping -c 1 -W 2 -s 3000 198.51.100.10 >/dev/null; then
+    fail "d: a fragmented ping crossed the NAT gateway"
+fi
+ok "d -> a 3000-byte ping through the NAT gateway is dropped (it forwards UDP fragments only)"
 
 # count REASON: a drop counter from vpcsim status.
 count() { "$VPCSIM" status "$LAB" --json | grep -A1 "\"$1\"" | tail -n1 | tr -dc 0-9; }
