@@ -338,8 +338,10 @@ fn script(p: &Pipeline, base: Instant, mut b: Bytes<'_>) -> Option<()> {
 
 fuzz_target!(|data: &[u8]| {
     let (p, base) = &*LAB;
-    // Every input starts from an empty flow table, so it replays the same way.
+    // Every input starts from an empty flow table (and no fragment decisions), so it replays
+    // the same way.
     let _ = p.flows.remove_where(|_, _| true);
+    p.frags.clear();
     match data {
         [MAGIC, rest @ ..] => {
             let _ = script(p, *base, Bytes(rest));

@@ -86,7 +86,24 @@ pub struct TcpState {
     pub in_next: u32,
     pub seen_out: bool,
     pub seen_in: bool,
-    pub closing: bool,
+    /// [`TcpState::FIN_OUT`], [`TcpState::FIN_IN`] and [`TcpState::RST`] seen so far (one
+    /// byte, so that the flow stays 40 bytes).
+    pub close: u8,
+}
+
+impl TcpState {
+    /// The instance sent a FIN.
+    pub const FIN_OUT: u8 = 1;
+    /// The remote side sent a FIN.
+    pub const FIN_IN: u8 = 2;
+    /// Either side sent an RST.
+    pub const RST: u8 = 4;
+
+    /// Closed: a FIN in both directions, or an RST. A half-closed connection (one FIN) is not:
+    /// the other direction may still carry data for as long as it likes.
+    pub fn closed(&self) -> bool {
+        self.close & Self::RST != 0 || self.close & (Self::FIN_OUT | Self::FIN_IN) == 3
+    }
 }
 
 /// Port translation by a NAT gateway or NAT instance: the key's source is the NAT's address
@@ -140,7 +157,8 @@ pub struct Flow {
     pub tcp: TcpState,
 }
 
-/// Idle timeouts. TCP's matches the 350 s AWS documents for NAT gateways.
+/// Idle timeouts. TCP's matches the 350 s AWS documents for NAT gateways; a TCP flow gets the
+/// short one only once [`TcpState::closed`] (a FIN each way, or an RST), not after one FIN.
 pub const TCP_IDLE: Duration = Duration::from_secs(350);
 pub const TCP_CLOSING_IDLE: Duration = Duration::from_secs(10);
 pub const UDP_IDLE: Duration = Duration::from_secs(60);
@@ -296,7 +314,7 @@ impl FlowTable {
 
 fn idle_timeout(key: &FlowKey, flow: &Flow) -> Duration {
     match key.proto {
-        6 if flow.tcp.closing => TCP_CLOSING_IDLE,
+        6 if flow.tcp.closed() => TCP_CLOSING_IDLE,
         6 => TCP_IDLE,
         17 => UDP_IDLE,
         _ => ICMP_IDLE,

@@ -8,12 +8,18 @@
 //! or internet namespace is translated back: to a public IP through the 1:1 NAT, to a private
 //! IP only through a flow that left through an endpoint.
 //!
+//! IP fragments: a first fragment is decided like any packet and, if forwarded, its way is
+//! remembered ([`frag`]); later fragments follow it or are dropped (`fragment`).
+//!
 //! Invariants: `process` never panics on any bytes, never blocks except on one flow-table shard
-//! lock, never allocates on the forwarding path, and every packet ends in exactly one
-//! [`Action`]; every drop is counted by reason. Time is an argument: there is no clock here.
+//! lock (for a fragment, one fragment-table shard lock too), never allocates on the forwarding
+//! path (beyond the tables' amortised growth when a flow or a fragmented datagram is new), and
+//! every packet ends in exactly one [`Action`]; every drop is counted by reason. Time is an
+//! argument: there is no clock here.
 
 pub mod filter;
 pub mod flow;
+pub mod frag;
 mod reset;
 
 use std::sync::Arc;
@@ -28,6 +34,7 @@ use filter::{
     FilterDrop, FilterVerdict, FlowTuple, Stage, nacl_in, nacl_out, sg_egress, sg_ingress,
 };
 use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, Stamp, TcpState};
+use frag::{FragKey, FragTable, FragWay};
 pub use reset::Injection;
 
 /// What to do with a packet. The packet buffer has been rewritten in place.
@@ -57,12 +64,17 @@ macro_rules! drop_reasons {
 drop_reasons! {
     /// Not a well-formed IPv4 packet.
     Malformed => "malformed",
+    /// The IPv4 header checksum does not verify (RFC 1812 5.2.2: "The IP checksum must be
+    /// correct"); the header, options included, is checked on every port.
+    BadChecksum => "bad_checksum",
     /// IPv6 is a non-goal: counted and dropped.
     Ipv6 => "ipv6",
     /// Read from a port that has no subnet (e.g. removed while in flight).
     UnknownPort => "unknown_port",
     /// The source address is no instance of this subnet (EC2's source/destination check).
     UnknownSource => "unknown_source",
+    /// A destination no VPC carries: broadcast, multicast, 0/8, loopback, 240/4, link-local.
+    Martian => "martian",
     /// No route matches: AWS drops silently.
     NoRoute => "no_route",
     /// A `blackhole` route matched.
@@ -87,6 +99,9 @@ drop_reasons! {
     SourceDestCheck => "source_dest_check",
     /// A NAT had no free port left for this destination.
     NatPortsExhausted => "nat_ports_exhausted",
+    /// An IP fragment that cannot be forwarded: a later fragment whose first was not seen (or
+    /// was dropped, or its decision expired), or a TCP or ICMP fragment through a NAT gateway.
+    Fragment => "fragment",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -146,6 +161,8 @@ impl Meta {
 pub struct Pipeline {
     snapshot: ArcSwap<Snapshot>,
     pub flows: FlowTable,
+    /// The ways of first fragments, for the later fragments of their datagrams.
+    pub frags: FragTable,
     pub counters: Counters,
 }
 
@@ -154,6 +171,7 @@ impl Pipeline {
         Pipeline {
             snapshot: ArcSwap::from_pointee(snapshot),
             flows: FlowTable::default(),
+            frags: FragTable::default(),
             counters: Counters::default(),
         }
     }
@@ -185,8 +203,9 @@ impl Pipeline {
         }
     }
 
-    /// Expires idle flows.
+    /// Expires idle flows (and the ways of fragmented datagrams); returns how many flows.
     pub fn handle_timeout(&self, now: Instant) -> usize {
+        self.frags.expire(now);
         self.flows.expire(now)
     }
 
@@ -198,22 +217,71 @@ impl Pipeline {
             Err(Malformed::NotIpv4 { version: 6 }) => return self.counters.drop(DropReason::Ipv6),
             Err(_) => return self.counters.drop(DropReason::Malformed),
         };
+        // RFC 1812, 5.2.2: "(2) The IP checksum must be correct." A router checks it before it
+        // acts on the header; TUN offload leaves only L4 checksums partial, never this one.
+        if !packet::ipv4_header_checksum_ok(pkt, &info) {
+            return self.counters.drop(DropReason::BadChecksum);
+        }
         // Linux may hand over trailing bytes past the IP total length; they are not sent on.
         let len = if meta.gso { pkt.len() } else { usize::from(info.total_len()) };
         let snap = self.snapshot.load();
         // The flows' clock, once per packet and outside any flow-table lock.
         let now = Stamp::at(now);
-        let action = match port {
-            PORT_AWS | PORT_INTERNET => {
-                self.inbound(&snap, now, port, &mut pkt[..len], &info, meta)
+        let pkt = &mut pkt[..len];
+        let frag_key = FragKey {
+            src: info.src_u32(),
+            dst: info.dst_u32(),
+            proto: info.protocol(),
+            id: info.identification(),
+        };
+        let action = if info.is_non_first_fragment() {
+            // No ports: it follows its datagram's first fragment, or nothing.
+            self.follow_fragment(now, port, pkt, &info, &frag_key)
+        } else {
+            let action = match port {
+                PORT_AWS | PORT_INTERNET => self.inbound(&snap, now, port, pkt, &info, meta),
+                _ => self.outbound(&snap, now, port, pkt, &info, meta),
+            };
+            if let Action::Forward { port: out, .. } = action
+                && info.more_fragments()
+            {
+                let addr = |o: usize| {
+                    pkt.get(o..o + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                };
+                if let (Some(src), Some(dst)) = (addr(12), addr(16)) {
+                    self.frags.remember(frag_key, port, FragWay { port: out, src, dst }, now);
+                }
             }
-            _ => self.outbound(&snap, now, port, &mut pkt[..len], &info, meta),
+            action
         };
         if let Action::Forward { len, .. } = action {
             self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
             self.counters.bytes.fetch_add(len as u64, Ordering::Relaxed);
         }
         action
+    }
+
+    /// A later fragment (no transport header): sent where its datagram's first fragment went,
+    /// with the addresses that one left with (NAT included: the port translation is in the
+    /// first fragment's transport header); else dropped.
+    fn follow_fragment(
+        &self,
+        now: Stamp,
+        port: PortId,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+        key: &FragKey,
+    ) -> Action {
+        let Some(way) = self.frags.follow(key, port, now) else {
+            return self.counters.drop(DropReason::Fragment);
+        };
+        if !packet::decrement_ttl(pkt) {
+            return self.counters.drop(DropReason::TtlExceeded);
+        }
+        // No L4 header: only the IP header checksum changes.
+        packet::set_src(pkt, info, way.src.into(), CsumMode::Full);
+        packet::set_dst(pkt, info, way.dst.into(), CsumMode::Full);
+        Action::Forward { port: way.port, len: pkt.len() }
     }
 
     /// From an instance in a subnet.
@@ -236,6 +304,12 @@ impl Pipeline {
         let Some(host) = vpc.hosts.get(&src).filter(|h| h.port == port) else {
             return c.drop(DropReason::UnknownSource);
         };
+        // Before routing: a destination no VPC carries. The guide: "We do not support broadcast
+        // in a VPC"; nor multicast (only a transit gateway has it), and a default route must
+        // not carry loopback, "this network", class E or link-local out of the VPC.
+        if is_martian(info.dst_u32()) {
+            return c.drop(DropReason::Martian);
+        }
         // The VPC resolver (the VPC's base address + 2) answers from the aws namespace, whatever
         // the route table says, like AWS's "AmazonProvidedDNS".
         if info.dst_u32() == resolver_of(vpc.cidr) && is_dns(info) {
@@ -351,6 +425,10 @@ impl Pipeline {
         let c = &self.counters;
         let len = pkt.len();
         let dst = info.dst_u32();
+        // An error about a flow goes back along that flow, whatever its destination.
+        if packet::is_icmp_error(info) {
+            return self.icmp_error_in(snap, port, pkt, info);
+        }
         // Replies to a NAT gateway or NAT instance (its public address, or its private address
         // when it reached S3 through an endpoint) go back through its flows.
         if !snap.nat_addrs.is_empty() && snap.nat_addrs.contains(&dst) {
@@ -487,6 +565,9 @@ impl Pipeline {
         if nat.source_dest_check {
             return c.drop(DropReason::SourceDestCheck);
         }
+        if info.is_fragment() && !nat_forwards_fragment(&nat.id, info) {
+            return c.drop(DropReason::Fragment);
+        }
         let Some(inside) = flow_key(info, info.src_u32(), false) else {
             // Not TCP, UDP or ICMP: a NAT gateway translates nothing else.
             return c.drop(DropReason::NoRoute);
@@ -566,12 +647,19 @@ impl Pipeline {
         meta: Meta,
     ) -> Option<Action> {
         let key = flow_key(info, info.dst_u32(), true)?;
-        let (port, private_ip, inside_port) = self.flows.with(&key, |f| {
-            let inside = f.path.napt()?.inside_port;
+        let found = self.flows.with(&key, |f| {
+            let napt = f.path.napt()?;
+            if info.is_fragment() && !nat_forwards_fragment(&napt.nat, info) {
+                return Some(None);
+            }
+            let inside = napt.inside_port;
             f.last_seen = now;
             track_tcp(&mut f.tcp, info, false);
-            Some((f.port, f.private_ip, inside))
+            Some(Some((f.port, f.private_ip, inside)))
         })??;
+        let Some((port, private_ip, inside_port)) = found else {
+            return Some(self.counters.drop(DropReason::Fragment));
+        };
         // Entering the instance's subnet: its ACL inbound (stateless).
         if let FilterVerdict::Deny(d) = nacl_in(snap, port, &FlowTuple::of(info)) {
             return Some(self.filter_drop(snap, d));
@@ -586,6 +674,80 @@ impl Pipeline {
             packet::set_dst_port(pkt, info, inside_port, meta.csum);
         }
         Some(Action::Forward { port, len: pkt.len() })
+    }
+
+    /// An ICMP error from outside (destination unreachable, time exceeded, parameter problem):
+    /// path MTU discovery and a UDP sender's "connection refused" depend on it. RFC 5508
+    /// REQ-4: it is matched to its flow by the datagram it quotes, which is the instance's own
+    /// packet as it left the VPC, so its tuple is the flow's key; then, if the flow was
+    /// translated (internet gateway: the address; NAT: address and port), "a) Revert the IP
+    /// and transport headers of the embedded IP packet to their original form [...] c) Modify
+    /// the destination IP address of the outer IP header to be same as the source IP address
+    /// of the embedded packet after translation". Through an endpoint nothing is translated,
+    /// but only the flow leads back to a private address.
+    ///
+    /// The flow is not refreshed (REQ-6: the NAT "MUST NOT refresh or delete the NAT Session").
+    /// Security groups let it in as part of a tracked flow (the EC2 guide on path MTU
+    /// discovery: "If connections are automatically tracked or if your security group rules
+    /// allow inbound ICMP traffic, you can receive PMTUD responses"); the subnet's network ACL
+    /// still judges it as the ICMP message it is.
+    fn icmp_error_in(
+        &self,
+        snap: &Snapshot,
+        port: PortId,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+    ) -> Action {
+        let c = &self.counters;
+        // An error is at most 576 bytes (RFC 1812): a fragmented one is not worth reassembling.
+        if info.is_fragment() {
+            return c.drop(DropReason::Fragment);
+        }
+        let q = match packet::icmp_error_quote(pkt, info) {
+            Ok(q) => q,
+            Err(packet::QuoteError::BadChecksum) => return c.drop(DropReason::BadChecksum),
+            Err(packet::QuoteError::Malformed) => return c.drop(DropReason::Malformed),
+            // Nothing to find a flow by.
+            Err(packet::QuoteError::NoPorts) => return c.drop(DropReason::NoFlow),
+        };
+        // The error goes to whoever sent the quoted datagram.
+        if q.src != info.dst_u32() {
+            return c.drop(DropReason::NoFlow);
+        }
+        let key =
+            FlowKey { proto: q.protocol, src: q.src, sport: q.sport, dst: q.dst, dport: q.dport };
+        let found = self.flows.with(&key, |f| {
+            let inside_port = f.path.napt().map_or(key.sport, |n| n.inside_port);
+            let from = match f.path.way() {
+                FlowPath::Vpce(_) | FlowPath::Resolver(_) | FlowPath::Igw { aws: true } => {
+                    Some(PORT_AWS)
+                }
+                FlowPath::Igw { aws: false } => Some(PORT_INTERNET),
+                FlowPath::Local | FlowPath::Nat(_) => None,
+            };
+            (f.port, f.private_ip, inside_port, from)
+        });
+        // REQ-4: "does not have an active mapping for the embedded payload, the NAT SHOULD
+        // silently drop the ICMP Error packet"; nor does an error come from where the flow
+        // did not go.
+        let Some((out, private_ip, inside_port, Some(from))) = found else {
+            return c.drop(DropReason::NoFlow);
+        };
+        if from != port {
+            return c.drop(DropReason::NoFlow);
+        }
+        if let FilterVerdict::Deny(d) = nacl_in(snap, out, &FlowTuple::of(info)) {
+            return self.filter_drop(snap, d);
+        }
+        if !packet::decrement_ttl(pkt) {
+            return c.drop(DropReason::TtlExceeded);
+        }
+        if private_ip != q.src || inside_port != q.sport {
+            packet::set_quoted_src(pkt, info, &q, private_ip.into(), inside_port);
+            // ICMP has no pseudo-header: only the IP header checksum changes.
+            packet::set_dst(pkt, info, private_ip.into(), CsumMode::Full);
+        }
+        Action::Forward { port: out, len: pkt.len() }
     }
 
     /// Updates the flow of a packet arriving at a public IP; whether there was one.
@@ -619,6 +781,21 @@ impl Pipeline {
 /// The address of a VPC's resolver: its base address + 2 (10.0.0.2 in a 10.0.0.0/16 VPC).
 pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {
     u32::from(cidr.network()).wrapping_add(2)
+}
+
+/// 0.0.0.0/8 ("this network"), 127.0.0.0/8 (loopback), 169.254.0.0/16 (link-local: AWS's
+/// instance metadata, DNS and time addresses, not simulated), 224.0.0.0/4 (multicast) and
+/// 240.0.0.0/4 (reserved, with 255.255.255.255, the limited broadcast).
+fn is_martian(dst: u32) -> bool {
+    let first = dst >> 24;
+    first == 0 || first == 127 || first >= 224 || dst >> 16 == 0xA9FE
+}
+
+/// Whether a NAT passes a fragment: a NAT gateway only UDP's (the guide: it "Supports
+/// forwarding of IP fragmented packets for the UDP protocol. Does not support fragmentation for
+/// the TCP and ICMP protocols"); a NAT instance reassembles all three, so passes them.
+fn nat_forwards_fragment(nat_id: &str, info: &Ipv4Info) -> bool {
+    info.protocol() == packet::PROTO_UDP || !nat_id.starts_with("nat-")
 }
 
 /// UDP or TCP to port 53.
@@ -687,6 +864,13 @@ fn napt_candidates(inside: &FlowKey) -> impl Iterator<Item = u16> {
 /// them back.
 fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
     if let L4::Tcp { seq, ack, flags, payload_len, .. } = info.l4() {
+        // A new SYN on the tuple of a connection that was closing (the port reused within the
+        // short timeout) starts a new connection: its own sequence numbers, open again.
+        if t.close != 0
+            && flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
+        {
+            *t = TcpState::default();
+        }
         let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
         let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);
         let (mine, seen) =
@@ -711,8 +895,14 @@ fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
         } else {
             t.seen_in = true
         }
-        if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-            t.closing = true;
+        // RFC 7857 (after RFC 6146's state machine): a TCP session enters its transitory
+        // (closing) state once a FIN has been seen in both directions, or on an RST; one FIN
+        // only half-closes it.
+        if flags & tcp_flags::FIN != 0 {
+            t.close |= if outbound { TcpState::FIN_OUT } else { TcpState::FIN_IN };
+        }
+        if flags & tcp_flags::RST != 0 {
+            t.close |= TcpState::RST;
         }
     }
 }

@@ -113,7 +113,8 @@ impl Pipeline {
         let moved = self.flows.remove_where(|k, f| way_under(&snap, k, f) != recorded_way(k, f));
         let mut out = Vec::new();
         for (key, flow) in moved {
-            if key.proto != packet::PROTO_TCP || flow.tcp.closing {
+            // A half-closed connection still carries data one way: it is reset too.
+            if key.proto != packet::PROTO_TCP || flow.tcp.closed() {
                 continue;
             }
             let t = flow.tcp;

@@ -817,3 +817,529 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Header validation
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn bad_ipv4_header_checksum_is_a_counted_drop() {
+    // RFC 1812, 5.2.2 (IP Header Validation), a router's checks before it acts on a header:
+    // "(2) The IP checksum must be correct." TUN offload never leaves the IP header checksum
+    // to the device (only L4 checksums can be partial), so it is verified on every port.
+    let p = demo();
+    for (port, mut pkt) in [
+        (A, udp("10.0.1.10", 5000, "54.123.170.5", 80)),
+        (PORT_INTERNET, tcp("198.51.100.10", 80, "203.0.113.10", 40000, b"x")),
+    ] {
+        pkt[10] ^= 0x5a;
+        assert_eq!(run(&p, port, &mut pkt), Action::Drop(DropReason::BadChecksum));
+    }
+    // With IP options (a 24-byte header): the whole header is covered.
+    let mut h = etherparse::Ipv4Header::new(
+        0,
+        64,
+        etherparse::IpNumber::UDP,
+        ip("10.0.1.10").octets(),
+        ip("54.123.170.5").octets(),
+    )
+    .unwrap();
+    h.options = [1u8, 1, 1, 0].into();
+    let b = PacketBuilder::ip(etherparse::IpHeaders::Ipv4(h, Default::default())).udp(5000, 80);
+    let mut pkt = Vec::new();
+    b.write(&mut pkt, b"hello").unwrap();
+    let mut good = pkt.clone();
+    assert!(matches!(run(&p, A, &mut good), Action::Forward { port: PORT_AWS, .. }));
+    pkt[22] ^= 0x01; // an option byte, past the first 20
+    assert_eq!(run(&p, A, &mut pkt), Action::Drop(DropReason::BadChecksum));
+    assert_eq!(p.counters.drops(DropReason::BadChecksum), 3);
+    assert_eq!(p.counters.drops(DropReason::Malformed), 0);
+}
+
+#[test]
+fn martian_destinations_are_dropped_before_routing() {
+    // From the VPC guide's subnet sizing: "Network broadcast address. We do not support
+    // broadcast in a VPC, therefore we reserve this address." Nor does a VPC carry multicast;
+    // loopback, "this network", the reserved class E and link-local (AWS's instance metadata
+    // service, which the lab does not simulate) are no destinations either. Subnet a's default
+    // route goes to the internet gateway and d's to the NAT gateway: neither may take them.
+    let p = demo();
+    let martians = [
+        "255.255.255.255",
+        "224.0.0.251",
+        "239.255.255.250",
+        "240.0.0.1",
+        "0.0.0.0",
+        "0.1.2.3",
+        "127.0.0.1",
+        "169.254.169.254",
+    ];
+    for dst in martians {
+        for (port, src) in [(A, "10.0.1.10"), (D, "10.0.4.10")] {
+            let mut pkt = udp(src, 5000, dst, 5001);
+            assert_eq!(run(&p, port, &mut pkt), Action::Drop(DropReason::Martian), "{dst}");
+        }
+    }
+    assert_eq!(p.counters.drops(DropReason::Martian), 2 * martians.len() as u64);
+    assert!(p.flows.is_empty(), "no NAT mapping was made for them");
+    // Their neighbours are ordinary addresses.
+    for dst in ["223.255.255.254", "126.255.255.254", "169.253.0.1", "1.0.0.1"] {
+        let mut pkt = udp("10.0.1.10", 5000, dst, 5001);
+        assert!(matches!(run(&p, A, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP flow lifetime
+// ---------------------------------------------------------------------------------------------
+
+fn tcp_flags_pkt(src: &str, sport: u16, dst: &str, dport: u16, fin: bool, rst: bool) -> Vec<u8> {
+    let mut b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64)
+        .tcp(sport, dport, 7000, 65535)
+        .ack(8000);
+    if fin {
+        b = b.fin();
+    }
+    if rst {
+        b = b.rst();
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
+    out
+}
+
+#[test]
+fn a_half_closed_connection_keeps_the_established_timeout() {
+    // RFC 5382 (NAT behavioral requirements for TCP), REQ-5: the "established connection
+    // idle-timeout" applies until the connection is in its closing phase, which RFC 7857's
+    // state machine (from RFC 6146) enters only once a FIN has been seen in each direction
+    // (or an RST). After one FIN the other side may keep sending for as long as it likes.
+    let p = demo();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let send = |t, port, mut pkt: Vec<u8>| p.process(t, port, &mut pkt, Meta::PLAIN);
+    // b → S3 through the internet gateway: the instance closes its side first.
+    assert!(matches!(
+        send(at(0), B, tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80)),
+        Action::Forward { .. }
+    ));
+    let fin_out = tcp_flags_pkt("10.0.2.10", 40000, "54.123.170.5", 80, true, false);
+    assert!(matches!(send(at(1), B, fin_out), Action::Forward { port: PORT_AWS, .. }));
+    assert_eq!(p.handle_timeout(at(60)), 0, "half-closed, not closed: 350 s idle");
+    // S3 still sends its answer a minute later, and then closes too.
+    let data = tcp("54.123.170.5", 80, "203.0.113.20", 40000, b"HTTP/1.1 200 OK\r\n");
+    assert!(matches!(send(at(61), PORT_AWS, data), Action::Forward { port: B, .. }));
+    assert_eq!(p.handle_timeout(at(61 + 349)), 0);
+    let fin_in = tcp_flags_pkt("54.123.170.5", 80, "203.0.113.20", 40000, true, false);
+    assert!(matches!(send(at(400), PORT_AWS, fin_in), Action::Forward { port: B, .. }));
+    assert_eq!(p.handle_timeout(at(409)), 0, "closed in both directions: 10 s");
+    assert_eq!(p.handle_timeout(at(411)), 1);
+    // An RST closes at once, from either side.
+    for (i, (port, rst)) in [
+        (B, tcp_flags_pkt("10.0.2.10", 40001, "54.123.170.5", 80, false, true)),
+        (PORT_AWS, tcp_flags_pkt("54.123.170.5", 80, "203.0.113.20", 40001, false, true)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = 1000 + 100 * i as u64;
+        let _ = send(at(t), B, tcp_syn("10.0.2.10", 40001, "54.123.170.5", 80));
+        assert!(matches!(send(at(t), port, rst), Action::Forward { .. }));
+        assert_eq!(p.handle_timeout(at(t + 11)), 1, "rst from port {port}");
+    }
+    // A port reused within the short timeout opens a new connection: established again.
+    let fin_out = tcp_flags_pkt("10.0.2.10", 40002, "54.123.170.5", 80, true, false);
+    let fin_in = tcp_flags_pkt("54.123.170.5", 80, "203.0.113.20", 40002, true, false);
+    let _ = send(at(2000), B, tcp_syn("10.0.2.10", 40002, "54.123.170.5", 80));
+    let _ = send(at(2000), B, fin_out);
+    let _ = send(at(2000), PORT_AWS, fin_in);
+    let _ = send(at(2005), B, tcp_syn("10.0.2.10", 40002, "54.123.170.5", 80));
+    assert_eq!(p.handle_timeout(at(2016)), 0);
+    assert_eq!(p.handle_timeout(at(2005 + 351)), 1);
+}
+
+#[test]
+fn a_half_closed_connection_is_reset_when_its_path_moves() {
+    // The open direction still carries data: a route change must cut it like any other.
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    let p = pipeline_for(&world);
+    established(&p, B, "10.0.2.10", 40000, "54.123.170.5");
+    let mut fin = tcp_flags_pkt("10.0.2.10", 40000, "54.123.170.5", 80, true, false);
+    let _ = run(&p, B, &mut fin);
+    world.endpoints[0].route_tables.push("rtb-0b0b0b0b".into());
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    assert_eq!(p.reset_moved_flows().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ICMP errors about a flow (RFC 5508)
+// ---------------------------------------------------------------------------------------------
+
+mod icmp_errors {
+    //! RFC 5508, REQ-4: "If a NAT device receives an ICMP Error packet from an external realm,
+    //! and the NAT device does not have an active mapping for the embedded payload, the NAT
+    //! SHOULD silently drop the ICMP Error packet. If the NAT has active mapping for the
+    //! embedded payload, then the NAT MUST do the following prior to forwarding the packet
+    //! [...]: a) Revert the IP and transport headers of the embedded IP packet to their
+    //! original form, using the matching mapping; and b) Leave the ICMP Error type and code
+    //! unchanged; and c) Modify the destination IP address of the outer IP header to be same as
+    //! the source IP address of the embedded packet after translation."
+
+    use super::*;
+    use crate::packet::checksum::{fold, ones_sum};
+    use etherparse::Icmpv4Type;
+    use etherparse::icmpv4::{DestUnreachableHeader, TimeExceededCode};
+
+    const PORT_UNREACHABLE: Icmpv4Type =
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
+    const FRAG_NEEDED: Icmpv4Type =
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: 1280,
+        });
+    const TTL_EXCEEDED: Icmpv4Type =
+        Icmpv4Type::TimeExceeded(TimeExceededCode::TtlExceededInTransit);
+
+    /// An ICMP error quoting the first `quote` bytes of `offending` (a router quotes its header
+    /// and 8 bytes, Linux as much as fits in 576 bytes).
+    fn icmp_error(src: &str, dst: &str, t: Icmpv4Type, offending: &[u8], quote: usize) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).icmpv4(t);
+        let mut out = Vec::new();
+        b.write(&mut out, &offending[..quote.min(offending.len())]).unwrap();
+        out
+    }
+
+    /// The quoted datagram of an ICMP error with a 20-byte outer header.
+    fn quote(pkt: &[u8]) -> &[u8] {
+        &pkt[28..]
+    }
+
+    fn icmp_ok(pkt: &[u8]) -> bool {
+        fold(ones_sum(&pkt[20..])) == 0xffff
+    }
+
+    fn header_ok(h: &[u8]) -> bool {
+        fold(ones_sum(&h[..usize::from(h[0] & 0x0f) * 4])) == 0xffff
+    }
+
+    /// Everything an error must be after translation back to `to`.
+    fn check(err: &[u8], to: [u8; 4], sent: &[u8]) {
+        assert_eq!(&err[16..20], &to, "outer destination");
+        assert!(header_ok(err), "outer ip checksum");
+        assert!(icmp_ok(err), "icmp checksum");
+        let q = quote(err);
+        assert!(header_ok(q), "quoted ip checksum");
+        assert_eq!(&q[12..16], &to, "quoted source");
+        assert_eq!(&q[16..20], &sent[16..20], "quoted destination");
+        // The quoted transport header (and data) is the instance's own, checksum included;
+        // only its IP header's TTL and checksum differ (the hops it crossed).
+        assert_eq!(&q[20..], &sent[20..20 + q.len() - 20]);
+    }
+
+    #[test]
+    fn port_unreachable_through_the_internet_gateway() {
+        let p = demo();
+        let sent = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, B, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        let mut err = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &out, 576);
+        let len = err.len();
+        // No ingress rule of b's default group allows ICMP: the error is about a tracked flow.
+        assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: B, len });
+        check(&err, [10, 0, 2, 10], &sent);
+        assert_eq!(err[20], 3, "type unchanged");
+        assert_eq!(err[21], 3, "code unchanged");
+    }
+
+    #[test]
+    fn fragmentation_needed_through_the_internet_gateway_quoting_8_bytes() {
+        // Path MTU discovery. From the EC2 guide: "If connections are automatically tracked
+        // or if your security group rules allow inbound ICMP traffic, you can receive PMTUD
+        // responses."
+        let p = demo();
+        let sent = tcp("10.0.1.10", 40000, "198.51.100.10", 80, &[7u8; 1400]);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, A, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        let mut err = icmp_error("198.51.100.1", "203.0.113.10", FRAG_NEEDED, &out, 28);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: A, .. }));
+        check(&err, [10, 0, 1, 10], &sent);
+        // The same through an endpoint-routed S3 address from subnet b's IGW, quoting the
+        // whole TCP header (its checksum too).
+        let sent = tcp("10.0.2.10", 40001, "54.123.170.5", 80, &[7u8; 1400]);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, B, &mut out), Action::Forward { port: PORT_AWS, .. }));
+        let mut err = icmp_error("54.123.170.5", "203.0.113.20", FRAG_NEEDED, &out, 60);
+        assert!(matches!(run(&p, PORT_AWS, &mut err), Action::Forward { port: B, .. }));
+        check(&err, [10, 0, 2, 10], &sent);
+    }
+
+    #[test]
+    fn errors_through_the_nat_gateway_restore_the_address_and_port() {
+        let p = demo();
+        // A privileged source port: the NAT gateway translates it.
+        let sent = udp("10.0.4.10", 123, "198.51.100.10", 123);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        assert_ne!(ports_of(&out).0, 123);
+        let mut err = icmp_error("198.51.100.10", "203.0.113.40", PORT_UNREACHABLE, &out, 576);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: D, .. }));
+        check(&err, [10, 0, 4, 10], &sent);
+        assert_eq!(ports_of(quote(&err)), (123, 123));
+        // Time exceeded about a ping (traceroute), from a router on the way.
+        let sent = icmp_echo("10.0.4.10", "198.51.100.10", 7, false);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        let mut err = icmp_error("198.51.100.1", "203.0.113.40", TTL_EXCEEDED, &out, 28);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: D, .. }));
+        check(&err, [10, 0, 4, 10], &sent);
+    }
+
+    #[test]
+    fn an_echo_identifier_the_nat_translated_is_restored() {
+        let text = DEFAULT_LAB.replace(
+            "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n",
+            "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n\n[[instance]]\n\
+             id = \"i-0d0d0d0e\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.11\"\n",
+        );
+        let p = pipeline_for(&parse("t.toml", &text).unwrap());
+        let mut first = icmp_echo("10.0.4.10", "198.51.100.10", 7, false);
+        let _ = run(&p, D, &mut first);
+        let sent = icmp_echo("10.0.4.11", "198.51.100.10", 7, false);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, D, &mut out), Action::Forward { .. }));
+        assert_ne!(&out[24..26], &[0, 7], "the second ping's identifier is translated");
+        let mut err = icmp_error("198.51.100.1", "203.0.113.40", TTL_EXCEEDED, &out, 576);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: D, .. }));
+        check(&err, [10, 0, 4, 11], &sent);
+    }
+
+    #[test]
+    fn fragmentation_needed_through_the_endpoint_finds_its_flow() {
+        let p = demo();
+        let sent = tcp("10.0.1.10", 40000, "54.123.170.5", 80, &[7u8; 1400]);
+        let mut out = sent.clone();
+        assert!(matches!(run(&p, A, &mut out), Action::Forward { port: PORT_AWS, .. }));
+        let mut err = icmp_error("54.123.170.5", "10.0.1.10", FRAG_NEEDED, &out, 576);
+        let before = err.clone();
+        let len = err.len();
+        assert_eq!(run(&p, PORT_AWS, &mut err), Action::Forward { port: A, len });
+        check(&err, [10, 0, 1, 10], &sent);
+        assert_eq!(&err[20..], &before[20..], "nothing to translate");
+        // Only from where the flow went: the aws namespace.
+        let mut err = icmp_error("54.123.170.5", "10.0.1.10", FRAG_NEEDED, &out, 576);
+        assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Drop(DropReason::NoFlow));
+        // REQ-4: no mapping, silently dropped.
+        let other = tcp("10.0.1.10", 40999, "54.123.170.5", 80, b"x");
+        let mut err = icmp_error("54.123.170.5", "10.0.1.10", FRAG_NEEDED, &other, 576);
+        assert_eq!(run(&p, PORT_AWS, &mut err), Action::Drop(DropReason::NoFlow));
+    }
+
+    #[test]
+    fn an_error_does_not_refresh_its_flow() {
+        // RFC 5508, REQ-6: "While processing an ICMP Error packet pertaining to an ICMP Query
+        // or Query response message, a NAT device MUST NOT refresh or delete the NAT Session
+        // that pertains to the embedded payload within the ICMP Error packet."
+        let p = demo();
+        let t0 = Instant::now();
+        let mut out = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+        let _ = p.process(t0, B, &mut out, Meta::PLAIN);
+        let mut err = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &out, 576);
+        let a = p.process(t0 + Duration::from_secs(50), PORT_INTERNET, &mut err, Meta::PLAIN);
+        assert!(matches!(a, Action::Forward { port: B, .. }));
+        assert_eq!(p.flows.len(), 1, "nor deleted (RFC 5382 REQ-10)");
+        assert_eq!(p.handle_timeout(t0 + Duration::from_secs(61)), 1, "60 s from the datagram");
+    }
+
+    #[test]
+    fn bad_checksums_and_network_acls_drop_errors() {
+        // RFC 5508, REQ-3: "When an ICMP Error packet is received, if the ICMP checksum fails
+        // to validate, the NAT SHOULD silently drop the ICMP Error packet. [...] a) If the IP
+        // checksum of the embedded packet fails to validate, the NAT SHOULD silently drop the
+        // Error packet".
+        let p = demo();
+        let mut out = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+        let _ = run(&p, B, &mut out);
+        let good = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &out, 576);
+        let mut bad = good.clone();
+        bad[22] ^= 1; // the ICMP checksum
+        assert_eq!(run(&p, PORT_INTERNET, &mut bad), Action::Drop(DropReason::BadChecksum));
+        let mut quoted = out.clone();
+        quoted[10] ^= 1; // the quoted IP header's checksum
+        let mut bad = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &quoted, 576);
+        assert_eq!(run(&p, PORT_INTERNET, &mut bad), Action::Drop(DropReason::BadChecksum));
+        let mut err = good.clone();
+        assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: B, .. }));
+        // The EC2 guide: "ICMP traffic can be blocked even if the traffic is allowed at the
+        // security group level, such as if you have a network access control list entry that
+        // denies ICMP traffic to the subnet."
+        use crate::model::{AclEntry, Ports, Protocol, RuleAction};
+        let mut w = parse("demo.toml", DEFAULT_LAB).unwrap();
+        w.create_network_acl("acl-0b0b0001", "vpc-111bbb22").unwrap();
+        for egress in [true, false] {
+            let e = AclEntry {
+                rule_number: 100,
+                egress,
+                protocol: Protocol::Udp,
+                ports: Ports::parse_lab(Protocol::Udp, Some("all")).unwrap(),
+                cidr: "0.0.0.0/0".parse().unwrap(),
+                action: RuleAction::Allow,
+            };
+            w.add_network_acl_entry("acl-0b0b0001", e).unwrap();
+        }
+        w.associate_network_acl("acl-0b0b0001", "b").unwrap();
+        let p = pipeline_for(&w);
+        let mut out = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+        assert!(matches!(run(&p, B, &mut out), Action::Forward { .. }));
+        let mut err = icmp_error("198.51.100.10", "203.0.113.20", PORT_UNREACHABLE, &out, 576);
+        assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Drop(DropReason::NaclIn));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IP fragments
+// ---------------------------------------------------------------------------------------------
+
+mod fragments {
+    //! A datagram larger than the path MTU leaves its sender in fragments; only the first
+    //! carries the ports. The first fragment is decided like any packet; the later ones (same
+    //! source, destination, protocol and IP identification, RFC 791's reassembly key) follow
+    //! its decision. From the VPC guide's comparison of NAT gateways and NAT instances: a NAT
+    //! gateway "Supports forwarding of IP fragmented packets for the UDP protocol. Does not
+    //! support fragmentation for the TCP and ICMP protocols. Fragmented packets for these
+    //! protocols will get dropped."
+
+    use super::*;
+    use etherparse::{IpFragOffset, Ipv4Header};
+
+    /// Splits an IPv4 packet (20-byte header) into fragments of `size` payload bytes (a
+    /// multiple of 8) with identification `id`, each with its own valid header checksum.
+    fn split(pkt: &[u8], size: usize, id: u16) -> Vec<Vec<u8>> {
+        let (h, _) = Ipv4Header::from_slice(pkt).unwrap();
+        let payload = &pkt[20..];
+        let n = payload.len().div_ceil(size);
+        (0..n)
+            .map(|i| {
+                let chunk = &payload[i * size..payload.len().min((i + 1) * size)];
+                let mut f = h.clone();
+                f.identification = id;
+                f.dont_fragment = false;
+                f.more_fragments = i + 1 < n;
+                f.fragment_offset = IpFragOffset::try_new((i * size / 8) as u16).unwrap();
+                f.set_payload_len(chunk.len()).unwrap();
+                let mut out = Vec::new();
+                f.write(&mut out).unwrap();
+                out.extend_from_slice(chunk);
+                out
+            })
+            .collect()
+    }
+
+    fn udp_big(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).udp(sport, dport);
+        let mut out = Vec::new();
+        b.write(&mut out, &[0x5a; 3000]).unwrap();
+        out
+    }
+
+    fn ping_big(src: &str, dst: &str) -> Vec<u8> {
+        let b =
+            PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).icmpv4_echo_request(9, 1);
+        let mut out = Vec::new();
+        b.write(&mut out, &[0x5a; 3000]).unwrap();
+        out
+    }
+
+    fn header_ok(h: &[u8]) -> bool {
+        use crate::packet::checksum::{fold, ones_sum};
+        fold(ones_sum(&h[..20])) == 0xffff
+    }
+
+    /// Sends every fragment from `port`; returns the actions and the rewritten fragments.
+    fn send_all(p: &Pipeline, port: PortId, frags: Vec<Vec<u8>>) -> Vec<(Action, Vec<u8>)> {
+        frags
+            .into_iter()
+            .map(|mut f| {
+                let a = run(p, port, &mut f);
+                (a, f)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn later_fragments_follow_the_first_through_the_endpoint_and_the_gateway() {
+        let p = demo();
+        // Through the endpoint: unchanged but for the TTL.
+        let frags = split(&udp_big("10.0.1.10", 5000, "54.123.170.5", 5001), 1480, 0x1234);
+        assert_eq!(frags.len(), 3);
+        for (a, f) in send_all(&p, A, frags) {
+            assert_eq!(a, Action::Forward { port: PORT_AWS, len: f.len() });
+            assert_eq!((src_of(&f), f[8]), (ip("10.0.1.10"), 63));
+            assert!(header_ok(&f));
+        }
+        // Through the internet gateway: every fragment gets the public IP.
+        let frags = split(&udp_big("10.0.2.10", 5000, "198.51.100.10", 5001), 1480, 0x1234);
+        for (a, f) in send_all(&p, B, frags) {
+            assert!(matches!(a, Action::Forward { port: PORT_INTERNET, .. }), "{a:?}");
+            assert_eq!(src_of(&f), ip("203.0.113.20"));
+            assert!(header_ok(&f));
+        }
+        // The answer, fragmented too, comes back to the private address.
+        let frags = split(&udp_big("198.51.100.10", 5001, "203.0.113.20", 5000), 1480, 0x99);
+        for (a, f) in send_all(&p, PORT_INTERNET, frags) {
+            assert!(matches!(a, Action::Forward { port: B, .. }), "{a:?}");
+            assert_eq!(&f[16..20], &[10, 0, 2, 10]);
+            assert!(header_ok(&f));
+        }
+        // A 3000-byte ping from a through the gateway, and its reply.
+        let frags = split(&ping_big("10.0.1.10", "198.51.100.10"), 1480, 7);
+        for (a, _) in send_all(&p, A, frags) {
+            assert!(matches!(a, Action::Forward { port: PORT_INTERNET, .. }), "{a:?}");
+        }
+        assert_eq!(p.counters.drops(DropReason::Fragment), 0);
+    }
+
+    #[test]
+    fn the_nat_gateway_forwards_udp_fragments_only() {
+        let p = demo();
+        let frags = split(&udp_big("10.0.4.10", 123, "198.51.100.10", 123), 1480, 0x4242);
+        let out = send_all(&p, D, frags);
+        let nat_port = ports_of(&out[0].1).0;
+        assert_ne!(nat_port, 123, "the first fragment's port is translated");
+        for (a, f) in &out {
+            assert!(matches!(a, Action::Forward { port: PORT_INTERNET, .. }), "{a:?}");
+            assert_eq!(src_of(f), ip("203.0.113.40"));
+            assert!(header_ok(f));
+        }
+        assert_eq!(&out[1].1[20..], &udp_big("10.0.4.10", 123, "198.51.100.10", 123)[1500..2980]);
+        // TCP and ICMP fragments are dropped by a NAT gateway.
+        let frags = split(&ping_big("10.0.4.10", "198.51.100.10"), 1480, 8);
+        for (a, _) in send_all(&p, D, frags) {
+            assert_eq!(a, Action::Drop(DropReason::Fragment));
+        }
+        let big = tcp("10.0.4.10", 40000, "198.51.100.10", 80, &[1u8; 3000]);
+        let (a, _) = send_all(&p, D, split(&big, 1480, 9)).remove(0);
+        assert_eq!(a, Action::Drop(DropReason::Fragment));
+    }
+
+    #[test]
+    fn a_fragment_without_its_first_is_a_counted_drop_and_decisions_expire() {
+        let p = demo();
+        let t0 = Instant::now();
+        let mut frags = split(&udp_big("10.0.1.10", 5000, "54.123.170.5", 5001), 1480, 0x77);
+        // The last one first: nothing to follow yet.
+        let mut last = frags.pop().unwrap();
+        assert_eq!(p.process(t0, A, &mut last, Meta::PLAIN), Action::Drop(DropReason::Fragment));
+        let mut first = frags.remove(0);
+        assert!(matches!(p.process(t0, A, &mut first, Meta::PLAIN), Action::Forward { .. }));
+        // A minute later the decision is gone.
+        let _ = p.handle_timeout(t0 + Duration::from_secs(60));
+        let mut middle = frags.remove(0);
+        let a = p.process(t0 + Duration::from_secs(60), A, &mut middle, Meta::PLAIN);
+        assert_eq!(a, Action::Drop(DropReason::Fragment));
+        // A refused first fragment leaves nothing for the others to follow.
+        let mut frags = split(&udp_big("10.0.3.10", 5000, "198.51.100.10", 5001), 1480, 0x78);
+        assert_eq!(run(&p, C, &mut frags[0]), Action::Drop(DropReason::NoRoute));
+        assert_eq!(run(&p, C, &mut frags[1]), Action::Drop(DropReason::Fragment));
+        assert_eq!(p.counters.drops(DropReason::Fragment), 3);
+    }
+}

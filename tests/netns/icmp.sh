@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# ICMP errors come back along their flow (RFC 5508), a 3000-byte ping's fragments follow their
+# first fragment (and a NAT gateway drops ICMP fragments, as on AWS), and martian destinations
+# stay in the VPC.
+#
+#   a 10.0.1.10 ── pl -> vpce ─────────────── aws: 54.123.170.5 (no UDP port 9: unreachable)
+#   b 10.0.2.10 ── 0/0 -> igw (203.0.113.20) ─ internet: 198.51.100.10 (no UDP port 9)
+#   d 10.0.4.10 ── 0/0 -> nat (203.0.113.40) ─┘
+#   c 10.0.3.10 ── no route to the internet: nothing comes back
+#
+# A UDP socket learns that nobody listens (ECONNREFUSED) only from the port-unreachable error
+# the remote kernel sends, quoting the datagram as it arrived (from the public IP, the NAT's
+# address and port, or the private IP through the endpoint).
+source "$(dirname "$0")/lib.sh"
+lab_up "$ROOT/netns/demo.toml" icmp
+
+# udp_answer NS HOST: sends to HOST:9 a few times; prints "refused" or "timeout".
+udp_answer() {
+    in_ns "$1" "$PY" - "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.connect((sys.argv[1], 9))
+for _ in range(3):
+    s.send(b"x")
+    try:
+        s.recv(16)
+    except ConnectionRefusedError:
+        print("refused")
+        break
+    except socket.timeout:
+        pass
+else:
+    print("timeout")
+PY
+}
+
+for path in "b 198.51.100.10 internet gateway" "d 198.51.100.10 NAT gateway" "a 54.123.170.5 endpoint"; do
+    read -r ns host how <<< "$path"
+    got=$(udp_answer "$ns" "$host")
+    [ "$got" = refused ] || fail "$ns -> $host:9 through the $how: $got, expected ECONNREFUSED"
+    ok "$ns -> udp $host:9 through the $how: the port-unreachable error reaches the socket"
+done
+got=$(udp_answer c 198.51.100.10)
+[ "$got" = timeout ] || fail "c has no route to the internet, yet: $got"
+ok "c -> udp 198.51.100.10:9: no route, no answer"
+
+# Pings of 3000 bytes leave (and come back) in three fragments each.
+in_ns a ping -c 1 -W 3 -s 3000 198.51.100.10 >/dev/null || fail "a: 3000-byte ping through the internet gateway"
+in_ns a ping -c 1 -W 3 -s 3000 54.123.170.5 >/dev/null || fail "a: 3000-byte ping through the endpoint"
+ok "a -> 3000-byte pings through the internet gateway and the endpoint: every fragment follows its first"
+in_ns d ping -c 1 -W 3 -s 100 198.51.100.10 >/dev/null || fail "d: a small ping through the NAT gateway"
+if in_ns d ping -c 1 -W 2 -s 3000 198.51.100.10 >/dev/null; then
+    fail "d: a fragmented ping crossed the NAT gateway"
+fi
+ok "d -> a 3000-byte ping through the NAT gateway is dropped (it forwards UDP fragments only)"
+
+# count REASON: a drop counter from vpcsim status.
+count() { "$VPCSIM" status "$LAB" --json | grep -A1 "\"$1\"" | tail -n1 | tr -dc 0-9; }
+before=$(count martian)
+in_ns a "$PY" - <<'PY'
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for dst in ("255.255.255.255", "239.1.2.3", "169.254.169.254"):
+    s.sendto(b"x", (dst, 9))
+PY
+for _ in $(seq 50); do [ "$(count martian)" -ge $((before + 3)) ] && break; sleep 0.1; done
+[ "$(count martian)" -ge $((before + 3)) ] || fail "martian drops: $(count martian), expected $((before + 3))"
+ok "a -> broadcast, multicast, link-local: dropped as martian, not sent to the internet gateway"
