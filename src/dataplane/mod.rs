@@ -474,6 +474,13 @@ impl Pipeline {
             packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
             return Action::Forward { port: nat.port, len };
         }
+        // AWS's public ranges answer the internet's hosts (plain internet routing, no VPC on
+        // the way: nothing tracked, nothing translated).
+        if port == PORT_AWS
+            && crate::model::INTERNET_HOST_RANGE.contains(&std::net::Ipv4Addr::from(dst))
+        {
+            return Action::Forward { port: PORT_INTERNET, len };
+        }
         if port == PORT_AWS {
             // A private destination: only a flow that left through an endpoint leads back.
             let Some(key) = flow_key(info, dst, true) else {

@@ -222,6 +222,15 @@ fn replies_are_translated_back() {
     assert_eq!(run(&p, PORT_AWS, &mut stray), Action::Drop(DropReason::NoFlow));
     let mut stray = tcp("198.51.100.10", 80, "10.0.1.10", 40000, b"x");
     assert_eq!(run(&p, PORT_INTERNET, &mut stray), Action::Drop(DropReason::NoRoute));
+    // The internet and AWS's public ranges reach each other both ways (the README: "The
+    // internet namespace may reach AWS's public ranges, as the real internet can").
+    let mut syn = tcp_syn("198.51.100.10", 41000, "54.123.170.5", 80);
+    assert!(matches!(run(&p, PORT_INTERNET, &mut syn), Action::Forward { port: PORT_AWS, .. }));
+    let mut reply = tcp("54.123.170.5", 80, "198.51.100.10", 41000, b"x");
+    assert!(matches!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: PORT_INTERNET, .. }));
+    // Never a private address that way.
+    let mut stray = tcp("54.123.170.5", 80, "10.0.1.10", 41000, b"x");
+    assert_eq!(run(&p, PORT_AWS, &mut stray), Action::Drop(DropReason::NoFlow));
 }
 
 #[test]

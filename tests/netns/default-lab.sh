@@ -30,3 +30,7 @@ ok "S3 errors"
 # The drop counters saw c's packets to the internet.
 "$VPCSIM" status "$LAB" --json | grep -A1 '"no_route"' | tail -n1 | grep >/dev/null -cv '^ *0$' || fail "no_route not counted"
 ok "vpcsim status counts the no-route drops"
+# The internet reaches AWS's public ranges, as the real internet can, and S3 answers it.
+h=$(get_headers internet http://54.123.170.5/open-bucket/hello.txt) || fail "internet -> S3"
+grep -qi "x-vpcsim-source-ip: 198.51.100.10" <<< "$h" || fail "internet -> S3: $h"
+ok "the internet host reaches S3 (source 198.51.100.10)"
