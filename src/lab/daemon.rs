@@ -48,6 +48,14 @@ pub fn precheck(lab: &str, api: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where `up --fresh` moves a state dir: `<dir>.old-<unix time>` beside it (appended, so a
+/// dir whose name has a dot, e.g. `lab.v2`, keeps its whole name).
+fn aside_path(state_dir: &std::path::Path, now: u64) -> PathBuf {
+    let mut name = state_dir.as_os_str().to_os_string();
+    name.push(format!(".old-{now}"));
+    PathBuf::from(name)
+}
+
 /// Runs a lab in the foreground until SIGINT/SIGTERM. `file_world` is the validated lab file;
 /// a world saved in the state dir takes precedence unless `fresh`.
 pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
@@ -57,7 +65,7 @@ pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("/var/lib/vpcsim").join(&file_world.lab));
     if opts.fresh && Saved::path(&state_dir).exists() {
-        let aside = state_dir.with_extension(format!("old-{}", unix_now()));
+        let aside = aside_path(&state_dir, unix_now());
         std::fs::rename(&state_dir, &aside)
             .with_context(|| format!("moving {} aside", state_dir.display()))?;
         println!("fresh: the previous state is kept in {}", aside.display());
@@ -473,4 +481,16 @@ fn seed_buckets(world: &World, store: &Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aside_path;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn fresh_moves_the_state_dir_beside_itself_whole_name_kept() {
+        assert_eq!(aside_path(Path::new("/srv/lab"), 7), PathBuf::from("/srv/lab.old-7"));
+        assert_eq!(aside_path(Path::new("/srv/lab.v2"), 7), PathBuf::from("/srv/lab.v2.old-7"));
+    }
 }
