@@ -951,6 +951,14 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_lab_name_is_told_the_lab_names_rule() {
+        let text = DEFAULT_LAB.replacen("name = \"demo\"", "name = \"1abc\"", 1);
+        assert_ne!(text, DEFAULT_LAB);
+        let err = parse("t.toml", &text).unwrap_err();
+        assert!(err.message.contains("lab name") && err.message.contains("24"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_is_a_syntax_error_with_line() {
         let err =
             with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/16\"\ncolour = 1\n").unwrap_err();

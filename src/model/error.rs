@@ -14,11 +14,19 @@ pub enum ModelError {
     /// An id or name used twice.
     #[error("'{0}' is already used in this lab")]
     DuplicateId(String),
-    /// A lab or subnet name unfit for a namespace name.
+    /// A subnet name unfit for a namespace name.
     #[error(
         "invalid name '{0}': use 1 to 16 lowercase letters, digits or '-' (not 'aws' or 'internet')"
     )]
     InvalidName(String),
+    /// A lab name unfit for the namespaces' prefix.
+    #[error(
+        "invalid lab name '{0}': use 1 to 24 lowercase letters, digits or '-', starting with a letter"
+    )]
+    InvalidLabName(String),
+    /// A user name IAM would refuse.
+    #[error("invalid user name '{0}': use 1 to 64 letters, digits or +=,.@_-")]
+    InvalidUserName(String),
     /// A region the lab does not simulate.
     #[error("unknown region '{0}' (known: us-east-1, us-west-2, eu-west-1)")]
     UnknownRegion(String),

@@ -756,7 +756,7 @@ fn check_lab_name(lab: &str) -> Result<(), ModelError> {
         && lab.len() <= 24
         && lab.starts_with(|c: char| c.is_ascii_lowercase())
         && lab.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok { Ok(()) } else { Err(ModelError::InvalidName(lab.to_string())) }
+    if ok { Ok(()) } else { Err(ModelError::InvalidLabName(lab.to_string())) }
 }
 
 /// Whether a name can be a subnet's (its namespace is `<lab>-<name>`).

@@ -62,7 +62,7 @@ impl World {
             && user.name.len() <= 64
             && user.name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
         if !ok_name {
-            return Err(ModelError::InvalidName(user.name));
+            return Err(ModelError::InvalidUserName(user.name));
         }
         if user.access_key.len() < 16 || !user.access_key.chars().all(|c| c.is_ascii_alphanumeric())
         {

@@ -116,7 +116,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
             _ => "InvalidID",
         },
         E::DuplicateId(_) => "InvalidParameterValue",
-        E::InvalidName(_) => "InvalidParameterValue",
+        E::InvalidName(_) | E::InvalidLabName(_) | E::InvalidUserName(_) => "InvalidParameterValue",
         E::UnknownRegion(_) => "InvalidParameterValue",
         E::EmptyPrefixList(_) => "InvalidParameterValue",
         E::VpcNotFound(_) => "InvalidVpcID.NotFound",
