@@ -11,6 +11,10 @@
 //!   (a full one, or the pseudo-header sum for `NEEDS_CSUM`) and every forwarded packet must
 //!   still carry correct checksums.
 //!
+//! Either shape: only a NAT is a hop. A forwarded packet keeps its TTL unless it went through
+//! the NAT gateway (leaving with its address, or sent to it and translated back), which takes
+//! exactly one off.
+//!
 //! The flow table is emptied before each input, so every input replays the same way.
 #![no_main]
 
@@ -256,8 +260,42 @@ fn run(
                     hex(fwd)
                 );
             }
+            if let Err(what) = ttl_rule(&input, fwd) {
+                panic!(
+                    "{what}, forwarded from port {port} to port {out}\nin:  {}\nout: {}",
+                    hex(&input),
+                    hex(fwd)
+                );
+            }
             Some((out, fwd.to_vec()))
         }
+    }
+}
+
+/// The NAT gateway's addresses in the default lab: its Elastic IP and its private IP.
+fn is_nat(addr: &[u8]) -> bool {
+    addr == [203, 0, 113, 40] || addr == [10, 0, 2, 40]
+}
+
+/// The TTL of a forwarded packet (`input` as given, `fwd` as forwarded): unchanged through the
+/// VPC router, the internet gateway and the endpoint; one less through the NAT.
+fn ttl_rule(input: &[u8], fwd: &[u8]) -> Result<(), String> {
+    let (before, after) = (input[8], fwd[8]);
+    // Translated by the NAT: out with its address from another one, or in to its address and
+    // on to another one.
+    let through_nat = (is_nat(&fwd[12..16]) && !is_nat(&input[12..16]))
+        || (is_nat(&input[16..20]) && !is_nat(&fwd[16..20]));
+    // Maybe through the NAT (a later fragment, an error quoting a NAT flow, the NAT's own
+    // addresses on either side): either way.
+    let maybe = is_nat(&input[16..20]) || is_nat(&fwd[12..16]);
+    let hop = before > 1 && after == before - 1;
+    match (through_nat, maybe) {
+        (true, _) if !hop => Err(format!("through the NAT, TTL {before} became {after}")),
+        (false, true) if !hop && after != before => Err(format!("TTL {before} became {after}")),
+        (false, false) if after != before => {
+            Err(format!("not through the NAT, TTL {before} became {after}"))
+        }
+        _ => Ok(()),
     }
 }
 

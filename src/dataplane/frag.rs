@@ -43,6 +43,8 @@ pub struct FragWay {
     pub port: PortId,
     pub src: u32,
     pub dst: u32,
+    /// The first fragment crossed a NAT (a hop: its TTL was decremented).
+    pub hop: bool,
 }
 
 #[derive(Clone, Copy, Debug)]

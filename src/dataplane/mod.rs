@@ -8,6 +8,12 @@
 //! or internet namespace is translated back: to a public IP through the 1:1 NAT, to a private
 //! IP only through a flow that left through an endpoint.
 //!
+//! TTL: the VPC router, the internet gateway and an endpoint are not hops (traceroute through
+//! them shows only the destination), so the VPC's own forwarding leaves the TTL and the header
+//! checksum alone. A NAT gateway or NAT instance is a hop: its flows, both ways (later
+//! fragments and ICMP errors included), decrement the TTL once and drop it at 1
+//! (`ttl_exceeded`).
+//!
 //! IP fragments: a first fragment is decided like any packet and, if forwarded, its way is
 //! remembered ([`frag`]); later fragments follow it or are dropped (`fragment`).
 //!
@@ -83,7 +89,7 @@ drop_reasons! {
     NoInstance => "no_instance",
     /// An internet-gateway route matched but the instance has no public IP.
     NoPublicIp => "no_public_ip",
-    /// The TTL ran out.
+    /// The TTL ran out at a NAT (the only hop the VPC has).
     TtlExceeded => "ttl_exceeded",
     /// Traffic from outside to a private address that belongs to no flow through an endpoint.
     NoFlow => "no_flow",
@@ -248,8 +254,12 @@ impl Pipeline {
                 let addr = |o: usize| {
                     pkt.get(o..o + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                 };
+                // The TTL (byte 8): only a NAT decrements it, and the later fragments cross
+                // the NAT too when the first one did.
+                let hop = pkt.get(8).is_some_and(|&t| t != info.ttl());
                 if let (Some(src), Some(dst)) = (addr(12), addr(16)) {
-                    self.frags.remember(frag_key, port, FragWay { port: out, src, dst }, now);
+                    let way = FragWay { port: out, src, dst, hop };
+                    self.frags.remember(frag_key, port, way, now);
                 }
             }
             action
@@ -263,7 +273,8 @@ impl Pipeline {
 
     /// A later fragment (no transport header): sent where its datagram's first fragment went,
     /// with the addresses that one left with (NAT included: the port translation is in the
-    /// first fragment's transport header); else dropped.
+    /// first fragment's transport header), its TTL decremented if that one's was (a NAT);
+    /// else dropped.
     fn follow_fragment(
         &self,
         now: Stamp,
@@ -275,7 +286,7 @@ impl Pipeline {
         let Some(way) = self.frags.follow(key, port, now) else {
             return self.counters.drop(DropReason::Fragment);
         };
-        if !packet::decrement_ttl(pkt) {
+        if way.hop && !packet::decrement_ttl(pkt) {
             return self.counters.drop(DropReason::TtlExceeded);
         }
         // No L4 header: only the IP header checksum changes.
@@ -313,9 +324,6 @@ impl Pipeline {
         // The VPC resolver (the VPC's base address + 2) answers from the aws namespace, whatever
         // the route table says, like AWS's "AmazonProvidedDNS".
         if info.dst_u32() == resolver_of(vpc.cidr) && is_dns(info) {
-            if !packet::decrement_ttl(pkt) {
-                return c.drop(DropReason::TtlExceeded);
-            }
             // The id is cloned only when the flow is new.
             self.track_out(now, info, src, port, src, || FlowPath::Resolver(vpc.id.clone()));
             return Action::Forward { port: PORT_AWS, len: pkt.len() };
@@ -377,18 +385,12 @@ impl Pipeline {
                 {
                     return self.filter_drop(snap, d);
                 }
-                if !packet::decrement_ttl(pkt) {
-                    return c.drop(DropReason::TtlExceeded);
-                }
                 if !tracked {
                     self.track_out(now, info, src, port, src, || FlowPath::Local);
                 }
                 Action::Forward { port: dst.port, len }
             }
             Hop::Vpce(ep) => {
-                if !packet::decrement_ttl(pkt) {
-                    return c.drop(DropReason::TtlExceeded);
-                }
                 // From the guide: through an endpoint, S3 sees "the private IP addresses from
                 // your VPC": the source is left as it is.
                 if let Some(endpoint) = snap.endpoints.get(ep as usize) {
@@ -400,9 +402,6 @@ impl Pipeline {
                 let Some(public) = host.public_ip else {
                     return c.drop(DropReason::NoPublicIp);
                 };
-                if !packet::decrement_ttl(pkt) {
-                    return c.drop(DropReason::TtlExceeded);
-                }
                 packet::set_src(pkt, info, public.into(), meta.csum);
                 let aws = snap.aws_ranges.lookup(info.dst_u32()).is_some();
                 self.track_out(now, info, public, port, src, || FlowPath::Igw { aws });
@@ -468,9 +467,6 @@ impl Pipeline {
                     );
                 }
             }
-            if !packet::decrement_ttl(pkt) {
-                return c.drop(DropReason::TtlExceeded);
-            }
             packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
             return Action::Forward { port: nat.port, len };
         }
@@ -505,16 +501,10 @@ impl Pipeline {
             {
                 return self.filter_drop(snap, d);
             }
-            if !packet::decrement_ttl(pkt) {
-                return c.drop(DropReason::TtlExceeded);
-            }
             return Action::Forward { port: out, len };
         }
         // The internet may reach AWS's public ranges.
         if snap.aws_ranges.lookup(dst).is_some() {
-            if !packet::decrement_ttl(pkt) {
-                return c.drop(DropReason::TtlExceeded);
-            }
             return Action::Forward { port: PORT_AWS, len };
         }
         c.drop(DropReason::NoRoute)
@@ -732,12 +722,12 @@ impl Pipeline {
                 FlowPath::Igw { aws: false } => Some(PORT_INTERNET),
                 FlowPath::Local | FlowPath::Nat(_) => None,
             };
-            (f.port, f.private_ip, inside_port, from)
+            (f.port, f.private_ip, inside_port, from, f.path.napt().is_some())
         });
         // REQ-4: "does not have an active mapping for the embedded payload, the NAT SHOULD
         // silently drop the ICMP Error packet"; nor does an error come from where the flow
         // did not go.
-        let Some((out, private_ip, inside_port, Some(from))) = found else {
+        let Some((out, private_ip, inside_port, Some(from), through_nat)) = found else {
             return c.drop(DropReason::NoFlow);
         };
         if from != port {
@@ -746,7 +736,9 @@ impl Pipeline {
         if let FilterVerdict::Deny(d) = nacl_in(snap, out, &FlowTuple::of(info)) {
             return self.filter_drop(snap, d);
         }
-        if !packet::decrement_ttl(pkt) {
+        // Back through a NAT, the error crosses a hop; through the internet gateway or an
+        // endpoint it does not.
+        if through_nat && !packet::decrement_ttl(pkt) {
             return c.drop(DropReason::TtlExceeded);
         }
         if private_ip != q.src || inside_port != q.sport {

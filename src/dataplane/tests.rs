@@ -87,11 +87,11 @@ fn guide_example_1_endpoint_route_takes_s3_traffic() {
     // region goes to the endpoint, and does not go to the Internet gateway."
     let p = demo();
     let mut pkt = tcp_syn("10.0.1.10", 40000, "54.123.170.5", 80);
+    let sent = pkt.clone();
     let len = pkt.len();
     assert_eq!(run(&p, A, &mut pkt), Action::Forward { port: PORT_AWS, len });
     assert_eq!(src_of(&pkt), ip("10.0.1.10"), "source unchanged through the endpoint");
-    assert_eq!(pkt[8], 63, "ttl decremented");
-    assert_checksums_valid(&pkt);
+    assert_eq!(pkt, sent, "the endpoint is not a hop: TTL and checksums untouched");
     let ep =
         p.origin((u32::from(ip("10.0.1.10")), 40000), (u32::from(ip("54.123.170.5")), 80)).unwrap();
     assert_eq!((ep.vpce_id.as_str(), ep.vpc_id.as_str()), ("vpce-11bb22cc", "vpc-111bbb22"));
@@ -246,10 +246,74 @@ fn ipv6_and_ttl_are_counted() {
     let p = demo();
     let mut v6 = vec![0x60u8; 48];
     assert_eq!(run(&p, A, &mut v6), Action::Drop(DropReason::Ipv6));
-    let b = PacketBuilder::ipv4(ip("10.0.1.10").octets(), ip("54.123.170.5").octets(), 1).udp(1, 2);
-    let mut pkt = Vec::new();
-    b.write(&mut pkt, b"x").unwrap();
-    assert_eq!(run(&p, A, &mut pkt), Action::Drop(DropReason::TtlExceeded));
+    // TTL 1 to the endpoint: forwarded as it is (the endpoint is not a hop).
+    let mut pkt = with_ttl(udp("10.0.1.10", 1, "54.123.170.5", 2), 1);
+    let len = pkt.len();
+    assert_eq!(run(&p, A, &mut pkt), Action::Forward { port: PORT_AWS, len });
+    assert_eq!(pkt[8], 1);
+    // TTL 1 through the NAT gateway (a hop): dropped and counted.
+    let mut pkt = with_ttl(udp("10.0.4.10", 1, "198.51.100.10", 2), 1);
+    assert_eq!(run(&p, D, &mut pkt), Action::Drop(DropReason::TtlExceeded));
+    assert_eq!(p.counters.drops(DropReason::TtlExceeded), 1);
+}
+
+/// `pkt` with TTL `ttl` and its IP header checksum recomputed.
+fn with_ttl(mut pkt: Vec<u8>, ttl: u8) -> Vec<u8> {
+    use crate::packet::checksum::{fold, ones_sum};
+    pkt[8] = ttl;
+    pkt[10..12].fill(0);
+    let c = !fold(ones_sum(&pkt[..20]));
+    pkt[10..12].copy_from_slice(&c.to_be_bytes());
+    pkt
+}
+
+#[test]
+fn only_a_nat_is_a_hop() {
+    // The VPC router, the internet gateway and a gateway endpoint do not decrement the TTL:
+    // traceroute between instances, or through an endpoint to S3 (`traceroute -T -p 443`),
+    // shows only the destination; "those intermediate VPC gateways are not decrementing the TTL
+    // values and just for forwarding the packets to next hop" (cloudaffaire.com, "Why
+    // traceroute ignores route table in AWS EC2 with VPC"). A NAT gateway or NAT instance is a
+    // device on the path: one decrement each way, and TTL 1 dies there (`ttl_exceeded`).
+    let p = demo();
+    // (from, packet, to, whether the addresses are rewritten): every one sent with TTL 1.
+    let vpc = [
+        (A, tcp_syn("10.0.1.10", 40000, "10.0.2.10", 22), B, false), // local route
+        (A, tcp_syn("10.0.1.10", 40001, "54.123.170.5", 443), PORT_AWS, false), // endpoint
+        (B, tcp_syn("10.0.2.10", 40002, "198.51.100.10", 443), PORT_INTERNET, true), // igw
+        (A, udp("10.0.1.10", 40003, "10.0.0.2", 53), PORT_AWS, false), // the resolver
+        (PORT_INTERNET, tcp_syn("198.51.100.10", 40004, "54.123.170.5", 443), PORT_AWS, false),
+        // Replies: to the public IP, along the endpoint's flow, from the resolver.
+        (PORT_INTERNET, tcp("198.51.100.10", 443, "203.0.113.20", 40002, b"x"), B, true),
+        (PORT_AWS, tcp("54.123.170.5", 443, "10.0.1.10", 40001, b"x"), A, false),
+        (PORT_AWS, udp("10.0.0.2", 53, "10.0.1.10", 40003), A, false),
+    ];
+    for (from, pkt, to, rewritten) in vpc {
+        let sent = with_ttl(pkt, 1);
+        let mut pkt = sent.clone();
+        let len = pkt.len();
+        assert_eq!(run(&p, from, &mut pkt), Action::Forward { port: to, len }, "{from} -> {to}");
+        assert_eq!(pkt[8], 1, "{from} -> {to}: TTL untouched");
+        if rewritten {
+            assert_checksums_valid(&pkt);
+        } else {
+            assert_eq!(pkt, sent, "{from} -> {to}: not a byte changed");
+        }
+    }
+    // Through the NAT gateway: TTL 2 leaves with 1, each way; TTL 1 is dropped, each way.
+    let mut out = with_ttl(tcp_syn("10.0.4.10", 40005, "198.51.100.10", 443), 2);
+    assert!(matches!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+    assert_eq!(out[8], 1);
+    assert_checksums_valid(&out);
+    let mut reply = with_ttl(tcp("198.51.100.10", 443, "203.0.113.40", 40005, b"x"), 2);
+    assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, .. }));
+    assert_eq!(reply[8], 1);
+    assert_checksums_valid(&reply);
+    let mut out = with_ttl(tcp("10.0.4.10", 40005, "198.51.100.10", 443, b"y"), 1);
+    assert_eq!(run(&p, D, &mut out), Action::Drop(DropReason::TtlExceeded));
+    let mut reply = with_ttl(tcp("198.51.100.10", 443, "203.0.113.40", 40005, b"x"), 1);
+    assert_eq!(run(&p, PORT_INTERNET, &mut reply), Action::Drop(DropReason::TtlExceeded));
+    assert_eq!(p.counters.drops(DropReason::TtlExceeded), 2);
 }
 
 #[test]
@@ -614,7 +678,7 @@ fn private_subnet_reaches_the_internet_and_s3_with_the_nat_gateways_public_ip() 
     assert_eq!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, len });
     assert_eq!(src_of(&out), ip("203.0.113.40"));
     assert_eq!(ports_of(&out), (40000, 80), "a free port is kept");
-    assert_eq!(out[8], 63);
+    assert_eq!(out[8], 63, "the NAT gateway is a hop");
     assert_checksums_valid(&out);
     // The reply goes back to 10.0.4.10:40000.
     let mut reply = tcp("198.51.100.10", 80, "203.0.113.40", 40000, b"203.0.113.40");
@@ -622,6 +686,7 @@ fn private_subnet_reaches_the_internet_and_s3_with_the_nat_gateways_public_ip() 
     assert_eq!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, len });
     assert_eq!(&reply[16..20], &[10, 0, 4, 10]);
     assert_eq!(ports_of(&reply), (80, 40000));
+    assert_eq!(reply[8], 63, "a hop on the way back too");
     assert_checksums_valid(&reply);
     // S3 of this region: subnet b's table has no endpoint route, so through the internet
     // gateway with the NAT's public IP (the guide's point: without an endpoint S3 sees a public
@@ -1056,6 +1121,7 @@ mod icmp_errors {
         // No ingress rule of b's default group allows ICMP: the error is about a tracked flow.
         assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: B, len });
         check(&err, [10, 0, 2, 10], &sent);
+        assert_eq!(err[8], 64, "the internet gateway is not a hop");
         assert_eq!(err[20], 3, "type unchanged");
         assert_eq!(err[21], 3, "code unchanged");
     }
@@ -1093,6 +1159,7 @@ mod icmp_errors {
         let mut err = icmp_error("198.51.100.10", "203.0.113.40", PORT_UNREACHABLE, &out, 576);
         assert!(matches!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: D, .. }));
         check(&err, [10, 0, 4, 10], &sent);
+        assert_eq!(err[8], 63, "the NAT gateway is a hop");
         assert_eq!(ports_of(quote(&err)), (123, 123));
         // Time exceeded about a ping (traceroute), from a router on the way.
         let sent = icmp_echo("10.0.4.10", "198.51.100.10", 7, false);
@@ -1133,7 +1200,7 @@ mod icmp_errors {
         let len = err.len();
         assert_eq!(run(&p, PORT_AWS, &mut err), Action::Forward { port: A, len });
         check(&err, [10, 0, 1, 10], &sent);
-        assert_eq!(&err[20..], &before[20..], "nothing to translate");
+        assert_eq!(err, before, "nothing to translate, and the endpoint is not a hop");
         // Only from where the flow went: the aws namespace.
         let mut err = icmp_error("54.123.170.5", "10.0.1.10", FRAG_NEEDED, &out, 576);
         assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Drop(DropReason::NoFlow));
@@ -1277,19 +1344,18 @@ mod fragments {
     #[test]
     fn later_fragments_follow_the_first_through_the_endpoint_and_the_gateway() {
         let p = demo();
-        // Through the endpoint: unchanged but for the TTL.
+        // Through the endpoint: unchanged, TTL included (not a hop).
         let frags = split(&udp_big("10.0.1.10", 5000, "54.123.170.5", 5001), 1480, 0x1234);
         assert_eq!(frags.len(), 3);
-        for (a, f) in send_all(&p, A, frags) {
+        for ((a, f), sent) in send_all(&p, A, frags.clone()).into_iter().zip(frags) {
             assert_eq!(a, Action::Forward { port: PORT_AWS, len: f.len() });
-            assert_eq!((src_of(&f), f[8]), (ip("10.0.1.10"), 63));
-            assert!(header_ok(&f));
+            assert_eq!(f, sent);
         }
-        // Through the internet gateway: every fragment gets the public IP.
+        // Through the internet gateway: every fragment gets the public IP, and keeps its TTL.
         let frags = split(&udp_big("10.0.2.10", 5000, "198.51.100.10", 5001), 1480, 0x1234);
         for (a, f) in send_all(&p, B, frags) {
             assert!(matches!(a, Action::Forward { port: PORT_INTERNET, .. }), "{a:?}");
-            assert_eq!(src_of(&f), ip("203.0.113.20"));
+            assert_eq!((src_of(&f), f[8]), (ip("203.0.113.20"), 64));
             assert!(header_ok(&f));
         }
         // The answer, fragmented too, comes back to the private address.
@@ -1316,10 +1382,18 @@ mod fragments {
         assert_ne!(nat_port, 123, "the first fragment's port is translated");
         for (a, f) in &out {
             assert!(matches!(a, Action::Forward { port: PORT_INTERNET, .. }), "{a:?}");
-            assert_eq!(src_of(f), ip("203.0.113.40"));
+            // The NAT gateway is a hop: every fragment's TTL is decremented, once.
+            assert_eq!((src_of(f), f[8]), (ip("203.0.113.40"), 63));
             assert!(header_ok(f));
         }
         assert_eq!(&out[1].1[20..], &udp_big("10.0.4.10", 123, "198.51.100.10", 123)[1500..2980]);
+        // The answer's fragments come back through it, one hop down too.
+        let frags = split(&udp_big("198.51.100.10", 123, "203.0.113.40", nat_port), 1480, 0x4243);
+        for (a, f) in send_all(&p, PORT_INTERNET, frags) {
+            assert!(matches!(a, Action::Forward { port: D, .. }), "{a:?}");
+            assert_eq!((&f[16..20], f[8]), (&[10, 0, 4, 10][..], 63));
+            assert!(header_ok(&f));
+        }
         // TCP and ICMP fragments are dropped by a NAT gateway.
         let frags = split(&ping_big("10.0.4.10", "198.51.100.10"), 1480, 8);
         for (a, _) in send_all(&p, D, frags) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ICMP errors come back along their flow (RFC 5508), a 3000-byte ping's fragments follow their
-# first fragment (and a NAT gateway drops ICMP fragments, as on AWS), and martian destinations
-# stay in the VPC.
+# first fragment (and a NAT gateway drops ICMP fragments, as on AWS), martian destinations
+# stay in the VPC, and only a NAT is a hop: a ping with TTL 1 crosses the endpoint and the
+# internet gateway (the VPC router does not decrement the TTL), not the NAT gateway.
 #
 #   a 10.0.1.10 ── pl -> vpce ─────────────── aws: 54.123.170.5 (no UDP port 9: unreachable)
 #   b 10.0.2.10 ── 0/0 -> igw (203.0.113.20) ─ internet: 198.51.100.10 (no UDP port 9)
@@ -68,3 +69,16 @@ PY
 for _ in $(seq 50); do [ "$(count martian)" -ge $((before + 3)) ] && break; sleep 0.1; done
 [ "$(count martian)" -ge $((before + 3)) ] || fail "martian drops: $(count martian), expected $((before + 3))"
 ok "a -> broadcast, multicast, link-local: dropped as martian, not sent to the internet gateway"
+
+# TTL: the VPC router, the internet gateway and an endpoint leave it alone ("those
+# intermediate VPC gateways are not decrementing the TTL values"); a NAT gateway is a hop.
+in_ns a ping -c 1 -W 3 -t 1 54.123.170.5 >/dev/null || fail "a: a TTL-1 ping through the endpoint"
+in_ns b ping -c 1 -W 3 -t 1 198.51.100.10 >/dev/null || fail "b: a TTL-1 ping through the internet gateway"
+ok "a, b -> TTL-1 pings through the endpoint and the internet gateway: no hop on the way"
+before=$(count ttl_exceeded)
+if in_ns d ping -c 1 -W 2 -t 1 198.51.100.10 >/dev/null; then
+    fail "d: a TTL-1 ping crossed the NAT gateway"
+fi
+[ "$(count ttl_exceeded)" -ge $((before + 1)) ] || fail "ttl_exceeded drops: $(count ttl_exceeded), expected $((before + 1))"
+in_ns d ping -c 1 -W 3 -t 2 198.51.100.10 >/dev/null || fail "d: a TTL-2 ping through the NAT gateway"
+ok "d -> a TTL-1 ping is dropped at the NAT gateway (ttl_exceeded), a TTL-2 one gets through"
