@@ -157,9 +157,14 @@ pub struct Flow {
     pub tcp: TcpState,
 }
 
-/// Idle timeouts. TCP's matches the 350 s AWS documents for NAT gateways; a TCP flow gets the
-/// short one only once [`TcpState::closed`] (a FIN each way, or an RST), not after one FIN.
+/// Idle timeouts. Through a NAT, TCP's is the 350 s AWS documents for NAT gateways ("If a
+/// connection that's using a NAT gateway is idle for 350 seconds or more, the connection times
+/// out"); elsewhere a TCP flow is the security groups' connection tracking, whose established
+/// TCP timeout is 432,000 s (5 days) by default (EC2's ConnectionTrackingSpecification). A TCP
+/// flow gets the short one only once [`TcpState::closed`] (a FIN each way, or an RST), not after
+/// one FIN.
 pub const TCP_IDLE: Duration = Duration::from_secs(350);
+pub const TCP_ESTABLISHED_IDLE: Duration = Duration::from_secs(432_000);
 pub const TCP_CLOSING_IDLE: Duration = Duration::from_secs(10);
 pub const UDP_IDLE: Duration = Duration::from_secs(60);
 pub const ICMP_IDLE: Duration = Duration::from_secs(30);
@@ -315,7 +320,8 @@ impl FlowTable {
 fn idle_timeout(key: &FlowKey, flow: &Flow) -> Duration {
     match key.proto {
         6 if flow.tcp.closed() => TCP_CLOSING_IDLE,
-        6 => TCP_IDLE,
+        6 if matches!(flow.path, FlowPath::Nat(_)) => TCP_IDLE,
+        6 => TCP_ESTABLISHED_IDLE,
         17 => UDP_IDLE,
         _ => ICMP_IDLE,
     }

@@ -1029,7 +1029,37 @@ fn a_half_closed_connection_keeps_the_established_timeout() {
     let _ = send(at(2000), PORT_AWS, fin_in);
     let _ = send(at(2005), B, tcp_syn("10.0.2.10", 40002, "54.123.170.5", 80));
     assert_eq!(p.handle_timeout(at(2016)), 0);
-    assert_eq!(p.handle_timeout(at(2005 + 351)), 1);
+    // Re-established through the internet gateway: the security groups' 5-day timeout.
+    assert_eq!(p.handle_timeout(at(2005 + 351)), 0);
+    assert_eq!(p.handle_timeout(at(2005 + 432_001)), 1);
+}
+
+#[test]
+fn an_idle_tcp_connection_is_kept_5_days_except_through_a_nat() {
+    // Security groups' connection tracking: established TCP 432,000 s by default (EC2's
+    // ConnectionTrackingSpecification); a NAT gateway: "If a connection that's using a NAT
+    // gateway is idle for 350 seconds or more, the connection times out."
+    let p = demo();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let send = |t, port, mut pkt: Vec<u8>| p.process(t, port, &mut pkt, Meta::PLAIN);
+    // a → S3 through the endpoint, b → S3 through the internet gateway, d → the internet
+    // through the NAT gateway.
+    let _ = send(at(0), A, tcp_syn("10.0.1.10", 40000, "54.123.170.5", 80));
+    let _ = send(at(0), B, tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80));
+    let d = FIRST_SUBNET_PORT + 3;
+    assert!(matches!(
+        send(at(0), d, tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80)),
+        Action::Forward { port: PORT_INTERNET, .. }
+    ));
+    assert_eq!(p.handle_timeout(at(349)), 0);
+    assert_eq!(p.handle_timeout(at(351)), 1, "the NAT gateway's flow");
+    // An hour later S3's answers still reach a and b.
+    let to_a = tcp("54.123.170.5", 80, "10.0.1.10", 40000, b"late");
+    assert!(matches!(send(at(3600), PORT_AWS, to_a), Action::Forward { port: A, .. }));
+    let to_b = tcp("54.123.170.5", 80, "203.0.113.20", 40000, b"late");
+    assert!(matches!(send(at(3600), PORT_AWS, to_b), Action::Forward { port: B, .. }));
+    assert_eq!(p.handle_timeout(at(3600 + 432_001)), 2);
 }
 
 #[test]
