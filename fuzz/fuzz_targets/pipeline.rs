@@ -246,6 +246,13 @@ fn run(
     let input = pkt.to_vec();
     match p.process(now, port, pkt, meta) {
         Action::Drop(_) => None,
+        // An answer written in place (a NAT gateway's RST): back to the sender, well formed.
+        Action::Reply { port: out, len } => {
+            assert_eq!(out, port, "a reply goes back to the port the packet came from");
+            assert!(len <= pkt.len(), "reply of {len} bytes from a {}-byte buffer", pkt.len());
+            assert!(packet::parse(&pkt[..len]).is_ok(), "the reply does not parse");
+            None
+        }
         Action::Forward { port: out, len } => {
             assert!(len <= pkt.len(), "forward of {len} bytes from a {}-byte buffer", pkt.len());
             assert!(out <= LAST_PORT, "forward to port {out}, not a port of the lab");

@@ -51,6 +51,10 @@ pub enum Action {
     Forward { port: PortId, len: usize },
     /// Drop it; the reason has been counted.
     Drop(DropReason),
+    /// Drop it (the reason has been counted) and write back, to `port`, the first `len` bytes
+    /// of the buffer: an answer the pipeline wrote in its place (full checksums, no offload),
+    /// such as a NAT gateway's RST for a connection it no longer knows.
+    Reply { port: PortId, len: usize },
 }
 
 macro_rules! drop_reasons {
@@ -91,6 +95,9 @@ drop_reasons! {
     NoPublicIp => "no_public_ip",
     /// The TTL ran out at a NAT (the only hop the VPC has).
     TtlExceeded => "ttl_exceeded",
+    /// A TCP segment (not a SYN) to a NAT gateway for a connection it does not know (timed out
+    /// after 350 s idle, or never seen): answered with an RST, as AWS's NAT gateway does.
+    NatReset => "nat_reset",
     /// Traffic from outside to a private address that belongs to no flow through an endpoint.
     NoFlow => "no_flow",
     /// No egress rule of the sender's security groups allows a new flow.
@@ -592,6 +599,39 @@ impl Pipeline {
             // A NAT behind a NAT, or back into the VPC: not simulated.
             _ => return c.drop(DropReason::NoRoute),
         };
+        // AWS: "When a connection times out, a NAT gateway returns an RST packet to any
+        // resources behind the NAT gateway that attempt to continue the connection (it does not
+        // send a FIN packet)." A NAT instance (Linux conntrack) picks the connection up again.
+        if existing.is_none()
+            && is_nat_gateway(&nat.id)
+            && let L4::Tcp { dst_port, src_port, seq, ack, flags, payload_len, .. } = info.l4()
+            && flags & (tcp_flags::SYN | tcp_flags::RST) == 0
+        {
+            // RFC 793, "Reset Generation": with an ACK, the reset takes its sequence number
+            // from the ACK field; without, it is <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+            let (rst_seq, rst_ack) = if flags & tcp_flags::ACK != 0 {
+                (ack, None)
+            } else {
+                let fin = u32::from(flags & tcp_flags::FIN != 0);
+                (0, Some(seq.wrapping_add(payload_len as u32).wrapping_add(fin)))
+            };
+            let rst = packet::build_tcp_rst(
+                std::net::Ipv4Addr::from(dst),
+                dst_port,
+                std::net::Ipv4Addr::from(info.src_u32()),
+                src_port,
+                rst_seq,
+                rst_ack,
+            );
+            let _ = c.drop(DropReason::NatReset);
+            return match pkt.get_mut(..rst.len()) {
+                Some(buf) => {
+                    buf.copy_from_slice(&rst);
+                    Action::Reply { port, len: rst.len() }
+                }
+                None => Action::Drop(DropReason::NatReset),
+            };
+        }
         if !packet::decrement_ttl(pkt) {
             return c.drop(DropReason::TtlExceeded);
         }
@@ -794,7 +834,12 @@ fn is_martian(dst: u32) -> bool {
 /// forwarding of IP fragmented packets for the UDP protocol. Does not support fragmentation for
 /// the TCP and ICMP protocols"); a NAT instance reassembles all three, so passes them.
 fn nat_forwards_fragment(nat_id: &str, info: &Ipv4Info) -> bool {
-    info.protocol() == packet::PROTO_UDP || !nat_id.starts_with("nat-")
+    info.protocol() == packet::PROTO_UDP || !is_nat_gateway(nat_id)
+}
+
+/// A NAT gateway (`nat-…`), not a NAT instance (`i-…`).
+fn is_nat_gateway(nat_id: &str) -> bool {
+    nat_id.starts_with("nat-")
 }
 
 /// UDP or TCP to port 53.

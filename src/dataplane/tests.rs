@@ -412,7 +412,10 @@ proptest! {
 }
 
 fn established(p: &Pipeline, port: PortId, src: &str, sport: u16, dst: &str) {
-    // SYN from the instance, a reply, and 100 bytes of data from the instance.
+    // SYN from the instance (a NAT gateway translates a connection from its SYN), then 100
+    // bytes of data from the instance.
+    let mut syn = tcp_syn(src, sport, dst, 80);
+    assert!(matches!(run(p, port, &mut syn), Action::Forward { .. }));
     let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64)
         .tcp(sport, 80, 5000, 65535)
         .ack(9000);
@@ -872,6 +875,12 @@ proptest! {
                     tcp(src, s, d, dp, &payload)
                 }
             };
+            if !is_udp {
+                // A NAT gateway translates a TCP connection from its SYN (a later segment it
+                // does not know is answered with an RST).
+                let mut syn = tcp_syn("10.0.4.10", sport, dst, dport);
+                let _ = run(&p, D, &mut syn);
+            }
             let mut out = make("10.0.4.10", sport, dst, dport);
             let a = run(&p, D, &mut out);
             prop_assert!(matches!(a, Action::Forward { port, .. } if port == back_port), "{a:?}");
@@ -1455,4 +1464,51 @@ mod fragments {
         assert_eq!(run(&p, C, &mut frags[1]), Action::Drop(DropReason::Fragment));
         assert_eq!(p.counters.drops(DropReason::Fragment), 3);
     }
+}
+
+#[test]
+fn a_nat_gateway_resets_a_connection_it_no_longer_knows() {
+    // AWS: "When a connection times out, a NAT gateway returns an RST packet to any resources
+    // behind the NAT gateway that attempt to continue the connection (it does not send a FIN
+    // packet)." RFC 793: the reset takes its sequence number from the segment's ACK field.
+    let p = demo();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let d = FIRST_SUBNET_PORT + 3;
+    let mut syn = tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
+    assert!(matches!(
+        p.process(at(0), d, &mut syn, Meta::PLAIN),
+        Action::Forward { port: PORT_INTERNET, .. }
+    ));
+    // While the connection is known, its segments pass.
+    let mut data = tcp("10.0.4.10", 40000, "198.51.100.10", 80, b"GET / HTTP/1.1\r\n");
+    assert!(matches!(
+        p.process(at(10), d, &mut data, Meta::PLAIN),
+        Action::Forward { port: PORT_INTERNET, .. }
+    ));
+    assert_eq!(p.handle_timeout(at(10 + 351)), 1);
+    let before = p.counters.drops(DropReason::NatReset);
+    let mut late = tcp("10.0.4.10", 40000, "198.51.100.10", 80, b"more");
+    let Action::Reply { port, len } = p.process(at(400), d, &mut late, Meta::PLAIN) else {
+        panic!("no RST for a timed-out connection");
+    };
+    assert_eq!((port, len), (d, 40));
+    let rst = &late[..len];
+    assert_checksums_valid(rst);
+    let s = SlicedPacket::from_ip(rst).unwrap();
+    let Some(TransportSlice::Tcp(t)) = s.transport else { panic!("not TCP") };
+    assert_eq!(
+        (src_of(rst), t.source_port(), t.destination_port()),
+        (ip("198.51.100.10"), 80, 40000)
+    );
+    assert_eq!(&rst[16..20], &ip("10.0.4.10").octets());
+    assert!(t.rst() && !t.syn() && !t.fin());
+    assert_eq!(t.sequence_number(), 77, "the segment's ACK");
+    assert_eq!(p.counters.drops(DropReason::NatReset), before + 1);
+    assert_eq!(p.handle_timeout(at(401)), 0, "nothing new tracked");
+    // A new connection (SYN) is translated as ever; an RST from the instance is just dropped.
+    let mut syn = tcp_syn("10.0.4.10", 40001, "198.51.100.10", 80);
+    assert!(matches!(p.process(at(402), d, &mut syn, Meta::PLAIN), Action::Forward { .. }));
+    let mut rst_in = tcp_flags_pkt("10.0.4.10", 40002, "198.51.100.10", 80, false, true);
+    assert!(!matches!(p.process(at(402), d, &mut rst_in, Meta::PLAIN), Action::Reply { .. }));
 }

@@ -206,7 +206,12 @@ fn run(port: PortId, k: usize, me: &Port, pipeline: &Pipeline, ports: &PortTable
         let meta = Meta { csum: hdr.csum_mode(), gso: hdr.is_gso() };
         me.busy.store(true, Ordering::Release);
         let action = pipeline.process(Instant::now(), port, &mut buf[VnetHdr::LEN..n], meta);
-        if let Action::Forward { port: out, len } = action {
+        let reply = matches!(action, Action::Reply { .. });
+        if let Action::Forward { port: out, len } | Action::Reply { port: out, len } = action {
+            if reply {
+                // The pipeline's own packet: complete checksums, no offload.
+                buf[..VnetHdr::LEN].copy_from_slice(&VnetHdr::default().to_bytes());
+            }
             let table = ports.load();
             let sent = match table.get(usize::from(out)) {
                 Some(Some(out_port)) => {

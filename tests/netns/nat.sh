@@ -13,6 +13,42 @@ lab_up "$ROOT/netns/demo.toml" nat
 seen=$(in_ns d curl -s -m 10 http://198.51.100.10/)
 [ "$seen" = 203.0.113.40 ] || fail "d -> internet: the host saw '$seen', expected 203.0.113.40"
 ok "d -> http://198.51.100.10/: the internet sees the NAT gateway's 203.0.113.40"
+# A NAT gateway answers a segment of a connection it does not know with an RST (AWS: "When a
+# connection times out, a NAT gateway returns an RST packet to any resources behind the NAT
+# gateway that attempt to continue the connection"). Its table is lost here by restarting the
+# daemon (the kernel's sockets live on), which stands for the 350 s idle timeout.
+in_ns d "$PY" - "$WORK" <<'PY' > "$WORK/natrst.out" 2>&1 &
+import os, socket, sys, time
+work = sys.argv[1]
+s = socket.create_connection(("198.51.100.10", 80), timeout=10)
+open(f"{work}/natrst.ready", "w").close()
+for _ in range(600):
+    if os.path.exists(f"{work}/natrst.go"):
+        break
+    time.sleep(0.05)
+s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+try:
+    data = s.recv(100)
+    print("answered" if data else "closed")
+except ConnectionResetError:
+    print("reset")
+except socket.timeout:
+    print("timeout")
+PY
+echo $! > "$WORK/natrst.pid"
+for _ in $(seq 100); do [ -e "$WORK/natrst.ready" ] && break; sleep 0.05; done
+[ -e "$WORK/natrst.ready" ] || fail "no connection through the NAT gateway"
+kill_daemon
+"$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" >/dev/null \
+    || fail "did not resume"
+touch "$WORK/natrst.go"
+wait "$(cat "$WORK/natrst.pid")" || true
+rm -f "$WORK/natrst.pid"
+[ "$(cat "$WORK/natrst.out")" = reset ] || fail "a forgotten connection: $(cat "$WORK/natrst.out")"
+"$VPCSIM" status "$LAB" --json | grep -A1 '"nat_reset"' | tail -n1 | grep >/dev/null -cv '^ *0$' \
+    || fail "nat_reset not counted"
+ok "the NAT gateway resets a connection it no longer knows (nat_reset)"
+
 expect_path d http://open-bucket.s3.amazonaws.com/hello.txt 203.0.113.40
 # The AWS CLI in d, unchanged (names through the VPC resolver, HTTPS with the lab CA), through
 # the NAT gateway.
@@ -94,3 +130,4 @@ expect_unreachable a http://198.51.100.10/
 awsx ec2 release-address --allocation-id "$alloc"
 expect_error InvalidAllocationID.NotFound ec2 describe-addresses --allocation-ids "$alloc"
 ok "disassociate-address and release-address"
+
