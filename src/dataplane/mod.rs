@@ -633,7 +633,8 @@ impl Pipeline {
             };
         }
         if !packet::decrement_ttl(pkt) {
-            return c.drop(DropReason::TtlExceeded);
+            let _ = c.drop(DropReason::TtlExceeded);
+            return time_exceeded_reply(pkt, info, nat.private_ip, port);
         }
         let outside_port = match existing {
             Some((ip, p)) if ip == outside_ip => p,
@@ -835,6 +836,32 @@ fn is_martian(dst: u32) -> bool {
 /// the TCP and ICMP protocols"); a NAT instance reassembles all three, so passes them.
 fn nat_forwards_fragment(nat_id: &str, info: &Ipv4Info) -> bool {
     info.protocol() == packet::PROTO_UDP || !is_nat_gateway(nat_id)
+}
+
+/// What a NAT does with a packet whose TTL runs out there: RFC 792 and RFC 1812 (5.3.1), a
+/// router that discards a datagram for its TTL sends the source an ICMP Time Exceeded (type 11,
+/// code 0) from its own address, quoting the datagram's IP header and first 64 bits of data, so
+/// a traceroute from a private subnet shows the NAT's private IP as its first hop. Never about
+/// an ICMP error or a fragment other than the first (RFC 1122, 3.2.2), and only when the answer
+/// fits in the datagram's own buffer; else the packet is just dropped (already counted).
+fn time_exceeded_reply(pkt: &mut [u8], info: &Ipv4Info, nat_ip: u32, port: PortId) -> Action {
+    use etherparse::{Icmpv4Type, PacketBuilder, icmpv4::TimeExceededCode};
+    if packet::is_icmp_error(info) || info.is_non_first_fragment() {
+        return Action::Drop(DropReason::TtlExceeded);
+    }
+    let quote_len = (info.ihl_bytes() + 8).min(pkt.len());
+    let builder = PacketBuilder::ipv4(nat_ip.to_be_bytes(), info.src_u32().to_be_bytes(), 64)
+        .icmpv4(Icmpv4Type::TimeExceeded(TimeExceededCode::TtlExceededInTransit));
+    let len = builder.size(quote_len);
+    if len > pkt.len() {
+        return Action::Drop(DropReason::TtlExceeded);
+    }
+    let mut out = Vec::with_capacity(len);
+    if builder.write(&mut out, &pkt[..quote_len]).is_err() {
+        return Action::Drop(DropReason::TtlExceeded);
+    }
+    pkt[..len].copy_from_slice(&out);
+    Action::Reply { port, len }
 }
 
 /// A NAT gateway (`nat-…`), not a NAT instance (`i-…`).

@@ -54,6 +54,13 @@ fn udp(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
     out
 }
 
+fn udp_payload(src: &str, sport: u16, dst: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).udp(sport, dport);
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
 fn run(p: &Pipeline, port: PortId, pkt: &mut [u8]) -> Action {
     p.process(Instant::now(), port, pkt, Meta::PLAIN)
 }
@@ -251,10 +258,22 @@ fn ipv6_and_ttl_are_counted() {
     let len = pkt.len();
     assert_eq!(run(&p, A, &mut pkt), Action::Forward { port: PORT_AWS, len });
     assert_eq!(pkt[8], 1);
-    // TTL 1 through the NAT gateway (a hop): dropped and counted.
-    let mut pkt = with_ttl(udp("10.0.4.10", 1, "198.51.100.10", 2), 1);
-    assert_eq!(run(&p, D, &mut pkt), Action::Drop(DropReason::TtlExceeded));
+    // TTL 1 through the NAT gateway (a hop): dropped, counted, and answered with an ICMP Time
+    // Exceeded from the gateway's private IP quoting the datagram's header and 8 bytes (RFC
+    // 792; a traceroute from a private subnet shows the NAT gateway as its first hop).
+    let sent = with_ttl(udp_payload("10.0.4.10", 33434, "198.51.100.10", 33435, &[0; 32]), 1);
+    let mut pkt = sent.clone();
+    let Action::Reply { port, len } = run(&p, D, &mut pkt) else { panic!("no time exceeded") };
+    assert_eq!((port, len), (D, 20 + 8 + 28));
     assert_eq!(p.counters.drops(DropReason::TtlExceeded), 1);
+    let icmp = &pkt[..len];
+    assert_checksums_valid(icmp);
+    assert_eq!((src_of(icmp), &icmp[16..20]), (ip("10.0.2.40"), &ip("10.0.4.10").octets()[..]));
+    assert_eq!((icmp[20], icmp[21]), (11, 0), "time exceeded in transit");
+    assert_eq!(&icmp[28..], &sent[..28], "the datagram's header and 8 bytes, as received");
+    // Too short to hold the answer in its own buffer: only dropped.
+    let mut tiny = with_ttl(udp_payload("10.0.4.10", 1, "198.51.100.10", 2, &[]), 1);
+    assert_eq!(run(&p, D, &mut tiny), Action::Drop(DropReason::TtlExceeded));
 }
 
 /// `pkt` with TTL `ttl` and its IP header checksum recomputed.

@@ -76,9 +76,11 @@ in_ns a ping -c 1 -W 3 -t 1 54.123.170.5 >/dev/null || fail "a: a TTL-1 ping thr
 in_ns b ping -c 1 -W 3 -t 1 198.51.100.10 >/dev/null || fail "b: a TTL-1 ping through the internet gateway"
 ok "a, b -> TTL-1 pings through the endpoint and the internet gateway: no hop on the way"
 before=$(count ttl_exceeded)
-if in_ns d ping -c 1 -W 2 -t 1 198.51.100.10 >/dev/null; then
+if out=$(in_ns d ping -c 1 -W 2 -t 1 198.51.100.10 2>&1); then
     fail "d: a TTL-1 ping crossed the NAT gateway"
 fi
+# RFC 792: the hop that drops it answers Time Exceeded, from the NAT gateway's private IP.
+grep -q "From 10.0.2.40 .*Time to live exceeded" <<< "$out" || fail "d: no time exceeded from the NAT gateway: $out"
 [ "$(count ttl_exceeded)" -ge $((before + 1)) ] || fail "ttl_exceeded drops: $(count ttl_exceeded), expected $((before + 1))"
 in_ns d ping -c 1 -W 3 -t 2 198.51.100.10 >/dev/null || fail "d: a TTL-2 ping through the NAT gateway"
-ok "d -> a TTL-1 ping is dropped at the NAT gateway (ttl_exceeded), a TTL-2 one gets through"
+ok "d -> a TTL-1 ping is dropped at the NAT gateway (ttl_exceeded) with a Time Exceeded from 10.0.2.40, a TTL-2 one gets through"
