@@ -1308,6 +1308,8 @@ async fn copy_object(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
+    // The destination's own conditions (`If-None-Match: *`, `If-Match`), as on PutObject.
+    let condition = write_condition(&parts.headers)?;
     let store = state.store.clone();
     let (sb, sk, b, k) =
         (src_bucket.to_string(), src_key.to_string(), bucket.to_string(), key.to_string());
@@ -1317,7 +1319,9 @@ async fn copy_object(
             store.get_object(&sb, &sk).map_err(|e| S3Error::from_store(e, &sb, Some(&sk)))?;
         // Decided on the very version that is copied; nothing is written on a 412.
         check_copy_source(&headers, &source.0)?;
-        store.copy_object(source, &b, &k, replace).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+        store
+            .copy_object(source, &b, &k, replace, condition)
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
     debug!(src_bucket, src_key, bucket, key, size = meta.size, "copy object");
@@ -4207,6 +4211,32 @@ mod tests {
         let sig = sigv4::sign(&key, &string_to_sign);
         headers.push(("authorization".into(), auth(&sig)));
         sig
+    }
+
+    /// CopyObject's destination takes the conditional-write headers as PutObject does:
+    /// `If-None-Match: *` onto an existing key and `If-Match` of another ETag are 412, and the
+    /// destination is left as it was.
+    #[tokio::test]
+    async fn copy_object_honours_the_destinations_conditions() {
+        let (addr, _dir, store, _) = start(false).await;
+        store.put_object("bkt", "src", b"new data", None).unwrap();
+        let old = store.put_object("bkt", "dst", b"old data", None).unwrap();
+        let src = ("x-amz-copy-source", "/bkt/src");
+        for cond in [("If-None-Match", "*"), ("If-Match", "\"0123\"")] {
+            let r = req(addr, "PUT", "/bkt/dst", &[src, cond], b"").await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (412, vec!["PreconditionFailed".to_string()]),
+                "{cond:?}"
+            );
+            assert_eq!(store.get_object_bytes("bkt", "dst").unwrap().1, b"old data");
+        }
+        let etag = format!("\"{}\"", old.etag);
+        let r = req(addr, "PUT", "/bkt/dst", &[src, ("If-Match", &etag)], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.get_object_bytes("bkt", "dst").unwrap().1, b"new data");
+        let r = req(addr, "PUT", "/bkt/fresh", &[src, ("If-None-Match", "*")], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
     }
 
     /// A copy reads its source: CopyObject and UploadPartCopy need `s3:GetObject` on the source

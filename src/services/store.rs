@@ -597,8 +597,10 @@ impl Store {
         dst_bucket: &str,
         dst_key: &str,
         replace: Option<(Option<String>, Metadata)>,
+        condition: Option<WriteCondition>,
     ) -> Result<ObjectMeta, StoreError> {
         let mut w = self.object_writer(dst_bucket, dst_key)?;
+        w.only_if(condition);
         let mut buf = vec![0u8; 1024 * 1024];
         loop {
             let n = src.read(&mut buf)?;
