@@ -149,6 +149,19 @@ impl AuthError {
             AuthError::SignatureV2 => "The authorization mechanism you have provided is not \
                 supported. Please use AWS4-HMAC-SHA256."
                 .to_string(),
+            AuthError::UnknownAccessKey { .. } => {
+                "The AWS Access Key Id you provided does not exist in our records.".to_string()
+            }
+            AuthError::SignatureMismatch { .. } => "The request signature we calculated does not \
+                match the signature you provided. Check your key and signing method."
+                .to_string(),
+            AuthError::Expired => "Request has expired".to_string(),
+            AuthError::MissingDate => {
+                "AWS authentication requires a valid Date or x-amz-date header".to_string()
+            }
+            AuthError::TooSkewed => "The difference between the request time and the current \
+                time is too large."
+                .to_string(),
             e => e.to_string(),
         }
     }
@@ -1435,6 +1448,15 @@ mod tests {
             );
         }
         assert_eq!(AuthError::TooSkewed.s3_code(), "RequestTimeTooSkewed");
+        // S3's own sentences, which clients and people search for.
+        assert_eq!(
+            AuthError::TooSkewed.s3_message(),
+            "The difference between the request time and the current time is too large."
+        );
+        assert_eq!(
+            AuthError::UnknownAccessKey { access_key: "AKIDX".into() }.s3_message(),
+            "The AWS Access Key Id you provided does not exist in our records."
+        );
         assert_eq!(AuthError::TooSkewed.ec2_code(), "RequestExpired");
     }
 
