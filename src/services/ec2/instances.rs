@@ -35,12 +35,7 @@ fn instance_xml(x: &mut Xml, w: &World, i: &Instance, st: (&str, &str)) {
     let o = i.private_ip.octets();
     x.leaf("privateDnsName", &format!("ip-{}-{}-{}-{}.ec2.internal", o[0], o[1], o[2], o[3]));
     x.leaf("dnsName", "");
-    x.leaf("amiLaunchIndex", "0");
-    x.leaf("instanceType", INSTANCE_TYPE);
-    x.open("placement");
-    x.leaf("availabilityZone", &zone_name(&w.region));
-    x.leaf("tenancy", "default");
-    x.close();
+    launch_fields(x, w);
     x.leaf("subnetId", &i.subnet);
     x.leaf("vpcId", &vpc);
     x.leaf("privateIpAddress", &i.private_ip.to_string());
@@ -69,30 +64,38 @@ fn reservation_xml(
     instances: &[&Instance],
     st: (&str, &str),
 ) {
+    reservation_head(x, reservation);
+    x.list("instancesSet", instances, |x, i| instance_xml(x, w, i, st));
+}
+
+/// What every reservation starts with.
+fn reservation_head(x: &mut Xml, reservation: &str) {
     x.leaf("reservationId", reservation);
     x.leaf("ownerId", OWNER_ID);
     x.list("groupSet", [(); 0], |_, ()| {});
-    x.list("instancesSet", instances, |x, i| instance_xml(x, w, i, st));
+}
+
+/// What every instance, running or terminated, was launched with: index, type, placement.
+fn launch_fields(x: &mut Xml, w: &World) {
+    x.leaf("amiLaunchIndex", "0");
+    x.leaf("instanceType", INSTANCE_TYPE);
+    x.open("placement");
+    x.leaf("availabilityZone", &zone_name(&w.region));
+    x.leaf("tenancy", "default");
+    x.close();
 }
 
 /// A terminated instance's reservation: what EC2 still lists of it (no subnet, VPC, address or
 /// groups).
 fn terminated_reservation_xml(x: &mut Xml, w: &World, t: &TerminatedInstance) {
-    x.leaf("reservationId", &reservation_id(&t.id));
-    x.leaf("ownerId", OWNER_ID);
-    x.list("groupSet", [(); 0], |_, ()| {});
+    reservation_head(x, &reservation_id(&t.id));
     x.list("instancesSet", [t], |x, t| {
         x.leaf("instanceId", &t.id);
         x.leaf_opt("imageId", t.image_id.as_deref());
         state(x, "instanceState", TERMINATED);
         x.leaf("privateDnsName", "");
         x.leaf("dnsName", "");
-        x.leaf("amiLaunchIndex", "0");
-        x.leaf("instanceType", INSTANCE_TYPE);
-        x.open("placement");
-        x.leaf("availabilityZone", &zone_name(&w.region));
-        x.leaf("tenancy", "default");
-        x.close();
+        launch_fields(x, w);
         x.list("groupSet", [(); 0], |_, ()| {});
         x.leaf("architecture", "x86_64");
         x.leaf("rootDeviceType", "ebs");
