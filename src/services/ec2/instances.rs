@@ -112,13 +112,30 @@ fn now_secs() -> u64 {
 }
 
 /// Every id must be a running instance or one terminated in the last hour.
+/// A malformed id is refused first; unknown ones are named all together, as EC2 does ("The
+/// instance IDs 'i-1, i-2' do not exist").
 fn check_instance_ids(w: &World, ids: &[&str], now: u64) -> Result<(), Ec2Error> {
+    let mut missing = Vec::new();
     for id in ids {
         if w.terminated_instance(id, now).is_none() {
-            check_kind(w, id, ResourceKind::Instance)?;
+            match check_kind(w, id, ResourceKind::Instance) {
+                Err(e) if e.code == "InvalidInstanceID.NotFound" => {
+                    if !missing.contains(id) {
+                        missing.push(*id);
+                    }
+                }
+                other => other?,
+            }
         }
     }
-    Ok(())
+    match missing.as_slice() {
+        [] => Ok(()),
+        [one] => Err(ModelError::InstanceNotFound(one.to_string()).into()),
+        many => Err(Ec2Error::new(
+            "InvalidInstanceID.NotFound",
+            format!("The instance IDs '{}' do not exist", many.join(", ")),
+        )),
+    }
 }
 
 /// A parameter given directly or, as the CLI sends it with `--associate-public-ip-address`,

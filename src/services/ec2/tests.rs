@@ -961,6 +961,18 @@ fn instances() {
         &[("Action", "DescribeInstances"), ("InstanceId.1", "i-0999")],
         "InvalidInstanceID.NotFound",
     );
+    // Several unknown ids are named together, as EC2 names them.
+    let e = refused(
+        &w1,
+        &[
+            ("Action", "DescribeInstances"),
+            ("InstanceId.1", "i-0998"),
+            ("InstanceId.2", "i-0a0a0a0a"),
+            ("InstanceId.3", "i-0999"),
+        ],
+        "InvalidInstanceID.NotFound",
+    );
+    assert_eq!(e.message, "The instance IDs 'i-0998, i-0999' do not exist");
     refused(
         &w1,
         &[("Action", "TerminateInstances"), ("InstanceId.1", "i-zz")],
