@@ -929,12 +929,11 @@ fn set_quoted_src_inner(
 // Packet construction
 // ---------------------------------------------------------------------------------------------
 
+/// The length of a TCP RST as [`write_tcp_rst`] writes it.
+pub const TCP_RST_LEN: usize = IPV4_MIN_LEN + TCP_MIN_LEN;
+
 /// Builds an IPv4 TCP RST (with ACK and `ack` when given) with full checksums, TTL 64,
 /// window 0 and no payload.
-///
-/// # Panics
-///
-/// Never in practice: see the comment on the `expect` inside.
 pub fn build_tcp_rst(
     src: Ipv4Addr,
     src_port: u16,
@@ -943,6 +942,24 @@ pub fn build_tcp_rst(
     seq: u32,
     ack: Option<u32>,
 ) -> Vec<u8> {
+    let mut out = vec![0; TCP_RST_LEN];
+    write_tcp_rst(&mut out, src, src_port, dst, dst_port, seq, ack);
+    out
+}
+
+/// [`build_tcp_rst`] into the first [`TCP_RST_LEN`] bytes of `buf`, without allocating (the
+/// pipeline answers with it in the buffer of the packet it answers); `None`, `buf` unchanged,
+/// if it is shorter.
+pub fn write_tcp_rst(
+    buf: &mut [u8],
+    src: Ipv4Addr,
+    src_port: u16,
+    dst: Ipv4Addr,
+    dst_port: u16,
+    seq: u32,
+    ack: Option<u32>,
+) -> Option<usize> {
+    let out = buf.get_mut(..TCP_RST_LEN)?;
     let builder = etherparse::PacketBuilder::ipv4(src.octets(), dst.octets(), 64)
         .tcp(src_port, dst_port, seq, 0)
         .rst();
@@ -950,11 +967,10 @@ pub fn build_tcp_rst(
         Some(ack) => builder.ack(ack),
         None => builder,
     };
-    let mut out = Vec::with_capacity(builder.size(0));
-    // Cannot fail: writing into a Vec never returns an I/O error and a 40-byte packet is far
-    // below every length limit etherparse checks.
-    builder.write(&mut out, &[]).expect("writing a payload-less TCP RST into a Vec cannot fail");
-    out
+    // A payload-less segment is exactly TCP_RST_LEN bytes, far below every limit etherparse
+    // checks, so writing it into a slice of that length cannot fail.
+    builder.write(&mut &mut *out, &[]).ok()?;
+    Some(TCP_RST_LEN)
 }
 
 #[cfg(test)]

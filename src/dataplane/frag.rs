@@ -37,6 +37,18 @@ pub struct FragKey {
     pub id: u16,
 }
 
+impl FragKey {
+    /// The reassembly key of a parsed fragment.
+    pub fn of(info: &crate::packet::Ipv4Info) -> FragKey {
+        FragKey {
+            src: info.src_u32(),
+            dst: info.dst_u32(),
+            proto: info.protocol(),
+            id: info.identification(),
+        }
+    }
+}
+
 /// Where the first fragment went, and with which addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragWay {

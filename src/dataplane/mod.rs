@@ -19,7 +19,8 @@
 //!
 //! Invariants: `process` never panics on any bytes, never blocks except on one flow-table shard
 //! lock (for a fragment, one fragment-table shard lock too), never allocates on the forwarding
-//! path (beyond the tables' amortised growth when a flow or a fragmented datagram is new), and
+//! path (beyond the tables' amortised growth when a flow or a fragmented datagram is new; a
+//! NAT's RST or Time Exceeded is written over the packet it answers), and
 //! every packet ends in exactly one [`Action`]; every drop is counted by reason. Time is an
 //! argument: there is no clock here.
 
@@ -241,15 +242,9 @@ impl Pipeline {
         // The flows' clock, once per packet and outside any flow-table lock.
         let now = Stamp::at(now);
         let pkt = &mut pkt[..len];
-        let frag_key = FragKey {
-            src: info.src_u32(),
-            dst: info.dst_u32(),
-            proto: info.protocol(),
-            id: info.identification(),
-        };
         let action = if info.is_non_first_fragment() {
             // No ports: it follows its datagram's first fragment, or nothing.
-            self.follow_fragment(now, port, pkt, &info, &frag_key)
+            self.follow_fragment(now, port, pkt, &info, &FragKey::of(&info))
         } else {
             let action = match port {
                 PORT_AWS | PORT_INTERNET => self.inbound(&snap, now, port, pkt, &info, meta),
@@ -266,7 +261,7 @@ impl Pipeline {
                 let hop = pkt.get(8).is_some_and(|&t| t != info.ttl());
                 if let (Some(src), Some(dst)) = (addr(12), addr(16)) {
                     let way = FragWay { port: out, src, dst, hop };
-                    self.frags.remember(frag_key, port, way, now);
+                    self.frags.remember(FragKey::of(&info), port, way, now);
                 }
             }
             action
@@ -477,14 +472,12 @@ impl Pipeline {
             packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
             return Action::Forward { port: nat.port, len };
         }
-        // AWS's public ranges answer the internet's hosts (plain internet routing, no VPC on
-        // the way: nothing tracked, nothing translated).
-        if port == PORT_AWS
-            && crate::model::INTERNET_HOST_RANGE.contains(&std::net::Ipv4Addr::from(dst))
-        {
-            return Action::Forward { port: PORT_INTERNET, len };
-        }
         if port == PORT_AWS {
+            // AWS's public ranges answer the internet's hosts (plain internet routing, no VPC
+            // on the way: nothing tracked, nothing translated).
+            if crate::model::INTERNET_HOST_RANGE.contains(&std::net::Ipv4Addr::from(dst)) {
+                return Action::Forward { port: PORT_INTERNET, len };
+            }
             // A private destination: only a flow that left through an endpoint leads back.
             let Some(key) = flow_key(info, dst, true) else {
                 return c.drop(DropReason::NoFlow);
@@ -599,38 +592,9 @@ impl Pipeline {
             // A NAT behind a NAT, or back into the VPC: not simulated.
             _ => return c.drop(DropReason::NoRoute),
         };
-        // AWS: "When a connection times out, a NAT gateway returns an RST packet to any
-        // resources behind the NAT gateway that attempt to continue the connection (it does not
-        // send a FIN packet)." A NAT instance (Linux conntrack) picks the connection up again.
-        if existing.is_none()
-            && is_nat_gateway(&nat.id)
-            && let L4::Tcp { dst_port, src_port, seq, ack, flags, payload_len, .. } = info.l4()
-            && flags & (tcp_flags::SYN | tcp_flags::RST) == 0
-        {
-            // RFC 793, "Reset Generation": with an ACK, the reset takes its sequence number
-            // from the ACK field; without, it is <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-            let (rst_seq, rst_ack) = if flags & tcp_flags::ACK != 0 {
-                (ack, None)
-            } else {
-                let fin = u32::from(flags & tcp_flags::FIN != 0);
-                (0, Some(seq.wrapping_add(payload_len as u32).wrapping_add(fin)))
-            };
-            let rst = packet::build_tcp_rst(
-                std::net::Ipv4Addr::from(dst),
-                dst_port,
-                std::net::Ipv4Addr::from(info.src_u32()),
-                src_port,
-                rst_seq,
-                rst_ack,
-            );
+        if existing.is_none() && is_nat_gateway(&nat.id) && is_tcp_continuation(info) {
             let _ = c.drop(DropReason::NatReset);
-            return match pkt.get_mut(..rst.len()) {
-                Some(buf) => {
-                    buf.copy_from_slice(&rst);
-                    Action::Reply { port, len: rst.len() }
-                }
-                None => Action::Drop(DropReason::NatReset),
-            };
+            return nat_reset_reply(pkt, info, port);
         }
         if !packet::decrement_ttl(pkt) {
             let _ = c.drop(DropReason::TtlExceeded);
@@ -838,6 +802,36 @@ fn nat_forwards_fragment(nat_id: &str, info: &Ipv4Info) -> bool {
     info.protocol() == packet::PROTO_UDP || !is_nat_gateway(nat_id)
 }
 
+/// A TCP segment that continues a connection (no SYN, no RST): what a NAT gateway must know
+/// the connection for.
+fn is_tcp_continuation(info: &Ipv4Info) -> bool {
+    matches!(info.l4(), L4::Tcp { flags, .. } if flags & (tcp_flags::SYN | tcp_flags::RST) == 0)
+}
+
+/// A NAT gateway's answer to a segment of a connection it does not know (timed out, or never
+/// seen): AWS, "When a connection times out, a NAT gateway returns an RST packet to any
+/// resources behind the NAT gateway that attempt to continue the connection (it does not send
+/// a FIN packet)"; a NAT instance (Linux conntrack) would pick the connection up again. The
+/// RST is written over the segment, to the port it came from. RFC 793, "Reset Generation":
+/// with an ACK, the reset takes its sequence number from the ACK field; without, it is
+/// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+fn nat_reset_reply(pkt: &mut [u8], info: &Ipv4Info, port: PortId) -> Action {
+    let L4::Tcp { src_port, dst_port, seq, ack, flags, payload_len, .. } = info.l4() else {
+        return Action::Drop(DropReason::NatReset);
+    };
+    let (rst_seq, rst_ack) = if flags & tcp_flags::ACK != 0 {
+        (ack, None)
+    } else {
+        let fin = u32::from(flags & tcp_flags::FIN != 0);
+        (0, Some(seq.wrapping_add(payload_len as u32).wrapping_add(fin)))
+    };
+    let (remote, instance) = (info.dst_u32().into(), info.src_u32().into());
+    match packet::write_tcp_rst(pkt, remote, dst_port, instance, src_port, rst_seq, rst_ack) {
+        Some(len) => Action::Reply { port, len },
+        None => Action::Drop(DropReason::NatReset),
+    }
+}
+
 /// What a NAT does with a packet whose TTL runs out there: RFC 792 and RFC 1812 (5.3.1), a
 /// router that discards a datagram for its TTL sends the source an ICMP Time Exceeded (type 11,
 /// code 0) from its own address, quoting the datagram's IP header and first 64 bits of data, so
@@ -856,11 +850,13 @@ fn time_exceeded_reply(pkt: &mut [u8], info: &Ipv4Info, nat_ip: u32, port: PortI
     if len > pkt.len() {
         return Action::Drop(DropReason::TtlExceeded);
     }
-    let mut out = Vec::with_capacity(len);
-    if builder.write(&mut out, &pkt[..quote_len]).is_err() {
+    // The quote is read from the buffer the answer is written over: copied aside first (at
+    // most a 60-byte header and 8 bytes), so nothing is allocated.
+    let mut quote = [0u8; 68];
+    quote[..quote_len].copy_from_slice(&pkt[..quote_len]);
+    if builder.write(&mut &mut pkt[..len], &quote[..quote_len]).is_err() {
         return Action::Drop(DropReason::TtlExceeded);
     }
-    pkt[..len].copy_from_slice(&out);
     Action::Reply { port, len }
 }
 
