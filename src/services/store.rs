@@ -164,6 +164,13 @@ pub struct UploadMeta {
     pub initiated: u64,
 }
 
+impl UploadMeta {
+    /// The metadata the upload was created with (what the assembled object gets).
+    pub fn metadata(&self) -> Metadata {
+        Metadata { headers: self.headers.clone(), user: self.user_meta.clone() }
+    }
+}
+
 /// An acknowledged part of a multipart upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartInfo {
@@ -921,7 +928,7 @@ impl Store {
             w,
             meta.content_type.as_deref(),
             None,
-            Metadata { headers: meta.headers.clone(), user: meta.user_meta.clone() },
+            meta.metadata(),
             Some(etag),
         )?;
         let _guard = lock(&self.commit);
