@@ -77,7 +77,8 @@ impl FlowPath {
     }
 }
 
-/// TCP sequence state per direction, enough to build a RST that the receiver accepts.
+/// TCP sequence state per direction, enough to build a RST that the receiver accepts. A UDP
+/// flow uses only `close`, for its request-response transactions ([`TcpState::udp_seen`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpState {
     /// Next sequence number the instance will send (seq + len of its last segment).
@@ -103,6 +104,34 @@ impl TcpState {
     /// the other direction may still carry data for as long as it likes.
     pub fn closed(&self) -> bool {
         self.close & Self::RST != 0 || self.close & (Self::FIN_OUT | Self::FIN_IN) == 3
+    }
+
+    /// UDP: the direction of the last packet (bit 0, set = outbound) and the number of turns
+    /// of direction so far (bits 1-2, saturating at 3).
+    const UDP_OUT: u8 = 1;
+    const UDP_TURNS: u8 = 0b110;
+
+    /// A UDP packet of this flow, outbound or not. A request and its response are one turn of
+    /// direction; the third turn completes a second request-response transaction, whichever
+    /// side asked first.
+    pub fn udp_seen(&mut self, outbound: bool) {
+        let last_out = self.close & Self::UDP_OUT != 0;
+        let turns = (self.close & Self::UDP_TURNS) >> 1;
+        // The first packet sets the direction; it is no turn.
+        let first = !self.seen_out && !self.seen_in;
+        let turns = if !first && last_out != outbound { (turns + 1).min(3) } else { turns };
+        self.close = turns << 1 | u8::from(outbound);
+        if outbound {
+            self.seen_out = true;
+        } else {
+            self.seen_in = true;
+        }
+    }
+
+    /// A UDP stream in AWS's sense: "flows classified as streams which have seen more than one
+    /// request-response transaction" (EC2 API, `ConnectionTrackingSpecification`).
+    pub fn udp_stream(&self) -> bool {
+        (self.close & Self::UDP_TURNS) >> 1 >= 3
     }
 }
 
@@ -166,7 +195,13 @@ pub struct Flow {
 pub const TCP_IDLE: Duration = Duration::from_secs(350);
 pub const TCP_ESTABLISHED_IDLE: Duration = Duration::from_secs(432_000);
 pub const TCP_CLOSING_IDLE: Duration = Duration::from_secs(10);
-pub const UDP_IDLE: Duration = Duration::from_secs(60);
+/// UDP: the security groups' connection tracking defaults, "udpTimeout ... for idle UDP flows
+/// that have seen traffic only in a single direction or a single request-response
+/// transaction ... Default: 30 seconds" and "udpStreamTimeout ... for idle UDP flows classified
+/// as streams which have seen more than one request-response transaction ... Default: 180
+/// seconds" (EC2 API, `ConnectionTrackingSpecification`).
+pub const UDP_IDLE: Duration = Duration::from_secs(30);
+pub const UDP_STREAM_IDLE: Duration = Duration::from_secs(180);
 pub const ICMP_IDLE: Duration = Duration::from_secs(30);
 
 /// Instance-side tuple → the NAT's address and port.
@@ -322,6 +357,7 @@ fn idle_timeout(key: &FlowKey, flow: &Flow) -> Duration {
         6 if flow.tcp.closed() => TCP_CLOSING_IDLE,
         6 if matches!(flow.path, FlowPath::Nat(_)) => TCP_IDLE,
         6 => TCP_ESTABLISHED_IDLE,
+        17 if flow.tcp.udp_stream() => UDP_STREAM_IDLE,
         17 => UDP_IDLE,
         _ => ICMP_IDLE,
     }
@@ -345,6 +381,41 @@ mod tests {
         // Across the 32-bit wrap (49.7 days).
         let wrap = 1u64 << 32;
         assert_eq!(s(wrap - 1_000).idle(s(wrap + 4_000)), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn udp_streams_are_told_from_single_transactions() {
+        let flow = |t: TcpState| Flow {
+            path: FlowPath::Igw { aws: false },
+            port: 0,
+            private_ip: 0,
+            last_seen: Stamp(0),
+            tcp: t,
+        };
+        let key = FlowKey { src: 1, dst: 2, sport: 3, dport: 4, proto: 17 };
+        let mut t = TcpState::default();
+        // One direction only, however many packets: 30 s.
+        for _ in 0..5 {
+            t.udp_seen(true);
+        }
+        assert_eq!(idle_timeout(&key, &flow(t)), UDP_IDLE);
+        // One request-response (a DNS query and its answer): still 30 s.
+        t.udp_seen(false);
+        assert_eq!(idle_timeout(&key, &flow(t)), UDP_IDLE);
+        // A second request: not yet; its response completes the second transaction: 180 s.
+        t.udp_seen(true);
+        assert!(!t.udp_stream());
+        t.udp_seen(false);
+        assert_eq!(idle_timeout(&key, &flow(t)), UDP_STREAM_IDLE);
+        t.udp_seen(true);
+        assert!(t.udp_stream(), "it stays a stream");
+        // The same from the other side (a server behind a public IP answering twice).
+        let mut t = TcpState::default();
+        for out in [false, true, false, false, true] {
+            t.udp_seen(out);
+        }
+        assert!(t.udp_stream());
+        assert_eq!(UDP_IDLE.as_secs(), 30);
     }
 
     #[test]

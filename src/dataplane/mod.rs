@@ -926,10 +926,13 @@ fn napt_candidates(inside: &FlowKey) -> impl Iterator<Item = u16> {
     own.into_iter().chain((0..COUNT).map(move |i| (FIRST + (start + i) % COUNT) as u16))
 }
 
-/// Remembers the next sequence number of each direction, so that a reset can be built later.
-/// Sequence numbers only move forward (in modulo-2^32 order): a retransmission does not move
-/// them back.
+/// TCP: remembers the next sequence number of each direction, so that a reset can be built
+/// later. Sequence numbers only move forward (in modulo-2^32 order): a retransmission does not
+/// move them back. UDP: counts request-response transactions ([`TcpState::udp_seen`]).
 fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
+    if let L4::Udp { .. } = info.l4() {
+        t.udp_seen(outbound);
+    }
     if let L4::Tcp { seq, ack, flags, payload_len, .. } = info.l4() {
         // A new SYN on the tuple of a connection that was closing (the port reused within the
         // short timeout) starts a new connection: its own sequence numbers, open again.

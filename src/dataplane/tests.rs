@@ -387,8 +387,21 @@ fn flows_expire_when_idle() {
     let mut pkt = udp("10.0.1.10", 5000, "54.123.170.5", 53);
     let _ = p.process(t0, A, &mut pkt, Meta::PLAIN);
     assert_eq!(p.flows.len(), 1);
-    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(59)), 0);
-    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(61)), 1);
+    // One direction only: AWS's UDP timeout, 30 s.
+    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(29)), 0);
+    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(31)), 1);
+    // Two request-response transactions through the endpoint make a stream: 180 s.
+    for i in 0..4 {
+        let mut pkt = if i % 2 == 0 {
+            udp("10.0.1.10", 5000, "54.123.170.5", 53)
+        } else {
+            udp("54.123.170.5", 53, "10.0.1.10", 5000)
+        };
+        let from = if i % 2 == 0 { A } else { PORT_AWS };
+        assert!(matches!(p.process(t0, from, &mut pkt, Meta::PLAIN), Action::Forward { .. }));
+    }
+    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(179)), 0);
+    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(181)), 1);
 }
 
 proptest! {

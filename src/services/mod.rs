@@ -2,6 +2,7 @@
 //! control API (root namespace, loopback only), and the object store behind S3.
 pub mod access;
 pub mod api;
+pub mod checksum;
 pub mod dns;
 pub mod ec2;
 pub mod echo;

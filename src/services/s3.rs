@@ -38,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::access::Access;
+use super::checksum::{Algorithm, Checksum, Hasher};
 use super::sigv4;
 use super::store::{
     ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, Store, StoreError,
@@ -1152,13 +1153,104 @@ fn content_md5(headers: &hyper::HeaderMap) -> Result<Option<[u8; 16]>, S3Error> 
 
 /// Streams a request body (plain or `aws-chunked`, chunk signatures checked when `signer` is
 /// given) into `writer`, checking the announced lengths.
+/// Where a request's flexible checksum comes from.
+#[derive(Debug, PartialEq)]
+enum Declared {
+    None,
+    /// `x-amz-checksum-<algorithm>: <base64>`.
+    Header(Algorithm, String),
+    /// `x-amz-trailer: x-amz-checksum-<algorithm>`: the value follows the aws-chunked body.
+    Trailer(Algorithm),
+}
+
+/// The flexible checksum a PutObject or UploadPart declares, checked before the body is read.
+fn declared_checksum(headers: &hyper::HeaderMap) -> Result<Declared, S3Error> {
+    let invalid = |name: &str| {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!("Value for {name} header is invalid."),
+        )
+    };
+    let mut declared = Declared::None;
+    let mut count = 0;
+    for (name, value) in headers {
+        let Some(a) = Algorithm::from_header(name.as_str()) else { continue };
+        let value = value.to_str().map_err(|_| invalid(a.header()))?;
+        if !a.valid(value) {
+            return Err(invalid(a.header()));
+        }
+        declared = Declared::Header(a, value.trim().to_string());
+        count += 1;
+    }
+    if let Some(t) = headers.get("x-amz-trailer") {
+        let a = t.to_str().ok().and_then(Algorithm::from_header).ok_or_else(|| {
+            S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "The value specified in the x-amz-trailer header is not supported",
+            )
+        })?;
+        declared = Declared::Trailer(a);
+        count += 1;
+    }
+    if count > 1 {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        ));
+    }
+    if let Some(v) = headers.get("x-amz-sdk-checksum-algorithm") {
+        let named = v
+            .to_str()
+            .ok()
+            .and_then(Algorithm::from_name)
+            .ok_or_else(|| invalid("x-amz-sdk-checksum-algorithm"))?;
+        match &declared {
+            Declared::None => {
+                return Err(S3Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or x-amz-trailer headers were found.",
+                ));
+            }
+            // "If the individual checksum value you provide through x-amz-checksum-algorithm
+            // doesn't match the checksum algorithm you set through
+            // x-amz-sdk-checksum-algorithm, Amazon S3 fails the request with a BadDigest
+            // error." (PutObject, API reference)
+            Declared::Header(a, _) | Declared::Trailer(a) if *a != named => {
+                return Err(S3Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "BadDigest",
+                    &format!(
+                        "The x-amz-sdk-checksum-algorithm {} does not match the {} checksum sent.",
+                        named.name(),
+                        a.name()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(declared)
+}
+
+/// Receives a PutObject or UploadPart body into `writer`, decoding aws-chunked framing and
+/// checking chunk signatures, the declared SHA-256 and the flexible checksum's form. The
+/// checksum's value is compared when the caller commits (a mismatch stores nothing). Returns
+/// the writer and the checksum the client sent, if any.
 async fn receive_body(
     parts: &Parts,
     mut body: Incoming,
     mut writer: ObjectWriter,
     signer: Option<ChunkSigner>,
-) -> Result<ObjectWriter, S3Error> {
+) -> Result<(ObjectWriter, Option<Checksum>), S3Error> {
     let headers = &parts.headers;
+    let declared = declared_checksum(headers)?;
+    if let Declared::Header(a, _) | Declared::Trailer(a) = &declared {
+        writer.checksum_with(*a);
+    }
     let hstr = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let chunked = hstr("content-encoding")
         .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("aws-chunked")))
@@ -1232,6 +1324,34 @@ async fn receive_body(
     if decoded_length.is_some_and(|l| l != writer.size()) {
         return Err(S3Error::incomplete_body());
     }
+    let sent = match declared {
+        Declared::None => None,
+        Declared::Header(algorithm, value) => Some(Checksum { algorithm, value }),
+        Declared::Trailer(algorithm) => {
+            let value =
+                decoder.as_ref().and_then(|d| d.trailer(algorithm.header())).ok_or_else(|| {
+                    S3Error::new(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidRequest",
+                        &format!(
+                            "The x-amz-trailer header specified {}, but the trailer was not sent.",
+                            algorithm.header()
+                        ),
+                    )
+                })?;
+            if !algorithm.valid(value) {
+                return Err(S3Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    &format!("Value for {} trailing header is invalid.", algorithm.header()),
+                ));
+            }
+            Some(Checksum { algorithm, value: value.trim().to_string() })
+        }
+    };
+    if let Some(c) = &sent {
+        writer.expect_checksum(&c.value);
+    }
     if let (Some(declared), Some(h)) = (declared_sha256, sha256) {
         let computed = hex::encode(h.finalize());
         if computed != declared {
@@ -1244,7 +1364,7 @@ async fn receive_body(
             .field("S3ComputedContentSHA256", &computed));
         }
     }
-    Ok(writer)
+    Ok((writer, sent))
 }
 
 async fn put_object(
@@ -1267,7 +1387,7 @@ async fn put_object(
     .await?;
     // Checked when the object is committed, against what the key holds then.
     writer.only_if(condition);
-    let writer = receive_body(parts, body, writer, signer).await?;
+    let (writer, _) = receive_body(parts, body, writer, signer).await?;
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
     let meta = blocking(move || {
         store
@@ -1278,7 +1398,17 @@ async fn put_object(
     debug!(bucket = %bucket, key = %key, size = meta.size, etag = %meta.etag, "put object");
     let mut resp = empty(StatusCode::OK);
     set(resp.headers_mut(), "etag", &meta.etag);
+    // The stored checksum: the client's, or the CRC64NVME S3 adds to an object sent without.
+    set_checksum(resp.headers_mut(), meta.checksum.as_ref());
     Ok(resp)
+}
+
+/// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of a whole object's checksum.
+fn set_checksum(h: &mut hyper::HeaderMap, checksum: Option<&Checksum>) {
+    if let Some(c) = checksum {
+        set(h, c.algorithm.header(), &c.value);
+        set(h, "x-amz-checksum-type", "FULL_OBJECT");
+    }
 }
 
 async fn copy_object(
@@ -1327,7 +1457,12 @@ async fn copy_object(
     debug!(src_bucket, src_key, bucket, key, size = meta.size, "copy object");
     let body = xml_doc("CopyObjectResult", |w| {
         text(w, "LastModified", &iso8601(meta.last_modified))?;
-        text(w, "ETag", &meta.etag)
+        text(w, "ETag", &meta.etag)?;
+        if let Some(c) = &meta.checksum {
+            text(w, "ChecksumType", "FULL_OBJECT")?;
+            text(w, &format!("Checksum{}", c.algorithm.name()), &c.value)?;
+        }
+        Ok(())
     })?;
     Ok(xml_response(StatusCode::OK, body))
 }
@@ -1390,7 +1525,7 @@ async fn upload_part(
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
     .await?;
-    let writer = receive_body(parts, body, writer, signer).await?;
+    let (writer, sent) = receive_body(parts, body, writer, signer).await?;
     let (store, b, k, i) =
         (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     let part = blocking(move || {
@@ -1400,6 +1535,10 @@ async fn upload_part(
     debug!(bucket, key, upload_id = id, number, size = part.size, "upload part");
     let mut resp = empty(StatusCode::OK);
     set(resp.headers_mut(), "etag", &part.etag);
+    // The part's checksum, as sent and found equal.
+    if let Some(c) = sent {
+        set(resp.headers_mut(), c.algorithm.header(), &c.value);
+    }
     Ok(resp)
 }
 
@@ -1697,13 +1836,14 @@ async fn delete_objects(
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
     // DeleteObjects: "The Content-MD5 or x-amz-sdk-checksum-algorithm header is required for
-    // all Multi-Object Delete requests." (The SDKs send one; the flexible checksums
-    // themselves are not verified here.)
+    // all Multi-Object Delete requests." Both are checked against the body.
     let md5 = content_md5(headers)?;
-    let flexible = headers.keys().any(|k| {
-        k.as_str() == "x-amz-sdk-checksum-algorithm" || k.as_str().starts_with("x-amz-checksum-")
-    });
-    if md5.is_none() && !flexible {
+    let flexible = match declared_checksum(headers)? {
+        Declared::Header(a, v) => Some((a, v)),
+        Declared::None => None,
+        Declared::Trailer(_) => return Err(AwsChunked::bad()),
+    };
+    if md5.is_none() && flexible.is_none() {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
             "InvalidRequest",
@@ -1719,6 +1859,13 @@ async fn delete_objects(
         && md5[..] != <md5::Md5 as md5::Digest>::digest(&raw)[..]
     {
         return Err(S3Error::bad_digest());
+    }
+    if let Some((a, v)) = flexible {
+        let mut h = Hasher::new(a);
+        h.update(&raw);
+        if h.finish().value != v {
+            return Err(S3Error::from_store(StoreError::BadChecksum(a), bucket, None));
+        }
     }
     let mut keys: Vec<String> = Vec::new();
     let mut quiet = false;
@@ -1922,6 +2069,12 @@ async fn get_object(
     set_object_meta(h, &meta);
     if let Some((a, b)) = range {
         set(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
+    }
+    // "x-amz-checksum-mode: To retrieve the checksum, this mode must be enabled." A range gets
+    // none: the stored checksum is of the whole object.
+    let mode = parts.headers.get("x-amz-checksum-mode").and_then(|v| v.to_str().ok());
+    if mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range.is_none() {
+        set_checksum(h, meta.checksum.as_ref());
     }
     for (q, hname) in RESPONSE_OVERRIDES {
         if let Some(v) = query.get(q) {
@@ -2201,6 +2354,10 @@ fn contents(
         text(w, "Key", key)?;
         text(w, "LastModified", &iso8601(m.last_modified))?;
         text(w, "ETag", &m.etag)?;
+        if let Some(c) = &m.checksum {
+            text(w, "ChecksumAlgorithm", c.algorithm.name())?;
+            text(w, "ChecksumType", "FULL_OBJECT")?;
+        }
         text(w, "Size", &m.size.to_string())?;
         if with_owner {
             owner(w)?;
@@ -2450,6 +2607,11 @@ impl S3Error {
                 S3Error::new(StatusCode::BAD_REQUEST, "KeyTooLongError", "Your key is too long")
             }
             StoreError::BadDigest => S3Error::bad_digest(),
+            StoreError::BadChecksum(a) => S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "BadDigest",
+                &format!("The {} you specified did not match the calculated checksum.", a.name()),
+            ),
             StoreError::NoSuchUpload(id) => S3Error::no_such_upload(&id),
             StoreError::InvalidPart(_) => S3Error::new(
                 StatusCode::BAD_REQUEST,
@@ -2568,7 +2730,13 @@ struct AwsChunked {
     /// SHA-256 of the current chunk's data and its claimed signature.
     hasher: Option<sha2::Sha256>,
     claimed: Option<String>,
+    /// Trailing headers after the final chunk (name lower-case, value), at most
+    /// [`MAX_TRAILERS`].
+    trailers: Vec<(String, String)>,
 }
+
+/// Trailing headers kept from an aws-chunked body.
+const MAX_TRAILERS: usize = 8;
 
 impl AwsChunked {
     fn bad() -> S3Error {
@@ -2667,10 +2835,23 @@ impl AwsChunked {
                 }
             }
             ChunkState::Trailer if line.is_empty() => ChunkState::Done,
-            ChunkState::Trailer => ChunkState::Trailer,
+            ChunkState::Trailer => {
+                let line = std::str::from_utf8(line).map_err(|_| Self::bad())?;
+                let (name, value) = line.split_once(':').ok_or_else(Self::bad)?;
+                if self.trailers.len() == MAX_TRAILERS {
+                    return Err(Self::bad());
+                }
+                self.trailers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+                ChunkState::Trailer
+            }
             ChunkState::Data(_) | ChunkState::DataEnd | ChunkState::Done => return Err(Self::bad()),
         };
         Ok(())
+    }
+
+    /// The value of trailing header `name` (lower-case).
+    fn trailer(&self, name: &str) -> Option<&str> {
+        self.trailers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Checks the payload ended after the final chunk.
@@ -2830,7 +3011,7 @@ pub fn iso8601(secs: u64) -> String {
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64_encode(data: &[u8]) -> String {
+pub(crate) fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let n =
@@ -2846,7 +3027,7 @@ fn base64_encode(data: &[u8]) -> String {
     out
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
     if !s.len().is_multiple_of(4) {
         return None;
@@ -3302,6 +3483,132 @@ mod tests {
         let r = req(addr, "PUT", "/bkt/m", &[("Content-MD5", &good)], b"hello").await;
         assert_eq!(r.status, 200);
         assert_eq!(store.get_object_bytes("bkt", "m").unwrap().1, b"hello");
+    }
+
+    /// "Amazon S3 independently calculates a checksum on the server side and validates it
+    /// against the provided value before durably storing the object and its checksum in the
+    /// object's metadata." (AWS SDKs and Tools guide, Data Integrity Protections for S3)
+    #[tokio::test]
+    async fn flexible_checksums_checked_stored_and_returned() {
+        use crate::services::checksum::Hasher;
+        let (addr, _dir, store, _) = start(false).await;
+        let sum = |a: Algorithm, data: &[u8]| {
+            let mut h = Hasher::new(a);
+            h.update(data);
+            h.finish().value
+        };
+        let crc = sum(Algorithm::Crc32, b"hello");
+        assert_eq!(crc, "NhCmhg==");
+        // A wrong value: BadDigest, nothing stored; an older object under the key stays.
+        store.put_object("bkt", "c", b"old", None).unwrap();
+        let r = req(addr, "PUT", "/bkt/c", &[("x-amz-checksum-crc32", "AAAAAA==")], b"hello").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["BadDigest".to_string()]));
+        assert_eq!(
+            xml_values(&r.text(), "Message"),
+            ["The CRC32 you specified did not match the calculated checksum."]
+        );
+        assert_eq!(store.get_object_bytes("bkt", "c").unwrap().1, b"old");
+        // Malformed values, two checksums, an algorithm without a value: InvalidRequest.
+        for h in [
+            vec![("x-amz-checksum-crc32", "AAAA")],
+            vec![("x-amz-checksum-sha256", crc.as_str())],
+            vec![("x-amz-checksum-crc32", crc.as_str()), ("x-amz-checksum-crc32c", "AAAAAA==")],
+            vec![("x-amz-sdk-checksum-algorithm", "CRC32")],
+            vec![("x-amz-sdk-checksum-algorithm", "MD5"), ("x-amz-checksum-crc32", crc.as_str())],
+            vec![("x-amz-trailer", "x-amz-checksum-md5")],
+        ] {
+            let r = req(addr, "PUT", "/bkt/c", &h, b"hello").await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (400, vec!["InvalidRequest".to_string()]),
+                "{h:?}"
+            );
+        }
+        // An algorithm header naming another algorithm than the value's: BadDigest.
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/c",
+            &[("x-amz-sdk-checksum-algorithm", "SHA1"), ("x-amz-checksum-crc32", &crc)],
+            b"hello",
+        )
+        .await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["BadDigest".to_string()]));
+        assert_eq!(store.get_object_bytes("bkt", "c").unwrap().1, b"old");
+
+        // Each algorithm: stored and returned on PUT, and on GET/HEAD in checksum mode only.
+        for a in Algorithm::ALL {
+            let v = sum(a, b"hello");
+            let h = [("x-amz-sdk-checksum-algorithm", a.name()), (a.header(), v.as_str())];
+            let r = req(addr, "PUT", "/bkt/c", &h, b"hello").await;
+            assert_eq!(r.status, 200, "{}: {}", a.name(), r.text());
+            assert_eq!(r.header(a.header()), Some(v.as_str()));
+            assert_eq!(r.header("x-amz-checksum-type"), Some("FULL_OBJECT"));
+            let r = req(addr, "GET", "/bkt/c", &[], b"").await;
+            assert_eq!(r.header(a.header()), None, "only in checksum mode");
+            let mode = [("x-amz-checksum-mode", "ENABLED")];
+            for m in ["GET", "HEAD"] {
+                let r = req(addr, m, "/bkt/c", &mode, b"").await;
+                assert_eq!(r.header(a.header()), Some(v.as_str()), "{m} {}", a.name());
+            }
+            let r = req(addr, "GET", "/bkt/c", &[mode[0], ("range", "bytes=0-1")], b"").await;
+            assert_eq!((r.status, r.header(a.header())), (206, None), "not for a range");
+        }
+        // Without a checksum, S3 adds CRC64NVME.
+        let r = req(addr, "PUT", "/bkt/d", &[], b"hello").await;
+        let nvme = sum(Algorithm::Crc64Nvme, b"hello");
+        assert_eq!(r.header("x-amz-checksum-crc64nvme"), Some(nvme.as_str()));
+        let r = req(addr, "GET", "/bkt?list-type=2&prefix=d", &[], b"").await;
+        assert_eq!(xml_values(&r.text(), "ChecksumAlgorithm"), ["CRC64NVME"]);
+        // A copy keeps the algorithm, recomputed over the bytes copied.
+        req(
+            addr,
+            "PUT",
+            "/bkt/s",
+            &[("x-amz-checksum-sha1", &sum(Algorithm::Sha1, b"hello"))],
+            b"hello",
+        )
+        .await;
+        let r = req(addr, "PUT", "/bkt/s2", &[("x-amz-copy-source", "/bkt/s")], b"").await;
+        assert_eq!(xml_values(&r.text(), "ChecksumSHA1"), [sum(Algorithm::Sha1, b"hello")]);
+
+        // A trailing checksum after an aws-chunked body: checked the same way.
+        let chunked = |trailer: &str| format!("5\r\nhello\r\n0\r\n{trailer}\r\n\r\n").into_bytes();
+        let th = [
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+            ("x-amz-decoded-content-length", "5"),
+            ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ];
+        let r = req(addr, "PUT", "/bkt/t", &th, &chunked("x-amz-checksum-crc32:AAAAAA==")).await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["BadDigest".to_string()]));
+        assert!(store.head_object("bkt", "t").is_err());
+        let r = req(addr, "PUT", "/bkt/t", &th, &chunked("x-amz-other:1")).await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (400, vec!["InvalidRequest".to_string()]),
+            "the announced trailer is missing"
+        );
+        let r =
+            req(addr, "PUT", "/bkt/t", &th, &chunked(&format!("x-amz-checksum-crc32:{crc}"))).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.head_object("bkt", "t").unwrap().checksum.unwrap().value, crc);
+
+        // A part: checked when uploaded; the completed object has a full-object CRC64NVME.
+        let r = req(addr, "POST", "/bkt/mp?uploads", &[], b"").await;
+        let id = xml_values(&r.text(), "UploadId").remove(0);
+        let path = format!("/bkt/mp?partNumber=1&uploadId={id}");
+        let r = req(addr, "PUT", &path, &[("x-amz-checksum-crc32", "AAAAAA==")], b"hello").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["BadDigest".to_string()]));
+        let r = req(addr, "PUT", &path, &[("x-amz-checksum-crc32", &crc)], b"hello").await;
+        assert_eq!((r.status, r.header("x-amz-checksum-crc32")), (200, Some(crc.as_str())));
+        let etag = r.header("etag").unwrap().to_string();
+        let done = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+        );
+        let r = req(addr, "POST", &format!("/bkt/mp?uploadId={id}"), &[], done.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.head_object("bkt", "mp").unwrap().checksum.unwrap().value, nvme);
     }
 
     #[tokio::test]
@@ -4031,9 +4338,22 @@ mod tests {
         assert_eq!(xml_values(&t, "Key"), ["a", "b&amp;c", "never"]);
         assert!(store.head_object("bkt", "b&c").is_err());
         let quiet = b"<Delete><Quiet>true</Quiet><Object><Key>d</Key></Object></Delete>";
+        // A flexible checksum instead of Content-MD5: checked too.
         let r =
             req(addr, "POST", "/bkt?delete", &[("x-amz-sdk-checksum-algorithm", "CRC32")], quiet)
                 .await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["InvalidRequest"], "an algorithm, no value");
+        let r =
+            req(addr, "POST", "/bkt?delete", &[("x-amz-checksum-crc32", "AAAAAA==")], quiet).await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["BadDigest"]);
+        assert!(store.head_object("bkt", "d").is_ok());
+        let crc = {
+            let mut h = crate::services::checksum::Hasher::new(Algorithm::Crc32);
+            h.update(quiet);
+            h.finish().value
+        };
+        let h = [("x-amz-sdk-checksum-algorithm", "CRC32"), ("x-amz-checksum-crc32", &crc)];
+        let r = req(addr, "POST", "/bkt?delete", &h, quiet).await;
         assert_eq!(r.status, 200);
         assert!(xml_values(&r.text(), "Key").is_empty(), "{}", r.text());
         assert!(store.head_object("bkt", "d").is_err());

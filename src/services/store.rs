@@ -35,6 +35,8 @@ use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
+
+use super::checksum::{Algorithm, Checksum, Hasher};
 use serde::{Deserialize, Serialize};
 
 /// Longest key S3 accepts, in bytes.
@@ -72,6 +74,9 @@ pub enum StoreError {
     /// The body's MD5 differs from the one the client announced.
     #[error("content md5 mismatch")]
     BadDigest,
+    /// The body's flexible checksum differs from the one the client sent.
+    #[error("{} checksum mismatch", .0.name())]
+    BadChecksum(Algorithm),
     /// The multipart upload does not exist (never did, completed or aborted).
     #[error("no such upload: {0}")]
     NoSuchUpload(String),
@@ -122,6 +127,10 @@ pub struct ObjectMeta {
     /// sidecars written before they were kept: none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// The body's flexible checksum, as computed when it was written (the client's algorithm,
+    /// else CRC64NVME). Absent from sidecars written before checksums were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
 }
 
 /// What a writer says about an object besides its body and Content-Type.
@@ -224,6 +233,9 @@ pub struct ObjectWriter {
     part: Option<(String, u32)>,
     /// What the key must hold when the write is committed.
     condition: Option<WriteCondition>,
+    /// The body's flexible checksum so far, and the value the client sent for it.
+    checksum: Hasher,
+    expected_checksum: Option<String>,
 }
 
 /// A conditional write's condition, checked under the commit lock against the object the key
@@ -243,12 +255,36 @@ impl ObjectWriter {
         self.condition = condition;
     }
 
+    /// Computes the body's flexible checksum with `algorithm` (instead of CRC64NVME); before
+    /// the first write.
+    pub fn checksum_with(&mut self, algorithm: Algorithm) {
+        debug_assert_eq!(self.size, 0, "checksum algorithm chosen after a write");
+        self.checksum = Hasher::new(algorithm);
+    }
+
+    /// The base64 value the client sent for the body's checksum (of the algorithm given to
+    /// [`ObjectWriter::checksum_with`]): the commit fails with [`StoreError::BadChecksum`]
+    /// if the body's differs, and nothing is stored.
+    pub fn expect_checksum(&mut self, value: &str) {
+        self.expected_checksum = Some(value.trim().to_string());
+    }
+
+    /// The body's checksum, checked against the client's value.
+    fn checked_checksum(&mut self) -> Result<Checksum, StoreError> {
+        let sum = self.checksum.finish();
+        match &self.expected_checksum {
+            Some(want) if *want != sum.value => Err(StoreError::BadChecksum(sum.algorithm)),
+            _ => Ok(sum),
+        }
+    }
+
     /// Appends body bytes.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         let file =
             self.file.as_mut().ok_or_else(|| io::Error::other("object writer already finished"))?;
         file.write_all(data)?;
         self.md5.update(data);
+        self.checksum.update(data);
         self.size += data.len() as u64;
         Ok(())
     }
@@ -409,6 +445,8 @@ impl Store {
             size: 0,
             part: None,
             condition: None,
+            checksum: Hasher::default(),
+            expected_checksum: None,
         })
     }
 
@@ -460,6 +498,7 @@ impl Store {
         {
             return Err(StoreError::BadDigest);
         }
+        let checksum = w.checked_checksum()?;
         file.sync_all()?;
         drop(file);
         let name = object_file_name(&w.key);
@@ -477,6 +516,7 @@ impl Store {
             last_modified: now_secs(),
             user_meta: metadata.user,
             headers: metadata.headers,
+            checksum: Some(checksum),
         };
         let sidecar = serde_json::to_vec(&Sidecar { meta: meta.clone(), data: data_name.clone() })
             .map_err(io::Error::other)?;
@@ -608,6 +648,9 @@ impl Store {
     ) -> Result<ObjectMeta, StoreError> {
         let mut w = self.object_writer(dst_bucket, dst_key)?;
         w.only_if(condition);
+        if let Some(c) = &src_meta.checksum {
+            w.checksum_with(c.algorithm);
+        }
         let mut buf = vec![0u8; 1024 * 1024];
         loop {
             let n = src.read(&mut buf)?;
@@ -779,6 +822,8 @@ impl Store {
             size: 0,
             part: Some((upload_id.to_string(), number)),
             condition: None,
+            checksum: Hasher::default(),
+            expected_checksum: None,
         })
     }
 
@@ -800,6 +845,7 @@ impl Store {
             {
                 return Err(StoreError::BadDigest);
             }
+            w.checked_checksum()?;
             file.sync_all()?;
             drop(file);
             let md5 = hex::encode(digest);
@@ -910,13 +956,25 @@ impl Store {
         let mut w = self.object_writer(bucket, &meta.key)?;
         w.only_if(condition);
         let mut md5s = Md5::new();
+        let mut buf = vec![0u8; 1024 * 1024];
         for p in &chosen {
             let mut f = File::open(&p.file).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => StoreError::InvalidPart(p.number),
                 _ => e.into(),
             })?;
+            // Through the writer's checksum (the object's full-object CRC64NVME); its MD5 is
+            // not used for an assembled object (its ETag is the parts').
             let file = w.file.as_mut().ok_or_else(|| io::Error::other("writer finished"))?;
-            let n = io::copy(&mut f, file)?;
+            let mut n = 0u64;
+            loop {
+                let k = f.read(&mut buf)?;
+                if k == 0 {
+                    break;
+                }
+                file.write_all(&buf[..k])?;
+                w.checksum.update(&buf[..k]);
+                n += k as u64;
+            }
             if n != p.size {
                 return Err(StoreError::InvalidPart(p.number));
             }

@@ -39,6 +39,31 @@ ok "curl --cacert https://open-bucket.s3.amazonaws.com/ through the endpoint"
 if in_ns b "$AWS_BIN" s3 ls s3://my-secure-bucket > "$WORK/ls.out" 2>&1; then fail "b listed my-secure-bucket"; fi
 grep -q AccessDenied "$WORK/ls.out" || fail "b: $(cat "$WORK/ls.out")"
 ok "the same CLI in demo-b is refused by the bucket policy"
+# Flexible checksums: "Amazon S3 independently calculates a checksum on the server side and
+# validates it against the provided value before durably storing the object and its checksum".
+# Over HTTPS the CLI sends the SHA-256 as an aws-chunked trailer; get-object in checksum mode
+# returns it, and botocore checks the body against it.
+head -c 3000000 /dev/urandom > "$WORK/sum"
+want=$("$PY" -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1], "rb").read()).digest()).decode())' "$WORK/sum")
+printf hello > "$WORK/obj.small"
+got=$(in_ns a "$AWS_BIN" s3api put-object --bucket my-secure-bucket --key sum --body "$WORK/sum" \
+    --checksum-algorithm SHA256 --query ChecksumSHA256 --output text) || fail "put-object with SHA256"
+[ "$got" = "$want" ] || fail "put-object's ChecksumSHA256 $got, want $want"
+got=$(in_ns a "$AWS_BIN" s3api get-object --bucket my-secure-bucket --key sum --checksum-mode ENABLED \
+    "$WORK/sum.back" --query ChecksumSHA256 --output text) || fail "get-object in checksum mode"
+[ "$got" = "$want" ] && cmp -s "$WORK/sum" "$WORK/sum.back" || fail "get-object's ChecksumSHA256 $got, want $want"
+if in_ns a "$AWS_BIN" s3api put-object --bucket my-secure-bucket --key sum --body "$WORK/obj.small" \
+    --checksum-crc32 AAAAAA== > "$WORK/bad.out" 2>&1 < /dev/null; then fail "a wrong CRC32 was stored"; fi
+grep -q "BadDigest" "$WORK/bad.out" || fail "wrong CRC32: $(cat "$WORK/bad.out")"
+in_ns a "$AWS_BIN" s3api get-object --bucket my-secure-bucket --key sum "$WORK/sum.back" > /dev/null \
+    && cmp -s "$WORK/sum" "$WORK/sum.back" || fail "the object changed after a refused put"
+ok "aws s3api: a SHA-256 trailer checked, stored and returned; a wrong CRC32 is BadDigest and changes nothing"
+# DeleteObjects carries botocore's CRC32 of its body (no Content-MD5): checked, then deleted.
+in_ns a "$AWS_BIN" s3api delete-objects --bucket my-secure-bucket --delete 'Objects=[{Key=sum}]' \
+    > "$WORK/del.out" || fail "delete-objects: $(cat "$WORK/del.out")"
+if in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key sum > /dev/null 2>&1; then
+    fail "delete-objects left the object"; fi
+ok "aws s3api delete-objects with the CLI's flexible checksum"
 # From the guide: traffic to "Amazon S3 in other regions" goes to the internet gateway, even from
 # a subnet with the endpoint route.
 expect_path a http://oregon-bucket.s3.us-west-2.amazonaws.com/hello.txt 203.0.113.10
