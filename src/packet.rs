@@ -889,27 +889,47 @@ pub fn set_quoted_src(buf: &mut [u8], info: &Ipv4Info, q: &Quoted, src: Ipv4Addr
     if buf.len() < q.off + q.ihl + 8 {
         return;
     }
-    let _ = set_quoted_src_inner(buf, info.ihl_bytes() + 2, q, u32::from(src), sport);
+    let _ = set_quoted_inner(buf, info.ihl_bytes() + 2, q, Quote::Src, u32::from(src), sport);
 }
 
-fn set_quoted_src_inner(
+/// RFC 5508 REQ-3 b) for an error an instance sends: the quoted datagram came in translated
+/// (by the internet gateway or a NAT), and is put back to the destination address and port
+/// (ICMP echo: identifier) it was sent to outside. Checksums as [`set_quoted_src`].
+pub fn set_quoted_dst(buf: &mut [u8], info: &Ipv4Info, q: &Quoted, dst: Ipv4Addr, dport: u16) {
+    if buf.len() < q.off + q.ihl + 8 {
+        return;
+    }
+    let _ = set_quoted_inner(buf, info.ihl_bytes() + 2, q, Quote::Dst, u32::from(dst), dport);
+}
+
+/// Which side of a quoted datagram is translated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    Src,
+    Dst,
+}
+
+fn set_quoted_inner(
     buf: &mut [u8],
     icmp_csum: usize,
     q: &Quoted,
+    side: Quote,
     new: u32,
-    sport: u16,
+    new_port: u16,
 ) -> Option<()> {
     let o = q.off;
-    let old = read32(buf, o + IPV4_SRC_OFF)?;
+    let addr_off = o + if side == Quote::Src { IPV4_SRC_OFF } else { IPV4_DST_OFF };
+    let old = read32(buf, addr_off)?;
     let hc = read16(buf, o + IPV4_CSUM_OFF)?;
     icmp_write16(buf, icmp_csum, o + IPV4_CSUM_OFF, checksum::update32(hc, old, new))?;
-    icmp_write16(buf, icmp_csum, o + IPV4_SRC_OFF, (new >> 16) as u16)?;
-    icmp_write16(buf, icmp_csum, o + IPV4_SRC_OFF + 2, new as u16)?;
+    icmp_write16(buf, icmp_csum, addr_off, (new >> 16) as u16)?;
+    icmp_write16(buf, icmp_csum, addr_off + 2, new as u16)?;
     let l4 = o + q.ihl;
+    let port = if side == Quote::Src { 0 } else { 2 };
     let (port_off, csum_off, pseudo) = match q.protocol {
-        PROTO_TCP => (l4, l4 + TCP_CSUM_OFF, true),
-        PROTO_UDP => (l4, l4 + UDP_CSUM_OFF, true),
-        // An echo's identifier; its checksum has no pseudo-header.
+        PROTO_TCP => (l4 + port, l4 + TCP_CSUM_OFF, true),
+        PROTO_UDP => (l4 + port, l4 + UDP_CSUM_OFF, true),
+        // An echo's identifier (either side); its checksum has no pseudo-header.
         _ => (l4 + 4, l4 + 2, false),
     };
     let old_port = read16(buf, port_off)?;
@@ -918,11 +938,11 @@ fn set_quoted_src_inner(
         && !(q.protocol == PROTO_UDP && c == 0)
     {
         let c = if pseudo { checksum::update32(c, old, new) } else { c };
-        let c = checksum::update16(c, old_port, sport);
+        let c = checksum::update16(c, old_port, new_port);
         let c = if q.protocol == PROTO_UDP && c == 0 { 0xFFFF } else { c };
         icmp_write16(buf, icmp_csum, csum_off, c)?;
     }
-    icmp_write16(buf, icmp_csum, port_off, sport)
+    icmp_write16(buf, icmp_csum, port_off, new_port)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -323,6 +323,12 @@ impl Pipeline {
         if is_martian(info.dst_u32()) {
             return c.drop(DropReason::Martian);
         }
+        // An error about a packet that came in translated goes back out translated.
+        if packet::is_icmp_error(info)
+            && let Some(action) = self.icmp_error_out(snap, port, pkt, info, host.public_ip)
+        {
+            return action;
+        }
         // The VPC resolver (the VPC's base address + 2) answers from the aws namespace, whatever
         // the route table says, like AWS's "AmazonProvidedDNS".
         if info.dst_u32() == resolver_of(vpc.cidr) && is_dns(info) {
@@ -752,6 +758,72 @@ impl Pipeline {
             packet::set_dst(pkt, info, private_ip.into(), CsumMode::Full);
         }
         Action::Forward { port: out, len: pkt.len() }
+    }
+
+    /// An ICMP error an instance sends about a datagram that reached it through the internet
+    /// gateway's or a NAT's translation (a port unreachable for UDP that came to its public
+    /// IP, a Time Exceeded, a Fragmentation Needed for a reply through the NAT): RFC 5508 REQ-3,
+    /// "the NAT device MUST translate the ICMP Error packet" in both directions. The outer
+    /// source becomes the public IP or the NAT's address and the quoted destination (address
+    /// and port) what the sender outside used, so its stack matches the error to its socket.
+    /// The flow is not refreshed (REQ-6); the subnet's network ACL judges the message;
+    /// security groups let it out as part of the tracked flow; through a NAT it crosses a
+    /// hop. `None` for an error that matches no translated flow: it goes the ordinary way
+    /// (a local or endpoint flow needs no translation).
+    fn icmp_error_out(
+        &self,
+        snap: &Snapshot,
+        port: PortId,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+        public_ip: Option<u32>,
+    ) -> Option<Action> {
+        if info.is_fragment() {
+            return None;
+        }
+        let q = packet::icmp_error_quote(pkt, info).ok()?;
+        // About a datagram the instance received.
+        if q.dst != info.src_u32() {
+            return None;
+        }
+        // The instance's side of the flow: for TCP and UDP the quoted destination port, for a
+        // quoted echo its identifier (`sport`, the same both ways).
+        let (local_port, remote_port) =
+            if q.protocol == packet::PROTO_ICMP { (q.sport, 0) } else { (q.dport, q.sport) };
+        let inside = FlowKey {
+            proto: q.protocol,
+            src: q.dst,
+            sport: local_port,
+            dst: q.src,
+            dport: remote_port,
+        };
+        let (outside_ip, outside_port) = match self.flows.napt_get(&inside) {
+            Some(n) => n,
+            None => (public_ip?, local_port),
+        };
+        let key = FlowKey { src: outside_ip, sport: outside_port, ..inside };
+        let (flow_port, private_ip, through_nat, out) = self.flows.with(&key, |f| {
+            let out = match f.path.way() {
+                FlowPath::Igw { aws: false } => Some(PORT_INTERNET),
+                FlowPath::Igw { aws: true } | FlowPath::Vpce(_) => Some(PORT_AWS),
+                _ => None,
+            };
+            (f.port, f.private_ip, f.path.napt().is_some(), out)
+        })?;
+        let out = out?;
+        if flow_port != port || private_ip != info.src_u32() {
+            return None;
+        }
+        if let FilterVerdict::Deny(d) = nacl_out(snap, port, &FlowTuple::of(info)) {
+            return Some(self.filter_drop(snap, d));
+        }
+        if through_nat && !packet::decrement_ttl(pkt) {
+            return Some(self.counters.drop(DropReason::TtlExceeded));
+        }
+        packet::set_quoted_dst(pkt, info, &q, outside_ip.into(), outside_port);
+        // ICMP has no pseudo-header: only the IP header checksum changes.
+        packet::set_src(pkt, info, outside_ip.into(), CsumMode::Full);
+        Some(Action::Forward { port: out, len: pkt.len() })
     }
 
     /// Updates the flow of a packet arriving at a public IP; whether there was one.

@@ -1241,6 +1241,52 @@ mod icmp_errors {
         check(&err, [10, 0, 4, 10], &sent);
     }
 
+    /// Everything an error an instance sends must be after translation out from `from`: it
+    /// quotes `received` as the outside host sent it.
+    fn check_out(err: &[u8], from: [u8; 4], received: &[u8]) {
+        assert_eq!(&err[12..16], &from, "outer source");
+        assert!(header_ok(err), "outer ip checksum");
+        assert!(icmp_ok(err), "icmp checksum");
+        let q = quote(err);
+        assert!(header_ok(q), "quoted ip checksum");
+        assert_eq!(&q[12..20], &received[12..20], "quoted addresses");
+        assert_eq!(&q[20..], &received[20..20 + q.len() - 20], "quoted transport header");
+    }
+
+    #[test]
+    fn an_instances_port_unreachable_goes_out_translated() {
+        // RFC 5508 REQ-3: the NAT "MUST translate the ICMP Error packet" for errors from the
+        // inside too. a's answer arrives for a socket it has closed.
+        let p = demo();
+        let mut out = udp("10.0.1.10", 5353, "198.51.100.10", 9999);
+        assert!(matches!(run(&p, A, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        let received = udp("198.51.100.10", 9999, "203.0.113.10", 5353);
+        let mut reply = received.clone();
+        assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: A, .. }));
+        let mut err = icmp_error("10.0.1.10", "198.51.100.10", PORT_UNREACHABLE, &reply, 576);
+        assert!(matches!(run(&p, A, &mut err), Action::Forward { port: PORT_INTERNET, .. }));
+        check_out(&err, [203, 0, 113, 10], &received);
+        assert_eq!(err[8], 64, "the internet gateway is not a hop");
+        // Through the NAT gateway: its address and the port it chose, one hop.
+        let mut out = udp("10.0.4.10", 123, "198.51.100.10", 123);
+        assert!(matches!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+        let nat_port = ports_of(&out).0;
+        let received = udp("198.51.100.10", 123, "203.0.113.40", nat_port);
+        let mut reply = received.clone();
+        assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, .. }));
+        assert_eq!(ports_of(&reply).1, 123);
+        let mut err = icmp_error("10.0.4.10", "198.51.100.10", PORT_UNREACHABLE, &reply, 28);
+        assert!(matches!(run(&p, D, &mut err), Action::Forward { port: PORT_INTERNET, .. }));
+        check_out(&err, [203, 0, 113, 40], &received);
+        assert_eq!(err[8], 63, "the NAT gateway is a hop");
+        // An error about a datagram that came by no translated flow goes the ordinary way,
+        // untranslated (here: out of the internet gateway with a's public IP as source).
+        let stray = udp("198.51.100.10", 1, "10.0.1.10", 2);
+        let mut err = icmp_error("10.0.1.10", "198.51.100.10", PORT_UNREACHABLE, &stray, 28);
+        assert!(matches!(run(&p, A, &mut err), Action::Forward { port: PORT_INTERNET, .. }));
+        assert_eq!(&quote(&err)[16..20], &[10, 0, 1, 10]);
+    }
+
     #[test]
     fn an_echo_identifier_the_nat_translated_is_restored() {
         let text = DEFAULT_LAB.replace(

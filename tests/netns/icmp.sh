@@ -42,6 +42,48 @@ for path in "b 198.51.100.10 internet gateway" "d 198.51.100.10 NAT gateway" "a 
     [ "$got" = refused ] || fail "$ns -> $host:9 through the $how: $got, expected ECONNREFUSED"
     ok "$ns -> udp $host:9 through the $how: the port-unreachable error reaches the socket"
 done
+# The other way (RFC 5508 REQ-3): an instance's own port unreachable, about an answer that came
+# in through the internet gateway or the NAT gateway, goes out translated, so the internet host's
+# connected socket learns of it. The instance sends from port 5555 and closes the socket after
+# the first answer; the host answers again a second later.
+for path in "b internet gateway" "d NAT gateway"; do
+    read -r ns how <<< "$path"
+    in_ns internet "$PY" - > "$WORK/responder.out" <<'PY' &
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.51.100.10", 7777))
+s.settimeout(10)
+_, peer = s.recvfrom(16)
+s.connect(peer)
+s.send(b"1")
+time.sleep(1)
+s.send(b"2")
+s.settimeout(3)
+try:
+    s.recv(16)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")
+PY
+    responder=$!
+    sleep 0.5
+    in_ns "$ns" "$PY" - <<'PY' || fail "$ns: no first answer from the internet host"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5555))
+s.settimeout(5)
+s.sendto(b"0", ("198.51.100.10", 7777))
+s.recv(16)
+s.close()
+PY
+    wait "$responder"
+    got=$(cat "$WORK/responder.out")
+    [ "$got" = refused ] || fail "$ns's port unreachable through the $how: the internet host got $got, expected ECONNREFUSED"
+    ok "$ns's own port unreachable goes out through the $how translated: the internet host's socket is refused"
+done
+
 got=$(udp_answer c 198.51.100.10)
 [ "$got" = timeout ] || fail "c has no route to the internet, yet: $got"
 ok "c -> udp 198.51.100.10:9: no route, no answer"
