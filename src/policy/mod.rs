@@ -428,6 +428,20 @@ impl Policy {
         parse::parse(json, kind)
     }
 
+    /// A policy with no statement: it allows nothing (an IAM user without policies is
+    /// "implicitly denied" everything). What a stored policy that no longer parses becomes,
+    /// so that a policy never fails open.
+    pub fn deny_all(kind: PolicyKind) -> Policy {
+        Policy {
+            text: r#"{"Version":"2012-10-17","Statement":[]}"#.to_string(),
+            kind,
+            version: Some("2012-10-17".to_string()),
+            id: None,
+            statements: Vec::new(),
+            service: None,
+        }
+    }
+
     /// The default endpoint policy, [`FULL_ACCESS`].
     pub fn full_access() -> Policy {
         // FULL_ACCESS is a constant checked by the `full_access_is_valid` test.

@@ -62,12 +62,15 @@ impl Access {
         }
         let mut endpoints = HashMap::new();
         for e in &world.endpoints {
-            let current = Arc::new(
-                e.policy
-                    .as_deref()
-                    .and_then(|p| Policy::parse(p, PolicyKind::Endpoint).ok())
-                    .unwrap_or_else(Policy::full_access),
-            );
+            // No policy: the default, full access. A stored one that no longer parses (it was
+            // validated when stored) allows nothing rather than everything.
+            let current = Arc::new(match e.policy.as_deref() {
+                None => Policy::full_access(),
+                Some(p) => Policy::parse(p, PolicyKind::Endpoint).unwrap_or_else(|err| {
+                    tracing::warn!(endpoint = %e.id, error = %err, "stored endpoint policy does not parse: denying all");
+                    Policy::deny_all(PolicyKind::Endpoint)
+                }),
+            });
             let previous = old.and_then(|o| o.endpoints.get(&e.id)).and_then(|prev| {
                 // Unchanged by this change: a switch still pending keeps the time of the
                 // modification that started it (a rebuild for any other change must not
@@ -128,26 +131,28 @@ impl EndpointPolicy {
     }
 }
 
-/// One identity policy from several: their statements together (Sids made unique).
+/// One identity policy from several: their statements together (Sids made unique). A user
+/// without policies is allowed nothing ("By default, users and roles don't have permission",
+/// IAM guide); so is one whose policies no longer parse (they were validated when stored):
+/// never full access.
 fn merge(policies: &[String]) -> Policy {
-    let deny_all = || {
-        Policy::parse(r#"{"Version":"2012-10-17","Statement":[]}"#, PolicyKind::Identity)
-            .unwrap_or_else(|_| Policy::full_access())
-    };
-    if let [one] = policies {
-        return Policy::parse(one, PolicyKind::Identity).unwrap_or_else(|_| deny_all());
+    let deny_all = || Policy::deny_all(PolicyKind::Identity);
+    match policies {
+        [] => return deny_all(),
+        [one] => return Policy::parse(one, PolicyKind::Identity).unwrap_or_else(|_| deny_all()),
+        _ => {}
     }
     let mut statements = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for p in policies {
         let Ok(serde_json::Value::Object(doc)) = serde_json::from_str::<serde_json::Value>(p)
         else {
-            continue;
+            return deny_all();
         };
         let list = match doc.get("Statement") {
             Some(serde_json::Value::Array(a)) => a.clone(),
             Some(s @ serde_json::Value::Object(_)) => vec![s.clone()],
-            _ => continue,
+            _ => return deny_all(),
         };
         for mut st in list {
             if let Some(sid) = st.get("Sid").and_then(|s| s.as_str()).map(str::to_string) {
@@ -198,6 +203,35 @@ mod tests {
             1,
         );
         parse("t.toml", &text).unwrap()
+    }
+
+    #[test]
+    fn a_user_without_policies_is_allowed_nothing() {
+        // IAM: "By default, users and roles don't have permission to create or modify AWS
+        // resources". A user with no policies (or policies that no longer parse) is implicitly
+        // denied, never given the endpoint's full access.
+        let text = format!(
+            "{DEFAULT_LAB}\n[[user]]\nname = \"nobody\"\naccess_key = \"AKIANOBODY0000000001\"\n\
+             secret_key = \"x\"\n"
+        );
+        let world = parse("t.toml", &text).unwrap();
+        let access = Access::from_world(&world, Duration::ZERO, None, Instant::now());
+        let nobody = access.user("AKIANOBODY0000000001").expect("the user");
+        assert!(!allows(&nobody.policy, "open-bucket/hello.txt"));
+        assert!(!access.ec2_allowed(nobody, "ec2:CreateVpc", "*"));
+        let admin = access.user("AKIAIOSFODNN7EXAMPLE").expect("admin");
+        assert!(access.ec2_allowed(admin, "ec2:CreateVpc", "*"));
+        let open = r#"{"Statement":[{"Action":"s3:GetObject","Effect":"Allow","Resource":"arn:aws:s3:::open-bucket/*"}]}"#;
+        let other = r#"{"Statement":[{"Action":"s3:PutObject","Effect":"Allow","Resource":"*"}]}"#;
+        for bad in [vec![], vec!["not json".to_string()], vec![open.into(), "{}".into()]] {
+            assert!(!allows_open_bucket(&merge(&bad)), "{bad:?}");
+        }
+        assert!(allows_open_bucket(&merge(&[open.into(), other.into()])));
+        // A stored endpoint policy that does not parse denies rather than allows.
+        let mut world = world;
+        world.endpoints[0].policy = Some("{".into());
+        let access = Access::from_world(&world, Duration::ZERO, None, Instant::now());
+        assert!(!allows_open_bucket(&access.endpoint_policy("vpce-11bb22cc", Instant::now())));
     }
 
     #[test]
