@@ -307,6 +307,7 @@ impl Control {
 
         // Namespaces and devices: new subnets get theirs before the snapshot routes to them.
         let mut record = st.record.clone();
+        let mut added: Vec<&String> = Vec::new();
         for (ns, spec) in &new_spec {
             match old_spec.get(ns) {
                 None => {
@@ -315,7 +316,17 @@ impl Control {
                     setup::create_ns(ns, spec)?;
                     self.attach(ns, spec.port)?;
                 }
-                Some(old) => setup::update_ns(ns, old, spec)?,
+                Some(old) => {
+                    added.push(ns);
+                    if let Err(e) = setup::update_ns(ns, old, spec, setup::Half::Add) {
+                        // Refused: the namespaces go back to what the running world has
+                        // (nothing was removed yet).
+                        for ns in added {
+                            setup::undo_add(ns, &old_spec[ns], &new_spec[ns]);
+                        }
+                        return Err(e);
+                    }
+                }
             }
         }
         let generation = st.generation + 1;
@@ -332,6 +343,17 @@ impl Control {
         drop(current);
         self.pipeline.publish(snapshot);
         let resets = self.reset_moved_flows();
+        // Addresses a namespace loses go after the resets were written: an RST to the remote
+        // side of a moved flow is addressed to one of them.
+        // The change is published by now: a failure here leaves an address behind (logged),
+        // not a half-applied change.
+        for (ns, spec) in &new_spec {
+            if let Some(old) = old_spec.get(ns)
+                && let Err(e) = setup::update_ns(ns, old, spec, setup::Half::Remove)
+            {
+                tracing::warn!(ns, error = %format!("{e:#}"), "removing addresses");
+            }
+        }
         // Removed subnets lose their namespace after nothing routes to them any more.
         for (ns, spec) in &old_spec {
             if !new_spec.contains_key(ns) {

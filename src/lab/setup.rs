@@ -157,7 +157,16 @@ pub fn spec(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> BTreeMap
 }
 
 /// The `ip` commands that turn `old` (None: nothing) into `new` inside one namespace.
-fn commands(old: Option<&NsSpec>, new: &NsSpec) -> Vec<String> {
+/// Which half of the difference between two specs: what `new` adds, or what it removes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Half {
+    Add,
+    Remove,
+}
+
+/// The `ip` commands for one half of the difference between `old` (none: an empty namespace)
+/// and `new`.
+fn commands(old: Option<&NsSpec>, new: &NsSpec, half: Half) -> Vec<String> {
     let none = BTreeSet::new();
     let nets = BTreeSet::new();
     let (old_tun, old_lo, old_routes) = match old {
@@ -165,23 +174,26 @@ fn commands(old: Option<&NsSpec>, new: &NsSpec) -> Vec<String> {
         None => (&none, &none, &nets),
     };
     let mut cmds = Vec::new();
-    for a in old_tun.difference(&new.tun_addrs) {
-        cmds.push(format!("addr del {a}/32 dev {DEVICE}"));
-    }
-    for a in new.tun_addrs.difference(old_tun) {
-        cmds.push(format!("addr add {a}/32 dev {DEVICE}"));
-    }
-    for a in old_lo.difference(&new.lo_addrs) {
-        cmds.push(format!("addr del {a}/32 dev lo"));
-    }
-    for a in new.lo_addrs.difference(old_lo) {
-        cmds.push(format!("addr add {a}/32 dev lo"));
-    }
-    for r in old_routes.difference(&new.local_routes) {
-        cmds.push(format!("route del local {r} dev lo"));
-    }
-    for r in new.local_routes.difference(old_routes) {
-        cmds.push(format!("route add local {r} dev lo"));
+    if half == Half::Remove {
+        for a in old_tun.difference(&new.tun_addrs) {
+            cmds.push(format!("addr del {a}/32 dev {DEVICE}"));
+        }
+        for a in old_lo.difference(&new.lo_addrs) {
+            cmds.push(format!("addr del {a}/32 dev lo"));
+        }
+        for r in old_routes.difference(&new.local_routes) {
+            cmds.push(format!("route del local {r} dev lo"));
+        }
+    } else {
+        for a in new.tun_addrs.difference(old_tun) {
+            cmds.push(format!("addr add {a}/32 dev {DEVICE}"));
+        }
+        for a in new.lo_addrs.difference(old_lo) {
+            cmds.push(format!("addr add {a}/32 dev lo"));
+        }
+        for r in new.local_routes.difference(old_routes) {
+            cmds.push(format!("route add local {r} dev lo"));
+        }
     }
     cmds
 }
@@ -208,7 +220,7 @@ fn build_commands(spec: &NsSpec) -> Vec<String> {
         format!("tuntap add dev {DEVICE} mode tun multi_queue vnet_hdr"),
         format!("link set dev {DEVICE} txqueuelen 10000"),
     ];
-    batch.extend(commands(None, spec));
+    batch.extend(commands(None, spec, Half::Add));
     batch.push(format!("link set dev {DEVICE} up"));
     batch.push(format!("route replace default dev {DEVICE}"));
     if let Some(net) = spec.forward_back {
@@ -249,10 +261,22 @@ fn etc_netns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the difference between two specs of one namespace.
-pub fn update_ns(ns: &str, old: &NsSpec, new: &NsSpec) -> anyhow::Result<()> {
-    let cmds = commands(Some(old), new);
+/// Applies one half of the difference between two specs of one namespace. A change adds
+/// before the data plane routes to what it adds, and removes after the flows it moved were
+/// reset: the RST to a remote side (an S3 address a prefix list no longer holds) must still
+/// find its address.
+pub fn update_ns(ns: &str, old: &NsSpec, new: &NsSpec, half: Half) -> anyhow::Result<()> {
+    let cmds = commands(Some(old), new, half);
     if cmds.is_empty() { Ok(()) } else { ip_batch(ns, &cmds, false) }
+}
+
+/// Undoes [`update_ns`]'s `Half::Add` from `old` to `new` (all of it or the part that was
+/// done before a command failed): what `new` adds is removed again, ignoring what is absent.
+pub fn undo_add(ns: &str, old: &NsSpec, new: &NsSpec) {
+    let cmds = commands(Some(new), old, Half::Remove);
+    if !cmds.is_empty() {
+        let _ = ip_batch(ns, &cmds, true);
+    }
 }
 
 fn sysctls(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {

@@ -33,6 +33,9 @@ pub enum ModelError {
     /// A prefix list with no CIDR.
     #[error("prefix list '{0}' has no CIDR")]
     EmptyPrefixList(String),
+    /// A CIDR no AWS service's prefix list can hold here: not public, or the lab's own.
+    #[error("prefix list '{id}' cannot hold {cidr}: {why}")]
+    InvalidPrefixListCidr { id: String, cidr: Ipv4Net, why: String },
     #[error("the vpc ID '{0}' does not exist")]
     VpcNotFound(String),
     #[error("the subnet ID '{0}' does not exist")]

@@ -307,6 +307,21 @@ pub struct World {
 }
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
+/// Blocks that are not public unicast (RFC 6890): private, shared (CGN), loopback,
+/// "this network", link-local, IETF protocol assignments, multicast and reserved.
+const NOT_PUBLIC: [Ipv4Net; 10] = [
+    ipv4net(Ipv4Addr::new(0, 0, 0, 0), 8),
+    ipv4net(Ipv4Addr::new(10, 0, 0, 0), 8),
+    ipv4net(Ipv4Addr::new(100, 64, 0, 0), 10),
+    ipv4net(Ipv4Addr::new(127, 0, 0, 0), 8),
+    ipv4net(Ipv4Addr::new(169, 254, 0, 0), 16),
+    ipv4net(Ipv4Addr::new(172, 16, 0, 0), 12),
+    ipv4net(Ipv4Addr::new(192, 0, 0, 0), 24),
+    ipv4net(Ipv4Addr::new(192, 168, 0, 0), 16),
+    ipv4net(Ipv4Addr::new(224, 0, 0, 0), 4),
+    ipv4net(Ipv4Addr::new(240, 0, 0, 0), 4),
+];
+
 pub const PUBLIC_IP_RANGE: Ipv4Net = ipv4net(Ipv4Addr::new(203, 0, 113, 0), 24);
 /// Internet hosts live here (TEST-NET-2).
 pub const INTERNET_HOST_RANGE: Ipv4Net = ipv4net(Ipv4Addr::new(198, 51, 100, 0), 24);
@@ -375,6 +390,38 @@ impl World {
             return Err(ModelError::DuplicateId(other.id.clone()));
         }
         let cidrs: Vec<Ipv4Net> = pl.cidrs.iter().map(|c| c.trunc()).collect();
+        for &cidr in &cidrs {
+            let refuse =
+                |why: String| ModelError::InvalidPrefixListCidr { id: pl.id.clone(), cidr, why };
+            // A service's prefix list holds the service's public ranges only: never a
+            // private, shared, loopback, link-local, multicast or reserved block (else the
+            // list's route would capture the VPC's own or other internal traffic).
+            if let Some(special) =
+                NOT_PUBLIC.iter().find(|n| n.contains(&cidr) || cidr.contains(*n))
+            {
+                return Err(refuse(format!("it is in {special}, which is not a public range")));
+            }
+            for (range, what) in
+                [(INTERNET_HOST_RANGE, "the internet hosts"), (PUBLIC_IP_RANGE, "the public IPs")]
+            {
+                if range.contains(&cidr) || cidr.contains(&range) {
+                    return Err(refuse(format!("it overlaps {range}, the lab's range of {what}")));
+                }
+            }
+            if let Some(v) =
+                self.vpcs.iter().find(|v| v.cidr.contains(&cidr) || cidr.contains(&v.cidr))
+            {
+                return Err(refuse(format!("it overlaps {} of {}", v.cidr, v.id)));
+            }
+            if let Some(other) = self
+                .prefix_lists
+                .iter()
+                .filter(|p| p.name != pl.name)
+                .find(|p| p.cidrs.iter().any(|c| c.contains(&cidr) || cidr.contains(c)))
+            {
+                return Err(refuse(format!("it overlaps {} ({})", other.id, other.name)));
+            }
+        }
         self.prefix_lists.retain(|p| p.name != pl.name);
         self.prefix_lists.push(PrefixList { cidrs, ..pl });
         Ok(())

@@ -550,3 +550,33 @@ fn refused_filter_mutations_change_nothing() {
         }
     }
 }
+
+#[test]
+fn a_prefix_list_holds_public_ranges_only() {
+    // A service's prefix list lists the service's public ranges ("the IP address ranges for the
+    // service"); one holding the VPC's own or internal blocks would capture local traffic.
+    let mut w = demo();
+    let pl = |cidrs: &[&str]| PrefixList {
+        id: "pl-1a2b3c4d".into(),
+        name: "com.amazonaws.us-east-1.s3".into(),
+        region: "us-east-1".into(),
+        cidrs: cidrs.iter().map(|c| net(c)).collect(),
+    };
+    for bad in [
+        "10.0.1.0/24",
+        "0.0.0.0/0",
+        "127.0.0.0/8",
+        "172.16.5.0/24",
+        "224.0.0.0/4",
+        "198.51.100.0/24",
+        "203.0.113.0/25",
+        "54.231.170.0/24",
+    ] {
+        let before = w.clone();
+        let err = w.set_prefix_list(pl(&["54.123.160.0/19", bad])).unwrap_err();
+        assert!(matches!(err, ModelError::InvalidPrefixListCidr { .. }), "{bad}: {err}");
+        assert_eq!(w, before, "{bad}: nothing changes");
+    }
+    w.set_prefix_list(pl(&["54.123.176.0/20", "3.5.0.0/16"])).unwrap();
+    assert_eq!(w.prefix_list("pl-1a2b3c4d").unwrap().cidrs.len(), 2);
+}

@@ -100,10 +100,27 @@ sleep 1
 "$VPCSIM" prefix-list pl-1a2b3c4d 54.123.176.0/20 --lab "$LAB" | grep >/dev/null -c ok || fail "prefix-list change"
 rc=0; wait $dl || rc=$?
 [ "$rc" = 56 ] || fail "download across a prefix-list change ended with $rc, expected 56"
+# The remote side is reset too: S3's socket of that download is gone (the RST is written
+# before the aws namespace loses the address it is sent to).
+for _ in $(seq 30); do
+    left=$(in_ns aws ss -Htn state established | grep -c "54.123.170.5:80 *10.0.1.10:" || true)
+    [ "$left" = 0 ] && break; sleep 0.1
+done
+[ "$left" = 0 ] || fail "S3 still has the moved connection open: $(in_ns aws ss -Htn state established)"
 awsx ec2 describe-prefix-lists | grep >/dev/null -c '"54.123.176.0/20"' || fail "describe-prefix-lists does not show the change"
 expect_path a http://54.123.180.5/open-bucket/hello.txt 10.0.1.10 vpce-11bb22cc
 "$VPCSIM" prefix-list pl-1a2b3c4d 54.123.160.0/19 --lab "$LAB" >/dev/null
-ok "a prefix-list change resets the flows it moves"
+ok "a prefix-list change resets the flows it moves, on both sides"
+# A service's list holds public ranges only: the VPC's own, a private or reserved block, the
+# lab's internet hosts or another region's list are refused, and nothing changes.
+for bad in 10.0.1.0/24 0.0.0.0/0 127.0.0.0/8 198.51.100.0/24 54.231.160.0/19; do
+    if out=$("$VPCSIM" prefix-list pl-1a2b3c4d "$bad" --lab "$LAB" 2>&1); then fail "prefix-list $bad accepted: $out"; fi
+    grep -q "cannot hold $bad" <<< "$out" || fail "prefix-list $bad: $out"
+done
+expect_path a http://54.123.170.5/open-bucket/hello.txt 10.0.1.10 vpce-11bb22cc
+"$VPCSIM" prefix-list pl-1a2b3c4d 54.123.176.0/20 --lab "$LAB" | grep >/dev/null -c ok || fail "a good change after refused ones"
+"$VPCSIM" prefix-list pl-1a2b3c4d 54.123.160.0/19 --lab "$LAB" >/dev/null
+ok "prefix-list refuses the VPC's, private, reserved, the internet hosts' and another list's CIDRs; nothing changes"
 
 # DeleteVpcEndpoints: per-id failures (InvalidVpcEndpoint.NotFound, the bulk code), routes gone at once.
 out=$(awsx ec2 delete-vpc-endpoints --vpc-endpoint-ids vpce-11bb22cc vpce-00000000)
