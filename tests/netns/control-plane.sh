@@ -13,6 +13,11 @@ pl=$(awsx ec2 describe-prefix-lists --region us-east-1)
 grep -q '"PrefixListId": "pl-1a2b3c4d"' <<< "$pl" || fail "no pl-1a2b3c4d: $pl"
 grep -q '"54.123.160.0/19"' <<< "$pl" || fail "no 54.123.160.0/19: $pl"
 ok "describe-prefix-lists: pl-1a2b3c4d 54.123.160.0/19"
+[ "$(awsx ec2 get-managed-prefix-list-entries --prefix-list-id pl-1a2b3c4d --query 'Entries[].Cidr' --output text)" = 54.123.160.0/19 ] \
+    || fail "get-managed-prefix-list-entries"
+[ "$(awsx ec2 describe-managed-prefix-lists --query 'PrefixLists[].[PrefixListName,OwnerId]' --output text)" = "$(printf 'com.amazonaws.us-east-1.s3\tAWS')" ] \
+    || fail "describe-managed-prefix-lists: $(awsx ec2 describe-managed-prefix-lists)"
+ok "get-managed-prefix-list-entries and describe-managed-prefix-lists"
 
 before=$(awsx ec2 describe-route-tables; awsx ec2 describe-vpc-endpoints)
 # From the guide: "you cannot have multiple endpoints to the same service in a single route table"

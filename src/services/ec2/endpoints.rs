@@ -4,7 +4,7 @@ use super::filter::{matches, one};
 use super::xml::Xml;
 use super::{Ctx, Ec2Error, Ec2Outcome, OWNER_ID, changed, check_ids, check_kind, read};
 use crate::model::{
-    DEFAULT_ENDPOINT_POLICY, Endpoint, ModelError, PolicyChange, REGIONS, ResourceKind, World,
+    DEFAULT_ENDPOINT_POLICY, Endpoint, ModelError, PolicyChange, PrefixList, REGIONS, ResourceKind,
 };
 
 /// Endpoints have no creation time in the model (the API is clock-free): every endpoint shows
@@ -208,35 +208,100 @@ pub fn delete_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
 }
 
 pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
-    let w: &World = ctx.world;
     let ids = ctx.p.indexed("PrefixListId");
-    check_ids(w, &ids, ResourceKind::PrefixList)?;
+    check_ids(ctx.world, &ids, ResourceKind::PrefixList)?;
     let filters = ctx.p.filters()?;
+    // Like AWS, a region shows its own lists; ids or filters can reach the others the lab
+    // simulates.
+    let lists = selected_prefix_lists(ctx, &ids, &filters, |f, pl| match f {
+        "prefix-list-id" => one(&pl.id),
+        "prefix-list-name" => one(&pl.name),
+        _ => None,
+    })?;
     let mut x = ctx.xml();
     x.open("prefixListSet");
-    for pl in &w.prefix_lists {
-        // Like AWS, a region shows its own lists; ids or filters can reach the others the lab
-        // simulates.
+    for pl in lists {
+        x.open("item");
+        x.leaf("prefixListId", &pl.id);
+        x.leaf("prefixListName", &pl.name);
+        x.strings("cidrSet", pl.cidrs.iter().map(|c| c.to_string()));
+        x.close();
+    }
+    x.close();
+    read(x)
+}
+
+/// The prefix lists a region shows (its own; ids or filters reach the others), as
+/// DescribePrefixLists selects them.
+fn selected_prefix_lists<'w>(
+    ctx: &Ctx<'w>,
+    ids: &[&str],
+    filters: &[super::params::Filter],
+    field: impl Fn(&str, &PrefixList) -> Option<Vec<String>>,
+) -> Result<Vec<&'w PrefixList>, Ec2Error> {
+    let mut out = Vec::new();
+    for pl in &ctx.world.prefix_lists {
         let selected = if !ids.is_empty() {
             ids.contains(&pl.id.as_str())
         } else {
             pl.region == ctx.region || !filters.is_empty()
         };
-        if !selected {
-            continue;
+        if selected && matches(filters, None, |f| field(f, pl))? {
+            out.push(pl);
         }
-        let ok = matches(&filters, None, |f| match f {
-            "prefix-list-id" => one(&pl.id),
-            "prefix-list-name" => one(&pl.name),
-            _ => None,
-        })?;
-        if ok {
-            x.open("item");
-            x.leaf("prefixListId", &pl.id);
-            x.leaf("prefixListName", &pl.name);
-            x.strings("cidrSet", pl.cidrs.iter().map(|c| c.to_string()));
-            x.close();
-        }
+    }
+    Ok(out)
+}
+
+/// DescribeManagedPrefixLists, the newer call for the same lists (the AWS-managed ones: owner
+/// `AWS`, state `create-complete`). vpcsim keeps no list versions (the element is absent) and
+/// no customer-managed lists.
+pub fn describe_managed_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let ids = ctx.p.indexed("PrefixListId");
+    check_ids(ctx.world, &ids, ResourceKind::PrefixList)?;
+    let filters = ctx.p.filters()?;
+    let lists = selected_prefix_lists(ctx, &ids, &filters, |f, pl| match f {
+        "prefix-list-id" => one(&pl.id),
+        "prefix-list-name" => one(&pl.name),
+        "owner-id" => one("AWS"),
+        _ => None,
+    })?;
+    let mut x = ctx.xml();
+    x.open("prefixListSet");
+    for pl in lists {
+        x.open("item");
+        x.leaf("prefixListId", &pl.id);
+        x.leaf("addressFamily", "IPv4");
+        x.leaf("state", "create-complete");
+        x.leaf("prefixListArn", &format!("arn:aws:ec2:{}:aws:prefix-list/{}", pl.region, pl.id));
+        x.leaf("prefixListName", &pl.name);
+        x.list("tagSet", [(); 0], |_, ()| {});
+        x.leaf("ownerId", "AWS");
+        x.close();
+    }
+    x.close();
+    read(x)
+}
+
+/// GetManagedPrefixListEntries: the list's CIDRs, in order. `TargetVersion` is refused: vpcsim
+/// keeps only the current entries.
+pub fn get_managed_prefix_list_entries(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let id = ctx.p.required("PrefixListId")?;
+    check_kind(ctx.world, id, ResourceKind::PrefixList)?;
+    if let Some(v) = ctx.p.get("TargetVersion") {
+        return Err(Ec2Error::invalid(format!(
+            "The version '{v}' of prefix list '{id}' is not available: vpcsim keeps only the current entries."
+        )));
+    }
+    let Some(pl) = ctx.world.prefix_list(id) else {
+        return Err(ModelError::PrefixListNotFound(id.to_string()).into());
+    };
+    let mut x = ctx.xml();
+    x.open("entrySet");
+    for c in &pl.cidrs {
+        x.open("item");
+        x.leaf("cidr", &c.to_string());
+        x.close();
     }
     x.close();
     read(x)

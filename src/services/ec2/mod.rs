@@ -251,6 +251,8 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("DescribeVpcEndpoints", endpoints::describe_vpc_endpoints),
     ("DeleteVpcEndpoints", endpoints::delete_vpc_endpoints),
     ("DescribePrefixLists", endpoints::describe_prefix_lists),
+    ("DescribeManagedPrefixLists", endpoints::describe_managed_prefix_lists),
+    ("GetManagedPrefixListEntries", endpoints::get_managed_prefix_list_entries),
     ("DescribeVpcEndpointServices", endpoints::describe_vpc_endpoint_services),
     ("RunInstances", instances::run_instances),
     ("DescribeInstances", instances::describe_instances),

@@ -858,6 +858,29 @@ fn prefix_lists_and_services() {
         &[("Action", "DescribePrefixLists"), ("PrefixListId.1", "pl-00000000")],
         "InvalidPrefixListID.NotFound",
     );
+    // The newer calls Terraform's aws_ec2_managed_prefix_list and current docs use.
+    let xml = read_xml(&w, &[("Action", "DescribeManagedPrefixLists")]);
+    assert_eq!(texts(&xml, "prefixListId"), ["pl-1a2b3c4d"]);
+    assert_eq!(text(&xml, "ownerId"), "AWS");
+    assert_eq!(text(&xml, "prefixListArn"), "arn:aws:ec2:us-east-1:aws:prefix-list/pl-1a2b3c4d");
+    let xml = read_xml(
+        &w,
+        &[
+            ("Action", "DescribeManagedPrefixLists"),
+            ("Filter.1.Name", "prefix-list-name"),
+            ("Filter.1.Value.1", "com.amazonaws.us-west-2.s3"),
+        ],
+    );
+    assert_eq!(texts(&xml, "prefixListId"), ["pl-68a54001"]);
+    let xml =
+        read_xml(&w, &[("Action", "GetManagedPrefixListEntries"), ("PrefixListId", "pl-1a2b3c4d")]);
+    assert_eq!(texts(&xml, "cidr"), ["54.123.160.0/19"]);
+    refused(
+        &w,
+        &[("Action", "GetManagedPrefixListEntries"), ("PrefixListId", "pl-00000000")],
+        "InvalidPrefixListID.NotFound",
+    );
+    refused(&w, &[("Action", "GetManagedPrefixListEntries")], "MissingParameter");
     let xml = read_xml(&w, &[("Action", "DescribeVpcEndpointServices")]);
     dump("DescribeVpcEndpointServices", &xml);
     assert_eq!(texts(&xml, "serviceName"), [S3]);
