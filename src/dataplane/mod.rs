@@ -116,6 +116,11 @@ drop_reasons! {
     /// An IP fragment that cannot be forwarded: a later fragment whose first was not seen (or
     /// was dropped, or its decision expired), or a TCP or ICMP fragment through a NAT gateway.
     Fragment => "fragment",
+    /// A new flow from one VPC with the very tuple (private address, port, destination) of
+    /// another VPC's open flow through an endpoint or to the resolver: VPCs with identical
+    /// CIDRs share the one aws namespace, which cannot tell the two apart (AWS can, by
+    /// endpoint).
+    FlowCollision => "flow_collision",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -333,7 +338,11 @@ impl Pipeline {
         // the route table says, like AWS's "AmazonProvidedDNS".
         if info.dst_u32() == resolver_of(vpc.cidr) && is_dns(info) {
             // The id is cloned only when the flow is new.
-            self.track_out(now, info, src, port, src, || FlowPath::Resolver(vpc.id.clone()));
+            if !self
+                .track_out(snap, now, info, src, port, src, || FlowPath::Resolver(vpc.id.clone()))
+            {
+                return c.drop(DropReason::FlowCollision);
+            }
             return Action::Forward { port: PORT_AWS, len: pkt.len() };
         }
         let hop = subnet.fib.lookup(info.dst_u32());
@@ -394,7 +403,7 @@ impl Pipeline {
                     return self.filter_drop(snap, d);
                 }
                 if !tracked {
-                    self.track_out(now, info, src, port, src, || FlowPath::Local);
+                    self.track_out(snap, now, info, src, port, src, || FlowPath::Local);
                 }
                 Action::Forward { port: dst.port, len }
             }
@@ -402,7 +411,10 @@ impl Pipeline {
                 // From the guide: through an endpoint, S3 sees "the private IP addresses from
                 // your VPC": the source is left as it is.
                 if let Some(endpoint) = snap.endpoints.get(ep as usize) {
-                    self.track_out(now, info, src, port, src, || FlowPath::Vpce(endpoint.clone()));
+                    let path = || FlowPath::Vpce(endpoint.clone());
+                    if !self.track_out(snap, now, info, src, port, src, path) {
+                        return c.drop(DropReason::FlowCollision);
+                    }
                 }
                 Action::Forward { port: PORT_AWS, len }
             }
@@ -412,7 +424,7 @@ impl Pipeline {
                 };
                 packet::set_src(pkt, info, public.into(), meta.csum);
                 let aws = snap.aws_ranges.lookup(info.dst_u32()).is_some();
-                self.track_out(now, info, public, port, src, || FlowPath::Igw { aws });
+                self.track_out(snap, now, info, public, port, src, || FlowPath::Igw { aws });
                 let out = if aws { PORT_AWS } else { PORT_INTERNET };
                 Action::Forward { port: out, len }
             }
@@ -516,16 +528,22 @@ impl Pipeline {
         c.drop(DropReason::NoRoute)
     }
 
+    /// Tracks an outbound packet's flow, creating it if new. False if the tuple is another
+    /// VPC's open flow (see [`DropReason::FlowCollision`]): nothing is changed. A flow of the
+    /// same VPC from another port (the address moved to another subnet) is taken over.
+    #[allow(clippy::too_many_arguments)]
     fn track_out(
         &self,
+        snap: &Snapshot,
         now: Stamp,
         info: &Ipv4Info,
         outside_src: u32,
         port: PortId,
         private_ip: u32,
         path: impl FnOnce() -> FlowPath,
-    ) {
-        let Some(key) = flow_key(info, outside_src, false) else { return };
+    ) -> bool {
+        let Some(key) = flow_key(info, outside_src, false) else { return true };
+        let vpc_of = |p: PortId| snap.subnet(p).map(|s| s.vpc);
         // A flow keeps the path it started on: when a route change moves it, the control plane
         // finds it by comparing this path with the new snapshot's, and resets it.
         self.flows.upsert(
@@ -538,10 +556,19 @@ impl Pipeline {
                 tcp: TcpState::default(),
             },
             |f| {
+                if f.port != port {
+                    if let (Some(theirs), Some(ours)) = (vpc_of(f.port), vpc_of(port))
+                        && theirs != ours
+                    {
+                        return false;
+                    }
+                    f.port = port;
+                }
                 f.last_seen = now;
                 track_tcp(&mut f.tcp, info, true);
+                true
             },
-        );
+        )
     }
 
     /// Through a NAT gateway or NAT instance: the NAT's own subnet's route table decides the

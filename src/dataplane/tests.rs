@@ -1590,3 +1590,31 @@ fn a_nat_gateway_resets_a_connection_it_no_longer_knows() {
     let mut rst_in = tcp_flags_pkt("10.0.4.10", 40002, "198.51.100.10", 80, false, true);
     assert!(!matches!(p.process(at(402), d, &mut rst_in, Meta::PLAIN), Action::Reply { .. }));
 }
+
+#[test]
+fn identical_tuples_from_two_vpcs_are_a_counted_collision() {
+    // The guide: VPC CIDR blocks of different VPCs "can be overlapping or identical". A second
+    // VPC with the same CIDR, an endpoint and an instance at a's address: while a's flow to S3
+    // is open, the same tuple from the other VPC cannot share the one aws namespace.
+    let text = format!(
+        "{DEFAULT_LAB}\n[[vpc]]\nid = \"vpc-222ccc33\"\ncidr = \"10.0.0.0/16\"\nenable_dns_support = true\n\
+         [[route_table]]\nid = \"rtb-0e0e0e0e\"\nvpc = \"vpc-222ccc33\"\n\
+         [[subnet]]\nname = \"e\"\nid = \"subnet-0e0e0e0e\"\nvpc = \"vpc-222ccc33\"\ncidr = \"10.0.1.0/24\"\nroute_table = \"rtb-0e0e0e0e\"\n\
+         [[endpoint]]\nid = \"vpce-22cc33dd\"\nvpc = \"vpc-222ccc33\"\nservice = \"com.amazonaws.us-east-1.s3\"\nroute_tables = [\"rtb-0e0e0e0e\"]\n\
+         [[instance]]\nid = \"i-0e0e0e0e\"\nsubnet = \"e\"\nprivate_ip = \"10.0.1.10\"\n"
+    );
+    let world = parse("t.toml", &text).unwrap();
+    let p = pipeline_for(&world);
+    let e = ports_by_index(&world)["subnet-0e0e0e0e"];
+    let mut first = tcp("10.0.1.10", 41000, "54.123.170.5", 80, b"");
+    assert!(matches!(run(&p, A, &mut first), Action::Forward { port: PORT_AWS, .. }));
+    let mut same = tcp("10.0.1.10", 41000, "54.123.170.5", 80, b"");
+    assert_eq!(run(&p, e, &mut same), Action::Drop(DropReason::FlowCollision));
+    assert_eq!(p.counters.drops(DropReason::FlowCollision), 1);
+    // The reply still reaches a, whose flow is untouched.
+    let mut reply = tcp("54.123.170.5", 80, "10.0.1.10", 41000, b"");
+    assert!(matches!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: A, .. }));
+    // Another port is no collision.
+    let mut other = tcp("10.0.1.10", 41001, "54.123.170.5", 80, b"");
+    assert!(matches!(run(&p, e, &mut other), Action::Forward { port: PORT_AWS, .. }));
+}
