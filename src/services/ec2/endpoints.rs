@@ -208,16 +208,7 @@ pub fn delete_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
 }
 
 pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
-    let ids = ctx.p.indexed("PrefixListId");
-    check_ids(ctx.world, &ids, ResourceKind::PrefixList)?;
-    let filters = ctx.p.filters()?;
-    // Like AWS, a region shows its own lists; ids or filters can reach the others the lab
-    // simulates.
-    let lists = selected_prefix_lists(ctx, &ids, &filters, |f, pl| match f {
-        "prefix-list-id" => one(&pl.id),
-        "prefix-list-name" => one(&pl.name),
-        _ => None,
-    })?;
+    let lists = selected_prefix_lists(ctx, |_, _| None)?;
     let mut x = ctx.xml();
     x.open("prefixListSet");
     for pl in lists {
@@ -231,14 +222,16 @@ pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     read(x)
 }
 
-/// The prefix lists a region shows (its own; ids or filters reach the others), as
-/// DescribePrefixLists selects them.
+/// The prefix lists a `PrefixListId.N` and `Filter.N` request selects: like AWS, a region
+/// shows its own lists; ids or filters can reach the others the lab simulates. Filters
+/// `prefix-list-id` and `prefix-list-name`, and those `more` knows.
 fn selected_prefix_lists<'w>(
     ctx: &Ctx<'w>,
-    ids: &[&str],
-    filters: &[super::params::Filter],
-    field: impl Fn(&str, &PrefixList) -> Option<Vec<String>>,
+    more: impl Fn(&str, &PrefixList) -> Option<Vec<String>>,
 ) -> Result<Vec<&'w PrefixList>, Ec2Error> {
+    let ids = ctx.p.indexed("PrefixListId");
+    check_ids(ctx.world, &ids, ResourceKind::PrefixList)?;
+    let filters = ctx.p.filters()?;
     let mut out = Vec::new();
     for pl in &ctx.world.prefix_lists {
         let selected = if !ids.is_empty() {
@@ -246,7 +239,12 @@ fn selected_prefix_lists<'w>(
         } else {
             pl.region == ctx.region || !filters.is_empty()
         };
-        if selected && matches(filters, None, |f| field(f, pl))? {
+        let field = |f: &str| match f {
+            "prefix-list-id" => one(&pl.id),
+            "prefix-list-name" => one(&pl.name),
+            other => more(other, pl),
+        };
+        if selected && matches(&filters, None, field)? {
             out.push(pl);
         }
     }
@@ -257,15 +255,7 @@ fn selected_prefix_lists<'w>(
 /// `AWS`, state `create-complete`). vpcsim keeps no list versions (the element is absent) and
 /// no customer-managed lists.
 pub fn describe_managed_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
-    let ids = ctx.p.indexed("PrefixListId");
-    check_ids(ctx.world, &ids, ResourceKind::PrefixList)?;
-    let filters = ctx.p.filters()?;
-    let lists = selected_prefix_lists(ctx, &ids, &filters, |f, pl| match f {
-        "prefix-list-id" => one(&pl.id),
-        "prefix-list-name" => one(&pl.name),
-        "owner-id" => one("AWS"),
-        _ => None,
-    })?;
+    let lists = selected_prefix_lists(ctx, |f, _| if f == "owner-id" { one("AWS") } else { None })?;
     let mut x = ctx.xml();
     x.open("prefixListSet");
     for pl in lists {
