@@ -360,18 +360,19 @@ impl Pipeline {
             Some(Hop::Nat(_)) => flow_key(info, src, false).and_then(|k| self.flows.napt_get(&k)),
             _ => None,
         };
-        let tracked = match hop {
-            Some(Hop::Local) => {
-                self.touch(now, flow_key(info, src, false))
-                    || self.touch(now, flow_key(info, info.dst_u32(), true))
-            }
-            Some(Hop::Igw) => {
-                host.public_ip.is_some_and(|p| self.touch(now, flow_key(info, p, false)))
-            }
-            Some(Hop::Vpce(_)) => self.touch(now, flow_key(info, src, false)),
-            Some(Hop::Nat(_)) => napt.is_some(),
-            _ => false,
-        };
+        let tracked = !is_icmp_request(info)
+            && match hop {
+                Some(Hop::Local) => {
+                    self.touch(now, flow_key(info, src, false))
+                        || self.touch(now, flow_key(info, info.dst_u32(), true))
+                }
+                Some(Hop::Igw) => {
+                    host.public_ip.is_some_and(|p| self.touch(now, flow_key(info, p, false)))
+                }
+                Some(Hop::Vpce(_)) => self.touch(now, flow_key(info, src, false)),
+                Some(Hop::Nat(_)) => napt.is_some(),
+                _ => false,
+            };
         if !tracked && let FilterVerdict::Deny(d) = sg_egress(snap, subnet.vpc, src, &t) {
             return self.filter_drop(snap, d);
         }
@@ -468,7 +469,7 @@ impl Pipeline {
             // A reply to a flow the instance opened passes; a new flow from outside needs the
             // instance's security-group ingress, and is then tracked so its replies pass the
             // instance's egress.
-            if !self.track_in(now, info, dst) {
+            if is_icmp_request(info) || !self.track_in(now, info, dst) {
                 if let FilterVerdict::Deny(d) = sg_ingress(snap, nat.vpc, nat.private_ip, &t) {
                     return self.filter_drop(snap, d);
                 }
@@ -496,8 +497,9 @@ impl Pipeline {
             if crate::model::INTERNET_HOST_RANGE.contains(&std::net::Ipv4Addr::from(dst)) {
                 return Action::Forward { port: PORT_INTERNET, len };
             }
-            // A private destination: only a flow that left through an endpoint leads back.
-            let Some(key) = flow_key(info, dst, true) else {
+            // A private destination: only a flow that left through an endpoint leads back (and
+            // only as a reply: never an ICMP request).
+            let Some(key) = flow_key(info, dst, true).filter(|_| !is_icmp_request(info)) else {
                 return c.drop(DropReason::NoFlow);
             };
             let back = self.flows.with(&key, |f| {
@@ -681,6 +683,10 @@ impl Pipeline {
         info: &Ipv4Info,
         meta: Meta,
     ) -> Option<Action> {
+        // A NAT translates replies back; an ICMP request is none.
+        if is_icmp_request(info) {
+            return None;
+        }
         let key = flow_key(info, info.dst_u32(), true)?;
         let found = self.flows.with(&key, |f| {
             let napt = f.path.napt()?;
@@ -962,6 +968,15 @@ fn time_exceeded_reply(pkt: &mut [u8], info: &Ipv4Info, nat_ip: u32, port: PortI
 /// A NAT gateway (`nat-…`), not a NAT instance (`i-…`).
 fn is_nat_gateway(nat_id: &str) -> bool {
     nat_id.starts_with("nat-")
+}
+
+/// An ICMP query request (echo, timestamp, information, address mask). Connection tracking
+/// admits the *responses* of a tracked flow ("Security groups are stateful — responses to
+/// allowed inbound traffic are allowed to flow out, and vice versa", security-group connection
+/// tracking): a flow keyed by its identifier must not let in an unsolicited request that
+/// happens to carry the same one. Requests are always judged by the rules.
+fn is_icmp_request(info: &Ipv4Info) -> bool {
+    matches!(info.l4(), L4::Icmp { kind: 8 | 13 | 15 | 17, .. })
 }
 
 /// UDP or TCP to port 53.

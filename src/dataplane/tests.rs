@@ -792,6 +792,33 @@ fn icmp_echo_through_a_nat_gateway() {
 }
 
 #[test]
+fn a_ping_flow_lets_in_replies_not_requests_with_its_identifier() {
+    // Connection tracking admits the responses of a tracked flow. An echo request from the
+    // internet that carries the identifier of a's own ping is no response: a's default group
+    // (ingress only from itself) refuses it; the echo reply passes.
+    let p = demo();
+    let mut ping = icmp_echo("10.0.1.10", "198.51.100.10", 4242, false);
+    assert!(matches!(run(&p, A, &mut ping), Action::Forward { port: PORT_INTERNET, .. }));
+    let mut request = icmp_echo("198.51.100.10", "203.0.113.10", 4242, false);
+    assert_eq!(run(&p, PORT_INTERNET, &mut request), Action::Drop(DropReason::SgIngress));
+    let mut reply = icmp_echo("198.51.100.10", "203.0.113.10", 4242, true);
+    assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: A, .. }));
+    // Through the NAT gateway: nothing comes in unasked, however it is numbered.
+    let mut ping = icmp_echo("10.0.4.10", "198.51.100.10", 7, false);
+    assert!(matches!(run(&p, D, &mut ping), Action::Forward { port: PORT_INTERNET, .. }));
+    let ident = u16::from_be_bytes([ping[24], ping[25]]);
+    let mut request = icmp_echo("198.51.100.10", "203.0.113.40", ident, false);
+    assert_eq!(run(&p, PORT_INTERNET, &mut request), Action::Drop(DropReason::NoFlow));
+    // Nor from S3's side through the endpoint.
+    let mut ping = icmp_echo("10.0.1.10", "54.123.170.5", 99, false);
+    assert!(matches!(run(&p, A, &mut ping), Action::Forward { port: PORT_AWS, .. }));
+    let mut request = icmp_echo("54.123.170.5", "10.0.1.10", 99, false);
+    assert_eq!(run(&p, PORT_AWS, &mut request), Action::Drop(DropReason::NoFlow));
+    let mut reply = icmp_echo("54.123.170.5", "10.0.1.10", 99, true);
+    assert!(matches!(run(&p, PORT_AWS, &mut reply), Action::Forward { port: A, .. }));
+}
+
+#[test]
 fn nat_gateway_in_a_subnet_with_the_endpoint_reaches_s3_privately() {
     // The NAT's own subnet decides the way out: with b's table associated with the endpoint,
     // S3 sees the NAT gateway's private address, through the endpoint.
