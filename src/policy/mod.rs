@@ -42,9 +42,19 @@
 //!   absent key unless `IfExists`); `ForAllValues:` holds when every request value does (true for
 //!   an absent key). `Bool` compares `"true"`/`"false"` case-insensitively; `IpAddress` takes IPv4
 //!   or IPv6 addresses and CIDRs; `ArnEquals` and `ArnLike` both compare segment by segment with
-//!   wildcards (as AWS does). The guide's remark on `aws:SourceIp` through an endpoint ("the
+//!   wildcards (as AWS does). `Numeric…` operators compare numbers (integers or decimals),
+//!   `Date…` operators dates (ISO 8601 or epoch seconds), both checked when the policy is
+//!   parsed; `BinaryEquals` compares the base64 text; `NumericNotEquals` and `DateNotEquals`
+//!   are negated operators. The guide's remark on `aws:SourceIp` through an endpoint ("the
 //!   condition is not matched — the statement is ignored") follows: the S3 stub leaves the key
 //!   out of such requests, so an `IpAddress` Allow does not apply.
+//! - Policy variables (Version `2012-10-17` only; in older or unversioned policies they are
+//!   literal text): `${key}` in a Resource / NotResource (within the ARN's resource part) or in
+//!   a string or ARN condition value is the request's value of that key, `${key, 'default'}`
+//!   falls back to the default, `${*}`, `${?}`, `${$}` are literal `*`, `?`, `$`. A variable
+//!   without a value (absent key, or several values) makes that Resource not match, and a
+//!   condition or NotResource using it makes the statement not apply (IAM: "any attempt to
+//!   match it fails and causes the statement to be invalid").
 //!
 //! # One policy
 //! [`Policy::evaluate`]: an explicit Deny beats an Allow, which beats the implicit deny. The
@@ -353,7 +363,20 @@ pub enum BaseOperator {
     ArnNotLike,
     IpAddress,
     NotIpAddress,
+    NumericEquals,
+    NumericNotEquals,
+    NumericLessThan,
+    NumericLessThanEquals,
+    NumericGreaterThan,
+    NumericGreaterThanEquals,
+    DateEquals,
+    DateNotEquals,
+    DateLessThan,
+    DateLessThanEquals,
+    DateGreaterThan,
+    DateGreaterThanEquals,
     Bool,
+    BinaryEquals,
     Null,
 }
 
@@ -401,6 +424,11 @@ pub struct Statement {
     pub resource: Scope<Vec<String>>,
     /// All conditions, AND-ed.
     pub conditions: Vec<Condition>,
+    /// Whether policy variables (`${aws:username}` …) are substituted: only in policies of
+    /// Version 2012-10-17 (IAM: "If you don't include the Version element and set it to an
+    /// appropriate version date, variables like ${aws:username} are treated as literal
+    /// strings in the policy").
+    pub variables: bool,
 }
 
 impl Statement {

@@ -815,6 +815,197 @@ fn accepted_variants() {
     }
 }
 
+/// IAM "Policy variables": substituted in Resource and in string and ARN condition values under
+/// Version 2012-10-17 only; a variable without a value matches nothing.
+#[test]
+fn policy_variables() {
+    const HOME: &str = r#"{"Version":"2012-10-17","Statement":{"Sid":"Home","Effect":"Allow",
+        "Action":"s3:GetObject","Resource":"arn:aws:s3:::var-bucket/${aws:username}/*"}}"#;
+    const LIMITED: &str = "arn:aws:iam::123456789012:user/limited";
+    let as_limited: Keys = &[("aws:username", &["limited"])];
+    let home = p(HOME, Identity);
+    let get = |key: &'static str, keys| req(Some(LIMITED), "s3:GetObject", key, keys);
+    assert_eq!(
+        home.evaluate(&get("arn:aws:s3:::var-bucket/limited/a.txt", as_limited)),
+        allow(Some("Home"))
+    );
+    assert_eq!(
+        home.evaluate(&get("arn:aws:s3:::var-bucket/${aws:username}/a.txt", as_limited)),
+        Decision::Implicit
+    );
+    assert_eq!(
+        home.evaluate(&get("arn:aws:s3:::var-bucket/admin/a.txt", as_limited)),
+        Decision::Implicit
+    );
+    // No aws:username (anonymous): "any attempt to match it fails".
+    assert_eq!(
+        home.evaluate(&get("arn:aws:s3:::var-bucket/limited/a.txt", NO_KEYS)),
+        Decision::Implicit
+    );
+    // Without Version 2012-10-17 the variable is a literal string.
+    let old = p(&HOME.replace(r#""Version":"2012-10-17","#, ""), Identity);
+    assert_eq!(
+        old.evaluate(&get("arn:aws:s3:::var-bucket/limited/a.txt", as_limited)),
+        Decision::Implicit
+    );
+    assert_eq!(
+        old.evaluate(&get("arn:aws:s3:::var-bucket/${aws:username}/a.txt", as_limited)),
+        allow(Some("Home"))
+    );
+    let older = p(&HOME.replace("2012-10-17", "2008-10-17"), Identity);
+    assert_eq!(
+        older.evaluate(&get("arn:aws:s3:::var-bucket/limited/a.txt", as_limited)),
+        Decision::Implicit
+    );
+
+    // A bucket policy's Deny on the caller's own folder.
+    let own = p(
+        r#"{"Version":"2012-10-17","Statement":{"Sid":"NoOwnFolder","Effect":"Deny",
+        "Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:username}/*"}}"#,
+        Bucket,
+    );
+    let admin: Keys = &[("aws:username", &["admin"])];
+    assert_eq!(
+        own.evaluate(&req(Some(ADMIN), "s3:GetObject", "arn:aws:s3:::b/admin/secret.txt", admin)),
+        deny(Some("NoOwnFolder"), 0)
+    );
+    assert_eq!(
+        own.evaluate(&req(Some(ADMIN), "s3:GetObject", "arn:aws:s3:::b/other/secret.txt", admin)),
+        Decision::Implicit
+    );
+    // NotResource with a variable that has no value: the statement does not apply.
+    let not = p(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Principal":"*",
+        "Action":"s3:*","NotResource":"arn:aws:s3:::b/${aws:username}/*"}}"#,
+        Bucket,
+    );
+    assert_eq!(
+        not.evaluate(&req(None, "s3:GetObject", "arn:aws:s3:::b/x/y", NO_KEYS)),
+        Decision::Implicit
+    );
+    assert_eq!(
+        not.evaluate(&req(None, "s3:GetObject", "arn:aws:s3:::b/x/y", admin)),
+        deny(None, 0)
+    );
+
+    // ${*}, ${?} and ${$} are literal characters, never wildcards; a default for an absent key.
+    let special = p(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject",
+        "Resource":["arn:aws:s3:::b/${*}x${?}${$}", "arn:aws:s3:::b/${aws:userid, 'anonymous'}/*"]}}"#,
+        Identity,
+    );
+    let r = |key| req(None, "s3:GetObject", key, NO_KEYS);
+    assert_eq!(special.evaluate(&r("arn:aws:s3:::b/*x?$")), allow(None));
+    assert_eq!(special.evaluate(&r("arn:aws:s3:::b/yxz$")), Decision::Implicit);
+    assert_eq!(special.evaluate(&r("arn:aws:s3:::b/anonymous/f")), allow(None));
+
+    // In conditions: string and ARN operators only.
+    let prefix = p(
+        r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"Own","Effect":"Allow","Action":"s3:ListBucket","Resource":"*",
+         "Condition":{"StringLike":{"s3:prefix":"${aws:username}/*"}}},
+        {"Sid":"Me","Effect":"Deny","Action":"s3:ListBucket","Resource":"*",
+         "Condition":{"ArnNotEquals":{"aws:PrincipalArn":"arn:aws:iam::123456789012:user/${aws:username}"}}}]}"#,
+        Identity,
+    );
+    let list = |keys| req(Some(LIMITED), "s3:ListBucket", "arn:aws:s3:::b", keys);
+    let mine: Keys = &[
+        ("aws:username", &["limited"]),
+        ("s3:prefix", &["limited/x"]),
+        ("aws:PrincipalArn", &[LIMITED]),
+    ];
+    let other: Keys = &[
+        ("aws:username", &["limited"]),
+        ("s3:prefix", &["admin/x"]),
+        ("aws:PrincipalArn", &[LIMITED]),
+    ];
+    let spoofed: Keys = &[
+        ("aws:username", &["limited"]),
+        ("s3:prefix", &["limited/x"]),
+        ("aws:PrincipalArn", &[ADMIN]),
+    ];
+    // No aws:username: the negated condition does not hold either (the statement is invalid).
+    let nobody: Keys = &[("s3:prefix", &["limited/x"]), ("aws:PrincipalArn", &[LIMITED])];
+    assert_eq!(prefix.evaluate(&list(mine)), allow(Some("Own")));
+    assert_eq!(prefix.evaluate(&list(other)), Decision::Implicit);
+    assert_eq!(prefix.evaluate(&list(spoofed)), deny(Some("Me"), 1));
+    assert_eq!(prefix.evaluate(&list(nobody)), Decision::Implicit);
+}
+
+/// Numeric and Date operators (and their IfExists forms) parse and compare; dates are ISO 8601
+/// or epoch seconds.
+#[test]
+fn numeric_and_date_operators() {
+    let cond = |c: &str| {
+        p(
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":"*",
+            "Action":"s3:*","Resource":"*","Condition":{c}}}}}"#
+            ),
+            Bucket,
+        )
+    };
+    let holds = |policy: &Policy, keys: &[(&str, &[&str])]| {
+        let r = RequestContext {
+            principal: None,
+            action: "s3:ListBucket",
+            resource: "arn:aws:s3:::b",
+            keys,
+        };
+        policy.evaluate(&r) == allow(None)
+    };
+    let max10 = cond(r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#);
+    assert!(holds(&max10, &[("s3:max-keys", &["10"])]));
+    assert!(holds(&max10, &[("s3:max-keys", &["2.5"])]));
+    assert!(!holds(&max10, &[("s3:max-keys", &["11"])]));
+    assert!(!holds(&max10, &[("s3:max-keys", &["ten"])]));
+    assert!(!holds(&max10, NO_KEYS));
+    assert!(holds(&cond(r#"{"NumericLessThanEqualsIfExists":{"s3:max-keys":10}}"#), NO_KEYS));
+    let ne = cond(r#"{"NumericNotEquals":{"s3:max-keys":["1","2"]}}"#);
+    assert!(holds(&ne, &[("s3:max-keys", &["3"])]) && !holds(&ne, &[("s3:max-keys", &["2"])]));
+    assert!(holds(&ne, NO_KEYS), "a negated operator holds for an absent key");
+    for (op, at, want) in [
+        ("NumericEquals", "5", true),
+        ("NumericLessThan", "4", true),
+        ("NumericLessThan", "5", false),
+        ("NumericGreaterThan", "6", true),
+        ("NumericGreaterThanEquals", "5", true),
+        ("NumericGreaterThanEquals", "4.9", false),
+    ] {
+        let c = cond(&format!(r#"{{"{op}":{{"s3:max-keys":"5"}}}}"#));
+        assert_eq!(holds(&c, &[("s3:max-keys", &[at])]), want, "{op} {at}");
+    }
+    const NOW: Keys =
+        &[("aws:CurrentTime", &["2024-05-01T10:00:00Z"]), ("aws:EpochTime", &["1714557600"])];
+    for (c, want) in [
+        (r#"{"DateGreaterThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"}}"#, true),
+        (r#"{"DateLessThan":{"aws:CurrentTime":"2024-05-01"}}"#, false),
+        (r#"{"DateEquals":{"aws:CurrentTime":"2024-05-01T12:00:00+02:00"}}"#, true),
+        (r#"{"DateNotEquals":{"aws:CurrentTime":"2024-05-01T10:00:00.000Z"}}"#, false),
+        (r#"{"DateLessThanEquals":{"aws:CurrentTime":"1714557600"}}"#, true),
+        (r#"{"DateGreaterThanEquals":{"aws:EpochTime":"2024-05-01T10:00:01Z"}}"#, false),
+        (r#"{"DateLessThan":{"aws:EpochTime":"2024-05-01T10:00:01Z"}}"#, true),
+        (r#"{"DateGreaterThanIfExists":{"aws:TokenIssueTime":"2030-01-01"}}"#, true),
+        (r#"{"BinaryEquals":{"s3:x-amz-acl":"cHJpdmF0ZQ=="}}"#, false),
+    ] {
+        assert_eq!(holds(&cond(c), NOW), want, "{c}");
+    }
+    for (c, msg) in [
+        (r#"{"NumericEquals":{"s3:max-keys":"ten"}}"#, r#""ten" is not a number"#),
+        (
+            r#"{"DateLessThan":{"aws:CurrentTime":"May 1st"}}"#,
+            r#""May 1st" is not an ISO 8601 date or epoch seconds"#,
+        ),
+        (r#"{"DateLessThan":{"aws:CurrentTime":"2024-13-01"}}"#, "is not an ISO 8601 date"),
+    ] {
+        let text = format!(
+            r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*","Condition":{c}}}}}"#
+        );
+        let e = Policy::parse(&text, Bucket).unwrap_err().to_string();
+        assert!(e.contains(msg), "{e}");
+    }
+}
+
 // ---- property tests ----
 
 /// Exponential but obviously right: the reference for `matches_wildcard`.
