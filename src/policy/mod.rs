@@ -87,6 +87,7 @@
 
 mod eval;
 mod parse;
+mod s3;
 #[cfg(test)]
 mod tests;
 
@@ -95,6 +96,10 @@ use std::fmt;
 use ipnet::IpNet;
 
 pub use eval::matches_wildcard;
+pub use s3::{
+    KnownPrincipals, MalformedPolicy, known_condition_key, parse_bucket_policy,
+    unreadable_bucket_policy,
+};
 
 /// The default endpoint policy: "If you do not attach a policy when you create an endpoint, we
 /// attach a default policy for you that allows full access to the service."
@@ -581,40 +586,6 @@ pub enum Verdict {
 
 /// Combines several policies: see the module doc. Each entry is (label, policy, whether an
 /// Allow from this policy is required).
-/// Parses a bucket policy for `bucket` as S3's PutBucketPolicy checks it: a valid bucket
-/// policy whose every `Resource` / `NotResource` pattern can name the bucket or its objects
-/// (S3: "Policy has invalid resource") and whose every action is S3's ("Policy has invalid
-/// action"; names within `s3:` are not checked against S3's list of actions, which the lab
-/// does not carry whole). The message is what S3's `MalformedPolicy` says.
-pub fn parse_bucket_policy(bucket: &str, text: &str) -> Result<Policy, String> {
-    let policy = Policy::parse(text, PolicyKind::Bucket).map_err(|e| e.to_string())?;
-    let bucket_arn = format!("arn:aws:s3:::{bucket}");
-    let objects = format!("{bucket_arn}/");
-    for st in policy.statements() {
-        let (Scope::Is(resources) | Scope::Not(resources)) = &st.resource;
-        for r in resources {
-            // What precedes the first wildcard must lead to the bucket or into it.
-            let literal = &r[..r.find(['*', '?']).unwrap_or(r.len())];
-            let ok =
-                *r == bucket_arn || objects.starts_with(literal) || literal.starts_with(&objects);
-            if !ok {
-                return Err(format!(
-                    "Policy has invalid resource: {r:?} is not in bucket {bucket}"
-                ));
-            }
-        }
-        let (Scope::Is(actions) | Scope::Not(actions)) = &st.action;
-        for a in actions {
-            let ok = a == "*"
-                || a.split_once(':').is_some_and(|(svc, _)| svc.eq_ignore_ascii_case("s3"));
-            if !ok {
-                return Err(format!("Policy has invalid action: {a:?}"));
-            }
-        }
-    }
-    Ok(policy)
-}
-
 pub fn decide(policies: &[(&str, &Policy, bool)], req: &RequestContext<'_>) -> Verdict {
     combine(policies.iter().map(|&(label, p, required)| (label, p.evaluate(req), required)))
 }

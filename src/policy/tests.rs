@@ -1006,6 +1006,77 @@ fn numeric_and_date_operators() {
     }
 }
 
+/// PutBucketPolicy's checks and S3's own `MalformedPolicy` messages.
+#[rustfmt::skip]
+#[test]
+fn bucket_policy_refused_with_s3_messages() {
+    let users = [DEV.to_string(), ADMIN.to_string()];
+    let known = KnownPrincipals { account: "123456789012", users: &users };
+    let st = |body: &str| format!(r#"{{"Version":"2012-10-17","Statement":[{body}]}}"#);
+    let one = |principal: &str, action: &str, resource: &str, cond: &str| {
+        st(&format!(r#"{{"Effect":"Allow","Principal":{principal},"Action":{action},"Resource":{resource}{cond}}}"#))
+    };
+    let key = |k: &str| format!(r#","Condition":{{"StringEquals":{{"{k}":"x"}}}}"#);
+    let cases: Vec<(String, &str)> = vec![
+        (r#"{"Version":"2012-10-17"}"#.into(), "Missing required field Statement"),
+        ("{".into(), "This policy contains invalid Json"),
+        ("[]".into(), "Policies must be valid JSON and the first byte must be '{'"),
+        (r#"{"Statement":[]}"#.into(), "Could not parse the policy: Statement is empty!"),
+        (r#"{"Version":"2012-10-18","Statement":[]}"#.into(), "The policy must contain a valid version string"),
+        (st(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#), "Missing required field Principal"),
+        (st(r#"{"Effect":"allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#), "Invalid effect: allow"),
+        (st(r#"{"Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#), "Missing required field Effect"),
+        (st(r#"{"Effect":"Allow","Principal":"*","Resource":"arn:aws:s3:::b/*"}"#), "Missing required field Action"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::other/*""#, ""), "Policy has invalid resource"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""*""#, ""), "Policy has invalid resource"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""b/*""#, ""), "Policy has invalid resource"),
+        (one(r#"{"AWS":"bogus"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#""someone""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#"{"AWS":"arn:aws:iam::123456789012:user/nobody"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#"{"AWS":"arn:aws:iam::123456789012:user/*"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#"{"AWS":"arn:aws:iam::210987654321:user/dev*"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#""*""#, r#""s3:GetObjects""#, r#""arn:aws:s3:::b/*""#, ""), "Policy has invalid action"),
+        (one(r#""*""#, r#""ec2:DescribeVpcs""#, r#""arn:aws:s3:::b/*""#, ""), "Policy has invalid action"),
+        (one(r#""*""#, r#""s3:Frob*""#, r#""arn:aws:s3:::b/*""#, ""), "Policy has invalid action"),
+        (one(r#""*""#, r#""s3:ListBucket""#, r#""arn:aws:s3:::b/*""#, ""), "Action does not apply to any resource(s) in statement"),
+        (one(r#""*""#, r#""s3:PutObject""#, r#""arn:aws:s3:::b""#, ""), "Action does not apply to any resource(s) in statement"),
+        (one(r#""*""#, r#"["s3:GetObject","s3:ListBucket"]"#, r#""arn:aws:s3:::b/*""#, ""), "Action does not apply to any resource(s) in statement"),
+        (one(r#""*""#, r#""s3:ListAllMyBuckets""#, r#"["arn:aws:s3:::b","arn:aws:s3:::b/*"]"#, ""), "Action does not apply to any resource(s) in statement"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, &key("aws:bogusKey")), "Policy has an invalid condition key"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, &key("s3:bogus")), "Policy has an invalid condition key"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, &key("ec2:Region")), "Policy has an invalid condition key"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, r#","Condition":{"IpAddress":{"aws:SourceIp":"1.2.3.4/40"}}"#), "Invalid IP address in Conditions"),
+    ];
+    for (text, want) in &cases {
+        match parse_bucket_policy("b", text, known) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => {
+                assert_eq!(e.message, *want, "{text}\n{}", e.detail);
+                assert_eq!(e.to_string(), *want);
+            }
+        }
+    }
+    // The detail names the statement and what is wrong, for the log and lab files.
+    let e = parse_bucket_policy("b", &cases[9].0, known).unwrap_err();
+    assert!(e.detail.contains("statement 0") && e.detail.contains("other/*"), "{}", e.detail);
+
+    for text in [
+        one(r#"{"AWS":"arn:aws:iam::123456789012:user/developer"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""),
+        one(r#"{"AWS":["210987654321","arn:aws:iam::210987654321:user/other","arn:aws:iam::123456789012:root"]}"#, r#""s3:*""#, r#""arn:aws:s3:::b/*""#, ""),
+        one(r#""*""#, r#""s3:Get*""#, r#""arn:aws:s3:::b/*""#, ""),
+        one(r#""*""#, r#"["s3:ListBucket","s3:GetObject"]"#, r#"["arn:aws:s3:::b","arn:aws:s3:::b/*"]"#, ""),
+        one(r#""*""#, r#""s3:listbucket""#, r#""arn:aws:s3:::b""#, r#","Condition":{"StringLike":{"s3:prefix":"home/*"},"NumericLessThan":{"S3:Max-Keys":"10"}}"#),
+        one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/${aws:username}/*""#, r#","Condition":{"StringNotEquals":{"AWS:SOURCEVPCE":"v","aws:PrincipalTag/team":"x","s3:ExistingObjectTag/k":"y"}}"#),
+        one(r#""*""#, r#""*""#, r#""arn:aws:s3:::b*""#, r#","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2020-01-01"}}"#),
+        st(r#"{"Effect":"Deny","Principal":"*","NotAction":"s3:GetObject","NotResource":"arn:aws:s3:::b/public/*"}"#),
+    ] {
+        parse_bucket_policy("b", &text, known).unwrap_or_else(|e| panic!("{e}: {}\n{text}", e.detail));
+    }
+    for text in [GUIDE_BUCKET_SPECIFIC_VPCE, GUIDE_BUCKET_SPECIFIC_VPC] {
+        parse_bucket_policy("my_secure_bucket", text, known).unwrap();
+    }
+}
+
 // ---- property tests ----
 
 /// Exponential but obviously right: the reference for `matches_wildcard`.

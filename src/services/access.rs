@@ -102,6 +102,11 @@ impl Access {
         self.users.get(access_key)
     }
 
+    /// The ARNs of the lab's users (the principals a bucket policy may name in its account).
+    pub fn user_arns(&self) -> Vec<String> {
+        self.users.values().map(|u| u.arn.clone()).collect()
+    }
+
     /// The policy of an endpoint as the data plane applies it now.
     pub fn endpoint_policy(&self, vpce: &str, now: Instant) -> Arc<Policy> {
         match self.endpoints.get(vpce) {

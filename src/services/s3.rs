@@ -44,7 +44,8 @@ use super::store::{
     ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, Store, StoreError,
     WriteCondition, etag_in, valid_bucket_name,
 };
-use crate::policy::{Policy, PolicyKind, RequestContext, S3Policies, Verdict};
+use crate::model::ACCOUNT_ID;
+use crate::policy::{KnownPrincipals, Policy, PolicyKind, RequestContext, S3Policies, Verdict};
 
 /// XML namespace of S3 responses.
 pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -764,8 +765,12 @@ async fn bucket_policy(
                     "Policies must be valid UTF-8",
                 )
             })?;
-            if let Err(e) = crate::policy::parse_bucket_policy(bucket, &text) {
-                return Err(S3Error::new(StatusCode::BAD_REQUEST, "MalformedPolicy", &e));
+            // S3 refuses a principal that does not exist: the lab's users are known.
+            let users = state.access.as_ref().map(|a| a.load().user_arns()).unwrap_or_default();
+            let known = KnownPrincipals { account: ACCOUNT_ID, users: &users };
+            if let Err(e) = crate::policy::parse_bucket_policy(bucket, &text, known) {
+                debug!(bucket, detail = %e.detail, "bucket policy refused");
+                return Err(S3Error::new(StatusCode::BAD_REQUEST, "MalformedPolicy", &e.message));
             }
             let (store, b) = (state.store.clone(), bucket.to_string());
             blocking(move || {
