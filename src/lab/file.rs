@@ -508,29 +508,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             })?;
         }
     }
-    for (i, b) in lab.bucket.iter().enumerate() {
-        let region =
-            b.region.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| w.region.clone());
-        let bucket = Bucket {
-            name: b.name.get_ref().clone(),
-            region,
-            policy: b.policy.as_ref().map(|p| p.get_ref().clone()),
-            objects: b.objects.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
-        };
-        w.add_bucket(bucket).map_err(|e| {
-            let (k, s) = match (&e, &b.region, &b.policy) {
-                (ModelError::UnknownRegion(_), Some(r), _) => ("region".into(), r.span()),
-                (ModelError::InvalidPolicy(_), _, Some(p)) => ("policy".into(), p.span()),
-                (ModelError::InvalidObjectKey(bad), _, _)
-                    if let Some(key) = b.objects.keys().find(|k| k.get_ref() == bad) =>
-                {
-                    (format!("objects.{bad:?}"), key.span())
-                }
-                _ => ("name".into(), b.name.span()),
-            };
-            ctx.err(format!("bucket[{i}].{k}"), &s, e)
-        })?;
-    }
+    // Users first: a bucket policy may name them (S3 refuses a principal that does not exist).
     for (i, u) in lab.user.iter().enumerate() {
         let user = crate::model::User {
             name: u.name.get_ref().clone(),
@@ -562,6 +540,29 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
                 _ => ("name".to_string(), u.name.span()),
             };
             ctx.err(format!("user[{i}].{k}"), &s, e)
+        })?;
+    }
+    for (i, b) in lab.bucket.iter().enumerate() {
+        let region =
+            b.region.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| w.region.clone());
+        let bucket = Bucket {
+            name: b.name.get_ref().clone(),
+            region,
+            policy: b.policy.as_ref().map(|p| p.get_ref().clone()),
+            objects: b.objects.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
+        };
+        w.add_bucket(bucket).map_err(|e| {
+            let (k, s) = match (&e, &b.region, &b.policy) {
+                (ModelError::UnknownRegion(_), Some(r), _) => ("region".into(), r.span()),
+                (ModelError::InvalidPolicy(_), _, Some(p)) => ("policy".into(), p.span()),
+                (ModelError::InvalidObjectKey(bad), _, _)
+                    if let Some(key) = b.objects.keys().find(|k| k.get_ref() == bad) =>
+                {
+                    (format!("objects.{bad:?}"), key.span())
+                }
+                _ => ("name".into(), b.name.span()),
+            };
+            ctx.err(format!("bucket[{i}].{k}"), &s, e)
         })?;
     }
     for (i, h) in lab.internet_host.iter().enumerate() {
@@ -946,8 +947,29 @@ mod tests {
             assert_eq!(err.field, "bucket[3].policy", "{err}");
             assert!(err.message.contains(says), "{err}");
         }
-        let ok = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:Get*"],"Resource":["arn:aws:s3:::bkt-one","arn:aws:s3:::bkt-one*","*"]}]}"#;
+        let ok = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:Get*"],"Resource":["arn:aws:s3:::bkt-one","arn:aws:s3:::bkt-one*"]}]}"#;
         with(&format!("[[bucket]]\nname = \"bkt-one\"\npolicy = '{ok}'\n")).unwrap();
+        // A lab's own user may be named, by ARN, before or after the bucket in the file; a user
+        // that does not exist may not (S3: "Invalid principal in policy").
+        let named = |user: &str| {
+            format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::123456789012:user/{user}"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt-one/*"}}]}}"#
+            )
+        };
+        let lab_user = "[[user]]\nname = \"limited\"\naccess_key = \"AKIALIMITED000000001\"\nsecret_key = \"x\"\n";
+        with(&format!(
+            "[[bucket]]\nname = \"bkt-one\"\npolicy = '{}'\n{lab_user}",
+            named("limited")
+        ))
+        .unwrap();
+        let err =
+            with(&format!("[[bucket]]\nname = \"bkt-one\"\npolicy = '{}'\n", named("nobody")))
+                .unwrap_err();
+        assert!(err.message.contains("Invalid principal in policy"), "{err}");
+        let star = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"*"}]}"#;
+        let err =
+            with(&format!("[[bucket]]\nname = \"bkt-one\"\npolicy = '{star}'\n")).unwrap_err();
+        assert!(err.message.contains("Policy has invalid resource"), "{err}");
     }
 
     #[test]

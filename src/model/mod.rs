@@ -689,8 +689,10 @@ impl World {
         if let Some(policy) = &bucket.policy {
             // The same checks as S3's PutBucketPolicy: a policy S3 would refuse is refused here
             // too, instead of being ignored when requests are authorized.
-            crate::policy::parse_bucket_policy(&bucket.name, policy)
-                .map_err(ModelError::InvalidPolicy)?;
+            let users: Vec<String> = self.users().iter().map(User::arn).collect();
+            let known = crate::policy::KnownPrincipals { account: ACCOUNT_ID, users: &users };
+            crate::policy::parse_bucket_policy(&bucket.name, policy, known)
+                .map_err(|e| ModelError::InvalidPolicy(format!("{}: {}", e.message, e.detail)))?;
         }
         self.buckets.push(bucket);
         Ok(())

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
+use super::eval;
 use super::{
     BaseOperator, Condition, Effect, Operator, Policy, PolicyError, PolicyKind, PrincipalId,
     Principals, Scope, SetQualifier, Statement, StatementError,
@@ -53,7 +54,8 @@ pub(super) fn parse(json: &str, kind: PolicyKind) -> Result<Policy, PolicyError>
     for (index, v) in raw.into_iter().enumerate() {
         let sid = v.get("Sid").and_then(Value::as_str).map(str::to_owned);
         let fail = |problem| PolicyError::Statement { index, sid: sid.clone(), problem };
-        let st = statement(index, v, kind).map_err(fail)?;
+        let mut st = statement(index, v, kind).map_err(fail)?;
+        st.variables = version.as_deref() == Some("2012-10-17");
         if st.sid.is_some() && statements.iter().any(|s| s.sid == st.sid) {
             return Err(fail(StatementError::DuplicateSid));
         }
@@ -112,7 +114,7 @@ fn statement(index: usize, v: &Value, kind: PolicyKind) -> Result<Statement, Sta
         None => Vec::new(),
         Some(c) => conditions(c)?,
     };
-    Ok(Statement { index, sid, effect, principal, action, resource, conditions })
+    Ok(Statement { index, sid, effect, principal, action, resource, conditions, variables: false })
 }
 
 /// `Action`/`NotAction` or `Resource`/`NotResource`: exactly one of the two, each entry checked.
@@ -242,11 +244,54 @@ impl Operator {
             "ArnNotLike" => ArnNotLike,
             "IpAddress" => IpAddress,
             "NotIpAddress" => NotIpAddress,
+            "NumericEquals" => NumericEquals,
+            "NumericNotEquals" => NumericNotEquals,
+            "NumericLessThan" => NumericLessThan,
+            "NumericLessThanEquals" => NumericLessThanEquals,
+            "NumericGreaterThan" => NumericGreaterThan,
+            "NumericGreaterThanEquals" => NumericGreaterThanEquals,
+            "DateEquals" => DateEquals,
+            "DateNotEquals" => DateNotEquals,
+            "DateLessThan" => DateLessThan,
+            "DateLessThanEquals" => DateLessThanEquals,
+            "DateGreaterThan" => DateGreaterThan,
+            "DateGreaterThanEquals" => DateGreaterThanEquals,
             "Bool" => Bool,
+            "BinaryEquals" => BinaryEquals,
             "Null" if !if_exists && set.is_none() => Null,
             _ => return None,
         };
         Some(Operator { set, base, if_exists })
+    }
+}
+
+impl BaseOperator {
+    /// NumericEquals … NumericGreaterThanEquals.
+    pub fn is_numeric(self) -> bool {
+        use BaseOperator::*;
+        matches!(
+            self,
+            NumericEquals
+                | NumericNotEquals
+                | NumericLessThan
+                | NumericLessThanEquals
+                | NumericGreaterThan
+                | NumericGreaterThanEquals
+        )
+    }
+
+    /// DateEquals … DateGreaterThanEquals.
+    pub fn is_date(self) -> bool {
+        use BaseOperator::*;
+        matches!(
+            self,
+            DateEquals
+                | DateNotEquals
+                | DateLessThan
+                | DateLessThanEquals
+                | DateGreaterThan
+                | DateGreaterThanEquals
+        )
     }
 }
 
@@ -293,6 +338,16 @@ fn conditions(v: &Value) -> Result<Vec<Condition>, StatementError> {
                 BaseOperator::IpAddress | BaseOperator::NotIpAddress => {
                     for s in &values {
                         nets.push(parse_net(s).ok_or_else(|| invalid(s, "an IP address or CIDR"))?);
+                    }
+                }
+                base if base.is_numeric() => {
+                    if let Some(s) = values.iter().find(|s| eval::parse_number(s).is_none()) {
+                        return Err(invalid(s, "a number"));
+                    }
+                }
+                base if base.is_date() => {
+                    if let Some(s) = values.iter().find(|s| eval::parse_date(s).is_none()) {
+                        return Err(invalid(s, "an ISO 8601 date or epoch seconds"));
                     }
                 }
                 BaseOperator::Bool | BaseOperator::Null => {

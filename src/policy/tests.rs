@@ -815,6 +815,268 @@ fn accepted_variants() {
     }
 }
 
+/// IAM "Policy variables": substituted in Resource and in string and ARN condition values under
+/// Version 2012-10-17 only; a variable without a value matches nothing.
+#[test]
+fn policy_variables() {
+    const HOME: &str = r#"{"Version":"2012-10-17","Statement":{"Sid":"Home","Effect":"Allow",
+        "Action":"s3:GetObject","Resource":"arn:aws:s3:::var-bucket/${aws:username}/*"}}"#;
+    const LIMITED: &str = "arn:aws:iam::123456789012:user/limited";
+    let as_limited: Keys = &[("aws:username", &["limited"])];
+    let home = p(HOME, Identity);
+    let get = |key: &'static str, keys| req(Some(LIMITED), "s3:GetObject", key, keys);
+    assert_eq!(
+        home.evaluate(&get("arn:aws:s3:::var-bucket/limited/a.txt", as_limited)),
+        allow(Some("Home"))
+    );
+    assert_eq!(
+        home.evaluate(&get("arn:aws:s3:::var-bucket/${aws:username}/a.txt", as_limited)),
+        Decision::Implicit
+    );
+    assert_eq!(
+        home.evaluate(&get("arn:aws:s3:::var-bucket/admin/a.txt", as_limited)),
+        Decision::Implicit
+    );
+    // No aws:username (anonymous): "any attempt to match it fails".
+    assert_eq!(
+        home.evaluate(&get("arn:aws:s3:::var-bucket/limited/a.txt", NO_KEYS)),
+        Decision::Implicit
+    );
+    // Without Version 2012-10-17 the variable is a literal string.
+    let old = p(&HOME.replace(r#""Version":"2012-10-17","#, ""), Identity);
+    assert_eq!(
+        old.evaluate(&get("arn:aws:s3:::var-bucket/limited/a.txt", as_limited)),
+        Decision::Implicit
+    );
+    assert_eq!(
+        old.evaluate(&get("arn:aws:s3:::var-bucket/${aws:username}/a.txt", as_limited)),
+        allow(Some("Home"))
+    );
+    let older = p(&HOME.replace("2012-10-17", "2008-10-17"), Identity);
+    assert_eq!(
+        older.evaluate(&get("arn:aws:s3:::var-bucket/limited/a.txt", as_limited)),
+        Decision::Implicit
+    );
+
+    // A bucket policy's Deny on the caller's own folder.
+    let own = p(
+        r#"{"Version":"2012-10-17","Statement":{"Sid":"NoOwnFolder","Effect":"Deny",
+        "Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:username}/*"}}"#,
+        Bucket,
+    );
+    let admin: Keys = &[("aws:username", &["admin"])];
+    assert_eq!(
+        own.evaluate(&req(Some(ADMIN), "s3:GetObject", "arn:aws:s3:::b/admin/secret.txt", admin)),
+        deny(Some("NoOwnFolder"), 0)
+    );
+    assert_eq!(
+        own.evaluate(&req(Some(ADMIN), "s3:GetObject", "arn:aws:s3:::b/other/secret.txt", admin)),
+        Decision::Implicit
+    );
+    // NotResource with a variable that has no value: the statement does not apply.
+    let not = p(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Principal":"*",
+        "Action":"s3:*","NotResource":"arn:aws:s3:::b/${aws:username}/*"}}"#,
+        Bucket,
+    );
+    assert_eq!(
+        not.evaluate(&req(None, "s3:GetObject", "arn:aws:s3:::b/x/y", NO_KEYS)),
+        Decision::Implicit
+    );
+    assert_eq!(
+        not.evaluate(&req(None, "s3:GetObject", "arn:aws:s3:::b/x/y", admin)),
+        deny(None, 0)
+    );
+
+    // ${*}, ${?} and ${$} are literal characters, never wildcards; a default for an absent key.
+    let special = p(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject",
+        "Resource":["arn:aws:s3:::b/${*}x${?}${$}", "arn:aws:s3:::b/${aws:userid, 'anonymous'}/*"]}}"#,
+        Identity,
+    );
+    let r = |key| req(None, "s3:GetObject", key, NO_KEYS);
+    assert_eq!(special.evaluate(&r("arn:aws:s3:::b/*x?$")), allow(None));
+    assert_eq!(special.evaluate(&r("arn:aws:s3:::b/yxz$")), Decision::Implicit);
+    assert_eq!(special.evaluate(&r("arn:aws:s3:::b/anonymous/f")), allow(None));
+
+    // In conditions: string and ARN operators only.
+    let prefix = p(
+        r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"Own","Effect":"Allow","Action":"s3:ListBucket","Resource":"*",
+         "Condition":{"StringLike":{"s3:prefix":"${aws:username}/*"}}},
+        {"Sid":"Me","Effect":"Deny","Action":"s3:ListBucket","Resource":"*",
+         "Condition":{"ArnNotEquals":{"aws:PrincipalArn":"arn:aws:iam::123456789012:user/${aws:username}"}}}]}"#,
+        Identity,
+    );
+    let list = |keys| req(Some(LIMITED), "s3:ListBucket", "arn:aws:s3:::b", keys);
+    let mine: Keys = &[
+        ("aws:username", &["limited"]),
+        ("s3:prefix", &["limited/x"]),
+        ("aws:PrincipalArn", &[LIMITED]),
+    ];
+    let other: Keys = &[
+        ("aws:username", &["limited"]),
+        ("s3:prefix", &["admin/x"]),
+        ("aws:PrincipalArn", &[LIMITED]),
+    ];
+    let spoofed: Keys = &[
+        ("aws:username", &["limited"]),
+        ("s3:prefix", &["limited/x"]),
+        ("aws:PrincipalArn", &[ADMIN]),
+    ];
+    // No aws:username: the negated condition does not hold either (the statement is invalid).
+    let nobody: Keys = &[("s3:prefix", &["limited/x"]), ("aws:PrincipalArn", &[LIMITED])];
+    assert_eq!(prefix.evaluate(&list(mine)), allow(Some("Own")));
+    assert_eq!(prefix.evaluate(&list(other)), Decision::Implicit);
+    assert_eq!(prefix.evaluate(&list(spoofed)), deny(Some("Me"), 1));
+    assert_eq!(prefix.evaluate(&list(nobody)), Decision::Implicit);
+}
+
+/// Numeric and Date operators (and their IfExists forms) parse and compare; dates are ISO 8601
+/// or epoch seconds.
+#[test]
+fn numeric_and_date_operators() {
+    let cond = |c: &str| {
+        p(
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":"*",
+            "Action":"s3:*","Resource":"*","Condition":{c}}}}}"#
+            ),
+            Bucket,
+        )
+    };
+    let holds = |policy: &Policy, keys: &[(&str, &[&str])]| {
+        let r = RequestContext {
+            principal: None,
+            action: "s3:ListBucket",
+            resource: "arn:aws:s3:::b",
+            keys,
+        };
+        policy.evaluate(&r) == allow(None)
+    };
+    let max10 = cond(r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#);
+    assert!(holds(&max10, &[("s3:max-keys", &["10"])]));
+    assert!(holds(&max10, &[("s3:max-keys", &["2.5"])]));
+    assert!(!holds(&max10, &[("s3:max-keys", &["11"])]));
+    assert!(!holds(&max10, &[("s3:max-keys", &["ten"])]));
+    assert!(!holds(&max10, NO_KEYS));
+    assert!(holds(&cond(r#"{"NumericLessThanEqualsIfExists":{"s3:max-keys":10}}"#), NO_KEYS));
+    let ne = cond(r#"{"NumericNotEquals":{"s3:max-keys":["1","2"]}}"#);
+    assert!(holds(&ne, &[("s3:max-keys", &["3"])]) && !holds(&ne, &[("s3:max-keys", &["2"])]));
+    assert!(holds(&ne, NO_KEYS), "a negated operator holds for an absent key");
+    for (op, at, want) in [
+        ("NumericEquals", "5", true),
+        ("NumericLessThan", "4", true),
+        ("NumericLessThan", "5", false),
+        ("NumericGreaterThan", "6", true),
+        ("NumericGreaterThanEquals", "5", true),
+        ("NumericGreaterThanEquals", "4.9", false),
+    ] {
+        let c = cond(&format!(r#"{{"{op}":{{"s3:max-keys":"5"}}}}"#));
+        assert_eq!(holds(&c, &[("s3:max-keys", &[at])]), want, "{op} {at}");
+    }
+    const NOW: Keys =
+        &[("aws:CurrentTime", &["2024-05-01T10:00:00Z"]), ("aws:EpochTime", &["1714557600"])];
+    for (c, want) in [
+        (r#"{"DateGreaterThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"}}"#, true),
+        (r#"{"DateLessThan":{"aws:CurrentTime":"2024-05-01"}}"#, false),
+        (r#"{"DateEquals":{"aws:CurrentTime":"2024-05-01T12:00:00+02:00"}}"#, true),
+        (r#"{"DateNotEquals":{"aws:CurrentTime":"2024-05-01T10:00:00.000Z"}}"#, false),
+        (r#"{"DateLessThanEquals":{"aws:CurrentTime":"1714557600"}}"#, true),
+        (r#"{"DateGreaterThanEquals":{"aws:EpochTime":"2024-05-01T10:00:01Z"}}"#, false),
+        (r#"{"DateLessThan":{"aws:EpochTime":"2024-05-01T10:00:01Z"}}"#, true),
+        (r#"{"DateGreaterThanIfExists":{"aws:TokenIssueTime":"2030-01-01"}}"#, true),
+        (r#"{"BinaryEquals":{"s3:x-amz-acl":"cHJpdmF0ZQ=="}}"#, false),
+    ] {
+        assert_eq!(holds(&cond(c), NOW), want, "{c}");
+    }
+    for (c, msg) in [
+        (r#"{"NumericEquals":{"s3:max-keys":"ten"}}"#, r#""ten" is not a number"#),
+        (
+            r#"{"DateLessThan":{"aws:CurrentTime":"May 1st"}}"#,
+            r#""May 1st" is not an ISO 8601 date or epoch seconds"#,
+        ),
+        (r#"{"DateLessThan":{"aws:CurrentTime":"2024-13-01"}}"#, "is not an ISO 8601 date"),
+    ] {
+        let text = format!(
+            r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*","Condition":{c}}}}}"#
+        );
+        let e = Policy::parse(&text, Bucket).unwrap_err().to_string();
+        assert!(e.contains(msg), "{e}");
+    }
+}
+
+/// PutBucketPolicy's checks and S3's own `MalformedPolicy` messages.
+#[rustfmt::skip]
+#[test]
+fn bucket_policy_refused_with_s3_messages() {
+    let users = [DEV.to_string(), ADMIN.to_string()];
+    let known = KnownPrincipals { account: "123456789012", users: &users };
+    let st = |body: &str| format!(r#"{{"Version":"2012-10-17","Statement":[{body}]}}"#);
+    let one = |principal: &str, action: &str, resource: &str, cond: &str| {
+        st(&format!(r#"{{"Effect":"Allow","Principal":{principal},"Action":{action},"Resource":{resource}{cond}}}"#))
+    };
+    let key = |k: &str| format!(r#","Condition":{{"StringEquals":{{"{k}":"x"}}}}"#);
+    let cases: Vec<(String, &str)> = vec![
+        (r#"{"Version":"2012-10-17"}"#.into(), "Missing required field Statement"),
+        ("{".into(), "This policy contains invalid Json"),
+        ("[]".into(), "Policies must be valid JSON and the first byte must be '{'"),
+        (r#"{"Statement":[]}"#.into(), "Could not parse the policy: Statement is empty!"),
+        (r#"{"Version":"2012-10-18","Statement":[]}"#.into(), "The policy must contain a valid version string"),
+        (st(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#), "Missing required field Principal"),
+        (st(r#"{"Effect":"allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#), "Invalid effect: allow"),
+        (st(r#"{"Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#), "Missing required field Effect"),
+        (st(r#"{"Effect":"Allow","Principal":"*","Resource":"arn:aws:s3:::b/*"}"#), "Missing required field Action"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::other/*""#, ""), "Policy has invalid resource"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""*""#, ""), "Policy has invalid resource"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""b/*""#, ""), "Policy has invalid resource"),
+        (one(r#"{"AWS":"bogus"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#""someone""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#"{"AWS":"arn:aws:iam::123456789012:user/nobody"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#"{"AWS":"arn:aws:iam::123456789012:user/*"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#"{"AWS":"arn:aws:iam::210987654321:user/dev*"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""), "Invalid principal in policy"),
+        (one(r#""*""#, r#""s3:GetObjects""#, r#""arn:aws:s3:::b/*""#, ""), "Policy has invalid action"),
+        (one(r#""*""#, r#""ec2:DescribeVpcs""#, r#""arn:aws:s3:::b/*""#, ""), "Policy has invalid action"),
+        (one(r#""*""#, r#""s3:Frob*""#, r#""arn:aws:s3:::b/*""#, ""), "Policy has invalid action"),
+        (one(r#""*""#, r#""s3:ListBucket""#, r#""arn:aws:s3:::b/*""#, ""), "Action does not apply to any resource(s) in statement"),
+        (one(r#""*""#, r#""s3:PutObject""#, r#""arn:aws:s3:::b""#, ""), "Action does not apply to any resource(s) in statement"),
+        (one(r#""*""#, r#"["s3:GetObject","s3:ListBucket"]"#, r#""arn:aws:s3:::b/*""#, ""), "Action does not apply to any resource(s) in statement"),
+        (one(r#""*""#, r#""s3:ListAllMyBuckets""#, r#"["arn:aws:s3:::b","arn:aws:s3:::b/*"]"#, ""), "Action does not apply to any resource(s) in statement"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, &key("aws:bogusKey")), "Policy has an invalid condition key"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, &key("s3:bogus")), "Policy has an invalid condition key"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, &key("ec2:Region")), "Policy has an invalid condition key"),
+        (one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, r#","Condition":{"IpAddress":{"aws:SourceIp":"1.2.3.4/40"}}"#), "Invalid IP address in Conditions"),
+    ];
+    for (text, want) in &cases {
+        match parse_bucket_policy("b", text, known) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => {
+                assert_eq!(e.message, *want, "{text}\n{}", e.detail);
+                assert_eq!(e.to_string(), *want);
+            }
+        }
+    }
+    // The detail names the statement and what is wrong, for the log and lab files.
+    let e = parse_bucket_policy("b", &cases[9].0, known).unwrap_err();
+    assert!(e.detail.contains("statement 0") && e.detail.contains("other/*"), "{}", e.detail);
+
+    for text in [
+        one(r#"{"AWS":"arn:aws:iam::123456789012:user/developer"}"#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/*""#, ""),
+        one(r#"{"AWS":["210987654321","arn:aws:iam::210987654321:user/other","arn:aws:iam::123456789012:root"]}"#, r#""s3:*""#, r#""arn:aws:s3:::b/*""#, ""),
+        one(r#""*""#, r#""s3:Get*""#, r#""arn:aws:s3:::b/*""#, ""),
+        one(r#""*""#, r#"["s3:ListBucket","s3:GetObject"]"#, r#"["arn:aws:s3:::b","arn:aws:s3:::b/*"]"#, ""),
+        one(r#""*""#, r#""s3:listbucket""#, r#""arn:aws:s3:::b""#, r#","Condition":{"StringLike":{"s3:prefix":"home/*"},"NumericLessThan":{"S3:Max-Keys":"10"}}"#),
+        one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/${aws:username}/*""#, r#","Condition":{"StringNotEquals":{"AWS:SOURCEVPCE":"v","aws:PrincipalTag/team":"x","s3:ExistingObjectTag/k":"y"}}"#),
+        one(r#""*""#, r#""*""#, r#""arn:aws:s3:::b*""#, r#","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2020-01-01"}}"#),
+        st(r#"{"Effect":"Deny","Principal":"*","NotAction":"s3:GetObject","NotResource":"arn:aws:s3:::b/public/*"}"#),
+    ] {
+        parse_bucket_policy("b", &text, known).unwrap_or_else(|e| panic!("{e}: {}\n{text}", e.detail));
+    }
+    for text in [GUIDE_BUCKET_SPECIFIC_VPCE, GUIDE_BUCKET_SPECIFIC_VPC] {
+        parse_bucket_policy("my_secure_bucket", text, known).unwrap();
+    }
+}
+
 // ---- property tests ----
 
 /// Exponential but obviously right: the reference for `matches_wildcard`.

@@ -23,6 +23,39 @@ pub struct AccessUser {
     pub secret: String,
     /// All the user's identity policies merged into one document.
     pub policy: Policy,
+    /// The account id, from the ARN.
+    pub account: String,
+    /// The unique id (`aws:userid`), see [`user_id`].
+    pub user_id: String,
+}
+
+impl AccessUser {
+    /// The condition keys of this principal (IAM, "AWS global condition context keys";
+    /// absent for anonymous requests): `aws:username`, `aws:userid`, `aws:PrincipalArn`,
+    /// `aws:PrincipalAccount` and `aws:PrincipalType` (`User`: the lab's principals are IAM
+    /// users).
+    pub fn keys(&self) -> [(&'static str, &str); 5] {
+        [
+            ("aws:username", self.name.as_str()),
+            ("aws:userid", self.user_id.as_str()),
+            ("aws:PrincipalArn", self.arn.as_str()),
+            ("aws:PrincipalAccount", self.account.as_str()),
+            ("aws:PrincipalType", "User"),
+        ]
+    }
+}
+
+/// An IAM user's unique id as `aws:userid` gives it: AWS assigns `AIDA` followed by 17
+/// characters at creation ("Unique identifiers", IAM User Guide). The lab has no creation
+/// step, so the 17 characters are derived from the ARN (SHA-256, base 32 in AWS's alphabet of
+/// capitals and digits): stable across restarts, distinct per user, and never the name.
+pub fn user_id(arn: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let digest = Sha256::digest(arn.as_bytes());
+    let mut id = String::from("AIDA");
+    id.extend(digest.iter().take(17).map(|b| ALPHABET[(b % 32) as usize] as char));
+    id
 }
 
 /// An endpoint's policy in effect, with the one it replaced while a propagation delay runs.
@@ -55,9 +88,11 @@ impl Access {
         for u in world.users() {
             let policy = merge(&u.policies);
             let arn = u.arn();
+            let account = arn.split(':').nth(4).unwrap_or_default().to_string();
+            let user_id = user_id(&arn);
             users.insert(
                 u.access_key.clone(),
-                AccessUser { name: u.name, arn, secret: u.secret_key, policy },
+                AccessUser { name: u.name, arn, secret: u.secret_key, policy, account, user_id },
             );
         }
         let mut endpoints = HashMap::new();
@@ -102,6 +137,11 @@ impl Access {
         self.users.get(access_key)
     }
 
+    /// The ARNs of the lab's users (the principals a bucket policy may name in its account).
+    pub fn user_arns(&self) -> Vec<String> {
+        self.users.values().map(|u| u.arn.clone()).collect()
+    }
+
     /// The policy of an endpoint as the data plane applies it now.
     pub fn endpoint_policy(&self, vpce: &str, now: Instant) -> Arc<Policy> {
         match self.endpoints.get(vpce) {
@@ -115,7 +155,10 @@ impl Access {
     /// of the ec2:*VpcEndpoint* API actions, or for the ec2:DescribePrefixLists action", so the
     /// caller passes resource "*" for those.
     pub fn ec2_allowed(&self, user: &AccessUser, action: &str, resource: &str) -> bool {
-        let keys: [(&str, &[&str]); 1] = [("aws:username", &[user.name.as_str()])];
+        let principal = user.keys();
+        let values: Vec<[&str; 1]> = principal.iter().map(|(_, v)| [*v]).collect();
+        let keys: Vec<(&str, &[&str])> =
+            principal.iter().zip(&values).map(|((k, _), v)| (*k, v.as_slice())).collect();
         let req = RequestContext { principal: Some(&user.arn), action, resource, keys: &keys };
         let policies = [(crate::policy::USER_POLICY, &user.policy, false)];
         matches!(crate::policy::decide(&policies, &req), Verdict::Allow)
@@ -232,6 +275,26 @@ mod tests {
         world.endpoints[0].policy = Some("{".into());
         let access = Access::from_world(&world, Duration::ZERO, None, Instant::now());
         assert!(!allows_open_bucket(&access.endpoint_policy("vpce-11bb22cc", Instant::now())));
+    }
+
+    #[test]
+    fn ec2_requests_carry_the_principal_keys() {
+        // aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType and aws:userid are in every
+        // request of an IAM user: an Allow conditioned on them applies.
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:*","Resource":"*",
+            "Condition":{"StringEquals":{"aws:PrincipalType":"User","aws:PrincipalAccount":"123456789012",
+            "aws:PrincipalArn":"arn:aws:iam::123456789012:user/keyed"},"StringLike":{"aws:userid":"AIDA*"}}}]}"#;
+        let text = format!(
+            "{DEFAULT_LAB}\n[[user]]\nname = \"keyed\"\naccess_key = \"AKIAKEYED00000000001\"\n\
+             secret_key = \"x\"\npolicies = ['''{policy}''']\n"
+        );
+        let world = parse("t.toml", &text).unwrap();
+        let access = Access::from_world(&world, Duration::ZERO, None, Instant::now());
+        let keyed = access.user("AKIAKEYED00000000001").expect("the user");
+        assert!(access.ec2_allowed(keyed, "ec2:CreateVpc", "*"));
+        assert_eq!(keyed.user_id.len(), 21);
+        assert_eq!(keyed.user_id, user_id(&keyed.arn), "stable");
+        assert_ne!(keyed.user_id, user_id("arn:aws:iam::123456789012:user/other"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::access::Access;
 use super::checksum::{Algorithm, Checksum, Hasher};
@@ -44,7 +44,8 @@ use super::store::{
     ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, Store, StoreError,
     WriteCondition, etag_in, valid_bucket_name,
 };
-use crate::policy::{Policy, PolicyKind, RequestContext, S3Policies, Verdict};
+use crate::model::ACCOUNT_ID;
+use crate::policy::{KnownPrincipals, Policy, PolicyKind, RequestContext, S3Policies, Verdict};
 
 /// XML namespace of S3 responses.
 pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -303,7 +304,13 @@ async fn dispatch(
     let Some(bucket) = bucket else {
         return match method {
             Method::GET => {
-                Authz::new(state, via, &parts)?.require("s3:ListAllMyBuckets", "*", None)?;
+                // ListAllMyBuckets has no resource type: `Resource: "*"` allows it, and so does
+                // the usual `arn:aws:s3:::*`, which matches this ARN.
+                Authz::new(state, via, &parts)?.require(
+                    "s3:ListAllMyBuckets",
+                    "arn:aws:s3:::*",
+                    None,
+                )?;
                 list_buckets(state).await
             }
             m => Err(S3Error::method_not_allowed(&m, "SERVICE")),
@@ -380,8 +387,7 @@ async fn dispatch(
                 (&Method::DELETE, _) => "s3:DeleteBucket",
                 _ => "s3:ListBucket",
             };
-            let prefix = query.get("prefix").unwrap_or("");
-            authz.require_in(&bucket, action, &bucket_arn, Some(prefix))?;
+            authz.require_in(&bucket, action, &bucket_arn, Some(&query))?;
             if query.has("location") {
                 if let Some(p) = query.unsupported(&["location"]) {
                     return Err(S3Error::not_implemented(p));
@@ -578,7 +584,29 @@ struct Authz<'a> {
     secure: bool,
     /// The verified header-signed SigV4 identity and its secret (for aws-chunked signatures).
     identity: Option<(sigv4::Identity, String)>,
+    /// The request's headers that are S3 condition keys (`s3:x-amz-acl` …), as (key, value).
+    header_keys: Vec<(&'static str, String)>,
 }
+
+/// Request headers S3 offers as condition keys of the same name (`s3:<header>`), from the
+/// Service Authorization Reference for S3.
+const HEADER_KEYS: &[&str] = &[
+    "s3:x-amz-acl",
+    "s3:x-amz-content-sha256",
+    "s3:x-amz-copy-source",
+    "s3:x-amz-grant-full-control",
+    "s3:x-amz-grant-read",
+    "s3:x-amz-grant-read-acp",
+    "s3:x-amz-grant-write",
+    "s3:x-amz-grant-write-acp",
+    "s3:x-amz-metadata-directive",
+    "s3:x-amz-server-side-encryption",
+    "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    "s3:x-amz-server-side-encryption-customer-algorithm",
+    "s3:x-amz-storage-class",
+    "s3:x-amz-website-redirect-location",
+    "s3:x-amz-object-ownership",
+];
 
 impl<'a> Authz<'a> {
     fn new(state: &'a S3State, via: &Via<'a>, parts: &Parts) -> Result<Authz<'a>, S3Error> {
@@ -594,6 +622,7 @@ impl<'a> Authz<'a> {
                 source_ip,
                 secure,
                 identity: None,
+                header_keys: Vec::new(),
             });
         };
         let headers: Vec<(&str, &str)> = parts
@@ -620,7 +649,15 @@ impl<'a> Authz<'a> {
             let secret = access.secret_for(&i.access_key)?;
             Some((i, secret))
         });
+        let header_keys = HEADER_KEYS
+            .iter()
+            .filter_map(|k| {
+                let v = parts.headers.get(k.strip_prefix("s3:")?)?.to_str().ok()?;
+                Some((*k, v.to_string()))
+            })
+            .collect();
         Ok(Authz {
+            header_keys,
             state,
             access_key: identity.as_ref().map(|(i, _)| i.access_key.clone()),
             access: Some(access),
@@ -654,19 +691,20 @@ impl<'a> Authz<'a> {
     }
 
     /// Requires `action` on `resource` (no bucket policy: account-level actions).
-    fn require(&self, action: &str, resource: &str, prefix: Option<&str>) -> Result<(), S3Error> {
-        self.check(None, action, resource, prefix)
+    fn require(&self, action: &str, resource: &str, list: Option<&Query>) -> Result<(), S3Error> {
+        self.check(None, action, resource, list)
     }
 
-    /// Requires `action` on `resource` of `bucket` (its bucket policy applies).
+    /// Requires `action` on `resource` of `bucket` (its bucket policy applies). `list`: the
+    /// query of a ListBucket request (its `s3:prefix`, `s3:delimiter` and `s3:max-keys`).
     fn require_in(
         &self,
         bucket: &str,
         action: &str,
         resource: &str,
-        prefix: Option<&str>,
+        list: Option<&Query>,
     ) -> Result<(), S3Error> {
-        self.check(Some(bucket), action, resource, prefix)
+        self.check(Some(bucket), action, resource, list)
     }
 
     fn check(
@@ -674,18 +712,31 @@ impl<'a> Authz<'a> {
         bucket: Option<&str>,
         action: &str,
         resource: &str,
-        prefix: Option<&str>,
+        list: Option<&Query>,
     ) -> Result<(), S3Error> {
         let Some(access) = &self.access else { return Ok(()) };
         let user = self.access_key.as_deref().and_then(|k| access.user(k));
-        let bucket_policy = bucket
-            .and_then(|b| self.state.store.bucket(b))
-            .and_then(|m| m.policy)
-            .and_then(|p| Policy::parse(&p, PolicyKind::Bucket).ok());
+        // A stored policy that no longer parses (it was validated when stored) must not fail
+        // open for its Denies: it denies everything but repairing it.
+        let bucket_policy = bucket.and_then(|b| self.state.store.bucket(b)).and_then(|m| {
+            let text = m.policy?;
+            Some(Policy::parse(&text, PolicyKind::Bucket).unwrap_or_else(|err| {
+                warn!(bucket = %m.name, error = %err, "stored bucket policy does not parse: denying all");
+                crate::policy::unreadable_bucket_policy()
+            }))
+        });
         let endpoint_policy =
             self.origin.map(|o| access.endpoint_policy(&o.vpce_id, std::time::Instant::now()));
         let secure = if self.secure { "true" } else { "false" };
-        let mut keys: Vec<(&str, Vec<&str>)> = vec![("aws:SecureTransport", vec![secure])];
+        let now = now_secs();
+        let (current_time, epoch_time) = (iso8601_seconds(now), now.to_string());
+        let mut keys: Vec<(&str, Vec<&str>)> = vec![
+            ("aws:SecureTransport", vec![secure]),
+            ("aws:CurrentTime", vec![&current_time]),
+            ("aws:EpochTime", vec![&epoch_time]),
+            // Every bucket belongs to the lab's account, that of its users.
+            ("s3:ResourceAccount", vec![ACCOUNT_ID]),
+        ];
         match self.origin {
             // From the guide: aws:SourceIp "is not matched" through an endpoint.
             Some(o) => {
@@ -695,10 +746,23 @@ impl<'a> Authz<'a> {
             None => keys.push(("aws:SourceIp", vec![self.source_ip.as_str()])),
         }
         if let Some(u) = user {
-            keys.push(("aws:username", vec![u.name.as_str()]));
+            keys.extend(u.keys().into_iter().map(|(k, v)| (k, vec![v])));
         }
-        if let Some(p) = prefix {
-            keys.push(("s3:prefix", vec![p]));
+        if let Some((id, _)) = &self.identity {
+            // Anonymous requests have neither.
+            keys.push(("s3:signatureversion", vec!["AWS4-HMAC-SHA256"]));
+            let auth = if id.presigned { "REST-QUERY-STRING" } else { "REST-HEADER" };
+            keys.push(("s3:authType", vec![auth]));
+        }
+        keys.extend(self.header_keys.iter().map(|(k, v)| (*k, vec![v.as_str()])));
+        if let Some(q) = list {
+            keys.push(("s3:prefix", vec![q.get("prefix").unwrap_or("")]));
+            if let Some(d) = q.get("delimiter") {
+                keys.push(("s3:delimiter", vec![d]));
+            }
+            if let Some(m) = q.get("max-keys") {
+                keys.push(("s3:max-keys", vec![m]));
+            }
         }
         let key_refs: Vec<(&str, &[&str])> = keys.iter().map(|(k, v)| (*k, v.as_slice())).collect();
         let req = RequestContext {
@@ -764,8 +828,12 @@ async fn bucket_policy(
                     "Policies must be valid UTF-8",
                 )
             })?;
-            if let Err(e) = crate::policy::parse_bucket_policy(bucket, &text) {
-                return Err(S3Error::new(StatusCode::BAD_REQUEST, "MalformedPolicy", &e));
+            // S3 refuses a principal that does not exist: the lab's users are known.
+            let users = state.access.as_ref().map(|a| a.load().user_arns()).unwrap_or_default();
+            let known = KnownPrincipals { account: ACCOUNT_ID, users: &users };
+            if let Err(e) = crate::policy::parse_bucket_policy(bucket, &text, known) {
+                debug!(bucket, detail = %e.detail, "bucket policy refused");
+                return Err(S3Error::new(StatusCode::BAD_REQUEST, "MalformedPolicy", &e.message));
             }
             let (store, b) = (state.store.clone(), bucket.to_string());
             blocking(move || {
@@ -3003,6 +3071,12 @@ fn parse_http_date(s: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
+/// ISO 8601 in whole seconds, e.g. `2009-10-12T17:50:30Z` (`aws:CurrentTime`).
+fn iso8601_seconds(secs: u64) -> String {
+    let (y, m, d, hh, mm, ss, _) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
 /// ISO 8601 with milliseconds, e.g. `2009-10-12T17:50:30.000Z`.
 pub fn iso8601(secs: u64) -> String {
     let (y, m, d, hh, mm, ss, _) = civil(secs);
@@ -4503,6 +4577,16 @@ mod tests {
     /// to a request for `target` (path and query); returns the signature (the seed of
     /// aws-chunked chunk signatures).
     fn sign_admin(method: &str, target: &str, headers: &mut Vec<(String, String)>) -> String {
+        sign_as((ADMIN_AK, ADMIN_SK), method, target, headers)
+    }
+
+    /// [`sign_admin`] for another user's key pair.
+    fn sign_as(
+        (ak, sk): (&str, &str),
+        method: &str,
+        target: &str,
+        headers: &mut Vec<(String, String)>,
+    ) -> String {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let now = now_secs();
         let amz = sigv4::format_amz_date(now);
@@ -4512,7 +4596,7 @@ mod tests {
         let scope = format!("{}/us-east-1/s3/aws4_request", &amz[..8]);
         let auth = |sig: &str| {
             format!(
-                "AWS4-HMAC-SHA256 Credential={ADMIN_AK}/{scope}, SignedHeaders={}, Signature={sig}",
+                "AWS4-HMAC-SHA256 Credential={ak}/{scope}, SignedHeaders={}, Signature={sig}",
                 names.join(";")
             )
         };
@@ -4521,13 +4605,13 @@ mod tests {
         let hs: Vec<(&str, &str)> =
             with_auth.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let sreq = sigv4::Request { method, path, query, headers: &hs, payload_sha256: None };
-        let secrets = |k: &str| (k == ADMIN_AK).then(|| ADMIN_SK.to_string());
+        let secrets = |k: &str| (k == ak).then(|| sk.to_string());
         let Err(sigv4::AuthError::SignatureMismatch { string_to_sign, .. }) =
             sigv4::verify(&sreq, &secrets, now)
         else {
             panic!("expected a signature mismatch for the placeholder signature");
         };
-        let key = sigv4::signing_key(ADMIN_SK, &amz[..8], "us-east-1", "s3");
+        let key = sigv4::signing_key(sk, &amz[..8], "us-east-1", "s3");
         let sig = sigv4::sign(&key, &string_to_sign);
         headers.push(("authorization".into(), auth(&sig)));
         sig
@@ -4587,6 +4671,166 @@ mod tests {
         let r = req(addr, "PUT", &target, &[("x-amz-copy-source", "/pub/src")], b"").await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(parts(), 1);
+    }
+
+    /// A signed request as `keys` (access and secret key); the response.
+    async fn signed_as(
+        addr: SocketAddr,
+        keys: (&str, &str),
+        method: &str,
+        target: &str,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        let mut headers: Vec<(String, String)> =
+            extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        headers.push(("host".into(), addr.to_string()));
+        headers.push(("x-amz-content-sha256".into(), sigv4::EMPTY_SHA256.into()));
+        sign_as(keys, method, target, &mut headers);
+        let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        req(addr, method, target, &hs, b"").await
+    }
+
+    /// A stub authorizing for `world`'s users.
+    async fn start_world(world: &crate::model::World) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
+        let access =
+            Access::from_world(world, std::time::Duration::ZERO, None, std::time::Instant::now());
+        let access = Some(Arc::new(arc_swap::ArcSwap::from_pointee(access)));
+        start_full(false, "us-east-1", [127, 0, 0, 1], access).await
+    }
+
+    /// The condition keys AWS fills in for a request are filled in: the principal's
+    /// (aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType, aws:userid), the bucket
+    /// owner's account, the time, the signature's, S3 headers' and a list's parameters. Each
+    /// Deny below fires when its key is absent or wrong.
+    #[tokio::test]
+    async fn condition_keys_are_filled() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let admin = "arn:aws:iam::123456789012:user/admin";
+        let deny = |sid: &str, action: &str, cond: &str| {
+            format!(
+                r#"{{"Sid":"{sid}","Effect":"Deny","Principal":"*","Action":"{action}","Resource":["arn:aws:s3:::keys","arn:aws:s3:::keys/*"],"Condition":{cond}}}"#
+            )
+        };
+        let statements = [
+            deny(
+                "Arn",
+                "s3:*",
+                &format!(r#"{{"StringNotEquals":{{"aws:PrincipalArn":"{admin}"}}}}"#),
+            ),
+            deny(
+                "Account",
+                "s3:*",
+                r#"{"StringNotEquals":{"aws:PrincipalAccount":"123456789012"}}"#,
+            ),
+            deny("Type", "s3:*", r#"{"StringNotEquals":{"aws:PrincipalType":"User"}}"#),
+            deny("UserId", "s3:*", r#"{"StringNotLike":{"aws:userid":"AIDA?????????????????"}}"#),
+            deny("Owner", "s3:*", r#"{"StringNotEquals":{"s3:ResourceAccount":"123456789012"}}"#),
+            deny("Time", "s3:*", r#"{"DateLessThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"}}"#),
+            deny("Epoch", "s3:*", r#"{"Null":{"aws:EpochTime":"true"}}"#),
+            deny(
+                "Sig",
+                "s3:*",
+                r#"{"StringNotEquals":{"s3:signatureversion":"AWS4-HMAC-SHA256"}}"#,
+            ),
+            deny("Auth", "s3:*", r#"{"StringNotEquals":{"s3:authType":"REST-HEADER"}}"#),
+            deny(
+                "Acl",
+                "s3:PutObject",
+                r#"{"StringNotEqualsIfExists":{"s3:x-amz-acl":"private"}}"#,
+            ),
+            deny(
+                "Sse",
+                "s3:PutObject",
+                r#"{"StringEquals":{"s3:x-amz-server-side-encryption":"aws:kms"}}"#,
+            ),
+            deny("MaxKeys", "s3:ListBucket", r#"{"NumericGreaterThan":{"s3:max-keys":"100"}}"#),
+            deny("Delimiter", "s3:ListBucket", r#"{"StringEquals":{"s3:delimiter":"x"}}"#),
+        ];
+        let policy =
+            format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, statements.join(","));
+        store.create_bucket("keys", "us-east-1", Some(policy)).unwrap();
+        store.put_object("keys", "a.txt", b"a", None).unwrap();
+        let admin_keys = (ADMIN_AK, ADMIN_SK);
+        let denied_by = |r: &Resp| {
+            r.headers.iter().find(|(k, _)| k == "x-vpcsim-denied-by").map(|(_, v)| v.clone())
+        };
+        let r = signed_as(addr, admin_keys, "GET", "/keys/a.txt", &[]).await;
+        assert_eq!(r.status, 200, "{:?} {}", denied_by(&r), r.text());
+        let r =
+            signed_as(addr, admin_keys, "PUT", "/keys/b.txt", &[("x-amz-acl", "private")]).await;
+        assert_eq!(r.status, 200, "{:?} {}", denied_by(&r), r.text());
+        for (headers, sid) in [
+            (&[("x-amz-acl", "public-read")][..], "Acl"),
+            (&[("x-amz-acl", "private"), ("x-amz-server-side-encryption", "aws:kms")], "Sse"),
+        ] {
+            let r = signed_as(addr, admin_keys, "PUT", "/keys/c.txt", headers).await;
+            assert_eq!((r.status, denied_by(&r)), (403, Some(format!("bucket-policy:{sid}"))));
+        }
+        for (query, want) in [
+            ("?list-type=2&max-keys=10&delimiter=/", None),
+            ("?list-type=2&prefix=a", None),
+            ("?list-type=2&max-keys=1000", Some("bucket-policy:MaxKeys")),
+            ("?list-type=2&delimiter=x", Some("bucket-policy:Delimiter")),
+        ] {
+            let r = signed_as(addr, admin_keys, "GET", &format!("/keys{query}"), &[]).await;
+            assert_eq!(denied_by(&r).as_deref(), want, "{query}: {}", r.text());
+        }
+        // Anonymous: no principal keys, no signature: the first Deny applies.
+        let r = req(addr, "GET", "/keys/a.txt", &[], b"").await;
+        assert_eq!((r.status, denied_by(&r)), (403, Some("bucket-policy:Arn".into())));
+    }
+
+    /// `s3:ListAllMyBuckets` on `arn:aws:s3:::*`, the usual way to write it, allows ListBuckets
+    /// as `Resource: "*"` does; a bucket's ARN does not.
+    #[tokio::test]
+    async fn list_all_my_buckets_on_the_s3_arn_pattern() {
+        let mut world = crate::model::World::new("t", "us-east-1").unwrap();
+        for (name, resource) in
+            [("arnlister", "arn:aws:s3:::*"), ("starlister", "*"), ("one", "arn:aws:s3:::bkt")]
+        {
+            world
+                .add_user(crate::model::User {
+                    name: name.into(),
+                    access_key: format!("AKIA{:0>16}", name.to_uppercase()),
+                    secret_key: "secret".into(),
+                    policies: vec![format!(
+                        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"{resource}"}}]}}"#
+                    )],
+                })
+                .unwrap();
+        }
+        let (addr, _dir, _store, _) = start_world(&world).await;
+        for (name, want) in [("arnlister", 200), ("starlister", 200), ("one", 403)] {
+            let ak = format!("AKIA{:0>16}", name.to_uppercase());
+            let r = signed_as(addr, (&ak, "secret"), "GET", "/", &[]).await;
+            assert_eq!(r.status, want, "{name}: {}", r.text());
+        }
+    }
+
+    /// A stored bucket policy that no longer parses denies everything (its Denies never fail
+    /// open), the admin included, except reading, replacing and deleting the policy.
+    #[tokio::test]
+    async fn an_unreadable_bucket_policy_fails_closed() {
+        let (addr, _dir, store, _) = start_signed().await;
+        store.create_bucket("broken", "us-east-1", Some("{not json".into())).unwrap();
+        store.put_object("broken", "a.txt", b"a", None).unwrap();
+        let admin = (ADMIN_AK, ADMIN_SK);
+        let denied_by = |r: &Resp| {
+            r.headers.iter().find(|(k, _)| k == "x-vpcsim-denied-by").map(|(_, v)| v.clone())
+        };
+        let r = signed_as(addr, admin, "GET", "/broken/a.txt", &[]).await;
+        assert_eq!(
+            (r.status, denied_by(&r)),
+            (403, Some("bucket-policy:UnreadableBucketPolicy".into()))
+        );
+        let r = req(addr, "GET", "/broken/a.txt", &[], b"").await;
+        assert_eq!(r.status, 403);
+        let r = signed_as(addr, admin, "GET", "/broken?policy", &[]).await;
+        assert_eq!((r.status, r.text()), (200, "{not json".to_string()));
+        let r = signed_as(addr, admin, "DELETE", "/broken?policy", &[]).await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        let r = signed_as(addr, admin, "GET", "/broken/a.txt", &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
     }
 
     #[tokio::test]

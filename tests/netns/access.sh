@@ -111,6 +111,42 @@ expect_status b http://54.123.170.5/open-bucket/hello.txt 200
 expect_status a http://54.123.170.5/open-bucket/hello.txt 403 implicit
 expect_status b http://54.123.170.5/open-bucket/secret.txt 403 bucket-policy:NoSecrets
 
+# Policy variables (Version 2012-10-17): a Deny on the caller's own folder denies the admin
+# admin/own.txt, not the object literally named ${aws:username}/own.txt. And S3's own
+# MalformedPolicy messages.
+"$PY" - "$API" <<'PY'
+import json, sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
+policy = json.loads(s3.get_bucket_policy(Bucket="open-bucket")["Policy"])
+policy["Statement"].append({"Sid": "NotOwnFolder", "Effect": "Deny", "Principal": "*",
+    "Action": "s3:GetObject", "Resource": "arn:aws:s3:::open-bucket/${aws:username}/*"})
+s3.put_bucket_policy(Bucket="open-bucket", Policy=json.dumps(policy))
+for key in ["admin/own.txt", "${aws:username}/own.txt"]:
+    s3.put_object(Bucket="open-bucket", Key=key, Body=b"own")
+try:
+    s3.get_object(Bucket="open-bucket", Key="admin/own.txt")
+    raise SystemExit("${aws:username} was not substituted")
+except s3.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "AccessDenied", e.response
+assert s3.get_object(Bucket="open-bucket", Key="${aws:username}/own.txt")["Body"].read() == b"own"
+ok = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::open-bucket/*"}
+for change, message in [
+    ({"Action": "s3:GetObjects"}, "Policy has invalid action"),
+    ({"Resource": "*"}, "Policy has invalid resource"),
+    ({"Principal": {"AWS": "arn:aws:iam::123456789012:user/nobody"}}, "Invalid principal in policy"),
+    ({"Effect": "allow"}, "Invalid effect: allow"),
+    ({"Action": "s3:ListBucket"}, "Action does not apply to any resource(s) in statement"),
+    ({"Condition": {"StringEquals": {"s3:bogus": "x"}}}, "Policy has an invalid condition key"),
+]:
+    try:
+        s3.put_bucket_policy(Bucket="open-bucket",
+                             Policy=json.dumps({"Version": "2012-10-17", "Statement": [{**ok, **change}]}))
+        raise SystemExit(f"accepted: {change}")
+    except s3.exceptions.ClientError as e:
+        assert (e.response["Error"]["Code"], e.response["Error"]["Message"]) == ("MalformedPolicy", message), e.response
+PY
+ok "boto3: \${aws:username} substituted in a bucket policy's Resource; S3's MalformedPolicy messages"
+
 # The guide's "Restricting Access to a Specific VPC" (aws:sourceVpc), on open-bucket (my-secure-
 # bucket's own policy refuses PutBucketPolicy from outside its endpoint: a real lock-out).
 "$PY" - "$API" <<'PY'

@@ -737,6 +737,10 @@ fn modify_vpc_endpoint() {
     assert!(!w2.compiled_routes("rtb-0a0a0a0a").iter().any(|(_, t)| matches!(t, Target::Vpce(_))));
     refused(&w, &with(&[("RemoveRouteTableId.1", "rtb-0b0b0b0b")]), "InvalidParameterValue");
     refused(&w, &with(&[("AddRouteTableId.1", "rtb-0999")]), "InvalidRouteTableID.NotFound");
+    // "The size of an endpoint policy cannot exceed 20,480 characters, including white space."
+    let big = format!("{}{}", crate::model::DEFAULT_ENDPOINT_POLICY, " ".repeat(20_480));
+    let big: &'static str = Box::leak(big.into_boxed_str());
+    refused(&w, &with(&[("PolicyDocument", big)]), "InvalidPolicyDocument");
     refused(
         &w,
         &with(&[("PolicyDocument", r#"{"Statement":{"Effect":"Allow","Action":"*"}}"#)]),
