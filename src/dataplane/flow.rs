@@ -144,6 +144,8 @@ pub struct Napt {
     pub way: FlowPath,
     /// `nat-…` or `i-…`.
     pub nat: Arc<str>,
+    /// The port of the NAT's subnet (its network ACL judges the flow's packets too).
+    pub nat_port: PortId,
     pub inside_port: u16,
 }
 

@@ -627,6 +627,27 @@ impl Pipeline {
             // A NAT behind a NAT, or back into the VPC: not simulated.
             _ => return c.drop(DropReason::NoRoute),
         };
+        // Into the NAT's subnet (from another one): its network ACL inbound; a NAT instance's
+        // own security groups judge a new flow as any instance's do, ingress from the sender
+        // and egress to the destination (a NAT gateway has none: no table, allowed). "Network
+        // ACLs [...] control traffic to and from the subnet for your NAT gateway" (VPC guide,
+        // NAT gateway basics); the NAT instance's group must "allow inbound traffic from the
+        // private subnet" and outbound to the internet (VPC guide, NAT instances).
+        let t = FlowTuple::of(info);
+        let crosses = nat.port != port;
+        if crosses && let FilterVerdict::Deny(d) = nacl_in(snap, nat.port, &t) {
+            return self.filter_drop(snap, d);
+        }
+        if existing.is_none() {
+            for v in [
+                sg_ingress(snap, nat.vpc, nat.private_ip, &t),
+                sg_egress(snap, nat.vpc, nat.private_ip, &t),
+            ] {
+                if let FilterVerdict::Deny(d) = v {
+                    return self.filter_drop(snap, d);
+                }
+            }
+        }
         if existing.is_none() && is_nat_gateway(&nat.id) && is_tcp_continuation(info) {
             let _ = c.drop(DropReason::NatReset);
             return nat_reset_reply(pkt, info, port);
@@ -642,6 +663,7 @@ impl Pipeline {
                     path: FlowPath::Nat(Box::new(Napt {
                         way: path.clone(),
                         nat: nat.id.clone(),
+                        nat_port: nat.port,
                         inside_port: inside.sport,
                     })),
                     port,
@@ -659,6 +681,13 @@ impl Pipeline {
                 p
             }
         };
+        // Out of the NAT's subnet, translated: its network ACL outbound. (A new flow refused
+        // here keeps its mapping until it times out; every packet of it is refused.)
+        let icmp = info.protocol() == packet::PROTO_ICMP;
+        let out_t = FlowTuple { src: outside_ip, sport: if icmp { 0 } else { outside_port }, ..t };
+        if let FilterVerdict::Deny(d) = nacl_out(snap, nat.port, &out_t) {
+            return self.filter_drop(snap, d);
+        }
         let key = FlowKey { src: outside_ip, sport: outside_port, ..inside };
         self.flows.with(&key, |f| {
             f.last_seen = now;
@@ -696,14 +725,28 @@ impl Pipeline {
             let inside = napt.inside_port;
             f.last_seen = now;
             track_tcp(&mut f.tcp, info, false);
-            Some(Some((f.port, f.private_ip, inside)))
+            Some(Some((f.port, f.private_ip, inside, napt.nat_port)))
         })??;
-        let Some((port, private_ip, inside_port)) = found else {
+        let Some((port, private_ip, inside_port, nat_port)) = found else {
             return Some(self.counters.drop(DropReason::Fragment));
         };
-        // Entering the instance's subnet: its ACL inbound (stateless).
-        if let FilterVerdict::Deny(d) = nacl_in(snap, port, &FlowTuple::of(info)) {
-            return Some(self.filter_drop(snap, d));
+        // Stateless all the way: into the NAT's subnet, out of it translated back (when the
+        // instance is in another subnet), into the instance's subnet.
+        let t = FlowTuple::of(info);
+        let icmp = info.protocol() == packet::PROTO_ICMP;
+        let back =
+            FlowTuple { dst: private_ip, dport: if icmp { t.dport } else { inside_port }, ..t };
+        let crosses = nat_port != port;
+        for (check, tuple) in [
+            (crosses.then_some((nat_port, false)), &t),
+            (crosses.then_some((nat_port, true)), &back),
+            (Some((port, false)), &back),
+        ] {
+            let Some((p, out)) = check else { continue };
+            let v = if out { nacl_out(snap, p, tuple) } else { nacl_in(snap, p, tuple) };
+            if let FilterVerdict::Deny(d) = v {
+                return Some(self.filter_drop(snap, d));
+            }
         }
         if !packet::decrement_ttl(pkt) {
             return Some(self.counters.drop(DropReason::TtlExceeded));

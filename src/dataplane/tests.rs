@@ -911,6 +911,86 @@ fn nat_instance_needs_its_source_dest_check_off() {
     assert_eq!(run(&p, D, &mut out), Action::Drop(DropReason::SourceDestCheck));
 }
 
+#[test]
+fn the_nat_subnets_network_acl_judges_what_crosses_the_nat() {
+    // "Network ACLs [...] control traffic to and from the subnet for your NAT gateway": b's ACL
+    // sees d's traffic come in, leave translated, and its replies come in and leave again.
+    use crate::model::{AclEntry, Ports, Protocol, RuleAction};
+    let entry = |n: u16, egress: bool, cidr: &str| AclEntry {
+        rule_number: n,
+        egress,
+        protocol: Protocol::All,
+        ports: Ports::All,
+        cidr: cidr.parse().unwrap(),
+        action: RuleAction::Allow,
+    };
+    let with_acl = |entries: &[AclEntry]| {
+        let mut w = parse("demo.toml", DEFAULT_LAB).unwrap();
+        w.create_network_acl("acl-0b0b0001", "vpc-111bbb22").unwrap();
+        for e in entries {
+            w.add_network_acl_entry("acl-0b0b0001", e.clone()).unwrap();
+        }
+        w.associate_network_acl("acl-0b0b0001", "b").unwrap();
+        pipeline_for(&w)
+    };
+    let out = || tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
+    // A new ACL denies everything: d's packet does not get into b.
+    let p = with_acl(&[]);
+    assert_eq!(run(&p, D, &mut out()), Action::Drop(DropReason::NaclIn));
+    // In, but not out again.
+    let p = with_acl(&[entry(100, false, "0.0.0.0/0")]);
+    assert_eq!(run(&p, D, &mut out()), Action::Drop(DropReason::NaclOut));
+    // Out and in only from the VPC: the packet leaves, the internet's reply is refused at b.
+    let p = with_acl(&[entry(100, false, "10.0.0.0/16"), entry(100, true, "0.0.0.0/0")]);
+    let mut pkt = out();
+    assert!(matches!(run(&p, D, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
+    let mut reply = tcp("198.51.100.10", 80, "203.0.113.40", ports_of(&pkt).0, b"x");
+    assert_eq!(run(&p, PORT_INTERNET, &mut reply), Action::Drop(DropReason::NaclIn));
+    // In from anywhere, out only to the internet (not back to d): the reply stops leaving b.
+    let p = with_acl(&[entry(100, false, "0.0.0.0/0"), entry(100, true, "198.51.100.0/24")]);
+    let mut pkt = out();
+    assert!(matches!(run(&p, D, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
+    let mut reply = tcp("198.51.100.10", 80, "203.0.113.40", ports_of(&pkt).0, b"x");
+    assert_eq!(run(&p, PORT_INTERNET, &mut reply), Action::Drop(DropReason::NaclOut));
+    // Both ways open: through.
+    let p = with_acl(&[entry(100, false, "0.0.0.0/0"), entry(100, true, "0.0.0.0/0")]);
+    let mut pkt = out();
+    assert!(matches!(run(&p, D, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
+    let mut reply = tcp("198.51.100.10", 80, "203.0.113.40", ports_of(&pkt).0, b"x");
+    assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, .. }));
+}
+
+#[test]
+fn a_nat_instances_own_security_groups_judge_what_it_forwards() {
+    // The NAT instance guide: its group must allow inbound traffic from the private subnet and
+    // outbound traffic to the internet.
+    use crate::model::{Direction, Peer, SgRule};
+    let text = DEFAULT_LAB.replace("target = \"nat-0b0b0b0b\"", "target = \"i-0b0b0b0b\"").replace(
+        "public_ip = \"203.0.113.20\"\n",
+        "public_ip = \"203.0.113.20\"\nsource_dest_check = false\n",
+    );
+    let lab = |ingress: &[SgRule], egress: &[SgRule]| {
+        let mut w = parse("t.toml", &text).unwrap();
+        w.create_security_group("sg-0b0b0001", "natsg", "nat", "vpc-111bbb22").unwrap();
+        w.set_security_group_rules("sg-0b0b0001", Direction::Ingress, ingress).unwrap();
+        w.set_security_group_rules("sg-0b0b0001", Direction::Egress, egress).unwrap();
+        w.set_instance_groups("i-0b0b0b0b", &["sg-0b0b0001".to_string()]).unwrap();
+        pipeline_for(&w)
+    };
+    let from_d = SgRule { peer: Peer::Cidr("10.0.4.0/24".parse().unwrap()), ..SgRule::allow_all() };
+    let out = || tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
+    let p = lab(&[], &[]);
+    assert_eq!(run(&p, D, &mut out()), Action::Drop(DropReason::SgIngress));
+    let p = lab(std::slice::from_ref(&from_d), &[]);
+    assert_eq!(run(&p, D, &mut out()), Action::Drop(DropReason::SgEgress));
+    let p = lab(&[from_d], &[SgRule::allow_all()]);
+    let mut pkt = out();
+    assert!(matches!(run(&p, D, &mut pkt), Action::Forward { port: PORT_INTERNET, .. }));
+    // Its reply is part of the tracked flow.
+    let mut reply = tcp("198.51.100.10", 80, "203.0.113.20", ports_of(&pkt).0, b"x");
+    assert!(matches!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: D, .. }));
+}
+
 proptest! {
     /// Through the NAT gateway and back, any TCP or UDP flow from subnet d: the reply reaches
     /// the instance's own address and port with valid checksums, and the same outside port is
