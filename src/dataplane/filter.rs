@@ -471,6 +471,30 @@ pub fn sg_ingress(snap: &Snapshot, vpc: u16, dst: u32, pkt: &FlowTuple) -> Filte
     }
 }
 
+/// Whether a new TCP or UDP flow of the instance `addr` is untracked by its security groups,
+/// `outbound` if the instance opens it. "If a security group rule permits TCP or UDP flows for
+/// all traffic (0.0.0.0/0 or ::/0) and there is a corresponding rule in the other direction
+/// that permits all response traffic (0.0.0.0/0 or ::/0) for all ports (0-65535), then that
+/// flow of traffic is not tracked [...] The response traffic for an untracked flow is allowed
+/// based on the inbound or outbound rule that permits the response traffic, not based on
+/// tracking information. An untracked flow of traffic is immediately interrupted if the rule
+/// that enables the flow is removed or modified." (EC2 guide, security group connection
+/// tracking; its example: inbound HTTP from 0.0.0.0/0 with all outbound traffic allowed is
+/// not tracked, SSH from one address is.) ICMP is always tracked.
+pub fn sg_untracked(snap: &Snapshot, vpc: u16, addr: u32, pkt: &FlowTuple, outbound: bool) -> bool {
+    if pkt.proto != 6 && pkt.proto != 17 {
+        return false;
+    }
+    let Some(t) = snap.filters.sg_table(vpc, addr) else { return false };
+    let (first, other, peer) =
+        if outbound { (&t.egress, &t.ingress, pkt.dst) } else { (&t.ingress, &t.egress, pkt.src) };
+    let everyone = |m: &Match| m.lo == 0 && m.hi == u32::MAX;
+    first.iter().any(|m| everyone(m) && m.hits(peer, pkt))
+        && other.iter().any(|m| {
+            everyone(m) && (m.proto == 0 || m.proto == pkt.proto) && m.plo == 0 && m.phi == u16::MAX
+        })
+}
+
 fn acl_eval(
     rules: &[AclRule],
     default: RuleRef,

@@ -99,6 +99,18 @@ impl TcpState {
     pub const FIN_IN: u8 = 2;
     /// Either side sent an RST.
     pub const RST: u8 = 4;
+    /// Untracked by the security groups (TCP and UDP; see `filter::sg_untracked`): every
+    /// packet of the flow is judged by the rules. Kept across the other bits' changes.
+    pub const UNTRACKED: u8 = 8;
+
+    pub fn untracked(&self) -> bool {
+        self.close & Self::UNTRACKED != 0
+    }
+
+    /// A new flow's state.
+    pub fn with_untracked(untracked: bool) -> TcpState {
+        TcpState { close: if untracked { Self::UNTRACKED } else { 0 }, ..TcpState::default() }
+    }
 
     /// Closed: a FIN in both directions, or an RST. A half-closed connection (one FIN) is not:
     /// the other direction may still carry data for as long as it likes.
@@ -120,7 +132,7 @@ impl TcpState {
         // The first packet sets the direction; it is no turn.
         let first = !self.seen_out && !self.seen_in;
         let turns = if !first && last_out != outbound { (turns + 1).min(3) } else { turns };
-        self.close = turns << 1 | u8::from(outbound);
+        self.close = self.close & Self::UNTRACKED | turns << 1 | u8::from(outbound);
         if outbound {
             self.seen_out = true;
         } else {

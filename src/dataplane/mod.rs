@@ -39,6 +39,7 @@ use crate::fib::{EndpointInfo, Hop, PORT_AWS, PORT_INTERNET, PortId, Snapshot};
 use crate::packet::{self, CsumMode, Ipv4Info, L4, Malformed, tcp_flags};
 use filter::{
     FilterDrop, FilterVerdict, FlowTuple, Stage, nacl_in, nacl_out, sg_egress, sg_ingress,
+    sg_untracked,
 };
 use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, Stamp, TcpState};
 use frag::{FragKey, FragTable, FragWay};
@@ -338,9 +339,9 @@ impl Pipeline {
         // the route table says, like AWS's "AmazonProvidedDNS".
         if info.dst_u32() == resolver_of(vpc.cidr) && is_dns(info) {
             // The id is cloned only when the flow is new.
-            if !self
-                .track_out(snap, now, info, src, port, src, || FlowPath::Resolver(vpc.id.clone()))
-            {
+            if !self.track_out(snap, now, info, src, port, src, || {
+                (FlowPath::Resolver(vpc.id.clone()), false)
+            }) {
                 return c.drop(DropReason::FlowCollision);
             }
             return Action::Forward { port: PORT_AWS, len: pkt.len() };
@@ -404,7 +405,7 @@ impl Pipeline {
                     return self.filter_drop(snap, d);
                 }
                 if !tracked {
-                    self.track_out(snap, now, info, src, port, src, || FlowPath::Local);
+                    self.track_out(snap, now, info, src, port, src, || (FlowPath::Local, false));
                 }
                 Action::Forward { port: dst.port, len }
             }
@@ -412,7 +413,10 @@ impl Pipeline {
                 // From the guide: through an endpoint, S3 sees "the private IP addresses from
                 // your VPC": the source is left as it is.
                 if let Some(endpoint) = snap.endpoints.get(ep as usize) {
-                    let path = || FlowPath::Vpce(endpoint.clone());
+                    let path = || {
+                        let untracked = sg_untracked(snap, subnet.vpc, src, &t, true);
+                        (FlowPath::Vpce(endpoint.clone()), untracked)
+                    };
                     if !self.track_out(snap, now, info, src, port, src, path) {
                         return c.drop(DropReason::FlowCollision);
                     }
@@ -425,7 +429,9 @@ impl Pipeline {
                 };
                 packet::set_src(pkt, info, public.into(), meta.csum);
                 let aws = snap.aws_ranges.lookup(info.dst_u32()).is_some();
-                self.track_out(snap, now, info, public, port, src, || FlowPath::Igw { aws });
+                self.track_out(snap, now, info, public, port, src, || {
+                    (FlowPath::Igw { aws }, sg_untracked(snap, subnet.vpc, src, &t, true))
+                });
                 let out = if aws { PORT_AWS } else { PORT_INTERNET };
                 Action::Forward { port: out, len }
             }
@@ -469,12 +475,17 @@ impl Pipeline {
             // A reply to a flow the instance opened passes; a new flow from outside needs the
             // instance's security-group ingress, and is then tracked so its replies pass the
             // instance's egress.
-            if is_icmp_request(info) || !self.track_in(now, info, dst) {
+            // An untracked flow's packets are judged by the rules, as a new flow's are.
+            let seen = if is_icmp_request(info) { None } else { self.track_in(now, info, dst) };
+            if seen != Some(false) {
                 if let FilterVerdict::Deny(d) = sg_ingress(snap, nat.vpc, nat.private_ip, &t) {
                     return self.filter_drop(snap, d);
                 }
-                if let Some(key) = flow_key(info, dst, true) {
+                if seen.is_none()
+                    && let Some(key) = flow_key(info, dst, true)
+                {
                     let aws = port == PORT_AWS;
+                    let untracked = sg_untracked(snap, nat.vpc, nat.private_ip, &t, false);
                     self.flows.upsert(
                         key,
                         || Flow {
@@ -482,7 +493,7 @@ impl Pipeline {
                             port: nat.port,
                             private_ip: nat.private_ip,
                             last_seen: now,
-                            tcp: TcpState::default(),
+                            tcp: TcpState::with_untracked(untracked),
                         },
                         |f| track_tcp(&mut f.tcp, info, false),
                     );
@@ -506,14 +517,21 @@ impl Pipeline {
                 f.last_seen = now;
                 track_tcp(&mut f.tcp, info, false);
                 match f.path.way() {
-                    FlowPath::Vpce(_) => Some((f.port, true)),
-                    FlowPath::Resolver(_) => Some((f.port, false)),
+                    FlowPath::Vpce(_) => Some((f.port, true, f.tcp.untracked())),
+                    FlowPath::Resolver(_) => Some((f.port, false, false)),
                     _ => None,
                 }
             });
-            let Some(Some((out, through_endpoint))) = back else {
+            let Some(Some((out, through_endpoint, untracked))) = back else {
                 return c.drop(DropReason::NoFlow);
             };
+            // An untracked flow's replies are judged by the instance's ingress rules.
+            if untracked
+                && let Some(vpc) = snap.subnet(out).map(|s| s.vpc)
+                && let FilterVerdict::Deny(d) = sg_ingress(snap, vpc, dst, &FlowTuple::of(info))
+            {
+                return self.filter_drop(snap, d);
+            }
             // Endpoint replies enter the subnet: its ACL inbound (stateless). The resolver's
             // answers are not filtered (AWS: ACLs and groups do not filter the VPC resolver).
             if through_endpoint
@@ -542,7 +560,7 @@ impl Pipeline {
         outside_src: u32,
         port: PortId,
         private_ip: u32,
-        path: impl FnOnce() -> FlowPath,
+        path: impl FnOnce() -> (FlowPath, bool),
     ) -> bool {
         let Some(key) = flow_key(info, outside_src, false) else { return true };
         let vpc_of = |p: PortId| snap.subnet(p).map(|s| s.vpc);
@@ -550,12 +568,15 @@ impl Pipeline {
         // finds it by comparing this path with the new snapshot's, and resets it.
         self.flows.upsert(
             key,
-            move || Flow {
-                path: path(),
-                port,
-                private_ip,
-                last_seen: now,
-                tcp: TcpState::default(),
+            move || {
+                let (path, untracked) = path();
+                Flow {
+                    path,
+                    port,
+                    private_ip,
+                    last_seen: now,
+                    tcp: TcpState::with_untracked(untracked),
+                }
             },
             |f| {
                 if f.port != port {
@@ -902,20 +923,28 @@ impl Pipeline {
         Some(Action::Forward { port: out, len: pkt.len() })
     }
 
-    /// Updates the flow of a packet arriving at a public IP; whether there was one.
-    fn track_in(&self, now: Stamp, info: &Ipv4Info, public_dst: u32) -> bool {
-        let Some(key) = flow_key(info, public_dst, true) else { return false };
-        self.flows
-            .with(&key, |f| {
-                f.last_seen = now;
-                track_tcp(&mut f.tcp, info, false);
-            })
-            .is_some()
+    /// Updates the flow of a packet arriving at a public IP: `None` if there is none, else
+    /// whether it is untracked (its packets are judged by the rules).
+    fn track_in(&self, now: Stamp, info: &Ipv4Info, public_dst: u32) -> Option<bool> {
+        let key = flow_key(info, public_dst, true)?;
+        self.flows.with(&key, |f| {
+            f.last_seen = now;
+            track_tcp(&mut f.tcp, info, false);
+            f.tcp.untracked()
+        })
     }
 
-    /// Whether the flow exists (refreshing it).
+    /// Whether the flow exists and is tracked, so that the security groups let its packets
+    /// pass (refreshing it either way).
     fn touch(&self, now: Stamp, key: Option<FlowKey>) -> bool {
-        key.is_some_and(|k| self.flows.with(&k, |f| f.last_seen = now).is_some())
+        key.is_some_and(|k| {
+            self.flows
+                .with(&k, |f| {
+                    f.last_seen = now;
+                    !f.tcp.untracked()
+                })
+                .unwrap_or(false)
+        })
     }
 
     /// Counts a filter drop: its reason and its rule.
@@ -1096,7 +1125,7 @@ fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
         if t.close != 0
             && flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
         {
-            *t = TcpState::default();
+            *t = TcpState { close: t.close & TcpState::UNTRACKED, ..TcpState::default() };
         }
         let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
         let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);

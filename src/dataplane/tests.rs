@@ -912,6 +912,45 @@ fn nat_instance_needs_its_source_dest_check_off() {
 }
 
 #[test]
+// The update keeps the test building whatever fields a rule gains.
+#[allow(clippy::needless_update)]
+fn untracked_flows_are_cut_when_their_rule_goes() {
+    // EC2 guide, security group connection tracking: a flow permitted by a rule for all
+    // traffic (0.0.0.0/0) with a rule in the other direction permitting all response traffic
+    // is not tracked and "is immediately interrupted if the rule that enables the flow is
+    // removed or modified"; a tracked one (from one address) continues.
+    use crate::model::{Direction, Peer, Ports, Protocol, SgRule};
+    let run_case = |from: &str| {
+        let mut w = parse("demo.toml", DEFAULT_LAB).unwrap();
+        let rule = SgRule {
+            protocol: Protocol::Tcp,
+            ports: Ports::Range { from: 0, to: 65535 },
+            peer: Peer::Cidr(from.parse().unwrap()),
+            ..SgRule::allow_all()
+        };
+        w.create_security_group("sg-0b0b0001", "open", "open", "vpc-111bbb22").unwrap();
+        w.set_security_group_rules("sg-0b0b0001", Direction::Ingress, &[rule]).unwrap();
+        w.set_instance_groups("i-0b0b0b0b", &["sg-0b0b0001".to_string()]).unwrap();
+        let p = pipeline_for(&w);
+        let mut syn = tcp_syn("198.51.100.10", 40000, "203.0.113.20", 9000);
+        assert!(matches!(run(&p, PORT_INTERNET, &mut syn), Action::Forward { port: B, .. }));
+        let mut answer = tcp("10.0.2.10", 9000, "198.51.100.10", 40000, b"hi");
+        assert!(matches!(run(&p, B, &mut answer), Action::Forward { port: PORT_INTERNET, .. }));
+        // The rule is revoked.
+        w.set_security_group_rules("sg-0b0b0001", Direction::Ingress, &[]).unwrap();
+        let ports = ports_by_index(&w);
+        p.publish(Snapshot::compile(&w, 2, &|id| ports.get(id).copied()));
+        let mut more = tcp("198.51.100.10", 40000, "203.0.113.20", 9000, b"more");
+        run(&p, PORT_INTERNET, &mut more)
+    };
+    assert_eq!(run_case("0.0.0.0/0"), Action::Drop(DropReason::SgIngress), "untracked: cut");
+    assert!(
+        matches!(run_case("198.51.100.10/32"), Action::Forward { port: B, .. }),
+        "tracked: continues"
+    );
+}
+
+#[test]
 fn the_nat_subnets_network_acl_judges_what_crosses_the_nat() {
     // "Network ACLs [...] control traffic to and from the subnet for your NAT gateway": b's ACL
     // sees d's traffic come in, leave translated, and its replies come in and leave again.
