@@ -106,9 +106,9 @@ fn main() -> ExitCode {
 fn load_world(lab_file: Option<&PathBuf>) -> anyhow::Result<World> {
     let world = match lab_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            file::parse(&path.display().to_string(), &text)?
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            file::parse_bytes(&path.display().to_string(), &bytes)?
         }
         None => file::parse("netns/demo.toml (embedded)", file::DEFAULT_LAB)?,
     };

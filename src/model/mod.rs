@@ -700,8 +700,11 @@ impl World {
         if !INTERNET_HOST_RANGE.contains(&host.ip) {
             return Err(ModelError::InvalidInternetHost(host.ip));
         }
-        if self.internet_hosts.iter().any(|h| h.ip == host.ip || h.name == host.name) {
+        if self.internet_hosts.iter().any(|h| h.name == host.name) {
             return Err(ModelError::DuplicateId(host.name));
+        }
+        if self.internet_hosts.iter().any(|h| h.ip == host.ip) {
+            return Err(ModelError::AddressInUse(host.ip));
         }
         self.internet_hosts.push(host);
         Ok(())
