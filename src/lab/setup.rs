@@ -425,9 +425,13 @@ pub fn remove(namespaces: &[(String, PortId)]) {
     }
 }
 
-/// `vpcsim down`: stops the lab's daemon if it runs, then removes whatever is left.
+/// `vpcsim down`: stops the lab's daemon if it runs, then removes whatever is left: its
+/// namespaces, its run record, its logs (the last run's and the one before) and its lock file.
+/// `false` if the lab was not up (no run record).
 pub fn down(lab: &str) -> anyhow::Result<bool> {
     let Some(rec) = RunRecord::load(lab)? else {
+        // A failed `up --detach` leaves a log and no record.
+        super::lock::unless_locked(lab, || remove_logs(lab));
         return Ok(false);
     };
     if rec.alive() && rec.pid != std::process::id() {
@@ -446,8 +450,15 @@ pub fn down(lab: &str) -> anyhow::Result<bool> {
     }
     remove(&rec.namespaces);
     let _ = std::fs::remove_file(RunRecord::path(lab));
-    let _ = std::fs::remove_file(Path::new(RUN_DIR).join(format!("{lab}.log")));
+    // Unless another `up` of the lab has started meanwhile: the logs are its own then.
+    super::lock::unless_locked(lab, || remove_logs(lab));
     Ok(true)
+}
+
+fn remove_logs(lab: &str) {
+    for log in [format!("{lab}.log"), format!("{lab}.log.1")] {
+        let _ = std::fs::remove_file(Path::new(RUN_DIR).join(log));
+    }
 }
 
 #[cfg(test)]

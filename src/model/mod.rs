@@ -801,7 +801,7 @@ impl World {
 
 /// Lab names become namespace prefixes (`<lab>-<subnet>`); Linux allows 15-byte interface names
 /// but namespace names are file names, so keep them short and plain.
-fn check_lab_name(lab: &str) -> Result<(), ModelError> {
+pub fn check_lab_name(lab: &str) -> Result<(), ModelError> {
     let ok = !lab.is_empty()
         && lab.len() <= 24
         && lab.starts_with(|c: char| c.is_ascii_lowercase())
