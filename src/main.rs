@@ -56,15 +56,19 @@ enum Cmd {
         /// Where the extra routes go: `blackhole` or an internet gateway (`igw-…`).
         #[arg(long, default_value = "blackhole", requires = "extra_routes")]
         extra_routes_target: String,
+        /// Internal: the lab's and the state dir's locks, taken by `up --detach` and handed to
+        /// the daemon it starts as inherited descriptors ("<lab>,<state>").
+        #[arg(long, hide = true)]
+        lock_fds: Option<String>,
     },
     /// Stop a lab's daemon and remove its namespaces, devices and /etc/netns entries.
     Down {
-        #[arg(default_value = "demo")]
+        #[arg(default_value = "demo", value_parser = lab_name)]
         lab: String,
     },
     /// Show a running lab's counters: forwarded packets, flows, drops by reason.
     Status {
-        #[arg(default_value = "demo")]
+        #[arg(default_value = "demo", value_parser = lab_name)]
         lab: String,
         /// Print the raw JSON.
         #[arg(long)]
@@ -79,11 +83,17 @@ enum Cmd {
         /// The new CIDRs.
         #[arg(required = true)]
         cidrs: Vec<String>,
-        #[arg(long, default_value = "demo")]
+        #[arg(long, default_value = "demo", value_parser = lab_name)]
         lab: String,
     },
     /// Validate a lab file and print what it builds, without building it.
     Check { lab_file: Option<PathBuf> },
+}
+
+/// A lab name as `up` takes it (a lab file's `name`), for the commands that name a lab.
+fn lab_name(s: &str) -> Result<String, String> {
+    vpcsim::model::check_lab_name(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 fn main() -> ExitCode {
@@ -106,9 +116,9 @@ fn main() -> ExitCode {
 fn load_world(lab_file: Option<&PathBuf>) -> anyhow::Result<World> {
     let world = match lab_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            file::parse(&path.display().to_string(), &text)?
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            file::parse_bytes(&path.display().to_string(), &bytes)?
         }
         None => file::parse("netns/demo.toml (embedded)", file::DEFAULT_LAB)?,
     };
@@ -126,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             extra_routes,
             extra_routes_table,
             extra_routes_target,
+            lock_fds,
         } => {
             let world = load_world(lab_file.as_ref())?;
             let extra = match (&extra_routes, &extra_routes_table) {
@@ -160,7 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 extra::install(e)?;
             }
-            daemon::up(world, UpOptions { api_listen, state_dir, fresh })?;
+            daemon::up(world, UpOptions { api_listen, state_dir, fresh, lock_fds })?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Down { lab } => {
@@ -204,7 +215,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Starts `vpcsim up` as a daemon in its own process group with its output in a log file, and
-/// returns once it printed `ready:` (or failed).
+/// returns once it printed `ready:` (or failed). The lab's and the state dir's locks are taken
+/// here, before the log is touched, and handed to the daemon.
 fn detach_up(
     world: &World,
     lab_file: Option<PathBuf>,
@@ -213,37 +225,59 @@ fn detach_up(
     fresh: bool,
     extra_args: Option<[std::ffi::OsString; 6]>,
 ) -> anyhow::Result<ExitCode> {
-    // Before the log is created: it would truncate the log of a lab already up.
-    daemon::precheck(&world.lab, api)?;
-    std::fs::create_dir_all(RUN_DIR)?;
-    let log_path = PathBuf::from(RUN_DIR).join(format!("{}.log", world.lab));
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("creating {}", log_path.display()))?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.arg("up");
-    if let Some(f) = &lab_file {
-        cmd.arg(std::fs::canonicalize(f)?);
-    }
-    cmd.arg("--api-listen").arg(api.to_string());
-    if let Some(d) = &state_dir {
-        cmd.arg("--state-dir").arg(d);
-    }
-    if fresh {
-        cmd.arg("--fresh");
-    }
-    cmd.args(extra_args.into_iter().flatten());
-    use std::os::unix::process::CommandExt;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("starting the lab daemon")?;
+    let dir = daemon::state_dir_of(&world.lab, state_dir.as_deref());
+    // Before the log is touched: a lab already up keeps its log.
+    let locks = daemon::precheck(&world.lab, api, &dir, None)?;
+    let started = (|| -> anyhow::Result<_> {
+        std::fs::create_dir_all(RUN_DIR)?;
+        let log_path = PathBuf::from(RUN_DIR).join(format!("{}.log", world.lab));
+        // The previous run's log (a crashed daemon's, say) is kept beside the new one.
+        if log_path.exists() {
+            let old = log_path.with_extension("log.1");
+            std::fs::rename(&log_path, &old)
+                .with_context(|| format!("keeping the previous log as {}", old.display()))?;
+        }
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("up");
+        if let Some(f) = &lab_file {
+            cmd.arg(std::fs::canonicalize(f)?);
+        }
+        cmd.arg("--api-listen").arg(api.to_string());
+        if let Some(d) = &state_dir {
+            cmd.arg("--state-dir").arg(d);
+        }
+        if fresh {
+            cmd.arg("--fresh");
+        }
+        cmd.args(extra_args.into_iter().flatten());
+        cmd.arg("--lock-fds").arg(locks.inheritable()?);
+        use std::os::unix::process::CommandExt;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("starting the lab daemon")?;
+        Ok((child, log_path))
+    })();
+    let (mut child, log_path) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            locks.lab.remove();
+            return Err(e);
+        }
+    };
+    // From here the daemon holds the locks too. If it exits, it has removed the lab's lock
+    // file and unlocked both (for this process as well: they share the open files), so they
+    // are only dropped here, never removed.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         if let Some(line) = text.lines().find(|l| l.starts_with("ready:")) {
+            locks.hand_over();
             println!("{line} pid {} log {}", child.id(), log_path.display());
             return Ok(ExitCode::SUCCESS);
         }
@@ -252,6 +286,7 @@ fn detach_up(
             bail!("the lab daemon exited ({status}) before it was ready");
         }
         if Instant::now() > deadline {
+            locks.hand_over();
             eprint!("{text}");
             bail!("the lab daemon was not ready within 120 s; see {}", log_path.display());
         }

@@ -4,5 +4,6 @@
 //! Invariants: a thread that enters a namespace is a thread made for it ([`netns::run_in`]), so
 //! no tokio worker or the main thread ever leaves the root namespace. A TUN is opened only from
 //! a thread inside its namespace (a device's namespace is fixed when `/dev/net/tun` is opened).
+pub mod fd;
 pub mod netns;
 pub mod worker;

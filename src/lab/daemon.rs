@@ -2,13 +2,15 @@
 //! `ready:`, and remove everything again on SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use super::control::{self, Control, Saved};
+use super::lock::Locks;
 use super::setup::{self, RunRecord};
 use crate::fib;
 use crate::io::netns;
@@ -21,6 +23,9 @@ pub struct UpOptions {
     /// Start from the lab file even if the state dir holds a saved world (the old state dir is
     /// kept aside, not deleted).
     pub fresh: bool,
+    /// The descriptors of the locks `up --detach` took and handed down ("<lab>,<state>");
+    /// `None`: `up` takes them itself.
+    pub lock_fds: Option<String>,
 }
 
 /// Everything a running lab shares between the data plane and the services.
@@ -30,22 +35,43 @@ pub struct Lab {
     pub started: Instant,
 }
 
-/// What `up` refuses before it touches anything (the state dir, the log, a namespace): a control
-/// API address off the loopback (a lab adds nothing to the root namespace but that listener,
-/// and its default keys are AWS's published examples), and a lab that is already up (whose
-/// state dir `--fresh` would otherwise move from under it).
-pub fn precheck(lab: &str, api: SocketAddr) -> anyhow::Result<()> {
+/// A lab's state dir: `--state-dir`, else `/var/lib/vpcsim/<lab>`.
+pub fn state_dir_of(lab: &str, given: Option<&Path>) -> PathBuf {
+    given.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/var/lib/vpcsim").join(lab))
+}
+
+/// What `up` takes and refuses before it touches anything (the state dir, the log, a
+/// namespace): a control API address off the loopback (a lab adds nothing to the root
+/// namespace but that listener, and its default keys are AWS's published examples); then the
+/// lab's and the state dir's locks ([`Locks`]: adopted from `lock_fds` when the command that
+/// took them handed them down), so that a lab that is up or starting, or another lab using
+/// the state dir, is refused; and a lab whose daemon runs without locks (an older vpcsim).
+pub fn precheck(
+    lab: &str,
+    api: SocketAddr,
+    state_dir: &Path,
+    lock_fds: Option<&str>,
+) -> anyhow::Result<Locks> {
     if !api.ip().is_loopback() {
         bail!(
             "--api-listen {api}: the control API listens on a loopback address only (127.0.0.0/8 or ::1)"
         );
     }
-    if let Some(rec) = RunRecord::load(lab)?
-        && rec.alive()
-    {
-        bail!("lab {lab} is already up (pid {}); run `vpcsim down {lab}` first", rec.pid);
+    let locks = match lock_fds {
+        Some(fds) => Locks::adopt(fds, lab, state_dir)?,
+        None => Locks::take(lab, state_dir)?,
+    };
+    match RunRecord::load(lab) {
+        Ok(Some(rec)) if rec.alive() && rec.pid != std::process::id() => {
+            locks.lab.remove();
+            bail!("lab {lab} is already up (pid {}); run `vpcsim down {lab}` first", rec.pid);
+        }
+        Ok(_) => Ok(locks),
+        Err(e) => {
+            locks.lab.remove();
+            Err(e)
+        }
     }
-    Ok(())
 }
 
 /// Where `up --fresh` moves a state dir: `<dir>.old-<unix time>` beside it (appended, so a
@@ -56,48 +82,83 @@ fn aside_path(state_dir: &std::path::Path, now: u64) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// What a state dir did not hold before this `up`: what a first `up` that fails takes away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Made {
+    s3: bool,
+    tls: bool,
+}
+
+impl Made {
+    fn before(state_dir: &Path) -> Made {
+        Made { s3: !state_dir.join("s3").exists(), tls: !state_dir.join("tls").exists() }
+    }
+}
+
+/// A first `up` (no saved world) that failed before `ready:` leaves no saved world, so that the
+/// next `up` starts from the lab file again instead of resuming a world that never ran; what it
+/// made is removed too (the object store with the buckets it seeded, the lab CA). Nothing that
+/// was there before is touched; the state dir and its lock file stay.
+fn discard_unready(state_dir: &Path, made: Made) {
+    let _ = std::fs::remove_file(Saved::path(state_dir));
+    let _ = super::journal::remove(state_dir);
+    if made.s3 {
+        let _ = std::fs::remove_dir_all(state_dir.join("s3"));
+    }
+    if made.tls {
+        let _ = std::fs::remove_dir_all(state_dir.join("tls"));
+    }
+}
+
 /// Runs a lab in the foreground until SIGINT/SIGTERM. `file_world` is the validated lab file;
 /// a world saved in the state dir takes precedence unless `fresh`.
 pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
-    precheck(&file_world.lab, opts.api_listen)?;
-    let state_dir = opts
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/var/lib/vpcsim").join(&file_world.lab));
-    if opts.fresh && Saved::path(&state_dir).exists() {
-        let aside = aside_path(&state_dir, unix_now());
-        std::fs::rename(&state_dir, &aside)
-            .with_context(|| format!("moving {} aside", state_dir.display()))?;
-        println!("fresh: the previous state is kept in {}", aside.display());
-    }
-    let (saved, resumed) = match Saved::load(&state_dir)? {
-        Some(saved) => {
-            if saved.world.lab != file_world.lab {
-                bail!(
-                    "{} holds lab '{}', not '{}'; use another --state-dir or --fresh",
-                    state_dir.display(),
-                    saved.world.lab,
-                    file_world.lab
-                );
-            }
-            (saved, true)
-        }
-        None => {
-            let ports = fib::ports_by_index(&file_world).into_iter().collect();
-            (Saved { world: file_world, ports, seq: 0 }, false)
-        }
+    let lab_name = file_world.lab.clone();
+    let state_dir = state_dir_of(&lab_name, opts.state_dir.as_deref());
+    let mut locks = precheck(&lab_name, opts.api_listen, &state_dir, opts.lock_fds.as_deref())?;
+    let result = up_locked(file_world, &opts, &mut locks, &state_dir);
+    // The lab's lock file goes with the lab (removed while it is held), the state dir's stays.
+    locks.lab.remove();
+    result
+}
+
+fn up_locked(
+    file_world: World,
+    opts: &UpOptions,
+    locks: &mut Locks,
+    state_dir: &Path,
+) -> anyhow::Result<()> {
+    let lab_name = file_world.lab.clone();
+    // What can fail cheaply fails before anything is moved or built. The API address is the
+    // only thing a lab adds to the root namespace: bound first, so that a busy port leaves the
+    // state dir where it is (`--fresh` included).
+    let api_listener = bind_api(opts.api_listen)?;
+    api_listener.set_nonblocking(true)?;
+    let from_file = |world: World| {
+        let ports = fib::ports_by_index(&world).into_iter().collect();
+        Saved { world, ports, seq: 0 }
     };
-    let lab_name = saved.world.lab.clone();
-    let mut reattach = false;
-    // `precheck` refused a lab that is up, so a record here is a crashed earlier run's.
-    if let Some(rec) = RunRecord::load(&lab_name)? {
-        // A crashed earlier run: take its namespaces over; drop those the world no longer has.
-        let keep = saved.spec();
-        let gone: Vec<_> =
-            rec.namespaces.iter().filter(|(n, _)| !keep.contains_key(n)).cloned().collect();
-        setup::remove(&gone);
-        reattach = true;
-    }
+    let (saved, resumed) = match opts.fresh {
+        true => (from_file(file_world), false),
+        false => match Saved::load(state_dir)? {
+            Some(saved) => {
+                if saved.world.lab != file_world.lab {
+                    bail!(
+                        "{} holds lab '{}', not '{}'; use another --state-dir or --fresh",
+                        state_dir.display(),
+                        saved.world.lab,
+                        file_world.lab
+                    );
+                }
+                (saved, true)
+            }
+            None => (from_file(file_world), false),
+        },
+    };
+    // `precheck` refused a lab that is up, so a record here is a crashed earlier run's: its
+    // namespaces are taken over.
+    let previous = RunRecord::load(&lab_name)?;
+    let reattach = previous.is_some();
     let spec = saved.spec();
     if !reattach {
         for ns in spec.keys() {
@@ -108,43 +169,47 @@ pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
             }
         }
     }
-    // The API address is the only thing a lab adds to the root namespace: bind it first so a
-    // busy port fails before anything is built.
-    let api_listener = bind_api(opts.api_listen)?;
-    api_listener.set_nonblocking(true)?;
+    let made = if opts.fresh && Saved::path(state_dir).exists() {
+        let aside = aside_path(state_dir, unix_now());
+        std::fs::rename(state_dir, &aside)
+            .with_context(|| format!("moving {} aside", state_dir.display()))?;
+        println!("fresh: the previous state is kept in {}", aside.display());
+        locks.relock_state(&lab_name, state_dir)?;
+        Made { s3: true, tls: true }
+    } else {
+        Made::before(state_dir)
+    };
+    if let Some(rec) = previous {
+        // Drop the crashed run's namespaces that the world no longer has.
+        let gone: Vec<_> =
+            rec.namespaces.iter().filter(|(n, _)| !spec.contains_key(n)).cloned().collect();
+        setup::remove(&gone);
+    }
     let record = RunRecord {
         lab: lab_name.clone(),
         pid: std::process::id(),
         started: setup::start_ticks(std::process::id()).unwrap_or(0),
         api: opts.api_listen.to_string(),
-        state_dir: state_dir.clone(),
+        state_dir: state_dir.to_path_buf(),
         namespaces: spec.iter().map(|(n, s)| (n.clone(), s.port)).collect(),
     };
     record.save()?;
 
-    let result = run(saved, resumed, reattach, record, api_listener, state_dir);
-    // Whatever the control plane added since is in the saved record.
-    let last = RunRecord::load(&lab_name).ok().flatten().unwrap_or_default_record(&lab_name);
-    setup::remove(&last.namespaces);
-    let _ = std::fs::remove_file(RunRecord::path(&lab_name));
-    result
-}
-
-trait OrRecord {
-    fn unwrap_or_default_record(self, lab: &str) -> RunRecord;
-}
-
-impl OrRecord for Option<RunRecord> {
-    fn unwrap_or_default_record(self, lab: &str) -> RunRecord {
-        self.unwrap_or_else(|| RunRecord {
-            lab: lab.to_string(),
-            pid: 0,
-            started: 0,
-            api: String::new(),
-            state_dir: PathBuf::new(),
-            namespaces: Vec::new(),
-        })
+    let ready = AtomicBool::new(false);
+    let result =
+        run(saved, resumed, reattach, record, api_listener, state_dir.to_path_buf(), &ready);
+    if result.is_err() && !resumed && !ready.load(Ordering::SeqCst) {
+        discard_unready(state_dir, made);
     }
+    // Whatever the control plane added since is in the saved record. Only our own record: one
+    // written by another daemon names namespaces that are not ours to delete.
+    if let Some(last) = RunRecord::load(&lab_name).ok().flatten()
+        && last.pid == std::process::id()
+    {
+        setup::remove(&last.namespaces);
+        let _ = std::fs::remove_file(RunRecord::path(&lab_name));
+    }
+    result
 }
 
 /// Binds the control API. A predecessor killed a moment ago may still hold the port while it
@@ -176,10 +241,12 @@ fn run(
     record: RunRecord,
     api_listener: std::net::TcpListener,
     state_dir: PathBuf,
+    ready: &AtomicBool,
 ) -> anyhow::Result<()> {
     // A new lab's buckets before its world is saved: a build that fails while making them
     // leaves no saved world, so the next `up` starts over (and makes what is missing) instead
-    // of resuming a world whose buckets were never made.
+    // of resuming a world whose buckets were never made. A first build that fails later (the
+    // namespaces, the services) takes its saved world away again (`discard_unready`).
     let store = Arc::new(Store::open(&state_dir.join("s3")).context("opening the object store")?);
     if !resumed {
         seed_buckets(&saved.world, &store)?;
@@ -318,6 +385,7 @@ fn run(
             (true, false) => " (resumed)",
             _ => "",
         };
+        ready.store(true, Ordering::SeqCst);
         println!(
             "ready: lab {} ({}){how} namespaces {} api http://{} state {}",
             world.lab,

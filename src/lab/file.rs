@@ -236,16 +236,41 @@ struct HostItem {
     ip: S,
 }
 
+/// Parses and validates a lab file read as bytes: one that is not UTF-8 is refused with the
+/// line of its first bad byte.
+pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<World, LabFileError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(file, text),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            Err(LabFileError {
+                file: file.into(),
+                line: good.iter().filter(|b| **b == b'\n').count() + 1,
+                field: "(encoding)".into(),
+                message: format!(
+                    "byte {:#04x} at offset {} is not UTF-8 (a lab file is UTF-8 TOML)",
+                    bytes[e.valid_up_to()],
+                    e.valid_up_to()
+                ),
+            })
+        }
+    }
+}
+
 /// Parses and validates a lab file. `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
     let ctx = Ctx { file, text };
     let lab: LabFile = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| ctx.line_of(&s)).unwrap_or(1);
+        let message = e.message().trim().to_string();
         LabFileError {
             file: file.into(),
             line,
-            field: "(syntax)".into(),
-            message: e.message().trim().to_string(),
+            field: e
+                .span()
+                .and_then(|at| field_at(text, &at, &message))
+                .unwrap_or_else(|| "(syntax)".into()),
+            message,
         }
     })?;
     let mut w = World::new(lab.name.get_ref(), lab.region.get_ref()).map_err(|e| {
@@ -371,11 +396,15 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             policy: e.policy.as_ref().map(|p| p.get_ref().clone()),
         };
         w.add_endpoint(ep).map_err(|err| {
-            let table_span = |name: &str| {
-                e.route_tables
+            // The `nth` mention of table `name` (0: the first).
+            let table_span = |name: &str, nth: usize| {
+                let (j, t) = e
+                    .route_tables
                     .iter()
-                    .position(|t| t.get_ref() == name)
-                    .map(|j| (format!("endpoint[{i}].route_tables[{j}]"), e.route_tables[j].span()))
+                    .enumerate()
+                    .filter(|(_, t)| t.get_ref() == name)
+                    .nth(nth)?;
+                Some((format!("endpoint[{i}].route_tables[{j}]"), t.span()))
             };
             let (k, sp) = match &err {
                 ModelError::VpcNotFound(_) => (format!("endpoint[{i}].vpc"), e.vpc.span()),
@@ -386,13 +415,16 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
                     Some(p) => (format!("endpoint[{i}].policy"), p.span()),
                     None => (format!("endpoint[{i}].id"), e.id.span()),
                 },
+                // The second mention of a table is the duplicate.
+                ModelError::DuplicateId(t) if table_span(t, 1).is_some() => {
+                    table_span(t, 1).unwrap_or_default()
+                }
                 ModelError::RouteTableNotFound(t)
                 | ModelError::RouteTableOtherVpc { table: t, .. }
                 | ModelError::EndpointServiceAlreadyInTable { table: t, .. }
-                | ModelError::DuplicateId(t)
-                    if table_span(t).is_some() =>
+                    if table_span(t, 0).is_some() =>
                 {
-                    table_span(t).unwrap_or_default()
+                    table_span(t, 0).unwrap_or_default()
                 }
                 _ => (format!("endpoint[{i}].id"), e.id.span()),
             };
@@ -518,7 +550,8 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         };
         w.add_user(user).map_err(|e| {
             let (k, s) = match &e {
-                ModelError::InvalidPolicy(m) if m.starts_with("access key") => {
+                ModelError::InvalidAccessKey(_) => ("access_key".to_string(), u.access_key.span()),
+                ModelError::DuplicateId(k) if k != u.name.get_ref() => {
                     ("access_key".to_string(), u.access_key.span())
                 }
                 ModelError::InvalidPolicy(_) => {
@@ -767,6 +800,74 @@ fn network_acls(ctx: &Ctx, w: &mut World, items: &[NetworkAclItem]) -> Result<()
     Ok(())
 }
 
+/// The field a TOML error that is not about syntax (a wrong type, an unknown key, a missing
+/// field) is about, e.g. `vpc[1].cidr`, from where it points: a value, a key, or the table
+/// that lacks a field (whose name the message gives). `None` for a syntax error.
+fn field_at(text: &str, span: &Range<usize>, message: &str) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    type Item<'a> = toml::Spanned<DeValue<'a>>;
+    /// Whether `v` holds offset `at`: its own span (a value, an inline table, or the header
+    /// of a `[[table]]`) or, for a table, any of its keys and values.
+    fn covers(v: &Item, at: usize) -> bool {
+        v.span().contains(&at)
+            || match v.get_ref() {
+                DeValue::Table(t) => t.iter().any(|(k, v)| k.span().contains(&at) || covers(v, at)),
+                DeValue::Array(a) => a.iter().any(|x| covers(x, at)),
+                _ => false,
+            }
+    }
+    fn key(path: &mut String, k: &str) {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
+            path.push_str(k);
+        } else {
+            path.push_str(&format!("{k:?}"));
+        }
+    }
+    /// Appends the path from `table` to `at`; `true` if `at` is a table itself (the one a
+    /// missing field is missing from).
+    fn walk(table: &DeTable, at: usize, path: &mut String) -> bool {
+        for (k, v) in table {
+            if covers(v, at) {
+                key(path, k.get_ref());
+                let mut v = v;
+                if let DeValue::Array(a) = v.get_ref() {
+                    let Some((i, x)) = a.iter().enumerate().find(|(_, x)| covers(x, at)) else {
+                        return false;
+                    };
+                    path.push_str(&format!("[{i}]"));
+                    v = x;
+                }
+                return match v.get_ref() {
+                    // Inside one of its entries, or the table itself (its header, or an inline
+                    // table as a whole).
+                    DeValue::Table(t) => walk(t, at, path),
+                    _ => false,
+                };
+            }
+            if k.span().contains(&at) {
+                key(path, k.get_ref());
+                return false;
+            }
+        }
+        // In none of its entries: the table itself (the one a missing field is missing from).
+        true
+    }
+    let doc = DeTable::parse(text).ok()?;
+    let mut path = String::new();
+    // An empty span is the whole document (a missing top-level field).
+    let at_table = span.is_empty() || walk(doc.get_ref(), span.start, &mut path);
+    if at_table
+        && let Some(missing) =
+            message.strip_prefix("missing field `").and_then(|m| m.split('`').next())
+    {
+        key(&mut path, missing);
+    }
+    (!path.is_empty()).then_some(path)
+}
+
 /// "90s", "2m", "1h" or a plain number of seconds.
 fn parse_duration(text: &str) -> Option<u64> {
     let t = text.trim();
@@ -985,7 +1086,110 @@ mod tests {
         let err =
             with("[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/16\"\ncolour = 1\n").unwrap_err();
         assert_eq!(err.line, line_count() + 5, "{err}");
+        assert_eq!(err.field, "vpc[1].colour", "{err}");
         assert!(err.message.contains("colour"), "{err}");
+    }
+
+    /// TOML errors that are not about syntax name the field: a wrong type, an unknown key, a
+    /// missing field, in a `[[table]]`, an inline table or at the top; a syntax error stays
+    /// `(syntax)`.
+    #[test]
+    fn type_key_and_missing_field_errors_name_the_field() {
+        let n = line_count();
+        let cases: &[(&str, usize, &str, &str)] = &[
+            ("[[vpc]]\nid = \"vpc-22\"\ncidr = 16\n", n + 4, "vpc[1].cidr", "invalid type"),
+            (
+                "[[vpc]]\nid = \"vpc-22\"\ncidr = \"10.1.0.0/16\"\ncolour = 1\n",
+                n + 5,
+                "vpc[1].colour",
+                "colour",
+            ),
+            ("[[vpc]]\nid = \"vpc-22\"\n", n + 2, "vpc[1].cidr", "missing field `cidr`"),
+            (
+                "[[route_table]]\nid = \"rtb-0e0e0e0e\"\nvpc = \"vpc-111bbb22\"\n\
+                 routes = [{ destination = \"10.9.0.0/16\", target = \"blackhole\" }, \
+                 { destination = \"10.8.0.0/16\", target = 7 }]\n",
+                n + 5,
+                "route_table[4].routes[1].target",
+                "invalid type",
+            ),
+            (
+                "[[route_table]]\nid = \"rtb-0e0e0e0e\"\nvpc = \"vpc-111bbb22\"\n\
+                 routes = [{ destination = \"10.9.0.0/16\" }]\n",
+                n + 5,
+                "route_table[4].routes[0].target",
+                "missing field `target`",
+            ),
+            (
+                "[[bucket]]\nname = \"keys\"\n[bucket.objects]\n\"a b\" = 5\n",
+                n + 5,
+                "bucket[3].objects.\"a b\"",
+                "invalid type",
+            ),
+        ];
+        for (extra, line, field, says) in cases {
+            let err = with(extra).unwrap_err();
+            assert_eq!((err.line, err.field.as_str()), (*line, *field), "{extra}: {err}");
+            assert!(err.message.contains(says), "{err}");
+        }
+        let err = parse("t.toml", "name = \"lab\"\n").unwrap_err();
+        assert_eq!(err.field, "region", "{err}");
+        let err = parse(
+            "t.toml",
+            "name = \"lab\"\nregion = \"us-east-1\"\npolicy_propagation_delay = 5\n",
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (3, "policy_propagation_delay"), "{err}");
+        let err = with("[[vpc]\n").unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 2, "(syntax)"), "{err}");
+    }
+
+    /// A file that is not UTF-8 is refused with the line of its first bad byte.
+    #[test]
+    fn a_file_not_utf8_names_the_line() {
+        let mut bytes = DEFAULT_LAB.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\n# caf\xe9\n");
+        let err = parse_bytes("t.toml", &bytes).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (line_count() + 2, "(encoding)"), "{err}");
+        assert!(err.message.contains("0xe9") && err.message.contains("UTF-8"), "{err}");
+        assert!(parse_bytes("t.toml", DEFAULT_LAB.as_bytes()).is_ok());
+    }
+
+    /// Users, internet hosts and endpoints' tables: the field that is wrong, and the duplicate
+    /// (not the first) where something is given twice.
+    #[test]
+    fn duplicates_and_keys_name_their_own_field() {
+        let user = |name: &str, key: &str| {
+            format!("[[user]]\nname = \"{name}\"\naccess_key = \"{key}\"\nsecret_key = \"s\"\n")
+        };
+        let n = line_count();
+        // The default lab's users: admin (AKIAIOSFODNN7EXAMPLE) and developer.
+        let err = with(&user("other", "AKIAIOSFODNN7EXAMPLE")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 4, "user[2].access_key"), "{err}");
+        assert!(err.message.contains("AKIAIOSFODNN7EXAMPLE"), "{err}");
+        let err = with(&user("admin", "AKIAOTHEREXAMPLE0001")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 3, "user[2].name"), "{err}");
+        let err = with(&user("other", "short")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 4, "user[2].access_key"), "{err}");
+        assert!(!err.message.contains("policy"), "{err}");
+        assert!(err.message.contains("invalid access key 'short'"), "{err}");
+
+        // The default lab's host: check-ip, 198.51.100.10.
+        let host =
+            |name: &str, ip: &str| format!("[[internet_host]]\nname = \"{name}\"\nip = \"{ip}\"\n");
+        let err = with(&host("other", "198.51.100.10")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 4, "internet_host[1].ip"), "{err}");
+        assert!(err.message.contains("198.51.100.10"), "{err}");
+        let err = with(&host("check-ip", "198.51.100.11")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 3, "internet_host[1].name"), "{err}");
+
+        let err = with(
+            "[[endpoint]]\nid = \"vpce-22cc33dd\"\nvpc = \"vpc-111bbb22\"\n\
+             service = \"com.amazonaws.us-east-1.s3\"\n\
+             route_tables = [\"rtb-0b0b0b0b\", \"rtb-0d0d0d0d\", \"rtb-0b0b0b0b\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "endpoint[1].route_tables[2]", "{err}");
     }
 
     #[test]

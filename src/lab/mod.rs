@@ -4,4 +4,5 @@ pub mod control;
 pub mod daemon;
 pub mod file;
 pub mod journal;
+pub mod lock;
 pub mod setup;

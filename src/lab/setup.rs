@@ -236,14 +236,89 @@ fn build_commands(spec: &NsSpec) -> Vec<String> {
 /// The routing table of [`NsSpec::forward_back`].
 const FORWARD_TABLE: u32 = 100;
 
-/// Brings an existing namespace of a crashed run back to `spec` (reattach): what exists stays,
-/// what is missing is added.
+/// Brings an existing namespace of a crashed run back to `spec` (reattach): what is missing is
+/// added, and the addresses and `local` routes the crashed run had that `spec` lacks (an
+/// instance added or terminated through the API since the world last started, a prefix
+/// list's old range) are removed; the rest stays (a shell in the namespace keeps working).
 pub fn ensure_ns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     etc_netns(ns, spec)?;
     sysctls(ns, spec)?;
     // "File exists" for what is already there is expected: keep going.
     ip_batch(ns, &build_commands(spec), true)?;
+    let addrs = ip_json(ns, &["-4", "addr", "show"])?;
+    // Ours only: `ip route add local` makes them with protocol boot, the kernel's own (for
+    // each address) have protocol kernel.
+    let routes = ip_json(
+        ns,
+        &["route", "show", "table", "local", "type", "local", "dev", "lo", "proto", "boot"],
+    )?;
+    let stale = stale_commands(spec, &addrs, &routes);
+    if !stale.is_empty() {
+        ip_batch(ns, &stale, false).with_context(|| format!("removing what {ns} no longer has"))?;
+    }
     run(Command::new("ip").args(["-n", ns, "link", "show", DEVICE]))
+}
+
+/// `ip -n <ns> -j <args>`, parsed.
+fn ip_json(ns: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-j"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running ip")?;
+    if !out.status.success() {
+        bail!("ip -n {ns} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("reading ip -n {ns} {}", args.join(" ")))
+}
+
+/// The commands that remove what a namespace holds beyond `spec`: IPv4 addresses on the TUN and
+/// on lo (but lo's loopback addresses), from `ip -j -4 addr show`; `local` routes on lo, from
+/// `ip -j route show table local type local dev lo proto boot`.
+fn stale_commands(
+    spec: &NsSpec,
+    addrs: &serde_json::Value,
+    routes: &serde_json::Value,
+) -> Vec<String> {
+    let mut cmds = Vec::new();
+    for link in addrs.as_array().into_iter().flatten() {
+        let dev = link["ifname"].as_str().unwrap_or_default();
+        let want = match dev {
+            DEVICE => &spec.tun_addrs,
+            "lo" => &spec.lo_addrs,
+            _ => continue,
+        };
+        for a in link["addr_info"].as_array().into_iter().flatten() {
+            let ip = a["local"].as_str().and_then(|s| s.parse::<Ipv4Addr>().ok());
+            let (Some(ip), Some(len)) = (ip, a["prefixlen"].as_u64()) else { continue };
+            if a["family"] != "inet" || (dev == "lo" && ip.is_loopback()) {
+                continue;
+            }
+            if len != 32 || !want.contains(&ip) {
+                cmds.push(format!("addr del {ip}/{len} dev {dev}"));
+            }
+        }
+    }
+    for r in routes.as_array().into_iter().flatten() {
+        let Some(dst) = r["dst"].as_str() else { continue };
+        // A host route is shown without its /32.
+        let net = match dst.parse::<Ipv4Net>() {
+            Ok(n) => n,
+            Err(_) => match dst.parse::<Ipv4Addr>() {
+                Ok(a) => Ipv4Net::from(a),
+                Err(_) => continue,
+            },
+        };
+        if !spec.local_routes.contains(&net) {
+            cmds.push(format!("route del local {net} dev lo"));
+        }
+    }
+    cmds
 }
 
 /// `/etc/netns/<ns>/`, which `ip netns exec` mounts over `/etc`: a subnet gets a `resolv.conf`
@@ -350,9 +425,13 @@ pub fn remove(namespaces: &[(String, PortId)]) {
     }
 }
 
-/// `vpcsim down`: stops the lab's daemon if it runs, then removes whatever is left.
+/// `vpcsim down`: stops the lab's daemon if it runs, then removes whatever is left: its
+/// namespaces, its run record, its logs (the last run's and the one before) and its lock file.
+/// `false` if the lab was not up (no run record).
 pub fn down(lab: &str) -> anyhow::Result<bool> {
     let Some(rec) = RunRecord::load(lab)? else {
+        // A failed `up --detach` leaves a log and no record.
+        super::lock::unless_locked(lab, || remove_logs(lab));
         return Ok(false);
     };
     if rec.alive() && rec.pid != std::process::id() {
@@ -371,8 +450,15 @@ pub fn down(lab: &str) -> anyhow::Result<bool> {
     }
     remove(&rec.namespaces);
     let _ = std::fs::remove_file(RunRecord::path(lab));
-    let _ = std::fs::remove_file(Path::new(RUN_DIR).join(format!("{lab}.log")));
+    // Unless another `up` of the lab has started meanwhile: the logs are its own then.
+    super::lock::unless_locked(lab, || remove_logs(lab));
     Ok(true)
+}
+
+fn remove_logs(lab: &str) {
+    for log in [format!("{lab}.log"), format!("{lab}.log.1")] {
+        let _ = std::fs::remove_file(Path::new(RUN_DIR).join(log));
+    }
 }
 
 #[cfg(test)]
@@ -388,6 +474,53 @@ mod tests {
             state_dir: PathBuf::new(),
             namespaces: Vec::new(),
         }
+    }
+
+    /// Reattaching to a crashed run's namespace removes what the world no longer has: an
+    /// instance added through the API before the crash (its address on the TUN), an internet
+    /// host's address, an old range of a prefix list (a `local` route on lo); lo's loopback
+    /// addresses and what the spec has stay.
+    #[test]
+    fn reattach_removes_what_the_spec_lacks() {
+        let spec = NsSpec {
+            port: 2,
+            tun_addrs: ["10.0.1.10".parse().unwrap()].into(),
+            lo_addrs: ["198.51.100.10".parse().unwrap()].into(),
+            local_routes: ["54.123.160.0/19".parse().unwrap()].into(),
+            resolver: None,
+            forward_back: None,
+        };
+        let addrs: serde_json::Value = serde_json::from_str(
+            r#"[{"ifindex":1,"ifname":"lo","addr_info":[
+                  {"family":"inet","local":"127.0.0.1","prefixlen":8},
+                  {"family":"inet","local":"198.51.100.10","prefixlen":32},
+                  {"family":"inet","local":"198.51.100.20","prefixlen":32}]},
+                {"ifindex":2,"ifname":"vpcsim0","addr_info":[
+                  {"family":"inet","local":"10.0.1.10","prefixlen":32},
+                  {"family":"inet","local":"10.0.1.50","prefixlen":32},
+                  {"family":"inet","local":"10.0.1.10","prefixlen":24}]},
+                {"ifindex":3,"ifname":"other0","addr_info":[
+                  {"family":"inet","local":"192.0.2.1","prefixlen":32}]}]"#,
+        )
+        .unwrap();
+        let routes: serde_json::Value = serde_json::from_str(
+            r#"[{"type":"local","dst":"54.123.160.0/19","scope":"host","flags":[]},
+                {"type":"local","dst":"54.200.0.0/16","scope":"host","flags":[]},
+                {"type":"local","dst":"100.64.0.1","scope":"host","flags":[]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            stale_commands(&spec, &addrs, &routes),
+            [
+                "addr del 198.51.100.20/32 dev lo",
+                "addr del 10.0.1.50/32 dev vpcsim0",
+                "addr del 10.0.1.10/24 dev vpcsim0",
+                "route del local 54.200.0.0/16 dev lo",
+                "route del local 100.64.0.1/32 dev lo",
+            ]
+        );
+        let empty = serde_json::Value::Array(Vec::new());
+        assert!(stale_commands(&spec, &empty, &empty).is_empty());
     }
 
     /// The daemon is known by its pid and start time, not by its binary's name: this test

@@ -27,6 +27,9 @@ pub enum ModelError {
     /// A user name IAM would refuse.
     #[error("invalid user name '{0}': use 1 to 64 letters, digits or +=,.@_-")]
     InvalidUserName(String),
+    /// An access key id unlike AWS's.
+    #[error("invalid access key '{0}': use 16 or more letters and digits")]
+    InvalidAccessKey(String),
     /// A region the lab does not simulate.
     #[error("unknown region '{0}' (known: us-east-1, us-west-2, eu-west-1)")]
     UnknownRegion(String),

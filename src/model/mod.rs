@@ -702,8 +702,11 @@ impl World {
         if !INTERNET_HOST_RANGE.contains(&host.ip) {
             return Err(ModelError::InvalidInternetHost(host.ip));
         }
-        if self.internet_hosts.iter().any(|h| h.ip == host.ip || h.name == host.name) {
+        if self.internet_hosts.iter().any(|h| h.name == host.name) {
             return Err(ModelError::DuplicateId(host.name));
+        }
+        if self.internet_hosts.iter().any(|h| h.ip == host.ip) {
+            return Err(ModelError::AddressInUse(host.ip));
         }
         self.internet_hosts.push(host);
         Ok(())
@@ -800,7 +803,7 @@ impl World {
 
 /// Lab names become namespace prefixes (`<lab>-<subnet>`); Linux allows 15-byte interface names
 /// but namespace names are file names, so keep them short and plain.
-fn check_lab_name(lab: &str) -> Result<(), ModelError> {
+pub fn check_lab_name(lab: &str) -> Result<(), ModelError> {
     let ok = !lab.is_empty()
         && lab.len() <= 24
         && lab.starts_with(|c: char| c.is_ascii_lowercase())

@@ -66,13 +66,13 @@ impl World {
         }
         if user.access_key.len() < 16 || !user.access_key.chars().all(|c| c.is_ascii_alphanumeric())
         {
-            return Err(ModelError::InvalidPolicy(format!(
-                "access key '{}' must be 16 or more letters and digits",
-                user.access_key
-            )));
+            return Err(ModelError::InvalidAccessKey(user.access_key));
         }
-        if self.users.iter().any(|u| u.name == user.name || u.access_key == user.access_key) {
+        if self.users.iter().any(|u| u.name == user.name) {
             return Err(ModelError::DuplicateId(user.name));
+        }
+        if self.users.iter().any(|u| u.access_key == user.access_key) {
+            return Err(ModelError::DuplicateId(user.access_key));
         }
         for p in &user.policies {
             Policy::parse(p, PolicyKind::Identity)

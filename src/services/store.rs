@@ -333,9 +333,15 @@ impl Store {
                 Ok(raw) => raw,
                 // Interrupted creation: directory without metadata is no bucket.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("reading {}", meta_path.display()))
+                    );
+                }
             };
-            let meta: BucketMeta = serde_json::from_slice(&raw)?;
+            let meta: BucketMeta = serde_json::from_slice(&raw).map_err(|e| {
+                anyhow::anyhow!("{}: not bucket metadata: {e}", meta_path.display())
+            })?;
             if meta.name != name {
                 anyhow::bail!(
                     "bucket metadata {} names bucket {:?}",
@@ -1212,9 +1218,13 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Removes temp files and body files no sidecar refers to.
+/// Removes temp files and body files no sidecar refers to. A sidecar that cannot be read
+/// (damaged) says nothing about which body is its object's: every body of that object's name
+/// (`<name>.*.data`) is kept, and a warning names the sidecar. Such an object is not served
+/// (its metadata is unknown) until the sidecar is repaired or the key is written anew.
 fn cleanup_objects_dir(dir: &Path) -> io::Result<()> {
     let mut referenced = HashSet::new();
+    let mut damaged = Vec::new();
     let mut data_files = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -1222,16 +1232,27 @@ fn cleanup_objects_dir(dir: &Path) -> io::Result<()> {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with(TMP_PREFIX) {
             let _ = fs::remove_file(entry.path());
-        } else if name.ends_with(".meta") {
-            if let Ok(Some(s)) = read_sidecar(&entry.path()) {
-                referenced.insert(s.data);
+        } else if let Some(stem) = name.strip_suffix(".meta") {
+            match read_sidecar(&entry.path()) {
+                Ok(Some(s)) => {
+                    referenced.insert(s.data);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        file = %entry.path().display(),
+                        error = %e,
+                        "damaged object metadata: the object is not served; its body is kept"
+                    );
+                    damaged.push(format!("{stem}."));
+                }
             }
         } else if name.ends_with(".data") {
             data_files.push(name.to_string());
         }
     }
     for name in data_files {
-        if !referenced.contains(&name) {
+        if !referenced.contains(&name) && !damaged.iter().any(|d| name.starts_with(d.as_str())) {
             let _ = fs::remove_file(dir.join(name));
         }
     }
@@ -1476,6 +1497,43 @@ mod tests {
         assert_eq!(l.next_token.as_deref(), Some("b"));
         let l = s.list_objects("bkt", "", None, None, 0).unwrap();
         assert!(l.contents.is_empty() && !l.is_truncated);
+    }
+
+    /// A damaged sidecar (truncated) does not cost the object its body at the next open: the
+    /// body stays on disk, the object is not served, other objects are cleaned as before. A
+    /// damaged bucket.json stops the open with its path.
+    #[test]
+    fn damaged_metadata_keeps_the_body_and_names_the_file() {
+        let d = TempDir::new("damaged");
+        {
+            let s = Store::open(&d.0).unwrap();
+            s.create_bucket("bkt", "us-east-1", None).unwrap();
+            s.put_object("bkt", "precious", b"the only copy", None).unwrap();
+            s.put_object("bkt", "other", b"fine", None).unwrap();
+        }
+        let dir = objects_dir(&d);
+        let name = object_file_name("precious");
+        let meta = dir.join(format!("{name}.meta"));
+        let raw = fs::read(&meta).unwrap();
+        fs::write(&meta, &raw[..raw.len() / 2]).unwrap();
+        let orphan = object_file_name("orphan");
+        fs::write(dir.join(format!("{orphan}.0000000000000002.data")), b"orphan").unwrap();
+        let s = Store::open(&d.0).unwrap();
+        let bodies: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(&name) && n.ends_with(".data"))
+            .collect();
+        assert_eq!(bodies.len(), 1, "the body is kept");
+        assert_eq!(fs::read(dir.join(&bodies[0])).unwrap(), b"the only copy");
+        assert!(!dir.join(format!("{orphan}.0000000000000002.data")).exists());
+        assert!(s.get_object("bkt", "precious").is_err());
+        assert_eq!(s.get_object_bytes("bkt", "other").unwrap().1, b"fine");
+        drop(s);
+        let bucket_json = d.0.join("buckets/bkt/bucket.json");
+        fs::write(&bucket_json, b"{\"name\": \"bk").unwrap();
+        let e = format!("{:#}", Store::open(&d.0).err().expect("a damaged bucket.json"));
+        assert!(e.contains(&bucket_json.display().to_string()), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A bad lab file is refused with the line and the field, before anything is created; so is a
-# control API address off the loopback. A build that fails at the object store saves nothing.
+# control API address off the loopback. A build that fails at the object store, or later at the
+# namespaces, saves nothing; `down` removes the log of a failed `up --detach`.
 source "$(dirname "$0")/lib.sh"
 LAB="t$$bad"; [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
 sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/bad.toml"
@@ -40,3 +41,29 @@ body=$(ip netns exec "$LAB-a" curl -s -m 10 http://54.123.170.5/open-bucket/hell
 "$VPCSIM" down "$LAB" >/dev/null
 LAB=""
 ok "a build that failed at the object store saved nothing; the next up made the buckets"
+# A first build that fails at the namespaces (here: /etc/netns/<lab>-b is a file, so subnet b's
+# directory cannot be made) leaves no saved world and no object store: the next `up` starts from
+# the lab file, it does not resume a world that never ran.
+LAB="t$$bad"
+OWN_FILES+=("/etc/netns/$LAB-b"); mkdir -p /etc/netns; : > "/etc/netns/$LAB-b"
+if out=$("$VPCSIM" up "$WORK/good.toml" --detach --api-listen "127.0.0.1:$((20000 + $$ % 20000))" \
+    --state-dir "$WORK/state3" 2>&1); then
+    fail "a lab came up without subnet b's /etc/netns entry"
+fi
+grep -q "/etc/netns/$LAB-b" <<< "$out" || fail "not the namespace error: $out"
+[ ! -e "$WORK/state3/world.json" ] || fail "a failed build saved its world"
+[ ! -e "$WORK/state3/s3" ] || fail "a failed build left its object store"
+if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces left after a failed build"; fi
+[ -e "/run/vpcsim/$LAB.log" ] || fail "no log of the failed up"
+"$VPCSIM" down "$LAB" | grep >/dev/null -c "not up" || fail "down of a lab that never came up"
+! ls /run/vpcsim/"$LAB".* >/dev/null 2>&1 || fail "left in /run/vpcsim: $(ls /run/vpcsim/"$LAB".*)"
+ok "a build that failed at the namespaces saved nothing; down removed its log"
+rm "/etc/netns/$LAB-b"
+out=$("$VPCSIM" up "$WORK/good.toml" --detach --api-listen "127.0.0.1:$((20000 + $$ % 20000))" \
+    --state-dir "$WORK/state3") || fail "up after the failed build"
+if grep -q "resumed" <<< "$out"; then fail "the failed build's world was resumed: $out"; fi
+body=$(ip netns exec "$LAB-a" curl -s -m 10 http://54.123.170.5/open-bucket/hello.txt)
+[ "$body" = "Hello from open-bucket" ] || fail "open-bucket after the failed build: '$body'"
+"$VPCSIM" down "$LAB" >/dev/null
+LAB=""
+ok "the next up started from the lab file"

@@ -10,6 +10,8 @@ STATE=""
 WORK=$(mktemp -d /tmp/vpcsim-test.XXXXXX)
 # Namespaces a test made itself, outside any lab: removed on exit, after the lab.
 OWN_NS=()
+# Files a test made itself outside $WORK: removed on exit, after the lab.
+OWN_FILES=()
 
 cleanup() {
     local rc=$?
@@ -25,7 +27,9 @@ cleanup() {
         "$VPCSIM" down "$LAB" >/dev/null 2>&1 || true
     fi
     for ns in "${OWN_NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    for f in "${OWN_FILES[@]}"; do rm -f "$f"; done
     rm -rf "$WORK" "$STATE"
+    [ -z "$STATE" ] || rm -rf "$STATE".old-*
     exit $rc
 }
 trap cleanup EXIT

@@ -117,6 +117,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         },
         E::DuplicateId(_) => "InvalidParameterValue",
         E::InvalidName(_) | E::InvalidLabName(_) | E::InvalidUserName(_) => "InvalidParameterValue",
+        E::InvalidAccessKey(_) => "InvalidParameterValue",
         E::UnknownRegion(_) => "InvalidParameterValue",
         E::EmptyPrefixList(_) | E::InvalidPrefixListCidr { .. } => "InvalidParameterValue",
         E::VpcNotFound(_) => "InvalidVpcID.NotFound",
