@@ -275,6 +275,17 @@ impl RuleAction {
     }
 }
 
+/// AWS's quotas (the Amazon VPC User Guide, "Amazon VPC quotas"): "You can have 60 inbound and
+/// 60 outbound rules per security group" (each CIDR, prefix list or group of a permission is
+/// one rule here: AWS counts a customer-managed prefix list as its maximum size, but the lab
+/// has only AWS-managed ones, counted as one);
+pub const MAX_SG_RULES: usize = 60;
+/// "Security groups per network interface": 5;
+pub const MAX_GROUPS_PER_INTERFACE: usize = 5;
+/// "Rules per network ACL": 20, "the one-way quota for a single network ACL" (inbound and
+/// outbound counted apart, the default `*` entry not counted).
+pub const MAX_ACL_ENTRIES: usize = 20;
+
 /// The last rule number a user entry may have; 32767 is the implicit deny (`*`).
 pub const MAX_ACL_RULE: u16 = 32766;
 /// The number AWS shows for the implicit deny entry.
@@ -474,6 +485,7 @@ impl World {
     /// Checks a list of groups for an instance of `vpc`: each exists and is in that VPC.
     pub(super) fn check_instance_groups(
         &self,
+        instance: &str,
         vpc: &str,
         groups: &[String],
     ) -> Result<(), ModelError> {
@@ -492,6 +504,14 @@ impl World {
                 return Err(ModelError::DuplicateId(g.clone()));
             }
         }
+        if groups.len() > MAX_GROUPS_PER_INTERFACE {
+            return Err(ModelError::SecurityGroupsPerInterfaceLimitExceeded {
+                instance: instance.into(),
+                group: groups[MAX_GROUPS_PER_INTERFACE].clone(),
+                count: groups.len(),
+                max: MAX_GROUPS_PER_INTERFACE,
+            });
+        }
         Ok(())
     }
 
@@ -503,7 +523,7 @@ impl World {
             return Err(ModelError::NoSecurityGroups(id.into()));
         }
         let vpc = self.subnet(&inst.subnet).map(|s| s.vpc.clone()).unwrap_or_default();
-        self.check_instance_groups(&vpc, groups)?;
+        self.check_instance_groups(id, &vpc, groups)?;
         if let Some(i) = self.instances.iter_mut().find(|i| i.id == id) {
             i.security_groups = groups.to_vec();
         }
@@ -591,6 +611,15 @@ impl World {
                     rule: r.to_string(),
                 });
             }
+        }
+        let count = sg.rules(dir).len() + rules.len();
+        if count > MAX_SG_RULES {
+            return Err(ModelError::RulesPerSecurityGroupLimitExceeded {
+                group: id.into(),
+                direction: dir.name(),
+                count,
+                max: MAX_SG_RULES,
+            });
         }
         if let Some(sg) = self.security_groups.iter_mut().find(|g| g.id == id) {
             sg.rules_mut(dir).extend(rules);
@@ -699,6 +728,13 @@ impl World {
                 acl: acl.into(),
                 rule: entry.rule_number,
                 direction: dir_of(entry.egress),
+            });
+        }
+        if a.entries.iter().filter(|e| e.egress == entry.egress).count() >= MAX_ACL_ENTRIES {
+            return Err(ModelError::NetworkAclEntryLimitExceeded {
+                acl: acl.into(),
+                direction: dir_of(entry.egress),
+                max: MAX_ACL_ENTRIES,
             });
         }
         let entry = AclEntry { cidr: entry.cidr.trunc(), ..entry };

@@ -42,9 +42,10 @@ pub use shared::Shared;
 
 pub use error::ModelError;
 pub use filters::{
-    ACL_DEFAULT_RULE, AclAssociation, AclEntry, Direction, MAX_ACL_RULE, NetworkAcl, Peer, Ports,
-    Protocol, RuleAction, SecurityGroup, SgRule, default_acl_id, default_group_id,
-    implicit_acl_association_id, parse_acl_cidr,
+    ACL_DEFAULT_RULE, AclAssociation, AclEntry, Direction, MAX_ACL_ENTRIES, MAX_ACL_RULE,
+    MAX_GROUPS_PER_INTERFACE, MAX_SG_RULES, NetworkAcl, Peer, Ports, Protocol, RuleAction,
+    SecurityGroup, SgRule, default_acl_id, default_group_id, implicit_acl_association_id,
+    parse_acl_cidr,
 };
 pub use nat::{ElasticIp, NatGateway, NatState};
 pub use ops::{PolicyChange, ResourceKind};
@@ -655,7 +656,7 @@ impl World {
         }
         let vpc = subnet.vpc.clone();
         let subnet_id = subnet.id.clone();
-        self.check_instance_groups(&vpc, &inst.security_groups)?;
+        self.check_instance_groups(&inst.id, &vpc, &inst.security_groups)?;
         if self.private_ip_in_use(&vpc, inst.private_ip) {
             return Err(ModelError::AddressInUse(inst.private_ip));
         }

@@ -1,0 +1,218 @@
+//! Security groups and network ACLs through the EC2 Query API: AWS's quotas, rule ids and
+//! descriptions, DescribeSecurityGroupRules and the `ip-permission.*` filters.
+//!
+//! The default lab: VPC `vpc-111bbb22` (default group `sg-111bbb22`, default ACL
+//! `acl-111bbb22`), instances `i-0a0a0a0a` … in subnets a–d.
+
+use super::*;
+
+/// CreateSecurityGroup `name` in the demo VPC; returns the world and the group id.
+fn new_group(w: &World, name: &str) -> (World, String) {
+    let (w1, xml) = change(
+        w,
+        &[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", name),
+            ("GroupDescription", name),
+            ("VpcId", "vpc-111bbb22"),
+        ],
+    );
+    let id = text(&xml, "groupId");
+    (w1, id)
+}
+
+/// An AuthorizeSecurityGroup{Ingress,Egress} of TCP `port` from `n` CIDRs (10.1.i.0/24).
+fn authorize_cidrs(action: &str, group: &str, port: u16, n: usize) -> Vec<(String, String)> {
+    let mut p = vec![
+        ("Action".to_string(), action.to_string()),
+        ("GroupId".into(), group.into()),
+        ("IpPermissions.1.IpProtocol".into(), "tcp".into()),
+        ("IpPermissions.1.FromPort".into(), port.to_string()),
+        ("IpPermissions.1.ToPort".into(), port.to_string()),
+    ];
+    for i in 1..=n {
+        p.push((format!("IpPermissions.1.IpRanges.{i}.CidrIp"), format!("10.1.{i}.0/24")));
+    }
+    p
+}
+
+fn borrowed(p: &[(String, String)]) -> Vec<(&str, &str)> {
+    p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+#[test]
+fn sixty_rules_per_direction_each_range_counts() {
+    let (w, sg) = new_group(&lab(), "many");
+    // 60 ingress rules in one call (one permission, 60 ranges): accepted.
+    let (w1, _) =
+        change(&w, &borrowed(&authorize_cidrs("AuthorizeSecurityGroupIngress", &sg, 22, 60)));
+    assert_eq!(w1.security_group(&sg).unwrap().ingress.len(), 60);
+    // The 61st, alone or as part of a bigger call: refused, nothing changed.
+    let one_more = authorize_cidrs("AuthorizeSecurityGroupIngress", &sg, 80, 1);
+    let err = refused(&w1, &borrowed(&one_more), "RulesPerSecurityGroupLimitExceeded");
+    assert_eq!(err.message, "The maximum number of rules per security group has been reached.");
+    refused(
+        &w,
+        &borrowed(&authorize_cidrs("AuthorizeSecurityGroupIngress", &sg, 22, 61)),
+        "RulesPerSecurityGroupLimitExceeded",
+    );
+    // Egress counts separately: the group has 1 (allow all); 59 more fit, 60 do not.
+    let (w2, _) =
+        change(&w1, &borrowed(&authorize_cidrs("AuthorizeSecurityGroupEgress", &sg, 443, 59)));
+    assert_eq!(w2.security_group(&sg).unwrap().egress.len(), 60);
+    let mut pl = authorize_cidrs("AuthorizeSecurityGroupEgress", &sg, 80, 0);
+    pl.push(("IpPermissions.1.PrefixListIds.1.PrefixListId".into(), "pl-1a2b3c4d".into()));
+    refused(&w2, &borrowed(&pl), "RulesPerSecurityGroupLimitExceeded");
+    // A group pair counts too; revoking one makes room again.
+    let revoke = [
+        ("Action", "RevokeSecurityGroupIngress"),
+        ("GroupId", sg.as_str()),
+        ("IpPermissions.1.IpProtocol", "tcp"),
+        ("IpPermissions.1.FromPort", "22"),
+        ("IpPermissions.1.ToPort", "22"),
+        ("IpPermissions.1.IpRanges.1.CidrIp", "10.1.1.0/24"),
+    ];
+    let pair = [
+        ("Action", "AuthorizeSecurityGroupIngress"),
+        ("GroupId", sg.as_str()),
+        ("IpPermissions.1.IpProtocol", "-1"),
+        ("IpPermissions.1.Groups.1.GroupId", "sg-111bbb22"),
+    ];
+    refused(&w2, &pair, "RulesPerSecurityGroupLimitExceeded");
+    let (w3, _) = change(&w2, &revoke);
+    let (w4, _) = change(&w3, &pair);
+    assert_eq!(w4.security_group(&sg).unwrap().ingress.len(), 60);
+}
+
+#[test]
+fn five_security_groups_per_interface() {
+    let mut w = lab();
+    let mut groups = vec!["sg-111bbb22".to_string()];
+    for name in ["g1", "g2", "g3", "g4", "g5"] {
+        let (w1, id) = new_group(&w, name);
+        w = w1;
+        groups.push(id);
+    }
+    let mut run = vec![
+        ("Action".to_string(), "RunInstances".to_string()),
+        ("MinCount".into(), "1".into()),
+        ("MaxCount".into(), "1".into()),
+        ("SubnetId".into(), "subnet-0a0a0a0a".into()),
+    ];
+    let mut modify = vec![
+        ("Action".to_string(), "ModifyInstanceAttribute".to_string()),
+        ("InstanceId".into(), "i-0a0a0a0a".into()),
+    ];
+    for (i, g) in groups.iter().enumerate() {
+        run.push((format!("SecurityGroupId.{}", i + 1), g.clone()));
+        modify.push((format!("GroupId.{}", i + 1), g.clone()));
+    }
+    // Six groups: refused by both calls.
+    let err = refused(&w, &borrowed(&run), "SecurityGroupsPerInterfaceLimitExceeded");
+    assert_eq!(
+        err.message,
+        "The maximum number of security groups per interface has been reached."
+    );
+    refused(&w, &borrowed(&modify), "SecurityGroupsPerInterfaceLimitExceeded");
+    // Five: accepted.
+    run.pop();
+    modify.pop();
+    let (w1, xml) = change(&w, &borrowed(&run));
+    assert_eq!(texts(&xml, "groupId").len(), 5);
+    let (w2, _) = change(&w1, &borrowed(&modify));
+    assert_eq!(w2.instance("i-0a0a0a0a").unwrap().security_groups.len(), 5);
+}
+
+#[test]
+fn twenty_entries_per_network_acl_direction() {
+    let entry = |n: u16, egress: bool| -> Vec<(String, String)> {
+        [
+            ("Action", "CreateNetworkAclEntry".to_string()),
+            ("NetworkAclId", "acl-111bbb22".into()),
+            ("RuleNumber", n.to_string()),
+            ("Protocol", "-1".into()),
+            ("RuleAction", "deny".into()),
+            ("Egress", egress.to_string()),
+            ("CidrBlock", format!("10.9.{n}.0/24")),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b))
+        .collect()
+    };
+    // The default ACL has one entry (100) each way; 19 more fit, not counting `*`.
+    let mut w = lab();
+    for n in 1..=19 {
+        w = change(&w, &borrowed(&entry(n, false))).0;
+    }
+    let in_count = w.network_acl("acl-111bbb22").unwrap().entries.iter().filter(|e| !e.egress);
+    assert_eq!(in_count.count(), 20);
+    let err = refused(&w, &borrowed(&entry(20, false)), "NetworkAclEntryLimitExceeded");
+    assert_eq!(err.message, "The maximum number of network acl entries has been reached.");
+    // The other direction has its own quota; replacing an entry adds none.
+    let (w1, _) = change(&w, &borrowed(&entry(20, true)));
+    let mut replace = entry(5, false);
+    replace[0].1 = "ReplaceNetworkAclEntry".into();
+    replace[4].1 = "allow".into();
+    change(&w1, &borrowed(&replace));
+}
+
+/// The default lab with `extra` appended; `extra`'s first line is line `base + 1`.
+fn lab_with(extra: &str) -> (Result<World, crate::lab::file::LabFileError>, usize) {
+    let base = DEFAULT_LAB.lines().count() + 2;
+    (parse("t.toml", &format!("{DEFAULT_LAB}\n{extra}")), base)
+}
+
+#[test]
+fn lab_files_refuse_the_same_quotas_naming_line_and_field() {
+    // 61 ingress rules: the 61st is named.
+    let rules: Vec<String> = (1..=61)
+        .map(|i| format!("  {{ protocol = \"tcp\", ports = \"22\", source = \"10.1.{i}.0/24\" }},"))
+        .collect();
+    let sg = format!(
+        "[[security_group]]\nid = \"sg-0a0a0a0a\"\nname = \"many\"\nvpc = \"vpc-111bbb22\"\n\
+         ingress = [\n{}\n]\n",
+        rules.join("\n")
+    );
+    let (res, base) = lab_with(&sg);
+    let err = res.unwrap_err();
+    assert_eq!((err.line, err.field.as_str()), (base + 65, "security_group[0].ingress[60].source"));
+    assert!(err.message.contains("maximum number of rules per security group"), "{err}");
+    let sixty = sg.replacen(&format!("{}\n", rules[60]), "", 1);
+    assert_eq!(
+        lab_with(&sixty).0.unwrap().security_group("sg-0a0a0a0a").unwrap().ingress.len(),
+        60
+    );
+
+    // An instance in six groups: the sixth is named.
+    let mut groups = String::new();
+    let mut ids = Vec::new();
+    for i in 1..=6 {
+        let id = format!("sg-0a0a0a0{i}");
+        groups += &format!(
+            "[[security_group]]\nid = \"{id}\"\nname = \"g{i}\"\nvpc = \"vpc-111bbb22\"\n"
+        );
+        ids.push(format!("\"{id}\""));
+    }
+    let inst = format!(
+        "{groups}[[instance]]\nid = \"i-0e0e0e0e\"\nsubnet = \"a\"\nprivate_ip = \"10.0.1.20\"\n\
+         security_groups = [{}]\n",
+        ids.join(", ")
+    );
+    let (res, base) = lab_with(&inst);
+    let err = res.unwrap_err();
+    assert_eq!((err.line, err.field.as_str()), (base + 28, "instance[4].security_groups[5]"));
+    assert!(err.message.contains("maximum number of security groups per interface"), "{err}");
+
+    // 21 inbound entries in a network ACL: the 21st is named.
+    let entries: Vec<String> = (1..=21)
+        .map(|i| format!("  {{ rule = {i}, protocol = \"all\", action = \"deny\", cidr = \"10.1.{i}.0/24\" }},"))
+        .collect();
+    let acl = format!(
+        "[[network_acl]]\nid = \"acl-0a0a0a0a\"\nvpc = \"vpc-111bbb22\"\ningress = [\n{}\n]\n",
+        entries.join("\n")
+    );
+    let (res, base) = lab_with(&acl);
+    let err = res.unwrap_err();
+    assert_eq!((err.line, err.field.as_str()), (base + 24, "network_acl[0].ingress[20].rule"));
+    assert!(err.message.contains("maximum number of network acl entries"), "{err}");
+}
