@@ -564,7 +564,7 @@ mod tests {
 
     fn rule(p: &str, ports: Option<&str>, peer: Peer) -> SgRule {
         let protocol = Protocol::parse(p).unwrap();
-        SgRule { protocol, ports: Ports::parse_lab(protocol, ports).unwrap(), peer }
+        SgRule::new(protocol, Ports::parse_lab(protocol, ports).unwrap(), peer)
     }
 
     fn cidr(s: &str) -> Peer {

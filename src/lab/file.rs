@@ -664,7 +664,7 @@ fn security_groups(
                 } else {
                     Peer::Cidr(ctx.cidr(peer, &f(peer_key))?)
                 };
-                let rule = SgRule { protocol, ports, peer: parsed };
+                let rule = SgRule::new(protocol, ports, parsed);
                 // With the rules before it, so that a quota names the rule that crosses it.
                 let mut probe = w.clone();
                 let so_far: Vec<SgRule> = rules.iter().chain([&rule]).cloned().collect();

@@ -257,6 +257,12 @@ pub enum ModelError {
     /// A route to a NAT gateway or instance of another VPC.
     #[error("route target {target} is not in VPC {vpc}")]
     TargetOtherVpc { target: String, vpc: String },
+    /// A rule description outside EC2's length or character set.
+    #[error(
+        "invalid rule description '{0}': valid descriptions are strings less than 256 characters \
+         from the following set: a-zA-Z0-9. _-:/()#,@[]+=&;{{}}!$*"
+    )]
+    InvalidRuleDescription(String),
     /// AWS's quota: 60 inbound and 60 outbound rules per security group, each CIDR, prefix
     /// list or group pair of a permission one rule.
     #[error(

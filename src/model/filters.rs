@@ -193,13 +193,41 @@ pub struct SgRule {
     pub protocol: Protocol,
     pub ports: Ports,
     pub peer: Peer,
+    /// The rule's `sgr-…` id, given when the rule joins a group (empty before; a world saved
+    /// before rules had ids gets them from [`World::ensure_defaults`], the same every load until
+    /// a change saves them).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// The description of the range, prefix list or group pair (`IpRanges.N.Description`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl SgRule {
+    /// A rule without id or description.
+    pub fn new(protocol: Protocol, ports: Ports, peer: Peer) -> SgRule {
+        SgRule { protocol, ports, peer, id: String::new(), description: None }
+    }
+
     /// The rule that allows everything to (or from) anywhere.
     pub fn allow_all() -> SgRule {
-        SgRule { protocol: Protocol::All, ports: Ports::All, peer: Peer::Cidr(Ipv4Net::default()) }
+        SgRule::new(Protocol::All, Ports::All, Peer::Cidr(Ipv4Net::default()))
     }
+
+    /// Whether two rules admit the same traffic. AWS compares rules so, whatever their ids and
+    /// descriptions: a second such rule is a duplicate, and a revoke names a rule by these.
+    pub fn same_as(&self, other: &SgRule) -> bool {
+        self.protocol == other.protocol && self.ports == other.ports && self.peer == other.peer
+    }
+}
+
+/// EC2's rule description: "Constraints: Up to 255 characters in length. Allowed characters
+/// are a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*" (the AuthorizeSecurityGroupIngress
+/// reference, `IpRange.Description`).
+pub fn check_rule_description(d: &str) -> Result<(), ModelError> {
+    let ok = d.len() <= 255
+        && d.chars().all(|c| c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=&;{}!$*".contains(c));
+    if ok { Ok(()) } else { Err(ModelError::InvalidRuleDescription(d.into())) }
 }
 
 impl std::fmt::Display for SgRule {
@@ -366,7 +394,7 @@ fn default_group(vpc: &str) -> SecurityGroup {
         description: "default VPC security group".into(),
         vpc: vpc.into(),
         // AWS: the default group allows all inbound traffic from itself and all outbound.
-        ingress: vec![SgRule { protocol: Protocol::All, ports: Ports::All, peer: Peer::Group(id) }],
+        ingress: vec![SgRule::new(Protocol::All, Ports::All, Peer::Group(id))],
         egress: vec![SgRule::allow_all()],
     }
 }
@@ -403,7 +431,10 @@ impl World {
         self.vpcs.iter().any(|v| {
             self.security_group(&default_group_id(&v.id)).is_none()
                 || self.network_acl(&default_acl_id(&v.id)).is_none()
-        })
+        }) || self
+            .security_groups
+            .iter()
+            .any(|g| g.ingress.iter().chain(&g.egress).any(|r| r.id.is_empty()))
     }
 
     /// This world as if it had every VPC's default group and ACL: itself, or (a world saved
@@ -429,6 +460,25 @@ impl World {
                 self.network_acls.push(default_acl(&v));
             }
         }
+        self.assign_rule_ids();
+    }
+
+    /// Gives every security-group rule without an id one (`sgr-…`, from the world's own rule
+    /// counter: deterministic, so a world saved without ids gets the same ones at every load).
+    fn assign_rule_ids(&mut self) {
+        let missing =
+            |g: &SecurityGroup| g.ingress.iter().chain(&g.egress).any(|r| r.id.is_empty());
+        if !self.security_groups.iter().any(missing) {
+            return;
+        }
+        let mut next = self.next_rule_id;
+        for g in self.security_groups.iter_mut().filter(|g| missing(g)) {
+            for r in g.ingress.iter_mut().chain(g.egress.iter_mut()).filter(|r| r.id.is_empty()) {
+                r.id = super::ops::rule_id(next);
+                next += 1;
+            }
+        }
+        self.next_rule_id = next;
     }
 
     /// The ids the defaults of a new VPC will take (checked by `add_vpc` before it adds them).
@@ -440,6 +490,7 @@ impl World {
     pub(super) fn push_defaults(&mut self, vpc: &str) {
         self.security_groups.push(default_group(vpc));
         self.network_acls.push(default_acl(vpc));
+        self.assign_rule_ids();
     }
 
     /// Removes the default group and ACL of a VPC being deleted; refuses while other groups or
@@ -561,6 +612,7 @@ impl World {
             ingress: vec![],
             egress: vec![SgRule::allow_all()],
         });
+        self.assign_rule_ids();
         Ok(())
     }
 
@@ -590,21 +642,26 @@ impl World {
         }
     }
 
-    /// AuthorizeSecurityGroupIngress / Egress: adds rules; a rule the group already has (or
-    /// one given twice) is `InvalidPermission.Duplicate`.
+    /// AuthorizeSecurityGroupIngress / Egress: adds rules, each with a new id; a rule the
+    /// group already has (or one given twice) is `InvalidPermission.Duplicate`, whatever its
+    /// description. Returns the rules as added.
     pub fn authorize_security_group(
         &mut self,
         id: &str,
         dir: Direction,
         rules: &[SgRule],
-    ) -> Result<(), ModelError> {
+    ) -> Result<Vec<SgRule>, ModelError> {
         check_id("security group", "sg-", id)?;
         let sg =
             self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
-        let rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
+        let mut rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
         for (i, r) in rules.iter().enumerate() {
             self.check_rule(sg, r)?;
-            if sg.rules(dir).contains(r) || rules[..i].contains(r) {
+            if let Some(d) = &r.description {
+                check_rule_description(d)?;
+            }
+            let same = |x: &SgRule| x.same_as(r);
+            if sg.rules(dir).iter().any(same) || rules[..i].iter().any(same) {
                 return Err(ModelError::DuplicatePermission {
                     group: id.into(),
                     direction: dir.name(),
@@ -621,10 +678,14 @@ impl World {
                 max: MAX_SG_RULES,
             });
         }
-        if let Some(sg) = self.security_groups.iter_mut().find(|g| g.id == id) {
-            sg.rules_mut(dir).extend(rules);
+        for r in &mut rules {
+            r.id = super::ops::rule_id(self.next_rule_id);
+            self.next_rule_id += 1;
         }
-        Ok(())
+        if let Some(sg) = self.security_groups.iter_mut().find(|g| g.id == id) {
+            sg.rules_mut(dir).extend(rules.iter().cloned());
+        }
+        Ok(rules)
     }
 
     /// RevokeSecurityGroupIngress / Egress: removes rules; each must exist.
@@ -639,7 +700,7 @@ impl World {
             self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
         let rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
         for r in &rules {
-            if !sg.rules(dir).contains(r) {
+            if !sg.rules(dir).iter().any(|x| x.same_as(r)) {
                 return Err(ModelError::PermissionNotFound {
                     group: id.into(),
                     direction: dir.name(),
@@ -648,7 +709,7 @@ impl World {
             }
         }
         if let Some(sg) = self.security_groups.iter_mut().find(|g| g.id == id) {
-            sg.rules_mut(dir).retain(|r| !rules.contains(r));
+            sg.rules_mut(dir).retain(|r| !rules.iter().any(|x| x.same_as(r)));
         }
         Ok(())
     }
@@ -928,7 +989,7 @@ fn normalize_rule(r: &SgRule) -> SgRule {
         p => p.clone(),
     };
     let ports = if r.protocol == Protocol::All { Ports::All } else { r.ports };
-    SgRule { protocol: r.protocol, ports, peer }
+    SgRule { ports, peer, ..r.clone() }
 }
 
 fn check_rule_number(n: u16) -> Result<(), ModelError> {

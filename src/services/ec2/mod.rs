@@ -204,6 +204,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::CannotDeleteDefaultAcl(_) => "InvalidParameterValue",
         E::NetworkAclOtherVpc { .. } => "InvalidParameterValue",
         E::SubnetAclConflict { .. } => "InvalidParameterValue",
+        E::InvalidRuleDescription(_) => "InvalidParameterValue",
         E::RulesPerSecurityGroupLimitExceeded { .. } => "RulesPerSecurityGroupLimitExceeded",
         E::SecurityGroupsPerInterfaceLimitExceeded { .. } => {
             "SecurityGroupsPerInterfaceLimitExceeded"
@@ -296,6 +297,7 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("CreateSecurityGroup", security::create_security_group),
     ("DeleteSecurityGroup", security::delete_security_group),
     ("DescribeSecurityGroups", security::describe_security_groups),
+    ("DescribeSecurityGroupRules", security::describe_security_group_rules),
     ("AuthorizeSecurityGroupIngress", security::authorize_security_group_ingress),
     ("AuthorizeSecurityGroupEgress", security::authorize_security_group_egress),
     ("RevokeSecurityGroupIngress", security::revoke_security_group_ingress),
