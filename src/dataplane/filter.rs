@@ -8,6 +8,17 @@
 //! lookup and a linear scan over a few small structs. Per-rule drop counters are relaxed atomics
 //! shared by every clone of the snapshot.
 //!
+//! Drop counts outlive compilations ([`FilterSet::inherit_counts`], at every publish): a new
+//! compilation keeps the earlier ones' counters themselves, not a copy, and reads them live
+//! while a snapshot that holds them may still be counting on them (a worker that loaded it
+//! before the publish), then folds them into totals once nothing holds them. So no drop is
+//! lost between a copy and the publish, and the per-rule list always adds up to the drop
+//! reasons' totals. A rule is identified across compilations by its [`RuleInfo::key`]: an
+//! instance's "no rule allows it" by instance and direction (its group list, part of the
+//! label, may change), an ACL entry by ACL, direction, number and action. A rule that no
+//! longer exists (an entry deleted or made an allow, an ACL no subnet uses, a terminated
+//! instance) keeps its count under its last label, marked `(removed)`.
+//!
 //! Semantics (AWS's):
 //! - security groups are stateful and allow-only: a packet passes if any rule of any group of
 //!   the instance matches (egress: destination address, ingress: source address; ports are
@@ -19,8 +30,8 @@
 //!   ingress entries the source address; ports are always the destination port.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::fib::{PortId, Snapshot};
 use crate::model::{AclEntry, Peer, Ports, RuleAction, SgRule, World};
@@ -145,6 +156,9 @@ pub struct RuleInfo {
     /// One line: e.g. `acl-0a0a0a0a ingress #100 deny` or
     /// `sg egress of i-0a0a0a0a 10.0.1.10 [sg-111bbb22]: no rule allows it`.
     pub label: String,
+    /// What identifies the rule from one compilation to the next (counts follow it): the
+    /// label for an ACL entry, stage and instance for a security group's miss.
+    pub key: String,
 }
 
 /// One compiled match: addresses `lo..=hi`, protocol (0: any), destination port range (ICMP:
@@ -213,6 +227,50 @@ struct AclTable {
     in_default: RuleRef,
 }
 
+/// The counters of one compilation (shared by its clones).
+#[derive(Clone, Debug)]
+struct Counted {
+    rules: Arc<[RuleInfo]>,
+    counts: Arc<[AtomicU64]>,
+    /// Its place in the order of compilations (a later one's labels win).
+    seq: u64,
+}
+
+/// What the compilations before this one counted (control plane only).
+#[derive(Debug, Default)]
+struct History {
+    /// Compilations a snapshot still in use may add to (read live), oldest first.
+    live: Vec<Counted>,
+    /// The final counts of those nothing holds any more, by key: the last label (with the
+    /// sequence number it came from) and the total.
+    folded: HashMap<String, (RuleInfo, u64, u64)>,
+    /// The sequence number of this compilation.
+    seq: u64,
+}
+
+impl History {
+    /// Folds the compilations whose counters only this history holds: nothing can add to them.
+    fn fold(&mut self) {
+        let (done, live): (Vec<Counted>, Vec<Counted>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|c| Arc::strong_count(&c.counts) == 1);
+        self.live = live;
+        for c in done {
+            for (r, n) in c.rules.iter().zip(c.counts.iter()) {
+                let n = n.load(Ordering::Relaxed);
+                if n == 0 {
+                    continue;
+                }
+                let e = self.folded.entry(r.key.clone()).or_insert_with(|| (r.clone(), c.seq, 0));
+                if c.seq >= e.1 {
+                    (e.0, e.1) = (r.clone(), c.seq);
+                }
+                e.2 += n;
+            }
+        }
+    }
+}
+
 /// The compiled security groups and network ACLs of a world.
 #[derive(Clone, Debug)]
 pub struct FilterSet {
@@ -224,6 +282,8 @@ pub struct FilterSet {
     acls: Vec<AclTable>,
     rules: Arc<[RuleInfo]>,
     counts: Arc<[AtomicU64]>,
+    /// The counts of earlier compilations, for `vpcsim status` (never touched per packet).
+    history: Arc<Mutex<History>>,
 }
 
 impl Default for FilterSet {
@@ -235,6 +295,7 @@ impl Default for FilterSet {
             acls: Vec::new(),
             rules: Arc::from(Vec::new()),
             counts: Arc::from(Vec::new()),
+            history: Arc::default(),
         }
     }
 }
@@ -317,6 +378,7 @@ impl FilterSet {
                     "sg {dir} of {} {} [{ids}]: no rule allows it",
                     inst.id, inst.private_ip
                 ),
+                key: format!("{} {}", stage.label(), inst.id),
             };
             let egress_miss = new_rule(miss(Stage::SgEgress, "egress"));
             let ingress_miss = new_rule(miss(Stage::SgIngress, "ingress"));
@@ -348,25 +410,29 @@ impl FilterSet {
                                 let (proto, plo, phi) = proto_ports(e.protocol, e.ports);
                                 let (lo, hi) = range_of(e.cidr);
                                 let allow = e.action == RuleAction::Allow;
+                                let label = format!(
+                                    "{} {dir} #{} {}",
+                                    acl.id,
+                                    e.rule_number,
+                                    e.action.name()
+                                );
                                 let rule = new_rule(RuleInfo {
                                     stage,
                                     resource: acl.id.clone(),
                                     rule_number: Some(e.rule_number),
-                                    label: format!(
-                                        "{} {dir} #{} {}",
-                                        acl.id,
-                                        e.rule_number,
-                                        e.action.name()
-                                    ),
+                                    key: label.clone(),
+                                    label,
                                 });
                                 AclRule { m: Match { lo, hi, proto, plo, phi }, allow, rule }
                             })
                             .collect();
+                        let label = format!("{} {dir} * deny", acl.id);
                         let default = new_rule(RuleInfo {
                             stage,
                             resource: acl.id.clone(),
                             rule_number: Some(crate::model::ACL_DEFAULT_RULE),
-                            label: format!("{} {dir} * deny", acl.id),
+                            key: label.clone(),
+                            label,
                         });
                         (entries.into_boxed_slice(), default)
                     };
@@ -385,7 +451,15 @@ impl FilterSet {
             acl_by_port[p] = Some(idx);
         }
         let counts: Vec<AtomicU64> = rules.iter().map(|_| AtomicU64::new(0)).collect();
-        FilterSet { sg, sg_tables, acl_by_port, acls, rules: rules.into(), counts: counts.into() }
+        FilterSet {
+            sg,
+            sg_tables,
+            acl_by_port,
+            acls,
+            rules: rules.into(),
+            counts: counts.into(),
+            history: Arc::default(),
+        }
     }
 
     /// Counts a drop against its rule (relaxed; one atomic add, no lock, no allocation).
@@ -405,35 +479,74 @@ impl FilterSet {
         self.counts.get(r.0 as usize).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// Every rule that dropped something, with its count (for `vpcsim status`).
-    pub fn drop_counts(&self) -> Vec<(&RuleInfo, u64)> {
-        self.rules
-            .iter()
-            .zip(self.counts.iter())
-            .map(|(r, c)| (r, c.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect()
-    }
-
-    /// Carries the counts of an older compilation over to this one, rule by rule (matched by
-    /// label), so that publishing a new snapshot does not reset them. Control plane only.
-    pub fn inherit_counts(&self, old: &FilterSet) {
-        // A snapshot rebuilt from the current one (a route-only change) shares its counters.
-        if Arc::ptr_eq(&self.counts, &old.counts) {
-            return;
+    /// Every rule that dropped something, with its count (for `vpcsim status`): this
+    /// compilation's rules in order, with what earlier ones counted under the same key, then
+    /// the rules that no longer exist, by label, marked `(removed)`. Per stage, the counts add
+    /// up to every drop recorded since the lab started.
+    pub fn drop_counts(&self) -> Vec<(RuleInfo, u64)> {
+        fn add<'a>(
+            by_key: &mut HashMap<&'a str, (u64, &'a RuleInfo, u64)>,
+            r: &'a RuleInfo,
+            seq: u64,
+            n: u64,
+        ) {
+            if n == 0 {
+                return;
+            }
+            let e = by_key.entry(&r.key).or_insert((seq, r, 0));
+            if seq >= e.0 {
+                (e.0, e.1) = (seq, r);
+            }
+            e.2 += n;
         }
-        let by_label: HashMap<&str, u64> = old
-            .rules
-            .iter()
-            .zip(old.counts.iter())
-            .map(|(r, c)| (r.label.as_str(), c.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        for (r, c) in self.rules.iter().zip(self.counts.iter()) {
-            if let Some(n) = by_label.get(r.label.as_str()) {
-                c.fetch_add(*n, Ordering::Relaxed);
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        h.fold();
+        // What earlier compilations counted: key → (its label's sequence number, rule, count).
+        let mut by_key = HashMap::new();
+        for (r, seq, n) in h.folded.values() {
+            add(&mut by_key, r, *seq, *n);
+        }
+        for c in &h.live {
+            for (r, n) in c.rules.iter().zip(c.counts.iter()) {
+                add(&mut by_key, r, c.seq, n.load(Ordering::Relaxed));
             }
         }
+        let mut out = Vec::new();
+        for (r, n) in self.rules.iter().zip(self.counts.iter()) {
+            let earlier = by_key.remove(r.key.as_str()).map_or(0, |e| e.2);
+            let total = n.load(Ordering::Relaxed) + earlier;
+            if total > 0 {
+                out.push((r.clone(), total));
+            }
+        }
+        let mut removed: Vec<(RuleInfo, u64)> = by_key
+            .into_values()
+            .map(|(_, r, n)| (RuleInfo { label: format!("{} (removed)", r.label), ..r.clone() }, n))
+            .collect();
+        removed.sort_by(|a, b| a.0.label.cmp(&b.0.label));
+        out.extend(removed);
+        out
+    }
+
+    /// Carries the counts of the compilation before this one (and what it carried) over to
+    /// this one, so that publishing a new snapshot loses none: its counters are kept, not
+    /// copied (a worker still on the old snapshot may add to them). Control plane only.
+    pub fn inherit_counts(&self, old: &FilterSet) {
+        // A snapshot rebuilt from the current one (a route-only change) shares its counters.
+        if Arc::ptr_eq(&self.counts, &old.counts) || Arc::ptr_eq(&self.history, &old.history) {
+            return;
+        }
+        let mut theirs = old.history.lock().unwrap_or_else(|e| e.into_inner());
+        theirs.fold();
+        let mut mine = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        mine.live = theirs.live.clone();
+        mine.live.push(Counted {
+            rules: old.rules.clone(),
+            counts: old.counts.clone(),
+            seq: theirs.seq,
+        });
+        mine.folded = theirs.folded.clone();
+        mine.seq = theirs.seq + 1;
     }
 
     fn sg_table(&self, vpc: u16, addr: u32) -> Option<&SgTable> {
@@ -574,7 +687,7 @@ mod tests {
         // A recompilation carries the counts over.
         let new = crate::fib::Snapshot::compile(&world, 2, &|id| ports.get(id).copied()).filters;
         new.inherit_counts(&old);
-        assert_eq!(new.counts[0].load(Ordering::Relaxed), 5);
+        assert_eq!(new.drop_counts().iter().map(|(_, n)| n).sum::<u64>(), 5);
     }
 
     fn demo() -> World {
@@ -588,7 +701,7 @@ mod tests {
 
     fn rule(p: &str, ports: Option<&str>, peer: Peer) -> SgRule {
         let protocol = Protocol::parse(p).unwrap();
-        SgRule { protocol, ports: Ports::parse_lab(protocol, ports).unwrap(), peer }
+        SgRule::new(protocol, Ports::parse_lab(protocol, ports).unwrap(), peer)
     }
 
     fn cidr(s: &str) -> Peer {
@@ -876,6 +989,103 @@ mod tests {
         let t = FlowTuple::tcp(A, 40000, B, 80);
         assert!(nacl_out(&s, PA, &t).is_allow() && nacl_in(&s, PB, &t).is_allow());
         assert!(!nacl_out(&s, PA, &FlowTuple::tcp(A, 40000, B, 22)).is_allow());
+    }
+
+    /// Per rule: the drops of `stage` in `s`'s list, and their sum.
+    fn listed(s: &Snapshot, stage: Stage) -> (Vec<(String, u64)>, u64) {
+        let rows: Vec<(String, u64)> = s
+            .filters
+            .drop_counts()
+            .into_iter()
+            .filter(|(r, _)| r.stage == stage)
+            .map(|(r, n)| (r.label, n))
+            .collect();
+        let sum = rows.iter().map(|(_, n)| n).sum();
+        (rows, sum)
+    }
+
+    #[test]
+    fn drop_history_survives_every_change_and_late_drops_on_old_snapshots() {
+        let mut w = demo();
+        acl(
+            &mut w,
+            "acl-0b0b0b0b",
+            &[
+                entry(100, true, "tcp", Some("80"), "0.0.0.0/0", false),
+                entry(200, true, "all", None, "0.0.0.0/0", true),
+            ],
+        );
+        let pl = Peer::PrefixList("pl-1a2b3c4d".into());
+        group(&mut w, "sg-0a0a0a0a", &[rule("tcp", Some("443"), pl)], &[]);
+        w.set_instance_groups("i-0a0a0a0a", &["sg-0a0a0a0a".into()]).unwrap();
+        let drop = |s: &Snapshot, v: FilterVerdict, n: usize| {
+            let FilterVerdict::Deny(d) = v else { panic!("{v:?}") };
+            for _ in 0..n {
+                s.filters.record(&d);
+            }
+        };
+        let http = FlowTuple::tcp(A, 40000, S3, 80);
+        let s1 = snap(&w);
+        drop(&s1, nacl_out(&s1, PA, &http), 3); // #100 deny
+        drop(&s1, sg_egress(&s1, 0, a32(A), &http), 2); // no rule allows it
+
+        // 1. The deny entry becomes an allow: its 3 drops stay, marked removed.
+        let allow = entry(100, true, "tcp", Some("80"), "0.0.0.0/0", true);
+        w.replace_network_acl_entry("acl-0b0b0b0b", allow).unwrap();
+        let s2 = snap(&w);
+        s2.filters.inherit_counts(&s1.filters);
+        // A drop counted on the old snapshot after the copy (a worker still on it) is not lost.
+        drop(&s1, nacl_out(&s1, PA, &http), 1);
+        let (rows, sum) = listed(&s2, Stage::NaclOut);
+        assert_eq!(rows, [("acl-0b0b0b0b egress #100 deny (removed)".to_string(), 4)]);
+        assert_eq!(sum, 4);
+
+        // 2. The instance's group list changes (part of the label): the count follows it.
+        w.set_instance_groups("i-0a0a0a0a", &["sg-0a0a0a0a".into(), "sg-111bbb22".into()]).unwrap();
+        w.set_security_group_rules("sg-111bbb22", Direction::Egress, &[]).unwrap();
+        let s3 = snap(&w);
+        s3.filters.inherit_counts(&s2.filters);
+        drop(&s3, sg_egress(&s3, 0, a32(A), &http), 1);
+        let (rows, sum) = listed(&s3, Stage::SgEgress);
+        assert_eq!(
+            rows,
+            [(
+                "sg egress of i-0a0a0a0a 10.0.1.10 [sg-0a0a0a0a,sg-111bbb22]: no rule allows it"
+                    .to_string(),
+                3
+            )]
+        );
+        assert_eq!(sum, 3);
+
+        // 3. The allow-all entry is deleted (UDP now meets `*`), then the subnet goes back to
+        // the default ACL: nothing is lost.
+        w.delete_network_acl_entry("acl-0b0b0b0b", true, 200).unwrap();
+        let s4 = snap(&w);
+        s4.filters.inherit_counts(&s3.filters);
+        drop(&s4, nacl_out(&s4, PA, &FlowTuple::udp(A, 1, S3, 53)), 2);
+        let assoc = w.network_acl("acl-0b0b0b0b").unwrap().associations[0].id.clone();
+        w.replace_network_acl_association(&assoc, "acl-111bbb22").unwrap();
+        let s5 = snap(&w);
+        s5.filters.inherit_counts(&s4.filters);
+        // The old snapshots go (no worker holds them): their counts are folded, still listed.
+        std::mem::drop((s1, s2, s3, s4));
+        let (rows, sum) = listed(&s5, Stage::NaclOut);
+        assert_eq!(sum, 6, "{rows:?}");
+        assert!(rows.contains(&("acl-0b0b0b0b egress #100 deny (removed)".to_string(), 4)));
+        assert!(rows.contains(&("acl-0b0b0b0b egress * deny (removed)".to_string(), 2)));
+        assert_eq!(listed(&s5, Stage::SgEgress).1, 3);
+        // A deny entry of that number and action again: its history is its own again.
+        w.add_network_acl_entry(
+            "acl-111bbb22",
+            entry(90, true, "tcp", Some("80"), "0.0.0.0/0", false),
+        )
+        .unwrap();
+        let s6 = snap(&w);
+        s6.filters.inherit_counts(&s5.filters);
+        drop(&s6, nacl_out(&s6, PA, &http), 1);
+        let (rows, sum) = listed(&s6, Stage::NaclOut);
+        assert_eq!(sum, 7, "{rows:?}");
+        assert!(rows.contains(&("acl-111bbb22 egress #90 deny".to_string(), 1)));
     }
 
     #[test]

@@ -547,7 +547,7 @@ mod filters {
     use crate::model::{AclEntry, Direction, Peer, Ports, Protocol, RuleAction, SgRule};
 
     fn rule(p: Protocol, ports: &str, peer: Peer) -> SgRule {
-        SgRule { protocol: p, ports: Ports::parse_lab(p, Some(ports)).unwrap(), peer }
+        SgRule::new(p, Ports::parse_lab(p, Some(ports)).unwrap(), peer)
     }
 
     fn forwarded(a: Action) -> bool {

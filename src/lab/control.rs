@@ -491,6 +491,7 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         users,
         policy_propagation_delay_secs,
         next_id,
+        next_rule_id,
         tags,
         security_groups,
         network_acls,
@@ -512,6 +513,7 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         && *users == old.users
         && *policy_propagation_delay_secs == old.policy_propagation_delay_secs
         && *next_id == old.next_id
+        && *next_rule_id == old.next_rule_id
         && *tags == old.tags
         && *security_groups == old.security_groups
         && *network_acls == old.network_acls

@@ -458,7 +458,8 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             if let ModelError::SecurityGroupNotFound(g)
             | ModelError::SecurityGroupOtherVpc { group: g, .. }
             | ModelError::MalformedId { id: g, .. }
-            | ModelError::DuplicateId(g) = &e
+            | ModelError::DuplicateId(g)
+            | ModelError::SecurityGroupsPerInterfaceLimitExceeded { group: g, .. } = &e
                 && let Some((k, s)) = group(g)
             {
                 return ctx.err(format!("instance[{i}].{k}"), &s, e);
@@ -696,10 +697,12 @@ fn security_groups(
                 } else {
                     Peer::Cidr(ctx.cidr(peer, &f(peer_key))?)
                 };
-                let rule = SgRule { protocol, ports, peer: parsed };
+                let rule = SgRule::new(protocol, ports, parsed);
+                // With the rules before it, so that a quota names the rule that crosses it.
                 let mut probe = w.clone();
+                let so_far: Vec<SgRule> = rules.iter().chain([&rule]).cloned().collect();
                 probe
-                    .set_security_group_rules(g.id.get_ref(), dir, std::slice::from_ref(&rule))
+                    .set_security_group_rules(g.id.get_ref(), dir, &so_far)
                     .map_err(|e| ctx.err(f(peer_key), &peer.span(), e))?;
                 if rules.contains(&rule) {
                     return Err(ctx.err(

@@ -260,4 +260,39 @@ pub enum ModelError {
     /// A route to a NAT gateway or instance of another VPC.
     #[error("route target {target} is not in VPC {vpc}")]
     TargetOtherVpc { target: String, vpc: String },
+    /// A rule description outside EC2's length or character set.
+    #[error(
+        "invalid rule description '{0}': valid descriptions are strings less than 256 characters \
+         from the following set: a-zA-Z0-9. _-:/()#,@[]+=&;{{}}!$*"
+    )]
+    InvalidRuleDescription(String),
+    /// AWS's quota: 60 inbound and 60 outbound rules per security group, each CIDR, prefix
+    /// list or group pair of a permission one rule.
+    #[error(
+        "the maximum number of rules per security group has been reached: {group} would have \
+         {count} {direction} rules (the quota is {max})"
+    )]
+    RulesPerSecurityGroupLimitExceeded {
+        group: String,
+        direction: &'static str,
+        count: usize,
+        max: usize,
+    },
+    /// AWS's quota: 5 security groups per network interface (`group` is the first one over).
+    #[error(
+        "the maximum number of security groups per interface has been reached: {group} would be \
+         group {count} of {instance} (the quota is {max})"
+    )]
+    SecurityGroupsPerInterfaceLimitExceeded {
+        instance: String,
+        group: String,
+        count: usize,
+        max: usize,
+    },
+    /// AWS's quota: 20 rules per network ACL and direction, the `*` entry not counted.
+    #[error(
+        "the maximum number of network acl entries has been reached: {acl} has {max} {direction} \
+         entries (the quota, not counting the default entry)"
+    )]
+    NetworkAclEntryLimitExceeded { acl: String, direction: &'static str, max: usize },
 }

@@ -193,13 +193,41 @@ pub struct SgRule {
     pub protocol: Protocol,
     pub ports: Ports,
     pub peer: Peer,
+    /// The rule's `sgr-…` id, given when the rule joins a group (empty before; a world saved
+    /// before rules had ids gets them from [`World::ensure_defaults`], the same every load until
+    /// a change saves them).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// The description of the range, prefix list or group pair (`IpRanges.N.Description`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl SgRule {
+    /// A rule without id or description.
+    pub fn new(protocol: Protocol, ports: Ports, peer: Peer) -> SgRule {
+        SgRule { protocol, ports, peer, id: String::new(), description: None }
+    }
+
     /// The rule that allows everything to (or from) anywhere.
     pub fn allow_all() -> SgRule {
-        SgRule { protocol: Protocol::All, ports: Ports::All, peer: Peer::Cidr(Ipv4Net::default()) }
+        SgRule::new(Protocol::All, Ports::All, Peer::Cidr(Ipv4Net::default()))
     }
+
+    /// Whether two rules admit the same traffic. AWS compares rules so, whatever their ids and
+    /// descriptions: a second such rule is a duplicate, and a revoke names a rule by these.
+    pub fn same_as(&self, other: &SgRule) -> bool {
+        self.protocol == other.protocol && self.ports == other.ports && self.peer == other.peer
+    }
+}
+
+/// EC2's rule description: "Constraints: Up to 255 characters in length. Allowed characters
+/// are a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*" (the AuthorizeSecurityGroupIngress
+/// reference, `IpRange.Description`).
+pub fn check_rule_description(d: &str) -> Result<(), ModelError> {
+    let ok = d.len() <= 255
+        && d.chars().all(|c| c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=&;{}!$*".contains(c));
+    if ok { Ok(()) } else { Err(ModelError::InvalidRuleDescription(d.into())) }
 }
 
 impl std::fmt::Display for SgRule {
@@ -274,6 +302,17 @@ impl RuleAction {
         }
     }
 }
+
+/// AWS's quotas (the Amazon VPC User Guide, "Amazon VPC quotas"): "You can have 60 inbound and
+/// 60 outbound rules per security group" (each CIDR, prefix list or group of a permission is
+/// one rule here: AWS counts a customer-managed prefix list as its maximum size, but the lab
+/// has only AWS-managed ones, counted as one);
+pub const MAX_SG_RULES: usize = 60;
+/// "Security groups per network interface": 5;
+pub const MAX_GROUPS_PER_INTERFACE: usize = 5;
+/// "Rules per network ACL": 20, "the one-way quota for a single network ACL" (inbound and
+/// outbound counted apart, the default `*` entry not counted).
+pub const MAX_ACL_ENTRIES: usize = 20;
 
 /// The last rule number a user entry may have; 32767 is the implicit deny (`*`).
 pub const MAX_ACL_RULE: u16 = 32766;
@@ -355,7 +394,7 @@ fn default_group(vpc: &str) -> SecurityGroup {
         description: "default VPC security group".into(),
         vpc: vpc.into(),
         // AWS: the default group allows all inbound traffic from itself and all outbound.
-        ingress: vec![SgRule { protocol: Protocol::All, ports: Ports::All, peer: Peer::Group(id) }],
+        ingress: vec![SgRule::new(Protocol::All, Ports::All, Peer::Group(id))],
         egress: vec![SgRule::allow_all()],
     }
 }
@@ -392,7 +431,10 @@ impl World {
         self.vpcs.iter().any(|v| {
             self.security_group(&default_group_id(&v.id)).is_none()
                 || self.network_acl(&default_acl_id(&v.id)).is_none()
-        })
+        }) || self
+            .security_groups
+            .iter()
+            .any(|g| g.ingress.iter().chain(&g.egress).any(|r| r.id.is_empty()))
     }
 
     /// This world as if it had every VPC's default group and ACL: itself, or (a world saved
@@ -418,6 +460,25 @@ impl World {
                 self.network_acls.push(default_acl(&v));
             }
         }
+        self.assign_rule_ids();
+    }
+
+    /// Gives every security-group rule without an id one (`sgr-…`, from the world's own rule
+    /// counter: deterministic, so a world saved without ids gets the same ones at every load).
+    fn assign_rule_ids(&mut self) {
+        let missing =
+            |g: &SecurityGroup| g.ingress.iter().chain(&g.egress).any(|r| r.id.is_empty());
+        if !self.security_groups.iter().any(missing) {
+            return;
+        }
+        let mut next = self.next_rule_id;
+        for g in self.security_groups.iter_mut().filter(|g| missing(g)) {
+            for r in g.ingress.iter_mut().chain(g.egress.iter_mut()).filter(|r| r.id.is_empty()) {
+                r.id = super::ops::rule_id(next);
+                next += 1;
+            }
+        }
+        self.next_rule_id = next;
     }
 
     /// The ids the defaults of a new VPC will take (checked by `add_vpc` before it adds them).
@@ -429,6 +490,7 @@ impl World {
     pub(super) fn push_defaults(&mut self, vpc: &str) {
         self.security_groups.push(default_group(vpc));
         self.network_acls.push(default_acl(vpc));
+        self.assign_rule_ids();
     }
 
     /// Removes the default group and ACL of a VPC being deleted; refuses while other groups or
@@ -474,6 +536,7 @@ impl World {
     /// Checks a list of groups for an instance of `vpc`: each exists and is in that VPC.
     pub(super) fn check_instance_groups(
         &self,
+        instance: &str,
         vpc: &str,
         groups: &[String],
     ) -> Result<(), ModelError> {
@@ -492,6 +555,14 @@ impl World {
                 return Err(ModelError::DuplicateId(g.clone()));
             }
         }
+        if groups.len() > MAX_GROUPS_PER_INTERFACE {
+            return Err(ModelError::SecurityGroupsPerInterfaceLimitExceeded {
+                instance: instance.into(),
+                group: groups[MAX_GROUPS_PER_INTERFACE].clone(),
+                count: groups.len(),
+                max: MAX_GROUPS_PER_INTERFACE,
+            });
+        }
         Ok(())
     }
 
@@ -503,7 +574,7 @@ impl World {
             return Err(ModelError::NoSecurityGroups(id.into()));
         }
         let vpc = self.subnet(&inst.subnet).map(|s| s.vpc.clone()).unwrap_or_default();
-        self.check_instance_groups(&vpc, groups)?;
+        self.check_instance_groups(id, &vpc, groups)?;
         if let Some(i) = self.instances.iter_mut().find(|i| i.id == id) {
             i.security_groups = groups.to_vec();
         }
@@ -541,6 +612,7 @@ impl World {
             ingress: vec![],
             egress: vec![SgRule::allow_all()],
         });
+        self.assign_rule_ids();
         Ok(())
     }
 
@@ -570,21 +642,26 @@ impl World {
         }
     }
 
-    /// AuthorizeSecurityGroupIngress / Egress: adds rules; a rule the group already has (or
-    /// one given twice) is `InvalidPermission.Duplicate`.
+    /// AuthorizeSecurityGroupIngress / Egress: adds rules, each with a new id; a rule the
+    /// group already has (or one given twice) is `InvalidPermission.Duplicate`, whatever its
+    /// description. Returns the rules as added.
     pub fn authorize_security_group(
         &mut self,
         id: &str,
         dir: Direction,
         rules: &[SgRule],
-    ) -> Result<(), ModelError> {
+    ) -> Result<Vec<SgRule>, ModelError> {
         check_id("security group", "sg-", id)?;
         let sg =
             self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
-        let rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
+        let mut rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
         for (i, r) in rules.iter().enumerate() {
             self.check_rule(sg, r)?;
-            if sg.rules(dir).contains(r) || rules[..i].contains(r) {
+            if let Some(d) = &r.description {
+                check_rule_description(d)?;
+            }
+            let same = |x: &SgRule| x.same_as(r);
+            if sg.rules(dir).iter().any(same) || rules[..i].iter().any(same) {
                 return Err(ModelError::DuplicatePermission {
                     group: id.into(),
                     direction: dir.name(),
@@ -592,10 +669,23 @@ impl World {
                 });
             }
         }
-        if let Some(sg) = self.security_groups.iter_mut().find(|g| g.id == id) {
-            sg.rules_mut(dir).extend(rules);
+        let count = sg.rules(dir).len() + rules.len();
+        if count > MAX_SG_RULES {
+            return Err(ModelError::RulesPerSecurityGroupLimitExceeded {
+                group: id.into(),
+                direction: dir.name(),
+                count,
+                max: MAX_SG_RULES,
+            });
         }
-        Ok(())
+        for r in &mut rules {
+            r.id = super::ops::rule_id(self.next_rule_id);
+            self.next_rule_id += 1;
+        }
+        if let Some(sg) = self.security_groups.iter_mut().find(|g| g.id == id) {
+            sg.rules_mut(dir).extend(rules.iter().cloned());
+        }
+        Ok(rules)
     }
 
     /// RevokeSecurityGroupIngress / Egress: removes rules; each must exist.
@@ -610,7 +700,7 @@ impl World {
             self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
         let rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
         for r in &rules {
-            if !sg.rules(dir).contains(r) {
+            if !sg.rules(dir).iter().any(|x| x.same_as(r)) {
                 return Err(ModelError::PermissionNotFound {
                     group: id.into(),
                     direction: dir.name(),
@@ -619,7 +709,7 @@ impl World {
             }
         }
         if let Some(sg) = self.security_groups.iter_mut().find(|g| g.id == id) {
-            sg.rules_mut(dir).retain(|r| !rules.contains(r));
+            sg.rules_mut(dir).retain(|r| !rules.iter().any(|x| x.same_as(r)));
         }
         Ok(())
     }
@@ -699,6 +789,13 @@ impl World {
                 acl: acl.into(),
                 rule: entry.rule_number,
                 direction: dir_of(entry.egress),
+            });
+        }
+        if a.entries.iter().filter(|e| e.egress == entry.egress).count() >= MAX_ACL_ENTRIES {
+            return Err(ModelError::NetworkAclEntryLimitExceeded {
+                acl: acl.into(),
+                direction: dir_of(entry.egress),
+                max: MAX_ACL_ENTRIES,
             });
         }
         let entry = AclEntry { cidr: entry.cidr.trunc(), ..entry };
@@ -892,7 +989,7 @@ fn normalize_rule(r: &SgRule) -> SgRule {
         p => p.clone(),
     };
     let ports = if r.protocol == Protocol::All { Ports::All } else { r.ports };
-    SgRule { protocol: r.protocol, ports, peer }
+    SgRule { ports, peer, ..r.clone() }
 }
 
 fn check_rule_number(n: u16) -> Result<(), ModelError> {

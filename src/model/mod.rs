@@ -42,8 +42,9 @@ pub use shared::Shared;
 
 pub use error::ModelError;
 pub use filters::{
-    ACL_DEFAULT_RULE, AclAssociation, AclEntry, Direction, MAX_ACL_RULE, NetworkAcl, Peer, Ports,
-    Protocol, RuleAction, SecurityGroup, SgRule, default_acl_id, default_group_id,
+    ACL_DEFAULT_RULE, AclAssociation, AclEntry, Direction, MAX_ACL_ENTRIES, MAX_ACL_RULE,
+    MAX_GROUPS_PER_INTERFACE, MAX_SG_RULES, NetworkAcl, Peer, Ports, Protocol, RuleAction,
+    SecurityGroup, SgRule, check_rule_description, default_acl_id, default_group_id,
     implicit_acl_association_id, parse_acl_cidr,
 };
 pub use nat::{ElasticIp, NatGateway, NatState};
@@ -282,6 +283,9 @@ pub struct World {
     /// The counter behind [`World::generate_id`] (deterministic ids for new resources).
     #[serde(default)]
     pub next_id: u64,
+    /// The counter behind security-group rule ids (`sgr-…`).
+    #[serde(default)]
+    pub next_rule_id: u64,
     /// Tags by resource id (vpc, subnet, route table, internet gateway, instance), key → value.
     #[serde(default)]
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
@@ -655,7 +659,7 @@ impl World {
         }
         let vpc = subnet.vpc.clone();
         let subnet_id = subnet.id.clone();
-        self.check_instance_groups(&vpc, &inst.security_groups)?;
+        self.check_instance_groups(&inst.id, &vpc, &inst.security_groups)?;
         if self.private_ip_in_use(&vpc, inst.private_ip) {
             return Err(ModelError::AddressInUse(inst.private_ip));
         }

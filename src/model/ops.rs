@@ -83,6 +83,12 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The `n`th security-group rule id, `sgr-0` and 16 hex digits (its own counter, so that rules
+/// do not shift the ids of other resources; `mix` is a bijection, so ids never repeat).
+pub(super) fn rule_id(n: u64) -> String {
+    format!("sgr-0{:016x}", mix(n ^ 0x5347_5255_4c45_5331))
+}
+
 impl World {
     /// A new id in AWS's long form, `<prefix>-0` and 16 hex digits (17 in all, like
     /// `vpc-0a1b2c3d4e5f67890`), from the world's counter: deterministic, never reused.

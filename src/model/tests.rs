@@ -296,11 +296,7 @@ fn generated_ids_have_the_aws_long_form() {
 }
 
 fn tcp(port: &str, peer: Peer) -> SgRule {
-    SgRule {
-        protocol: Protocol::Tcp,
-        ports: Ports::parse_lab(Protocol::Tcp, Some(port)).unwrap(),
-        peer,
-    }
+    SgRule::new(Protocol::Tcp, Ports::parse_lab(Protocol::Tcp, Some(port)).unwrap(), peer)
 }
 
 fn acl_entry(n: u16, egress: bool) -> AclEntry {
@@ -336,12 +332,16 @@ fn filters_world() -> World {
 fn security_group_and_network_acl_rules() {
     let w = filters_world();
     let sg = w.security_group("sg-0a0a0001").unwrap();
-    assert_eq!(sg.egress, [SgRule::allow_all()], "a new group allows all egress");
+    assert_eq!(sg.egress.len(), 1, "a new group allows all egress");
+    assert!(sg.egress[0].same_as(&SgRule::allow_all()));
+    assert!(sg.egress[0].id.starts_with("sgr-0"), "{:?}", sg.egress[0]);
     let d = w.security_group("sg-111bbb22").unwrap();
-    assert_eq!(
-        d.ingress,
-        [SgRule { protocol: Protocol::All, ports: Ports::All, peer: Peer::Group(d.id.clone()) }]
-    );
+    assert_eq!(d.ingress.len(), 1);
+    assert!(d.ingress[0].same_as(&SgRule::new(
+        Protocol::All,
+        Ports::All,
+        Peer::Group(d.id.clone())
+    )));
     assert_eq!(w.instance_groups(w.instance("i-0b0b0b0b").unwrap()), ["sg-111bbb22"]);
     // Ports: AWS's forms.
     assert_eq!(
@@ -408,6 +408,7 @@ fn refused_filter_mutations_change_nothing() {
             "duplicate rule",
             Box::new(|w| {
                 w.authorize_security_group("sg-0a0a0001", Direction::Egress, &[SgRule::allow_all()])
+                    .map(drop)
             }),
             "InvalidPermission.Duplicate",
         ),
@@ -416,6 +417,7 @@ fn refused_filter_mutations_change_nothing() {
             Box::new(|w| {
                 let r = tcp("22", Peer::Cidr(net("10.0.0.0/8")));
                 w.authorize_security_group("sg-0a0a0001", Direction::Ingress, &[r.clone(), r])
+                    .map(drop)
             }),
             "InvalidPermission.Duplicate",
         ),
@@ -423,7 +425,7 @@ fn refused_filter_mutations_change_nothing() {
             "unknown prefix list",
             Box::new(|w| {
                 let r = tcp("443", Peer::PrefixList("pl-99999999".into()));
-                w.authorize_security_group("sg-0a0a0001", Direction::Egress, &[r])
+                w.authorize_security_group("sg-0a0a0001", Direction::Egress, &[r]).map(drop)
             }),
             "InvalidPrefixListID.NotFound",
         ),
@@ -431,7 +433,7 @@ fn refused_filter_mutations_change_nothing() {
             "unknown group reference",
             Box::new(|w| {
                 let r = tcp("443", Peer::Group("sg-0999".into()));
-                w.authorize_security_group("sg-0a0a0001", Direction::Egress, &[r])
+                w.authorize_security_group("sg-0a0a0001", Direction::Egress, &[r]).map(drop)
             }),
             "InvalidGroup.NotFound",
         ),

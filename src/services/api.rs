@@ -82,7 +82,7 @@ pub fn status(lab: &Lab) -> Status {
             .filters
             .drop_counts()
             .into_iter()
-            .map(|(rule, n)| (rule.label.clone(), n))
+            .map(|(rule, n)| (rule.label, n))
             .collect(),
     }
 }

@@ -37,9 +37,10 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
 
-# lab_up FILE SUFFIX: starts FILE renamed to a unique lab; sets LAB and API.
+# lab_up FILE SUFFIX: starts FILE renamed to a unique lab; sets LAB and API. The name starts
+# with $VPCSIM_TEST_PREFIX (default "t"), for machines where labs are named by who runs them.
 lab_up() {
-    LAB="t$$$2"
+    LAB="${VPCSIM_TEST_PREFIX:-t}$$$2"
     [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
     STATE=$(mktemp -d /tmp/vpcsim-state.XXXXXX)
     API="127.0.0.1:$((20000 + ($$ + RANDOM) % 20000))"

@@ -20,8 +20,14 @@ reach() {
 sg=$(awsx ec2 create-security-group --group-name https-to-s3 --description "HTTPS to S3 only" \
     --vpc-id vpc-111bbb22 --query GroupId --output text)
 awsx ec2 revoke-security-group-egress --group-id "$sg" --ip-permissions 'IpProtocol=-1,IpRanges=[{CidrIp=0.0.0.0/0}]' >/dev/null
-awsx ec2 authorize-security-group-egress --group-id "$sg" \
-    --ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,PrefixListIds=[{PrefixListId=pl-1a2b3c4d}]' >/dev/null
+rule=$(awsx ec2 authorize-security-group-egress --group-id "$sg" --ip-permissions \
+    '[{"IpProtocol":"tcp","FromPort":443,"ToPort":443,"PrefixListIds":[{"PrefixListId":"pl-1a2b3c4d","Description":"HTTPS to S3"}]}]' \
+    --query 'SecurityGroupRules[0].SecurityGroupRuleId' --output text)
+[[ "$rule" == sgr-* ]] || fail "authorize answered no rule id: $rule"
+got=$(awsx ec2 describe-security-group-rules --filters Name=group-id,Values="$sg" --output text \
+    --query "SecurityGroupRules[?SecurityGroupRuleId=='$rule'].[PrefixListId,Description,IsEgress]")
+[ "$got" = $'pl-1a2b3c4d\tHTTPS to S3\tTrue' ] || fail "describe-security-group-rules: '$got'"
+ok "authorize answers the rule's id; describe-security-group-rules shows it with its description"
 expect_error InvalidPrefixListID.NotFound ec2 authorize-security-group-egress --group-id "$sg" \
     --ip-permissions 'IpProtocol=tcp,FromPort=80,ToPort=80,PrefixListIds=[{PrefixListId=pl-00000000}]'
 awsx ec2 describe-security-groups --group-ids "$sg" | grep >/dev/null -c '"PrefixListId": "pl-1a2b3c4d"' || fail "rule not shown"

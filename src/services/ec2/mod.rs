@@ -72,6 +72,9 @@ impl From<ModelError> for Ec2Error {
     /// The model's messages are lower-case clauses (a lab file's error puts its line and field
     /// before them); EC2's messages are sentences.
     fn from(e: ModelError) -> Ec2Error {
+        if let Some(m) = aws_message(&e) {
+            return Ec2Error::new(model_error_code(&e), m);
+        }
         let message = e.to_string();
         let mut chars = message.chars();
         let message = match chars.next() {
@@ -202,6 +205,30 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::CannotDeleteDefaultAcl(_) => "InvalidParameterValue",
         E::NetworkAclOtherVpc { .. } => "InvalidParameterValue",
         E::SubnetAclConflict { .. } => "InvalidParameterValue",
+        E::InvalidRuleDescription(_) => "InvalidParameterValue",
+        E::RulesPerSecurityGroupLimitExceeded { .. } => "RulesPerSecurityGroupLimitExceeded",
+        E::SecurityGroupsPerInterfaceLimitExceeded { .. } => {
+            "SecurityGroupsPerInterfaceLimitExceeded"
+        }
+        E::NetworkAclEntryLimitExceeded { .. } => "NetworkAclEntryLimitExceeded",
+    }
+}
+
+/// EC2's own words for errors whose message a client may match on, where the model's message
+/// adds the lab's details (the quotas: EC2 names neither the resource nor the number).
+fn aws_message(e: &ModelError) -> Option<&'static str> {
+    use ModelError as E;
+    match e {
+        E::RulesPerSecurityGroupLimitExceeded { .. } => {
+            Some("The maximum number of rules per security group has been reached.")
+        }
+        E::SecurityGroupsPerInterfaceLimitExceeded { .. } => {
+            Some("The maximum number of security groups per interface has been reached.")
+        }
+        E::NetworkAclEntryLimitExceeded { .. } => {
+            Some("The maximum number of network acl entries has been reached.")
+        }
+        _ => None,
     }
 }
 
@@ -271,6 +298,7 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("CreateSecurityGroup", security::create_security_group),
     ("DeleteSecurityGroup", security::delete_security_group),
     ("DescribeSecurityGroups", security::describe_security_groups),
+    ("DescribeSecurityGroupRules", security::describe_security_group_rules),
     ("AuthorizeSecurityGroupIngress", security::authorize_security_group_ingress),
     ("AuthorizeSecurityGroupEgress", security::authorize_security_group_egress),
     ("RevokeSecurityGroupIngress", security::revoke_security_group_ingress),

@@ -88,12 +88,20 @@ impl<'a> Params<'a> {
             .collect()
     }
 
-    /// The values of `prefix.M.field` in index order (e.g. `IpPermissions.1.IpRanges` and
-    /// `CidrIp`).
-    pub fn indexed_field(&self, prefix: &str, field: &str) -> Vec<&'a str> {
+    /// The values of `prefix.M.field` in index order, each with `prefix.M.extra` beside it
+    /// (e.g. `IpPermissions.1.IpRanges`, `CidrIp` and its `Description`).
+    pub fn indexed_field_with(
+        &self,
+        prefix: &str,
+        field: &str,
+        extra: &str,
+    ) -> Vec<(&'a str, Option<&'a str>)> {
         self.groups(prefix)
             .into_values()
-            .filter_map(|g| g.into_iter().find(|(t, _)| *t == field).map(|(_, v)| v))
+            .filter_map(|g| {
+                let value = g.iter().find(|(t, _)| *t == field).map(|(_, v)| *v)?;
+                Some((value, g.iter().find(|(t, _)| *t == extra).map(|(_, v)| *v)))
+            })
             .collect()
     }
 

@@ -1,6 +1,6 @@
 //! Security groups and network ACLs.
 
-use super::filter::{matches, one};
+use super::filter::{Values, matches, one};
 use super::xml::Xml;
 use super::{
     Ctx, Ec2Error, Ec2Outcome, OWNER_ID, apply_tag_specs, changed, check_ids, check_kind, read,
@@ -39,19 +39,23 @@ fn permissions(ctx: &Ctx) -> Result<Vec<SgRule>, Ec2Error> {
             int_param(ctx, &format!("{pre}.FromPort"))?,
             int_param(ctx, &format!("{pre}.ToPort"))?,
         )?;
+        // Each peer with its `Description`.
         let mut peers = Vec::new();
-        for c in ctx.p.indexed_field(&format!("{pre}.IpRanges"), "CidrIp") {
+        let list = |name: &str, field: &str| {
+            ctx.p.indexed_field_with(&format!("{pre}.{name}"), field, "Description")
+        };
+        for (c, d) in list("IpRanges", "CidrIp") {
             let cidr = c.parse().map_err(|_| crate::model::ModelError::InvalidCidr(c.into()))?;
-            peers.push(Peer::Cidr(cidr));
+            peers.push((Peer::Cidr(cidr), d));
         }
-        for pl in ctx.p.indexed_field(&format!("{pre}.PrefixListIds"), "PrefixListId") {
+        for (pl, d) in list("PrefixListIds", "PrefixListId") {
             check_kind(ctx.world, pl, ResourceKind::PrefixList)?;
-            peers.push(Peer::PrefixList(pl.into()));
+            peers.push((Peer::PrefixList(pl.into()), d));
         }
-        for list in ["Groups", "UserIdGroupPairs"] {
-            for g in ctx.p.indexed_field(&format!("{pre}.{list}"), "GroupId") {
+        for name in ["Groups", "UserIdGroupPairs"] {
+            for (g, d) in list(name, "GroupId") {
                 check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
-                peers.push(Peer::Group(g.into()));
+                peers.push((Peer::Group(g.into()), d));
             }
         }
         if peers.is_empty() {
@@ -60,7 +64,10 @@ fn permissions(ctx: &Ctx) -> Result<Vec<SgRule>, Ec2Error> {
                 format!("{pre} must name at least one of IpRanges, PrefixListIds or Groups"),
             ));
         }
-        out.extend(peers.into_iter().map(|peer| SgRule { protocol, ports, peer }));
+        out.extend(peers.into_iter().map(|(peer, d)| SgRule {
+            description: d.map(str::to_string),
+            ..SgRule::new(protocol, ports, peer)
+        }));
     }
     // The old single-rule form: IpProtocol, FromPort, ToPort, CidrIp.
     if out.is_empty()
@@ -70,7 +77,7 @@ fn permissions(ctx: &Ctx) -> Result<Vec<SgRule>, Ec2Error> {
         let ports = Ports::from_aws(protocol, ctx.p.int("FromPort")?, ctx.p.int("ToPort")?)?;
         let c = ctx.p.required("CidrIp")?;
         let cidr = c.parse().map_err(|_| crate::model::ModelError::InvalidCidr(c.into()))?;
-        out.push(SgRule { protocol, ports, peer: Peer::Cidr(cidr) });
+        out.push(SgRule::new(protocol, ports, Peer::Cidr(cidr)));
     }
     if out.is_empty() {
         return Err(Ec2Error::new(
@@ -104,19 +111,53 @@ fn group_param<'a>(ctx: &Ctx<'a>) -> Result<&'a SecurityGroup, Ec2Error> {
     }
 }
 
+/// Answers AuthorizeSecurityGroup{Ingress,Egress} with the rules it added
+/// (`securityGroupRuleSet`, as EC2 has since 2021), whose ids DescribeSecurityGroupRules and
+/// RevokeSecurityGroup{Ingress,Egress} `SecurityGroupRuleId.N` take.
 fn authorize(ctx: &Ctx, dir: Direction) -> Result<Ec2Outcome, Ec2Error> {
     let g = group_param(ctx)?;
     let rules = permissions(ctx)?;
     let mut w = ctx.world.clone();
-    w.authorize_security_group(&g.id, dir, &rules)?;
+    let added = w.authorize_security_group(&g.id, dir, &rules)?;
     let mut x = ctx.xml();
     x.ret_true();
+    x.list("securityGroupRuleSet", &added, |x, r| rule_xml(x, &w, g, dir, r));
     changed(w, x)
+}
+
+/// Whether `id` has the form of a security group rule id.
+fn check_rule_id(id: &str) -> Result<(), Ec2Error> {
+    let hex = id.strip_prefix("sgr-").unwrap_or_default();
+    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Ec2Error::new(
+            "InvalidSecurityGroupRuleId.Malformed",
+            format!("The security group rule ID '{id}' is malformed"),
+        ));
+    }
+    Ok(())
+}
+
+fn rule_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidSecurityGroupRuleId.NotFound",
+        format!("The security group rule ID '{id}' does not exist"),
+    )
 }
 
 fn revoke(ctx: &Ctx, dir: Direction) -> Result<Ec2Outcome, Ec2Error> {
     let g = group_param(ctx)?;
-    let rules = permissions(ctx)?;
+    let ids = ctx.p.indexed("SecurityGroupRuleId");
+    let rules = if ids.is_empty() {
+        permissions(ctx)?
+    } else {
+        let mut rules = Vec::new();
+        for id in ids {
+            check_rule_id(id)?;
+            let r = g.rules(dir).iter().find(|r| r.id == id).ok_or_else(|| rule_not_found(id))?;
+            rules.push(r.clone());
+        }
+        rules
+    };
     let mut w = ctx.world.clone();
     w.revoke_security_group(&g.id, dir, &rules)?;
     let mut x = ctx.xml();
@@ -163,45 +204,124 @@ pub fn delete_security_group(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
-/// `ipPermissions` items: rules grouped by (protocol, ports), in first-seen order.
+/// `ipPermissions` items: rules grouped by (protocol, ports), in first-seen order; each range,
+/// prefix list and group pair with its description.
 fn permissions_xml(x: &mut Xml, w: &World, name: &str, rules: &[SgRule]) {
-    let mut groups: Vec<((Protocol, Ports), Vec<&Peer>)> = Vec::new();
+    let mut groups: Vec<((Protocol, Ports), Vec<&SgRule>)> = Vec::new();
     for r in rules {
         let key = (r.protocol, r.ports);
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, peers)) => peers.push(&r.peer),
-            None => groups.push((key, vec![&r.peer])),
+            Some((_, peers)) => peers.push(r),
+            None => groups.push((key, vec![r])),
         }
     }
-    x.list(name, groups, |x, ((protocol, ports), peers)| {
+    x.list(name, groups, |x, ((protocol, ports), rules)| {
         x.leaf("ipProtocol", protocol.sg_name());
         if let Some((from, to)) = ports.to_aws() {
             x.leaf("fromPort", &from.to_string());
             x.leaf("toPort", &to.to_string());
         }
-        let groups = peers.iter().filter_map(|p| match p {
-            Peer::Group(g) => Some(g),
+        let groups = rules.iter().filter_map(|r| match &r.peer {
+            Peer::Group(g) => Some((g, r)),
             _ => None,
         });
-        x.list("groups", groups, |x, g| {
+        x.list("groups", groups, |x, (g, r)| {
+            x.leaf_opt("description", r.description.as_deref());
             x.leaf("userId", OWNER_ID);
             x.leaf("groupId", g);
             x.leaf_opt("groupName", w.security_group(g).map(|s| s.name.as_str()));
             x.leaf_opt("vpcId", w.security_group(g).map(|s| s.vpc.as_str()));
         });
-        let ranges = peers.iter().filter_map(|p| match p {
-            Peer::Cidr(c) => Some(c.to_string()),
+        let ranges = rules.iter().filter_map(|r| match &r.peer {
+            Peer::Cidr(c) => Some((c, r)),
             _ => None,
         });
-        x.list("ipRanges", ranges, |x, c| x.leaf("cidrIp", &c));
+        x.list("ipRanges", ranges, |x, (c, r)| {
+            x.leaf("cidrIp", &c.to_string());
+            x.leaf_opt("description", r.description.as_deref());
+        });
         x.open("ipv6Ranges");
         x.close();
-        let pls = peers.iter().filter_map(|p| match p {
-            Peer::PrefixList(pl) => Some(pl),
+        let pls = rules.iter().filter_map(|r| match &r.peer {
+            Peer::PrefixList(pl) => Some((pl, r)),
             _ => None,
         });
-        x.list("prefixListIds", pls, |x, pl| x.leaf("prefixListId", pl));
+        x.list("prefixListIds", pls, |x, (pl, r)| {
+            x.leaf("prefixListId", pl);
+            x.leaf_opt("description", r.description.as_deref());
+        });
     });
+}
+
+/// One `SecurityGroupRule` (the Authorize answers' `securityGroupRuleSet` and
+/// DescribeSecurityGroupRules).
+fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRule) {
+    x.leaf("securityGroupRuleId", &r.id);
+    x.leaf("groupId", &g.id);
+    x.leaf("groupOwnerId", OWNER_ID);
+    x.bool("isEgress", dir == Direction::Egress);
+    x.leaf("ipProtocol", r.protocol.sg_name());
+    // Protocol -1 has no ports: EC2 shows -1 for both.
+    let (from, to) = r.ports.to_aws().unwrap_or((-1, -1));
+    x.leaf("fromPort", &from.to_string());
+    x.leaf("toPort", &to.to_string());
+    match &r.peer {
+        Peer::Cidr(c) => x.leaf("cidrIpv4", &c.to_string()),
+        Peer::PrefixList(pl) => x.leaf("prefixListId", pl),
+        Peer::Group(other) => {
+            x.open("referencedGroupInfo");
+            x.leaf("groupId", other);
+            x.leaf("userId", OWNER_ID);
+            x.leaf_opt("vpcId", w.security_group(other).map(|s| s.vpc.as_str()));
+            x.close();
+        }
+    }
+    x.leaf_opt("description", r.description.as_deref());
+    x.open("tagSet");
+    x.close();
+    x.leaf(
+        "securityGroupRuleArn",
+        &format!("arn:aws:ec2:{}:{OWNER_ID}:security-group-rule/{}", w.region, r.id),
+    );
+}
+
+/// DescribeSecurityGroupRules: every rule of every group, or those of `SecurityGroupRuleId.N`;
+/// filters `group-id` and `security-group-rule-id`. Everything fits in one page (`MaxResults`
+/// is accepted, no `nextToken` is given).
+pub fn describe_security_group_rules(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
+    let w = ctx.world;
+    let ids = ctx.p.indexed("SecurityGroupRuleId");
+    let all = || {
+        w.security_groups.iter().flat_map(|g| {
+            [Direction::Ingress, Direction::Egress]
+                .into_iter()
+                .flat_map(move |d| g.rules(d).iter().map(move |r| (g, d, r)))
+        })
+    };
+    for id in &ids {
+        check_rule_id(id)?;
+        if !all().any(|(_, _, r)| r.id == *id) {
+            return Err(rule_not_found(id));
+        }
+    }
+    let filters = ctx.p.filters()?;
+    let mut chosen = Vec::new();
+    for (g, d, r) in all() {
+        if !ids.is_empty() && !ids.contains(&r.id.as_str()) {
+            continue;
+        }
+        let ok = matches(&filters, None, |f| match f {
+            "group-id" => one(&g.id),
+            "security-group-rule-id" => one(&r.id),
+            _ => None,
+        })?;
+        if ok {
+            chosen.push((g, d, r));
+        }
+    }
+    let mut x = ctx.xml();
+    x.list("securityGroupRuleSet", chosen, |x, (g, d, r)| rule_xml(x, w, g, d, r));
+    read(x)
 }
 
 fn group_xml(x: &mut Xml, w: &World, g: &SecurityGroup) {
@@ -227,6 +347,39 @@ fn peer_values(
     g.rules(dir).iter().filter_map(f).collect()
 }
 
+/// The values of DescribeSecurityGroups' `ip-permission.<name>` filter (`egress.ip-permission.*`
+/// for `dir` egress) for one group; `None` for a name that is no such filter.
+fn permission_values(w: &World, g: &SecurityGroup, dir: Direction, name: &str) -> Values {
+    let group = |r: &SgRule| match &r.peer {
+        Peer::Group(p) => Some(p.clone()),
+        _ => None,
+    };
+    Some(match name {
+        "cidr" => peer_values(g, dir, |r| match &r.peer {
+            Peer::Cidr(c) => Some(c.to_string()),
+            _ => None,
+        }),
+        "prefix-list-id" => peer_values(g, dir, |r| match &r.peer {
+            Peer::PrefixList(p) => Some(p.clone()),
+            _ => None,
+        }),
+        "group-id" => peer_values(g, dir, group),
+        "group-name" => peer_values(g, dir, |r| {
+            group(r).and_then(|p| w.security_group(&p)).map(|s| s.name.clone())
+        }),
+        "user-id" => peer_values(g, dir, |r| group(r).map(|_| OWNER_ID.to_string())),
+        // "tcp | udp | icmp, a protocol number, or -1 for all protocols".
+        "protocol" => g
+            .rules(dir)
+            .iter()
+            .flat_map(|r| [r.protocol.sg_name().to_string(), r.protocol.acl_number().to_string()])
+            .collect(),
+        "from-port" => peer_values(g, dir, |r| r.ports.to_aws().map(|(f, _)| f.to_string())),
+        "to-port" => peer_values(g, dir, |r| r.ports.to_aws().map(|(_, t)| t.to_string())),
+        _ => return None,
+    })
+}
+
 pub fn describe_security_groups(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("GroupId");
@@ -249,38 +402,19 @@ pub fn describe_security_groups(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         {
             continue;
         }
-        let cidr = |r: &SgRule| match &r.peer {
-            Peer::Cidr(c) => Some(c.to_string()),
-            _ => None,
-        };
-        let pl = |r: &SgRule| match &r.peer {
-            Peer::PrefixList(p) => Some(p.clone()),
-            _ => None,
-        };
-        let grp = |r: &SgRule| match &r.peer {
-            Peer::Group(p) => Some(p.clone()),
-            _ => None,
-        };
-        let (i, e) = (Direction::Ingress, Direction::Egress);
         let ok = matches(&filters, w.tags_of(&g.id), |f| match f {
             "group-id" => one(&g.id),
             "group-name" => one(&g.name),
             "vpc-id" => one(&g.vpc),
             "description" => one(&g.description),
             "owner-id" => one(OWNER_ID),
-            "ip-permission.cidr" => Some(peer_values(g, i, cidr)),
-            "ip-permission.prefix-list-id" => Some(peer_values(g, i, pl)),
-            "ip-permission.group-id" => Some(peer_values(g, i, grp)),
-            "ip-permission.protocol" => {
-                Some(g.ingress.iter().map(|r| r.protocol.sg_name().to_string()).collect())
+            _ => {
+                match (f.strip_prefix("ip-permission."), f.strip_prefix("egress.ip-permission.")) {
+                    (Some(name), _) => permission_values(w, g, Direction::Ingress, name),
+                    (_, Some(name)) => permission_values(w, g, Direction::Egress, name),
+                    _ => None,
+                }
             }
-            "egress.ip-permission.cidr" => Some(peer_values(g, e, cidr)),
-            "egress.ip-permission.prefix-list-id" => Some(peer_values(g, e, pl)),
-            "egress.ip-permission.group-id" => Some(peer_values(g, e, grp)),
-            "egress.ip-permission.protocol" => {
-                Some(g.egress.iter().map(|r| r.protocol.sg_name().to_string()).collect())
-            }
-            _ => None,
         })?;
         if ok {
             x.open("item");

@@ -3,6 +3,7 @@ use crate::lab::file::{DEFAULT_LAB, parse};
 use crate::model::Target;
 
 mod nat;
+mod security;
 
 fn lab() -> World {
     parse("demo.toml", DEFAULT_LAB).unwrap()
