@@ -312,8 +312,9 @@ pub struct World {
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
 /// Blocks that are not public unicast (RFC 6890): private, shared (CGN), loopback,
-/// "this network", link-local, IETF protocol assignments, multicast and reserved.
-const NOT_PUBLIC: [Ipv4Net; 10] = [
+/// "this network", link-local, IETF protocol assignments, documentation (TEST-NET-1; the
+/// other two are the lab's own ranges, refused apart), benchmarking, multicast and reserved.
+const NOT_PUBLIC: [Ipv4Net; 12] = [
     ipv4net(Ipv4Addr::new(0, 0, 0, 0), 8),
     ipv4net(Ipv4Addr::new(10, 0, 0, 0), 8),
     ipv4net(Ipv4Addr::new(100, 64, 0, 0), 10),
@@ -321,7 +322,9 @@ const NOT_PUBLIC: [Ipv4Net; 10] = [
     ipv4net(Ipv4Addr::new(169, 254, 0, 0), 16),
     ipv4net(Ipv4Addr::new(172, 16, 0, 0), 12),
     ipv4net(Ipv4Addr::new(192, 0, 0, 0), 24),
+    ipv4net(Ipv4Addr::new(192, 0, 2, 0), 24),
     ipv4net(Ipv4Addr::new(192, 168, 0, 0), 16),
+    ipv4net(Ipv4Addr::new(198, 18, 0, 0), 15),
     ipv4net(Ipv4Addr::new(224, 0, 0, 0), 4),
     ipv4net(Ipv4Addr::new(240, 0, 0, 0), 4),
 ];
@@ -403,7 +406,7 @@ impl World {
             if let Some(special) =
                 NOT_PUBLIC.iter().find(|n| n.contains(&cidr) || cidr.contains(*n))
             {
-                return Err(refuse(format!("it is in {special}, which is not a public range")));
+                return Err(refuse(format!("it overlaps {special}, which is not a public range")));
             }
             for (range, what) in
                 [(INTERNET_HOST_RANGE, "the internet hosts"), (PUBLIC_IP_RANGE, "the public IPs")]

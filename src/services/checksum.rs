@@ -9,12 +9,13 @@
 //! `ChecksumCRC64NVME`).
 //!
 //! Decisions where S3 documents more than vpcsim keeps:
-//! - A completed multipart upload carries a full-object CRC64NVME of the assembled body, as S3
-//!   gives an upload created without a checksum algorithm. S3's composite checksums
-//!   (`<base64>-<parts>`, for uploads created with CRC32, CRC32C, SHA1 or SHA256) are not
-//!   built; the parts' own checksums are checked when each part is uploaded.
-//! - A copy keeps its source's algorithm and recomputes the value over the bytes it copies;
-//!   `x-amz-checksum-algorithm` on CopyObject is not honoured.
+//! - A multipart upload created with an algorithm gets S3's checksum of that type: composite
+//!   (`<base64>-<parts>`, the checksum of the parts' checksums) or full object; one created
+//!   without gets a full-object CRC64NVME, as in S3. CompleteMultipartUpload checks the parts'
+//!   checksums it names and a whole-object value it sends against the parts as stored.
+//!   ListParts shows no part checksums.
+//! - A copy keeps its source's algorithm (or takes `x-amz-checksum-algorithm`'s) and computes
+//!   the value over the bytes it copies, as a full-object checksum.
 
 use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
@@ -92,11 +93,68 @@ impl Algorithm {
     }
 }
 
-/// A stored checksum: the algorithm and its base64 value over the whole object.
+/// How a checksum covers an object: the whole body, or (a multipart upload created so) the
+/// checksum of its parts' checksums, written `<base64>-<parts>` ("composite").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    #[default]
+    #[serde(rename = "FULL_OBJECT")]
+    FullObject,
+    #[serde(rename = "COMPOSITE")]
+    Composite,
+}
+
+impl Kind {
+    /// `x-amz-checksum-type` / `ChecksumType`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::FullObject => "FULL_OBJECT",
+            Kind::Composite => "COMPOSITE",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [Kind::FullObject, Kind::Composite].into_iter().find(|k| k.name() == name.trim())
+    }
+
+    fn is_full(&self) -> bool {
+        *self == Kind::FullObject
+    }
+
+    /// What a multipart upload created with `algorithm` and no type gets: "CRC64NVME ...
+    /// supports only the full object checksum type"; the others default to composite (S3 user
+    /// guide, "Checking object integrity"). The pairs S3 refuses: composite CRC64NVME, and a
+    /// full-object SHA-1 or SHA-256 (they cannot be combined from the parts).
+    pub fn for_upload(algorithm: Algorithm, asked: Option<Kind>) -> Result<Kind, String> {
+        let kind = asked.unwrap_or(if algorithm == Algorithm::Crc64Nvme {
+            Kind::FullObject
+        } else {
+            Kind::Composite
+        });
+        let ok = match kind {
+            Kind::Composite => algorithm != Algorithm::Crc64Nvme,
+            Kind::FullObject => !matches!(algorithm, Algorithm::Sha1 | Algorithm::Sha256),
+        };
+        if ok {
+            Ok(kind)
+        } else {
+            Err(format!(
+                "The {} checksum type cannot be used with the {} checksum algorithm.",
+                kind.name(),
+                algorithm.name().to_ascii_lowercase()
+            ))
+        }
+    }
+}
+
+/// A stored checksum: the algorithm, its base64 value and what it covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checksum {
     pub algorithm: Algorithm,
     pub value: String,
+    /// Absent (full object) in sidecars written before composite checksums existed.
+    #[serde(default, skip_serializing_if = "Kind::is_full")]
+    pub kind: Kind,
 }
 
 /// The running checksum of a body.
@@ -137,13 +195,17 @@ impl Hasher {
     /// The checksum of everything given so far; the hasher starts over.
     pub fn finish(&mut self) -> Checksum {
         let algorithm = self.algorithm();
-        let raw = match self {
+        Checksum { algorithm, value: base64_encode(&self.finish_raw()), kind: Kind::FullObject }
+    }
+
+    /// [`Hasher::finish`]'s digest, not encoded (a composite checksum hashes the parts').
+    pub fn finish_raw(&mut self) -> Vec<u8> {
+        match self {
             Hasher::Crc(Algorithm::Crc64Nvme, d) => d.finalize_reset().to_be_bytes().to_vec(),
             Hasher::Crc(_, d) => (d.finalize_reset() as u32).to_be_bytes().to_vec(),
             Hasher::Sha1(h) => h.finalize_reset().to_vec(),
             Hasher::Sha256(h) => h.finalize_reset().to_vec(),
-        };
-        Checksum { algorithm, value: base64_encode(&raw) }
+        }
     }
 }
 

@@ -38,11 +38,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::access::Access;
-use super::checksum::{Algorithm, Checksum, Hasher};
+use super::checksum::{Algorithm, Checksum, Hasher, Kind};
 use super::sigv4;
 use super::store::{
-    ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, Store, StoreError,
-    WriteCondition, etag_in, valid_bucket_name,
+    CompleteChecks, ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, Store,
+    StoreError, UploadMeta, WriteCondition, etag_in, valid_bucket_name,
 };
 use crate::model::ACCOUNT_ID;
 use crate::policy::{KnownPrincipals, Policy, PolicyKind, RequestContext, S3Policies, Verdict};
@@ -1394,7 +1394,9 @@ async fn receive_body(
     }
     let sent = match declared {
         Declared::None => None,
-        Declared::Header(algorithm, value) => Some(Checksum { algorithm, value }),
+        Declared::Header(algorithm, value) => {
+            Some(Checksum { algorithm, value, kind: Kind::FullObject })
+        }
         Declared::Trailer(algorithm) => {
             let value =
                 decoder.as_ref().and_then(|d| d.trailer(algorithm.header())).ok_or_else(|| {
@@ -1414,7 +1416,7 @@ async fn receive_body(
                     &format!("Value for {} trailing header is invalid.", algorithm.header()),
                 ));
             }
-            Some(Checksum { algorithm, value: value.trim().to_string() })
+            Some(Checksum { algorithm, value: value.trim().to_string(), kind: Kind::FullObject })
         }
     };
     if let Some(c) = &sent {
@@ -1471,11 +1473,21 @@ async fn put_object(
     Ok(resp)
 }
 
-/// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of a whole object's checksum.
+/// `Checksum<ALGORITHM>` and `ChecksumType` elements (CopyObjectResult,
+/// CompleteMultipartUploadResult).
+fn checksum_xml(w: &mut Writer<Vec<u8>>, checksum: Option<&Checksum>) -> io::Result<()> {
+    if let Some(c) = checksum {
+        text(w, &format!("Checksum{}", c.algorithm.name()), &c.value)?;
+        text(w, "ChecksumType", c.kind.name())?;
+    }
+    Ok(())
+}
+
+/// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of an object's checksum.
 fn set_checksum(h: &mut hyper::HeaderMap, checksum: Option<&Checksum>) {
     if let Some(c) = checksum {
         set(h, c.algorithm.header(), &c.value);
-        set(h, "x-amz-checksum-type", "FULL_OBJECT");
+        set(h, "x-amz-checksum-type", c.kind.name());
     }
 }
 
@@ -1508,6 +1520,18 @@ async fn copy_object(
     }
     // The destination's own conditions (`If-None-Match: *`, `If-Match`), as on PutObject.
     let condition = write_condition(&parts.headers)?;
+    // "You can optionally specify a different checksum algorithm to use with the
+    // x-amz-checksum-algorithm header" (CopyObject, API reference).
+    let algorithm = match parts.headers.get("x-amz-checksum-algorithm") {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(Algorithm::from_name).ok_or_else(|| {
+            S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "Value for x-amz-checksum-algorithm header is invalid.",
+            )
+        })?),
+    };
     let store = state.store.clone();
     let (sb, sk, b, k) =
         (src_bucket.to_string(), src_key.to_string(), bucket.to_string(), key.to_string());
@@ -1518,7 +1542,7 @@ async fn copy_object(
         // Decided on the very version that is copied; nothing is written on a 412.
         check_copy_source(&headers, &source.0)?;
         store
-            .copy_object(source, &b, &k, replace, condition)
+            .copy_object(source, &b, &k, replace, condition, algorithm)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
@@ -1526,11 +1550,7 @@ async fn copy_object(
     let body = xml_doc("CopyObjectResult", |w| {
         text(w, "LastModified", &iso8601(meta.last_modified))?;
         text(w, "ETag", &meta.etag)?;
-        if let Some(c) = &meta.checksum {
-            text(w, "ChecksumType", "FULL_OBJECT")?;
-            text(w, &format!("Checksum{}", c.algorithm.name()), &c.value)?;
-        }
-        Ok(())
+        checksum_xml(w, meta.checksum.as_ref())
     })?;
     Ok(xml_response(StatusCode::OK, body))
 }
@@ -1546,10 +1566,11 @@ async fn create_multipart(
     let metadata = object_metadata(&parts.headers)?;
     let content_type =
         parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let checksum = upload_checksum(&parts.headers)?;
     let (store, b, k) = (state.store.clone(), bucket.to_string(), key.to_string());
     let up = blocking(move || {
         store
-            .create_upload(&b, &k, content_type.as_deref(), metadata)
+            .create_upload_with(&b, &k, content_type.as_deref(), metadata, checksum)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
@@ -1559,13 +1580,46 @@ async fn create_multipart(
         text(w, "Key", key)?;
         text(w, "UploadId", &up.upload_id)
     })?;
-    Ok(xml_response(StatusCode::OK, body))
+    let mut resp = xml_response(StatusCode::OK, body);
+    if let Some((a, kind)) = checksum {
+        set(resp.headers_mut(), "x-amz-checksum-algorithm", a.name());
+        set(resp.headers_mut(), "x-amz-checksum-type", kind.name());
+    }
+    Ok(resp)
+}
+
+/// The checksum algorithm and type of a CreateMultipartUpload (`x-amz-checksum-algorithm`,
+/// `x-amz-checksum-type`).
+fn upload_checksum(headers: &hyper::HeaderMap) -> Result<Option<(Algorithm, Kind)>, S3Error> {
+    let invalid = |m: &str| S3Error::new(StatusCode::BAD_REQUEST, "InvalidRequest", m);
+    let get = |n: &str| headers.get(n).map(|v| v.to_str().unwrap_or(""));
+    let algorithm = match get("x-amz-checksum-algorithm") {
+        None => None,
+        Some(v) => Some(
+            Algorithm::from_name(v)
+                .ok_or_else(|| invalid("Value for x-amz-checksum-algorithm header is invalid."))?,
+        ),
+    };
+    let kind = match get("x-amz-checksum-type") {
+        None => None,
+        Some(v) => Some(
+            Kind::from_name(v)
+                .ok_or_else(|| invalid("Value for x-amz-checksum-type header is invalid."))?,
+        ),
+    };
+    match (algorithm, kind) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+        )),
+        (Some(a), k) => Ok(Some((a, Kind::for_upload(a, k).map_err(|m| invalid(&m))?))),
+    }
 }
 
 /// The upload must exist and belong to `key`.
-fn check_upload(state: &S3State, bucket: &str, key: &str, id: &str) -> Result<(), S3Error> {
+fn check_upload(state: &S3State, bucket: &str, key: &str, id: &str) -> Result<UploadMeta, S3Error> {
     match state.store.upload(bucket, id) {
-        Ok(m) if m.key == key => Ok(()),
+        Ok(m) if m.key == key => Ok(m),
         Ok(_) => Err(S3Error::no_such_upload(id)),
         Err(e) => Err(S3Error::from_store(e, bucket, Some(key)).upload(id)),
     }
@@ -1583,7 +1637,22 @@ async fn upload_part(
     signer: Option<ChunkSigner>,
 ) -> Result<Response<RespBody>, S3Error> {
     let number = part_number(query)?;
-    check_upload(state, bucket, key, id)?;
+    let upload = check_upload(state, bucket, key, id)?;
+    // A part's checksum is of the upload's algorithm.
+    if let (Some((expected, _)), Declared::Header(a, _) | Declared::Trailer(a)) =
+        (upload.checksum, declared_checksum(&parts.headers)?)
+        && a != expected
+    {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                expected.name().to_ascii_lowercase(),
+                a.name().to_ascii_lowercase()
+            ),
+        ));
+    }
     let md5 = content_md5(&parts.headers)?;
     let (store, b, k, i) =
         (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
@@ -1701,7 +1770,7 @@ async fn complete_multipart(
     headers: &hyper::HeaderMap,
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
-    check_upload(state, bucket, key, id)?;
+    let upload = check_upload(state, bucket, key, id)?;
     let condition = write_condition(headers)?;
     let raw = http_body_util::Limited::new(body, 2 * 1024 * 1024)
         .collect()
@@ -1709,20 +1778,31 @@ async fn complete_multipart(
         .map_err(|_| S3Error::malformed_xml())?
         .to_bytes();
     let mut wanted: Vec<(u32, String)> = Vec::new();
-    let mut current: (Option<u32>, Option<String>) = (None, None);
+    // Each part's `Checksum<ALGORITHM>` element, if any.
+    let mut part_sums: Vec<Option<(Algorithm, String)>> = Vec::new();
+    let mut current: (Option<u32>, Option<String>, Option<(Algorithm, String)>) =
+        (None, None, None);
     let mut root_ok = false;
     xml_walk(&raw, |path, ev| {
         match (path, ev) {
             (["CompleteMultipartUpload"], XmlEv::Open) => root_ok = true,
-            (["CompleteMultipartUpload", "Part"], XmlEv::Open) => current = (None, None),
+            (["CompleteMultipartUpload", "Part"], XmlEv::Open) => current = (None, None, None),
             (["CompleteMultipartUpload", "Part", "PartNumber"], XmlEv::Text(t)) => {
                 current.0 = Some(t.trim().parse().map_err(|_| S3Error::malformed_xml())?)
             }
             (["CompleteMultipartUpload", "Part", "ETag"], XmlEv::Text(t)) => {
                 current.1 = Some(current.1.take().unwrap_or_default() + t)
             }
+            (["CompleteMultipartUpload", "Part", element], XmlEv::Text(t)) => {
+                if let Some(a) = element.strip_prefix("Checksum").and_then(Algorithm::from_name) {
+                    current.2 = Some((a, t.trim().to_string()));
+                }
+            }
             (["CompleteMultipartUpload", "Part"], XmlEv::Close) => match current.clone() {
-                (Some(n), Some(e)) => wanted.push((n, e)),
+                (Some(n), Some(e), sum) => {
+                    wanted.push((n, e));
+                    part_sums.push(sum);
+                }
                 _ => return Err(S3Error::malformed_xml()),
             },
             _ => {}
@@ -1732,11 +1812,12 @@ async fn complete_multipart(
     if !root_ok || wanted.is_empty() {
         return Err(S3Error::malformed_xml());
     }
+    let checks = complete_checks(&upload, headers, &wanted, part_sums)?;
     let (store, b, k, i) =
         (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     let meta = blocking(move || {
         store
-            .complete_upload(&b, &i, &wanted, condition)
+            .complete_upload_checked(&b, &i, &wanted, condition, &checks)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
     .await?;
@@ -1745,9 +1826,60 @@ async fn complete_multipart(
         text(w, "Location", &format!("/{bucket}/{}", url_encode(key)))?;
         text(w, "Bucket", bucket)?;
         text(w, "Key", key)?;
-        text(w, "ETag", &meta.etag)
+        text(w, "ETag", &meta.etag)?;
+        checksum_xml(w, meta.checksum.as_ref())
     })?;
     Ok(xml_response(StatusCode::OK, body))
+}
+
+/// The checksums a CompleteMultipartUpload names, checked against the upload's algorithm:
+/// each part's (required for a composite upload, as S3 requires them) and the whole object's
+/// (`x-amz-checksum-<algorithm>`). The store compares the values with the parts.
+fn complete_checks(
+    upload: &UploadMeta,
+    headers: &hyper::HeaderMap,
+    wanted: &[(u32, String)],
+    part_sums: Vec<Option<(Algorithm, String)>>,
+) -> Result<CompleteChecks, S3Error> {
+    let invalid = |m: String| S3Error::new(StatusCode::BAD_REQUEST, "InvalidRequest", &m);
+    let whole = match declared_checksum(headers)? {
+        Declared::None => None,
+        Declared::Trailer(_) => return Err(AwsChunked::bad()),
+        Declared::Header(a, v) => match upload.checksum {
+            Some((ua, _)) if ua == a => Some(v),
+            _ => {
+                return Err(invalid(format!(
+                    "The upload was created using {} checksum. The complete request must use the same checksum algorithm.",
+                    upload.checksum.map_or("no", |(ua, _)| ua.name())
+                )));
+            }
+        },
+    };
+    let Some((algorithm, kind)) = upload.checksum else {
+        // No algorithm: nothing to compare part checksums with (S3 ignores them then).
+        return Ok(CompleteChecks { parts: Vec::new(), whole });
+    };
+    let mut parts = Vec::with_capacity(part_sums.len());
+    for ((n, _), sum) in wanted.iter().zip(part_sums) {
+        match sum {
+            Some((a, v)) if a == algorithm => parts.push(Some(v)),
+            Some((a, _)) => {
+                return Err(invalid(format!(
+                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                    algorithm.name().to_ascii_lowercase(),
+                    a.name().to_ascii_lowercase()
+                )));
+            }
+            None if kind == Kind::Composite => {
+                return Err(invalid(format!(
+                    "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {n} in the request.",
+                    algorithm.name().to_ascii_lowercase()
+                )));
+            }
+            None => parts.push(None),
+        }
+    }
+    Ok(CompleteChecks { parts, whole })
 }
 
 async fn abort_multipart(
@@ -2424,7 +2556,7 @@ fn contents(
         text(w, "ETag", &m.etag)?;
         if let Some(c) = &m.checksum {
             text(w, "ChecksumAlgorithm", c.algorithm.name())?;
-            text(w, "ChecksumType", "FULL_OBJECT")?;
+            text(w, "ChecksumType", c.kind.name())?;
         }
         text(w, "Size", &m.size.to_string())?;
         if with_owner {
@@ -3683,6 +3815,110 @@ mod tests {
         let r = req(addr, "POST", &format!("/bkt/mp?uploadId={id}"), &[], done.as_bytes()).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(store.head_object("bkt", "mp").unwrap().checksum.unwrap().value, nvme);
+    }
+
+    /// S3 user guide, "Checking object integrity": an upload created with an algorithm gets a
+    /// composite checksum (the checksum of the parts' checksums, `-<parts>`) or a full-object
+    /// one; CompleteMultipartUpload must name each part's checksum for a composite one, and
+    /// every value it names is checked.
+    #[tokio::test]
+    async fn multipart_checksums_composite_and_full_object() {
+        use crate::services::checksum::Hasher;
+        let (addr, _dir, store, _) = start(false).await;
+        let raw = |a: Algorithm, data: &[u8]| {
+            let mut h = Hasher::new(a);
+            h.update(data);
+            h.finish_raw()
+        };
+        let b64 = |a: Algorithm, data: &[u8]| base64_encode(&raw(a, data));
+        let create = |headers: Vec<(&'static str, &'static str)>| async move {
+            let r = req(addr, "POST", "/bkt/mp?uploads", &headers, b"").await;
+            (r.status, r.header("x-amz-checksum-type").map(str::to_string), r.text())
+        };
+        // Refused pairs, and a type without an algorithm.
+        for h in [
+            vec![("x-amz-checksum-algorithm", "CRC64NVME"), ("x-amz-checksum-type", "COMPOSITE")],
+            vec![("x-amz-checksum-algorithm", "SHA256"), ("x-amz-checksum-type", "FULL_OBJECT")],
+            vec![("x-amz-checksum-type", "FULL_OBJECT")],
+            vec![("x-amz-checksum-algorithm", "MD5")],
+        ] {
+            let (status, _, text) = create(h.clone()).await;
+            assert_eq!(
+                (status, xml_values(&text, "Code")),
+                (400, vec!["InvalidRequest".into()]),
+                "{h:?}"
+            );
+        }
+        // CRC32, composite by default.
+        let (status, kind, text) = create(vec![("x-amz-checksum-algorithm", "CRC32")]).await;
+        assert_eq!((status, kind.as_deref()), (200, Some("COMPOSITE")));
+        let id = xml_values(&text, "UploadId").remove(0);
+        let path = format!("/bkt/mp?partNumber=1&uploadId={id}");
+        let sha = b64(Algorithm::Sha256, b"hello");
+        let r = req(addr, "PUT", &path, &[("x-amz-checksum-sha256", &sha)], b"hello").await;
+        assert_eq!(xml_values(&r.text(), "Code"), ["InvalidRequest"], "another algorithm");
+        let crc = b64(Algorithm::Crc32, b"hello");
+        let r = req(addr, "PUT", &path, &[("x-amz-checksum-crc32", &crc)], b"hello").await;
+        let etag = r.header("etag").unwrap().to_string();
+        let done = |sum: &str| {
+            format!(
+                "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag>{sum}</Part></CompleteMultipartUpload>"
+            )
+        };
+        let complete = format!("/bkt/mp?uploadId={id}");
+        let r = req(addr, "POST", &complete, &[], done("").as_bytes()).await;
+        assert!(r.text().contains("It was missing for part 1"), "{}", r.text());
+        let bad = done("<ChecksumCRC32>AAAAAA==</ChecksumCRC32>");
+        let r = req(addr, "POST", &complete, &[], bad.as_bytes()).await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["BadDigest".into()]));
+        assert!(store.head_object("bkt", "mp").is_err(), "nothing written");
+        let good = done(&format!("<ChecksumCRC32>{crc}</ChecksumCRC32>"));
+        let r = req(addr, "POST", &complete, &[], good.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let composite = format!("{}-1", b64(Algorithm::Crc32, &raw(Algorithm::Crc32, b"hello")));
+        assert_eq!(xml_values(&r.text(), "ChecksumCRC32"), std::slice::from_ref(&composite));
+        assert_eq!(xml_values(&r.text(), "ChecksumType"), ["COMPOSITE"]);
+        let r = req(addr, "HEAD", "/bkt/mp", &[("x-amz-checksum-mode", "ENABLED")], b"").await;
+        assert_eq!(r.header("x-amz-checksum-crc32"), Some(composite.as_str()));
+        assert_eq!(r.header("x-amz-checksum-type"), Some("COMPOSITE"));
+
+        // CRC64NVME, full object: the whole object's value is checked.
+        let (_, kind, text) = create(vec![("x-amz-checksum-algorithm", "CRC64NVME")]).await;
+        assert_eq!(kind.as_deref(), Some("FULL_OBJECT"));
+        let id = xml_values(&text, "UploadId").remove(0);
+        let r =
+            req(addr, "PUT", &format!("/bkt/mp?partNumber=1&uploadId={id}"), &[], b"world").await;
+        let etag = r.header("etag").unwrap().to_string();
+        let body = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+        );
+        let complete = format!("/bkt/mp?uploadId={id}");
+        let r = req(
+            addr,
+            "POST",
+            &complete,
+            &[("x-amz-checksum-crc64nvme", "AAAAAAAAAAA=")],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["BadDigest".into()]));
+        let whole = b64(Algorithm::Crc64Nvme, b"world");
+        let r =
+            req(addr, "POST", &complete, &[("x-amz-checksum-crc64nvme", &whole)], body.as_bytes())
+                .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.head_object("bkt", "mp").unwrap().checksum.unwrap().value, whole);
+
+        // CopyObject takes another algorithm when asked.
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/mp2",
+            &[("x-amz-copy-source", "/bkt/mp"), ("x-amz-checksum-algorithm", "SHA256")],
+            b"",
+        )
+        .await;
+        assert_eq!(xml_values(&r.text(), "ChecksumSHA256"), [b64(Algorithm::Sha256, b"world")]);
     }
 
     #[tokio::test]

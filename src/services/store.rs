@@ -36,7 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
 
-use super::checksum::{Algorithm, Checksum, Hasher};
+use super::checksum::{Algorithm, Checksum, Hasher, Kind};
 use serde::{Deserialize, Serialize};
 
 /// Longest key S3 accepts, in bytes.
@@ -171,6 +171,18 @@ pub struct UploadMeta {
     pub headers: BTreeMap<String, String>,
     /// Unix seconds.
     pub initiated: u64,
+    /// The checksum algorithm and type the upload was created with (`x-amz-checksum-algorithm`,
+    /// `x-amz-checksum-type`); none: the object gets a full-object CRC64NVME.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<(Algorithm, Kind)>,
+}
+
+/// What a CompleteMultipartUpload request says about checksums: the value it names for each
+/// listed part (in the request's order), and for the whole object.
+#[derive(Clone, Debug, Default)]
+pub struct CompleteChecks {
+    pub parts: Vec<Option<String>>,
+    pub whole: Option<String>,
 }
 
 impl UploadMeta {
@@ -236,6 +248,8 @@ pub struct ObjectWriter {
     /// The body's flexible checksum so far, and the value the client sent for it.
     checksum: Hasher,
     expected_checksum: Option<String>,
+    /// The object's checksum when it is not the body's (an assembled upload's composite one).
+    final_checksum: Option<Checksum>,
 }
 
 /// A conditional write's condition, checked under the commit lock against the object the key
@@ -271,7 +285,7 @@ impl ObjectWriter {
 
     /// The body's checksum, checked against the client's value.
     fn checked_checksum(&mut self) -> Result<Checksum, StoreError> {
-        let sum = self.checksum.finish();
+        let sum = self.final_checksum.take().unwrap_or_else(|| self.checksum.finish());
         match &self.expected_checksum {
             Some(want) if *want != sum.value => Err(StoreError::BadChecksum(sum.algorithm)),
             _ => Ok(sum),
@@ -453,6 +467,7 @@ impl Store {
             condition: None,
             checksum: Hasher::default(),
             expected_checksum: None,
+            final_checksum: None,
         })
     }
 
@@ -651,11 +666,13 @@ impl Store {
         dst_key: &str,
         replace: Option<(Option<String>, Metadata)>,
         condition: Option<WriteCondition>,
+        algorithm: Option<Algorithm>,
     ) -> Result<ObjectMeta, StoreError> {
         let mut w = self.object_writer(dst_bucket, dst_key)?;
         w.only_if(condition);
-        if let Some(c) = &src_meta.checksum {
-            w.checksum_with(c.algorithm);
+        // The algorithm asked for, else the source's, as a full-object checksum of the copy.
+        if let Some(a) = algorithm.or(src_meta.checksum.as_ref().map(|c| c.algorithm)) {
+            w.checksum_with(a);
         }
         let mut buf = vec![0u8; 1024 * 1024];
         loop {
@@ -748,6 +765,18 @@ impl Store {
         content_type: Option<&str>,
         metadata: Metadata,
     ) -> Result<UploadMeta, StoreError> {
+        self.create_upload_with(bucket, key, content_type, metadata, None)
+    }
+
+    /// [`Store::create_upload`] with the checksum algorithm and type the object gets.
+    pub fn create_upload_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: Option<&str>,
+        metadata: Metadata,
+        checksum: Option<(Algorithm, Kind)>,
+    ) -> Result<UploadMeta, StoreError> {
         check_key(key)?;
         if self.bucket(bucket).is_none() {
             return Err(StoreError::NoSuchBucket(bucket.to_string()));
@@ -764,6 +793,7 @@ impl Store {
             user_meta: metadata.user,
             headers: metadata.headers,
             initiated: now_secs(),
+            checksum,
         };
         let raw = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
         let result = write_atomic(&dir, &dir.join("upload.json"), &raw)
@@ -830,6 +860,7 @@ impl Store {
             condition: None,
             checksum: Hasher::default(),
             expected_checksum: None,
+            final_checksum: None,
         })
     }
 
@@ -940,6 +971,22 @@ impl Store {
         wanted: &[(u32, String)],
         condition: Option<WriteCondition>,
     ) -> Result<ObjectMeta, StoreError> {
+        self.complete_upload_checked(bucket, upload_id, wanted, condition, &Default::default())
+    }
+
+    /// [`Store::complete_upload`], checking the checksums the request names: each part's (with
+    /// the upload's algorithm) and the whole object's, against the parts as stored
+    /// ([`StoreError::BadChecksum`] on a difference, nothing written). The object gets the
+    /// upload's checksum: composite (the checksum of the parts' digests, `<base64>-<parts>`) or
+    /// full object; a full-object CRC64NVME for an upload created without an algorithm.
+    pub fn complete_upload_checked(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        wanted: &[(u32, String)],
+        condition: Option<WriteCondition>,
+        checks: &CompleteChecks,
+    ) -> Result<ObjectMeta, StoreError> {
         let (meta, parts) = self.list_parts(bucket, upload_id)?;
         if wanted.is_empty() {
             return Err(StoreError::InvalidPart(0));
@@ -961,9 +1008,17 @@ impl Store {
         }
         let mut w = self.object_writer(bucket, &meta.key)?;
         w.only_if(condition);
+        let mut part_sums = None;
+        if let Some((algorithm, _)) = meta.checksum {
+            w.checksum_with(algorithm);
+            part_sums = Some((Hasher::new(algorithm), Hasher::new(algorithm)));
+        }
+        if let Some(v) = &checks.whole {
+            w.expect_checksum(v);
+        }
         let mut md5s = Md5::new();
         let mut buf = vec![0u8; 1024 * 1024];
-        for p in &chosen {
+        for (i, p) in chosen.iter().enumerate() {
             let mut f = File::open(&p.file).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => StoreError::InvalidPart(p.number),
                 _ => e.into(),
@@ -979,15 +1034,34 @@ impl Store {
                 }
                 file.write_all(&buf[..k])?;
                 w.checksum.update(&buf[..k]);
+                if let Some((part, _)) = part_sums.as_mut() {
+                    part.update(&buf[..k]);
+                }
                 n += k as u64;
             }
             if n != p.size {
                 return Err(StoreError::InvalidPart(p.number));
             }
+            if let Some((part, composite)) = part_sums.as_mut() {
+                let raw = part.finish_raw();
+                if let Some(Some(named)) = checks.parts.get(i)
+                    && named.trim() != super::s3::base64_encode(&raw)
+                {
+                    return Err(StoreError::BadChecksum(part.algorithm()));
+                }
+                composite.update(&raw);
+            }
             w.size += n;
             md5s.update(hex::decode(p.etag.trim_matches('"')).map_err(io::Error::other)?);
         }
         let etag = format!("\"{}-{}\"", hex::encode(md5s.finalize()), chosen.len());
+        if let (Some((algorithm, Kind::Composite)), Some((_, mut composite))) =
+            (meta.checksum, part_sums)
+        {
+            let value =
+                format!("{}-{}", super::s3::base64_encode(&composite.finish_raw()), chosen.len());
+            w.final_checksum = Some(Checksum { algorithm, value, kind: Kind::Composite });
+        }
         let obj = self.commit_object_with(
             w,
             meta.content_type.as_deref(),
