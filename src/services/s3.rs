@@ -488,8 +488,14 @@ async fn dispatch(
                 ));
             }
             authz.require_in(&bucket, action, &key_arn, None)?;
-            if let Some(p) = query.unsupported(if method == Method::GET { &overrides } else { &[] })
-            {
+            let mut allowed: Vec<&str> = Vec::new();
+            if method == Method::GET {
+                allowed.extend(&overrides);
+            }
+            if method == Method::GET || method == Method::HEAD {
+                allowed.push("partNumber");
+            }
+            if let Some(p) = query.unsupported(&allowed) {
                 return Err(S3Error::not_implemented(p));
             }
             match method {
@@ -2234,9 +2240,39 @@ async fn get_object(
         return Ok(resp);
     }
     let range_header = parts.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let range = match range_header {
-        Some(r) => parse_range(r, meta.size)?,
+    // `partNumber`: "Effectively performs a 'ranged' GET request for the part specified"
+    // (GetObject, API reference); an object not uploaded in parts is one part.
+    let part = match query.get("partNumber") {
         None => None,
+        Some(_) if range_header.is_some() => {
+            return Err(S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "Cannot specify both Range header and partNumber query parameter",
+            ));
+        }
+        Some(_) => {
+            let n = part_number(query)? as usize;
+            let sizes =
+                if meta.part_sizes.is_empty() { vec![meta.size] } else { meta.part_sizes.clone() };
+            if n > sizes.len() {
+                return Err(S3Error::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "InvalidPartNumber",
+                    "The requested partnumber is not satisfiable",
+                )
+                .field("PartNumberRequested", &n.to_string())
+                .field("ActualPartCount", &sizes.len().to_string()));
+            }
+            let start: u64 = sizes[..n - 1].iter().sum();
+            Some((start, start + sizes[n - 1], sizes.len()))
+        }
+    };
+    let range = match (range_header, part) {
+        (Some(r), _) => parse_range(r, meta.size)?,
+        // An empty part has no byte range: the whole (empty) span.
+        (None, Some((a, b, _))) if b > a => Some((a, b - 1)),
+        _ => None,
     };
     let (start, len) = match range {
         Some((a, b)) => (a, b - a + 1),
@@ -2270,10 +2306,14 @@ async fn get_object(
     if let Some((a, b)) = range {
         set(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
     }
+    if let Some((_, _, count)) = part.filter(|_| !meta.part_sizes.is_empty()) {
+        set(h, "x-amz-mp-parts-count", &count.to_string());
+    }
     // "x-amz-checksum-mode: To retrieve the checksum, this mode must be enabled." A range gets
     // none: the stored checksum is of the whole object.
     let mode = parts.headers.get("x-amz-checksum-mode").and_then(|v| v.to_str().ok());
-    if mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range.is_none() {
+    if mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range.is_none() && part.is_none()
+    {
         set_checksum(h, meta.checksum.as_ref());
     }
     for (q, hname) in RESPONSE_OVERRIDES {
@@ -3919,6 +3959,54 @@ mod tests {
         )
         .await;
         assert_eq!(xml_values(&r.text(), "ChecksumSHA256"), [b64(Algorithm::Sha256, b"world")]);
+    }
+
+    /// GetObject/HeadObject `partNumber`: "Effectively performs a 'ranged' GET request for
+    /// the part specified".
+    #[tokio::test]
+    async fn get_and_head_by_part_number() {
+        let (addr, _dir, store, _) = start(false).await;
+        let r = req(addr, "POST", "/bkt/two?uploads", &[], b"").await;
+        let id = xml_values(&r.text(), "UploadId").remove(0);
+        let big = vec![b'a'; 5 * 1024 * 1024];
+        let mut etags = Vec::new();
+        for (n, data) in [(1, &big[..]), (2, &b"tail"[..])] {
+            let r = req(addr, "PUT", &format!("/bkt/two?partNumber={n}&uploadId={id}"), &[], data)
+                .await;
+            etags.push(r.header("etag").unwrap().to_string());
+        }
+        let body = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part><Part><PartNumber>2</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
+            etags[0], etags[1]
+        );
+        let r = req(addr, "POST", &format!("/bkt/two?uploadId={id}"), &[], body.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let total = big.len() + 4;
+        let r = req(addr, "GET", "/bkt/two?partNumber=2", &[], b"").await;
+        assert_eq!((r.status, r.text()), (206, "tail".to_string()));
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {}-{}/{total}", big.len(), total - 1).as_str())
+        );
+        assert_eq!(r.header("x-amz-mp-parts-count"), Some("2"));
+        let r = req(addr, "HEAD", "/bkt/two?partNumber=1", &[], b"").await;
+        assert_eq!((r.status, r.header("content-length")), (206, Some("5242880")));
+        let r = req(addr, "GET", "/bkt/two?partNumber=3", &[], b"").await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (416, vec!["InvalidPartNumber".into()])
+        );
+        let r = req(addr, "GET", "/bkt/two?partNumber=1", &[("range", "bytes=0-1")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["InvalidRequest".into()]));
+        // An object written whole is one part.
+        store.put_object("bkt", "one", b"whole", None).unwrap();
+        let r = req(addr, "GET", "/bkt/one?partNumber=1", &[], b"").await;
+        assert_eq!(
+            (r.status, r.text(), r.header("x-amz-mp-parts-count")),
+            (206, "whole".into(), None)
+        );
+        let r = req(addr, "GET", "/bkt/one?partNumber=2", &[], b"").await;
+        assert_eq!(r.status, 416);
     }
 
     #[tokio::test]

@@ -131,6 +131,10 @@ pub struct ObjectMeta {
     /// else CRC64NVME). Absent from sidecars written before checksums were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<Checksum>,
+    /// The sizes of the parts of an object assembled from a multipart upload, in order (GET
+    /// `partNumber`); empty for one written whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_sizes: Vec<u64>,
 }
 
 /// What a writer says about an object besides its body and Content-Type.
@@ -250,6 +254,8 @@ pub struct ObjectWriter {
     expected_checksum: Option<String>,
     /// The object's checksum when it is not the body's (an assembled upload's composite one).
     final_checksum: Option<Checksum>,
+    /// An assembled upload's part sizes.
+    part_sizes: Vec<u64>,
 }
 
 /// A conditional write's condition, checked under the commit lock against the object the key
@@ -468,6 +474,7 @@ impl Store {
             checksum: Hasher::default(),
             expected_checksum: None,
             final_checksum: None,
+            part_sizes: Vec::new(),
         })
     }
 
@@ -538,6 +545,7 @@ impl Store {
             user_meta: metadata.user,
             headers: metadata.headers,
             checksum: Some(checksum),
+            part_sizes: std::mem::take(&mut w.part_sizes),
         };
         let sidecar = serde_json::to_vec(&Sidecar { meta: meta.clone(), data: data_name.clone() })
             .map_err(io::Error::other)?;
@@ -861,6 +869,7 @@ impl Store {
             checksum: Hasher::default(),
             expected_checksum: None,
             final_checksum: None,
+            part_sizes: Vec::new(),
         })
     }
 
@@ -1055,6 +1064,7 @@ impl Store {
             md5s.update(hex::decode(p.etag.trim_matches('"')).map_err(io::Error::other)?);
         }
         let etag = format!("\"{}-{}\"", hex::encode(md5s.finalize()), chosen.len());
+        w.part_sizes = chosen.iter().map(|p| p.size).collect();
         if let (Some((algorithm, Kind::Composite)), Some((_, mut composite))) =
             (meta.checksum, part_sums)
         {
