@@ -97,7 +97,7 @@ use ipnet::IpNet;
 
 pub use eval::matches_wildcard;
 pub use s3::{
-    KnownPrincipals, MalformedPolicy, known_condition_key, parse_bucket_policy,
+    HEADER_KEYS, KnownPrincipals, MalformedPolicy, known_condition_key, parse_bucket_policy,
     unreadable_bucket_policy,
 };
 

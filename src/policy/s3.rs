@@ -137,6 +137,11 @@ const S3_KEYS: &[&str] = &[
     "s3:signatureversion",
     "s3:TlsVersion",
     "s3:versionid",
+];
+
+/// S3's condition keys that are request headers of the same name (`s3:<header>`): the
+/// requests carry them when the header is sent.
+pub const HEADER_KEYS: &[&str] = &[
     "s3:x-amz-acl",
     "s3:x-amz-content-sha256",
     "s3:x-amz-copy-source",
@@ -208,7 +213,7 @@ const GLOBAL_KEYS: &[&str] = &[
 /// Whether a condition key may appear in a bucket policy: a documented global key or one of
 /// S3's, compared case-insensitively (IAM: "Key names are case-insensitive").
 pub fn known_condition_key(key: &str) -> bool {
-    GLOBAL_KEYS.iter().chain(S3_KEYS).any(|k| {
+    GLOBAL_KEYS.iter().chain(S3_KEYS).chain(HEADER_KEYS).any(|k| {
         if k.ends_with('/') {
             key.len() > k.len() && key.get(..k.len()).is_some_and(|p| p.eq_ignore_ascii_case(k))
         } else {

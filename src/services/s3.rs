@@ -594,26 +594,6 @@ struct Authz<'a> {
     header_keys: Vec<(&'static str, String)>,
 }
 
-/// Request headers S3 offers as condition keys of the same name (`s3:<header>`), from the
-/// Service Authorization Reference for S3.
-const HEADER_KEYS: &[&str] = &[
-    "s3:x-amz-acl",
-    "s3:x-amz-content-sha256",
-    "s3:x-amz-copy-source",
-    "s3:x-amz-grant-full-control",
-    "s3:x-amz-grant-read",
-    "s3:x-amz-grant-read-acp",
-    "s3:x-amz-grant-write",
-    "s3:x-amz-grant-write-acp",
-    "s3:x-amz-metadata-directive",
-    "s3:x-amz-server-side-encryption",
-    "s3:x-amz-server-side-encryption-aws-kms-key-id",
-    "s3:x-amz-server-side-encryption-customer-algorithm",
-    "s3:x-amz-storage-class",
-    "s3:x-amz-website-redirect-location",
-    "s3:x-amz-object-ownership",
-];
-
 impl<'a> Authz<'a> {
     fn new(state: &'a S3State, via: &Via<'a>, parts: &Parts) -> Result<Authz<'a>, S3Error> {
         let conn = via.conn;
@@ -655,7 +635,7 @@ impl<'a> Authz<'a> {
             let secret = access.secret_for(&i.access_key)?;
             Some((i, secret))
         });
-        let header_keys = HEADER_KEYS
+        let header_keys = crate::policy::HEADER_KEYS
             .iter()
             .filter_map(|k| {
                 let v = parts.headers.get(k.strip_prefix("s3:")?)?.to_str().ok()?;
