@@ -495,7 +495,7 @@ impl Pipeline {
                             last_seen: now,
                             tcp: TcpState::with_untracked(untracked),
                         },
-                        |f| track_tcp(&mut f.tcp, info, false),
+                        |f| track_state(&mut f.tcp, info, false),
                     );
                 }
             }
@@ -515,7 +515,7 @@ impl Pipeline {
             };
             let back = self.flows.with(&key, |f| {
                 f.last_seen = now;
-                track_tcp(&mut f.tcp, info, false);
+                track_state(&mut f.tcp, info, false);
                 match f.path.way() {
                     FlowPath::Vpce(_) => Some((f.port, true, f.tcp.untracked())),
                     FlowPath::Resolver(_) => Some((f.port, false, false)),
@@ -588,7 +588,7 @@ impl Pipeline {
                     f.port = port;
                 }
                 f.last_seen = now;
-                track_tcp(&mut f.tcp, info, true);
+                track_state(&mut f.tcp, info, true);
                 true
             },
         )
@@ -660,13 +660,11 @@ impl Pipeline {
             return self.filter_drop(snap, d);
         }
         if existing.is_none() {
-            for v in [
-                sg_ingress(snap, nat.vpc, nat.private_ip, &t),
-                sg_egress(snap, nat.vpc, nat.private_ip, &t),
-            ] {
-                if let FilterVerdict::Deny(d) = v {
-                    return self.filter_drop(snap, d);
-                }
+            if let FilterVerdict::Deny(d) = sg_ingress(snap, nat.vpc, nat.private_ip, &t) {
+                return self.filter_drop(snap, d);
+            }
+            if let FilterVerdict::Deny(d) = sg_egress(snap, nat.vpc, nat.private_ip, &t) {
+                return self.filter_drop(snap, d);
             }
         }
         if existing.is_none() && is_nat_gateway(&nat.id) && is_tcp_continuation(info) {
@@ -712,7 +710,7 @@ impl Pipeline {
         let key = FlowKey { src: outside_ip, sport: outside_port, ..inside };
         self.flows.with(&key, |f| {
             f.last_seen = now;
-            track_tcp(&mut f.tcp, info, true);
+            track_state(&mut f.tcp, info, true);
         });
         packet::set_src(pkt, info, outside_ip.into(), meta.csum);
         if info.protocol() == packet::PROTO_ICMP {
@@ -745,7 +743,7 @@ impl Pipeline {
             }
             let inside = napt.inside_port;
             f.last_seen = now;
-            track_tcp(&mut f.tcp, info, false);
+            track_state(&mut f.tcp, info, false);
             Some(Some((f.port, f.private_ip, inside, napt.nat_port)))
         })??;
         let Some((port, private_ip, inside_port, nat_port)) = found else {
@@ -757,17 +755,16 @@ impl Pipeline {
         let icmp = info.protocol() == packet::PROTO_ICMP;
         let back =
             FlowTuple { dst: private_ip, dport: if icmp { t.dport } else { inside_port }, ..t };
-        let crosses = nat_port != port;
-        for (check, tuple) in [
-            (crosses.then_some((nat_port, false)), &t),
-            (crosses.then_some((nat_port, true)), &back),
-            (Some((port, false)), &back),
-        ] {
-            let Some((p, out)) = check else { continue };
-            let v = if out { nacl_out(snap, p, tuple) } else { nacl_in(snap, p, tuple) };
-            if let FilterVerdict::Deny(d) = v {
+        if nat_port != port {
+            if let FilterVerdict::Deny(d) = nacl_in(snap, nat_port, &t) {
                 return Some(self.filter_drop(snap, d));
             }
+            if let FilterVerdict::Deny(d) = nacl_out(snap, nat_port, &back) {
+                return Some(self.filter_drop(snap, d));
+            }
+        }
+        if let FilterVerdict::Deny(d) = nacl_in(snap, port, &back) {
+            return Some(self.filter_drop(snap, d));
         }
         if !packet::decrement_ttl(pkt) {
             return Some(self.counters.drop(DropReason::TtlExceeded));
@@ -929,7 +926,7 @@ impl Pipeline {
         let key = flow_key(info, public_dst, true)?;
         self.flows.with(&key, |f| {
             f.last_seen = now;
-            track_tcp(&mut f.tcp, info, false);
+            track_state(&mut f.tcp, info, false);
             f.tcp.untracked()
         })
     }
@@ -1112,54 +1109,55 @@ fn napt_candidates(inside: &FlowKey) -> impl Iterator<Item = u16> {
     own.into_iter().chain((0..COUNT).map(move |i| (FIRST + (start + i) % COUNT) as u16))
 }
 
-/// TCP: remembers the next sequence number of each direction, so that a reset can be built
-/// later. Sequence numbers only move forward (in modulo-2^32 order): a retransmission does not
-/// move them back. UDP: counts request-response transactions ([`TcpState::udp_seen`]).
-fn track_tcp(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
-    if let L4::Udp { .. } = info.l4() {
-        t.udp_seen(outbound);
+/// A packet of a tracked flow, `outbound` from the instance. TCP: remembers the next sequence
+/// number of each direction, so that a reset can be built later; sequence numbers only move
+/// forward (in modulo-2^32 order): a retransmission does not move them back. UDP: counts
+/// request-response transactions ([`TcpState::udp_seen`]).
+fn track_state(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
+    let L4::Tcp { seq, ack, flags, payload_len, .. } = info.l4() else {
+        if let L4::Udp { .. } = info.l4() {
+            t.udp_seen(outbound);
+        }
+        return;
+    };
+    // A new SYN on the tuple of a connection that was closing (the port reused within the
+    // short timeout) starts a new connection: its own sequence numbers, open again.
+    if t.close != 0 && flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
+    {
+        *t = TcpState { close: t.close & TcpState::UNTRACKED, ..TcpState::default() };
     }
-    if let L4::Tcp { seq, ack, flags, payload_len, .. } = info.l4() {
-        // A new SYN on the tuple of a connection that was closing (the port reused within the
-        // short timeout) starts a new connection: its own sequence numbers, open again.
-        if t.close != 0
-            && flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
-        {
-            *t = TcpState { close: t.close & TcpState::UNTRACKED, ..TcpState::default() };
-        }
-        let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
-        let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);
-        let (mine, seen) =
-            if outbound { (&mut t.out_next, t.seen_out) } else { (&mut t.in_next, t.seen_in) };
-        if !seen || seq_after(next, *mine) {
-            *mine = next;
-        }
-        // The peer's ACK tells where this side's sequence is even before it sent anything.
-        if flags & tcp_flags::ACK != 0 {
-            let (theirs, seen_theirs) = if outbound {
-                (&mut t.in_next, &mut t.seen_in)
-            } else {
-                (&mut t.out_next, &mut t.seen_out)
-            };
-            if !*seen_theirs || seq_after(ack, *theirs) {
-                *theirs = ack;
-                *seen_theirs = true;
-            }
-        }
-        if outbound {
-            t.seen_out = true
+    let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
+    let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);
+    let (mine, seen) =
+        if outbound { (&mut t.out_next, t.seen_out) } else { (&mut t.in_next, t.seen_in) };
+    if !seen || seq_after(next, *mine) {
+        *mine = next;
+    }
+    // The peer's ACK tells where this side's sequence is even before it sent anything.
+    if flags & tcp_flags::ACK != 0 {
+        let (theirs, seen_theirs) = if outbound {
+            (&mut t.in_next, &mut t.seen_in)
         } else {
-            t.seen_in = true
+            (&mut t.out_next, &mut t.seen_out)
+        };
+        if !*seen_theirs || seq_after(ack, *theirs) {
+            *theirs = ack;
+            *seen_theirs = true;
         }
-        // RFC 7857 (after RFC 6146's state machine): a TCP session enters its transitory
-        // (closing) state once a FIN has been seen in both directions, or on an RST; one FIN
-        // only half-closes it.
-        if flags & tcp_flags::FIN != 0 {
-            t.close |= if outbound { TcpState::FIN_OUT } else { TcpState::FIN_IN };
-        }
-        if flags & tcp_flags::RST != 0 {
-            t.close |= TcpState::RST;
-        }
+    }
+    if outbound {
+        t.seen_out = true
+    } else {
+        t.seen_in = true
+    }
+    // RFC 7857 (after RFC 6146's state machine): a TCP session enters its transitory
+    // (closing) state once a FIN has been seen in both directions, or on an RST; one FIN
+    // only half-closes it.
+    if flags & tcp_flags::FIN != 0 {
+        t.close |= if outbound { TcpState::FIN_OUT } else { TcpState::FIN_IN };
+    }
+    if flags & tcp_flags::RST != 0 {
+        t.close |= TcpState::RST;
     }
 }
 
