@@ -1291,7 +1291,8 @@ fn declared_checksum(headers: &hyper::HeaderMap) -> Result<Declared, S3Error> {
 }
 
 /// Receives a PutObject or UploadPart body into `writer`, decoding aws-chunked framing and
-/// checking chunk signatures, the declared SHA-256 and the flexible checksum's form. The
+/// checking chunk signatures, the declared SHA-256 and the flexible checksum's form
+/// (`declared`, from [`declared_checksum`]). The
 /// checksum's value is compared when the caller commits (a mismatch stores nothing). Returns
 /// the writer and the checksum the client sent, if any.
 async fn receive_body(
@@ -1299,9 +1300,9 @@ async fn receive_body(
     mut body: Incoming,
     mut writer: ObjectWriter,
     signer: Option<ChunkSigner>,
+    declared: Declared,
 ) -> Result<(ObjectWriter, Option<Checksum>), S3Error> {
     let headers = &parts.headers;
-    let declared = declared_checksum(headers)?;
     if let Declared::Header(a, _) | Declared::Trailer(a) = &declared {
         writer.checksum_with(*a);
     }
@@ -1434,6 +1435,7 @@ async fn put_object(
     let md5 = content_md5(&parts.headers)?;
     let metadata = object_metadata(&parts.headers)?;
     let condition = write_condition(&parts.headers)?;
+    let declared = declared_checksum(&parts.headers)?;
     let content_type =
         parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
@@ -1443,7 +1445,7 @@ async fn put_object(
     .await?;
     // Checked when the object is committed, against what the key holds then.
     writer.only_if(condition);
-    let (writer, _) = receive_body(parts, body, writer, signer).await?;
+    let (writer, _) = receive_body(parts, body, writer, signer, declared).await?;
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
     let meta = blocking(move || {
         store
@@ -1625,19 +1627,12 @@ async fn upload_part(
     let number = part_number(query)?;
     let upload = check_upload(state, bucket, key, id)?;
     // A part's checksum is of the upload's algorithm.
+    let declared = declared_checksum(&parts.headers)?;
     if let (Some((expected, _)), Declared::Header(a, _) | Declared::Trailer(a)) =
-        (upload.checksum, declared_checksum(&parts.headers)?)
-        && a != expected
+        (upload.checksum, &declared)
+        && *a != expected
     {
-        return Err(S3Error::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequest",
-            &format!(
-                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
-                expected.name().to_ascii_lowercase(),
-                a.name().to_ascii_lowercase()
-            ),
-        ));
+        return Err(S3Error::checksum_type_mismatch(expected, *a));
     }
     let md5 = content_md5(&parts.headers)?;
     let (store, b, k, i) =
@@ -1648,7 +1643,7 @@ async fn upload_part(
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
     .await?;
-    let (writer, sent) = receive_body(parts, body, writer, signer).await?;
+    let (writer, sent) = receive_body(parts, body, writer, signer, declared).await?;
     let (store, b, k, i) =
         (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
     let part = blocking(move || {
@@ -1849,13 +1844,7 @@ fn complete_checks(
     for ((n, _), sum) in wanted.iter().zip(part_sums) {
         match sum {
             Some((a, v)) if a == algorithm => parts.push(Some(v)),
-            Some((a, _)) => {
-                return Err(invalid(format!(
-                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
-                    algorithm.name().to_ascii_lowercase(),
-                    a.name().to_ascii_lowercase()
-                )));
-            }
+            Some((a, _)) => return Err(S3Error::checksum_type_mismatch(algorithm, a)),
             None if kind == Kind::Composite => {
                 return Err(invalid(format!(
                     "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {n} in the request.",
@@ -2233,8 +2222,8 @@ async fn get_object(
         }
         Some(_) => {
             let n = part_number(query)? as usize;
-            let sizes =
-                if meta.part_sizes.is_empty() { vec![meta.size] } else { meta.part_sizes.clone() };
+            let whole = [meta.size];
+            let sizes: &[u64] = if meta.part_sizes.is_empty() { &whole } else { &meta.part_sizes };
             if n > sizes.len() {
                 return Err(S3Error::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
@@ -2760,6 +2749,18 @@ impl S3Error {
             StatusCode::BAD_REQUEST,
             "InvalidDigest",
             "The Content-MD5 you specified was invalid.",
+        )
+    }
+    /// A checksum of another algorithm than the multipart upload's.
+    fn checksum_type_mismatch(expected: Algorithm, actual: Algorithm) -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                expected.name().to_ascii_lowercase(),
+                actual.name().to_ascii_lowercase()
+            ),
         )
     }
     fn bad_digest() -> S3Error {

@@ -1017,10 +1017,15 @@ impl Store {
         }
         let mut w = self.object_writer(bucket, &meta.key)?;
         w.only_if(condition);
+        // The body is hashed whole unless the checksum is composite, and part by part only for
+        // a composite checksum or a part checksum the request names.
+        let composite = matches!(meta.checksum, Some((_, Kind::Composite)));
         let mut part_sums = None;
         if let Some((algorithm, _)) = meta.checksum {
             w.checksum_with(algorithm);
-            part_sums = Some((Hasher::new(algorithm), Hasher::new(algorithm)));
+            if composite || checks.parts.iter().any(Option::is_some) {
+                part_sums = Some((Hasher::new(algorithm), Hasher::new(algorithm)));
+            }
         }
         if let Some(v) = &checks.whole {
             w.expect_checksum(v);
@@ -1032,8 +1037,8 @@ impl Store {
                 io::ErrorKind::NotFound => StoreError::InvalidPart(p.number),
                 _ => e.into(),
             })?;
-            // Through the writer's checksum (the object's full-object CRC64NVME); its MD5 is
-            // not used for an assembled object (its ETag is the parts').
+            // Through the writer's checksum (a full-object one); its MD5 is not used for an
+            // assembled object (its ETag is the parts').
             let file = w.file.as_mut().ok_or_else(|| io::Error::other("writer finished"))?;
             let mut n = 0u64;
             loop {
@@ -1042,7 +1047,9 @@ impl Store {
                     break;
                 }
                 file.write_all(&buf[..k])?;
-                w.checksum.update(&buf[..k]);
+                if !composite {
+                    w.checksum.update(&buf[..k]);
+                }
                 if let Some((part, _)) = part_sums.as_mut() {
                     part.update(&buf[..k]);
                 }
