@@ -23,8 +23,6 @@ pub struct AccessUser {
     pub secret: String,
     /// All the user's identity policies merged into one document.
     pub policy: Policy,
-    /// The account id, from the ARN.
-    pub account: String,
     /// The unique id (`aws:userid`), see [`user_id`].
     pub user_id: String,
 }
@@ -39,7 +37,7 @@ impl AccessUser {
             ("aws:username", self.name.as_str()),
             ("aws:userid", self.user_id.as_str()),
             ("aws:PrincipalArn", self.arn.as_str()),
-            ("aws:PrincipalAccount", self.account.as_str()),
+            ("aws:PrincipalAccount", self.arn.split(':').nth(4).unwrap_or_default()),
             ("aws:PrincipalType", "User"),
         ]
     }
@@ -88,11 +86,10 @@ impl Access {
         for u in world.users() {
             let policy = merge(&u.policies);
             let arn = u.arn();
-            let account = arn.split(':').nth(4).unwrap_or_default().to_string();
             let user_id = user_id(&arn);
             users.insert(
                 u.access_key.clone(),
-                AccessUser { name: u.name, arn, secret: u.secret_key, policy, account, user_id },
+                AccessUser { name: u.name, arn, secret: u.secret_key, policy, user_id },
             );
         }
         let mut endpoints = HashMap::new();

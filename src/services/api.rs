@@ -461,7 +461,6 @@ mod tests {
             arn: "arn:aws:iam::123456789012:user/u".into(),
             secret: String::new(),
             policy: Policy::parse(policy, PolicyKind::Identity).expect("valid policy"),
-            account: "123456789012".into(),
             user_id: crate::services::access::user_id("arn:aws:iam::123456789012:user/u"),
         }
     }
