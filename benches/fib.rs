@@ -36,6 +36,9 @@ use vpcsim::fib::table::Fib;
 const LOOKUPS: usize = 1_000_000;
 /// Rounds of the interleaved direct timings (medians).
 const ROUNDS: usize = 7;
+
+/// A timed loop: looks up every address, returns the sum of the answers.
+type Lookups<'a> = dyn Fn(&[u32]) -> u64 + 'a;
 const UPDATES: usize = 10_000;
 /// Wall-time cap of the update benchmark (an implementation whose clone copies the whole
 /// table would otherwise take minutes); the number of operations done is printed.
@@ -353,7 +356,7 @@ fn fib(c: &mut Criterion) {
     };
     let mut ratios = Vec::new();
     for (name, addrs) in [("uniform", &uniform), ("in-prefix", &inside)] {
-        let loops: [&dyn Fn(&[u32]) -> u64; 6] =
+        let loops: [&Lookups<'_>; 6] =
             [&ours_sum, &dir_sum, &base_sum, &ours_branch, &dir_branch, &base_branch];
         let (mut cold, mut warm) = (vec![Vec::new(); 6], vec![Vec::new(); 6]);
         for _ in 0..ROUNDS {

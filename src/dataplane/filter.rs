@@ -161,30 +161,33 @@ pub struct RuleInfo {
     pub key: String,
 }
 
-/// One compiled match: addresses `lo..=hi`, protocol (0: any), destination port range (ICMP:
-/// `type << 8 | code`).
+/// One compiled match: addresses `lo..=hi`, protocol ([`ANY_PROTO`]: any; protocol 0 is
+/// HOPOPT), destination port range (ICMP: `type << 8 | code`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Match {
     lo: u32,
     hi: u32,
-    proto: u8,
+    proto: u16,
     plo: u16,
     phi: u16,
 }
+
+/// [`Match::proto`] of a rule for every protocol.
+const ANY_PROTO: u16 = 0x100;
 
 impl Match {
     #[inline]
     fn hits(&self, addr: u32, t: &FlowTuple) -> bool {
         self.lo <= addr
             && addr <= self.hi
-            && (self.proto == 0 || self.proto == t.proto)
+            && (self.proto == ANY_PROTO || self.proto == u16::from(t.proto))
             && self.plo <= t.dport
             && t.dport <= self.phi
     }
 }
 
-fn proto_ports(protocol: crate::model::Protocol, ports: Ports) -> (u8, u16, u16) {
-    let proto = protocol.ip_number().unwrap_or(0);
+fn proto_ports(protocol: crate::model::Protocol, ports: Ports) -> (u16, u16, u16) {
+    let proto = protocol.ip_number().map_or(ANY_PROTO, u16::from);
     let (plo, phi) = match ports {
         Ports::All => (0, u16::MAX),
         Ports::Range { from, to } => (from, to),
@@ -604,7 +607,10 @@ pub fn sg_untracked(snap: &Snapshot, vpc: u16, addr: u32, pkt: &FlowTuple, outbo
     let everyone = |m: &Match| m.lo == 0 && m.hi == u32::MAX;
     first.iter().any(|m| everyone(m) && m.hits(peer, pkt))
         && other.iter().any(|m| {
-            everyone(m) && (m.proto == 0 || m.proto == pkt.proto) && m.plo == 0 && m.phi == u16::MAX
+            everyone(m)
+                && (m.proto == ANY_PROTO || m.proto == u16::from(pkt.proto))
+                && m.plo == 0
+                && m.phi == u16::MAX
         })
 }
 

@@ -217,6 +217,12 @@ pub const TCP_CLOSING_IDLE: Duration = Duration::from_secs(10);
 pub const UDP_IDLE: Duration = Duration::from_secs(30);
 pub const UDP_STREAM_IDLE: Duration = Duration::from_secs(180);
 pub const ICMP_IDLE: Duration = Duration::from_secs(30);
+/// Any other protocol: "For protocols other than TCP, UDP, or ICMP, only the IP address and
+/// protocol number is tracked. If your instance sends traffic to another host (host B), and
+/// host B initiates the same type of traffic to your instance in a separate request within 600
+/// seconds of the original request or response, your instance accepts it regardless of inbound
+/// security group rules." (EC2 guide, security group connection tracking)
+pub const OTHER_IDLE: Duration = Duration::from_secs(600);
 
 /// Instance-side tuple → the NAT's address and port.
 type NaptShard = HashMap<FlowKey, (u32, u16)>;
@@ -373,7 +379,8 @@ fn idle_timeout(key: &FlowKey, flow: &Flow) -> Duration {
         6 => TCP_ESTABLISHED_IDLE,
         17 if flow.tcp.udp_stream() => UDP_STREAM_IDLE,
         17 => UDP_IDLE,
-        _ => ICMP_IDLE,
+        1 => ICMP_IDLE,
+        _ => OTHER_IDLE,
     }
 }
 
@@ -430,6 +437,11 @@ mod tests {
         }
         assert!(t.udp_stream());
         assert_eq!(UDP_IDLE.as_secs(), 30);
+        // ICMP 30 s; GRE (any other protocol, tracked by addresses and protocol) 600 s.
+        let icmp = FlowKey { proto: 1, ..key };
+        assert_eq!(idle_timeout(&icmp, &flow(TcpState::default())), ICMP_IDLE);
+        let gre = FlowKey { proto: 47, sport: 0, dport: 0, ..key };
+        assert_eq!(idle_timeout(&gre, &flow(TcpState::default())), Duration::from_secs(600));
     }
 
     #[test]

@@ -358,7 +358,7 @@ impl Pipeline {
         // Through a NAT: the NAT address and port this flow already has (one index lookup,
         // used for the security-group state and for the translation).
         let napt = match hop {
-            Some(Hop::Nat(_)) => flow_key(info, src, false).and_then(|k| self.flows.napt_get(&k)),
+            Some(Hop::Nat(_)) => self.flows.napt_get(&flow_key(info, src, false)),
             _ => None,
         };
         let tracked = !is_icmp_request(info)
@@ -481,9 +481,8 @@ impl Pipeline {
                 if let FilterVerdict::Deny(d) = sg_ingress(snap, nat.vpc, nat.private_ip, &t) {
                     return self.filter_drop(snap, d);
                 }
-                if seen.is_none()
-                    && let Some(key) = flow_key(info, dst, true)
-                {
+                if seen.is_none() {
+                    let key = flow_key(info, dst, true);
                     let aws = port == PORT_AWS;
                     let untracked = sg_untracked(snap, nat.vpc, nat.private_ip, &t, false);
                     self.flows.upsert(
@@ -510,9 +509,10 @@ impl Pipeline {
             }
             // A private destination: only a flow that left through an endpoint leads back (and
             // only as a reply: never an ICMP request).
-            let Some(key) = flow_key(info, dst, true).filter(|_| !is_icmp_request(info)) else {
+            if is_icmp_request(info) {
                 return c.drop(DropReason::NoFlow);
-            };
+            }
+            let key = flow_key(info, dst, true);
             let back = self.flows.with(&key, |f| {
                 f.last_seen = now;
                 track_state(&mut f.tcp, info, false);
@@ -562,7 +562,7 @@ impl Pipeline {
         private_ip: u32,
         path: impl FnOnce() -> (FlowPath, bool),
     ) -> bool {
-        let Some(key) = flow_key(info, outside_src, false) else { return true };
+        let key = flow_key(info, outside_src, false);
         let vpc_of = |p: PortId| snap.subnet(p).map(|s| s.vpc);
         // A flow keeps the path it started on: when a route change moves it, the control plane
         // finds it by comparing this path with the new snapshot's, and resets it.
@@ -621,10 +621,12 @@ impl Pipeline {
         if info.is_fragment() && !nat_forwards_fragment(&nat.id, info) {
             return c.drop(DropReason::Fragment);
         }
-        let Some(inside) = flow_key(info, info.src_u32(), false) else {
-            // Not TCP, UDP or ICMP: a NAT gateway translates nothing else.
+        // Not TCP, UDP or ICMP: a NAT translates nothing else ("NAT gateways support the
+        // following protocols: TCP, UDP, and ICMP", VPC user guide).
+        if !matches!(info.l4(), L4::Tcp { .. } | L4::Udp { .. } | L4::Icmp { .. }) {
             return c.drop(DropReason::NoRoute);
-        };
+        }
+        let inside = flow_key(info, info.src_u32(), false);
         if info.protocol() == packet::PROTO_ICMP && packet::icmp_echo_ident(info).is_none() {
             return c.drop(DropReason::NoRoute);
         }
@@ -735,7 +737,7 @@ impl Pipeline {
         if is_icmp_request(info) {
             return None;
         }
-        let key = flow_key(info, info.dst_u32(), true)?;
+        let key = flow_key(info, info.dst_u32(), true);
         let found = self.flows.with(&key, |f| {
             let napt = f.path.napt()?;
             if info.is_fragment() && !nat_forwards_fragment(&napt.nat, info) {
@@ -923,7 +925,7 @@ impl Pipeline {
     /// Updates the flow of a packet arriving at a public IP: `None` if there is none, else
     /// whether it is untracked (its packets are judged by the rules).
     fn track_in(&self, now: Stamp, info: &Ipv4Info, public_dst: u32) -> Option<bool> {
-        let key = flow_key(info, public_dst, true)?;
+        let key = flow_key(info, public_dst, true);
         self.flows.with(&key, |f| {
             f.last_seen = now;
             track_state(&mut f.tcp, info, false);
@@ -933,15 +935,13 @@ impl Pipeline {
 
     /// Whether the flow exists and is tracked, so that the security groups let its packets
     /// pass (refreshing it either way).
-    fn touch(&self, now: Stamp, key: Option<FlowKey>) -> bool {
-        key.is_some_and(|k| {
-            self.flows
-                .with(&k, |f| {
-                    f.last_seen = now;
-                    !f.tcp.untracked()
-                })
-                .unwrap_or(false)
-        })
+    fn touch(&self, now: Stamp, key: FlowKey) -> bool {
+        self.flows
+            .with(&key, |f| {
+                f.last_seen = now;
+                !f.tcp.untracked()
+            })
+            .unwrap_or(false)
     }
 
     /// Counts a filter drop: its reason and its rule.
@@ -1071,15 +1071,17 @@ impl Pipeline {
 
 /// The flow key of a packet. `outside_instance_addr` is the instance's address as seen outside;
 /// `reply` says the packet travels remote → instance.
-fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> Option<FlowKey> {
+fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> FlowKey {
     let proto = info.protocol();
     let (sport, dport) = match info.l4() {
         L4::Tcp { src_port, dst_port, .. } => (src_port, dst_port),
         L4::Udp { src_port, dst_port } => (src_port, dst_port),
         L4::Icmp { ident, .. } => (ident, 0),
-        L4::Other => return None,
+        // Any other protocol is tracked by its addresses and protocol number alone, as EC2's
+        // security groups track it (a rule for GRE or ESP lets the replies back).
+        L4::Other => (0, 0),
     };
-    Some(if reply {
+    if reply {
         let dport_rev = if proto == packet::PROTO_ICMP { 0 } else { sport };
         let sport_rev = if proto == packet::PROTO_ICMP { sport } else { dport };
         FlowKey {
@@ -1091,7 +1093,7 @@ fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> Option<
         }
     } else {
         FlowKey { proto, src: outside_instance_addr, sport, dst: info.dst_u32(), dport }
-    })
+    }
 }
 
 /// The NAT ports to try for a new flow, in order: its own port if it is not a privileged one

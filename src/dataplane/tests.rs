@@ -597,6 +597,58 @@ mod filters {
         assert_eq!(p.snapshot().filters.drop_counts()[0].1, 3);
     }
 
+    /// An IPv4 packet of protocol `proto` (GRE 47, ESP 50 …) with a few bytes of payload.
+    fn other(proto: u8, src: &str, dst: &str) -> Vec<u8> {
+        let h = etherparse::Ipv4Header::new(
+            4,
+            64,
+            etherparse::IpNumber(proto),
+            ip(src).octets(),
+            ip(dst).octets(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        h.write(&mut out).unwrap();
+        out.extend_from_slice(&[0, 0, 0x08, 0]);
+        out
+    }
+
+    /// A rule for another protocol by number matches that protocol only, on every port ("a
+    /// protocol number other than tcp, udp, icmp, or icmpv6 allows traffic on all ports"), and
+    /// its flows are tracked by addresses and protocol: the replies come back without an
+    /// ingress rule. A NAT gateway translates TCP, UDP and ICMP only.
+    #[test]
+    fn other_protocols_are_matched_by_number_and_tracked() {
+        let peer = Peer::Cidr("198.51.100.10/32".parse().unwrap());
+        let w = with_group(&[rule(Protocol::Other(47), "all", peer)], &[]);
+        let p = pipeline_for(&w);
+        let mut gre = other(47, "10.0.1.10", "198.51.100.10");
+        assert!(matches!(run(&p, A, &mut gre), Action::Forward { port: PORT_INTERNET, .. }));
+        assert_eq!(src_of(&gre), ip("203.0.113.10"));
+        let mut back = other(47, "198.51.100.10", "203.0.113.10");
+        assert_eq!(run(&p, PORT_INTERNET, &mut back), Action::Forward { port: A, len: back.len() });
+        // ESP is another protocol: no rule, no flow.
+        let mut esp = other(50, "10.0.1.10", "198.51.100.10");
+        assert_eq!(run(&p, A, &mut esp), Action::Drop(DropReason::SgEgress));
+        let mut esp_in = other(50, "198.51.100.10", "203.0.113.10");
+        assert_eq!(run(&p, PORT_INTERNET, &mut esp_in), Action::Drop(DropReason::SgIngress));
+        // Nor does the GRE rule let TCP out.
+        let mut syn = tcp_syn("10.0.1.10", 40000, "198.51.100.10", 80);
+        assert_eq!(run(&p, A, &mut syn), Action::Drop(DropReason::SgEgress));
+        // Another peer's GRE is a new flow from outside: refused.
+        let w2 = with_group(
+            &[rule(Protocol::Other(47), "all", Peer::Cidr("0.0.0.0/0".parse().unwrap()))],
+            &[],
+        );
+        let p2 = pipeline_for(&w2);
+        let mut stranger = other(47, "198.51.100.10", "203.0.113.10");
+        assert_eq!(run(&p2, PORT_INTERNET, &mut stranger), Action::Drop(DropReason::SgIngress));
+        // D's default route goes to the NAT gateway, which does not translate GRE.
+        let p3 = demo();
+        let mut nat = other(47, "10.0.4.10", "198.51.100.10");
+        assert_eq!(run(&p3, D, &mut nat), Action::Drop(DropReason::NoRoute));
+    }
+
     #[test]
     fn internet_reaches_a_public_ip_only_through_ingress_rules() {
         let p = demo();

@@ -185,8 +185,10 @@ pub enum ModelError {
         "invalid tag '{0}': keys are 1 to 127 characters and may not begin with 'aws:', values at most 256"
     )]
     InvalidTag(String),
-    /// A protocol a rule cannot name (only -1/all, tcp, udp and icmp are simulated).
-    #[error("invalid protocol '{0}': use -1 (all), tcp (6), udp (17) or icmp (1)")]
+    /// A protocol a rule cannot name: not -1/all, tcp, udp, icmp, icmpv6 or a number 0..=255.
+    #[error(
+        "invalid value '{0}' for IP protocol: unknown protocol (use -1, tcp, udp, icmp, icmpv6 or a protocol number 0-255)"
+    )]
     InvalidProtocol(String),
     /// A port range (tcp/udp: 0..=65535, from <= to) or ICMP type/code (-1..=255) AWS refuses.
     #[error(

@@ -29,37 +29,58 @@ pub enum Protocol {
     Tcp,
     Udp,
     Icmp,
+    /// Any other IP protocol, by number (GRE 47, ESP 50, `icmpv6` 58 …): every packet of it,
+    /// whatever the ports. EC2: "specifying -1 or a protocol number other than tcp, udp,
+    /// icmp, or icmpv6 allows traffic on all ports, regardless of any port range you specify"
+    /// (AuthorizeSecurityGroupIngress, `IpProtocol`). The lab forwards IPv4 only, so an
+    /// `icmpv6` rule matches nothing, as it matches no IPv4 packet in AWS.
+    Other(u8),
 }
 
 impl Protocol {
-    /// `-1` / `all`, `tcp` / `6`, `udp` / `17`, `icmp` / `1` (case-insensitive).
+    /// `-1` / `all`, `tcp` / `6`, `udp` / `17`, `icmp` / `1`, `icmpv6` / `58` (names
+    /// case-insensitive), or any other protocol number 0..=255 in decimal.
     pub fn parse(s: &str) -> Result<Protocol, ModelError> {
         match s.to_ascii_lowercase().as_str() {
             "-1" | "all" => Ok(Protocol::All),
             "tcp" | "6" => Ok(Protocol::Tcp),
             "udp" | "17" => Ok(Protocol::Udp),
             "icmp" | "1" => Ok(Protocol::Icmp),
+            "icmpv6" => Ok(Protocol::Other(58)),
+            n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                match n.parse::<u8>() {
+                    Ok(1) => Ok(Protocol::Icmp),
+                    Ok(6) => Ok(Protocol::Tcp),
+                    Ok(17) => Ok(Protocol::Udp),
+                    Ok(n) => Ok(Protocol::Other(n)),
+                    Err(_) => Err(ModelError::InvalidProtocol(s.to_string())),
+                }
+            }
             _ => Err(ModelError::InvalidProtocol(s.to_string())),
         }
     }
 
-    /// The name security-group answers use (`ipProtocol`): `-1`, `tcp`, `udp`, `icmp`.
-    pub fn sg_name(self) -> &'static str {
+    /// The name security-group answers use (`ipProtocol`): `-1`, `tcp`, `udp`, `icmp`, or
+    /// the number of any other (EC2 answers `icmpv6` for 58).
+    pub fn sg_name(self) -> std::borrow::Cow<'static, str> {
         match self {
-            Protocol::All => "-1",
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Icmp => "icmp",
+            Protocol::All => "-1".into(),
+            Protocol::Tcp => "tcp".into(),
+            Protocol::Udp => "udp".into(),
+            Protocol::Icmp => "icmp".into(),
+            Protocol::Other(58) => "icmpv6".into(),
+            Protocol::Other(n) => n.to_string().into(),
         }
     }
 
-    /// The number network-ACL answers use (`protocol`): `-1`, `6`, `17`, `1`.
-    pub fn acl_number(self) -> &'static str {
+    /// The number network-ACL answers use (`protocol`): `-1`, `6`, `17`, `1`, or the number.
+    pub fn acl_number(self) -> std::borrow::Cow<'static, str> {
         match self {
-            Protocol::All => "-1",
-            Protocol::Tcp => "6",
-            Protocol::Udp => "17",
-            Protocol::Icmp => "1",
+            Protocol::All => "-1".into(),
+            Protocol::Tcp => "6".into(),
+            Protocol::Udp => "17".into(),
+            Protocol::Icmp => "1".into(),
+            Protocol::Other(n) => n.to_string().into(),
         }
     }
 
@@ -70,6 +91,7 @@ impl Protocol {
             Protocol::Tcp => Some(6),
             Protocol::Udp => Some(17),
             Protocol::Icmp => Some(1),
+            Protocol::Other(n) => Some(n),
         }
     }
 }
@@ -103,7 +125,7 @@ impl Ports {
             ))
         };
         match protocol {
-            Protocol::All => Ok(Ports::All),
+            Protocol::All | Protocol::Other(_) => Ok(Ports::All),
             Protocol::Tcp | Protocol::Udp => match (from, to) {
                 (Some(-1), Some(-1)) => Ok(Ports::Range { from: 0, to: 65535 }),
                 (Some(f), Some(t)) if (0..=65535).contains(&f) && (f..=65535).contains(&t) => {
@@ -142,7 +164,7 @@ impl Ports {
         let bad = || ModelError::InvalidPortRange(s.unwrap_or("(none)").to_string());
         let num = |v: &str| v.trim().parse::<i64>().map_err(|_| bad());
         match (protocol, s) {
-            (Protocol::All, _) => Ok(Ports::All),
+            (Protocol::All | Protocol::Other(_), _) => Ok(Ports::All),
             (Protocol::Tcp | Protocol::Udp, None) => Err(bad()),
             (Protocol::Tcp | Protocol::Udp, Some("all")) => Ok(Ports::Range { from: 0, to: 65535 }),
             (Protocol::Tcp | Protocol::Udp, Some(v)) => {
@@ -988,7 +1010,10 @@ fn normalize_rule(r: &SgRule) -> SgRule {
         Peer::Cidr(c) => Peer::Cidr(c.trunc()),
         p => p.clone(),
     };
-    let ports = if r.protocol == Protocol::All { Ports::All } else { r.ports };
+    let ports = match r.protocol {
+        Protocol::All | Protocol::Other(_) => Ports::All,
+        _ => r.ports,
+    };
     SgRule { ports, peer, ..r.clone() }
 }
 

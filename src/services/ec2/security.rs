@@ -216,7 +216,7 @@ fn permissions_xml(x: &mut Xml, w: &World, name: &str, rules: &[SgRule]) {
         }
     }
     x.list(name, groups, |x, ((protocol, ports), rules)| {
-        x.leaf("ipProtocol", protocol.sg_name());
+        x.leaf("ipProtocol", &protocol.sg_name());
         if let Some((from, to)) = ports.to_aws() {
             x.leaf("fromPort", &from.to_string());
             x.leaf("toPort", &to.to_string());
@@ -260,7 +260,7 @@ fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRul
     x.leaf("groupId", &g.id);
     x.leaf("groupOwnerId", OWNER_ID);
     x.bool("isEgress", dir == Direction::Egress);
-    x.leaf("ipProtocol", r.protocol.sg_name());
+    x.leaf("ipProtocol", &r.protocol.sg_name());
     // Protocol -1 has no ports: EC2 shows -1 for both.
     let (from, to) = r.ports.to_aws().unwrap_or((-1, -1));
     x.leaf("fromPort", &from.to_string());
@@ -495,7 +495,7 @@ fn entry_param(ctx: &Ctx) -> Result<AclEntry, Ec2Error> {
             }
             Ports::from_aws(protocol, from, to)?
         }
-        Protocol::All => Ports::All,
+        Protocol::All | Protocol::Other(_) => Ports::All,
     };
     Ok(AclEntry { rule_number, egress, protocol, ports, cidr, action })
 }
@@ -549,7 +549,7 @@ pub fn replace_network_acl_association(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error
 
 fn entry_xml(x: &mut Xml, e: &AclEntry) {
     x.leaf("ruleNumber", &e.rule_number.to_string());
-    x.leaf("protocol", e.protocol.acl_number());
+    x.leaf("protocol", &e.protocol.acl_number());
     x.leaf("ruleAction", e.action.name());
     x.bool("egress", e.egress);
     x.leaf("cidrBlock", &e.cidr.to_string());

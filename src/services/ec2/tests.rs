@@ -1622,3 +1622,56 @@ fn repeated_route_tables_and_tagless_create_tags() {
     assert_eq!(e.route_tables.iter().filter(|t| *t == "rtb-0b0b0b0b").count(), 1);
     refused(&w, &[("Action", "CreateTags"), ("ResourceId.1", "vpc-111bbb22")], "MissingParameter");
 }
+
+/// Rules for other protocols by number: "specifying -1 or a protocol number other than tcp,
+/// udp, icmp, or icmpv6 allows traffic on all ports, regardless of any port range you specify"
+/// (AuthorizeSecurityGroupEgress, `IpProtocol`); network ACL entries take any protocol number.
+#[test]
+fn rules_for_other_protocols_by_number() {
+    let w = lab();
+    let gre = [
+        ("Action", "AuthorizeSecurityGroupEgress"),
+        ("GroupId", "sg-111bbb22"),
+        ("IpPermissions.1.IpProtocol", "47"),
+        ("IpPermissions.1.FromPort", "5"),
+        ("IpPermissions.1.ToPort", "3"),
+        ("IpPermissions.1.IpRanges.1.CidrIp", "198.51.100.0/24"),
+        ("IpPermissions.2.IpProtocol", "icmpv6"),
+        ("IpPermissions.2.IpRanges.1.CidrIp", "198.51.100.0/24"),
+    ];
+    let (w1, _) = change(&w, &gre);
+    refused(&w1, &gre, "InvalidPermission.Duplicate");
+    let xml = read_xml(&w1, &[("Action", "DescribeSecurityGroups"), ("GroupId.1", "sg-111bbb22")]);
+    assert_eq!(texts(&xml, "ipProtocol"), ["-1", "-1", "47", "icmpv6"], "{xml}");
+    // No ports shown for them (the given ones are ignored).
+    assert_eq!(texts(&xml, "fromPort"), Vec::<String>::new(), "{xml}");
+    for bad in ["gre", "256", "-2", "4 7", ""] {
+        let mut p = gre;
+        p[2].1 = bad;
+        refused(&w, &p, "InvalidParameterValue");
+    }
+    // "06" is TCP, which needs its ports.
+    let mut tcp = gre;
+    tcp[2].1 = "06";
+    tcp[3].1 = "443";
+    tcp[4].1 = "443";
+    let (w2, _) = change(&w, &tcp[..6]);
+    let xml = read_xml(&w2, &[("Action", "DescribeSecurityGroups"), ("GroupId.1", "sg-111bbb22")]);
+    assert!(texts(&xml, "ipProtocol").contains(&"tcp".to_string()), "{xml}");
+    let (w3, _) = change(
+        &w,
+        &[
+            ("Action", "CreateNetworkAclEntry"),
+            ("NetworkAclId", "acl-111bbb22"),
+            ("RuleNumber", "90"),
+            ("Protocol", "50"),
+            ("RuleAction", "deny"),
+            ("Egress", "true"),
+            ("CidrBlock", "0.0.0.0/0"),
+        ],
+    );
+    let xml =
+        read_xml(&w3, &[("Action", "DescribeNetworkAcls"), ("NetworkAclId.1", "acl-111bbb22")]);
+    assert_eq!(texts(&xml, "protocol"), ["50", "-1", "-1", "-1", "-1"], "{xml}");
+    assert!(!xml.contains("portRange"), "{xml}");
+}
