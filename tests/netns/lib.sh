@@ -43,10 +43,20 @@ lab_up() {
     LAB="${VPCSIM_TEST_PREFIX:-t}$$$2"
     [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
     STATE=$(mktemp -d /tmp/vpcsim-state.XXXXXX)
-    API="127.0.0.1:$((20000 + ($$ + RANDOM) % 20000))"
     sed "0,/^name = .*/s//name = \"$LAB\"/" "$1" > "$WORK/$LAB.toml"
-    "$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" >/dev/null \
-        || fail "lab $LAB did not come up"
+    # A port below Linux's ephemeral range (32768-60999), where no client socket of another
+    # program takes it; another suite's lab may still hold one: then the next try.
+    local try
+    for try in 1 2 3 4 5; do
+        API="127.0.0.1:$((20000 + ($$ + RANDOM) % 12000))"
+        if "$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" \
+            > /dev/null 2> "$WORK/up.err"; then
+            return 0
+        fi
+        grep -q "Address already in use" "$WORK/up.err" || break
+    done
+    cat "$WORK/up.err" >&2
+    fail "lab $LAB did not come up"
 }
 
 # in NS CMD...: runs CMD in the lab's namespace NS (the subnet name, aws, or internet).
