@@ -1258,7 +1258,7 @@ fn security_group_lifecycle() {
             ("IpPermissions.1.IpProtocol", "tcp"),
             ("IpPermissions.1.FromPort", "80"),
             ("IpPermissions.1.ToPort", "80"),
-            ("IpPermissions.1.UserIdGroupPairs.1.GroupId", "sg-0123456789"),
+            ("IpPermissions.1.Groups.1.GroupId", "sg-0123456789"),
         ],
         "InvalidGroup.NotFound",
     );
