@@ -788,7 +788,9 @@ fn unknown_parameters_are_refused() {
     let modify = |extra: (&'static str, &'static str)| {
         vec![("Action", "ModifyVpcEndpoint"), ("VpcEndpointId", "vpce-11bb22cc"), extra]
     };
-    for (key, value) in [("VpcId", "vpc-other"), ("VpcId", other), ("ServiceName", "com.amazonaws.us-west-2.s3")] {
+    for (key, value) in
+        [("VpcId", "vpc-other"), ("VpcId", other), ("ServiceName", "com.amazonaws.us-west-2.s3")]
+    {
         let e = refused(&w, &modify((key, value)), "UnknownParameter");
         assert_eq!(e.message, format!("The parameter {key} is not recognized"));
     }
