@@ -6,12 +6,13 @@
 //! Answers follow botocore's EC2 service model (`2016-11-15`): root `<{Action}Response>` in
 //! the EC2 namespace, `<requestId>`, lists as `<xxxSet><item>…</item></xxxSet>`. Every refusal
 //! comes from a [`ModelError`] mapped by [`model_error_code`] or from request parsing
-//! (`MissingParameter`, `InvalidParameterValue`, `InvalidAction`); a refused call returns no
-//! world, so nothing changes.
+//! (`MissingParameter`, `InvalidParameterValue`, `InvalidAction`, `UnknownParameter`); a refused
+//! call returns no world, so nothing changes.
 
 mod endpoints;
 mod filter;
 mod instances;
+mod known_params;
 mod nat;
 mod network;
 mod params;
@@ -334,10 +335,60 @@ fn action_of<'p>(p: &Params<'p>) -> Result<(&'static str, Handler), Ec2Error> {
     })
 }
 
-/// Whether the request names an action EC2 knows (the API answers `MissingParameter` or
-/// `InvalidAction` before it authorizes anything, whoever the caller is).
+/// Whether the request names an action EC2 knows and sends only parameters it defines (the API
+/// answers `MissingParameter`, `InvalidAction` or `UnknownParameter` before it authorizes
+/// anything, whoever the caller is).
 pub fn check_action(params: &[(String, String)]) -> Result<(), Ec2Error> {
-    action_of(&Params::new(params)).map(|_| ())
+    let (action, _) = action_of(&Params::new(params))?;
+    check_known(action, params)
+}
+
+/// Parameters any request may carry: the action, the API version and SigV4's presigned query
+/// parameters.
+const COMMON_PARAMS: &[&str] = &[
+    "Action",
+    "Version",
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-Security-Token",
+    "X-Amz-Signature",
+    "X-Amz-SignedHeaders",
+];
+
+/// EC2 refuses a parameter the action does not define, before doing anything: `UnknownParameter`
+/// naming the first one as sent. Without this a misspelt or unsupported parameter would be
+/// ignored and the call answer success having done something else than asked (`VpcId` on
+/// ModifyVpcEndpoint, when the guide says "You cannot transfer an endpoint from one VPC to
+/// another"; `AddRouteTableId` without its `.1`). The keys are botocore's, list indexes as `N`
+/// ([`known_params`]); names are compared case-sensitively, as [`Params`] reads them.
+fn check_known(action: &str, params: &[(String, String)]) -> Result<(), Ec2Error> {
+    // Every action of `ACTIONS` has its row (the test `every_action_has_its_known_params`).
+    let Some((_, known)) = known_params::KNOWN_PARAMS.iter().find(|(a, _)| *a == action) else {
+        return Ok(());
+    };
+    let mut shape = String::new();
+    for (key, _) in params {
+        if COMMON_PARAMS.contains(&key.as_str()) {
+            continue;
+        }
+        shape.clear();
+        for (i, part) in key.split('.').enumerate() {
+            if i > 0 {
+                shape.push('.');
+            }
+            let index = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+            shape.push_str(if index { "N" } else { part });
+        }
+        if known.binary_search(&shape.as_str()).is_err() {
+            return Err(Ec2Error::new(
+                "UnknownParameter",
+                format!("The parameter {key} is not recognized"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
@@ -346,6 +397,7 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     let world = &*world.with_defaults();
     let p = Params::new(req.params);
     let (action, handler) = action_of(&p)?;
+    check_known(action, req.params)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);
     // Idempotency: "a unique, case-sensitive identifier that you provide to ensure the
     // idempotency of the request" (botocore fills it in for RunInstances, CreateRouteTable,

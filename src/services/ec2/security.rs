@@ -15,8 +15,8 @@ fn int_param(ctx: &Ctx, name: &str) -> Result<Option<i64>, Ec2Error> {
 }
 
 /// The rules of `IpPermissions.N` (flattened: one rule per range, prefix list or group).
-/// Botocore sends group pairs as `.Groups.M.GroupId`; `.UserIdGroupPairs.M.GroupId` is
-/// accepted too.
+/// Group pairs are `.Groups.M.GroupId` (the member `UserIdGroupPairs` has the location name
+/// `groups`; EC2 does not know `.UserIdGroupPairs.M`).
 fn permissions(ctx: &Ctx) -> Result<Vec<SgRule>, Ec2Error> {
     let mut out = Vec::new();
     for n in 1.. {
@@ -52,11 +52,9 @@ fn permissions(ctx: &Ctx) -> Result<Vec<SgRule>, Ec2Error> {
             check_kind(ctx.world, pl, ResourceKind::PrefixList)?;
             peers.push((Peer::PrefixList(pl.into()), d));
         }
-        for name in ["Groups", "UserIdGroupPairs"] {
-            for (g, d) in list(name, "GroupId") {
-                check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
-                peers.push((Peer::Group(g.into()), d));
-            }
+        for (g, d) in list("Groups", "GroupId") {
+            check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
+            peers.push((Peer::Group(g.into()), d));
         }
         if peers.is_empty() {
             return Err(Ec2Error::new(

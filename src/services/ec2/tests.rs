@@ -777,6 +777,98 @@ fn modify_vpc_endpoint() {
     assert_eq!(w5.endpoint("vpce-11bb22cc").unwrap().policy, None);
 }
 
+/// EC2 refuses a parameter the action does not define, before doing anything; an ignored one
+/// would answer success having done something else than asked. From the guide: "You cannot
+/// transfer an endpoint from one VPC to another, or from one service to another."
+#[test]
+fn unknown_parameters_are_refused() {
+    let w = lab();
+    let (w, xml) = change(&w, &[("Action", "CreateVpc"), ("CidrBlock", "10.7.0.0/16")]);
+    let other: &'static str = Box::leak(text(&xml, "vpcId").into_boxed_str());
+    let modify = |extra: (&'static str, &'static str)| {
+        vec![("Action", "ModifyVpcEndpoint"), ("VpcEndpointId", "vpce-11bb22cc"), extra]
+    };
+    for (key, value) in
+        [("VpcId", "vpc-other"), ("VpcId", other), ("ServiceName", "com.amazonaws.us-west-2.s3")]
+    {
+        let e = refused(&w, &modify((key, value)), "UnknownParameter");
+        assert_eq!(e.message, format!("The parameter {key} is not recognized"));
+    }
+    let ep = w.endpoint("vpce-11bb22cc").unwrap();
+    assert_eq!((ep.vpc.as_str(), ep.service.as_str()), ("vpc-111bbb22", S3));
+    // `AddRouteTableId` without its index: refused, where `.1` names a table that already has a
+    // route to S3 (another endpoint's).
+    let (w2, _) = change(
+        &w,
+        &[
+            ("Action", "CreateVpcEndpoint"),
+            ("VpcId", "vpc-111bbb22"),
+            ("ServiceName", S3),
+            ("RouteTableId.1", "rtb-0b0b0b0b"),
+        ],
+    );
+    let e = refused(&w2, &modify(("AddRouteTableId", "rtb-0b0b0b0b")), "UnknownParameter");
+    assert_eq!(e.message, "The parameter AddRouteTableId is not recognized");
+    refused(&w2, &modify(("AddRouteTableId.1", "rtb-0b0b0b0b")), "RouteAlreadyExists");
+    let e = refused(&w, &[("Action", "DescribeVpcEndpoints"), ("Bogus", "1")], "UnknownParameter");
+    assert_eq!(e.message, "The parameter Bogus is not recognized");
+    // The first unknown one, as sent; before DryRun; names compared case-sensitively, as
+    // `Params` reads them; a list index must be all digits.
+    let e = refused(
+        &w,
+        &[
+            ("Action", "DescribeVpcs"),
+            ("DryRun", "true"),
+            ("Filter.1.Name", "vpc-id"),
+            ("Filter.1.Values.1", other),
+            ("Bogus", "1"),
+        ],
+        "UnknownParameter",
+    );
+    assert_eq!(e.message, "The parameter Filter.1.Values.1 is not recognized");
+    refused(&w, &[("Action", "DescribeVpcs"), ("vpcId.1", other)], "UnknownParameter");
+    refused(&w, &[("Action", "DescribeVpcs"), ("VpcId.a", other)], "UnknownParameter");
+    refused(&w, &[("Action", "DescribeVpcs"), ("VpcId.", other)], "UnknownParameter");
+    refused(&w, &[("Action", "DescribeVpcs"), ("VpcId.1.2", other)], "UnknownParameter");
+    // A parameter of another action.
+    refused(&w, &[("Action", "DescribeVpcs"), ("SubnetId.1", "subnet-x")], "UnknownParameter");
+    // The API refuses them before authorizing anything, as it does an unknown action.
+    let form: Vec<(String, String)> = [("Action", "DescribeVpcEndpoints"), ("Bogus", "1")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(check_action(&form).unwrap_err().code, "UnknownParameter");
+    // Every request may carry the version and SigV4's presigned query parameters; list
+    // indexes of any width.
+    let xml = read_xml(
+        &w,
+        &[
+            ("Action", "DescribeVpcs"),
+            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+            ("X-Amz-Credential", "AKIDEXAMPLE/20150830/us-east-1/ec2/aws4_request"),
+            ("X-Amz-Date", "20150830T123600Z"),
+            ("X-Amz-Expires", "60"),
+            ("X-Amz-SignedHeaders", "host"),
+            ("X-Amz-Signature", "00"),
+            ("X-Amz-Security-Token", "t"),
+            ("Filter.10.Name", "vpc-id"),
+            ("Filter.10.Value.01", other),
+        ],
+    );
+    assert_eq!(texts(&xml, "vpcId"), [other]);
+}
+
+/// Every action has its row of botocore's keys, sorted for the binary search.
+#[test]
+fn every_action_has_its_known_params() {
+    let rows: Vec<&str> = known_params::KNOWN_PARAMS.iter().map(|(a, _)| *a).collect();
+    assert_eq!(rows, actions().collect::<Vec<_>>());
+    for (action, keys) in known_params::KNOWN_PARAMS {
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{action}: not sorted");
+        assert!(keys.iter().all(|k| !COMMON_PARAMS.contains(k)), "{action}");
+    }
+}
+
 #[test]
 fn describe_and_delete_vpc_endpoints() {
     let w = lab();
@@ -1258,7 +1350,7 @@ fn security_group_lifecycle() {
             ("IpPermissions.1.IpProtocol", "tcp"),
             ("IpPermissions.1.FromPort", "80"),
             ("IpPermissions.1.ToPort", "80"),
-            ("IpPermissions.1.UserIdGroupPairs.1.GroupId", "sg-0123456789"),
+            ("IpPermissions.1.Groups.1.GroupId", "sg-0123456789"),
         ],
         "InvalidGroup.NotFound",
     );
