@@ -476,11 +476,12 @@ async fn dispatch(
                 _ => "s3:GetObject",
             };
             let overrides: Vec<&str> = RESPONSE_OVERRIDES.iter().map(|(q, _)| *q).collect();
+            let reading = method == Method::GET || method == Method::HEAD;
             // From the API reference: the response-* parameters "cannot be used with an
-            // unsigned (anonymous) request". Checked before authorization: the answer tells
-            // nothing about the object.
-            if method == Method::GET && authz.anonymous() && overrides.iter().any(|q| query.has(q))
-            {
+            // unsigned (anonymous) request". HeadObject lists the same parameters as GetObject
+            // and S3 answers them alike. Checked before authorization: the answer tells nothing
+            // about the object.
+            if reading && authz.anonymous() && overrides.iter().any(|q| query.has(q)) {
                 return Err(S3Error::new(
                     StatusCode::BAD_REQUEST,
                     "InvalidRequest",
@@ -489,10 +490,8 @@ async fn dispatch(
             }
             authz.require_in(&bucket, action, &key_arn, None)?;
             let mut allowed: Vec<&str> = Vec::new();
-            if method == Method::GET {
+            if reading {
                 allowed.extend(&overrides);
-            }
-            if method == Method::GET || method == Method::HEAD {
                 allowed.push("partNumber");
             }
             if let Some(p) = query.unsupported(&allowed) {
@@ -5273,6 +5272,19 @@ mod tests {
             assert_eq!(r.status, 200, "{q}: {}", r.text());
             assert_eq!(r.header(header), Some("over"), "{q}");
             assert_eq!(r.body, b"public");
+            // HeadObject takes the same parameters, refused the same way when anonymous.
+            assert_eq!(req(addr, "HEAD", &target, &[], b"").await.status, 400, "HEAD {q}");
+            let mut headers = vec![
+                ("host".to_string(), "127.0.0.1".to_string()),
+                ("x-amz-content-sha256".to_string(), sigv4::EMPTY_SHA256.to_string()),
+            ];
+            sign_admin("HEAD", &target, &mut headers);
+            let hs: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let r = req(addr, "HEAD", &target, &hs, b"").await;
+            assert_eq!(r.status, 200, "HEAD {q}");
+            assert_eq!(r.header(header), Some("over"), "HEAD {q}");
+            assert_eq!(r.header("content-length"), Some("6"), "HEAD {q}");
         }
         // Without an override the same anonymous GET is fine.
         assert_eq!(req(addr, "GET", "/pub/k", &[], b"").await.status, 200);
