@@ -41,8 +41,8 @@ use super::access::Access;
 use super::checksum::{Algorithm, Checksum, Hasher, Kind};
 use super::sigv4;
 use super::store::{
-    CompleteChecks, ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, Store,
-    StoreError, UploadMeta, WriteCondition, etag_in, valid_bucket_name,
+    CompleteChecks, ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, StorageClass,
+    Store, StoreError, UploadMeta, WriteCondition, etag_in, valid_bucket_name,
 };
 use crate::model::ACCOUNT_ID;
 use crate::policy::{KnownPrincipals, Policy, PolicyKind, RequestContext, S3Policies, Verdict};
@@ -1147,7 +1147,7 @@ const STORED_HEADERS: [&str; 5] =
 
 /// What a PutObject, CreateMultipartUpload or CopyObject (REPLACE) says about its object:
 /// the standard headers ([`STORED_HEADERS`]; `aws-chunked`, the upload's framing, is left out
-/// of Content-Encoding) and user metadata.
+/// of Content-Encoding), user metadata and the storage class.
 fn object_metadata(headers: &hyper::HeaderMap) -> Result<Metadata, S3Error> {
     let mut stored = BTreeMap::new();
     for name in STORED_HEADERS {
@@ -1166,7 +1166,51 @@ fn object_metadata(headers: &hyper::HeaderMap) -> Result<Metadata, S3Error> {
             stored.insert(name.to_string(), v);
         }
     }
-    Ok(Metadata { headers: stored, user: user_metadata(headers)? })
+    Ok(Metadata {
+        headers: stored,
+        user: user_metadata(headers)?,
+        storage_class: storage_class(headers)?,
+    })
+}
+
+/// `x-amz-storage-class`: STANDARD when absent. OUTPOSTS, SNOW and EXPRESS_ONEZONE name storage
+/// a region's general purpose bucket does not have: refused like an unknown class.
+fn storage_class(headers: &hyper::HeaderMap) -> Result<StorageClass, S3Error> {
+    let Some(v) = headers.get("x-amz-storage-class") else { return Ok(StorageClass::Standard) };
+    v.to_str().ok().and_then(StorageClass::from_name).ok_or_else(|| {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidStorageClass",
+            "The storage class you specified is not valid",
+        )
+    })
+}
+
+/// GetObject of an archived object: "If the object you are retrieving is stored in the S3
+/// Glacier Flexible Retrieval storage class, the S3 Glacier Deep Archive storage class [...],
+/// before you can retrieve the object you must first restore a copy using RestoreObject.
+/// Otherwise, this operation returns an InvalidObjectState error." (GetObject, API reference)
+fn invalid_object_state(class: StorageClass) -> S3Error {
+    S3Error::new(
+        StatusCode::FORBIDDEN,
+        "InvalidObjectState",
+        "The operation is not valid for the object's storage class",
+    )
+    .field("StorageClass", class.name())
+}
+
+/// A copy (CopyObject, UploadPartCopy) from an archived object: "Before using an object as a
+/// source object for the copy operation, you must restore a copy of it if [...] The storage
+/// class of the source object is GLACIER or DEEP_ARCHIVE." (CopyObject, API reference)
+fn check_copy_source_class(meta: &ObjectMeta) -> Result<(), S3Error> {
+    if meta.storage_class.is_archived() {
+        return Err(S3Error::new(
+            StatusCode::FORBIDDEN,
+            "InvalidObjectState",
+            "Operation is not valid for the source object's storage class",
+        ));
+    }
+    Ok(())
 }
 
 /// `x-amz-meta-*` headers: lower-case names without the prefix (S3's limit: 2 KB in all).
@@ -1498,7 +1542,11 @@ async fn copy_object(
         )),
         Some(v) => return Err(S3Error::invalid_argument("x-amz-metadata-directive", v)),
     };
-    if src_bucket == bucket && src_key == key && replace.is_none() {
+    // "If the x-amz-storage-class header is not used, the copied object will be stored in the
+    // STANDARD Storage Class by default." (CopyObject, API reference)
+    let class = storage_class(&parts.headers)?;
+    let changes_class = parts.headers.contains_key("x-amz-storage-class");
+    if src_bucket == bucket && src_key == key && replace.is_none() && !changes_class {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
             "InvalidRequest",
@@ -1528,8 +1576,12 @@ async fn copy_object(
             store.get_object(&sb, &sk).map_err(|e| S3Error::from_store(e, &sb, Some(&sk)))?;
         // Decided on the very version that is copied; nothing is written on a 412.
         check_copy_source(&headers, &source.0)?;
+        check_copy_source_class(&source.0)?;
+        let (content_type, mut metadata) =
+            replace.unwrap_or_else(|| (Some(source.0.content_type.clone()), source.0.metadata()));
+        metadata.storage_class = class;
         store
-            .copy_object(source, &b, &k, replace, condition, algorithm)
+            .copy_object(source, &b, &k, Some((content_type, metadata)), condition, algorithm)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
     })
     .await?;
@@ -1707,6 +1759,7 @@ async fn upload_part_copy(
         let (meta, mut f) =
             store.get_object(&sb, &sk).map_err(|e| S3Error::from_store(e, &sb, Some(&sk)))?;
         check_copy_source(&headers, &meta)?;
+        check_copy_source_class(&meta)?;
         let (start, len) = range.unwrap_or((0, meta.size));
         if start + len > meta.size {
             return Err(S3Error::new(
@@ -1898,7 +1951,7 @@ async fn list_parts(
     };
     let (store, b, k, i) =
         (state.store.clone(), bucket.to_string(), key.to_string(), id.to_string());
-    let (_, all) = blocking(move || {
+    let (upload, all) = blocking(move || {
         store.list_parts(&b, &i).map_err(|e| S3Error::from_store(e, &b, Some(&k)).upload(&i))
     })
     .await?;
@@ -1925,7 +1978,7 @@ async fn list_parts(
         }
         initiator(w)?;
         owner(w)?;
-        text(w, "StorageClass", "STANDARD")
+        text(w, "StorageClass", upload.storage_class.name())
     })?;
     Ok(xml_response(StatusCode::OK, body))
 }
@@ -1984,7 +2037,7 @@ async fn list_uploads(
                 text(w, "UploadId", &u.upload_id)?;
                 initiator(w)?;
                 owner(w)?;
-                text(w, "StorageClass", "STANDARD")?;
+                text(w, "StorageClass", u.storage_class.name())?;
                 text(w, "Initiated", &iso8601(u.initiated))
             })?;
         }
@@ -2204,6 +2257,10 @@ async fn get_object(
         .await?;
         (meta, Some(file))
     };
+    // HeadObject still answers for an archived object (it is how a client sees the class).
+    if !head && meta.storage_class.is_archived() {
+        return Err(invalid_object_state(meta.storage_class));
+    }
     if let Some(resp) = check_conditions(&parts.headers, &meta)? {
         return Ok(resp);
     }
@@ -2292,8 +2349,13 @@ async fn get_object(
     Ok(resp)
 }
 
-/// The object's stored standard headers and its user metadata (`x-amz-meta-*`).
+/// The object's stored standard headers, its user metadata (`x-amz-meta-*`) and its storage
+/// class: "Amazon S3 returns this header for all objects except for S3 Standard storage class
+/// objects." (HeadObject, API reference)
 fn set_object_meta(h: &mut hyper::HeaderMap, meta: &ObjectMeta) {
+    if !meta.storage_class.is_standard() {
+        set(h, "x-amz-storage-class", meta.storage_class.name());
+    }
     for (k, v) in &meta.headers {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
             h.insert(n, v);
@@ -2570,7 +2632,7 @@ fn contents(
         if with_owner {
             owner(w)?;
         }
-        text(w, "StorageClass", "STANDARD")
+        text(w, "StorageClass", m.storage_class.name())
     })?;
     Ok(())
 }
@@ -5537,5 +5599,118 @@ mod tests {
                 assert!(store.head_object("bkt", "hashed").is_err());
             }
         }
+    }
+
+    /// `x-amz-storage-class` is kept with the object (PutObject, CopyObject, multipart) and
+    /// shown where S3 shows it; an unknown class stores nothing; an archived object's body is
+    /// not served. The API reference: HeadObject's x-amz-storage-class "Amazon S3 returns this
+    /// header for all objects except for S3 Standard storage class objects"; GetObject of a
+    /// GLACIER or DEEP_ARCHIVE object "returns an InvalidObjectState error".
+    #[tokio::test]
+    async fn storage_classes_are_kept_and_shown() {
+        let (addr, _dir, store, _) = start(false).await;
+        let class = |r: &Resp| r.header("x-amz-storage-class").map(str::to_string);
+        // Unknown (or another kind of storage's) class: 400, nothing stored.
+        for bad in ["BOGUS", "standard", "OUTPOSTS", "EXPRESS_ONEZONE"] {
+            let r = req(addr, "PUT", "/bkt/bad", &[("x-amz-storage-class", bad)], b"x").await;
+            let t = r.text();
+            assert_eq!(r.status, 400, "{bad}");
+            assert_eq!(xml_values(&t, "Code"), ["InvalidStorageClass"], "{bad}");
+            assert_eq!(xml_values(&t, "Message"), ["The storage class you specified is not valid"]);
+            let r =
+                req(addr, "POST", "/bkt/bad?uploads", &[("x-amz-storage-class", bad)], b"").await;
+            assert_eq!(r.status, 400, "{bad}");
+        }
+        assert!(store.head_object("bkt", "bad").is_err());
+        assert!(store.list_uploads("bkt", "").unwrap().is_empty());
+        // STANDARD is never named in a header; every other class is.
+        for name in ["STANDARD", "STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE"] {
+            let key = format!("/bkt/c-{name}");
+            let r = req(addr, "PUT", &key, &[("x-amz-storage-class", name)], b"data").await;
+            assert_eq!(r.status, 200, "{name}: {}", r.text());
+            let want = (name != "STANDARD").then(|| name.to_string());
+            assert_eq!(class(&req(addr, "HEAD", &key, &[], b"").await), want, "{name}");
+        }
+        assert_eq!(
+            class(&req(addr, "GET", "/bkt/c-GLACIER_IR", &[], b"").await).unwrap(),
+            "GLACIER_IR"
+        );
+        // Listings name the stored class.
+        let t = req(addr, "GET", "/bkt?list-type=2&prefix=c-", &[], b"").await.text();
+        assert_eq!(
+            xml_values(&t, "StorageClass"),
+            ["DEEP_ARCHIVE", "GLACIER_IR", "STANDARD", "STANDARD_IA"]
+        );
+        let t = req(addr, "GET", "/bkt?prefix=c-", &[], b"").await.text();
+        assert_eq!(xml_values(&t, "StorageClass").len(), 4);
+        assert!(t.contains("<StorageClass>DEEP_ARCHIVE</StorageClass>"), "{t}");
+        // An archived object: HEAD answers, GET is 403 InvalidObjectState, and it is no copy
+        // source.
+        for name in ["GLACIER", "DEEP_ARCHIVE"] {
+            let key = format!("/bkt/a-{name}");
+            let r = req(addr, "PUT", &key, &[("x-amz-storage-class", name)], b"cold").await;
+            assert_eq!(r.status, 200);
+            assert_eq!(req(addr, "HEAD", &key, &[], b"").await.status, 200);
+            let r = req(addr, "GET", &key, &[], b"").await;
+            let t = r.text().replace("&apos;", "'");
+            assert_eq!(r.status, 403, "{name}");
+            assert_eq!(xml_values(&t, "Code"), ["InvalidObjectState"]);
+            assert_eq!(
+                xml_values(&t, "Message"),
+                ["The operation is not valid for the object's storage class"]
+            );
+            assert_eq!(xml_values(&t, "StorageClass"), [name]);
+            let r = req(addr, "PUT", "/bkt/thawed", &[("x-amz-copy-source", &key)], b"").await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (403, vec!["InvalidObjectState".to_string()])
+            );
+        }
+        assert!(store.head_object("bkt", "thawed").is_err());
+        // A copy is STANDARD unless it names a class, whatever the directive; naming one makes
+        // a copy onto itself legal.
+        let copy = |extra: &[(&'static str, &'static str)]| {
+            let mut h = vec![("x-amz-copy-source", "/bkt/c-STANDARD_IA")];
+            h.extend_from_slice(extra);
+            h
+        };
+        assert_eq!(req(addr, "PUT", "/bkt/copy1", &copy(&[]), b"").await.status, 200);
+        assert_eq!(
+            store.head_object("bkt", "copy1").unwrap().storage_class,
+            StorageClass::Standard
+        );
+        let h =
+            copy(&[("x-amz-metadata-directive", "REPLACE"), ("x-amz-storage-class", "ONEZONE_IA")]);
+        assert_eq!(req(addr, "PUT", "/bkt/copy2", &h, b"").await.status, 200);
+        assert_eq!(
+            store.head_object("bkt", "copy2").unwrap().storage_class,
+            StorageClass::OnezoneIa
+        );
+        let h =
+            [("x-amz-copy-source", "/bkt/copy1"), ("x-amz-storage-class", "INTELLIGENT_TIERING")];
+        let r = req(addr, "PUT", "/bkt/copy1", &h, b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            store.head_object("bkt", "copy1").unwrap().storage_class,
+            StorageClass::IntelligentTiering
+        );
+        let h = copy(&[("x-amz-storage-class", "BOGUS")]);
+        assert_eq!(req(addr, "PUT", "/bkt/copy3", &h, b"").await.status, 400);
+        assert!(store.head_object("bkt", "copy3").is_err());
+        // Multipart: the upload's class is listed and given to the completed object.
+        let id = initiate(addr, "/bkt/mp", &[("x-amz-storage-class", "REDUCED_REDUNDANCY")]).await;
+        let e1 = put_part(addr, "/bkt/mp", &id, 1, b"part").await;
+        let t = req(addr, "GET", "/bkt?uploads", &[], b"").await.text();
+        assert_eq!(xml_values(&t, "StorageClass"), ["REDUCED_REDUNDANCY"]);
+        let t = req(addr, "GET", &format!("/bkt/mp?uploadId={id}"), &[], b"").await.text();
+        assert_eq!(xml_values(&t, "StorageClass"), ["REDUCED_REDUNDANCY"]);
+        let r =
+            req(addr, "POST", &format!("/bkt/mp?uploadId={id}"), &[], &complete_xml(&[(1, &e1)]))
+                .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            class(&req(addr, "HEAD", "/bkt/mp", &[], b"").await).unwrap(),
+            "REDUCED_REDUNDANCY"
+        );
     }
 }
