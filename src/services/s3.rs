@@ -1141,6 +1141,18 @@ fn write_condition(headers: &hyper::HeaderMap) -> Result<Option<WriteCondition>,
     Ok(get("if-match").map(|v| WriteCondition::EtagMatches(v.to_string())))
 }
 
+/// Object tags (`x-amz-tagging` on PutObject, CreateMultipartUpload and CopyObject, CopyObject's
+/// `x-amz-tagging-directive`) are not kept, and GetObjectTagging is not implemented: a request
+/// naming them is `501 NotImplemented`, so no client is told its tags were stored.
+fn refuse_tagging(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
+    for name in ["x-amz-tagging", "x-amz-tagging-directive"] {
+        if headers.contains_key(name) {
+            return Err(S3Error::not_implemented(name));
+        }
+    }
+    Ok(())
+}
+
 /// The standard headers S3 stores with an object and returns on GetObject and HeadObject.
 const STORED_HEADERS: [&str; 5] =
     ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -1475,6 +1487,7 @@ async fn put_object(
     body: Incoming,
     signer: Option<ChunkSigner>,
 ) -> Result<Response<RespBody>, S3Error> {
+    refuse_tagging(&parts.headers)?;
     let md5 = content_md5(&parts.headers)?;
     let metadata = object_metadata(&parts.headers)?;
     let condition = write_condition(&parts.headers)?;
@@ -1530,6 +1543,7 @@ async fn copy_object(
     key: &str,
     parts: &Parts,
 ) -> Result<Response<RespBody>, S3Error> {
+    refuse_tagging(&parts.headers)?;
     let directive = parts
         .headers
         .get("x-amz-metadata-directive")
@@ -1602,6 +1616,7 @@ async fn create_multipart(
     key: &str,
     parts: &Parts,
 ) -> Result<Response<RespBody>, S3Error> {
+    refuse_tagging(&parts.headers)?;
     let metadata = object_metadata(&parts.headers)?;
     let content_type =
         parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -5712,5 +5727,31 @@ mod tests {
             class(&req(addr, "HEAD", "/bkt/mp", &[], b"").await).unwrap(),
             "REDUCED_REDUNDANCY"
         );
+    }
+
+    /// Tags are not kept (GetObjectTagging is not implemented): PutObject,
+    /// CreateMultipartUpload and CopyObject naming them are 501 NotImplemented with the
+    /// header, and store nothing.
+    #[tokio::test]
+    async fn tagging_headers_are_not_implemented() {
+        let (addr, _dir, store, _) = start(false).await;
+        store.put_object("bkt", "src", b"source", None).unwrap();
+        let refused = |r: &Resp, header: &str| {
+            let t = r.text();
+            assert_eq!(r.status, 501, "{header}: {t}");
+            assert_eq!(xml_values(&t, "Code"), ["NotImplemented"]);
+            assert_eq!(xml_values(&t, "Header"), [header]);
+        };
+        let tags = ("x-amz-tagging", "team=blue");
+        refused(&req(addr, "PUT", "/bkt/k", &[tags], b"body").await, "x-amz-tagging");
+        refused(&req(addr, "POST", "/bkt/k?uploads", &[tags], b"").await, "x-amz-tagging");
+        let copy = ("x-amz-copy-source", "/bkt/src");
+        refused(&req(addr, "PUT", "/bkt/k", &[copy, tags], b"").await, "x-amz-tagging");
+        for directive in ["COPY", "REPLACE"] {
+            let h = [copy, ("x-amz-tagging-directive", directive)];
+            refused(&req(addr, "PUT", "/bkt/k", &h, b"").await, "x-amz-tagging-directive");
+        }
+        assert!(store.head_object("bkt", "k").is_err());
+        assert!(store.list_uploads("bkt", "").unwrap().is_empty());
     }
 }
