@@ -1735,6 +1735,29 @@ fn part_number(query: &Query) -> Result<u32, S3Error> {
     }
 }
 
+/// `x-amz-copy-source-range` as (start, length). The API reference: "The range of bytes to copy
+/// from the source object. The range value must use the form bytes=first-last, where the first
+/// and last are the zero-based byte offsets to copy." No suffix or open range, unlike Range.
+fn copy_source_range(raw: &str) -> Result<(u64, u64), S3Error> {
+    let bad = || {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+        )
+        .field("ArgumentName", "x-amz-copy-source-range")
+        .field("ArgumentValue", raw)
+    };
+    // Digits only (`parse` would take a sign); an empty side fails to parse.
+    let offset = |s: &str| s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse::<u64>().ok());
+    let (a, b) =
+        raw.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    match (offset(a).flatten(), offset(b).flatten()) {
+        (Some(a), Some(b)) if a <= b => Ok((a, b - a + 1)),
+        _ => Err(bad()),
+    }
+}
+
 /// UploadPartCopy: a part from (a `x-amz-copy-source-range` of) an existing object.
 async fn upload_part_copy(
     state: &S3State,
@@ -1745,21 +1768,11 @@ async fn upload_part_copy(
 ) -> Result<Response<RespBody>, S3Error> {
     let number = part_number(query)?;
     check_upload(state, bucket, key, id)?;
-    let range = match parts.headers.get("x-amz-copy-source-range") {
-        None => None,
-        Some(v) => {
-            let v = v.to_str().unwrap_or("");
-            let bad = || S3Error::invalid_argument("x-amz-copy-source-range", v);
-            let (a, b) =
-                v.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
-            let (a, b) =
-                (a.parse::<u64>().map_err(|_| bad())?, b.parse::<u64>().map_err(|_| bad())?);
-            if b < a {
-                return Err(bad());
-            }
-            Some((a, b - a + 1))
-        }
-    };
+    let raw_range = parts
+        .headers
+        .get("x-amz-copy-source-range")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let range = raw_range.as_deref().map(copy_source_range).transpose()?;
     let store = state.store.clone();
     let (sb, sk, b, k, i) = (
         src_bucket.to_string(),
@@ -1779,9 +1792,11 @@ async fn upload_part_copy(
         if start + len > meta.size {
             return Err(S3Error::new(
                 StatusCode::BAD_REQUEST,
-                "InvalidRange",
-                "The requested range is not satisfiable",
-            ));
+                "InvalidArgument",
+                &format!("Range specified is not valid for source object of size: {}", meta.size),
+            )
+            .field("ArgumentName", "x-amz-copy-source-range")
+            .field("ArgumentValue", raw_range.as_deref().unwrap_or("")));
         }
         f.seek(SeekFrom::Start(start)).map_err(|e| S3Error::internal(&e.to_string()))?;
         let mut w = store
@@ -4706,7 +4721,40 @@ mod tests {
             b"",
         )
         .await;
+        // Past the source's end: S3's InvalidArgument (not a GET's InvalidRange).
+        let t = r.text();
         assert_eq!(r.status, 400);
+        assert_eq!(
+            (xml_values(&t, "Code"), xml_values(&t, "Message")),
+            (
+                vec!["InvalidArgument".to_string()],
+                vec!["Range specified is not valid for source object of size: 7".to_string()]
+            )
+        );
+        assert_eq!(xml_values(&t, "ArgumentName"), ["x-amz-copy-source-range"]);
+        assert_eq!(xml_values(&t, "ArgumentValue"), ["bytes=0-99"]);
+        // Not bytes=first-last: no open or suffix range, as a GET's Range may be.
+        for bad in ["bytes=5-", "bytes=-3", "bytes=3-1", "0-3", "bytes=+0-3", "bytes=a-b"] {
+            let r = req(
+                addr,
+                "PUT",
+                &format!("/bkt/pc?partNumber=1&uploadId={id}"),
+                &[("x-amz-copy-source", "/bkt/src%20key"), ("x-amz-copy-source-range", bad)],
+                b"",
+            )
+            .await;
+            let t = r.text();
+            assert_eq!((r.status, xml_values(&t, "Code")), (400, vec!["InvalidArgument".into()]));
+            assert_eq!(
+                xml_values(&t, "Message"),
+                [
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+                ],
+                "{bad}"
+            );
+            assert_eq!(xml_values(&t, "ArgumentName"), ["x-amz-copy-source-range"]);
+            assert_eq!(xml_values(&t, "ArgumentValue"), [bad]);
+        }
         let r =
             req(addr, "POST", &format!("/bkt/pc?uploadId={id}"), &[], &complete_xml(&[(1, &e1)]))
                 .await;
