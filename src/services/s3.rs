@@ -360,6 +360,7 @@ async fn dispatch(
             if let Some(p) = query.unsupported(&[
                 "uploads",
                 "prefix",
+                "delimiter",
                 "max-uploads",
                 "key-marker",
                 "upload-id-marker",
@@ -2021,6 +2022,12 @@ fn initiator(w: &mut Writer<Vec<u8>>) -> io::Result<()> {
     Ok(())
 }
 
+/// ListMultipartUploads. With a delimiter, "All keys that contain the same string between the
+/// prefix, if specified, and the first occurrence of the delimiter after the prefix are grouped
+/// under a single result element, CommonPrefixes" and "are not returned elsewhere in the
+/// response" (API reference); uploads and common prefixes together count against max-uploads,
+/// and a page ending with a common prefix names it as NextKeyMarker (a key marker skips every
+/// group at or before it), as ListObjects pages.
 async fn list_uploads(
     state: &S3State,
     bucket: &str,
@@ -2028,6 +2035,7 @@ async fn list_uploads(
 ) -> Result<Response<RespBody>, S3Error> {
     let max = max_param(q, "max-uploads")?;
     let prefix = q.get("prefix").unwrap_or("").to_string();
+    let delimiter = q.get("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
     let key_marker = q.get("key-marker").unwrap_or("").to_string();
     let id_marker = q.get("upload-id-marker").unwrap_or("").to_string();
     let url = q.get("encoding-type").is_some_and(|v| v.eq_ignore_ascii_case("url"));
@@ -2035,25 +2043,55 @@ async fn list_uploads(
     let all =
         blocking(move || store.list_uploads(&b, &p).map_err(|e| S3Error::from_store(e, &b, None)))
             .await?;
-    // After (key-marker, upload-id-marker); with only a key marker, after all of that key.
-    let rest: Vec<_> = all
-        .into_iter()
-        .filter(|u| {
-            key_marker.is_empty()
+    enum Entry {
+        Upload(UploadMeta),
+        Prefix(String),
+    }
+    let mut page: Vec<Entry> = Vec::new();
+    let mut truncated = false;
+    for u in all {
+        let group = delimiter.as_deref().and_then(|d| {
+            u.key[prefix.len()..].find(d).map(|i| u.key[..prefix.len() + i + d.len()].to_string())
+        });
+        let entry = match group {
+            Some(cp) => {
+                let seen = matches!(page.last(), Some(Entry::Prefix(last)) if *last == cp);
+                if seen || (!key_marker.is_empty() && cp <= key_marker) {
+                    continue;
+                }
+                Entry::Prefix(cp)
+            }
+            // After (key-marker, upload-id-marker); with only a key marker, after all of that
+            // key.
+            None if key_marker.is_empty()
                 || u.key > key_marker
-                || (u.key == key_marker && !id_marker.is_empty() && u.upload_id > id_marker)
-        })
-        .collect();
-    let truncated = rest.len() > max;
-    let page = &rest[..rest.len().min(max)];
+                || (u.key == key_marker && !id_marker.is_empty() && u.upload_id > id_marker) =>
+            {
+                Entry::Upload(u)
+            }
+            None => continue,
+        };
+        if page.len() == max {
+            truncated = true;
+            break;
+        }
+        page.push(entry);
+    }
     let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
     let body = xml_doc("ListMultipartUploadsResult", |w| {
         text(w, "Bucket", bucket)?;
         text(w, "KeyMarker", &enc(&key_marker))?;
         text(w, "UploadIdMarker", &id_marker)?;
-        if truncated && let Some(last) = page.last() {
-            text(w, "NextKeyMarker", &enc(&last.key))?;
-            text(w, "NextUploadIdMarker", &last.upload_id)?;
+        match page.last().filter(|_| truncated) {
+            Some(Entry::Upload(last)) => {
+                text(w, "NextKeyMarker", &enc(&last.key))?;
+                text(w, "NextUploadIdMarker", &last.upload_id)?;
+            }
+            Some(Entry::Prefix(last)) => text(w, "NextKeyMarker", &enc(last))?,
+            None => {}
+        }
+        if let Some(d) = &delimiter {
+            text(w, "Delimiter", &enc(d))?;
         }
         text(w, "Prefix", &enc(&prefix))?;
         text(w, "MaxUploads", &max.to_string())?;
@@ -2061,7 +2099,8 @@ async fn list_uploads(
             text(w, "EncodingType", "url")?;
         }
         text(w, "IsTruncated", if truncated { "true" } else { "false" })?;
-        for u in page {
+        for e in &page {
+            let Entry::Upload(u) = e else { continue };
             w.create_element("Upload").write_inner_content(|w| {
                 text(w, "Key", &enc(&u.key))?;
                 text(w, "UploadId", &u.upload_id)?;
@@ -2070,6 +2109,11 @@ async fn list_uploads(
                 text(w, "StorageClass", u.storage_class.name())?;
                 text(w, "Initiated", &iso8601(u.initiated))
             })?;
+        }
+        for e in &page {
+            let Entry::Prefix(p) = e else { continue };
+            w.create_element("CommonPrefixes")
+                .write_inner_content(|w| text(w, "Prefix", &enc(p)))?;
         }
         Ok(())
     })?;
@@ -5801,5 +5845,63 @@ mod tests {
         }
         assert!(store.head_object("bkt", "k").is_err());
         assert!(store.list_uploads("bkt", "").unwrap().is_empty());
+    }
+
+    /// ListMultipartUploads with a delimiter: keys sharing the part between the prefix and the
+    /// delimiter roll up into CommonPrefixes, counted with the uploads against max-uploads;
+    /// following NextKeyMarker (and NextUploadIdMarker) pages through each entry once.
+    #[tokio::test]
+    async fn list_uploads_with_delimiter() {
+        let (addr, _dir, _store, _) = start(false).await;
+        let mut ids = BTreeMap::new();
+        for key in ["a.bin", "d/1", "d/2", "d/sub/3", "e/1", "z"] {
+            ids.insert(key, initiate(addr, &format!("/bkt/{key}"), &[]).await);
+        }
+        let second = initiate(addr, "/bkt/z", &[]).await;
+        let t = req(addr, "GET", "/bkt?uploads&delimiter=/", &[], b"").await.text();
+        assert_eq!(xml_values(&t, "Key"), ["a.bin", "z", "z"]);
+        assert_eq!(xml_values(&t, "Delimiter"), ["/"]);
+        assert_eq!(
+            xml_values(&t, "CommonPrefixes"),
+            ["<Prefix>d/</Prefix>", "<Prefix>e/</Prefix>"]
+        );
+        assert_eq!(xml_values(&t, "IsTruncated"), ["false"]);
+        // With a prefix: grouped after it.
+        let t = req(addr, "GET", "/bkt?uploads&prefix=d/&delimiter=/", &[], b"").await.text();
+        assert_eq!(xml_values(&t, "Key"), ["d/1", "d/2"]);
+        assert_eq!(xml_values(&t, "Prefix"), ["d/", "d/sub/"]);
+        // Pages of two, following the markers: every upload and prefix once, in order.
+        let mut seen = Vec::new();
+        let mut markers = (String::new(), String::new());
+        for _ in 0..10 {
+            let target = format!(
+                "/bkt?uploads&delimiter=/&max-uploads=2&key-marker={}&upload-id-marker={}",
+                markers.0, markers.1
+            );
+            let t = req(addr, "GET", &target, &[], b"").await.text();
+            let keys = xml_values(&t, "Key");
+            let prefixes = xml_values(&t, "CommonPrefixes");
+            assert!(keys.len() + prefixes.len() <= 2, "{t}");
+            seen.extend(keys.into_iter().zip(xml_values(&t, "UploadId")));
+            seen.extend(prefixes.into_iter().map(|p| (p, String::new())));
+            if xml_values(&t, "IsTruncated") == ["false"] {
+                break;
+            }
+            markers = (
+                xml_values(&t, "NextKeyMarker").pop().unwrap(),
+                xml_values(&t, "NextUploadIdMarker").pop().unwrap_or_default(),
+            );
+        }
+        // (A page lists its uploads, then its prefixes: compared as sets.)
+        seen.sort();
+        let mut want: Vec<(String, String)> = vec![
+            ("a.bin".into(), ids["a.bin"].clone()),
+            ("<Prefix>d/</Prefix>".into(), String::new()),
+            ("<Prefix>e/</Prefix>".into(), String::new()),
+            ("z".into(), ids["z"].clone()),
+            ("z".into(), second),
+        ];
+        want.sort();
+        assert_eq!(seen, want);
     }
 }
