@@ -495,6 +495,13 @@ async fn dispatch(
                 allowed.extend(&overrides);
                 allowed.push("partNumber");
             }
+            // No bucket here is versioned, and "Objects that are stored in your bucket before
+            // you set the versioning state have a version ID of null" (S3 User Guide, "How S3
+            // Versioning works"): `versionId=null` names the object itself. Another version id
+            // is not implemented.
+            if (reading || method == Method::DELETE) && query.get("versionId") == Some("null") {
+                allowed.push("versionId");
+            }
             if let Some(p) = query.unsupported(&allowed) {
                 return Err(S3Error::not_implemented(p));
             }
@@ -5903,5 +5910,25 @@ mod tests {
         ];
         want.sort();
         assert_eq!(seen, want);
+    }
+
+    /// `versionId=null` names the object of an unversioned bucket (GET, HEAD, DELETE, a copy's
+    /// source); another version id is still not implemented.
+    #[tokio::test]
+    async fn version_id_null_is_the_object() {
+        let (addr, _dir, store, _) = start(false).await;
+        store.put_object("bkt", "k", b"body", None).unwrap();
+        let r = req(addr, "GET", "/bkt/k?versionId=null", &[], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"body"[..]));
+        assert_eq!(req(addr, "HEAD", "/bkt/k?versionId=null", &[], b"").await.status, 200);
+        let copy = [("x-amz-copy-source", "/bkt/k?versionId=null")];
+        assert_eq!(req(addr, "PUT", "/bkt/c", &copy, b"").await.status, 200);
+        assert_eq!(store.get_object_bytes("bkt", "c").unwrap().1, b"body");
+        for method in ["GET", "DELETE"] {
+            let r = req(addr, method, "/bkt/k?versionId=3HL4kqtJlcpXroDTDmJ", &[], b"").await;
+            assert_eq!(r.status, 501, "{method}");
+        }
+        assert_eq!(req(addr, "DELETE", "/bkt/k?versionId=null", &[], b"").await.status, 204);
+        assert!(store.head_object("bkt", "k").is_err());
     }
 }
