@@ -1964,13 +1964,23 @@ async fn abort_multipart(
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
+/// A page size (`max-keys`, `max-parts`, `max-uploads`): at most 1000 are returned. Anything
+/// but an integer from 0 to 2^31-1 is refused as S3 refuses it, naming the argument as S3 does
+/// (`maxKeys`, `maxParts`, `maxUploads`): "Argument maxKeys must be an integer between 0 and
+/// 2147483647".
 fn max_param(q: &Query, name: &str) -> Result<usize, S3Error> {
-    match q.get(name) {
-        None => Ok(1000),
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(n.min(1000) as usize),
-            _ => Err(S3Error::invalid_argument(name, v)),
-        },
+    let Some(v) = q.get(name) else { return Ok(1000) };
+    match v.parse::<i64>() {
+        Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(n.min(1000) as usize),
+        _ => {
+            let arg = match name {
+                "max-parts" => "maxParts",
+                "max-uploads" => "maxUploads",
+                _ => "maxKeys",
+            };
+            Err(S3Error::invalid_argument(arg, v)
+                .message(&format!("Argument {arg} must be an integer between 0 and 2147483647")))
+        }
     }
 }
 
@@ -2612,13 +2622,7 @@ async fn list_objects(
     };
     let prefix = q.get("prefix").unwrap_or("").to_string();
     let delimiter = q.get("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
-    let max_keys = match q.get("max-keys") {
-        None => 1000,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 0 => n.min(1000) as usize,
-            _ => return Err(S3Error::invalid_argument("max-keys", v)),
-        },
-    };
+    let max_keys = max_param(q, "max-keys")?;
     let url = match q.get("encoding-type") {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("url") => true,
@@ -2626,12 +2630,12 @@ async fn list_objects(
     };
     let fetch_owner = !v2 || q.get("fetch-owner") == Some("true");
     let token = match q.get("continuation-token").filter(|_| v2) {
-        Some(t) => Some(
-            hex::decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| S3Error::invalid_argument("continuation-token", t))?,
-        ),
+        Some(t) => {
+            Some(hex::decode(t).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
+                S3Error::invalid_argument("continuation-token", t)
+                    .message("The continuation token provided is incorrect")
+            })?)
+        }
         None => None,
     };
     let start_after = q.get(if v2 { "start-after" } else { "marker" }).unwrap_or("").to_string();
@@ -5930,5 +5934,42 @@ mod tests {
         }
         assert_eq!(req(addr, "DELETE", "/bkt/k?versionId=null", &[], b"").await.status, 204);
         assert!(store.head_object("bkt", "k").is_err());
+    }
+
+    /// Page sizes and continuation tokens are refused with S3's words: "Argument maxKeys must
+    /// be an integer between 0 and 2147483647" (maxParts, maxUploads alike), "The continuation
+    /// token provided is incorrect".
+    #[tokio::test]
+    async fn bad_page_sizes_and_tokens() {
+        let (addr, _dir, _store, _) = start(false).await;
+        let id = initiate(addr, "/bkt/mp", &[]).await;
+        let cases = [
+            ("/bkt?list-type=2&max-keys=", "maxKeys"),
+            ("/bkt?max-keys=-1", "maxKeys"),
+            ("/bkt?list-type=2&max-keys=2147483648", "maxKeys"),
+            ("/bkt?list-type=2&max-keys=abc", "maxKeys"),
+            ("/bkt?uploads&max-uploads=2147483648", "maxUploads"),
+            ("/bkt/mp?max-parts=x&uploadId=", "maxParts"),
+        ];
+        for (target, arg) in cases {
+            let target = target.replace("uploadId=", &format!("uploadId={id}"));
+            let r = req(addr, "GET", &target, &[], b"").await;
+            let t = r.text();
+            assert_eq!((r.status, xml_values(&t, "Code")), (400, vec!["InvalidArgument".into()]));
+            assert_eq!(
+                xml_values(&t, "Message"),
+                [format!("Argument {arg} must be an integer between 0 and 2147483647")],
+                "{target}"
+            );
+            assert_eq!(xml_values(&t, "ArgumentName"), [arg]);
+        }
+        // The largest is taken (and listed as at most 1000).
+        let r = req(addr, "GET", "/bkt?list-type=2&max-keys=2147483647", &[], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "MaxKeys")), (200, vec!["1000".into()]));
+        let r = req(addr, "GET", "/bkt?list-type=2&continuation-token=zz", &[], b"").await;
+        let t = r.text();
+        assert_eq!((r.status, xml_values(&t, "Code")), (400, vec!["InvalidArgument".into()]));
+        assert_eq!(xml_values(&t, "Message"), ["The continuation token provided is incorrect"]);
+        assert_eq!(xml_values(&t, "ArgumentName"), ["continuation-token"]);
     }
 }
