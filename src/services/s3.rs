@@ -41,8 +41,8 @@ use super::access::Access;
 use super::checksum::{Algorithm, Checksum, Hasher, Kind};
 use super::sigv4;
 use super::store::{
-    CompleteChecks, ListResult, MAX_PART_NUMBER, Metadata, ObjectMeta, ObjectWriter, StorageClass,
-    Store, StoreError, UploadMeta, WriteCondition, etag_in, valid_bucket_name,
+    CompleteChecks, ListResult, MAX_PART_NUMBER, MIN_PART_SIZE, Metadata, ObjectMeta, ObjectWriter,
+    StorageClass, Store, StoreError, UploadMeta, WriteCondition, etag_in, valid_bucket_name,
 };
 use crate::model::ACCOUNT_ID;
 use crate::policy::{KnownPrincipals, Policy, PolicyKind, RequestContext, S3Policies, Verdict};
@@ -2990,11 +2990,17 @@ impl S3Error {
                 "InvalidPartOrder",
                 "The list of parts was not in ascending order. Parts must be ordered by part number.",
             ),
-            StoreError::EntityTooSmall(_) => S3Error::new(
+            // As S3 answers it (the API reference's table has "... minimum allowed object
+            // size."), with the part: ProposedSize, MinSizeAllowed, PartNumber, ETag (unquoted).
+            StoreError::EntityTooSmall { part, size, etag } => S3Error::new(
                 StatusCode::BAD_REQUEST,
                 "EntityTooSmall",
-                "Your proposed upload is smaller than the minimum allowed object size.",
-            ),
+                "Your proposed upload is smaller than the minimum allowed size",
+            )
+            .field("ProposedSize", &size.to_string())
+            .field("MinSizeAllowed", &MIN_PART_SIZE.to_string())
+            .field("PartNumber", &part.to_string())
+            .field("ETag", etag.trim_matches('"')),
             StoreError::BucketNotEmpty(_) => S3Error::new(
                 StatusCode::CONFLICT,
                 "BucketNotEmpty",
@@ -4647,10 +4653,18 @@ mod tests {
             &complete_xml(&[(1, &s1), (2, &s2)]),
         )
         .await;
+        let t = r.text();
+        assert_eq!((r.status, xml_values(&t, "Code")), (400, vec!["EntityTooSmall".to_string()]));
         assert_eq!(
-            (r.status, xml_values(&r.text(), "Code")),
-            (400, vec!["EntityTooSmall".to_string()])
+            xml_values(&t, "Message"),
+            ["Your proposed upload is smaller than the minimum allowed size"]
         );
+        // The first part under 5 MiB, as S3 names it.
+        let fields: Vec<Vec<String>> = ["ProposedSize", "MinSizeAllowed", "PartNumber", "ETag"]
+            .iter()
+            .map(|f| xml_values(&t, f))
+            .collect();
+        assert_eq!(fields, [["4"], ["5242880"], ["1"], [s1.trim_matches('"')]]);
         let r =
             req(addr, "POST", &format!("{target}?uploadId={id}"), &[], &complete_xml(&[(1, &e2)]))
                 .await;

@@ -86,9 +86,9 @@ pub enum StoreError {
     /// The parts of a CompleteMultipartUpload are not in ascending order.
     #[error("invalid part order")]
     InvalidPartOrder,
-    /// A part other than the last is smaller than 5 MiB.
-    #[error("part {0} too small")]
-    EntityTooSmall(u32),
+    /// A part other than the last is smaller than 5 MiB: its number, size and ETag.
+    #[error("part {part} too small ({size} bytes)")]
+    EntityTooSmall { part: u32, size: u64, etag: String },
     /// The bucket still holds objects or multipart uploads.
     #[error("bucket not empty: {0}")]
     BucketNotEmpty(String),
@@ -1090,7 +1090,11 @@ impl Store {
             chosen.push(p);
         }
         if let Some(p) = chosen[..chosen.len() - 1].iter().find(|p| p.size < MIN_PART_SIZE) {
-            return Err(StoreError::EntityTooSmall(p.number));
+            return Err(StoreError::EntityTooSmall {
+                part: p.number,
+                size: p.size,
+                etag: p.etag.clone(),
+            });
         }
         let mut w = self.object_writer(bucket, &meta.key)?;
         w.only_if(condition);
