@@ -1161,6 +1161,54 @@ fn refuse_tagging(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
     Ok(())
 }
 
+/// Every object is encrypted with SSE-S3: "Amazon S3 now applies server-side encryption with
+/// Amazon S3 managed keys (SSE-S3) as the base level of encryption for every bucket in Amazon
+/// S3. Starting January 5, 2023, all new object uploads to Amazon S3 are automatically
+/// encrypted" (S3 User Guide, "Setting default server-side encryption behavior"). The
+/// responses that describe an object say so.
+const SSE: (&str, &str) = ("x-amz-server-side-encryption", "AES256");
+
+fn set_sse(h: &mut hyper::HeaderMap) {
+    set(h, SSE.0, SSE.1);
+}
+
+/// The encryption a write asks for (PutObject, CopyObject, CreateMultipartUpload):
+/// `x-amz-server-side-encryption: AES256` is what every object gets; SSE-KMS, DSSE-KMS and
+/// customer keys are `501 NotImplemented`; another value is S3's `400 InvalidArgument`.
+fn check_encryption(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
+    match headers.get(SSE.0).map(|v| v.to_str().unwrap_or("")) {
+        None => {}
+        Some(v) if v == SSE.1 => {}
+        Some("aws:kms" | "aws:kms:dsse") => return Err(S3Error::not_implemented(SSE.0)),
+        Some(v) => {
+            return Err(S3Error::invalid_argument(SSE.0, v)
+                .message("The encryption method specified is not supported"));
+        }
+    }
+    for name in
+        ["x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-context"]
+    {
+        if headers.contains_key(name) {
+            return Err(S3Error::not_implemented(name));
+        }
+    }
+    refuse_customer_keys(headers)
+}
+
+/// SSE-C (`x-amz-server-side-encryption-customer-*`, a copy's
+/// `x-amz-copy-source-server-side-encryption-customer-*`) is not implemented: refused on every
+/// request that could carry it, rather than storing or serving in the clear what the client
+/// believes encrypted with its key.
+fn refuse_customer_keys(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
+    match headers.keys().find(|n| {
+        n.as_str().starts_with("x-amz-server-side-encryption-customer-")
+            || n.as_str().starts_with("x-amz-copy-source-server-side-encryption-customer-")
+    }) {
+        Some(n) => Err(S3Error::not_implemented(n.as_str())),
+        None => Ok(()),
+    }
+}
+
 /// The standard headers S3 stores with an object and returns on GetObject and HeadObject.
 const STORED_HEADERS: [&str; 5] =
     ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -1496,6 +1544,7 @@ async fn put_object(
     signer: Option<ChunkSigner>,
 ) -> Result<Response<RespBody>, S3Error> {
     refuse_tagging(&parts.headers)?;
+    check_encryption(&parts.headers)?;
     let md5 = content_md5(&parts.headers)?;
     let metadata = object_metadata(&parts.headers)?;
     let condition = write_condition(&parts.headers)?;
@@ -1520,6 +1569,7 @@ async fn put_object(
     debug!(bucket = %bucket, key = %key, size = meta.size, etag = %meta.etag, "put object");
     let mut resp = empty(StatusCode::OK);
     set(resp.headers_mut(), "etag", &meta.etag);
+    set_sse(resp.headers_mut());
     // The stored checksum: the client's, or the CRC64NVME S3 adds to an object sent without.
     set_checksum(resp.headers_mut(), meta.checksum.as_ref());
     Ok(resp)
@@ -1552,6 +1602,7 @@ async fn copy_object(
     parts: &Parts,
 ) -> Result<Response<RespBody>, S3Error> {
     refuse_tagging(&parts.headers)?;
+    check_encryption(&parts.headers)?;
     let directive = parts
         .headers
         .get("x-amz-metadata-directive")
@@ -1613,7 +1664,9 @@ async fn copy_object(
         text(w, "ETag", &meta.etag)?;
         checksum_xml(w, meta.checksum.as_ref())
     })?;
-    Ok(xml_response(StatusCode::OK, body))
+    let mut resp = xml_response(StatusCode::OK, body);
+    set_sse(resp.headers_mut());
+    Ok(resp)
 }
 
 // --- Multipart uploads --------------------------------------------------------------------
@@ -1625,6 +1678,7 @@ async fn create_multipart(
     parts: &Parts,
 ) -> Result<Response<RespBody>, S3Error> {
     refuse_tagging(&parts.headers)?;
+    check_encryption(&parts.headers)?;
     let metadata = object_metadata(&parts.headers)?;
     let content_type =
         parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -1643,6 +1697,7 @@ async fn create_multipart(
         text(w, "UploadId", &up.upload_id)
     })?;
     let mut resp = xml_response(StatusCode::OK, body);
+    set_sse(resp.headers_mut());
     if let Some((a, kind)) = checksum {
         set(resp.headers_mut(), "x-amz-checksum-algorithm", a.name());
         set(resp.headers_mut(), "x-amz-checksum-type", kind.name());
@@ -1699,6 +1754,7 @@ async fn upload_part(
     signer: Option<ChunkSigner>,
 ) -> Result<Response<RespBody>, S3Error> {
     let number = part_number(query)?;
+    refuse_customer_keys(&parts.headers)?;
     let upload = check_upload(state, bucket, key, id)?;
     // A part's checksum is of the upload's algorithm.
     let declared = declared_checksum(&parts.headers)?;
@@ -1727,6 +1783,7 @@ async fn upload_part(
     debug!(bucket, key, upload_id = id, number, size = part.size, "upload part");
     let mut resp = empty(StatusCode::OK);
     set(resp.headers_mut(), "etag", &part.etag);
+    set_sse(resp.headers_mut());
     // The part's checksum, as sent and found equal.
     if let Some(c) = sent {
         set(resp.headers_mut(), c.algorithm.header(), &c.value);
@@ -1775,6 +1832,7 @@ async fn upload_part_copy(
     parts: &Parts,
 ) -> Result<Response<RespBody>, S3Error> {
     let number = part_number(query)?;
+    refuse_customer_keys(&parts.headers)?;
     check_upload(state, bucket, key, id)?;
     let raw_range = parts
         .headers
@@ -1830,7 +1888,9 @@ async fn upload_part_copy(
         text(w, "LastModified", &iso8601(part.last_modified))?;
         text(w, "ETag", &part.etag)
     })?;
-    Ok(xml_response(StatusCode::OK, body))
+    let mut resp = xml_response(StatusCode::OK, body);
+    set_sse(resp.headers_mut());
+    Ok(resp)
 }
 
 async fn complete_multipart(
@@ -1900,7 +1960,9 @@ async fn complete_multipart(
         text(w, "ETag", &meta.etag)?;
         checksum_xml(w, meta.checksum.as_ref())
     })?;
-    Ok(xml_response(StatusCode::OK, body))
+    let mut resp = xml_response(StatusCode::OK, body);
+    set_sse(resp.headers_mut());
+    Ok(resp)
 }
 
 /// The checksums a CompleteMultipartUpload names, checked against the upload's algorithm:
@@ -2334,6 +2396,7 @@ async fn get_object(
     query: &Query,
     head: bool,
 ) -> Result<Response<RespBody>, S3Error> {
+    refuse_customer_keys(&parts.headers)?;
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
     let (meta, file) = if head {
         let meta = blocking(move || {
@@ -2418,6 +2481,7 @@ async fn get_object(
     set(h, "last-modified", &http_date(meta.last_modified));
     set(h, "content-type", &meta.content_type);
     set(h, "accept-ranges", "bytes");
+    set_sse(h);
     set_object_meta(h, &meta);
     if let Some((a, b)) = range {
         set(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
@@ -5985,5 +6049,73 @@ mod tests {
         assert_eq!((r.status, xml_values(&t, "Code")), (400, vec!["InvalidArgument".into()]));
         assert_eq!(xml_values(&t, "Message"), ["The continuation token provided is incorrect"]);
         assert_eq!(xml_values(&t, "ArgumentName"), ["continuation-token"]);
+    }
+
+    /// Every object is SSE-S3 encrypted, as every new object on S3 since January 2023: the
+    /// writes and reads that describe an object answer `x-amz-server-side-encryption: AES256`.
+    /// Asking for AES256 is fine; SSE-KMS and customer keys are not implemented; an unknown
+    /// method is S3's InvalidArgument. Nothing is stored when refused.
+    #[tokio::test]
+    async fn objects_are_sse_s3() {
+        let (addr, _dir, store, _) = start(false).await;
+        let sse = |r: &Resp, what: &str| {
+            assert!(r.status < 300, "{what}: {} {}", r.status, r.text());
+            assert_eq!(r.header("x-amz-server-side-encryption"), Some("AES256"), "{what}");
+        };
+        let aes = ("x-amz-server-side-encryption", "AES256");
+        sse(&req(addr, "PUT", "/bkt/k", &[], b"body").await, "PutObject");
+        sse(&req(addr, "PUT", "/bkt/k2", &[aes], b"body").await, "PutObject AES256");
+        sse(&req(addr, "GET", "/bkt/k", &[], b"").await, "GetObject");
+        sse(&req(addr, "GET", "/bkt/k", &[("range", "bytes=0-1")], b"").await, "GetObject range");
+        sse(&req(addr, "HEAD", "/bkt/k", &[], b"").await, "HeadObject");
+        sse(&req(addr, "PUT", "/bkt/c", &[("x-amz-copy-source", "/bkt/k")], b"").await, "Copy");
+        let r = req(addr, "POST", "/bkt/mp?uploads", &[aes], b"").await;
+        sse(&r, "CreateMultipartUpload");
+        let id = xml_values(&r.text(), "UploadId").pop().unwrap();
+        let r = req(addr, "PUT", &format!("/bkt/mp?partNumber=1&uploadId={id}"), &[], b"p").await;
+        sse(&r, "UploadPart");
+        let etag = r.header("etag").unwrap().to_string();
+        let h = [("x-amz-copy-source", "/bkt/k")];
+        let target = format!("/bkt/mp?partNumber=2&uploadId={id}");
+        sse(&req(addr, "PUT", &target, &h, b"").await, "UploadPartCopy");
+        let r =
+            req(addr, "POST", &format!("/bkt/mp?uploadId={id}"), &[], &complete_xml(&[(1, &etag)]))
+                .await;
+        sse(&r, "CompleteMultipartUpload");
+        // Refused: nothing stored.
+        let refused = [
+            (&[("x-amz-server-side-encryption", "aws:kms")][..], 501, "NotImplemented"),
+            (&[("x-amz-server-side-encryption", "aws:kms:dsse")][..], 501, "NotImplemented"),
+            (&[("x-amz-server-side-encryption-aws-kms-key-id", "k")][..], 501, "NotImplemented"),
+            (
+                &[("x-amz-server-side-encryption-customer-algorithm", "AES256")][..],
+                501,
+                "NotImplemented",
+            ),
+            (&[("x-amz-server-side-encryption", "ROT13")][..], 400, "InvalidArgument"),
+        ];
+        for (headers, status, code) in refused {
+            let r = req(addr, "PUT", "/bkt/no", headers, b"x").await;
+            let t = r.text();
+            assert_eq!(
+                (r.status, xml_values(&t, "Code")),
+                (status, vec![code.to_string()]),
+                "{headers:?}"
+            );
+            if code == "InvalidArgument" {
+                assert_eq!(
+                    xml_values(&t, "Message"),
+                    ["The encryption method specified is not supported"]
+                );
+                assert_eq!(xml_values(&t, "ArgumentName"), ["x-amz-server-side-encryption"]);
+                assert_eq!(xml_values(&t, "ArgumentValue"), ["ROT13"]);
+            }
+            let r = req(addr, "POST", "/bkt/no?uploads", headers, b"").await;
+            assert_eq!(r.status, status, "{headers:?}");
+        }
+        assert!(store.head_object("bkt", "no").is_err());
+        assert!(store.list_uploads("bkt", "no").unwrap().is_empty());
+        let key = [("x-amz-server-side-encryption-customer-algorithm", "AES256")];
+        assert_eq!(req(addr, "GET", "/bkt/k", &key, b"").await.status, 501);
     }
 }
