@@ -306,7 +306,7 @@ async fn dispatch(
             Method::GET => {
                 // ListAllMyBuckets has no resource type: `Resource: "*"` allows it, and so does
                 // the usual `arn:aws:s3:::*`, which matches this ARN.
-                Authz::new(state, via, &parts)?.require(
+                Authz::new(state, via, &parts, &request_region(state, via), None)?.require(
                     "s3:ListAllMyBuckets",
                     "arn:aws:s3:::*",
                     None,
@@ -319,11 +319,18 @@ async fn dispatch(
     if !valid_bucket_name(&bucket) {
         return Err(S3Error::invalid_bucket_name(&bucket));
     }
-    let authz = Authz::new(state, via, &parts)?;
     let region = request_region(state, via);
     let creating = key.is_none() && method == Method::PUT && query.0.is_empty();
+    let locating = key.is_none() && query.has("location");
+    let meta = state.store.bucket(&bucket);
+    // The credential scope must name the bucket's region: S3 answers "the region 'us-east-1' is
+    // wrong; expecting 'us-west-2'" with the bucket's region (botocore's S3RegionRedirectorv2
+    // retries there), and the endpoint's region for a request about no existing bucket, a
+    // CreateBucket and a GetBucketLocation (which answers from any region).
+    let bucket_region = meta.as_ref().filter(|_| !creating && !locating).map(|m| m.region.as_str());
+    let authz = Authz::new(state, via, &parts, bucket_region.unwrap_or(&region), bucket_region)?;
     // S3 says whether a bucket exists before it checks permissions.
-    let Some(meta) = state.store.bucket(&bucket) else {
+    let Some(meta) = meta else {
         if creating {
             authz.require_in(
                 &bucket,
@@ -337,7 +344,6 @@ async fn dispatch(
     };
     // Endpoints do not support cross-region requests; S3 redirects to the bucket's region.
     // GetBucketLocation answers everywhere (that is how clients find the region).
-    let locating = key.is_none() && query.has("location");
     if meta.region != region && !locating && !creating {
         return Err(S3Error::permanent_redirect(&bucket, &meta.region));
     }
@@ -602,7 +608,16 @@ struct Authz<'a> {
 }
 
 impl<'a> Authz<'a> {
-    fn new(state: &'a S3State, via: &Via<'a>, parts: &Parts) -> Result<Authz<'a>, S3Error> {
+    /// `scope_region`: the region a signature's credential scope must name; `bucket_region`,
+    /// for a request about an existing bucket, is answered in `x-amz-bucket-region` when it
+    /// does not.
+    fn new(
+        state: &'a S3State,
+        via: &Via<'a>,
+        parts: &Parts,
+        scope_region: &str,
+        bucket_region: Option<&str>,
+    ) -> Result<Authz<'a>, S3Error> {
         let conn = via.conn;
         let source_ip = conn.peer.ip().to_canonical().to_string();
         let secure = via.secure;
@@ -630,14 +645,26 @@ impl<'a> Authz<'a> {
             headers: &headers,
             payload_sha256: None,
         };
+        let auth_error = |e: sigv4::AuthError| {
+            S3Error::new(
+                StatusCode::from_u16(e.s3_status()).unwrap_or(StatusCode::FORBIDDEN),
+                e.s3_code(),
+                &e.s3_message(),
+            )
+        };
+        sigv4::check_scope(&sreq, scope_region, "s3").map_err(|e| {
+            let wrong_region = matches!(e, sigv4::AuthError::WrongRegion { .. });
+            let mut err = auth_error(e);
+            if wrong_region {
+                err = err.field("Region", scope_region);
+            }
+            match bucket_region {
+                Some(r) => err.header("x-amz-bucket-region", r),
+                None => err,
+            }
+        })?;
         let identity =
-            sigv4::verify(&sreq, &|k| access.secret_for(k), now_secs()).map_err(|e| {
-                S3Error::new(
-                    StatusCode::from_u16(e.s3_status()).unwrap_or(StatusCode::FORBIDDEN),
-                    e.s3_code(),
-                    &e.s3_message(),
-                )
-            })?;
+            sigv4::verify(&sreq, &|k| access.secret_for(k), now_secs()).map_err(auth_error)?;
         let identity = identity.and_then(|i| {
             let secret = access.secret_for(&i.access_key)?;
             Some((i, secret))
@@ -5144,7 +5171,18 @@ mod tests {
 
     /// [`sign_admin`] for another user's key pair.
     fn sign_as(
+        keys: (&str, &str),
+        method: &str,
+        target: &str,
+        headers: &mut Vec<(String, String)>,
+    ) -> String {
+        sign_scoped(keys, ("us-east-1", "s3"), method, target, headers)
+    }
+
+    /// [`sign_as`] with a credential scope of the given region and service.
+    fn sign_scoped(
         (ak, sk): (&str, &str),
+        (region, service): (&str, &str),
         method: &str,
         target: &str,
         headers: &mut Vec<(String, String)>,
@@ -5155,7 +5193,7 @@ mod tests {
         headers.push(("x-amz-date".into(), amz.clone()));
         let mut names: Vec<String> = headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
         names.sort();
-        let scope = format!("{}/us-east-1/s3/aws4_request", &amz[..8]);
+        let scope = format!("{}/{region}/{service}/aws4_request", &amz[..8]);
         let auth = |sig: &str| {
             format!(
                 "AWS4-HMAC-SHA256 Credential={ak}/{scope}, SignedHeaders={}, Signature={sig}",
@@ -5173,7 +5211,7 @@ mod tests {
         else {
             panic!("expected a signature mismatch for the placeholder signature");
         };
-        let key = sigv4::signing_key(sk, &amz[..8], "us-east-1", "s3");
+        let key = sigv4::signing_key(sk, &amz[..8], region, service);
         let sig = sigv4::sign(&key, &string_to_sign);
         headers.push(("authorization".into(), auth(&sig)));
         sig
@@ -5250,6 +5288,77 @@ mod tests {
         sign_as(keys, method, target, &mut headers);
         let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         req(addr, method, target, &hs, b"").await
+    }
+
+    /// A signature's credential scope must name S3 and the region the request is for: the
+    /// bucket's (as S3 answers, so that botocore retries there), or the endpoint's for a request
+    /// about no bucket, GetBucketLocation and CreateBucket.
+    #[tokio::test]
+    async fn credential_scope_names_the_region_and_s3() {
+        let (addr, _dir, store, _) = start_signed().await;
+        store.put_object("eu-bkt", "k", b"in eu", None).unwrap();
+        let signed = |scope: (&'static str, &'static str), method: &'static str, target: &str| {
+            let mut headers = vec![
+                ("host".to_string(), addr.to_string()),
+                ("x-amz-content-sha256".to_string(), sigv4::EMPTY_SHA256.to_string()),
+            ];
+            sign_scoped((ADMIN_AK, ADMIN_SK), scope, method, target, &mut headers);
+            let target = target.to_string();
+            async move {
+                let hs: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                req(addr, method, &target, &hs, b"").await
+            }
+        };
+        // Quotes come escaped in the XML text (as any XML reader reads them back).
+        let text = |r: &Resp| r.text().replace("&apos;", "'").replace("&quot;", "\"");
+        let wrong_region = |r: &Resp, scope: &str, expected: &str| {
+            let t = text(r);
+            assert_eq!(r.status, 400, "{t}");
+            assert_eq!(xml_values(&t, "Code"), ["AuthorizationHeaderMalformed"]);
+            assert_eq!(
+                xml_values(&t, "Message"),
+                [format!(
+                    "The authorization header is malformed; the region '{scope}' is wrong; expecting '{expected}'"
+                )]
+            );
+            assert_eq!(xml_values(&t, "Region"), [expected]);
+        };
+        // The bucket's region, whichever S3 was addressed.
+        let r = signed(("us-east-1", "s3"), "GET", "/eu-bkt/k").await;
+        wrong_region(&r, "us-east-1", "eu-west-1");
+        assert_eq!(r.header("x-amz-bucket-region"), Some("eu-west-1"));
+        let r = signed(("eu-west-1", "s3"), "GET", "/bkt?list-type=2").await;
+        wrong_region(&r, "eu-west-1", "us-east-1");
+        // Signed for its region but sent to us-east-1's S3: the redirect as before.
+        let r = signed(("eu-west-1", "s3"), "GET", "/eu-bkt/k").await;
+        assert_eq!((r.status, r.header("x-amz-bucket-region")), (301, Some("eu-west-1")));
+        // No bucket: the endpoint's region, and no x-amz-bucket-region.
+        let r = signed(("mars-north-9", "s3"), "GET", "/").await;
+        wrong_region(&r, "mars-north-9", "us-east-1");
+        assert_eq!(r.header("x-amz-bucket-region"), None);
+        let r = signed(("eu-west-1", "s3"), "PUT", "/new-bucket").await;
+        wrong_region(&r, "eu-west-1", "us-east-1");
+        assert!(store.bucket("new-bucket").is_none());
+        // GetBucketLocation answers from the endpoint's region for any bucket.
+        let r = signed(("us-east-1", "s3"), "GET", "/eu-bkt?location").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = signed(("eu-west-1", "s3"), "GET", "/eu-bkt?location").await;
+        wrong_region(&r, "eu-west-1", "us-east-1");
+        // Another service.
+        let r = signed(("us-east-1", "sts"), "GET", "/bkt?list-type=2").await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            xml_values(&text(&r), "Message"),
+            [
+                "The authorization header is malformed; incorrect service \"sts\". This endpoint belongs to \"s3\"."
+            ]
+        );
+        // The right scope.
+        let r = signed(("us-east-1", "s3"), "GET", "/bkt?list-type=2").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = signed(("us-east-1", "s3"), "GET", "/").await;
+        assert_eq!(r.status, 200, "{}", r.text());
     }
 
     /// A stub authorizing for `world`'s users.
