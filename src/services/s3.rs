@@ -1,6 +1,6 @@
 //! The S3 REST stub: a hyper HTTP/1.1 server (plain or TLS) over [`Store`].
 //!
-//! Supports path-style and virtual-hosted-style addressing, PutObject (streamed to disk,
+//! Supports path-style, virtual-hosted-style and CNAME-style addressing, PutObject (streamed to disk,
 //! optional Content-MD5, `aws-chunked` framing with chunk signatures verified for
 //! header-signed SigV4 streaming uploads, `x-amz-meta-*`), GetObject (streamed, single
 //! `Range`, conditional headers), HeadObject, DeleteObject, DeleteObjects, CopyObject,
@@ -882,7 +882,9 @@ fn parse_target(parts: &Parts) -> Result<(Option<String>, Option<String>), S3Err
     });
     let path = parts.uri.path();
     let path = path.strip_prefix('/').unwrap_or(path);
-    if let Some(bucket) = host.as_deref().and_then(bucket_from_host) {
+    if let Some(bucket) =
+        host.as_deref().and_then(|h| bucket_from_host(h).or_else(|| cname_bucket(h)))
+    {
         let key = percent_decode(path, false)?;
         return Ok((Some(bucket), Some(key).filter(|k| !k.is_empty())));
     }
@@ -904,6 +906,32 @@ fn parse_target(parts: &Parts) -> Result<(Option<String>, Option<String>), S3Err
 /// The bucket named by a virtual-hosted-style Host (`bucket.s3[.region|-region|.dualstack.region].amazonaws.com`).
 /// `None` for IP addresses, bare service names and foreign hosts (path style).
 pub fn bucket_from_host(host: &str) -> Option<String> {
+    let host = host_name(host)?;
+    let rest = host.strip_suffix(".amazonaws.com")?;
+    let labels: Vec<&str> = rest.split('.').collect();
+    (1..labels.len()).rev().find(|&i| is_s3_service(&labels[i..])).map(|i| labels[..i].join("."))
+}
+
+/// The bucket a Host that is no S3 endpoint name names, CNAME style: from the S3 User Guide
+/// ("Virtual hosting of buckets"), otherwise "the bucket for the request is the lowercase value
+/// of the Host header, and the key for the request is the Request-URI". So the Amazon Linux
+/// repository buckets are reached as `http://packages.us-east-1.amazonaws.com/repodata/…`.
+/// `None` for S3's own names (virtual-hosted or path style), IP literals and `localhost` (the
+/// control API's `--endpoint-url`), which are path style.
+fn cname_bucket(host: &str) -> Option<String> {
+    let host = host_name(host)?;
+    if let Some(rest) = host.strip_suffix(".amazonaws.com") {
+        let labels: Vec<&str> = rest.split('.').collect();
+        if (0..labels.len()).any(|i| is_s3_service(&labels[i..])) {
+            return None;
+        }
+    }
+    Some(host)
+}
+
+/// A Host header's name, lower-cased, without its port and trailing dot; `None` for an empty
+/// one, an IP literal and `localhost`.
+fn host_name(host: &str) -> Option<String> {
     if host.starts_with('[') {
         return None;
     }
@@ -912,12 +940,10 @@ pub fn bucket_from_host(host: &str) -> Option<String> {
         _ => host,
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if host.parse::<IpAddr>().is_ok() {
+    if host.is_empty() || host == "localhost" || host.parse::<IpAddr>().is_ok() {
         return None;
     }
-    let rest = host.strip_suffix(".amazonaws.com")?;
-    let labels: Vec<&str> = rest.split('.').collect();
-    (1..labels.len()).rev().find(|&i| is_s3_service(&labels[i..])).map(|i| labels[..i].join("."))
+    Some(host)
 }
 
 fn is_s3_service(labels: &[&str]) -> bool {
@@ -3560,6 +3586,29 @@ mod tests {
         }
     }
 
+    /// A Host that is no S3 name is the bucket (CNAME style); S3's names, IP literals and
+    /// localhost are not.
+    #[test]
+    fn cname_hosts() {
+        let cases = [
+            ("packages.us-east-1.amazonaws.com", Some("packages.us-east-1.amazonaws.com")),
+            ("REPO.eu-west-1.amazonaws.com.:80", Some("repo.eu-west-1.amazonaws.com")),
+            ("images.example.com", Some("images.example.com")),
+            ("bucket.s3.amazonaws.com", None),
+            ("s3.amazonaws.com", None),
+            ("s3.us-west-2.amazonaws.com:443", None),
+            ("s3-external-1.amazonaws.com", None),
+            ("127.0.0.1:4599", None),
+            ("[::1]:4599", None),
+            ("localhost:4599", None),
+            ("LocalHost", None),
+            ("", None),
+        ];
+        for (host, want) in cases {
+            assert_eq!(cname_bucket(host).as_deref(), want, "{host}");
+        }
+    }
+
     #[test]
     fn dates() {
         assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
@@ -5141,6 +5190,30 @@ mod tests {
         let unsigned_end = [&payload[..last], b"0\r\n\r\n"].concat();
         let mut d = AwsChunked { signer: Some(signer()), ..AwsChunked::default() };
         assert!(d.feed(&unsigned_end, &mut Vec::new()).is_err());
+    }
+
+    /// The Amazon Linux repository buckets answer by their own name, as yum asks for them.
+    #[tokio::test]
+    async fn cname_style_host_names_the_bucket() {
+        let (addr, _dir, store, _) = start(false).await;
+        let repo = "packages.us-east-1.amazonaws.com";
+        store.create_bucket(repo, "us-east-1", None).unwrap();
+        store.put_object(repo, "repodata/repomd.xml", b"<repomd/>", None).unwrap();
+        let r = req(addr, "GET", "/repodata/repomd.xml", &[("Host", repo)], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"<repomd/>"[..]), "{}", r.text());
+        let r =
+            req(addr, "GET", "/?list-type=2", &[("Host", "PACKAGES.us-east-1.amazonaws.com")], b"")
+                .await;
+        assert_eq!(xml_values(&r.text(), "Key"), ["repodata/repomd.xml"]);
+        // A Host naming no bucket: NoSuchBucket for that name.
+        let r = req(addr, "GET", "/bkt/k", &[("Host", "www.example.com")], b"").await;
+        assert_eq!(xml_values(&r.text(), "BucketName"), ["www.example.com"]);
+        // The control API's names stay path style.
+        store.put_object("bkt", "k", b"v", None).unwrap();
+        for host in ["localhost:4599", "127.0.0.1:4599"] {
+            let r = req(addr, "GET", "/bkt/k", &[("Host", host)], b"").await;
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"v"[..]), "{host}");
+        }
     }
 
     #[tokio::test]
