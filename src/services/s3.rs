@@ -5,7 +5,8 @@
 //! header-signed SigV4 streaming uploads, `x-amz-meta-*`), GetObject (streamed, single
 //! `Range`, conditional headers), HeadObject, DeleteObject, DeleteObjects, CopyObject,
 //! multipart uploads (Create, UploadPart, Complete, Abort, ListParts, ListMultipartUploads),
-//! ListObjects v1/v2, ListBuckets, HeadBucket, GetBucketLocation, CreateBucket, DeleteBucket
+//! ListObjects v1/v2, ListBuckets, HeadBucket, GetBucketLocation, CreateBucket, DeleteBucket,
+//! GetBucketAcl/GetObjectAcl (ACLs are disabled: setting one is refused)
 //! and bucket policies. Every request is authorized by [`Authz`] (SigV4 identity, identity,
 //! bucket and endpoint policies). Requests for a bucket of another region than the S3
 //! addressed are answered with `301 PermanentRedirect`, as S3 does.
@@ -338,6 +339,7 @@ async fn dispatch(
                 &format!("arn:aws:s3:::{bucket}"),
                 None,
             )?;
+            refuse_bucket_acl(&parts.headers)?;
             return create_bucket(state, &bucket, &region, body).await;
         }
         return Err(S3Error::no_such_bucket(&bucket));
@@ -358,6 +360,18 @@ async fn dispatch(
             };
             authz.require_in(&bucket, action, &bucket_arn, None)?;
             bucket_policy(state, &bucket, &method, body).await
+        }
+        None if query.has("acl") => {
+            let action = match method {
+                Method::GET => "s3:GetBucketAcl",
+                Method::PUT => "s3:PutBucketAcl",
+                ref m => return Err(S3Error::method_not_allowed(m, "BUCKET")),
+            };
+            if let Some(p) = query.unsupported(&["acl"]) {
+                return Err(S3Error::not_implemented(p));
+            }
+            authz.require_in(&bucket, action, &bucket_arn, None)?;
+            acl(&method)
         }
         None if query.has("uploads") => {
             if method != Method::GET {
@@ -410,7 +424,10 @@ async fn dispatch(
             match method {
                 Method::GET => list_objects(state, &bucket, &query).await,
                 Method::HEAD => head_bucket(state, &bucket).await,
-                Method::PUT => create_bucket(state, &bucket, &region, body).await,
+                Method::PUT => {
+                    refuse_bucket_acl(&parts.headers)?;
+                    create_bucket(state, &bucket, &region, body).await
+                }
                 Method::DELETE => delete_bucket(state, &bucket).await,
                 Method::POST => Err(S3Error::not_implemented(method.as_str())),
                 m => Err(S3Error::method_not_allowed(&m, "BUCKET")),
@@ -418,6 +435,25 @@ async fn dispatch(
         }
         Some(key) => {
             let key_arn = format!("{bucket_arn}/{key}");
+            if query.has("acl") {
+                let action = match method {
+                    Method::GET => "s3:GetObjectAcl",
+                    Method::PUT => "s3:PutObjectAcl",
+                    ref m => return Err(S3Error::method_not_allowed(m, "OBJECT")),
+                };
+                if let Some(p) = query.unsupported(&["acl"]) {
+                    return Err(S3Error::not_implemented(p));
+                }
+                authz.require_in(&bucket, action, &key_arn, None)?;
+                if method == Method::GET {
+                    let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
+                    blocking(move || {
+                        store.head_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+                    })
+                    .await?;
+                }
+                return acl(&method);
+            }
             let upload_id = query.get("uploadId").map(str::to_string);
             // Multipart operations.
             match (&method, upload_id) {
@@ -426,6 +462,7 @@ async fn dispatch(
                         return Err(S3Error::not_implemented(p));
                     }
                     authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
+                    refuse_object_acl(&parts.headers)?;
                     return create_multipart(state, &bucket, &key, &parts).await;
                 }
                 (&Method::PUT, Some(id)) => {
@@ -513,6 +550,7 @@ async fn dispatch(
             }
             match method {
                 Method::PUT => {
+                    refuse_object_acl(&parts.headers)?;
                     if let Some((src_bucket, src_key)) = copy_source(state, &authz, &parts)? {
                         return copy_object(state, &src_bucket, &src_key, &bucket, &key, &parts)
                             .await;
@@ -1044,6 +1082,69 @@ async fn list_buckets(state: &S3State) -> Result<Response<RespBody>, S3Error> {
                     text(w, "BucketRegion", &b.region)
                 })?;
             }
+            Ok(())
+        })?;
+        Ok(())
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+// ACLs. Since April 2023 every new bucket has S3 Object Ownership `BucketOwnerEnforced` (ACLs
+// disabled), and a lab's buckets are all new. From the S3 User Guide ("Troubleshooting" of
+// Object Ownership): "All S3 PUT requests must either specify the bucket-owner-full-control
+// canned ACL or not specify an ACL, or these requests will fail"; "Requests to set ACLs or
+// update ACLs fail with a 400 error and return the AccessControlListNotSupported error code.
+// Requests to read ACLs are still supported. Requests to read ACLs always return a response
+// that shows full control for the bucket owner." Each check follows authorization, so an
+// explicit Deny on `s3:x-amz-acl` in a bucket policy is still a 403.
+
+/// PutObject, CopyObject and CreateMultipartUpload: no ACL but `bucket-owner-full-control`.
+fn refuse_object_acl(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
+    let canned = headers.get("x-amz-acl").map(HeaderValue::as_bytes);
+    if has_grants(headers) || canned.is_some_and(|v| v != b"bucket-owner-full-control") {
+        return Err(S3Error::acl_not_supported());
+    }
+    Ok(())
+}
+
+/// CreateBucket: "If you want to apply the Bucket owner enforced setting to disable ACLs, your
+/// bucket ACL must give full control only to the bucket owner" (the `private` canned ACL).
+fn refuse_bucket_acl(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
+    let canned = headers.get("x-amz-acl").map(HeaderValue::as_bytes);
+    if has_grants(headers) || canned.is_some_and(|v| v != b"private") {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidBucketAclWithObjectOwnership",
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        ));
+    }
+    Ok(())
+}
+
+/// `x-amz-grant-read`, `-write`, `-read-acp`, `-write-acp`, `-full-control`.
+fn has_grants(headers: &hyper::HeaderMap) -> bool {
+    headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-"))
+}
+
+/// GetBucketAcl / GetObjectAcl (GET: the owner's full control) and PutBucketAcl /
+/// PutObjectAcl (PUT: refused).
+fn acl(method: &Method) -> Result<Response<RespBody>, S3Error> {
+    if method != Method::GET {
+        return Err(S3Error::acl_not_supported());
+    }
+    let body = xml_doc("AccessControlPolicy", |w| {
+        owner(w)?;
+        w.create_element("AccessControlList").write_inner_content(|w| {
+            w.create_element("Grant").write_inner_content(|w| {
+                w.create_element("Grantee")
+                    .with_attribute(("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"))
+                    .with_attribute(("xsi:type", "CanonicalUser"))
+                    .write_inner_content(|w| {
+                        text(w, "ID", OWNER_ID)?;
+                        text(w, "DisplayName", OWNER_NAME)
+                    })?;
+                text(w, "Permission", "FULL_CONTROL")
+            })?;
             Ok(())
         })?;
         Ok(())
@@ -2966,6 +3067,13 @@ impl S3Error {
         .field("Bucket", bucket)
         .header("x-amz-bucket-region", region)
     }
+    fn acl_not_supported() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "AccessControlListNotSupported",
+            "The bucket does not allow ACLs",
+        )
+    }
     fn no_such_key(key: &str) -> S3Error {
         S3Error::new(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.")
             .field("Key", key)
@@ -3954,7 +4062,7 @@ mod tests {
             (r.status, xml_values(&r.text(), "Code")),
             (405, vec!["MethodNotAllowed".to_string()])
         );
-        let r = req(addr, "GET", "/bkt?acl", &[], b"").await;
+        let r = req(addr, "GET", "/bkt?tagging", &[], b"").await;
         assert_eq!(
             (r.status, xml_values(&r.text(), "Code")),
             (501, vec!["NotImplemented".to_string()])
@@ -5192,6 +5300,71 @@ mod tests {
         assert!(d.feed(&unsigned_end, &mut Vec::new()).is_err());
     }
 
+    /// ACLs are disabled (Object Ownership `BucketOwnerEnforced`, the default of new buckets):
+    /// setting one is refused with S3's codes and nothing is written; reading one answers the
+    /// owner's full control.
+    #[tokio::test]
+    async fn acls_are_disabled() {
+        let (addr, _dir, store, _) = start(false).await;
+        let code = |r: &Resp| (r.status, xml_values(&r.text(), "Code").concat());
+        let not_supported = (400, "AccessControlListNotSupported".to_string());
+        for acl in [
+            ("x-amz-acl", "public-read"),
+            ("x-amz-acl", "private"),
+            ("x-amz-grant-read", "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\""),
+        ] {
+            let r = req(addr, "PUT", "/bkt/k", &[acl], b"data").await;
+            assert_eq!(code(&r), not_supported, "{acl:?}");
+            assert!(store.head_object("bkt", "k").is_err(), "{acl:?}");
+            let r = req(addr, "POST", "/bkt/k?uploads", &[acl], b"").await;
+            assert_eq!(code(&r), not_supported, "{acl:?}");
+        }
+        let r = req(addr, "PUT", "/bkt/k", &[("x-amz-acl", "bucket-owner-full-control")], b"data")
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/copy",
+            &[("x-amz-copy-source", "/bkt/k"), ("x-amz-acl", "public-read")],
+            b"",
+        )
+        .await;
+        assert_eq!(code(&r), not_supported);
+        assert!(store.head_object("bkt", "copy").is_err());
+        assert_eq!(
+            code(&req(addr, "PUT", "/bkt/k?acl", &[("x-amz-acl", "private")], b"").await),
+            not_supported
+        );
+        assert_eq!(
+            code(&req(addr, "PUT", "/bkt?acl", &[("x-amz-acl", "private")], b"").await),
+            not_supported
+        );
+        // CreateBucket: only the private canned ACL.
+        let r = req(addr, "PUT", "/new-bkt", &[("x-amz-acl", "public-read")], b"").await;
+        assert_eq!(code(&r), (400, "InvalidBucketAclWithObjectOwnership".to_string()));
+        assert_eq!(
+            xml_values(&r.text(), "Message"),
+            ["Bucket cannot have ACLs set with ObjectOwnership&apos;s BucketOwnerEnforced setting"]
+        );
+        assert!(store.bucket("new-bkt").is_none());
+        let r = req(addr, "PUT", "/new-bkt", &[("x-amz-acl", "private")], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        // GetBucketAcl, GetObjectAcl: the owner, FULL_CONTROL.
+        for target in ["/bkt?acl", "/bkt/k?acl"] {
+            let r = req(addr, "GET", target, &[], b"").await;
+            let t = r.text();
+            assert_eq!(r.status, 200, "{t}");
+            assert_eq!(xml_values(&t, "ID"), [OWNER_ID, OWNER_ID], "{t}");
+            assert_eq!(xml_values(&t, "Permission"), ["FULL_CONTROL"], "{t}");
+            assert!(t.contains(r#"xsi:type="CanonicalUser""#), "{t}");
+        }
+        assert_eq!(
+            code(&req(addr, "GET", "/bkt/nope?acl", &[], b"").await),
+            (404, "NoSuchKey".to_string())
+        );
+    }
+
     /// The Amazon Linux repository buckets answer by their own name, as yum asks for them.
     #[tokio::test]
     async fn cname_style_host_names_the_bucket() {
@@ -5480,7 +5653,7 @@ mod tests {
             deny(
                 "Acl",
                 "s3:PutObject",
-                r#"{"StringNotEqualsIfExists":{"s3:x-amz-acl":"private"}}"#,
+                r#"{"StringNotEqualsIfExists":{"s3:x-amz-acl":"bucket-owner-full-control"}}"#,
             ),
             deny(
                 "Sse",
@@ -5500,12 +5673,14 @@ mod tests {
         };
         let r = signed_as(addr, admin_keys, "GET", "/keys/a.txt", &[]).await;
         assert_eq!(r.status, 200, "{:?} {}", denied_by(&r), r.text());
-        let r =
-            signed_as(addr, admin_keys, "PUT", "/keys/b.txt", &[("x-amz-acl", "private")]).await;
+        let owner_full_control = ("x-amz-acl", "bucket-owner-full-control");
+        let r = signed_as(addr, admin_keys, "PUT", "/keys/b.txt", &[owner_full_control]).await;
         assert_eq!(r.status, 200, "{:?} {}", denied_by(&r), r.text());
+        // Authorization comes before the ACL check: a public-read the bucket could not take
+        // anyway is the policy's 403.
         for (headers, sid) in [
             (&[("x-amz-acl", "public-read")][..], "Acl"),
-            (&[("x-amz-acl", "private"), ("x-amz-server-side-encryption", "aws:kms")], "Sse"),
+            (&[owner_full_control, ("x-amz-server-side-encryption", "aws:kms")], "Sse"),
         ] {
             let r = signed_as(addr, admin_keys, "PUT", "/keys/c.txt", headers).await;
             assert_eq!((r.status, denied_by(&r)), (403, Some(format!("bucket-policy:{sid}"))));
