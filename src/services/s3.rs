@@ -1,7 +1,7 @@
 //! The S3 REST stub: a hyper HTTP/1.1 server (plain or TLS) over [`Store`].
 //!
-//! Supports path-style, virtual-hosted-style and CNAME-style addressing, PutObject (streamed to disk,
-//! optional Content-MD5, `aws-chunked` framing with chunk signatures verified for
+//! Supports path-style, virtual-hosted-style and CNAME-style addressing, PutObject (streamed to
+//! disk, optional Content-MD5, `aws-chunked` framing with chunk signatures verified for
 //! header-signed SigV4 streaming uploads, `x-amz-meta-*`), GetObject (streamed, single
 //! `Range`, conditional headers), HeadObject, DeleteObject, DeleteObjects, CopyObject,
 //! multipart uploads (Create, UploadPart, Complete, Abort, ListParts, ListMultipartUploads),
