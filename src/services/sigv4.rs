@@ -118,6 +118,12 @@ pub enum AuthError {
     /// of a lab's) accept only SigV4.
     #[error("signature version 2 is not supported")]
     SignatureV2,
+    /// The credential scope names another region than the one the request is for.
+    #[error("credential scope region {region} is wrong; expecting {expected}")]
+    WrongRegion { presigned: bool, region: String, expected: String },
+    /// The credential scope names another service than the endpoint's.
+    #[error("credential scope service {service} is wrong; expecting {expected}")]
+    WrongService { presigned: bool, service: String, expected: String },
 }
 
 impl AuthError {
@@ -132,8 +138,14 @@ impl AuthError {
     /// The S3 REST API error code for this error.
     pub fn s3_code(&self) -> &'static str {
         match self {
-            AuthError::Malformed { .. } => "AuthorizationHeaderMalformed",
-            AuthError::MalformedQuery { .. } => "AuthorizationQueryParametersError",
+            AuthError::Malformed { .. }
+            | AuthError::WrongRegion { presigned: false, .. }
+            | AuthError::WrongService { presigned: false, .. } => "AuthorizationHeaderMalformed",
+            AuthError::MalformedQuery { .. }
+            | AuthError::WrongRegion { presigned: true, .. }
+            | AuthError::WrongService { presigned: true, .. } => {
+                "AuthorizationQueryParametersError"
+            }
             AuthError::UnknownAccessKey { .. } => "InvalidAccessKeyId",
             AuthError::SignatureMismatch { .. } => "SignatureDoesNotMatch",
             AuthError::Expired | AuthError::MissingDate => "AccessDenied",
@@ -162,6 +174,18 @@ impl AuthError {
             AuthError::TooSkewed => "The difference between the request time and the current \
                 time is too large."
                 .to_string(),
+            // S3's sentences (as answered to the AWS CLI and SDKs, e.g. "The authorization
+            // header is malformed; the region 'us-east-1' is wrong; expecting 'us-west-2'" with
+            // `<Region>us-west-2</Region>`; for a presigned URL "Error parsing the
+            // X-Amz-Credential parameter; the region …").
+            AuthError::WrongRegion { presigned, region, expected } => format!(
+                "{}the region '{region}' is wrong; expecting '{expected}'",
+                s3_malformed_prefix(*presigned)
+            ),
+            AuthError::WrongService { presigned, service, expected } => format!(
+                "{}incorrect service \"{service}\". This endpoint belongs to \"{expected}\".",
+                s3_malformed_prefix(*presigned)
+            ),
             e => e.to_string(),
         }
     }
@@ -172,9 +196,21 @@ impl AuthError {
             AuthError::Malformed { .. }
             | AuthError::MalformedQuery { .. }
             | AuthError::UnsupportedAlgorithm { .. }
-            | AuthError::SignatureV2 => 400,
+            | AuthError::SignatureV2
+            | AuthError::WrongRegion { .. }
+            | AuthError::WrongService { .. } => 400,
             _ => 403,
         }
+    }
+}
+
+/// How S3 begins a sentence about a bad credential: in the `Authorization` header or in a
+/// presigned URL's `X-Amz-Credential`.
+fn s3_malformed_prefix(presigned: bool) -> &'static str {
+    if presigned {
+        "Error parsing the X-Amz-Credential parameter; "
+    } else {
+        "The authorization header is malformed; "
     }
 }
 
@@ -738,6 +774,32 @@ fn auth_params(req: &Request) -> Result<Option<AuthParams>, AuthError> {
 /// by its service, and to tell anonymous from signed). None = no SigV4 auth present.
 pub fn scope_of(req: &Request) -> Result<Option<(String, Scope)>, AuthError> {
     Ok(auth_params(req)?.map(|p| (p.access_key, p.scope)))
+}
+
+/// Checks the credential scope's region and service against those of the endpoint the request
+/// was sent to, before the signature is verified (a key derived for another scope cannot verify
+/// anyway, and S3 names the scope's error rather than `SignatureDoesNotMatch`). The region is
+/// checked first. Ok for an unsigned request; errors of parsing are [`verify`]'s.
+pub fn check_scope(req: &Request, region: &str, service: &str) -> Result<(), AuthError> {
+    let Ok(Some(params)) = auth_params(req) else {
+        return Ok(());
+    };
+    let (scope, presigned) = (params.scope, params.presigned);
+    if scope.region != region {
+        return Err(AuthError::WrongRegion {
+            presigned,
+            region: scope.region,
+            expected: region.to_string(),
+        });
+    }
+    if scope.service != service {
+        return Err(AuthError::WrongService {
+            presigned,
+            service: scope.service,
+            expected: service.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The payload hash that goes into the canonical request.
@@ -1939,6 +2001,64 @@ mod tests {
             };
             assert_eq!(e.ec2_code(), expected);
         }
+    }
+
+    /// The scope's region and service are checked against the endpoint's with S3's codes and
+    /// sentences, header-signed and presigned; a matching or absent scope passes.
+    #[test]
+    fn scope_checked_against_the_endpoint() {
+        let header = |cred: &'static str| -> Vec<(&'static str, String)> {
+            vec![
+                ("Host", "h".into()),
+                (
+                    "Authorization",
+                    format!("AWS4-HMAC-SHA256 Credential={cred}, SignedHeaders=host, Signature=00"),
+                ),
+            ]
+        };
+        let check = |headers: &[(&str, String)], query: &str, region: &str| {
+            let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let req =
+                Request { method: "GET", path: "/", query, headers: &hs, payload_sha256: None };
+            check_scope(&req, region, "s3")
+        };
+        let e =
+            check(&header("AK/20260115/us-east-1/s3/aws4_request"), "", "us-west-2").unwrap_err();
+        assert_eq!((e.s3_status(), e.s3_code()), (400, "AuthorizationHeaderMalformed"));
+        assert_eq!(
+            e.s3_message(),
+            "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'us-west-2'"
+        );
+        // The region is checked before the service.
+        let e = check(&header("AK/20260115/mars-north-9/sts/aws4_request"), "", "us-east-1");
+        assert!(matches!(e, Err(AuthError::WrongRegion { .. })));
+        let e =
+            check(&header("AK/20260115/us-east-1/sts/aws4_request"), "", "us-east-1").unwrap_err();
+        assert_eq!((e.s3_status(), e.s3_code()), (400, "AuthorizationHeaderMalformed"));
+        assert_eq!(
+            e.s3_message(),
+            "The authorization header is malformed; incorrect service \"sts\". This endpoint belongs to \"s3\"."
+        );
+        let presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260115%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260115T093000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00";
+        let host = [("Host", "h".to_string())];
+        let e = check(&host, presigned, "eu-west-1").unwrap_err();
+        assert_eq!((e.s3_status(), e.s3_code()), (400, "AuthorizationQueryParametersError"));
+        assert_eq!(
+            e.s3_message(),
+            "Error parsing the X-Amz-Credential parameter; the region 'us-east-1' is wrong; expecting 'eu-west-1'"
+        );
+        let wrong_service = presigned.replace("%2Fs3%2F", "%2Fec2%2F");
+        let e = check(&host, &wrong_service, "us-east-1").unwrap_err();
+        assert_eq!(
+            e.s3_message(),
+            "Error parsing the X-Amz-Credential parameter; incorrect service \"ec2\". This endpoint belongs to \"s3\"."
+        );
+        assert_eq!(
+            check(&header("AK/20260115/us-east-1/s3/aws4_request"), "", "us-east-1"),
+            Ok(())
+        );
+        assert_eq!(check(&host, presigned, "us-east-1"), Ok(()));
+        assert_eq!(check(&host, "", "us-east-1"), Ok(()));
     }
 
     #[test]

@@ -86,9 +86,9 @@ pub enum StoreError {
     /// The parts of a CompleteMultipartUpload are not in ascending order.
     #[error("invalid part order")]
     InvalidPartOrder,
-    /// A part other than the last is smaller than 5 MiB.
-    #[error("part {0} too small")]
-    EntityTooSmall(u32),
+    /// A part other than the last is smaller than 5 MiB: its number, size and ETag.
+    #[error("part {part} too small ({size} bytes)")]
+    EntityTooSmall { part: u32, size: u64, etag: String },
     /// The bucket still holds objects or multipart uploads.
     #[error("bucket not empty: {0}")]
     BucketNotEmpty(String),
@@ -135,6 +135,66 @@ pub struct ObjectMeta {
     /// `partNumber`); empty for one written whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub part_sizes: Vec<u64>,
+    /// Absent from sidecars written before storage classes were kept: STANDARD.
+    #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
+    pub storage_class: StorageClass,
+}
+
+/// An object's storage class (`x-amz-storage-class`), as S3 names it. OUTPOSTS, SNOW and
+/// EXPRESS_ONEZONE (other kinds of storage than a region's buckets) are not among them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StorageClass {
+    #[default]
+    Standard,
+    ReducedRedundancy,
+    StandardIa,
+    OnezoneIa,
+    IntelligentTiering,
+    Glacier,
+    DeepArchive,
+    GlacierIr,
+}
+
+impl StorageClass {
+    const ALL: [StorageClass; 8] = [
+        StorageClass::Standard,
+        StorageClass::ReducedRedundancy,
+        StorageClass::StandardIa,
+        StorageClass::OnezoneIa,
+        StorageClass::IntelligentTiering,
+        StorageClass::Glacier,
+        StorageClass::DeepArchive,
+        StorageClass::GlacierIr,
+    ];
+
+    /// S3's name, e.g. `STANDARD_IA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::ReducedRedundancy => "REDUCED_REDUNDANCY",
+            StorageClass::StandardIa => "STANDARD_IA",
+            StorageClass::OnezoneIa => "ONEZONE_IA",
+            StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+            StorageClass::Glacier => "GLACIER",
+            StorageClass::DeepArchive => "DEEP_ARCHIVE",
+            StorageClass::GlacierIr => "GLACIER_IR",
+        }
+    }
+
+    /// The class S3 names `name` (exactly, upper case), if it is one of these.
+    pub fn from_name(name: &str) -> Option<StorageClass> {
+        StorageClass::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    pub fn is_standard(&self) -> bool {
+        *self == StorageClass::Standard
+    }
+
+    /// Archived: the body cannot be read without a restore (GLACIER, DEEP_ARCHIVE).
+    pub fn is_archived(self) -> bool {
+        matches!(self, StorageClass::Glacier | StorageClass::DeepArchive)
+    }
 }
 
 /// What a writer says about an object besides its body and Content-Type.
@@ -147,12 +207,19 @@ pub struct Metadata {
     /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: BTreeMap<String, String>,
+    /// `x-amz-storage-class`.
+    #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
+    pub storage_class: StorageClass,
 }
 
 impl ObjectMeta {
-    /// The object's metadata as a writer gave it (what a copy keeps).
+    /// The object's metadata as a writer gave it.
     pub fn metadata(&self) -> Metadata {
-        Metadata { headers: self.headers.clone(), user: self.user_meta.clone() }
+        Metadata {
+            headers: self.headers.clone(),
+            user: self.user_meta.clone(),
+            storage_class: self.storage_class,
+        }
     }
 }
 
@@ -179,6 +246,9 @@ pub struct UploadMeta {
     /// `x-amz-checksum-type`); none: the object gets a full-object CRC64NVME.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<(Algorithm, Kind)>,
+    /// The object's storage class; STANDARD in uploads created before classes were kept.
+    #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
+    pub storage_class: StorageClass,
 }
 
 /// What a CompleteMultipartUpload request says about checksums: the value it names for each
@@ -192,7 +262,11 @@ pub struct CompleteChecks {
 impl UploadMeta {
     /// The metadata the upload was created with (what the assembled object gets).
     pub fn metadata(&self) -> Metadata {
-        Metadata { headers: self.headers.clone(), user: self.user_meta.clone() }
+        Metadata {
+            headers: self.headers.clone(),
+            user: self.user_meta.clone(),
+            storage_class: self.storage_class,
+        }
     }
 }
 
@@ -546,6 +620,7 @@ impl Store {
             headers: metadata.headers,
             checksum: Some(checksum),
             part_sizes: std::mem::take(&mut w.part_sizes),
+            storage_class: metadata.storage_class,
         };
         let sidecar = serde_json::to_vec(&Sidecar { meta: meta.clone(), data: data_name.clone() })
             .map_err(io::Error::other)?;
@@ -666,7 +741,8 @@ impl Store {
 
     /// Copies an object (server side) from `source`, as opened by [`Store::get_object`] (so the
     /// caller can check the version it copies first). `replace` gives new content type and
-    /// metadata (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept.
+    /// metadata (`x-amz-metadata-directive: REPLACE`); otherwise the source's are kept, its
+    /// storage class included (the S3 stub passes the class a copy gets in `replace`).
     pub fn copy_object(
         &self,
         (src_meta, mut src): (ObjectMeta, File),
@@ -802,6 +878,7 @@ impl Store {
             headers: metadata.headers,
             initiated: now_secs(),
             checksum,
+            storage_class: metadata.storage_class,
         };
         let raw = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
         let result = write_atomic(&dir, &dir.join("upload.json"), &raw)
@@ -1013,7 +1090,11 @@ impl Store {
             chosen.push(p);
         }
         if let Some(p) = chosen[..chosen.len() - 1].iter().find(|p| p.size < MIN_PART_SIZE) {
-            return Err(StoreError::EntityTooSmall(p.number));
+            return Err(StoreError::EntityTooSmall {
+                part: p.number,
+                size: p.size,
+                etag: p.etag.clone(),
+            });
         }
         let mut w = self.object_writer(bucket, &meta.key)?;
         w.only_if(condition);
@@ -1797,14 +1878,16 @@ mod tests {
         assert!(Store::open(&d.0).unwrap().bucket("bkt").is_none());
     }
 
-    /// Standard headers survive a restart with the object and its uploads; a sidecar or an
-    /// upload.json written before they were kept (no `headers`) loads with none.
+    /// Standard headers and the storage class survive a restart with the object and its
+    /// uploads; a sidecar or an upload.json written before they were kept (no `headers`, no
+    /// `storage_class`) loads with none, as STANDARD.
     #[test]
     fn object_headers_persist_and_old_metadata_loads() {
         let d = TempDir::new("hdrs");
         let md = Metadata {
             headers: BTreeMap::from([("cache-control".into(), "no-cache".into())]),
             user: BTreeMap::from([("owner".into(), "alice".into())]),
+            storage_class: StorageClass::GlacierIr,
         };
         let id = {
             let s = Store::open(&d.0).unwrap();
@@ -1816,7 +1899,7 @@ mod tests {
         };
         let s = Store::open(&d.0).unwrap();
         assert_eq!(s.head_object("bkt", "k").unwrap().metadata(), md);
-        assert_eq!(s.upload("bkt", &id).unwrap().headers, md.headers);
+        assert_eq!(s.upload("bkt", &id).unwrap().metadata(), md);
         // Written by an older vpcsim: no "headers".
         let name = object_file_name("old");
         fs::write(objects_dir(&d).join(format!("{name}.1.data")), b"old").unwrap();
@@ -1826,11 +1909,19 @@ mod tests {
         fs::write(objects_dir(&d).join(format!("{name}.meta")), sidecar).unwrap();
         let (m, body) = s.get_object_bytes("bkt", "old").unwrap();
         assert_eq!((body.as_slice(), m.headers.len(), m.user_meta.len()), (&b"old"[..], 0, 1));
+        // Nor a storage class: STANDARD (and a STANDARD object's sidecar names none).
+        assert_eq!(m.storage_class, StorageClass::Standard);
+        let raw =
+            fs::read_to_string(objects_dir(&d).join(format!("{}.meta", object_file_name("k"))))
+                .unwrap();
+        assert!(raw.contains(r#""storage_class":"GLACIER_IR""#), "{raw}");
         let up = d.0.join("buckets/bkt/uploads").join(&id).join("upload.json");
         let raw = format!(
             r#"{{"upload_id":"{id}","key":"up","content_type":null,"user_meta":{{}},"initiated":1700000000}}"#
         );
         fs::write(up, raw).unwrap();
-        assert!(s.upload("bkt", &id).unwrap().headers.is_empty());
+        let up = s.upload("bkt", &id).unwrap();
+        assert!(up.headers.is_empty());
+        assert_eq!(up.storage_class, StorageClass::Standard);
     }
 }

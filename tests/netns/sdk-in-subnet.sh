@@ -76,6 +76,18 @@ expect_path a http://oregon-bucket.s3.us-west-2.amazonaws.com/hello.txt 203.0.11
 [ "$(in_ns a "$AWS_BIN" s3 cp s3://oregon-bucket/hello.txt - --region us-west-2)" = "Hello from oregon-bucket" ] \
     || fail "aws s3 cp from us-west-2"
 ok "aws s3 cp from the us-west-2 bucket in demo-a"
+# Signed for us-east-1, S3 answers AuthorizationHeaderMalformed naming the bucket's region, and
+# botocore retries there (S3RegionRedirectorv2), by name or at an explicit endpoint.
+[ "$(in_ns a "$AWS_BIN" s3 cp s3://oregon-bucket/hello.txt - --region us-east-1)" = "Hello from oregon-bucket" ] \
+    || fail "aws s3 cp from us-west-2 signed for us-east-1"
+in_ns a "$AWS_BIN" s3api get-object --bucket oregon-bucket --key hello.txt --region us-east-1 \
+    --endpoint-url https://s3.us-west-2.amazonaws.com "$WORK/oregon.txt" > /dev/null \
+    && [ "$(cat "$WORK/oregon.txt")" = "Hello from oregon-bucket" ] || fail "get-object at us-west-2 signed for us-east-1"
+ok "signed for the wrong region: botocore follows AuthorizationHeaderMalformed to us-west-2"
+# The Amazon Linux repository bucket by its own name (CNAME style), through the endpoint.
+h=$(in_ns a curl -s -D - http://packages.us-east-1.amazonaws.com/repodata/repomd.xml)
+grep -q "<repomd>" <<< "$h" && grep -qi "x-vpcsim-vpce: vpce-11bb22cc" <<< "$h" || fail "packages bucket: $h"
+ok "http://packages.us-east-1.amazonaws.com/repodata/repomd.xml through the endpoint"
 # "Endpoints currently do not support cross-region requests": asked at us-east-1, S3 redirects.
 code=$(in_ns a curl -s -o "$WORK/redir.xml" -w '%{http_code}' http://oregon-bucket.s3.amazonaws.com/hello.txt)
 [ "$code" = 301 ] && grep -q "<Code>PermanentRedirect</Code>" "$WORK/redir.xml" \
