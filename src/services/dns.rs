@@ -5,8 +5,9 @@
 //! (`pl-` → `vpce-`) or the internet gateway route carries the traffic. This resolver answers:
 //!
 //! * S3 names of every region `r` in [`DnsView::s3_regions`] (A records, TTL 60):
-//!   `s3.<r>.amazonaws.com`, `s3-<r>.amazonaws.com`, `s3.dualstack.<r>.amazonaws.com`, and for
-//!   us-east-1 ("Treat Amazon S3's US Standard region as mapped to the us-east-1 region") also
+//!   `s3.<r>.amazonaws.com`, `s3-<r>.amazonaws.com`, `s3.dualstack.<r>.amazonaws.com`, where AWS
+//!   has FIPS endpoints ([`crate::model::S3_FIPS_REGIONS`]) also `s3-fips.<r>.amazonaws.com` and
+//!   `s3-fips.dualstack.<r>.amazonaws.com`, and for us-east-1 ("Treat Amazon S3's US Standard region as mapped to the us-east-1 region") also
 //!   `s3.amazonaws.com` and `s3-external-1.amazonaws.com`; each of them also with any number of
 //!   bucket labels in front (`my-bucket.s3.<r>.amazonaws.com`, `a.b.s3.<r>.amazonaws.com`).
 //! * The Amazon Linux repository buckets the guide names: `packages.<r>.amazonaws.com` and
@@ -339,10 +340,15 @@ fn s3_range_for(view: &DnsView, labels: &[String]) -> Option<Ipv4Net> {
     }
     // ... .<r>.amazonaws.com
     let net = region(last)?;
+    // The AWS General Reference lists FIPS endpoints only for some regions.
+    let fips = || crate::model::has_s3_fips(last);
     match &rest[..k - 1] {
         // s3.<r>, s3.dualstack.<r>, with buckets.
         [.., s3] if s3 == "s3" => Some(net),
         [.., s3, ds] if s3 == "s3" && ds == "dualstack" => Some(net),
+        // s3-fips.<r>, s3-fips.dualstack.<r>, with buckets.
+        [.., s3] if s3 == "s3-fips" && fips() => Some(net),
+        [.., s3, ds] if s3 == "s3-fips" && ds == "dualstack" && fips() => Some(net),
         // Amazon Linux repositories (S3 buckets of the region).
         [only] if only == "packages" || only == "repo" => Some(net),
         _ => None,
@@ -482,6 +488,20 @@ mod tests {
                     assert_in(range, &name);
                 }
             }
+            // FIPS: only where AWS has it (us-east-1 and us-west-2 here).
+            let fips = r.starts_with("us-");
+            for base in [
+                format!("s3-fips.{r}.amazonaws.com"),
+                format!("s3-fips.dualstack.{r}.amazonaws.com"),
+            ] {
+                for name in [base.clone(), format!("my-bucket.{base}"), format!("A.B.{base}.")] {
+                    if fips {
+                        assert_in(range, &name);
+                    } else {
+                        assert_eq!(a(&view(), &name), None, "{name}");
+                    }
+                }
+            }
             assert_in(range, &format!("packages.{r}.amazonaws.com"));
             assert_in(range, &format!("repo.{r}.amazonaws.com."));
             assert_in(range, &format!("REPO.{}.AMAZONAWS.COM", r.to_ascii_uppercase()));
@@ -493,6 +513,8 @@ mod tests {
                 format!("s3.{r}.amazonaws.com.evil"),
                 format!("dualstack.{r}.amazonaws.com"),
                 format!("s3.dualstack.x.{r}.amazonaws.com"),
+                format!("s3-fips.x.{r}.amazonaws.com"),
+                format!("fips.{r}.amazonaws.com"),
                 format!("s3.{r}.amazonaws.org"),
             ] {
                 assert_eq!(a(&view(), &name), None, "{name}");
