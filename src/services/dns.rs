@@ -17,9 +17,17 @@
 //! The address of an S3 name is a stable address inside the region's range derived from the
 //! (lower-cased) name, never the range's network or broadcast address, so different buckets get
 //! different addresses in the same range (like real S3) and one name always gets the same one.
-//! AAAA (and any other type) for a known name → NOERROR without answers; unknown names →
+//! AAAA (and any other type) for a known name → NOERROR without answers (NODATA); so is every
+//! name that has names below it (an "empty non-terminal": `amazonaws.com`,
+//! `us-east-1.amazonaws.com`, `dualstack.us-east-1.amazonaws.com`, `com`, `internet`, the root),
+//! because RFC 8020 reads NXDOMAIN as "nothing exists at or below this name". Other names →
 //! NXDOMAIN (the lab has no real internet). Matching is case-insensitive, the answer echoes the
 //! question's spelling, and a trailing dot makes no difference.
+//!
+//! `amazonaws.com` is the zone this resolver speaks for: it has an SOA (answered to SOA and ANY
+//! queries), and every NXDOMAIN or NODATA answer for a name in it carries that SOA in the
+//! authority section (RFC 2308 §3), so that clients may cache it for [`NEGATIVE_TTL`]. Negative
+//! answers for names outside it carry none (see [`ZONES`]).
 //!
 //! Flags: RA is set (this is the VPC's recursive resolver, as far as clients can tell; `dig`
 //! would otherwise warn), RD and CD are copied, AA is set on NOERROR/NXDOMAIN answers because this
@@ -44,7 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use ipnet::Ipv4Net;
@@ -283,38 +291,145 @@ fn respond(view: &DnsView, query: &[u8]) -> Option<Reply> {
     }
 
     msg.metadata.authoritative = true;
-    match lookup(view, &question.name) {
-        None => msg.metadata.response_code = ResponseCode::NXDomain,
-        Some(ip) => {
-            if matches!(question.query_type, RecordType::A | RecordType::ANY) {
-                let mut rec = Record::from_rdata(question.name.clone(), TTL, RData::A(A(ip)));
-                rec.dns_class = DNSClass::IN;
-                msg.add_answer(rec);
-            }
-            // AAAA and every other type: NOERROR, no answers (the name exists).
+    let labels = lower_labels(&question.name);
+    let qtype = question.query_type;
+    match resolve(view, &labels) {
+        Node::Record(rdata) if qtype == RecordType::ANY || rdata.record_type() == qtype => {
+            let ttl = if matches!(rdata, RData::SOA(_)) { NEGATIVE_TTL } else { TTL };
+            let mut rec = Record::from_rdata(question.name.clone(), ttl, rdata);
+            rec.dns_class = DNSClass::IN;
+            msg.add_answer(rec);
+        }
+        // The name exists (with a record of another type, or names below it): NODATA.
+        Node::Record(_) | Node::Empty => add_soa(&mut msg, &labels),
+        Node::Missing => {
+            msg.metadata.response_code = ResponseCode::NXDomain;
+            add_soa(&mut msg, &labels);
         }
     }
     Some(Reply { msg, udp_limit })
 }
 
-/// The address `name` resolves to in `view`, if any.
-pub fn lookup(view: &DnsView, name: &Name) -> Option<Ipv4Addr> {
-    let labels: Vec<String> =
-        name.iter().map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
-    let full = labels.join(".");
+/// What the lab has at a name.
+#[derive(Debug, PartialEq)]
+enum Node {
+    /// The name owns this one record.
+    Record(RData),
+    /// The name owns no record but names exist below it (an empty non-terminal, like
+    /// `us-east-1.amazonaws.com`, or `com`).
+    Empty,
+    /// Nothing exists at or below the name.
+    Missing,
+}
 
-    for (host, ip) in &view.hosts {
+/// The labels of `name`, lower-cased (the root: none).
+fn lower_labels(name: &Name) -> Vec<String> {
+    name.iter().map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect()
+}
+
+/// What `view` has at the name of `labels` (lower-cased, as [`lower_labels`] makes them).
+fn resolve(view: &DnsView, labels: &[String]) -> Node {
+    let full = labels.join(".");
+    if let Some(ip) = host_address(view, &full) {
+        return Node::Record(RData::A(A(ip)));
+    }
+    if let Some(range) = s3_range_for(view, labels) {
+        return Node::Record(RData::A(A(address_in(range, &full))));
+    }
+    if ZONES.contains(&full.as_str()) {
+        return Node::Record(RData::SOA(soa()));
+    }
+    // RFC 8020 §2: "when an iterative caching DNS resolver receives a response NXDOMAIN, it
+    // SHOULD store it in its cache and then all names and resource record sets (RRsets) at or
+    // below that node SHOULD be considered unreachable". So a name with anything below it is
+    // NOERROR without answers (NODATA), never NXDOMAIN. Every name with bucket labels in front
+    // lies below one of the finitely many names of `known_names`, so their ancestors are all
+    // the ancestors there are. (The root: `full` is empty, and everything is below it.)
+    let below = format!(".{full}");
+    if full.is_empty() || known_names(view).iter().any(|n| n.ends_with(&below)) {
+        return Node::Empty;
+    }
+    Node::Missing
+}
+
+/// The address of an internet host named `full` (`<name>` or `<name>.internet`).
+fn host_address(view: &DnsView, full: &str) -> Option<Ipv4Addr> {
+    view.hosts.iter().find_map(|(host, ip)| {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if host.is_empty() {
-            continue;
-        }
-        if full == host || full.strip_suffix(".internet") == Some(host.as_str()) {
-            return Some(*ip);
+        let hit =
+            !host.is_empty() && (full == host || full.strip_suffix(".internet") == Some(&host));
+        hit.then_some(*ip)
+    })
+}
+
+/// Every name of `view` that exists without bucket labels in front (lower case, no trailing
+/// dot): the zone apexes, the internet hosts, and each region's S3 and repository names.
+fn known_names(view: &DnsView) -> Vec<String> {
+    let mut out: Vec<String> = ZONES.iter().map(|z| z.to_string()).collect();
+    for (host, _) in &view.hosts {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if !host.is_empty() {
+            out.push(format!("{host}.internet"));
+            out.push(host);
         }
     }
+    if view.s3_regions.iter().any(|(r, _)| r.eq_ignore_ascii_case("us-east-1")) {
+        out.extend(["s3.amazonaws.com".into(), "s3-external-1.amazonaws.com".into()]);
+    }
+    for (r, _) in &view.s3_regions {
+        let r = r.to_ascii_lowercase();
+        for name in ["s3.", "s3-", "s3.dualstack.", "packages.", "repo."] {
+            out.push(format!("{name}{r}.amazonaws.com"));
+        }
+        if crate::model::has_s3_fips(&r) {
+            out.push(format!("s3-fips.{r}.amazonaws.com"));
+            out.push(format!("s3-fips.dualstack.{r}.amazonaws.com"));
+        }
+    }
+    out
+}
 
-    let range = s3_range_for(view, &labels)?;
-    Some(address_in(range, &full))
+/// The zones whose negative answers carry an SOA (lower case, no trailing dot). Names outside
+/// them (the internet hosts, `com`, anything unknown) are answered without one: the lab does
+/// not pretend to be the root's or a TLD's authority, and RFC 2308 §5 lets a client simply not
+/// cache such an answer ("Negative responses without SOA records SHOULD NOT be cached").
+const ZONES: &[&str] = &["amazonaws.com"];
+
+/// TTL of the SOA record, and its MINIMUM: how long a negative answer may be cached
+/// (RFC 2308 §5: "the minimum of the MINIMUM field of the SOA record and the TTL of the SOA
+/// itself"). As short as [`TTL`], not Route 53's default day, because a lab changes: a bucket
+/// or instance named before it exists must resolve soon after.
+pub const NEGATIVE_TTL: u32 = TTL;
+
+/// The SOA of every zone in [`ZONES`]: the primary and hostmaster that Route 53 gives private
+/// hosted zones (`ns-1536.awsdns-00.co.uk. awsdns-hostmaster.amazon.com. 1 7200 900 1209600
+/// 86400`), with the minimum lowered to [`NEGATIVE_TTL`]. The serial is fixed: nothing
+/// transfers these zones.
+fn soa() -> SOA {
+    SOA::new(
+        Name::from_ascii("ns-1536.awsdns-00.co.uk.").expect("a valid constant name"),
+        Name::from_ascii("awsdns-hostmaster.amazon.com.").expect("a valid constant name"),
+        1,
+        7200,
+        900,
+        1_209_600,
+        NEGATIVE_TTL,
+    )
+}
+
+/// RFC 2308 §3: "Name servers authoritative for a zone MUST include the SOA record of the zone
+/// in the authority section of the response when reporting an NXDOMAIN or indicating that no
+/// data of the requested type exists". Adds it when the name of `labels` is in one of
+/// [`ZONES`].
+fn add_soa(msg: &mut Message, labels: &[String]) {
+    let full = labels.join(".");
+    let Some(zone) = ZONES.iter().find(|z| full == **z || full.ends_with(&format!(".{z}"))) else {
+        return;
+    };
+    let Ok(apex) = Name::from_ascii(format!("{zone}.")) else { return };
+    let mut rec = Record::from_rdata(apex, NEGATIVE_TTL, RData::SOA(soa()));
+    rec.dns_class = DNSClass::IN;
+    msg.add_authority(rec);
 }
 
 /// The S3 range of the region an S3 (or Amazon Linux repository) name belongs to.
@@ -507,11 +622,9 @@ mod tests {
             assert_in(range, &format!("REPO.{}.AMAZONAWS.COM", r.to_ascii_uppercase()));
             // Not S3 names of the region.
             for name in [
-                format!("{r}.amazonaws.com"),
                 format!("ec2.{r}.amazonaws.com"),
                 format!("x.packages.{r}.amazonaws.com"),
                 format!("s3.{r}.amazonaws.com.evil"),
-                format!("dualstack.{r}.amazonaws.com"),
                 format!("s3.dualstack.x.{r}.amazonaws.com"),
                 format!("s3-fips.x.{r}.amazonaws.com"),
                 format!("fips.{r}.amazonaws.com"),
@@ -540,11 +653,9 @@ mod tests {
             "s3.dualstack.eu-central-1.amazonaws.com",
             "packages.eu-central-1.amazonaws.com",
             "bucket.s3-external-2.amazonaws.com",
-            "amazonaws.com",
-            "com",
+            "eu-central-1.amazonaws.com",
             "example.com",
             "www.google.com.",
-            "internet",
             "check-ip.example",
             "x.check-ip",
             "check-ip.internet.internet",
@@ -553,8 +664,116 @@ mod tests {
         ] {
             assert_eq!(a(&view(), name), None, "{name}");
         }
-        // Root name: NXDOMAIN, no panic.
-        assert_eq!(a(&view(), "."), None);
+    }
+
+    /// The SOA of amazonaws.com if `m` carries it in the authority section (and nothing else).
+    fn negative_soa(m: &Message) -> Option<SOA> {
+        assert!(m.answers.is_empty());
+        match m.authorities.as_slice() {
+            [] => None,
+            [rec] => {
+                assert_eq!(rec.name, Name::from_ascii("amazonaws.com.").unwrap());
+                assert_eq!((rec.ttl, rec.dns_class), (NEGATIVE_TTL, DNSClass::IN));
+                match &rec.data {
+                    RData::SOA(soa) => Some(soa.clone()),
+                    other => panic!("{other:?}"),
+                }
+            }
+            more => panic!("{more:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_non_terminals_are_nodata() {
+        // RFC 8020: names below exist, so these are NOERROR without answers, never NXDOMAIN.
+        let v = view();
+        for (name, in_zone) in [
+            ("us-east-1.amazonaws.com", true),
+            ("US-EAST-1.AmazonAWS.com.", true),
+            ("dualstack.us-east-1.amazonaws.com", true),
+            ("dualstack.us-west-2.amazonaws.com", true), // s3-fips.dualstack. and s3.dualstack.
+            ("ap-south-1.amazonaws.com", true),
+            ("amazonaws.com", true), // the apex: its SOA, but no A
+            ("com", false),
+            ("internet", false), // check-ip.internet
+            ("example", false),  // mirror.example
+            (".", false),        // the root
+        ] {
+            for t in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+                let m = ask(&v, name, t);
+                assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name} {t}");
+                assert!(m.metadata.authoritative, "{name}");
+                assert_eq!(negative_soa(&m).is_some(), in_zone, "{name} {t}");
+            }
+        }
+        // Not ancestors of anything: NXDOMAIN (fips. is no parent: s3-fips. is one label).
+        for name in ["fips.us-east-1.amazonaws.com", "dualstack.eu-west-2.amazonaws.com", "co"] {
+            assert_eq!(ask(&v, name, RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+        }
+        // An empty view has the zone apex only.
+        let m = ask(&DnsView::default(), "us-east-1.amazonaws.com", RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert!(negative_soa(&m).is_some());
+    }
+
+    #[test]
+    fn negative_answers_carry_the_soa() {
+        let v = view();
+        // NXDOMAIN in the zone: SOA (RFC 2308 §3), its minimum the negative TTL.
+        for name in ["sts.amazonaws.com", "s3.eu-central-1.amazonaws.com", "X.Y.AMAZONAWS.COM."] {
+            let m = ask(&v, name, RecordType::A);
+            assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{name}");
+            let soa = negative_soa(&m).unwrap_or_else(|| panic!("{name}: no SOA"));
+            assert_eq!(soa.mname, Name::from_ascii("ns-1536.awsdns-00.co.uk.").unwrap());
+            assert_eq!(soa.rname, Name::from_ascii("awsdns-hostmaster.amazon.com.").unwrap());
+            assert_eq!((soa.serial, soa.minimum), (1, NEGATIVE_TTL));
+        }
+        // NODATA for a name with another type: SOA too.
+        for t in [RecordType::AAAA, RecordType::MX] {
+            let m = ask(&v, "bucket.s3.us-east-1.amazonaws.com", t);
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert!(negative_soa(&m).is_some(), "{t}");
+        }
+        // Outside the zone: no SOA (the lab is nobody's authority for the internet).
+        for (name, rcode) in [
+            ("www.example.com", ResponseCode::NXDomain),
+            ("check-ip.example", ResponseCode::NXDomain),
+            ("check-ip", ResponseCode::NoError),
+        ] {
+            let m = ask(&v, name, RecordType::AAAA);
+            assert_eq!(m.metadata.response_code, rcode, "{name}");
+            assert_eq!(negative_soa(&m), None, "{name}");
+        }
+        // Positive answers carry no authority section.
+        assert!(ask(&v, "s3.amazonaws.com", RecordType::A).authorities.is_empty());
+    }
+
+    #[test]
+    fn zone_apex_has_an_soa() {
+        let v = view();
+        for t in [RecordType::SOA, RecordType::ANY] {
+            let m = ask(&v, "AmazonAWS.com.", t);
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert!(m.authorities.is_empty());
+            let [rec] = m.answers.as_slice() else { panic!("{t}: {:?}", m.answers) };
+            assert_eq!(rec.name.to_ascii(), "AmazonAWS.com.");
+            assert_eq!(rec.ttl, NEGATIVE_TTL);
+            assert!(matches!(&rec.data, RData::SOA(s) if s.minimum == NEGATIVE_TTL));
+        }
+        // Nowhere else: a SOA query for a name inside the zone is NODATA with the SOA.
+        let m = ask(&v, "s3.amazonaws.com", RecordType::SOA);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(negative_soa(&m).is_some());
+    }
+
+    #[test]
+    fn known_names_exist() {
+        // The names the empty-non-terminal rule relies on all resolve (to an A, or the SOA).
+        let v = view();
+        for name in known_names(&v) {
+            let labels: Vec<String> = name.split('.').map(str::to_string).collect();
+            assert!(matches!(resolve(&v, &labels), Node::Record(_)), "{name}");
+        }
     }
 
     #[test]
