@@ -419,23 +419,30 @@ fn dns_view(world: &World) -> dns::DnsView {
             .filter_map(|p| Some((p.region.clone(), *p.cidrs.first()?)))
             .collect(),
         hosts: world.internet_hosts.iter().map(|h| (h.name.clone(), h.ip)).collect(),
+        instance_domain: dns::instance_domain(&world.region),
+        instances: world
+            .instances
+            .iter()
+            .filter_map(|i| Some((world.subnet(&i.subnet)?.vpc.clone(), i.private_ip)))
+            .collect(),
     }
 }
 
 /// The VPC resolvers, in the aws namespace: one TCP listener for all, one UDP socket per
 /// resolver address (so replies leave from the address queried), kept in step with the world
-/// (new VPCs, changed prefix lists) once a second.
+/// (new VPCs and instances, changed prefix lists) once a second.
 async fn start_dns(control: &Arc<Control>, aws_ns: &str) -> anyhow::Result<()> {
     let view = Arc::new(arc_swap::ArcSwap::from_pointee(dns_view(&control.world())));
     let (pipeline, access) = (control.pipeline.clone(), control.access.clone());
-    let enabled = Arc::new(move |client: SocketAddr, local: SocketAddr| {
-        let (SocketAddr::V4(c), SocketAddr::V4(l)) = (client, local) else { return false };
+    let vpc_of = Arc::new(move |client: SocketAddr, local: SocketAddr| {
+        let (SocketAddr::V4(c), SocketAddr::V4(l)) = (client, local) else { return None };
         let (c, l) = ((u32::from(*c.ip()), c.port()), (u32::from(*l.ip()), l.port()));
         // The flow says which VPC asked; the VPC says whether DNS is on.
-        let vpc = pipeline.resolver_origin(17, c, l).or_else(|| pipeline.resolver_origin(6, c, l));
-        vpc.is_some_and(|v| access.load().dns_enabled(&v))
+        let vpc =
+            pipeline.resolver_origin(17, c, l).or_else(|| pipeline.resolver_origin(6, c, l))?;
+        access.load().dns_enabled(&vpc).then(|| vpc.to_string())
     });
-    let state = Arc::new(dns::DnsState { view: view.clone(), enabled });
+    let state = Arc::new(dns::DnsState { view: view.clone(), vpc_of });
     let tcp = netns::run_in(aws_ns, || {
         let l = std::net::TcpListener::bind("0.0.0.0:53")?;
         l.set_nonblocking(true)?;

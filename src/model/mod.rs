@@ -50,7 +50,7 @@ pub use filters::{
 pub use nat::{ElasticIp, NatGateway, NatState};
 pub use ops::{PolicyChange, ResourceKind};
 pub use policy_doc::{DEFAULT_ENDPOINT_POLICY, validate_endpoint_policy};
-pub use regions::{AwsRegion, REGIONS, default_prefix_lists};
+pub use regions::{AwsRegion, REGIONS, S3_FIPS_REGIONS, default_prefix_lists, has_s3_fips};
 pub use users::{ACCOUNT_ID, User, default_users};
 
 /// An AWS-managed prefix list: the address ranges of one service in one region.

@@ -35,6 +35,27 @@ pub const REGIONS: &[AwsRegion] = &[
     },
 ];
 
+/// The regions with S3 FIPS endpoints. The AWS General Reference ("Amazon Simple Storage Service
+/// endpoints and quotas") lists `s3-fips.<region>.amazonaws.com` and
+/// `s3-fips.dualstack.<region>.amazonaws.com` for US East (N. Virginia, Ohio), US West
+/// (N. California, Oregon), Canada (Central, Calgary) and the two AWS GovCloud (US) regions, and
+/// for no other region. An AWS fact, independent of the regions a lab simulates.
+pub const S3_FIPS_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "ca-west-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+];
+
+/// Whether S3 has FIPS endpoints in `region` (exact, lower-case name).
+pub fn has_s3_fips(region: &str) -> bool {
+    S3_FIPS_REGIONS.contains(&region)
+}
+
 pub fn region(name: &str) -> Option<&'static AwsRegion> {
     REGIONS.iter().find(|r| r.name == name)
 }

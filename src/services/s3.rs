@@ -941,7 +941,8 @@ fn parse_target(parts: &Parts) -> Result<(Option<String>, Option<String>), S3Err
     Ok((Some(bucket), key))
 }
 
-/// The bucket named by a virtual-hosted-style Host (`bucket.s3[.region|-region|.dualstack.region].amazonaws.com`).
+/// The bucket named by a virtual-hosted-style Host (`bucket.s3[.region|-region|.dualstack.region].amazonaws.com`,
+/// `bucket.s3-fips[.dualstack].region.amazonaws.com`).
 /// `None` for IP addresses, bare service names and foreign hosts (path style).
 pub fn bucket_from_host(host: &str) -> Option<String> {
     let host = host_name(host)?;
@@ -993,6 +994,8 @@ fn is_s3_service(labels: &[&str]) -> bool {
     match labels {
         ["s3"] => true,
         ["s3", r] | ["s3", "dualstack", r] => is_region(r),
+        // FIPS endpoints, only where AWS has them (see `model::S3_FIPS_REGIONS`).
+        ["s3-fips", r] | ["s3-fips", "dualstack", r] => crate::model::has_s3_fips(r),
         [l] => l.strip_prefix("s3-").is_some_and(|r| r == "external-1" || is_region(r)),
         _ => false,
     }
@@ -3676,6 +3679,12 @@ mod tests {
             ("bucket.s3-us-west-2.amazonaws.com", Some("bucket")),
             ("bucket.s3-external-1.amazonaws.com", Some("bucket")),
             ("bucket.s3.dualstack.ap-south-1.amazonaws.com", Some("bucket")),
+            ("bucket.s3-fips.us-east-1.amazonaws.com", Some("bucket")),
+            ("a.b.s3-fips.dualstack.us-west-2.amazonaws.com", Some("a.b")),
+            ("s3-fips.us-east-1.amazonaws.com", None),
+            ("s3-fips.dualstack.ca-west-1.amazonaws.com", None),
+            // No FIPS endpoint in eu-west-1: a foreign host, path style.
+            ("bucket.s3-fips.eu-west-1.amazonaws.com", None),
             ("Bucket.S3.Amazonaws.com.", Some("bucket")),
             ("a.s3.bucket.s3.amazonaws.com", Some("a.s3.bucket")),
             ("s3.amazonaws.com", None),

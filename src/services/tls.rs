@@ -136,7 +136,9 @@ impl LabCa {
 
 /// Every S3 host name of `regions` (see the module doc of the S3 stub for the forms), for
 /// [`LabCa::server_config`]: the global names plus, per region, `s3.<r>`, `s3-<r>` and
-/// `s3.dualstack.<r>`, each with its `*.` wildcard for virtual-hosted-style buckets.
+/// `s3.dualstack.<r>`, and where AWS has FIPS endpoints (`model::S3_FIPS_REGIONS`) also
+/// `s3-fips.<r>` and `s3-fips.dualstack.<r>`, each with its `*.` wildcard for
+/// virtual-hosted-style buckets.
 pub fn s3_names(regions: &[String]) -> Vec<String> {
     let mut out: Vec<String> = [
         "s3.amazonaws.com",
@@ -155,6 +157,15 @@ pub fn s3_names(regions: &[String]) -> Vec<String> {
         ] {
             out.push(format!("*.{host}"));
             out.push(host);
+        }
+        if crate::model::has_s3_fips(r) {
+            for host in [
+                format!("s3-fips.{r}.amazonaws.com"),
+                format!("s3-fips.dualstack.{r}.amazonaws.com"),
+            ] {
+                out.push(format!("*.{host}"));
+                out.push(host);
+            }
         }
     }
     out
@@ -259,6 +270,16 @@ mod tests {
         for (sni, host) in [
             ("s3.amazonaws.com", "s3.amazonaws.com"),
             ("bkt.s3.eu-west-1.amazonaws.com", "bkt.s3.amazonaws.com"),
+            // FIPS (us-east-1 has it), virtual-hosted and path style.
+            ("bkt.s3-fips.us-east-1.amazonaws.com", "bkt.s3-fips.us-east-1.amazonaws.com"),
+            (
+                "s3-fips.dualstack.us-east-1.amazonaws.com",
+                "s3-fips.dualstack.us-east-1.amazonaws.com",
+            ),
+            (
+                "bkt.s3-fips.dualstack.us-east-1.amazonaws.com",
+                "bkt.s3-fips.dualstack.us-east-1.amazonaws.com",
+            ),
         ] {
             let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
             let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
@@ -285,10 +306,13 @@ mod tests {
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out).await;
         assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 403"));
-        // A name outside the certificate is refused by the client.
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("example.com").unwrap();
-        assert!(connector.connect(name, tcp).await.is_err());
+        // A name outside the certificate is refused by the client; so is FIPS where AWS has
+        // none (eu-west-1).
+        for sni in ["example.com", "bkt.s3-fips.eu-west-1.amazonaws.com"] {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
+            assert!(connector.connect(name, tcp).await.is_err(), "{sni}");
+        }
         // The server survives a failed handshake; an IP SAN works too.
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();

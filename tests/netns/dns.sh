@@ -23,6 +23,20 @@ in_range "$ip" 54.231. || fail "us-west-2 -> $ip"
 ip=$(in_ns a getent hosts s3.eu-west-1.amazonaws.com | awk '{print $1}')
 in_range "$ip" 52.218. || fail "eu-west-1 -> $ip"
 ok "other regions resolve into their own ranges"
+for name in s3-fips.us-east-1.amazonaws.com open-bucket.s3-fips.us-east-1.amazonaws.com \
+    open-bucket.s3-fips.dualstack.us-east-1.amazonaws.com; do
+    ip=$(in_ns a getent hosts "$name" | awk '{print $1}')
+    in_range "$ip" 54.123. || fail "$name -> '$ip'"
+done
+if in_ns a getent hosts s3-fips.eu-west-1.amazonaws.com >/dev/null; then fail "FIPS in eu-west-1"; fi
+ok "FIPS names where AWS has them"
+# Instance hostnames, forward and reverse ("Amazon EC2 instance hostname types": us-east-1).
+[ "$(in_ns a getent hosts ip-10-0-2-10.ec2.internal | awk '{print $1}')" = 10.0.2.10 ] ||
+    fail "ip-10-0-2-10.ec2.internal"
+[ "$(in_ns b getent hosts 10.0.1.10 | awk '{print $2}')" = ip-10-0-1-10.ec2.internal ] ||
+    fail "PTR of 10.0.1.10"
+if in_ns a getent hosts ip-10-0-1-99.ec2.internal >/dev/null; then fail "no such instance"; fi
+ok "instance hostnames and their PTRs"
 if in_ns a getent hosts www.example.com >/dev/null; then fail "www.example.com resolved"; fi
 ok "unknown names: NXDOMAIN"
 # By name, the path is the route table's: a through the endpoint, b through the gateway.
