@@ -32,8 +32,9 @@ fn instance_xml(x: &mut Xml, w: &World, i: &Instance, st: (&str, &str)) {
     x.leaf("instanceId", &i.id);
     x.leaf_opt("imageId", i.image_id.as_deref());
     state(x, "instanceState", st);
-    let o = i.private_ip.octets();
-    x.leaf("privateDnsName", &format!("ip-{}-{}-{}-{}.ec2.internal", o[0], o[1], o[2], o[3]));
+    // The name the VPC resolver answers for it (`.ec2.internal` in us-east-1 only).
+    let domain = crate::services::dns::instance_domain(&w.region);
+    x.leaf("privateDnsName", &crate::services::dns::instance_hostname(&domain, i.private_ip));
     x.leaf("dnsName", "");
     launch_fields(x, w);
     x.leaf("subnetId", &i.subnet);

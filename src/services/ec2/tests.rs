@@ -1767,3 +1767,16 @@ fn rules_for_other_protocols_by_number() {
     assert_eq!(texts(&xml, "protocol"), ["50", "-1", "-1", "-1", "-1"], "{xml}");
     assert!(!xml.contains("portRange"), "{xml}");
 }
+
+/// An instance's private DNS name is the one the VPC resolver answers: `ip-….ec2.internal` in
+/// us-east-1, `ip-….<region>.compute.internal` elsewhere ("Amazon EC2 instance hostname types").
+#[test]
+fn private_dns_names_follow_the_region() {
+    let mut w = lab();
+    let xml = read_xml(&w, &[("Action", "DescribeInstances")]);
+    assert!(texts(&xml, "privateDnsName").contains(&"ip-10-0-1-10.ec2.internal".to_string()));
+    w.region = "us-west-2".into();
+    let xml = read_xml(&w, &[("Action", "DescribeInstances")]);
+    let names = texts(&xml, "privateDnsName");
+    assert!(names.contains(&"ip-10-0-1-10.us-west-2.compute.internal".to_string()), "{names:?}");
+}
