@@ -316,7 +316,20 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             region,
             cidrs,
         };
-        w.set_prefix_list(pl).map_err(|e| ctx.err(f("id"), &p.id.span(), e))?;
+        w.set_prefix_list(pl).map_err(|e| match &e {
+            // The CIDR the model refused, by its own line and field.
+            ModelError::InvalidPrefixListCidr { cidr, .. } => {
+                let refused = p.cidrs.get_ref().iter().enumerate().find(|(_, c)| {
+                    c.get_ref().parse::<Ipv4Net>().is_ok_and(|n| n.trunc() == *cidr)
+                });
+                match refused {
+                    Some((j, c)) => ctx.err(f(&format!("cidrs[{j}]")), &c.span(), e),
+                    None => ctx.err(f("cidrs"), &p.cidrs.span(), e),
+                }
+            }
+            ModelError::EmptyPrefixList(_) => ctx.err(f("cidrs"), &p.cidrs.span(), e),
+            _ => ctx.err(f("id"), &p.id.span(), e),
+        })?;
     }
     for (i, v) in lab.vpc.iter().enumerate() {
         let cidr = ctx.cidr(&v.cidr, &format!("vpc[{i}].cidr"))?;
@@ -1193,6 +1206,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "endpoint[1].route_tables[2]", "{err}");
+    }
+
+    #[test]
+    fn refused_prefix_list_cidr_is_named_by_its_own_field() {
+        let pl = |cidrs: &str| {
+            format!(
+                "[[prefix_list]]\nid = \"pl-1a2b3c4d\"\nname = \"com.amazonaws.us-east-1.s3\"\n\
+                 cidrs = [\n  \"54.231.0.0/17\",\n  {cidrs}\n]\n"
+            )
+        };
+        let err = with(&pl("\"10.0.0.0/8\"")).unwrap_err();
+        assert_eq!(err.field, "prefix_list[0].cidrs[1]", "{err}");
+        assert!(err.message.contains("10.0.0.0/8"), "{err}");
+        let text = format!("{DEFAULT_LAB}\n{}", pl("\"10.0.0.0/8\""));
+        let line = text.lines().position(|l| l.contains("\"10.0.0.0/8\"")).unwrap() + 1;
+        assert_eq!(err.line, line, "{err}");
     }
 
     #[test]
