@@ -107,8 +107,9 @@ pub struct NsSpec {
     pub lo_addrs: BTreeSet<Ipv4Addr>,
     /// `local` routes on lo (every region's AWS ranges, in the aws namespace).
     pub local_routes: BTreeSet<Ipv4Net>,
-    /// The VPC resolver a subnet's `/etc/netns/<ns>/resolv.conf` names.
-    pub resolver: Option<Ipv4Addr>,
+    /// The VPC resolver a subnet's `/etc/netns/<ns>/resolv.conf` names, and the search domain
+    /// it gives (the region's instance domain, as AWS's default DHCP options set it).
+    pub resolver: Option<(Ipv4Addr, String)>,
     /// Addresses this namespace sends back where they came from (the internet namespace:
     /// the lab's public IPs, so that an instance reaching another's public IP goes out through
     /// the internet gateway and back in, as in AWS). Anything else arriving for an address the
@@ -147,7 +148,8 @@ pub fn spec(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> BTreeMap
         let Some(port) = port_of(&s.id) else { continue };
         let tun_addrs =
             world.instances.iter().filter(|i| i.subnet == s.id).map(|i| i.private_ip).collect();
-        let resolver = world.vpc(&s.vpc).map(|v| Ipv4Addr::from(resolver_of(v.cidr)));
+        let domain = crate::services::dns::instance_domain(&world.region);
+        let resolver = world.vpc(&s.vpc).map(|v| (Ipv4Addr::from(resolver_of(v.cidr)), domain));
         out.insert(
             format!("{}-{}", world.lab, s.name),
             NsSpec { port, tun_addrs, resolver, ..empty.clone() },
@@ -322,14 +324,16 @@ fn stale_commands(
 }
 
 /// `/etc/netns/<ns>/`, which `ip netns exec` mounts over `/etc`: a subnet gets a `resolv.conf`
-/// naming its VPC's resolver.
+/// naming its VPC's resolver and, as on an instance with AWS's default DHCP options set
+/// (`domain-name` `ec2.internal` in us-east-1, `<region>.compute.internal` elsewhere), the
+/// search domain, so that `ip-10-0-1-10` alone resolves.
 fn etc_netns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
     let dir = Path::new("/etc/netns").join(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    if let Some(r) = spec.resolver {
+    if let Some((r, domain)) = &spec.resolver {
         std::fs::write(
             dir.join("resolv.conf"),
-            format!("# the VPC resolver (vpcsim)\nnameserver {r}\n"),
+            format!("# the VPC resolver (vpcsim)\nnameserver {r}\nsearch {domain}\n"),
         )
         .with_context(|| format!("writing {}/resolv.conf", dir.display()))?;
     }

@@ -37,6 +37,10 @@ ok "FIPS names where AWS has them"
     fail "PTR of 10.0.1.10"
 if in_ns a getent hosts ip-10-0-1-99.ec2.internal >/dev/null; then fail "no such instance"; fi
 ok "instance hostnames and their PTRs"
+# The search domain of AWS's default DHCP options: the short name resolves.
+[ "$(in_ns c getent hosts ip-10-0-2-10 | awk '{print $1}')" = 10.0.2.10 ] ||
+    fail "ip-10-0-2-10 (search ec2.internal)"
+ok "short instance names through the search domain"
 if in_ns a getent hosts www.example.com >/dev/null; then fail "www.example.com resolved"; fi
 ok "unknown names: NXDOMAIN"
 # By name, the path is the route table's: a through the endpoint, b through the gateway.
