@@ -114,6 +114,10 @@ drop_reasons! {
     SourceDestCheck => "source_dest_check",
     /// A NAT had no free port left for this destination.
     NatPortsExhausted => "nat_ports_exhausted",
+    /// Through a NAT, a protocol it does not translate: anything but TCP, UDP and ICMP ("NAT
+    /// gateways support the following protocols: TCP, UDP, and ICMP"), and ICMP other than an
+    /// echo request (errors about a flow are carried back on their own path).
+    NatProtocol => "nat_protocol",
     /// An IP fragment that cannot be forwarded: a later fragment whose first was not seen (or
     /// was dropped, or its decision expired), or a TCP or ICMP fragment through a NAT gateway.
     Fragment => "fragment",
@@ -624,11 +628,11 @@ impl Pipeline {
         // Not TCP, UDP or ICMP: a NAT translates nothing else ("NAT gateways support the
         // following protocols: TCP, UDP, and ICMP", VPC user guide).
         if !matches!(info.l4(), L4::Tcp { .. } | L4::Udp { .. } | L4::Icmp { .. }) {
-            return c.drop(DropReason::NoRoute);
+            return c.drop(DropReason::NatProtocol);
         }
         let inside = flow_key(info, info.src_u32(), false);
         if info.protocol() == packet::PROTO_ICMP && packet::icmp_echo_ident(info).is_none() {
-            return c.drop(DropReason::NoRoute);
+            return c.drop(DropReason::NatProtocol);
         }
         let Some(nat_subnet) = snap.subnet(nat.port) else {
             return c.drop(DropReason::NoRoute);

@@ -646,7 +646,7 @@ mod filters {
         // D's default route goes to the NAT gateway, which does not translate GRE.
         let p3 = demo();
         let mut nat = other(47, "10.0.4.10", "198.51.100.10");
-        assert_eq!(run(&p3, D, &mut nat), Action::Drop(DropReason::NoRoute));
+        assert_eq!(run(&p3, D, &mut nat), Action::Drop(DropReason::NatProtocol));
     }
 
     #[test]

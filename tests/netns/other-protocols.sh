@@ -72,6 +72,8 @@ got=$(send d 47)
 [ "$got" = timeout ] || fail "d -> protocol 47 through the NAT gateway: '$got', expected nothing"
 ! grep -q "^203.0.113.40 " "$WORK/host.out" || fail "protocol 47 left through the NAT gateway"
 ok "d -> protocol 47: the NAT gateway translates TCP, UDP and ICMP only"
+grep -qE "^ *nat_protocol +[1-9]" <<< "$("$VPCSIM" status "$LAB")" || fail "no nat_protocol drop counted"
+ok "counted as nat_protocol"
 status=$("$VPCSIM" status "$LAB")
 grep -qE "^ *sg_ingress +[1-9]" <<< "$status" || fail "no sg_ingress drop counted: $status"
 ok "the refused packet is a counted sg_ingress drop"

@@ -506,14 +506,20 @@ pub(crate) fn check_ids(world: &World, ids: &[&str], kind: ResourceKind) -> Resu
 }
 
 /// Applies `TagSpecification.N` entries whose resource type is `resource_type` to `id`; a
-/// specification for another type is refused.
+/// specification for another type is refused, except one in `unsimulated`: types the action
+/// takes for resources the lab does not model (RunInstances' `volume`), accepted and not kept,
+/// since nothing in the lab could show them.
 pub(crate) fn apply_tag_specs(
     ctx: &Ctx,
     world: &mut World,
     id: &str,
     resource_type: &str,
+    unsimulated: &[&str],
 ) -> Result<(), Ec2Error> {
     for spec in ctx.p.tag_specs()? {
+        if unsimulated.contains(&spec.resource_type.as_str()) {
+            continue;
+        }
         if spec.resource_type != resource_type {
             return Err(Ec2Error::invalid(format!(
                 "'{}' is not a valid taggable resource type for this operation",

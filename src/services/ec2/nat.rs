@@ -96,7 +96,7 @@ pub fn allocate_address(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut w = ctx.world.clone();
     let id = w.generate_id("eipalloc");
     let eip = w.allocate_address(&id, address)?;
-    apply_tag_specs(ctx, &mut w, &id, "elastic-ip")?;
+    apply_tag_specs(ctx, &mut w, &id, "elastic-ip", &[])?;
     let mut x = ctx.xml();
     x.leaf("publicIp", &eip.public_ip.to_string());
     x.leaf("domain", "vpc");
@@ -309,7 +309,7 @@ pub fn create_nat_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut w = ctx.world.clone();
     let id = w.generate_id("nat");
     let nat = w.create_nat_gateway(&id, subnet, allocation, private_ip)?;
-    apply_tag_specs(ctx, &mut w, &id, "natgateway")?;
+    apply_tag_specs(ctx, &mut w, &id, "natgateway", &[])?;
     let mut x = ctx.xml();
     x.leaf_opt("clientToken", ctx.p.get("ClientToken"));
     x.open("natGateway");

@@ -150,7 +150,7 @@ pub fn create_vpc(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     // Like AWS, a new VPC comes with its main route table holding only the local route.
     let rtb = w.generate_id("rtb");
     w.add_route_table(&rtb, &id)?;
-    apply_tag_specs(ctx, &mut w, &id, "vpc")?;
+    apply_tag_specs(ctx, &mut w, &id, "vpc", &[])?;
     let mut x = ctx.xml();
     x.open("vpc");
     if let Some(v) = w.vpc(&id) {
@@ -339,7 +339,7 @@ pub fn create_subnet(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         route_table: String::new(),
         association_id: None,
     })?;
-    apply_tag_specs(ctx, &mut w, &id, "subnet")?;
+    apply_tag_specs(ctx, &mut w, &id, "subnet", &[])?;
     let mut x = ctx.xml();
     x.open("subnet");
     if let Some(s) = w.subnet(&id) {
@@ -471,7 +471,7 @@ pub fn create_route_table(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut w = ctx.world.clone();
     let id = w.generate_id("rtb");
     w.create_route_table(&id, vpc)?;
-    apply_tag_specs(ctx, &mut w, &id, "route-table")?;
+    apply_tag_specs(ctx, &mut w, &id, "route-table", &[])?;
     let mut x = ctx.xml();
     x.open("routeTable");
     if let Some(t) = w.route_table(&id) {
@@ -749,7 +749,7 @@ pub fn create_internet_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut w = ctx.world.clone();
     let id = w.generate_id("igw");
     w.add_internet_gateway(crate::model::InternetGateway { id: id.clone(), vpc: None })?;
-    apply_tag_specs(ctx, &mut w, &id, "internet-gateway")?;
+    apply_tag_specs(ctx, &mut w, &id, "internet-gateway", &[])?;
     let mut x = ctx.xml();
     x.open("internetGateway");
     if let Some(g) = w.igw(&id) {

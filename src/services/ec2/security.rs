@@ -184,7 +184,7 @@ pub fn create_security_group(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut w = ctx.world.clone();
     let id = w.generate_id("sg");
     w.create_security_group(&id, name, description, vpc)?;
-    apply_tag_specs(ctx, &mut w, &id, "security-group")?;
+    apply_tag_specs(ctx, &mut w, &id, "security-group", &[])?;
     let mut x = ctx.xml();
     x.ret_true();
     x.leaf("groupId", &id);
@@ -430,7 +430,7 @@ pub fn create_network_acl(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut w = ctx.world.clone();
     let id = w.generate_id("acl");
     w.create_network_acl(&id, vpc)?;
-    apply_tag_specs(ctx, &mut w, &id, "network-acl")?;
+    apply_tag_specs(ctx, &mut w, &id, "network-acl", &[])?;
     let mut x = ctx.xml();
     x.open("networkAcl");
     if let Some(a) = w.network_acl(&id) {

@@ -1780,3 +1780,31 @@ fn private_dns_names_follow_the_region() {
     let names = texts(&xml, "privateDnsName");
     assert!(names.contains(&"ip-10-0-1-10.us-west-2.compute.internal".to_string()), "{names:?}");
 }
+
+/// RunInstances takes tags for "instance | volume | spot-instances-request |
+/// network-interface"; the CLI reference's example tags the instance and its volumes in one
+/// call. The lab has no volumes: their tags are accepted, not kept; another type is refused.
+#[test]
+fn run_instances_takes_volume_tags() {
+    let w = lab();
+    let mut params = vec![
+        ("Action", "RunInstances"),
+        ("ImageId", "ami-0abcdef1234567890"),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+        ("SubnetId", "subnet-0b0b0b0b"),
+        ("TagSpecification.1.ResourceType", "instance"),
+        ("TagSpecification.1.Tag.1.Key", "Name"),
+        ("TagSpecification.1.Tag.1.Value", "web"),
+        ("TagSpecification.2.ResourceType", "volume"),
+        ("TagSpecification.2.Tag.1.Key", "Name"),
+        ("TagSpecification.2.Tag.1.Value", "web-disk"),
+    ];
+    let (w1, xml) = change(&w, &params);
+    let id = text(&xml, "instanceId");
+    let xml = read_xml(&w1, &[("Action", "DescribeTags")]);
+    assert!(xml.contains(&id) && xml.contains("<value>web</value>"), "{xml}");
+    assert!(!xml.contains("web-disk"), "{xml}");
+    params[8].1 = "vpc";
+    refused(&w, &params, "InvalidParameterValue");
+}
