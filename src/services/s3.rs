@@ -5406,6 +5406,10 @@ mod tests {
         assert_eq!(r.status, 200, "{}", r.text());
         let r = req(addr, "GET", "/k", &[("Host", "eu-bkt.s3.eu-west-1.amazonaws.com")], b"").await;
         assert_eq!(r.body, b"in eu");
+        // The legacy global name arriving at eu-west-1's address (where the resolver sends it
+        // for an eu-west-1 bucket) is eu-west-1's request, as the real endpoint takes it.
+        let r = req(addr, "GET", "/k", &[("Host", "eu-bkt.s3.amazonaws.com")], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"in eu"[..]));
         let r = req(addr, "GET", "/bkt/k", &[], b"").await;
         assert_eq!((r.status, r.header("x-amz-bucket-region")), (301, Some("us-east-1")));
         assert_eq!(xml_values(&r.text(), "Endpoint"), ["bkt.s3.amazonaws.com"]);
