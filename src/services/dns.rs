@@ -622,10 +622,14 @@ mod tests {
                 ("vpc-other".into(), Ipv4Addr::new(10, 0, 1, 10)),
                 ("vpc-other".into(), Ipv4Addr::new(172, 31, 0, 5)),
             ],
-            bucket_regions: [("oregon-bucket", "us-west-2"), ("a.b", "eu-west-1"), ("far", "mars-1")]
-                .into_iter()
-                .map(|(b, r)| (b.into(), r.into()))
-                .collect(),
+            bucket_regions: [
+                ("oregon-bucket", "us-west-2"),
+                ("a.b", "eu-west-1"),
+                ("far", "mars-1"),
+            ]
+            .into_iter()
+            .map(|(b, r)| (b.into(), r.into()))
+            .collect(),
         }
     }
 
