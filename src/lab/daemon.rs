@@ -314,6 +314,7 @@ fn run(
     let lab =
         Arc::new(Lab { control: control.clone(), store: store.clone(), started: Instant::now() });
     let origin_pipeline = control.pipeline.clone();
+    let dns_store = store.clone();
     let s3_state = Arc::new(s3::S3State {
         store,
         region: world.region.clone(),
@@ -358,7 +359,7 @@ fn run(
                 }
             });
         }
-        start_dns(&control, &aws_ns).await?;
+        start_dns(&control, dns_store, &aws_ns).await?;
         let api_lab = lab.clone();
         api_handle.spawn(async move {
             let served = match tokio::net::TcpListener::from_std(api_listener) {
@@ -410,8 +411,8 @@ fn run(
     Ok(())
 }
 
-/// What the resolver answers, from the world.
-fn dns_view(world: &World) -> dns::DnsView {
+/// What the resolver answers, from the world and the buckets of the object store.
+fn dns_view(world: &World, store: &Store) -> dns::DnsView {
     dns::DnsView {
         s3_regions: world
             .prefix_lists
@@ -425,14 +426,15 @@ fn dns_view(world: &World) -> dns::DnsView {
             .iter()
             .filter_map(|i| Some((world.subnet(&i.subnet)?.vpc.clone(), i.private_ip)))
             .collect(),
+        bucket_regions: store.buckets().into_iter().map(|b| (b.name, b.region)).collect(),
     }
 }
 
 /// The VPC resolvers, in the aws namespace: one TCP listener for all, one UDP socket per
 /// resolver address (so replies leave from the address queried), kept in step with the world
-/// (new VPCs and instances, changed prefix lists) once a second.
-async fn start_dns(control: &Arc<Control>, aws_ns: &str) -> anyhow::Result<()> {
-    let view = Arc::new(arc_swap::ArcSwap::from_pointee(dns_view(&control.world())));
+/// (new VPCs and instances, changed prefix lists, created and deleted buckets) once a second.
+async fn start_dns(control: &Arc<Control>, store: Arc<Store>, aws_ns: &str) -> anyhow::Result<()> {
+    let view = Arc::new(arc_swap::ArcSwap::from_pointee(dns_view(&control.world(), &store)));
     let (pipeline, access) = (control.pipeline.clone(), control.access.clone());
     let vpc_of = Arc::new(move |client: SocketAddr, local: SocketAddr| {
         let (SocketAddr::V4(c), SocketAddr::V4(l)) = (client, local) else { return None };
@@ -462,7 +464,7 @@ async fn start_dns(control: &Arc<Control>, aws_ns: &str) -> anyhow::Result<()> {
         std::collections::HashMap::new();
     let mut sync = move || -> anyhow::Result<()> {
         let world = control.world();
-        view.store(Arc::new(dns_view(&world)));
+        view.store(Arc::new(dns_view(&world, &store)));
         let want: std::collections::HashSet<std::net::Ipv4Addr> = world
             .vpcs
             .iter()

@@ -10,6 +10,8 @@
 //!   `s3-fips.dualstack.<r>.amazonaws.com`, and for us-east-1 ("Treat Amazon S3's US Standard region as mapped to the us-east-1 region") also
 //!   `s3.amazonaws.com` and `s3-external-1.amazonaws.com`; each of them also with any number of
 //!   bucket labels in front (`my-bucket.s3.<r>.amazonaws.com`, `a.b.s3.<r>.amazonaws.com`).
+//!   Except `<bucket>.s3.amazonaws.com` of an existing bucket ([`DnsView::bucket_regions`]):
+//!   that goes to the bucket's own region, as S3's DNS routing sends it.
 //! * The Amazon Linux repository buckets the guide names: `packages.<r>.amazonaws.com` and
 //!   `repo.<r>.amazonaws.com`, into region `r`'s S3 range.
 //! * Internet hosts of [`DnsView::hosts`] as `<name>` and `<name>.internet`.
@@ -86,6 +88,9 @@ pub struct DnsView {
     pub instance_domain: String,
     /// Every instance as (its VPC's id, its private IPv4 address).
     pub instances: Vec<(String, Ipv4Addr)>,
+    /// Every existing bucket's region, by bucket name: `<bucket>.s3.amazonaws.com` resolves
+    /// into that region's range (see [`s3_range_for`]).
+    pub bucket_regions: std::collections::HashMap<String, String>,
 }
 
 /// The domain of the IP-based private DNS hostnames of instances in `region`. From "Amazon EC2
@@ -512,7 +517,20 @@ fn s3_range_for(view: &DnsView, labels: &[String]) -> Option<Ipv4Net> {
     let k = rest.len();
     let last = rest[k - 1].as_str();
 
+    // <bucket>.s3.amazonaws.com: the legacy global name goes to the bucket's own region. The
+    // S3 API Reference ("Request routing"): "Amazon S3 uses the Domain Name System (DNS) to
+    // route requests to facilities that can process them. This system works effectively, but
+    // temporary routing errors can occur" (most likely "immediately after buckets are created
+    // or deleted"; here for at most a TTL, the view follows the buckets within a second).
+    // A name of no bucket (or of one in a region without a range here) stays US Standard.
+    if last == "s3" && k >= 2 {
+        let bucket = rest[..k - 1].join(".");
+        if let Some(net) = view.bucket_regions.get(&bucket).and_then(|r| region(r)) {
+            return Some(net);
+        }
+    }
     // s3.amazonaws.com / s3-external-1.amazonaws.com (US Standard = us-east-1), with buckets.
+    // `s3-external-1` is us-east-1's own endpoint name: it does not follow buckets elsewhere.
     if last == "s3" || last == "s3-external-1" {
         return region("us-east-1");
     }
@@ -604,6 +622,14 @@ mod tests {
                 ("vpc-other".into(), Ipv4Addr::new(10, 0, 1, 10)),
                 ("vpc-other".into(), Ipv4Addr::new(172, 31, 0, 5)),
             ],
+            bucket_regions: [
+                ("oregon-bucket", "us-west-2"),
+                ("a.b", "eu-west-1"),
+                ("far", "mars-1"),
+            ]
+            .into_iter()
+            .map(|(b, r)| (b.into(), r.into()))
+            .collect(),
         }
     }
 
@@ -746,6 +772,32 @@ mod tests {
         ] {
             assert_eq!(a(&view(), name), None, "{name}");
         }
+    }
+
+    /// The legacy global name of a bucket resolves into its own region's range (DNS routing,
+    /// as S3 does it), so a presigned `https://oregon-bucket.s3.amazonaws.com/...` reaches
+    /// us-west-2's S3; every other S3 name of it keeps its own region.
+    #[test]
+    fn global_bucket_name_follows_the_bucket() {
+        for name in ["oregon-bucket.s3.amazonaws.com", "Oregon-Bucket.S3.AmazonAWS.com."] {
+            assert_in("52.218.128.0/17", name);
+        }
+        assert_in("52.92.0.0/20", "a.b.s3.amazonaws.com");
+        for name in [
+            // No such bucket, a region without a range, the bare name: US Standard.
+            "no-such-bucket.s3.amazonaws.com",
+            "far.s3.amazonaws.com",
+            "s3.amazonaws.com",
+            "b.s3.amazonaws.com",
+            // us-east-1's own names do not follow the bucket.
+            "oregon-bucket.s3-external-1.amazonaws.com",
+            "oregon-bucket.s3.us-east-1.amazonaws.com",
+            "oregon-bucket.s3-us-east-1.amazonaws.com",
+        ] {
+            assert_in("54.123.160.0/19", name);
+        }
+        // Another region's names of the bucket stay that region's.
+        assert_in("52.92.0.0/20", "oregon-bucket.s3.eu-west-1.amazonaws.com");
     }
 
     /// The SOA of amazonaws.com if `m` carries it in the authority section (and nothing else).

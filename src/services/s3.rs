@@ -6,7 +6,8 @@
 //! `Range`, conditional headers), HeadObject, DeleteObject, DeleteObjects, CopyObject,
 //! multipart uploads (Create, UploadPart, Complete, Abort, ListParts, ListMultipartUploads),
 //! ListObjects v1/v2, ListBuckets, HeadBucket, GetBucketLocation, CreateBucket, DeleteBucket,
-//! GetBucketAcl/GetObjectAcl (ACLs are disabled: setting one is refused)
+//! GetBucketAcl/GetObjectAcl (ACLs are disabled: setting one is refused), GetBucketEncryption
+//! and GetBucketOwnershipControls (fixed: SSE-S3, BucketOwnerEnforced)
 //! and bucket policies. Every request is authorized by [`Authz`] (SigV4 identity, identity,
 //! bucket and endpoint policies). Requests for a bucket of another region than the S3
 //! addressed are answered with `301 PermanentRedirect`, as S3 does.
@@ -339,6 +340,7 @@ async fn dispatch(
                 &format!("arn:aws:s3:::{bucket}"),
                 None,
             )?;
+            check_object_ownership(&parts.headers)?;
             refuse_bucket_acl(&parts.headers)?;
             return create_bucket(state, &bucket, &region, body).await;
         }
@@ -372,6 +374,30 @@ async fn dispatch(
             }
             authz.require_in(&bucket, action, &bucket_arn, None)?;
             acl(&method)
+        }
+        None if query.has("encryption") || query.has("ownershipControls") => {
+            let encryption = query.has("encryption");
+            let name = if encryption { "encryption" } else { "ownershipControls" };
+            // The API reference: DeleteBucketEncryption needs "the
+            // s3:PutEncryptionConfiguration action", DeleteBucketOwnershipControls "the
+            // s3:PutBucketOwnershipControls permission".
+            let action = match (&method, encryption) {
+                (&Method::GET, true) => "s3:GetEncryptionConfiguration",
+                (&Method::PUT | &Method::DELETE, true) => "s3:PutEncryptionConfiguration",
+                (&Method::GET, false) => "s3:GetBucketOwnershipControls",
+                (&Method::PUT | &Method::DELETE, false) => "s3:PutBucketOwnershipControls",
+                (m, _) => return Err(S3Error::method_not_allowed(m, "BUCKET")),
+            };
+            if let Some(p) = query.unsupported(&[name]) {
+                return Err(S3Error::not_implemented(p));
+            }
+            authz.require_in(&bucket, action, &bucket_arn, None)?;
+            match (method, encryption) {
+                (Method::GET, true) => bucket_encryption(),
+                (Method::GET, false) => ownership_controls(),
+                // Fixed: SSE-S3 and BucketOwnerEnforced are all the lab has.
+                _ => Err(S3Error::not_implemented(name)),
+            }
         }
         None if query.has("uploads") => {
             if method != Method::GET {
@@ -425,6 +451,7 @@ async fn dispatch(
                 Method::GET => list_objects(state, &bucket, &query).await,
                 Method::HEAD => head_bucket(state, &bucket).await,
                 Method::PUT => {
+                    check_object_ownership(&parts.headers)?;
                     refuse_bucket_acl(&parts.headers)?;
                     create_bucket(state, &bucket, &region, body).await
                 }
@@ -1110,6 +1137,27 @@ fn refuse_object_acl(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
     Ok(())
 }
 
+/// CreateBucket's `x-amz-object-ownership`. The API reference lists "Valid Values:
+/// BucketOwnerPreferred | ObjectWriter | BucketOwnerEnforced". `BucketOwnerEnforced` is what
+/// every bucket here is; the other two (ACLs enabled) are `501 NotImplemented` naming the
+/// header, so no client is told its bucket takes ACLs; another value is S3's `400
+/// InvalidArgument` "Invalid x-amz-object-ownership header: <value>" (no ArgumentValue).
+fn check_object_ownership(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
+    let Some(v) = headers.get("x-amz-object-ownership") else { return Ok(()) };
+    match v.as_bytes() {
+        b"BucketOwnerEnforced" => Ok(()),
+        b"BucketOwnerPreferred" | b"ObjectWriter" => {
+            Err(S3Error::not_implemented("x-amz-object-ownership"))
+        }
+        other => Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            &format!("Invalid x-amz-object-ownership header: {}", String::from_utf8_lossy(other)),
+        )
+        .field("ArgumentName", "x-amz-object-ownership")),
+    }
+}
+
 /// CreateBucket: "If you want to apply the Bucket owner enforced setting to disable ACLs, your
 /// bucket ACL must give full control only to the bucket owner" (the `private` canned ACL).
 fn refuse_bucket_acl(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
@@ -1166,6 +1214,32 @@ async fn get_bucket_location(state: &S3State, bucket: &str) -> Result<Response<R
         el.write_text_content(BytesText::new(&meta.region)).map_err(S3Error::xml)?;
     }
     Ok(xml_response(StatusCode::OK, Bytes::from(w.into_inner())))
+}
+
+/// GetBucketEncryption: every bucket's default is SSE-S3 (see [`SSE`]), "Amazon S3 now applies
+/// server-side encryption with Amazon S3 managed keys (SSE-S3) as the base level of encryption
+/// for every bucket", and S3 Bucket Keys are for SSE-KMS only, so off.
+fn bucket_encryption() -> Result<Response<RespBody>, S3Error> {
+    let body = xml_doc("ServerSideEncryptionConfiguration", |w| {
+        w.create_element("Rule").write_inner_content(|w| {
+            w.create_element("ApplyServerSideEncryptionByDefault")
+                .write_inner_content(|w| text(w, "SSEAlgorithm", SSE.1))?;
+            text(w, "BucketKeyEnabled", "false")
+        })?;
+        Ok(())
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
+}
+
+/// GetBucketOwnershipControls: every bucket is `BucketOwnerEnforced` (see
+/// [`check_object_ownership`]), S3's default "for all newly created buckets" since April 2023.
+fn ownership_controls() -> Result<Response<RespBody>, S3Error> {
+    let body = xml_doc("OwnershipControls", |w| {
+        w.create_element("Rule")
+            .write_inner_content(|w| text(w, "ObjectOwnership", "BucketOwnerEnforced"))?;
+        Ok(())
+    })?;
+    Ok(xml_response(StatusCode::OK, body))
 }
 
 async fn head_bucket(state: &S3State, bucket: &str) -> Result<Response<RespBody>, S3Error> {
@@ -5357,7 +5431,34 @@ mod tests {
             ["Bucket cannot have ACLs set with ObjectOwnership&apos;s BucketOwnerEnforced setting"]
         );
         assert!(store.bucket("new-bkt").is_none());
-        let r = req(addr, "PUT", "/new-bkt", &[("x-amz-acl", "private")], b"").await;
+        // x-amz-object-ownership: BucketOwnerEnforced is what every bucket is; the modes with
+        // ACLs are not implemented (even with an ACL that they would take); another value is
+        // S3's InvalidArgument. Nothing is created.
+        let own = "x-amz-object-ownership";
+        for (headers, want) in [
+            (&[(own, "ObjectWriter")][..], (501, "NotImplemented")),
+            (&[(own, "BucketOwnerPreferred")][..], (501, "NotImplemented")),
+            (&[(own, "ObjectWriter"), ("x-amz-acl", "public-read")][..], (501, "NotImplemented")),
+            (&[(own, "Bogus")][..], (400, "InvalidArgument")),
+            (&[(own, "bucketownerenforced")][..], (400, "InvalidArgument")),
+        ] {
+            let r = req(addr, "PUT", "/new-bkt", headers, b"").await;
+            let t = r.text();
+            assert_eq!(code(&r), (want.0, want.1.to_string()), "{headers:?}: {t}");
+            if want.0 == 501 {
+                assert_eq!(xml_values(&t, "Header"), [own], "{t}");
+            } else {
+                let value = headers[0].1;
+                assert_eq!(
+                    xml_values(&t, "Message"),
+                    [format!("Invalid x-amz-object-ownership header: {value}")]
+                );
+                assert_eq!(xml_values(&t, "ArgumentName"), [own], "{t}");
+            }
+            assert!(store.bucket("new-bkt").is_none(), "{headers:?}");
+        }
+        let headers = [("x-amz-acl", "private"), (own, "BucketOwnerEnforced")];
+        let r = req(addr, "PUT", "/new-bkt", &headers, b"").await;
         assert_eq!(r.status, 200, "{}", r.text());
         // GetBucketAcl, GetObjectAcl: the owner, FULL_CONTROL.
         for target in ["/bkt?acl", "/bkt/k?acl"] {
@@ -5406,6 +5507,10 @@ mod tests {
         assert_eq!(r.status, 200, "{}", r.text());
         let r = req(addr, "GET", "/k", &[("Host", "eu-bkt.s3.eu-west-1.amazonaws.com")], b"").await;
         assert_eq!(r.body, b"in eu");
+        // The legacy global name arriving at eu-west-1's address (where the resolver sends it
+        // for an eu-west-1 bucket) is eu-west-1's request, as the real endpoint takes it.
+        let r = req(addr, "GET", "/k", &[("Host", "eu-bkt.s3.amazonaws.com")], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"in eu"[..]));
         let r = req(addr, "GET", "/bkt/k", &[], b"").await;
         assert_eq!((r.status, r.header("x-amz-bucket-region")), (301, Some("us-east-1")));
         assert_eq!(xml_values(&r.text(), "Endpoint"), ["bkt.s3.amazonaws.com"]);
@@ -5614,6 +5719,59 @@ mod tests {
         assert_eq!(r.status, 200, "{}", r.text());
         let r = signed(("us-east-1", "s3"), "GET", "/").await;
         assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// GetBucketEncryption and GetBucketOwnershipControls answer the lab's fixed settings
+    /// (SSE-S3, BucketOwnerEnforced), each authorized by its own action: a bucket policy's
+    /// Deny of that action refuses it and nothing else. Put*/Delete* stay 501.
+    #[tokio::test]
+    async fn encryption_and_ownership_controls_are_fixed() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let admin = (ADMIN_AK, ADMIN_SK);
+        let r = signed_as(addr, admin, "GET", "/bkt?encryption", &[]).await;
+        let t = r.text();
+        assert_eq!(r.status, 200, "{t}");
+        assert!(t.contains(&format!(
+            r#"<ServerSideEncryptionConfiguration xmlns="{S3_NS}"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>"#
+        )), "{t}");
+        let r = signed_as(addr, admin, "GET", "/bkt?ownershipControls", &[]).await;
+        let t = r.text();
+        assert_eq!(r.status, 200, "{t}");
+        assert!(t.contains(&format!(
+            r#"<OwnershipControls xmlns="{S3_NS}"><Rule><ObjectOwnership>BucketOwnerEnforced</ObjectOwnership></Rule></OwnershipControls>"#
+        )), "{t}");
+        for (method, target) in [
+            ("PUT", "/bkt?encryption"),
+            ("DELETE", "/bkt?encryption"),
+            ("PUT", "/bkt?ownershipControls"),
+            ("DELETE", "/bkt?ownershipControls"),
+        ] {
+            let r = signed_as(addr, admin, method, target, &[]).await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (501, vec!["NotImplemented".into()]),
+                "{method} {target}"
+            );
+        }
+        let r = signed_as(addr, admin, "POST", "/bkt?encryption", &[]).await;
+        assert_eq!(r.status, 405, "{}", r.text());
+        let r = signed_as(addr, admin, "GET", "/nope?encryption", &[]).await;
+        assert_eq!(r.status, 404, "{}", r.text());
+        // Each GET by its own action.
+        for (action, denied, allowed) in [
+            ("s3:GetEncryptionConfiguration", "/locked?encryption", "/locked?ownershipControls"),
+            ("s3:GetBucketOwnershipControls", "/locked?ownershipControls", "/locked?encryption"),
+        ] {
+            let policy = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"{action}","Resource":"arn:aws:s3:::locked"}}]}}"#
+            );
+            let _ = store.delete_bucket("locked");
+            store.create_bucket("locked", "us-east-1", Some(policy)).unwrap();
+            let r = signed_as(addr, admin, "GET", denied, &[]).await;
+            assert_eq!(r.status, 403, "{action}: {}", r.text());
+            let r = signed_as(addr, admin, "GET", allowed, &[]).await;
+            assert_eq!(r.status, 200, "{action}: {}", r.text());
+        }
     }
 
     /// A stub authorizing for `world`'s users.

@@ -88,8 +88,19 @@ ok "signed for the wrong region: botocore follows AuthorizationHeaderMalformed t
 h=$(in_ns a curl -s -D - http://packages.us-east-1.amazonaws.com/repodata/repomd.xml)
 grep -q "<repomd>" <<< "$h" && grep -qi "x-vpcsim-vpce: vpce-11bb22cc" <<< "$h" || fail "packages bucket: $h"
 ok "http://packages.us-east-1.amazonaws.com/repodata/repomd.xml through the endpoint"
-# "Endpoints currently do not support cross-region requests": asked at us-east-1, S3 redirects.
-code=$(in_ns a curl -s -o "$WORK/redir.xml" -w '%{http_code}' http://oregon-bucket.s3.amazonaws.com/hello.txt)
-[ "$code" = 301 ] && grep -q "<Code>PermanentRedirect</Code>" "$WORK/redir.xml" \
-    && grep -q "oregon-bucket.s3.us-west-2.amazonaws.com" "$WORK/redir.xml" || fail "no redirect: $code $(cat "$WORK/redir.xml")"
-ok "the wrong region answers 301 PermanentRedirect to oregon-bucket.s3.us-west-2.amazonaws.com"
+# "Endpoints currently do not support cross-region requests": asked at us-east-1 (path style at
+# the global endpoint, or by us-east-1's regional name), S3 redirects.
+for u in http://s3.amazonaws.com/oregon-bucket/hello.txt http://oregon-bucket.s3.us-east-1.amazonaws.com/hello.txt; do
+    code=$(in_ns a curl -s -o "$WORK/redir.xml" -w '%{http_code}' "$u")
+    [ "$code" = 301 ] && grep -q "<Code>PermanentRedirect</Code>" "$WORK/redir.xml" \
+        && grep -q "oregon-bucket.s3.us-west-2.amazonaws.com" "$WORK/redir.xml" || fail "$u: no redirect: $code $(cat "$WORK/redir.xml")"
+done
+ok "us-east-1 answers 301 PermanentRedirect to oregon-bucket.s3.us-west-2.amazonaws.com"
+# The legacy global name of a bucket resolves into its region's range (S3's DNS routing), so
+# botocore's presigned URL (virtual host oregon-bucket.s3.amazonaws.com, scope us-west-2) works,
+# through the internet gateway like any other us-west-2 address.
+url=$(AWS_CONFIG_FILE="$WORK/aws-config" "$AWS_BIN" s3 presign s3://oregon-bucket/hello.txt --region us-west-2)
+case "$url" in https://oregon-bucket.s3.amazonaws.com/*us-west-2%2Fs3*) ;; *) fail "not the global host with a us-west-2 scope: $url" ;; esac
+[ "$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" "$url")" = "Hello from oregon-bucket" ] || fail "presigned us-west-2 URL: $url"
+expect_path a http://oregon-bucket.s3.amazonaws.com/hello.txt 203.0.113.10
+ok "aws s3 presign s3://oregon-bucket/hello.txt --region us-west-2: 200 by the global name"
