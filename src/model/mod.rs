@@ -48,7 +48,7 @@ pub use filters::{
     implicit_acl_association_id, parse_acl_cidr,
 };
 pub use nat::{ElasticIp, NatGateway, NatState};
-pub use ops::{PolicyChange, ResourceKind};
+pub use ops::{PolicyChange, ResourceKind, check_tag};
 pub use policy_doc::{DEFAULT_ENDPOINT_POLICY, validate_endpoint_policy};
 pub use regions::{AwsRegion, REGIONS, S3_FIPS_REGIONS, default_prefix_lists, has_s3_fips};
 pub use users::{ACCOUNT_ID, User, default_users};

@@ -678,7 +678,9 @@ impl World {
     }
 }
 
-fn check_tag(key: &str, value: Option<&str>) -> Result<(), ModelError> {
+/// EC2's rules for a tag: a key of 1 to 127 characters not beginning with `aws:`, a value of at
+/// most 256.
+pub fn check_tag(key: &str, value: Option<&str>) -> Result<(), ModelError> {
     let key_ok = !key.is_empty() && key.chars().count() <= 127 && !key.starts_with("aws:");
     let value_ok = value.is_none_or(|v| v.chars().count() <= 256);
     if key_ok && value_ok { Ok(()) } else { Err(ModelError::InvalidTag(key.to_string())) }

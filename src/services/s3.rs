@@ -434,7 +434,16 @@ async fn dispatch(
                 (&Method::DELETE, _) => "s3:DeleteBucket",
                 _ => "s3:ListBucket",
             };
-            authz.require_in(&bucket, action, &bucket_arn, Some(&query))?;
+            authz.require_in(&bucket, action, &bucket_arn, Some(&query)).map_err(|e| {
+                // HeadBucket tells the bucket's region even when it refuses ("curl -I" on a
+                // private bucket; botocore's region redirector falls back to HeadBucket and
+                // reads the header from the error).
+                if method == Method::HEAD {
+                    e.header("x-amz-bucket-region", &meta.region)
+                } else {
+                    e
+                }
+            })?;
             if query.has("location") {
                 if let Some(p) = query.unsupported(&["location"]) {
                     return Err(S3Error::not_implemented(p));
@@ -1285,7 +1294,14 @@ async fn create_bucket(
     .await?;
     debug!(bucket = %bucket, region = %region, "create bucket");
     let mut resp = empty(StatusCode::OK);
-    set(resp.headers_mut(), "location", &format!("/{bucket}"));
+    // "A forward slash followed by the name of the bucket" in us-east-1; elsewhere S3 answers
+    // the bucket's URL (the CLI shows `"Location": "http://<bucket>.s3.amazonaws.com/"`).
+    let location = if region == "us-east-1" {
+        format!("/{bucket}")
+    } else {
+        format!("http://{bucket}.s3.amazonaws.com/")
+    };
+    set(resp.headers_mut(), "location", &location);
     Ok(resp)
 }
 
@@ -3984,6 +4000,18 @@ mod tests {
         start_full(false, region, [127, 0, 0, 1], None).await
     }
 
+    /// HeadBucket answers the bucket's region even when it refuses: S3's `x-amz-bucket-region`
+    /// on a 403, which `curl -I` and botocore's region redirector (its HeadBucket fallback)
+    /// read.
+    #[tokio::test]
+    async fn head_bucket_names_the_region_when_refused() {
+        let (addr, _dir, _store, _) = start_signed().await;
+        let r = req(addr, "HEAD", "/bkt", &[], b"").await;
+        assert_eq!((r.status, r.header("x-amz-bucket-region")), (403, Some("us-east-1")));
+        let r = req(addr, "GET", "/bkt", &[], b"").await;
+        assert_eq!((r.status, r.header("x-amz-bucket-region")), (403, None));
+    }
+
     /// A stub that authorizes: the default users of a us-east-1 world (admin may do anything).
     async fn start_signed() -> (SocketAddr, TempDir, Arc<Store>, Seen) {
         let world = crate::model::World::new("t", "us-east-1").unwrap();
@@ -4698,6 +4726,8 @@ mod tests {
         let r = req(addr, "PUT", "/newbkt", &[], cfg).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(store.bucket("newbkt").unwrap().region, "ap-south-1");
+        let location = r.headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.as_str());
+        assert_eq!(location, Some("http://newbkt.s3.amazonaws.com/"));
         let r = req(addr, "PUT", "/newbkt", &[], b"").await;
         assert_eq!(r.status, 409);
     }

@@ -124,6 +124,11 @@ pub enum AuthError {
     /// The credential scope names another service than the endpoint's.
     #[error("credential scope service {service} is wrong; expecting {expected}")]
     WrongService { presigned: bool, service: String, expected: String },
+    /// A header-signed request whose body hash is neither in `x-amz-content-sha256` nor known
+    /// (S3 requires the header: "Missing required header for this request:
+    /// x-amz-content-sha256", `400 InvalidRequest`).
+    #[error("missing x-amz-content-sha256 header")]
+    MissingContentSha256,
 }
 
 impl AuthError {
@@ -151,7 +156,7 @@ impl AuthError {
             AuthError::Expired | AuthError::MissingDate => "AccessDenied",
             AuthError::UnsupportedAlgorithm { .. } => "InvalidArgument",
             AuthError::TooSkewed => "RequestTimeTooSkewed",
-            AuthError::SignatureV2 => "InvalidRequest",
+            AuthError::SignatureV2 | AuthError::MissingContentSha256 => "InvalidRequest",
         }
     }
 
@@ -168,6 +173,9 @@ impl AuthError {
                 match the signature you provided. Check your key and signing method."
                 .to_string(),
             AuthError::Expired => "Request has expired".to_string(),
+            AuthError::MissingContentSha256 => {
+                "Missing required header for this request: x-amz-content-sha256".to_string()
+            }
             AuthError::MissingDate => {
                 "AWS authentication requires a valid Date or x-amz-date header".to_string()
             }
@@ -197,6 +205,7 @@ impl AuthError {
             | AuthError::MalformedQuery { .. }
             | AuthError::UnsupportedAlgorithm { .. }
             | AuthError::SignatureV2
+            | AuthError::MissingContentSha256
             | AuthError::WrongRegion { .. }
             | AuthError::WrongService { .. } => 400,
             _ => 403,
@@ -817,7 +826,7 @@ fn payload_hash(req: &Request, params: &AuthParams) -> Result<String, AuthError>
         // UNSIGNED-PAYLOAD, STREAMING-…: used literally; or a hash of a streamed body.
         (Some(h), _) => Ok(h.to_string()),
         (None, Some(actual)) => Ok(actual.to_string()),
-        (None, None) => Err(malformed(params.presigned, "missing x-amz-content-sha256 header")),
+        (None, None) => Err(AuthError::MissingContentSha256),
     }
 }
 
@@ -1520,6 +1529,26 @@ mod tests {
             "The AWS Access Key Id you provided does not exist in our records."
         );
         assert_eq!(AuthError::TooSkewed.ec2_code(), "RequestExpired");
+    }
+
+    /// A header-signed S3 request without `x-amz-content-sha256` (curl's `--aws-sigv4` before
+    /// 8.x sends none): S3's `400 InvalidRequest` and sentence.
+    #[test]
+    fn missing_content_sha256() {
+        let headers: Vec<(&str, &str)> = S3_CLIENT_GET_OBJECT
+            .headers
+            .iter()
+            .copied()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("x-amz-content-sha256"))
+            .collect();
+        let req = Request { headers: &headers, ..S3_CLIENT_GET_OBJECT.req() };
+        let e = verify(&req, &secrets, T0).unwrap_err();
+        assert_eq!(e, AuthError::MissingContentSha256);
+        assert_eq!((e.s3_status(), e.s3_code()), (400, "InvalidRequest"));
+        assert_eq!(
+            e.s3_message(),
+            "Missing required header for this request: x-amz-content-sha256"
+        );
     }
 
     #[test]

@@ -518,6 +518,10 @@ pub(crate) fn apply_tag_specs(
 ) -> Result<(), Ec2Error> {
     for spec in ctx.p.tag_specs()? {
         if unsimulated.contains(&spec.resource_type.as_str()) {
+            // Not kept, but held to the same rules (EC2 refuses an `aws:` key on any resource).
+            for (k, v) in &spec.tags {
+                crate::model::check_tag(k, Some(v))?;
+            }
             continue;
         }
         if spec.resource_type != resource_type {

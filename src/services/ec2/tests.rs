@@ -1807,4 +1807,8 @@ fn run_instances_takes_volume_tags() {
     assert!(!xml.contains("web-disk"), "{xml}");
     params[8].1 = "vpc";
     refused(&w, &params, "InvalidParameterValue");
+    // Not kept, but checked: no `aws:` key on a volume either.
+    params[8].1 = "volume";
+    params[9].1 = "aws:x";
+    refused(&w, &params, "InvalidParameterValue");
 }
