@@ -458,6 +458,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             private_ip,
             public_ip,
             image_id: None,
+            instance_type: None,
             security_groups: n.security_groups.iter().map(|g| g.get_ref().clone()).collect(),
             source_dest_check: n.source_dest_check,
         };

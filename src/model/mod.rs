@@ -168,6 +168,10 @@ pub struct Instance {
     /// The AMI id given to RunInstances, echoed back by DescribeInstances.
     #[serde(default)]
     pub image_id: Option<String>,
+    /// The instance type given to RunInstances (`t2.micro` …), echoed back; `None`: the
+    /// lab's default (see `services::ec2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
     /// The security groups (`sg-…`, same VPC) the instance is in; empty: its VPC's default
     /// group (see [`World::instance_groups`]).
     #[serde(default)]
@@ -191,6 +195,8 @@ pub struct TerminatedInstance {
     pub id: String,
     #[serde(default)]
     pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
     /// When it was terminated, in Unix seconds.
     pub terminated_at: u64,
 }

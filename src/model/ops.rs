@@ -554,6 +554,7 @@ impl World {
         self.terminated_instances.push(crate::model::TerminatedInstance {
             id: i.id,
             image_id: i.image_id,
+            instance_type: i.instance_type,
             terminated_at: now,
         });
         Ok(())

@@ -133,6 +133,7 @@ fn instance_address_rules() {
         private_ip: Ipv4Addr::from(ip),
         public_ip: None,
         image_id: None,
+        instance_type: None,
         security_groups: vec![],
     };
     assert!(w.add_instance(inst([10, 0, 1, 3])).is_err(), "reserved");

@@ -29,6 +29,16 @@ fn state(x: &mut Xml, name: &str, s: (&str, &str)) {
 const RUN_INSTANCES_UNSIMULATED: &[&str] =
     &["volume", "spot-instances-request", "network-interface"];
 
+/// An instance type's shape: family and size joined by one dot, lower-case letters, digits and
+/// dashes (`t2.micro`, `c6gn.16xlarge`, `u-6tb1.metal`). The lab runs every type alike.
+fn valid_instance_type(t: &str) -> bool {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    t.split_once('.').is_some_and(|(family, size)| ok(family) && ok(size))
+}
+
 /// The reservation of an instance: `r-` and the instance id's digits.
 fn reservation_id(instance: &str) -> String {
     format!("r-{}", instance.trim_start_matches("i-"))
@@ -43,7 +53,7 @@ fn instance_xml(x: &mut Xml, w: &World, i: &Instance, st: (&str, &str)) {
     let domain = crate::services::dns::instance_domain(&w.region);
     x.leaf("privateDnsName", &crate::services::dns::instance_hostname(&domain, i.private_ip));
     x.leaf("dnsName", "");
-    launch_fields(x, w);
+    launch_fields(x, w, i.instance_type.as_deref());
     x.leaf("subnetId", &i.subnet);
     x.leaf("vpcId", &vpc);
     x.leaf("privateIpAddress", &i.private_ip.to_string());
@@ -84,9 +94,9 @@ fn reservation_head(x: &mut Xml, reservation: &str) {
 }
 
 /// What every instance, running or terminated, was launched with: index, type, placement.
-fn launch_fields(x: &mut Xml, w: &World) {
+fn launch_fields(x: &mut Xml, w: &World, instance_type: Option<&str>) {
     x.leaf("amiLaunchIndex", "0");
-    x.leaf("instanceType", INSTANCE_TYPE);
+    x.leaf("instanceType", instance_type.unwrap_or(INSTANCE_TYPE));
     x.open("placement");
     x.leaf("availabilityZone", &zone_name(&w.region));
     x.leaf("tenancy", "default");
@@ -103,7 +113,7 @@ fn terminated_reservation_xml(x: &mut Xml, w: &World, t: &TerminatedInstance) {
         state(x, "instanceState", TERMINATED);
         x.leaf("privateDnsName", "");
         x.leaf("dnsName", "");
-        launch_fields(x, w);
+        launch_fields(x, w, t.instance_type.as_deref());
         x.list("groupSet", [(); 0], |_, ()| {});
         x.leaf("architecture", "x86_64");
         x.leaf("rootDeviceType", "ebs");
@@ -184,6 +194,12 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     }
     let public = ctx.p.bool("NetworkInterface.1.AssociatePublicIpAddress")?.unwrap_or(false);
     let image = ctx.p.get("ImageId").map(str::to_string);
+    let instance_type = match ctx.p.get("InstanceType") {
+        Some(t) if !valid_instance_type(t) => {
+            return Err(Ec2Error::invalid(format!("Invalid value '{t}' for InstanceType.")));
+        }
+        t => t.map(str::to_string),
+    };
     // `SecurityGroupId.N`, or inside `NetworkInterface.1` as the CLI sends it with
     // `--associate-public-ip-address`; none: the VPC's default group.
     let mut groups = ctx.p.indexed_owned("SecurityGroupId");
@@ -209,6 +225,7 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             private_ip: ip,
             public_ip,
             image_id: image.clone(),
+            instance_type: instance_type.clone(),
             security_groups: groups.clone(),
             source_dest_check: true,
         })?;
@@ -246,7 +263,7 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "instance-state-name" => one(RUNNING.1),
             "instance-state-code" => one(RUNNING.0),
             "image-id" => Some(i.image_id.iter().cloned().collect()),
-            "instance-type" => one(INSTANCE_TYPE),
+            "instance-type" => one(i.instance_type.as_deref().unwrap_or(INSTANCE_TYPE)),
             "availability-zone" => one(zone_name(&w.region)),
             "reservation-id" => one(reservation_id(&i.id)),
             "owner-id" => one(OWNER_ID),
@@ -277,7 +294,7 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "instance-state-name" => one(TERMINATED.1),
             "instance-state-code" => one(TERMINATED.0),
             "image-id" => Some(t.image_id.iter().cloned().collect()),
-            "instance-type" => one(INSTANCE_TYPE),
+            "instance-type" => one(t.instance_type.as_deref().unwrap_or(INSTANCE_TYPE)),
             "availability-zone" => one(zone_name(&w.region)),
             "reservation-id" => one(reservation_id(&t.id)),
             "owner-id" => one(OWNER_ID),
@@ -400,7 +417,7 @@ pub fn describe_instance_attribute(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         "groupSet" => group_set(&mut x, ctx.world, i),
         "instanceType" => {
             x.open("instanceType");
-            x.leaf("value", INSTANCE_TYPE);
+            x.leaf("value", i.instance_type.as_deref().unwrap_or(INSTANCE_TYPE));
             x.close();
         }
         "kernel"

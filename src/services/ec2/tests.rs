@@ -1805,6 +1805,23 @@ fn run_instances_takes_volume_tags() {
     let xml = read_xml(&w1, &[("Action", "DescribeTags")]);
     assert!(xml.contains(&id) && xml.contains("<value>web</value>"), "{xml}");
     assert!(!xml.contains("web-disk"), "{xml}");
+    // The type asked for is the type described (the lab's default t3.micro otherwise).
+    let mut typed = params.clone();
+    typed.push(("InstanceType", "t2.micro"));
+    let (w2, xml) = change(&w, &typed);
+    assert_eq!(text(&xml, "instanceType"), "t2.micro");
+    let xml = read_xml(
+        &w2,
+        &[
+            ("Action", "DescribeInstances"),
+            ("Filter.1.Name", "instance-type"),
+            ("Filter.1.Value.1", "t2.micro"),
+        ],
+    );
+    assert_eq!(texts(&xml, "instanceType"), ["t2.micro"], "{xml}");
+    let mut bad = params.clone();
+    bad.push(("InstanceType", "T2 Micro"));
+    refused(&w, &bad, "InvalidParameterValue");
     params[8].1 = "vpc";
     refused(&w, &params, "InvalidParameterValue");
     // Not kept, but checked: no `aws:` key on a volume either.
