@@ -2325,11 +2325,18 @@ async fn list_parts(
         }
         text(w, "MaxParts", &max.to_string())?;
         text(w, "IsTruncated", if truncated { "true" } else { "false" })?;
+        if let Some((algorithm, kind)) = upload.checksum {
+            text(w, "ChecksumAlgorithm", algorithm.name())?;
+            text(w, "ChecksumType", kind.name())?;
+        }
         for p in page {
             w.create_element("Part").write_inner_content(|w| {
                 text(w, "PartNumber", &p.number.to_string())?;
                 text(w, "LastModified", &iso8601(p.last_modified))?;
                 text(w, "ETag", &p.etag)?;
+                if let Some(c) = &p.checksum {
+                    text(w, &format!("Checksum{}", c.algorithm.name()), &c.value)?;
+                }
                 text(w, "Size", &p.size.to_string())
             })?;
         }
@@ -4392,6 +4399,12 @@ mod tests {
         let crc = b64(Algorithm::Crc32, b"hello");
         let r = req(addr, "PUT", &path, &[("x-amz-checksum-crc32", &crc)], b"hello").await;
         let etag = r.header("etag").unwrap().to_string();
+        // ListParts shows each part's checksum and the upload's algorithm and type.
+        let r = req(addr, "GET", &format!("/bkt/mp?uploadId={id}"), &[], b"").await;
+        let listed = r.text();
+        assert_eq!(xml_values(&listed, "ChecksumCRC32"), std::slice::from_ref(&crc), "{listed}");
+        assert_eq!(xml_values(&listed, "ChecksumAlgorithm"), ["CRC32"], "{listed}");
+        assert_eq!(xml_values(&listed, "ChecksumType"), ["COMPOSITE"], "{listed}");
         let done = |sum: &str| {
             format!(
                 "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag>{sum}</Part></CompleteMultipartUpload>"

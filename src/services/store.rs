@@ -279,6 +279,10 @@ pub struct PartInfo {
     pub size: u64,
     /// Unix seconds.
     pub last_modified: u64,
+    /// The part's own checksum in the algorithm its upload was created with, as
+    /// [`Store::list_parts`] gives it (ListParts shows it); `None` for an upload created
+    /// without one, and from [`Store::commit_part`].
+    pub checksum: Option<crate::services::checksum::Checksum>,
     file: PathBuf,
 }
 
@@ -991,6 +995,8 @@ impl Store {
                 etag: format!("\"{md5}\""),
                 size: w.size,
                 last_modified: now_secs(),
+                // UploadPart answers the checksum it checked itself.
+                checksum: None,
                 file: w.dir.join(&name),
             })
         })();
@@ -1028,11 +1034,18 @@ impl Store {
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
+            // Hashed from the part as stored: its upload was checked against any value the
+            // client sent, so this is the value S3 lists.
+            let checksum = match meta.checksum {
+                Some((algorithm, _)) => Some(hash_file(&path, algorithm)?),
+                None => None,
+            };
             parts.push(PartInfo {
                 number: n,
                 etag: format!("\"{md5}\""),
                 size: m.len(),
                 last_modified,
+                checksum,
                 file: path,
             });
         }
@@ -1265,6 +1278,21 @@ fn valid_upload_id(id: &str) -> bool {
 }
 
 /// Part files of an upload directory: (number, md5 hex, version, file name).
+/// The checksum of a stored file, read in 1 MiB blocks.
+fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<crate::services::checksum::Checksum> {
+    let mut h = Hasher::new(algorithm);
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finish())
+}
+
 fn read_parts(dir: &Path) -> io::Result<Vec<(u32, String, String, String)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
