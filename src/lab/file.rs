@@ -461,6 +461,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             instance_type: None,
             security_groups: n.security_groups.iter().map(|g| g.get_ref().clone()).collect(),
             source_dest_check: n.source_dest_check,
+            reservation: None,
         };
         w.add_instance(inst).map_err(|e| {
             let group = |g: &str| {

@@ -180,6 +180,23 @@ pub struct Instance {
     /// traffic routed to the instance is dropped.
     #[serde(default = "yes")]
     pub source_dest_check: bool,
+    /// The reservation of the RunInstances call that launched it (one per call, shared by
+    /// all its instances); `None` (lab-file instances, worlds saved before it was kept): see
+    /// [`Instance::reservation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<String>,
+}
+
+/// `r-` and the instance id's digits: the reservation of an instance that kept none.
+fn derived_reservation(id: &str) -> String {
+    format!("r-{}", id.trim_start_matches("i-"))
+}
+
+impl Instance {
+    /// Its reservation id: the one kept, else derived from its id.
+    pub fn reservation(&self) -> String {
+        self.reservation.clone().unwrap_or_else(|| derived_reservation(&self.id))
+    }
 }
 
 fn yes() -> bool {
@@ -199,6 +216,16 @@ pub struct TerminatedInstance {
     pub instance_type: Option<String>,
     /// When it was terminated, in Unix seconds.
     pub terminated_at: u64,
+    /// Its reservation, as [`Instance::reservation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<String>,
+}
+
+impl TerminatedInstance {
+    /// Its reservation id: the one kept, else derived from its id.
+    pub fn reservation(&self) -> String {
+        self.reservation.clone().unwrap_or_else(|| derived_reservation(&self.id))
+    }
 }
 
 /// A create call made idempotent by its `ClientToken`.

@@ -556,6 +556,7 @@ impl World {
             image_id: i.image_id,
             instance_type: i.instance_type,
             terminated_at: now,
+            reservation: i.reservation,
         });
         Ok(())
     }

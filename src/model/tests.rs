@@ -135,6 +135,7 @@ fn instance_address_rules() {
         image_id: None,
         instance_type: None,
         security_groups: vec![],
+        reservation: None,
     };
     assert!(w.add_instance(inst([10, 0, 1, 3])).is_err(), "reserved");
     assert!(w.add_instance(inst([10, 0, 1, 255])).is_err(), "broadcast");

@@ -39,11 +39,6 @@ fn valid_instance_type(t: &str) -> bool {
     t.split_once('.').is_some_and(|(family, size)| ok(family) && ok(size))
 }
 
-/// The reservation of an instance: `r-` and the instance id's digits.
-fn reservation_id(instance: &str) -> String {
-    format!("r-{}", instance.trim_start_matches("i-"))
-}
-
 fn instance_xml(x: &mut Xml, w: &World, i: &Instance, st: (&str, &str)) {
     let vpc = w.subnet(&i.subnet).map(|s| s.vpc.clone()).unwrap_or_default();
     x.leaf("instanceId", &i.id);
@@ -103,22 +98,24 @@ fn launch_fields(x: &mut Xml, w: &World, instance_type: Option<&str>) {
     x.close();
 }
 
-/// A terminated instance's reservation: what EC2 still lists of it (no subnet, VPC, address or
-/// groups).
-fn terminated_reservation_xml(x: &mut Xml, w: &World, t: &TerminatedInstance) {
-    reservation_head(x, &reservation_id(&t.id));
-    x.list("instancesSet", [t], |x, t| {
-        x.leaf("instanceId", &t.id);
-        x.leaf_opt("imageId", t.image_id.as_deref());
-        state(x, "instanceState", TERMINATED);
-        x.leaf("privateDnsName", "");
-        x.leaf("dnsName", "");
-        launch_fields(x, w, t.instance_type.as_deref());
-        x.list("groupSet", [(); 0], |_, ()| {});
-        x.leaf("architecture", "x86_64");
-        x.leaf("rootDeviceType", "ebs");
-        x.leaf("virtualizationType", "hvm");
-    });
+/// A terminated instance: what EC2 still lists of it (no subnet, VPC, address or groups).
+fn terminated_instance_xml(x: &mut Xml, w: &World, t: &TerminatedInstance) {
+    x.leaf("instanceId", &t.id);
+    x.leaf_opt("imageId", t.image_id.as_deref());
+    state(x, "instanceState", TERMINATED);
+    x.leaf("privateDnsName", "");
+    x.leaf("dnsName", "");
+    launch_fields(x, w, t.instance_type.as_deref());
+    x.list("groupSet", [(); 0], |_, ()| {});
+    x.leaf("architecture", "x86_64");
+    x.leaf("rootDeviceType", "ebs");
+    x.leaf("virtualizationType", "hvm");
+}
+
+/// An instance DescribeInstances lists: running, or terminated within the hour.
+enum Listed<'a> {
+    Running(&'a Instance),
+    Terminated(&'a TerminatedInstance),
 }
 
 /// Unix seconds now.
@@ -210,6 +207,8 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
     }
     let mut w = ctx.world.clone();
+    // EC2 API Reference, RunInstances: "Launches the specified number of instances" and answers
+    // one `Reservation`; every instance of the call is in it, under that one id.
     let reservation = w.generate_id("r");
     let mut ids = Vec::new();
     for _ in 0..max {
@@ -228,6 +227,7 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             instance_type: instance_type.clone(),
             security_groups: groups.clone(),
             source_dest_check: true,
+            reservation: Some(reservation.clone()),
         })?;
         apply_tag_specs(ctx, &mut w, &id, "instance", RUN_INSTANCES_UNSIMULATED)?;
         ids.push(id);
@@ -247,8 +247,7 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let now = now_secs();
     check_instance_ids(w, &ids, now)?;
     let filters = ctx.p.filters()?;
-    let mut x = ctx.xml();
-    x.open("reservationSet");
+    let mut listed: Vec<Listed> = Vec::new();
     for i in &w.instances {
         if !ids.is_empty() && !ids.contains(&i.id.as_str()) {
             continue;
@@ -265,7 +264,7 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "image-id" => Some(i.image_id.iter().cloned().collect()),
             "instance-type" => one(i.instance_type.as_deref().unwrap_or(INSTANCE_TYPE)),
             "availability-zone" => one(zone_name(&w.region)),
-            "reservation-id" => one(reservation_id(&i.id)),
+            "reservation-id" => one(i.reservation()),
             "owner-id" => one(OWNER_ID),
             "source-dest-check" => one(if i.source_dest_check { "true" } else { "false" }),
             "instance.group-id" | "group-id" => Some(w.instance_groups(i)),
@@ -278,9 +277,7 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             _ => None,
         })?;
         if ok {
-            x.open("item");
-            reservation_xml(&mut x, w, &reservation_id(&i.id), &[i], RUNNING);
-            x.close();
+            listed.push(Listed::Running(i));
         }
     }
     for t in w.terminated_instances.iter().filter(|t| w.terminated_instance(&t.id, now).is_some()) {
@@ -296,7 +293,7 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "image-id" => Some(t.image_id.iter().cloned().collect()),
             "instance-type" => one(t.instance_type.as_deref().unwrap_or(INSTANCE_TYPE)),
             "availability-zone" => one(zone_name(&w.region)),
-            "reservation-id" => one(reservation_id(&t.id)),
+            "reservation-id" => one(t.reservation()),
             "owner-id" => one(OWNER_ID),
             "subnet-id"
             | "vpc-id"
@@ -310,12 +307,30 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             _ => None,
         })?;
         if ok {
-            x.open("item");
-            terminated_reservation_xml(&mut x, w, t);
-            x.close();
+            listed.push(Listed::Terminated(t));
         }
     }
-    x.close();
+    // One item per reservation, with every listed instance of it, in launch order.
+    let reservation = |l: &Listed| match l {
+        Listed::Running(i) => i.reservation(),
+        Listed::Terminated(t) => t.reservation(),
+    };
+    let mut reservations: Vec<(String, Vec<&Listed>)> = Vec::new();
+    for l in &listed {
+        let r = reservation(l);
+        match reservations.iter_mut().find(|(id, _)| *id == r) {
+            Some((_, members)) => members.push(l),
+            None => reservations.push((r, vec![l])),
+        }
+    }
+    let mut x = ctx.xml();
+    x.list("reservationSet", &reservations, |x, (r, members)| {
+        reservation_head(x, r);
+        x.list("instancesSet", members, |x, l| match l {
+            Listed::Running(i) => instance_xml(x, w, i, RUNNING),
+            Listed::Terminated(t) => terminated_instance_xml(x, w, t),
+        });
+    });
     read(x)
 }
 

@@ -1829,3 +1829,54 @@ fn run_instances_takes_volume_tags() {
     params[9].1 = "aws:x";
     refused(&w, &params, "InvalidParameterValue");
 }
+
+/// EC2 API Reference, RunInstances: one call launches its instances in one reservation,
+/// "Reservation" being "Information about the reservation"; DescribeInstances lists that
+/// reservation with all of them, and the `reservation-id` filter finds them by it.
+#[test]
+fn one_reservation_per_run_instances() {
+    let w = lab();
+    let (w1, xml) = change(
+        &w,
+        &[
+            ("Action", "RunInstances"),
+            ("SubnetId", "subnet-0b0b0b0b"),
+            ("MinCount", "3"),
+            ("MaxCount", "3"),
+        ],
+    );
+    let r = text(&xml, "reservationId");
+    let ids = texts(&xml, "instanceId");
+    assert_eq!(ids.len(), 3);
+    let xml = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeInstances"),
+            ("Filter.1.Name", "reservation-id"),
+            ("Filter.1.Value.1", &r),
+        ],
+    );
+    assert_eq!(texts(&xml, "reservationId"), [r.clone()]);
+    assert_eq!(texts(&xml, "instanceId"), ids);
+    // Terminated, they stay in it.
+    let (w2, _) =
+        change(&w1, &[("Action", "TerminateInstances"), ("InstanceId.1", ids[0].as_str())]);
+    let xml = read_xml(
+        &w2,
+        &[
+            ("Action", "DescribeInstances"),
+            ("Filter.1.Name", "reservation-id"),
+            ("Filter.1.Value.1", &r),
+        ],
+    );
+    assert_eq!(texts(&xml, "reservationId"), [r]);
+    assert_eq!(texts(&xml, "instanceId").len(), 3);
+    // A world saved before reservations were kept: derived from the instance id.
+    let mut old = w1.clone();
+    old.instances.iter_mut().for_each(|i| i.reservation = None);
+    let json = serde_json::to_string(&old).unwrap();
+    assert!(!json.contains("\"reservation\""));
+    let back: World = serde_json::from_str(&json).unwrap();
+    let i = back.instance(&ids[1]).unwrap();
+    assert_eq!(i.reservation(), format!("r-{}", ids[1].trim_start_matches("i-")));
+}
