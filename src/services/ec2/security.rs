@@ -570,12 +570,9 @@ fn entry_xml(x: &mut Xml, e: &AclEntry) {
     }
 }
 
-/// An ACL as DescribeNetworkAcls shows it: entries in rule order, each direction ending with
-/// the implicit deny (rule number 32767, AWS's `*`).
-fn acl_xml(x: &mut Xml, w: &World, a: &NetworkAcl) {
-    x.leaf("networkAclId", &a.id);
-    x.leaf("vpcId", &a.vpc);
-    x.bool("default", a.is_default);
+/// An ACL's entries as DescribeNetworkAcls shows them (and its `entry.*` filters see them):
+/// in rule order, each direction ending with the implicit deny (rule number 32767, AWS's `*`).
+fn shown_entries(a: &NetworkAcl) -> Vec<AclEntry> {
     let deny = |egress| AclEntry {
         rule_number: ACL_DEFAULT_RULE,
         egress,
@@ -584,9 +581,32 @@ fn acl_xml(x: &mut Xml, w: &World, a: &NetworkAcl) {
         cidr: Default::default(),
         action: RuleAction::Deny,
     };
-    let (de, di) = (deny(true), deny(false));
-    let entries = a.sorted(true).into_iter().chain([&de]).chain(a.sorted(false)).chain([&di]);
-    x.list("entrySet", entries, entry_xml);
+    let mut out: Vec<AclEntry> = a.sorted(true).into_iter().cloned().collect();
+    out.push(deny(true));
+    out.extend(a.sorted(false).into_iter().cloned());
+    out.push(deny(false));
+    out
+}
+
+/// The values an entry has for `entry.protocol`: "The protocol specified in the entry (tcp |
+/// udp | icmp or a protocol number)" (EC2 API Reference, DescribeNetworkAcls): the number the
+/// entry shows and, for those three, the name.
+fn protocol_values(p: Protocol) -> Vec<String> {
+    let name = match p {
+        Protocol::Tcp => Some("tcp"),
+        Protocol::Udp => Some("udp"),
+        Protocol::Icmp => Some("icmp"),
+        Protocol::All | Protocol::Other(_) => None,
+    };
+    std::iter::once(p.acl_number().into_owned()).chain(name.map(str::to_string)).collect()
+}
+
+/// An ACL as DescribeNetworkAcls shows it.
+fn acl_xml(x: &mut Xml, w: &World, a: &NetworkAcl) {
+    x.leaf("networkAclId", &a.id);
+    x.leaf("vpcId", &a.vpc);
+    x.bool("default", a.is_default);
+    x.list("entrySet", &shown_entries(a), entry_xml);
     x.list("associationSet", w.acl_associations(a), |x, (assoc, subnet)| {
         x.leaf("networkAclAssociationId", &assoc);
         x.leaf("networkAclId", &a.id);
@@ -608,8 +628,9 @@ pub fn describe_network_acls(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             continue;
         }
         let assocs = w.acl_associations(a);
+        let shown = shown_entries(a);
         let entries =
-            |f: &dyn Fn(&AclEntry) -> String| -> Vec<String> { a.entries.iter().map(f).collect() };
+            |f: &dyn Fn(&AclEntry) -> String| -> Vec<String> { shown.iter().map(f).collect() };
         let ok = matches(&filters, w.tags_of(&a.id), |f| match f {
             "network-acl-id" => one(&a.id),
             "vpc-id" => one(&a.vpc),
@@ -621,8 +642,31 @@ pub fn describe_network_acls(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "entry.cidr" => Some(entries(&|e| e.cidr.to_string())),
             "entry.rule-number" => Some(entries(&|e| e.rule_number.to_string())),
             "entry.rule-action" => Some(entries(&|e| e.action.name().to_string())),
-            "entry.protocol" => Some(entries(&|e| e.protocol.acl_number().to_string())),
+            "entry.protocol" => {
+                Some(shown.iter().flat_map(|e| protocol_values(e.protocol)).collect())
+            }
             "entry.egress" => Some(entries(&|e| e.egress.to_string())),
+            "entry.port-range.from" | "entry.port-range.to" => Some(
+                shown
+                    .iter()
+                    .filter_map(|e| match e.ports {
+                        Ports::Range { from, to } => {
+                            Some(if f.ends_with("from") { from } else { to }.to_string())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            "entry.icmp.type" | "entry.icmp.code" => Some(
+                shown
+                    .iter()
+                    .filter(|e| matches!(e.ports, Ports::Icmp { .. }))
+                    .filter_map(|e| e.ports.to_aws())
+                    .map(|(t, c)| if f.ends_with("type") { t } else { c }.to_string())
+                    .collect(),
+            ),
+            // The lab has no IPv6.
+            "entry.ipv6-cidr" => Some(Vec::new()),
             _ => None,
         })?;
         if ok {

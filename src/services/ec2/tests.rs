@@ -1880,3 +1880,55 @@ fn one_reservation_per_run_instances() {
     let i = back.instance(&ids[1]).unwrap();
     assert_eq!(i.reservation(), format!("r-{}", ids[1].trim_start_matches("i-")));
 }
+
+/// DescribeNetworkAcls' `entry.*` filters see the entries the answer lists, the implicit
+/// `*` denies (rule 32767) included; "entry.protocol - The protocol specified in the entry
+/// (tcp | udp | icmp or a protocol number)" (EC2 API Reference).
+#[test]
+fn network_acl_entry_filters_see_what_the_answer_shows() {
+    let w = lab();
+    let (w1, xml) = change(&w, &[("Action", "CreateNetworkAcl"), ("VpcId", "vpc-111bbb22")]);
+    let acl = text(&xml, "networkAclId");
+    let ids = |w: &World, name: &str, value: &str| {
+        let xml = read_xml(
+            w,
+            &[
+                ("Action", "DescribeNetworkAcls"),
+                ("Filter.1.Name", name),
+                ("Filter.1.Value.1", value),
+            ],
+        );
+        // Each ACL's id, then its associations' (which name it again).
+        let mut ids = texts(&xml, "networkAclId");
+        ids.dedup();
+        ids
+    };
+    let both = vec!["acl-111bbb22".to_string(), acl.clone()];
+    // The new ACL has only its implicit denies.
+    assert_eq!(ids(&w1, "entry.rule-number", "32767"), both);
+    assert_eq!(ids(&w1, "entry.rule-action", "deny"), both);
+    assert_eq!(ids(&w1, "entry.cidr", "0.0.0.0/0"), both);
+    assert_eq!(ids(&w1, "entry.protocol", "-1"), both);
+    assert_eq!(ids(&w1, "entry.egress", "true"), both);
+    assert!(ids(&w1, "entry.protocol", "tcp").is_empty());
+    let (w2, _) = change(
+        &w1,
+        &[
+            ("Action", "CreateNetworkAclEntry"),
+            ("NetworkAclId", &acl),
+            ("RuleNumber", "100"),
+            ("Protocol", "6"),
+            ("RuleAction", "allow"),
+            ("Egress", "false"),
+            ("CidrBlock", "198.51.100.0/24"),
+            ("PortRange.From", "80"),
+            ("PortRange.To", "443"),
+        ],
+    );
+    assert_eq!(ids(&w2, "entry.protocol", "tcp"), [acl.clone()]);
+    assert_eq!(ids(&w2, "entry.protocol", "6"), [acl.clone()]);
+    assert!(ids(&w2, "entry.protocol", "udp").is_empty());
+    assert_eq!(ids(&w2, "entry.port-range.from", "80"), [acl.clone()]);
+    assert_eq!(ids(&w2, "entry.port-range.to", "443"), [acl.clone()]);
+    assert!(ids(&w2, "entry.icmp.type", "*").is_empty());
+}
