@@ -638,7 +638,9 @@ pub fn describe_network_acls(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "owner-id" => one(OWNER_ID),
             "association.subnet-id" => Some(assocs.iter().map(|(_, s)| s.clone()).collect()),
             "association.association-id" => Some(assocs.iter().map(|(i, _)| i.clone()).collect()),
-            "association.network-acl-id" => one(&a.id),
+            // "The ID of the network ACL involved in the association" (EC2 API Reference): an
+            // ACL without associations has none.
+            "association.network-acl-id" => Some(assocs.iter().map(|_| a.id.clone()).collect()),
             "entry.cidr" => Some(entries(&|e| e.cidr.to_string())),
             "entry.rule-number" => Some(entries(&|e| e.rule_number.to_string())),
             "entry.rule-action" => Some(entries(&|e| e.action.name().to_string())),

@@ -1932,3 +1932,39 @@ fn network_acl_entry_filters_see_what_the_answer_shows() {
     assert_eq!(ids(&w2, "entry.port-range.to", "443"), [acl.clone()]);
     assert!(ids(&w2, "entry.icmp.type", "*").is_empty());
 }
+
+/// `association.network-acl-id`: "The ID of the network ACL involved in the association" (EC2
+/// API Reference); an ACL with no association does not match it.
+#[test]
+fn association_network_acl_id_needs_an_association() {
+    let w = lab();
+    let (w1, xml) = change(&w, &[("Action", "CreateNetworkAcl"), ("VpcId", "vpc-111bbb22")]);
+    let acl = text(&xml, "networkAclId");
+    let filter = |w: &World, value: &str| {
+        let xml = read_xml(
+            w,
+            &[
+                ("Action", "DescribeNetworkAcls"),
+                ("Filter.1.Name", "association.network-acl-id"),
+                ("Filter.1.Value.1", value),
+            ],
+        );
+        let mut ids = texts(&xml, "networkAclId");
+        ids.dedup();
+        ids
+    };
+    assert!(filter(&w1, &acl).is_empty());
+    assert_eq!(filter(&w1, "acl-111bbb22"), ["acl-111bbb22"]);
+    let xml =
+        read_xml(&w1, &[("Action", "DescribeNetworkAcls"), ("NetworkAclId.1", "acl-111bbb22")]);
+    let assoc = texts(&xml, "networkAclAssociationId")[0].clone();
+    let (w2, _) = change(
+        &w1,
+        &[
+            ("Action", "ReplaceNetworkAclAssociation"),
+            ("AssociationId", &assoc),
+            ("NetworkAclId", &acl),
+        ],
+    );
+    assert_eq!(filter(&w2, &acl), [acl.clone()]);
+}
