@@ -88,6 +88,19 @@ impl World {
             || self.live_nat_gateways().any(|n| n.vpc == vpc && n.private_ip == ip)
     }
 
+    /// How many private addresses of `subnet` are in use: every one [`World::private_ip_in_use`]
+    /// counts (instances' and live NAT gateways' interfaces).
+    pub fn private_ips_used_in(&self, subnet: &crate::model::Subnet) -> u64 {
+        let inside = |ip: &Ipv4Addr| subnet.cidr.contains(ip);
+        let instances =
+            self.instances_in_vpc(&subnet.vpc).filter(|i| inside(&i.private_ip)).count();
+        let nats = self
+            .live_nat_gateways()
+            .filter(|n| n.vpc == subnet.vpc && inside(&n.private_ip))
+            .count();
+        (instances + nats) as u64
+    }
+
     /// NAT gateways that are not deleted.
     pub fn live_nat_gateways(&self) -> impl Iterator<Item = &NatGateway> {
         self.nat_gateways.iter().filter(|n| n.state != NatState::Deleted)

@@ -280,8 +280,9 @@ pub fn delete_vpc(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
 
 fn subnet_xml(x: &mut Xml, w: &World, s: &Subnet) {
     let size = 1u64 << (32 - s.cidr.prefix_len());
-    let used = w.instances.iter().filter(|i| i.subnet == s.id).count() as u64;
-    let free = size.saturating_sub(5 + used);
+    // "The number of unused private IPv4 addresses in the subnet" (EC2 API Reference, Subnet):
+    // less AWS's five reserved ones and every interface's (instances, NAT gateways).
+    let free = size.saturating_sub(5 + w.private_ips_used_in(s));
     x.leaf("subnetId", &s.id);
     x.leaf("subnetArn", &format!("arn:aws:ec2:{}:{OWNER_ID}:subnet/{}", w.region, s.id));
     x.leaf("state", "available");

@@ -1968,3 +1968,32 @@ fn association_network_acl_id_needs_an_association() {
     );
     assert_eq!(filter(&w2, &acl), [acl.clone()]);
 }
+
+/// `AvailableIpAddressCount`: "The number of unused private IPv4 addresses in the subnet"
+/// (EC2 API Reference, Subnet): a NAT gateway's interface uses one, as an instance does.
+#[test]
+fn available_ip_count_counts_nat_gateways() {
+    let free = |w: &World, subnet: &str| {
+        let xml = read_xml(w, &[("Action", "DescribeSubnets"), ("SubnetId.1", subnet)]);
+        text(&xml, "availableIpAddressCount").parse::<u64>().unwrap()
+    };
+    let w = lab();
+    // Subnet b (/24): AWS's 5, its instance and the NAT gateway at 10.0.2.40.
+    let used = w.instances.iter().filter(|i| i.subnet == "subnet-0b0b0b0b").count() as u64;
+    assert_eq!(free(&w, "subnet-0b0b0b0b"), 256 - 5 - used - 1);
+    let before = free(&w, "subnet-0a0a0a0a");
+    let (w1, xml) = change(&w, &[("Action", "AllocateAddress"), ("Domain", "vpc")]);
+    let alloc = text(&xml, "allocationId");
+    let (w2, xml) = change(
+        &w1,
+        &[
+            ("Action", "CreateNatGateway"),
+            ("SubnetId", "subnet-0a0a0a0a"),
+            ("AllocationId", &alloc),
+        ],
+    );
+    assert_eq!(free(&w2, "subnet-0a0a0a0a"), before - 1);
+    let nat = text(&xml, "natGatewayId");
+    let (w3, _) = change(&w2, &[("Action", "DeleteNatGateway"), ("NatGatewayId", &nat)]);
+    assert_eq!(free(&w3, "subnet-0a0a0a0a"), before);
+}
