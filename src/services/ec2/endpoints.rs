@@ -139,11 +139,22 @@ fn service_region(service: &str) -> &str {
     service.strip_prefix("com.amazonaws.").and_then(|r| r.split('.').next()).unwrap_or("")
 }
 
+/// DescribeVpcEndpoints' filters (besides tags).
+pub(super) const VPC_ENDPOINT_FILTERS: &[&str] = &[
+    "vpc-endpoint-id",
+    "vpc-id",
+    "service-name",
+    "vpc-endpoint-state",
+    "vpc-endpoint-type",
+    "ip-address-type",
+    "service-region",
+];
+
 pub fn describe_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("VpcEndpointId");
     check_ids(w, &ids, ResourceKind::VpcEndpoint)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(VPC_ENDPOINT_FILTERS)?;
     let mut x = ctx.xml();
     x.open("vpcEndpointSet");
     for e in &w.endpoints {
@@ -207,8 +218,15 @@ pub fn delete_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     if failed.len() == ids.len() { read(x) } else { changed(w, x) }
 }
 
+/// DescribePrefixLists' filters.
+pub(super) const PREFIX_LIST_FILTERS: &[&str] = &["prefix-list-id", "prefix-list-name"];
+
+/// DescribeManagedPrefixLists' filters (besides tags).
+pub(super) const MANAGED_PREFIX_LIST_FILTERS: &[&str] =
+    &["prefix-list-id", "prefix-list-name", "owner-id"];
+
 pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
-    let lists = selected_prefix_lists(ctx, |_, _| None)?;
+    let lists = selected_prefix_lists(ctx, PREFIX_LIST_FILTERS, |_, _| None)?;
     let mut x = ctx.xml();
     x.open("prefixListSet");
     for pl in lists {
@@ -227,11 +245,12 @@ pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
 /// `prefix-list-id` and `prefix-list-name`, and those `more` knows.
 fn selected_prefix_lists<'w>(
     ctx: &Ctx<'w>,
+    known: &[&str],
     more: impl Fn(&str, &PrefixList) -> Option<Vec<String>>,
 ) -> Result<Vec<&'w PrefixList>, Ec2Error> {
     let ids = ctx.p.indexed("PrefixListId");
     check_ids(ctx.world, &ids, ResourceKind::PrefixList)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(known)?;
     let mut out = Vec::new();
     for pl in &ctx.world.prefix_lists {
         let selected = if !ids.is_empty() {
@@ -255,7 +274,9 @@ fn selected_prefix_lists<'w>(
 /// `AWS`, state `create-complete`). vpcsim keeps no list versions (the element is absent) and
 /// no customer-managed lists.
 pub fn describe_managed_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
-    let lists = selected_prefix_lists(ctx, |f, _| if f == "owner-id" { one("AWS") } else { None })?;
+    let lists = selected_prefix_lists(ctx, MANAGED_PREFIX_LIST_FILTERS, |f, _| {
+        if f == "owner-id" { one("AWS") } else { None }
+    })?;
     let mut x = ctx.xml();
     x.open("prefixListSet");
     for pl in lists {
@@ -297,10 +318,13 @@ pub fn get_managed_prefix_list_entries(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error
     read(x)
 }
 
+/// DescribeVpcEndpointServices' filters (besides tags).
+pub(super) const VPC_ENDPOINT_SERVICE_FILTERS: &[&str] = &["service-name", "service-type", "owner"];
+
 pub fn describe_vpc_endpoint_services(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let region = ctx.region;
     let names = ctx.p.indexed("ServiceName");
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(VPC_ENDPOINT_SERVICE_FILTERS)?;
     let mut services = Vec::new();
     if REGIONS.iter().any(|r| r.name == region) {
         let name = s3_service(region);

@@ -30,6 +30,12 @@ pub fn matches(
     Ok(true)
 }
 
+/// Whether `name` is a filter of an action whose own filters are `names`: one of them, or a
+/// tag filter (`tag:<key>`, `tag-key`, `tag-value`).
+pub fn known(name: &str, names: &[&str]) -> bool {
+    names.contains(&name) || name.starts_with("tag:") || name == "tag-key" || name == "tag-value"
+}
+
 fn tag_values(name: &str, tags: Option<&BTreeMap<String, String>>) -> Values {
     let empty = BTreeMap::new();
     let tags = tags.unwrap_or(&empty);

@@ -241,12 +241,33 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     Ok(Ec2Outcome::Changed { world: w, xml })
 }
 
+/// DescribeInstances' filters (besides tags).
+pub(super) const INSTANCE_FILTERS: &[&str] = &[
+    "instance-id",
+    "subnet-id",
+    "vpc-id",
+    "private-ip-address",
+    "ip-address",
+    "instance-state-name",
+    "instance-state-code",
+    "image-id",
+    "instance-type",
+    "availability-zone",
+    "reservation-id",
+    "owner-id",
+    "source-dest-check",
+    "instance.group-id",
+    "group-id",
+    "instance.group-name",
+    "group-name",
+];
+
 pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("InstanceId");
     let now = now_secs();
     check_instance_ids(w, &ids, now)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(INSTANCE_FILTERS)?;
     let mut listed: Vec<Listed> = Vec::new();
     for i in &w.instances {
         if !ids.is_empty() && !ids.contains(&i.id.as_str()) {
@@ -534,9 +555,12 @@ pub fn delete_tags(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
+/// DescribeTags' filters.
+pub(super) const TAG_FILTERS: &[&str] = &["resource-id", "resource-type", "key", "value"];
+
 pub fn describe_tags(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(TAG_FILTERS)?;
     let mut x = ctx.xml();
     x.open("tagSet");
     for (id, tags) in &w.tags {

@@ -171,6 +171,20 @@ pub fn release_address(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
+/// DescribeAddresses' filters (besides tags).
+pub(super) const ADDRESS_FILTERS: &[&str] = &[
+    "allocation-id",
+    "association-id",
+    "instance-id",
+    "public-ip",
+    "domain",
+    "private-ip-address",
+    "network-interface-id",
+    "network-interface-owner-id",
+    "network-border-group",
+    "public-ipv4-pool",
+];
+
 pub fn describe_addresses(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("AllocationId");
@@ -184,7 +198,7 @@ pub fn describe_addresses(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             ));
         }
     }
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(ADDRESS_FILTERS)?;
     let mut x = ctx.xml();
     x.open("addressesSet");
     for e in &w.elastic_ips {
@@ -318,11 +332,14 @@ pub fn create_nat_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
+/// DescribeNatGateways' filters (besides tags).
+pub(super) const NAT_GATEWAY_FILTERS: &[&str] = &["nat-gateway-id", "state", "subnet-id", "vpc-id"];
+
 pub fn describe_nat_gateways(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("NatGatewayId");
     check_ids(w, &ids, ResourceKind::NatGateway)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(NAT_GATEWAY_FILTERS)?;
     let mut x = ctx.xml();
     x.open("natGatewaySet");
     for n in &w.nat_gateways {

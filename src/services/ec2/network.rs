@@ -39,6 +39,9 @@ fn bool_str(b: bool) -> String {
     if b { "true".into() } else { "false".into() }
 }
 
+/// DescribeRegions' filters.
+pub(super) const REGION_FILTERS: &[&str] = &["region-name", "endpoint", "opt-in-status"];
+
 pub fn describe_regions(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let names = ctx.p.indexed("RegionName");
     for n in &names {
@@ -46,7 +49,7 @@ pub fn describe_regions(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             return Err(Ec2Error::invalid(format!("Invalid region: {n}")));
         }
     }
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(REGION_FILTERS)?;
     let mut x = ctx.xml();
     x.open("regionInfo");
     for r in REGIONS {
@@ -72,6 +75,18 @@ pub fn describe_regions(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     read(x)
 }
 
+/// DescribeAvailabilityZones' filters.
+pub(super) const ZONE_FILTERS: &[&str] = &[
+    "zone-name",
+    "zone-id",
+    "region-name",
+    "state",
+    "zone-type",
+    "group-name",
+    "network-border-group",
+    "opt-in-status",
+];
+
 pub fn describe_availability_zones(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let region = ctx.region;
     let (zone, id) = (zone_name(region), zone_id(region));
@@ -87,7 +102,7 @@ pub fn describe_availability_zones(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             return Err(Ec2Error::invalid(format!("Invalid availability zone id: [{n}]")));
         }
     }
-    let ok = matches(&ctx.p.filters()?, None, |f| match f {
+    let ok = matches(&ctx.p.filters(ZONE_FILTERS)?, None, |f| match f {
         "zone-name" => one(zone.clone()),
         "zone-id" => one(id.clone()),
         "region-name" => one(region),
@@ -160,11 +175,24 @@ pub fn create_vpc(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
+/// DescribeVpcs' filters (besides tags).
+pub(super) const VPC_FILTERS: &[&str] = &[
+    "vpc-id",
+    "cidr",
+    "cidr-block",
+    "cidrBlock",
+    "cidr-block-association.cidr-block",
+    "state",
+    "is-default",
+    "owner-id",
+    "dhcp-options-id",
+];
+
 pub fn describe_vpcs(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("VpcId");
     check_ids(w, &ids, ResourceKind::Vpc)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(VPC_FILTERS)?;
     let mut x = ctx.xml();
     x.open("vpcSet");
     for v in &w.vpcs {
@@ -350,11 +378,27 @@ pub fn create_subnet(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
+/// DescribeSubnets' filters (besides tags).
+pub(super) const SUBNET_FILTERS: &[&str] = &[
+    "subnet-id",
+    "vpc-id",
+    "cidr",
+    "cidr-block",
+    "cidrBlock",
+    "state",
+    "availability-zone",
+    "availabilityZone",
+    "availability-zone-id",
+    "default-for-az",
+    "defaultForAz",
+    "owner-id",
+];
+
 pub fn describe_subnets(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("SubnetId");
     check_ids(w, &ids, ResourceKind::Subnet)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(SUBNET_FILTERS)?;
     let zone = zone_name(&w.region);
     let mut x = ctx.xml();
     x.open("subnetSet");
@@ -482,11 +526,34 @@ pub fn create_route_table(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
+/// DescribeRouteTables' filters (besides tags).
+pub(super) const ROUTE_TABLE_FILTERS: &[&str] = &[
+    "route-table-id",
+    "vpc-id",
+    "owner-id",
+    "association.route-table-association-id",
+    "association.route-table-id",
+    "association.subnet-id",
+    "association.main",
+    "association.gateway-id",
+    "route.gateway-id",
+    "route.nat-gateway-id",
+    "route.instance-id",
+    "route.destination-cidr-block",
+    "route.destination-prefix-list-id",
+    "route.origin",
+    "route.state",
+    "route.destination-ipv6-cidr-block",
+    "route.egress-only-internet-gateway-id",
+    "route.transit-gateway-id",
+    "route.vpc-peering-connection-id",
+];
+
 pub fn describe_route_tables(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("RouteTableId");
     check_ids(w, &ids, ResourceKind::RouteTable)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(ROUTE_TABLE_FILTERS)?;
     let mut x = ctx.xml();
     x.open("routeTableSet");
     for t in &w.route_tables {
@@ -796,11 +863,15 @@ pub fn delete_internet_gateway(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
+/// DescribeInternetGateways' filters (besides tags).
+pub(super) const INTERNET_GATEWAY_FILTERS: &[&str] =
+    &["internet-gateway-id", "attachment.vpc-id", "attachment.state", "owner-id"];
+
 pub fn describe_internet_gateways(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("InternetGatewayId");
     check_ids(w, &ids, ResourceKind::InternetGateway)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(INTERNET_GATEWAY_FILTERS)?;
     let mut x = ctx.xml();
     x.open("internetGatewaySet");
     for g in &w.internet_gateways {

@@ -118,7 +118,7 @@ impl<'a> Params<'a> {
         self.indexed(prefix).into_iter().map(str::to_string).collect()
     }
 
-    pub fn filters(&self) -> Result<Vec<Filter>, Ec2Error> {
+    pub fn filters(&self, known: &[&str]) -> Result<Vec<Filter>, Ec2Error> {
         let mut out = Vec::new();
         for (n, fields) in self.groups("Filter") {
             let name = fields.iter().find(|(t, _)| *t == "Name").map(|(_, v)| v.to_string());
@@ -138,6 +138,12 @@ impl<'a> Params<'a> {
                 .collect();
             values.sort();
             out.push(Filter { name, values: values.into_iter().map(|(_, v)| v).collect() });
+        }
+        // EC2 refuses a filter name the action does not define, whatever the data ("The filter
+        // 'bogus' is invalid", InvalidParameterValue), with no resource to match or after
+        // another filter already excluded everything.
+        if let Some(f) = out.iter().find(|f| !super::filter::known(&f.name, known)) {
+            return Err(Ec2Error::invalid(format!("The filter '{}' is invalid", f.name)));
         }
         Ok(out)
     }
@@ -209,7 +215,7 @@ mod tests {
         let ps = Params::new(&list);
         assert_eq!(ps.indexed("RouteTableId"), ["rtb-1", "rtb-2", "rtb-10"]);
         assert_eq!(
-            ps.filters().unwrap(),
+            ps.filters(&["vpc-id"]).unwrap(),
             [Filter { name: "vpc-id".into(), values: vec!["a".into(), "b".into()] }]
         );
         let ts = ps.tag_specs().unwrap();

@@ -286,6 +286,9 @@ fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRul
 /// DescribeSecurityGroupRules: every rule of every group, or those of `SecurityGroupRuleId.N`;
 /// filters `group-id` and `security-group-rule-id`. Everything fits in one page (`MaxResults`
 /// is accepted, no `nextToken` is given).
+/// DescribeSecurityGroupRules' filters.
+pub(super) const SECURITY_GROUP_RULE_FILTERS: &[&str] = &["group-id", "security-group-rule-id"];
+
 pub fn describe_security_group_rules(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("SecurityGroupRuleId");
@@ -302,7 +305,7 @@ pub fn describe_security_group_rules(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> 
             return Err(rule_not_found(id));
         }
     }
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(SECURITY_GROUP_RULE_FILTERS)?;
     let mut chosen = Vec::new();
     for (g, d, r) in all() {
         if !ids.is_empty() && !ids.contains(&r.id.as_str()) {
@@ -378,6 +381,31 @@ fn permission_values(w: &World, g: &SecurityGroup, dir: Direction, name: &str) -
     })
 }
 
+/// DescribeSecurityGroups' filters (besides tags).
+pub(super) const SECURITY_GROUP_FILTERS: &[&str] = &[
+    "group-id",
+    "group-name",
+    "vpc-id",
+    "description",
+    "owner-id",
+    "ip-permission.cidr",
+    "ip-permission.prefix-list-id",
+    "ip-permission.group-id",
+    "ip-permission.group-name",
+    "ip-permission.user-id",
+    "ip-permission.protocol",
+    "ip-permission.from-port",
+    "ip-permission.to-port",
+    "egress.ip-permission.cidr",
+    "egress.ip-permission.prefix-list-id",
+    "egress.ip-permission.group-id",
+    "egress.ip-permission.group-name",
+    "egress.ip-permission.user-id",
+    "egress.ip-permission.protocol",
+    "egress.ip-permission.from-port",
+    "egress.ip-permission.to-port",
+];
+
 pub fn describe_security_groups(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("GroupId");
@@ -391,7 +419,7 @@ pub fn describe_security_groups(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             ));
         }
     }
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(SECURITY_GROUP_FILTERS)?;
     let mut x = ctx.xml();
     x.open("securityGroupInfo");
     for g in &w.security_groups {
@@ -616,11 +644,32 @@ fn acl_xml(x: &mut Xml, w: &World, a: &NetworkAcl) {
     x.leaf("ownerId", OWNER_ID);
 }
 
+/// DescribeNetworkAcls' filters (besides tags).
+pub(super) const NETWORK_ACL_FILTERS: &[&str] = &[
+    "network-acl-id",
+    "vpc-id",
+    "default",
+    "owner-id",
+    "association.subnet-id",
+    "association.association-id",
+    "association.network-acl-id",
+    "entry.cidr",
+    "entry.rule-number",
+    "entry.rule-action",
+    "entry.protocol",
+    "entry.egress",
+    "entry.port-range.from",
+    "entry.port-range.to",
+    "entry.icmp.type",
+    "entry.icmp.code",
+    "entry.ipv6-cidr",
+];
+
 pub fn describe_network_acls(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("NetworkAclId");
     check_ids(w, &ids, ResourceKind::NetworkAcl)?;
-    let filters = ctx.p.filters()?;
+    let filters = ctx.p.filters(NETWORK_ACL_FILTERS)?;
     let mut x = ctx.xml();
     x.open("networkAclSet");
     for a in &w.network_acls {

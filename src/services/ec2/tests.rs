@@ -1997,3 +1997,75 @@ fn available_ip_count_counts_nat_gateways() {
     let (w3, _) = change(&w2, &[("Action", "DeleteNatGateway"), ("NatGatewayId", &nat)]);
     assert_eq!(free(&w3, "subnet-0a0a0a0a"), before);
 }
+
+/// An unknown filter name is `InvalidParameterValue` "The filter 'bogus' is invalid" whatever
+/// the data: with nothing to match, and after another filter has excluded everything.
+#[test]
+fn unknown_filter_names_are_refused_whatever_the_data() {
+    let w = lab();
+    let bogus = |w: &World, params: &[(&str, &str)]| {
+        let e = refused(w, params, "InvalidParameterValue");
+        assert_eq!(e.message, "The filter 'bogus' is invalid", "{params:?}");
+    };
+    // No NAT gateway, Elastic IP or instance left.
+    let mut empty = w.clone();
+    empty.instances.clear();
+    empty.nat_gateways.clear();
+    empty.elastic_ips.clear();
+    for action in ["DescribeInstances", "DescribeNatGateways", "DescribeAddresses"] {
+        bogus(&empty, &[("Action", action), ("Filter.1.Name", "bogus"), ("Filter.1.Value.1", "x")]);
+    }
+    // A first filter that matches nothing.
+    bogus(
+        &w,
+        &[
+            ("Action", "DescribeVpcs"),
+            ("Filter.1.Name", "vpc-id"),
+            ("Filter.1.Value.1", "vpc-00000000"),
+            ("Filter.2.Name", "bogus"),
+            ("Filter.2.Value.1", "x"),
+        ],
+    );
+    // Every name an action declares is one its resources answer (the lists and the matching
+    // agree), and every Describe refuses `bogus`.
+    let actions: &[(&str, &[&str])] = &[
+        ("DescribeRegions", crate::services::ec2::network::REGION_FILTERS),
+        ("DescribeAvailabilityZones", crate::services::ec2::network::ZONE_FILTERS),
+        ("DescribeVpcs", crate::services::ec2::network::VPC_FILTERS),
+        ("DescribeSubnets", crate::services::ec2::network::SUBNET_FILTERS),
+        ("DescribeRouteTables", crate::services::ec2::network::ROUTE_TABLE_FILTERS),
+        ("DescribeInternetGateways", crate::services::ec2::network::INTERNET_GATEWAY_FILTERS),
+        ("DescribeVpcEndpoints", crate::services::ec2::endpoints::VPC_ENDPOINT_FILTERS),
+        ("DescribePrefixLists", crate::services::ec2::endpoints::PREFIX_LIST_FILTERS),
+        (
+            "DescribeManagedPrefixLists",
+            crate::services::ec2::endpoints::MANAGED_PREFIX_LIST_FILTERS,
+        ),
+        (
+            "DescribeVpcEndpointServices",
+            crate::services::ec2::endpoints::VPC_ENDPOINT_SERVICE_FILTERS,
+        ),
+        ("DescribeInstances", crate::services::ec2::instances::INSTANCE_FILTERS),
+        ("DescribeTags", crate::services::ec2::instances::TAG_FILTERS),
+        ("DescribeAddresses", crate::services::ec2::nat::ADDRESS_FILTERS),
+        ("DescribeNatGateways", crate::services::ec2::nat::NAT_GATEWAY_FILTERS),
+        ("DescribeSecurityGroups", crate::services::ec2::security::SECURITY_GROUP_FILTERS),
+        ("DescribeSecurityGroupRules", crate::services::ec2::security::SECURITY_GROUP_RULE_FILTERS),
+        ("DescribeNetworkAcls", crate::services::ec2::security::NETWORK_ACL_FILTERS),
+    ];
+    // A VPC endpoint and a tag, so that every action has something to match.
+    let (w, _) = change(
+        &w,
+        &[
+            ("Action", "CreateVpcEndpoint"),
+            ("VpcId", "vpc-111bbb22"),
+            ("ServiceName", "com.amazonaws.us-east-1.s3"),
+        ],
+    );
+    for (action, names) in actions {
+        for name in *names {
+            read_xml(&w, &[("Action", action), ("Filter.1.Name", name), ("Filter.1.Value.1", "*")]);
+        }
+        bogus(&w, &[("Action", action), ("Filter.1.Name", "bogus"), ("Filter.1.Value.1", "*")]);
+    }
+}
