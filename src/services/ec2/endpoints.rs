@@ -226,7 +226,12 @@ pub(super) const MANAGED_PREFIX_LIST_FILTERS: &[&str] =
     &["prefix-list-id", "prefix-list-name", "owner-id"];
 
 pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
-    let lists = selected_prefix_lists(ctx, PREFIX_LIST_FILTERS, |_, _| None)?;
+    let lists = selected_prefix_lists(
+        ctx,
+        Reach::OtherRegionsTooWhenAsked,
+        PREFIX_LIST_FILTERS,
+        |_, _| None,
+    )?;
     let mut x = ctx.xml();
     x.open("prefixListSet");
     for pl in lists {
@@ -240,20 +245,40 @@ pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     read(x)
 }
 
+/// Where a prefix-list request looks.
+#[derive(Clone, Copy, PartialEq)]
+enum Reach {
+    /// The region's own lists, as EC2; another region's id is not found.
+    OwnRegion,
+    /// DescribePrefixLists: ids or filters also reach the other regions' lists the lab
+    /// simulates (README).
+    OtherRegionsTooWhenAsked,
+}
+
 /// The prefix lists a `PrefixListId.N` and `Filter.N` request selects: like AWS, a region
-/// shows its own lists; ids or filters can reach the others the lab simulates. Filters
-/// `prefix-list-id` and `prefix-list-name`, and those `more` knows.
+/// shows its own lists; with [`Reach::OtherRegionsTooWhenAsked`], ids or filters can reach the
+/// others the lab simulates. Filters `prefix-list-id` and `prefix-list-name`, and those `more`
+/// knows.
 fn selected_prefix_lists<'w>(
     ctx: &Ctx<'w>,
+    reach: Reach,
     known: &[&str],
     more: impl Fn(&str, &PrefixList) -> Option<Vec<String>>,
 ) -> Result<Vec<&'w PrefixList>, Ec2Error> {
     let ids = ctx.p.indexed("PrefixListId");
     check_ids(ctx.world, &ids, ResourceKind::PrefixList)?;
+    let own = |pl: &PrefixList| pl.region == ctx.region;
+    if reach == Reach::OwnRegion
+        && let Some(id) = ids.iter().find(|id| ctx.world.prefix_list(id).is_some_and(|pl| !own(pl)))
+    {
+        return Err(ModelError::PrefixListNotFound(id.to_string()).into());
+    }
     let filters = ctx.p.filters(known)?;
     let mut out = Vec::new();
     for pl in &ctx.world.prefix_lists {
-        let selected = if !ids.is_empty() {
+        let selected = if reach == Reach::OwnRegion && !own(pl) {
+            false
+        } else if !ids.is_empty() {
             ids.contains(&pl.id.as_str())
         } else {
             pl.region == ctx.region || !filters.is_empty()
@@ -271,12 +296,13 @@ fn selected_prefix_lists<'w>(
 }
 
 /// DescribeManagedPrefixLists, the newer call for the same lists (the AWS-managed ones: owner
-/// `AWS`, state `create-complete`). vpcsim keeps no list versions (the element is absent) and
+/// `AWS`, state `create-complete`), the calling region's only, whatever the ids or filters. vpcsim keeps no list versions (the element is absent) and
 /// no customer-managed lists.
 pub fn describe_managed_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
-    let lists = selected_prefix_lists(ctx, MANAGED_PREFIX_LIST_FILTERS, |f, _| {
-        if f == "owner-id" { one("AWS") } else { None }
-    })?;
+    let lists =
+        selected_prefix_lists(ctx, Reach::OwnRegion, MANAGED_PREFIX_LIST_FILTERS, |f, _| {
+            if f == "owner-id" { one("AWS") } else { None }
+        })?;
     let mut x = ctx.xml();
     x.open("prefixListSet");
     for pl in lists {

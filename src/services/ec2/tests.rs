@@ -968,7 +968,8 @@ fn prefix_lists_and_services() {
             ("Filter.1.Value.1", "com.amazonaws.us-west-2.s3"),
         ],
     );
-    assert_eq!(texts(&xml, "prefixListId"), ["pl-68a54001"]);
+    // The calling region's lists only (DescribePrefixLists reaches the others).
+    assert!(texts(&xml, "prefixListId").is_empty(), "{xml}");
     let xml =
         read_xml(&w, &[("Action", "GetManagedPrefixListEntries"), ("PrefixListId", "pl-1a2b3c4d")]);
     assert_eq!(texts(&xml, "cidr"), ["54.123.160.0/19"]);
@@ -2068,4 +2069,38 @@ fn unknown_filter_names_are_refused_whatever_the_data() {
         }
         bogus(&w, &[("Action", action), ("Filter.1.Name", "bogus"), ("Filter.1.Value.1", "*")]);
     }
+}
+
+/// DescribeManagedPrefixLists answers the region called, whatever the filters or ids (EC2
+/// answers `InvalidPrefixListID.NotFound` for another region's list); DescribePrefixLists
+/// keeps its documented reach into the other regions the lab simulates (README).
+#[test]
+fn managed_prefix_lists_stay_in_the_region() {
+    let w = lab();
+    let owner = [
+        ("Action", "DescribeManagedPrefixLists"),
+        ("Filter.1.Name", "owner-id"),
+        ("Filter.1.Value.1", "AWS"),
+    ];
+    assert_eq!(texts(&read_xml(&w, &owner), "prefixListId"), ["pl-1a2b3c4d"]);
+    let any = [
+        ("Action", "DescribeManagedPrefixLists"),
+        ("Filter.1.Name", "prefix-list-id"),
+        ("Filter.1.Value.1", "*"),
+    ];
+    assert_eq!(texts(&read_xml(&w, &any), "prefixListId"), ["pl-1a2b3c4d"]);
+    refused(
+        &w,
+        &[("Action", "DescribeManagedPrefixLists"), ("PrefixListId.1", "pl-68a54001")],
+        "InvalidPrefixListID.NotFound",
+    );
+    let xml = read_xml(
+        &w,
+        &[
+            ("Action", "DescribePrefixLists"),
+            ("Filter.1.Name", "prefix-list-id"),
+            ("Filter.1.Value.1", "*"),
+        ],
+    );
+    assert!(texts(&xml, "prefixListId").len() > 1, "{xml}");
 }
