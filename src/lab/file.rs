@@ -462,6 +462,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             security_groups: n.security_groups.iter().map(|g| g.get_ref().clone()).collect(),
             source_dest_check: n.source_dest_check,
             reservation: None,
+            launched_at: None,
         };
         w.add_instance(inst).map_err(|e| {
             let group = |g: &str| {

@@ -185,6 +185,10 @@ pub struct Instance {
     /// [`Instance::reservation`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation: Option<String>,
+    /// When RunInstances launched it, in Unix seconds; `None` for lab-file instances and
+    /// worlds saved before it was kept (shown as a fixed date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<u64>,
 }
 
 /// `r-` and the instance id's digits: the reservation of an instance that kept none.
@@ -219,6 +223,9 @@ pub struct TerminatedInstance {
     /// Its reservation, as [`Instance::reservation`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation: Option<String>,
+    /// As [`Instance::launched_at`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<u64>,
 }
 
 impl TerminatedInstance {

@@ -557,6 +557,7 @@ impl World {
             instance_type: i.instance_type,
             terminated_at: now,
             reservation: i.reservation,
+            launched_at: i.launched_at,
         });
         Ok(())
     }

@@ -27,6 +27,9 @@ fn endpoint_xml(x: &mut Xml, e: &Endpoint) {
     x.leaf("policyDocument", e.policy.as_deref().unwrap_or(DEFAULT_ENDPOINT_POLICY));
     x.strings("routeTableIdSet", &e.route_tables);
     x.strings("subnetIdSet", [""; 0]);
+    // "(Interface endpoint) The network interfaces for the endpoint" (EC2 API Reference): none
+    // for a gateway endpoint.
+    x.strings("networkInterfaceIdSet", [""; 0]);
     x.list("groupSet", [(); 0], |_, ()| {});
     x.bool("privateDnsEnabled", false);
     x.bool("requesterManaged", false);

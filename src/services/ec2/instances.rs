@@ -14,6 +14,13 @@ const PENDING: (&str, &str) = ("0", "pending");
 const RUNNING: (&str, &str) = ("16", "running");
 const TERMINATED: (&str, &str) = ("48", "terminated");
 const INSTANCE_TYPE: &str = "t3.micro";
+/// The `launchTime` of an instance with no launch time kept (a lab file's, or one from a world
+/// saved before it was): the lab's fixed date, as NAT gateways' `createTime`.
+const FIXED_LAUNCH_TIME: &str = "2015-12-17T00:00:00.000Z";
+
+fn launch_time(at: Option<u64>) -> String {
+    at.map_or_else(|| FIXED_LAUNCH_TIME.to_string(), crate::services::s3::iso8601)
+}
 
 fn state(x: &mut Xml, name: &str, s: (&str, &str)) {
     x.open(name);
@@ -48,17 +55,78 @@ fn instance_xml(x: &mut Xml, w: &World, i: &Instance, st: (&str, &str)) {
     let domain = crate::services::dns::instance_domain(&w.region);
     x.leaf("privateDnsName", &crate::services::dns::instance_hostname(&domain, i.private_ip));
     x.leaf("dnsName", "");
-    launch_fields(x, w, i.instance_type.as_deref());
+    launch_fields(x, w, i.instance_type.as_deref(), i.launched_at);
     x.leaf("subnetId", &i.subnet);
     x.leaf("vpcId", &vpc);
     x.leaf("privateIpAddress", &i.private_ip.to_string());
     x.leaf_opt("ipAddress", i.public_ip.map(|p| p.to_string()).as_deref());
     x.bool("sourceDestCheck", i.source_dest_check);
     group_set(x, w, i);
+    device_fields(x);
+    primary_interface_xml(x, w, i, &vpc);
+    x.tag_set(w.tags_of(&i.id));
+}
+
+/// Root device, block devices (the lab models no volumes), hypervisor ("The value `xen` is
+/// used for both Xen and Nitro hypervisors", EC2 API Reference, Instance).
+fn device_fields(x: &mut Xml) {
     x.leaf("architecture", "x86_64");
     x.leaf("rootDeviceType", "ebs");
+    x.leaf("rootDeviceName", "/dev/xvda");
+    x.list("blockDeviceMapping", [(); 0], |_, ()| {});
     x.leaf("virtualizationType", "hvm");
-    x.tag_set(w.tags_of(&i.id));
+    x.leaf("hypervisor", "xen");
+}
+
+/// The id of an instance's primary network interface, derived from the instance's (as NAT
+/// gateways' are from theirs).
+fn instance_eni(instance: &str) -> String {
+    format!("eni-{}", instance.trim_start_matches("i-"))
+}
+
+/// `<networkInterfaceSet>`: an instance's primary interface (device index 0), which carries its
+/// private address, its public address and its groups.
+fn primary_interface_xml(x: &mut Xml, w: &World, i: &Instance, vpc: &str) {
+    let domain = crate::services::dns::instance_domain(&w.region);
+    let dns = crate::services::dns::instance_hostname(&domain, i.private_ip);
+    let association = |x: &mut Xml| {
+        if let Some(p) = i.public_ip {
+            x.open("association");
+            x.leaf("publicIp", &p.to_string());
+            x.leaf("publicDnsName", "");
+            x.leaf("ipOwnerId", "amazon");
+            x.close();
+        }
+    };
+    x.list("networkInterfaceSet", [i], |x, i| {
+        let eni = instance_eni(&i.id);
+        x.leaf("networkInterfaceId", &eni);
+        x.leaf("subnetId", &i.subnet);
+        x.leaf("vpcId", vpc);
+        x.leaf("description", "");
+        x.leaf("ownerId", OWNER_ID);
+        x.leaf("status", "in-use");
+        x.leaf("privateIpAddress", &i.private_ip.to_string());
+        x.leaf("privateDnsName", &dns);
+        x.bool("sourceDestCheck", i.source_dest_check);
+        group_set(x, w, i);
+        x.open("attachment");
+        x.leaf("attachmentId", &format!("eni-attach-{}", i.id.trim_start_matches("i-")));
+        x.leaf("deviceIndex", "0");
+        x.leaf("status", "attached");
+        x.leaf("attachTime", &launch_time(i.launched_at));
+        x.bool("deleteOnTermination", true);
+        x.leaf("networkCardIndex", "0");
+        x.close();
+        association(x);
+        x.list("privateIpAddressesSet", [i], |x, i| {
+            x.leaf("privateIpAddress", &i.private_ip.to_string());
+            x.leaf("privateDnsName", &dns);
+            x.bool("primary", true);
+            association(x);
+        });
+        x.leaf("interfaceType", "interface");
+    });
 }
 
 /// `<groupSet>` of an instance: `groupId` and `groupName` of each of its groups.
@@ -88,13 +156,18 @@ fn reservation_head(x: &mut Xml, reservation: &str) {
     x.list("groupSet", [(); 0], |_, ()| {});
 }
 
-/// What every instance, running or terminated, was launched with: index, type, placement.
-fn launch_fields(x: &mut Xml, w: &World, instance_type: Option<&str>) {
+/// What every instance, running or terminated, was launched with: index, type, time,
+/// placement, monitoring (basic: detailed monitoring is not simulated).
+fn launch_fields(x: &mut Xml, w: &World, instance_type: Option<&str>, launched_at: Option<u64>) {
     x.leaf("amiLaunchIndex", "0");
     x.leaf("instanceType", instance_type.unwrap_or(INSTANCE_TYPE));
+    x.leaf("launchTime", &launch_time(launched_at));
     x.open("placement");
     x.leaf("availabilityZone", &zone_name(&w.region));
     x.leaf("tenancy", "default");
+    x.close();
+    x.open("monitoring");
+    x.leaf("state", "disabled");
     x.close();
 }
 
@@ -105,11 +178,10 @@ fn terminated_instance_xml(x: &mut Xml, w: &World, t: &TerminatedInstance) {
     state(x, "instanceState", TERMINATED);
     x.leaf("privateDnsName", "");
     x.leaf("dnsName", "");
-    launch_fields(x, w, t.instance_type.as_deref());
+    launch_fields(x, w, t.instance_type.as_deref(), t.launched_at);
     x.list("groupSet", [(); 0], |_, ()| {});
-    x.leaf("architecture", "x86_64");
-    x.leaf("rootDeviceType", "ebs");
-    x.leaf("virtualizationType", "hvm");
+    device_fields(x);
+    x.list("networkInterfaceSet", [(); 0], |_, ()| {});
 }
 
 /// An instance DescribeInstances lists: running, or terminated within the hour.
@@ -210,6 +282,7 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     // EC2 API Reference, RunInstances: "Launches the specified number of instances" and answers
     // one `Reservation`; every instance of the call is in it, under that one id.
     let reservation = w.generate_id("r");
+    let launched_at = now_secs();
     let mut ids = Vec::new();
     for _ in 0..max {
         let id = w.generate_id("i");
@@ -228,6 +301,7 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             security_groups: groups.clone(),
             source_dest_check: true,
             reservation: Some(reservation.clone()),
+            launched_at: Some(launched_at),
         })?;
         apply_tag_specs(ctx, &mut w, &id, "instance", RUN_INSTANCES_UNSIMULATED)?;
         ids.push(id);

@@ -82,6 +82,23 @@ fn texts(xml: &str, name: &str) -> Vec<String> {
     out
 }
 
+/// `xml` without any `<name>` element (e.g. an instance's `networkInterfaceSet`, which
+/// repeats its addresses and groups).
+fn without(xml: &str, name: &str) -> String {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut out = String::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        out.push_str(&rest[..i]);
+        match rest[i..].find(&close) {
+            Some(j) => rest = &rest[i + j + close.len()..],
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn text(xml: &str, name: &str) -> String {
     texts(xml, name).into_iter().next().unwrap_or_else(|| panic!("no <{name}> in {xml}"))
 }
@@ -1056,7 +1073,8 @@ fn instances() {
             ("MaxCount", "2"),
         ],
     );
-    assert_eq!(texts(&xml, "privateIpAddress"), ["10.0.2.5", "10.0.2.6"]);
+    let outer = without(&xml, "networkInterfaceSet");
+    assert_eq!(texts(&outer, "privateIpAddress"), ["10.0.2.5", "10.0.2.6"]);
     assert_eq!(w2.instances.len(), 7);
     let xml = read_xml(
         &w1,
@@ -1409,9 +1427,10 @@ fn security_group_lifecycle() {
         ],
     );
     let inst = text(&xml, "instanceId");
-    assert_eq!(texts(&xml, "groupId"), [sg.as_str()]);
+    assert_eq!(texts(&without(&xml, "networkInterfaceSet"), "groupId"), [sg.as_str()]);
     assert_eq!(w5.instance(&inst).unwrap().security_groups, std::slice::from_ref(&sg));
     let xml = read_xml(&w5, &[("Action", "DescribeInstances"), ("InstanceId.1", "i-0a0a0a0a")]);
+    let xml = without(&xml, "networkInterfaceSet");
     assert_eq!(texts(&xml, "groupId"), ["sg-111bbb22"]);
     assert_eq!(texts(&xml, "groupName"), ["default"]);
     let xml = read_xml(
@@ -2103,4 +2122,68 @@ fn managed_prefix_lists_stay_in_the_region() {
         ],
     );
     assert!(texts(&xml, "prefixListId").len() > 1, "{xml}");
+}
+
+/// Members EC2 always returns for an instance (EC2 API Reference, Instance): `launchTime`
+/// ("The time that the instance was last launched"), `monitoring`, `rootDeviceName`,
+/// `hypervisor`, `blockDeviceMapping`, and `networkInterfaceSet` with the primary interface;
+/// a gateway endpoint's `networkInterfaceIdSet` is empty ("(Interface endpoint) The network
+/// interfaces for the endpoint").
+#[test]
+fn instance_shape_has_what_ec2_always_returns() {
+    let w = lab();
+    // A lab-file instance: the fixed date.
+    let xml = read_xml(&w, &[("Action", "DescribeInstances"), ("InstanceId.1", "i-0a0a0a0a")]);
+    assert_eq!(text(&xml, "launchTime"), "2015-12-17T00:00:00.000Z");
+    let (w1, xml) = change(
+        &w,
+        &[
+            ("Action", "RunInstances"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("NetworkInterface.1.DeviceIndex", "0"),
+            ("NetworkInterface.1.SubnetId", "subnet-0b0b0b0b"),
+            ("NetworkInterface.1.AssociatePublicIpAddress", "true"),
+        ],
+    );
+    let id = text(&xml, "instanceId");
+    let launched = text(&xml, "launchTime");
+    assert!(launched.starts_with("20") && launched.ends_with(".000Z"), "{launched}");
+    assert_ne!(launched, "2015-12-17T00:00:00.000Z");
+    let xml = read_xml(&w1, &[("Action", "DescribeInstances"), ("InstanceId.1", &id)]);
+    assert_eq!(text(&xml, "launchTime"), launched);
+    let monitoring = xml.split("<monitoring>").nth(1).unwrap();
+    assert!(monitoring.starts_with("<state>disabled</state>"), "{xml}");
+    assert_eq!(text(&xml, "rootDeviceName"), "/dev/xvda");
+    assert_eq!(text(&xml, "hypervisor"), "xen");
+    assert!(xml.contains("<blockDeviceMapping"), "{xml}");
+    let set = xml.split("<networkInterfaceSet>").nth(1).unwrap();
+    let set = set.split("</networkInterfaceSet>").next().unwrap();
+    assert_eq!(text(set, "networkInterfaceId"), format!("eni-{}", id.trim_start_matches("i-")));
+    assert_eq!(text(set, "subnetId"), "subnet-0b0b0b0b");
+    assert_eq!(text(set, "vpcId"), "vpc-111bbb22");
+    assert_eq!(
+        text(set, "privateIpAddress"),
+        text(&without(&xml, "networkInterfaceSet"), "privateIpAddress")
+    );
+    assert_eq!(text(set, "deviceIndex"), "0");
+    assert_eq!(text(set, "status"), "in-use");
+    assert_eq!(text(set, "publicIp"), text(&xml, "ipAddress"));
+    assert_eq!(text(set, "groupId"), "sg-111bbb22");
+    // Terminated, it keeps its launch time.
+    let (w2, _) = change(&w1, &[("Action", "TerminateInstances"), ("InstanceId.1", &id)]);
+    let xml = read_xml(&w2, &[("Action", "DescribeInstances"), ("InstanceId.1", &id)]);
+    assert_eq!(text(&xml, "launchTime"), launched);
+    // A gateway endpoint has no interfaces.
+    let (w3, _) = change(
+        &w,
+        &[
+            ("Action", "CreateVpcEndpoint"),
+            ("VpcId", "vpc-111bbb22"),
+            ("ServiceName", "com.amazonaws.us-east-1.s3"),
+        ],
+    );
+    let xml = read_xml(&w3, &[("Action", "DescribeVpcEndpoints")]);
+    assert!(xml.contains("<networkInterfaceIdSet"), "{xml}");
+    assert!(texts(&xml, "networkInterfaceIdSet").iter().all(|s| s.is_empty()), "{xml}");
 }
