@@ -1876,7 +1876,7 @@ fn one_reservation_per_run_instances() {
             ("Filter.1.Value.1", &r),
         ],
     );
-    assert_eq!(texts(&xml, "reservationId"), [r.clone()]);
+    assert_eq!(texts(&xml, "reservationId"), [r.as_str()]);
     assert_eq!(texts(&xml, "instanceId"), ids);
     // Terminated, they stay in it.
     let (w2, _) =
@@ -1945,11 +1945,11 @@ fn network_acl_entry_filters_see_what_the_answer_shows() {
             ("PortRange.To", "443"),
         ],
     );
-    assert_eq!(ids(&w2, "entry.protocol", "tcp"), [acl.clone()]);
-    assert_eq!(ids(&w2, "entry.protocol", "6"), [acl.clone()]);
+    assert_eq!(ids(&w2, "entry.protocol", "tcp"), [acl.as_str()]);
+    assert_eq!(ids(&w2, "entry.protocol", "6"), [acl.as_str()]);
     assert!(ids(&w2, "entry.protocol", "udp").is_empty());
-    assert_eq!(ids(&w2, "entry.port-range.from", "80"), [acl.clone()]);
-    assert_eq!(ids(&w2, "entry.port-range.to", "443"), [acl.clone()]);
+    assert_eq!(ids(&w2, "entry.port-range.from", "80"), [acl.as_str()]);
+    assert_eq!(ids(&w2, "entry.port-range.to", "443"), [acl.as_str()]);
     assert!(ids(&w2, "entry.icmp.type", "*").is_empty());
 }
 
@@ -1986,7 +1986,7 @@ fn association_network_acl_id_needs_an_association() {
             ("NetworkAclId", &acl),
         ],
     );
-    assert_eq!(filter(&w2, &acl), [acl.clone()]);
+    assert_eq!(filter(&w2, &acl), [acl.as_str()]);
 }
 
 /// `AvailableIpAddressCount`: "The number of unused private IPv4 addresses in the subnet"
