@@ -364,15 +364,7 @@ async fn dispatch(
             bucket_policy(state, &bucket, &method, body).await
         }
         None if query.has("acl") => {
-            let action = match method {
-                Method::GET => "s3:GetBucketAcl",
-                Method::PUT => "s3:PutBucketAcl",
-                ref m => return Err(S3Error::method_not_allowed(m, "BUCKET")),
-            };
-            if let Some(p) = query.unsupported(&["acl"]) {
-                return Err(S3Error::not_implemented(p));
-            }
-            authz.require_in(&bucket, action, &bucket_arn, None)?;
+            authorize_acl(&authz, &bucket, &method, &query, &bucket_arn, false)?;
             acl(&method)
         }
         None if query.has("encryption") || query.has("ownershipControls") => {
@@ -472,15 +464,7 @@ async fn dispatch(
         Some(key) => {
             let key_arn = format!("{bucket_arn}/{key}");
             if query.has("acl") {
-                let action = match method {
-                    Method::GET => "s3:GetObjectAcl",
-                    Method::PUT => "s3:PutObjectAcl",
-                    ref m => return Err(S3Error::method_not_allowed(m, "OBJECT")),
-                };
-                if let Some(p) = query.unsupported(&["acl"]) {
-                    return Err(S3Error::not_implemented(p));
-                }
-                authz.require_in(&bucket, action, &key_arn, None)?;
+                authorize_acl(&authz, &bucket, &method, &query, &key_arn, true)?;
                 if method == Method::GET {
                     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
                     blocking(move || {
@@ -1184,6 +1168,32 @@ fn refuse_bucket_acl(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
 /// `x-amz-grant-read`, `-write`, `-read-acp`, `-write-acp`, `-full-control`.
 fn has_grants(headers: &hyper::HeaderMap) -> bool {
     headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-"))
+}
+
+/// The `?acl` subresource of a bucket (`arn` the bucket's) or an object: the action its method
+/// names, `acl` the only parameter, authorized on `arn`.
+fn authorize_acl(
+    authz: &Authz<'_>,
+    bucket: &str,
+    method: &Method,
+    query: &Query,
+    arn: &str,
+    object: bool,
+) -> Result<(), S3Error> {
+    let (get, put, kind) = if object {
+        ("s3:GetObjectAcl", "s3:PutObjectAcl", "OBJECT")
+    } else {
+        ("s3:GetBucketAcl", "s3:PutBucketAcl", "BUCKET")
+    };
+    let action = match *method {
+        Method::GET => get,
+        Method::PUT => put,
+        ref m => return Err(S3Error::method_not_allowed(m, kind)),
+    };
+    if let Some(p) = query.unsupported(&["acl"]) {
+        return Err(S3Error::not_implemented(p));
+    }
+    authz.require_in(bucket, action, arn, None)
 }
 
 /// GetBucketAcl / GetObjectAcl (GET: the owner's full control) and PutBucketAcl /
