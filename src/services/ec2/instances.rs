@@ -80,7 +80,7 @@ fn device_fields(x: &mut Xml) {
 
 /// The id of an instance's primary network interface, derived from the instance's (as NAT
 /// gateways' are from theirs).
-fn instance_eni(instance: &str) -> String {
+pub(super) fn instance_eni(instance: &str) -> String {
     format!("eni-{}", instance.trim_start_matches("i-"))
 }
 

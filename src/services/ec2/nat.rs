@@ -38,6 +38,15 @@ fn eip_private_ip(w: &World, e: &ElasticIp) -> Option<Ipv4Addr> {
     e.nat_gateway.as_deref().and_then(|n| w.nat_gateway(n)).map(|n| n.private_ip)
 }
 
+/// The network interface an Elastic IP is associated with, if any.
+fn address_eni(e: &ElasticIp) -> Option<String> {
+    match (&e.nat_gateway, &e.instance) {
+        (Some(nat), _) => Some(nat_eni(nat)),
+        (None, Some(i)) => Some(super::instances::instance_eni(i)),
+        (None, None) => None,
+    }
+}
+
 fn address_xml(x: &mut Xml, w: &World, e: &ElasticIp) {
     x.leaf("publicIp", &e.public_ip.to_string());
     x.leaf("allocationId", &e.allocation_id);
@@ -45,8 +54,10 @@ fn address_xml(x: &mut Xml, w: &World, e: &ElasticIp) {
     x.leaf_opt("associationId", e.association_id.as_deref());
     // AWS shows no instanceId for an address a NAT gateway uses, only its interface.
     x.leaf_opt("instanceId", e.instance.as_deref());
-    if let Some(nat) = &e.nat_gateway {
-        x.leaf("networkInterfaceId", &nat_eni(nat));
+    // The interface the address is on: the NAT gateway's, or the instance's primary one
+    // (DescribeInstances' networkInterfaceSet).
+    if let Some(eni) = address_eni(e) {
+        x.leaf("networkInterfaceId", &eni);
         x.leaf("networkInterfaceOwnerId", OWNER_ID);
     }
     x.leaf_opt("privateIpAddress", eip_private_ip(w, e).map(|ip| ip.to_string()).as_deref());
@@ -218,7 +229,7 @@ pub fn describe_addresses(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
                 "public-ip" => vec![public_ip.clone()],
                 "domain" => vec!["vpc".into()],
                 "private-ip-address" => private_ip.iter().map(|ip| ip.to_string()).collect(),
-                "network-interface-id" => e.nat_gateway.iter().map(|n| nat_eni(n)).collect(),
+                "network-interface-id" => address_eni(e).into_iter().collect(),
                 "network-interface-owner-id" => {
                     e.nat_gateway.iter().map(|_| OWNER_ID.to_string()).collect()
                 }

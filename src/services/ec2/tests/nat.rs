@@ -199,6 +199,17 @@ fn associate_disassociate_release() {
     assert_eq!(text(&xml, "associationId"), assoc);
     assert_eq!(text(&xml, "privateIpAddress"), "10.0.4.10");
     assert_eq!(text(&xml, "instanceId"), "i-0d0d0d0d");
+    // On the instance's primary interface, as DescribeInstances lists it; the filter finds it.
+    assert_eq!(text(&xml, "networkInterfaceId"), "eni-0d0d0d0d");
+    let by_eni = read_xml(
+        &w1,
+        &[
+            ("Action", "DescribeAddresses"),
+            ("Filter.1.Name", "network-interface-id"),
+            ("Filter.1.Value.1", "eni-0d0d0d0d"),
+        ],
+    );
+    assert_eq!(texts(&by_eni, "allocationId"), [alloc.as_str()]);
     // Associating again with the same instance changes nothing.
     let (w1b, xml) = change(
         &w1,
