@@ -180,9 +180,15 @@ impl Match {
     fn hits(&self, addr: u32, t: &FlowTuple) -> bool {
         self.lo <= addr
             && addr <= self.hi
-            && (self.proto == ANY_PROTO || self.proto == u16::from(t.proto))
+            && self.takes(t.proto)
             && self.plo <= t.dport
             && t.dport <= self.phi
+    }
+
+    /// Whether the rule is for protocol `proto` (or for every protocol).
+    #[inline]
+    fn takes(&self, proto: u8) -> bool {
+        self.proto == ANY_PROTO || self.proto == u16::from(proto)
     }
 }
 
@@ -606,12 +612,9 @@ pub fn sg_untracked(snap: &Snapshot, vpc: u16, addr: u32, pkt: &FlowTuple, outbo
         if outbound { (&t.egress, &t.ingress, pkt.dst) } else { (&t.ingress, &t.egress, pkt.src) };
     let everyone = |m: &Match| m.lo == 0 && m.hi == u32::MAX;
     first.iter().any(|m| everyone(m) && m.hits(peer, pkt))
-        && other.iter().any(|m| {
-            everyone(m)
-                && (m.proto == ANY_PROTO || m.proto == u16::from(pkt.proto))
-                && m.plo == 0
-                && m.phi == u16::MAX
-        })
+        && other
+            .iter()
+            .any(|m| everyone(m) && m.takes(pkt.proto) && m.plo == 0 && m.phi == u16::MAX)
 }
 
 fn acl_eval(

@@ -625,15 +625,17 @@ impl Pipeline {
         if info.is_fragment() && !nat_forwards_fragment(&nat.id, info) {
             return c.drop(DropReason::Fragment);
         }
-        // Not TCP, UDP or ICMP: a NAT translates nothing else ("NAT gateways support the
-        // following protocols: TCP, UDP, and ICMP", VPC user guide).
-        if !matches!(info.l4(), L4::Tcp { .. } | L4::Udp { .. } | L4::Icmp { .. }) {
+        // A NAT translates TCP, UDP and ICMP echo queries, nothing else ("NAT gateways support
+        // the following protocols: TCP, UDP, and ICMP", VPC user guide).
+        let translatable = match info.l4() {
+            L4::Tcp { .. } | L4::Udp { .. } => true,
+            L4::Icmp { .. } => packet::icmp_echo_ident(info).is_some(),
+            L4::Other => false,
+        };
+        if !translatable {
             return c.drop(DropReason::NatProtocol);
         }
         let inside = flow_key(info, info.src_u32(), false);
-        if info.protocol() == packet::PROTO_ICMP && packet::icmp_echo_ident(info).is_none() {
-            return c.drop(DropReason::NatProtocol);
-        }
         let Some(nat_subnet) = snap.subnet(nat.port) else {
             return c.drop(DropReason::NoRoute);
         };
