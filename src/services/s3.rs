@@ -340,9 +340,7 @@ async fn dispatch(
                 &format!("arn:aws:s3:::{bucket}"),
                 None,
             )?;
-            check_object_ownership(&parts.headers)?;
-            refuse_bucket_acl(&parts.headers)?;
-            return create_bucket(state, &bucket, &region, body).await;
+            return create_bucket(state, &bucket, &region, &parts.headers, body).await;
         }
         return Err(S3Error::no_such_bucket(&bucket));
     };
@@ -451,11 +449,7 @@ async fn dispatch(
             match method {
                 Method::GET => list_objects(state, &bucket, &query).await,
                 Method::HEAD => head_bucket(state, &bucket).await,
-                Method::PUT => {
-                    check_object_ownership(&parts.headers)?;
-                    refuse_bucket_acl(&parts.headers)?;
-                    create_bucket(state, &bucket, &region, body).await
-                }
+                Method::PUT => create_bucket(state, &bucket, &region, &parts.headers, body).await,
                 Method::DELETE => delete_bucket(state, &bucket).await,
                 Method::POST => Err(S3Error::not_implemented(method.as_str())),
                 m => Err(S3Error::method_not_allowed(&m, "BUCKET")),
@@ -1269,13 +1263,17 @@ async fn head_bucket(state: &S3State, bucket: &str) -> Result<Response<RespBody>
 }
 
 /// CreateBucket sent to the S3 of `endpoint_region`. The global endpoint (us-east-1) creates
-/// buckets in any region; a regional endpoint only in its own.
+/// buckets in any region; a regional endpoint only in its own. Its object ownership and ACL
+/// headers are checked first.
 async fn create_bucket(
     state: &S3State,
     bucket: &str,
     endpoint_region: &str,
+    headers: &hyper::HeaderMap,
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
+    check_object_ownership(headers)?;
+    refuse_bucket_acl(headers)?;
     let limited = http_body_util::Limited::new(body, 64 * 1024);
     let raw = limited.collect().await.map_err(|_| S3Error::incomplete_body())?.to_bytes();
     // Checked before anything is created: a bad body creates no bucket.
