@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use super::control::{self, Control, Saved};
 use super::lock::Locks;
 use super::setup::{self, RunRecord};
-use crate::fib;
+use crate::fib::{self, PortId};
 use crate::io::netns;
 use crate::model::World;
 use crate::services::{api, dns, echo, s3, store::Store, tls};
@@ -179,12 +179,14 @@ fn up_locked(
     } else {
         Made::before(state_dir)
     };
-    if let Some(rec) = previous {
-        // Drop the crashed run's namespaces that the world no longer has.
-        let gone: Vec<_> =
-            rec.namespaces.iter().filter(|(n, _)| !spec.contains_key(n)).cloned().collect();
-        setup::remove(&gone);
-    }
+    // The crashed run's namespaces that the world no longer has: dropped once this run is
+    // ready, not before (a resume that fails leaves the crashed lab as it found it).
+    let gone: Vec<_> = previous
+        .iter()
+        .flat_map(|rec| rec.namespaces.iter())
+        .filter(|(n, _)| !spec.contains_key(n))
+        .cloned()
+        .collect();
     let record = RunRecord {
         lab: lab_name.clone(),
         pid: std::process::id(),
@@ -196,10 +198,37 @@ fn up_locked(
     record.save()?;
 
     let ready = AtomicBool::new(false);
-    let result =
-        run(saved, resumed, reattach, record, api_listener, state_dir.to_path_buf(), &ready);
-    if result.is_err() && !resumed && !ready.load(Ordering::SeqCst) {
-        discard_unready(state_dir, made);
+    let result = run(
+        saved,
+        Start { resumed, reattach, gone },
+        record,
+        api_listener,
+        state_dir.to_path_buf(),
+        &ready,
+    );
+    if result.is_err() && !ready.load(Ordering::SeqCst) {
+        if !resumed {
+            discard_unready(state_dir, made);
+        }
+        // A resume of a crashed lab that fails before `ready:` leaves that lab as it was: its
+        // namespaces (and the shells in them) stay, under the crashed run's record, so that
+        // the next `up` reattaches again and `vpcsim down` still finds them. Only what this
+        // run made is removed.
+        if let Some(prev) = &previous {
+            let ours = RunRecord::load(&lab_name).ok().flatten();
+            if let Some(ours) = ours.filter(|r| r.pid == std::process::id()) {
+                let new_ns: Vec<_> = ours
+                    .namespaces
+                    .into_iter()
+                    .filter(|(n, _)| !prev.namespaces.iter().any(|(p, _)| p == n))
+                    .collect();
+                setup::remove(&new_ns);
+                if let Err(e) = prev.save() {
+                    tracing::warn!(error = %e, "restoring the crashed run's record");
+                }
+            }
+            return result;
+        }
     }
     // Whatever the control plane added since is in the saved record. Only our own record: one
     // written by another daemon names namespaces that are not ours to delete.
@@ -234,10 +263,18 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn run(
-    saved: Saved,
+/// How a run starts: from a saved world (`resumed`), over a crashed run's namespaces
+/// (`reattach`), and the crashed run's namespaces the world no longer has (`gone`, removed
+/// once the run is ready).
+struct Start {
     resumed: bool,
     reattach: bool,
+    gone: Vec<(String, PortId)>,
+}
+
+fn run(
+    saved: Saved,
+    start: Start,
     record: RunRecord,
     api_listener: std::net::TcpListener,
     state_dir: PathBuf,
@@ -248,6 +285,7 @@ fn run(
     // of resuming a world whose buckets were never made. A first build that fails later (the
     // namespaces, the services) takes its saved world away again (`discard_unready`).
     let store = Arc::new(Store::open(&state_dir.join("s3")).context("opening the object store")?);
+    let Start { resumed, reattach, gone } = start;
     if !resumed {
         seed_buckets(&saved.world, &store)?;
     }
@@ -387,6 +425,7 @@ fn run(
             _ => "",
         };
         ready.store(true, Ordering::SeqCst);
+        setup::remove(&gone);
         println!(
             "ready: lab {} ({}){how} namespaces {} api http://{} state {}",
             world.lab,

@@ -78,6 +78,25 @@ no_strays "up (resumed)"
 grep -q "ready:" "/run/vpcsim/$LAB.log.1" || fail "the previous run's log was not kept as $LAB.log.1"
 ok "the crashed run's log is kept as $LAB.log.1"
 kill_daemon
+# A resume that fails before `ready:` (here on a damaged bucket record) names the file and
+# leaves the crashed lab as it found it: its namespaces, /etc/netns entries and run record, so
+# that `down` or the next `up` still find them.
+pid_before=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "/run/vpcsim/$LAB.json")
+bucket=$(ls "$STATE/s3/buckets" | head -1)
+cp "$STATE/s3/buckets/$bucket/bucket.json" "$WORK/bucket.json"
+truncate -s 10 "$STATE/s3/buckets/$bucket/bucket.json"
+if out=$("$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" 2>&1); then
+    fail "a resume with a damaged bucket record came up"
+fi
+grep -q "$bucket/bucket.json" <<< "$out" || fail "the damaged file is not named: $out"
+for ns in a b c d aws internet; do
+    ip netns list | grep >/dev/null -cw "$LAB-$ns" || fail "the failed resume removed $LAB-$ns"
+    [ -d "/etc/netns/$LAB-$ns" ] || fail "the failed resume removed /etc/netns/$LAB-$ns"
+done
+grep -q "\"pid\": $pid_before," "/run/vpcsim/$LAB.json" \
+    || fail "the crashed run's record was not kept: $(cat "/run/vpcsim/$LAB.json" 2>&1)"
+cp "$WORK/bucket.json" "$STATE/s3/buckets/$bucket/bucket.json"
+ok "a resume that fails before ready: the file named, the crashed lab left as it was"
 strays
 "$VPCSIM" up "$WORK/$LAB.toml" --detach --fresh --api-listen "$API" --state-dir "$STATE" >/dev/null \
     || fail "up --fresh after kill -9"
