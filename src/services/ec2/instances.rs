@@ -339,6 +339,15 @@ pub(super) const INSTANCE_FILTERS: &[&str] = &[
 pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("InstanceId");
+    // API Reference, DescribeInstances, MaxResults: "You cannot specify this parameter and the
+    // instance IDs parameter in the same request." (EC2 words it as for DescribeVolumes' "The
+    // parameter volumeSet cannot be used with the parameter maxResults".)
+    if !ids.is_empty() && ctx.p.get("MaxResults").is_some() {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ));
+    }
     let now = now_secs();
     check_instance_ids(w, &ids, now)?;
     let filters = ctx.p.filters(INSTANCE_FILTERS)?;

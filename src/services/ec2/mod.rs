@@ -391,6 +391,33 @@ fn check_known(action: &str, params: &[(String, String)]) -> Result<(), Ec2Error
     Ok(())
 }
 
+/// EC2 refuses a `MaxResults` outside the action's range with `InvalidParameterValue` ("Value
+/// ( 3 ) for parameter maxResults is invalid. Expecting a value greater than 5.", as the SDKs
+/// report DescribeInstances' answer). The ranges are botocore's, or the documented ones
+/// ([`known_params::MAX_RESULTS`]). Above the range EC2's wording is not documented: the same
+/// sentence, "less than".
+fn check_max_results(action: &str, p: &Params) -> Result<(), Ec2Error> {
+    let Some((_, min, max)) = known_params::MAX_RESULTS.iter().find(|(a, _, _)| *a == action)
+    else {
+        return Ok(());
+    };
+    let Some(n) = p.int("MaxResults")? else { return Ok(()) };
+    let invalid = |expect: String| {
+        Ec2Error::invalid(format!(
+            "Value ( {n} ) for parameter maxResults is invalid. Expecting a value {expect}."
+        ))
+    };
+    if n < *min {
+        return Err(invalid(format!("greater than {min}")));
+    }
+    if let Some(max) = max
+        && n > *max
+    {
+        return Err(invalid(format!("less than {max}")));
+    }
+    Ok(())
+}
+
 pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     // A world saved before security groups and network ACLs existed gets its VPCs' default
     // group and ACL (the first change persists them).
@@ -398,6 +425,7 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     let p = Params::new(req.params);
     let (action, handler) = action_of(&p)?;
     check_known(action, req.params)?;
+    check_max_results(action, &p)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);
     // Idempotency: "a unique, case-sensitive identifier that you provide to ensure the
     // idempotency of the request" (botocore fills it in for RunInstances, CreateRouteTable,

@@ -283,12 +283,12 @@ fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRul
     );
 }
 
-/// DescribeSecurityGroupRules: every rule of every group, or those of `SecurityGroupRuleId.N`;
-/// filters `group-id` and `security-group-rule-id`. Everything fits in one page (`MaxResults`
-/// is accepted, no `nextToken` is given).
 /// DescribeSecurityGroupRules' filters.
 pub(super) const SECURITY_GROUP_RULE_FILTERS: &[&str] = &["group-id", "security-group-rule-id"];
 
+/// DescribeSecurityGroupRules: every rule of every group, or those of `SecurityGroupRuleId.N`;
+/// filters `group-id` and `security-group-rule-id`. Everything fits in one page (`MaxResults`
+/// is checked against its range, no `nextToken` is given).
 pub fn describe_security_group_rules(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("SecurityGroupRuleId");

@@ -887,6 +887,80 @@ fn every_action_has_its_known_params() {
 }
 
 #[test]
+fn every_max_results_range_is_of_an_action() {
+    let mut acts = actions();
+    for (action, min, max) in known_params::MAX_RESULTS {
+        // In the order of ACTIONS, so `acts` is consumed up to it.
+        assert!(acts.any(|a| a == *action), "{action}: not in ACTIONS (or out of order)");
+        assert!(*min >= 1 && max.is_none_or(|m| m >= *min), "{action}");
+    }
+}
+
+#[test]
+fn max_results_out_of_range_is_refused() {
+    let w = lab();
+    // EC2, as the SDKs report it: "Value ( 3 ) for parameter maxResults is invalid. Expecting
+    // a value greater than 5." (InvalidParameterValue).
+    let e = refused(
+        &w,
+        &[("Action", "DescribeInstances"), ("MaxResults", "3")],
+        "InvalidParameterValue",
+    );
+    assert_eq!(
+        e.message,
+        "Value ( 3 ) for parameter maxResults is invalid. Expecting a value greater than 5."
+    );
+    // botocore's model: DescribeRouteTablesMaxResults is 5 to 100.
+    let e = refused(
+        &w,
+        &[("Action", "DescribeRouteTables"), ("MaxResults", "101")],
+        "InvalidParameterValue",
+    );
+    assert_eq!(
+        e.message,
+        "Value ( 101 ) for parameter maxResults is invalid. Expecting a value less than 100."
+    );
+    // PrefixListMaxResults is 1 to 100.
+    refused(
+        &w,
+        &[
+            ("Action", "GetManagedPrefixListEntries"),
+            ("PrefixListId", "pl-1a2b3c4d"),
+            ("MaxResults", "0"),
+        ],
+        "InvalidParameterValue",
+    );
+    refused(&w, &[("Action", "DescribeVpcs"), ("MaxResults", "five")], "InvalidParameterValue");
+    // The bounds themselves are accepted; DescribeVpcEndpoints: "If the value is greater than
+    // 1,000, we return only 1,000 items" (no refusal).
+    for (action, n) in [
+        ("DescribeInstances", "5"),
+        ("DescribeInstances", "1000"),
+        ("DescribeRouteTables", "100"),
+        ("DescribeTags", "5"),
+        ("DescribeVpcEndpoints", "5000"),
+    ] {
+        read_xml(&w, &[("Action", action), ("MaxResults", n)]);
+    }
+}
+
+#[test]
+fn describe_instances_max_results_excludes_instance_ids() {
+    let w = lab();
+    // API Reference, DescribeInstances, MaxResults: "You cannot specify this parameter and the
+    // instance IDs parameter in the same request."
+    let e = refused(
+        &w,
+        &[("Action", "DescribeInstances"), ("MaxResults", "5"), ("InstanceId.1", "i-0a0a0a0a")],
+        "InvalidParameterCombination",
+    );
+    assert_eq!(
+        e.message,
+        "The parameter instancesSet cannot be used with the parameter maxResults"
+    );
+}
+
+#[test]
 fn describe_and_delete_vpc_endpoints() {
     let w = lab();
     let xml = read_xml(&w, &[("Action", "DescribeVpcEndpoints")]);
