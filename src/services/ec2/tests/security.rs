@@ -500,7 +500,7 @@ fn security_group_rules_are_taggable() {
             ("Filter.1.Value.1", "ssh"),
         ],
     );
-    assert_eq!(texts(&xml, "securityGroupRuleId"), [rule.clone()]);
+    assert_eq!(texts(&xml, "securityGroupRuleId"), [rule.as_str()]);
     // DescribeTags lists it as a `security-group-rule`.
     let xml = read_xml(
         &w2,
@@ -510,7 +510,7 @@ fn security_group_rules_are_taggable() {
             ("Filter.1.Value.1", "security-group-rule"),
         ],
     );
-    assert_eq!(texts(&xml, "resourceId"), [rule.clone()]);
+    assert_eq!(texts(&xml, "resourceId"), [rule.as_str()]);
     // Kept in world.json (an old world.json simply has no tags for rules).
     let back: World = serde_json::from_str(&serde_json::to_string(&w2).unwrap()).unwrap();
     assert_eq!(back.tags_of(&rule), w2.tags_of(&rule));
