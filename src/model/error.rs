@@ -199,6 +199,9 @@ pub enum ModelError {
     InvalidCidr(String),
     #[error("the security group '{0}' does not exist")]
     SecurityGroupNotFound(String),
+    /// A security group rule id (`sgr-…`) that no group has.
+    #[error("the security group rule ID '{0}' does not exist")]
+    SecurityGroupRuleNotFound(String),
     #[error("the security group '{name}' already exists for VPC '{vpc}'")]
     SecurityGroupDuplicate { name: String, vpc: String },
     /// Empty, too long, non-ASCII, `default`, or starting with `sg-`.

@@ -444,6 +444,29 @@ impl World {
         self.security_groups.iter().find(|g| g.id == id)
     }
 
+    /// The rule whose id is `id` (`sgr-…`), with its group and direction.
+    pub fn security_group_rule(&self, id: &str) -> Option<(&SecurityGroup, Direction, &SgRule)> {
+        self.security_groups.iter().find_map(|g| {
+            [Direction::Ingress, Direction::Egress]
+                .into_iter()
+                .find_map(|d| g.rules(d).iter().find(|r| r.id == id).map(|r| (g, d, r)))
+        })
+    }
+
+    /// Drops the tags of security group rules that no longer exist: a rule's tags go with it
+    /// (revoked, its group deleted or its direction replaced), as every resource's do.
+    fn forget_removed_rule_tags(&mut self) {
+        let gone: Vec<String> = self
+            .tags
+            .keys()
+            .filter(|id| id.starts_with("sgr-") && self.security_group_rule(id).is_none())
+            .cloned()
+            .collect();
+        for id in gone {
+            self.tags.remove(&id);
+        }
+    }
+
     pub fn network_acl(&self, id: &str) -> Option<&NetworkAcl> {
         self.network_acls.iter().find(|a| a.id == id)
     }
@@ -545,6 +568,7 @@ impl World {
         for id in ids {
             self.tags.remove(&id);
         }
+        self.forget_removed_rule_tags();
     }
 
     /// The groups an instance is in: its own list, or its VPC's default group.
@@ -733,6 +757,7 @@ impl World {
         if let Some(sg) = self.security_groups.iter_mut().find(|g| g.id == id) {
             sg.rules_mut(dir).retain(|r| !rules.iter().any(|x| x.same_as(r)));
         }
+        self.forget_removed_rule_tags();
         Ok(())
     }
 
@@ -748,6 +773,7 @@ impl World {
             sg.rules_mut(dir).clear();
         }
         scratch.authorize_security_group(id, dir, rules)?;
+        scratch.forget_removed_rule_tags();
         *self = scratch;
         Ok(())
     }
@@ -777,6 +803,7 @@ impl World {
         }
         self.security_groups.retain(|g| g.id != id);
         self.tags.remove(id);
+        self.forget_removed_rule_tags();
         Ok(())
     }
 

@@ -31,6 +31,8 @@ pub enum ResourceKind {
     VpcEndpoint,
     PrefixList,
     SecurityGroup,
+    /// `sgr-`: a rule of a security group (taggable, as in EC2).
+    SecurityGroupRule,
     NetworkAcl,
     NatGateway,
     ElasticIp,
@@ -49,6 +51,7 @@ impl ResourceKind {
             "vpce" => ResourceKind::VpcEndpoint,
             "pl" => ResourceKind::PrefixList,
             "sg" => ResourceKind::SecurityGroup,
+            "sgr" => ResourceKind::SecurityGroupRule,
             "acl" => ResourceKind::NetworkAcl,
             "nat" => ResourceKind::NatGateway,
             "eipalloc" => ResourceKind::ElasticIp,
@@ -67,6 +70,7 @@ impl ResourceKind {
             ResourceKind::VpcEndpoint => "vpc-endpoint",
             ResourceKind::PrefixList => "prefix-list",
             ResourceKind::SecurityGroup => "security-group",
+            ResourceKind::SecurityGroupRule => "security-group-rule",
             ResourceKind::NetworkAcl => "network-acl",
             ResourceKind::NatGateway => "natgateway",
             ResourceKind::ElasticIp => "elastic-ip",
@@ -148,6 +152,12 @@ impl World {
                 "sg-",
                 self.security_group(id).is_some(),
                 ModelError::SecurityGroupNotFound,
+            ),
+            ResourceKind::SecurityGroupRule => (
+                "security group rule",
+                "sgr-",
+                self.security_group_rule(id).is_some(),
+                ModelError::SecurityGroupRuleNotFound,
             ),
             ResourceKind::NetworkAcl => (
                 "network acl",

@@ -134,6 +134,32 @@ awsx ec2 describe-route-tables | grep >/dev/null -c 'pl-1a2b3c4d' && fail "endpo
 expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10
 ok "delete-vpc-endpoints removed the routes; a now uses the internet gateway"
 
+# MaxResults outside the action's range is EC2's InvalidParameterValue. botocore itself checks
+# only a model minimum; DescribeInstances' range is not in the model, so 3 reaches the lab, and
+# so does a value above DescribeRouteTables' 100.
+if out=$(awsx ec2 describe-instances --max-results 3 2>&1); then fail "--max-results 3 accepted"; fi
+grep -q '(InvalidParameterValue).*Value ( 3 ) for parameter maxResults is invalid. Expecting a value greater than 5.' \
+    <<< "$out" || fail "describe-instances --max-results 3: $out"
+expect_error InvalidParameterValue ec2 describe-route-tables --max-results 101
+# "You cannot specify this parameter and the instance IDs parameter in the same request."
+expect_error InvalidParameterCombination ec2 describe-instances --instance-ids i-0a0a0a0a --max-results 5
+[ "$(awsx ec2 describe-instances --max-results 5 --query 'length(Reservations[].Instances[])')" -ge 4 ] \
+    || fail "describe-instances --max-results 5"
+ok "MaxResults: out of range refused with EC2's message, not with instance ids; in range answered"
+
+# The primary interface's MAC address (02:…, locally administered), the same after a restart;
+# a security group rule's tag, kept in world.json (both checked after kill -9 below).
+mac_of() {
+    awsx ec2 describe-instances --instance-ids i-0a0a0a0a --output text \
+        --query 'Reservations[0].Instances[0].NetworkInterfaces[0].MacAddress'
+}
+mac=$(mac_of)
+[[ "$mac" =~ ^02(:[0-9a-f]{2}){5}$ ]] || fail "MacAddress: '$mac'"
+sgr=$(awsx ec2 describe-security-group-rules --filters Name=group-id,Values=sg-111bbb22 --output text \
+    --query 'SecurityGroupRules[0].SecurityGroupRuleId')
+awsx ec2 create-tags --resources "$sgr" --tags Key=Name,Value=kept
+ok "describe-instances: MacAddress $mac; create-tags on $sgr"
+
 # A route change is made durable as a journal record, world.json is not rewritten for it.
 awsx ec2 create-route --route-table-id rtb-0c0c0c0c --destination-cidr-block 100.64.7.0/24 \
     --gateway-id igw-1a2b3c4d | grep >/dev/null -c '"Return": true' || fail "create-route"
@@ -151,4 +177,7 @@ awsx ec2 describe-route-tables --route-table-ids rtb-0c0c0c0c | grep >/dev/null 
 grep -q '"100.64.7.0/24"' "$STATE/world.json" || fail "world.json lacks the journaled route"
 expect_path a http://54.123.170.5/open-bucket/hello.txt 203.0.113.10
 [ "$(in_ns a curl -s http://54.123.170.5/open-bucket/big.bin | wc -c)" = 300000000 ] || fail "object lost"
+[ "$(mac_of)" = "$mac" ] || fail "the MAC address changed with the restart: $(mac_of)"
+[ "$(awsx ec2 describe-security-group-rules --security-group-rule-ids "$sgr" --output text \
+    --query 'SecurityGroupRules[0].Tags[0].Value')" = kept ] || fail "the rule's tag is lost"
 ok "after kill -9: every acknowledged change kept, no object lost"

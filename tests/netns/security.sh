@@ -28,6 +28,27 @@ got=$(awsx ec2 describe-security-group-rules --filters Name=group-id,Values="$sg
     --query "SecurityGroupRules[?SecurityGroupRuleId=='$rule'].[PrefixListId,Description,IsEgress]")
 [ "$got" = $'pl-1a2b3c4d\tHTTPS to S3\tTrue' ] || fail "describe-security-group-rules: '$got'"
 ok "authorize answers the rule's id; describe-security-group-rules shows it with its description"
+# Security group rules are taggable resources: create-tags on the sgr- id, the tag shown by
+# describe-security-group-rules and describe-tags; authorize's --tag-specifications.
+awsx ec2 create-tags --resources "$rule" --tags Key=Name,Value=s3-https
+got=$(awsx ec2 describe-security-group-rules --security-group-rule-ids "$rule" --output text \
+    --query 'SecurityGroupRules[0].Tags[?Key==`Name`].Value')
+[ "$got" = s3-https ] || fail "describe-security-group-rules: rule tag '$got'"
+got=$(awsx ec2 describe-tags --filters Name=resource-type,Values=security-group-rule --output text \
+    --query 'Tags[].[ResourceId,Key,Value]')
+[ "$got" = "$rule"$'\tName\ts3-https' ] || fail "describe-tags: '$got'"
+expect_error InvalidSecurityGroupRuleId.NotFound ec2 create-tags --resources sgr-0123456789abcdef0 \
+    --tags Key=Name,Value=x
+out=$(awsx ec2 authorize-security-group-egress --group-id "$sg" --output text \
+    --ip-permissions 'IpProtocol=tcp,FromPort=8443,ToPort=8443,IpRanges=[{CidrIp=10.9.0.0/16}]' \
+    --tag-specifications 'ResourceType=security-group-rule,Tags=[{Key=team,Value=blue}]' \
+    --query 'SecurityGroupRules[0].[SecurityGroupRuleId,Tags[0].Value]')
+read -r tagged value <<< "$out"
+[[ "$tagged" == sgr-* && "$value" = blue ]] || fail "authorize --tag-specifications: '$out'"
+awsx ec2 revoke-security-group-egress --group-id "$sg" --security-group-rule-ids "$tagged" >/dev/null
+awsx ec2 describe-tags --filters Name=resource-id,Values="$tagged" | grep >/dev/null -c team \
+    && fail "a revoked rule's tags stayed"
+ok "rule tags: create-tags on an sgr- id, describe-security-group-rules and describe-tags show it; tag specifications on authorize"
 expect_error InvalidPrefixListID.NotFound ec2 authorize-security-group-egress --group-id "$sg" \
     --ip-permissions 'IpProtocol=tcp,FromPort=80,ToPort=80,PrefixListIds=[{PrefixListId=pl-00000000}]'
 awsx ec2 describe-security-groups --group-ids "$sg" | grep >/dev/null -c '"PrefixListId": "pl-1a2b3c4d"' || fail "rule not shown"

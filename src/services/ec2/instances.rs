@@ -84,23 +84,38 @@ pub(super) fn instance_eni(instance: &str) -> String {
     format!("eni-{}", instance.trim_start_matches("i-"))
 }
 
+/// The MAC address of an interface: `02:` and the first five bytes of the SHA-256 of its id.
+/// AWS's are locally administered unicast addresses (`02:`, `06:`, `0a:`, `0e:` …: bit 1 of
+/// the first octet set, bit 0 clear); `02:` is one of them. Derived from the id, it is the same
+/// at every call and after every restart, and differs between interfaces (but for a 2^-40
+/// chance per pair).
+pub(super) fn interface_mac(eni: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(eni.as_bytes());
+    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", h[0], h[1], h[2], h[3], h[4])
+}
+
 /// `<networkInterfaceSet>`: an instance's primary interface (device index 0), which carries its
-/// private address, its public address and its groups.
+/// private address, its public address, its groups and its MAC address.
 fn primary_interface_xml(x: &mut Xml, w: &World, i: &Instance, vpc: &str) {
     let domain = crate::services::dns::instance_domain(&w.region);
     let dns = crate::services::dns::instance_hostname(&domain, i.private_ip);
+    // "The ID of the owner of the Elastic IP address" (InstanceNetworkInterfaceAssociation):
+    // the account for an Elastic IP, `amazon` for a public IP EC2 assigned.
+    let elastic = w.elastic_ips.iter().any(|e| e.instance.as_deref() == Some(i.id.as_str()));
     let association = |x: &mut Xml| {
         if let Some(p) = i.public_ip {
             x.open("association");
             x.leaf("publicIp", &p.to_string());
             x.leaf("publicDnsName", "");
-            x.leaf("ipOwnerId", "amazon");
+            x.leaf("ipOwnerId", if elastic { OWNER_ID } else { "amazon" });
             x.close();
         }
     };
     x.list("networkInterfaceSet", [i], |x, i| {
         let eni = instance_eni(&i.id);
         x.leaf("networkInterfaceId", &eni);
+        x.leaf("macAddress", &interface_mac(&eni));
         x.leaf("subnetId", &i.subnet);
         x.leaf("vpcId", vpc);
         x.leaf("description", "");
@@ -339,6 +354,15 @@ pub(super) const INSTANCE_FILTERS: &[&str] = &[
 pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("InstanceId");
+    // API Reference, DescribeInstances, MaxResults: "You cannot specify this parameter and the
+    // instance IDs parameter in the same request." (EC2 words it as for DescribeVolumes' "The
+    // parameter volumeSet cannot be used with the parameter maxResults".)
+    if !ids.is_empty() && ctx.p.get("MaxResults").is_some() {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ));
+    }
     let now = now_secs();
     check_instance_ids(w, &ids, now)?;
     let filters = ctx.p.filters(INSTANCE_FILTERS)?;

@@ -760,3 +760,23 @@ pub(super) const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("DescribeTags", &["DryRun", "Filter.N.Name", "Filter.N.Value.N", "MaxResults", "NextToken"]),
     ("DeleteTags", &["DryRun", "ResourceId.N", "Tag.N.Key", "Tag.N.Value"]),
 ];
+
+/// `(action, min, max)` of every action with a `MaxResults`, in the order of `ACTIONS`: the
+/// model's range, or the documented one (scripts/gen-ec2-params); `None`: no refusal above.
+pub(super) const MAX_RESULTS: &[(&str, i64, Option<i64>)] = &[
+    ("DescribeVpcs", 5, Some(1000)),
+    ("DescribeSubnets", 5, Some(1000)),
+    ("DescribeRouteTables", 5, Some(100)),
+    ("DescribeInternetGateways", 5, Some(1000)),
+    ("DescribeVpcEndpoints", 1, None),
+    ("DescribePrefixLists", 1, None),
+    ("DescribeManagedPrefixLists", 1, Some(100)),
+    ("GetManagedPrefixListEntries", 1, Some(100)),
+    ("DescribeVpcEndpointServices", 1, None),
+    ("DescribeInstances", 5, Some(1000)),
+    ("DescribeNatGateways", 5, Some(1000)),
+    ("DescribeSecurityGroups", 5, Some(1000)),
+    ("DescribeSecurityGroupRules", 5, Some(1000)),
+    ("DescribeNetworkAcls", 5, Some(1000)),
+    ("DescribeTags", 5, Some(1000)),
+];

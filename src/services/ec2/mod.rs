@@ -113,6 +113,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
             "prefix list" => "InvalidPrefixListId.Malformed",
             "association" | "network acl association" => "InvalidAssociationID.Malformed",
             "security group" => "InvalidGroupId.Malformed",
+            "security group rule" => "InvalidSecurityGroupRuleId.Malformed",
             "network acl" => "InvalidNetworkAclID.Malformed",
             "nat gateway" => "InvalidNatGatewayID.Malformed",
             "elastic ip allocation" => "InvalidAllocationID.Malformed",
@@ -181,6 +182,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::InvalidPortRange(_) => "InvalidParameterValue",
         E::InvalidCidr(_) => "InvalidParameterValue",
         E::SecurityGroupNotFound(_) => "InvalidGroup.NotFound",
+        E::SecurityGroupRuleNotFound(_) => "InvalidSecurityGroupRuleId.NotFound",
         E::SecurityGroupDuplicate { .. } => "InvalidGroup.Duplicate",
         E::InvalidGroupName(_) => "InvalidParameterValue",
         E::InvalidGroupDescription(_) => "InvalidParameterValue",
@@ -391,6 +393,33 @@ fn check_known(action: &str, params: &[(String, String)]) -> Result<(), Ec2Error
     Ok(())
 }
 
+/// EC2 refuses a `MaxResults` outside the action's range with `InvalidParameterValue` ("Value
+/// ( 3 ) for parameter maxResults is invalid. Expecting a value greater than 5.", as the SDKs
+/// report DescribeInstances' answer). The ranges are botocore's, or the documented ones
+/// ([`known_params::MAX_RESULTS`]). Above the range EC2's wording is not documented: the same
+/// sentence, "less than".
+fn check_max_results(action: &str, p: &Params) -> Result<(), Ec2Error> {
+    let Some((_, min, max)) = known_params::MAX_RESULTS.iter().find(|(a, _, _)| *a == action)
+    else {
+        return Ok(());
+    };
+    let Some(n) = p.int("MaxResults")? else { return Ok(()) };
+    let invalid = |expect: String| {
+        Ec2Error::invalid(format!(
+            "Value ( {n} ) for parameter maxResults is invalid. Expecting a value {expect}."
+        ))
+    };
+    if n < *min {
+        return Err(invalid(format!("greater than {min}")));
+    }
+    if let Some(max) = max
+        && n > *max
+    {
+        return Err(invalid(format!("less than {max}")));
+    }
+    Ok(())
+}
+
 pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     // A world saved before security groups and network ACLs existed gets its VPCs' default
     // group and ACL (the first change persists them).
@@ -398,6 +427,7 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     let p = Params::new(req.params);
     let (action, handler) = action_of(&p)?;
     check_known(action, req.params)?;
+    check_max_results(action, &p)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);
     // Idempotency: "a unique, case-sensitive identifier that you provide to ensure the
     // idempotency of the request" (botocore fills it in for RunInstances, CreateRouteTable,
@@ -487,6 +517,7 @@ pub(crate) fn check_kind(world: &World, id: &str, kind: ResourceKind) -> Result<
             ResourceKind::VpcEndpoint => "vpc endpoint",
             ResourceKind::PrefixList => "prefix list",
             ResourceKind::SecurityGroup => "security group",
+            ResourceKind::SecurityGroupRule => "security group rule",
             ResourceKind::NetworkAcl => "network acl",
             ResourceKind::NatGateway => "nat gateway",
             ResourceKind::ElasticIp => "elastic ip allocation",

@@ -117,6 +117,11 @@ fn authorize(ctx: &Ctx, dir: Direction) -> Result<Ec2Outcome, Ec2Error> {
     let rules = permissions(ctx)?;
     let mut w = ctx.world.clone();
     let added = w.authorize_security_group(&g.id, dir, &rules)?;
+    // `TagSpecification.N` of type `security-group-rule`: "The tags applied to the security
+    // group rule" (every rule the call adds).
+    for r in &added {
+        apply_tag_specs(ctx, &mut w, &r.id, "security-group-rule", &[])?;
+    }
     let mut x = ctx.xml();
     x.ret_true();
     x.list("securityGroupRuleSet", &added, |x, r| rule_xml(x, &w, g, dir, r));
@@ -275,7 +280,14 @@ fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRul
         }
     }
     x.leaf_opt("description", r.description.as_deref());
+    // Always present, empty without tags (as EC2 answers it).
     x.open("tagSet");
+    for (k, v) in w.tags_of(&r.id).into_iter().flatten() {
+        x.open("item");
+        x.leaf("key", k);
+        x.leaf("value", v);
+        x.close();
+    }
     x.close();
     x.leaf(
         "securityGroupRuleArn",
@@ -283,12 +295,12 @@ fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRul
     );
 }
 
-/// DescribeSecurityGroupRules: every rule of every group, or those of `SecurityGroupRuleId.N`;
-/// filters `group-id` and `security-group-rule-id`. Everything fits in one page (`MaxResults`
-/// is accepted, no `nextToken` is given).
 /// DescribeSecurityGroupRules' filters.
 pub(super) const SECURITY_GROUP_RULE_FILTERS: &[&str] = &["group-id", "security-group-rule-id"];
 
+/// DescribeSecurityGroupRules: every rule of every group, or those of `SecurityGroupRuleId.N`;
+/// filters `group-id` and `security-group-rule-id`. Everything fits in one page (`MaxResults`
+/// is checked against its range, no `nextToken` is given).
 pub fn describe_security_group_rules(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("SecurityGroupRuleId");
@@ -311,7 +323,7 @@ pub fn describe_security_group_rules(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> 
         if !ids.is_empty() && !ids.contains(&r.id.as_str()) {
             continue;
         }
-        let ok = matches(&filters, None, |f| match f {
+        let ok = matches(&filters, w.tags_of(&r.id), |f| match f {
             "group-id" => one(&g.id),
             "security-group-rule-id" => one(&r.id),
             _ => None,

@@ -887,6 +887,80 @@ fn every_action_has_its_known_params() {
 }
 
 #[test]
+fn every_max_results_range_is_of_an_action() {
+    let mut acts = actions();
+    for (action, min, max) in known_params::MAX_RESULTS {
+        // In the order of ACTIONS, so `acts` is consumed up to it.
+        assert!(acts.any(|a| a == *action), "{action}: not in ACTIONS (or out of order)");
+        assert!(*min >= 1 && max.is_none_or(|m| m >= *min), "{action}");
+    }
+}
+
+#[test]
+fn max_results_out_of_range_is_refused() {
+    let w = lab();
+    // EC2, as the SDKs report it: "Value ( 3 ) for parameter maxResults is invalid. Expecting
+    // a value greater than 5." (InvalidParameterValue).
+    let e = refused(
+        &w,
+        &[("Action", "DescribeInstances"), ("MaxResults", "3")],
+        "InvalidParameterValue",
+    );
+    assert_eq!(
+        e.message,
+        "Value ( 3 ) for parameter maxResults is invalid. Expecting a value greater than 5."
+    );
+    // botocore's model: DescribeRouteTablesMaxResults is 5 to 100.
+    let e = refused(
+        &w,
+        &[("Action", "DescribeRouteTables"), ("MaxResults", "101")],
+        "InvalidParameterValue",
+    );
+    assert_eq!(
+        e.message,
+        "Value ( 101 ) for parameter maxResults is invalid. Expecting a value less than 100."
+    );
+    // PrefixListMaxResults is 1 to 100.
+    refused(
+        &w,
+        &[
+            ("Action", "GetManagedPrefixListEntries"),
+            ("PrefixListId", "pl-1a2b3c4d"),
+            ("MaxResults", "0"),
+        ],
+        "InvalidParameterValue",
+    );
+    refused(&w, &[("Action", "DescribeVpcs"), ("MaxResults", "five")], "InvalidParameterValue");
+    // The bounds themselves are accepted; DescribeVpcEndpoints: "If the value is greater than
+    // 1,000, we return only 1,000 items" (no refusal).
+    for (action, n) in [
+        ("DescribeInstances", "5"),
+        ("DescribeInstances", "1000"),
+        ("DescribeRouteTables", "100"),
+        ("DescribeTags", "5"),
+        ("DescribeVpcEndpoints", "5000"),
+    ] {
+        read_xml(&w, &[("Action", action), ("MaxResults", n)]);
+    }
+}
+
+#[test]
+fn describe_instances_max_results_excludes_instance_ids() {
+    let w = lab();
+    // API Reference, DescribeInstances, MaxResults: "You cannot specify this parameter and the
+    // instance IDs parameter in the same request."
+    let e = refused(
+        &w,
+        &[("Action", "DescribeInstances"), ("MaxResults", "5"), ("InstanceId.1", "i-0a0a0a0a")],
+        "InvalidParameterCombination",
+    );
+    assert_eq!(
+        e.message,
+        "The parameter instancesSet cannot be used with the parameter maxResults"
+    );
+}
+
+#[test]
 fn describe_and_delete_vpc_endpoints() {
     let w = lab();
     let xml = read_xml(&w, &[("Action", "DescribeVpcEndpoints")]);
@@ -2186,4 +2260,52 @@ fn instance_shape_has_what_ec2_always_returns() {
     let xml = read_xml(&w3, &[("Action", "DescribeVpcEndpoints")]);
     assert!(xml.contains("<networkInterfaceIdSet"), "{xml}");
     assert!(texts(&xml, "networkInterfaceIdSet").iter().all(|s| s.is_empty()), "{xml}");
+}
+
+/// An instance's interface carries `macAddress` (botocore's InstanceNetworkInterface: "The MAC
+/// address."; the Instance shape has none of its own). AWS's are locally administered unicast
+/// addresses (`02:`, `06:`, `0a:` …); the lab's are `02:` and five bytes derived from the
+/// interface id: the same at every call and in every run, one per interface.
+#[test]
+fn interfaces_have_a_stable_locally_administered_mac() {
+    let w = lab();
+    let mac_of = |w: &World, i: &str| {
+        let xml = read_xml(w, &[("Action", "DescribeInstances"), ("InstanceId.1", i)]);
+        assert!(texts(&without(&xml, "networkInterfaceSet"), "macAddress").is_empty(), "{xml}");
+        let set = xml.split("<networkInterfaceSet>").nth(1).unwrap();
+        text(set.split("</networkInterfaceSet>").next().unwrap(), "macAddress")
+    };
+    let a = mac_of(&w, "i-0a0a0a0a");
+    let octets: Vec<&str> = a.split(':').collect();
+    assert_eq!(octets.len(), 6, "{a}");
+    assert!(octets.iter().all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit())));
+    assert_eq!(a, a.to_lowercase());
+    // Locally administered (bit 1 of the first octet), unicast (bit 0 clear).
+    assert_eq!(octets[0], "02");
+    assert_ne!(mac_of(&w, "i-0b0b0b0b"), a);
+    // Stable: the same in another world that has it, after other changes.
+    let (w1, _) = change(&w, &[("Action", "CreateVpc"), ("CidrBlock", "10.9.0.0/16")]);
+    assert_eq!(mac_of(&w1, "i-0a0a0a0a"), a);
+    assert_eq!(mac_of(&lab(), "i-0a0a0a0a"), a);
+}
+
+/// The interface's `association.ipOwnerId`: "The ID of the owner of the Elastic IP address."
+/// (botocore, InstanceNetworkInterfaceAssociation): the account for an Elastic IP, `amazon`
+/// for a public IP EC2 assigned.
+#[test]
+fn interface_association_owner_is_the_account_for_an_elastic_ip() {
+    let w = lab();
+    let owner = |w: &World, i: &str| {
+        let xml = read_xml(w, &[("Action", "DescribeInstances"), ("InstanceId.1", i)]);
+        texts(&xml, "ipOwnerId")
+    };
+    // i-0a0a0a0a's public IP is the lab file's, assigned: "amazon" (interface and address).
+    assert_eq!(owner(&w, "i-0a0a0a0a"), ["amazon", "amazon"]);
+    let (w1, xml) = change(&w, &[("Action", "AllocateAddress"), ("Domain", "vpc")]);
+    let alloc = text(&xml, "allocationId");
+    let (w2, _) = change(
+        &w1,
+        &[("Action", "AssociateAddress"), ("AllocationId", &alloc), ("InstanceId", "i-0d0d0d0d")],
+    );
+    assert_eq!(owner(&w2, "i-0d0d0d0d"), [OWNER_ID, OWNER_ID]);
 }

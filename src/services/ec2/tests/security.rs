@@ -447,3 +447,147 @@ fn describe_security_groups_ip_permission_filters() {
     assert!(find("egress.ip-permission.prefix-list-id", "pl-1a2b3c4d").is_empty());
     assert!(find("egress.ip-permission.group-id", "sg-111bbb22").is_empty());
 }
+
+/// One ingress rule: SSH from the VPC.
+fn ssh_ingress(sg: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("Action", "AuthorizeSecurityGroupIngress"),
+        ("GroupId", sg),
+        ("IpPermissions.1.IpProtocol", "tcp"),
+        ("IpPermissions.1.FromPort", "22"),
+        ("IpPermissions.1.ToPort", "22"),
+        ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/16"),
+    ]
+}
+
+/// The rule id of the only ingress rule of `sg`.
+fn ingress_rule_id(w: &World, sg: &str) -> String {
+    let g = w.security_group(sg).unwrap();
+    assert_eq!(g.ingress.len(), 1, "{:?}", g.ingress);
+    g.ingress[0].id.clone()
+}
+
+#[test]
+fn security_group_rules_are_taggable() {
+    // Security group rules are taggable resources: botocore's `ResourceType` has
+    // `security-group-rule`, DescribeSecurityGroupRules documents "tag:<key> - The key/value
+    // combination of a tag assigned to the resource", and AuthorizeSecurityGroupIngress's
+    // TagSpecification.N is "The tags applied to the security group rule."
+    let (w, sg) = new_group(&lab(), "tagged");
+    let (w1, _) = change(&w, &ssh_ingress(&sg));
+    let rule = ingress_rule_id(&w1, &sg);
+    let (w2, _) = change(
+        &w1,
+        &[
+            ("Action", "CreateTags"),
+            ("ResourceId.1", &rule),
+            ("Tag.1.Key", "Name"),
+            ("Tag.1.Value", "ssh"),
+        ],
+    );
+    let xml = read_xml(
+        &w2,
+        &[("Action", "DescribeSecurityGroupRules"), ("SecurityGroupRuleId.1", &rule)],
+    );
+    assert_eq!(texts(&xml, "key"), ["Name"]);
+    assert_eq!(texts(&xml, "value"), ["ssh"]);
+    // tag:<key> filters find it.
+    let xml = read_xml(
+        &w2,
+        &[
+            ("Action", "DescribeSecurityGroupRules"),
+            ("Filter.1.Name", "tag:Name"),
+            ("Filter.1.Value.1", "ssh"),
+        ],
+    );
+    assert_eq!(texts(&xml, "securityGroupRuleId"), [rule.as_str()]);
+    // DescribeTags lists it as a `security-group-rule`.
+    let xml = read_xml(
+        &w2,
+        &[
+            ("Action", "DescribeTags"),
+            ("Filter.1.Name", "resource-type"),
+            ("Filter.1.Value.1", "security-group-rule"),
+        ],
+    );
+    assert_eq!(texts(&xml, "resourceId"), [rule.as_str()]);
+    // Kept in world.json (an old world.json simply has no tags for rules).
+    let back: World = serde_json::from_str(&serde_json::to_string(&w2).unwrap()).unwrap();
+    assert_eq!(back.tags_of(&rule), w2.tags_of(&rule));
+    // DeleteTags removes it.
+    let (w3, _) =
+        change(&w2, &[("Action", "DeleteTags"), ("ResourceId.1", &rule), ("Tag.1.Key", "Name")]);
+    assert!(w3.tags_of(&rule).is_none());
+    // An unknown rule id is its NotFound error, a malformed one its Malformed error (not a
+    // generic InvalidID); nothing changes.
+    let tag = [("Tag.1.Key", "Name"), ("Tag.1.Value", "x")];
+    let e = refused(
+        &w2,
+        &[[("Action", "CreateTags"), ("ResourceId.1", "sgr-0123456789abcdef0")].as_slice(), &tag]
+            .concat(),
+        "InvalidSecurityGroupRuleId.NotFound",
+    );
+    assert_eq!(e.message, "The security group rule ID 'sgr-0123456789abcdef0' does not exist");
+    refused(
+        &w2,
+        &[[("Action", "CreateTags"), ("ResourceId.1", "sgr-xyz")].as_slice(), &tag].concat(),
+        "InvalidSecurityGroupRuleId.Malformed",
+    );
+    // A revoked rule's tags go with it; so do a deleted group's rules'.
+    let (w4, _) = change(
+        &w2,
+        &[
+            ("Action", "RevokeSecurityGroupIngress"),
+            ("GroupId", &sg),
+            ("SecurityGroupRuleId.1", &rule),
+        ],
+    );
+    assert!(w4.tags_of(&rule).is_none());
+    let (w5, _) = change(&w2, &[("Action", "DeleteSecurityGroup"), ("GroupId", &sg)]);
+    assert!(w5.tags_of(&rule).is_none());
+}
+
+#[test]
+fn authorize_tag_specifications_tag_the_new_rules() {
+    let (w, sg) = new_group(&lab(), "spec");
+    let mut p = described_ingress(&sg);
+    p.extend([
+        ("TagSpecification.1.ResourceType", "security-group-rule"),
+        ("TagSpecification.1.Tag.1.Key", "team"),
+        ("TagSpecification.1.Tag.1.Value", "blue"),
+    ]);
+    let (w1, xml) = change(&w, &p);
+    // Every rule of the call is tagged, and the answer's securityGroupRuleSet shows it.
+    let ingress = &w1.security_group(&sg).unwrap().ingress;
+    assert_eq!(ingress.len(), 4);
+    for r in ingress {
+        assert_eq!(w1.tags_of(&r.id).unwrap().get("team").map(String::as_str), Some("blue"));
+    }
+    assert_eq!(texts(&xml, "key"), ["team"; 4]);
+    // Egress alike.
+    let (w2, _) = change(
+        &w1,
+        &[
+            ("Action", "AuthorizeSecurityGroupEgress"),
+            ("GroupId", &sg),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "443"),
+            ("IpPermissions.1.ToPort", "443"),
+            ("IpPermissions.1.IpRanges.1.CidrIp", "10.9.0.0/16"),
+            ("TagSpecification.1.ResourceType", "security-group-rule"),
+            ("TagSpecification.1.Tag.1.Key", "team"),
+            ("TagSpecification.1.Tag.1.Value", "red"),
+        ],
+    );
+    let egress = &w2.security_group(&sg).unwrap().egress;
+    let new = egress.iter().find(|r| r.to_string().contains("10.9.0.0/16")).unwrap();
+    assert_eq!(w2.tags_of(&new.id).unwrap().get("team").map(String::as_str), Some("red"));
+    // Another resource type is refused, and nothing is added.
+    let mut bad = described_ingress(&sg);
+    bad.extend([
+        ("TagSpecification.1.ResourceType", "instance"),
+        ("TagSpecification.1.Tag.1.Key", "team"),
+        ("TagSpecification.1.Tag.1.Value", "blue"),
+    ]);
+    refused(&w, &bad, "InvalidParameterValue");
+}
