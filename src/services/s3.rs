@@ -2914,11 +2914,21 @@ async fn get_object(
         set(h, "x-amz-tagging-count", &meta.tags.len().to_string());
     }
     // "x-amz-checksum-mode: To retrieve the checksum, this mode must be enabled." A range gets
-    // none: the stored checksum is of the whole object.
+    // none (the stored checksum is of the whole object); a part of an assembled object gets
+    // the part's own, kept when its upload had an algorithm ("This checksum is present if the
+    // multipart upload request was created with the CRC32 checksum algorithm", ObjectPart);
+    // an object written whole is its only part.
     let mode = parts.headers.get("x-amz-checksum-mode").and_then(|v| v.to_str().ok());
-    if mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range.is_none() && part.is_none()
-    {
-        set_checksum(h, meta.checksum.as_ref());
+    if mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range_header.is_none() {
+        match part {
+            Some((_, _, n)) if !meta.part_sizes.is_empty() => {
+                if let (Some(c), Some(v)) = (&meta.checksum, meta.part_checksums.get(n - 1)) {
+                    set(h, c.algorithm.header(), v);
+                    set(h, "x-amz-checksum-type", c.kind.name());
+                }
+            }
+            _ => set_checksum(h, meta.checksum.as_ref()),
+        }
     }
     for (q, hname) in RESPONSE_OVERRIDES {
         if let Some(v) = query.get(q) {
@@ -7143,5 +7153,68 @@ mod tests {
         // The admin may do all of it.
         let r = signed_as(addr, (ADMIN_AK, ADMIN_SK), "GET", "/bkt/k?tagging", &[]).await;
         assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// GetObject/HeadObject `partNumber` with `x-amz-checksum-mode: ENABLED` of an object
+    /// assembled from an upload created with a checksum algorithm: the part's own checksum
+    /// (ObjectPart: "The Base64 encoded, 32-bit CRC32 checksum of the part. This checksum is
+    /// present if the multipart upload request was created with the CRC32 checksum
+    /// algorithm"); none for an upload created without one.
+    #[tokio::test]
+    async fn part_reads_return_the_parts_checksum() {
+        use crate::services::checksum::Hasher;
+        let (addr, _dir, _store, _) = start(false).await;
+        let crc = |data: &[u8]| {
+            let mut h = Hasher::new(Algorithm::Crc32);
+            h.update(data);
+            h.finish().value
+        };
+        let big = vec![b'a'; 5 * 1024 * 1024];
+        let mode = ("x-amz-checksum-mode", "ENABLED");
+        for (key, created) in [
+            ("composite", vec![("x-amz-checksum-algorithm", "CRC32")]),
+            (
+                "full",
+                vec![("x-amz-checksum-algorithm", "CRC32"), ("x-amz-checksum-type", "FULL_OBJECT")],
+            ),
+            ("none", vec![]),
+        ] {
+            let target = format!("/bkt/{key}");
+            let id = initiate(addr, &target, &created).await;
+            let mut done = String::from("<CompleteMultipartUpload>");
+            for (n, data) in [(1u32, &big[..]), (2, &b"tail"[..])] {
+                let path = format!("{target}?partNumber={n}&uploadId={id}");
+                let sum = crc(data);
+                let h: Vec<(&str, &str)> =
+                    if created.is_empty() { vec![] } else { vec![("x-amz-checksum-crc32", &sum)] };
+                let r = req(addr, "PUT", &path, &h, data).await;
+                assert_eq!(r.status, 200, "{}", r.text());
+                let etag = r.header("etag").unwrap();
+                let named = if key == "composite" {
+                    format!("<ChecksumCRC32>{sum}</ChecksumCRC32>")
+                } else {
+                    String::new()
+                };
+                done.push_str(&format!(
+                    "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag>{named}</Part>"
+                ));
+            }
+            done.push_str("</CompleteMultipartUpload>");
+            let r =
+                req(addr, "POST", &format!("{target}?uploadId={id}"), &[], done.as_bytes()).await;
+            assert_eq!(r.status, 200, "{key}: {}", r.text());
+            for method in ["GET", "HEAD"] {
+                let r = req(addr, method, &format!("{target}?partNumber=2"), &[mode], b"").await;
+                assert_eq!(r.status, 206, "{key}");
+                let want = (!created.is_empty()).then(|| crc(b"tail"));
+                assert_eq!(r.header("x-amz-checksum-crc32"), want.as_deref(), "{key} {method}");
+                let r = req(addr, method, &format!("{target}?partNumber=1"), &[mode], b"").await;
+                let want = (!created.is_empty()).then(|| crc(&big));
+                assert_eq!(r.header("x-amz-checksum-crc32"), want.as_deref(), "{key} {method}");
+                // Not without the mode.
+                let r = req(addr, method, &format!("{target}?partNumber=1"), &[], b"").await;
+                assert_eq!(r.header("x-amz-checksum-crc32"), None);
+            }
+        }
     }
 }
