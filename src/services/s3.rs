@@ -39,6 +39,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+mod tagging;
+
+use self::tagging::Tags;
 use super::access::Access;
 use super::checksum::{Algorithm, Checksum, Hasher, Kind};
 use super::sigv4;
@@ -457,6 +460,9 @@ async fn dispatch(
         }
         Some(key) => {
             let key_arn = format!("{bucket_arn}/{key}");
+            if query.has("tagging") {
+                return object_tagging(state, &authz, (&bucket, &key), &parts, &query, body).await;
+            }
             if query.has("acl") {
                 authorize_acl(&authz, &bucket, &method, &query, &key_arn, true)?;
                 if method == Method::GET {
@@ -475,9 +481,11 @@ async fn dispatch(
                     if let Some(p) = query.unsupported(&["uploads"]) {
                         return Err(S3Error::not_implemented(p));
                     }
-                    authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
+                    let tags = tagging::header_tags(&parts.headers)?;
+                    authorize_write(&authz, &bucket, &key_arn, tags.as_ref())?;
                     refuse_object_acl(&parts.headers)?;
-                    return create_multipart(state, &bucket, &key, &parts).await;
+                    let tags = tags.unwrap_or_default();
+                    return create_multipart(state, &bucket, &key, &parts, tags).await;
                 }
                 (&Method::PUT, Some(id)) => {
                     if let Some(p) = query.unsupported(&["uploadId", "partNumber"]) {
@@ -485,7 +493,7 @@ async fn dispatch(
                     }
                     authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
                     // UploadPartCopy: s3:GetObject on the source as well.
-                    if let Some((src_bucket, src_key)) = copy_source(state, &authz, &parts)? {
+                    if let Some((src_bucket, src_key)) = copy_source(state, &authz, &parts).await? {
                         return upload_part_copy(
                             state,
                             (&src_bucket, &src_key),
@@ -546,7 +554,23 @@ async fn dispatch(
                     "Request specific response headers cannot be used for anonymous GET requests.",
                 ));
             }
-            authz.require_in(&bucket, action, &key_arn, None)?;
+            // The tags a write names (checked before authorization: the condition keys need
+            // them), and those of the object a read reads.
+            let copying = parts.headers.contains_key("x-amz-copy-source");
+            let tags = match method {
+                Method::PUT if copying => tagging::copy_tags(&parts.headers)?
+                    .filter(|_| parts.headers.contains_key("x-amz-tagging")),
+                Method::PUT => tagging::header_tags(&parts.headers)?,
+                _ => None,
+            };
+            if method == Method::PUT {
+                authorize_write(&authz, &bucket, &key_arn, tags.as_ref())?;
+            } else {
+                let existing =
+                    if reading { existing_tags(state, &authz, &bucket, &key).await? } else { None };
+                let keys = TagKeys { existing: existing.as_ref(), request: None };
+                authz.require_tagged(&bucket, action, &key_arn, keys)?;
+            }
             let mut allowed: Vec<&str> = Vec::new();
             if reading {
                 allowed.extend(&overrides);
@@ -565,12 +589,13 @@ async fn dispatch(
             match method {
                 Method::PUT => {
                     refuse_object_acl(&parts.headers)?;
-                    if let Some((src_bucket, src_key)) = copy_source(state, &authz, &parts)? {
+                    if let Some((src_bucket, src_key)) = copy_source(state, &authz, &parts).await? {
                         return copy_object(state, &src_bucket, &src_key, &bucket, &key, &parts)
                             .await;
                     }
                     let signer = authz.chunk_signer(&parts);
-                    put_object(state, bucket, key, &parts, body, signer).await
+                    let tags = tags.unwrap_or_default();
+                    put_object(state, (bucket, key), &parts, body, signer, tags).await
                 }
                 Method::GET | Method::HEAD => {
                     let head = method == Method::HEAD;
@@ -605,7 +630,7 @@ fn request_region(state: &S3State, via: &Via<'_>) -> String {
 /// The `x-amz-copy-source` of a CopyObject or UploadPartCopy, if the request has one: the
 /// source bucket and key, once the bucket exists and the caller may `s3:GetObject` the source
 /// (a copy needs read access to its source as well as write access to its destination).
-fn copy_source(
+async fn copy_source(
     state: &S3State,
     authz: &Authz<'_>,
     parts: &Parts,
@@ -619,8 +644,100 @@ fn copy_source(
         return Err(S3Error::no_such_bucket(&src_bucket));
     }
     let src_arn = format!("arn:aws:s3:::{src_bucket}/{src_key}");
-    authz.require_in(&src_bucket, "s3:GetObject", &src_arn, None)?;
+    // A read of the source: its tags are its s3:ExistingObjectTag keys.
+    let existing = existing_tags(state, authz, &src_bucket, &src_key).await?;
+    let keys = TagKeys { existing: existing.as_ref(), request: None };
+    authz.require_tagged(&src_bucket, "s3:GetObject", &src_arn, keys)?;
     Ok(Some((src_bucket, src_key)))
+}
+
+/// The tag set of the object a request reads or retags, for its `s3:ExistingObjectTag/<key>`
+/// condition keys: `None` when the key holds no object, and when nothing is authorized (no
+/// need to read it). The object may change before the request proceeds, as it may after.
+async fn existing_tags(
+    state: &S3State,
+    authz: &Authz<'_>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Tags>, S3Error> {
+    if !authz.authorizes() {
+        return Ok(None);
+    }
+    let (store, b, k) = (state.store.clone(), bucket.to_string(), key.to_string());
+    blocking(move || match store.head_object(&b, &k) {
+        Ok(meta) => Ok(Some(meta.tags)),
+        Err(StoreError::NoSuchKey(_) | StoreError::InvalidKey | StoreError::KeyTooLong(_)) => {
+            Ok(None)
+        }
+        Err(e) => Err(S3Error::from_store(e, &b, Some(&k))),
+    })
+    .await
+}
+
+/// A write (PutObject, CreateMultipartUpload, CopyObject) needs `s3:PutObject` and, when it
+/// gives its object tags, `s3:PutObjectTagging` as well ("To use PutObject with tags, you must
+/// have the s3:PutObjectTagging permission"); the tags are the request's
+/// `s3:RequestObjectTag/<key>` and `s3:RequestObjectTagKeys` for both.
+fn authorize_write(
+    authz: &Authz<'_>,
+    bucket: &str,
+    key_arn: &str,
+    tags: Option<&Tags>,
+) -> Result<(), S3Error> {
+    let keys = TagKeys { existing: None, request: tags };
+    authz.require_tagged(bucket, "s3:PutObject", key_arn, keys)?;
+    if tags.is_some() {
+        authz.require_tagged(bucket, "s3:PutObjectTagging", key_arn, keys)?;
+    }
+    Ok(())
+}
+
+/// GetObjectTagging, PutObjectTagging and DeleteObjectTagging (the `?tagging` subresource of
+/// an object). PutObjectTagging's body is checked (its integrity header, its tags) before
+/// authorization, whose condition keys name its tags.
+async fn object_tagging(
+    state: &S3State,
+    authz: &Authz<'_>,
+    (bucket, key): (&str, &str),
+    parts: &Parts,
+    query: &Query,
+    body: Incoming,
+) -> Result<Response<RespBody>, S3Error> {
+    let action = match parts.method {
+        Method::GET => "s3:GetObjectTagging",
+        Method::PUT => "s3:PutObjectTagging",
+        Method::DELETE => "s3:DeleteObjectTagging",
+        ref m => return Err(S3Error::method_not_allowed(m, "OBJECT")),
+    };
+    if let Some(p) = query.unsupported(&["tagging"]) {
+        return Err(S3Error::not_implemented(p));
+    }
+    let request = match parts.method {
+        Method::PUT => {
+            Some(tagging::parse_tagging(&checked_body(&parts.headers, body, bucket).await?)?)
+        }
+        _ => None,
+    };
+    let key_arn = format!("arn:aws:s3:::{bucket}/{key}");
+    let existing = existing_tags(state, authz, bucket, key).await?;
+    let keys = TagKeys { existing: existing.as_ref(), request: request.as_ref() };
+    authz.require_tagged(bucket, action, &key_arn, keys)?;
+    let (store, b, k) = (state.store.clone(), bucket.to_string(), key.to_string());
+    let method = parts.method.clone();
+    let meta = blocking(move || {
+        match method {
+            Method::GET => store.head_object(&b, &k),
+            _ => store.set_object_tags(&b, &k, request.unwrap_or_default()),
+        }
+        .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+    })
+    .await?;
+    debug!(bucket, key, method = %parts.method, tags = meta.tags.len(), "object tagging");
+    match parts.method {
+        Method::GET => Ok(xml_response(StatusCode::OK, tagging::tagging_xml(&meta.tags)?)),
+        Method::PUT => Ok(empty(StatusCode::OK)),
+        _ => Ok(empty(StatusCode::NO_CONTENT)),
+    }
 }
 
 /// `srcbucket/srckey` or `/srcbucket/srckey`, URL-encoded, optionally `?versionId=…`.
@@ -762,9 +879,14 @@ impl<'a> Authz<'a> {
         self.access.is_some() && self.identity.is_none()
     }
 
+    /// False for a stub that authorizes nothing (every check passes).
+    fn authorizes(&self) -> bool {
+        self.access.is_some()
+    }
+
     /// Requires `action` on `resource` (no bucket policy: account-level actions).
     fn require(&self, action: &str, resource: &str, list: Option<&Query>) -> Result<(), S3Error> {
-        self.check(None, action, resource, list)
+        self.check(None, action, resource, list, TagKeys::default())
     }
 
     /// Requires `action` on `resource` of `bucket` (its bucket policy applies). `list`: the
@@ -776,7 +898,20 @@ impl<'a> Authz<'a> {
         resource: &str,
         list: Option<&Query>,
     ) -> Result<(), S3Error> {
-        self.check(Some(bucket), action, resource, list)
+        self.check(Some(bucket), action, resource, list, TagKeys::default())
+    }
+
+    /// [`Authz::require_in`] for a request about an object's tags: those of the object
+    /// (`s3:ExistingObjectTag/<key>`) and those it gives (`s3:RequestObjectTag/<key>`,
+    /// `s3:RequestObjectTagKeys`).
+    fn require_tagged(
+        &self,
+        bucket: &str,
+        action: &str,
+        resource: &str,
+        tags: TagKeys<'_>,
+    ) -> Result<(), S3Error> {
+        self.check(Some(bucket), action, resource, None, tags)
     }
 
     fn check(
@@ -785,6 +920,7 @@ impl<'a> Authz<'a> {
         action: &str,
         resource: &str,
         list: Option<&Query>,
+        tags: TagKeys<'_>,
     ) -> Result<(), S3Error> {
         let Some(access) = &self.access else { return Ok(()) };
         let user = self.access_key.as_deref().and_then(|k| access.user(k));
@@ -802,6 +938,11 @@ impl<'a> Authz<'a> {
         let secure = if self.secure { "true" } else { "false" };
         let now = now_secs();
         let (current_time, epoch_time) = (iso8601_seconds(now), now.to_string());
+        let tag_keys = |prefix: &str, t: Option<&Tags>| -> Vec<(String, String)> {
+            t.into_iter().flatten().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect()
+        };
+        let existing = tag_keys("s3:ExistingObjectTag/", tags.existing);
+        let requested = tag_keys("s3:RequestObjectTag/", tags.request);
         let mut keys: Vec<(&str, Vec<&str>)> = vec![
             ("aws:SecureTransport", vec![secure]),
             ("aws:CurrentTime", vec![&current_time]),
@@ -827,6 +968,11 @@ impl<'a> Authz<'a> {
             keys.push(("s3:authType", vec![auth]));
         }
         keys.extend(self.header_keys.iter().map(|(k, v)| (*k, vec![v.as_str()])));
+        keys.extend(existing.iter().chain(&requested).map(|(k, v)| (k.as_str(), vec![v.as_str()])));
+        if let Some(t) = tags.request {
+            // Multivalued: every key the request gives (none for an empty set).
+            keys.push(("s3:RequestObjectTagKeys", t.keys().map(String::as_str).collect()));
+        }
         if let Some(q) = list {
             keys.push(("s3:prefix", vec![q.get("prefix").unwrap_or("")]));
             if let Some(d) = q.get("delimiter") {
@@ -857,6 +1003,15 @@ impl<'a> Authz<'a> {
             }
         }
     }
+}
+
+/// The object-tag condition keys of a request (see [`Authz::require_tagged`]).
+#[derive(Clone, Copy, Default)]
+struct TagKeys<'t> {
+    /// The tags of the object the request reads or retags.
+    existing: Option<&'t Tags>,
+    /// The tags the request gives an object.
+    request: Option<&'t Tags>,
 }
 
 /// GetBucketPolicy, PutBucketPolicy (validated: `MalformedPolicy`), DeleteBucketPolicy.
@@ -1404,18 +1559,6 @@ fn write_condition(headers: &hyper::HeaderMap) -> Result<Option<WriteCondition>,
     Ok(get("if-match").map(|v| WriteCondition::EtagMatches(v.to_string())))
 }
 
-/// Object tags (`x-amz-tagging` on PutObject, CreateMultipartUpload and CopyObject, CopyObject's
-/// `x-amz-tagging-directive`) are not kept, and GetObjectTagging is not implemented: a request
-/// naming them is `501 NotImplemented`, so no client is told its tags were stored.
-fn refuse_tagging(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
-    for name in ["x-amz-tagging", "x-amz-tagging-directive"] {
-        if headers.contains_key(name) {
-            return Err(S3Error::not_implemented(name));
-        }
-    }
-    Ok(())
-}
-
 /// Every object is encrypted with SSE-S3: "Amazon S3 now applies server-side encryption with
 /// Amazon S3 managed keys (SSE-S3) as the base level of encryption for every bucket in Amazon
 /// S3. Starting January 5, 2023, all new object uploads to Amazon S3 are automatically
@@ -1493,6 +1636,8 @@ fn object_metadata(headers: &hyper::HeaderMap) -> Result<Metadata, S3Error> {
         headers: stored,
         user: user_metadata(headers)?,
         storage_class: storage_class(headers)?,
+        // The caller's: `x-amz-tagging` (or the copy source's).
+        tags: Tags::new(),
     })
 }
 
@@ -1792,16 +1937,15 @@ async fn receive_body(
 
 async fn put_object(
     state: &S3State,
-    bucket: String,
-    key: String,
+    (bucket, key): (String, String),
     parts: &Parts,
     body: Incoming,
     signer: Option<ChunkSigner>,
+    tags: Tags,
 ) -> Result<Response<RespBody>, S3Error> {
-    refuse_tagging(&parts.headers)?;
     check_encryption(&parts.headers)?;
     let md5 = content_md5(&parts.headers)?;
-    let metadata = object_metadata(&parts.headers)?;
+    let metadata = Metadata { tags, ..object_metadata(&parts.headers)? };
     let condition = write_condition(&parts.headers)?;
     let declared = declared_checksum(&parts.headers)?;
     let content_type =
@@ -1856,7 +2000,6 @@ async fn copy_object(
     key: &str,
     parts: &Parts,
 ) -> Result<Response<RespBody>, S3Error> {
-    refuse_tagging(&parts.headers)?;
     check_encryption(&parts.headers)?;
     let directive = parts
         .headers
@@ -1870,6 +2013,8 @@ async fn copy_object(
         )),
         Some(v) => return Err(S3Error::invalid_argument("x-amz-metadata-directive", v)),
     };
+    // The source's tags (COPY, the default), or the request's (REPLACE).
+    let tags = tagging::copy_tags(&parts.headers)?;
     // "If the x-amz-storage-class header is not used, the copied object will be stored in the
     // STANDARD Storage Class by default." (CopyObject, API reference)
     let class = storage_class(&parts.headers)?;
@@ -1908,6 +2053,7 @@ async fn copy_object(
         let (content_type, mut metadata) =
             replace.unwrap_or_else(|| (Some(source.0.content_type.clone()), source.0.metadata()));
         metadata.storage_class = class;
+        metadata.tags = tags.unwrap_or_else(|| source.0.tags.clone());
         store
             .copy_object(source, &b, &k, Some((content_type, metadata)), condition, algorithm)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
@@ -1931,10 +2077,10 @@ async fn create_multipart(
     bucket: &str,
     key: &str,
     parts: &Parts,
+    tags: Tags,
 ) -> Result<Response<RespBody>, S3Error> {
-    refuse_tagging(&parts.headers)?;
     check_encryption(&parts.headers)?;
-    let metadata = object_metadata(&parts.headers)?;
+    let metadata = Metadata { tags, ..object_metadata(&parts.headers)? };
     let content_type =
         parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     let checksum = upload_checksum(&parts.headers)?;
@@ -2470,15 +2616,16 @@ async fn delete_bucket(state: &S3State, bucket: &str) -> Result<Response<RespBod
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-async fn delete_objects(
-    state: &S3State,
-    authz: &Authz<'_>,
-    bucket: &str,
+/// The XML body of a request S3 requires an integrity header on, checked against it
+/// (DeleteObjects: "The Content-MD5 or x-amz-sdk-checksum-algorithm header is required for
+/// all Multi-Object Delete requests."; PutObjectTagging: "Content-MD5 [...] Required: Yes" in
+/// its request syntax, and an SDK sends a flexible checksum instead): Content-MD5 or a flexible
+/// checksum header, `BadDigest` when the body differs.
+async fn checked_body(
     headers: &hyper::HeaderMap,
     body: Incoming,
-) -> Result<Response<RespBody>, S3Error> {
-    // DeleteObjects: "The Content-MD5 or x-amz-sdk-checksum-algorithm header is required for
-    // all Multi-Object Delete requests." Both are checked against the body.
+    bucket: &str,
+) -> Result<Bytes, S3Error> {
     let md5 = content_md5(headers)?;
     let flexible = match declared_checksum(headers)? {
         Declared::Header(a, v) => Some((a, v)),
@@ -2509,6 +2656,17 @@ async fn delete_objects(
             return Err(S3Error::from_store(StoreError::BadChecksum(a), bucket, None));
         }
     }
+    Ok(raw)
+}
+
+async fn delete_objects(
+    state: &S3State,
+    authz: &Authz<'_>,
+    bucket: &str,
+    headers: &hyper::HeaderMap,
+    body: Incoming,
+) -> Result<Response<RespBody>, S3Error> {
+    let raw = checked_body(headers, body, bucket).await?;
     let mut keys: Vec<String> = Vec::new();
     let mut quiet = false;
     let mut root_ok = false;
@@ -2706,7 +2864,7 @@ async fn get_object(
                 .field("ActualPartCount", &sizes.len().to_string()));
             }
             let start: u64 = sizes[..n - 1].iter().sum();
-            Some((start, start + sizes[n - 1], sizes.len()))
+            Some((start, start + sizes[n - 1], n))
         }
     };
     let range = match (range_header, part) {
@@ -2748,15 +2906,29 @@ async fn get_object(
     if let Some((a, b)) = range {
         set(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
     }
-    if let Some((_, _, count)) = part.filter(|_| !meta.part_sizes.is_empty()) {
-        set(h, "x-amz-mp-parts-count", &count.to_string());
+    if part.is_some() && !meta.part_sizes.is_empty() {
+        set(h, "x-amz-mp-parts-count", &meta.part_sizes.len().to_string());
+    }
+    // "x-amz-tagging-count: The number of tags, if any, on the object" (GetObject, HeadObject).
+    if !meta.tags.is_empty() {
+        set(h, "x-amz-tagging-count", &meta.tags.len().to_string());
     }
     // "x-amz-checksum-mode: To retrieve the checksum, this mode must be enabled." A range gets
-    // none: the stored checksum is of the whole object.
+    // none (the stored checksum is of the whole object); a part of an assembled object gets
+    // the part's own, kept when its upload had an algorithm ("This checksum is present if the
+    // multipart upload request was created with the CRC32 checksum algorithm", ObjectPart);
+    // an object written whole is its only part.
     let mode = parts.headers.get("x-amz-checksum-mode").and_then(|v| v.to_str().ok());
-    if mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range.is_none() && part.is_none()
-    {
-        set_checksum(h, meta.checksum.as_ref());
+    if mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range_header.is_none() {
+        match part {
+            Some((_, _, n)) if !meta.part_sizes.is_empty() => {
+                if let (Some(c), Some(v)) = (&meta.checksum, meta.part_checksums.get(n - 1)) {
+                    set(h, c.algorithm.header(), v);
+                    set(h, "x-amz-checksum-type", c.kind.name());
+                }
+            }
+            _ => set_checksum(h, meta.checksum.as_ref()),
+        }
     }
     for (q, hname) in RESPONSE_OVERRIDES {
         if let Some(v) = query.get(q) {
@@ -6485,32 +6657,6 @@ mod tests {
         );
     }
 
-    /// Tags are not kept (GetObjectTagging is not implemented): PutObject,
-    /// CreateMultipartUpload and CopyObject naming them are 501 NotImplemented with the
-    /// header, and store nothing.
-    #[tokio::test]
-    async fn tagging_headers_are_not_implemented() {
-        let (addr, _dir, store, _) = start(false).await;
-        store.put_object("bkt", "src", b"source", None).unwrap();
-        let refused = |r: &Resp, header: &str| {
-            let t = r.text();
-            assert_eq!(r.status, 501, "{header}: {t}");
-            assert_eq!(xml_values(&t, "Code"), ["NotImplemented"]);
-            assert_eq!(xml_values(&t, "Header"), [header]);
-        };
-        let tags = ("x-amz-tagging", "team=blue");
-        refused(&req(addr, "PUT", "/bkt/k", &[tags], b"body").await, "x-amz-tagging");
-        refused(&req(addr, "POST", "/bkt/k?uploads", &[tags], b"").await, "x-amz-tagging");
-        let copy = ("x-amz-copy-source", "/bkt/src");
-        refused(&req(addr, "PUT", "/bkt/k", &[copy, tags], b"").await, "x-amz-tagging");
-        for directive in ["COPY", "REPLACE"] {
-            let h = [copy, ("x-amz-tagging-directive", directive)];
-            refused(&req(addr, "PUT", "/bkt/k", &h, b"").await, "x-amz-tagging-directive");
-        }
-        assert!(store.head_object("bkt", "k").is_err());
-        assert!(store.list_uploads("bkt", "").unwrap().is_empty());
-    }
-
     /// ListMultipartUploads with a delimiter: keys sharing the part between the prefix and the
     /// delimiter roll up into CommonPrefixes, counted with the uploads against max-uploads;
     /// following NextKeyMarker (and NextUploadIdMarker) pages through each entry once.
@@ -6692,5 +6838,383 @@ mod tests {
         assert!(store.list_uploads("bkt", "no").unwrap().is_empty());
         let key = [("x-amz-server-side-encryption-customer-algorithm", "AES256")];
         assert_eq!(req(addr, "GET", "/bkt/k", &key, b"").await.status, 501);
+    }
+    // --- Object tagging -----------------------------------------------------------------------
+
+    /// `<Tagging><TagSet>…</TagSet></Tagging>` of the given (key, value) pairs, XML-escaped.
+    fn tagging_body(tags: &[(&str, &str)]) -> Vec<u8> {
+        let esc = |t: &str| quick_xml::escape::escape(t).into_owned();
+        let mut x =
+            String::from("<Tagging xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><TagSet>");
+        for (k, v) in tags {
+            x.push_str(&format!("<Tag><Key>{}</Key><Value>{}</Value></Tag>", esc(k), esc(v)));
+        }
+        x.push_str("</TagSet></Tagging>");
+        x.into_bytes()
+    }
+
+    /// PutObjectTagging of `body` with its Content-MD5.
+    async fn put_tagging(addr: SocketAddr, target: &str, body: &[u8]) -> Resp {
+        let md5 = base64_encode(&Md5::digest(body));
+        req(addr, "PUT", &format!("{target}?tagging"), &[("Content-MD5", &md5)], body).await
+    }
+
+    /// The (Key, Value) pairs of a GetObjectTagging answer.
+    fn tag_pairs(body: &str) -> Vec<(String, String)> {
+        xml_values(body, "Key").into_iter().zip(xml_values(body, "Value")).collect()
+    }
+
+    fn pairs(tags: &[(&str, &str)]) -> Vec<(String, String)> {
+        tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// PutObject: "x-amz-tagging: The tag-set for the object. The tag-set must be encoded as URL
+    /// Query parameters. (For example, "Key1=Value1")". GetObjectTagging "returns the tag-set of
+    /// an object"; PutObjectTagging "sets the supplied tag-set to an object that already exists
+    /// in a bucket" (replacing the set); DeleteObjectTagging "removes the entire tag set from
+    /// the specified object" (204). GetObject and HeadObject: "x-amz-tagging-count: The number
+    /// of tags, if any, on the object". Tagging leaves the body, ETag and Last-Modified alone.
+    #[tokio::test]
+    async fn object_tags_put_get_replace_delete() {
+        let (addr, _dir, store, _) = start(false).await;
+        let tags = ("x-amz-tagging", "team=blue&note=a%20b%2Bc&empty=");
+        let r = req(addr, "PUT", "/bkt/k", &[tags], b"body").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let etag = r.header("etag").unwrap().to_string();
+        let r = req(addr, "GET", "/bkt/k?tagging", &[], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        assert!(t.contains("<Tagging xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"), "{t}");
+        let mut got = tag_pairs(&t);
+        got.sort();
+        assert_eq!(got, pairs(&[("empty", ""), ("note", "a b+c"), ("team", "blue")]));
+        for method in ["GET", "HEAD"] {
+            let r = req(addr, method, "/bkt/k", &[], b"").await;
+            assert_eq!(r.header("x-amz-tagging-count"), Some("3"), "{method}");
+        }
+        // Replaced as a whole, durably with the object.
+        let before = store.head_object("bkt", "k").unwrap();
+        // "letters, numbers, and spaces representable in UTF-8, and the following characters:
+        // + - = . _ : / @" (Tag restrictions).
+        let value = "prod 1:2/@+=-._ Größe";
+        let r = put_tagging(addr, "/bkt/k", &tagging_body(&[("env", value)])).await;
+        assert_eq!((r.status, r.body.len()), (200, 0), "{}", r.text());
+        let t = req(addr, "GET", "/bkt/k?tagging", &[], b"").await.text();
+        assert_eq!(tag_pairs(&t), pairs(&[("env", value)]));
+        let after = store.head_object("bkt", "k").unwrap();
+        assert_eq!(after.tags, BTreeMap::from([("env".into(), value.into())]));
+        assert_eq!((&after.etag, after.last_modified), (&before.etag, before.last_modified));
+        assert_eq!(req(addr, "GET", "/bkt/k", &[], b"").await.header("etag"), Some(etag.as_str()));
+        // Deleted: an empty TagSet, no count.
+        let r = req(addr, "DELETE", "/bkt/k?tagging", &[], b"").await;
+        assert_eq!(r.status, 204);
+        let r = req(addr, "GET", "/bkt/k?tagging", &[], b"").await;
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("<TagSet/>") || r.text().contains("<TagSet></TagSet>"));
+        assert!(tag_pairs(&r.text()).is_empty());
+        assert_eq!(req(addr, "HEAD", "/bkt/k", &[], b"").await.header("x-amz-tagging-count"), None);
+        assert_eq!(req(addr, "GET", "/bkt/k", &[], b"").await.body, b"body");
+        // An object stored without tags has an empty set; a missing key is NoSuchKey.
+        store.put_object("bkt", "plain", b"x", None).unwrap();
+        let r = req(addr, "GET", "/bkt/plain?tagging", &[], b"").await;
+        assert_eq!((r.status, tag_pairs(&r.text()).len()), (200, 0));
+        for (method, body) in [("GET", Vec::new()), ("PUT", tagging_body(&[("a", "b")]))] {
+            let r = if method == "PUT" {
+                put_tagging(addr, "/bkt/nope", &body).await
+            } else {
+                req(addr, "GET", "/bkt/nope?tagging", &[], b"").await
+            };
+            assert_eq!((r.status, xml_values(&r.text(), "Code")), (404, vec!["NoSuchKey".into()]));
+        }
+        assert!(store.head_object("bkt", "nope").is_err());
+    }
+
+    /// The limits of "Categorizing your objects using tags" (S3 User Guide): "You can associate
+    /// up to 10 tags with an object"; "A tag key can be up to 128 Unicode characters in length,
+    /// and tag values can be up to 256 Unicode characters in length"; "The key and values are
+    /// case sensitive" and a set has each key once. PutObjectTagging "has the following special
+    /// errors: InvalidTag [...] MalformedXML - The XML provided does not match the schema".
+    /// A refused request changes nothing.
+    #[tokio::test]
+    async fn object_tags_are_validated() {
+        let (addr, _dir, store, _) = start(false).await;
+        store.put_object("bkt", "k", b"x", None).unwrap();
+        store.set_object_tags("bkt", "k", BTreeMap::from([("keep".into(), "me".into())])).unwrap();
+        let refused = |r: &Resp, code: &str, message: &str| {
+            let t = r.text();
+            assert_eq!(r.status, 400, "{t}");
+            assert_eq!(xml_values(&t, "Code"), [code], "{t}");
+            assert_eq!(xml_values(&t, "Message"), [quick_xml::escape::escape(message)], "{t}");
+        };
+        let eleven: Vec<(String, String)> =
+            (0..11).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+        let eleven: Vec<(&str, &str)> =
+            eleven.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let too_many = "Object tags cannot be greater than 10";
+        refused(&put_tagging(addr, "/bkt/k", &tagging_body(&eleven)).await, "BadRequest", too_many);
+        let long_key = "k".repeat(129);
+        refused(
+            &put_tagging(addr, "/bkt/k", &tagging_body(&[(&long_key, "v")])).await,
+            "InvalidTag",
+            "The TagKey you have provided is too long, max 128",
+        );
+        let long_value = "v".repeat(257);
+        refused(
+            &put_tagging(addr, "/bkt/k", &tagging_body(&[("k", &long_value)])).await,
+            "InvalidTag",
+            "The TagValue you have provided is too long, max 256",
+        );
+        refused(
+            &put_tagging(addr, "/bkt/k", &tagging_body(&[("a", "1"), ("a", "2")])).await,
+            "InvalidTag",
+            "Cannot provide multiple Tags with the same key",
+        );
+        refused(
+            &put_tagging(addr, "/bkt/k", &tagging_body(&[("", "v")])).await,
+            "InvalidTag",
+            "The TagKey you have provided is invalid",
+        );
+        refused(
+            &put_tagging(addr, "/bkt/k", &tagging_body(&[("k", "semi;colon")])).await,
+            "InvalidTag",
+            "The TagValue you have provided is invalid",
+        );
+        for bad in [
+            &b"<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet>"[..],
+            b"<Tagging><TagSet><Tag><Value>b</Value></Tag></TagSet></Tagging>",
+            b"<Tagging><TagSet><Tag><Key>a</Key></Tag></TagSet></Tagging>",
+            b"<Tagging></Tagging>",
+            b"<Other><TagSet/></Other>",
+            b"not xml",
+        ] {
+            let r = put_tagging(addr, "/bkt/k", bad).await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (400, vec!["MalformedXML".into()]),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Unicode characters, not bytes: 128 of them in a key and 256 in a value are allowed.
+        let (key, value) = ("é".repeat(128), "ü".repeat(256));
+        let r = put_tagging(addr, "/bkt/k", &tagging_body(&[(&key, &value)])).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        store.set_object_tags("bkt", "k", BTreeMap::from([("keep".into(), "me".into())])).unwrap();
+        // PutObjectTagging needs Content-MD5 or a flexible checksum, as DeleteObjects does,
+        // and the value is checked.
+        let body = tagging_body(&[("a", "b")]);
+        let r = req(addr, "PUT", "/bkt/k?tagging", &[], &body).await;
+        refused(&r, "InvalidRequest", "Missing required header for this request: Content-MD5");
+        let wrong = base64_encode(&Md5::digest(b"other"));
+        let r = req(addr, "PUT", "/bkt/k?tagging", &[("Content-MD5", &wrong)], &body).await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (400, vec!["BadDigest".into()]));
+        let mut h = crate::services::checksum::Hasher::new(Algorithm::Crc32);
+        h.update(&body);
+        let crc = h.finish().value;
+        let r = req(addr, "PUT", "/bkt/k?tagging", &[("x-amz-checksum-crc32", "AAAAAA==")], &body)
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(store.head_object("bkt", "k").unwrap().tags.len(), 1, "nothing changed");
+        assert!(store.head_object("bkt", "k").unwrap().tags.contains_key("keep"));
+        let r = req(addr, "PUT", "/bkt/k?tagging", &[("x-amz-checksum-crc32", &crc)], &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+
+        // The header is checked alike before anything is stored; duplicate keys or bad
+        // encoding there are S3's InvalidArgument about the header.
+        let header: String = (0..11).map(|i| format!("k{i}=v{i}")).collect::<Vec<_>>().join("&");
+        let r = req(addr, "PUT", "/bkt/new", &[("x-amz-tagging", &header)], b"x").await;
+        refused(&r, "BadRequest", too_many);
+        let long = format!("k={}", "v".repeat(257));
+        let r = req(addr, "PUT", "/bkt/new", &[("x-amz-tagging", &long)], b"x").await;
+        refused(&r, "InvalidTag", "The TagValue you have provided is too long, max 256");
+        let dup = "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.";
+        for bad in ["a=1&a=2", "=v", "a=%zz", "a=%FF"] {
+            let r = req(addr, "PUT", "/bkt/new", &[("x-amz-tagging", bad)], b"x").await;
+            refused(&r, "InvalidArgument", dup);
+            let r = req(addr, "POST", "/bkt/new?uploads", &[("x-amz-tagging", bad)], b"").await;
+            refused(&r, "InvalidArgument", dup);
+        }
+        assert!(store.head_object("bkt", "new").is_err());
+        assert!(store.list_uploads("bkt", "").unwrap().is_empty());
+    }
+
+    /// CreateMultipartUpload takes `x-amz-tagging` ("The tag-set for the object"), applied to
+    /// the object CompleteMultipartUpload assembles. CopyObject's `x-amz-tagging-directive`:
+    /// "Specifies whether the object tag-set is copied from the source object or replaced with
+    /// the tag-set that's provided in the request. The default value is COPY."
+    #[tokio::test]
+    async fn object_tags_on_multipart_and_copy() {
+        let (addr, _dir, store, _) = start(false).await;
+        let id = initiate(addr, "/bkt/mp", &[("x-amz-tagging", "stage=upload")]).await;
+        let e1 = put_part(addr, "/bkt/mp", &id, 1, b"part").await;
+        assert!(store.head_object("bkt", "mp").is_err());
+        let r =
+            req(addr, "POST", &format!("/bkt/mp?uploadId={id}"), &[], &complete_xml(&[(1, &e1)]))
+                .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = req(addr, "GET", "/bkt/mp?tagging", &[], b"").await.text();
+        assert_eq!(tag_pairs(&t), pairs(&[("stage", "upload")]));
+
+        let src = ("x-amz-copy-source", "/bkt/mp");
+        let tagged = |k: &str| store.head_object("bkt", k).unwrap().tags;
+        let want = |t: &[(&str, &str)]| -> BTreeMap<String, String> {
+            t.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        // Default and COPY: the source's tags (a header's tags are not used).
+        let r = req(addr, "PUT", "/bkt/c1", &[src], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(tagged("c1"), want(&[("stage", "upload")]));
+        let h = [src, ("x-amz-tagging-directive", "COPY"), ("x-amz-tagging", "x=y")];
+        assert_eq!(req(addr, "PUT", "/bkt/c2", &h, b"").await.status, 200);
+        assert_eq!(tagged("c2"), want(&[("stage", "upload")]));
+        // Metadata REPLACE does not replace the tags.
+        let h = [src, ("x-amz-metadata-directive", "REPLACE")];
+        assert_eq!(req(addr, "PUT", "/bkt/c3", &h, b"").await.status, 200);
+        assert_eq!(tagged("c3"), want(&[("stage", "upload")]));
+        // REPLACE: the request's tags, or none.
+        let h = [src, ("x-amz-tagging-directive", "REPLACE"), ("x-amz-tagging", "x=y")];
+        assert_eq!(req(addr, "PUT", "/bkt/c4", &h, b"").await.status, 200);
+        assert_eq!(tagged("c4"), want(&[("x", "y")]));
+        let h = [src, ("x-amz-tagging-directive", "REPLACE")];
+        assert_eq!(req(addr, "PUT", "/bkt/c5", &h, b"").await.status, 200);
+        assert!(tagged("c5").is_empty());
+        let h = [src, ("x-amz-tagging-directive", "MERGE")];
+        let r = req(addr, "PUT", "/bkt/c6", &h, b"").await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (400, vec!["InvalidArgument".into()])
+        );
+        let h = [src, ("x-amz-tagging-directive", "REPLACE"), ("x-amz-tagging", "a=1&a=2")];
+        assert_eq!(req(addr, "PUT", "/bkt/c6", &h, b"").await.status, 400);
+        assert!(store.head_object("bkt", "c6").is_err());
+        // A new PutObject replaces the object and its tags.
+        store.put_object("bkt", "c1", b"new", None).unwrap();
+        assert!(tagged("c1").is_empty());
+    }
+
+    /// Tagging and access control: GetObjectTagging, PutObjectTagging and DeleteObjectTagging
+    /// are their own actions; "To use PutObject with tags, you must have the
+    /// s3:PutObjectTagging permission" as well as s3:PutObject (so for CreateMultipartUpload and
+    /// a copy that replaces tags). The condition keys of "Tagging and access control policies":
+    /// "s3:ExistingObjectTag/<tag-key> – Use this condition key to verify that an existing
+    /// object tag has the specific tag key and value"; "s3:RequestObjectTagKeys – Use this
+    /// condition key to restrict the tag keys that you want to allow on objects";
+    /// "s3:RequestObjectTag/<tag-key> – Use this condition key to restrict the tag keys and
+    /// values that you want to allow on objects".
+    #[tokio::test]
+    async fn object_tagging_is_authorized() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":"*","Action":["s3:PutObject","s3:DeleteObjectTagging"],
+             "Resource":"arn:aws:s3:::pub/*"},
+            {"Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:GetObjectTagging"],
+             "Resource":"arn:aws:s3:::pub/*",
+             "Condition":{"StringEquals":{"s3:ExistingObjectTag/public":"yes"}}},
+            {"Effect":"Allow","Principal":"*","Action":"s3:PutObjectTagging",
+             "Resource":"arn:aws:s3:::pub/*",
+             "Condition":{"ForAllValues:StringEquals":{"s3:RequestObjectTagKeys":["public","team"]},
+                          "StringNotEquals":{"s3:RequestObjectTag/team":"red"}}}]}"#;
+        store.create_bucket("pub", "us-east-1", Some(policy.into())).unwrap();
+        let denied = |r: &Resp| {
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (403, vec!["AccessDenied".into()])
+            )
+        };
+        // PutObject with tags needs s3:PutObjectTagging for those tags.
+        let r =
+            req(addr, "PUT", "/pub/open", &[("x-amz-tagging", "public=yes&team=blue")], b"o").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        denied(&req(addr, "PUT", "/pub/x", &[("x-amz-tagging", "owner=me")], b"x").await);
+        denied(&req(addr, "PUT", "/pub/x", &[("x-amz-tagging", "team=red")], b"x").await);
+        denied(&req(addr, "POST", "/pub/x?uploads", &[("x-amz-tagging", "owner=me")], b"").await);
+        assert!(store.head_object("pub", "x").is_err());
+        assert!(store.list_uploads("pub", "").unwrap().is_empty());
+        let r = req(addr, "PUT", "/pub/closed", &[], b"c").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        // Reads by existing tag: GetObject, HeadObject, GetObjectTagging.
+        assert_eq!(req(addr, "GET", "/pub/open", &[], b"").await.body, b"o");
+        assert_eq!(req(addr, "HEAD", "/pub/open", &[], b"").await.status, 200);
+        assert_eq!(req(addr, "GET", "/pub/open?tagging", &[], b"").await.status, 200);
+        denied(&req(addr, "GET", "/pub/closed", &[], b"").await);
+        denied(&req(addr, "GET", "/pub/closed?tagging", &[], b"").await);
+        // PutObjectTagging by the request's tags.
+        let r = put_tagging(addr, "/pub/closed", &tagging_body(&[("public", "yes")])).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(req(addr, "GET", "/pub/closed", &[], b"").await.body, b"c");
+        denied(&put_tagging(addr, "/pub/closed", &tagging_body(&[("owner", "me")])).await);
+        denied(&put_tagging(addr, "/pub/closed", &tagging_body(&[("team", "red")])).await);
+        // DeleteObjectTagging is allowed; then the object is no longer readable.
+        assert_eq!(req(addr, "DELETE", "/pub/closed?tagging", &[], b"").await.status, 204);
+        denied(&req(addr, "GET", "/pub/closed", &[], b"").await);
+        // Without s3:DeleteObjectTagging (bkt has no bucket policy): refused.
+        store.put_object("bkt", "k", b"x", None).unwrap();
+        denied(&req(addr, "DELETE", "/bkt/k?tagging", &[], b"").await);
+        // The admin may do all of it.
+        let r = signed_as(addr, (ADMIN_AK, ADMIN_SK), "GET", "/bkt/k?tagging", &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// GetObject/HeadObject `partNumber` with `x-amz-checksum-mode: ENABLED` of an object
+    /// assembled from an upload created with a checksum algorithm: the part's own checksum
+    /// (ObjectPart: "The Base64 encoded, 32-bit CRC32 checksum of the part. This checksum is
+    /// present if the multipart upload request was created with the CRC32 checksum
+    /// algorithm"); none for an upload created without one.
+    #[tokio::test]
+    async fn part_reads_return_the_parts_checksum() {
+        use crate::services::checksum::Hasher;
+        let (addr, _dir, _store, _) = start(false).await;
+        let crc = |data: &[u8]| {
+            let mut h = Hasher::new(Algorithm::Crc32);
+            h.update(data);
+            h.finish().value
+        };
+        let big = vec![b'a'; 5 * 1024 * 1024];
+        let mode = ("x-amz-checksum-mode", "ENABLED");
+        for (key, created) in [
+            ("composite", vec![("x-amz-checksum-algorithm", "CRC32")]),
+            (
+                "full",
+                vec![("x-amz-checksum-algorithm", "CRC32"), ("x-amz-checksum-type", "FULL_OBJECT")],
+            ),
+            ("none", vec![]),
+        ] {
+            let target = format!("/bkt/{key}");
+            let id = initiate(addr, &target, &created).await;
+            let mut done = String::from("<CompleteMultipartUpload>");
+            for (n, data) in [(1u32, &big[..]), (2, &b"tail"[..])] {
+                let path = format!("{target}?partNumber={n}&uploadId={id}");
+                let sum = crc(data);
+                let h: Vec<(&str, &str)> =
+                    if created.is_empty() { vec![] } else { vec![("x-amz-checksum-crc32", &sum)] };
+                let r = req(addr, "PUT", &path, &h, data).await;
+                assert_eq!(r.status, 200, "{}", r.text());
+                let etag = r.header("etag").unwrap();
+                let named = if key == "composite" {
+                    format!("<ChecksumCRC32>{sum}</ChecksumCRC32>")
+                } else {
+                    String::new()
+                };
+                done.push_str(&format!(
+                    "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag>{named}</Part>"
+                ));
+            }
+            done.push_str("</CompleteMultipartUpload>");
+            let r =
+                req(addr, "POST", &format!("{target}?uploadId={id}"), &[], done.as_bytes()).await;
+            assert_eq!(r.status, 200, "{key}: {}", r.text());
+            for method in ["GET", "HEAD"] {
+                let r = req(addr, method, &format!("{target}?partNumber=2"), &[mode], b"").await;
+                assert_eq!(r.status, 206, "{key}");
+                let want = (!created.is_empty()).then(|| crc(b"tail"));
+                assert_eq!(r.header("x-amz-checksum-crc32"), want.as_deref(), "{key} {method}");
+                let r = req(addr, method, &format!("{target}?partNumber=1"), &[mode], b"").await;
+                let want = (!created.is_empty()).then(|| crc(&big));
+                assert_eq!(r.header("x-amz-checksum-crc32"), want.as_deref(), "{key} {method}");
+                // Not without the mode.
+                let r = req(addr, method, &format!("{target}?partNumber=1"), &[], b"").await;
+                assert_eq!(r.header("x-amz-checksum-crc32"), None);
+            }
+        }
     }
 }

@@ -138,6 +138,15 @@ pub struct ObjectMeta {
     /// Absent from sidecars written before storage classes were kept: STANDARD.
     #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
     pub storage_class: StorageClass,
+    /// The object's tag set (PutObjectTagging, `x-amz-tagging`), by key. Absent from sidecars
+    /// written before tags were kept: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// For an object assembled from an upload created with a checksum algorithm: each part's
+    /// own checksum (base64, that algorithm), in order, as a `partNumber` read returns it.
+    /// Empty otherwise, and in sidecars written before they were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_checksums: Vec<String>,
 }
 
 /// An object's storage class (`x-amz-storage-class`), as S3 names it. OUTPOSTS, SNOW and
@@ -210,6 +219,9 @@ pub struct Metadata {
     /// `x-amz-storage-class`.
     #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
     pub storage_class: StorageClass,
+    /// The tag set (`x-amz-tagging`), by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl ObjectMeta {
@@ -219,6 +231,7 @@ impl ObjectMeta {
             headers: self.headers.clone(),
             user: self.user_meta.clone(),
             storage_class: self.storage_class,
+            tags: self.tags.clone(),
         }
     }
 }
@@ -249,6 +262,10 @@ pub struct UploadMeta {
     /// The object's storage class; STANDARD in uploads created before classes were kept.
     #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
     pub storage_class: StorageClass,
+    /// The object's tag set, applied when the upload completes; none in uploads created
+    /// before tags were kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// What a CompleteMultipartUpload request says about checksums: the value it names for each
@@ -266,6 +283,7 @@ impl UploadMeta {
             headers: self.headers.clone(),
             user: self.user_meta.clone(),
             storage_class: self.storage_class,
+            tags: self.tags.clone(),
         }
     }
 }
@@ -334,6 +352,8 @@ pub struct ObjectWriter {
     final_checksum: Option<Checksum>,
     /// An assembled upload's part sizes.
     part_sizes: Vec<u64>,
+    /// An assembled upload's part checksums (see [`ObjectMeta::part_checksums`]).
+    part_checksums: Vec<String>,
 }
 
 /// A conditional write's condition, checked under the commit lock against the object the key
@@ -553,6 +573,7 @@ impl Store {
             expected_checksum: None,
             final_checksum: None,
             part_sizes: Vec::new(),
+            part_checksums: Vec::new(),
         })
     }
 
@@ -625,6 +646,8 @@ impl Store {
             checksum: Some(checksum),
             part_sizes: std::mem::take(&mut w.part_sizes),
             storage_class: metadata.storage_class,
+            tags: metadata.tags,
+            part_checksums: std::mem::take(&mut w.part_checksums),
         };
         let sidecar = serde_json::to_vec(&Sidecar { meta: meta.clone(), data: data_name.clone() })
             .map_err(io::Error::other)?;
@@ -718,6 +741,29 @@ impl Store {
             .filter(|s| s.meta.key == key)
             .map(|s| s.meta)
             .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))
+    }
+
+    /// Replaces an object's tag set (PutObjectTagging; DeleteObjectTagging with none), durably:
+    /// the sidecar is rewritten (fsync'd temp file, renamed) under the commit lock, so a
+    /// concurrent write of the key either precedes it (and is retagged) or replaces it. The
+    /// body, ETag and Last-Modified are unchanged.
+    pub fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<ObjectMeta, StoreError> {
+        check_key_lookup(bucket, key)?;
+        let dir = self.objects_dir(bucket)?;
+        let meta_path = dir.join(format!("{}.meta", object_file_name(key)));
+        let _guard = lock(&self.commit);
+        let mut sidecar = read_sidecar(&meta_path)?
+            .filter(|s| s.meta.key == key)
+            .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
+        sidecar.meta.tags = tags;
+        let raw = serde_json::to_vec(&sidecar).map_err(io::Error::other)?;
+        write_atomic(&dir, &meta_path, &raw)?;
+        Ok(sidecar.meta)
     }
 
     /// Deletes an object; deleting a missing key succeeds, as in S3.
@@ -883,6 +929,7 @@ impl Store {
             initiated: now_secs(),
             checksum,
             storage_class: metadata.storage_class,
+            tags: metadata.tags,
         };
         let raw = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
         let result = write_atomic(&dir, &dir.join("upload.json"), &raw)
@@ -951,6 +998,7 @@ impl Store {
             expected_checksum: None,
             final_checksum: None,
             part_sizes: Vec::new(),
+            part_checksums: Vec::new(),
         })
     }
 
@@ -1111,15 +1159,15 @@ impl Store {
         }
         let mut w = self.object_writer(bucket, &meta.key)?;
         w.only_if(condition);
-        // The body is hashed whole unless the checksum is composite, and part by part only for
-        // a composite checksum or a part checksum the request names.
+        // The body is hashed whole unless the checksum is composite, and part by part whenever
+        // the upload has an algorithm: a composite checksum is made of the parts' digests, the
+        // request may name part checksums, and the object keeps each part's for a `partNumber`
+        // read.
         let composite = matches!(meta.checksum, Some((_, Kind::Composite)));
         let mut part_sums = None;
         if let Some((algorithm, _)) = meta.checksum {
             w.checksum_with(algorithm);
-            if composite || checks.parts.iter().any(Option::is_some) {
-                part_sums = Some((Hasher::new(algorithm), Hasher::new(algorithm)));
-            }
+            part_sums = Some((Hasher::new(algorithm), Hasher::new(algorithm)));
         }
         if let Some(v) = &checks.whole {
             w.expect_checksum(v);
@@ -1154,12 +1202,14 @@ impl Store {
             }
             if let Some((part, composite)) = part_sums.as_mut() {
                 let raw = part.finish_raw();
+                let value = super::s3::base64_encode(&raw);
                 if let Some(Some(named)) = checks.parts.get(i)
-                    && named.trim() != super::s3::base64_encode(&raw)
+                    && named.trim() != value
                 {
                     return Err(StoreError::BadChecksum(part.algorithm()));
                 }
                 composite.update(&raw);
+                w.part_checksums.push(value);
             }
             w.size += n;
             md5s.update(hex::decode(p.etag.trim_matches('"')).map_err(io::Error::other)?);
@@ -1916,6 +1966,7 @@ mod tests {
             headers: BTreeMap::from([("cache-control".into(), "no-cache".into())]),
             user: BTreeMap::from([("owner".into(), "alice".into())]),
             storage_class: StorageClass::GlacierIr,
+            tags: BTreeMap::from([("team".into(), "blue".into())]),
         };
         let id = {
             let s = Store::open(&d.0).unwrap();
@@ -1939,6 +1990,8 @@ mod tests {
         assert_eq!((body.as_slice(), m.headers.len(), m.user_meta.len()), (&b"old"[..], 0, 1));
         // Nor a storage class: STANDARD (and a STANDARD object's sidecar names none).
         assert_eq!(m.storage_class, StorageClass::Standard);
+        // Nor tags, nor part checksums: none.
+        assert!(m.tags.is_empty() && m.part_checksums.is_empty());
         let raw =
             fs::read_to_string(objects_dir(&d).join(format!("{}.meta", object_file_name("k"))))
                 .unwrap();
@@ -1951,5 +2004,35 @@ mod tests {
         let up = s.upload("bkt", &id).unwrap();
         assert!(up.headers.is_empty());
         assert_eq!(up.storage_class, StorageClass::Standard);
+        assert!(up.tags.is_empty());
+    }
+
+    /// PutObjectTagging's store side: the tag set replaces the object's in its sidecar and
+    /// survives a restart; the body, ETag and Last-Modified stay; a missing key is `NoSuchKey`
+    /// and nothing is created.
+    #[test]
+    fn object_tags_are_replaced_durably() {
+        let d = TempDir::new("tags");
+        let before = {
+            let s = Store::open(&d.0).unwrap();
+            s.create_bucket("bkt", "us-east-1", None).unwrap();
+            let before = s.put_object("bkt", "k", b"body", None).unwrap();
+            let tags = BTreeMap::from([("a".into(), "1".into()), ("b".into(), String::new())]);
+            let after = s.set_object_tags("bkt", "k", tags.clone()).unwrap();
+            assert_eq!(after.tags, tags);
+            assert!(matches!(
+                s.set_object_tags("bkt", "nope", tags),
+                Err(StoreError::NoSuchKey(_))
+            ));
+            assert!(s.head_object("bkt", "nope").is_err());
+            before
+        };
+        let s = Store::open(&d.0).unwrap();
+        let (m, body) = s.get_object_bytes("bkt", "k").unwrap();
+        assert_eq!(body, b"body");
+        assert_eq!((&m.etag, m.last_modified), (&before.etag, before.last_modified));
+        assert_eq!(m.tags.keys().collect::<Vec<_>>(), ["a", "b"]);
+        s.set_object_tags("bkt", "k", BTreeMap::new()).unwrap();
+        assert!(Store::open(&d.0).unwrap().head_object("bkt", "k").unwrap().tags.is_empty());
     }
 }

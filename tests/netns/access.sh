@@ -2,7 +2,8 @@
 # Who gets in, end to end: bucket policies with aws:sourceVpce and aws:SourceIp on each path,
 # endpoint policies from the guide (also two endpoints with different policies for two
 # subnets), explicit deny over allow, IAM users on EC2 and S3, and bad signatures. Every 403
-# names who denied it (x-vpcsim-denied-by).
+# names who denied it (x-vpcsim-denied-by). Object tags with the AWS CLI, and a bucket policy on
+# s3:ExistingObjectTag.
 #
 #   a 10.0.1.10 ── vpce-11bb22cc ──┐
 #   b 10.0.2.10 ── igw (203.0.113.20) ──┴── aws: S3 stub (open-bucket, my-secure-bucket)
@@ -209,3 +210,47 @@ ok "explicit Deny in the bucket policy beats the admin's Allow"
 out=$(AWS_SECRET_ACCESS_KEY=wrong awsx s3 ls 2>&1) && fail "bad signature accepted"
 grep -q SignatureDoesNotMatch <<< "$out" || fail "bad signature: $out"
 ok "a bad signature is SignatureDoesNotMatch"
+# Object tags, with the AWS CLI in demo-a (HTTPS, through the endpoint, the admin's keys):
+# put-object --tagging, get-object-tagging, head-object's TagCount, put-object-tagging,
+# delete-object-tagging; more than 10 tags refused, nothing stored. A bucket policy on
+# s3:ExistingObjectTag/public lets anonymous callers read only the objects tagged public=yes.
+export AWS_CA_BUNDLE="$STATE/tls/ca.pem"
+awsx s3api create-bucket --bucket tag-bucket >/dev/null
+awsx s3api put-bucket-policy --bucket tag-bucket --policy '{"Version": "2012-10-17", "Statement": [
+  {"Sid": "PublicByTag", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+   "Resource": "arn:aws:s3:::tag-bucket/*",
+   "Condition": {"StringEquals": {"s3:ExistingObjectTag/public": "yes"}}}]}' \
+    || fail "put-bucket-policy on s3:ExistingObjectTag"
+s3t() { in_ns a "$AWS_BIN" s3api --output text "$@"; }
+anon_code() { in_ns a curl -s -o /dev/null -w '%{http_code}' "http://54.123.170.5/tag-bucket/$1"; }
+printf tagged > "$WORK/tagged"
+s3t put-object --bucket tag-bucket --key doc --body "$WORK/tagged" --tagging 'team=blue&public=no' \
+    > /dev/null || fail "put-object --tagging"
+got=$(s3t get-object-tagging --bucket tag-bucket --key doc --query 'TagSet[].[Key,Value]' | sort | tr '\t\n' '=,')
+[ "$got" = "public=no,team=blue," ] || fail "get-object-tagging: $got"
+[ "$(s3t head-object --bucket tag-bucket --key doc --query TagCount)" = 2 ] || fail "head-object's TagCount"
+[ "$(anon_code doc)" = 403 ] || fail "anonymous read of an object tagged public=no: $(anon_code doc)"
+ok "aws s3api put-object --tagging, get-object-tagging, head-object TagCount 2; public=no: anonymous 403"
+s3t put-object-tagging --bucket tag-bucket --key doc --tagging 'TagSet=[{Key=public,Value=yes}]' \
+    || fail "put-object-tagging"
+[ "$(s3t head-object --bucket tag-bucket --key doc --query TagCount)" = 1 ] || fail "TagCount after put-object-tagging"
+[ "$(anon_code doc)" = 200 ] || fail "anonymous read of an object tagged public=yes: $(anon_code doc)"
+[ "$(in_ns a curl -s http://54.123.170.5/tag-bucket/doc)" = tagged ] || fail "anonymous read's body"
+ok "aws s3api put-object-tagging public=yes (the CLI's checksum checked): anonymous 200 by s3:ExistingObjectTag"
+s3t delete-object-tagging --bucket tag-bucket --key doc || fail "delete-object-tagging"
+[ "$(s3t get-object-tagging --bucket tag-bucket --key doc --query 'length(TagSet)')" = 0 ] \
+    || fail "tags left after delete-object-tagging"
+[ "$(anon_code doc)" = 403 ] || fail "anonymous read after delete-object-tagging: $(anon_code doc)"
+ok "aws s3api delete-object-tagging: an empty TagSet, anonymous 403 again"
+eleven=$(for i in $(seq 11); do printf 'k%d=v&' "$i"; done)
+if s3t put-object --bucket tag-bucket --key eleven --body "$WORK/tagged" --tagging "${eleven%&}" \
+    > "$WORK/tag.out" 2>&1; then fail "11 tags accepted by put-object"; fi
+grep -q "(BadRequest).*Object tags cannot be greater than 10" "$WORK/tag.out" || fail "11 tags: $(cat "$WORK/tag.out")"
+if s3t head-object --bucket tag-bucket --key eleven > /dev/null 2>&1; then fail "put-object with 11 tags stored"; fi
+set11=$(for i in $(seq 11); do printf '{Key=k%d,Value=v},' "$i"; done)
+if s3t put-object-tagging --bucket tag-bucket --key doc --tagging "TagSet=[${set11%,}]" \
+    > "$WORK/tag.out" 2>&1; then fail "11 tags accepted by put-object-tagging"; fi
+grep -q "(BadRequest)" "$WORK/tag.out" || fail "put-object-tagging of 11: $(cat "$WORK/tag.out")"
+[ "$(s3t get-object-tagging --bucket tag-bucket --key doc --query 'length(TagSet)')" = 0 ] \
+    || fail "a refused put-object-tagging changed the tags"
+ok "11 tags: put-object and put-object-tagging refused with 400 BadRequest, nothing stored"
