@@ -478,15 +478,32 @@ impl Pipeline {
             }
             // A reply to a flow the instance opened passes; a new flow from outside needs the
             // instance's security-group ingress, and is then tracked so its replies pass the
-            // instance's egress.
-            // An untracked flow's packets are judged by the rules, as a new flow's are.
-            let seen = if is_icmp_request(info) { None } else { self.track_in(now, info, dst) };
-            if seen != Some(false) {
-                if let FilterVerdict::Deny(d) = sg_ingress(snap, nat.vpc, nat.private_ip, &t) {
-                    return self.filter_drop(snap, d);
-                }
-                if seen.is_none() {
-                    let key = flow_key(info, dst, true);
+            // instance's egress. An untracked flow's packets are judged by the rules, as a new
+            // flow's are. A packet updates its flow's sequence numbers only once it passes: a
+            // reset built from them must carry the number the instance expects.
+            let key = flow_key(info, dst, true);
+            let known = if is_icmp_request(info) {
+                None
+            } else {
+                self.flows.with(&key, |f| {
+                    f.last_seen = now;
+                    let v = match f.tcp.untracked() {
+                        true => sg_ingress(snap, nat.vpc, nat.private_ip, &t),
+                        false => FilterVerdict::Allow,
+                    };
+                    if v.is_allow() {
+                        track_state(&mut f.tcp, info, false);
+                    }
+                    v
+                })
+            };
+            match known {
+                Some(FilterVerdict::Deny(d)) => return self.filter_drop(snap, d),
+                Some(FilterVerdict::Allow) => {}
+                None => {
+                    if let FilterVerdict::Deny(d) = sg_ingress(snap, nat.vpc, nat.private_ip, &t) {
+                        return self.filter_drop(snap, d);
+                    }
                     let aws = port == PORT_AWS;
                     let untracked = sg_untracked(snap, nat.vpc, nat.private_ip, &t, false);
                     self.flows.upsert(
@@ -517,33 +534,38 @@ impl Pipeline {
                 return c.drop(DropReason::NoFlow);
             }
             let key = flow_key(info, dst, true);
+            let t = FlowTuple::of(info);
             let back = self.flows.with(&key, |f| {
                 f.last_seen = now;
-                track_state(&mut f.tcp, info, false);
-                match f.path.way() {
-                    FlowPath::Vpce(_) => Some((f.port, true, f.tcp.untracked())),
-                    FlowPath::Resolver(_) => Some((f.port, false, false)),
-                    _ => None,
+                let out = f.port;
+                let (through_endpoint, untracked) = match f.path.way() {
+                    FlowPath::Vpce(_) => (true, f.tcp.untracked()),
+                    FlowPath::Resolver(_) => (false, false),
+                    _ => return None,
+                };
+                // An untracked flow's replies are judged by the instance's ingress rules.
+                // Endpoint replies enter the subnet: its ACL inbound (stateless). The
+                // resolver's answers are not filtered (AWS: ACLs and groups do not filter the
+                // VPC resolver).
+                let sg = || match snap.subnet(out).map(|s| s.vpc) {
+                    Some(vpc) if untracked => sg_ingress(snap, vpc, dst, &t),
+                    _ => FilterVerdict::Allow,
+                };
+                let v = match sg() {
+                    FilterVerdict::Allow if through_endpoint => nacl_in(snap, out, &t),
+                    v => v,
+                };
+                // Only a packet that passes moves the flow's sequence numbers (see above).
+                if v.is_allow() {
+                    track_state(&mut f.tcp, info, false);
                 }
+                Some((out, v))
             });
-            let Some(Some((out, through_endpoint, untracked))) = back else {
-                return c.drop(DropReason::NoFlow);
+            return match back {
+                Some(Some((out, FilterVerdict::Allow))) => Action::Forward { port: out, len },
+                Some(Some((_, FilterVerdict::Deny(d)))) => self.filter_drop(snap, d),
+                _ => c.drop(DropReason::NoFlow),
             };
-            // An untracked flow's replies are judged by the instance's ingress rules.
-            if untracked
-                && let Some(vpc) = snap.subnet(out).map(|s| s.vpc)
-                && let FilterVerdict::Deny(d) = sg_ingress(snap, vpc, dst, &FlowTuple::of(info))
-            {
-                return self.filter_drop(snap, d);
-            }
-            // Endpoint replies enter the subnet: its ACL inbound (stateless). The resolver's
-            // answers are not filtered (AWS: ACLs and groups do not filter the VPC resolver).
-            if through_endpoint
-                && let FilterVerdict::Deny(d) = nacl_in(snap, out, &FlowTuple::of(info))
-            {
-                return self.filter_drop(snap, d);
-            }
-            return Action::Forward { port: out, len };
         }
         // The internet may reach AWS's public ranges.
         if snap.aws_ranges.lookup(dst).is_some() {
@@ -744,36 +766,48 @@ impl Pipeline {
             return None;
         }
         let key = flow_key(info, info.dst_u32(), true);
+        let t = FlowTuple::of(info);
+        let icmp = info.protocol() == packet::PROTO_ICMP;
+        let ttl_left = pkt.get(8).is_some_and(|&ttl| ttl > 1);
         let found = self.flows.with(&key, |f| {
             let napt = f.path.napt()?;
             if info.is_fragment() && !nat_forwards_fragment(&napt.nat, info) {
-                return Some(None);
+                return Some(Err(None));
             }
-            let inside = napt.inside_port;
+            let (port, private_ip, inside_port, nat_port) =
+                (f.port, f.private_ip, napt.inside_port, napt.nat_port);
             f.last_seen = now;
-            track_state(&mut f.tcp, info, false);
-            Some(Some((f.port, f.private_ip, inside, napt.nat_port)))
+            // Stateless all the way: into the NAT's subnet, out of it translated back (when
+            // the instance is in another subnet), into the instance's subnet.
+            let back =
+                FlowTuple { dst: private_ip, dport: if icmp { t.dport } else { inside_port }, ..t };
+            let denied = |v| match v {
+                FilterVerdict::Deny(d) => Some(Err(Some(d))),
+                FilterVerdict::Allow => None,
+            };
+            if nat_port != port {
+                if let Some(e) = denied(nacl_in(snap, nat_port, &t)) {
+                    return Some(e);
+                }
+                if let Some(e) = denied(nacl_out(snap, nat_port, &back)) {
+                    return Some(e);
+                }
+            }
+            if let Some(e) = denied(nacl_in(snap, port, &back)) {
+                return Some(e);
+            }
+            // Only a packet that goes on moves the flow's sequence numbers: a reset built
+            // from them must carry the number the instance expects.
+            if ttl_left {
+                track_state(&mut f.tcp, info, false);
+            }
+            Some(Ok((port, private_ip, inside_port)))
         })??;
-        let Some((port, private_ip, inside_port, nat_port)) = found else {
-            return Some(self.counters.drop(DropReason::Fragment));
+        let (port, private_ip, inside_port) = match found {
+            Ok(found) => found,
+            Err(Some(d)) => return Some(self.filter_drop(snap, d)),
+            Err(None) => return Some(self.counters.drop(DropReason::Fragment)),
         };
-        // Stateless all the way: into the NAT's subnet, out of it translated back (when the
-        // instance is in another subnet), into the instance's subnet.
-        let t = FlowTuple::of(info);
-        let icmp = info.protocol() == packet::PROTO_ICMP;
-        let back =
-            FlowTuple { dst: private_ip, dport: if icmp { t.dport } else { inside_port }, ..t };
-        if nat_port != port {
-            if let FilterVerdict::Deny(d) = nacl_in(snap, nat_port, &t) {
-                return Some(self.filter_drop(snap, d));
-            }
-            if let FilterVerdict::Deny(d) = nacl_out(snap, nat_port, &back) {
-                return Some(self.filter_drop(snap, d));
-            }
-        }
-        if let FilterVerdict::Deny(d) = nacl_in(snap, port, &back) {
-            return Some(self.filter_drop(snap, d));
-        }
         if !packet::decrement_ttl(pkt) {
             return Some(self.counters.drop(DropReason::TtlExceeded));
         }
@@ -926,17 +960,6 @@ impl Pipeline {
         // ICMP has no pseudo-header: only the IP header checksum changes.
         packet::set_src(pkt, info, outside_ip.into(), CsumMode::Full);
         Some(Action::Forward { port: out, len: pkt.len() })
-    }
-
-    /// Updates the flow of a packet arriving at a public IP: `None` if there is none, else
-    /// whether it is untracked (its packets are judged by the rules).
-    fn track_in(&self, now: Stamp, info: &Ipv4Info, public_dst: u32) -> Option<bool> {
-        let key = flow_key(info, public_dst, true);
-        self.flows.with(&key, |f| {
-            f.last_seen = now;
-            track_state(&mut f.tcp, info, false);
-            f.tcp.untracked()
-        })
     }
 
     /// Whether the flow exists and is tracked, so that the security groups let its packets

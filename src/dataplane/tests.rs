@@ -504,6 +504,76 @@ fn reset_when_endpoint_route_changes() {
     assert!(p.reset_moved_flows().is_empty(), "nothing moves twice");
 }
 
+/// A reply the subnet's network ACL drops never reaches the instance, so it must not move the
+/// sequence number a reset to the instance carries: Linux accepts a RST only at exactly the
+/// next sequence number it expects (RFC 5961), and answers any other with a challenge ACK, so
+/// a reset past a dropped segment would leave the client hanging where the guide's endpoint
+/// change "disconnects open TCP connections". Through the endpoint (subnet a) and through the
+/// NAT gateway (subnet d).
+#[test]
+fn a_dropped_reply_does_not_move_the_resets_sequence_number() {
+    use crate::model::{AclEntry, Ports, Protocol, RuleAction};
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    // An ACL on a and d: everything out, nothing in.
+    world.create_network_acl("acl-0e0e0001", "vpc-111bbb22").unwrap();
+    let out_all = AclEntry {
+        rule_number: 100,
+        egress: true,
+        protocol: Protocol::All,
+        ports: Ports::All,
+        cidr: "0.0.0.0/0".parse().unwrap(),
+        action: RuleAction::Allow,
+    };
+    world.add_network_acl_entry("acl-0e0e0001", out_all).unwrap();
+    world.associate_network_acl("acl-0e0e0001", "a").unwrap();
+    world.associate_network_acl("acl-0e0e0001", "d").unwrap();
+    let p = pipeline_for(&world);
+    // Through the endpoint: the instance acknowledged up to 9000; S3's next 50 bytes are
+    // dropped at a's ACL.
+    established(&p, A, "10.0.1.10", 40000, "54.123.170.5");
+    let reply = |dst: &str, dport: u16| {
+        let b = PacketBuilder::ipv4(ip("54.123.170.5").octets(), ip(dst).octets(), 64)
+            .tcp(80, dport, 9000, 65535)
+            .ack(5100);
+        let mut pkt = Vec::new();
+        b.write(&mut pkt, &[9u8; 50]).unwrap();
+        pkt
+    };
+    assert_eq!(run(&p, PORT_AWS, &mut reply("10.0.1.10", 40000)), Action::Drop(DropReason::NaclIn));
+    // Through the NAT gateway (d's default route), to the same S3 address.
+    let mut syn = tcp_syn("10.0.4.10", 40000, "54.123.170.5", 80);
+    assert!(matches!(run(&p, D, &mut syn), Action::Forward { port: PORT_AWS, .. }));
+    let nat_port = ports_of(&syn).0;
+    let b = PacketBuilder::ipv4(ip("10.0.4.10").octets(), ip("54.123.170.5").octets(), 64)
+        .tcp(40000, 80, 5000, 65535)
+        .ack(9000);
+    let mut data = Vec::new();
+    b.write(&mut data, &[7u8; 100]).unwrap();
+    assert!(matches!(run(&p, D, &mut data), Action::Forward { port: PORT_AWS, .. }));
+    assert_eq!(
+        run(&p, PORT_AWS, &mut reply("203.0.113.40", nat_port)),
+        Action::Drop(DropReason::NaclIn)
+    );
+    // Both subnets' tables move onto the endpoint: each instance is reset at 9000, the
+    // number it expects, not past the dropped 50 bytes.
+    world.endpoints[0].route_tables = vec!["rtb-0d0d0d0d".into()];
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    let resets = p.reset_moved_flows();
+    let to_instance: Vec<_> = resets
+        .iter()
+        .filter(|r| r.port == A || r.port == D)
+        .map(|r| {
+            let f = rst_fields(&r.packet);
+            (f.2, f.4)
+        })
+        .collect();
+    assert_eq!(to_instance.len(), 2, "{resets:?}");
+    for (to, seq) in to_instance {
+        assert_eq!(seq, 9000, "the reset to {to} carries the sequence number it expects");
+    }
+}
+
 #[test]
 fn endpoint_deletion_resets_endpoint_flows_only() {
     let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
