@@ -533,9 +533,9 @@ pub struct RequestContext<'a> {
     pub action: &'a str,
     /// e.g. "arn:aws:s3:::my-secure-bucket/hello.txt"; for EC2 actions the resource ARN or "*".
     pub resource: &'a str,
-    /// Condition keys present for this request: aws:sourceVpce, aws:sourceVpc, aws:SourceIp,
-    /// aws:SecureTransport, aws:username, s3:prefix … (names case-insensitive; values as
-    /// strings, several values allowed for multivalued keys).
+    /// Condition keys present for this request: aws:sourceVpce, aws:sourceVpc, aws:VpcSourceIp,
+    /// aws:SourceIp, aws:SecureTransport, aws:username, s3:prefix … (names case-insensitive;
+    /// values as strings, several values allowed for multivalued keys).
     pub keys: &'a [(&'a str, &'a [&'a str])],
 }
 
