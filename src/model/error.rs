@@ -95,6 +95,9 @@ pub enum ModelError {
     CrossRegionEndpoint { service: String, region: String },
     #[error("invalid policy document: {0}")]
     InvalidPolicy(String),
+    /// A policy document that is not JSON: where the parser stopped (from 1) and why.
+    #[error("invalid policy document: not JSON: {detail}")]
+    PolicySyntax { line: usize, column: usize, detail: String },
     /// Not in the subnet, or one of the five addresses AWS reserves.
     #[error(
         "address {ip} is not available in subnet {cidr} (AWS reserves the first four and the last)"

@@ -25,6 +25,14 @@ pub fn validate_endpoint_policy(text: &str) -> Result<(), ModelError> {
              space (this one has {chars})"
         )));
     }
+    // EC2 answers a syntax error with its position (see `PolicySyntax` in the EC2 API).
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        return Err(ModelError::PolicySyntax {
+            line: e.line(),
+            column: e.column(),
+            detail: e.to_string(),
+        });
+    }
     // The same engine that evaluates the policy validates it, so whatever is accepted is
     // understood (a policy without Principal is refused, as the guide's examples all name one).
     crate::policy::Policy::parse(text, crate::policy::PolicyKind::Endpoint)
@@ -69,7 +77,10 @@ mod tests {
             r#"{"Version":"2020-01-01","Statement":{"Effect":"Allow","Principal":"*","Action":"*"}}"#,
         ] {
             assert!(
-                matches!(validate_endpoint_policy(bad), Err(ModelError::InvalidPolicy(_))),
+                matches!(
+                    validate_endpoint_policy(bad),
+                    Err(ModelError::InvalidPolicy(_) | ModelError::PolicySyntax { .. })
+                ),
                 "{bad}"
             );
         }

@@ -182,12 +182,35 @@ pub(super) fn evaluate(policy: &Policy, req: &RequestContext<'_>) -> Decision {
     evaluate_in(policy, policy.service.as_deref(), req)
 }
 
+/// What a resource policy grants on its own, as a source of permissions beside the caller's
+/// identity policy: as [`evaluate`], except that an Allow statement that names the caller's
+/// account and not the caller is no grant. IAM, "AWS account principals": naming an account
+/// "delegates authority to the account"; "Policy evaluation logic": "the principal ARN that is
+/// specified in the policy determines whether implicit denies in other policy types are
+/// applicable to the final decision", and only "If a resource-based policy grants permission
+/// directly to the IAM user ... that is making the request, then an implicit deny in an
+/// identity-based policy ... does not impact the final decision". Denies are unchanged: a Deny
+/// naming the account denies every caller of it.
+pub(super) fn evaluate_grant(policy: &Policy, req: &RequestContext<'_>) -> Decision {
+    evaluate_with(policy, policy.service.as_deref(), req, true)
+}
+
 /// Evaluates as if restricted to `service` (see [`Policy::for_service`]): for actions of that
 /// service the restriction changes nothing, other actions are implicitly denied.
 pub(super) fn evaluate_in(
     policy: &Policy,
     service: Option<&str>,
     req: &RequestContext<'_>,
+) -> Decision {
+    evaluate_with(policy, service, req, false)
+}
+
+/// [`evaluate_in`]; `direct_grants_only`: see [`evaluate_grant`].
+fn evaluate_with(
+    policy: &Policy,
+    service: Option<&str>,
+    req: &RequestContext<'_>,
+    direct_grants_only: bool,
 ) -> Decision {
     if let Some(svc) = service
         && !req.action.split_once(':').is_some_and(|(s, _)| s.eq_ignore_ascii_case(svc))
@@ -198,6 +221,7 @@ pub(super) fn evaluate_in(
     for st in policy.statements.iter().filter(|st| statement_matches(st, req)) {
         match st.effect {
             Effect::Deny => return Decision::Deny { sid: st.sid.clone(), index: st.index },
+            Effect::Allow if direct_grants_only && !names_caller(st, req.principal) => {}
             Effect::Allow => {
                 if allow.is_none() {
                     allow = Some(st.sid.clone());
@@ -249,13 +273,31 @@ fn principal_matches(p: &Principals, caller: Option<&str>) -> bool {
         Principals::Any => return true,
         Principals::Listed(ids) => ids,
     };
-    ids.iter().any(|id| match (id, caller) {
+    ids.iter().any(|id| id_matches(id, caller))
+}
+
+fn id_matches(id: &PrincipalId, caller: Option<&str>) -> bool {
+    match (id, caller) {
         (PrincipalId::AnyAws, _) => true,
         (_, None) => false,
         (PrincipalId::Account(a), Some(c)) => c.split(':').nth(4) == Some(a.as_str()),
         (PrincipalId::Arn(a), Some(c)) => a == c,
         (PrincipalId::Service(s), Some(c)) => s.eq_ignore_ascii_case(c),
         (PrincipalId::Federated(s) | PrincipalId::CanonicalUser(s), Some(c)) => s == c,
+    }
+}
+
+/// Whether a statement that applies to the caller names it other than through its account:
+/// everyone (`"*"`, `{"AWS": "*"}`), its own ARN, or the account when the caller is the
+/// account itself (`arn:aws:iam::ACCOUNT:root`). A `NotPrincipal` (which names no one it
+/// applies to) and a statement without principal (an identity policy's) count as naming it.
+fn names_caller(st: &Statement, caller: Option<&str>) -> bool {
+    let Some(Scope::Is(Principals::Listed(ids))) = &st.principal else { return true };
+    ids.iter().any(|id| match id {
+        PrincipalId::Account(_) => {
+            caller.is_some_and(|c| c.ends_with(":root")) && id_matches(id, caller)
+        }
+        _ => id_matches(id, caller),
     })
 }
 

@@ -78,11 +78,20 @@
 //! 2. every required policy allows it (else `Deny { by: "label" }`), and
 //! 3. at least one non-required policy allows it (else `Deny { by: "implicit" }`).
 //!
+//! A resource policy (bucket or endpoint kind) that is not required grants only by statements
+//! that name the caller itself or everyone: an Allow whose Principal matches the caller only
+//! through its account (`"123456789012"`, `arn:aws:iam::123456789012:root`) delegates to the
+//! account and grants nothing by itself (IAM, "AWS account principals": "This delegates
+//! authority to the account"; "Policy evaluation logic": "the principal ARN that is specified
+//! in the policy determines whether implicit denies in other policy types are applicable to the
+//! final decision"). Its Denies apply to every caller of the account.
+//!
 //! For S3 ([`S3Policies`]): "all types of policies — IAM user policies, endpoint policies, S3
 //! policies ... — must grant the necessary permissions". The endpoint policy, when the request
 //! came through an endpoint, is a required gate restricted to `s3`; the bucket policy and the
 //! caller's identity policy are grant sources, one Allow from either suffices (same-account
-//! semantics: cross-account access needing both is not modelled); anonymous requests have only
+//! semantics: cross-account access needing both is not modelled; an account principal in the
+//! bucket policy needs the identity policy's Allow, as above); anonymous requests have only
 //! the bucket policy. ACLs are left to the S3 stub.
 
 mod eval;
@@ -533,9 +542,9 @@ pub struct RequestContext<'a> {
     pub action: &'a str,
     /// e.g. "arn:aws:s3:::my-secure-bucket/hello.txt"; for EC2 actions the resource ARN or "*".
     pub resource: &'a str,
-    /// Condition keys present for this request: aws:sourceVpce, aws:sourceVpc, aws:SourceIp,
-    /// aws:SecureTransport, aws:username, s3:prefix … (names case-insensitive; values as
-    /// strings, several values allowed for multivalued keys).
+    /// Condition keys present for this request: aws:sourceVpce, aws:sourceVpc, aws:VpcSourceIp,
+    /// aws:SourceIp, aws:SecureTransport, aws:username, s3:prefix … (names case-insensitive;
+    /// values as strings, several values allowed for multivalued keys).
     pub keys: &'a [(&'a str, &'a [&'a str])],
 }
 
@@ -587,7 +596,18 @@ pub enum Verdict {
 /// Combines several policies: see the module doc. Each entry is (label, policy, whether an
 /// Allow from this policy is required).
 pub fn decide(policies: &[(&str, &Policy, bool)], req: &RequestContext<'_>) -> Verdict {
-    combine(policies.iter().map(|&(label, p, required)| (label, p.evaluate(req), required)))
+    combine(policies.iter().map(|&(label, p, required)| (label, grant(p, required, req), required)))
+}
+
+/// What one policy says in a combination: a resource policy that is a source of permissions
+/// (not a required gate) grants only what it grants the caller directly, see
+/// [`eval::evaluate_grant`].
+fn grant(p: &Policy, required: bool, req: &RequestContext<'_>) -> Decision {
+    if !required && p.kind.requires_principal() {
+        eval::evaluate_grant(p, req)
+    } else {
+        p.evaluate(req)
+    }
 }
 
 fn combine<'l>(decisions: impl IntoIterator<Item = (&'l str, Decision, bool)>) -> Verdict {
@@ -631,7 +651,7 @@ impl S3Policies<'_> {
     pub fn decide(&self, req: &RequestContext<'_>) -> Verdict {
         let endpoint =
             self.endpoint.map(|p| (ENDPOINT_POLICY, eval::evaluate_in(p, Some("s3"), req), true));
-        let bucket = self.bucket.map(|p| (BUCKET_POLICY, p.evaluate(req), false));
+        let bucket = self.bucket.map(|p| (BUCKET_POLICY, grant(p, false, req), false));
         let identity = self.identity.map(|p| (USER_POLICY, p.evaluate(req), false));
         combine(endpoint.into_iter().chain(bucket).chain(identity))
     }

@@ -523,6 +523,13 @@ const USER_NO_DELETE: &str = r#"{"Statement":[
     {"Effect":"Allow","Action":"s3:*","Resource":"*"},
     {"Sid":"KeepData","Effect":"Deny","Action":"s3:Delete*","Resource":"*"}]}"#;
 const BUCKET_ALLOW_ALL: &str = r#"{"Statement":{"Sid":"All","Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}}"#;
+const USER_SILENT: &str =
+    r#"{"Statement":{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}}"#;
+const DENY_ACCOUNT: &str = r#"{"Statement":{"Sid":"NotUs","Effect":"Deny",
+    "Principal":{"AWS":"123456789012"},"Action":"s3:GetObject","Resource":"*"}}"#;
+/// The account and one user of it in one statement: the user is named itself.
+const ACCOUNT_AND_USER: &str = r#"{"Statement":{"Effect":"Allow",
+    "Principal":{"AWS":["123456789012","arn:aws:iam::123456789012:user/developer"]},"Action":"s3:*","Resource":"*"}}"#;
 
 #[rustfmt::skip]
 fn verdict_rows() -> Vec<VerdictRow> {
@@ -593,6 +600,38 @@ fn verdict_rows() -> Vec<VerdictRow> {
           req(Some(DEV), "s3:DeleteObject", OBJ, VIA_VPCE), denied("user-policy:KeepData")),
         v("bucket allows, user policy silent",
           Some(FULL_ACCESS), Some(BUCKET_ALLOW_ALL), Some(r#"{"Statement":{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}}"#),
+          req(Some(DEV), "s3:GetObject", OBJ, VIA_VPCE), Verdict::Allow),
+        // IAM, "AWS account principals": naming an account "delegates authority to the
+        // account"; "the principal ARN that is specified in the policy determines whether
+        // implicit denies in other policy types are applicable to the final decision": only a
+        // policy that "grants permission directly to the IAM user" overrides the implicit deny
+        // of the user's identity policy.
+        v("account principal (id) delegates: the user's identity policy is silent",
+          None, Some(ACCOUNT_PRINCIPAL), Some(USER_SILENT),
+          req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), denied(IMPLICIT)),
+        v("account principal (root ARN) delegates: the user has no identity policy",
+          Some(FULL_ACCESS), Some(ROOT_PRINCIPAL), None,
+          req(Some(DEV), "s3:GetObject", OBJ, VIA_VPCE), denied(IMPLICIT)),
+        v("account principal and the user's identity policy allows",
+          None, Some(ACCOUNT_PRINCIPAL), Some(DEVELOPER_POLICY),
+          req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        v("the user's own ARN as principal grants alone",
+          None, Some(ONE_USER), Some(USER_SILENT),
+          req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        v("the account and the user's own ARN: the user is named",
+          None, Some(ACCOUNT_AND_USER), Some(USER_SILENT),
+          req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        v("the account and another user's ARN: the admin is not named",
+          None, Some(ACCOUNT_AND_USER), Some(USER_SILENT),
+          req(Some(ADMIN), "s3:GetObject", OBJ, NO_KEYS), denied(IMPLICIT)),
+        v("AWS * grants alone",
+          None, Some(AWS_STAR), Some(USER_SILENT),
+          req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        v("a Deny naming the account denies every user of it",
+          None, Some(DENY_ACCOUNT), Some(DEVELOPER_POLICY),
+          req(Some(ADMIN), "s3:GetObject", OBJ, NO_KEYS), denied("bucket-policy:NotUs")),
+        v("an endpoint policy naming the account lets its users through the endpoint",
+          Some(ACCOUNT_PRINCIPAL), None, Some(DEVELOPER_POLICY),
           req(Some(DEV), "s3:GetObject", OBJ, VIA_VPCE), Verdict::Allow),
         v("aws:SourceIp allow: public path",
           None, Some(IP_ALLOW), None,
@@ -1449,8 +1488,24 @@ proptest! {
             } else {
                 prop_assert_eq!(restricted, Decision::Implicit);
             }
+            // As a source of permissions, a resource policy grants by the statements that name
+            // the caller (or everyone), not by those naming only its account.
+            let names_caller = |s: &Statement| match &s.principal {
+                Some(Scope::Is(Principals::Listed(ids))) => ids.iter().any(|id| match id {
+                    PrincipalId::Account(a) => {
+                        req.principal == Some(format!("arn:aws:iam::{a}:root").as_str())
+                    }
+                    id => {
+                        let one = Some(Scope::Is(Principals::Listed(vec![id.clone()])));
+                        Statement { principal: one, ..s.clone() }.matches(req)
+                    }
+                }),
+                _ => true,
+            };
+            let grants = matches!(d, Decision::Allow { .. })
+                && (kind == Identity || matching.iter().any(|s| names_caller(s)));
             let verdict = decide(&[("bucket-policy", &policy, false)], req);
-            prop_assert_eq!(verdict == Verdict::Allow, matches!(d, Decision::Allow { .. }));
+            prop_assert_eq!(verdict == Verdict::Allow, grants);
             Ok(())
         })?;
     }

@@ -5,9 +5,9 @@
 //! S3 authorization (see [`crate::policy::S3Policies`]): an explicit Deny anywhere wins; through
 //! an endpoint, the endpoint policy must allow (from the guide: "Your endpoint has a policy that
 //! controls the use of the endpoint to access Amazon S3 resources"); then the bucket policy or
-//! the caller's identity policy must allow. Condition keys: `aws:sourceVpce` and `aws:sourceVpc`
-//! only through an endpoint, `aws:SourceIp` only on the public path (from the guide: through an
-//! endpoint "the condition is not matched").
+//! the caller's identity policy must allow. Condition keys: `aws:sourceVpce`, `aws:sourceVpc` and
+//! `aws:VpcSourceIp` only through an endpoint, `aws:SourceIp` only on the public path (from the
+//! guide: through an endpoint "the condition is not matched").
 
 use std::collections::HashMap;
 use std::sync::Arc;

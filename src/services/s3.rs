@@ -951,10 +951,14 @@ impl<'a> Authz<'a> {
             ("s3:ResourceAccount", vec![ACCOUNT_ID]),
         ];
         match self.origin {
-            // From the guide: aws:SourceIp "is not matched" through an endpoint.
+            // From the guide: aws:SourceIp "is not matched" through an endpoint. IAM's global
+            // condition keys: aws:VpcSourceIp "matches only if the request originates from the
+            // specified IP address and it goes through a VPC endpoint"; through a gateway
+            // endpoint the source is the instance's private address, not translated.
             Some(o) => {
                 keys.push(("aws:sourceVpce", vec![o.vpce_id.as_str()]));
                 keys.push(("aws:sourceVpc", vec![o.vpc_id.as_str()]));
+                keys.push(("aws:VpcSourceIp", vec![self.source_ip.as_str()]));
             }
             None => keys.push(("aws:SourceIp", vec![self.source_ip.as_str()])),
         }
@@ -4206,6 +4210,62 @@ mod tests {
             Access::from_world(&world, std::time::Duration::ZERO, None, std::time::Instant::now());
         let access = Some(Arc::new(arc_swap::ArcSwap::from_pointee(access)));
         start_full(false, "us-east-1", [127, 0, 0, 1], access).await
+    }
+
+    /// IAM's global condition keys: `aws:VpcSourceIp` "matches only if the request originates
+    /// from the specified IP address and it goes through a VPC endpoint"; `aws:SourceIp` is
+    /// not matched through one (the guide). Through the stub's endpoint (`vpce-0123abcd`) the
+    /// caller's address (127.0.0.1) is the first and not the second, on the public path the
+    /// reverse; in the endpoint policy as in the bucket policy.
+    #[tokio::test]
+    async fn vpc_source_ip_is_the_callers_address_through_an_endpoint_only() {
+        let cond = |key: &str, net: &str| format!(r#"{{"IpAddress":{{"{key}":"{net}"}}}}"#);
+        let allow = |resource: &str, condition: &str| {
+            format!(
+                r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"{resource}","Condition":{condition}}}"#
+            )
+        };
+        let endpoint_policy = format!(
+            r#"{{"Statement":[{},{}]}}"#,
+            allow("arn:aws:s3:::bkt/vpc/*", &cond("aws:VpcSourceIp", "127.0.0.0/8")),
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/*"}"#
+        );
+        let bucket_policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{},{},{}]}}"#,
+            allow("arn:aws:s3:::bkt/vpc/*", &cond("aws:VpcSourceIp", "127.0.0.0/8")),
+            allow("arn:aws:s3:::bkt/other-vpc/*", &cond("aws:VpcSourceIp", "10.0.1.0/24")),
+            allow("arn:aws:s3:::bkt/public/*", &cond("aws:SourceIp", "127.0.0.0/8")),
+        );
+        let mut world = crate::model::World::new("t", "us-east-1").unwrap();
+        world.endpoints.push(crate::model::Endpoint {
+            id: "vpce-0123abcd".into(),
+            vpc: "vpc-42".into(),
+            service: "com.amazonaws.us-east-1.s3".into(),
+            route_tables: Vec::new(),
+            policy: Some(endpoint_policy),
+        });
+        let access =
+            Access::from_world(&world, std::time::Duration::ZERO, None, std::time::Instant::now());
+        let access = Arc::new(arc_swap::ArcSwap::from_pointee(access));
+        let denied_by = |r: &Resp| {
+            r.headers.iter().find(|(k, _)| k == "x-vpcsim-denied-by").map(|(_, v)| v.clone())
+        };
+        for (through_endpoint, expected) in [(true, [200, 403, 403]), (false, [403, 403, 200])] {
+            let (addr, _dir, store, _) =
+                start_full(through_endpoint, "us-east-1", [127, 0, 0, 1], Some(access.clone()))
+                    .await;
+            store.set_bucket_policy("bkt", Some(bucket_policy.clone())).unwrap();
+            for (key, want) in ["vpc/k", "other-vpc/k", "public/k"].iter().zip(expected) {
+                store.put_object("bkt", key, b"data", None).unwrap();
+                let r = req(addr, "GET", &format!("/bkt/{key}"), &[], b"").await;
+                assert_eq!(
+                    r.status,
+                    want,
+                    "{key} through the endpoint: {through_endpoint}, denied by {:?}",
+                    denied_by(&r)
+                );
+            }
+        }
     }
 
     async fn start_full(

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Who gets in, end to end: bucket policies with aws:sourceVpce and aws:SourceIp on each path,
+# Who gets in, end to end: bucket policies with aws:sourceVpce, aws:VpcSourceIp and aws:SourceIp
+# on each path, account principals that delegate to identity policies,
 # endpoint policies from the guide (also two endpoints with different policies for two
 # subnets), explicit deny over allow, IAM users on EC2 and S3, and bad signatures. Every 403
 # names who denied it (x-vpcsim-denied-by). Object tags with the AWS CLI, and a bucket policy on
@@ -8,7 +9,11 @@
 #   a 10.0.1.10 ── vpce-11bb22cc ──┐
 #   b 10.0.2.10 ── igw (203.0.113.20) ──┴── aws: S3 stub (open-bucket, my-secure-bucket)
 source "$(dirname "$0")/lib.sh"
-lab_up "$ROOT/netns/demo.toml" ac
+# The demo lab and a user "reader" without identity policy (allowed nothing of its own).
+READER_KEYS=(AWS_ACCESS_KEY_ID=AKIAREADERNOPOLICY01 AWS_SECRET_ACCESS_KEY=readerSecretKeyWithoutAnyPolicy0000)
+{ cat "$ROOT/netns/demo.toml"; printf '\n[[user]]\nname = "reader"\naccess_key = "%s"\nsecret_key = "%s"\n' \
+    "${READER_KEYS[0]#*=}" "${READER_KEYS[1]#*=}"; } > "$WORK/demo-reader.toml"
+lab_up "$WORK/demo-reader.toml" ac
 
 # expect_status NS URL CODE [DENIED_BY]
 expect_status() {
@@ -210,6 +215,73 @@ ok "explicit Deny in the bucket policy beats the admin's Allow"
 out=$(AWS_SECRET_ACCESS_KEY=wrong awsx s3 ls 2>&1) && fail "bad signature accepted"
 grep -q SignatureDoesNotMatch <<< "$out" || fail "bad signature: $out"
 ok "a bad signature is SignatureDoesNotMatch"
+# aws:VpcSourceIp (IAM: it "matches only if the request originates from the specified IP address
+# and it goes through a VPC endpoint"): an instance's private address through the endpoint, in
+# the endpoint policy and in a bucket policy; absent through the internet gateway, where
+# aws:SourceIp is the public address, and aws:SourceIp absent through the endpoint (the guide).
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '{
+  "Statement": [{"Sid": "FromSubnetA", "Principal": "*", "Action": "s3:GetObject", "Effect": "Allow",
+    "Resource": "*", "Condition": {"IpAddress": {"aws:VpcSourceIp": "10.0.1.0/24"}}}]}' >/dev/null
+expect_status a http://54.123.170.5/open-bucket/hello.txt 200
+expect_status c http://54.123.170.5/open-bucket/hello.txt 403 endpoint-policy
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
+awsx s3api create-bucket --bucket vpcip-bucket >/dev/null
+printf ip > "$WORK/ip"
+for key in vpc/k pub/k; do
+    awsx s3api put-object --bucket vpcip-bucket --key "$key" --body "$WORK/ip" >/dev/null
+done
+awsx s3api put-bucket-policy --bucket vpcip-bucket --policy '{"Version": "2012-10-17", "Statement": [
+  {"Sid": "FromSubnetA", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+   "Resource": "arn:aws:s3:::vpcip-bucket/vpc/*",
+   "Condition": {"IpAddress": {"aws:VpcSourceIp": "10.0.1.0/24"}}},
+  {"Sid": "FromPublicIps", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+   "Resource": "arn:aws:s3:::vpcip-bucket/pub/*",
+   "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}]}' \
+    || fail "put-bucket-policy on aws:VpcSourceIp"
+expect_status a http://54.123.170.5/vpcip-bucket/vpc/k 200
+expect_status c http://54.123.170.5/vpcip-bucket/vpc/k 403 implicit
+expect_status b http://54.123.170.5/vpcip-bucket/vpc/k 403 implicit
+expect_status a http://54.123.170.5/vpcip-bucket/pub/k 403 implicit
+expect_status b http://54.123.170.5/vpcip-bucket/pub/k 200
+
+# A bucket policy naming the account delegates to it (IAM, "AWS account principals": "This
+# delegates authority to the account"): the reader, who has no identity policy, gets nothing
+# from it; the developer, whose identity policy allows s3:*, reads. Naming the reader's own ARN,
+# or "*", grants it alone. A Deny naming the account denies the admin too.
+reader() { env "${READER_KEYS[@]}" "$AWS_BIN" --endpoint-url "http://$API" --output json "$@"; }
+developer() {
+    AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE AWS_SECRET_ACCESS_KEY=je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY \
+        awsx "$@"
+}
+awsx s3api create-bucket --bucket acct-bucket >/dev/null
+printf account > "$WORK/acct"
+awsx s3api put-object --bucket acct-bucket --key k --body "$WORK/acct" >/dev/null
+get_as() { "$@" s3api get-object --bucket acct-bucket --key k "$WORK/acct.out" > "$WORK/get.out" 2>&1; }
+acct_policy() {
+    awsx s3api put-bucket-policy --bucket acct-bucket --policy "{\"Version\": \"2012-10-17\", \"Statement\": [
+      {\"Sid\": \"S\", \"Effect\": \"$1\", \"Principal\": $2, \"Action\": \"s3:GetObject\",
+       \"Resource\": \"arn:aws:s3:::acct-bucket/*\"}]}" || fail "put-bucket-policy $1 $2"
+}
+for principal in '{"AWS": "123456789012"}' '{"AWS": "arn:aws:iam::123456789012:root"}'; do
+    acct_policy Allow "$principal"
+    if get_as reader; then fail "the account principal $principal let the reader in"; fi
+    grep -q AccessDenied "$WORK/get.out" || fail "reader under $principal: $(cat "$WORK/get.out")"
+    get_as developer || fail "the developer refused under $principal: $(cat "$WORK/get.out")"
+    get_as awsx || fail "the admin refused under $principal: $(cat "$WORK/get.out")"
+    ok "bucket policy Principal $principal: the reader (no identity policy) AccessDenied, developer and admin read"
+done
+for principal in '{"AWS": "arn:aws:iam::123456789012:user/reader"}' '"*"'; do
+    acct_policy Allow "$principal"
+    get_as reader || fail "the reader refused under $principal: $(cat "$WORK/get.out")"
+    [ "$(cat "$WORK/acct.out")" = account ] || fail "the reader's body under $principal"
+    ok "bucket policy Principal $principal: the reader reads by the bucket policy alone"
+done
+acct_policy Deny '{"AWS": "123456789012"}'
+if get_as awsx; then fail "a Deny naming the account let the admin read"; fi
+grep -q AccessDenied "$WORK/get.out" || fail "admin under the account's Deny: $(cat "$WORK/get.out")"
+ok "a Deny naming the account refuses the admin"
+awsx s3api delete-bucket-policy --bucket acct-bucket || fail "delete-bucket-policy"
+
 # Object tags, with the AWS CLI in demo-a (HTTPS, through the endpoint, the admin's keys):
 # put-object --tagging, get-object-tagging, head-object's TagCount, put-object-tagging,
 # delete-object-tagging; more than 10 tags refused, nothing stored. A bucket policy on

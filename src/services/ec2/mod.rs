@@ -76,6 +76,14 @@ impl From<ModelError> for Ec2Error {
         if let Some(m) = aws_message(&e) {
             return Ec2Error::new(model_error_code(&e), m);
         }
+        // EC2's words for a policy that is not JSON, as terraform-provider-aws issue #42291
+        // quotes them: "The Policy Document is not valid. Syntax error at position (1,75)".
+        if let ModelError::PolicySyntax { line, column, .. } = &e {
+            let m = format!(
+                "The Policy Document is not valid. Syntax error at position ({line},{column})"
+            );
+            return Ec2Error::new(model_error_code(&e), m);
+        }
         let message = e.to_string();
         let mut chars = message.chars();
         let message = match chars.next() {
@@ -150,7 +158,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         // different region."
         E::CrossRegionEndpoint { .. } => "InvalidServiceName",
         // The guide: "Your policy must contain a Principal element."
-        E::InvalidPolicy(_) => "InvalidPolicyDocument",
+        E::InvalidPolicy(_) | E::PolicySyntax { .. } => "InvalidPolicyDocument",
         E::InvalidPrivateIp { .. } => "InvalidParameterValue",
         E::InvalidPublicIp(_) => "InvalidParameterValue",
         E::AddressInUse(_) => "InvalidIPAddress.InUse",

@@ -676,11 +676,12 @@ fn create_vpc_endpoint_and_the_guides_rules() {
         ]),
         "InvalidPolicyDocument",
     );
-    refused(
+    let e = refused(
         &w,
         &ep(&[("ServiceName", S3), ("PolicyDocument", "{not json")]),
         "InvalidPolicyDocument",
     );
+    assert_eq!(e.message, "The Policy Document is not valid. Syntax error at position (1,2)");
     // "You cannot tag an endpoint."
     let e = refused(
         &w,
@@ -759,11 +760,27 @@ fn modify_vpc_endpoint() {
     let big = format!("{}{}", crate::model::DEFAULT_ENDPOINT_POLICY, " ".repeat(20_480));
     let big: &'static str = Box::leak(big.into_boxed_str());
     refused(&w, &with(&[("PolicyDocument", big)]), "InvalidPolicyDocument");
-    refused(
+    let e = refused(
         &w,
         &with(&[("PolicyDocument", r#"{"Statement":{"Effect":"Allow","Action":"*"}}"#)]),
         "InvalidPolicyDocument",
     );
+    // EC2's wording for other refusals is not documented: the lab's explanation.
+    assert!(e.message.starts_with("Invalid policy document: statement 0: "), "{e:?}");
+    // A JSON syntax error in EC2's words (terraform-provider-aws issue #42291: "InvalidPolicyDocument:
+    // The Policy Document is not valid. Syntax error at position (1,75)"): (line,column), here
+    // the `]` after a trailing comma, and a missing value on the second line.
+    for (doc, position) in [
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"},]}"#,
+            "(1,78)",
+        ),
+        ("{\n  \"Statement\": }", "(2,16)"),
+    ] {
+        let e = refused(&w, &with(&[("PolicyDocument", doc)]), "InvalidPolicyDocument");
+        let want = format!("The Policy Document is not valid. Syntax error at position {position}");
+        assert_eq!(e.message, want, "{doc}");
+    }
     refused(
         &w,
         &[("Action", "ModifyVpcEndpoint"), ("VpcEndpointId", "vpce-0999")],
