@@ -20,9 +20,9 @@
 //! Invariants: `process` never panics on any bytes, never blocks except on one flow-table shard
 //! lock (for a fragment, one fragment-table shard lock too), never allocates on the forwarding
 //! path (beyond the tables' amortised growth when a flow or a fragmented datagram is new; a
-//! NAT's RST or Time Exceeded is written over the packet it answers), and
-//! every packet ends in exactly one [`Action`]; every drop is counted by reason. Time is an
-//! argument: there is no clock here.
+//! NAT's RST or Time Exceeded, or the internet gateway's Fragmentation Needed, is written over
+//! the packet it answers), and every packet ends in exactly one [`Action`]; every drop is
+//! counted by reason. Time is an argument: there is no clock here.
 
 pub mod filter;
 pub mod flow;
