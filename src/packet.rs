@@ -27,6 +27,9 @@ use std::net::Ipv4Addr;
 use etherparse::Ipv4HeaderSlice;
 use etherparse::err::ipv4::{HeaderError, HeaderSliceError};
 
+mod fragment;
+pub use fragment::{fragment, fragment_count};
+
 /// Minimum IPv4 header length (IHL = 5).
 const IPV4_MIN_LEN: usize = 20;
 /// Offset of the IPv4 header checksum.
@@ -276,6 +279,7 @@ pub struct Ipv4Info {
     identification: u16,
     non_first_fragment: bool,
     more_fragments: bool,
+    dont_fragment: bool,
     l4: L4,
 }
 
@@ -328,6 +332,22 @@ impl Ipv4Info {
     /// True if the packet is any fragment (first, middle or last).
     pub fn is_fragment(&self) -> bool {
         self.non_first_fragment || self.more_fragments
+    }
+    /// True if the don't-fragment flag is set: a router must drop the packet rather than
+    /// fragment it, and say so (RFC 791, RFC 1191).
+    pub fn dont_fragment(&self) -> bool {
+        self.dont_fragment
+    }
+    /// Length of the L4 header: TCP's with its options, 8 for UDP and ICMP, 0 for anything
+    /// else (and for non-first fragments). A GSO segment is the IPv4 header, this, and at most
+    /// `gso_size` bytes of payload.
+    pub fn l4_header_len(&self) -> usize {
+        match self.l4 {
+            L4::Tcp { header_len, .. } => header_len,
+            L4::Udp { .. } => UDP_LEN,
+            L4::Icmp { .. } => ICMP_MIN_LEN,
+            L4::Other => 0,
+        }
     }
     /// The transport layer view.
     pub fn l4(&self) -> L4 {
@@ -431,6 +451,7 @@ fn parse_impl(buf: &[u8], gso: bool) -> Result<Ipv4Info, Malformed> {
         identification: ip.identification(),
         non_first_fragment,
         more_fragments: ip.more_fragments(),
+        dont_fragment: ip.dont_fragment(),
         l4,
     })
 }
@@ -779,6 +800,23 @@ pub fn decrement_ttl(buf: &mut [u8]) -> bool {
     h[IPV4_CSUM_OFF] = c0;
     h[IPV4_CSUM_OFF + 1] = c1;
     true
+}
+
+/// Completes a partial L4 checksum ([`CsumMode::Partial`]) as the kernel would before it
+/// transmits: the field's pseudo-header sum plus the L4 header and payload, folded and
+/// complemented (a computed 0 is sent as 0xFFFF in UDP, RFC 768). For a packet that must leave
+/// without offload, such as one cut into fragments, each of which carries only part of what the
+/// checksum covers. `buf` ends at the packet's total length. Nothing for ICMP and other
+/// protocols (never partial) or a buffer that does not fit `info`.
+pub fn complete_l4_checksum(buf: &mut [u8], info: &Ipv4Info) {
+    let Some(off) = info.l4_csum_offset() else { return };
+    if !fits(buf, info) {
+        return;
+    }
+    let Some(segment) = buf.get(info.ihl_bytes()..) else { return };
+    let c = !checksum::fold(checksum::ones_sum(segment));
+    let c = if matches!(info.l4, L4::Udp { .. }) && c == 0 { 0xFFFF } else { c };
+    let _ = write16(buf, off, c);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,9 +46,9 @@ static LAB: LazyLock<(Pipeline, Instant)> = LazyLock::new(|| {
 
 const METAS: [Meta; 4] = [
     Meta::PLAIN,
-    Meta { csum: CsumMode::Partial, gso: false },
-    Meta { csum: CsumMode::Partial, gso: true },
-    Meta { csum: CsumMode::Full, gso: true },
+    Meta { csum: CsumMode::Partial, gso: false, gso_size: 0 },
+    Meta { csum: CsumMode::Partial, gso: true, gso_size: 1448 },
+    Meta { csum: CsumMode::Full, gso: true, gso_size: 8961 },
 ];
 
 /// Sources: the four instances (a b c d), the internet host, S3, the NAT gateway's private
@@ -251,6 +251,22 @@ fn run(
             assert_eq!(out, port, "a reply goes back to the port the packet came from");
             assert!(len <= pkt.len(), "reply of {len} bytes from a {}-byte buffer", pkt.len());
             assert!(packet::parse(&pkt[..len]).is_ok(), "the reply does not parse");
+            None
+        }
+        // Too big for the internet gateway, without DF: cut into fragments that each fit and
+        // parse (never a superpacket).
+        Action::Fragment { port: out, len, mtu } => {
+            assert!(len <= pkt.len(), "fragments of {len} bytes from a {}-byte buffer", pkt.len());
+            assert!(out <= LAST_PORT, "fragments to port {out}, not a port of the lab");
+            assert!(!meta.gso, "a superpacket cut into fragments");
+            let mut buf = vec![0u8; 65_536];
+            let mut n = 0;
+            while let Some(l) = packet::fragment(&pkt[..len], usize::from(mtu), n, &mut buf) {
+                assert!(l <= usize::from(mtu), "a fragment of {l} bytes");
+                assert!(packet::parse(&buf[..l]).is_ok(), "a fragment does not parse");
+                n += 1;
+            }
+            assert!(n > 1, "{n} fragments");
             None
         }
         Action::Forward { port: out, len } => {

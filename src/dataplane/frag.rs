@@ -57,6 +57,8 @@ pub struct FragWay {
     pub dst: u32,
     /// The first fragment crossed a NAT (a hop: its TTL was decremented).
     pub hop: bool,
+    /// The first fragment crossed the internet gateway: the later ones meet its size limit.
+    pub igw: bool,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -20,13 +20,14 @@
 //! Invariants: `process` never panics on any bytes, never blocks except on one flow-table shard
 //! lock (for a fragment, one fragment-table shard lock too), never allocates on the forwarding
 //! path (beyond the tables' amortised growth when a flow or a fragmented datagram is new; a
-//! NAT's RST or Time Exceeded is written over the packet it answers), and
-//! every packet ends in exactly one [`Action`]; every drop is counted by reason. Time is an
-//! argument: there is no clock here.
+//! NAT's RST or Time Exceeded, or the internet gateway's Fragmentation Needed, is written over
+//! the packet it answers), and every packet ends in exactly one [`Action`]; every drop is
+//! counted by reason. Time is an argument: there is no clock here.
 
 pub mod filter;
 pub mod flow;
 pub mod frag;
+mod mtu;
 mod reset;
 
 use std::sync::Arc;
@@ -43,6 +44,8 @@ use filter::{
 };
 use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, Stamp, TcpState};
 use frag::{FragKey, FragTable, FragWay};
+use mtu::Fit;
+pub use mtu::IGW_MTU;
 pub use reset::Injection;
 
 /// What to do with a packet. The packet buffer has been rewritten in place.
@@ -57,6 +60,10 @@ pub enum Action {
     /// of the buffer: an answer the pipeline wrote in its place (full checksums, no offload),
     /// such as a NAT gateway's RST for a connection it no longer knows.
     Reply { port: PortId, len: usize },
+    /// Write the first `len` bytes of the (rewritten) packet to `port` cut into IPv4 fragments
+    /// of at most `mtu` bytes ([`packet::fragment`]), each with an empty virtio header (full
+    /// checksums, no offload): a packet without DF too big for the internet gateway.
+    Fragment { port: PortId, len: usize, mtu: u16 },
 }
 
 macro_rules! drop_reasons {
@@ -126,6 +133,11 @@ drop_reasons! {
     /// CIDRs share the one aws namespace, which cannot tell the two apart (AWS can, by
     /// endpoint).
     FlowCollision => "flow_collision",
+    /// Larger than the internet gateway's 1500 bytes with DF set (answered with an ICMP
+    /// Fragmentation Needed), or a GSO superpacket whose segments are: the EC2 guide, "If
+    /// packets are over 1500 bytes, they are fragmented, or they are dropped if the Don't
+    /// Fragment flag is set in the IP header".
+    Mtu => "mtu",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -176,10 +188,13 @@ pub struct Meta {
     pub csum: CsumMode,
     /// A GSO superpacket: routed, translated and forwarded whole.
     pub gso: bool,
+    /// A GSO superpacket's payload bytes per segment (the MSS for TCP), from the virtio
+    /// header: a segment on the wire is the IP and L4 headers and this. 0 when not GSO.
+    pub gso_size: u16,
 }
 
 impl Meta {
-    pub const PLAIN: Meta = Meta { csum: CsumMode::Full, gso: false };
+    pub const PLAIN: Meta = Meta { csum: CsumMode::Full, gso: false, gso_size: 0 };
 }
 
 pub struct Pipeline {
@@ -260,7 +275,7 @@ impl Pipeline {
                 PORT_AWS | PORT_INTERNET => self.inbound(&snap, now, port, pkt, &info, meta),
                 _ => self.outbound(&snap, now, port, pkt, &info, meta),
             };
-            if let Action::Forward { port: out, .. } = action
+            if let Action::Forward { port: out, .. } | Action::Fragment { port: out, .. } = action
                 && info.more_fragments()
             {
                 let addr = |o: usize| {
@@ -270,13 +285,17 @@ impl Pipeline {
                 // the NAT too when the first one did.
                 let hop = pkt.get(8).is_some_and(|&t| t != info.ttl());
                 if let (Some(src), Some(dst)) = (addr(12), addr(16)) {
-                    let way = FragWay { port: out, src, dst, hop };
+                    // Whether it crossed the internet gateway: the later fragments meet its
+                    // limit too.
+                    let igw = matches!(action, Action::Fragment { .. })
+                        || crossed_igw(&snap, port, out, src, &info);
+                    let way = FragWay { port: out, src, dst, hop, igw };
                     self.frags.remember(FragKey::of(&info), port, way, now);
                 }
             }
             action
         };
-        if let Action::Forward { len, .. } = action {
+        if let Action::Forward { len, .. } | Action::Fragment { len, .. } = action {
             self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
             self.counters.bytes.fetch_add(len as u64, Ordering::Relaxed);
         }
@@ -285,8 +304,9 @@ impl Pipeline {
 
     /// A later fragment (no transport header): sent where its datagram's first fragment went,
     /// with the addresses that one left with (NAT included: the port translation is in the
-    /// first fragment's transport header), its TTL decremented if that one's was (a NAT);
-    /// else dropped.
+    /// first fragment's transport header), its TTL decremented if that one's was (a NAT), cut
+    /// into fragments again if that one crossed the internet gateway and this one is larger
+    /// than it carries; else dropped.
     fn follow_fragment(
         &self,
         now: Stamp,
@@ -301,10 +321,15 @@ impl Pipeline {
         if way.hop && !packet::decrement_ttl(pkt) {
             return self.counters.drop(DropReason::TtlExceeded);
         }
+        // No ICMP about a later fragment (RFC 1122, 3.2.2): too big with DF is just dropped.
+        let fit = if way.igw { mtu::igw_fit(pkt.len(), info, Meta::PLAIN) } else { Fit::Fits };
+        if fit == Fit::Refuse {
+            return self.counters.drop(DropReason::Mtu);
+        }
         // No L4 header: only the IP header checksum changes.
         packet::set_src(pkt, info, way.src.into(), CsumMode::Full);
         packet::set_dst(pkt, info, way.dst.into(), CsumMode::Full);
-        Action::Forward { port: way.port, len: pkt.len() }
+        mtu::leave(pkt, info, Meta::PLAIN, way.port, fit)
     }
 
     /// From an instance in a subnet.
@@ -431,13 +456,19 @@ impl Pipeline {
                 let Some(public) = host.public_ip else {
                     return c.drop(DropReason::NoPublicIp);
                 };
+                // Checked on the packet as the instance sent it: a Fragmentation Needed quotes
+                // that, so the instance's stack finds its socket.
+                let fit = mtu::igw_fit(len, info, meta);
+                if fit == Fit::Refuse {
+                    return self.refuse_mtu(pkt, info, port);
+                }
                 packet::set_src(pkt, info, public.into(), meta.csum);
                 let aws = snap.aws_ranges.lookup(info.dst_u32()).is_some();
                 self.track_out(snap, now, info, public, port, src, || {
                     (FlowPath::Igw { aws }, sg_untracked(snap, subnet.vpc, src, &t, true))
                 });
                 let out = if aws { PORT_AWS } else { PORT_INTERNET };
-                Action::Forward { port: out, len }
+                mtu::leave(pkt, info, meta, out, fit)
             }
         }
     }
@@ -462,7 +493,7 @@ impl Pipeline {
         // Replies to a NAT gateway or NAT instance (its public address, or its private address
         // when it reached S3 through an endpoint) go back through its flows.
         if !snap.nat_addrs.is_empty() && snap.nat_addrs.contains(&dst) {
-            if let Some(action) = self.napt_in(snap, now, pkt, info, meta) {
+            if let Some(action) = self.napt_in(snap, now, port, pkt, info, meta) {
                 return action;
             }
             // Nothing comes in through a NAT gateway unasked; a NAT instance's own public IP
@@ -472,6 +503,13 @@ impl Pipeline {
             }
         }
         if let Some(nat) = snap.public_ips.get(&dst).copied() {
+            // The internet gateway comes first: a packet too big for it never reaches the
+            // subnet's network ACL nor moves a flow. Its Fragmentation Needed goes back to the
+            // sender outside, from the public address it was sent to.
+            let fit = mtu::igw_fit(len, info, meta);
+            if fit == Fit::Refuse {
+                return self.refuse_mtu(pkt, info, port);
+            }
             let t = FlowTuple::of(info);
             if let FilterVerdict::Deny(d) = nacl_in(snap, nat.port, &t) {
                 return self.filter_drop(snap, d);
@@ -520,7 +558,7 @@ impl Pipeline {
                 }
             }
             packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
-            return Action::Forward { port: nat.port, len };
+            return mtu::leave(pkt, info, meta, nat.port, fit);
         }
         if port == PORT_AWS {
             // AWS's public ranges answer the internet's hosts (plain internet routing, no VPC
@@ -662,6 +700,7 @@ impl Pipeline {
             return c.drop(DropReason::NoRoute);
         };
         let dst = info.dst_u32();
+        let via_igw = matches!(nat_subnet.fib.lookup(dst), Some(Hop::Igw));
         let (outside_ip, out_port, path) = match nat_subnet.fib.lookup(dst) {
             Some(Hop::Igw) => {
                 let Some(public) = nat.public_ip else {
@@ -700,6 +739,17 @@ impl Pipeline {
         if existing.is_none() && is_nat_gateway(&nat.id) && is_tcp_continuation(info) {
             let _ = c.drop(DropReason::NatReset);
             return nat_reset_reply(pkt, info, port);
+        }
+        // The NAT is a hop before the internet gateway: a TTL that runs out at the NAT is
+        // answered there. The gateway's limit is checked on the datagram as the instance sent
+        // it, before the NAT's rewrites, so its Fragmentation Needed quotes what the instance's
+        // stack matches to its socket; nothing is mapped for a datagram that never leaves.
+        let fit = match via_igw && info.ttl() > 1 {
+            true => mtu::igw_fit(pkt.len(), info, meta),
+            false => Fit::Fits,
+        };
+        if fit == Fit::Refuse {
+            return self.refuse_mtu(pkt, info, port);
         }
         if !packet::decrement_ttl(pkt) {
             let _ = c.drop(DropReason::TtlExceeded);
@@ -748,15 +798,18 @@ impl Pipeline {
         } else {
             packet::set_src_port(pkt, info, outside_port, meta.csum);
         }
-        Action::Forward { port: out_port, len: pkt.len() }
+        mtu::leave(pkt, info, meta, out_port, fit)
     }
 
     /// A reply to a NAT's address: back to the instance's address and port through the flow.
-    /// `None` if no NAT flow matches.
+    /// `None` if no NAT flow matches. One that came through the internet gateway (to the NAT's
+    /// public address) met its limit first: too big, it is refused back to `from`.
+    #[allow(clippy::too_many_arguments)]
     fn napt_in(
         &self,
         snap: &Snapshot,
         now: Stamp,
+        from: PortId,
         pkt: &mut [u8],
         info: &Ipv4Info,
         meta: Meta,
@@ -769,10 +822,16 @@ impl Pipeline {
         let t = FlowTuple::of(info);
         let icmp = info.protocol() == packet::PROTO_ICMP;
         let ttl_left = pkt.get(8).is_some_and(|&ttl| ttl > 1);
+        let fit = mtu::igw_fit(pkt.len(), info, meta);
         let found = self.flows.with(&key, |f| {
             let napt = f.path.napt()?;
+            // Through the internet gateway (not an endpoint): its limit, before the NAT.
+            let fit = if matches!(napt.way, FlowPath::Igw { .. }) { fit } else { Fit::Fits };
+            if fit == Fit::Refuse {
+                return Some(Err(Refused::Mtu));
+            }
             if info.is_fragment() && !nat_forwards_fragment(&napt.nat, info) {
-                return Some(Err(None));
+                return Some(Err(Refused::Fragment));
             }
             let (port, private_ip, inside_port, nat_port) =
                 (f.port, f.private_ip, napt.inside_port, napt.nat_port);
@@ -782,7 +841,7 @@ impl Pipeline {
             let back =
                 FlowTuple { dst: private_ip, dport: if icmp { t.dport } else { inside_port }, ..t };
             let denied = |v| match v {
-                FilterVerdict::Deny(d) => Some(Err(Some(d))),
+                FilterVerdict::Deny(d) => Some(Err(Refused::Filter(d))),
                 FilterVerdict::Allow => None,
             };
             if nat_port != port {
@@ -801,12 +860,13 @@ impl Pipeline {
             if ttl_left {
                 track_state(&mut f.tcp, info, false);
             }
-            Some(Ok((port, private_ip, inside_port)))
+            Some(Ok((port, private_ip, inside_port, fit)))
         })??;
-        let (port, private_ip, inside_port) = match found {
+        let (port, private_ip, inside_port, fit) = match found {
             Ok(found) => found,
-            Err(Some(d)) => return Some(self.filter_drop(snap, d)),
-            Err(None) => return Some(self.counters.drop(DropReason::Fragment)),
+            Err(Refused::Filter(d)) => return Some(self.filter_drop(snap, d)),
+            Err(Refused::Fragment) => return Some(self.counters.drop(DropReason::Fragment)),
+            Err(Refused::Mtu) => return Some(self.refuse_mtu(pkt, info, from)),
         };
         if !packet::decrement_ttl(pkt) {
             return Some(self.counters.drop(DropReason::TtlExceeded));
@@ -817,7 +877,7 @@ impl Pipeline {
         } else {
             packet::set_dst_port(pkt, info, inside_port, meta.csum);
         }
-        Some(Action::Forward { port, len: pkt.len() })
+        Some(mtu::leave(pkt, info, meta, port, fit))
     }
 
     /// An ICMP error from outside (destination unreachable, time exceeded, parameter problem):
@@ -996,6 +1056,30 @@ pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {
 fn is_martian(dst: u32) -> bool {
     let first = dst >> 24;
     first == 0 || first == 127 || first >= 224 || dst >> 16 == 0xA9FE
+}
+
+/// Why a reply to a NAT's address goes no further ([`Pipeline::napt_in`]).
+enum Refused {
+    /// Too big for the internet gateway it came through.
+    Mtu,
+    /// A fragment the NAT does not forward.
+    Fragment,
+    /// A network ACL on the way back.
+    Filter(FilterDrop),
+}
+
+/// Whether a forwarded first fragment crossed the internet gateway, so that its datagram's later
+/// fragments meet the gateway's limit too: from a subnet, it left with a public address (an
+/// instance's, or a NAT's); from outside, it was sent to one. Only for fragments: it looks at
+/// every NAT.
+fn crossed_igw(snap: &Snapshot, from: PortId, to: PortId, src: u32, info: &Ipv4Info) -> bool {
+    let public = |a: u32| {
+        snap.public_ips.contains_key(&a) || snap.nats.iter().any(|n| n.public_ip == Some(a))
+    };
+    match from {
+        PORT_AWS | PORT_INTERNET => public(info.dst_u32()),
+        _ => matches!(to, PORT_AWS | PORT_INTERNET) && public(src),
+    }
 }
 
 /// Whether a NAT passes a fragment: a NAT gateway only UDP's (the guide: it "Supports

@@ -23,7 +23,7 @@ use tun_rs::{DeviceBuilder, SyncDevice};
 use super::netns;
 use crate::dataplane::{Action, Injection, Meta, Pipeline};
 use crate::fib::PortId;
-use crate::packet::VnetHdr;
+use crate::packet::{self, VnetHdr};
 
 /// One queue of a port's TUN device and the state of the worker that reads it.
 pub struct Queue {
@@ -189,6 +189,8 @@ fn run(port: PortId, k: usize, me: &Port, pipeline: &Pipeline, ports: &PortTable
     let me = &me.queues[k];
     // A virtio header plus the largest GSO superpacket Linux builds (64 KB), with room to spare.
     let mut buf = vec![0u8; VnetHdr::LEN + 65_536 + 4096];
+    // Where the fragments of a packet too big for the internet gateway are cut, one at a time.
+    let mut frag = vec![0u8; VnetHdr::LEN + 65_536];
     loop {
         let n = match me.dev.recv(&mut buf) {
             Ok(n) => n,
@@ -203,7 +205,7 @@ fn run(port: PortId, k: usize, me: &Port, pipeline: &Pipeline, ports: &PortTable
             io.rx_errors.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let meta = Meta { csum: hdr.csum_mode(), gso: hdr.is_gso() };
+        let meta = Meta { csum: hdr.csum_mode(), gso: hdr.is_gso(), gso_size: hdr.gso_size };
         me.busy.store(true, Ordering::Release);
         let action = pipeline.process(Instant::now(), port, &mut buf[VnetHdr::LEN..n], meta);
         let reply = matches!(action, Action::Reply { .. });
@@ -224,9 +226,45 @@ fn run(port: PortId, k: usize, me: &Port, pipeline: &Pipeline, ports: &PortTable
                 io.tx_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
+        if let Action::Fragment { port: out, len, mtu } = action {
+            let pkt = &buf[VnetHdr::LEN..VnetHdr::LEN + len];
+            if !send_fragments(ports, out, pkt, usize::from(mtu), &mut frag) {
+                io.tx_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         me.done.fetch_add(1, Ordering::Release);
         me.busy.store(false, Ordering::Release);
     }
+}
+
+/// Writes `pkt` to port `out` cut into fragments of at most `mtu` bytes, one by one from
+/// `scratch`, each with an empty virtio header (full checksums, no offload), all on the queue
+/// the whole packet would take. False if the port is gone, the packet cannot be cut, or a write
+/// failed.
+fn send_fragments(
+    ports: &PortTable,
+    out: PortId,
+    pkt: &[u8],
+    mtu: usize,
+    scratch: &mut [u8],
+) -> bool {
+    let table = ports.load();
+    let Some(Some(out_port)) = table.get(usize::from(out)) else {
+        return false;
+    };
+    let queue = out_port.queue_for(flow_queue(pkt));
+    let Some(hdr) = scratch.get_mut(..VnetHdr::LEN) else {
+        return false;
+    };
+    hdr.copy_from_slice(&VnetHdr::default().to_bytes());
+    let mut i = 0;
+    while let Some(n) = packet::fragment(pkt, mtu, i, &mut scratch[VnetHdr::LEN..]) {
+        if queue.dev.send(&scratch[..VnetHdr::LEN + n]).is_err() {
+            return false;
+        }
+        i += 1;
+    }
+    i > 0
 }
 
 #[cfg(test)]
