@@ -499,6 +499,7 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         nat_gateways,
         terminated_instances,
         client_tokens,
+        gone_targets,
     } = new;
     let rest_equal = *lab == old.lab
         && *region == old.region
@@ -520,7 +521,8 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         && *elastic_ips == old.elastic_ips
         && *nat_gateways == old.nat_gateways
         && *terminated_instances == old.terminated_instances
-        && *client_tokens == old.client_tokens;
+        && *client_tokens == old.client_tokens
+        && *gone_targets == old.gone_targets;
     if !rest_equal || route_tables.len() != old.route_tables.len() {
         return None;
     }
