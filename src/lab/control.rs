@@ -912,6 +912,12 @@ mod tests {
         std::fs::write(&path, record.replace("100.127.3.0/24", "10.0.7.0/24")).unwrap();
         let e = load_err();
         assert!(e.contains("line 1: route_tables[0].routes[1].destination (rtb-0c0c0c0c)"), "{e}");
+        // A record with one destination twice.
+        let twice =
+            record.replace("]}]}", r#",{"destination":"100.127.3.0/24","target":"Blackhole"}]}]}"#);
+        std::fs::write(&path, twice).unwrap();
+        let e = load_err();
+        assert!(e.contains("line 1: route_tables[0].routes[2].destination (rtb-0c0c0c0c): the route identified by 100.127.3.0/24 already exists"), "{e}");
         std::fs::write(&path, &record).unwrap();
         assert_eq!(Saved::load(&dir).unwrap().unwrap().world, c.world());
         // world.json: subnet a outside its VPC, then using a table that does not exist.

@@ -176,19 +176,12 @@ pub fn replay(state_dir: &Path, saved: &mut Saved) -> anyhow::Result<bool> {
                 );
             };
             // A record holds what CreateRoute, ReplaceRoute and DeleteRoute left: a new route is
-            // one those admitted, and the table as a whole keeps the model's rules.
-            let refused = |e: crate::model::Invalid| {
-                let field = e.field.replacen(&format!("route_tables[{at}]."), "", 1);
-                anyhow!(
-                    "{} line {n}: route_tables[{k}].{field} ({}): {}",
-                    path.display(),
-                    e.id,
-                    e.error
-                )
-            };
-            saved.world.check_new_routes(&t.id, &t.routes).map_err(refused)?;
+            // one those admitted (the whole world is checked again once replayed).
+            saved.world.check_new_routes(&t.id, &t.routes).map_err(|e| {
+                let (file, field) = (path.display(), e.field);
+                anyhow!("{file} line {n}: route_tables[{k}].{field} ({}): {}", e.id, e.error)
+            })?;
             saved.world.route_tables[at].routes = t.routes;
-            saved.world.check_route_table(at).map_err(refused)?;
         }
         saved.seq = record.seq;
     }
