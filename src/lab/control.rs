@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{self, Journal};
@@ -51,9 +51,22 @@ impl Saved {
     pub fn load(state_dir: &Path) -> anyhow::Result<Option<Saved>> {
         match std::fs::read(Self::path(state_dir)) {
             Ok(bytes) => {
+                let path = Self::path(state_dir);
                 let mut saved: Saved = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("reading {}", Self::path(state_dir).display()))?;
-                journal::replay(state_dir, &mut saved)?;
+                    .with_context(|| format!("reading {}", path.display()))?;
+                // Valid JSON may still describe a world the model cannot hold (a reference that
+                // does not resolve, a subnet outside its VPC, …): refused, as a syntax error is.
+                saved.world.check().map_err(|e| anyhow!("{}: world.{e}", path.display()))?;
+                if journal::replay(state_dir, &mut saved)? {
+                    // Each record was checked as it was replayed; the whole world once more.
+                    saved.world.check().map_err(|e| {
+                        anyhow!(
+                            "{} with {} replayed: world.{e}",
+                            path.display(),
+                            journal::Journal::path(state_dir).display()
+                        )
+                    })?;
+                }
                 Ok(Some(saved))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -499,6 +512,7 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         nat_gateways,
         terminated_instances,
         client_tokens,
+        gone_targets,
     } = new;
     let rest_equal = *lab == old.lab
         && *region == old.region
@@ -520,7 +534,8 @@ fn route_only_change(old: &World, new: &World) -> Option<Vec<String>> {
         && *elastic_ips == old.elastic_ips
         && *nat_gateways == old.nat_gateways
         && *terminated_instances == old.terminated_instances
-        && *client_tokens == old.client_tokens;
+        && *client_tokens == old.client_tokens
+        && *gone_targets == old.gone_targets;
     if !rest_equal || route_tables.len() != old.route_tables.len() {
         return None;
     }
@@ -873,6 +888,54 @@ mod tests {
         std::fs::write(&path, text(&bad[1]).replace("rtb-0c0c0c0c", "rtb-0e0e0e0e")).unwrap();
         let e = format!("{:#}", Saved::load(&dir).unwrap_err());
         assert!(e.contains("line 1: route table rtb-0e0e0e0e"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The reviewer's three: valid JSON describing a world the model cannot hold is refused
+    /// with the file, the field and the rule (as a syntax error is), and nothing is rewritten.
+    #[test]
+    fn a_saved_world_that_breaks_the_models_rules_is_refused() {
+        let (c, dir) = lab("corrupt");
+        add_route(&c, "rtb-0c0c0c0c", "100.127.3.0/24");
+        let path = journal::Journal::path(&dir);
+        let record = std::fs::read_to_string(&path).unwrap();
+        let world_json = std::fs::read(Saved::path(&dir)).unwrap();
+        let load_err = || format!("{:#}", Saved::load(&dir).unwrap_err());
+        // A journal record rewritten to target a gateway that does not exist.
+        std::fs::write(&path, record.replace("igw-1a2b3c4d", "igw-deadbeef")).unwrap();
+        let e = load_err();
+        assert!(
+            e.contains("journal.jsonl line 1: route_tables[0].routes[0].target (rtb-0c0c0c0c): the gateway ID 'igw-deadbeef' does not exist"),
+            "{e}"
+        );
+        // A record's route inside the VPC (CreateRoute refuses it).
+        std::fs::write(&path, record.replace("100.127.3.0/24", "10.0.7.0/24")).unwrap();
+        let e = load_err();
+        assert!(e.contains("line 1: route_tables[0].routes[1].destination (rtb-0c0c0c0c)"), "{e}");
+        // A record with one destination twice.
+        let twice =
+            record.replace("]}]}", r#",{"destination":"100.127.3.0/24","target":"Blackhole"}]}]}"#);
+        std::fs::write(&path, twice).unwrap();
+        let e = load_err();
+        assert!(e.contains("line 1: route_tables[0].routes[2].destination (rtb-0c0c0c0c): the route identified by 100.127.3.0/24 already exists"), "{e}");
+        std::fs::write(&path, &record).unwrap();
+        assert_eq!(Saved::load(&dir).unwrap().unwrap().world, c.world());
+        // world.json: subnet a outside its VPC, then using a table that does not exist.
+        let corrupt = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_slice(&world_json).unwrap();
+            f(&mut v);
+            std::fs::write(Saved::path(&dir), serde_json::to_vec(&v).unwrap()).unwrap();
+        };
+        corrupt(&|v| v["world"]["subnets"][0]["cidr"] = "192.168.1.0/24".into());
+        let e = load_err();
+        assert!(e.contains("world.json: world.subnets[0].cidr (subnet-0a0a0a0a): the CIDR '192.168.1.0/24' is invalid for a subnet of a VPC with CIDR 10.0.0.0/16"), "{e}");
+        corrupt(&|v| v["world"]["subnets"][0]["route_table"] = "rtb-deadbeef".into());
+        let e = load_err();
+        assert!(e.contains("world.json: world.subnets[0].route_table (subnet-0a0a0a0a): the routeTable ID 'rtb-deadbeef' does not exist"), "{e}");
+        // Loading changed nothing on disk.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), record);
+        std::fs::write(Saved::path(&dir), &world_json).unwrap();
+        assert_eq!(Saved::load(&dir).unwrap().unwrap().world, c.world());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -625,6 +625,11 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             ctx.err(format!("internet_host[{i}].{k}"), &s, e)
         })?;
     }
+    // Every rule above was checked where its line and field are known; the whole world once
+    // more, by the check a saved world gets when it loads (it would name a rule missed above).
+    w.check().map_err(|e| {
+        ctx.msg(format!("(world) {}", e.field), &(0..0), format!("{}: {}", e.id, e.error))
+    })?;
     Ok(w)
 }
 

@@ -15,8 +15,11 @@
 //! seq, in order; a record at or before it was folded into world.json by a rewrite that stopped
 //! before the journal was removed. A last line without its newline is an append that never
 //! finished, so a change never acknowledged: it is ignored. Any other line that does not parse,
-//! records out of order, or a record naming a route table world.json does not have is an error
-//! naming the file and the line: nothing is guessed, and nothing is dropped silently. (A record
+//! records out of order, a record naming a route table world.json does not have, or a record
+//! whose routes the model refuses (a new route CreateRoute would refuse, such as one to a
+//! gateway that does not exist; a table that breaks the rules [`crate::model::World::check`]
+//! checks) is an error naming the file, the line and the field: nothing is guessed, and nothing
+//! is dropped silently. (A record
 //! written whole whose sync then failed stays, if neither the rewrite that follows the failure
 //! nor the restore of the last acknowledged world could remove the journal: like an AWS call
 //! answered with a 500, that change may then reappear; it never hides another.)
@@ -25,7 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::control::Saved;
@@ -131,12 +134,13 @@ pub fn remove(state_dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Replays the journal of `state_dir` on `saved` (just read from world.json).
-pub fn replay(state_dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
+/// Replays the journal of `state_dir` on `saved` (just read from world.json). `Ok(true)`: a
+/// record changed it.
+pub fn replay(state_dir: &Path, saved: &mut Saved) -> anyhow::Result<bool> {
     let path = Journal::path(state_dir);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let folded = saved.seq;
@@ -160,9 +164,9 @@ pub fn replay(state_dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
                 saved.seq
             );
         }
-        for t in record.route_tables {
-            let Some(mine) =
-                saved.world.route_tables.iter_mut().find(|m| m.id == t.id && m.vpc == t.vpc)
+        for (k, t) in record.route_tables.into_iter().enumerate() {
+            let Some(at) =
+                saved.world.route_tables.iter().position(|m| m.id == t.id && m.vpc == t.vpc)
             else {
                 bail!(
                     "{} line {n}: route table {} ({}) is not in world.json",
@@ -171,9 +175,15 @@ pub fn replay(state_dir: &Path, saved: &mut Saved) -> anyhow::Result<()> {
                     t.vpc
                 );
             };
-            mine.routes = t.routes;
+            // A record holds what CreateRoute, ReplaceRoute and DeleteRoute left: a new route is
+            // one those admitted (the whole world is checked again once replayed).
+            saved.world.check_new_routes(&t.id, &t.routes).map_err(|e| {
+                let (file, field) = (path.display(), e.field);
+                anyhow!("{file} line {n}: route_tables[{k}].{field} ({}): {}", e.id, e.error)
+            })?;
+            saved.world.route_tables[at].routes = t.routes;
         }
         saved.seq = record.seq;
     }
-    Ok(())
+    Ok(saved.seq != folded)
 }

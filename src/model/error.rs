@@ -303,4 +303,9 @@ pub enum ModelError {
          entries (the quota, not counting the default entry)"
     )]
     NetworkAclEntryLimitExceeded { acl: String, direction: &'static str, max: usize },
+    /// Two copies of one fact that disagree (a subnet's implicit association and its VPC's main
+    /// table, an Elastic IP and its instance's public IP, …): only a world read from disk, not
+    /// built by these methods, can hold it (see [`crate::model::World::check`]).
+    #[error("{0}")]
+    Inconsistent(String),
 }

@@ -295,7 +295,7 @@ impl SecurityGroup {
             Direction::Egress => &self.egress,
         }
     }
-    fn rules_mut(&mut self, dir: Direction) -> &mut Vec<SgRule> {
+    pub(super) fn rules_mut(&mut self, dir: Direction) -> &mut Vec<SgRule> {
         match dir {
             Direction::Ingress => &mut self.ingress,
             Direction::Egress => &mut self.egress,

@@ -18,11 +18,18 @@
 //!   id); every group an instance or a rule names exists in the same VPC; network ACL entries
 //!   never name a prefix list (see [`filters`] for the rest);
 //! - new ids come from [`World::generate_id`] (a counter in the world, so deterministic) and
-//!   never collide with existing ids, association ids included.
+//!   never collide with existing ids, association ids included;
+//! - a route's target exists, or is accounted for once gone: a detached gateway, a deleted NAT
+//!   gateway (still listed), a terminated instance (listed for an hour), or an id in
+//!   [`World::gone_targets`]; such a route is a blackhole.
+//!
+//! A world no method built (one read from disk) is checked against these with [`World::check`]
+//! (`check.rs`), which applies the same methods' rules to each object.
 //!
 //! The module does no I/O: the lab loader and (later) the EC2 API drive it, the data plane
 //! compiles a snapshot from it.
 
+mod check;
 mod error;
 mod filters;
 mod nat;
@@ -32,7 +39,7 @@ mod regions;
 mod shared;
 mod users;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -40,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 pub use shared::Shared;
 
+pub use check::Invalid;
 pub use error::ModelError;
 pub use filters::{
     ACL_DEFAULT_RULE, AclAssociation, AclEntry, Direction, MAX_ACL_ENTRIES, MAX_ACL_RULE,
@@ -348,6 +356,11 @@ pub struct World {
     /// what each call answered; the last [`CLIENT_TOKENS_KEPT`] are kept.
     #[serde(default)]
     pub client_tokens: BTreeMap<String, ClientToken>,
+    /// Ids of internet gateways and instances that went (deleted; terminated and no longer
+    /// listed) while routes named them: those routes stay, as blackholes (AWS shows them so),
+    /// and [`World::check`] finds their targets here.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub gone_targets: BTreeSet<String>,
 }
 
 /// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
@@ -377,6 +390,15 @@ const fn ipv4net(addr: Ipv4Addr, len: u8) -> Ipv4Net {
     match Ipv4Net::new(addr, len) {
         Ok(n) => n,
         Err(_) => panic!("constant prefix length out of range"),
+    }
+}
+
+/// AWS: "The allowed block size is between a /16 netmask and /28 netmask."
+fn check_vpc_cidr(cidr: Ipv4Net) -> Result<(), ModelError> {
+    if (16..=28).contains(&cidr.prefix_len()) {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidVpcCidr(cidr))
     }
 }
 
@@ -477,10 +499,7 @@ impl World {
     pub fn add_vpc(&mut self, vpc: Vpc) -> Result<(), ModelError> {
         check_id("vpc", "vpc-", &vpc.id)?;
         self.check_unique(&vpc.id)?;
-        // AWS: "The allowed block size is between a /16 netmask and /28 netmask."
-        if !(16..=28).contains(&vpc.cidr.prefix_len()) {
-            return Err(ModelError::InvalidVpcCidr(vpc.cidr));
-        }
+        check_vpc_cidr(vpc.cidr)?;
         self.check_default_ids_free(&vpc.id)?;
         self.push_defaults(&vpc.id);
         self.vpcs.push(Vpc {

@@ -487,6 +487,7 @@ impl World {
         }
         self.internet_gateways.retain(|g| g.id != igw);
         self.tags.remove(igw);
+        self.remember_if_routed(&Target::Igw(igw.into()));
         Ok(())
     }
 
@@ -557,9 +558,17 @@ impl World {
     pub fn terminate_instance(&mut self, id: &str, now: u64) -> Result<(), ModelError> {
         let i = self.remove_instance(id)?;
         let visible = crate::model::TERMINATED_VISIBLE_SECS;
-        if self.terminated_instances.iter().any(|t| now.saturating_sub(t.terminated_at) >= visible)
-        {
+        let expired: Vec<String> = self
+            .terminated_instances
+            .iter()
+            .filter(|t| now.saturating_sub(t.terminated_at) >= visible)
+            .map(|t| t.id.clone())
+            .collect();
+        if !expired.is_empty() {
             self.terminated_instances.retain(|t| now.saturating_sub(t.terminated_at) < visible);
+            for id in expired {
+                self.remember_if_routed(&Target::Instance(id));
+            }
         }
         self.terminated_instances.push(crate::model::TerminatedInstance {
             id: i.id,
@@ -570,6 +579,14 @@ impl World {
             launched_at: i.launched_at,
         });
         Ok(())
+    }
+
+    /// Keeps the id of a target that is gone if a route still names it (see
+    /// [`World::gone_targets`]).
+    fn remember_if_routed(&mut self, target: &Target) {
+        if self.route_tables.iter().any(|t| t.routes.iter().any(|r| &r.target == target)) {
+            self.gone_targets.insert(target.to_string());
+        }
     }
 
     /// A terminated instance still listed at `now`.

@@ -4,7 +4,9 @@
 # `up --fresh` on a busy API port moves nothing, and a resumed or fresh `up` reattaches without
 # the crashed run's stray addresses and routes, keeping the crashed run's log as <lab>.log.1;
 # `vpcsim down` after `kill -9` of the daemon leaves no namespace, no /etc/netns entry, no file
-# in /run/vpcsim, and an unchanged root namespace (addresses, routes, links).
+# in /run/vpcsim, and an unchanged root namespace (addresses, routes, links); a world.json that
+# is valid JSON but names a route table that does not exist is refused, naming the file and the
+# field, and changes nothing.
 #
 #   lab t<pid>k (the default lab): a b c d aws internet, state in $STATE
 source "$(dirname "$0")/lib.sh"
@@ -97,6 +99,37 @@ grep -q "\"pid\": $pid_before," "/run/vpcsim/$LAB.json" \
     || fail "the crashed run's record was not kept: $(cat "/run/vpcsim/$LAB.json" 2>&1)"
 cp "$WORK/bucket.json" "$STATE/s3/buckets/$bucket/bucket.json"
 ok "a resume that fails before ready: the file named, the crashed lab left as it was"
+# A world.json that is valid JSON but names what does not exist (subnet a's route table) is
+# refused as a damaged one is: world.json and the field named, the state dir byte for byte as
+# it was, no namespace made or removed; restored, the lab resumes.
+snapshot() {
+    (cd "$STATE" && find . -print | sort && find . -type f ! -name vpcsim.lock -print0 | sort -z | xargs -0 sha256sum)
+}
+cp "$STATE/world.json" "$WORK/world.json"
+"$PY" - "$STATE/world.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+saved = json.load(open(path))
+subnet = next(s for s in saved["world"]["subnets"] if s["name"] == "a")
+subnet["route_table"] = "rtb-deadbeef"
+json.dump(saved, open(path, "w"))
+PY
+snapshot > "$WORK/state.before"; ip netns list | sort > "$WORK/netns.before"
+if out=$("$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" 2>&1); then
+    fail "a resume with subnet a's route table rtb-deadbeef came up"
+fi
+grep -q "$STATE/world.json: world.subnets\[0\].route_table (subnet-0a0a0a0a): the routeTable ID 'rtb-deadbeef' does not exist" <<< "$out" \
+    || fail "world.json and the field are not named: $out"
+snapshot | diff "$WORK/state.before" - || fail "the refused resume changed the state dir"
+ip netns list | sort | diff "$WORK/netns.before" - || fail "the refused resume made or removed namespaces"
+grep -q "\"pid\": $pid_before," "/run/vpcsim/$LAB.json" || fail "the crashed run's record was not kept"
+cp "$WORK/world.json" "$STATE/world.json"
+ok "a world.json naming a route table that does not exist: refused, named, nothing changed"
+out=$("$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE") \
+    || fail "resume after world.json was restored"
+grep -q "(resumed, reattached)" <<< "$out" || fail "not resumed and reattached: $out"
+ok "world.json restored: the lab resumes"
+kill_daemon
 strays
 "$VPCSIM" up "$WORK/$LAB.toml" --detach --fresh --api-listen "$API" --state-dir "$STATE" >/dev/null \
     || fail "up --fresh after kill -9"

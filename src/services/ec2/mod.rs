@@ -185,6 +185,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::SubnetFull(_) => "InsufficientFreeAddressesInSubnet",
         E::NoFreePublicIp => "AddressLimitExceeded",
         E::NoMainRouteTable(_) => "InvalidParameterValue",
+        E::Inconsistent(_) => "InternalError",
         E::InvalidTag(_) => "InvalidParameterValue",
         E::InvalidProtocol(_) => "InvalidParameterValue",
         E::InvalidPortRange(_) => "InvalidParameterValue",
