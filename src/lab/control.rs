@@ -54,6 +54,22 @@ impl Saved {
                 let path = Self::path(state_dir);
                 let mut saved: Saved = serde_json::from_slice(&bytes)
                     .with_context(|| format!("reading {}", path.display()))?;
+                // A world saved before deleted targets were kept has no `gone_targets`: its
+                // routes to gateways and instances that went are adopted as blackholes, as
+                // they were shown when it was saved, rather than refused.
+                #[derive(Deserialize)]
+                struct Probe {
+                    world: ProbeWorld,
+                }
+                #[derive(Deserialize)]
+                struct ProbeWorld {
+                    gone_targets: Option<serde::de::IgnoredAny>,
+                }
+                if serde_json::from_slice::<Probe>(&bytes)
+                    .is_ok_and(|p| p.world.gone_targets.is_none())
+                {
+                    saved.world.adopt_gone_targets();
+                }
                 // Valid JSON may still describe a world the model cannot hold (a reference that
                 // does not resolve, a subnet outside its VPC, …): refused, as a syntax error is.
                 saved.world.check().map_err(|e| anyhow!("{}: world.{e}", path.display()))?;
@@ -932,6 +948,21 @@ mod tests {
         corrupt(&|v| v["world"]["subnets"][0]["route_table"] = "rtb-deadbeef".into());
         let e = load_err();
         assert!(e.contains("world.json: world.subnets[0].route_table (subnet-0a0a0a0a): the routeTable ID 'rtb-deadbeef' does not exist"), "{e}");
+        // A route to a gateway the world does not have: refused in a world that keeps the ids
+        // of gone targets; in one saved before they were kept (no `gone_targets` field) the
+        // gateway went while the route named it, and the route loads as the blackhole it was.
+        let to_deadbeef = |v: &mut serde_json::Value| {
+            v["world"]["route_tables"][1]["routes"][0]["target"]["Igw"] = "igw-deadbeef".into();
+        };
+        corrupt(&|v| to_deadbeef(v));
+        let e = load_err();
+        assert!(e.contains("the gateway ID 'igw-deadbeef' does not exist"), "{e}");
+        corrupt(&|v| {
+            to_deadbeef(v);
+            v["world"].as_object_mut().unwrap().remove("gone_targets");
+        });
+        let legacy = Saved::load(&dir).unwrap().unwrap().world;
+        assert!(legacy.gone_targets.contains("igw-deadbeef"), "{:?}", legacy.gone_targets);
         // Loading changed nothing on disk.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), record);
         std::fs::write(Saved::path(&dir), &world_json).unwrap();

@@ -359,7 +359,9 @@ pub struct World {
     /// Ids of internet gateways and instances that went (deleted; terminated and no longer
     /// listed) while routes named them: those routes stay, as blackholes (AWS shows them so),
     /// and [`World::check`] finds their targets here.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    /// Always written, even empty: a world.json without it was saved before it was kept (see
+    /// [`World::adopt_gone_targets`]).
+    #[serde(default)]
     pub gone_targets: BTreeSet<String>,
 }
 

@@ -589,6 +589,30 @@ impl World {
         }
     }
 
+    /// For a world saved before [`World::gone_targets`] was kept (its world.json has no such
+    /// field): every internet gateway or instance a route names that the world no longer has
+    /// went while the route named it (the EC2 handlers never let a route name one that does
+    /// not exist), so it is taken for gone, and the route stays a blackhole as it was. A world
+    /// saved since keeps these ids itself, and [`World::check`] refuses an unaccounted one.
+    pub fn adopt_gone_targets(&mut self) {
+        let gone: Vec<String> = self
+            .route_tables
+            .iter()
+            .flat_map(|t| t.routes.iter())
+            .filter_map(|r| match &r.target {
+                Target::Igw(id) if self.igw(id).is_none() => Some(id.clone()),
+                Target::Instance(id)
+                    if self.instance(id).is_none()
+                        && !self.terminated_instances.iter().any(|t| &t.id == id) =>
+                {
+                    Some(id.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        self.gone_targets.extend(gone);
+    }
+
     /// A terminated instance still listed at `now`.
     pub fn terminated_instance(
         &self,
