@@ -585,11 +585,11 @@ impl Pipeline {
                 // Endpoint replies enter the subnet: its ACL inbound (stateless). The
                 // resolver's answers are not filtered (AWS: ACLs and groups do not filter the
                 // VPC resolver).
-                let sg = || match snap.subnet(out).map(|s| s.vpc) {
+                let sg = match snap.subnet(out).map(|s| s.vpc) {
                     Some(vpc) if untracked => sg_ingress(snap, vpc, dst, &t),
                     _ => FilterVerdict::Allow,
                 };
-                let v = match sg() {
+                let v = match sg {
                     FilterVerdict::Allow if through_endpoint => nacl_in(snap, out, &t),
                     v => v,
                 };
@@ -700,7 +700,6 @@ impl Pipeline {
             return c.drop(DropReason::NoRoute);
         };
         let dst = info.dst_u32();
-        let via_igw = matches!(nat_subnet.fib.lookup(dst), Some(Hop::Igw));
         let (outside_ip, out_port, path) = match nat_subnet.fib.lookup(dst) {
             Some(Hop::Igw) => {
                 let Some(public) = nat.public_ip else {
@@ -744,6 +743,7 @@ impl Pipeline {
         // answered there. The gateway's limit is checked on the datagram as the instance sent
         // it, before the NAT's rewrites, so its Fragmentation Needed quotes what the instance's
         // stack matches to its socket; nothing is mapped for a datagram that never leaves.
+        let via_igw = matches!(path, FlowPath::Igw { .. });
         let fit = match via_igw && info.ttl() > 1 {
             true => mtu::igw_fit(pkt.len(), info, meta),
             false => Fit::Fits,
@@ -821,7 +821,7 @@ impl Pipeline {
         let key = flow_key(info, info.dst_u32(), true);
         let t = FlowTuple::of(info);
         let icmp = info.protocol() == packet::PROTO_ICMP;
-        let ttl_left = pkt.get(8).is_some_and(|&ttl| ttl > 1);
+        let ttl_left = info.ttl() > 1;
         let fit = mtu::igw_fit(pkt.len(), info, meta);
         let found = self.flows.with(&key, |f| {
             let napt = f.path.napt()?;
