@@ -1889,3 +1889,50 @@ fn identical_tuples_from_two_vpcs_are_a_counted_collision() {
 }
 
 mod mtu;
+
+/// A reader still on the old snapshot when it is replaced: the publisher waits for it to leave
+/// and frees the snapshot itself, so the destructor does not run on a data-plane thread.
+#[test]
+fn the_publisher_frees_a_retired_snapshot_once_its_readers_leave() {
+    let old = Arc::new(vec![1u64; 1000]);
+    let weak = Arc::downgrade(&old);
+    let held = old.clone();
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(5));
+        // Not the last reference: the publisher still holds one.
+        let last = Arc::strong_count(&held) == 1;
+        drop(held);
+        last
+    });
+    retire(old, Duration::from_secs(60));
+    // Freed before `retire` returned, by this thread.
+    assert!(weak.upgrade().is_none());
+    assert!(!reader.join().unwrap(), "the reader dropped the last reference");
+}
+
+/// A reader that stays past the wait keeps the snapshot, and frees it when it leaves: the
+/// publisher does not wait for it longer.
+#[test]
+fn a_reader_past_the_wait_frees_the_snapshot_itself() {
+    let old = Arc::new(vec![1u64; 1000]);
+    let weak = Arc::downgrade(&old);
+    let held = old.clone();
+    retire(old, Duration::from_millis(1));
+    assert!(weak.upgrade().is_some(), "freed under its reader");
+    drop(held);
+    assert!(weak.upgrade().is_none());
+}
+
+/// `publish` retires the snapshot it replaces: with no reader on it, it is gone when `publish`
+/// returns.
+#[test]
+fn publish_frees_the_replaced_snapshot() {
+    let world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    let ports = ports_by_index(&world);
+    let snapshot = |generation| Snapshot::compile(&world, generation, &|id| ports.get(id).copied());
+    let p = Pipeline::new(snapshot(1));
+    let weak = Arc::downgrade(&p.snapshot());
+    p.publish(snapshot(2));
+    assert!(weak.upgrade().is_none());
+    assert_eq!(p.snapshot().generation, 2);
+}
