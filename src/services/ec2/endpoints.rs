@@ -158,8 +158,7 @@ pub fn describe_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let ids = ctx.p.indexed("VpcEndpointId");
     check_ids(w, &ids, ResourceKind::VpcEndpoint)?;
     let filters = ctx.p.filters(VPC_ENDPOINT_FILTERS)?;
-    let mut x = ctx.xml();
-    x.open("vpcEndpointSet");
+    let mut chosen = Vec::new();
     for e in &w.endpoints {
         if !ids.is_empty() && !ids.contains(&e.id.as_str()) {
             continue;
@@ -177,12 +176,13 @@ pub fn describe_vpc_endpoints(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             _ => None,
         })?;
         if ok {
-            x.open("item");
-            endpoint_xml(&mut x, e);
-            x.close();
+            chosen.push(e);
         }
     }
-    x.close();
+    let page = ctx.paging.page(chosen, |e| e.id.clone());
+    let mut x = ctx.xml();
+    x.list("vpcEndpointSet", page.items, endpoint_xml);
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -235,16 +235,14 @@ pub fn describe_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         PREFIX_LIST_FILTERS,
         |_, _| None,
     )?;
+    let page = ctx.paging.page(lists, |pl| pl.id.clone());
     let mut x = ctx.xml();
-    x.open("prefixListSet");
-    for pl in lists {
-        x.open("item");
+    x.list("prefixListSet", page.items, |x, pl| {
         x.leaf("prefixListId", &pl.id);
         x.leaf("prefixListName", &pl.name);
         x.strings("cidrSet", pl.cidrs.iter().map(|c| c.to_string()));
-        x.close();
-    }
-    x.close();
+    });
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -306,10 +304,9 @@ pub fn describe_managed_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> 
         selected_prefix_lists(ctx, Reach::OwnRegion, MANAGED_PREFIX_LIST_FILTERS, |f, _| {
             if f == "owner-id" { one("AWS") } else { None }
         })?;
+    let page = ctx.paging.page(lists, |pl| pl.id.clone());
     let mut x = ctx.xml();
-    x.open("prefixListSet");
-    for pl in lists {
-        x.open("item");
+    x.list("prefixListSet", page.items, |x, pl| {
         x.leaf("prefixListId", &pl.id);
         x.leaf("addressFamily", "IPv4");
         x.leaf("state", "create-complete");
@@ -317,9 +314,8 @@ pub fn describe_managed_prefix_lists(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> 
         x.leaf("prefixListName", &pl.name);
         x.list("tagSet", [(); 0], |_, ()| {});
         x.leaf("ownerId", "AWS");
-        x.close();
-    }
-    x.close();
+    });
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -336,14 +332,13 @@ pub fn get_managed_prefix_list_entries(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error
     let Some(pl) = ctx.world.prefix_list(id) else {
         return Err(ModelError::PrefixListNotFound(id.to_string()).into());
     };
+    // Paged in address order (then prefix length): the key sorts as the numbers do.
+    let page = ctx.paging.page(pl.cidrs.iter().collect(), |c| {
+        format!("{:08x}/{:02}", u32::from(c.network()), c.prefix_len())
+    });
     let mut x = ctx.xml();
-    x.open("entrySet");
-    for c in &pl.cidrs {
-        x.open("item");
-        x.leaf("cidr", &c.to_string());
-        x.close();
-    }
-    x.close();
+    x.list("entrySet", page.items, |x, c| x.leaf("cidr", &c.to_string()));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -378,6 +373,8 @@ pub fn describe_vpc_endpoint_services(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error>
             ));
         }
     }
+    let page = ctx.paging.page(services, String::clone);
+    let services = page.items;
     let mut x = ctx.xml();
     x.strings("serviceNameSet", &services);
     x.list("serviceDetailSet", &services, |x, name| {
@@ -392,5 +389,6 @@ pub fn describe_vpc_endpoint_services(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error>
         x.bool("managesVpcEndpoints", false);
         x.leaf("serviceRegion", region);
     });
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }

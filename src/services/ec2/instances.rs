@@ -442,14 +442,18 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             None => reservations.push((r, vec![l])),
         }
     }
+    // Paged by reservation: `MaxResults` counts reservations, and one is never cut across
+    // pages (botocore's paginator merges pages by `Reservations`).
+    let page = ctx.paging.page(reservations, |(r, _)| r.clone());
     let mut x = ctx.xml();
-    x.list("reservationSet", &reservations, |x, (r, members)| {
+    x.list("reservationSet", &page.items, |x, (r, members)| {
         reservation_head(x, r);
         x.list("instancesSet", members, |x, l| match l {
             Listed::Running(i) => instance_xml(x, w, i, RUNNING),
             Listed::Terminated(t) => terminated_instance_xml(x, w, t),
         });
     });
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -659,8 +663,7 @@ pub(super) const TAG_FILTERS: &[&str] = &["resource-id", "resource-type", "key",
 pub fn describe_tags(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let filters = ctx.p.filters(TAG_FILTERS)?;
-    let mut x = ctx.xml();
-    x.open("tagSet");
+    let mut chosen = Vec::new();
     for (id, tags) in &w.tags {
         let kind = ResourceKind::of(id).map(|k| k.aws_name()).unwrap_or("");
         for (k, v) in tags {
@@ -672,15 +675,19 @@ pub fn describe_tags(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
                 _ => None,
             })?;
             if ok {
-                x.open("item");
-                x.leaf("resourceId", id);
-                x.leaf("resourceType", kind);
-                x.leaf("key", k);
-                x.leaf("value", v);
-                x.close();
+                chosen.push((id, kind, k, v));
             }
         }
     }
-    x.close();
+    // Paged by resource and key ("\0" sorts before any character of an id).
+    let page = ctx.paging.page(chosen, |(id, _, k, _)| format!("{id}\0{k}"));
+    let mut x = ctx.xml();
+    x.list("tagSet", page.items, |x, (id, kind, k, v)| {
+        x.leaf("resourceId", id);
+        x.leaf("resourceType", kind);
+        x.leaf("key", k);
+        x.leaf("value", v);
+    });
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }

@@ -15,6 +15,7 @@ mod instances;
 mod known_params;
 mod nat;
 mod network;
+mod paging;
 mod params;
 mod security;
 mod xml;
@@ -251,6 +252,8 @@ pub(crate) struct Ctx<'a> {
     pub region: &'a str,
     pub action: &'a str,
     pub request_id: &'a str,
+    /// `MaxResults` and `NextToken`, for the actions that page.
+    pub paging: paging::Paging,
 }
 
 impl Ctx<'_> {
@@ -437,6 +440,7 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     let (action, handler) = action_of(&p)?;
     check_known(action, req.params)?;
     check_max_results(action, &p)?;
+    let paging = paging::Paging::of(action, &p)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);
     // Idempotency: "a unique, case-sensitive identifier that you provide to ensure the
     // idempotency of the request" (botocore fills it in for RunInstances, CreateRouteTable,
@@ -461,7 +465,7 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
         );
         return Ok(Ec2Outcome::Read { xml });
     }
-    let ctx = Ctx { world, p, region: req.region, action, request_id: req.request_id };
+    let ctx = Ctx { world, p, region: req.region, action, request_id: req.request_id, paging };
     let out = handler(&ctx)?;
     if dry_run {
         return Err(Ec2Error::new(

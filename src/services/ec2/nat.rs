@@ -351,8 +351,7 @@ pub fn describe_nat_gateways(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let ids = ctx.p.indexed("NatGatewayId");
     check_ids(w, &ids, ResourceKind::NatGateway)?;
     let filters = ctx.p.filters(NAT_GATEWAY_FILTERS)?;
-    let mut x = ctx.xml();
-    x.open("natGatewaySet");
+    let mut chosen = Vec::new();
     for n in &w.nat_gateways {
         if !ids.is_empty() && !ids.contains(&n.id.as_str()) {
             continue;
@@ -365,12 +364,13 @@ pub fn describe_nat_gateways(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             _ => None,
         })?;
         if ok {
-            x.open("item");
-            nat_xml(&mut x, w, n, false);
-            x.close();
+            chosen.push(n);
         }
     }
-    x.close();
+    let page = ctx.paging.page(chosen, |n| n.id.clone());
+    let mut x = ctx.xml();
+    x.list("natGatewaySet", page.items, |x, n| nat_xml(x, w, n, false));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 

@@ -193,8 +193,7 @@ pub fn describe_vpcs(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let ids = ctx.p.indexed("VpcId");
     check_ids(w, &ids, ResourceKind::Vpc)?;
     let filters = ctx.p.filters(VPC_FILTERS)?;
-    let mut x = ctx.xml();
-    x.open("vpcSet");
+    let mut chosen = Vec::new();
     for v in &w.vpcs {
         if !ids.is_empty() && !ids.contains(&v.id.as_str()) {
             continue;
@@ -211,12 +210,13 @@ pub fn describe_vpcs(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             _ => None,
         })?;
         if ok {
-            x.open("item");
-            vpc_xml(&mut x, w, v);
-            x.close();
+            chosen.push(v);
         }
     }
-    x.close();
+    let page = ctx.paging.page(chosen, |v| v.id.clone());
+    let mut x = ctx.xml();
+    x.list("vpcSet", page.items, |x, v| vpc_xml(x, w, v));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -400,8 +400,7 @@ pub fn describe_subnets(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     check_ids(w, &ids, ResourceKind::Subnet)?;
     let filters = ctx.p.filters(SUBNET_FILTERS)?;
     let zone = zone_name(&w.region);
-    let mut x = ctx.xml();
-    x.open("subnetSet");
+    let mut chosen = Vec::new();
     for s in &w.subnets {
         if !ids.is_empty() && !ids.contains(&s.id.as_str()) {
             continue;
@@ -418,12 +417,13 @@ pub fn describe_subnets(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             _ => None,
         })?;
         if ok {
-            x.open("item");
-            subnet_xml(&mut x, w, s);
-            x.close();
+            chosen.push(s);
         }
     }
-    x.close();
+    let page = ctx.paging.page(chosen, |s| s.id.clone());
+    let mut x = ctx.xml();
+    x.list("subnetSet", page.items, |x, s| subnet_xml(x, w, s));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -554,8 +554,7 @@ pub fn describe_route_tables(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let ids = ctx.p.indexed("RouteTableId");
     check_ids(w, &ids, ResourceKind::RouteTable)?;
     let filters = ctx.p.filters(ROUTE_TABLE_FILTERS)?;
-    let mut x = ctx.xml();
-    x.open("routeTableSet");
+    let mut chosen = Vec::new();
     for t in &w.route_tables {
         if !ids.is_empty() && !ids.contains(&t.id.as_str()) {
             continue;
@@ -633,12 +632,13 @@ pub fn describe_route_tables(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             })
         })?;
         if ok {
-            x.open("item");
-            route_table_xml(&mut x, w, t);
-            x.close();
+            chosen.push(t);
         }
     }
-    x.close();
+    let page = ctx.paging.page(chosen, |t| t.id.clone());
+    let mut x = ctx.xml();
+    x.list("routeTableSet", page.items, |x, t| route_table_xml(x, w, t));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -872,8 +872,7 @@ pub fn describe_internet_gateways(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let ids = ctx.p.indexed("InternetGatewayId");
     check_ids(w, &ids, ResourceKind::InternetGateway)?;
     let filters = ctx.p.filters(INTERNET_GATEWAY_FILTERS)?;
-    let mut x = ctx.xml();
-    x.open("internetGatewaySet");
+    let mut chosen = Vec::new();
     for g in &w.internet_gateways {
         if !ids.is_empty() && !ids.contains(&g.id.as_str()) {
             continue;
@@ -886,11 +885,12 @@ pub fn describe_internet_gateways(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             _ => None,
         })?;
         if ok {
-            x.open("item");
-            igw_xml(&mut x, w, g);
-            x.close();
+            chosen.push(g);
         }
     }
-    x.close();
+    let page = ctx.paging.page(chosen, |g| g.id.clone());
+    let mut x = ctx.xml();
+    x.list("internetGatewaySet", page.items, |x, g| igw_xml(x, w, g));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }

@@ -299,8 +299,7 @@ fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRul
 pub(super) const SECURITY_GROUP_RULE_FILTERS: &[&str] = &["group-id", "security-group-rule-id"];
 
 /// DescribeSecurityGroupRules: every rule of every group, or those of `SecurityGroupRuleId.N`;
-/// filters `group-id` and `security-group-rule-id`. Everything fits in one page (`MaxResults`
-/// is checked against its range, no `nextToken` is given).
+/// filters `group-id` and `security-group-rule-id`; paged by rule id.
 pub fn describe_security_group_rules(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("SecurityGroupRuleId");
@@ -332,8 +331,10 @@ pub fn describe_security_group_rules(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> 
             chosen.push((g, d, r));
         }
     }
+    let page = ctx.paging.page(chosen, |(_, _, r)| r.id.clone());
     let mut x = ctx.xml();
-    x.list("securityGroupRuleSet", chosen, |x, (g, d, r)| rule_xml(x, w, g, d, r));
+    x.list("securityGroupRuleSet", page.items, |x, (g, d, r)| rule_xml(x, w, g, d, r));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -432,8 +433,7 @@ pub fn describe_security_groups(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         }
     }
     let filters = ctx.p.filters(SECURITY_GROUP_FILTERS)?;
-    let mut x = ctx.xml();
-    x.open("securityGroupInfo");
+    let mut chosen = Vec::new();
     for g in &w.security_groups {
         if (!ids.is_empty() && !ids.contains(&g.id.as_str()))
             || (!names.is_empty() && !names.contains(&g.name.as_str()))
@@ -455,12 +455,13 @@ pub fn describe_security_groups(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             }
         })?;
         if ok {
-            x.open("item");
-            group_xml(&mut x, w, g);
-            x.close();
+            chosen.push(g);
         }
     }
-    x.close();
+    let page = ctx.paging.page(chosen, |g| g.id.clone());
+    let mut x = ctx.xml();
+    x.list("securityGroupInfo", page.items, |x, g| group_xml(x, w, g));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }
 
@@ -682,8 +683,7 @@ pub fn describe_network_acls(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let ids = ctx.p.indexed("NetworkAclId");
     check_ids(w, &ids, ResourceKind::NetworkAcl)?;
     let filters = ctx.p.filters(NETWORK_ACL_FILTERS)?;
-    let mut x = ctx.xml();
-    x.open("networkAclSet");
+    let mut chosen = Vec::new();
     for a in &w.network_acls {
         if !ids.is_empty() && !ids.contains(&a.id.as_str()) {
             continue;
@@ -733,11 +733,12 @@ pub fn describe_network_acls(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             _ => None,
         })?;
         if ok {
-            x.open("item");
-            acl_xml(&mut x, w, a);
-            x.close();
+            chosen.push(a);
         }
     }
-    x.close();
+    let page = ctx.paging.page(chosen, |a| a.id.clone());
+    let mut x = ctx.xml();
+    x.list("networkAclSet", page.items, |x, a| acl_xml(x, w, a));
+    x.leaf_opt("nextToken", page.next.as_deref());
     read(x)
 }

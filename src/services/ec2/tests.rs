@@ -3,6 +3,7 @@ use crate::lab::file::{DEFAULT_LAB, parse};
 use crate::model::Target;
 
 mod nat;
+mod paging;
 mod security;
 
 fn lab() -> World {
