@@ -138,6 +138,11 @@ drop_reasons! {
     /// packets are over 1500 bytes, they are fragmented, or they are dropped if the Don't
     /// Fragment flag is set in the IP header".
     Mtu => "mtu",
+    /// A DNS query (UDP or TCP, port 53) to the VPC resolver (base + 2, or 169.254.169.253)
+    /// of a VPC whose `enableDnsSupport` is off. ModifyVpcAttribute: "If disabled, the Amazon
+    /// provided DNS service in the VPC that resolves public DNS hostnames to IP addresses is
+    /// not enabled."
+    DnsDisabled => "dns_disabled",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -352,6 +357,18 @@ impl Pipeline {
         let Some(host) = vpc.hosts.get(&src).filter(|h| h.port == port) else {
             return c.drop(DropReason::UnknownSource);
         };
+        // The VPC resolver with DNS support off: nothing answers, at base + 2 nor at
+        // 169.254.169.253 (ModifyVpcAttribute: "If enabled, queries to the Amazon provided DNS
+        // server at the 169.254.169.253 IP address, or the reserved IP address at the base of
+        // the VPC network range "plus two" succeed"). Counted here, before the link-local
+        // address is taken for a `martian` (the lab does not answer there, DNS support on or
+        // off): the reason says what AWS would do.
+        if !vpc.dns_support
+            && is_dns(info)
+            && (info.dst_u32() == resolver_of(vpc.cidr) || info.dst_u32() == AMAZON_DNS)
+        {
+            return c.drop(DropReason::DnsDisabled);
+        }
         // Before routing: a destination no VPC carries. The guide: "We do not support broadcast
         // in a VPC"; nor multicast (only a transit gateway has it), and a default route must
         // not carry loopback, "this network", class E or link-local out of the VPC.
@@ -1044,6 +1061,10 @@ impl Pipeline {
         })
     }
 }
+
+/// The Amazon DNS server's link-local address, 169.254.169.253: not simulated (`martian`), but a
+/// query to it with DNS support off is counted as `dns_disabled`.
+const AMAZON_DNS: u32 = u32::from_be_bytes([169, 254, 169, 253]);
 
 /// The address of a VPC's resolver: its base address + 2 (10.0.0.2 in a 10.0.0.0/16 VPC).
 pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {
