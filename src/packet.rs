@@ -32,6 +32,8 @@ pub use fragment::{fragment, fragment_count};
 
 /// Minimum IPv4 header length (IHL = 5).
 const IPV4_MIN_LEN: usize = 20;
+/// Offset of the IPv4 total length.
+const IPV4_TOTLEN_OFF: usize = 2;
 /// Offset of the IPv4 header checksum.
 const IPV4_CSUM_OFF: usize = 10;
 /// Offset of the IPv4 source address.
@@ -909,6 +911,46 @@ pub fn icmp_error_quote(buf: &[u8], info: &Ipv4Info) -> Result<Quoted, QuoteErro
     })
 }
 
+/// The largest ICMP error, quote included: RFC 1812 4.3.2.3, "the ICMP datagram SHOULD contain
+/// as much of the original datagram as possible without the length of the ICMP datagram
+/// exceeding 576 bytes" (576: the datagram every IPv4 host must accept, RFC 791).
+pub const ICMP_ERROR_MAX: usize = 576;
+
+/// The offset, in an ICMP error, of RFC 4884's length attribute: "the sixth octet" of
+/// Destination Unreachable, Time Exceeded and Parameter Problem, the length of the original
+/// datagram field in 32-bit words when an extension structure follows it, else 0.
+const ICMP_RFC4884_LEN_OFF: usize = 5;
+
+/// Cuts an ICMP error ([`is_icmp_error`]; `buf` trimmed to its total length) to its first `max`
+/// bytes: its quote keeps the datagram's IP header and 8 bytes and as much after them as fits
+/// (RFC 792 asks for the header and "the first 64 bits"). The total length and the IPv4 header
+/// checksum (incrementally, RFC 1624) follow; RFC 4884's length attribute is cleared, since the
+/// extension it points to is cut away (what is left reads as original datagram); the ICMP
+/// checksum is computed again over what is left. Returns the new length: `buf.len()`, nothing
+/// changed, when the error is not longer than `max`, or when `max` could cut into the quoted
+/// header and its 8 bytes (less than an outer and a quoted header of 60 bytes, an ICMP header
+/// and 8 bytes) or is over 65,535. Allocates nothing.
+pub fn cut_icmp_error(buf: &mut [u8], info: &Ipv4Info, max: usize) -> usize {
+    let ihl = info.ihl_bytes();
+    let room = 60 + ICMP_MIN_LEN + 60 + 8;
+    let Ok(new_len) = u16::try_from(max) else { return buf.len() };
+    if buf.len() <= max || max < room || !is_icmp_error(info) {
+        return buf.len();
+    }
+    let (Some(old_len), Some(hc)) = (read16(buf, IPV4_TOTLEN_OFF), read16(buf, IPV4_CSUM_OFF))
+    else {
+        return buf.len();
+    };
+    let _ = write16(buf, IPV4_TOTLEN_OFF, new_len);
+    let _ = write16(buf, IPV4_CSUM_OFF, checksum::update16(hc, old_len, new_len));
+    let icmp = &mut buf[ihl..max];
+    icmp[ICMP_RFC4884_LEN_OFF] = 0;
+    icmp[2..4].copy_from_slice(&[0, 0]);
+    let c = !checksum::fold(checksum::ones_sum(icmp));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    max
+}
+
 /// Writes a 16-bit word inside an ICMP message and updates its checksum (at `csum_off`) for
 /// it, incrementally (RFC 1624). `off - csum_off` must be even, as every field of a quote is.
 fn icmp_write16(buf: &mut [u8], csum_off: usize, off: usize, new: u16) -> Option<()> {
@@ -1784,5 +1826,49 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    proptest! {
+        /// Cutting an ICMP error keeps it a valid error quoting the same datagram: lengths and
+        /// checksums agree, the quote still gives the same tuple; nothing happens when it is
+        /// short enough, or when `max` could cut into the quoted header and its 8 bytes.
+        #[test]
+        fn a_cut_icmp_error_stays_valid(
+            data in 0usize..3000,
+            max in 0usize..2000,
+            rfc4884 in any::<u8>(),
+        ) {
+            use etherparse::{Icmpv4Type, icmpv4::DestUnreachableHeader};
+            let quoted =
+                udp_pkt([10, 0, 1, 10], [198, 51, 100, 10], 64, 5000, 53, &vec![7; data], false);
+            let t = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
+            let b = PacketBuilder::ipv4([198, 51, 100, 10], [203, 0, 113, 10], 64).icmpv4(t);
+            let mut err = Vec::new();
+            b.write(&mut err, &quoted).unwrap();
+            err[25] = rfc4884;
+            err[22..24].copy_from_slice(&[0, 0]);
+            let c = !checksum::fold(checksum::ones_sum(&err[20..]));
+            err[22..24].copy_from_slice(&c.to_be_bytes());
+            let before = err.clone();
+            let info = parse(&err).unwrap();
+            let q = icmp_error_quote(&err, &info).unwrap();
+            let n = cut_icmp_error(&mut err, &info, max);
+            if before.len() <= max || max < 136 {
+                prop_assert_eq!(n, before.len());
+                prop_assert_eq!(&err, &before);
+                return Ok(());
+            }
+            prop_assert_eq!(n, max);
+            let cut = &err[..n];
+            let again = parse(cut).unwrap();
+            prop_assert_eq!(usize::from(again.total_len()), n);
+            prop_assert!(ipv4_header_checksum_ok(cut, &again));
+            prop_assert_eq!(icmp_error_quote(cut, &again), Ok(q));
+            prop_assert_eq!(cut[25], 0);
+            prop_assert_eq!(&cut[..2], &before[..2]);
+            prop_assert_eq!(&cut[4..10], &before[4..10]);
+            prop_assert_eq!(&cut[12..22], &before[12..22]);
+            prop_assert_eq!(&cut[26..], &before[26..n]);
+        }
     }
 }

@@ -21,8 +21,8 @@
 //! lock (for a fragment, one fragment-table shard lock too), never allocates on the forwarding
 //! path (beyond the tables' amortised growth when a flow or a fragmented datagram is new; a
 //! NAT's RST or Time Exceeded, or the internet gateway's Fragmentation Needed, is written over
-//! the packet it answers), and every packet ends in exactly one [`Action`]; every drop is
-//! counted by reason. Time is an argument: there is no clock here.
+//! the packet it answers; an ICMP error too big for the gateway is cut in place), and every
+//! packet ends in exactly one [`Action`]; every drop is counted by reason. Time is an argument: there is no clock here.
 
 pub mod filter;
 pub mod flow;
@@ -138,6 +138,11 @@ drop_reasons! {
     /// packets are over 1500 bytes, they are fragmented, or they are dropped if the Don't
     /// Fragment flag is set in the IP header".
     Mtu => "mtu",
+    /// A DNS query (UDP or TCP, port 53) to the VPC resolver (base + 2, or 169.254.169.253)
+    /// of a VPC whose `enableDnsSupport` is off. ModifyVpcAttribute: "If disabled, the Amazon
+    /// provided DNS service in the VPC that resolves public DNS hostnames to IP addresses is
+    /// not enabled."
+    DnsDisabled => "dns_disabled",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -371,6 +376,18 @@ impl Pipeline {
         let Some(host) = vpc.hosts.get(&src).filter(|h| h.port == port) else {
             return c.drop(DropReason::UnknownSource);
         };
+        // The VPC resolver with DNS support off: nothing answers, at base + 2 nor at
+        // 169.254.169.253 (ModifyVpcAttribute: "If enabled, queries to the Amazon provided DNS
+        // server at the 169.254.169.253 IP address, or the reserved IP address at the base of
+        // the VPC network range "plus two" succeed"). Counted here, before the link-local
+        // address is taken for a `martian` (the lab does not answer there, DNS support on or
+        // off): the reason says what AWS would do.
+        if !vpc.dns_support
+            && is_dns(info)
+            && (info.dst_u32() == resolver_of(vpc.cidr) || info.dst_u32() == AMAZON_DNS)
+        {
+            return c.drop(DropReason::DnsDisabled);
+        }
         // Before routing: a destination no VPC carries. The guide: "We do not support broadcast
         // in a VPC"; nor multicast (only a transit gateway has it), and a default route must
         // not carry loopback, "this network", class E or link-local out of the VPC.
@@ -476,11 +493,20 @@ impl Pipeline {
                     return c.drop(DropReason::NoPublicIp);
                 };
                 // Checked on the packet as the instance sent it: a Fragmentation Needed quotes
-                // that, so the instance's stack finds its socket.
-                let fit = mtu::igw_fit(len, info, meta);
-                if fit == Fit::Refuse {
-                    return self.refuse_mtu(pkt, info, port);
-                }
+                // that, so the instance's stack finds its socket. An ICMP error that matched
+                // no translated flow is cut to fit instead (see `mtu`).
+                let (pkt, fit) = if packet::is_icmp_error(info) && !info.is_fragment() {
+                    let Some(n) = mtu::igw_error_len(pkt, info) else {
+                        return c.drop(DropReason::Mtu);
+                    };
+                    (&mut pkt[..n], Fit::Fits)
+                } else {
+                    let fit = mtu::igw_fit(len, info, meta);
+                    if fit == Fit::Refuse {
+                        return self.refuse_mtu(pkt, info, port);
+                    }
+                    (pkt, fit)
+                };
                 packet::set_src(pkt, info, public.into(), meta.csum);
                 let aws = snap.aws_ranges.lookup(info.dst_u32()).is_some();
                 self.track_out(snap, now, info, public, port, src, || {
@@ -948,12 +974,13 @@ impl Pipeline {
                 FlowPath::Igw { aws: false } => Some(PORT_INTERNET),
                 FlowPath::Local | FlowPath::Nat(_) => None,
             };
-            (f.port, f.private_ip, inside_port, from, f.path.napt().is_some())
+            let igw = matches!(f.path.way(), FlowPath::Igw { .. });
+            (f.port, f.private_ip, inside_port, from, f.path.napt().is_some(), igw)
         });
         // REQ-4: "does not have an active mapping for the embedded payload, the NAT SHOULD
         // silently drop the ICMP Error packet"; nor does an error come from where the flow
         // did not go.
-        let Some((out, private_ip, inside_port, Some(from), through_nat)) = found else {
+        let Some((out, private_ip, inside_port, Some(from), through_nat, igw)) = found else {
             return c.drop(DropReason::NoFlow);
         };
         if from != port {
@@ -972,7 +999,15 @@ impl Pipeline {
             // ICMP has no pseudo-header: only the IP header checksum changes.
             packet::set_dst(pkt, info, private_ip.into(), CsumMode::Full);
         }
-        Action::Forward { port: out, len: pkt.len() }
+        // In through the internet gateway: its limit, an error cut to fit (see `mtu`).
+        let len = match igw {
+            true => mtu::igw_error_len(pkt, info),
+            false => Some(pkt.len()),
+        };
+        match len {
+            Some(len) => Action::Forward { port: out, len },
+            None => c.drop(DropReason::Mtu),
+        }
     }
 
     /// An ICMP error an instance sends about a datagram that reached it through the internet
@@ -1017,13 +1052,14 @@ impl Pipeline {
             None => (public_ip?, local_port),
         };
         let key = FlowKey { src: outside_ip, sport: outside_port, ..inside };
-        let (flow_port, private_ip, through_nat, out) = self.flows.with(&key, |f| {
+        let (flow_port, private_ip, through_nat, out, igw) = self.flows.with(&key, |f| {
             let out = match f.path.way() {
                 FlowPath::Igw { aws: false } => Some(PORT_INTERNET),
                 FlowPath::Igw { aws: true } | FlowPath::Vpce(_) => Some(PORT_AWS),
                 _ => None,
             };
-            (f.port, f.private_ip, f.path.napt().is_some(), out)
+            let igw = matches!(f.path.way(), FlowPath::Igw { .. });
+            (f.port, f.private_ip, f.path.napt().is_some(), out, igw)
         })?;
         let out = out?;
         if flow_port != port || private_ip != info.src_u32() {
@@ -1038,7 +1074,15 @@ impl Pipeline {
         packet::set_quoted_dst(pkt, info, &q, outside_ip.into(), outside_port);
         // ICMP has no pseudo-header: only the IP header checksum changes.
         packet::set_src(pkt, info, outside_ip.into(), CsumMode::Full);
-        Some(Action::Forward { port: out, len: pkt.len() })
+        // Out through the internet gateway: its limit, an error cut to fit (see `mtu`).
+        let len = match igw {
+            true => mtu::igw_error_len(pkt, info),
+            false => Some(pkt.len()),
+        };
+        Some(match len {
+            Some(len) => Action::Forward { port: out, len },
+            None => self.counters.drop(DropReason::Mtu),
+        })
     }
 
     /// Whether the flow exists and is tracked, so that the security groups let its packets
@@ -1063,6 +1107,10 @@ impl Pipeline {
         })
     }
 }
+
+/// The Amazon DNS server's link-local address, 169.254.169.253: not simulated (`martian`), but a
+/// query to it with DNS support off is counted as `dns_disabled`.
+const AMAZON_DNS: u32 = u32::from_be_bytes([169, 254, 169, 253]);
 
 /// The address of a VPC's resolver: its base address + 2 (10.0.0.2 in a 10.0.0.0/16 VPC).
 pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {

@@ -17,8 +17,17 @@
 //!   into IP fragments here, nothing is allocated for it);
 //! - otherwise: forwarded as IPv4 fragments of at most 1500 bytes ([`Action::Fragment`]).
 //!
+//! An ICMP error (not a fragment) is neither refused nor fragmented: one over 1500 bytes is cut
+//! to 576 ([`igw_error_len`]), in both directions, translated or not. It can only have come
+//! from a sender that ignored RFC 1812's bound (4.3.2.3: "without the length of the ICMP
+//! datagram exceeding 576 bytes"); there is no error about an error to send back (RFC 1122,
+//! 3.2.2), a fragmented error is one this pipeline itself drops when it comes in (`fragment`),
+//! and all an error needs to reach its socket is the quoted header and 8 bytes (RFC 792), which
+//! the cut keeps. The errors the pipeline writes itself (Fragmentation Needed, a NAT's Time
+//! Exceeded) quote the header and 8 bytes: at most 96 bytes, within both limits.
+//!
 //! Invariants: the check is one comparison on the forwarding path ([`igw_fit`]); the answer
-//! is written over the packet it answers, nothing is allocated.
+//! is written over the packet it answers, an error is cut in place: nothing is allocated.
 
 use super::{Action, DropReason, Meta, Pipeline};
 use crate::fib::PortId;
@@ -53,6 +62,19 @@ pub(super) fn igw_fit(len: usize, info: &Ipv4Info, meta: Meta) -> Fit {
     } else {
         Fit::Split
     }
+}
+
+/// The length an ICMP error (not a fragment; `pkt` trimmed to its total length) leaves the
+/// internet gateway with: its own when it fits, else 576 ([`packet::ICMP_ERROR_MAX`]), cut in
+/// place by [`packet::cut_icmp_error`] (total length, checksums and RFC 4884 length fixed). An
+/// error the gateway would refuse, a fragment too big with DF, is not answered either: `None`
+/// only if it cannot be cut and still does not fit.
+pub(super) fn igw_error_len(pkt: &mut [u8], info: &Ipv4Info) -> Option<usize> {
+    let len = match pkt.len() <= usize::from(IGW_MTU) {
+        true => pkt.len(),
+        false => packet::cut_icmp_error(pkt, info, packet::ICMP_ERROR_MAX),
+    };
+    (len <= usize::from(IGW_MTU)).then_some(len)
 }
 
 /// The action for a packet (rewritten) that passes the gateway: forwarded whole, or cut into

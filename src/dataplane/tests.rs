@@ -336,6 +336,52 @@ fn only_a_nat_is_a_hop() {
 }
 
 #[test]
+fn a_query_to_the_resolver_without_dns_support_is_a_counted_drop() {
+    // ModifyVpcAttribute's EnableDnsSupport: "If disabled, the Amazon provided DNS service in
+    // the VPC that resolves public DNS hostnames to IP addresses is not enabled." The query
+    // goes nowhere (base + 2, or 169.254.169.253), and is counted as every drop is.
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    world.vpcs[0].enable_dns_support = false;
+    let p = pipeline_for(&world);
+    let queries = [
+        udp("10.0.1.10", 40000, "10.0.0.2", 53),
+        tcp_syn("10.0.1.10", 40001, "10.0.0.2", 53),
+        udp("10.0.2.10", 40002, "10.0.0.2", 53),
+        udp("10.0.1.10", 40003, "169.254.169.253", 53),
+    ];
+    let from = [A, A, B, A];
+    for (port, mut pkt) in from.into_iter().zip(queries) {
+        assert_eq!(run(&p, port, &mut pkt), Action::Drop(DropReason::DnsDisabled));
+    }
+    assert_eq!(p.counters.drops(DropReason::DnsDisabled), 4);
+    assert_eq!(p.counters.forwarded(), 0);
+    // Only DNS: other traffic to the resolver's address goes the ordinary way.
+    let mut pkt = udp("10.0.1.10", 40004, "10.0.0.2", 123);
+    assert_ne!(run(&p, A, &mut pkt), Action::Drop(DropReason::DnsDisabled));
+    // Nothing is remembered: the resolver's socket would find no VPC for it.
+    let (client, server) = ((u32::from(ip("10.0.1.10")), 40000), (u32::from(ip("10.0.0.2")), 53));
+    assert_eq!(p.resolver_origin(packet::PROTO_UDP, client, server), None);
+    // The drop reason is listed by `vpcsim status` under its label.
+    assert!(DropReason::ALL.contains(&DropReason::DnsDisabled));
+    assert_eq!(DropReason::DnsDisabled.label(), "dns_disabled");
+    // Turned back on (ModifyVpcAttribute publishes a new snapshot), the query reaches it.
+    world.vpcs[0].enable_dns_support = true;
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    let mut pkt = udp("10.0.1.10", 40000, "10.0.0.2", 53);
+    let len = pkt.len();
+    assert_eq!(run(&p, A, &mut pkt), Action::Forward { port: PORT_AWS, len });
+    assert_eq!(
+        p.resolver_origin(packet::PROTO_UDP, client, server).as_deref(),
+        Some(&"vpc-111bbb22".to_string())
+    );
+    // The link-local address is not simulated: with DNS support on it is a martian.
+    let mut pkt = udp("10.0.1.10", 40003, "169.254.169.253", 53);
+    assert_eq!(run(&p, A, &mut pkt), Action::Drop(DropReason::Martian));
+    assert_eq!(p.counters.drops(DropReason::DnsDisabled), 4);
+}
+
+#[test]
 fn superpacket_partial_checksum_is_updated_not_recomputed() {
     // A TSO superpacket as Linux hands it over with IFF_VNET_HDR: 60 KB of payload in one IPv4
     // packet, the TCP checksum field holding the uncomplemented pseudo-header sum.

@@ -127,6 +127,8 @@ pub struct VpcPlane {
     pub cidr: Ipv4Net,
     /// Instance private address → host.
     pub hosts: HashMap<u32, Host>,
+    /// `enableDnsSupport`: whether the VPC resolver answers its queries.
+    pub dns_support: bool,
 }
 
 /// A public IP's 1:1 NAT entry.
@@ -194,7 +196,12 @@ impl Snapshot {
         let mut vpcs: Vec<VpcPlane> = world
             .vpcs
             .iter()
-            .map(|v| VpcPlane { id: Arc::new(v.id.clone()), cidr: v.cidr, hosts: HashMap::new() })
+            .map(|v| VpcPlane {
+                id: Arc::new(v.id.clone()),
+                cidr: v.cidr,
+                hosts: HashMap::new(),
+                dns_support: v.enable_dns_support,
+            })
             .collect();
         let mut public_ips = HashMap::new();
         for inst in &world.instances {

@@ -240,7 +240,7 @@ pub(super) fn statement_matches(st: &Statement, req: &RequestContext<'_>) -> boo
     let principal_ok = match &st.principal {
         None => true,
         Some(Scope::Is(p)) => principal_matches(p, req.principal),
-        Some(Scope::Not(p)) => !principal_matches(p, req.principal),
+        Some(Scope::Not(p)) => !not_principal_exempts(p, req.principal),
     };
     let action_ok = scope_matches(&st.action, |p| matches_wildcard(p, req.action, true));
     // A Resource whose variable has no value does not match; a NotResource with one makes the
@@ -287,18 +287,70 @@ fn id_matches(id: &PrincipalId, caller: Option<&str>) -> bool {
     }
 }
 
-/// Whether a statement that applies to the caller names it other than through its account:
-/// everyone (`"*"`, `{"AWS": "*"}`), its own ARN, or the account when the caller is the
-/// account itself (`arn:aws:iam::ACCOUNT:root`). A `NotPrincipal` (which names no one it
-/// applies to) and a statement without principal (an identity policy's) count as naming it.
-fn names_caller(st: &Statement, caller: Option<&str>) -> bool {
-    let Some(Scope::Is(Principals::Listed(ids))) = &st.principal else { return true };
-    ids.iter().any(|id| match id {
+/// Whether a NotPrincipal list exempts the caller. IAM, "NotPrincipal": "AWS might validate the
+/// account first and then the user", so "you must also specify the account ARN of the
+/// not-denied principal. Otherwise, the policy might deny access to the entire account". A
+/// caller is the chain of its account and itself: the list exempts it only when it names every
+/// link, its account as an account (`arn:aws:iam::ACCOUNT:root` or the bare id) and the caller
+/// itself (its ARN). The account alone exempts the account's root, not its users; the user
+/// alone leaves its account, which the statement then applies to. An anonymous caller is
+/// exempt only from `"*"`; the account's root, or a caller of no account (a service), is one
+/// link.
+fn not_principal_exempts(p: &Principals, caller: Option<&str>) -> bool {
+    let ids = match p {
+        Principals::Any => return true,
+        Principals::Listed(ids) => ids,
+    };
+    let itself = ids.iter().any(|id| names_itself(id, caller));
+    itself && (!has_account_link(caller) || ids.iter().any(|id| names_account(id, caller)))
+}
+
+/// Whether the caller is a principal of an account other than the account itself (an IAM user):
+/// AWS validates its account before it.
+fn has_account_link(caller: Option<&str>) -> bool {
+    caller.is_some_and(|c| {
+        !c.ends_with(":root") && c.split(':').nth(4).is_some_and(|a| !a.is_empty())
+    })
+}
+
+/// Whether `id` names the caller's account as a principal: everyone, or that account.
+fn names_account(id: &PrincipalId, caller: Option<&str>) -> bool {
+    matches!(id, PrincipalId::AnyAws | PrincipalId::Account(_)) && id_matches(id, caller)
+}
+
+/// Whether `id` names the caller itself, not merely through its account: everyone, its own ARN,
+/// or the account when the caller is the account itself (`arn:aws:iam::ACCOUNT:root`).
+fn names_itself(id: &PrincipalId, caller: Option<&str>) -> bool {
+    match id {
         PrincipalId::Account(_) => {
             caller.is_some_and(|c| c.ends_with(":root")) && id_matches(id, caller)
         }
         _ => id_matches(id, caller),
-    })
+    }
+}
+
+/// Whether a statement that applies to the caller grants to the caller itself, not only through
+/// its account (see [`evaluate_grant`]). A Principal must name the caller itself
+/// ([`names_itself`]): everyone (`"*"`, `{"AWS": "*"}`), its own ARN, or the account when the
+/// caller is the account's root. A statement without principal (an identity policy's) grants
+/// to its holder.
+///
+/// A `NotPrincipal` grants to the caller itself unless it names the caller itself. IAM,
+/// "NotPrincipal" (the guide's earlier text; it now calls Allow with NotPrincipal "not
+/// supported", and S3 still takes such policies): "When you use NotPrincipal in the same policy
+/// statement as "Effect": "Allow", the permissions specified in the policy statement will be
+/// granted to all principals except for the one(s) specified, including anonymous
+/// (unauthenticated) users". So it grants as `"*"` does: a user of the account it does not name
+/// needs no identity policy, and neither does anonymous. A user it names, without its account,
+/// is left the account link (see [`not_principal_exempts`]): a grant to the account, which
+/// delegates to the user's identity policy, as a Principal naming the account does. The
+/// account alone exempts only the account's root: its users are granted alone.
+fn names_caller(st: &Statement, caller: Option<&str>) -> bool {
+    match &st.principal {
+        Some(Scope::Is(Principals::Listed(ids))) => ids.iter().any(|id| names_itself(id, caller)),
+        Some(Scope::Not(Principals::Listed(ids))) => !ids.iter().any(|id| names_itself(id, caller)),
+        _ => true,
+    }
 }
 
 impl BaseOperator {

@@ -27,8 +27,11 @@
 //! - Principals: `"*"` and `{"AWS": "*"}` match everyone, anonymous callers included; an account
 //!   id or `arn:aws:iam::ACCOUNT:root` matches every principal of that account; any other ARN
 //!   matches that exact ARN; `Service`, `Federated` and `CanonicalUser` entries match a caller
-//!   string equal to them. Anonymous callers match only `"*"`. `Not…` elements apply when none
-//!   of their entries matches.
+//!   string equal to them. Anonymous callers match only `"*"`. `NotAction` and `NotResource`
+//!   apply when none of their entries matches. `NotPrincipal` sees a user as the chain of its
+//!   account and itself (IAM: "AWS might validate the account first and then the user"): it
+//!   applies unless it names both, the account as an account and the user by its ARN; the
+//!   account alone exempts only the account's root.
 //! - Conditions: every operator block, and every key inside a block, must hold (AND). Key names
 //!   are case-insensitive; several values of one key are OR-ed: an ordinary operator holds when
 //!   the request value matches any of them, a negated one (`StringNotEquals`, `StringNotLike`,
@@ -84,7 +87,11 @@
 //! account and grants nothing by itself (IAM, "AWS account principals": "This delegates
 //! authority to the account"; "Policy evaluation logic": "the principal ARN that is specified
 //! in the policy determines whether implicit denies in other policy types are applicable to the
-//! final decision"). Its Denies apply to every caller of the account.
+//! final decision"). Its Denies apply to every caller of the account. An Allow with
+//! `NotPrincipal` grants by itself to every caller it does not name itself, anonymous included
+//! (IAM: "granted to all principals except for the one(s) specified, including anonymous
+//! (unauthenticated) users"), as `"*"` does; to a user it names without its account, it is a
+//! grant to the account only, which delegates.
 //!
 //! For S3 ([`S3Policies`]): "all types of policies — IAM user policies, endpoint policies, S3
 //! policies ... — must grant the necessary permissions". The endpoint policy, when the request

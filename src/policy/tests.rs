@@ -173,8 +173,27 @@ const NOT_ACTION: &str =
     r#"{"Statement":{"Effect":"Allow","NotAction":"s3:Delete*","Resource":"*"}}"#;
 const NOT_RESOURCE: &str = r#"{"Statement":{"Sid":"OnlyMine","Effect":"Deny","Principal":"*",
     "Action":"s3:*","NotResource":["arn:aws:s3:::my_secure_bucket","arn:aws:s3:::my_secure_bucket/*"]}}"#;
+/// The IAM guide's form: the user and its account ("you must also specify the account ARN of
+/// the not-denied principal").
 const NOT_PRINCIPAL: &str = r#"{"Statement":{"Sid":"OnlyDeveloper","Effect":"Deny",
+    "NotPrincipal":{"AWS":["arn:aws:iam::123456789012:user/developer","arn:aws:iam::123456789012:root"]},
+    "Action":"s3:*","Resource":"*"}}"#;
+/// The user alone: its account is not exempt, so neither is the user.
+const NOT_PRINCIPAL_USER_ONLY: &str = r#"{"Statement":{"Sid":"OnlyDeveloper","Effect":"Deny",
     "NotPrincipal":{"AWS":"arn:aws:iam::123456789012:user/developer"},"Action":"s3:*","Resource":"*"}}"#;
+/// The account alone: only the account itself (its root) is exempt, not its users.
+const NOT_PRINCIPAL_ACCOUNT_ONLY: &str = r#"{"Statement":{"Sid":"NotTheAccount","Effect":"Deny",
+    "NotPrincipal":{"AWS":"123456789012"},"Action":"s3:*","Resource":"*"}}"#;
+/// Allow with NotPrincipal: everyone but the admin (anonymous included).
+const ALLOW_NOT_ADMIN: &str = r#"{"Statement":{"Sid":"AllButAdmin","Effect":"Allow",
+    "NotPrincipal":{"AWS":"arn:aws:iam::123456789012:user/admin"},"Action":"s3:GetObject","Resource":"*"}}"#;
+/// Allow with NotPrincipal naming the admin and its account.
+const ALLOW_NOT_ADMIN_NOR_ACCOUNT: &str = r#"{"Statement":{"Sid":"AllButAdmin","Effect":"Allow",
+    "NotPrincipal":{"AWS":["arn:aws:iam::123456789012:user/admin","arn:aws:iam::123456789012:root"]},
+    "Action":"s3:GetObject","Resource":"*"}}"#;
+/// Allow with NotPrincipal naming the account alone.
+const ALLOW_NOT_ACCOUNT: &str = r#"{"Statement":{"Sid":"AllButAccount","Effect":"Allow",
+    "NotPrincipal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"s3:GetObject","Resource":"*"}}"#;
 const ROOT_PRINCIPAL: &str = r#"{"Statement":{"Effect":"Allow",
     "Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"s3:*","Resource":"*"}}"#;
 const ACCOUNT_PRINCIPAL: &str = r#"{"Statement":{"Effect":"Allow",
@@ -321,8 +340,26 @@ fn decision_rows() -> Vec<Row> {
             NOT_RESOURCE, Bucket, req(Some(DEV), "s3:GetObject", OTHER_OBJ, NO_KEYS), deny(Some("OnlyMine"), 0)),
         row("NotResource: the listed bucket is not",
             NOT_RESOURCE, Bucket, req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Implicit),
-        row("NotPrincipal: the named user is exempt",
+        // IAM, NotPrincipal: "AWS might validate the account first and then the user", so
+        // NotPrincipal must name both for the user to be exempt.
+        row("NotPrincipal: the named user (and its account) is exempt",
             NOT_PRINCIPAL, Bucket, req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Implicit),
+        row("NotPrincipal: the user named without its account is denied by its account",
+            NOT_PRINCIPAL_USER_ONLY, Bucket, req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), deny(Some("OnlyDeveloper"), 0)),
+        row("NotPrincipal: the account alone does not exempt its users",
+            NOT_PRINCIPAL_ACCOUNT_ONLY, Bucket, req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), deny(Some("NotTheAccount"), 0)),
+        row("NotPrincipal: the account alone exempts the account itself",
+            NOT_PRINCIPAL_ACCOUNT_ONLY, Bucket, req(Some("arn:aws:iam::123456789012:root"), "s3:GetObject", OBJ, NO_KEYS), Implicit),
+        row("NotPrincipal: the account alone, another account is denied",
+            NOT_PRINCIPAL_ACCOUNT_ONLY, Bucket, req(Some(MALLORY), "s3:GetObject", OBJ, NO_KEYS), deny(Some("NotTheAccount"), 0)),
+        row("NotPrincipal Allow: another user of the account",
+            ALLOW_NOT_ADMIN, Bucket, req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), allow(Some("AllButAdmin"))),
+        row("NotPrincipal Allow: anonymous",
+            ALLOW_NOT_ADMIN, Bucket, req(None, "s3:GetObject", OBJ, NO_KEYS), allow(Some("AllButAdmin"))),
+        row("NotPrincipal Allow: the named user still matches through its account",
+            ALLOW_NOT_ADMIN, Bucket, req(Some(ADMIN), "s3:GetObject", OBJ, NO_KEYS), allow(Some("AllButAdmin"))),
+        row("NotPrincipal Allow: the named user and its account",
+            ALLOW_NOT_ADMIN_NOR_ACCOUNT, Bucket, req(Some(ADMIN), "s3:GetObject", OBJ, NO_KEYS), Implicit),
         row("NotPrincipal: anonymous is denied",
             NOT_PRINCIPAL, Bucket, req(None, "s3:GetObject", OBJ, NO_KEYS), deny(Some("OnlyDeveloper"), 0)),
         row("NotPrincipal: another user of the account is denied",
@@ -627,6 +664,30 @@ fn verdict_rows() -> Vec<VerdictRow> {
         v("AWS * grants alone",
           None, Some(AWS_STAR), Some(USER_SILENT),
           req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        // IAM, NotPrincipal: with Allow, "the permissions specified in the policy statement
+        // will be granted to all principals except for the one(s) specified, including
+        // anonymous (unauthenticated) users": granted to a user itself, as "*" is.
+        v("NotPrincipal Allow grants alone to a user it does not name",
+          None, Some(ALLOW_NOT_ADMIN), Some(USER_SILENT),
+          req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        v("NotPrincipal Allow grants alone to anonymous",
+          None, Some(ALLOW_NOT_ADMIN), None,
+          req(None, "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        v("NotPrincipal Allow naming the user: only its account is left, which delegates",
+          None, Some(ALLOW_NOT_ADMIN), Some(USER_SILENT),
+          req(Some(ADMIN), "s3:GetObject", OBJ, NO_KEYS), denied(IMPLICIT)),
+        v("NotPrincipal Allow naming the user: its identity policy still allows",
+          None, Some(ALLOW_NOT_ADMIN), Some(DEVELOPER_POLICY),
+          req(Some(ADMIN), "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        v("NotPrincipal Allow naming the user and its account grants it nothing",
+          None, Some(ALLOW_NOT_ADMIN_NOR_ACCOUNT), Some(USER_SILENT),
+          req(Some(ADMIN), "s3:GetObject", OBJ, NO_KEYS), denied(IMPLICIT)),
+        v("NotPrincipal Allow naming the account alone grants its users alone",
+          None, Some(ALLOW_NOT_ACCOUNT), Some(USER_SILENT),
+          req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), Verdict::Allow),
+        v("NotPrincipal Deny naming the user alone denies it despite its identity policy",
+          None, Some(NOT_PRINCIPAL_USER_ONLY), Some(DEVELOPER_POLICY),
+          req(Some(DEV), "s3:GetObject", OBJ, NO_KEYS), denied("bucket-policy:OnlyDeveloper")),
         v("a Deny naming the account denies every user of it",
           None, Some(DENY_ACCOUNT), Some(DEVELOPER_POLICY),
           req(Some(ADMIN), "s3:GetObject", OBJ, NO_KEYS), denied("bucket-policy:NotUs")),
@@ -1227,6 +1288,7 @@ const PRINCIPALS: &[&str] = &[
     r#"{"AWS":"123456789012"}"#,
     r#"{"AWS":"arn:aws:iam::123456789012:root"}"#,
     r#"{"AWS":["arn:aws:iam::123456789012:user/developer","999999999999"]}"#,
+    r#"{"AWS":["arn:aws:iam::123456789012:user/developer","arn:aws:iam::123456789012:root"]}"#,
     r#"{"Service":"ec2.amazonaws.com"}"#,
 ];
 const OPERATORS: &[&str] = &[
@@ -1489,17 +1551,20 @@ proptest! {
                 prop_assert_eq!(restricted, Decision::Implicit);
             }
             // As a source of permissions, a resource policy grants by the statements that name
-            // the caller (or everyone), not by those naming only its account.
+            // the caller (or everyone), not by those naming only its account; a NotPrincipal
+            // statement grants to the callers it does not name themselves.
+            let names_itself = |s: &Statement, id: &PrincipalId| match id {
+                PrincipalId::Account(a) => {
+                    req.principal == Some(format!("arn:aws:iam::{a}:root").as_str())
+                }
+                id => {
+                    let one = Some(Scope::Is(Principals::Listed(vec![id.clone()])));
+                    Statement { principal: one, ..s.clone() }.matches(req)
+                }
+            };
             let names_caller = |s: &Statement| match &s.principal {
-                Some(Scope::Is(Principals::Listed(ids))) => ids.iter().any(|id| match id {
-                    PrincipalId::Account(a) => {
-                        req.principal == Some(format!("arn:aws:iam::{a}:root").as_str())
-                    }
-                    id => {
-                        let one = Some(Scope::Is(Principals::Listed(vec![id.clone()])));
-                        Statement { principal: one, ..s.clone() }.matches(req)
-                    }
-                }),
+                Some(Scope::Is(Principals::Listed(ids))) => ids.iter().any(|id| names_itself(s, id)),
+                Some(Scope::Not(Principals::Listed(ids))) => !ids.iter().any(|id| names_itself(s, id)),
                 _ => true,
             };
             let grants = matches!(d, Decision::Allow { .. })

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The VPC resolver (10.0.0.2, the VPC's base + 2), reached through the data plane: S3 names of
 # every region resolve into that region's range and take the path the route table gives them;
-# with DNS support off, nothing answers.
+# with DNS support off, nothing answers, and every query dropped is counted (`dns_disabled`).
 #
 #   a 10.0.1.10 ── /etc/netns/<lab>-a/resolv.conf: nameserver 10.0.0.2 ── aws: resolver, S3
 source "$(dirname "$0")/lib.sh"
@@ -53,13 +53,21 @@ h=$(get_headers a http://s3.us-west-2.amazonaws.com/)
 ok "a -> s3.us-west-2.amazonaws.com through the internet gateway"
 [ "$(in_ns a curl -s -m 5 http://check-ip/)" = 203.0.113.10 ] || fail "check-ip by name"
 ok "internet hosts resolve by name"
-# DNS support off through the API: the resolver stops answering at once.
+# DNS support off through the API: the resolver stops answering at once, and the data plane
+# counts each query it drops for it in `vpcsim status` (`dns_disabled`).
+[ "$(drop_count dns_disabled)" = 0 ] || fail "dns_disabled counted with DNS support on"
 awsx ec2 modify-vpc-attribute --vpc-id vpc-111bbb22 --no-enable-dns-support
 [ "$(awsx ec2 describe-vpc-attribute --vpc-id vpc-111bbb22 --attribute enableDnsSupport \
     --query EnableDnsSupport.Value)" = false ] || fail "describe-vpc-attribute"
 if timeout 20 ip netns exec "$LAB-a" getent hosts s3.amazonaws.com; then fail "answered after modify-vpc-attribute"; fi
+dropped=$(drop_count dns_disabled)
+[ "$dropped" -gt 0 ] || fail "queries dropped with DNS support off not counted as dns_disabled"
+grep -qE "^ *dns_disabled +$dropped\$" <<< "$("$VPCSIM" status "$LAB")" \
+    || fail "vpcsim status does not list dns_disabled $dropped"
+ok "DNS support off: $dropped queries counted as dns_disabled"
 awsx ec2 modify-vpc-attribute --vpc-id vpc-111bbb22 --enable-dns-support
 in_ns a getent hosts s3.amazonaws.com >/dev/null || fail "DNS support back on, no answer"
+[ "$(drop_count dns_disabled)" = "$dropped" ] || fail "dns_disabled counted with DNS support back on"
 ok "modify-vpc-attribute turns the resolver off and on"
 "$VPCSIM" down "$LAB" >/dev/null
 
@@ -68,4 +76,5 @@ sed -i 's/^enable_dns_support = true/enable_dns_support = false/' "$WORK/$LAB.to
 rm -rf "$STATE"; STATE=$(mktemp -d /tmp/vpcsim-state.XXXXXX)
 "$VPCSIM" up "$WORK/$LAB.toml" --detach --api-listen "$API" --state-dir "$STATE" >/dev/null || fail "up"
 if timeout 20 ip netns exec "$LAB-a" getent hosts s3.amazonaws.com; then fail "answered with DNS support off"; fi
-ok "enableDnsSupport false: no answer"
+[ "$(drop_count dns_disabled)" -gt 0 ] || fail "lab file with DNS support off: no dns_disabled drop"
+ok "enableDnsSupport false: no answer, $(drop_count dns_disabled) queries counted as dns_disabled"

@@ -78,6 +78,13 @@ header() { awk -v k="$1" 'BEGIN { k = tolower(k) } { sub(/\r$/, "") } !done && t
 # everything.
 status_line() { printf '%s\n' "${1%%$'\n'*}"; }
 
+# drop_count REASON: a drop counter of the lab from `vpcsim status --json` (0 if it has none such).
+drop_count() {
+    local n
+    n=$({ "$VPCSIM" status "$LAB" --json | grep -A1 "\"$1\"" || true; } | tail -n1 | tr -dc 0-9)
+    echo "${n:-0}"
+}
+
 # expect_path NS URL SOURCE [VPCE]: asserts what S3 saw: the source address and the endpoint
 # (none when VPCE is empty).
 expect_path() {

@@ -243,3 +243,97 @@ fn later_fragments_through_the_gateway_are_cut_too() {
     }
     assert_eq!(p.counters.drops(DropReason::Mtu), 0);
 }
+
+// ICMP errors across the internet gateway. The gateway's limit holds for them too; an error is
+// not fragmented (RFC 1812 4.3.2.3 bounds it at 576 bytes: "the ICMP datagram SHOULD contain as
+// much of the original datagram as possible without the length of the ICMP datagram exceeding
+// 576 bytes"), nor answered (RFC 1122: no ICMP error about an ICMP error): one over 1500 bytes
+// is cut to 576, its quote to what fits.
+
+/// A Port Unreachable from `src` to `dst` quoting the whole of `offending`, as a stack that
+/// ignores RFC 1812's bound would send it (etherparse sets DF).
+fn error_quoting_all(src: &str, dst: &str, offending: &[u8]) -> Vec<u8> {
+    use etherparse::{Icmpv4Type, icmpv4::DestUnreachableHeader};
+    let t = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
+    let b = PacketBuilder::ipv4(ip(src).octets(), ip(dst).octets(), 64).icmpv4(t);
+    let mut out = Vec::new();
+    b.write(&mut out, offending).unwrap();
+    out
+}
+
+/// Sets an ICMP message's RFC 4884 length attribute (its sixth octet) and fixes its checksum.
+fn with_rfc4884_length(mut err: Vec<u8>, words: u8) -> Vec<u8> {
+    err[25] = words;
+    err[22..24].copy_from_slice(&[0, 0]);
+    let c = !fold(ones_sum(&err[20..]));
+    err[22..24].copy_from_slice(&c.to_be_bytes());
+    err
+}
+
+/// An error cut to 576 bytes: its total length and both checksums agree, the quote is what is
+/// left of it, its IP header intact (checksum included), and no RFC 4884 extension is claimed.
+fn check_cut(err: &[u8]) {
+    assert_eq!(err.len(), 576);
+    assert_eq!(u16::from_be_bytes([err[2], err[3]]), 576, "total length");
+    assert_eq!(fold(ones_sum(&err[..20])), 0xffff, "ip checksum");
+    assert_eq!(fold(ones_sum(&err[20..])), 0xffff, "icmp checksum");
+    assert_eq!((err[20], err[21]), (3, 3), "type and code unchanged");
+    assert_eq!(err[25], 0, "no RFC 4884 length: the extension, if any, is cut away");
+    assert_eq!(fold(ones_sum(&err[28..48])), 0xffff, "quoted ip checksum");
+}
+
+#[test]
+fn an_error_from_outside_too_big_for_the_internet_gateway_is_cut_to_576_bytes() {
+    let p = demo();
+    let sent = udp_sized("10.0.2.10", 5000, "198.51.100.10", 5001, 1500);
+    let mut out = sent.clone();
+    assert_eq!(run(&p, B, &mut out), Action::Forward { port: PORT_INTERNET, len: 1500 });
+    // 1528 bytes: the datagram as it left, whole, with an RFC 4884 length attribute.
+    let mut err = with_rfc4884_length(error_quoting_all("198.51.100.10", "203.0.113.20", &out), 32);
+    assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: B, len: 576 });
+    let err = &err[..576];
+    check_cut(err);
+    assert_eq!(&err[16..20], &[10, 0, 2, 10], "to the instance");
+    assert_eq!(&err[28 + 12..28 + 16], &[10, 0, 2, 10], "the quote as the instance sent it");
+    assert_eq!(&err[48..], &sent[20..548], "the quoted UDP header and data, cut");
+    assert_eq!(p.counters.drops(DropReason::Mtu), 0);
+    // One that fits passes whole.
+    let mut err = error_quoting_all("198.51.100.10", "203.0.113.20", &out[..1400]);
+    assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: B, len: 1428 });
+    // Back through the NAT gateway to d: cut too (and one hop).
+    let mut out = udp_sized("10.0.4.10", 5000, "198.51.100.10", 5001, 1500);
+    assert_eq!(run(&p, D, &mut out), Action::Forward { port: PORT_INTERNET, len: 1500 });
+    let mut err = error_quoting_all("198.51.100.10", "203.0.113.40", &out);
+    assert_eq!(run(&p, PORT_INTERNET, &mut err), Action::Forward { port: D, len: 576 });
+    check_cut(&err[..576]);
+    assert_eq!((err[8], &err[16..20]), (63, &[10, 0, 4, 10][..]));
+}
+
+#[test]
+fn an_instances_error_too_big_for_the_internet_gateway_is_cut_to_576_bytes() {
+    let p = demo();
+    let mut out = udp("10.0.2.10", 5353, "198.51.100.10", 9999);
+    assert!(matches!(run(&p, B, &mut out), Action::Forward { port: PORT_INTERNET, .. }));
+    let received = udp_sized("198.51.100.10", 9999, "203.0.113.20", 5353, 1500);
+    let mut reply = received.clone();
+    assert_eq!(run(&p, PORT_INTERNET, &mut reply), Action::Forward { port: B, len: 1500 });
+    // b (MTU 9001 inside the VPC) quotes it whole: 1528 bytes, translated on the way out.
+    let mut err = error_quoting_all("10.0.2.10", "198.51.100.10", &reply);
+    assert_eq!(run(&p, B, &mut err), Action::Forward { port: PORT_INTERNET, len: 576 });
+    let err = &err[..576];
+    check_cut(err);
+    assert_eq!(&err[12..16], &[203, 0, 113, 20], "from the public IP");
+    assert_eq!(&err[28 + 12..28 + 20], &received[12..20], "the quote as the host sent it");
+    assert_eq!(&err[48..], &received[20..548]);
+    // An error that matches no translated flow goes the ordinary way, and is cut there too
+    // (it was dropped as `mtu`, DF set, unanswered).
+    let stray = udp_sized("198.51.100.10", 1, "10.0.2.10", 2, 3000);
+    let mut err = error_quoting_all("10.0.2.10", "198.51.100.10", &stray);
+    assert_eq!(run(&p, B, &mut err), Action::Forward { port: PORT_INTERNET, len: 576 });
+    check_cut(&err[..576]);
+    assert_eq!(&err[12..16], &[203, 0, 113, 20]);
+    assert_eq!(p.counters.drops(DropReason::Mtu), 0);
+    // Between subnets and through an endpoint, no limit: the error passes whole.
+    let mut err = error_quoting_all("10.0.2.10", "10.0.1.10", &stray);
+    assert_eq!(run(&p, B, &mut err), Action::Forward { port: A, len: 3028 });
+}
