@@ -2663,6 +2663,14 @@ async fn checked_body(
     Ok(raw)
 }
 
+/// One `<Object>` of a DeleteObjects body.
+#[derive(Default)]
+struct ToDelete {
+    key: Option<String>,
+    /// `<VersionId>`: only `null`, the object itself, is simulated.
+    version: Option<String>,
+}
+
 async fn delete_objects(
     state: &S3State,
     authz: &Authz<'_>,
@@ -2671,31 +2679,39 @@ async fn delete_objects(
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
     let raw = checked_body(headers, body, bucket).await?;
-    let mut keys: Vec<String> = Vec::new();
+    let mut objects: Vec<(String, Option<String>)> = Vec::new();
     let mut quiet = false;
     let mut root_ok = false;
-    let mut current: Option<String> = None;
+    let mut current = ToDelete::default();
     xml_walk(&raw, |path, ev| {
         match (path, ev) {
             (["Delete"], XmlEv::Open) => root_ok = true,
             (["Delete", "Quiet"], XmlEv::Text(t)) => quiet = t.trim() == "true",
-            (["Delete", "Object"], XmlEv::Open) => current = None,
+            (["Delete", "Object"], XmlEv::Open) => current = ToDelete::default(),
+            (["Delete", "Object", "Key"], XmlEv::Open) => current.key = Some(String::new()),
             (["Delete", "Object", "Key"], XmlEv::Text(t)) => {
-                current = Some(current.take().unwrap_or_default() + t)
+                current.key = Some(current.key.take().unwrap_or_default() + t)
             }
-            (["Delete", "Object", "Key"], XmlEv::Open) => current = Some(String::new()),
+            (["Delete", "Object", "VersionId"], XmlEv::Open) => {
+                current.version = Some(String::new())
+            }
+            (["Delete", "Object", "VersionId"], XmlEv::Text(t)) => {
+                current.version = Some(current.version.take().unwrap_or_default() + t)
+            }
             (["Delete", "Object"], XmlEv::Close) => {
-                keys.push(current.take().ok_or_else(S3Error::malformed_xml)?)
+                let o = std::mem::take(&mut current);
+                objects.push((o.key.ok_or_else(S3Error::malformed_xml)?, o.version));
             }
             _ => {}
         }
         Ok(())
     })?;
-    if !root_ok || keys.is_empty() || keys.len() > 1000 {
+    if !root_ok || objects.is_empty() || objects.len() > 1000 {
         return Err(S3Error::malformed_xml());
     }
-    let mut results: Vec<(String, Result<(), S3Error>)> = Vec::with_capacity(keys.len());
-    for key in keys {
+    let mut results: Vec<(String, Option<String>, Result<(), S3Error>)> =
+        Vec::with_capacity(objects.len());
+    for (key, version) in objects {
         let allowed = authz.require_in(
             bucket,
             "s3:DeleteObject",
@@ -2704,6 +2720,13 @@ async fn delete_objects(
         );
         let r = match allowed {
             Err(e) => Err(e),
+            // As DeleteObject's `versionId`: no bucket is versioned, so `null` ("Objects that
+            // are stored in your bucket before you set the versioning state have a version ID
+            // of null", S3 User Guide) names the object itself; another version is not
+            // simulated, and deleting the current object in its stead would lose it.
+            Ok(()) if version.as_deref().is_some_and(|v| v.trim() != "null") => {
+                Err(S3Error::not_implemented("VersionId"))
+            }
             Ok(()) => {
                 let (store, b, k) = (state.store.clone(), bucket.to_string(), key.clone());
                 blocking(move || {
@@ -2712,19 +2735,28 @@ async fn delete_objects(
                 .await
             }
         };
-        results.push((key, r));
+        results.push((key, version, r));
     }
     debug!(bucket, count = results.len(), quiet, "delete objects");
     let body = xml_doc("DeleteResult", |w| {
-        for (key, r) in &results {
+        for (key, version, r) in &results {
             match r {
                 Ok(()) if !quiet => {
-                    w.create_element("Deleted").write_inner_content(|w| text(w, "Key", key))?;
+                    w.create_element("Deleted").write_inner_content(|w| {
+                        text(w, "Key", key)?;
+                        match version {
+                            Some(v) => text(w, "VersionId", v.trim()),
+                            None => Ok(()),
+                        }
+                    })?;
                 }
                 Ok(()) => {}
                 Err(e) => {
                     w.create_element("Error").write_inner_content(|w| {
                         text(w, "Key", key)?;
+                        if let Some(v) = version {
+                            text(w, "VersionId", v)?;
+                        }
                         text(w, "Code", e.code)?;
                         text(w, "Message", &e.message)
                     })?;
@@ -7276,5 +7308,36 @@ mod tests {
                 assert_eq!(r.header("x-amz-checksum-crc32"), None);
             }
         }
+    }
+
+    /// DeleteObjects reads each object's `VersionId`: `null` is the object itself (no bucket is
+    /// versioned) and is echoed in `<Deleted>`; any other id is that key's `NotImplemented`
+    /// error, as DeleteObject answers it, and deletes nothing.
+    #[tokio::test]
+    async fn delete_objects_honours_version_ids() {
+        let (addr, _dir, store, _) = start(false).await;
+        for k in ["a", "b", "c"] {
+            store.put_object("bkt", k, b"x", None).unwrap();
+        }
+        let body = b"<Delete><Object><Key>a</Key><VersionId>3HL4kqtJlcpXroDTDmJ</VersionId></Object>\
+            <Object><Key>b</Key><VersionId>null</VersionId></Object><Object><Key>c</Key></Object></Delete>";
+        let md5 = base64_encode(&Md5::digest(body));
+        let r = req(addr, "POST", "/bkt?delete", &[("Content-MD5", &md5)], body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        let errors = xml_values(&t, "Error");
+        assert_eq!(errors.len(), 1, "{t}");
+        assert_eq!(xml_values(&errors[0], "Key"), ["a"]);
+        assert_eq!(xml_values(&errors[0], "VersionId"), ["3HL4kqtJlcpXroDTDmJ"]);
+        assert_eq!(xml_values(&errors[0], "Code"), ["NotImplemented"]);
+        let deleted = xml_values(&t, "Deleted");
+        assert_eq!(deleted.len(), 2, "{t}");
+        assert_eq!(xml_values(&deleted[0], "Key"), ["b"]);
+        assert_eq!(xml_values(&deleted[0], "VersionId"), ["null"]);
+        assert_eq!(xml_values(&deleted[1], "Key"), ["c"]);
+        assert!(xml_values(&deleted[1], "VersionId").is_empty(), "{t}");
+        assert!(store.head_object("bkt", "a").is_ok(), "another version's id deleted the object");
+        assert!(store.head_object("bkt", "b").is_err());
+        assert!(store.head_object("bkt", "c").is_err());
     }
 }
