@@ -611,7 +611,22 @@ async fn dispatch(
                         other => other,
                     }
                 }
-                Method::DELETE => delete_object(state, bucket, key).await,
+                Method::DELETE => {
+                    let if_match = parts
+                        .headers
+                        .get("if-match")
+                        .map(|v| v.to_str().unwrap_or("").trim().to_string());
+                    authorize_conditional_delete(&authz, &bucket, &key_arn, if_match.as_deref())?;
+                    match delete_object(state, bucket.clone(), key, if_match).await {
+                        // As for a GET: without s3:ListBucket, S3 does not tell a missing key
+                        // (of an `If-Match` delete) from a forbidden one.
+                        Err(e) if e.code == "NoSuchKey" => {
+                            authz.require_in(&bucket, "s3:ListBucket", &bucket_arn, None)?;
+                            Err(e)
+                        }
+                        other => other,
+                    }
+                }
                 Method::POST => Err(S3Error::not_implemented("POST")),
                 m => Err(S3Error::method_not_allowed(&m, "OBJECT")),
             }
@@ -2669,6 +2684,8 @@ struct ToDelete {
     key: Option<String>,
     /// `<VersionId>`: only `null`, the object itself, is simulated.
     version: Option<String>,
+    /// `<ETag>`: a conditional delete of this object.
+    etag: Option<String>,
 }
 
 async fn delete_objects(
@@ -2679,7 +2696,7 @@ async fn delete_objects(
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
     let raw = checked_body(headers, body, bucket).await?;
-    let mut objects: Vec<(String, Option<String>)> = Vec::new();
+    let mut objects: Vec<(String, Option<String>, Option<String>)> = Vec::new();
     let mut quiet = false;
     let mut root_ok = false;
     let mut current = ToDelete::default();
@@ -2698,9 +2715,13 @@ async fn delete_objects(
             (["Delete", "Object", "VersionId"], XmlEv::Text(t)) => {
                 current.version = Some(current.version.take().unwrap_or_default() + t)
             }
+            (["Delete", "Object", "ETag"], XmlEv::Open) => current.etag = Some(String::new()),
+            (["Delete", "Object", "ETag"], XmlEv::Text(t)) => {
+                current.etag = Some(current.etag.take().unwrap_or_default() + t)
+            }
             (["Delete", "Object"], XmlEv::Close) => {
                 let o = std::mem::take(&mut current);
-                objects.push((o.key.ok_or_else(S3Error::malformed_xml)?, o.version));
+                objects.push((o.key.ok_or_else(S3Error::malformed_xml)?, o.version, o.etag));
             }
             _ => {}
         }
@@ -2711,13 +2732,15 @@ async fn delete_objects(
     }
     let mut results: Vec<(String, Option<String>, Result<(), S3Error>)> =
         Vec::with_capacity(objects.len());
-    for (key, version) in objects {
-        let allowed = authz.require_in(
-            bucket,
-            "s3:DeleteObject",
-            &format!("arn:aws:s3:::{bucket}/{key}"),
-            None,
-        );
+    for (key, version, etag) in objects {
+        // "For conditionally deleting multiple objects using the DeleteObjects operation, you
+        // must provide the ETag value in the ETag element of the object in the XML request
+        // body" (S3 User Guide): each object's condition is decided as DeleteObject's
+        // `If-Match`, and a failed one is that object's `<Error>`.
+        let key_arn = format!("arn:aws:s3:::{bucket}/{key}");
+        let allowed = authz
+            .require_in(bucket, "s3:DeleteObject", &key_arn, None)
+            .and_then(|()| authorize_conditional_delete(authz, bucket, &key_arn, etag.as_deref()));
         let r = match allowed {
             Err(e) => Err(e),
             // As DeleteObject's `versionId`: no bucket is versioned, so `null` ("Objects that
@@ -2730,7 +2753,9 @@ async fn delete_objects(
             Ok(()) => {
                 let (store, b, k) = (state.store.clone(), bucket.to_string(), key.clone());
                 blocking(move || {
-                    store.delete_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+                    store
+                        .delete_object_if(&b, &k, etag.as_deref().map(str::trim))
+                        .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
                 })
                 .await
             }
@@ -3132,14 +3157,39 @@ fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, S3Error> {
     Ok(Some((a, end.min(size - 1))))
 }
 
+/// A conditional delete (DeleteObject's `If-Match`, a DeleteObjects object's `<ETag>`) by ETag
+/// reads the object: "To perform a conditional delete with the If-Match header with an ETag
+/// value, you must have the s3:DeleteObject and s3:GetObject permissions" (S3 User Guide, "How to
+/// perform conditional deletes"). `*` only asks whether the object exists: s3:DeleteObject.
+fn authorize_conditional_delete(
+    authz: &Authz<'_>,
+    bucket: &str,
+    key_arn: &str,
+    if_match: Option<&str>,
+) -> Result<(), S3Error> {
+    match if_match {
+        Some(v) if v.trim() != "*" => authz.require_in(bucket, "s3:GetObject", key_arn, None),
+        _ => Ok(()),
+    }
+}
+
+/// DeleteObject. With `If-Match` (the User Guide's conditional delete: "If the ETag value of an
+/// object in an S3 bucket doesn't match with the ETag that you provide during the delete
+/// operation, the operation fails"), decided under the store's commit lock as a conditional
+/// write is: `412 PreconditionFailed` for another ETag, `404 NoSuchKey` for no object.
 async fn delete_object(
     state: &S3State,
     bucket: String,
     key: String,
+    if_match: Option<String>,
 ) -> Result<Response<RespBody>, S3Error> {
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
-    blocking(move || store.delete_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k))))
-        .await?;
+    blocking(move || {
+        store
+            .delete_object_if(&b, &k, if_match.as_deref())
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+    })
+    .await?;
     debug!(bucket = %bucket, key = %key, "delete object");
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -7339,5 +7389,77 @@ mod tests {
         assert!(store.head_object("bkt", "a").is_ok(), "another version's id deleted the object");
         assert!(store.head_object("bkt", "b").is_err());
         assert!(store.head_object("bkt", "c").is_err());
+    }
+
+    /// Conditional deletes (S3 User Guide, "How to perform conditional deletes"): DeleteObject's
+    /// `If-Match` and each DeleteObjects object's `<ETag>`; another ETag is `412
+    /// PreconditionFailed` (in DeleteObjects that key's `<Error>`), a missing key `404
+    /// NoSuchKey`, and the object stays.
+    #[tokio::test]
+    async fn conditional_deletes() {
+        let (addr, _dir, store, _) = start(false).await;
+        let v1 = store.put_object("bkt", "k", b"v1", None).unwrap();
+        let wrong = "\"0123456789abcdef0123456789abcdef\"";
+        let r = req(addr, "DELETE", "/bkt/k", &[("If-Match", wrong)], b"").await;
+        let t = r.text();
+        assert_eq!(
+            (r.status, xml_values(&t, "Code"), xml_values(&t, "Condition")),
+            (412, vec!["PreconditionFailed".to_string()], vec!["If-Match".to_string()]),
+            "{t}"
+        );
+        assert!(store.head_object("bkt", "k").is_ok());
+        let r = req(addr, "DELETE", "/bkt/missing", &[("If-Match", "*")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (404, vec!["NoSuchKey".to_string()]));
+        let r = req(addr, "DELETE", "/bkt/k", &[("If-Match", &v1.etag)], b"").await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert!(store.head_object("bkt", "k").is_err());
+        store.put_object("bkt", "k", b"v2", None).unwrap();
+        assert_eq!(req(addr, "DELETE", "/bkt/k", &[("If-Match", "*")], b"").await.status, 204);
+        assert!(store.head_object("bkt", "k").is_err());
+
+        let a = store.put_object("bkt", "a", b"a", None).unwrap();
+        store.put_object("bkt", "b", b"b", None).unwrap();
+        let body = format!(
+            "<Delete><Object><Key>a</Key><ETag>{}</ETag></Object>\
+             <Object><Key>b</Key><ETag>{wrong}</ETag></Object>\
+             <Object><Key>gone</Key><ETag>*</ETag></Object></Delete>",
+            a.etag
+        );
+        let md5 = base64_encode(&Md5::digest(body.as_bytes()));
+        let r = req(addr, "POST", "/bkt?delete", &[("Content-MD5", &md5)], body.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        let errors = xml_values(&t, "Error");
+        let codes: Vec<_> =
+            errors.iter().map(|e| (xml_values(e, "Key"), xml_values(e, "Code"))).collect();
+        assert_eq!(
+            codes,
+            [
+                (vec!["b".to_string()], vec!["PreconditionFailed".to_string()]),
+                (vec!["gone".to_string()], vec!["NoSuchKey".to_string()])
+            ],
+            "{t}"
+        );
+        assert_eq!(xml_values(&t, "Deleted").len(), 1, "{t}");
+        assert!(store.head_object("bkt", "a").is_err());
+        assert_eq!(store.get_object_bytes("bkt", "b").unwrap().1, b"b");
+    }
+
+    /// "To perform a conditional delete with the If-Match header with an ETag value, you must
+    /// have the s3:DeleteObject and s3:GetObject permissions" (the User Guide); `If-Match: *`
+    /// needs only s3:DeleteObject.
+    #[tokio::test]
+    async fn conditional_deletes_by_etag_need_read_access() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:DeleteObject","Resource":"arn:aws:s3:::pub/*"}]}"#;
+        store.create_bucket("pub", "us-east-1", Some(policy.into())).unwrap();
+        let k = store.put_object("pub", "k", b"v", None).unwrap();
+        let r = req(addr, "DELETE", "/pub/k", &[("If-Match", &k.etag)], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (403, vec!["AccessDenied".into()]));
+        assert!(store.head_object("pub", "k").is_ok());
+        let r = req(addr, "DELETE", "/pub/k", &[("If-Match", "*")], b"").await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert!(store.head_object("pub", "k").is_err());
     }
 }

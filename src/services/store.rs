@@ -768,17 +768,39 @@ impl Store {
 
     /// Deletes an object; deleting a missing key succeeds, as in S3.
     pub fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.delete_object_if(bucket, key, None)
+    }
+
+    /// Deletes an object if it has one of the ETags of `if_match` (a conditional delete's
+    /// `If-Match`, `*` for any), decided under the commit lock against what the key holds then,
+    /// as a conditional write is: `NoSuchKey` without an object, `PreconditionFailed` for
+    /// another ETag. Without a condition, deleting a missing key succeeds, as in S3.
+    pub fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), StoreError> {
         let dir = self.objects_dir(bucket)?;
+        let missing = || match if_match {
+            Some(_) => Err(StoreError::NoSuchKey(key.to_string())),
+            None => Ok(()),
+        };
         if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return Ok(());
+            return missing();
         }
         let meta_path = dir.join(format!("{}.meta", object_file_name(key)));
         let _guard = lock(&self.commit);
         let Some(sidecar) = read_sidecar(&meta_path)? else {
-            return Ok(());
+            return missing();
         };
         if sidecar.meta.key != key {
-            return Ok(());
+            return missing();
+        }
+        if let Some(list) = if_match
+            && !etag_in(list, &sidecar.meta.etag)
+        {
+            return Err(StoreError::PreconditionFailed("If-Match"));
         }
         // Metadata first: once it is gone the object is absent, whatever happens to the body.
         fs::remove_file(&meta_path)?;
