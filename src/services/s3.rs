@@ -352,6 +352,7 @@ async fn dispatch(
     if meta.region != region && !locating && !creating {
         return Err(S3Error::permanent_redirect(&bucket, &meta.region));
     }
+    check_expected_owner(&parts.headers, "x-amz-expected-bucket-owner")?;
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
     match key {
         None if query.has("policy") => {
@@ -658,12 +659,27 @@ async fn copy_source(
     if state.store.bucket(&src_bucket).is_none() {
         return Err(S3Error::no_such_bucket(&src_bucket));
     }
+    check_expected_owner(&parts.headers, "x-amz-source-expected-bucket-owner")?;
     let src_arn = format!("arn:aws:s3:::{src_bucket}/{src_key}");
     // A read of the source: its tags are its s3:ExistingObjectTag keys.
     let existing = existing_tags(state, authz, &src_bucket, &src_key).await?;
     let keys = TagKeys { existing: existing.as_ref(), request: None };
     authz.require_tagged(&src_bucket, "s3:GetObject", &src_arn, keys)?;
     Ok(Some((src_bucket, src_key)))
+}
+
+/// `x-amz-expected-bucket-owner` (a copy's source: `x-amz-source-expected-bucket-owner`), from
+/// the S3 User Guide, "Verifying bucket ownership with bucket owner condition": "If the account
+/// ID that you provide does not match the actual owner of the bucket, the request fails with the
+/// HTTP status code 403 Forbidden (access denied)". Every bucket is the lab account's.
+fn check_expected_owner(headers: &hyper::HeaderMap, name: &str) -> Result<(), S3Error> {
+    match headers.get(name) {
+        Some(v) if v.to_str().map(str::trim).ok() != Some(ACCOUNT_ID) => {
+            Err(S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied")
+                .header("x-vpcsim-denied-by", "expected-bucket-owner"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The tag set of the object a request reads or retags, for its `s3:ExistingObjectTag/<key>`
@@ -7558,5 +7574,64 @@ mod tests {
         let r = req(addr, "PUT", &target, &hs, b"data").await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(store.get_object_bytes("bkt", "p").unwrap().1, b"data");
+    }
+
+    /// `x-amz-expected-bucket-owner` (and a copy's `x-amz-source-expected-bucket-owner`): "If the
+    /// account ID that you provide does not match the actual owner of the bucket, the request
+    /// fails with the HTTP status code 403 Forbidden (access denied)"; nothing is changed.
+    #[tokio::test]
+    async fn expected_bucket_owner_is_checked() {
+        let (addr, _dir, store, _) = start(false).await;
+        store.put_object("bkt", "k", b"v", None).unwrap();
+        let denied = |r: &Resp| {
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (403, vec!["AccessDenied".to_string()]),
+                "{}",
+                r.text()
+            );
+        };
+        let other = ("x-amz-expected-bucket-owner", "111122223333");
+        denied(&req(addr, "DELETE", "/bkt/k", &[other], b"").await);
+        assert!(store.head_object("bkt", "k").is_ok());
+        denied(&req(addr, "PUT", "/bkt/new", &[other], b"x").await);
+        assert!(store.head_object("bkt", "new").is_err());
+        denied(&req(addr, "GET", "/bkt?list-type=2", &[other], b"").await);
+        denied(&req(addr, "GET", "/bkt/k", &[other], b"").await);
+        let ours = ("x-amz-expected-bucket-owner", ACCOUNT_ID);
+        assert_eq!(req(addr, "GET", "/bkt/k", &[ours], b"").await.status, 200);
+
+        let src = ("x-amz-copy-source", "/bkt/k");
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/c",
+            &[src, ("x-amz-source-expected-bucket-owner", "111122223333")],
+            b"",
+        )
+        .await;
+        denied(&r);
+        assert!(store.head_object("bkt", "c").is_err());
+        let id = initiate(addr, "/bkt/parts", &[]).await;
+        let target = format!("/bkt/parts?partNumber=1&uploadId={id}");
+        let r = req(
+            addr,
+            "PUT",
+            &target,
+            &[src, ("x-amz-source-expected-bucket-owner", "111122223333")],
+            b"",
+        )
+        .await;
+        denied(&r);
+        assert_eq!(store.list_parts("bkt", &id).unwrap().1.len(), 0);
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/c",
+            &[src, ours, ("x-amz-source-expected-bucket-owner", ACCOUNT_ID)],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
     }
 }

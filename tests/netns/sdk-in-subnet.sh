@@ -91,6 +91,15 @@ in_ns a "$AWS_BIN" s3api delete-objects --bucket my-secure-bucket \
     --delete "Objects=[{Key=keep,ETag=$wrong}]" > "$WORK/ce.out" || fail "delete-objects with an ETag"
 grep -q PreconditionFailed "$WORK/ce.out" || fail "delete-objects with an ETag: $(cat "$WORK/ce.out")"
 kept "conditional deletes of another ETag"
+if in_ns a "$AWS_BIN" s3api delete-object --bucket my-secure-bucket --key keep \
+    --expected-bucket-owner 111122223333 > "$WORK/eo.out" 2>&1; then fail "delete-object of another owner's bucket"; fi
+grep -q AccessDenied "$WORK/eo.out" || fail "--expected-bucket-owner: $(cat "$WORK/eo.out")"
+if in_ns a "$AWS_BIN" s3api copy-object --bucket my-secure-bucket --key keep --copy-source my-secure-bucket/obj \
+    --expected-source-bucket-owner 111122223333 > "$WORK/eo.out" 2>&1; then fail "copy from another owner's bucket"; fi
+grep -q AccessDenied "$WORK/eo.out" || fail "--expected-source-bucket-owner: $(cat "$WORK/eo.out")"
+in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key keep --expected-bucket-owner 123456789012 \
+    > /dev/null || fail "head-object with the lab's account as expected owner"
+kept "--expected-bucket-owner and --expected-source-bucket-owner of another account"
 url=$("$PY" -c 'import boto3, botocore.config as c; print(boto3.client("s3", region_name="us-east-1",
     config=c.Config(signature_version="s3v4")).generate_presigned_url("put_object",
     Params={"Bucket": "my-secure-bucket", "Key": "keep"}))')
@@ -106,7 +115,7 @@ in_ns a "$AWS_BIN" s3api delete-object --bucket my-secure-bucket --key keep --if
     || fail "delete-object --if-match of its own ETag"
 if in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key keep > /dev/null 2>&1; then
     fail "delete-object --if-match of its own ETag left the object"; fi
-ok "refused with the object kept: delete-objects VersionId (NotImplemented), --if-match/ETag of another ETag (PreconditionFailed), a presigned PUT's unsigned header (HeadersNotSigned); --if-match of its ETag deletes"
+ok "refused with the object kept: delete-objects VersionId (NotImplemented), --if-match/ETag of another ETag (PreconditionFailed), another --expected-(source-)bucket-owner (AccessDenied), a presigned PUT's unsigned header (HeadersNotSigned); --if-match of its ETag deletes"
 # From the guide: traffic to "Amazon S3 in other regions" goes to the internet gateway, even from
 # a subnet with the endpoint route.
 expect_path a http://oregon-bucket.s3.us-west-2.amazonaws.com/hello.txt 203.0.113.10
