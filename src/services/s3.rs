@@ -1475,6 +1475,11 @@ async fn create_bucket(
     headers: &hyper::HeaderMap,
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
+    // A name S3 keeps for itself (see `reserved_bucket_rule`) is `InvalidBucketName`, as any
+    // name against the naming rules.
+    if crate::model::reserved_bucket_rule(bucket).is_some() {
+        return Err(S3Error::invalid_bucket_name(bucket));
+    }
     check_object_ownership(headers)?;
     refuse_bucket_acl(headers)?;
     let limited = http_body_util::Limited::new(body, 64 * 1024);
@@ -7633,5 +7638,39 @@ mod tests {
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// Names S3 reserves ("Bucket naming rules": the prefixes `xn--`, `sthree-`,
+    /// `amzn-s3-demo-`, the suffixes `-s3alias`, `--ol-s3`, `.mrap`, `--x-s3`, `--table-s3`)
+    /// are `400 InvalidBucketName` for CreateBucket, and no bucket is made.
+    #[tokio::test]
+    async fn reserved_bucket_names_are_refused() {
+        let (addr, _dir, store, _) = start(false).await;
+        for name in [
+            "xn--bucket",
+            "sthree-bucket",
+            "sthree-configurator-b",
+            "amzn-s3-demo-bucket",
+            "bucket-s3alias",
+            "bucket--ol-s3",
+            "bucket.mrap",
+            "bucket--usw2-az1--x-s3",
+            "bucket--table-s3",
+        ] {
+            let r = req(addr, "PUT", &format!("/{name}"), &[], b"").await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (400, vec!["InvalidBucketName".to_string()]),
+                "{name}: {}",
+                r.text()
+            );
+            assert!(store.bucket(name).is_none(), "{name}");
+        }
+        assert_eq!(req(addr, "PUT", "/xn-bucket-s3", &[], b"").await.status, 200);
+        // A bucket an older vpcsim made under such a name is still served.
+        store.create_bucket("amzn-s3-demo-old", "us-east-1", None).unwrap();
+        store.put_object("amzn-s3-demo-old", "k", b"kept", None).unwrap();
+        let r = req(addr, "GET", "/amzn-s3-demo-old/k", &[], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"kept"[..]));
     }
 }
