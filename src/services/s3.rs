@@ -1886,7 +1886,17 @@ async fn receive_body(
     let content_length = parse_len("content-length")?;
     let decoded_length =
         if chunked { parse_len("x-amz-decoded-content-length")? } else { content_length };
-    if decoded_length.is_some_and(|l| l > MAX_PUT_SIZE) {
+    // S3 stores only a body whose length it is told: `Content-Length`, or for aws-chunked
+    // (whose `Content-Length`, if any, counts the chunk framing) `x-amz-decoded-content-length`.
+    // A plain `Transfer-Encoding: chunked` body is S3's `411 MissingContentLength`.
+    let Some(decoded_length) = decoded_length else {
+        return Err(S3Error::new(
+            StatusCode::LENGTH_REQUIRED,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header.",
+        ));
+    };
+    if decoded_length > MAX_PUT_SIZE {
         return Err(S3Error::entity_too_large());
     }
     let mut decoder = chunked.then(|| AwsChunked { signer, ..AwsChunked::default() });
@@ -1940,7 +1950,7 @@ async fn receive_body(
     if let Some(d) = &decoder {
         d.finish()?;
     }
-    if decoded_length.is_some_and(|l| l != writer.size()) {
+    if decoded_length != writer.size() {
         return Err(S3Error::incomplete_body());
     }
     let sent = match declared {
@@ -7672,5 +7682,49 @@ mod tests {
         store.put_object("amzn-s3-demo-old", "k", b"kept", None).unwrap();
         let r = req(addr, "GET", "/amzn-s3-demo-old/k", &[], b"").await;
         assert_eq!((r.status, r.body.as_slice()), (200, &b"kept"[..]));
+    }
+
+    /// A PutObject or UploadPart body of unknown length (plain `Transfer-Encoding: chunked`, or
+    /// aws-chunked without `x-amz-decoded-content-length`) is `411 MissingContentLength` "You
+    /// must provide the Content-Length HTTP header.", and nothing is stored.
+    #[tokio::test]
+    async fn bodies_without_a_length_are_refused() {
+        let (addr, _dir, store, _) = start(false).await;
+        let id = initiate(addr, "/bkt/up", &[]).await;
+        let part = format!("/bkt/up?partNumber=1&uploadId={id}");
+        for target in ["/bkt/k", part.as_str()] {
+            for extra in ["", "Content-Encoding: aws-chunked\r\n"] {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                let chunk =
+                    if extra.is_empty() { "4\r\ndata\r\n" } else { "9\r\n4\r\ndata\r\n\r\n" };
+                let raw = format!(
+                    "PUT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Transfer-Encoding: chunked\r\n\r\n\
+                     {chunk}0\r\n\r\n"
+                );
+                s.write_all(raw.as_bytes()).await.unwrap();
+                let r = read_response(&mut s, false).await;
+                let t = r.text();
+                assert_eq!(
+                    (r.status, xml_values(&t, "Code"), xml_values(&t, "Message")),
+                    (
+                        411,
+                        vec!["MissingContentLength".to_string()],
+                        vec!["You must provide the Content-Length HTTP header.".to_string()]
+                    ),
+                    "{target} {extra:?}: {t}"
+                );
+            }
+        }
+        assert!(store.head_object("bkt", "k").is_err());
+        assert_eq!(store.list_parts("bkt", &id).unwrap().1.len(), 0);
+        // With the decoded length, aws-chunked needs no Content-Length.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let raw = "PUT /bkt/k HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: aws-chunked\r\n\
+                   x-amz-decoded-content-length: 4\r\nTransfer-Encoding: chunked\r\n\r\n\
+                   9\r\n4\r\ndata\r\n\r\n5\r\n0\r\n\r\n\r\n0\r\n\r\n";
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let r = read_response(&mut s, false).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.get_object_bytes("bkt", "k").unwrap().1, b"data");
     }
 }

@@ -110,6 +110,20 @@ code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" -o "$WORK/ns.xml" -w '%{http_co
 kept "a presigned PUT with an unsigned header"
 code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" -o /dev/null -w '%{http_code}' -T "$WORK/keep" "$url")
 [ "$code" = 200 ] || fail "the presigned PUT without extra headers: $code"
+# curl --aws-sigv4 signs the x-amz-* headers it sends. A plain chunked body (no Content-Length,
+# no aws-chunked decoded length) is S3's 411 MissingContentLength and stores nothing.
+sig=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" "${sig[@]}" -o "$WORK/cl.xml" -w '%{http_code}' \
+    -H 'Transfer-Encoding: chunked' -T "$WORK/keep" https://my-secure-bucket.s3.amazonaws.com/chunked)
+[ "$code" = 411 ] && grep -q "<Code>MissingContentLength</Code>" "$WORK/cl.xml" \
+    || fail "a chunked PUT without Content-Length: $code $(cat "$WORK/cl.xml")"
+if in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key chunked > /dev/null 2>&1; then
+    fail "a chunked PUT without Content-Length was stored"; fi
+code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" "${sig[@]}" -o "$WORK/cl.xml" -w '%{http_code}' \
+    -T "$WORK/keep" https://my-secure-bucket.s3.amazonaws.com/chunked)
+[ "$code" = 200 ] || fail "curl --aws-sigv4 PUT: $code $(cat "$WORK/cl.xml")"
+ok "curl --aws-sigv4: a chunked PUT without Content-Length is 411 MissingContentLength, with it 200"
 etag=$(in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key keep --query ETag --output text)
 in_ns a "$AWS_BIN" s3api delete-object --bucket my-secure-bucket --key keep --if-match "$etag" \
     || fail "delete-object --if-match of its own ETag"
