@@ -1424,11 +1424,13 @@ async fn get_bucket_location(state: &S3State, bucket: &str) -> Result<Response<R
     let mut w = Writer::new(Vec::new());
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(S3Error::xml)?;
     let el = w.create_element("LocationConstraint").with_attribute(("xmlns", S3_NS));
-    if meta.region == "us-east-1" {
-        el.write_empty().map_err(S3Error::xml)?;
-    } else {
-        el.write_text_content(BytesText::new(&meta.region)).map_err(S3Error::xml)?;
-    }
+    // "Buckets with a LocationConstraint of EU reside in eu-west-1" (the API reference's
+    // GetBucketLocation), which answers `EU` for them: the constraint as it was given.
+    match meta.location_constraint.as_deref() {
+        Some(c) => el.write_text_content(BytesText::new(c)).map_err(S3Error::xml)?,
+        None if meta.region == "us-east-1" => el.write_empty().map_err(S3Error::xml)?,
+        None => el.write_text_content(BytesText::new(&meta.region)).map_err(S3Error::xml)?,
+    };
     Ok(xml_response(StatusCode::OK, Bytes::from(w.into_inner())))
 }
 
@@ -1487,7 +1489,9 @@ async fn create_bucket(
     // Checked before anything is created: a bad body creates no bucket.
     let constraint = location_constraint(&raw)?;
     if endpoint_region != "us-east-1"
-        && let Some(c) = constraint.as_deref().filter(|c| *c != endpoint_region)
+        && let Some(c) = constraint
+            .as_deref()
+            .filter(|c| *c != endpoint_region && !(*c == "EU" && endpoint_region == "eu-west-1"))
     {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
@@ -1497,10 +1501,13 @@ async fn create_bucket(
             ),
         ));
     }
-    let region = constraint.unwrap_or_else(|| endpoint_region.to_string());
+    let region = constraint
+        .as_ref()
+        .map(|c| if c == "EU" { "eu-west-1".to_string() } else { c.clone() })
+        .unwrap_or_else(|| endpoint_region.to_string());
     let (store, b) = (state.store.clone(), bucket.to_string());
     let r = region.clone();
-    blocking(move || match store.create_bucket(&b, &r, None) {
+    blocking(move || match store.create_bucket_as(&b, &r, None, constraint) {
         // CreateBucket: "For legacy compatibility, if you re-create an existing bucket that you
         // already own in the North Virginia Region, Amazon S3 returns 200 OK" (409
         // BucketAlreadyOwnedByYou everywhere else).
@@ -1564,9 +1571,10 @@ const LOCATION_CONSTRAINTS: &[&str] = &[
     "us-west-2",
 ];
 
-/// The region a CreateBucket body asks for: none for an empty body or an empty
-/// `<LocationConstraint>`; `MalformedXML` for a body that is not a well-formed
-/// CreateBucketConfiguration; `InvalidLocationConstraint` for a name S3 does not accept.
+/// The `LocationConstraint` a CreateBucket body gives, as given (`EU` for eu-west-1): none for an
+/// empty body or an empty `<LocationConstraint>`; `MalformedXML` for a body that is not a
+/// well-formed CreateBucketConfiguration; `InvalidLocationConstraint` for a name S3 does not
+/// accept.
 fn location_constraint(raw: &[u8]) -> Result<Option<String>, S3Error> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -1595,7 +1603,7 @@ fn location_constraint(raw: &[u8]) -> Result<Option<String>, S3Error> {
         )
         .field("LocationConstraint", c));
     }
-    Ok(Some(if c == "EU" { "eu-west-1".into() } else { c.to_string() }))
+    Ok(Some(c.to_string()))
 }
 
 /// The condition of a conditional write (PutObject, CompleteMultipartUpload): `If-None-Match`
@@ -7726,5 +7734,35 @@ mod tests {
         let r = read_response(&mut s, false).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(store.get_object_bytes("bkt", "k").unwrap().1, b"data");
+    }
+
+    /// A bucket created with the `LocationConstraint` `EU` is in eu-west-1, and GetBucketLocation
+    /// answers `EU` (the API reference: "Buckets with a LocationConstraint of EU reside in
+    /// eu-west-1"), also once the store is opened again; a bucket.json written before the
+    /// constraint was kept still loads, and a bucket made otherwise keeps the old format.
+    #[tokio::test]
+    async fn location_constraint_eu_is_answered_as_given() {
+        let (addr, dir, store, _) = start(false).await;
+        let cfg = b"<CreateBucketConfiguration><LocationConstraint>EU</LocationConstraint>\
+            </CreateBucketConfiguration>";
+        assert_eq!(req(addr, "PUT", "/old-eu", &[], cfg).await.status, 200);
+        assert_eq!(store.bucket("old-eu").unwrap().region, "eu-west-1");
+        let r = req(addr, "GET", "/old-eu?location", &[], b"").await;
+        assert!(r.text().contains(">EU</LocationConstraint>"), "{}", r.text());
+        let r = req(addr, "GET", "/eu-bkt?location", &[], b"").await;
+        assert!(r.text().contains(">eu-west-1</LocationConstraint>"), "{}", r.text());
+        let raw = std::fs::read_to_string(dir.0.join("buckets/eu-bkt/bucket.json")).unwrap();
+        assert!(!raw.contains("location_constraint"), "{raw}");
+        let legacy = dir.0.join("buckets/legacy");
+        std::fs::create_dir_all(legacy.join("objects")).unwrap();
+        std::fs::write(
+            legacy.join("bucket.json"),
+            r#"{"name":"legacy","region":"eu-west-1","policy":null,"created":1}"#,
+        )
+        .unwrap();
+        let reopened = Store::open(&dir.0).unwrap();
+        assert_eq!(reopened.bucket("old-eu").unwrap().location_constraint.as_deref(), Some("EU"));
+        let legacy = reopened.bucket("legacy").unwrap();
+        assert_eq!((legacy.region.as_str(), legacy.location_constraint), ("eu-west-1", None));
     }
 }

@@ -108,6 +108,11 @@ pub struct BucketMeta {
     pub policy: Option<String>,
     /// Creation time, unix seconds.
     pub created: u64,
+    /// The CreateBucket `LocationConstraint` when it is not the region's own name (`EU`, which
+    /// GetBucketLocation answers as given); absent from a bucket.json of an older vpcsim and
+    /// not written otherwise, so such files keep their format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_constraint: Option<String>,
 }
 
 /// Metadata of an object, stored in its sidecar.
@@ -503,6 +508,18 @@ impl Store {
         region: &str,
         policy: Option<String>,
     ) -> Result<(), StoreError> {
+        self.create_bucket_as(name, region, policy, None)
+    }
+
+    /// [`Store::create_bucket`], keeping the `LocationConstraint` it was asked with when that
+    /// is not the region's name (see [`BucketMeta::location_constraint`]).
+    pub fn create_bucket_as(
+        &self,
+        name: &str,
+        region: &str,
+        policy: Option<String>,
+        location_constraint: Option<String>,
+    ) -> Result<(), StoreError> {
         if !valid_bucket_name(name) {
             return Err(StoreError::InvalidBucketName(name.to_string()));
         }
@@ -525,6 +542,7 @@ impl Store {
             region: region.to_string(),
             policy,
             created: now_secs(),
+            location_constraint: location_constraint.filter(|c| c != region),
         };
         write_bucket_meta(&dir, &meta)?;
         fsync_dir(&self.root.join("buckets"))?;
@@ -1840,6 +1858,7 @@ mod tests {
                     region: "us-east-1".into(),
                     policy: None,
                     created: 0,
+                    location_constraint: None,
                 },
             );
             assert_eq!(s.get_object_bytes("bkt", "kept").unwrap().1, b"old");
