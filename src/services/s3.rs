@@ -1672,6 +1672,27 @@ fn refuse_customer_keys(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
 const STORED_HEADERS: [&str; 5] =
     ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 
+/// Kept with the object and returned by GetObject and HeadObject, as S3 does ("Amazon S3 stores
+/// the value of this header in the object metadata"); the lab serves no website, so nothing
+/// redirects.
+const WEBSITE_REDIRECT: &str = "x-amz-website-redirect-location";
+
+/// `x-amz-website-redirect-location`, checked as S3 checks it: `400 InvalidRedirectLocation`
+/// "The website redirect location must have a prefix of 'http://' or 'https://' or '/'."
+fn website_redirect(headers: &hyper::HeaderMap) -> Result<Option<String>, S3Error> {
+    let Some(v) = headers.get(WEBSITE_REDIRECT) else { return Ok(None) };
+    match v.to_str().map(str::trim) {
+        Ok(v) if ["/", "http://", "https://"].iter().any(|p| v.starts_with(p)) => {
+            Ok(Some(v.to_string()))
+        }
+        _ => Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRedirectLocation",
+            "The website redirect location must have a prefix of 'http://' or 'https://' or '/'.",
+        )),
+    }
+}
+
 /// What a PutObject, CreateMultipartUpload or CopyObject (REPLACE) says about its object:
 /// the standard headers ([`STORED_HEADERS`]; `aws-chunked`, the upload's framing, is left out
 /// of Content-Encoding), user metadata and the storage class.
@@ -1692,6 +1713,9 @@ fn object_metadata(headers: &hyper::HeaderMap) -> Result<Metadata, S3Error> {
         if !v.is_empty() {
             stored.insert(name.to_string(), v);
         }
+    }
+    if let Some(v) = website_redirect(headers)? {
+        stored.insert(WEBSITE_REDIRECT.to_string(), v);
     }
     Ok(Metadata {
         headers: stored,
@@ -2090,7 +2114,16 @@ async fn copy_object(
     // STANDARD Storage Class by default." (CopyObject, API reference)
     let class = storage_class(&parts.headers)?;
     let changes_class = parts.headers.contains_key("x-amz-storage-class");
-    if src_bucket == bucket && src_key == key && replace.is_none() && !changes_class {
+    // CopyObject: "This value is unique to each object and is not copied when using the
+    // x-amz-metadata-directive header. Instead, you may opt to provide this header in
+    // combination with the x-amz-metadata-directive header."
+    let redirect = website_redirect(&parts.headers)?;
+    if src_bucket == bucket
+        && src_key == key
+        && replace.is_none()
+        && !changes_class
+        && redirect.is_none()
+    {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
             "InvalidRequest",
@@ -2125,6 +2158,10 @@ async fn copy_object(
             replace.unwrap_or_else(|| (Some(source.0.content_type.clone()), source.0.metadata()));
         metadata.storage_class = class;
         metadata.tags = tags.unwrap_or_else(|| source.0.tags.clone());
+        metadata.headers.remove(WEBSITE_REDIRECT);
+        if let Some(v) = redirect {
+            metadata.headers.insert(WEBSITE_REDIRECT.to_string(), v);
+        }
         store
             .copy_object(source, &b, &k, Some((content_type, metadata)), condition, algorithm)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
@@ -7764,5 +7801,39 @@ mod tests {
         assert_eq!(reopened.bucket("old-eu").unwrap().location_constraint.as_deref(), Some("EU"));
         let legacy = reopened.bucket("legacy").unwrap();
         assert_eq!((legacy.region.as_str(), legacy.location_constraint), ("eu-west-1", None));
+    }
+
+    /// `x-amz-website-redirect-location` is stored with the object and returned by GetObject and
+    /// HeadObject; a value not starting with `/`, `http://` or `https://` is `400
+    /// InvalidRedirectLocation` and stores nothing. A copy does not take its source's ("This
+    /// value is unique to each object and is not copied"), only the one the request gives.
+    #[tokio::test]
+    async fn website_redirect_location_is_kept() {
+        let (addr, _dir, store, _) = start(false).await;
+        let redirect = ("x-amz-website-redirect-location", "/other.html");
+        assert_eq!(req(addr, "PUT", "/bkt/page", &[redirect], b"page").await.status, 200);
+        for method in ["GET", "HEAD"] {
+            let r = req(addr, method, "/bkt/page", &[], b"").await;
+            assert_eq!(
+                r.header("x-amz-website-redirect-location"),
+                Some("/other.html"),
+                "{method}"
+            );
+        }
+        let r = req(addr, "PUT", "/bkt/bad", &[("x-amz-website-redirect-location", "other")], b"x")
+            .await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (400, vec!["InvalidRedirectLocation".to_string()])
+        );
+        assert!(store.head_object("bkt", "bad").is_err());
+        let src = ("x-amz-copy-source", "/bkt/page");
+        assert_eq!(req(addr, "PUT", "/bkt/copy", &[src], b"").await.status, 200);
+        let r = req(addr, "HEAD", "/bkt/copy", &[], b"").await;
+        assert_eq!(r.header("x-amz-website-redirect-location"), None);
+        let other = ("x-amz-website-redirect-location", "https://example.com/");
+        assert_eq!(req(addr, "PUT", "/bkt/page", &[src, other], b"").await.status, 200);
+        let r = req(addr, "HEAD", "/bkt/page", &[], b"").await;
+        assert_eq!(r.header("x-amz-website-redirect-location"), Some("https://example.com/"));
     }
 }
