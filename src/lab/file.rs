@@ -593,6 +593,11 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         })?;
     }
     for (i, b) in lab.bucket.iter().enumerate() {
+        // A new lab's bucket, unlike one of a saved world (see `reserved_bucket_rule`).
+        if let Some(rule) = crate::model::reserved_bucket_rule(b.name.get_ref()) {
+            let e = ModelError::ReservedBucketName { name: b.name.get_ref().clone(), rule };
+            return Err(ctx.err(format!("bucket[{i}].name"), &b.name.span(), e));
+        }
         let region =
             b.region.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| w.region.clone());
         let bucket = Bucket {
@@ -1433,5 +1438,21 @@ security_groups = ["sg-0a0a0a0a"]
             with("[[instance]]\nid = \"i-0e0e0e0e\"\nsubnet = \"b\"\nprivate_ip = \"10.0.2.40\"\n")
                 .unwrap_err();
         assert_eq!(err.field, "nat_gateway[0].private_ip", "{err}");
+    }
+
+    #[test]
+    fn reserved_bucket_names_are_refused_naming_line_and_field() {
+        // "Bucket names must not start with the prefix xn--" and the other reserved names.
+        for (bad, part) in
+            [("xn--abc", "xn--"), ("amzn-s3-demo-bucket", "amzn-s3-demo-"), ("b--x-s3", "--x-s3")]
+        {
+            let err = with(&format!("[[bucket]]\nname = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(
+                (err.line, err.field.as_str()),
+                (line_count() + 3, "bucket[3].name"),
+                "{err}"
+            );
+            assert!(err.message.contains(part), "{err}");
+        }
     }
 }

@@ -109,6 +109,10 @@ pub enum ModelError {
     AddressInUse(Ipv4Addr),
     #[error("the specified bucket name is not valid: '{0}'")]
     InvalidBucketName(String),
+    /// A name S3 reserves for its own (an access point alias, a directory bucket …); `rule` is
+    /// the guide's, e.g. "start with the prefix xn--".
+    #[error("the specified bucket name is not valid: '{name}': bucket names must not {rule}")]
+    ReservedBucketName { name: String, rule: String },
     /// An object key S3 would refuse: empty, or longer than 1,024 bytes.
     #[error("an object key must be 1 to 1024 bytes long (this one has {})", .0.len())]
     InvalidObjectKey(String),

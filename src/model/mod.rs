@@ -910,6 +910,28 @@ pub fn valid_bucket_name(name: &str) -> bool {
         && name.parse::<std::net::Ipv4Addr>().is_err()
 }
 
+/// The prefixes and suffixes of names S3 keeps for itself (S3 User Guide, "General purpose bucket
+/// naming rules": "Bucket names must not start with the prefix xn--", "… sthree-" (which covers
+/// "sthree-configurator"), "… amzn-s3-demo-"; "must not end with the suffix -s3alias" (access
+/// point aliases), "--ol-s3" (Object Lambda access point aliases), ".mrap" (Multi-Region Access
+/// Points), "--x-s3" (directory buckets), "--table-s3" (table buckets)).
+const RESERVED_BUCKET_PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
+const RESERVED_BUCKET_SUFFIXES: &[&str] = &["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
+/// The naming rule a new bucket's name breaks by using a reserved prefix or suffix, in the
+/// guide's words ("start with the prefix xn--"). Checked where a bucket is made (CreateBucket, a
+/// lab file), not by [`valid_bucket_name`]: a bucket an earlier vpcsim made under such a name
+/// must still load from its state dir and be served.
+pub fn reserved_bucket_rule(name: &str) -> Option<String> {
+    if let Some(p) = RESERVED_BUCKET_PREFIXES.iter().find(|p| name.starts_with(*p)) {
+        return Some(format!("start with the prefix {p}"));
+    }
+    RESERVED_BUCKET_SUFFIXES
+        .iter()
+        .find(|s| name.ends_with(*s))
+        .map(|s| format!("end with the suffix {s}"))
+}
+
 /// S3's longest object key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
 

@@ -352,6 +352,7 @@ async fn dispatch(
     if meta.region != region && !locating && !creating {
         return Err(S3Error::permanent_redirect(&bucket, &meta.region));
     }
+    check_expected_owner(&parts.headers, "x-amz-expected-bucket-owner")?;
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
     match key {
         None if query.has("policy") => {
@@ -611,7 +612,22 @@ async fn dispatch(
                         other => other,
                     }
                 }
-                Method::DELETE => delete_object(state, bucket, key).await,
+                Method::DELETE => {
+                    let if_match = parts
+                        .headers
+                        .get("if-match")
+                        .map(|v| v.to_str().unwrap_or("").trim().to_string());
+                    authorize_conditional_delete(&authz, &bucket, &key_arn, if_match.as_deref())?;
+                    match delete_object(state, bucket.clone(), key, if_match).await {
+                        // As for a GET: without s3:ListBucket, S3 does not tell a missing key
+                        // (of an `If-Match` delete) from a forbidden one.
+                        Err(e) if e.code == "NoSuchKey" => {
+                            authz.require_in(&bucket, "s3:ListBucket", &bucket_arn, None)?;
+                            Err(e)
+                        }
+                        other => other,
+                    }
+                }
                 Method::POST => Err(S3Error::not_implemented("POST")),
                 m => Err(S3Error::method_not_allowed(&m, "OBJECT")),
             }
@@ -643,12 +659,27 @@ async fn copy_source(
     if state.store.bucket(&src_bucket).is_none() {
         return Err(S3Error::no_such_bucket(&src_bucket));
     }
+    check_expected_owner(&parts.headers, "x-amz-source-expected-bucket-owner")?;
     let src_arn = format!("arn:aws:s3:::{src_bucket}/{src_key}");
     // A read of the source: its tags are its s3:ExistingObjectTag keys.
     let existing = existing_tags(state, authz, &src_bucket, &src_key).await?;
     let keys = TagKeys { existing: existing.as_ref(), request: None };
     authz.require_tagged(&src_bucket, "s3:GetObject", &src_arn, keys)?;
     Ok(Some((src_bucket, src_key)))
+}
+
+/// `x-amz-expected-bucket-owner` (a copy's source: `x-amz-source-expected-bucket-owner`), from
+/// the S3 User Guide, "Verifying bucket ownership with bucket owner condition": "If the account
+/// ID that you provide does not match the actual owner of the bucket, the request fails with the
+/// HTTP status code 403 Forbidden (access denied)". Every bucket is the lab account's.
+fn check_expected_owner(headers: &hyper::HeaderMap, name: &str) -> Result<(), S3Error> {
+    match headers.get(name) {
+        Some(v) if v.to_str().map(str::trim).ok() != Some(ACCOUNT_ID) => {
+            Err(S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied")
+                .header("x-vpcsim-denied-by", "expected-bucket-owner"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The tag set of the object a request reads or retags, for its `s3:ExistingObjectTag/<key>`
@@ -834,6 +865,19 @@ impl<'a> Authz<'a> {
         })?;
         let identity =
             sigv4::verify(&sreq, &|k| access.secret_for(k), now_secs()).map_err(auth_error)?;
+        if let Some(id) = &identity {
+            let unsigned = sigv4::unsigned_amz_headers(&sreq, id);
+            if !unsigned.is_empty() {
+                // S3's answer, as SDK and proxy users quote it: `<HeadersNotSigned>` names
+                // them (comma-separated here when there are several).
+                return Err(S3Error::new(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "There were headers present in the request which were not signed",
+                )
+                .field("HeadersNotSigned", &unsigned.join(", ")));
+            }
+        }
         let identity = identity.and_then(|i| {
             let secret = access.secret_for(&i.access_key)?;
             Some((i, secret))
@@ -1380,11 +1424,13 @@ async fn get_bucket_location(state: &S3State, bucket: &str) -> Result<Response<R
     let mut w = Writer::new(Vec::new());
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(S3Error::xml)?;
     let el = w.create_element("LocationConstraint").with_attribute(("xmlns", S3_NS));
-    if meta.region == "us-east-1" {
-        el.write_empty().map_err(S3Error::xml)?;
-    } else {
-        el.write_text_content(BytesText::new(&meta.region)).map_err(S3Error::xml)?;
-    }
+    // "Buckets with a LocationConstraint of EU reside in eu-west-1" (the API reference's
+    // GetBucketLocation), which answers `EU` for them: the constraint as it was given.
+    match meta.location_constraint.as_deref() {
+        Some(c) => el.write_text_content(BytesText::new(c)).map_err(S3Error::xml)?,
+        None if meta.region == "us-east-1" => el.write_empty().map_err(S3Error::xml)?,
+        None => el.write_text_content(BytesText::new(&meta.region)).map_err(S3Error::xml)?,
+    };
     Ok(xml_response(StatusCode::OK, Bytes::from(w.into_inner())))
 }
 
@@ -1431,6 +1477,11 @@ async fn create_bucket(
     headers: &hyper::HeaderMap,
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
+    // A name S3 keeps for itself (see `reserved_bucket_rule`) is `InvalidBucketName`, as any
+    // name against the naming rules.
+    if crate::model::reserved_bucket_rule(bucket).is_some() {
+        return Err(S3Error::invalid_bucket_name(bucket));
+    }
     check_object_ownership(headers)?;
     refuse_bucket_acl(headers)?;
     let limited = http_body_util::Limited::new(body, 64 * 1024);
@@ -1438,7 +1489,9 @@ async fn create_bucket(
     // Checked before anything is created: a bad body creates no bucket.
     let constraint = location_constraint(&raw)?;
     if endpoint_region != "us-east-1"
-        && let Some(c) = constraint.as_deref().filter(|c| *c != endpoint_region)
+        && let Some(c) = constraint
+            .as_deref()
+            .filter(|c| *c != endpoint_region && !(*c == "EU" && endpoint_region == "eu-west-1"))
     {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
@@ -1448,10 +1501,13 @@ async fn create_bucket(
             ),
         ));
     }
-    let region = constraint.unwrap_or_else(|| endpoint_region.to_string());
+    let region = constraint
+        .as_ref()
+        .map(|c| if c == "EU" { "eu-west-1".to_string() } else { c.clone() })
+        .unwrap_or_else(|| endpoint_region.to_string());
     let (store, b) = (state.store.clone(), bucket.to_string());
     let r = region.clone();
-    blocking(move || match store.create_bucket(&b, &r, None) {
+    blocking(move || match store.create_bucket_as(&b, &r, None, constraint) {
         // CreateBucket: "For legacy compatibility, if you re-create an existing bucket that you
         // already own in the North Virginia Region, Amazon S3 returns 200 OK" (409
         // BucketAlreadyOwnedByYou everywhere else).
@@ -1515,9 +1571,10 @@ const LOCATION_CONSTRAINTS: &[&str] = &[
     "us-west-2",
 ];
 
-/// The region a CreateBucket body asks for: none for an empty body or an empty
-/// `<LocationConstraint>`; `MalformedXML` for a body that is not a well-formed
-/// CreateBucketConfiguration; `InvalidLocationConstraint` for a name S3 does not accept.
+/// The `LocationConstraint` a CreateBucket body gives, as given (`EU` for eu-west-1): none for an
+/// empty body or an empty `<LocationConstraint>`; `MalformedXML` for a body that is not a
+/// well-formed CreateBucketConfiguration; `InvalidLocationConstraint` for a name S3 does not
+/// accept.
 fn location_constraint(raw: &[u8]) -> Result<Option<String>, S3Error> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -1546,7 +1603,7 @@ fn location_constraint(raw: &[u8]) -> Result<Option<String>, S3Error> {
         )
         .field("LocationConstraint", c));
     }
-    Ok(Some(if c == "EU" { "eu-west-1".into() } else { c.to_string() }))
+    Ok(Some(c.to_string()))
 }
 
 /// The condition of a conditional write (PutObject, CompleteMultipartUpload): `If-None-Match`
@@ -1615,6 +1672,27 @@ fn refuse_customer_keys(headers: &hyper::HeaderMap) -> Result<(), S3Error> {
 const STORED_HEADERS: [&str; 5] =
     ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 
+/// Kept with the object and returned by GetObject and HeadObject, as S3 does ("Amazon S3 stores
+/// the value of this header in the object metadata"); the lab serves no website, so nothing
+/// redirects.
+const WEBSITE_REDIRECT: &str = "x-amz-website-redirect-location";
+
+/// `x-amz-website-redirect-location`, checked as S3 checks it: `400 InvalidRedirectLocation`
+/// "The website redirect location must have a prefix of 'http://' or 'https://' or '/'."
+fn website_redirect(headers: &hyper::HeaderMap) -> Result<Option<String>, S3Error> {
+    let Some(v) = headers.get(WEBSITE_REDIRECT) else { return Ok(None) };
+    match v.to_str().map(str::trim) {
+        Ok(v) if ["/", "http://", "https://"].iter().any(|p| v.starts_with(p)) => {
+            Ok(Some(v.to_string()))
+        }
+        _ => Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRedirectLocation",
+            "The website redirect location must have a prefix of 'http://' or 'https://' or '/'.",
+        )),
+    }
+}
+
 /// What a PutObject, CreateMultipartUpload or CopyObject (REPLACE) says about its object:
 /// the standard headers ([`STORED_HEADERS`]; `aws-chunked`, the upload's framing, is left out
 /// of Content-Encoding), user metadata and the storage class.
@@ -1635,6 +1713,9 @@ fn object_metadata(headers: &hyper::HeaderMap) -> Result<Metadata, S3Error> {
         if !v.is_empty() {
             stored.insert(name.to_string(), v);
         }
+    }
+    if let Some(v) = website_redirect(headers)? {
+        stored.insert(WEBSITE_REDIRECT.to_string(), v);
     }
     Ok(Metadata {
         headers: stored,
@@ -1837,7 +1918,17 @@ async fn receive_body(
     let content_length = parse_len("content-length")?;
     let decoded_length =
         if chunked { parse_len("x-amz-decoded-content-length")? } else { content_length };
-    if decoded_length.is_some_and(|l| l > MAX_PUT_SIZE) {
+    // S3 stores only a body whose length it is told: `Content-Length`, or for aws-chunked
+    // (whose `Content-Length`, if any, counts the chunk framing) `x-amz-decoded-content-length`.
+    // A plain `Transfer-Encoding: chunked` body is S3's `411 MissingContentLength`.
+    let Some(decoded_length) = decoded_length else {
+        return Err(S3Error::new(
+            StatusCode::LENGTH_REQUIRED,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header.",
+        ));
+    };
+    if decoded_length > MAX_PUT_SIZE {
         return Err(S3Error::entity_too_large());
     }
     let mut decoder = chunked.then(|| AwsChunked { signer, ..AwsChunked::default() });
@@ -1891,7 +1982,7 @@ async fn receive_body(
     if let Some(d) = &decoder {
         d.finish()?;
     }
-    if decoded_length.is_some_and(|l| l != writer.size()) {
+    if decoded_length != writer.size() {
         return Err(S3Error::incomplete_body());
     }
     let sent = match declared {
@@ -2023,7 +2114,16 @@ async fn copy_object(
     // STANDARD Storage Class by default." (CopyObject, API reference)
     let class = storage_class(&parts.headers)?;
     let changes_class = parts.headers.contains_key("x-amz-storage-class");
-    if src_bucket == bucket && src_key == key && replace.is_none() && !changes_class {
+    // CopyObject: "This value is unique to each object and is not copied when using the
+    // x-amz-metadata-directive header. Instead, you may opt to provide this header in
+    // combination with the x-amz-metadata-directive header."
+    let redirect = website_redirect(&parts.headers)?;
+    if src_bucket == bucket
+        && src_key == key
+        && replace.is_none()
+        && !changes_class
+        && redirect.is_none()
+    {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
             "InvalidRequest",
@@ -2058,6 +2158,10 @@ async fn copy_object(
             replace.unwrap_or_else(|| (Some(source.0.content_type.clone()), source.0.metadata()));
         metadata.storage_class = class;
         metadata.tags = tags.unwrap_or_else(|| source.0.tags.clone());
+        metadata.headers.remove(WEBSITE_REDIRECT);
+        if let Some(v) = redirect {
+            metadata.headers.insert(WEBSITE_REDIRECT.to_string(), v);
+        }
         store
             .copy_object(source, &b, &k, Some((content_type, metadata)), condition, algorithm)
             .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
@@ -2663,6 +2767,16 @@ async fn checked_body(
     Ok(raw)
 }
 
+/// One `<Object>` of a DeleteObjects body.
+#[derive(Default)]
+struct ToDelete {
+    key: Option<String>,
+    /// `<VersionId>`: only `null`, the object itself, is simulated.
+    version: Option<String>,
+    /// `<ETag>`: a conditional delete of this object.
+    etag: Option<String>,
+}
+
 async fn delete_objects(
     state: &S3State,
     authz: &Authz<'_>,
@@ -2671,60 +2785,92 @@ async fn delete_objects(
     body: Incoming,
 ) -> Result<Response<RespBody>, S3Error> {
     let raw = checked_body(headers, body, bucket).await?;
-    let mut keys: Vec<String> = Vec::new();
+    let mut objects: Vec<(String, Option<String>, Option<String>)> = Vec::new();
     let mut quiet = false;
     let mut root_ok = false;
-    let mut current: Option<String> = None;
+    let mut current = ToDelete::default();
     xml_walk(&raw, |path, ev| {
         match (path, ev) {
             (["Delete"], XmlEv::Open) => root_ok = true,
             (["Delete", "Quiet"], XmlEv::Text(t)) => quiet = t.trim() == "true",
-            (["Delete", "Object"], XmlEv::Open) => current = None,
+            (["Delete", "Object"], XmlEv::Open) => current = ToDelete::default(),
+            (["Delete", "Object", "Key"], XmlEv::Open) => current.key = Some(String::new()),
             (["Delete", "Object", "Key"], XmlEv::Text(t)) => {
-                current = Some(current.take().unwrap_or_default() + t)
+                current.key = Some(current.key.take().unwrap_or_default() + t)
             }
-            (["Delete", "Object", "Key"], XmlEv::Open) => current = Some(String::new()),
+            (["Delete", "Object", "VersionId"], XmlEv::Open) => {
+                current.version = Some(String::new())
+            }
+            (["Delete", "Object", "VersionId"], XmlEv::Text(t)) => {
+                current.version = Some(current.version.take().unwrap_or_default() + t)
+            }
+            (["Delete", "Object", "ETag"], XmlEv::Open) => current.etag = Some(String::new()),
+            (["Delete", "Object", "ETag"], XmlEv::Text(t)) => {
+                current.etag = Some(current.etag.take().unwrap_or_default() + t)
+            }
             (["Delete", "Object"], XmlEv::Close) => {
-                keys.push(current.take().ok_or_else(S3Error::malformed_xml)?)
+                let o = std::mem::take(&mut current);
+                objects.push((o.key.ok_or_else(S3Error::malformed_xml)?, o.version, o.etag));
             }
             _ => {}
         }
         Ok(())
     })?;
-    if !root_ok || keys.is_empty() || keys.len() > 1000 {
+    if !root_ok || objects.is_empty() || objects.len() > 1000 {
         return Err(S3Error::malformed_xml());
     }
-    let mut results: Vec<(String, Result<(), S3Error>)> = Vec::with_capacity(keys.len());
-    for key in keys {
-        let allowed = authz.require_in(
-            bucket,
-            "s3:DeleteObject",
-            &format!("arn:aws:s3:::{bucket}/{key}"),
-            None,
-        );
+    let mut results: Vec<(String, Option<String>, Result<(), S3Error>)> =
+        Vec::with_capacity(objects.len());
+    for (key, version, etag) in objects {
+        // "For conditionally deleting multiple objects using the DeleteObjects operation, you
+        // must provide the ETag value in the ETag element of the object in the XML request
+        // body" (S3 User Guide): each object's condition is decided as DeleteObject's
+        // `If-Match`, and a failed one is that object's `<Error>`.
+        let key_arn = format!("arn:aws:s3:::{bucket}/{key}");
+        let allowed = authz
+            .require_in(bucket, "s3:DeleteObject", &key_arn, None)
+            .and_then(|()| authorize_conditional_delete(authz, bucket, &key_arn, etag.as_deref()));
         let r = match allowed {
             Err(e) => Err(e),
+            // As DeleteObject's `versionId`: no bucket is versioned, so `null` ("Objects that
+            // are stored in your bucket before you set the versioning state have a version ID
+            // of null", S3 User Guide) names the object itself; another version is not
+            // simulated, and deleting the current object in its stead would lose it.
+            Ok(()) if version.as_deref().is_some_and(|v| v.trim() != "null") => {
+                Err(S3Error::not_implemented("VersionId"))
+            }
             Ok(()) => {
                 let (store, b, k) = (state.store.clone(), bucket.to_string(), key.clone());
                 blocking(move || {
-                    store.delete_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+                    store
+                        .delete_object_if(&b, &k, etag.as_deref().map(str::trim))
+                        .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
                 })
                 .await
             }
         };
-        results.push((key, r));
+        results.push((key, version, r));
     }
     debug!(bucket, count = results.len(), quiet, "delete objects");
     let body = xml_doc("DeleteResult", |w| {
-        for (key, r) in &results {
+        for (key, version, r) in &results {
             match r {
                 Ok(()) if !quiet => {
-                    w.create_element("Deleted").write_inner_content(|w| text(w, "Key", key))?;
+                    w.create_element("Deleted").write_inner_content(|w| {
+                        text(w, "Key", key)?;
+                        match version {
+                            Some(v) => text(w, "VersionId", v.trim()),
+                            None => Ok(()),
+                        }
+                    })?;
                 }
                 Ok(()) => {}
                 Err(e) => {
                     w.create_element("Error").write_inner_content(|w| {
                         text(w, "Key", key)?;
+                        if let Some(v) = version {
+                            text(w, "VersionId", v)?;
+                        }
                         text(w, "Code", e.code)?;
                         text(w, "Message", &e.message)
                     })?;
@@ -3100,14 +3246,39 @@ fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, S3Error> {
     Ok(Some((a, end.min(size - 1))))
 }
 
+/// A conditional delete (DeleteObject's `If-Match`, a DeleteObjects object's `<ETag>`) by ETag
+/// reads the object: "To perform a conditional delete with the If-Match header with an ETag
+/// value, you must have the s3:DeleteObject and s3:GetObject permissions" (S3 User Guide, "How to
+/// perform conditional deletes"). `*` only asks whether the object exists: s3:DeleteObject.
+fn authorize_conditional_delete(
+    authz: &Authz<'_>,
+    bucket: &str,
+    key_arn: &str,
+    if_match: Option<&str>,
+) -> Result<(), S3Error> {
+    match if_match {
+        Some(v) if v.trim() != "*" => authz.require_in(bucket, "s3:GetObject", key_arn, None),
+        _ => Ok(()),
+    }
+}
+
+/// DeleteObject. With `If-Match` (the User Guide's conditional delete: "If the ETag value of an
+/// object in an S3 bucket doesn't match with the ETag that you provide during the delete
+/// operation, the operation fails"), decided under the store's commit lock as a conditional
+/// write is: `412 PreconditionFailed` for another ETag, `404 NoSuchKey` for no object.
 async fn delete_object(
     state: &S3State,
     bucket: String,
     key: String,
+    if_match: Option<String>,
 ) -> Result<Response<RespBody>, S3Error> {
     let (store, b, k) = (state.store.clone(), bucket.clone(), key.clone());
-    blocking(move || store.delete_object(&b, &k).map_err(|e| S3Error::from_store(e, &b, Some(&k))))
-        .await?;
+    blocking(move || {
+        store
+            .delete_object_if(&b, &k, if_match.as_deref())
+            .map_err(|e| S3Error::from_store(e, &b, Some(&k)))
+    })
+    .await?;
     debug!(bucket = %bucket, key = %key, "delete object");
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -7276,5 +7447,393 @@ mod tests {
                 assert_eq!(r.header("x-amz-checksum-crc32"), None);
             }
         }
+    }
+
+    /// DeleteObjects reads each object's `VersionId`: `null` is the object itself (no bucket is
+    /// versioned) and is echoed in `<Deleted>`; any other id is that key's `NotImplemented`
+    /// error, as DeleteObject answers it, and deletes nothing.
+    #[tokio::test]
+    async fn delete_objects_honours_version_ids() {
+        let (addr, _dir, store, _) = start(false).await;
+        for k in ["a", "b", "c"] {
+            store.put_object("bkt", k, b"x", None).unwrap();
+        }
+        let body = b"<Delete><Object><Key>a</Key><VersionId>3HL4kqtJlcpXroDTDmJ</VersionId></Object>\
+            <Object><Key>b</Key><VersionId>null</VersionId></Object><Object><Key>c</Key></Object></Delete>";
+        let md5 = base64_encode(&Md5::digest(body));
+        let r = req(addr, "POST", "/bkt?delete", &[("Content-MD5", &md5)], body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        let errors = xml_values(&t, "Error");
+        assert_eq!(errors.len(), 1, "{t}");
+        assert_eq!(xml_values(&errors[0], "Key"), ["a"]);
+        assert_eq!(xml_values(&errors[0], "VersionId"), ["3HL4kqtJlcpXroDTDmJ"]);
+        assert_eq!(xml_values(&errors[0], "Code"), ["NotImplemented"]);
+        let deleted = xml_values(&t, "Deleted");
+        assert_eq!(deleted.len(), 2, "{t}");
+        assert_eq!(xml_values(&deleted[0], "Key"), ["b"]);
+        assert_eq!(xml_values(&deleted[0], "VersionId"), ["null"]);
+        assert_eq!(xml_values(&deleted[1], "Key"), ["c"]);
+        assert!(xml_values(&deleted[1], "VersionId").is_empty(), "{t}");
+        assert!(store.head_object("bkt", "a").is_ok(), "another version's id deleted the object");
+        assert!(store.head_object("bkt", "b").is_err());
+        assert!(store.head_object("bkt", "c").is_err());
+    }
+
+    /// Conditional deletes (S3 User Guide, "How to perform conditional deletes"): DeleteObject's
+    /// `If-Match` and each DeleteObjects object's `<ETag>`; another ETag is `412
+    /// PreconditionFailed` (in DeleteObjects that key's `<Error>`), a missing key `404
+    /// NoSuchKey`, and the object stays.
+    #[tokio::test]
+    async fn conditional_deletes() {
+        let (addr, _dir, store, _) = start(false).await;
+        let v1 = store.put_object("bkt", "k", b"v1", None).unwrap();
+        let wrong = "\"0123456789abcdef0123456789abcdef\"";
+        let r = req(addr, "DELETE", "/bkt/k", &[("If-Match", wrong)], b"").await;
+        let t = r.text();
+        assert_eq!(
+            (r.status, xml_values(&t, "Code"), xml_values(&t, "Condition")),
+            (412, vec!["PreconditionFailed".to_string()], vec!["If-Match".to_string()]),
+            "{t}"
+        );
+        assert!(store.head_object("bkt", "k").is_ok());
+        let r = req(addr, "DELETE", "/bkt/missing", &[("If-Match", "*")], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (404, vec!["NoSuchKey".to_string()]));
+        let r = req(addr, "DELETE", "/bkt/k", &[("If-Match", &v1.etag)], b"").await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert!(store.head_object("bkt", "k").is_err());
+        store.put_object("bkt", "k", b"v2", None).unwrap();
+        assert_eq!(req(addr, "DELETE", "/bkt/k", &[("If-Match", "*")], b"").await.status, 204);
+        assert!(store.head_object("bkt", "k").is_err());
+
+        let a = store.put_object("bkt", "a", b"a", None).unwrap();
+        store.put_object("bkt", "b", b"b", None).unwrap();
+        let body = format!(
+            "<Delete><Object><Key>a</Key><ETag>{}</ETag></Object>\
+             <Object><Key>b</Key><ETag>{wrong}</ETag></Object>\
+             <Object><Key>gone</Key><ETag>*</ETag></Object></Delete>",
+            a.etag
+        );
+        let md5 = base64_encode(&Md5::digest(body.as_bytes()));
+        let r = req(addr, "POST", "/bkt?delete", &[("Content-MD5", &md5)], body.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let t = r.text();
+        let errors = xml_values(&t, "Error");
+        let codes: Vec<_> =
+            errors.iter().map(|e| (xml_values(e, "Key"), xml_values(e, "Code"))).collect();
+        assert_eq!(
+            codes,
+            [
+                (vec!["b".to_string()], vec!["PreconditionFailed".to_string()]),
+                (vec!["gone".to_string()], vec!["NoSuchKey".to_string()])
+            ],
+            "{t}"
+        );
+        assert_eq!(xml_values(&t, "Deleted").len(), 1, "{t}");
+        assert!(store.head_object("bkt", "a").is_err());
+        assert_eq!(store.get_object_bytes("bkt", "b").unwrap().1, b"b");
+    }
+
+    /// "To perform a conditional delete with the If-Match header with an ETag value, you must
+    /// have the s3:DeleteObject and s3:GetObject permissions" (the User Guide); `If-Match: *`
+    /// needs only s3:DeleteObject.
+    #[tokio::test]
+    async fn conditional_deletes_by_etag_need_read_access() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:DeleteObject","Resource":"arn:aws:s3:::pub/*"}]}"#;
+        store.create_bucket("pub", "us-east-1", Some(policy.into())).unwrap();
+        let k = store.put_object("pub", "k", b"v", None).unwrap();
+        let r = req(addr, "DELETE", "/pub/k", &[("If-Match", &k.etag)], b"").await;
+        assert_eq!((r.status, xml_values(&r.text(), "Code")), (403, vec!["AccessDenied".into()]));
+        assert!(store.head_object("pub", "k").is_ok());
+        let r = req(addr, "DELETE", "/pub/k", &[("If-Match", "*")], b"").await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert!(store.head_object("pub", "k").is_err());
+    }
+
+    /// A presigned URL's target (path and query) for the admin, signing only `host`.
+    fn presign_admin(method: &str, path: &str, host: &str) -> String {
+        let now = now_secs();
+        let amz = sigv4::format_amz_date(now);
+        let query = format!(
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={ADMIN_AK}%2F{}%2Fus-east-1%2Fs3%2F\
+             aws4_request&X-Amz-Date={amz}&X-Amz-Expires=300&X-Amz-SignedHeaders=host",
+            &amz[..8]
+        );
+        let placeholder = format!("{query}&X-Amz-Signature={}", "0".repeat(64));
+        let hs = [("host", host)];
+        let sreq = sigv4::Request {
+            method,
+            path,
+            query: &placeholder,
+            headers: &hs,
+            payload_sha256: None,
+        };
+        let secrets = |k: &str| (k == ADMIN_AK).then(|| ADMIN_SK.to_string());
+        let Err(sigv4::AuthError::SignatureMismatch { string_to_sign, .. }) =
+            sigv4::verify(&sreq, &secrets, now)
+        else {
+            panic!("expected a signature mismatch for the placeholder signature");
+        };
+        let key = sigv4::signing_key(ADMIN_SK, &amz[..8], "us-east-1", "s3");
+        format!("{path}?{query}&X-Amz-Signature={}", sigv4::sign(&key, &string_to_sign))
+    }
+
+    /// S3 refuses a signed request with an `x-amz-*` header its signature does not cover: `403
+    /// AccessDenied` "There were headers present in the request which were not signed", the
+    /// headers in `<HeadersNotSigned>`; nothing is stored. What clients leave unsigned passes:
+    /// `x-amzn-trace-id`, `user-agent`, `expect` (botocore), and `x-amz-content-sha256` on a
+    /// presigned URL (whose payload is `UNSIGNED-PAYLOAD` whatever the header says).
+    #[tokio::test]
+    async fn unsigned_amz_headers_are_refused() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let host = addr.to_string();
+        let refused = |r: &Resp, names: &str| {
+            let t = r.text();
+            assert_eq!(
+                (r.status, xml_values(&t, "Code"), xml_values(&t, "HeadersNotSigned")),
+                (403, vec!["AccessDenied".to_string()], vec![names.to_string()]),
+                "{t}"
+            );
+            assert_eq!(
+                xml_values(&t, "Message"),
+                ["There were headers present in the request which were not signed"]
+            );
+        };
+        let mut signed = vec![
+            ("host".to_string(), host.clone()),
+            ("x-amz-content-sha256".to_string(), "UNSIGNED-PAYLOAD".to_string()),
+        ];
+        sign_admin("PUT", "/bkt/k", &mut signed);
+        let with = |extra: &[(&str, &str)]| {
+            let mut h: Vec<(String, String)> = signed.clone();
+            h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            h
+        };
+        let extra = with(&[("x-amz-storage-class", "GLACIER"), ("X-Amz-Meta-Note", "added")]);
+        let hs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = req(addr, "PUT", "/bkt/k", &hs, b"data").await;
+        refused(&r, "x-amz-meta-note, x-amz-storage-class");
+        assert!(store.head_object("bkt", "k").is_err());
+        let fine = with(&[
+            ("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793"),
+            ("user-agent", "aws-cli/2.15.0"),
+        ]);
+        let hs: Vec<(&str, &str)> = fine.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = req(addr, "PUT", "/bkt/k", &hs, b"data").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+
+        // A presigned URL signs only what its X-Amz-SignedHeaders names.
+        let target = presign_admin("PUT", "/bkt/p", &host);
+        let hs = [("host", host.as_str()), ("x-amz-acl", "bucket-owner-full-control")];
+        let r = req(addr, "PUT", &target, &hs, b"data").await;
+        refused(&r, "x-amz-acl");
+        assert!(store.head_object("bkt", "p").is_err());
+        let hs = [("host", host.as_str()), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")];
+        let r = req(addr, "PUT", &target, &hs, b"data").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.get_object_bytes("bkt", "p").unwrap().1, b"data");
+    }
+
+    /// `x-amz-expected-bucket-owner` (and a copy's `x-amz-source-expected-bucket-owner`): "If the
+    /// account ID that you provide does not match the actual owner of the bucket, the request
+    /// fails with the HTTP status code 403 Forbidden (access denied)"; nothing is changed.
+    #[tokio::test]
+    async fn expected_bucket_owner_is_checked() {
+        let (addr, _dir, store, _) = start(false).await;
+        store.put_object("bkt", "k", b"v", None).unwrap();
+        let denied = |r: &Resp| {
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (403, vec!["AccessDenied".to_string()]),
+                "{}",
+                r.text()
+            );
+        };
+        let other = ("x-amz-expected-bucket-owner", "111122223333");
+        denied(&req(addr, "DELETE", "/bkt/k", &[other], b"").await);
+        assert!(store.head_object("bkt", "k").is_ok());
+        denied(&req(addr, "PUT", "/bkt/new", &[other], b"x").await);
+        assert!(store.head_object("bkt", "new").is_err());
+        denied(&req(addr, "GET", "/bkt?list-type=2", &[other], b"").await);
+        denied(&req(addr, "GET", "/bkt/k", &[other], b"").await);
+        let ours = ("x-amz-expected-bucket-owner", ACCOUNT_ID);
+        assert_eq!(req(addr, "GET", "/bkt/k", &[ours], b"").await.status, 200);
+
+        let src = ("x-amz-copy-source", "/bkt/k");
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/c",
+            &[src, ("x-amz-source-expected-bucket-owner", "111122223333")],
+            b"",
+        )
+        .await;
+        denied(&r);
+        assert!(store.head_object("bkt", "c").is_err());
+        let id = initiate(addr, "/bkt/parts", &[]).await;
+        let target = format!("/bkt/parts?partNumber=1&uploadId={id}");
+        let r = req(
+            addr,
+            "PUT",
+            &target,
+            &[src, ("x-amz-source-expected-bucket-owner", "111122223333")],
+            b"",
+        )
+        .await;
+        denied(&r);
+        assert_eq!(store.list_parts("bkt", &id).unwrap().1.len(), 0);
+        let r = req(
+            addr,
+            "PUT",
+            "/bkt/c",
+            &[src, ours, ("x-amz-source-expected-bucket-owner", ACCOUNT_ID)],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// Names S3 reserves ("Bucket naming rules": the prefixes `xn--`, `sthree-`,
+    /// `amzn-s3-demo-`, the suffixes `-s3alias`, `--ol-s3`, `.mrap`, `--x-s3`, `--table-s3`)
+    /// are `400 InvalidBucketName` for CreateBucket, and no bucket is made.
+    #[tokio::test]
+    async fn reserved_bucket_names_are_refused() {
+        let (addr, _dir, store, _) = start(false).await;
+        for name in [
+            "xn--bucket",
+            "sthree-bucket",
+            "sthree-configurator-b",
+            "amzn-s3-demo-bucket",
+            "bucket-s3alias",
+            "bucket--ol-s3",
+            "bucket.mrap",
+            "bucket--usw2-az1--x-s3",
+            "bucket--table-s3",
+        ] {
+            let r = req(addr, "PUT", &format!("/{name}"), &[], b"").await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (400, vec!["InvalidBucketName".to_string()]),
+                "{name}: {}",
+                r.text()
+            );
+            assert!(store.bucket(name).is_none(), "{name}");
+        }
+        assert_eq!(req(addr, "PUT", "/xn-bucket-s3", &[], b"").await.status, 200);
+        // A bucket an older vpcsim made under such a name is still served.
+        store.create_bucket("amzn-s3-demo-old", "us-east-1", None).unwrap();
+        store.put_object("amzn-s3-demo-old", "k", b"kept", None).unwrap();
+        let r = req(addr, "GET", "/amzn-s3-demo-old/k", &[], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"kept"[..]));
+    }
+
+    /// A PutObject or UploadPart body of unknown length (plain `Transfer-Encoding: chunked`, or
+    /// aws-chunked without `x-amz-decoded-content-length`) is `411 MissingContentLength` "You
+    /// must provide the Content-Length HTTP header.", and nothing is stored.
+    #[tokio::test]
+    async fn bodies_without_a_length_are_refused() {
+        let (addr, _dir, store, _) = start(false).await;
+        let id = initiate(addr, "/bkt/up", &[]).await;
+        let part = format!("/bkt/up?partNumber=1&uploadId={id}");
+        for target in ["/bkt/k", part.as_str()] {
+            for extra in ["", "Content-Encoding: aws-chunked\r\n"] {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                let chunk =
+                    if extra.is_empty() { "4\r\ndata\r\n" } else { "9\r\n4\r\ndata\r\n\r\n" };
+                let raw = format!(
+                    "PUT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Transfer-Encoding: chunked\r\n\r\n\
+                     {chunk}0\r\n\r\n"
+                );
+                s.write_all(raw.as_bytes()).await.unwrap();
+                let r = read_response(&mut s, false).await;
+                let t = r.text();
+                assert_eq!(
+                    (r.status, xml_values(&t, "Code"), xml_values(&t, "Message")),
+                    (
+                        411,
+                        vec!["MissingContentLength".to_string()],
+                        vec!["You must provide the Content-Length HTTP header.".to_string()]
+                    ),
+                    "{target} {extra:?}: {t}"
+                );
+            }
+        }
+        assert!(store.head_object("bkt", "k").is_err());
+        assert_eq!(store.list_parts("bkt", &id).unwrap().1.len(), 0);
+        // With the decoded length, aws-chunked needs no Content-Length.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let raw = "PUT /bkt/k HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: aws-chunked\r\n\
+                   x-amz-decoded-content-length: 4\r\nTransfer-Encoding: chunked\r\n\r\n\
+                   9\r\n4\r\ndata\r\n\r\n5\r\n0\r\n\r\n\r\n0\r\n\r\n";
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let r = read_response(&mut s, false).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.get_object_bytes("bkt", "k").unwrap().1, b"data");
+    }
+
+    /// A bucket created with the `LocationConstraint` `EU` is in eu-west-1, and GetBucketLocation
+    /// answers `EU` (the API reference: "Buckets with a LocationConstraint of EU reside in
+    /// eu-west-1"), also once the store is opened again; a bucket.json written before the
+    /// constraint was kept still loads, and a bucket made otherwise keeps the old format.
+    #[tokio::test]
+    async fn location_constraint_eu_is_answered_as_given() {
+        let (addr, dir, store, _) = start(false).await;
+        let cfg = b"<CreateBucketConfiguration><LocationConstraint>EU</LocationConstraint>\
+            </CreateBucketConfiguration>";
+        assert_eq!(req(addr, "PUT", "/old-eu", &[], cfg).await.status, 200);
+        assert_eq!(store.bucket("old-eu").unwrap().region, "eu-west-1");
+        let r = req(addr, "GET", "/old-eu?location", &[], b"").await;
+        assert!(r.text().contains(">EU</LocationConstraint>"), "{}", r.text());
+        let r = req(addr, "GET", "/eu-bkt?location", &[], b"").await;
+        assert!(r.text().contains(">eu-west-1</LocationConstraint>"), "{}", r.text());
+        let raw = std::fs::read_to_string(dir.0.join("buckets/eu-bkt/bucket.json")).unwrap();
+        assert!(!raw.contains("location_constraint"), "{raw}");
+        let legacy = dir.0.join("buckets/legacy");
+        std::fs::create_dir_all(legacy.join("objects")).unwrap();
+        std::fs::write(
+            legacy.join("bucket.json"),
+            r#"{"name":"legacy","region":"eu-west-1","policy":null,"created":1}"#,
+        )
+        .unwrap();
+        let reopened = Store::open(&dir.0).unwrap();
+        assert_eq!(reopened.bucket("old-eu").unwrap().location_constraint.as_deref(), Some("EU"));
+        let legacy = reopened.bucket("legacy").unwrap();
+        assert_eq!((legacy.region.as_str(), legacy.location_constraint), ("eu-west-1", None));
+    }
+
+    /// `x-amz-website-redirect-location` is stored with the object and returned by GetObject and
+    /// HeadObject; a value not starting with `/`, `http://` or `https://` is `400
+    /// InvalidRedirectLocation` and stores nothing. A copy does not take its source's ("This
+    /// value is unique to each object and is not copied"), only the one the request gives.
+    #[tokio::test]
+    async fn website_redirect_location_is_kept() {
+        let (addr, _dir, store, _) = start(false).await;
+        let redirect = ("x-amz-website-redirect-location", "/other.html");
+        assert_eq!(req(addr, "PUT", "/bkt/page", &[redirect], b"page").await.status, 200);
+        for method in ["GET", "HEAD"] {
+            let r = req(addr, method, "/bkt/page", &[], b"").await;
+            assert_eq!(
+                r.header("x-amz-website-redirect-location"),
+                Some("/other.html"),
+                "{method}"
+            );
+        }
+        let r = req(addr, "PUT", "/bkt/bad", &[("x-amz-website-redirect-location", "other")], b"x")
+            .await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (400, vec!["InvalidRedirectLocation".to_string()])
+        );
+        assert!(store.head_object("bkt", "bad").is_err());
+        let src = ("x-amz-copy-source", "/bkt/page");
+        assert_eq!(req(addr, "PUT", "/bkt/copy", &[src], b"").await.status, 200);
+        let r = req(addr, "HEAD", "/bkt/copy", &[], b"").await;
+        assert_eq!(r.header("x-amz-website-redirect-location"), None);
+        let other = ("x-amz-website-redirect-location", "https://example.com/");
+        assert_eq!(req(addr, "PUT", "/bkt/page", &[src, other], b"").await.status, 200);
+        let r = req(addr, "HEAD", "/bkt/page", &[], b"").await;
+        assert_eq!(r.header("x-amz-website-redirect-location"), Some("https://example.com/"));
     }
 }

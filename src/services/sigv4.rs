@@ -924,6 +924,27 @@ pub fn verify(
     }))
 }
 
+/// The `x-amz-*` headers of a request that its verified signature does not cover, sorted and
+/// lower-case: S3 refuses them (`403 AccessDenied` "There were headers present in the request
+/// which were not signed"), so that no one can add, say, `x-amz-storage-class` or
+/// `x-amz-meta-*` to a request, or to a presigned URL, that was signed without it. A presigned
+/// URL's `x-amz-content-sha256` is tolerated: its payload is `UNSIGNED-PAYLOAD` whatever the
+/// header says (the header only asks S3 to check the body). `x-amzn-trace-id`, which botocore
+/// never signs, is not an `x-amz-` header. EC2's Query API does not use this.
+pub fn unsigned_amz_headers(req: &Request, identity: &Identity) -> Vec<String> {
+    let mut names: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .filter(|k| k.starts_with("x-amz-"))
+        .filter(|k| !(identity.presigned && k == "x-amz-content-sha256"))
+        .filter(|k| !identity.signed_headers.contains(k))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,11 @@ pub struct BucketMeta {
     pub policy: Option<String>,
     /// Creation time, unix seconds.
     pub created: u64,
+    /// The CreateBucket `LocationConstraint` when it is not the region's own name (`EU`, which
+    /// GetBucketLocation answers as given); absent from a bucket.json of an older vpcsim and
+    /// not written otherwise, so such files keep their format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_constraint: Option<String>,
 }
 
 /// Metadata of an object, stored in its sidecar.
@@ -503,6 +508,18 @@ impl Store {
         region: &str,
         policy: Option<String>,
     ) -> Result<(), StoreError> {
+        self.create_bucket_as(name, region, policy, None)
+    }
+
+    /// [`Store::create_bucket`], keeping the `LocationConstraint` it was asked with when that
+    /// is not the region's name (see [`BucketMeta::location_constraint`]).
+    pub fn create_bucket_as(
+        &self,
+        name: &str,
+        region: &str,
+        policy: Option<String>,
+        location_constraint: Option<String>,
+    ) -> Result<(), StoreError> {
         if !valid_bucket_name(name) {
             return Err(StoreError::InvalidBucketName(name.to_string()));
         }
@@ -525,6 +542,7 @@ impl Store {
             region: region.to_string(),
             policy,
             created: now_secs(),
+            location_constraint: location_constraint.filter(|c| c != region),
         };
         write_bucket_meta(&dir, &meta)?;
         fsync_dir(&self.root.join("buckets"))?;
@@ -768,17 +786,39 @@ impl Store {
 
     /// Deletes an object; deleting a missing key succeeds, as in S3.
     pub fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.delete_object_if(bucket, key, None)
+    }
+
+    /// Deletes an object if it has one of the ETags of `if_match` (a conditional delete's
+    /// `If-Match`, `*` for any), decided under the commit lock against what the key holds then,
+    /// as a conditional write is: `NoSuchKey` without an object, `PreconditionFailed` for
+    /// another ETag. Without a condition, deleting a missing key succeeds, as in S3.
+    pub fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), StoreError> {
         let dir = self.objects_dir(bucket)?;
+        let missing = || match if_match {
+            Some(_) => Err(StoreError::NoSuchKey(key.to_string())),
+            None => Ok(()),
+        };
         if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return Ok(());
+            return missing();
         }
         let meta_path = dir.join(format!("{}.meta", object_file_name(key)));
         let _guard = lock(&self.commit);
         let Some(sidecar) = read_sidecar(&meta_path)? else {
-            return Ok(());
+            return missing();
         };
         if sidecar.meta.key != key {
-            return Ok(());
+            return missing();
+        }
+        if let Some(list) = if_match
+            && !etag_in(list, &sidecar.meta.etag)
+        {
+            return Err(StoreError::PreconditionFailed("If-Match"));
         }
         // Metadata first: once it is gone the object is absent, whatever happens to the body.
         fs::remove_file(&meta_path)?;
@@ -1818,6 +1858,7 @@ mod tests {
                     region: "us-east-1".into(),
                     policy: None,
                     created: 0,
+                    location_constraint: None,
                 },
             );
             assert_eq!(s.get_object_bytes("bkt", "kept").unwrap().1, b"old");

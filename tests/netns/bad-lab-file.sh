@@ -13,6 +13,15 @@ grep -q "You can only add an endpoint route by associating a route table with an
     || fail "not the guide's sentence: $out"
 if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
 ok "refused: $out"
+# A bucket name S3 keeps for itself: "Bucket names must not start with the prefix amzn-s3-demo-".
+sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/reserved.toml"
+printf '\n[[bucket]]\nname = "amzn-s3-demo-bucket"\n' >> "$WORK/reserved.toml"
+line=$(grep -n 'name = "amzn-s3-demo-bucket"' "$WORK/reserved.toml" | cut -d: -f1)
+if out=$("$VPCSIM" up "$WORK/reserved.toml" --detach 2>&1); then fail "a reserved bucket name came up"; fi
+grep -q "reserved.toml:$line: bucket\[3\].name" <<< "$out" || fail "no line/field: $out"
+grep -q "must not start with the prefix amzn-s3-demo-" <<< "$out" || fail "not the guide's rule: $out"
+if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
+ok "refused: $out"
 # The control API listens on the loopback only: any other address is refused, before anything
 # is created.
 sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/good.toml"

@@ -70,6 +70,66 @@ in_ns a "$AWS_BIN" s3api delete-objects --bucket my-secure-bucket --delete 'Obje
 if in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key sum > /dev/null 2>&1; then
     fail "delete-objects left the object"; fi
 ok "aws s3api delete-objects with the CLI's flexible checksum"
+# Refusals that must keep the object: a DeleteObjects entry naming another version (none is
+# simulated), conditional deletes whose ETag is not the object's, and an x-amz-* header that a
+# presigned URL did not sign.
+printf kept > "$WORK/keep"
+in_ns a "$AWS_BIN" s3 cp --only-show-errors "$WORK/keep" s3://my-secure-bucket/keep || fail "cp keep"
+kept() {
+    [ "$(in_ns a "$AWS_BIN" s3 cp s3://my-secure-bucket/keep -)" = kept ] || fail "keep lost: $1"
+}
+wrong='"0123456789abcdef0123456789abcdef"'
+in_ns a "$AWS_BIN" s3api delete-objects --bucket my-secure-bucket \
+    --delete 'Objects=[{Key=keep,VersionId=3HL4kqtJlcpXroDTDmJ}]' > "$WORK/dv.out" \
+    || fail "delete-objects with a VersionId: $(cat "$WORK/dv.out")"
+grep -q NotImplemented "$WORK/dv.out" || fail "delete-objects with a VersionId: $(cat "$WORK/dv.out")"
+kept "delete-objects with another VersionId"
+if in_ns a "$AWS_BIN" s3api delete-object --bucket my-secure-bucket --key keep --if-match "$wrong" \
+    > "$WORK/cd.out" 2>&1; then fail "delete-object --if-match of another ETag succeeded"; fi
+grep -q PreconditionFailed "$WORK/cd.out" || fail "delete-object --if-match: $(cat "$WORK/cd.out")"
+in_ns a "$AWS_BIN" s3api delete-objects --bucket my-secure-bucket \
+    --delete "Objects=[{Key=keep,ETag=$wrong}]" > "$WORK/ce.out" || fail "delete-objects with an ETag"
+grep -q PreconditionFailed "$WORK/ce.out" || fail "delete-objects with an ETag: $(cat "$WORK/ce.out")"
+kept "conditional deletes of another ETag"
+if in_ns a "$AWS_BIN" s3api delete-object --bucket my-secure-bucket --key keep \
+    --expected-bucket-owner 111122223333 > "$WORK/eo.out" 2>&1; then fail "delete-object of another owner's bucket"; fi
+grep -q AccessDenied "$WORK/eo.out" || fail "--expected-bucket-owner: $(cat "$WORK/eo.out")"
+if in_ns a "$AWS_BIN" s3api copy-object --bucket my-secure-bucket --key keep --copy-source my-secure-bucket/obj \
+    --expected-source-bucket-owner 111122223333 > "$WORK/eo.out" 2>&1; then fail "copy from another owner's bucket"; fi
+grep -q AccessDenied "$WORK/eo.out" || fail "--expected-source-bucket-owner: $(cat "$WORK/eo.out")"
+in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key keep --expected-bucket-owner 123456789012 \
+    > /dev/null || fail "head-object with the lab's account as expected owner"
+kept "--expected-bucket-owner and --expected-source-bucket-owner of another account"
+url=$("$PY" -c 'import boto3, botocore.config as c; print(boto3.client("s3", region_name="us-east-1",
+    config=c.Config(signature_version="s3v4")).generate_presigned_url("put_object",
+    Params={"Bucket": "my-secure-bucket", "Key": "keep"}))')
+code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" -o "$WORK/ns.xml" -w '%{http_code}' -T "$WORK/obj.small" \
+    -H 'x-amz-storage-class: GLACIER' "$url")
+[ "$code" = 403 ] && grep -q "<HeadersNotSigned>x-amz-storage-class</HeadersNotSigned>" "$WORK/ns.xml" \
+    || fail "an unsigned x-amz header on a presigned PUT: $code $(cat "$WORK/ns.xml")"
+kept "a presigned PUT with an unsigned header"
+code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" -o /dev/null -w '%{http_code}' -T "$WORK/keep" "$url")
+[ "$code" = 200 ] || fail "the presigned PUT without extra headers: $code"
+# curl --aws-sigv4 signs the x-amz-* headers it sends. A plain chunked body (no Content-Length,
+# no aws-chunked decoded length) is S3's 411 MissingContentLength and stores nothing.
+sig=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" "${sig[@]}" -o "$WORK/cl.xml" -w '%{http_code}' \
+    -H 'Transfer-Encoding: chunked' -T "$WORK/keep" https://my-secure-bucket.s3.amazonaws.com/chunked)
+[ "$code" = 411 ] && grep -q "<Code>MissingContentLength</Code>" "$WORK/cl.xml" \
+    || fail "a chunked PUT without Content-Length: $code $(cat "$WORK/cl.xml")"
+if in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key chunked > /dev/null 2>&1; then
+    fail "a chunked PUT without Content-Length was stored"; fi
+code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" "${sig[@]}" -o "$WORK/cl.xml" -w '%{http_code}' \
+    -T "$WORK/keep" https://my-secure-bucket.s3.amazonaws.com/chunked)
+[ "$code" = 200 ] || fail "curl --aws-sigv4 PUT: $code $(cat "$WORK/cl.xml")"
+ok "curl --aws-sigv4: a chunked PUT without Content-Length is 411 MissingContentLength, with it 200"
+etag=$(in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key keep --query ETag --output text)
+in_ns a "$AWS_BIN" s3api delete-object --bucket my-secure-bucket --key keep --if-match "$etag" \
+    || fail "delete-object --if-match of its own ETag"
+if in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key keep > /dev/null 2>&1; then
+    fail "delete-object --if-match of its own ETag left the object"; fi
+ok "refused with the object kept: delete-objects VersionId (NotImplemented), --if-match/ETag of another ETag (PreconditionFailed), another --expected-(source-)bucket-owner (AccessDenied), a presigned PUT's unsigned header (HeadersNotSigned); --if-match of its ETag deletes"
 # From the guide: traffic to "Amazon S3 in other regions" goes to the internet gateway, even from
 # a subnet with the endpoint route.
 expect_path a http://oregon-bucket.s3.us-west-2.amazonaws.com/hello.txt 203.0.113.10

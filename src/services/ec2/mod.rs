@@ -163,7 +163,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::InvalidPrivateIp { .. } => "InvalidParameterValue",
         E::InvalidPublicIp(_) => "InvalidParameterValue",
         E::AddressInUse(_) => "InvalidIPAddress.InUse",
-        E::InvalidBucketName(_) => "InvalidParameterValue",
+        E::InvalidBucketName(_) | E::ReservedBucketName { .. } => "InvalidParameterValue",
         E::InvalidObjectKey(_) => "InvalidParameterValue",
         E::InvalidInternetHost(_) => "InvalidParameterValue",
         E::EndpointNotFound(_) => "InvalidVpcEndpointId.NotFound",
