@@ -54,6 +54,21 @@ expect_error InvalidParameterValue ec2 create-tags --resources vpce-11bb22cc --t
 after=$(awsx ec2 describe-route-tables; awsx ec2 describe-vpc-endpoints)
 [ "$before" = "$after" ] || fail "a refused call changed something"
 ok "every refused call left route tables and endpoints unchanged"
+# Security groups by name are for a default VPC only (botocore: "[Default VPC]"); the lab's VPCs
+# are nondefault ones. A launch that names groups is refused, never run with the default group.
+before=$(awsx ec2 describe-instances; awsx ec2 describe-security-groups)
+expect_error InvalidParameterCombination ec2 run-instances --image-id ami-12345678 \
+    --subnet-id subnet-0a0a0a0a --security-groups default
+expect_error InvalidParameterCombination ec2 run-instances --image-id ami-12345678 \
+    --subnet-id subnet-0a0a0a0a --security-groups no-such-group
+expect_error VPCIdNotSpecified ec2 authorize-security-group-ingress --group-name default \
+    --protocol tcp --port 22 --cidr 10.9.0.0/16
+expect_error VPCIdNotSpecified ec2 describe-security-groups --group-names default
+after=$(awsx ec2 describe-instances; awsx ec2 describe-security-groups)
+[ "$before" = "$after" ] || fail "a refused group-name call changed something"
+[ "$(awsx ec2 describe-security-groups --filters Name=group-name,Values=default --query 'SecurityGroups[].GroupId' --output text)" = sg-111bbb22 ] \
+    || fail "the group-name filter"
+ok "group names: refused outside a default VPC, nothing launched; the group-name filter works"
 # A route table of another VPC cannot take the endpoint.
 vpc2=$(awsx ec2 create-vpc --cidr-block 10.1.0.0/16 --query Vpc.VpcId --output text)
 rtb2=$(awsx ec2 create-route-table --vpc-id "$vpc2" --query RouteTable.RouteTableId --output text)

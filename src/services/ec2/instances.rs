@@ -293,6 +293,28 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     for g in &groups {
         check_kind(ctx.world, g, ResourceKind::SecurityGroup)?;
     }
+    // `SecurityGroup.N`: "[Default VPC] The names of the security groups. If you specify a
+    // network interface, you must specify any security groups as part of the network interface
+    // instead of using this parameter." (botocore). A name resolves only in the default VPC;
+    // with a subnet of a nondefault VPC EC2 answers InvalidParameterCombination, "The parameter
+    // groupName cannot be used with the parameter subnet". The instance never gets other groups
+    // than those asked for.
+    let names = ctx.p.indexed("SecurityGroup");
+    if !names.is_empty() {
+        let subnet_vpc = ctx.world.subnet(subnet).map(|s| s.vpc.as_str());
+        if super::security::default_vpc(ctx.world).map(|v| v.id.as_str()) != subnet_vpc {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "The parameter groupName cannot be used with the parameter subnet",
+            ));
+        }
+        for n in names {
+            let id = &super::security::group_by_name(ctx.world, n)?.id;
+            if !groups.contains(id) {
+                groups.push(id.clone());
+            }
+        }
+    }
     let mut w = ctx.world.clone();
     // EC2 API Reference, RunInstances: "Launches the specified number of instances" and answers
     // one `Reservation`; every instance of the call is in it, under that one id.

@@ -86,8 +86,34 @@ fn permissions(ctx: &Ctx) -> Result<Vec<SgRule>, Ec2Error> {
     Ok(out)
 }
 
-/// The group of `GroupId` (or, for the default VPC's classic form, `GroupName`, which this lab
-/// resolves only when one group of that name exists).
+/// The account's default VPC, in which EC2 resolves security group names. A lab has none:
+/// a lab file and CreateVpc make nondefault VPCs, as CreateVpc does on AWS, and DescribeVpcs
+/// answers `isDefault` false for each.
+pub(super) fn default_vpc(_w: &World) -> Option<&crate::model::Vpc> {
+    None
+}
+
+/// The group named `name` in the default VPC. botocore, `GroupName`: "[Default VPC] The name of
+/// the security group. ... For security groups in a nondefault VPC, you must specify the
+/// security group ID." Without a default VPC EC2 answers `VPCIdNotSpecified`; a name not in it
+/// is `InvalidGroup.NotFound` (both as the SDKs report them).
+pub(super) fn group_by_name<'a>(w: &'a World, name: &str) -> Result<&'a SecurityGroup, Ec2Error> {
+    let Some(vpc) = default_vpc(w) else {
+        return Err(Ec2Error::new(
+            "VPCIdNotSpecified",
+            "No default VPC for this user. GroupName is only supported for EC2-Classic and \
+             default VPC.",
+        ));
+    };
+    w.security_groups.iter().find(|g| g.vpc == vpc.id && g.name == name).ok_or_else(|| {
+        Ec2Error::new(
+            "InvalidGroup.NotFound",
+            format!("The security group '{name}' does not exist in default VPC '{}'", vpc.id),
+        )
+    })
+}
+
+/// The group of `GroupId`, or of `GroupName` in the default VPC ([`group_by_name`]).
 fn group_param<'a>(ctx: &Ctx<'a>) -> Result<&'a SecurityGroup, Ec2Error> {
     if let Some(id) = ctx.p.get("GroupId") {
         check_kind(ctx.world, id, ResourceKind::SecurityGroup)?;
@@ -99,14 +125,7 @@ fn group_param<'a>(ctx: &Ctx<'a>) -> Result<&'a SecurityGroup, Ec2Error> {
     let name = ctx.p.required("GroupName").map_err(|_| {
         Ec2Error::new("MissingParameter", "The request must contain the parameter GroupId")
     })?;
-    let mut it = ctx.world.security_groups.iter().filter(|g| g.name == name);
-    match (it.next(), it.next()) {
-        (Some(g), None) => Ok(g),
-        _ => Err(Ec2Error::new(
-            "InvalidGroup.NotFound",
-            format!("The security group '{name}' does not exist"),
-        )),
-    }
+    group_by_name(ctx.world, name)
 }
 
 /// Answers AuthorizeSecurityGroup{Ingress,Egress} with the rules it added
@@ -423,20 +442,18 @@ pub fn describe_security_groups(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("GroupId");
     check_ids(w, &ids, ResourceKind::SecurityGroup)?;
-    let names = ctx.p.indexed("GroupName");
-    for n in &names {
-        if !w.security_groups.iter().any(|g| g.name == *n) {
-            return Err(Ec2Error::new(
-                "InvalidGroup.NotFound",
-                format!("The security group '{n}' does not exist"),
-            ));
-        }
+    // `GroupName.N`: "[Default VPC] The names of the security groups. You can specify either
+    // the security group name or the security group ID." (botocore); the `group-name` filter
+    // finds groups of any VPC by name.
+    let mut named = Vec::new();
+    for n in ctx.p.indexed("GroupName") {
+        named.push(group_by_name(w, n)?.id.as_str());
     }
     let filters = ctx.p.filters(SECURITY_GROUP_FILTERS)?;
     let mut chosen = Vec::new();
     for g in &w.security_groups {
         if (!ids.is_empty() && !ids.contains(&g.id.as_str()))
-            || (!names.is_empty() && !names.contains(&g.name.as_str()))
+            || (!named.is_empty() && !named.contains(&g.id.as_str()))
         {
             continue;
         }
