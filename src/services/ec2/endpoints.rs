@@ -343,12 +343,20 @@ pub fn get_managed_prefix_list_entries(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error
 }
 
 /// DescribeVpcEndpointServices' filters (besides tags).
-pub(super) const VPC_ENDPOINT_SERVICE_FILTERS: &[&str] = &["service-name", "service-type", "owner"];
+pub(super) const VPC_ENDPOINT_SERVICE_FILTERS: &[&str] =
+    &["service-name", "service-type", "owner", "service-region"];
+
+/// Documented DescribeVpcEndpointServices filters about what the lab does not model (the
+/// answer shows no `supportedIpAddressTypeSet`): each matches nothing (README, Decisions).
+pub(super) const VPC_ENDPOINT_SERVICE_FILTERS_NOT_MODELLED: &[&str] =
+    &["supported-ip-address-types"];
 
 pub fn describe_vpc_endpoint_services(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let region = ctx.region;
     let names = ctx.p.indexed("ServiceName");
-    let filters = ctx.p.filters(VPC_ENDPOINT_SERVICE_FILTERS)?;
+    let filters = ctx
+        .p
+        .filters_with(VPC_ENDPOINT_SERVICE_FILTERS, VPC_ENDPOINT_SERVICE_FILTERS_NOT_MODELLED)?;
     let mut services = Vec::new();
     if REGIONS.iter().any(|r| r.name == region) {
         let name = s3_service(region);
@@ -356,6 +364,7 @@ pub fn describe_vpc_endpoint_services(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error>
             "service-name" => one(name.clone()),
             "service-type" => one("Gateway"),
             "owner" => one("amazon"),
+            "service-region" => one(region),
             _ => None,
         })?;
         if ok && (names.is_empty() || names.contains(&name.as_str())) {

@@ -18,6 +18,9 @@ pub fn matches(
     get: impl Fn(&str) -> Values,
 ) -> Result<bool, Ec2Error> {
     for f in filters {
+        if f.unmodelled {
+            return Ok(false);
+        }
         let values = match tag_values(&f.name, tags) {
             Some(v) => v,
             None => get(&f.name)

@@ -3,6 +3,9 @@
 use std::net::Ipv4Addr;
 
 use super::filter::{matches, one};
+use super::instance_filters::{
+    INSTANCE_FILTERS, INSTANCE_FILTERS_NOT_MODELLED, running_values, terminated_values,
+};
 use super::network::zone_name;
 use super::xml::Xml;
 use super::{Ctx, Ec2Error, Ec2Outcome, OWNER_ID, apply_tag_specs, changed, check_kind, read};
@@ -11,14 +14,14 @@ use crate::model::{Instance, ModelError, ResourceKind, TerminatedInstance, World
 /// The lab's instances run from the moment RunInstances creates them (answered `pending`, as
 /// EC2 does; `running`, code 16, from then on) until terminated (code 48).
 const PENDING: (&str, &str) = ("0", "pending");
-const RUNNING: (&str, &str) = ("16", "running");
-const TERMINATED: (&str, &str) = ("48", "terminated");
-const INSTANCE_TYPE: &str = "t3.micro";
+pub(super) const RUNNING: (&str, &str) = ("16", "running");
+pub(super) const TERMINATED: (&str, &str) = ("48", "terminated");
+pub(super) const INSTANCE_TYPE: &str = "t3.micro";
 /// The `launchTime` of an instance with no launch time kept (a lab file's, or one from a world
 /// saved before it was): the lab's fixed date, as NAT gateways' `createTime`.
 const FIXED_LAUNCH_TIME: &str = "2015-12-17T00:00:00.000Z";
 
-fn launch_time(at: Option<u64>) -> String {
+pub(super) fn launch_time(at: Option<u64>) -> String {
     at.map_or_else(|| FIXED_LAUNCH_TIME.to_string(), crate::services::s3::iso8601)
 }
 
@@ -352,27 +355,6 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     Ok(Ec2Outcome::Changed { world: w, xml })
 }
 
-/// DescribeInstances' filters (besides tags).
-pub(super) const INSTANCE_FILTERS: &[&str] = &[
-    "instance-id",
-    "subnet-id",
-    "vpc-id",
-    "private-ip-address",
-    "ip-address",
-    "instance-state-name",
-    "instance-state-code",
-    "image-id",
-    "instance-type",
-    "availability-zone",
-    "reservation-id",
-    "owner-id",
-    "source-dest-check",
-    "instance.group-id",
-    "group-id",
-    "instance.group-name",
-    "group-name",
-];
-
 pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("InstanceId");
@@ -387,36 +369,13 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     }
     let now = now_secs();
     check_instance_ids(w, &ids, now)?;
-    let filters = ctx.p.filters(INSTANCE_FILTERS)?;
+    let filters = ctx.p.filters_with(INSTANCE_FILTERS, INSTANCE_FILTERS_NOT_MODELLED)?;
     let mut listed: Vec<Listed> = Vec::new();
     for i in &w.instances {
         if !ids.is_empty() && !ids.contains(&i.id.as_str()) {
             continue;
         }
-        let vpc = w.subnet(&i.subnet).map(|s| s.vpc.clone()).unwrap_or_default();
-        let ok = matches(&filters, w.tags_of(&i.id), |f| match f {
-            "instance-id" => one(&i.id),
-            "subnet-id" => one(&i.subnet),
-            "vpc-id" => one(vpc.clone()),
-            "private-ip-address" => one(i.private_ip.to_string()),
-            "ip-address" => Some(i.public_ip.iter().map(|p| p.to_string()).collect()),
-            "instance-state-name" => one(RUNNING.1),
-            "instance-state-code" => one(RUNNING.0),
-            "image-id" => Some(i.image_id.iter().cloned().collect()),
-            "instance-type" => one(i.instance_type.as_deref().unwrap_or(INSTANCE_TYPE)),
-            "availability-zone" => one(zone_name(&w.region)),
-            "reservation-id" => one(i.reservation()),
-            "owner-id" => one(OWNER_ID),
-            "source-dest-check" => one(if i.source_dest_check { "true" } else { "false" }),
-            "instance.group-id" | "group-id" => Some(w.instance_groups(i)),
-            "instance.group-name" | "group-name" => Some(
-                w.instance_groups(i)
-                    .iter()
-                    .filter_map(|g| w.security_group(g).map(|s| s.name.clone()))
-                    .collect(),
-            ),
-            _ => None,
-        })?;
+        let ok = matches(&filters, w.tags_of(&i.id), |f| running_values(w, i, f))?;
         if ok {
             listed.push(Listed::Running(i));
         }
@@ -425,28 +384,7 @@ pub fn describe_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         if !ids.is_empty() && !ids.contains(&t.id.as_str()) {
             continue;
         }
-        // Filters on what a terminated instance no longer has (subnet, VPC, addresses,
-        // groups) do not match it.
-        let ok = matches(&filters, w.tags_of(&t.id), |f| match f {
-            "instance-id" => one(&t.id),
-            "instance-state-name" => one(TERMINATED.1),
-            "instance-state-code" => one(TERMINATED.0),
-            "image-id" => Some(t.image_id.iter().cloned().collect()),
-            "instance-type" => one(t.instance_type.as_deref().unwrap_or(INSTANCE_TYPE)),
-            "availability-zone" => one(zone_name(&w.region)),
-            "reservation-id" => one(t.reservation()),
-            "owner-id" => one(OWNER_ID),
-            "subnet-id"
-            | "vpc-id"
-            | "private-ip-address"
-            | "ip-address"
-            | "source-dest-check"
-            | "instance.group-id"
-            | "group-id"
-            | "instance.group-name"
-            | "group-name" => Some(Vec::new()),
-            _ => None,
-        })?;
+        let ok = matches(&filters, w.tags_of(&t.id), |f| terminated_values(w, t, f))?;
         if ok {
             listed.push(Listed::Terminated(t));
         }

@@ -11,6 +11,7 @@
 
 mod endpoints;
 mod filter;
+mod instance_filters;
 mod instances;
 mod known_params;
 mod nat;

@@ -85,7 +85,13 @@ pub(super) const ZONE_FILTERS: &[&str] = &[
     "group-name",
     "network-border-group",
     "opt-in-status",
+    "message",
 ];
+
+/// Documented DescribeAvailabilityZones filters about what the lab does not model (Local and
+/// Wavelength Zones' parents, long group names): each matches nothing (README, Decisions).
+pub(super) const ZONE_FILTERS_NOT_MODELLED: &[&str] =
+    &["group-long-name", "parent-zone-id", "parent-zone-name"];
 
 pub fn describe_availability_zones(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let region = ctx.region;
@@ -102,7 +108,8 @@ pub fn describe_availability_zones(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             return Err(Ec2Error::invalid(format!("Invalid availability zone id: [{n}]")));
         }
     }
-    let ok = matches(&ctx.p.filters(ZONE_FILTERS)?, None, |f| match f {
+    let filters = ctx.p.filters_with(ZONE_FILTERS, ZONE_FILTERS_NOT_MODELLED)?;
+    let ok = matches(&filters, None, |f| match f {
         "zone-name" => one(zone.clone()),
         "zone-id" => one(id.clone()),
         "region-name" => one(region),
@@ -110,6 +117,8 @@ pub fn describe_availability_zones(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         "zone-type" => one("availability-zone"),
         "group-name" | "network-border-group" => one(region),
         "opt-in-status" => one("opt-in-not-required"),
+        // The zone has no messages (`messageSet` is empty).
+        "message" => Some(Vec::new()),
         _ => None,
     })?;
     let mut x = ctx.xml();
@@ -139,7 +148,7 @@ fn vpc_xml(x: &mut Xml, w: &World, v: &Vpc) {
     x.leaf("cidrBlock", &v.cidr.to_string());
     x.list("cidrBlockAssociationSet", [v], |x, v| {
         // The VPC's one CIDR association, named after the VPC.
-        x.leaf("associationId", &format!("vpc-cidr-assoc-{}", v.id.trim_start_matches("vpc-")));
+        x.leaf("associationId", &vpc_cidr_association(v));
         x.leaf("cidrBlock", &v.cidr.to_string());
         x.open("cidrBlockState");
         x.leaf("state", "associated");
@@ -186,13 +195,29 @@ pub(super) const VPC_FILTERS: &[&str] = &[
     "is-default",
     "owner-id",
     "dhcp-options-id",
+    "cidr-block-association.association-id",
+    "cidr-block-association.state",
 ];
+
+/// Documented DescribeVpcs filters about what the lab does not model (IPv6): each matches
+/// nothing (README, Decisions).
+pub(super) const VPC_FILTERS_NOT_MODELLED: &[&str] = &[
+    "ipv6-cidr-block-association.association-id",
+    "ipv6-cidr-block-association.ipv6-cidr-block",
+    "ipv6-cidr-block-association.ipv6-pool",
+    "ipv6-cidr-block-association.state",
+];
+
+/// The id of a VPC's one CIDR block association, named after the VPC.
+fn vpc_cidr_association(v: &Vpc) -> String {
+    format!("vpc-cidr-assoc-{}", v.id.trim_start_matches("vpc-"))
+}
 
 pub fn describe_vpcs(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("VpcId");
     check_ids(w, &ids, ResourceKind::Vpc)?;
-    let filters = ctx.p.filters(VPC_FILTERS)?;
+    let filters = ctx.p.filters_with(VPC_FILTERS, VPC_FILTERS_NOT_MODELLED)?;
     let mut chosen = Vec::new();
     for v in &w.vpcs {
         if !ids.is_empty() && !ids.contains(&v.id.as_str()) {
@@ -207,6 +232,8 @@ pub fn describe_vpcs(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "is-default" => one("false"),
             "owner-id" => one(OWNER_ID),
             "dhcp-options-id" => one("default"),
+            "cidr-block-association.association-id" => one(vpc_cidr_association(v)),
+            "cidr-block-association.state" => one("associated"),
             _ => None,
         })?;
         if ok {
@@ -307,22 +334,28 @@ pub fn delete_vpc(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
 }
 
 fn subnet_xml(x: &mut Xml, w: &World, s: &Subnet) {
-    let size = 1u64 << (32 - s.cidr.prefix_len());
-    // "The number of unused private IPv4 addresses in the subnet" (EC2 API Reference, Subnet):
-    // less AWS's five reserved ones and every interface's (instances, NAT gateways).
-    let free = size.saturating_sub(5 + w.private_ips_used_in(s));
     x.leaf("subnetId", &s.id);
-    x.leaf("subnetArn", &format!("arn:aws:ec2:{}:{OWNER_ID}:subnet/{}", w.region, s.id));
+    x.leaf("subnetArn", &subnet_arn(w, s));
     x.leaf("state", "available");
     x.leaf("ownerId", OWNER_ID);
     x.leaf("vpcId", &s.vpc);
     x.leaf("cidrBlock", &s.cidr.to_string());
-    x.leaf("availableIpAddressCount", &free.to_string());
+    x.leaf("availableIpAddressCount", &available_ips(w, s).to_string());
     x.leaf("availabilityZone", &zone_name(&w.region));
     x.leaf("availabilityZoneId", &zone_id(&w.region));
     x.bool("defaultForAz", false);
     x.bool("mapPublicIpOnLaunch", false);
     x.bool("assignIpv6AddressOnCreation", false);
+    x.bool("mapCustomerOwnedIpOnLaunch", false);
+    x.bool("enableDns64", false);
+    x.bool("ipv6Native", false);
+    // The lab's hostnames are IP names (`ip-10-0-1-10.ec2.internal`), without DNS records for
+    // instance ids.
+    x.open("privateDnsNameOptionsOnLaunch");
+    x.leaf("hostnameType", "ip-name");
+    x.bool("enableResourceNameDnsARecord", false);
+    x.bool("enableResourceNameDnsAAAARecord", false);
+    x.close();
     x.tag_set(w.tags_of(&s.id));
 }
 
@@ -392,13 +425,44 @@ pub(super) const SUBNET_FILTERS: &[&str] = &[
     "default-for-az",
     "defaultForAz",
     "owner-id",
+    "available-ip-address-count",
+    "map-public-ip-on-launch",
+    "subnet-arn",
+    "enable-dns64",
+    "ipv6-native",
+    "map-customer-owned-ip-on-launch",
+    "private-dns-name-options-on-launch.hostname-type",
+    "private-dns-name-options-on-launch.enable-resource-name-dns-a-record",
+    "private-dns-name-options-on-launch.enable-resource-name-dns-aaaa-record",
 ];
+
+/// Documented DescribeSubnets filters about what the lab does not model (IPv6, Outposts,
+/// customer-owned addresses, network cards): each matches nothing (README, Decisions).
+pub(super) const SUBNET_FILTERS_NOT_MODELLED: &[&str] = &[
+    "customer-owned-ipv4-pool",
+    "enable-lni-at-device-index",
+    "ipv6-cidr-block-association.association-id",
+    "ipv6-cidr-block-association.ipv6-cidr-block",
+    "ipv6-cidr-block-association.state",
+    "outpost-arn",
+];
+
+/// "The number of unused private IPv4 addresses in the subnet" (EC2 API Reference, Subnet):
+/// less AWS's five reserved ones and every interface's (instances, NAT gateways).
+fn available_ips(w: &World, s: &Subnet) -> u64 {
+    let size = 1u64 << (32 - s.cidr.prefix_len());
+    size.saturating_sub(5 + w.private_ips_used_in(s))
+}
+
+fn subnet_arn(w: &World, s: &Subnet) -> String {
+    format!("arn:aws:ec2:{}:{OWNER_ID}:subnet/{}", w.region, s.id)
+}
 
 pub fn describe_subnets(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let w = ctx.world;
     let ids = ctx.p.indexed("SubnetId");
     check_ids(w, &ids, ResourceKind::Subnet)?;
-    let filters = ctx.p.filters(SUBNET_FILTERS)?;
+    let filters = ctx.p.filters_with(SUBNET_FILTERS, SUBNET_FILTERS_NOT_MODELLED)?;
     let zone = zone_name(&w.region);
     let mut chosen = Vec::new();
     for s in &w.subnets {
@@ -414,6 +478,17 @@ pub fn describe_subnets(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             "availability-zone-id" => one(zone_id(&w.region)),
             "default-for-az" | "defaultForAz" => one("false"),
             "owner-id" => one(OWNER_ID),
+            "available-ip-address-count" => one(available_ips(w, s).to_string()),
+            "subnet-arn" => one(subnet_arn(w, s)),
+            "map-public-ip-on-launch"
+            | "enable-dns64"
+            | "ipv6-native"
+            | "map-customer-owned-ip-on-launch"
+            | "private-dns-name-options-on-launch.enable-resource-name-dns-a-record"
+            | "private-dns-name-options-on-launch.enable-resource-name-dns-aaaa-record" => {
+                one("false")
+            }
+            "private-dns-name-options-on-launch.hostname-type" => one("ip-name"),
             _ => None,
         })?;
         if ok {

@@ -14,6 +14,8 @@ pub struct Params<'a> {
 pub struct Filter {
     pub name: String,
     pub values: Vec<String>,
+    /// A documented name about what the lab does not model: it matches nothing.
+    pub unmodelled: bool,
 }
 
 /// One `TagSpecification.N`.
@@ -119,6 +121,17 @@ impl<'a> Params<'a> {
     }
 
     pub fn filters(&self, known: &[&str]) -> Result<Vec<Filter>, Ec2Error> {
+        self.filters_with(known, &[])
+    }
+
+    /// [`Params::filters`], also taking the names in `unmodelled`: names the action documents
+    /// about what the lab does not model (EBS volumes, IPv6, key pairs …). EC2 accepts them;
+    /// here each matches nothing, as nothing in the lab has such a value (README, Decisions).
+    pub fn filters_with(
+        &self,
+        known: &[&str],
+        unmodelled: &[&str],
+    ) -> Result<Vec<Filter>, Ec2Error> {
         let mut out = Vec::new();
         for (n, fields) in self.groups("Filter") {
             let name = fields.iter().find(|(t, _)| *t == "Name").map(|(_, v)| v.to_string());
@@ -137,12 +150,18 @@ impl<'a> Params<'a> {
                 })
                 .collect();
             values.sort();
-            out.push(Filter { name, values: values.into_iter().map(|(_, v)| v).collect() });
+            let unmodelled = unmodelled.contains(&name.as_str());
+            out.push(Filter {
+                name,
+                values: values.into_iter().map(|(_, v)| v).collect(),
+                unmodelled,
+            });
         }
         // EC2 refuses a filter name the action does not define, whatever the data ("The filter
         // 'bogus' is invalid", InvalidParameterValue), with no resource to match or after
         // another filter already excluded everything.
-        if let Some(f) = out.iter().find(|f| !super::filter::known(&f.name, known)) {
+        if let Some(f) = out.iter().find(|f| !f.unmodelled && !super::filter::known(&f.name, known))
+        {
             return Err(Ec2Error::invalid(format!("The filter '{}' is invalid", f.name)));
         }
         Ok(out)
@@ -216,7 +235,11 @@ mod tests {
         assert_eq!(ps.indexed("RouteTableId"), ["rtb-1", "rtb-2", "rtb-10"]);
         assert_eq!(
             ps.filters(&["vpc-id"]).unwrap(),
-            [Filter { name: "vpc-id".into(), values: vec!["a".into(), "b".into()] }]
+            [Filter {
+                name: "vpc-id".into(),
+                values: vec!["a".into(), "b".into()],
+                unmodelled: false
+            }]
         );
         let ts = ps.tag_specs().unwrap();
         assert_eq!(ts[0].resource_type, "vpc");

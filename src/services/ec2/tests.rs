@@ -2,6 +2,7 @@ use super::*;
 use crate::lab::file::{DEFAULT_LAB, parse};
 use crate::model::Target;
 
+mod filters;
 mod group_names;
 mod nat;
 mod paging;
@@ -2158,7 +2159,7 @@ fn unknown_filter_names_are_refused_whatever_the_data() {
             "DescribeVpcEndpointServices",
             crate::services::ec2::endpoints::VPC_ENDPOINT_SERVICE_FILTERS,
         ),
-        ("DescribeInstances", crate::services::ec2::instances::INSTANCE_FILTERS),
+        ("DescribeInstances", crate::services::ec2::instance_filters::INSTANCE_FILTERS),
         ("DescribeTags", crate::services::ec2::instances::TAG_FILTERS),
         ("DescribeAddresses", crate::services::ec2::nat::ADDRESS_FILTERS),
         ("DescribeNatGateways", crate::services::ec2::nat::NAT_GATEWAY_FILTERS),
