@@ -463,6 +463,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             source_dest_check: n.source_dest_check,
             reservation: None,
             launched_at: None,
+            client_token: None,
         };
         w.add_instance(inst).map_err(|e| {
             let group = |g: &str| {

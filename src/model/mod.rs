@@ -197,6 +197,11 @@ pub struct Instance {
     /// worlds saved before it was kept (shown as a fixed date).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launched_at: Option<u64>,
+    /// The `ClientToken` of the RunInstances call that launched it ("The client token is
+    /// included in the response when you describe the instance", EC2 User Guide); `None` for
+    /// lab-file instances, calls without one and worlds saved before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 /// `r-` and the instance id's digits: the reservation of an instance that kept none.
@@ -234,6 +239,9 @@ pub struct TerminatedInstance {
     /// As [`Instance::launched_at`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launched_at: Option<u64>,
+    /// As [`Instance::client_token`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 impl TerminatedInstance {

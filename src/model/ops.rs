@@ -577,6 +577,7 @@ impl World {
             terminated_at: now,
             reservation: i.reservation,
             launched_at: i.launched_at,
+            client_token: i.client_token,
         });
         Ok(())
     }

@@ -137,6 +137,7 @@ fn instance_address_rules() {
         security_groups: vec![],
         reservation: None,
         launched_at: None,
+        client_token: None,
     };
     assert!(w.add_instance(inst([10, 0, 1, 3])).is_err(), "reserved");
     assert!(w.add_instance(inst([10, 0, 1, 255])).is_err(), "broadcast");

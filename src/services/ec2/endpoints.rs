@@ -92,6 +92,9 @@ pub fn create_vpc_endpoint(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         endpoint_xml(&mut x, e);
     }
     x.close();
+    // botocore, CreateVpcEndpointResult `ClientToken`: "Unique, case-sensitive identifier that
+    // you provide to ensure the idempotency of the request."
+    x.leaf_opt("clientToken", ctx.p.get("ClientToken"));
     changed(w, x)
 }
 

@@ -19,6 +19,7 @@ pub(super) const INSTANCE_FILTERS: &[&str] = &[
     "architecture",
     "availability-zone",
     "availability-zone-id",
+    "client-token",
     "dns-name",
     "group-id",
     "group-name",
@@ -99,7 +100,6 @@ pub(super) const INSTANCE_FILTERS_NOT_MODELLED: &[&str] = &[
     "capacity-reservation-specification.capacity-reservation-preference",
     "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id",
     "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-resource-group-arn",
-    "client-token",
     "current-instance-boot-mode",
     "ebs-optimized",
     "ena-support",
@@ -241,6 +241,7 @@ pub(super) fn running_values(w: &World, i: &Instance, name: &str) -> Values {
         "instance-state-code" => one(RUNNING.0),
         "image-id" => Some(i.image_id.iter().cloned().collect()),
         "reservation-id" => one(i.reservation()),
+        "client-token" => Some(i.client_token.iter().cloned().collect()),
         "source-dest-check" | "network-interface.source-dest-check" => {
             bool_value(i.source_dest_check)
         }
@@ -285,6 +286,7 @@ pub(super) fn terminated_values(w: &World, t: &TerminatedInstance, name: &str) -
         "instance-state-code" => vec![TERMINATED.0.to_string()],
         "image-id" => t.image_id.iter().cloned().collect(),
         "reservation-id" => vec![t.reservation()],
+        "client-token" => t.client_token.iter().cloned().collect(),
         "private-dns-name" => vec![String::new()],
         _ if INSTANCE_FILTERS.contains(&name) => Vec::new(),
         _ => return None,

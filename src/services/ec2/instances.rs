@@ -61,6 +61,8 @@ fn instance_xml(x: &mut Xml, w: &World, i: &Instance, st: (&str, &str)) {
     launch_fields(x, w, i.instance_type.as_deref(), i.launched_at);
     x.leaf("subnetId", &i.subnet);
     x.leaf("vpcId", &vpc);
+    // "The idempotency token you provided when you launched the instance, if applicable."
+    x.leaf_opt("clientToken", i.client_token.as_deref());
     x.leaf("privateIpAddress", &i.private_ip.to_string());
     x.leaf_opt("ipAddress", i.public_ip.map(|p| p.to_string()).as_deref());
     x.bool("sourceDestCheck", i.source_dest_check);
@@ -197,6 +199,7 @@ fn terminated_instance_xml(x: &mut Xml, w: &World, t: &TerminatedInstance) {
     x.leaf("privateDnsName", "");
     x.leaf("dnsName", "");
     launch_fields(x, w, t.instance_type.as_deref(), t.launched_at);
+    x.leaf_opt("clientToken", t.client_token.as_deref());
     x.list("groupSet", [(); 0], |_, ()| {});
     device_fields(x);
     x.list("networkInterfaceSet", [(); 0], |_, ()| {});
@@ -342,6 +345,7 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             source_dest_check: true,
             reservation: Some(reservation.clone()),
             launched_at: Some(launched_at),
+            client_token: ctx.p.get("ClientToken").map(str::to_string),
         })?;
         apply_tag_specs(ctx, &mut w, &id, "instance", RUN_INSTANCES_UNSIMULATED)?;
         ids.push(id);

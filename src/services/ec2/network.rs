@@ -598,6 +598,9 @@ pub fn create_route_table(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         route_table_xml(&mut x, &w, t);
     }
     x.close();
+    // botocore, CreateRouteTableResult: "Unique, case-sensitive identifier to ensure the
+    // idempotency of the request. Only returned if a client token was provided in the request."
+    x.leaf_opt("clientToken", ctx.p.get("ClientToken"));
     changed(w, x)
 }
 

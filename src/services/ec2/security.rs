@@ -501,6 +501,9 @@ pub fn create_network_acl(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         acl_xml(&mut x, &w, a);
     }
     x.close();
+    // botocore, CreateNetworkAclResult: "Unique, case-sensitive identifier to ensure the
+    // idempotency of the request. Only returned if a client token was provided in the request."
+    x.leaf_opt("clientToken", ctx.p.get("ClientToken"));
     changed(w, x)
 }
 

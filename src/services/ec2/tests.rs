@@ -2,6 +2,7 @@ use super::*;
 use crate::lab::file::{DEFAULT_LAB, parse};
 use crate::model::Target;
 
+mod client_tokens;
 mod filters;
 mod group_names;
 mod nat;
