@@ -17,13 +17,18 @@ rt = ec2.create_route_table(VpcId="vpc-111bbb22", ClientToken="boto3-subnet-rt")
 # A retry with the same ClientToken (an SDK's after a lost answer) makes no second table.
 again = ec2.create_route_table(VpcId="vpc-111bbb22", ClientToken="boto3-subnet-rt")
 assert again["RouteTable"]["RouteTableId"] == rt, again
+assert again["ClientToken"] == "boto3-subnet-rt", again
 tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": ["vpc-111bbb22"]}])
 assert len(tables["RouteTables"]) == 5, tables
 sn = ec2.create_subnet(VpcId="vpc-111bbb22", CidrBlock="10.0.5.0/24")["Subnet"]["SubnetId"]
 ec2.associate_route_table(RouteTableId=rt, SubnetId=sn)
 ec2.modify_vpc_endpoint(VpcEndpointId="vpce-11bb22cc", AddRouteTableIds=[rt])
 inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=sn,
-                         PrivateIpAddress="10.0.5.10")["Instances"][0]["InstanceId"]
+                         PrivateIpAddress="10.0.5.10", ClientToken="boto3-subnet-i")["Instances"][0]["InstanceId"]
+# "The client token is included in the response when you describe the instance".
+seen = ec2.describe_instances(Filters=[{"Name": "client-token", "Values": ["boto3-subnet-i"]}])
+assert [i["InstanceId"] for r in seen["Reservations"] for i in r["Instances"]] == [inst], seen
+assert seen["Reservations"][0]["Instances"][0]["ClientToken"] == "boto3-subnet-i", seen
 routes = ec2.describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]["Routes"]
 assert any(r.get("DestinationPrefixListId") == "pl-1a2b3c4d" and r["GatewayId"] == "vpce-11bb22cc"
            and r["Origin"] == "CreateRoute" and r["State"] == "active" for r in routes), routes
@@ -47,7 +52,10 @@ ok "the new instance reaches S3 through the endpoint with its private IP"
 "$PY" - "$API" "$sn" "$inst" "$rt" <<'PY'
 import sys, boto3
 ec2 = boto3.client("ec2", endpoint_url=f"http://{sys.argv[1]}", region_name="us-east-1")
-ec2.terminate_instances(InstanceIds=[sys.argv[3]])
+first = ec2.terminate_instances(InstanceIds=[sys.argv[3]])["TerminatingInstances"][0]
+# As the API Reference's example answers: shutting-down (32), from running (16).
+assert first["CurrentState"] == {"Code": 32, "Name": "shutting-down"}, first
+assert first["PreviousState"] == {"Code": 16, "Name": "running"}, first
 # EC2: terminated instances stay visible for about an hour, so boto3's waiter sees the state,
 # and terminating again succeeds ("This operation is idempotent").
 ec2.get_waiter("instance_terminated").wait(InstanceIds=[sys.argv[3]],

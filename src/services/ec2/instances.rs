@@ -14,6 +14,10 @@ use crate::model::{Instance, ModelError, ResourceKind, TerminatedInstance, World
 /// The lab's instances run from the moment RunInstances creates them (answered `pending`, as
 /// EC2 does; `running`, code 16, from then on) until terminated (code 48).
 const PENDING: (&str, &str) = ("0", "pending");
+/// What TerminateInstances answers for an instance it stops: "currentState" `shutting-down`,
+/// as in the API Reference's example (the lab removes it at once: DescribeInstances shows it
+/// `terminated` from then on).
+const SHUTTING_DOWN: (&str, &str) = ("32", "shutting-down");
 pub(super) const RUNNING: (&str, &str) = ("16", "running");
 pub(super) const TERMINATED: (&str, &str) = ("48", "terminated");
 pub(super) const INSTANCE_TYPE: &str = "t3.micro";
@@ -577,7 +581,8 @@ pub fn terminate_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     let mut x = ctx.xml();
     x.list("instancesSet", &done, |x, (id, previous)| {
         x.leaf("instanceId", id);
-        state(x, "currentState", TERMINATED);
+        let current = if *previous == RUNNING { SHUTTING_DOWN } else { TERMINATED };
+        state(x, "currentState", current);
         state(x, "previousState", *previous);
     });
     if done.iter().all(|(_, p)| *p == TERMINATED) { read(x) } else { changed(w, x) }

@@ -1214,7 +1214,9 @@ fn instances() {
     );
     let (w3, xml) = change(&w1, &[("Action", "TerminateInstances"), ("InstanceId.1", &id)]);
     dump("TerminateInstances", &xml);
-    assert_eq!(texts(&xml, "name"), ["terminated", "running"]);
+    // The API Reference's example: currentState `shutting-down` (32), previousState `running`.
+    assert_eq!(texts(&xml, "name"), ["shutting-down", "running"]);
+    assert_eq!(texts(&xml, "code"), ["32", "16"]);
     assert!(w3.instance(&id).is_none());
     assert!(w3.tags_of(&id).is_none());
     // EC2: "Terminated instances remain visible after termination (for approximately one
