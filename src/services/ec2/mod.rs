@@ -406,6 +406,23 @@ fn check_known(action: &str, params: &[(String, String)]) -> Result<(), Ec2Error
     Ok(())
 }
 
+/// The longest `ClientToken`: "A client token is a unique, case-sensitive string of up to 64
+/// ASCII characters" (EC2 User Guide, Ensuring idempotency of Amazon EC2 API requests).
+const CLIENT_TOKEN_MAX: usize = 64;
+
+/// A `ClientToken` longer than 64 characters or not ASCII is refused, before anything is
+/// authorized, made or remembered. EC2's wording is not documented: the lab words it as its other
+/// refusals of a value, with the guide's rule.
+fn check_client_token(p: &Params) -> Result<(), Ec2Error> {
+    match p.get("ClientToken") {
+        Some(t) if t.len() > CLIENT_TOKEN_MAX || !t.is_ascii() => Err(Ec2Error::invalid(format!(
+            "Value ({t}) for parameter clientToken is invalid. A client token is a unique, \
+             case-sensitive string of up to {CLIENT_TOKEN_MAX} ASCII characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// EC2 refuses a `MaxResults` outside the action's range with `InvalidParameterValue` ("Value
 /// ( 3 ) for parameter maxResults is invalid. Expecting a value greater than 5.", as the SDKs
 /// report DescribeInstances' answer). The ranges are botocore's, or the documented ones
@@ -440,6 +457,7 @@ pub fn handle(world: &World, req: &Ec2Request) -> Result<Ec2Outcome, Ec2Error> {
     let p = Params::new(req.params);
     let (action, handler) = action_of(&p)?;
     check_known(action, req.params)?;
+    check_client_token(&p)?;
     check_max_results(action, &p)?;
     let paging = paging::Paging::of(action, &p)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);

@@ -70,3 +70,23 @@ fn instances_keep_their_client_token() {
     let old: World = serde_json::from_value(v).unwrap();
     assert!(old.instances.iter().all(|i| i.client_token.is_none()));
 }
+/// "A client token is a unique, case-sensitive string of up to 64 ASCII characters" (EC2 User
+/// Guide, Ensuring idempotency).
+#[test]
+fn client_tokens_are_at_most_64_ascii_characters() {
+    let w = lab();
+    let long = "t".repeat(65);
+    let e = refused(
+        &w,
+        &[("Action", "CreateRouteTable"), ("VpcId", "vpc-111bbb22"), ("ClientToken", &long)],
+        "InvalidParameterValue",
+    );
+    assert!(e.message.contains("64"), "{}", e.message);
+    refused(
+        &w,
+        &[("Action", "CreateRouteTable"), ("VpcId", "vpc-111bbb22"), ("ClientToken", "tök")],
+        "InvalidParameterValue",
+    );
+    let ok = "t".repeat(64);
+    change(&w, &[("Action", "CreateRouteTable"), ("VpcId", "vpc-111bbb22"), ("ClientToken", &ok)]);
+}
