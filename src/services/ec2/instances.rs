@@ -287,7 +287,9 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
         ));
     }
     let public = ctx.p.bool("NetworkInterface.1.AssociatePublicIpAddress")?.unwrap_or(false);
-    let image = ctx.p.get("ImageId").map(str::to_string);
+    // botocore, `ImageId`: "An AMI ID is required to launch an instance and must be specified
+    // here or in a launch template." The lab has no launch templates.
+    let image = Some(ctx.p.required("ImageId")?.to_string());
     let instance_type = match ctx.p.get("InstanceType") {
         Some(t) if !valid_instance_type(t) => {
             return Err(Ec2Error::invalid(format!("Invalid value '{t}' for InstanceType.")));

@@ -562,6 +562,9 @@ fn route_table_xml(x: &mut Xml, w: &World, t: &RouteTable) {
             Target::Instance(id) => {
                 x.leaf("instanceId", id);
                 x.leaf("instanceOwnerId", OWNER_ID);
+                // The instance's primary interface, which EC2 routes to (botocore, Route
+                // `NetworkInterfaceId`: "The ID of the network interface").
+                x.leaf("networkInterfaceId", &super::instances::instance_eni(id));
             }
             Target::Blackhole => {}
         }

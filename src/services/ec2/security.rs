@@ -182,9 +182,34 @@ fn revoke(ctx: &Ctx, dir: Direction) -> Result<Ec2Outcome, Ec2Error> {
     };
     let mut w = ctx.world.clone();
     w.revoke_security_group(&g.id, dir, &rules)?;
+    // The rules the call removed: those of the group before that it no longer has.
+    let after = w.security_group(&g.id).map(|a| a.rules(dir)).unwrap_or_default();
+    let removed: Vec<&SgRule> =
+        g.rules(dir).iter().filter(|r| !after.iter().any(|a| a.id == r.id)).collect();
     let mut x = ctx.xml();
     x.ret_true();
+    // botocore, RevokeSecurityGroup{Ingress,Egress}Result `RevokedSecurityGroupRules`
+    // (`revokedSecurityGroupRuleSet`): "Details about the revoked security group rules".
+    x.list("revokedSecurityGroupRuleSet", removed, |x, r| revoked_rule_xml(x, g, dir, r));
     changed(w, x)
+}
+
+/// One `RevokedSecurityGroupRule`: the rule's id, group, direction, protocol, ports, peer and
+/// description.
+fn revoked_rule_xml(x: &mut Xml, g: &SecurityGroup, dir: Direction, r: &SgRule) {
+    x.leaf("securityGroupRuleId", &r.id);
+    x.leaf("groupId", &g.id);
+    x.bool("isEgress", dir == Direction::Egress);
+    x.leaf("ipProtocol", &r.protocol.sg_name());
+    let (from, to) = r.ports.to_aws().unwrap_or((-1, -1));
+    x.leaf("fromPort", &from.to_string());
+    x.leaf("toPort", &to.to_string());
+    match &r.peer {
+        Peer::Cidr(c) => x.leaf("cidrIpv4", &c.to_string()),
+        Peer::PrefixList(pl) => x.leaf("prefixListId", pl),
+        Peer::Group(other) => x.leaf("referencedGroupId", other),
+    }
+    x.leaf_opt("description", r.description.as_deref());
 }
 
 pub fn authorize_security_group_ingress(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {

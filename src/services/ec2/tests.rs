@@ -1144,6 +1144,7 @@ fn instances() {
         &w1,
         &[
             ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
             ("SubnetId", "subnet-0b0b0b0b"),
             ("PrivateIpAddress", "10.0.2.10"),
         ],
@@ -1153,6 +1154,7 @@ fn instances() {
         &w1,
         &[
             ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
             ("SubnetId", "subnet-0b0b0b0b"),
             ("PrivateIpAddress", "10.0.2.11"),
             ("MaxCount", "2"),
@@ -1163,6 +1165,7 @@ fn instances() {
         &w1,
         &[
             ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
             ("SubnetId", "subnet-0b0b0b0b"),
             ("MinCount", "2"),
             ("MaxCount", "2"),
@@ -1247,6 +1250,18 @@ fn instances() {
         "InvalidInstanceID.NotFound",
     );
     assert!(described(&w4, ("instance-state-name", "terminated")).is_empty());
+}
+
+/// botocore, RunInstances `ImageId`: "An AMI ID is required to launch an instance and must be
+/// specified here or in a launch template." EC2: MissingParameter.
+#[test]
+fn run_instances_needs_an_image() {
+    let e = refused(
+        &lab(),
+        &[("Action", "RunInstances"), ("SubnetId", "subnet-0b0b0b0b")],
+        "MissingParameter",
+    );
+    assert_eq!(e.message, "The request must contain the parameter ImageId");
 }
 
 #[test]
@@ -1516,6 +1531,7 @@ fn security_group_lifecycle() {
         &w4,
         &[
             ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
             ("MinCount", "1"),
             ("MaxCount", "1"),
             ("NetworkInterface.1.DeviceIndex", "0"),
@@ -1795,7 +1811,12 @@ fn client_tokens_make_creates_idempotent() {
     );
     refused(
         &w1,
-        &[("Action", "RunInstances"), ("SubnetId", "subnet-0b0b0b0b"), ("ClientToken", "tok-1")],
+        &[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
+            ("SubnetId", "subnet-0b0b0b0b"),
+            ("ClientToken", "tok-1"),
+        ],
         "IdempotentParameterMismatch",
     );
     // Without a token, or with another, a second table.
@@ -1957,6 +1978,7 @@ fn one_reservation_per_run_instances() {
         &w,
         &[
             ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
             ("SubnetId", "subnet-0b0b0b0b"),
             ("MinCount", "3"),
             ("MaxCount", "3"),
@@ -2236,6 +2258,7 @@ fn instance_shape_has_what_ec2_always_returns() {
         &w,
         &[
             ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
             ("MinCount", "1"),
             ("MaxCount", "1"),
             ("NetworkInterface.1.DeviceIndex", "0"),

@@ -507,6 +507,7 @@ fn nat_gateway_lifecycle() {
         &w5,
         &[
             ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
             ("SubnetId", "subnet-0a0a0a0a"),
             ("PrivateIpAddress", "10.0.1.4"),
         ],
@@ -708,6 +709,9 @@ fn routes_to_nat_instances() {
     dump("DescribeRouteTables-instance", &xml);
     assert_eq!(texts(&xml, "instanceId"), ["i-0b0b0b0b"]);
     assert_eq!(texts(&xml, "instanceOwnerId"), [OWNER_ID]);
+    // The instance's primary interface, as EC2 shows it beside the instance (botocore, Route
+    // `NetworkInterfaceId`: "The ID of the network interface").
+    assert_eq!(texts(&xml, "networkInterfaceId"), ["eni-0b0b0b0b"]);
     assert_eq!(
         route_to(&w1, "rtb-0d0d0d0d", "0.0.0.0/0"),
         ("instanceId".into(), "i-0b0b0b0b".into(), "active".into())
@@ -738,8 +742,14 @@ fn routes_to_nat_instances() {
     let vpc = text(&xml, "vpcId");
     let (v2, xml) =
         change(&v1, &[("Action", "CreateSubnet"), ("VpcId", &vpc), ("CidrBlock", "10.1.1.0/24")]);
-    let (v3, xml) =
-        change(&v2, &[("Action", "RunInstances"), ("SubnetId", &text(&xml, "subnetId"))]);
+    let (v3, xml) = change(
+        &v2,
+        &[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
+            ("SubnetId", &text(&xml, "subnetId")),
+        ],
+    );
     let other = text(&xml, "instanceId");
     refused(
         &v3,

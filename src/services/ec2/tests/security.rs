@@ -79,7 +79,14 @@ fn sixty_rules_per_direction_each_range_counts() {
         ("IpPermissions.1.Groups.1.GroupId", "sg-111bbb22"),
     ];
     refused(&w2, &pair, "RulesPerSecurityGroupLimitExceeded");
-    let (w3, _) = change(&w2, &revoke);
+    let (w3, xml) = change(&w2, &revoke);
+    // The answer names the rule removed (botocore, `RevokedSecurityGroupRules`: "Details about
+    // the revoked security group rules").
+    let removed = texts(&xml, "securityGroupRuleId");
+    assert_eq!(removed.len(), 1);
+    assert!(w2.security_group(&sg).unwrap().ingress.iter().any(|r| r.id == removed[0]));
+    assert_eq!(texts(&xml, "cidrIpv4"), ["10.1.1.0/24"]);
+    assert_eq!((text(&xml, "fromPort"), text(&xml, "toPort")), ("22".into(), "22".into()));
     let (w4, _) = change(&w3, &pair);
     assert_eq!(w4.security_group(&sg).unwrap().ingress.len(), 60);
 }
@@ -95,6 +102,7 @@ fn five_security_groups_per_interface() {
     }
     let mut run = vec![
         ("Action".to_string(), "RunInstances".to_string()),
+        ("ImageId".into(), "ami-12345678".into()),
         ("MinCount".into(), "1".into()),
         ("MaxCount".into(), "1".into()),
         ("SubnetId".into(), "subnet-0a0a0a0a".into()),
@@ -380,8 +388,9 @@ fn describe_security_group_rules() {
         ],
         "InvalidParameterValue",
     );
-    // Revoke by rule id, as Terraform's aws_vpc_security_group_ingress_rule does.
-    let (w2, _) = change(
+    // Revoke by rule id, as Terraform's aws_vpc_security_group_ingress_rule does; the answer
+    // names what it removed (`revokedSecurityGroupRuleSet`).
+    let (w2, xml) = change(
         &w1,
         &[
             ("Action", "RevokeSecurityGroupIngress"),
@@ -390,6 +399,9 @@ fn describe_security_group_rules() {
         ],
     );
     assert_eq!(w2.security_group(&sg).unwrap().ingress.len(), 3);
+    assert_eq!(texts(&xml, "securityGroupRuleId"), [ids[0].as_str()]);
+    assert_eq!(texts(&xml, "isEgress"), ["false"]);
+    assert_eq!(texts(&xml, "groupId"), [sg.as_str()]);
     refused(
         &w2,
         &[
