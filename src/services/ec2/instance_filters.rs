@@ -2,8 +2,9 @@
 //! as its DescribeInstances item shows them.
 //!
 //! Invariant: every name botocore documents for DescribeInstances is in [`INSTANCE_FILTERS`] or
-//! in [`INSTANCE_FILTERS_NOT_MODELLED`] (the test `every_documented_filter_is_answered`), so no
-//! documented filter is refused as invalid.
+//! in [`INSTANCE_FILTERS_NOT_MODELLED`] (the test
+//! `every_documented_filter_is_answered_or_not_modelled`), so no documented filter is refused
+//! as invalid.
 
 use super::OWNER_ID;
 use super::filter::{Values, one};
