@@ -542,9 +542,21 @@ async fn dispatch(
                 }
                 _ => {}
             }
+            // A version id names a version, whose actions are its own. GetObject: "If you
+            // include a versionId in your request header, you must have the s3:GetObjectVersion
+            // permission to access a specific version of an object. The s3:GetObject permission
+            // is not required in this scenario" (HeadObject is authorized as GetObject). S3
+            // API Reference, DeleteObject: "s3:DeleteObjectVersion - To delete a specific
+            // version of an object from a versioning-enabled bucket, you must have the
+            // s3:DeleteObjectVersion permission", and to block deletes "you must deny them the
+            // s3:DeleteObject, s3:DeleteObjectVersion, and s3:PutLifeCycleConfiguration
+            // actions": denying s3:DeleteObject alone does not stop a version's delete.
+            let versioned = query.has("versionId");
             let action = match method {
                 Method::PUT => "s3:PutObject",
+                Method::DELETE if versioned => "s3:DeleteObjectVersion",
                 Method::DELETE => "s3:DeleteObject",
+                _ if versioned => "s3:GetObjectVersion",
                 _ => "s3:GetObject",
             };
             let overrides: Vec<&str> = RESPONSE_OVERRIDES.iter().map(|(q, _)| *q).collect();
@@ -655,7 +667,8 @@ fn request_region(state: &S3State, via: &Via<'_>) -> String {
 
 /// The `x-amz-copy-source` of a CopyObject or UploadPartCopy, if the request has one: the
 /// source bucket and key, once the bucket exists and the caller may `s3:GetObject` the source
-/// (a copy needs read access to its source as well as write access to its destination).
+/// (`s3:GetObjectVersion` when it names a version; a copy needs read access to its source as
+/// well as write access to its destination).
 async fn copy_source(
     state: &S3State,
     authz: &Authz<'_>,
@@ -666,6 +679,11 @@ async fn copy_source(
     };
     let src = src.to_str().map_err(|_| S3Error::invalid_copy_source())?;
     let (src_bucket, src_key) = parse_copy_source(src)?;
+    // `?versionId=null` (the only version id taken) names a version: s3:GetObjectVersion, as for
+    // a GetObject of it (the Service Authorization Reference lists s3:GetObjectVersion among
+    // CopyObject's actions).
+    let versioned = src.split_once('?').is_some_and(|(_, q)| !q.is_empty());
+    let action = if versioned { "s3:GetObjectVersion" } else { "s3:GetObject" };
     if state.store.bucket(&src_bucket).is_none() {
         return Err(S3Error::no_such_bucket(&src_bucket));
     }
@@ -674,7 +692,7 @@ async fn copy_source(
     // A read of the source: its tags are its s3:ExistingObjectTag keys.
     let existing = existing_tags(state, authz, &src_bucket, &src_key).await?;
     let keys = TagKeys { existing: existing.as_ref(), request: None };
-    authz.require_tagged(&src_bucket, "s3:GetObject", &src_arn, keys)?;
+    authz.require_tagged(&src_bucket, action, &src_arn, keys)?;
     Ok(Some((src_bucket, src_key)))
 }
 
@@ -2902,8 +2920,10 @@ async fn delete_objects(
         let key_arn = format!("arn:aws:s3:::{bucket}/{key}");
         let extra: Vec<(&str, String)> =
             etag.iter().map(|e| ("s3:if-match", e.trim().to_string())).collect();
+        // An object naming a version is that version's delete (as DeleteObject's `versionId`).
+        let action = if version.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
         let allowed = authz
-            .require_keyed(bucket, "s3:DeleteObject", &key_arn, TagKeys::default(), &extra)
+            .require_keyed(bucket, action, &key_arn, TagKeys::default(), &extra)
             .and_then(|()| authorize_conditional_delete(authz, bucket, &key_arn, etag.as_deref()));
         let r = match allowed {
             Err(e) => Err(e),
@@ -7724,6 +7744,59 @@ mod tests {
         assert_eq!(r.status, 200, "{}", r.text());
         let r = req(addr, "POST", "/cwb/mp?uploads", &[], b"").await;
         assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// A request naming a version (`versionId=null`, the only one simulated) is authorized as
+    /// that version's action: DeleteObject and DeleteObjects as `s3:DeleteObjectVersion`,
+    /// GetObject and HeadObject as `s3:GetObjectVersion`, a copy's source as
+    /// `s3:GetObjectVersion`; `s3:DeleteObject` and `s3:GetObject` do not grant them.
+    #[tokio::test]
+    async fn naming_a_version_needs_the_version_actions() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let allow = |actions: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*",
+                "Action":[{actions}],"Resource":"arn:aws:s3:::ver/*"}}]}}"#
+            )
+        };
+        let current = allow(r#""s3:GetObject","s3:DeleteObject","s3:PutObject""#);
+        store.create_bucket("ver", "us-east-1", Some(current.clone())).unwrap();
+        store.put_object("ver", "k", b"v", None).unwrap();
+        let code = |r: &Resp| (r.status, xml_values(&r.text(), "Code"));
+        let denied = (403, vec!["AccessDenied".to_string()]);
+        for method in ["GET", "DELETE"] {
+            let r = req(addr, method, "/ver/k?versionId=null", &[], b"").await;
+            assert_eq!(code(&r), denied, "{method}");
+        }
+        assert_eq!(req(addr, "HEAD", "/ver/k?versionId=null", &[], b"").await.status, 403);
+        let copy = [("x-amz-copy-source", "/ver/k?versionId=null")];
+        assert_eq!(code(&req(addr, "PUT", "/ver/copy", &copy, b"").await), denied);
+        assert!(store.head_object("ver", "copy").is_err());
+        let body = b"<Delete><Object><Key>k</Key><VersionId>null</VersionId></Object></Delete>";
+        let md5 = base64_encode(&Md5::digest(body));
+        let r = req(addr, "POST", "/ver?delete", &[("Content-MD5", &md5)], body).await;
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Code"), ["AccessDenied"], "{t}");
+        assert!(store.head_object("ver", "k").is_ok(), "a refused delete deleted");
+        // The current object is still served under s3:GetObject.
+        assert_eq!(req(addr, "GET", "/ver/k", &[], b"").await.status, 200);
+
+        let versions = allow(r#""s3:GetObjectVersion","s3:DeleteObjectVersion","s3:PutObject""#);
+        store.set_bucket_policy("ver", Some(versions)).unwrap();
+        assert_eq!(req(addr, "GET", "/ver/k", &[], b"").await.status, 403);
+        let r = req(addr, "GET", "/ver/k?versionId=null", &[], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"v"[..]));
+        assert_eq!(req(addr, "HEAD", "/ver/k?versionId=null", &[], b"").await.status, 200);
+        let r = req(addr, "PUT", "/ver/copy", &copy, b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(req(addr, "DELETE", "/ver/k", &[], b"").await.status, 403);
+        assert_eq!(req(addr, "DELETE", "/ver/k?versionId=null", &[], b"").await.status, 204);
+        assert!(store.head_object("ver", "k").is_err());
+        let body = b"<Delete><Object><Key>copy</Key><VersionId>null</VersionId></Object></Delete>";
+        let md5 = base64_encode(&Md5::digest(body));
+        let r = req(addr, "POST", "/ver?delete", &[("Content-MD5", &md5)], body).await;
+        assert_eq!(xml_values(&r.text(), "Deleted").len(), 1, "{}", r.text());
+        assert!(store.head_object("ver", "copy").is_err());
     }
 
     /// A presigned URL's target (path and query) for the admin, signing only `host`.
