@@ -1169,6 +1169,9 @@ fn bucket_policy_refused_with_s3_messages() {
         one(r#""*""#, r#""s3:GetObject""#, r#""arn:aws:s3:::b/${aws:username}/*""#, r#","Condition":{"StringNotEquals":{"AWS:SOURCEVPCE":"v","aws:PrincipalTag/team":"x","s3:ExistingObjectTag/k":"y"}}"#),
         one(r#""*""#, r#""*""#, r#""arn:aws:s3:::b*""#, r#","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2020-01-01"}}"#),
         st(r#"{"Effect":"Deny","Principal":"*","NotAction":"s3:GetObject","NotResource":"arn:aws:s3:::b/public/*"}"#),
+        // The User Guide's policies enforcing conditional writes and deletes.
+        one(r#""*""#, r#""s3:PutObject""#, r#""arn:aws:s3:::b/*""#, r#","Condition":{"Null":{"s3:if-none-match":"true"},"Bool":{"s3:ObjectCreationOperation":"true"}}"#),
+        one(r#""*""#, r#"["s3:DeleteObject","s3:DeleteObjectVersion"]"#, r#""arn:aws:s3:::b/*""#, r#","Condition":{"Null":{"s3:if-match":"false"}}"#),
     ] {
         parse_bucket_policy("b", &text, known).unwrap_or_else(|e| panic!("{e}: {}\n{text}", e.detail));
     }

@@ -483,7 +483,8 @@ async fn dispatch(
                         return Err(S3Error::not_implemented(p));
                     }
                     let tags = tagging::header_tags(&parts.headers)?;
-                    authorize_write(&authz, &bucket, &key_arn, tags.as_ref())?;
+                    let extra = conditional_keys(&parts.headers, Conditional::Part);
+                    authorize_write(&authz, &bucket, &key_arn, tags.as_ref(), &extra)?;
                     refuse_object_acl(&parts.headers)?;
                     let tags = tags.unwrap_or_default();
                     return create_multipart(state, &bucket, &key, &parts, tags).await;
@@ -492,7 +493,9 @@ async fn dispatch(
                     if let Some(p) = query.unsupported(&["uploadId", "partNumber"]) {
                         return Err(S3Error::not_implemented(p));
                     }
-                    authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
+                    let extra = conditional_keys(&parts.headers, Conditional::Part);
+                    let none = TagKeys::default();
+                    authz.require_keyed(&bucket, "s3:PutObject", &key_arn, none, &extra)?;
                     // UploadPartCopy: s3:GetObject on the source as well.
                     if let Some((src_bucket, src_key)) = copy_source(state, &authz, &parts).await? {
                         return upload_part_copy(
@@ -512,7 +515,9 @@ async fn dispatch(
                     if let Some(p) = query.unsupported(&["uploadId"]) {
                         return Err(S3Error::not_implemented(p));
                     }
-                    authz.require_in(&bucket, "s3:PutObject", &key_arn, None)?;
+                    let extra = conditional_keys(&parts.headers, Conditional::Write);
+                    let none = TagKeys::default();
+                    authz.require_keyed(&bucket, "s3:PutObject", &key_arn, none, &extra)?;
                     return complete_multipart(state, &bucket, &key, &id, &parts.headers, body)
                         .await;
                 }
@@ -537,9 +542,21 @@ async fn dispatch(
                 }
                 _ => {}
             }
+            // A version id names a version, whose actions are its own. GetObject: "If you
+            // include a versionId in your request header, you must have the s3:GetObjectVersion
+            // permission to access a specific version of an object. The s3:GetObject permission
+            // is not required in this scenario" (HeadObject is authorized as GetObject). S3
+            // API Reference, DeleteObject: "s3:DeleteObjectVersion - To delete a specific
+            // version of an object from a versioning-enabled bucket, you must have the
+            // s3:DeleteObjectVersion permission", and to block deletes "you must deny them the
+            // s3:DeleteObject, s3:DeleteObjectVersion, and s3:PutLifeCycleConfiguration
+            // actions": denying s3:DeleteObject alone does not stop a version's delete.
+            let versioned = query.has("versionId");
             let action = match method {
                 Method::PUT => "s3:PutObject",
+                Method::DELETE if versioned => "s3:DeleteObjectVersion",
                 Method::DELETE => "s3:DeleteObject",
+                _ if versioned => "s3:GetObjectVersion",
                 _ => "s3:GetObject",
             };
             let overrides: Vec<&str> = RESPONSE_OVERRIDES.iter().map(|(q, _)| *q).collect();
@@ -565,12 +582,17 @@ async fn dispatch(
                 _ => None,
             };
             if method == Method::PUT {
-                authorize_write(&authz, &bucket, &key_arn, tags.as_ref())?;
+                let extra = conditional_keys(&parts.headers, Conditional::Write);
+                authorize_write(&authz, &bucket, &key_arn, tags.as_ref(), &extra)?;
             } else {
                 let existing =
                     if reading { existing_tags(state, &authz, &bucket, &key).await? } else { None };
                 let keys = TagKeys { existing: existing.as_ref(), request: None };
-                authz.require_tagged(&bucket, action, &key_arn, keys)?;
+                let extra = match method {
+                    Method::DELETE => conditional_keys(&parts.headers, Conditional::Delete),
+                    _ => Vec::new(),
+                };
+                authz.require_keyed(&bucket, action, &key_arn, keys, &extra)?;
             }
             let mut allowed: Vec<&str> = Vec::new();
             if reading {
@@ -645,7 +667,8 @@ fn request_region(state: &S3State, via: &Via<'_>) -> String {
 
 /// The `x-amz-copy-source` of a CopyObject or UploadPartCopy, if the request has one: the
 /// source bucket and key, once the bucket exists and the caller may `s3:GetObject` the source
-/// (a copy needs read access to its source as well as write access to its destination).
+/// (`s3:GetObjectVersion` when it names a version; a copy needs read access to its source as
+/// well as write access to its destination).
 async fn copy_source(
     state: &S3State,
     authz: &Authz<'_>,
@@ -656,6 +679,11 @@ async fn copy_source(
     };
     let src = src.to_str().map_err(|_| S3Error::invalid_copy_source())?;
     let (src_bucket, src_key) = parse_copy_source(src)?;
+    // `?versionId=null` (the only version id taken) names a version: s3:GetObjectVersion, as for
+    // a GetObject of it (the Service Authorization Reference lists s3:GetObjectVersion among
+    // CopyObject's actions).
+    let versioned = src.split_once('?').is_some_and(|(_, q)| !q.is_empty());
+    let action = if versioned { "s3:GetObjectVersion" } else { "s3:GetObject" };
     if state.store.bucket(&src_bucket).is_none() {
         return Err(S3Error::no_such_bucket(&src_bucket));
     }
@@ -664,7 +692,7 @@ async fn copy_source(
     // A read of the source: its tags are its s3:ExistingObjectTag keys.
     let existing = existing_tags(state, authz, &src_bucket, &src_key).await?;
     let keys = TagKeys { existing: existing.as_ref(), request: None };
-    authz.require_tagged(&src_bucket, "s3:GetObject", &src_arn, keys)?;
+    authz.require_tagged(&src_bucket, action, &src_arn, keys)?;
     Ok(Some((src_bucket, src_key)))
 }
 
@@ -708,19 +736,64 @@ async fn existing_tags(
 /// A write (PutObject, CreateMultipartUpload, CopyObject) needs `s3:PutObject` and, when it
 /// gives its object tags, `s3:PutObjectTagging` as well ("To use PutObject with tags, you must
 /// have the s3:PutObjectTagging permission"); the tags are the request's
-/// `s3:RequestObjectTag/<key>` and `s3:RequestObjectTagKeys` for both.
+/// `s3:RequestObjectTag/<key>` and `s3:RequestObjectTagKeys` for both. `extra`: its
+/// [`conditional_keys`], for `s3:PutObject`.
 fn authorize_write(
     authz: &Authz<'_>,
     bucket: &str,
     key_arn: &str,
     tags: Option<&Tags>,
+    extra: &[(&str, String)],
 ) -> Result<(), S3Error> {
     let keys = TagKeys { existing: None, request: tags };
-    authz.require_tagged(bucket, "s3:PutObject", key_arn, keys)?;
+    authz.require_keyed(bucket, "s3:PutObject", key_arn, keys, extra)?;
     if tags.is_some() {
         authz.require_tagged(bucket, "s3:PutObjectTagging", key_arn, keys)?;
     }
     Ok(())
+}
+
+/// Which operation [`conditional_keys`] are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conditional {
+    /// PutObject, CopyObject, CompleteMultipartUpload: an object is created, and the request
+    /// may be conditional (`If-Match`, `If-None-Match`).
+    Write,
+    /// CreateMultipartUpload, UploadPart, UploadPartCopy: `s3:PutObject`, but no object is
+    /// created yet and no conditional header is taken.
+    Part,
+    /// DeleteObject: `If-Match` only.
+    Delete,
+}
+
+/// The condition keys of a write's or a delete's conditional headers and of whether it creates
+/// the object. From the S3 User Guide, "Enforce conditional writes on Amazon S3 buckets": "You
+/// can use the condition keys s3:if-match or s3:if-none-match" in a bucket policy, and "For
+/// multipart uploads you must specify the s3:ObjectCreationOperation condition key to exempt
+/// the CreateMultipartUpload, UploadPart, and UploadPartCopy operations, as these APIs don't
+/// accept conditional headers": the key is `false` for those three and `true` for the writes
+/// that make the object (its example allows `s3:PutObject` on `"Bool":
+/// {"s3:ObjectCreationOperation": "false"}` beside the conditional PutObject and
+/// CompleteMultipartUpload; a Deny on `"Null": {"s3:if-none-match": "true"}` names it `true`).
+/// "Enforce conditional deletes": "If the If-Match header doesn't exist, the request will be
+/// denied with an 403 Access Denied", by `s3:if-match` on `s3:DeleteObject`. A key is set only
+/// when its header is sent (so `Null` tells a conditional request from another), to the
+/// header's value as sent.
+fn conditional_keys(headers: &hyper::HeaderMap, op: Conditional) -> Vec<(&'static str, String)> {
+    let header = |name: &str| {
+        headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+    };
+    let mut keys = Vec::new();
+    match op {
+        Conditional::Write => {
+            keys.push(("s3:ObjectCreationOperation", "true".to_string()));
+            keys.extend(header("if-match").map(|v| ("s3:if-match", v)));
+            keys.extend(header("if-none-match").map(|v| ("s3:if-none-match", v)));
+        }
+        Conditional::Part => keys.push(("s3:ObjectCreationOperation", "false".to_string())),
+        Conditional::Delete => keys.extend(header("if-match").map(|v| ("s3:if-match", v))),
+    }
+    keys
 }
 
 /// GetObjectTagging, PutObjectTagging and DeleteObjectTagging (the `?tagging` subresource of
@@ -930,7 +1003,7 @@ impl<'a> Authz<'a> {
 
     /// Requires `action` on `resource` (no bucket policy: account-level actions).
     fn require(&self, action: &str, resource: &str, list: Option<&Query>) -> Result<(), S3Error> {
-        self.check(None, action, resource, list, TagKeys::default())
+        self.check(None, action, resource, list, TagKeys::default(), &[])
     }
 
     /// Requires `action` on `resource` of `bucket` (its bucket policy applies). `list`: the
@@ -942,7 +1015,7 @@ impl<'a> Authz<'a> {
         resource: &str,
         list: Option<&Query>,
     ) -> Result<(), S3Error> {
-        self.check(Some(bucket), action, resource, list, TagKeys::default())
+        self.check(Some(bucket), action, resource, list, TagKeys::default(), &[])
     }
 
     /// [`Authz::require_in`] for a request about an object's tags: those of the object
@@ -955,7 +1028,20 @@ impl<'a> Authz<'a> {
         resource: &str,
         tags: TagKeys<'_>,
     ) -> Result<(), S3Error> {
-        self.check(Some(bucket), action, resource, None, tags)
+        self.check(Some(bucket), action, resource, None, tags, &[])
+    }
+
+    /// [`Authz::require_tagged`] with condition keys only some actions carry (`s3:if-match`,
+    /// `s3:if-none-match`, `s3:ObjectCreationOperation`; see [`conditional_keys`]).
+    fn require_keyed(
+        &self,
+        bucket: &str,
+        action: &str,
+        resource: &str,
+        tags: TagKeys<'_>,
+        extra: &[(&str, String)],
+    ) -> Result<(), S3Error> {
+        self.check(Some(bucket), action, resource, None, tags, extra)
     }
 
     fn check(
@@ -965,6 +1051,7 @@ impl<'a> Authz<'a> {
         resource: &str,
         list: Option<&Query>,
         tags: TagKeys<'_>,
+        extra: &[(&str, String)],
     ) -> Result<(), S3Error> {
         let Some(access) = &self.access else { return Ok(()) };
         let user = self.access_key.as_deref().and_then(|k| access.user(k));
@@ -1016,6 +1103,7 @@ impl<'a> Authz<'a> {
             keys.push(("s3:authType", vec![auth]));
         }
         keys.extend(self.header_keys.iter().map(|(k, v)| (*k, vec![v.as_str()])));
+        keys.extend(extra.iter().map(|(k, v)| (*k, vec![v.as_str()])));
         keys.extend(existing.iter().chain(&requested).map(|(k, v)| (k.as_str(), vec![v.as_str()])));
         if let Some(t) = tags.request {
             // Multivalued: every key the request gives (none for an empty set).
@@ -2826,9 +2914,16 @@ async fn delete_objects(
         // must provide the ETag value in the ETag element of the object in the XML request
         // body" (S3 User Guide): each object's condition is decided as DeleteObject's
         // `If-Match`, and a failed one is that object's `<Error>`.
+        // Its `<ETag>` is its `s3:if-match`, as DeleteObject's `If-Match` header is (the User
+        // Guide's policies enforcing conditional deletes name "DeleteObject and DeleteObjects
+        // requests").
         let key_arn = format!("arn:aws:s3:::{bucket}/{key}");
+        let extra: Vec<(&str, String)> =
+            etag.iter().map(|e| ("s3:if-match", e.trim().to_string())).collect();
+        // An object naming a version is that version's delete (as DeleteObject's `versionId`).
+        let action = if version.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
         let allowed = authz
-            .require_in(bucket, "s3:DeleteObject", &key_arn, None)
+            .require_keyed(bucket, action, &key_arn, TagKeys::default(), &extra)
             .and_then(|()| authorize_conditional_delete(authz, bucket, &key_arn, etag.as_deref()));
         let r = match allowed {
             Err(e) => Err(e),
@@ -7550,6 +7645,158 @@ mod tests {
         let r = req(addr, "DELETE", "/pub/k", &[("If-Match", "*")], b"").await;
         assert_eq!(r.status, 204, "{}", r.text());
         assert!(store.head_object("pub", "k").is_err());
+    }
+
+    /// The S3 User Guide's "Enforce conditional writes on Amazon S3 buckets", example 1:
+    /// `s3:PutObject` is allowed when `s3:if-none-match` is not Null, and (for multipart uploads)
+    /// when `s3:ObjectCreationOperation` is false; "Enforce conditional deletes": `s3:DeleteObject`
+    /// when `s3:if-match` is not Null. A request with the header passes, one without is `403`
+    /// and changes nothing; CreateMultipartUpload and UploadPart pass, CompleteMultipartUpload
+    /// only with the header; a DeleteObjects object only with its `<ETag>`.
+    #[tokio::test]
+    async fn bucket_policies_can_require_conditional_writes_and_deletes() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Sid":"AllowConditionalPut","Effect":"Allow","Principal":"*","Action":"s3:PutObject",
+             "Resource":"arn:aws:s3:::cwb/*","Condition":{"Null":{"s3:if-none-match":"false"}}},
+            {"Sid":"AllowConditionalPutwithMPUs","Effect":"Allow","Principal":"*",
+             "Action":"s3:PutObject","Resource":"arn:aws:s3:::cwb/*",
+             "Condition":{"Bool":{"s3:ObjectCreationOperation":"false"}}},
+            {"Sid":"AllowConditionalDeletes","Effect":"Allow","Principal":"*",
+             "Action":"s3:DeleteObject","Resource":"arn:aws:s3:::cwb/*",
+             "Condition":{"Null":{"s3:if-match":"false"}}}]}"#;
+        store.create_bucket("cwb", "us-east-1", Some(policy.into())).unwrap();
+        let denied = |r: &Resp| {
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (403, vec!["AccessDenied".into()])
+            )
+        };
+        denied(&req(addr, "PUT", "/cwb/k", &[], b"plain").await);
+        assert!(store.head_object("cwb", "k").is_err(), "a refused put stored the object");
+        let r = req(addr, "PUT", "/cwb/k", &[("If-None-Match", "*")], b"first").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        // Allowed, and then decided: the key is taken.
+        let r = req(addr, "PUT", "/cwb/k", &[("If-None-Match", "*")], b"second").await;
+        assert_eq!(r.status, 412, "{}", r.text());
+        assert_eq!(store.get_object_bytes("cwb", "k").unwrap().1, b"first");
+
+        // Multipart: creating and uploading parts are exempt, completing is not.
+        let r = req(addr, "POST", "/cwb/mp?uploads", &[], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let id = xml_values(&r.text(), "UploadId").remove(0);
+        let r = req(addr, "PUT", &format!("/cwb/mp?partNumber=1&uploadId={id}"), &[], b"p").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let etag = r.header("etag").unwrap().to_string();
+        let done = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>\
+             </CompleteMultipartUpload>"
+        );
+        let complete = format!("/cwb/mp?uploadId={id}");
+        denied(&req(addr, "POST", &complete, &[], done.as_bytes()).await);
+        assert!(store.head_object("cwb", "mp").is_err());
+        let h = [("If-None-Match", "*")];
+        let r = req(addr, "POST", &complete, &h, done.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(store.get_object_bytes("cwb", "mp").unwrap().1, b"p");
+
+        // Deletes: only with If-Match (`*` needs no s3:GetObject).
+        denied(&req(addr, "DELETE", "/cwb/k", &[], b"").await);
+        assert!(store.head_object("cwb", "k").is_ok(), "a refused delete deleted");
+        let r = req(addr, "DELETE", "/cwb/k", &[("If-Match", "*")], b"").await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert!(store.head_object("cwb", "k").is_err());
+        let body = b"<Delete><Object><Key>mp</Key></Object>\
+            <Object><Key>mp</Key><ETag>*</ETag></Object></Delete>";
+        let md5 = base64_encode(&Md5::digest(body));
+        let r = req(addr, "POST", "/cwb?delete", &[("Content-MD5", &md5)], body).await;
+        let t = r.text();
+        assert_eq!(r.status, 200, "{t}");
+        let errors = xml_values(&t, "Error");
+        assert_eq!(errors.len(), 1, "{t}");
+        assert_eq!(xml_values(&errors[0], "Code"), ["AccessDenied"]);
+        assert_eq!(xml_values(&t, "Deleted").len(), 1, "{t}");
+        assert!(store.head_object("cwb", "mp").is_err());
+    }
+
+    /// The policy these keys exist for, as users write it: Deny `s3:PutObject` when
+    /// `s3:if-none-match` is Null and `s3:ObjectCreationOperation` is true. Without the keys on
+    /// requests the Deny never matched (a Bool condition on an absent key is false), so every
+    /// overwrite went through.
+    #[tokio::test]
+    async fn a_deny_on_unconditional_writes_refuses_them() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Sid":"Open","Effect":"Allow","Principal":"*","Action":"s3:PutObject",
+             "Resource":"arn:aws:s3:::cwb/*"},
+            {"Sid":"DenyUnconditionalPut","Effect":"Deny","Principal":"*","Action":"s3:PutObject",
+             "Resource":"arn:aws:s3:::cwb/*","Condition":{"Null":{"s3:if-none-match":"true"},
+             "Bool":{"s3:ObjectCreationOperation":"true"}}}]}"#;
+        store.create_bucket("cwb", "us-east-1", Some(policy.into())).unwrap();
+        let r = req(addr, "PUT", "/cwb/k", &[], b"plain").await;
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert_eq!(r.header("x-vpcsim-denied-by"), Some("bucket-policy:DenyUnconditionalPut"));
+        assert!(store.head_object("cwb", "k").is_err());
+        // If-Match without If-None-Match is refused too: the policy asks for If-None-Match.
+        let r = req(addr, "PUT", "/cwb/k", &[("If-Match", "*")], b"plain").await;
+        assert_eq!(r.status, 403, "{}", r.text());
+        let r = req(addr, "PUT", "/cwb/k", &[("If-None-Match", "*")], b"new").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = req(addr, "POST", "/cwb/mp?uploads", &[], b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// A request naming a version (`versionId=null`, the only one simulated) is authorized as
+    /// that version's action: DeleteObject and DeleteObjects as `s3:DeleteObjectVersion`,
+    /// GetObject and HeadObject as `s3:GetObjectVersion`, a copy's source as
+    /// `s3:GetObjectVersion`; `s3:DeleteObject` and `s3:GetObject` do not grant them.
+    #[tokio::test]
+    async fn naming_a_version_needs_the_version_actions() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let allow = |actions: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*",
+                "Action":[{actions}],"Resource":"arn:aws:s3:::ver/*"}}]}}"#
+            )
+        };
+        let current = allow(r#""s3:GetObject","s3:DeleteObject","s3:PutObject""#);
+        store.create_bucket("ver", "us-east-1", Some(current.clone())).unwrap();
+        store.put_object("ver", "k", b"v", None).unwrap();
+        let code = |r: &Resp| (r.status, xml_values(&r.text(), "Code"));
+        let denied = (403, vec!["AccessDenied".to_string()]);
+        for method in ["GET", "DELETE"] {
+            let r = req(addr, method, "/ver/k?versionId=null", &[], b"").await;
+            assert_eq!(code(&r), denied, "{method}");
+        }
+        assert_eq!(req(addr, "HEAD", "/ver/k?versionId=null", &[], b"").await.status, 403);
+        let copy = [("x-amz-copy-source", "/ver/k?versionId=null")];
+        assert_eq!(code(&req(addr, "PUT", "/ver/copy", &copy, b"").await), denied);
+        assert!(store.head_object("ver", "copy").is_err());
+        let body = b"<Delete><Object><Key>k</Key><VersionId>null</VersionId></Object></Delete>";
+        let md5 = base64_encode(&Md5::digest(body));
+        let r = req(addr, "POST", "/ver?delete", &[("Content-MD5", &md5)], body).await;
+        let t = r.text();
+        assert_eq!(xml_values(&t, "Code"), ["AccessDenied"], "{t}");
+        assert!(store.head_object("ver", "k").is_ok(), "a refused delete deleted");
+        // The current object is still served under s3:GetObject.
+        assert_eq!(req(addr, "GET", "/ver/k", &[], b"").await.status, 200);
+
+        let versions = allow(r#""s3:GetObjectVersion","s3:DeleteObjectVersion","s3:PutObject""#);
+        store.set_bucket_policy("ver", Some(versions)).unwrap();
+        assert_eq!(req(addr, "GET", "/ver/k", &[], b"").await.status, 403);
+        let r = req(addr, "GET", "/ver/k?versionId=null", &[], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"v"[..]));
+        assert_eq!(req(addr, "HEAD", "/ver/k?versionId=null", &[], b"").await.status, 200);
+        let r = req(addr, "PUT", "/ver/copy", &copy, b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(req(addr, "DELETE", "/ver/k", &[], b"").await.status, 403);
+        assert_eq!(req(addr, "DELETE", "/ver/k?versionId=null", &[], b"").await.status, 204);
+        assert!(store.head_object("ver", "k").is_err());
+        let body = b"<Delete><Object><Key>copy</Key><VersionId>null</VersionId></Object></Delete>";
+        let md5 = base64_encode(&Md5::digest(body));
+        let r = req(addr, "POST", "/ver?delete", &[("Content-MD5", &md5)], body).await;
+        assert_eq!(xml_values(&r.text(), "Deleted").len(), 1, "{}", r.text());
+        assert!(store.head_object("ver", "copy").is_err());
     }
 
     /// A presigned URL's target (path and query) for the admin, signing only `host`.

@@ -4,7 +4,7 @@
 # endpoint policies from the guide (also two endpoints with different policies for two
 # subnets), explicit deny over allow, IAM users on EC2 and S3, and bad signatures. Every 403
 # names who denied it (x-vpcsim-denied-by). Object tags with the AWS CLI, and a bucket policy on
-# s3:ExistingObjectTag.
+# s3:ExistingObjectTag. A bucket policy requiring conditional writes (s3:if-none-match).
 #
 #   a 10.0.1.10 ── vpce-11bb22cc ──┐
 #   b 10.0.2.10 ── igw (203.0.113.20) ──┴── aws: S3 stub (open-bucket, my-secure-bucket)
@@ -326,3 +326,43 @@ grep -q "(BadRequest)" "$WORK/tag.out" || fail "put-object-tagging of 11: $(cat 
 [ "$(s3t get-object-tagging --bucket tag-bucket --key doc --query 'length(TagSet)')" = 0 ] \
     || fail "a refused put-object-tagging changed the tags"
 ok "11 tags: put-object and put-object-tagging refused with 400 BadRequest, nothing stored"
+
+# Conditional writes required by a bucket policy (S3 User Guide, "Enforce conditional writes on
+# Amazon S3 buckets"), with the AWS CLI in demo-a: a Deny of s3:PutObject when s3:if-none-match is
+# Null and s3:ObjectCreationOperation true. `put-object --if-none-match '*'` creates the object
+# (and a second one is 412, the key being taken); a put without it is refused by the policy and
+# stores nothing; a multipart upload (exempt: s3:ObjectCreationOperation false) still completes
+# with --if-none-match. Before, the keys were never set on requests and the Deny never matched.
+awsx s3api create-bucket --bucket cond-bucket >/dev/null
+awsx s3api put-bucket-policy --bucket cond-bucket --policy '{"Version": "2012-10-17", "Statement": [
+  {"Sid": "RequireIfNoneMatch", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+   "Resource": "arn:aws:s3:::cond-bucket/*",
+   "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}}}]}' \
+    || fail "put-bucket-policy on s3:if-none-match"
+printf first > "$WORK/cond1"
+printf second > "$WORK/cond2"
+s3t put-object --bucket cond-bucket --key once --body "$WORK/cond1" --if-none-match '*' > /dev/null \
+    || fail "put-object --if-none-match '*' refused"
+if s3t put-object --bucket cond-bucket --key once --body "$WORK/cond2" --if-none-match '*' \
+    > "$WORK/cond.out" 2>&1; then fail "a second put-object --if-none-match '*' overwrote"; fi
+grep -q PreconditionFailed "$WORK/cond.out" || fail "second conditional put: $(cat "$WORK/cond.out")"
+if s3t put-object --bucket cond-bucket --key plain --body "$WORK/cond2" > "$WORK/cond.out" 2>&1; then
+    fail "put-object without --if-none-match accepted under RequireIfNoneMatch"
+fi
+grep -q AccessDenied "$WORK/cond.out" || fail "unconditional put: $(cat "$WORK/cond.out")"
+if s3t head-object --bucket cond-bucket --key plain > /dev/null 2>&1; then fail "a refused put stored"; fi
+s3t get-object --bucket cond-bucket --key once "$WORK/cond.get" > /dev/null || fail "get-object once"
+[ "$(cat "$WORK/cond.get")" = first ] || fail "the conditional put's object: $(cat "$WORK/cond.get")"
+ok "bucket policy requiring If-None-Match: put-object --if-none-match '*' stored, again 412, without it AccessDenied and nothing stored"
+upload=$(s3t create-multipart-upload --bucket cond-bucket --key mp --query UploadId) \
+    || fail "create-multipart-upload under RequireIfNoneMatch"
+etag=$(s3t upload-part --bucket cond-bucket --key mp --upload-id "$upload" --part-number 1 \
+    --body "$WORK/cond1" --query ETag) || fail "upload-part under RequireIfNoneMatch"
+parts="{\"Parts\": [{\"PartNumber\": 1, \"ETag\": $etag}]}"
+if s3t complete-multipart-upload --bucket cond-bucket --key mp --upload-id "$upload" \
+    --multipart-upload "$parts" > "$WORK/cond.out" 2>&1; then fail "an unconditional completion accepted"; fi
+grep -q AccessDenied "$WORK/cond.out" || fail "unconditional completion: $(cat "$WORK/cond.out")"
+s3t complete-multipart-upload --bucket cond-bucket --key mp --upload-id "$upload" \
+    --multipart-upload "$parts" --if-none-match '*' > /dev/null || fail "complete-multipart-upload --if-none-match"
+s3t head-object --bucket cond-bucket --key mp > /dev/null || fail "the completed upload is missing"
+ok "multipart under RequireIfNoneMatch: create and upload-part exempt, complete only with --if-none-match"
