@@ -61,7 +61,7 @@ enum Cmd {
         #[arg(long, hide = true)]
         lock_fds: Option<String>,
     },
-    /// Stop a lab's daemon and remove its namespaces, devices and /etc/netns entries.
+    /// Stop a lab's daemon and remove its namespaces, devices and what it wrote in /etc/netns.
     Down {
         #[arg(default_value = "demo", value_parser = lab_name)]
         lab: String,
