@@ -342,7 +342,9 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         };
         w.add_vpc(vpc).map_err(|e| {
             let (k, s) = match e {
-                ModelError::InvalidVpcCidr(_) => ("cidr", v.cidr.span()),
+                ModelError::InvalidVpcCidr(_) | ModelError::VpcCidrReserved { .. } => {
+                    ("cidr", v.cidr.span())
+                }
                 _ => ("id", v.id.span()),
             };
             ctx.err(format!("vpc[{i}].{k}"), &s, e)
@@ -1230,6 +1232,16 @@ mod tests {
         let text = format!("{DEFAULT_LAB}\n{}", pl("\"10.0.0.0/8\""));
         let line = text.lines().position(|l| l.contains("\"10.0.0.0/8\"")).unwrap() + 1;
         assert_eq!(err.line, line, "{err}");
+    }
+
+    #[test]
+    fn a_vpc_over_the_labs_fixed_ranges_is_named_by_its_cidr() {
+        for cidr in ["54.123.160.0/20", "198.51.100.0/24", "127.0.0.0/16", "169.254.0.0/16"] {
+            let err =
+                with(&format!("[[vpc]]\nid = \"vpc-0f0f0f0f\"\ncidr = \"{cidr}\"\n")).unwrap_err();
+            assert_eq!((err.line, err.field.as_str()), (line_count() + 4, "vpc[1].cidr"), "{err}");
+            assert!(err.message.contains(&format!("the CIDR '{cidr}' is invalid")), "{err}");
+        }
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub enum ModelError {
     /// AWS: VPC blocks are /16 to /28.
     #[error("the CIDR '{0}' is invalid: the allowed block size is between a /16 and a /28 netmask")]
     InvalidVpcCidr(Ipv4Net),
+    /// A VPC block over a range the lab holds fixed (its S3 ranges, its internet and public-IP
+    /// ranges) or one the data plane never routes (loopback, multicast, …): the VPC would come
+    /// up broken.
+    #[error("the CIDR '{cidr}' is invalid: it overlaps {range}, {why}")]
+    VpcCidrReserved { cidr: Ipv4Net, range: Ipv4Net, why: String },
     /// A subnet outside its VPC or of a size AWS does not allow.
     #[error("the CIDR '{cidr}' is invalid for a subnet of a VPC with CIDR {vpc_cidr}")]
     InvalidSubnetCidr { cidr: Ipv4Net, vpc_cidr: Ipv4Net },

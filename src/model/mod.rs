@@ -404,6 +404,16 @@ fn check_vpc_cidr(cidr: Ipv4Net) -> Result<(), ModelError> {
     }
 }
 
+/// Blocks no VPC may overlap: what the data plane drops as martian before routing (README,
+/// "The path of a packet"), with why.
+const NOT_FOR_A_VPC: [(Ipv4Net, &str); 5] = [
+    (ipv4net(Ipv4Addr::new(0, 0, 0, 0), 8), "\"this network\", which is never routed"),
+    (ipv4net(Ipv4Addr::new(127, 0, 0, 0), 8), "the loopback range"),
+    (ipv4net(Ipv4Addr::new(169, 254, 0, 0), 16), "the link-local range"),
+    (ipv4net(Ipv4Addr::new(224, 0, 0, 0), 4), "the multicast range"),
+    (ipv4net(Ipv4Addr::new(240, 0, 0, 0), 4), "the reserved range (broadcast included)"),
+];
+
 fn check_id(kind: &'static str, prefix: &str, id: &str) -> Result<(), ModelError> {
     let ok = id
         .strip_prefix(prefix)
@@ -502,6 +512,7 @@ impl World {
         check_id("vpc", "vpc-", &vpc.id)?;
         self.check_unique(&vpc.id)?;
         check_vpc_cidr(vpc.cidr)?;
+        self.check_vpc_range(vpc.cidr.trunc())?;
         self.check_default_ids_free(&vpc.id)?;
         self.push_defaults(&vpc.id);
         self.vpcs.push(Vpc {
@@ -510,6 +521,33 @@ impl World {
             main_association_id: None,
             ..vpc
         });
+        Ok(())
+    }
+
+    /// A new VPC's block must not overlap a range the lab holds fixed or never routes (AWS
+    /// refuses the latter as `InvalidVpc.Range`; it allows a VPC over another public range,
+    /// which the lab cannot simulate where it keeps S3, the internet hosts and the public IPs).
+    /// `set_prefix_list` refuses the same overlaps the other way. Not part of [`World::check`]:
+    /// a world saved before keeps loading (README, Decisions).
+    fn check_vpc_range(&self, cidr: Ipv4Net) -> Result<(), ModelError> {
+        let overlaps = |n: &Ipv4Net| n.contains(&cidr) || cidr.contains(n);
+        let refuse =
+            |range: Ipv4Net, why: String| Err(ModelError::VpcCidrReserved { cidr, range, why });
+        if let Some((range, why)) = NOT_FOR_A_VPC.iter().find(|(n, _)| overlaps(n)) {
+            return refuse(*range, why.to_string());
+        }
+        for (range, what) in
+            [(INTERNET_HOST_RANGE, "the internet hosts"), (PUBLIC_IP_RANGE, "the public IPs")]
+        {
+            if overlaps(&range) {
+                return refuse(range, format!("the lab's range of {what}"));
+            }
+        }
+        for p in self.prefix_lists.iter() {
+            if let Some(range) = p.cidrs.iter().find(|c| overlaps(c)) {
+                return refuse(*range, format!("a range of {} ({}), the lab's S3", p.id, p.name));
+            }
+        }
         Ok(())
     }
 

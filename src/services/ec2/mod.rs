@@ -137,7 +137,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::SubnetNotFound(_) => "InvalidSubnetID.NotFound",
         E::RouteTableNotFound(_) => "InvalidRouteTableID.NotFound",
         E::IgwNotFound(_) => "InvalidInternetGatewayID.NotFound",
-        E::InvalidVpcCidr(_) => "InvalidVpc.Range",
+        E::InvalidVpcCidr(_) | E::VpcCidrReserved { .. } => "InvalidVpc.Range",
         E::InvalidSubnetCidr { .. } => "InvalidSubnet.Range",
         E::SubnetConflict { .. } => "InvalidSubnet.Conflict",
         // A route table of another VPC given to a subnet or an endpoint.

@@ -2506,3 +2506,12 @@ fn a_world_after_many_changes_still_checks_after_a_save_and_load() {
     assert_eq!(back, w);
     assert_eq!(back.check(), Ok(()));
 }
+
+#[test]
+fn create_vpc_in_a_range_the_lab_holds_is_invalid_vpc_range() {
+    let w = lab();
+    for cidr in ["54.123.160.0/20", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/16"] {
+        let err = refused(&w, &[("Action", "CreateVpc"), ("CidrBlock", cidr)], "InvalidVpc.Range");
+        assert!(err.message.starts_with(&format!("The CIDR '{cidr}' is invalid")), "{err}");
+    }
+}
