@@ -621,7 +621,9 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         let ip = ctx.ip(&h.ip, &format!("internet_host[{i}].ip"))?;
         w.add_internet_host(InternetHost { name: h.name.get_ref().clone(), ip }).map_err(|e| {
             let (k, s) = match e {
-                ModelError::DuplicateId(_) => ("name", h.name.span()),
+                ModelError::DuplicateId(_) | ModelError::InvalidInternetHostName { .. } => {
+                    ("name", h.name.span())
+                }
                 _ => ("ip", h.ip.span()),
             };
             ctx.err(format!("internet_host[{i}].{k}"), &s, e)
@@ -1207,6 +1209,12 @@ mod tests {
         assert_eq!((err.line, err.field.as_str()), (n + 4, "internet_host[1].ip"), "{err}");
         assert!(err.message.contains("198.51.100.10"), "{err}");
         let err = with(&host("check-ip", "198.51.100.11")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 3, "internet_host[1].name"), "{err}");
+        // A name that would shadow S3's (the resolver answers hosts first).
+        let err = with(&host("open-bucket.s3.amazonaws.com", "198.51.100.11")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 3, "internet_host[1].name"), "{err}");
+        assert!(err.message.contains("amazonaws.com"), "{err}");
+        let err = with(&host("my host", "198.51.100.11")).unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (n + 3, "internet_host[1].name"), "{err}");
 
         let err = with(

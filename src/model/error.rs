@@ -119,6 +119,11 @@ pub enum ModelError {
     InvalidObjectKey(String),
     #[error("internet host {0} must lie in 198.51.100.0/24")]
     InvalidInternetHost(Ipv4Addr),
+    /// An internet host's name that is not a hostname, or is one the VPC resolver answers for
+    /// S3, the instances or reverse lookups (it answers hosts first, so the host would take
+    /// the name over).
+    #[error("invalid internet host name '{name}': {why}")]
+    InvalidInternetHostName { name: String, why: String },
     /// A gateway endpoint id that does not exist.
     #[error("the vpcEndpoint ID '{0}' does not exist")]
     EndpointNotFound(String),

@@ -805,10 +805,17 @@ impl World {
     }
 
     pub fn add_internet_host(&mut self, host: InternetHost) -> Result<(), ModelError> {
+        check_host_name(&host.name)?;
+        self.add_internet_host_named(host)
+    }
+
+    /// [`World::add_internet_host`] after its name's check.
+    fn add_internet_host_named(&mut self, host: InternetHost) -> Result<(), ModelError> {
         if !INTERNET_HOST_RANGE.contains(&host.ip) {
             return Err(ModelError::InvalidInternetHost(host.ip));
         }
-        if self.internet_hosts.iter().any(|h| h.name == host.name) {
+        // DNS names are case-insensitive: `Echo` is `echo`.
+        if self.internet_hosts.iter().any(|h| h.name.eq_ignore_ascii_case(&host.name)) {
             return Err(ModelError::DuplicateId(host.name));
         }
         if self.internet_hosts.iter().any(|h| h.ip == host.ip) {
@@ -929,6 +936,47 @@ fn check_subnet_name(name: &str) -> Result<(), ModelError> {
         && name != "aws"
         && name != "internet";
     if ok { Ok(()) } else { Err(ModelError::InvalidName(name.to_string())) }
+}
+
+/// Names the VPC resolver answers itself (README, Decisions): S3's and AWS's, the instance
+/// domains (`ec2.internal` in us-east-1, `<region>.compute.internal` elsewhere), reverse
+/// lookups, and `internet`, under which it answers every host (`<name>.internet`).
+const NOT_A_HOST_NAME: [&str; 5] =
+    ["amazonaws.com", "ec2.internal", "compute.internal", "in-addr.arpa", "internet"];
+
+/// An internet host's name: a hostname (RFC 1123: dot-separated labels of 1 to 63 letters,
+/// digits and hyphens, no hyphen first or last; 253 characters at most; no trailing dot), not
+/// one of [`NOT_A_HOST_NAME`] nor below one, whatever its case. The resolver looks hosts up
+/// before S3's names: a host named `open-bucket.s3.amazonaws.com` took the bucket's name over.
+fn check_host_name(name: &str) -> Result<(), ModelError> {
+    let refuse =
+        |why: String| Err(ModelError::InvalidInternetHostName { name: name.to_string(), why });
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return refuse(
+            "a hostname is labels of 1 to 63 letters, digits and '-' (not first or last), \
+             joined by '.', 253 characters at most"
+                .into(),
+        );
+    }
+    if let Some(zone) = shadowed_zone(name) {
+        return refuse(format!(
+            "the VPC resolver answers the names of {zone} itself (an internet host would \
+             take them over)"
+        ));
+    }
+    Ok(())
+}
+
+/// The zone of [`NOT_A_HOST_NAME`] that `name` is or lies below, whatever its case.
+fn shadowed_zone(name: &str) -> Option<&'static str> {
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    NOT_A_HOST_NAME.into_iter().find(|z| lower == *z || lower.ends_with(&format!(".{z}")))
 }
 
 /// S3's bucket naming rules: 3 to 63 characters of lowercase letters, digits, dots and hyphens,

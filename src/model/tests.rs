@@ -643,3 +643,58 @@ fn a_saved_vpc_in_a_range_refused_since_still_loads() {
     w.vpcs.push(v);
     w.check().unwrap();
 }
+
+#[test]
+fn an_internet_hosts_name_is_a_hostname_that_shadows_no_lab_name() {
+    // The resolver answers a host's name (and `<name>.internet`) before S3's and the
+    // instances' names: a host may not take one of those.
+    let mut w = demo();
+    let host = |name: &str| InternetHost { name: name.into(), ip: Ipv4Addr::new(198, 51, 100, 77) };
+    for bad in [
+        "open-bucket.s3.amazonaws.com",
+        "amazonaws.com",
+        "S3.AmazonAWS.com",
+        "ip-10-0-1-10.ec2.internal",
+        "ip-10-0-1-10.us-west-2.compute.internal",
+        "10.1.0.10.in-addr.arpa",
+        "internet",
+        "check-ip.internet",
+        "",
+        "-echo",
+        "echo-",
+        "my host",
+        "my_host",
+        "a..b",
+        "echo.",
+        &"a".repeat(64),
+        &format!("{}.com", ["a"; 127].join(".")),
+        // check-ip, whatever its case.
+        "CHECK-IP",
+    ] {
+        let before = w.clone();
+        let err = w.add_internet_host(host(bad)).unwrap_err();
+        assert!(
+            matches!(err, ModelError::InvalidInternetHostName { .. } | ModelError::DuplicateId(_)),
+            "{bad}: {err}"
+        );
+        assert_eq!(w, before, "{bad}: nothing changes");
+    }
+    for good in ["echo", "www.example.com", "Example.ORG", "s3-mirror", &"a".repeat(63)] {
+        let mut w = w.clone();
+        w.add_internet_host(host(good)).unwrap();
+    }
+}
+
+#[test]
+fn a_saved_host_name_that_is_no_hostname_still_loads_one_that_shadows_does_not() {
+    let mut w = demo();
+    let mut odd = w.internet_hosts[0].clone();
+    odd.name = "my_host".into();
+    odd.ip = Ipv4Addr::new(198, 51, 100, 77);
+    w.internet_hosts.push(odd.clone());
+    w.check().unwrap();
+    let mut w2 = demo();
+    w2.internet_hosts.push(InternetHost { name: "open-bucket.s3.amazonaws.com".into(), ..odd });
+    let err = w2.check().unwrap_err();
+    assert_eq!(err.field, "internet_hosts[1].name", "{err}");
+}

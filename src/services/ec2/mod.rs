@@ -164,7 +164,7 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::AddressInUse(_) => "InvalidIPAddress.InUse",
         E::InvalidBucketName(_) => "InvalidParameterValue",
         E::InvalidObjectKey(_) => "InvalidParameterValue",
-        E::InvalidInternetHost(_) => "InvalidParameterValue",
+        E::InvalidInternetHost(_) | E::InvalidInternetHostName { .. } => "InvalidParameterValue",
         E::EndpointNotFound(_) => "InvalidVpcEndpointId.NotFound",
         E::InstanceNotFound(_) => "InvalidInstanceID.NotFound",
         E::PrefixListNotFound(_) => "InvalidPrefixListID.NotFound",
