@@ -426,7 +426,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
                 ModelError::InvalidServiceName(_) | ModelError::CrossRegionEndpoint { .. } => {
                     (format!("endpoint[{i}].service"), e.service.span())
                 }
-                ModelError::InvalidPolicy(_) => match &e.policy {
+                ModelError::InvalidPolicy(_) | ModelError::PolicySyntax { .. } => match &e.policy {
                     Some(p) => (format!("endpoint[{i}].policy"), p.span()),
                     None => (format!("endpoint[{i}].id"), e.id.span()),
                 },
@@ -467,18 +467,28 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             launched_at: None,
         };
         w.add_instance(inst).map_err(|e| {
-            let group = |g: &str| {
-                n.security_groups
+            // The `nth` mention of group `g` (0: the first).
+            let group = |g: &str, nth: usize| {
+                let (j, x) = n
+                    .security_groups
                     .iter()
-                    .position(|x| x.get_ref() == g)
-                    .map(|j| (format!("security_groups[{j}]"), n.security_groups[j].span()))
+                    .enumerate()
+                    .filter(|(_, x)| x.get_ref() == g)
+                    .nth(nth)?;
+                Some((format!("security_groups[{j}]"), x.span()))
             };
+            // The second mention of a group is the duplicate.
+            if let ModelError::DuplicateId(g) = &e
+                && let Some((k, s)) = group(g, 1)
+            {
+                return ctx.err(format!("instance[{i}].{k}"), &s, e);
+            }
             if let ModelError::SecurityGroupNotFound(g)
             | ModelError::SecurityGroupOtherVpc { group: g, .. }
             | ModelError::MalformedId { id: g, .. }
             | ModelError::DuplicateId(g)
             | ModelError::SecurityGroupsPerInterfaceLimitExceeded { group: g, .. } = &e
-                && let Some((k, s)) = group(g)
+                && let Some((k, s)) = group(g, 0)
             {
                 return ctx.err(format!("instance[{i}].{k}"), &s, e);
             }
@@ -699,8 +709,9 @@ fn security_groups(
                     ));
                 }
                 let Some(peer) = peer else {
+                    // The missing field, on the rule's line (its protocol's: it has no span).
                     return Err(ctx.msg(
-                        f("protocol"),
+                        f(peer_key),
                         &r.protocol.span(),
                         format!("missing field `{peer_key}` (a CIDR, pl- or sg- id)"),
                     ));
@@ -1253,6 +1264,25 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_policy_that_is_not_json_names_the_policy() {
+        let ep = "[[endpoint]]\nid = \"vpce-22cc33dd\"\nvpc = \"vpc-111bbb22\"\n\
+                  service = \"com.amazonaws.us-east-1.s3\"\npolicy = \"{not json\"\n";
+        let err = with(ep).unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (line_count() + 6, "endpoint[1].policy"),
+            "{err}"
+        );
+        // Not JSON, and JSON the policy checks refuse: the same field.
+        let err = with(&ep.replace("{not json", "{}")).unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (line_count() + 6, "endpoint[1].policy"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn second_s3_endpoint_in_a_table_refused() {
         let err = with(
             "[[endpoint]]\nid = \"vpce-22cc33dd\"\nvpc = \"vpc-111bbb22\"\n\
@@ -1404,6 +1434,26 @@ security_groups = ["sg-0a0a0a0a"]
                 "security_groups = [\"sg-0e0e0e0e\"]",
                 17,
                 "instance[4].security_groups[0]",
+            ),
+            // The second mention of a group is the duplicate.
+            (
+                "security_groups = [\"sg-0a0a0a0a\"]",
+                "security_groups = [\"sg-0a0a0a0a\", \"sg-0a0a0a0a\"]",
+                17,
+                "instance[4].security_groups[1]",
+            ),
+            // A rule without its peer names the missing field (on the rule's line).
+            (
+                "ports = \"22\", source = \"10.0.0.0/16\"",
+                "ports = \"22\"",
+                6,
+                "security_group[0].ingress[0].source",
+            ),
+            (
+                "ports = \"443\", destination = \"pl-1a2b3c4d\"",
+                "ports = \"443\"",
+                5,
+                "security_group[0].egress[0].destination",
             ),
         ];
         for (from, to, line, field) in cases {
