@@ -13,9 +13,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{
-    AclEntry, Bucket, Direction, Endpoint, Instance, InternetGateway, InternetHost, ModelError,
-    Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet, Target, Vpc, World,
-    default_acl_id, default_group_id, parse_acl_cidr,
+    AclEntry, Bucket, DEFAULT_GROUP_DESCRIPTION, Direction, Endpoint, Instance, InternetGateway,
+    InternetHost, ModelError, Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet,
+    Target, Vpc, World, default_acl_id, default_group_id, parse_acl_cidr,
 };
 
 /// The embedded default lab (DESIGN.md's table).
@@ -303,6 +303,17 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             .and_then(|r| r.strip_suffix(".s3"))
             .unwrap_or_default()
             .to_string();
+        // One list per region: a second section would silently replace the first.
+        if let Some(first) = lab.prefix_list[..i].iter().position(|q| q.name == p.name) {
+            return Err(ctx.msg(
+                f("name"),
+                &p.name.span(),
+                format!(
+                    "prefix_list[{first}] is already {}'s list; a region has one S3 prefix list",
+                    p.name.get_ref()
+                ),
+            ));
+        }
         if w.prefix_list_by_name(p.name.get_ref()).is_none() {
             return Err(ctx.msg(
                 f("name"),
@@ -317,11 +328,20 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             cidrs,
         };
         w.set_prefix_list(pl).map_err(|e| match &e {
-            // The CIDR the model refused, by its own line and field.
-            ModelError::InvalidPrefixListCidr { cidr, .. } => {
-                let refused = p.cidrs.get_ref().iter().enumerate().find(|(_, c)| {
-                    c.get_ref().parse::<Ipv4Net>().is_ok_and(|n| n.trunc() == *cidr)
-                });
+            // The CIDR the model refused, by its own line and field (a repeated one: its
+            // second mention).
+            ModelError::InvalidPrefixListCidr { cidr, .. }
+            | ModelError::DuplicatePrefixListCidr { cidr, .. } => {
+                let nth = usize::from(matches!(e, ModelError::DuplicatePrefixListCidr { .. }));
+                let refused = p
+                    .cidrs
+                    .get_ref()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| {
+                        c.get_ref().parse::<Ipv4Net>().is_ok_and(|n| n.trunc() == *cidr)
+                    })
+                    .nth(nth);
                 match refused {
                     Some((j, c)) => ctx.err(f(&format!("cidrs[{j}]")), &c.span(), e),
                     None => ctx.err(f("cidrs"), &p.cidrs.span(), e),
@@ -670,6 +690,19 @@ fn security_groups(
                     format!("{id} is the default group of {vpc}: its name is 'default'"),
                 ));
             }
+            // EC2 gives the default group a fixed description: another one would be ignored.
+            if let Some(d) = &g.description
+                && d.get_ref() != DEFAULT_GROUP_DESCRIPTION
+            {
+                return Err(ctx.msg(
+                    f("description"),
+                    &d.span(),
+                    format!(
+                        "{id} is the default group of {vpc}: its description is \
+                         '{DEFAULT_GROUP_DESCRIPTION}'"
+                    ),
+                ));
+            }
             continue;
         }
         let description = g.description.as_ref().map(|d| d.get_ref().as_str());
@@ -834,6 +867,26 @@ fn network_acls(ctx: &Ctx, w: &mut World, items: &[NetworkAclItem]) -> Result<()
             }
             w.associate_network_acl(id, sub)
                 .map_err(|e| ctx.err(f(&format!("subnets[{j}]")), &s.span(), e))?;
+        }
+    }
+    // A subnet the default ACL's section names must not be another ACL's (in any section,
+    // before or after it): it would silently use the other one.
+    for (i, a) in items.iter().enumerate() {
+        if *a.id.get_ref() != default_acl_id(a.vpc.get_ref()) {
+            continue;
+        }
+        for (j, s) in a.subnets.iter().enumerate() {
+            let (Some(subnet), Some((acl, _))) = (w.subnet(s.get_ref()), w.subnet_acl(s.get_ref()))
+            else {
+                continue;
+            };
+            if acl.id != *a.id.get_ref() {
+                let e = ModelError::SubnetAclConflict {
+                    subnet: subnet.id.clone(),
+                    acl: acl.id.clone(),
+                };
+                return Err(ctx.err(format!("network_acl[{i}].subnets[{j}]"), &s.span(), e));
+            }
         }
     }
     Ok(())
@@ -1280,6 +1333,62 @@ mod tests {
             (line_count() + 6, "endpoint[1].policy"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn contradictory_sections_are_refused_with_line_and_field() {
+        let n = line_count();
+        // One region's list twice: the second would have replaced the first.
+        let pl = |cidr: &str| {
+            format!(
+                "[[prefix_list]]\nid = \"pl-1a2b3c4d\"\nname = \"com.amazonaws.us-east-1.s3\"\n\
+                 cidrs = [\"{cidr}\"]\n"
+            )
+        };
+        let err = with(&format!("{}{}", pl("54.123.160.0/19"), pl("54.123.176.0/20"))).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 8, "prefix_list[1].name"), "{err}");
+        // A range twice in one list (the same after its host bits are dropped).
+        let err = with(
+            "[[prefix_list]]\nid = \"pl-1a2b3c4d\"\nname = \"com.amazonaws.us-east-1.s3\"\n\
+             cidrs = [\n  \"54.123.160.0/19\",\n  \"54.123.170.5/19\",\n]\n",
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 7, "prefix_list[0].cidrs[1]"), "{err}");
+        // The default ACL's section names a subnet another ACL takes.
+        let acls = "[[network_acl]]\nid = \"acl-111bbb22\"\nvpc = \"vpc-111bbb22\"\n\
+                    subnets = [\"b\", \"a\"]\n\
+                    [[network_acl]]\nid = \"acl-0a0a0a0a\"\nvpc = \"vpc-111bbb22\"\n\
+                    subnets = [\"a\"]\n";
+        let err = with(acls).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 5, "network_acl[0].subnets[1]"), "{err}");
+        assert!(err.message.contains("acl-0a0a0a0a"), "{err}");
+        // The default group's description is EC2's, fixed.
+        let sg = |d: &str| {
+            format!(
+                "[[security_group]]\nid = \"sg-111bbb22\"\nname = \"default\"\n\
+                 vpc = \"vpc-111bbb22\"\ndescription = \"{d}\"\n"
+            )
+        };
+        with(&sg("default VPC security group")).unwrap();
+        let err = with(&sg("mine")).unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (n + 6, "security_group[0].description"),
+            "{err}"
+        );
+        assert!(err.message.contains("default VPC security group"), "{err}");
+        // A rule naming another region's prefix list (us-west-2's in a us-east-1 lab).
+        let err = with(
+            "[[security_group]]\nid = \"sg-0a0a0a0a\"\nname = \"x\"\nvpc = \"vpc-111bbb22\"\n\
+             egress = [{ protocol = \"tcp\", ports = \"443\", destination = \"pl-68a54001\" }]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (n + 6, "security_group[0].egress[0].destination"),
+            "{err}"
+        );
+        assert!(err.message.contains("us-west-2"), "{err}");
     }
 
     #[test]

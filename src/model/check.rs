@@ -339,7 +339,7 @@ impl World {
                 }
                 for (j, r) in g.rules(dir).iter().enumerate() {
                     scratch
-                        .authorize_security_group(&g.id, dir, std::slice::from_ref(r))
+                        .authorize_rules(&g.id, dir, std::slice::from_ref(r), true)
                         .map_err(|e| at(format!("{}[{j}]", dir.name()), e))?;
                 }
             }

@@ -39,6 +39,9 @@ pub enum ModelError {
     /// A CIDR no AWS service's prefix list can hold here: not public, or the lab's own.
     #[error("prefix list '{id}' cannot hold {cidr}: {why}")]
     InvalidPrefixListCidr { id: String, cidr: Ipv4Net, why: String },
+    /// A range listed twice in one prefix list (AWS-managed lists never repeat an entry).
+    #[error("prefix list '{id}' lists {cidr} twice")]
+    DuplicatePrefixListCidr { id: String, cidr: Ipv4Net },
     #[error("the vpc ID '{0}' does not exist")]
     VpcNotFound(String),
     #[error("the subnet ID '{0}' does not exist")]
@@ -133,6 +136,10 @@ pub enum ModelError {
     /// A prefix list id that does not exist.
     #[error("the prefix list ID '{0}' does not exist")]
     PrefixListNotFound(String),
+    /// A rule naming a prefix list of another region than the lab's: EC2 knows only its own
+    /// region's (DescribeManagedPrefixLists answers `InvalidPrefixListID.NotFound` for it).
+    #[error("the prefix list ID '{id}' does not exist in {lab_region} (it is {region}'s)")]
+    PrefixListOtherRegion { id: String, region: String, lab_region: String },
     /// A route table association id (rtbassoc-…) that does not exist.
     #[error("the association ID '{0}' does not exist")]
     AssociationNotFound(String),

@@ -50,10 +50,10 @@ pub use shared::Shared;
 pub use check::Invalid;
 pub use error::ModelError;
 pub use filters::{
-    ACL_DEFAULT_RULE, AclAssociation, AclEntry, Direction, MAX_ACL_ENTRIES, MAX_ACL_RULE,
-    MAX_GROUPS_PER_INTERFACE, MAX_SG_RULES, NetworkAcl, Peer, Ports, Protocol, RuleAction,
-    SecurityGroup, SgRule, check_rule_description, default_acl_id, default_group_id,
-    implicit_acl_association_id, parse_acl_cidr,
+    ACL_DEFAULT_RULE, AclAssociation, AclEntry, DEFAULT_GROUP_DESCRIPTION, Direction,
+    MAX_ACL_ENTRIES, MAX_ACL_RULE, MAX_GROUPS_PER_INTERFACE, MAX_SG_RULES, NetworkAcl, Peer, Ports,
+    Protocol, RuleAction, SecurityGroup, SgRule, check_rule_description, default_acl_id,
+    default_group_id, implicit_acl_association_id, parse_acl_cidr,
 };
 pub use nat::{ElasticIp, NatGateway, NatState};
 pub use ops::{PolicyChange, ResourceKind, check_tag};
@@ -471,6 +471,12 @@ impl World {
             return Err(ModelError::DuplicateId(other.id.clone()));
         }
         let cidrs: Vec<Ipv4Net> = pl.cidrs.iter().map(|c| c.trunc()).collect();
+        // AWS-managed lists never repeat an entry; a repeated one is a mistake to name.
+        if let Some(&cidr) =
+            cidrs.iter().enumerate().find(|(k, c)| cidrs[..*k].contains(c)).map(|x| x.1)
+        {
+            return Err(ModelError::DuplicatePrefixListCidr { id: pl.id.clone(), cidr });
+        }
         for &cidr in &cidrs {
             let refuse =
                 |why: String| ModelError::InvalidPrefixListCidr { id: pl.id.clone(), cidr, why };

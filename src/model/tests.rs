@@ -698,3 +698,41 @@ fn a_saved_host_name_that_is_no_hostname_still_loads_one_that_shadows_does_not()
     let err = w2.check().unwrap_err();
     assert_eq!(err.field, "internet_hosts[1].name", "{err}");
 }
+
+#[test]
+fn a_prefix_list_names_each_range_once() {
+    // AWS-managed lists never repeat an entry: `vpcsim prefix-list pl-… A A` and a lab file's
+    // `cidrs = [A, A]` are refused (host bits dropped first), nothing changed.
+    let mut w = demo();
+    let before = w.clone();
+    let pl = PrefixList {
+        id: "pl-1a2b3c4d".into(),
+        name: "com.amazonaws.us-east-1.s3".into(),
+        region: "us-east-1".into(),
+        cidrs: vec![net("54.123.160.0/19"), net("3.5.0.0/16"), net("54.123.170.5/19")],
+    };
+    let err = w.set_prefix_list(pl).unwrap_err();
+    assert!(matches!(err, ModelError::DuplicatePrefixListCidr { .. }), "{err}");
+    assert!(err.to_string().contains("54.123.160.0/19"), "{err}");
+    assert_eq!(w, before);
+}
+
+#[test]
+fn a_rule_may_name_only_the_labs_regions_prefix_lists_but_old_worlds_load() {
+    let mut w = demo();
+    let before = w.clone();
+    let rule = SgRule::new(
+        Protocol::Tcp,
+        Ports::Range { from: 443, to: 443 },
+        Peer::PrefixList("pl-68a54001".into()),
+    );
+    let err = w
+        .authorize_security_group("sg-111bbb22", Direction::Egress, std::slice::from_ref(&rule))
+        .unwrap_err();
+    assert!(matches!(err, ModelError::PrefixListOtherRegion { .. }), "{err}");
+    assert_eq!(w, before);
+    // A world saved with one (accepted before) still loads.
+    let g = w.security_groups.iter_mut().find(|g| g.id == "sg-111bbb22").unwrap();
+    g.egress.push(SgRule { id: "sgr-00000000000000fff".into(), ..rule });
+    w.check().unwrap();
+}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# A bad lab file is refused with the line and the field, before anything is created; so is a
-# control API address off the loopback. A build that fails at the object store, or later at the
+# A bad lab file is refused with the line and the field, before anything is created (a route
+# to a prefix list, a VPC over S3's range, an internet host named like a bucket, an endpoint
+# policy that is not JSON, two prefix lists for one region, another region's list in a rule);
+# so is a control API address off the loopback. A build that fails at the object store, or later at the
 # namespaces, saves nothing; `down` removes the log of a failed `up --detach`.
 source "$(dirname "$0")/lib.sh"
 LAB="t$$bad"; [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
@@ -13,6 +15,25 @@ grep -q "You can only add an endpoint route by associating a route table with an
     || fail "not the guide's sentence: $out"
 if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
 ok "refused: $out"
+# More refusals, each naming its line and field and creating nothing: a VPC over the lab's S3
+# range, an internet host named like a bucket (the resolver would have answered it for S3),
+# an endpoint policy that is not JSON, a second prefix list for one region, a rule naming
+# another region's prefix list.
+refuse() { # refuse FIELD TEXT: TEXT appended to the default lab is refused naming FIELD
+    sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/bad2.toml"
+    printf '\n%s\n' "$2" >> "$WORK/bad2.toml"
+    local line; line=$(grep -n "^$3" "$WORK/bad2.toml" | tail -1 | cut -d: -f1)
+    if out=$("$VPCSIM" up "$WORK/bad2.toml" --detach 2>&1); then fail "came up: $2"; fi
+    grep -qF "bad2.toml:$line: $1: " <<< "$out" || fail "not bad2.toml:$line: $1: $out"
+    if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
+    [ ! -e "/run/vpcsim/$LAB.json" ] || fail "a run record was made"
+    ok "refused: $out"
+}
+refuse "vpc[1].cidr" $'[[vpc]]\nid = "vpc-0f0f0f0f"\ncidr = "54.123.160.0/20"' 'cidr = "54.123.160.0/20"'
+refuse "internet_host[1].name" $'[[internet_host]]\nname = "open-bucket.s3.amazonaws.com"\nip = "198.51.100.77"' 'name = "open-bucket'
+refuse "endpoint[1].policy" $'[[endpoint]]\nid = "vpce-22cc33dd"\nvpc = "vpc-111bbb22"\nservice = "com.amazonaws.us-east-1.s3"\npolicy = "{not json"' 'policy = "{not json"'
+refuse "prefix_list[1].name" $'[[prefix_list]]\nid = "pl-1a2b3c4d"\nname = "com.amazonaws.us-east-1.s3"\ncidrs = ["54.123.160.0/19"]\n[[prefix_list]]\nid = "pl-1a2b3c4d"\nname = "com.amazonaws.us-east-1.s3"\ncidrs = ["54.123.176.0/20"]' 'name = "com.amazonaws.us-east-1.s3"'
+refuse "security_group[0].egress[0].destination" $'[[security_group]]\nid = "sg-0a0a0a0a"\nname = "x"\nvpc = "vpc-111bbb22"\negress = [{ protocol = "tcp", ports = "443", destination = "pl-68a54001" }]' 'egress = '
 # The control API listens on the loopback only: any other address is refused, before anything
 # is created.
 sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/good.toml"

@@ -132,7 +132,9 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::InvalidName(_) | E::InvalidLabName(_) | E::InvalidUserName(_) => "InvalidParameterValue",
         E::InvalidAccessKey(_) => "InvalidParameterValue",
         E::UnknownRegion(_) => "InvalidParameterValue",
-        E::EmptyPrefixList(_) | E::InvalidPrefixListCidr { .. } => "InvalidParameterValue",
+        E::EmptyPrefixList(_)
+        | E::InvalidPrefixListCidr { .. }
+        | E::DuplicatePrefixListCidr { .. } => "InvalidParameterValue",
         E::VpcNotFound(_) => "InvalidVpcID.NotFound",
         E::SubnetNotFound(_) => "InvalidSubnetID.NotFound",
         E::RouteTableNotFound(_) => "InvalidRouteTableID.NotFound",
@@ -167,7 +169,9 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::InvalidInternetHost(_) | E::InvalidInternetHostName { .. } => "InvalidParameterValue",
         E::EndpointNotFound(_) => "InvalidVpcEndpointId.NotFound",
         E::InstanceNotFound(_) => "InvalidInstanceID.NotFound",
-        E::PrefixListNotFound(_) => "InvalidPrefixListID.NotFound",
+        E::PrefixListNotFound(_) | E::PrefixListOtherRegion { .. } => {
+            "InvalidPrefixListID.NotFound"
+        }
         E::AssociationNotFound(_) => "InvalidAssociationID.NotFound",
         E::DependencyViolation { .. } | E::MappedPublicAddresses { .. } => "DependencyViolation",
         E::SubnetAlreadyAssociated { .. } => "Resource.AlreadyAssociated",
