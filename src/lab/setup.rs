@@ -502,14 +502,23 @@ pub fn remove(namespaces: &[(String, PortId)]) {
     }
 }
 
+/// What `vpcsim down` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Down {
+    /// The lab was up (or crashed): its daemon stopped, everything removed.
+    Removed,
+    /// No run record: the lab was not up. `logs`: the logs a failed `up --detach` left, removed.
+    NotUp { logs: Vec<PathBuf> },
+}
+
 /// `vpcsim down`: stops the lab's daemon if it runs, then removes whatever is left: its
 /// namespaces, its run record, its logs (the last run's and the one before) and its lock file.
-/// `false` if the lab was not up (no run record).
-pub fn down(lab: &str) -> anyhow::Result<bool> {
+pub fn down(lab: &str) -> anyhow::Result<Down> {
     let Some(rec) = RunRecord::load(lab)? else {
         // A failed `up --detach` leaves a log and no record.
-        super::lock::unless_locked(lab, || remove_logs(lab));
-        return Ok(false);
+        let mut logs = Vec::new();
+        super::lock::unless_locked(lab, || logs = remove_logs(lab));
+        return Ok(Down::NotUp { logs });
     };
     if rec.alive() && rec.pid != std::process::id() {
         let pid = nix::unistd::Pid::from_raw(rec.pid as i32);
@@ -528,14 +537,19 @@ pub fn down(lab: &str) -> anyhow::Result<bool> {
     remove(&rec.namespaces);
     let _ = std::fs::remove_file(RunRecord::path(lab));
     // Unless another `up` of the lab has started meanwhile: the logs are its own then.
-    super::lock::unless_locked(lab, || remove_logs(lab));
-    Ok(true)
+    super::lock::unless_locked(lab, || {
+        remove_logs(lab);
+    });
+    Ok(Down::Removed)
 }
 
-fn remove_logs(lab: &str) {
-    for log in [format!("{lab}.log"), format!("{lab}.log.1")] {
-        let _ = std::fs::remove_file(Path::new(RUN_DIR).join(log));
-    }
+/// Removes the lab's logs; the ones that were there.
+fn remove_logs(lab: &str) -> Vec<PathBuf> {
+    [format!("{lab}.log"), format!("{lab}.log.1")]
+        .into_iter()
+        .map(|log| Path::new(RUN_DIR).join(log))
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -85,6 +85,29 @@ out=$("$VPCSIM" up "$WORK/good.toml" --detach --api-listen "127.0.0.1:$((20000 +
 if grep -q "resumed" <<< "$out"; then fail "the failed build's world was resumed: $out"; fi
 body=$(ip netns exec "$LAB-a" curl -s -m 10 http://54.123.170.5/open-bucket/hello.txt)
 [ "$body" = "Hello from open-bucket" ] || fail "open-bucket after the failed build: '$body'"
+ok "the next up started from the lab file"
+# `vpcsim prefix-list` ends its answer with a newline; a range given twice is refused.
+"$VPCSIM" prefix-list pl-1a2b3c4d 54.123.160.0/19 --lab "$LAB" > "$WORK/pl.out"
+[ "$(od -An -c "$WORK/pl.out" | tr -d ' ')" = 'ok\n' ] || fail "prefix-list answered: $(od -c "$WORK/pl.out")"
+if out=$("$VPCSIM" prefix-list pl-1a2b3c4d 54.123.160.0/19 54.123.170.5/19 --lab "$LAB" 2>&1); then
+    fail "a prefix list with a range twice was accepted: $out"
+fi
+grep -q "lists 54.123.160.0/19 twice" <<< "$out" || fail "not the duplicate: $out"
+ok "prefix-list: 'ok' and a newline; a range twice refused"
 "$VPCSIM" down "$LAB" >/dev/null
 LAB=""
-ok "the next up started from the lab file"
+# An `up` that fails because a namespace of the lab exists already (not the lab's) leaves no
+# state dir it made, and `down` says it removed the failed up's log.
+LAB="t$$bad"
+ip netns add "$LAB-c"; OWN_NS+=("$LAB-c")
+if out=$("$VPCSIM" up "$WORK/good.toml" --detach --api-listen "127.0.0.1:$((20000 + $$ % 20000))" \
+    --state-dir "$WORK/state5" 2>&1); then
+    fail "a lab came up over an existing namespace $LAB-c"
+fi
+grep -q "namespace $LAB-c already exists" <<< "$out" || fail "not the namespace error: $out"
+[ ! -e "$WORK/state5" ] || fail "the failed up left its state dir: $(ls -A "$WORK/state5")"
+out=$("$VPCSIM" down "$LAB")
+grep -q "is not up; removed the log of its failed up: /run/vpcsim/$LAB.log" <<< "$out" || fail "down: $out"
+ip netns list | grep >/dev/null -cw "$LAB-c" || fail "down removed a namespace not the lab's"
+LAB=""
+ok "an up over an existing namespace left no state dir; down: $out"
