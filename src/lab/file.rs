@@ -18,7 +18,7 @@ use crate::model::{
     Target, Vpc, World, default_acl_id, default_group_id, parse_acl_cidr,
 };
 
-/// The embedded default lab (DESIGN.md's table).
+/// The embedded default lab (`../shared/DESIGN.md`'s table).
 pub const DEFAULT_LAB: &str = include_str!("../../netns/demo.toml");
 
 /// A refused lab file: where, which field, why.

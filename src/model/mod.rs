@@ -321,7 +321,7 @@ pub struct World {
     pub instances: Shared<Instance>,
     pub buckets: Shared<Bucket>,
     pub internet_hosts: Shared<InternetHost>,
-    /// IAM users; empty means DESIGN.md's default users (see [`users`]).
+    /// IAM users; empty means `../shared/DESIGN.md`'s default users (see [`users`]).
     #[serde(default)]
     pub users: Shared<User>,
     /// How long a modified endpoint policy takes to reach the data plane, in seconds (the lab
@@ -365,7 +365,7 @@ pub struct World {
     pub gone_targets: BTreeSet<String>,
 }
 
-/// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
+/// Public IPs come from here (`../shared/DESIGN.md`: TEST-NET-3 stands in for the public internet).
 /// Blocks that are not public unicast (RFC 6890): private, shared (CGN), loopback,
 /// "this network", link-local, IETF protocol assignments, documentation (TEST-NET-1; the
 /// other two are the lab's own ranges, refused apart), benchmarking, multicast and reserved.
