@@ -61,7 +61,7 @@ enum Cmd {
         #[arg(long, hide = true)]
         lock_fds: Option<String>,
     },
-    /// Stop a lab's daemon and remove its namespaces, devices and /etc/netns entries.
+    /// Stop a lab's daemon and remove its namespaces, devices and what it wrote in /etc/netns.
     Down {
         #[arg(default_value = "demo", value_parser = lab_name)]
         lab: String,
@@ -175,10 +175,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Down { lab } => {
-            if setup::down(&lab)? {
-                println!("down: lab {lab} removed");
-            } else {
-                println!("down: lab {lab} is not up; nothing to remove");
+            match setup::down(&lab)? {
+                setup::Down::Removed => println!("down: lab {lab} removed"),
+                setup::Down::NotUp { logs } if !logs.is_empty() => {
+                    let logs: Vec<_> = logs.iter().map(|l| l.display().to_string()).collect();
+                    println!(
+                        "down: lab {lab} is not up; removed the log of its failed up: {}",
+                        logs.join(", ")
+                    );
+                }
+                setup::Down::NotUp { .. } => {
+                    println!("down: lab {lab} is not up; nothing to remove")
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -193,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &format!("/_vpcsim/prefix-lists/{id}"),
                 &cidrs.join(" "),
             )?;
-            print!("{answer}");
+            println!("{}", answer.trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Check { lab_file } => {
@@ -283,6 +291,10 @@ fn detach_up(
         }
         if let Some(status) = child.try_wait()? {
             eprint!("{text}");
+            // The daemon adopted the locks and cannot know this `up` made the state dir.
+            if locks.made_state_dir {
+                vpcsim::lab::lock::remove_bare_state_dir(&dir);
+            }
             bail!("the lab daemon exited ({status}) before it was ready");
         }
         if Instant::now() > deadline {

@@ -117,7 +117,11 @@ pub fn up(file_world: World, opts: UpOptions) -> anyhow::Result<()> {
     let state_dir = state_dir_of(&lab_name, opts.state_dir.as_deref());
     let mut locks = precheck(&lab_name, opts.api_listen, &state_dir, opts.lock_fds.as_deref())?;
     let result = up_locked(file_world, &opts, &mut locks, &state_dir);
-    // The lab's lock file goes with the lab (removed while it is held), the state dir's stays.
+    // The lab's lock file goes with the lab (removed while it is held), the state dir's stays,
+    // unless this `up` made the state dir and failed before storing anything in it.
+    if result.is_err() && locks.made_state_dir {
+        super::lock::remove_bare_state_dir(&state_dir);
+    }
     locks.lab.remove();
     result
 }

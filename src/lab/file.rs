@@ -13,12 +13,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{
-    AclEntry, Bucket, Direction, Endpoint, Instance, InternetGateway, InternetHost, ModelError,
-    Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet, Target, Vpc, World,
-    default_acl_id, default_group_id, parse_acl_cidr,
+    AclEntry, Bucket, DEFAULT_GROUP_DESCRIPTION, Direction, Endpoint, Instance, InternetGateway,
+    InternetHost, ModelError, Peer, Ports, PrefixList, Protocol, Route, RuleAction, SgRule, Subnet,
+    Target, Vpc, World, default_acl_id, default_group_id, parse_acl_cidr,
 };
 
-/// The embedded default lab (DESIGN.md's table).
+/// The embedded default lab (`../shared/DESIGN.md`'s table).
 pub const DEFAULT_LAB: &str = include_str!("../../netns/demo.toml");
 
 /// A refused lab file: where, which field, why.
@@ -303,6 +303,17 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             .and_then(|r| r.strip_suffix(".s3"))
             .unwrap_or_default()
             .to_string();
+        // One list per region: a second section would silently replace the first.
+        if let Some(first) = lab.prefix_list[..i].iter().position(|q| q.name == p.name) {
+            return Err(ctx.msg(
+                f("name"),
+                &p.name.span(),
+                format!(
+                    "prefix_list[{first}] is already {}'s list; a region has one S3 prefix list",
+                    p.name.get_ref()
+                ),
+            ));
+        }
         if w.prefix_list_by_name(p.name.get_ref()).is_none() {
             return Err(ctx.msg(
                 f("name"),
@@ -317,11 +328,20 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             cidrs,
         };
         w.set_prefix_list(pl).map_err(|e| match &e {
-            // The CIDR the model refused, by its own line and field.
-            ModelError::InvalidPrefixListCidr { cidr, .. } => {
-                let refused = p.cidrs.get_ref().iter().enumerate().find(|(_, c)| {
-                    c.get_ref().parse::<Ipv4Net>().is_ok_and(|n| n.trunc() == *cidr)
-                });
+            // The CIDR the model refused, by its own line and field (a repeated one: its
+            // second mention).
+            ModelError::InvalidPrefixListCidr { cidr, .. }
+            | ModelError::DuplicatePrefixListCidr { cidr, .. } => {
+                let nth = usize::from(matches!(e, ModelError::DuplicatePrefixListCidr { .. }));
+                let refused = p
+                    .cidrs
+                    .get_ref()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| {
+                        c.get_ref().parse::<Ipv4Net>().is_ok_and(|n| n.trunc() == *cidr)
+                    })
+                    .nth(nth);
                 match refused {
                     Some((j, c)) => ctx.err(f(&format!("cidrs[{j}]")), &c.span(), e),
                     None => ctx.err(f("cidrs"), &p.cidrs.span(), e),
@@ -342,7 +362,9 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         };
         w.add_vpc(vpc).map_err(|e| {
             let (k, s) = match e {
-                ModelError::InvalidVpcCidr(_) => ("cidr", v.cidr.span()),
+                ModelError::InvalidVpcCidr(_) | ModelError::VpcCidrReserved { .. } => {
+                    ("cidr", v.cidr.span())
+                }
                 _ => ("id", v.id.span()),
             };
             ctx.err(format!("vpc[{i}].{k}"), &s, e)
@@ -424,7 +446,7 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
                 ModelError::InvalidServiceName(_) | ModelError::CrossRegionEndpoint { .. } => {
                     (format!("endpoint[{i}].service"), e.service.span())
                 }
-                ModelError::InvalidPolicy(_) => match &e.policy {
+                ModelError::InvalidPolicy(_) | ModelError::PolicySyntax { .. } => match &e.policy {
                     Some(p) => (format!("endpoint[{i}].policy"), p.span()),
                     None => (format!("endpoint[{i}].id"), e.id.span()),
                 },
@@ -466,18 +488,28 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             client_token: None,
         };
         w.add_instance(inst).map_err(|e| {
-            let group = |g: &str| {
-                n.security_groups
+            // The `nth` mention of group `g` (0: the first).
+            let group = |g: &str, nth: usize| {
+                let (j, x) = n
+                    .security_groups
                     .iter()
-                    .position(|x| x.get_ref() == g)
-                    .map(|j| (format!("security_groups[{j}]"), n.security_groups[j].span()))
+                    .enumerate()
+                    .filter(|(_, x)| x.get_ref() == g)
+                    .nth(nth)?;
+                Some((format!("security_groups[{j}]"), x.span()))
             };
+            // The second mention of a group is the duplicate.
+            if let ModelError::DuplicateId(g) = &e
+                && let Some((k, s)) = group(g, 1)
+            {
+                return ctx.err(format!("instance[{i}].{k}"), &s, e);
+            }
             if let ModelError::SecurityGroupNotFound(g)
             | ModelError::SecurityGroupOtherVpc { group: g, .. }
             | ModelError::MalformedId { id: g, .. }
             | ModelError::DuplicateId(g)
             | ModelError::SecurityGroupsPerInterfaceLimitExceeded { group: g, .. } = &e
-                && let Some((k, s)) = group(g)
+                && let Some((k, s)) = group(g, 0)
             {
                 return ctx.err(format!("instance[{i}].{k}"), &s, e);
             }
@@ -625,7 +657,9 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
         let ip = ctx.ip(&h.ip, &format!("internet_host[{i}].ip"))?;
         w.add_internet_host(InternetHost { name: h.name.get_ref().clone(), ip }).map_err(|e| {
             let (k, s) = match e {
-                ModelError::DuplicateId(_) => ("name", h.name.span()),
+                ModelError::DuplicateId(_) | ModelError::InvalidInternetHostName { .. } => {
+                    ("name", h.name.span())
+                }
                 _ => ("ip", h.ip.span()),
             };
             ctx.err(format!("internet_host[{i}].{k}"), &s, e)
@@ -660,6 +694,19 @@ fn security_groups(
                     f("name"),
                     &g.name.span(),
                     format!("{id} is the default group of {vpc}: its name is 'default'"),
+                ));
+            }
+            // EC2 gives the default group a fixed description: another one would be ignored.
+            if let Some(d) = &g.description
+                && d.get_ref() != DEFAULT_GROUP_DESCRIPTION
+            {
+                return Err(ctx.msg(
+                    f("description"),
+                    &d.span(),
+                    format!(
+                        "{id} is the default group of {vpc}: its description is \
+                         '{DEFAULT_GROUP_DESCRIPTION}'"
+                    ),
                 ));
             }
             continue;
@@ -701,8 +748,9 @@ fn security_groups(
                     ));
                 }
                 let Some(peer) = peer else {
+                    // The missing field, on the rule's line (its protocol's: it has no span).
                     return Err(ctx.msg(
-                        f("protocol"),
+                        f(peer_key),
                         &r.protocol.span(),
                         format!("missing field `{peer_key}` (a CIDR, pl- or sg- id)"),
                     ));
@@ -825,6 +873,26 @@ fn network_acls(ctx: &Ctx, w: &mut World, items: &[NetworkAclItem]) -> Result<()
             }
             w.associate_network_acl(id, sub)
                 .map_err(|e| ctx.err(f(&format!("subnets[{j}]")), &s.span(), e))?;
+        }
+    }
+    // A subnet the default ACL's section names must not be another ACL's (in any section,
+    // before or after it): it would silently use the other one.
+    for (i, a) in items.iter().enumerate() {
+        if *a.id.get_ref() != default_acl_id(a.vpc.get_ref()) {
+            continue;
+        }
+        for (j, s) in a.subnets.iter().enumerate() {
+            let (Some(subnet), Some((acl, _))) = (w.subnet(s.get_ref()), w.subnet_acl(s.get_ref()))
+            else {
+                continue;
+            };
+            if acl.id != *a.id.get_ref() {
+                let e = ModelError::SubnetAclConflict {
+                    subnet: subnet.id.clone(),
+                    acl: acl.id.clone(),
+                };
+                return Err(ctx.err(format!("network_acl[{i}].subnets[{j}]"), &s.span(), e));
+            }
         }
     }
     Ok(())
@@ -1212,6 +1280,12 @@ mod tests {
         assert!(err.message.contains("198.51.100.10"), "{err}");
         let err = with(&host("check-ip", "198.51.100.11")).unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (n + 3, "internet_host[1].name"), "{err}");
+        // A name that would shadow S3's (the resolver answers hosts first).
+        let err = with(&host("open-bucket.s3.amazonaws.com", "198.51.100.11")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 3, "internet_host[1].name"), "{err}");
+        assert!(err.message.contains("amazonaws.com"), "{err}");
+        let err = with(&host("my host", "198.51.100.11")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 3, "internet_host[1].name"), "{err}");
 
         let err = with(
             "[[endpoint]]\nid = \"vpce-22cc33dd\"\nvpc = \"vpc-111bbb22\"\n\
@@ -1236,6 +1310,91 @@ mod tests {
         let text = format!("{DEFAULT_LAB}\n{}", pl("\"10.0.0.0/8\""));
         let line = text.lines().position(|l| l.contains("\"10.0.0.0/8\"")).unwrap() + 1;
         assert_eq!(err.line, line, "{err}");
+    }
+
+    #[test]
+    fn a_vpc_over_the_labs_fixed_ranges_is_named_by_its_cidr() {
+        for cidr in ["54.123.160.0/20", "198.51.100.0/24", "127.0.0.0/16", "169.254.0.0/16"] {
+            let err =
+                with(&format!("[[vpc]]\nid = \"vpc-0f0f0f0f\"\ncidr = \"{cidr}\"\n")).unwrap_err();
+            assert_eq!((err.line, err.field.as_str()), (line_count() + 4, "vpc[1].cidr"), "{err}");
+            assert!(err.message.contains(&format!("the CIDR '{cidr}' is invalid")), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_endpoint_policy_that_is_not_json_names_the_policy() {
+        let ep = "[[endpoint]]\nid = \"vpce-22cc33dd\"\nvpc = \"vpc-111bbb22\"\n\
+                  service = \"com.amazonaws.us-east-1.s3\"\npolicy = \"{not json\"\n";
+        let err = with(ep).unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (line_count() + 6, "endpoint[1].policy"),
+            "{err}"
+        );
+        // Not JSON, and JSON the policy checks refuse: the same field.
+        let err = with(&ep.replace("{not json", "{}")).unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (line_count() + 6, "endpoint[1].policy"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn contradictory_sections_are_refused_with_line_and_field() {
+        let n = line_count();
+        // One region's list twice: the second would have replaced the first.
+        let pl = |cidr: &str| {
+            format!(
+                "[[prefix_list]]\nid = \"pl-1a2b3c4d\"\nname = \"com.amazonaws.us-east-1.s3\"\n\
+                 cidrs = [\"{cidr}\"]\n"
+            )
+        };
+        let err = with(&format!("{}{}", pl("54.123.160.0/19"), pl("54.123.176.0/20"))).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 8, "prefix_list[1].name"), "{err}");
+        // A range twice in one list (the same after its host bits are dropped).
+        let err = with(
+            "[[prefix_list]]\nid = \"pl-1a2b3c4d\"\nname = \"com.amazonaws.us-east-1.s3\"\n\
+             cidrs = [\n  \"54.123.160.0/19\",\n  \"54.123.170.5/19\",\n]\n",
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 7, "prefix_list[0].cidrs[1]"), "{err}");
+        // The default ACL's section names a subnet another ACL takes.
+        let acls = "[[network_acl]]\nid = \"acl-111bbb22\"\nvpc = \"vpc-111bbb22\"\n\
+                    subnets = [\"b\", \"a\"]\n\
+                    [[network_acl]]\nid = \"acl-0a0a0a0a\"\nvpc = \"vpc-111bbb22\"\n\
+                    subnets = [\"a\"]\n";
+        let err = with(acls).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (n + 5, "network_acl[0].subnets[1]"), "{err}");
+        assert!(err.message.contains("acl-0a0a0a0a"), "{err}");
+        // The default group's description is EC2's, fixed.
+        let sg = |d: &str| {
+            format!(
+                "[[security_group]]\nid = \"sg-111bbb22\"\nname = \"default\"\n\
+                 vpc = \"vpc-111bbb22\"\ndescription = \"{d}\"\n"
+            )
+        };
+        with(&sg("default VPC security group")).unwrap();
+        let err = with(&sg("mine")).unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (n + 6, "security_group[0].description"),
+            "{err}"
+        );
+        assert!(err.message.contains("default VPC security group"), "{err}");
+        // A rule naming another region's prefix list (us-west-2's in a us-east-1 lab).
+        let err = with(
+            "[[security_group]]\nid = \"sg-0a0a0a0a\"\nname = \"x\"\nvpc = \"vpc-111bbb22\"\n\
+             egress = [{ protocol = \"tcp\", ports = \"443\", destination = \"pl-68a54001\" }]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_str()),
+            (n + 6, "security_group[0].egress[0].destination"),
+            "{err}"
+        );
+        assert!(err.message.contains("us-west-2"), "{err}");
     }
 
     #[test]
@@ -1390,6 +1549,26 @@ security_groups = ["sg-0a0a0a0a"]
                 "security_groups = [\"sg-0e0e0e0e\"]",
                 17,
                 "instance[4].security_groups[0]",
+            ),
+            // The second mention of a group is the duplicate.
+            (
+                "security_groups = [\"sg-0a0a0a0a\"]",
+                "security_groups = [\"sg-0a0a0a0a\", \"sg-0a0a0a0a\"]",
+                17,
+                "instance[4].security_groups[1]",
+            ),
+            // A rule without its peer names the missing field (on the rule's line).
+            (
+                "ports = \"22\", source = \"10.0.0.0/16\"",
+                "ports = \"22\"",
+                6,
+                "security_group[0].ingress[0].source",
+            ),
+            (
+                "ports = \"443\", destination = \"pl-1a2b3c4d\"",
+                "ports = \"443\"",
+                5,
+                "security_group[0].egress[0].destination",
             ),
         ];
         for (from, to, line, field) in cases {

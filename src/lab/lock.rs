@@ -133,6 +133,10 @@ fn same_file(file: &File, path: &Path) -> bool {
 pub struct Locks {
     pub lab: Held,
     pub state: Held,
+    /// Whether taking the state dir's lock made the state dir: an `up` that fails before
+    /// anything else is in it removes it again ([`remove_bare_state_dir`]). `false` for
+    /// adopted locks (the `up --detach` that took them knows).
+    pub made_state_dir: bool,
 }
 
 impl Locks {
@@ -148,8 +152,9 @@ impl Locks {
                 path.display()
             );
         };
+        let made_state_dir = !state_dir.exists();
         match take_state(lab, state_dir) {
-            Ok(state) => Ok(Locks { lab: lab_lock, state }),
+            Ok(state) => Ok(Locks { lab: lab_lock, state, made_state_dir }),
             Err(e) => {
                 lab_lock.remove();
                 Err(e)
@@ -167,6 +172,7 @@ impl Locks {
         Ok(Locks {
             lab: Held::adopt(l, &lab_path(lab))?,
             state: Held::adopt(s, &state_path(state_dir))?,
+            made_state_dir: false,
         })
     }
 
@@ -206,6 +212,19 @@ fn take_state(lab: &str, state_dir: &Path) -> anyhow::Result<Held> {
     }
 }
 
+/// After an `up` that made `state_dir` failed: removes the state dir if it holds nothing but
+/// its lock file (the failure came before anything was stored in it, e.g. on a namespace that
+/// exists already), so the failed `up` leaves nothing behind. Anything else in it stays.
+pub fn remove_bare_state_dir(state_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(state_dir) else { return };
+    let names: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+    if names.iter().all(|n| *n == *state_path(state_dir).file_name().unwrap_or_default()) {
+        let _ = std::fs::remove_file(state_path(state_dir));
+        // Only if empty (nothing came in meanwhile).
+        let _ = std::fs::remove_dir(state_dir);
+    }
+}
+
 /// `vpcsim down`: unless an `up` of the lab holds its lock (one starting), runs `then` under
 /// the lock and removes the lock file.
 pub fn unless_locked(lab: &str, then: impl FnOnce()) {
@@ -224,6 +243,22 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn a_state_dir_with_only_its_lock_is_removed_one_with_more_is_kept() {
+        let d = dir("bare");
+        let state = d.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state_path(&state), "lab").unwrap();
+        remove_bare_state_dir(&state);
+        assert!(!state.exists(), "only the lock: removed");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state_path(&state), "lab").unwrap();
+        std::fs::write(state.join("world.json"), "{}").unwrap();
+        remove_bare_state_dir(&state);
+        assert!(state.join("world.json").exists() && state_path(&state).exists(), "kept");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     /// A held lock refuses a second taker, in the same process too (each open is its own

@@ -323,21 +323,97 @@ fn stale_commands(
     cmds
 }
 
+/// Where `ip netns exec` finds a namespace's own files, which it mounts over `/etc`'s.
+const ETC_NETNS: &str = "/etc/netns";
+
+/// The first line of every `resolv.conf` vpcsim writes: what tells its own file from the user's.
+const RESOLV_MARK: &str = "# the VPC resolver (vpcsim)";
+
 /// `/etc/netns/<ns>/`, which `ip netns exec` mounts over `/etc`: a subnet gets a `resolv.conf`
 /// naming its VPC's resolver and, as on an instance with AWS's default DHCP options set
 /// (`domain-name` `ec2.internal` in us-east-1, `<region>.compute.internal` elsewhere), the
 /// search domain, so that `ip-10-0-1-10` alone resolves.
+///
+/// The directory is the user's too (README: "an `/etc/netns/<ns>/` for your own files"): only
+/// `resolv.conf` is written, and only where there is none or it is one vpcsim wrote ([`ours`]);
+/// a `resolv.conf` of the user's is kept, with a warning (the namespace then resolves as it
+/// says, not through the VPC resolver).
 fn etc_netns(ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
-    let dir = Path::new("/etc/netns").join(ns);
+    etc_netns_in(Path::new(ETC_NETNS), ns, spec)
+}
+
+fn etc_netns_in(base: &Path, ns: &str, spec: &NsSpec) -> anyhow::Result<()> {
+    let dir = base.join(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     if let Some((r, domain)) = &spec.resolver {
-        std::fs::write(
-            dir.join("resolv.conf"),
-            format!("# the VPC resolver (vpcsim)\nnameserver {r}\nsearch {domain}\n"),
-        )
-        .with_context(|| format!("writing {}/resolv.conf", dir.display()))?;
+        let path = dir.join("resolv.conf");
+        match resolv_conf_state(&path).with_context(|| format!("reading {}", path.display()))? {
+            ResolvConf::Absent | ResolvConf::Ours => {
+                std::fs::write(&path, format!("{RESOLV_MARK}\nnameserver {r}\nsearch {domain}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            ResolvConf::Theirs => tracing::warn!(
+                file = %path.display(),
+                "keeping your own resolv.conf: the namespace resolves as it says, not through the \
+                 VPC resolver {r}; remove it for the lab's"
+            ),
+        }
     }
     Ok(())
+}
+
+/// What a namespace's `resolv.conf` is.
+#[derive(Debug, PartialEq, Eq)]
+enum ResolvConf {
+    Absent,
+    /// A regular file holding exactly what vpcsim writes ([`ours`]).
+    Ours,
+    /// Anything else: the user's (edited, a symlink, another content).
+    Theirs,
+}
+
+fn resolv_conf_state(path: &Path) -> std::io::Result<ResolvConf> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ResolvConf::Absent),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_file() => return Ok(ResolvConf::Theirs),
+        Ok(_) => {}
+    }
+    let bytes = std::fs::read(path)?;
+    let mine = std::str::from_utf8(&bytes).is_ok_and(ours);
+    Ok(if mine { ResolvConf::Ours } else { ResolvConf::Theirs })
+}
+
+/// Whether `text` is a `resolv.conf` as vpcsim writes it, unchanged: the mark, a `nameserver`
+/// line and a `search` line (versions before the search domain wrote none).
+fn ours(text: &str) -> bool {
+    let Some(body) = text.strip_suffix('\n') else { return false };
+    let mut lines = body.split('\n');
+    let nameserver = lines.next() == Some(RESOLV_MARK)
+        && lines
+            .next()
+            .and_then(|l| l.strip_prefix("nameserver "))
+            .is_some_and(|a| a.parse::<Ipv4Addr>().is_ok());
+    let search = match lines.next() {
+        None => true,
+        Some(l) => l.strip_prefix("search ").is_some_and(|d| {
+            !d.is_empty() && d.bytes().all(|c| c.is_ascii_alphanumeric() || b".-".contains(&c))
+        }),
+    };
+    nameserver && search && lines.next().is_none()
+}
+
+/// Removes what [`etc_netns`] made in `/etc/netns/<ns>/`: its `resolv.conf` if it is still
+/// vpcsim's, then the directory if nothing else is left in it. The user's files stay, and so
+/// does the directory that holds them.
+fn remove_etc_netns(base: &Path, ns: &str) {
+    let dir = base.join(ns);
+    let path = dir.join("resolv.conf");
+    if matches!(resolv_conf_state(&path), Ok(ResolvConf::Ours)) {
+        let _ = std::fs::remove_file(&path);
+    }
+    // `remove_dir` removes an empty directory only.
+    let _ = std::fs::remove_dir(&dir);
 }
 
 /// Applies one half of the difference between two specs of one namespace. A change adds
@@ -409,8 +485,8 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes the namespaces, devices and `/etc/netns` entries of a lab. Each step ignores what is
-/// already gone.
+/// Removes the namespaces, devices and `/etc/netns` entries of a lab (only what vpcsim wrote
+/// there: see [`remove_etc_netns`]). Each step ignores what is already gone.
 pub fn remove(namespaces: &[(String, PortId)]) {
     for (ns, _) in namespaces {
         if netns::exists(ns) {
@@ -422,21 +498,27 @@ pub fn remove(namespaces: &[(String, PortId)]) {
                 .status();
             let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
         }
-        let etc = Path::new("/etc/netns").join(ns);
-        if etc.exists() {
-            let _ = std::fs::remove_dir_all(etc);
-        }
+        remove_etc_netns(Path::new(ETC_NETNS), ns);
     }
+}
+
+/// What `vpcsim down` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Down {
+    /// The lab was up (or crashed): its daemon stopped, everything removed.
+    Removed,
+    /// No run record: the lab was not up. `logs`: the logs a failed `up --detach` left, removed.
+    NotUp { logs: Vec<PathBuf> },
 }
 
 /// `vpcsim down`: stops the lab's daemon if it runs, then removes whatever is left: its
 /// namespaces, its run record, its logs (the last run's and the one before) and its lock file.
-/// `false` if the lab was not up (no run record).
-pub fn down(lab: &str) -> anyhow::Result<bool> {
+pub fn down(lab: &str) -> anyhow::Result<Down> {
     let Some(rec) = RunRecord::load(lab)? else {
         // A failed `up --detach` leaves a log and no record.
-        super::lock::unless_locked(lab, || remove_logs(lab));
-        return Ok(false);
+        let mut logs = Vec::new();
+        super::lock::unless_locked(lab, || logs = remove_logs(lab));
+        return Ok(Down::NotUp { logs });
     };
     if rec.alive() && rec.pid != std::process::id() {
         let pid = nix::unistd::Pid::from_raw(rec.pid as i32);
@@ -455,19 +537,115 @@ pub fn down(lab: &str) -> anyhow::Result<bool> {
     remove(&rec.namespaces);
     let _ = std::fs::remove_file(RunRecord::path(lab));
     // Unless another `up` of the lab has started meanwhile: the logs are its own then.
-    super::lock::unless_locked(lab, || remove_logs(lab));
-    Ok(true)
+    super::lock::unless_locked(lab, || {
+        remove_logs(lab);
+    });
+    Ok(Down::Removed)
 }
 
-fn remove_logs(lab: &str) {
-    for log in [format!("{lab}.log"), format!("{lab}.log.1")] {
-        let _ = std::fs::remove_file(Path::new(RUN_DIR).join(log));
-    }
+/// Removes the lab's logs; the ones that were there.
+fn remove_logs(lab: &str) -> Vec<PathBuf> {
+    [format!("{lab}.log"), format!("{lab}.log.1")]
+        .into_iter()
+        .map(|log| Path::new(RUN_DIR).join(log))
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh directory standing in for `/etc/netns`.
+    fn scratch_etc(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vpcsim-etc-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn subnet_spec() -> NsSpec {
+        NsSpec {
+            port: 3,
+            tun_addrs: BTreeSet::new(),
+            lo_addrs: BTreeSet::new(),
+            local_routes: BTreeSet::new(),
+            resolver: Some((Ipv4Addr::new(10, 0, 0, 2), "ec2.internal".into())),
+            forward_back: None,
+        }
+    }
+
+    #[test]
+    fn the_users_files_in_etc_netns_survive_down() {
+        let base = scratch_etc("keep");
+        etc_netns_in(&base, "lab-a", &subnet_spec()).unwrap();
+        let conf = base.join("lab-a/resolv.conf");
+        let text = std::fs::read_to_string(&conf).unwrap();
+        assert!(ours(&text), "{text}");
+        assert!(text.contains("nameserver 10.0.0.2\nsearch ec2.internal\n"), "{text}");
+        std::fs::write(base.join("lab-a/hosts"), "10.0.1.10 mine\n").unwrap();
+        remove_etc_netns(&base, "lab-a");
+        assert!(!conf.exists(), "vpcsim's resolv.conf is removed");
+        assert_eq!(std::fs::read_to_string(base.join("lab-a/hosts")).unwrap(), "10.0.1.10 mine\n");
+        // Up again: resolv.conf is written anew next to the user's file.
+        etc_netns_in(&base, "lab-a", &subnet_spec()).unwrap();
+        assert!(ours(&std::fs::read_to_string(&conf).unwrap()));
+        assert!(base.join("lab-a/hosts").exists());
+        // Without files of the user's, nothing is left.
+        etc_netns_in(&base, "lab-aws", &NsSpec { resolver: None, ..subnet_spec() }).unwrap();
+        etc_netns_in(&base, "lab-b", &subnet_spec()).unwrap();
+        remove_etc_netns(&base, "lab-aws");
+        remove_etc_netns(&base, "lab-b");
+        assert!(!base.join("lab-aws").exists() && !base.join("lab-b").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_resolv_conf_of_the_users_is_neither_overwritten_nor_removed() {
+        let base = scratch_etc("theirs");
+        std::fs::create_dir_all(base.join("lab-a")).unwrap();
+        let conf = base.join("lab-a/resolv.conf");
+        let mine = "nameserver 10.0.0.2\noptions timeout:1\n";
+        std::fs::write(&conf, mine).unwrap();
+        etc_netns_in(&base, "lab-a", &subnet_spec()).unwrap();
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), mine, "up keeps it");
+        remove_etc_netns(&base, "lab-a");
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), mine, "down keeps it");
+        // vpcsim's file edited by the user is the user's now.
+        let edited =
+            format!("{RESOLV_MARK}\nnameserver 10.0.0.2\nsearch ec2.internal\noptions ndots:2\n");
+        std::fs::write(&conf, &edited).unwrap();
+        remove_etc_netns(&base, "lab-a");
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), edited);
+        // One an earlier vpcsim wrote (no search line) is vpcsim's.
+        std::fs::write(&conf, format!("{RESOLV_MARK}\nnameserver 10.0.0.2\n")).unwrap();
+        etc_netns_in(&base, "lab-a", &subnet_spec()).unwrap();
+        assert!(std::fs::read_to_string(&conf).unwrap().contains("search ec2.internal"));
+        // A symlink is the user's, even a dangling one (writing through it would create its
+        // target).
+        std::fs::remove_file(&conf).unwrap();
+        std::os::unix::fs::symlink(base.join("nowhere"), &conf).unwrap();
+        etc_netns_in(&base, "lab-a", &subnet_spec()).unwrap();
+        remove_etc_netns(&base, "lab-a");
+        assert!(std::fs::symlink_metadata(&conf).is_ok() && !base.join("nowhere").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn ours_is_exactly_what_vpcsim_writes() {
+        assert!(ours(&format!("{RESOLV_MARK}\nnameserver 10.0.0.2\nsearch ec2.internal\n")));
+        assert!(ours(&format!("{RESOLV_MARK}\nnameserver 10.0.0.2\n")));
+        for t in [
+            "",
+            "nameserver 10.0.0.2\n",
+            &format!("{RESOLV_MARK}\nnameserver 10.0.0.2"),
+            &format!("{RESOLV_MARK}\nnameserver 10.0.0.2\nsearch ec2.internal\n\n"),
+            &format!("{RESOLV_MARK}\nnameserver 1.1.1.1 \n"),
+            &format!("{RESOLV_MARK}\nnameserver 10.0.0.2\nsearch a b\n"),
+        ] {
+            assert!(!ours(t), "{t:?}");
+        }
+    }
 
     fn record(pid: u32, started: u64) -> RunRecord {
         RunRecord {

@@ -339,7 +339,7 @@ impl World {
                 }
                 for (j, r) in g.rules(dir).iter().enumerate() {
                     scratch
-                        .authorize_security_group(&g.id, dir, std::slice::from_ref(r))
+                        .authorize_rules(&g.id, dir, std::slice::from_ref(r), true)
                         .map_err(|e| at(format!("{}[{j}]", dir.name()), e))?;
                 }
             }
@@ -611,8 +611,22 @@ impl World {
         for (i, h) in self.internet_hosts.iter().enumerate() {
             let mut scratch =
                 World { internet_hosts: without(&self.internet_hosts, i), ..self.clone() };
-            scratch.add_internet_host(h.clone()).map_err(|e| {
-                let k = if matches!(e, ModelError::DuplicateId(_)) { "name" } else { "ip" };
+            // A name saved before hosts' names were checked that is no hostname (`my_host`)
+            // was reachable by address all the same: it loads. One that shadows the lab's own
+            // names (`…amazonaws.com`) never worked and is refused.
+            let res = match super::check_host_name(&h.name) {
+                Err(_) if super::shadowed_zone(&h.name).is_none() => {
+                    scratch.add_internet_host_named(h.clone())
+                }
+                _ => scratch.add_internet_host(h.clone()),
+            };
+            res.map_err(|e| {
+                let k = match e {
+                    ModelError::DuplicateId(_) | ModelError::InvalidInternetHostName { .. } => {
+                        "name"
+                    }
+                    _ => "ip",
+                };
                 Invalid {
                     field: format!("internet_hosts[{i}].{k}"),
                     id: h.name.clone(),

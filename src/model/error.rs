@@ -39,6 +39,9 @@ pub enum ModelError {
     /// A CIDR no AWS service's prefix list can hold here: not public, or the lab's own.
     #[error("prefix list '{id}' cannot hold {cidr}: {why}")]
     InvalidPrefixListCidr { id: String, cidr: Ipv4Net, why: String },
+    /// A range listed twice in one prefix list (AWS-managed lists never repeat an entry).
+    #[error("prefix list '{id}' lists {cidr} twice")]
+    DuplicatePrefixListCidr { id: String, cidr: Ipv4Net },
     #[error("the vpc ID '{0}' does not exist")]
     VpcNotFound(String),
     #[error("the subnet ID '{0}' does not exist")]
@@ -50,6 +53,11 @@ pub enum ModelError {
     /// AWS: VPC blocks are /16 to /28.
     #[error("the CIDR '{0}' is invalid: the allowed block size is between a /16 and a /28 netmask")]
     InvalidVpcCidr(Ipv4Net),
+    /// A VPC block over a range the lab holds fixed (its S3 ranges, its internet and public-IP
+    /// ranges) or one the data plane never routes (loopback, multicast, …): the VPC would come
+    /// up broken.
+    #[error("the CIDR '{cidr}' is invalid: it overlaps {range}, {why}")]
+    VpcCidrReserved { cidr: Ipv4Net, range: Ipv4Net, why: String },
     /// A subnet outside its VPC or of a size AWS does not allow.
     #[error("the CIDR '{cidr}' is invalid for a subnet of a VPC with CIDR {vpc_cidr}")]
     InvalidSubnetCidr { cidr: Ipv4Net, vpc_cidr: Ipv4Net },
@@ -118,6 +126,11 @@ pub enum ModelError {
     InvalidObjectKey(String),
     #[error("internet host {0} must lie in 198.51.100.0/24")]
     InvalidInternetHost(Ipv4Addr),
+    /// An internet host's name that is not a hostname, or is one the VPC resolver answers for
+    /// S3, the instances or reverse lookups (it answers hosts first, so the host would take
+    /// the name over).
+    #[error("invalid internet host name '{name}': {why}")]
+    InvalidInternetHostName { name: String, why: String },
     /// A gateway endpoint id that does not exist.
     #[error("the vpcEndpoint ID '{0}' does not exist")]
     EndpointNotFound(String),
@@ -127,6 +140,10 @@ pub enum ModelError {
     /// A prefix list id that does not exist.
     #[error("the prefix list ID '{0}' does not exist")]
     PrefixListNotFound(String),
+    /// A rule naming a prefix list of another region than the lab's: EC2 knows only its own
+    /// region's (DescribeManagedPrefixLists answers `InvalidPrefixListID.NotFound` for it).
+    #[error("the prefix list ID '{id}' does not exist in {lab_region} (it is {region}'s)")]
+    PrefixListOtherRegion { id: String, region: String, lab_region: String },
     /// A route table association id (rtbassoc-…) that does not exist.
     #[error("the association ID '{0}' does not exist")]
     AssociationNotFound(String),

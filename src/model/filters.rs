@@ -330,6 +330,9 @@ impl RuleAction {
 /// one rule here: AWS counts a customer-managed prefix list as its maximum size, but the lab
 /// has only AWS-managed ones, counted as one);
 pub const MAX_SG_RULES: usize = 60;
+
+/// The description EC2 gives every VPC's default security group (it cannot be changed).
+pub const DEFAULT_GROUP_DESCRIPTION: &str = "default VPC security group";
 /// "Security groups per network interface": 5;
 pub const MAX_GROUPS_PER_INTERFACE: usize = 5;
 /// "Rules per network ACL": 20, "the one-way quota for a single network ACL" (inbound and
@@ -413,7 +416,7 @@ fn default_group(vpc: &str) -> SecurityGroup {
     SecurityGroup {
         id: id.clone(),
         name: "default".into(),
-        description: "default VPC security group".into(),
+        description: DEFAULT_GROUP_DESCRIPTION.into(),
         vpc: vpc.into(),
         // AWS: the default group allows all inbound traffic from itself and all outbound.
         ingress: vec![SgRule::new(Protocol::All, Ports::All, Peer::Group(id))],
@@ -662,14 +665,30 @@ impl World {
         Ok(())
     }
 
-    /// Checks that a rule may be added to `group`: its prefix list or group exists (the group
-    /// in the same VPC).
-    fn check_rule(&self, group: &SecurityGroup, rule: &SgRule) -> Result<(), ModelError> {
+    /// Checks that a rule may be added to `group`: its prefix list (of the lab's region,
+    /// unless `loaded`) or group exists (the group in the same VPC).
+    fn check_rule(
+        &self,
+        group: &SecurityGroup,
+        rule: &SgRule,
+        loaded: bool,
+    ) -> Result<(), ModelError> {
         match &rule.peer {
             Peer::Cidr(_) => Ok(()),
             Peer::PrefixList(pl) => {
                 check_id("prefix list", "pl-", pl)?;
-                self.prefix_list(pl).ok_or_else(|| ModelError::PrefixListNotFound(pl.clone()))?;
+                let list = self
+                    .prefix_list(pl)
+                    .ok_or_else(|| ModelError::PrefixListNotFound(pl.clone()))?;
+                // EC2 knows its own region's lists only. A world saved before this was checked
+                // keeps such a rule (`loaded`): it worked, matching that region's ranges.
+                if list.region != self.region && !loaded {
+                    return Err(ModelError::PrefixListOtherRegion {
+                        id: pl.clone(),
+                        region: list.region.clone(),
+                        lab_region: self.region.clone(),
+                    });
+                }
                 Ok(())
             }
             Peer::Group(g) => {
@@ -697,12 +716,24 @@ impl World {
         dir: Direction,
         rules: &[SgRule],
     ) -> Result<Vec<SgRule>, ModelError> {
+        self.authorize_rules(id, dir, rules, false)
+    }
+
+    /// [`World::authorize_security_group`] for a rule of a saved world (`loaded`: see
+    /// [`World::check_rule`]).
+    pub(super) fn authorize_rules(
+        &mut self,
+        id: &str,
+        dir: Direction,
+        rules: &[SgRule],
+        loaded: bool,
+    ) -> Result<Vec<SgRule>, ModelError> {
         check_id("security group", "sg-", id)?;
         let sg =
             self.security_group(id).ok_or_else(|| ModelError::SecurityGroupNotFound(id.into()))?;
         let mut rules: Vec<SgRule> = rules.iter().map(normalize_rule).collect();
         for (i, r) in rules.iter().enumerate() {
-            self.check_rule(sg, r)?;
+            self.check_rule(sg, r, loaded)?;
             if let Some(d) = &r.description {
                 check_rule_description(d)?;
             }

@@ -50,10 +50,10 @@ pub use shared::Shared;
 pub use check::Invalid;
 pub use error::ModelError;
 pub use filters::{
-    ACL_DEFAULT_RULE, AclAssociation, AclEntry, Direction, MAX_ACL_ENTRIES, MAX_ACL_RULE,
-    MAX_GROUPS_PER_INTERFACE, MAX_SG_RULES, NetworkAcl, Peer, Ports, Protocol, RuleAction,
-    SecurityGroup, SgRule, check_rule_description, default_acl_id, default_group_id,
-    implicit_acl_association_id, parse_acl_cidr,
+    ACL_DEFAULT_RULE, AclAssociation, AclEntry, DEFAULT_GROUP_DESCRIPTION, Direction,
+    MAX_ACL_ENTRIES, MAX_ACL_RULE, MAX_GROUPS_PER_INTERFACE, MAX_SG_RULES, NetworkAcl, Peer, Ports,
+    Protocol, RuleAction, SecurityGroup, SgRule, check_rule_description, default_acl_id,
+    default_group_id, implicit_acl_association_id, parse_acl_cidr,
 };
 pub use nat::{ElasticIp, NatGateway, NatState};
 pub use ops::{PolicyChange, ResourceKind, check_tag};
@@ -329,7 +329,7 @@ pub struct World {
     pub instances: Shared<Instance>,
     pub buckets: Shared<Bucket>,
     pub internet_hosts: Shared<InternetHost>,
-    /// IAM users; empty means DESIGN.md's default users (see [`users`]).
+    /// IAM users; empty means `../shared/DESIGN.md`'s default users (see [`users`]).
     #[serde(default)]
     pub users: Shared<User>,
     /// How long a modified endpoint policy takes to reach the data plane, in seconds (the lab
@@ -373,7 +373,7 @@ pub struct World {
     pub gone_targets: BTreeSet<String>,
 }
 
-/// Public IPs come from here (DESIGN.md: TEST-NET-3 stands in for the public internet).
+/// Public IPs come from here (`../shared/DESIGN.md`: TEST-NET-3 stands in for the public internet).
 /// Blocks that are not public unicast (RFC 6890): private, shared (CGN), loopback,
 /// "this network", link-local, IETF protocol assignments, documentation (TEST-NET-1; the
 /// other two are the lab's own ranges, refused apart), benchmarking, multicast and reserved.
@@ -411,6 +411,16 @@ fn check_vpc_cidr(cidr: Ipv4Net) -> Result<(), ModelError> {
         Err(ModelError::InvalidVpcCidr(cidr))
     }
 }
+
+/// Blocks no VPC may overlap: what the data plane drops as martian before routing (README,
+/// "The path of a packet"), with why.
+const NOT_FOR_A_VPC: [(Ipv4Net, &str); 5] = [
+    (ipv4net(Ipv4Addr::new(0, 0, 0, 0), 8), "\"this network\", which is never routed"),
+    (ipv4net(Ipv4Addr::new(127, 0, 0, 0), 8), "the loopback range"),
+    (ipv4net(Ipv4Addr::new(169, 254, 0, 0), 16), "the link-local range"),
+    (ipv4net(Ipv4Addr::new(224, 0, 0, 0), 4), "the multicast range"),
+    (ipv4net(Ipv4Addr::new(240, 0, 0, 0), 4), "the reserved range (broadcast included)"),
+];
 
 fn check_id(kind: &'static str, prefix: &str, id: &str) -> Result<(), ModelError> {
     let ok = id
@@ -469,6 +479,12 @@ impl World {
             return Err(ModelError::DuplicateId(other.id.clone()));
         }
         let cidrs: Vec<Ipv4Net> = pl.cidrs.iter().map(|c| c.trunc()).collect();
+        // AWS-managed lists never repeat an entry; a repeated one is a mistake to name.
+        if let Some(&cidr) =
+            cidrs.iter().enumerate().find(|(k, c)| cidrs[..*k].contains(c)).map(|x| x.1)
+        {
+            return Err(ModelError::DuplicatePrefixListCidr { id: pl.id.clone(), cidr });
+        }
         for &cidr in &cidrs {
             let refuse =
                 |why: String| ModelError::InvalidPrefixListCidr { id: pl.id.clone(), cidr, why };
@@ -510,6 +526,7 @@ impl World {
         check_id("vpc", "vpc-", &vpc.id)?;
         self.check_unique(&vpc.id)?;
         check_vpc_cidr(vpc.cidr)?;
+        self.check_vpc_range(vpc.cidr.trunc())?;
         self.check_default_ids_free(&vpc.id)?;
         self.push_defaults(&vpc.id);
         self.vpcs.push(Vpc {
@@ -518,6 +535,33 @@ impl World {
             main_association_id: None,
             ..vpc
         });
+        Ok(())
+    }
+
+    /// A new VPC's block must not overlap a range the lab holds fixed or never routes (AWS
+    /// refuses the latter as `InvalidVpc.Range`; it allows a VPC over another public range,
+    /// which the lab cannot simulate where it keeps S3, the internet hosts and the public IPs).
+    /// `set_prefix_list` refuses the same overlaps the other way. Not part of [`World::check`]:
+    /// a world saved before keeps loading (README, Decisions).
+    fn check_vpc_range(&self, cidr: Ipv4Net) -> Result<(), ModelError> {
+        let overlaps = |n: &Ipv4Net| n.contains(&cidr) || cidr.contains(n);
+        let refuse =
+            |range: Ipv4Net, why: String| Err(ModelError::VpcCidrReserved { cidr, range, why });
+        if let Some((range, why)) = NOT_FOR_A_VPC.iter().find(|(n, _)| overlaps(n)) {
+            return refuse(*range, why.to_string());
+        }
+        for (range, what) in
+            [(INTERNET_HOST_RANGE, "the internet hosts"), (PUBLIC_IP_RANGE, "the public IPs")]
+        {
+            if overlaps(&range) {
+                return refuse(range, format!("the lab's range of {what}"));
+            }
+        }
+        for p in self.prefix_lists.iter() {
+            if let Some(range) = p.cidrs.iter().find(|c| overlaps(c)) {
+                return refuse(*range, format!("a range of {} ({}), the lab's S3", p.id, p.name));
+            }
+        }
         Ok(())
     }
 
@@ -775,10 +819,17 @@ impl World {
     }
 
     pub fn add_internet_host(&mut self, host: InternetHost) -> Result<(), ModelError> {
+        check_host_name(&host.name)?;
+        self.add_internet_host_named(host)
+    }
+
+    /// [`World::add_internet_host`] after its name's check.
+    fn add_internet_host_named(&mut self, host: InternetHost) -> Result<(), ModelError> {
         if !INTERNET_HOST_RANGE.contains(&host.ip) {
             return Err(ModelError::InvalidInternetHost(host.ip));
         }
-        if self.internet_hosts.iter().any(|h| h.name == host.name) {
+        // DNS names are case-insensitive: `Echo` is `echo`.
+        if self.internet_hosts.iter().any(|h| h.name.eq_ignore_ascii_case(&host.name)) {
             return Err(ModelError::DuplicateId(host.name));
         }
         if self.internet_hosts.iter().any(|h| h.ip == host.ip) {
@@ -899,6 +950,47 @@ fn check_subnet_name(name: &str) -> Result<(), ModelError> {
         && name != "aws"
         && name != "internet";
     if ok { Ok(()) } else { Err(ModelError::InvalidName(name.to_string())) }
+}
+
+/// Names the VPC resolver answers itself (README, Decisions): S3's and AWS's, the instance
+/// domains (`ec2.internal` in us-east-1, `<region>.compute.internal` elsewhere), reverse
+/// lookups, and `internet`, under which it answers every host (`<name>.internet`).
+const NOT_A_HOST_NAME: [&str; 5] =
+    ["amazonaws.com", "ec2.internal", "compute.internal", "in-addr.arpa", "internet"];
+
+/// An internet host's name: a hostname (RFC 1123: dot-separated labels of 1 to 63 letters,
+/// digits and hyphens, no hyphen first or last; 253 characters at most; no trailing dot), not
+/// one of [`NOT_A_HOST_NAME`] nor below one, whatever its case. The resolver looks hosts up
+/// before S3's names: a host named `open-bucket.s3.amazonaws.com` took the bucket's name over.
+fn check_host_name(name: &str) -> Result<(), ModelError> {
+    let refuse =
+        |why: String| Err(ModelError::InvalidInternetHostName { name: name.to_string(), why });
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return refuse(
+            "a hostname is labels of 1 to 63 letters, digits and '-' (not first or last), \
+             joined by '.', 253 characters at most"
+                .into(),
+        );
+    }
+    if let Some(zone) = shadowed_zone(name) {
+        return refuse(format!(
+            "the VPC resolver answers the names of {zone} itself (an internet host would \
+             take them over)"
+        ));
+    }
+    Ok(())
+}
+
+/// The zone of [`NOT_A_HOST_NAME`] that `name` is or lies below, whatever its case.
+fn shadowed_zone(name: &str) -> Option<&'static str> {
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    NOT_A_HOST_NAME.into_iter().find(|z| lower == *z || lower.ends_with(&format!(".{z}")))
 }
 
 /// S3's bucket naming rules: 3 to 63 characters of lowercase letters, digits, dots and hyphens,

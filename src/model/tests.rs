@@ -588,3 +588,152 @@ fn a_prefix_list_holds_public_ranges_only() {
     w.set_prefix_list(pl(&["54.123.176.0/20", "3.5.0.0/16"])).unwrap();
     assert_eq!(w.prefix_list("pl-1a2b3c4d").unwrap().cidrs.len(), 2);
 }
+
+#[test]
+fn a_vpc_cannot_lie_in_the_labs_fixed_ranges() {
+    // The lab's S3 ranges (every region's: the aws namespace holds them all), its internet and
+    // public-IP ranges, and what the data plane drops as martian: a VPC there comes up broken.
+    let mut w = demo();
+    let vpc = |cidr: &str| Vpc {
+        id: "vpc-0f0f0f0f".into(),
+        cidr: net(cidr),
+        enable_dns_support: true,
+        main_route_table: None,
+        main_association_id: None,
+    };
+    for bad in [
+        "54.123.160.0/20",
+        "54.123.176.0/24",
+        "54.231.160.0/19",
+        "52.218.0.0/17",
+        "198.51.100.0/24",
+        "198.51.100.64/26",
+        "203.0.113.0/24",
+        "127.0.0.0/16",
+        "224.0.0.0/16",
+        "239.255.0.0/16",
+        "240.0.0.0/16",
+        "255.255.255.240/28",
+        "169.254.0.0/16",
+        "0.0.0.0/16",
+    ] {
+        let before = w.clone();
+        let err = w.add_vpc(vpc(bad)).unwrap_err();
+        assert!(matches!(err, ModelError::VpcCidrReserved { .. }), "{bad}: {err}");
+        assert!(err.to_string().contains(&format!("the CIDR '{bad}' is invalid")), "{err}");
+        assert_eq!(w, before, "{bad}: nothing changes");
+    }
+    // Public ranges the lab does not use, and every private one, are fine (AWS allows a
+    // publicly routable VPC CIDR).
+    for good in ["54.123.192.0/20", "100.64.0.0/16", "198.51.101.0/24", "192.168.0.0/16"] {
+        let mut w = w.clone();
+        w.add_vpc(vpc(good)).unwrap();
+    }
+}
+
+#[test]
+fn a_saved_vpc_in_a_range_refused_since_still_loads() {
+    // Worlds saved before the rule keep loading (the rule is add_vpc's, not check's): the VPC
+    // can be deleted through the API instead of the state dir being lost.
+    let mut w = demo();
+    let mut v = w.vpcs[0].clone();
+    v.id = "vpc-0f0f0f0f".into();
+    v.cidr = net("54.123.160.0/20");
+    v.main_route_table = None;
+    v.main_association_id = None;
+    w.vpcs.push(v);
+    w.check().unwrap();
+}
+
+#[test]
+fn an_internet_hosts_name_is_a_hostname_that_shadows_no_lab_name() {
+    // The resolver answers a host's name (and `<name>.internet`) before S3's and the
+    // instances' names: a host may not take one of those.
+    let mut w = demo();
+    let host = |name: &str| InternetHost { name: name.into(), ip: Ipv4Addr::new(198, 51, 100, 77) };
+    for bad in [
+        "open-bucket.s3.amazonaws.com",
+        "amazonaws.com",
+        "S3.AmazonAWS.com",
+        "ip-10-0-1-10.ec2.internal",
+        "ip-10-0-1-10.us-west-2.compute.internal",
+        "10.1.0.10.in-addr.arpa",
+        "internet",
+        "check-ip.internet",
+        "",
+        "-echo",
+        "echo-",
+        "my host",
+        "my_host",
+        "a..b",
+        "echo.",
+        &"a".repeat(64),
+        &format!("{}.com", ["a"; 127].join(".")),
+        // check-ip, whatever its case.
+        "CHECK-IP",
+    ] {
+        let before = w.clone();
+        let err = w.add_internet_host(host(bad)).unwrap_err();
+        assert!(
+            matches!(err, ModelError::InvalidInternetHostName { .. } | ModelError::DuplicateId(_)),
+            "{bad}: {err}"
+        );
+        assert_eq!(w, before, "{bad}: nothing changes");
+    }
+    for good in ["echo", "www.example.com", "Example.ORG", "s3-mirror", &"a".repeat(63)] {
+        let mut w = w.clone();
+        w.add_internet_host(host(good)).unwrap();
+    }
+}
+
+#[test]
+fn a_saved_host_name_that_is_no_hostname_still_loads_one_that_shadows_does_not() {
+    let mut w = demo();
+    let mut odd = w.internet_hosts[0].clone();
+    odd.name = "my_host".into();
+    odd.ip = Ipv4Addr::new(198, 51, 100, 77);
+    w.internet_hosts.push(odd.clone());
+    w.check().unwrap();
+    let mut w2 = demo();
+    w2.internet_hosts.push(InternetHost { name: "open-bucket.s3.amazonaws.com".into(), ..odd });
+    let err = w2.check().unwrap_err();
+    assert_eq!(err.field, "internet_hosts[1].name", "{err}");
+}
+
+#[test]
+fn a_prefix_list_names_each_range_once() {
+    // AWS-managed lists never repeat an entry: `vpcsim prefix-list pl-… A A` and a lab file's
+    // `cidrs = [A, A]` are refused (host bits dropped first), nothing changed.
+    let mut w = demo();
+    let before = w.clone();
+    let pl = PrefixList {
+        id: "pl-1a2b3c4d".into(),
+        name: "com.amazonaws.us-east-1.s3".into(),
+        region: "us-east-1".into(),
+        cidrs: vec![net("54.123.160.0/19"), net("3.5.0.0/16"), net("54.123.170.5/19")],
+    };
+    let err = w.set_prefix_list(pl).unwrap_err();
+    assert!(matches!(err, ModelError::DuplicatePrefixListCidr { .. }), "{err}");
+    assert!(err.to_string().contains("54.123.160.0/19"), "{err}");
+    assert_eq!(w, before);
+}
+
+#[test]
+fn a_rule_may_name_only_the_labs_regions_prefix_lists_but_old_worlds_load() {
+    let mut w = demo();
+    let before = w.clone();
+    let rule = SgRule::new(
+        Protocol::Tcp,
+        Ports::Range { from: 443, to: 443 },
+        Peer::PrefixList("pl-68a54001".into()),
+    );
+    let err = w
+        .authorize_security_group("sg-111bbb22", Direction::Egress, std::slice::from_ref(&rule))
+        .unwrap_err();
+    assert!(matches!(err, ModelError::PrefixListOtherRegion { .. }), "{err}");
+    assert_eq!(w, before);
+    // A world saved with one (accepted before) still loads.
+    let g = w.security_groups.iter_mut().find(|g| g.id == "sg-111bbb22").unwrap();
+    g.egress.push(SgRule { id: "sgr-00000000000000fff".into(), ..rule });
+    w.check().unwrap();
+}

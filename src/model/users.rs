@@ -1,7 +1,8 @@
 //! IAM users of a lab: access keys for SigV4 and identity policies.
 //!
-//! A lab without `[[user]]` entries gets DESIGN.md's two users, with AWS's two documented
-//! example key pairs: `admin` (everything) and `developer` (`ec2:Describe*` and `s3:*`).
+//! A lab without `[[user]]` entries gets `../shared/DESIGN.md`'s two users, with AWS's two
+//! documented example key pairs: `admin` (everything) and `developer` (`ec2:Describe*` and
+//! `s3:*`).
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +30,7 @@ impl User {
     }
 }
 
-/// DESIGN.md's default users.
+/// `../shared/DESIGN.md`'s default users.
 pub fn default_users() -> Vec<User> {
     vec![
         User {

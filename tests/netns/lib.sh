@@ -12,6 +12,8 @@ WORK=$(mktemp -d /tmp/vpcsim-test.XXXXXX)
 OWN_NS=()
 # Files a test made itself outside $WORK: removed on exit, after the lab.
 OWN_FILES=()
+# Directories a test made itself outside $WORK: removed on exit (if empty), after OWN_FILES.
+OWN_DIRS=()
 
 cleanup() {
     local rc=$?
@@ -28,6 +30,7 @@ cleanup() {
     fi
     for ns in "${OWN_NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     for f in "${OWN_FILES[@]}"; do rm -f "$f"; done
+    for d in "${OWN_DIRS[@]}"; do rmdir "$d" 2>/dev/null || true; done
     rm -rf "$WORK" "$STATE"
     [ -z "$STATE" ] || rm -rf "$STATE".old-*
     exit $rc

@@ -134,12 +134,14 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::InvalidName(_) | E::InvalidLabName(_) | E::InvalidUserName(_) => "InvalidParameterValue",
         E::InvalidAccessKey(_) => "InvalidParameterValue",
         E::UnknownRegion(_) => "InvalidParameterValue",
-        E::EmptyPrefixList(_) | E::InvalidPrefixListCidr { .. } => "InvalidParameterValue",
+        E::EmptyPrefixList(_)
+        | E::InvalidPrefixListCidr { .. }
+        | E::DuplicatePrefixListCidr { .. } => "InvalidParameterValue",
         E::VpcNotFound(_) => "InvalidVpcID.NotFound",
         E::SubnetNotFound(_) => "InvalidSubnetID.NotFound",
         E::RouteTableNotFound(_) => "InvalidRouteTableID.NotFound",
         E::IgwNotFound(_) => "InvalidInternetGatewayID.NotFound",
-        E::InvalidVpcCidr(_) => "InvalidVpc.Range",
+        E::InvalidVpcCidr(_) | E::VpcCidrReserved { .. } => "InvalidVpc.Range",
         E::InvalidSubnetCidr { .. } => "InvalidSubnet.Range",
         E::SubnetConflict { .. } => "InvalidSubnet.Conflict",
         // A route table of another VPC given to a subnet or an endpoint.
@@ -166,10 +168,12 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::AddressInUse(_) => "InvalidIPAddress.InUse",
         E::InvalidBucketName(_) | E::ReservedBucketName { .. } => "InvalidParameterValue",
         E::InvalidObjectKey(_) => "InvalidParameterValue",
-        E::InvalidInternetHost(_) => "InvalidParameterValue",
+        E::InvalidInternetHost(_) | E::InvalidInternetHostName { .. } => "InvalidParameterValue",
         E::EndpointNotFound(_) => "InvalidVpcEndpointId.NotFound",
         E::InstanceNotFound(_) => "InvalidInstanceID.NotFound",
-        E::PrefixListNotFound(_) => "InvalidPrefixListID.NotFound",
+        E::PrefixListNotFound(_) | E::PrefixListOtherRegion { .. } => {
+            "InvalidPrefixListID.NotFound"
+        }
         E::AssociationNotFound(_) => "InvalidAssociationID.NotFound",
         E::DependencyViolation { .. } | E::MappedPublicAddresses { .. } => "DependencyViolation",
         E::SubnetAlreadyAssociated { .. } => "Resource.AlreadyAssociated",

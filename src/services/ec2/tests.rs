@@ -2535,3 +2535,32 @@ fn a_world_after_many_changes_still_checks_after_a_save_and_load() {
     assert_eq!(back, w);
     assert_eq!(back.check(), Ok(()));
 }
+
+#[test]
+fn create_vpc_in_a_range_the_lab_holds_is_invalid_vpc_range() {
+    let w = lab();
+    for cidr in ["54.123.160.0/20", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/16"] {
+        let err = refused(&w, &[("Action", "CreateVpc"), ("CidrBlock", cidr)], "InvalidVpc.Range");
+        assert!(err.message.starts_with(&format!("The CIDR '{cidr}' is invalid")), "{err}");
+    }
+}
+
+#[test]
+fn a_rule_naming_another_regions_prefix_list_is_not_found() {
+    // DescribeManagedPrefixLists keeps to the lab's region: pl-68a54001 (us-west-2) is
+    // InvalidPrefixListID.NotFound there, and so for a rule.
+    let w = lab();
+    let err = refused(
+        &w,
+        &[
+            ("Action", "AuthorizeSecurityGroupEgress"),
+            ("GroupId", "sg-111bbb22"),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "443"),
+            ("IpPermissions.1.ToPort", "443"),
+            ("IpPermissions.1.PrefixListIds.1.PrefixListId", "pl-68a54001"),
+        ],
+        "InvalidPrefixListID.NotFound",
+    );
+    assert!(err.message.contains("pl-68a54001"), "{err}");
+}
