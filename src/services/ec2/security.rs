@@ -197,13 +197,7 @@ fn revoke(ctx: &Ctx, dir: Direction) -> Result<Ec2Outcome, Ec2Error> {
 /// One `RevokedSecurityGroupRule`: the rule's id, group, direction, protocol, ports, peer and
 /// description.
 fn revoked_rule_xml(x: &mut Xml, g: &SecurityGroup, dir: Direction, r: &SgRule) {
-    x.leaf("securityGroupRuleId", &r.id);
-    x.leaf("groupId", &g.id);
-    x.bool("isEgress", dir == Direction::Egress);
-    x.leaf("ipProtocol", &r.protocol.sg_name());
-    let (from, to) = r.ports.to_aws().unwrap_or((-1, -1));
-    x.leaf("fromPort", &from.to_string());
-    x.leaf("toPort", &to.to_string());
+    rule_head_xml(x, g, dir, r);
     match &r.peer {
         Peer::Cidr(c) => x.leaf("cidrIpv4", &c.to_string()),
         Peer::PrefixList(pl) => x.leaf("prefixListId", pl),
@@ -300,18 +294,24 @@ fn permissions_xml(x: &mut Xml, w: &World, name: &str, rules: &[SgRule]) {
     });
 }
 
-/// One `SecurityGroupRule` (the Authorize answers' `securityGroupRuleSet` and
-/// DescribeSecurityGroupRules).
-fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRule) {
+/// What a `SecurityGroupRule` and a `RevokedSecurityGroupRule` both start with: the rule's id,
+/// group, direction, protocol and ports.
+fn rule_head_xml(x: &mut Xml, g: &SecurityGroup, dir: Direction, r: &SgRule) {
     x.leaf("securityGroupRuleId", &r.id);
     x.leaf("groupId", &g.id);
-    x.leaf("groupOwnerId", OWNER_ID);
     x.bool("isEgress", dir == Direction::Egress);
     x.leaf("ipProtocol", &r.protocol.sg_name());
     // Protocol -1 has no ports: EC2 shows -1 for both.
     let (from, to) = r.ports.to_aws().unwrap_or((-1, -1));
     x.leaf("fromPort", &from.to_string());
     x.leaf("toPort", &to.to_string());
+}
+
+/// One `SecurityGroupRule` (the Authorize answers' `securityGroupRuleSet` and
+/// DescribeSecurityGroupRules).
+fn rule_xml(x: &mut Xml, w: &World, g: &SecurityGroup, dir: Direction, r: &SgRule) {
+    rule_head_xml(x, g, dir, r);
+    x.leaf("groupOwnerId", OWNER_ID);
     match &r.peer {
         Peer::Cidr(c) => x.leaf("cidrIpv4", &c.to_string()),
         Peer::PrefixList(pl) => x.leaf("prefixListId", pl),
