@@ -1000,14 +1000,7 @@ impl Pipeline {
             packet::set_dst(pkt, info, private_ip.into(), CsumMode::Full);
         }
         // In through the internet gateway: its limit, an error cut to fit (see `mtu`).
-        let len = match igw {
-            true => mtu::igw_error_len(pkt, info),
-            false => Some(pkt.len()),
-        };
-        match len {
-            Some(len) => Action::Forward { port: out, len },
-            None => c.drop(DropReason::Mtu),
-        }
+        self.forward_error(pkt, info, out, igw)
     }
 
     /// An ICMP error an instance sends about a datagram that reached it through the internet
@@ -1075,14 +1068,7 @@ impl Pipeline {
         // ICMP has no pseudo-header: only the IP header checksum changes.
         packet::set_src(pkt, info, outside_ip.into(), CsumMode::Full);
         // Out through the internet gateway: its limit, an error cut to fit (see `mtu`).
-        let len = match igw {
-            true => mtu::igw_error_len(pkt, info),
-            false => Some(pkt.len()),
-        };
-        Some(match len {
-            Some(len) => Action::Forward { port: out, len },
-            None => self.counters.drop(DropReason::Mtu),
-        })
+        Some(self.forward_error(pkt, info, out, igw))
     }
 
     /// Whether the flow exists and is tracked, so that the security groups let its packets

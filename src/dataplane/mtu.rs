@@ -92,6 +92,21 @@ pub(super) fn leave(pkt: &mut [u8], info: &Ipv4Info, meta: Meta, port: PortId, f
 }
 
 impl Pipeline {
+    /// Forwards a translated ICMP error to `port`; one that crosses the internet gateway
+    /// (`igw`) is cut to fit its limit first ([`igw_error_len`]), or dropped as `mtu`.
+    pub(super) fn forward_error(
+        &self,
+        pkt: &mut [u8],
+        info: &Ipv4Info,
+        port: PortId,
+        igw: bool,
+    ) -> Action {
+        match if igw { igw_error_len(pkt, info) } else { Some(pkt.len()) } {
+            Some(len) => Action::Forward { port, len },
+            None => self.counters.drop(DropReason::Mtu),
+        }
+    }
+
     /// Drops a packet too big for the internet gateway (counted as `mtu`) and, if it has DF,
     /// answers it with an ICMP Fragmentation Needed back to `port`.
     pub(super) fn refuse_mtu(&self, pkt: &mut [u8], info: &Ipv4Info, port: PortId) -> Action {
