@@ -376,17 +376,24 @@ impl Pipeline {
         let Some(host) = vpc.hosts.get(&src).filter(|h| h.port == port) else {
             return c.drop(DropReason::UnknownSource);
         };
-        // The VPC resolver with DNS support off: nothing answers, at base + 2 nor at
-        // 169.254.169.253 (ModifyVpcAttribute: "If enabled, queries to the Amazon provided DNS
-        // server at the 169.254.169.253 IP address, or the reserved IP address at the base of
-        // the VPC network range "plus two" succeed"). Counted here, before the link-local
-        // address is taken for a `martian` (the lab does not answer there, DNS support on or
-        // off): the reason says what AWS would do.
-        if !vpc.dns_support
-            && is_dns(info)
-            && (info.dst_u32() == resolver_of(vpc.cidr) || info.dst_u32() == AMAZON_DNS)
+        // The VPC resolver ("AmazonProvidedDNS"), at the VPC's base address + 2 and at
+        // 169.254.169.253, answers from the aws namespace whatever the route table says
+        // (ModifyVpcAttribute: "If enabled, queries to the Amazon provided DNS server at the
+        // 169.254.169.253 IP address, or the reserved IP address at the base of the VPC network
+        // range "plus two" succeed"); with DNS support off nothing answers, and the query is
+        // counted. Before the martian check: the link-local address is one.
+        if is_dns(info) && (info.dst_u32() == resolver_of(vpc.cidr) || info.dst_u32() == AMAZON_DNS)
         {
-            return c.drop(DropReason::DnsDisabled);
+            if !vpc.dns_support {
+                return c.drop(DropReason::DnsDisabled);
+            }
+            // The id is cloned only when the flow is new.
+            if !self.track_out(snap, now, info, src, port, src, || {
+                (FlowPath::Resolver(vpc.id.clone()), false)
+            }) {
+                return c.drop(DropReason::FlowCollision);
+            }
+            return Action::Forward { port: PORT_AWS, len: pkt.len() };
         }
         // Before routing: a destination no VPC carries. The guide: "We do not support broadcast
         // in a VPC"; nor multicast (only a transit gateway has it), and a default route must
@@ -399,17 +406,6 @@ impl Pipeline {
             && let Some(action) = self.icmp_error_out(snap, port, pkt, info, host.public_ip)
         {
             return action;
-        }
-        // The VPC resolver (the VPC's base address + 2) answers from the aws namespace, whatever
-        // the route table says, like AWS's "AmazonProvidedDNS".
-        if info.dst_u32() == resolver_of(vpc.cidr) && is_dns(info) {
-            // The id is cloned only when the flow is new.
-            if !self.track_out(snap, now, info, src, port, src, || {
-                (FlowPath::Resolver(vpc.id.clone()), false)
-            }) {
-                return c.drop(DropReason::FlowCollision);
-            }
-            return Action::Forward { port: PORT_AWS, len: pkt.len() };
         }
         let hop = subnet.fib.lookup(info.dst_u32());
         let dst_host = match hop {
@@ -1094,9 +1090,9 @@ impl Pipeline {
     }
 }
 
-/// The Amazon DNS server's link-local address, 169.254.169.253: not simulated (`martian`), but a
-/// query to it with DNS support off is counted as `dns_disabled`.
-const AMAZON_DNS: u32 = u32::from_be_bytes([169, 254, 169, 253]);
+/// The Amazon DNS server's link-local address, 169.254.169.253: the VPC resolver answers there
+/// too (DNS over UDP and TCP only; the rest of 169.254.0.0/16 is `martian`).
+pub const AMAZON_DNS: u32 = u32::from_be_bytes([169, 254, 169, 253]);
 
 /// The address of a VPC's resolver: its base address + 2 (10.0.0.2 in a 10.0.0.0/16 VPC).
 pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {
@@ -1104,7 +1100,8 @@ pub fn resolver_of(cidr: ipnet::Ipv4Net) -> u32 {
 }
 
 /// 0.0.0.0/8 ("this network"), 127.0.0.0/8 (loopback), 169.254.0.0/16 (link-local: AWS's
-/// instance metadata, DNS and time addresses, not simulated), 224.0.0.0/4 (multicast) and
+/// instance metadata and time addresses, not simulated; DNS queries to [`AMAZON_DNS`] are taken
+/// before this check), 224.0.0.0/4 (multicast) and
 /// 240.0.0.0/4 (reserved, with 255.255.255.255, the limited broadcast).
 fn is_martian(dst: u32) -> bool {
     let first = dst >> 24;

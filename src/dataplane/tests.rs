@@ -375,10 +375,45 @@ fn a_query_to_the_resolver_without_dns_support_is_a_counted_drop() {
         p.resolver_origin(packet::PROTO_UDP, client, server).as_deref(),
         Some(&"vpc-111bbb22".to_string())
     );
-    // The link-local address is not simulated: with DNS support on it is a martian.
-    let mut pkt = udp("10.0.1.10", 40003, "169.254.169.253", 53);
-    assert_eq!(run(&p, A, &mut pkt), Action::Drop(DropReason::Martian));
     assert_eq!(p.counters.drops(DropReason::DnsDisabled), 4);
+}
+
+#[test]
+fn the_amazon_dns_server_answers_at_its_link_local_address_too() {
+    // ModifyVpcAttribute's EnableDnsSupport: "If enabled, queries to the Amazon provided DNS
+    // server at the 169.254.169.253 IP address, or the reserved IP address at the base of the
+    // VPC network range "plus two" succeed." The query reaches the resolver in the aws
+    // namespace, which learns the asking VPC from the flow, and its answer comes back from
+    // the address asked.
+    let p = demo();
+    for (port, src, sport) in [(A, "10.0.1.10", 40000), (C, "10.0.3.10", 40001)] {
+        let mut q = udp(src, sport, "169.254.169.253", 53);
+        let len = q.len();
+        assert_eq!(run(&p, port, &mut q), Action::Forward { port: PORT_AWS, len });
+        let (client, server) =
+            ((u32::from(ip(src)), sport), (u32::from(ip("169.254.169.253")), 53));
+        assert_eq!(
+            p.resolver_origin(packet::PROTO_UDP, client, server).as_deref(),
+            Some(&"vpc-111bbb22".to_string())
+        );
+        let mut answer = udp("169.254.169.253", 53, src, sport);
+        let len = answer.len();
+        assert_eq!(run(&p, PORT_AWS, &mut answer), Action::Forward { port, len });
+    }
+    // Over TCP too, whatever the route table says (c has no default route).
+    let mut syn = tcp_syn("10.0.3.10", 40002, "169.254.169.253", 53);
+    assert!(matches!(run(&p, C, &mut syn), Action::Forward { port: PORT_AWS, .. }));
+    // Only DNS: the rest of the link-local range (the instance metadata service, the time
+    // server, other ports of this address) is not simulated and stays a martian.
+    for (dst, dport) in
+        [("169.254.169.253", 123), ("169.254.169.254", 80), ("169.254.169.123", 123)]
+    {
+        let mut pkt = udp("10.0.1.10", 40003, dst, dport);
+        assert_eq!(run(&p, A, &mut pkt), Action::Drop(DropReason::Martian));
+    }
+    // Nothing unasked comes back from it.
+    let mut stray = udp("169.254.169.253", 53, "10.0.1.10", 40999);
+    assert_eq!(run(&p, PORT_AWS, &mut stray), Action::Drop(DropReason::NoFlow));
 }
 
 #[test]

@@ -474,7 +474,8 @@ fn dns_view(world: &World, store: &Store) -> dns::DnsView {
 }
 
 /// The VPC resolvers, in the aws namespace: one TCP listener for all, one UDP socket per
-/// resolver address (so replies leave from the address queried), kept in step with the world
+/// resolver address and one on 169.254.169.253 for every VPC (so replies leave from the address
+/// queried; the flow says which VPC asked), kept in step with the world
 /// (new VPCs and instances, changed prefix lists, created and deleted buckets) once a second.
 async fn start_dns(control: &Arc<Control>, store: Arc<Store>, aws_ns: &str) -> anyhow::Result<()> {
     let view = Arc::new(arc_swap::ArcSwap::from_pointee(dns_view(&control.world(), &store)));
@@ -512,6 +513,7 @@ async fn start_dns(control: &Arc<Control>, store: Arc<Store>, aws_ns: &str) -> a
             .vpcs
             .iter()
             .map(|v| std::net::Ipv4Addr::from(crate::dataplane::resolver_of(v.cidr)))
+            .chain([std::net::Ipv4Addr::from(crate::dataplane::AMAZON_DNS)])
             .collect();
         udp.retain(|addr, task| {
             let keep = want.contains(addr);

@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::dataplane::resolver_of;
+use crate::dataplane::{AMAZON_DNS, resolver_of};
 use crate::fib::{PORT_AWS, PORT_INTERNET, PortId};
 use crate::io::netns;
 use crate::io::worker::DEVICE;
@@ -132,8 +132,14 @@ pub fn spec(world: &World, port_of: &dyn Fn(&str) -> Option<PortId>) -> BTreeMap
     let aws = NsSpec {
         port: PORT_AWS,
         local_routes: world.prefix_lists.iter().flat_map(|p| p.cidrs.iter().copied()).collect(),
-        // Every VPC's resolver (base + 2) answers here.
-        lo_addrs: world.vpcs.iter().map(|v| Ipv4Addr::from(resolver_of(v.cidr))).collect(),
+        // Every VPC's resolver (base + 2) answers here, and the Amazon DNS server's link-local
+        // address for all of them.
+        lo_addrs: world
+            .vpcs
+            .iter()
+            .map(|v| Ipv4Addr::from(resolver_of(v.cidr)))
+            .chain([Ipv4Addr::from(AMAZON_DNS)])
+            .collect(),
         ..empty.clone()
     };
     out.insert(format!("{}-aws", world.lab), aws);

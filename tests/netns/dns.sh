@@ -43,6 +43,17 @@ ok "instance hostnames and their PTRs"
 ok "short instance names through the search domain"
 if in_ns a getent hosts www.example.com >/dev/null; then fail "www.example.com resolved"; fi
 ok "unknown names: NXDOMAIN"
+# The same resolver at the Amazon DNS server's link-local address (ModifyVpcAttribute: "queries
+# to the Amazon provided DNS server at the 169.254.169.253 IP address, or the reserved IP
+# address at the base of the VPC network range "plus two" succeed"), over UDP and TCP, from c
+# too, whose route table has no default route; the answer comes from the address asked.
+ip=$(in_ns c dig +short +time=3 +tries=2 @169.254.169.253 open-bucket.s3.amazonaws.com A)
+in_range "$ip" 54.123. || fail "169.254.169.253 over UDP: '$ip'"
+[ "$(in_ns a dig +short +tcp +time=3 +tries=2 @169.254.169.253 ip-10-0-2-10.ec2.internal A)" = 10.0.2.10 ] ||
+    fail "169.254.169.253 over TCP"
+in_ns a dig +time=3 +tries=2 @169.254.169.253 s3.amazonaws.com A | grep -q "SERVER: 169.254.169.253#53" ||
+    fail "the answer does not come from 169.254.169.253"
+ok "169.254.169.253 answers like the VPC's base + 2, over UDP and TCP"
 # By name, the path is the route table's: a through the endpoint, b through the gateway.
 expect_path a http://open-bucket.s3.amazonaws.com/hello.txt 10.0.1.10 vpce-11bb22cc
 expect_path b http://open-bucket.s3.amazonaws.com/hello.txt 203.0.113.20
@@ -60,6 +71,7 @@ awsx ec2 modify-vpc-attribute --vpc-id vpc-111bbb22 --no-enable-dns-support
 [ "$(awsx ec2 describe-vpc-attribute --vpc-id vpc-111bbb22 --attribute enableDnsSupport \
     --query EnableDnsSupport.Value)" = false ] || fail "describe-vpc-attribute"
 if timeout 20 ip netns exec "$LAB-a" getent hosts s3.amazonaws.com; then fail "answered after modify-vpc-attribute"; fi
+if in_ns a dig +short +time=2 +tries=1 @169.254.169.253 s3.amazonaws.com A; then fail "169.254.169.253 answered with DNS support off"; fi
 dropped=$(drop_count dns_disabled)
 [ "$dropped" -gt 0 ] || fail "queries dropped with DNS support off not counted as dns_disabled"
 grep -qE "^ *dns_disabled +$dropped\$" <<< "$("$VPCSIM" status "$LAB")" \
