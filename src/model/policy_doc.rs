@@ -25,11 +25,13 @@ pub fn validate_endpoint_policy(text: &str) -> Result<(), ModelError> {
              space (this one has {chars})"
         )));
     }
-    // EC2 answers a syntax error with its position (see `PolicySyntax` in the EC2 API).
+    // EC2 answers a syntax error with its position (see `PolicySyntax` in the EC2 API), line and
+    // column both counted from 1: serde_json says column 0 for an empty document (nothing read
+    // on the line yet), which is the first column.
     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
         return Err(ModelError::PolicySyntax {
             line: e.line(),
-            column: e.column(),
+            column: e.column().max(1),
             detail: e.to_string(),
         });
     }

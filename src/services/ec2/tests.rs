@@ -780,6 +780,9 @@ fn modify_vpc_endpoint() {
             "(1,78)",
         ),
         ("{\n  \"Statement\": }", "(2,16)"),
+        // Counted from 1 (README, Decisions): an empty document fails at its first column.
+        ("", "(1,1)"),
+        ("\n", "(2,1)"),
     ] {
         let e = refused(&w, &with(&[("PolicyDocument", doc)]), "InvalidPolicyDocument");
         let want = format!("The Policy Document is not valid. Syntax error at position {position}");
