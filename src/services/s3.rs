@@ -1598,8 +1598,12 @@ async fn create_bucket(
     blocking(move || match store.create_bucket_as(&b, &r, None, constraint) {
         // CreateBucket: "For legacy compatibility, if you re-create an existing bucket that you
         // already own in the North Virginia Region, Amazon S3 returns 200 OK" (409
-        // BucketAlreadyOwnedByYou everywhere else).
-        Err(StoreError::BucketAlreadyOwnedByYou(_)) if r == "us-east-1" => Ok(()),
+        // BucketAlreadyOwnedByYou everywhere else, and for a bucket one owns in another region).
+        Err(StoreError::BucketAlreadyOwnedByYou(_))
+            if r == "us-east-1" && store.bucket(&b).is_some_and(|m| m.region == "us-east-1") =>
+        {
+            Ok(())
+        }
         other => other.map_err(|e| S3Error::from_store(e, &b, None)),
     })
     .await?;
@@ -5297,6 +5301,19 @@ mod tests {
             (r.status, xml_values(&r.text(), "Code")),
             (409, vec!["BucketAlreadyOwnedByYou".to_string()])
         );
+        // Created again from another region, in either direction, the bucket is still one's
+        // own: 409 BucketAlreadyOwnedByYou, not BucketAlreadyExists (a name held by another
+        // account), and not the legacy 200 for a bucket outside us-east-1.
+        for (bucket, body) in [("/old-eu", Vec::new()), ("/no-constraint", cfg("eu-west-1"))] {
+            let r = req(addr, "PUT", bucket, &[], &body).await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (409, vec!["BucketAlreadyOwnedByYou".to_string()]),
+                "{bucket}"
+            );
+        }
+        assert_eq!(store.bucket("old-eu").unwrap().region, "eu-west-1");
+        assert_eq!(store.bucket("no-constraint").unwrap().region, "us-east-1");
     }
 
     #[tokio::test]

@@ -524,12 +524,12 @@ impl Store {
             return Err(StoreError::InvalidBucketName(name.to_string()));
         }
         let _guard = lock(&self.commit);
-        if let Some(existing) = self.bucket(name) {
-            return Err(if existing.region == region {
-                StoreError::BucketAlreadyOwnedByYou(name.to_string())
-            } else {
-                StoreError::BucketAlreadyExists(name.to_string())
-            });
+        // Every bucket of the store is the lab account's, so a name taken is the caller's own,
+        // whatever region it is in: S3 answers BucketAlreadyOwnedByYou when a bucket one owns
+        // is created again from another region too (BucketAlreadyExists is for a name held by
+        // another account).
+        if self.bucket(name).is_some() {
+            return Err(StoreError::BucketAlreadyOwnedByYou(name.to_string()));
         }
         let dir = self.bucket_dir(name);
         // Debris of a deleted (or half-created) bucket must not reappear in the new one.
@@ -1644,9 +1644,11 @@ mod tests {
                 s.create_bucket("one", "us-east-1", None),
                 Err(StoreError::BucketAlreadyOwnedByYou(_))
             ));
+            // The lab's one account owns every bucket of its store: in another region too, the
+            // bucket is the caller's own (S3 answers 409 BucketAlreadyOwnedByYou across regions).
             assert!(matches!(
                 s.create_bucket("one", "eu-west-1", None),
-                Err(StoreError::BucketAlreadyExists(_))
+                Err(StoreError::BucketAlreadyOwnedByYou(_))
             ));
             s.set_bucket_policy("one", Some("{\"Version\":\"2012-10-17\"}".into())).unwrap();
             assert!(matches!(s.set_bucket_policy("nope", None), Err(StoreError::NoSuchBucket(_))));
