@@ -420,6 +420,12 @@ async fn dispatch(
             }
             delete_objects(state, &authz, &bucket, &parts.headers, body).await
         }
+        // POST Object (an HTML form upload: its credentials and policy are form fields, not
+        // the request's signature) is not simulated: `501` on every bucket, before it is judged
+        // as an anonymous request it is not.
+        None if method == Method::POST && !query.has("location") => {
+            Err(S3Error::not_implemented(method.as_str()))
+        }
         None => {
             let action = match (&method, query.has("location")) {
                 (&Method::GET, true) => "s3:GetBucketLocation",
@@ -455,7 +461,6 @@ async fn dispatch(
                 Method::HEAD => head_bucket(state, &bucket).await,
                 Method::PUT => create_bucket(state, &bucket, &region, &parts.headers, body).await,
                 Method::DELETE => delete_bucket(state, &bucket).await,
-                Method::POST => Err(S3Error::not_implemented(method.as_str())),
                 m => Err(S3Error::method_not_allowed(&m, "BUCKET")),
             }
         }
@@ -6167,6 +6172,30 @@ mod tests {
         assert_eq!(store.get_object_bytes("bkt", "dst").unwrap().1, b"new data");
         let r = req(addr, "PUT", "/bkt/fresh", &[src, ("If-None-Match", "*")], b"").await;
         assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// POST Object (an HTML form upload, boto3's `generate_presigned_post`) is not simulated: the
+    /// form's fields carry its credentials, so judged as an anonymous `s3:ListBucket` it got
+    /// `403 AccessDenied` on a private bucket and `501` on a public one. It is `501
+    /// NotImplemented` on every bucket, before authorization, and stores nothing.
+    #[tokio::test]
+    async fn a_form_upload_is_not_implemented_on_every_bucket() {
+        let (addr, _dir, store, _) = start_signed().await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+            "Action":"s3:ListBucket","Resource":"arn:aws:s3:::pub"}]}"#;
+        store.create_bucket("pub", "us-east-1", Some(policy.into())).unwrap();
+        let form = "--b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nx.txt\r\n--b\r\n\
+                    Content-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\ndata\r\n--b--\r\n";
+        for bucket in ["bkt", "pub"] {
+            let ct = [("content-type", "multipart/form-data; boundary=b")];
+            let r = req(addr, "POST", &format!("/{bucket}"), &ct, form.as_bytes()).await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code"), xml_values(&r.text(), "Header")),
+                (501, vec!["NotImplemented".into()], vec!["POST".into()]),
+                "{bucket}"
+            );
+            assert!(store.head_object(bucket, "x.txt").is_err());
+        }
     }
 
     /// A copy reads its source: CopyObject and UploadPartCopy need `s3:GetObject` on the source
