@@ -369,27 +369,50 @@ async fn dispatch(
             authorize_acl(&authz, &bucket, &method, &query, &bucket_arn, false)?;
             acl(&method)
         }
-        None if query.has("encryption") || query.has("ownershipControls") => {
-            let encryption = query.has("encryption");
-            let name = if encryption { "encryption" } else { "ownershipControls" };
-            // The API reference: DeleteBucketEncryption needs "the
-            // s3:PutEncryptionConfiguration action", DeleteBucketOwnershipControls "the
-            // s3:PutBucketOwnershipControls permission".
-            let action = match (&method, encryption) {
-                (&Method::GET, true) => "s3:GetEncryptionConfiguration",
-                (&Method::PUT | &Method::DELETE, true) => "s3:PutEncryptionConfiguration",
-                (&Method::GET, false) => "s3:GetBucketOwnershipControls",
-                (&Method::PUT | &Method::DELETE, false) => "s3:PutBucketOwnershipControls",
-                (m, _) => return Err(S3Error::method_not_allowed(m, "BUCKET")),
+        None if query.has("encryption")
+            || query.has("ownershipControls")
+            || query.has("versioning") =>
+        {
+            // The lab's fixed bucket settings: (subresource, the GET's action, the PUT's (and
+            // DELETE's) action, the answer). The API reference: DeleteBucketEncryption needs
+            // "the s3:PutEncryptionConfiguration action", DeleteBucketOwnershipControls "the
+            // s3:PutBucketOwnershipControls permission"; versioning has no DELETE.
+            type Fixed = fn() -> Result<Response<RespBody>, S3Error>;
+            let (name, get, put, answer): (&str, &str, &str, Fixed) = if query.has("encryption") {
+                (
+                    "encryption",
+                    "s3:GetEncryptionConfiguration",
+                    "s3:PutEncryptionConfiguration",
+                    bucket_encryption,
+                )
+            } else if query.has("ownershipControls") {
+                (
+                    "ownershipControls",
+                    "s3:GetBucketOwnershipControls",
+                    "s3:PutBucketOwnershipControls",
+                    ownership_controls,
+                )
+            } else {
+                (
+                    "versioning",
+                    "s3:GetBucketVersioning",
+                    "s3:PutBucketVersioning",
+                    bucket_versioning,
+                )
+            };
+            let action = match method {
+                Method::GET => get,
+                Method::PUT => put,
+                Method::DELETE if name != "versioning" => put,
+                ref m => return Err(S3Error::method_not_allowed(m, "BUCKET")),
             };
             if let Some(p) = query.unsupported(&[name]) {
                 return Err(S3Error::not_implemented(p));
             }
             authz.require_in(&bucket, action, &bucket_arn, None)?;
-            match (method, encryption) {
-                (Method::GET, true) => bucket_encryption(),
-                (Method::GET, false) => ownership_controls(),
-                // Fixed: SSE-S3 and BucketOwnerEnforced are all the lab has.
+            match method {
+                Method::GET => answer(),
+                // Fixed: SSE-S3, BucketOwnerEnforced and never versioned are all the lab has.
                 _ => Err(S3Error::not_implemented(name)),
             }
         }
@@ -1540,6 +1563,15 @@ fn bucket_encryption() -> Result<Response<RespBody>, S3Error> {
         Ok(())
     })?;
     Ok(xml_response(StatusCode::OK, body))
+}
+
+/// GetBucketVersioning: no bucket of the lab is versioned (PutBucketVersioning is `501`), and
+/// for a bucket never versioned S3 answers an empty `<VersioningConfiguration/>`: no `Status`
+/// (its values are only `Enabled` and `Suspended`), and no `MfaDelete` ("This element is only
+/// returned if the bucket has been configured with MFA delete", botocore's model). Tools read
+/// it (Terraform's `aws_s3_bucket`, `aws s3api get-bucket-versioning`).
+fn bucket_versioning() -> Result<Response<RespBody>, S3Error> {
+    Ok(xml_response(StatusCode::OK, xml_doc("VersioningConfiguration", |_| Ok(()))?))
 }
 
 /// GetBucketOwnershipControls: every bucket is `BucketOwnerEnforced` (see
@@ -6348,6 +6380,22 @@ mod tests {
                 "{method} {target}"
             );
         }
+        // Never versioned: a configuration without Status; setting it is not simulated, and
+        // there is no DeleteBucketVersioning.
+        let r = signed_as(addr, admin, "GET", "/bkt?versioning", &[]).await;
+        let t = r.text();
+        assert_eq!(r.status, 200, "{t}");
+        assert!(t.contains(&format!(r#"<VersioningConfiguration xmlns="{S3_NS}">"#)), "{t}");
+        assert!(!t.contains("Status") && !t.contains("MfaDelete"), "{t}");
+        let r = signed_as(addr, admin, "PUT", "/bkt?versioning", &[]).await;
+        assert_eq!(
+            (r.status, xml_values(&r.text(), "Code")),
+            (501, vec!["NotImplemented".into()]),
+            "{}",
+            r.text()
+        );
+        let r = signed_as(addr, admin, "DELETE", "/bkt?versioning", &[]).await;
+        assert_eq!(r.status, 405, "{}", r.text());
         let r = signed_as(addr, admin, "POST", "/bkt?encryption", &[]).await;
         assert_eq!(r.status, 405, "{}", r.text());
         let r = signed_as(addr, admin, "GET", "/nope?encryption", &[]).await;
@@ -6356,6 +6404,7 @@ mod tests {
         for (action, denied, allowed) in [
             ("s3:GetEncryptionConfiguration", "/locked?encryption", "/locked?ownershipControls"),
             ("s3:GetBucketOwnershipControls", "/locked?ownershipControls", "/locked?encryption"),
+            ("s3:GetBucketVersioning", "/locked?versioning", "/locked?encryption"),
         ] {
             let policy = format!(
                 r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"{action}","Resource":"arn:aws:s3:::locked"}}]}}"#
