@@ -27,6 +27,9 @@ type HmacSha256 = Hmac<Sha256>;
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Algorithm name used in the string to sign of aws-chunked chunk signatures.
 pub const CHUNK_ALGORITHM: &str = "AWS4-HMAC-SHA256-PAYLOAD";
+/// Algorithm name used in the string to sign of an aws-chunked body's trailing headers
+/// (`x-amz-trailer-signature`).
+pub const TRAILER_ALGORITHM: &str = "AWS4-HMAC-SHA256-TRAILER";
 /// Payload hash literal used by presigned S3 requests and by clients that do not sign the body.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// SHA-256 of the empty string, hex encoded.
