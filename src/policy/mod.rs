@@ -598,6 +598,9 @@ pub enum Verdict {
     Deny {
         /// Who denied.
         by: String,
+        /// Whether a Deny statement matched (S3's "with an explicit deny in …"), rather than
+        /// no policy allowing ("because no … allows").
+        explicit: bool,
     },
 }
 
@@ -633,12 +636,12 @@ fn combine<'l>(
                 Some(sid) => format!("{label}:{sid}"),
                 None => label.to_string(),
             };
-            return Verdict::Deny { by };
+            return Verdict::Deny { by, explicit: true };
         }
     }
     for (label, d, required) in &decisions {
         if *required && !matches!(d, Decision::Allow { .. }) {
-            return Verdict::Deny { by: label.to_string() };
+            return Verdict::Deny { by: label.to_string(), explicit: false };
         }
     }
     let granted =
@@ -646,7 +649,7 @@ fn combine<'l>(
     if granted || !grant_needed {
         Verdict::Allow
     } else {
-        Verdict::Deny { by: IMPLICIT.to_string() }
+        Verdict::Deny { by: IMPLICIT.to_string(), explicit: false }
     }
 }
 

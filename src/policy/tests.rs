@@ -123,8 +123,15 @@ fn deny(sid: Option<&str>, index: usize) -> Decision {
     Decision::Deny { sid: sid.map(str::to_owned), index }
 }
 
+/// A denial: by an explicit Deny when `by` names a Sid (every row's Deny has one), else by no
+/// policy allowing.
 fn denied(by: &str) -> Verdict {
-    Verdict::Deny { by: by.to_string() }
+    Verdict::Deny { by: by.to_string(), explicit: by.contains(':') }
+}
+
+/// A denial by a Deny statement without a Sid.
+fn denied_explicitly(label: &str) -> Verdict {
+    Verdict::Deny { by: label.to_string(), explicit: true }
 }
 
 fn p(json: &str, kind: PolicyKind) -> Policy {
@@ -625,7 +632,7 @@ fn verdict_rows() -> Vec<VerdictRow> {
           req(Some(DEV), "s3:DeleteObject", OBJ, VIA_VPCE), denied("endpoint-policy:NoDelete")),
         v("endpoint explicit deny without Sid",
           Some(ENDPOINT_DENY_NO_SID), Some(BUCKET_ALLOW_ALL), Some(DEVELOPER_POLICY),
-          req(Some(DEV), "s3:DeleteObject", OBJ, VIA_VPCE), denied(ENDPOINT_POLICY)),
+          req(Some(DEV), "s3:DeleteObject", OBJ, VIA_VPCE), denied_explicitly(ENDPOINT_POLICY)),
         v("endpoint with only ec2:* grants nothing for S3 and does not deny explicitly",
           Some(ENDPOINT_EC2_ONLY), Some(BUCKET_ALLOW_ALL), Some(DEVELOPER_POLICY),
           req(Some(DEV), "s3:GetObject", OBJ, VIA_VPCE), denied(ENDPOINT_POLICY)),

@@ -1150,12 +1150,57 @@ impl<'a> Authz<'a> {
         };
         match policies.decide(&req) {
             Verdict::Allow => Ok(()),
-            Verdict::Deny { by } => {
+            Verdict::Deny { by, explicit } => {
                 debug!(action, resource, by = %by, cross_account, "s3 access denied");
-                Err(S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied")
+                let message = match user {
+                    Some(u) if !cross_account => {
+                        access_denied_message(&u.arn, action, resource, &by, explicit)
+                    }
+                    _ => "Access Denied".to_string(),
+                };
+                Err(S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", &message)
                     .header("x-vpcsim-denied-by", &by))
             }
         }
+    }
+}
+
+/// S3's message for an AccessDenied of a signed request within the bucket owner's account,
+/// from the verdict (who denied, and whether by a Deny statement). The S3 User Guide,
+/// "Troubleshoot access denied (403 Forbidden) errors": "Most access denied error messages
+/// appear in the format User user-arn is not authorized to perform action on "resource-arn"
+/// because context"; an explicit Deny says "with an explicit deny in a type policy", an
+/// implicit one "because no type policy allows the action action"; "Enhanced access denied
+/// messages are returned only for same-account requests" ("Cross-account requests ... return a
+/// generic Access Denied message", as anonymous ones do). The types: "VPC endpoint",
+/// "resource-based" (bucket policies), "identity-based". Within an account the identity policy
+/// is the one expected to allow, so when nothing allows it is the one named. ListAllMyBuckets
+/// has no resource, and S3 names none: "is not authorized to perform: s3:ListAllMyBuckets
+/// because no identity-based policy allows the s3:ListAllMyBuckets action".
+fn access_denied_message(
+    principal: &str,
+    action: &str,
+    resource: &str,
+    by: &str,
+    explicit: bool,
+) -> String {
+    use crate::policy::{BUCKET_POLICY, ENDPOINT_POLICY};
+    let (a, kind) = match by.split(':').next().unwrap_or(by) {
+        ENDPOINT_POLICY => ("a", "VPC endpoint"),
+        BUCKET_POLICY => ("a", "resource-based"),
+        _ => ("an", "identity-based"),
+    };
+    let context = if explicit {
+        format!("with an explicit deny in {a} {kind} policy")
+    } else {
+        format!("because no {kind} policy allows the {action} action")
+    };
+    if action == "s3:ListAllMyBuckets" {
+        format!("User: {principal} is not authorized to perform: {action} {context}")
+    } else {
+        format!(
+            "User: {principal} is not authorized to perform: {action} on resource: \"{resource}\" {context}"
+        )
     }
 }
 
@@ -6624,6 +6669,147 @@ mod tests {
         assert_eq!(req(addr, "GET", "/bkt/k", &[], b"").await.status, 200);
         let r = req(addr, "GET", &format!("/{repo}/repodata/repomd.xml"), &[], b"").await;
         assert_eq!((r.status, r.header("x-vpcsim-denied-by")), (403, Some("endpoint-policy")));
+    }
+
+    /// S3 User Guide, "Troubleshoot access denied (403 Forbidden) errors": same-account
+    /// requests get "User user-arn is not authorized to perform action on "resource-arn"
+    /// because context", "with an explicit deny in a type policy" or "because no type policy
+    /// allows the action action"; "Cross-account requests ... return a generic Access Denied
+    /// message", and so do anonymous ones.
+    #[tokio::test]
+    async fn access_denied_names_the_policy_for_the_same_account() {
+        let endpoint_policy = r#"{"Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::bkt","arn:aws:s3:::bkt/*"]},
+            {"Effect":"Allow","Principal":"*","Action":"s3:ListAllMyBuckets","Resource":"*"},
+            {"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::bkt/keep"}]}"#;
+        let mut world = crate::model::World::new("t", "us-east-1").unwrap();
+        world.endpoints.push(crate::model::Endpoint {
+            id: "vpce-0123abcd".into(),
+            vpc: "vpc-42".into(),
+            service: "com.amazonaws.us-east-1.s3".into(),
+            route_tables: Vec::new(),
+            policy: Some(endpoint_policy.into()),
+        });
+        for u in crate::model::default_users() {
+            world.add_user(u).unwrap();
+        }
+        for (name, policy) in [
+            ("reader", None),
+            (
+                "careful",
+                Some(
+                    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Sid":"NoWrites","Effect":"Deny","Action":"s3:PutObject","Resource":"*"}]}"#,
+                ),
+            ),
+        ] {
+            world
+                .add_user(crate::model::User {
+                    name: name.into(),
+                    access_key: format!("AKIA{:0>16}", name.to_uppercase()),
+                    secret_key: "secret".into(),
+                    policies: policy.into_iter().map(str::to_string).collect(),
+                })
+                .unwrap();
+        }
+        let access =
+            Access::from_world(&world, std::time::Duration::ZERO, None, std::time::Instant::now());
+        let access = Some(Arc::new(arc_swap::ArcSwap::from_pointee(access)));
+        let (addr, _dir, store, _) = start_full(true, "us-east-1", [127, 0, 0, 1], access).await;
+        store.create_bucket("other", "us-east-1", None).unwrap();
+        let no_secrets = r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoSecrets","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/secret"}]}"#;
+        store.set_bucket_policy("bkt", Some(no_secrets.into())).unwrap();
+        for key in ["k", "keep", "secret"] {
+            store.put_object("bkt", key, b"x", None).unwrap();
+        }
+        store.put_object("other", "k", b"x", None).unwrap();
+        let admin = (ADMIN_AK, ADMIN_SK);
+        let reader = ("AKIA0000000000READER", "secret");
+        let careful = ("AKIA000000000CAREFUL", "secret");
+        let user = |n: &str| {
+            format!("User: arn:aws:iam::123456789012:user/{n} is not authorized to perform:")
+        };
+        for (keys, method, target, by, want) in [
+            (
+                admin,
+                "GET",
+                "/other/k",
+                "endpoint-policy",
+                format!(
+                    "{} s3:GetObject on resource: \"arn:aws:s3:::other/k\" because no VPC endpoint policy allows the s3:GetObject action",
+                    user("admin")
+                ),
+            ),
+            (
+                admin,
+                "DELETE",
+                "/bkt/keep",
+                "endpoint-policy",
+                format!(
+                    "{} s3:DeleteObject on resource: \"arn:aws:s3:::bkt/keep\" with an explicit deny in a VPC endpoint policy",
+                    user("admin")
+                ),
+            ),
+            (
+                admin,
+                "GET",
+                "/bkt/secret",
+                "bucket-policy:NoSecrets",
+                format!(
+                    "{} s3:GetObject on resource: \"arn:aws:s3:::bkt/secret\" with an explicit deny in a resource-based policy",
+                    user("admin")
+                ),
+            ),
+            (
+                reader,
+                "GET",
+                "/bkt/k",
+                "implicit",
+                format!(
+                    "{} s3:GetObject on resource: \"arn:aws:s3:::bkt/k\" because no identity-based policy allows the s3:GetObject action",
+                    user("reader")
+                ),
+            ),
+            (
+                reader,
+                "GET",
+                "/bkt?list-type=2",
+                "implicit",
+                format!(
+                    "{} s3:ListBucket on resource: \"arn:aws:s3:::bkt\" because no identity-based policy allows the s3:ListBucket action",
+                    user("reader")
+                ),
+            ),
+            (
+                reader,
+                "GET",
+                "/",
+                "implicit",
+                format!(
+                    "{} s3:ListAllMyBuckets because no identity-based policy allows the s3:ListAllMyBuckets action",
+                    user("reader")
+                ),
+            ),
+            (
+                careful,
+                "PUT",
+                "/bkt/new",
+                "user-policy:NoWrites",
+                format!(
+                    "{} s3:PutObject on resource: \"arn:aws:s3:::bkt/new\" with an explicit deny in an identity-based policy",
+                    user("careful")
+                ),
+            ),
+        ] {
+            let r = signed_as(addr, keys, method, target, &[]).await;
+            assert_eq!(
+                (r.status, r.header("x-vpcsim-denied-by"), error_message(&r)),
+                (403, Some(by), want),
+                "{method} {target}"
+            );
+        }
+        // Anonymous: the generic message.
+        let r = req(addr, "GET", "/other/k", &[], b"").await;
+        assert_eq!((r.status, error_message(&r)), (403, "Access Denied".to_string()));
     }
 
     #[tokio::test]

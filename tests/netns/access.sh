@@ -44,6 +44,14 @@ awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '
 expect_status a http://54.123.170.5/open-bucket/hello.txt 403 endpoint-policy
 expect_status b http://54.123.170.5/open-bucket/hello.txt 200
 expect_status a http://54.123.170.5/my-secure-bucket/hello.txt 200
+# S3 User Guide, "Troubleshoot access denied (403 Forbidden) errors": a same-account request
+# gets "User: <arn> is not authorized to perform: <action> on resource: "<arn>" because no VPC
+# endpoint policy allows the <action> action"; the CLI in the subnet shows it.
+if AWS_CA_BUNDLE="$STATE/tls/ca.pem" in_ns a "$AWS_BIN" s3api get-object --bucket open-bucket \
+    --key hello.txt "$WORK/hello.out" > "$WORK/denied.out" 2>&1; then fail "open-bucket through the endpoint"; fi
+grep -qF 'User: arn:aws:iam::123456789012:user/admin is not authorized to perform: s3:GetObject on resource: "arn:aws:s3:::open-bucket/hello.txt" because no VPC endpoint policy allows the s3:GetObject action' \
+    "$WORK/denied.out" || fail "the endpoint policy's AccessDenied message: $(cat "$WORK/denied.out")"
+ok "aws s3api get-object in a: AccessDenied names the VPC endpoint policy"
 awsx ec2 describe-vpc-endpoints --query 'VpcEndpoints[0].PolicyDocument' --output text | grep >/dev/null -c Access-to-specific-bucket-only \
     || fail "describe-vpc-endpoints does not show the policy"
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
