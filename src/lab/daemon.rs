@@ -559,28 +559,42 @@ async fn start_dns(control: &Arc<Control>, store: Arc<Store>, aws_ns: &str) -> a
 }
 
 /// The buckets AWS itself owns in every region that the guide names: the Amazon Linux AMI
-/// repositories (`packages.<region>.amazonaws.com`, `repo.<region>.amazonaws.com`), readable by
-/// anyone, so that the guide's "Enabling Access to the Amazon Linux AMI Repositories" endpoint
-/// policy can be tried. Created when missing; never changed once there.
+/// repositories ([`crate::model::aws_repository_buckets`]), in AWS's account, not the lab's,
+/// and readable by anyone, so that the guide's "Enabling Access to the Amazon Linux AMI
+/// Repositories" endpoint policy can be tried. Created when missing; never changed once there,
+/// but for one made by an older vpcsim in the lab's account (whose users could delete it, or
+/// make it again without its policy): that one is handed to AWS's account with its policy, its
+/// objects kept, and gets its `repodata/repomd.xml` back if it lost it.
 fn seed_aws_buckets(world: &World, store: &Store) -> anyhow::Result<()> {
+    use crate::model::{AWS_ACCOUNT_ID, aws_repository_buckets};
     for region in world.prefix_lists.iter().map(|p| p.region.as_str()) {
-        for kind in ["packages", "repo"] {
-            let name = format!("{kind}.{region}.amazonaws.com");
-            if store.bucket(&name).is_some() {
-                continue;
-            }
+        for name in aws_repository_buckets(region) {
             let policy = format!(
                 r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"AmazonLinuxRepository","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{name}/*"}}]}}"#
             );
-            store
-                .create_bucket(&name, region, Some(policy))
-                .with_context(|| format!("creating {name}"))?;
+            match store.bucket(&name) {
+                Some(b) if b.owner == AWS_ACCOUNT_ID => continue,
+                Some(_) => {
+                    store
+                        .set_bucket_owner(&name, AWS_ACCOUNT_ID)
+                        .and_then(|()| store.set_bucket_policy(&name, Some(policy)))
+                        .with_context(|| format!("handing {name} to AWS's account"))?;
+                }
+                None => store
+                    .create_bucket_owned(&name, region, Some(policy), AWS_ACCOUNT_ID)
+                    .with_context(|| format!("creating {name}"))?,
+            }
+            const INDEX: &str = "repodata/repomd.xml";
+            if store.head_object(&name, INDEX).is_ok() {
+                continue;
+            }
+            let kind = name.split('.').next().unwrap_or_default();
             let body = format!(
                 "<repomd><!-- the Amazon Linux {kind} repository of {region} (vpcsim) --></repomd>\n"
             );
             store
-                .put_object(&name, "repodata/repomd.xml", body.as_bytes(), Some("text/xml"))
-                .with_context(|| format!("creating s3://{name}/repodata/repomd.xml"))?;
+                .put_object(&name, INDEX, body.as_bytes(), Some("text/xml"))
+                .with_context(|| format!("creating s3://{name}/{INDEX}"))?;
         }
     }
     Ok(())
@@ -607,8 +621,37 @@ fn seed_buckets(world: &World, store: &Store) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::aside_path;
+    use super::{aside_path, seed_aws_buckets};
+    use crate::model::{ACCOUNT_ID, AWS_ACCOUNT_ID, World};
+    use crate::services::store::Store;
     use std::path::{Path, PathBuf};
+
+    /// The guide: "The Amazon Linux AMI repositories are Amazon S3 buckets in each region",
+    /// AWS's, not the lab's. A store of an older vpcsim, where one was the lab's (and a user
+    /// deleted it and made it again without its policy), gets it handed back to AWS's account.
+    #[test]
+    fn the_amazon_linux_repositories_are_aws_buckets() {
+        let dir = std::env::temp_dir().join(format!("vpcsim-seed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let world = World::new("t", "us-east-1").unwrap();
+        let store = Store::open(&dir).unwrap();
+        store.create_bucket("repo.us-east-1.amazonaws.com", "us-east-1", None).unwrap();
+        seed_aws_buckets(&world, &store).unwrap();
+        for region in world.prefix_lists.iter().map(|p| p.region.as_str()) {
+            for name in crate::model::aws_repository_buckets(region) {
+                let b = store.bucket(&name).expect("seeded");
+                assert_eq!((b.owner.as_str(), b.region.as_str()), (AWS_ACCOUNT_ID, region));
+                assert!(b.policy.is_some_and(|p| p.contains("AmazonLinuxRepository")), "{name}");
+                assert!(store.head_object(&name, "repodata/repomd.xml").is_ok(), "{name}");
+            }
+        }
+        assert_ne!(AWS_ACCOUNT_ID, ACCOUNT_ID);
+        // Once there, never changed.
+        store.put_object("repo.us-east-1.amazonaws.com", "x", b"x", None).unwrap();
+        seed_aws_buckets(&world, &store).unwrap();
+        assert!(store.head_object("repo.us-east-1.amazonaws.com", "x").is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn fresh_moves_the_state_dir_beside_itself_whole_name_kept() {

@@ -631,6 +631,11 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             let e = ModelError::ReservedBucketName { name: b.name.get_ref().clone(), rule };
             return Err(ctx.err(format!("bucket[{i}].name"), &b.name.span(), e));
         }
+        // AWS's own buckets are another account's: the lab makes them itself, in that account.
+        if crate::model::is_aws_repository_bucket(b.name.get_ref()) {
+            let e = ModelError::AwsOwnedBucket(b.name.get_ref().clone());
+            return Err(ctx.err(format!("bucket[{i}].name"), &b.name.span(), e));
+        }
         let region =
             b.region.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| w.region.clone());
         let bucket = Bucket {
@@ -1121,6 +1126,19 @@ mod tests {
         assert!(err.field.starts_with("bucket[3].objects."), "{err}");
         assert!(err.message.contains("1025"), "{err}");
         assert!(with("[[bucket]]\nname = \"keys\"\nobjects = { \"a/b.txt\" = \"b\" }\n").is_ok());
+    }
+
+    #[test]
+    fn a_bucket_of_aws_is_no_lab_bucket() {
+        // The guide: "The Amazon Linux AMI repositories are Amazon S3 buckets in each region";
+        // they are AWS's, in another account, and the lab makes them there itself.
+        for name in ["packages.us-east-1.amazonaws.com", "repo.eu-west-1.amazonaws.com"] {
+            let err = with(&format!("[[bucket]]\nname = \"{name}\"\n")).unwrap_err();
+            assert_eq!((err.line, err.field.as_str()), (line_count() + 3, "bucket[3].name"));
+            assert!(err.message.contains("AWS owns"), "{err}");
+        }
+        // Not a region: an ordinary name.
+        assert!(with("[[bucket]]\nname = \"repo.example.amazonaws.com\"\n").is_ok());
     }
 
     #[test]

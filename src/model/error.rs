@@ -121,6 +121,12 @@ pub enum ModelError {
     /// the guide's, e.g. "start with the prefix xn--".
     #[error("the specified bucket name is not valid: '{name}': bucket names must not {rule}")]
     ReservedBucketName { name: String, rule: String },
+    /// One of the buckets AWS keeps for itself in another account (an Amazon Linux AMI
+    /// repository, see [`super::aws_repository_buckets`]).
+    #[error(
+        "bucket '{0}' is an Amazon Linux AMI repository, which AWS owns (another account than the lab's)"
+    )]
+    AwsOwnedBucket(String),
     /// An object key S3 would refuse: empty, or longer than 1,024 bytes.
     #[error("an object key must be 1 to 1024 bytes long (this one has {})", .0.len())]
     InvalidObjectKey(String),

@@ -59,7 +59,7 @@ pub use nat::{ElasticIp, NatGateway, NatState};
 pub use ops::{PolicyChange, ResourceKind, check_tag};
 pub use policy_doc::{DEFAULT_ENDPOINT_POLICY, validate_endpoint_policy};
 pub use regions::{AwsRegion, REGIONS, S3_FIPS_REGIONS, default_prefix_lists, has_s3_fips};
-pub use users::{ACCOUNT_ID, User, default_users};
+pub use users::{ACCOUNT_ID, AWS_ACCOUNT_ID, User, default_users};
 
 /// An AWS-managed prefix list: the address ranges of one service in one region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1030,6 +1030,21 @@ pub fn reserved_bucket_rule(name: &str) -> Option<String> {
         .iter()
         .find(|s| name.ends_with(*s))
         .map(|s| format!("end with the suffix {s}"))
+}
+
+/// The buckets AWS keeps in `region` that the guide names: "The Amazon Linux AMI repositories
+/// are Amazon S3 buckets in each region" (`packages.<region>.amazonaws.com`,
+/// `repo.<region>.amazonaws.com`). They belong to [`AWS_ACCOUNT_ID`], not to the lab.
+pub fn aws_repository_buckets(region: &str) -> [String; 2] {
+    ["packages", "repo"].map(|kind| format!("{kind}.{region}.amazonaws.com"))
+}
+
+/// Whether `name` is one of [`aws_repository_buckets`] of some region AWS has: a name no lab
+/// may take (in AWS it is another account's bucket).
+pub fn is_aws_repository_bucket(name: &str) -> bool {
+    let Some(rest) = name.strip_suffix(".amazonaws.com") else { return false };
+    let region = rest.strip_prefix("packages.").or_else(|| rest.strip_prefix("repo."));
+    region.is_some_and(|r| regions::region(r).is_some())
 }
 
 /// S3's longest object key, in bytes.

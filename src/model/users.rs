@@ -12,6 +12,12 @@ use crate::policy::{Policy, PolicyKind};
 /// The account every lab lives in.
 pub const ACCOUNT_ID: &str = "123456789012";
 
+/// The account of the buckets AWS itself keeps (the Amazon Linux AMI repositories, see
+/// [`super::aws_repository_buckets`]): another account than the lab's, so that the lab's users
+/// reach them only as their bucket policy allows. AWS does not say which account owns them;
+/// this is an example id of the AWS documentation (README, Decisions).
+pub const AWS_ACCOUNT_ID: &str = "444455556666";
+
 pub const ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 pub const DEVELOPER_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Describe","Effect":"Allow","Action":"ec2:Describe*","Resource":"*"},{"Sid":"S3","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
 

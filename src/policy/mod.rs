@@ -96,10 +96,11 @@
 //! For S3 ([`S3Policies`]): "all types of policies — IAM user policies, endpoint policies, S3
 //! policies ... — must grant the necessary permissions". The endpoint policy, when the request
 //! came through an endpoint, is a required gate restricted to `s3`; the bucket policy and the
-//! caller's identity policy are grant sources, one Allow from either suffices (same-account
-//! semantics: cross-account access needing both is not modelled; an account principal in the
-//! bucket policy needs the identity policy's Allow, as above); anonymous requests have only
-//! the bucket policy. ACLs are left to the S3 stub.
+//! caller's identity policy are grant sources, one Allow from either suffices within an
+//! account (an account principal in the bucket policy needs the identity policy's Allow, as
+//! above); a signed caller of another account than the bucket's needs both (see
+//! [`S3Policies::decide`]); anonymous requests have only the bucket policy. ACLs are left to
+//! the S3 stub.
 
 mod eval;
 mod parse;
@@ -597,13 +598,18 @@ pub enum Verdict {
     Deny {
         /// Who denied.
         by: String,
+        /// Whether a Deny statement matched (S3's "with an explicit deny in …"), rather than
+        /// no policy allowing ("because no … allows").
+        explicit: bool,
     },
 }
 
 /// Combines several policies: see the module doc. Each entry is (label, policy, whether an
 /// Allow from this policy is required).
 pub fn decide(policies: &[(&str, &Policy, bool)], req: &RequestContext<'_>) -> Verdict {
-    combine(policies.iter().map(|&(label, p, required)| (label, grant(p, required, req), required)))
+    let decisions =
+        policies.iter().map(|&(label, p, required)| (label, grant(p, required, req), required));
+    combine(decisions, true)
 }
 
 /// What one policy says in a combination: a resource policy that is a source of permissions
@@ -617,7 +623,12 @@ fn grant(p: &Policy, required: bool, req: &RequestContext<'_>) -> Decision {
     }
 }
 
-fn combine<'l>(decisions: impl IntoIterator<Item = (&'l str, Decision, bool)>) -> Verdict {
+/// `grant_needed`: whether one policy that is not required must allow (rule 3 of the module
+/// doc); without, every required policy allowing suffices.
+fn combine<'l>(
+    decisions: impl IntoIterator<Item = (&'l str, Decision, bool)>,
+    grant_needed: bool,
+) -> Verdict {
     let decisions: Vec<_> = decisions.into_iter().collect();
     for (label, d, _) in &decisions {
         if let Decision::Deny { sid, .. } = d {
@@ -625,18 +636,20 @@ fn combine<'l>(decisions: impl IntoIterator<Item = (&'l str, Decision, bool)>) -
                 Some(sid) => format!("{label}:{sid}"),
                 None => label.to_string(),
             };
-            return Verdict::Deny { by };
+            return Verdict::Deny { by, explicit: true };
         }
     }
     for (label, d, required) in &decisions {
         if *required && !matches!(d, Decision::Allow { .. }) {
-            return Verdict::Deny { by: label.to_string() };
+            return Verdict::Deny { by: label.to_string(), explicit: false };
         }
     }
-    if decisions.iter().any(|(_, d, required)| !required && matches!(d, Decision::Allow { .. })) {
+    let granted =
+        decisions.iter().any(|(_, d, required)| !required && matches!(d, Decision::Allow { .. }));
+    if granted || !grant_needed {
         Verdict::Allow
     } else {
-        Verdict::Deny { by: IMPLICIT.to_string() }
+        Verdict::Deny { by: IMPLICIT.to_string(), explicit: false }
     }
 }
 
@@ -649,17 +662,33 @@ pub struct S3Policies<'p> {
     pub bucket: Option<&'p Policy>,
     /// The caller's identity policy; `None` for anonymous callers.
     pub identity: Option<&'p Policy>,
+    /// Whether a signed caller asks for a resource of another account than its own.
+    pub cross_account: bool,
 }
 
 impl S3Policies<'_> {
     /// The verdict: the endpoint policy (restricted to `s3`) must allow, no policy may deny,
     /// and the bucket or the identity policy must allow. Labels: [`ENDPOINT_POLICY`],
     /// [`BUCKET_POLICY`], [`USER_POLICY`].
+    ///
+    /// Across accounts both must allow (IAM, "Cross-account policy evaluation logic": "The
+    /// resource-based policy in the trusting account must specify the principal of the trusted
+    /// account", and "The principal's identity-based policy must allow the requested access to
+    /// the resource in the trusting service"): the bucket policy by any of its principals that
+    /// match the caller, its account included; a bucket without a policy allows nothing (`by`
+    /// [`BUCKET_POLICY`]).
     pub fn decide(&self, req: &RequestContext<'_>) -> Verdict {
         let endpoint =
             self.endpoint.map(|p| (ENDPOINT_POLICY, eval::evaluate_in(p, Some("s3"), req), true));
+        if self.cross_account {
+            let required = |label, p: Option<&Policy>| {
+                (label, p.map_or(Decision::Implicit, |p| p.evaluate(req)), true)
+            };
+            let both = [required(BUCKET_POLICY, self.bucket), required(USER_POLICY, self.identity)];
+            return combine(endpoint.into_iter().chain(both), false);
+        }
         let bucket = self.bucket.map(|p| (BUCKET_POLICY, grant(p, false, req), false));
         let identity = self.identity.map(|p| (USER_POLICY, p.evaluate(req), false));
-        combine(endpoint.into_iter().chain(bucket).chain(identity))
+        combine(endpoint.into_iter().chain(bucket).chain(identity), true)
     }
 }

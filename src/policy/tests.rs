@@ -123,8 +123,15 @@ fn deny(sid: Option<&str>, index: usize) -> Decision {
     Decision::Deny { sid: sid.map(str::to_owned), index }
 }
 
+/// A denial: by an explicit Deny when `by` names a Sid (every row's Deny has one), else by no
+/// policy allowing.
 fn denied(by: &str) -> Verdict {
-    Verdict::Deny { by: by.to_string() }
+    Verdict::Deny { by: by.to_string(), explicit: by.contains(':') }
+}
+
+/// A denial by a Deny statement without a Sid.
+fn denied_explicitly(label: &str) -> Verdict {
+    Verdict::Deny { by: label.to_string(), explicit: true }
 }
 
 fn p(json: &str, kind: PolicyKind) -> Policy {
@@ -625,7 +632,7 @@ fn verdict_rows() -> Vec<VerdictRow> {
           req(Some(DEV), "s3:DeleteObject", OBJ, VIA_VPCE), denied("endpoint-policy:NoDelete")),
         v("endpoint explicit deny without Sid",
           Some(ENDPOINT_DENY_NO_SID), Some(BUCKET_ALLOW_ALL), Some(DEVELOPER_POLICY),
-          req(Some(DEV), "s3:DeleteObject", OBJ, VIA_VPCE), denied(ENDPOINT_POLICY)),
+          req(Some(DEV), "s3:DeleteObject", OBJ, VIA_VPCE), denied_explicitly(ENDPOINT_POLICY)),
         v("endpoint with only ec2:* grants nothing for S3 and does not deny explicitly",
           Some(ENDPOINT_EC2_ONLY), Some(BUCKET_ALLOW_ALL), Some(DEVELOPER_POLICY),
           req(Some(DEV), "s3:GetObject", OBJ, VIA_VPCE), denied(ENDPOINT_POLICY)),
@@ -717,6 +724,7 @@ fn verdict_matrix() {
             endpoint: endpoint.as_ref(),
             bucket: bucket.as_ref(),
             identity: identity.as_ref(),
+            cross_account: false,
         };
         let got = s3.decide(&r.req);
         if got != r.want {
@@ -755,6 +763,73 @@ fn decide_for_ec2_uses_the_identity_policy_alone() {
         denied(IMPLICIT)
     );
     assert_eq!(decide(&[], &req(None, "s3:GetObject", OBJ, NO_KEYS)), denied(IMPLICIT));
+}
+
+/// IAM, "Cross-account policy evaluation logic": "To allow cross-account access, you attach a
+/// resource-based policy to the resource that you want to share. You must also attach an
+/// identity-based policy to the identity that acts as the principal in the request." Within an
+/// account either one suffices; across accounts both must allow, and a bucket without a policy
+/// admits no other account.
+#[test]
+fn cross_account_needs_the_bucket_policy_and_the_identity_policy() {
+    const PUBLIC_READ: &str = r#"{"Statement":{"Sid":"AmazonLinuxRepository","Effect":"Allow",
+        "Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::repo.us-east-1.amazonaws.com/*"}}"#;
+    const THE_LAB_ACCOUNT: &str = r#"{"Statement":{"Sid":"Lab","Effect":"Allow",
+        "Principal":{"AWS":"123456789012"},"Action":"s3:*","Resource":"*"}}"#;
+    const RPM: &str = "arn:aws:s3:::repo.us-east-1.amazonaws.com/x.rpm";
+    let s3_all = p(DEVELOPER_POLICY, Identity);
+    let silent = p(USER_SILENT, Identity);
+    let deny_all =
+        p(r#"{"Statement":{"Sid":"No","Effect":"Deny","Action":"*","Resource":"*"}}"#, Identity);
+    let public_read = p(PUBLIC_READ, Bucket);
+    let lab_account = p(THE_LAB_ACCOUNT, Bucket);
+    let full = Policy::full_access();
+    let only_mine = p(
+        r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*",
+            "Condition":{"StringEquals":{"s3:ResourceAccount":"123456789012"}}}}"#,
+        Endpoint,
+    );
+    let decide = |endpoint: Option<&Policy>,
+                  bucket: Option<&Policy>,
+                  identity: Option<&Policy>,
+                  action: &'static str| {
+        let s3 = S3Policies { endpoint, bucket, identity, cross_account: true };
+        s3.decide(&req(Some(ADMIN), action, RPM, VIA_VPCE))
+    };
+    type Row<'a> = (
+        &'a str,
+        Option<&'a Policy>,
+        Option<&'a Policy>,
+        Option<&'a Policy>,
+        &'static str,
+        Verdict,
+    );
+    #[rustfmt::skip]
+    let rows: [Row<'_>; 9] = [
+        ("public read, the caller reads", Some(&full), Some(&public_read), Some(&s3_all), "s3:GetObject", Verdict::Allow),
+        ("public read, the caller writes", Some(&full), Some(&public_read), Some(&s3_all), "s3:PutObject", denied(BUCKET_POLICY)),
+        ("no bucket policy", Some(&full), None, Some(&s3_all), "s3:GetObject", denied(BUCKET_POLICY)),
+        ("public read, the identity policy silent", Some(&full), Some(&public_read), Some(&silent), "s3:GetObject", denied(USER_POLICY)),
+        ("an account principal grants with the identity policy", None, Some(&lab_account), Some(&s3_all), "s3:DeleteBucket", Verdict::Allow),
+        ("an account principal, identity silent", None, Some(&lab_account), Some(&silent), "s3:GetObject", denied(USER_POLICY)),
+        ("the identity policy's Deny", Some(&full), Some(&public_read), Some(&deny_all), "s3:GetObject", denied("user-policy:No")),
+        ("the endpoint policy must allow too", Some(&only_mine), Some(&public_read), Some(&s3_all), "s3:GetObject", denied(ENDPOINT_POLICY)),
+        ("no identity policy at all", None, Some(&public_read), None, "s3:GetObject", denied(USER_POLICY)),
+    ];
+    for (name, endpoint, bucket, identity, action, want) in rows {
+        assert_eq!(decide(endpoint, bucket, identity, action), want, "{name}");
+    }
+    // Within the account, the bucket's public read alone grants, and the identity policy alone.
+    let same = |bucket, identity| {
+        S3Policies { endpoint: None, bucket, identity, cross_account: false }.decide(&req(
+            Some(ADMIN),
+            "s3:GetObject",
+            RPM,
+            NO_KEYS,
+        ))
+    };
+    assert_eq!(same(Some(&public_read), Some(&silent)), Verdict::Allow);
+    assert_eq!(same(None, Some(&s3_all)), Verdict::Allow);
 }
 
 #[test]

@@ -5,9 +5,10 @@
 //! S3 authorization (see [`crate::policy::S3Policies`]): an explicit Deny anywhere wins; through
 //! an endpoint, the endpoint policy must allow (from the guide: "Your endpoint has a policy that
 //! controls the use of the endpoint to access Amazon S3 resources"); then the bucket policy or
-//! the caller's identity policy must allow. Condition keys: `aws:sourceVpce`, `aws:sourceVpc` and
-//! `aws:VpcSourceIp` only through an endpoint, `aws:SourceIp` only on the public path (from the
-//! guide: through an endpoint "the condition is not matched").
+//! the caller's identity policy must allow (both, for a bucket of another account than the
+//! caller's). Condition keys: `aws:sourceVpce`, `aws:sourceVpc` and `aws:VpcSourceIp` only
+//! through an endpoint, `aws:SourceIp` only on the public path (from the guide: through an
+//! endpoint "the condition is not matched").
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,11 @@ pub struct AccessUser {
 }
 
 impl AccessUser {
+    /// The account of the user (of its ARN, `arn:aws:iam::<account>:user/<name>`).
+    pub fn account(&self) -> &str {
+        self.arn.split(':').nth(4).unwrap_or_default()
+    }
+
     /// The condition keys of this principal (IAM, "AWS global condition context keys";
     /// absent for anonymous requests): `aws:username`, `aws:userid`, `aws:PrincipalArn`,
     /// `aws:PrincipalAccount` and `aws:PrincipalType` (`User`: the lab's principals are IAM
@@ -37,7 +43,7 @@ impl AccessUser {
             ("aws:username", self.name.as_str()),
             ("aws:userid", self.user_id.as_str()),
             ("aws:PrincipalArn", self.arn.as_str()),
-            ("aws:PrincipalAccount", self.arn.split(':').nth(4).unwrap_or_default()),
+            ("aws:PrincipalAccount", self.account()),
             ("aws:PrincipalType", "User"),
         ]
     }

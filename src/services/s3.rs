@@ -348,12 +348,19 @@ async fn dispatch(
         }
         return Err(S3Error::no_such_bucket(&bucket));
     };
+    // Another account's bucket (AWS's repositories): a CreateBucket of its name is a request
+    // about a new bucket of the caller's, authorized as one, which S3 answers
+    // BucketAlreadyExists (the name "is not available").
+    if creating && meta.owner != ACCOUNT_ID {
+        authz.require("s3:CreateBucket", &format!("arn:aws:s3:::{bucket}"), None)?;
+        return create_bucket(state, &bucket, &region, &parts.headers, body).await;
+    }
     // Endpoints do not support cross-region requests; S3 redirects to the bucket's region.
     // GetBucketLocation answers everywhere (that is how clients find the region).
     if meta.region != region && !locating && !creating {
         return Err(S3Error::permanent_redirect(&bucket, &meta.region));
     }
-    check_expected_owner(&parts.headers, "x-amz-expected-bucket-owner")?;
+    check_expected_owner(&parts.headers, "x-amz-expected-bucket-owner", &meta.owner)?;
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
     match key {
         None if query.has("policy") => {
@@ -713,10 +720,10 @@ async fn copy_source(
     // CopyObject's actions).
     let versioned = src.split_once('?').is_some_and(|(_, q)| !q.is_empty());
     let action = if versioned { "s3:GetObjectVersion" } else { "s3:GetObject" };
-    if state.store.bucket(&src_bucket).is_none() {
+    let Some(src_meta) = state.store.bucket(&src_bucket) else {
         return Err(S3Error::no_such_bucket(&src_bucket));
-    }
-    check_expected_owner(&parts.headers, "x-amz-source-expected-bucket-owner")?;
+    };
+    check_expected_owner(&parts.headers, "x-amz-source-expected-bucket-owner", &src_meta.owner)?;
     let src_arn = format!("arn:aws:s3:::{src_bucket}/{src_key}");
     // A read of the source: its tags are its s3:ExistingObjectTag keys.
     let existing = existing_tags(state, authz, &src_bucket, &src_key).await?;
@@ -728,10 +735,15 @@ async fn copy_source(
 /// `x-amz-expected-bucket-owner` (a copy's source: `x-amz-source-expected-bucket-owner`), from
 /// the S3 User Guide, "Verifying bucket ownership with bucket owner condition": "If the account
 /// ID that you provide does not match the actual owner of the bucket, the request fails with the
-/// HTTP status code 403 Forbidden (access denied)". Every bucket is the lab account's.
-fn check_expected_owner(headers: &hyper::HeaderMap, name: &str) -> Result<(), S3Error> {
+/// HTTP status code 403 Forbidden (access denied)". `owner`: the bucket's (see
+/// [`super::store::BucketMeta::owner`]).
+fn check_expected_owner(
+    headers: &hyper::HeaderMap,
+    name: &str,
+    owner: &str,
+) -> Result<(), S3Error> {
     match headers.get(name) {
-        Some(v) if v.to_str().map(str::trim).ok() != Some(ACCOUNT_ID) => {
+        Some(v) if v.to_str().map(str::trim).ok() != Some(owner) => {
             Err(S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied")
                 .header("x-vpcsim-denied-by", "expected-bucket-owner"))
         }
@@ -1091,15 +1103,21 @@ impl<'a> Authz<'a> {
     ) -> Result<(), S3Error> {
         let Some(access) = &self.access else { return Ok(()) };
         let user = self.access_key.as_deref().and_then(|k| access.user(k));
+        let meta = bucket.and_then(|b| self.state.store.bucket(b));
         // A stored policy that no longer parses (it was validated when stored) must not fail
         // open for its Denies: it denies everything but repairing it.
-        let bucket_policy = bucket.and_then(|b| self.state.store.bucket(b)).and_then(|m| {
-            let text = m.policy?;
-            Some(Policy::parse(&text, PolicyKind::Bucket).unwrap_or_else(|err| {
+        let bucket_policy = meta.as_ref().and_then(|m| {
+            let text = m.policy.as_deref()?;
+            Some(Policy::parse(text, PolicyKind::Bucket).unwrap_or_else(|err| {
                 warn!(bucket = %m.name, error = %err, "stored bucket policy does not parse: denying all");
                 crate::policy::unreadable_bucket_policy()
             }))
         });
+        // The account that owns the resource: the bucket's owner (the lab's, or AWS's for its
+        // repositories); the caller's own (every user's is the lab's) for a request about no
+        // existing bucket (ListBuckets, CreateBucket).
+        let owner = meta.as_ref().map_or(ACCOUNT_ID, |m| m.owner.as_str());
+        let cross_account = user.is_some_and(|u| u.account() != owner);
         let endpoint_policy =
             self.origin.map(|o| access.endpoint_policy(&o.vpce_id, std::time::Instant::now()));
         let secure = if self.secure { "true" } else { "false" };
@@ -1114,8 +1132,7 @@ impl<'a> Authz<'a> {
             ("aws:SecureTransport", vec![secure]),
             ("aws:CurrentTime", vec![&current_time]),
             ("aws:EpochTime", vec![&epoch_time]),
-            // Every bucket belongs to the lab's account, that of its users.
-            ("s3:ResourceAccount", vec![ACCOUNT_ID]),
+            ("s3:ResourceAccount", vec![owner]),
         ];
         match self.origin {
             // From the guide: aws:SourceIp "is not matched" through an endpoint. IAM's global
@@ -1165,15 +1182,61 @@ impl<'a> Authz<'a> {
             endpoint: endpoint_policy.as_deref(),
             bucket: bucket_policy.as_ref(),
             identity: user.map(|u| &u.policy),
+            cross_account,
         };
         match policies.decide(&req) {
             Verdict::Allow => Ok(()),
-            Verdict::Deny { by } => {
-                debug!(action, resource, by = %by, "s3 access denied");
-                Err(S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied")
+            Verdict::Deny { by, explicit } => {
+                debug!(action, resource, by = %by, cross_account, "s3 access denied");
+                let message = match user {
+                    Some(u) if !cross_account => {
+                        access_denied_message(&u.arn, action, resource, &by, explicit)
+                    }
+                    _ => "Access Denied".to_string(),
+                };
+                Err(S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", &message)
                     .header("x-vpcsim-denied-by", &by))
             }
         }
+    }
+}
+
+/// S3's message for an AccessDenied of a signed request within the bucket owner's account,
+/// from the verdict (who denied, and whether by a Deny statement). The S3 User Guide,
+/// "Troubleshoot access denied (403 Forbidden) errors": "Most access denied error messages
+/// appear in the format User user-arn is not authorized to perform action on "resource-arn"
+/// because context"; an explicit Deny says "with an explicit deny in a type policy", an
+/// implicit one "because no type policy allows the action action"; "Enhanced access denied
+/// messages are returned only for same-account requests" ("Cross-account requests ... return a
+/// generic Access Denied message", as anonymous ones do). The types: "VPC endpoint",
+/// "resource-based" (bucket policies), "identity-based". Within an account the identity policy
+/// is the one expected to allow, so when nothing allows it is the one named. ListAllMyBuckets
+/// has no resource, and S3 names none: "is not authorized to perform: s3:ListAllMyBuckets
+/// because no identity-based policy allows the s3:ListAllMyBuckets action".
+fn access_denied_message(
+    principal: &str,
+    action: &str,
+    resource: &str,
+    by: &str,
+    explicit: bool,
+) -> String {
+    use crate::policy::{BUCKET_POLICY, ENDPOINT_POLICY};
+    let (a, kind) = match by.split(':').next().unwrap_or(by) {
+        ENDPOINT_POLICY => ("a", "VPC endpoint"),
+        BUCKET_POLICY => ("a", "resource-based"),
+        _ => ("an", "identity-based"),
+    };
+    let context = if explicit {
+        format!("with an explicit deny in {a} {kind} policy")
+    } else {
+        format!("because no {kind} policy allows the {action} action")
+    };
+    if action == "s3:ListAllMyBuckets" {
+        format!("User: {principal} is not authorized to perform: {action} {context}")
+    } else {
+        format!(
+            "User: {principal} is not authorized to perform: {action} on resource: \"{resource}\" {context}"
+        )
     }
 }
 
@@ -1414,8 +1477,11 @@ where
         .map_err(|e| S3Error::internal(&format!("blocking task failed: {e}")))?
 }
 
+/// ListBuckets: "Returns a list of all buckets owned by the authenticated sender of the
+/// request" (S3 API Reference), the lab account's, not AWS's repositories.
 async fn list_buckets(state: &S3State) -> Result<Response<RespBody>, S3Error> {
-    let buckets = state.store.buckets();
+    let mut buckets = state.store.buckets();
+    buckets.retain(|b| b.owner == ACCOUNT_ID);
     let body = xml_doc("ListAllMyBucketsResult", |w| {
         owner(w)?;
         w.create_element("Buckets").write_inner_content(|w| {
@@ -1614,6 +1680,14 @@ async fn create_bucket(
     // name against the naming rules.
     if crate::model::reserved_bucket_rule(bucket).is_some() {
         return Err(S3Error::invalid_bucket_name(bucket));
+    }
+    // AWS's repository names are AWS's in every region, also one the lab made no bucket for.
+    if crate::model::is_aws_repository_bucket(bucket) {
+        return Err(S3Error::from_store(
+            StoreError::BucketAlreadyExists(bucket.into()),
+            bucket,
+            None,
+        ));
     }
     check_object_ownership(headers)?;
     refuse_bucket_acl(headers)?;
@@ -6746,6 +6820,276 @@ mod tests {
         assert_eq!(r.status, 204, "{}", r.text());
         let r = signed_as(addr, admin, "GET", "/broken/a.txt", &[]).await;
         assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// The `<Message>` of an error answer, its XML escapes undone.
+    fn error_message(r: &Resp) -> String {
+        let raw = xml_values(&r.text(), "Message").pop().unwrap_or_default();
+        quick_xml::escape::unescape(&raw).map(|m| m.into_owned()).unwrap_or(raw)
+    }
+
+    /// AWS's own buckets (the Amazon Linux AMI repositories) are another account's. The guide:
+    /// "The Amazon Linux AMI repositories are Amazon S3 buckets in each region", and the
+    /// default endpoint policy allows access "to any Amazon S3 resource; including Amazon S3
+    /// resources for an AWS account other than the account with which the VPC is associated".
+    /// ListBuckets "Returns a list of all buckets owned by the authenticated sender of the
+    /// request"; across accounts the bucket policy must allow as well as the identity policy
+    /// (IAM, "Cross-account policy evaluation logic"), and the repositories' policy allows
+    /// reading objects only; the S3 User Guide: "If the account ID that you provide does not
+    /// match the actual owner of the bucket, the request fails with the HTTP status code 403";
+    /// CreateBucket of a name another account has is `409 BucketAlreadyExists`.
+    #[tokio::test]
+    async fn aws_repository_buckets_belong_to_another_account() {
+        use crate::model::AWS_ACCOUNT_ID;
+        let (addr, _dir, store, _) = start_signed().await;
+        let repo = "repo.us-east-1.amazonaws.com";
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"AmazonLinuxRepository","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{repo}/*"}}]}}"#
+        );
+        store.create_bucket_owned(repo, "us-east-1", Some(policy.clone()), AWS_ACCOUNT_ID).unwrap();
+        store.put_object(repo, "repodata/repomd.xml", b"<repomd/>", None).unwrap();
+        let admin = (ADMIN_AK, ADMIN_SK);
+        let index = format!("/{repo}/repodata/repomd.xml");
+        let denied_by = |r: &Resp| r.header("x-vpcsim-denied-by").map(str::to_string);
+
+        // Only the caller's account's buckets are listed.
+        let r = signed_as(addr, admin, "GET", "/", &[]).await;
+        assert_eq!(xml_values(&r.text(), "Name"), ["bkt", "eu-bkt"], "{}", r.text());
+
+        // Read as its policy allows: signed (the admin's identity policy allows too) and
+        // anonymous; the bucket owner is AWS's account, not the lab's.
+        let r = signed_as(addr, admin, "GET", &index, &[]).await;
+        assert_eq!((r.status, r.text().as_str()), (200, "<repomd/>"));
+        assert_eq!(req(addr, "GET", &index, &[], b"").await.status, 200);
+        let theirs = ("x-amz-expected-bucket-owner", AWS_ACCOUNT_ID);
+        let ours = ("x-amz-expected-bucket-owner", ACCOUNT_ID);
+        assert_eq!(signed_as(addr, admin, "GET", &index, &[theirs]).await.status, 200);
+        let r = signed_as(addr, admin, "GET", &index, &[ours]).await;
+        assert_eq!((r.status, denied_by(&r).as_deref()), (403, Some("expected-bucket-owner")));
+
+        // Never written, deleted or re-policied by the lab's users, the admin included: "Access
+        // Denied" (no enhanced message across accounts), and nothing changes.
+        for (method, target) in [
+            ("PUT", format!("/{repo}/repodata/evil.txt")),
+            ("DELETE", index.clone()),
+            ("DELETE", format!("/{repo}")),
+            ("PUT", format!("/{repo}?policy")),
+            ("DELETE", format!("/{repo}?policy")),
+            ("GET", format!("/{repo}?policy")),
+            ("GET", format!("/{repo}?list-type=2")),
+            ("POST", format!("/{repo}/big.rpm?uploads")),
+        ] {
+            let r = signed_as(addr, admin, method, &target, &[]).await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code"), error_message(&r)),
+                (403, vec!["AccessDenied".to_string()], "Access Denied".to_string()),
+                "{method} {target}"
+            );
+            assert_eq!(denied_by(&r).as_deref(), Some("bucket-policy"), "{method} {target}");
+        }
+        let r = signed_as(addr, admin, "HEAD", &format!("/{repo}"), &[]).await;
+        assert_eq!((r.status, r.header("x-amz-bucket-region")), (403, Some("us-east-1")));
+        let meta = store.bucket(repo).expect("still there");
+        assert_eq!((meta.owner.as_str(), meta.policy), (AWS_ACCOUNT_ID, Some(policy)));
+        assert!(store.head_object(repo, "repodata/evil.txt").is_err());
+        assert!(store.head_object(repo, "repodata/repomd.xml").is_ok());
+        assert!(store.list_uploads(repo, "").unwrap().is_empty());
+
+        // Its name is not available, also where the lab has no such bucket.
+        for name in [repo, "packages.eu-west-1.amazonaws.com"] {
+            let r = signed_as(addr, admin, "PUT", &format!("/{name}"), &[]).await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (409, vec!["BucketAlreadyExists".to_string()]),
+                "{name}"
+            );
+        }
+        assert!(store.bucket("packages.eu-west-1.amazonaws.com").is_none());
+
+        // A copy out of it reads it (its owner as the source's expected owner); into it, no.
+        let source = ("x-amz-copy-source", &index[..]);
+        let r = signed_as(addr, admin, "PUT", "/bkt/repomd.xml", &[source]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let wrong = ("x-amz-source-expected-bucket-owner", ACCOUNT_ID);
+        let r = signed_as(addr, admin, "PUT", "/bkt/again.xml", &[source, wrong]).await;
+        assert_eq!((r.status, denied_by(&r).as_deref()), (403, Some("expected-bucket-owner")));
+        let into = ("x-amz-copy-source", "/bkt/repomd.xml");
+        let r = signed_as(addr, admin, "PUT", &format!("/{repo}/copied.xml"), &[into]).await;
+        assert_eq!(r.status, 403, "{}", r.text());
+    }
+
+    /// s3:ResourceAccount is the account that owns the bucket: an endpoint policy allowing only
+    /// the lab's account's buckets (a data perimeter) blocks AWS's repositories, which such
+    /// policies must allow by name.
+    #[tokio::test]
+    async fn resource_account_is_the_bucket_owners() {
+        use crate::model::AWS_ACCOUNT_ID;
+        let only_mine = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"s3:ResourceAccount":"123456789012"}}}]}"#;
+        let mut world = crate::model::World::new("t", "us-east-1").unwrap();
+        world.endpoints.push(crate::model::Endpoint {
+            id: "vpce-0123abcd".into(),
+            vpc: "vpc-42".into(),
+            service: "com.amazonaws.us-east-1.s3".into(),
+            route_tables: Vec::new(),
+            policy: Some(only_mine.into()),
+        });
+        let access =
+            Access::from_world(&world, std::time::Duration::ZERO, None, std::time::Instant::now());
+        let access = Some(Arc::new(arc_swap::ArcSwap::from_pointee(access)));
+        let (addr, _dir, store, _) = start_full(true, "us-east-1", [127, 0, 0, 1], access).await;
+        let repo = "packages.us-east-1.amazonaws.com";
+        let public = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":["arn:aws:s3:::{repo}/*","arn:aws:s3:::bkt/*"]}}]}}"#
+        );
+        store.create_bucket_owned(repo, "us-east-1", Some(public), AWS_ACCOUNT_ID).unwrap();
+        store.put_object(repo, "repodata/repomd.xml", b"<repomd/>", None).unwrap();
+        let bkt_policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/*"}]}"#;
+        store.set_bucket_policy("bkt", Some(bkt_policy.into())).unwrap();
+        store.put_object("bkt", "k", b"mine", None).unwrap();
+        assert_eq!(req(addr, "GET", "/bkt/k", &[], b"").await.status, 200);
+        let r = req(addr, "GET", &format!("/{repo}/repodata/repomd.xml"), &[], b"").await;
+        assert_eq!((r.status, r.header("x-vpcsim-denied-by")), (403, Some("endpoint-policy")));
+    }
+
+    /// S3 User Guide, "Troubleshoot access denied (403 Forbidden) errors": same-account
+    /// requests get "User user-arn is not authorized to perform action on "resource-arn"
+    /// because context", "with an explicit deny in a type policy" or "because no type policy
+    /// allows the action action"; "Cross-account requests ... return a generic Access Denied
+    /// message", and so do anonymous ones.
+    #[tokio::test]
+    async fn access_denied_names_the_policy_for_the_same_account() {
+        let endpoint_policy = r#"{"Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::bkt","arn:aws:s3:::bkt/*"]},
+            {"Effect":"Allow","Principal":"*","Action":"s3:ListAllMyBuckets","Resource":"*"},
+            {"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::bkt/keep"}]}"#;
+        let mut world = crate::model::World::new("t", "us-east-1").unwrap();
+        world.endpoints.push(crate::model::Endpoint {
+            id: "vpce-0123abcd".into(),
+            vpc: "vpc-42".into(),
+            service: "com.amazonaws.us-east-1.s3".into(),
+            route_tables: Vec::new(),
+            policy: Some(endpoint_policy.into()),
+        });
+        for u in crate::model::default_users() {
+            world.add_user(u).unwrap();
+        }
+        for (name, policy) in [
+            ("reader", None),
+            (
+                "careful",
+                Some(
+                    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Sid":"NoWrites","Effect":"Deny","Action":"s3:PutObject","Resource":"*"}]}"#,
+                ),
+            ),
+        ] {
+            world
+                .add_user(crate::model::User {
+                    name: name.into(),
+                    access_key: format!("AKIA{:0>16}", name.to_uppercase()),
+                    secret_key: "secret".into(),
+                    policies: policy.into_iter().map(str::to_string).collect(),
+                })
+                .unwrap();
+        }
+        let access =
+            Access::from_world(&world, std::time::Duration::ZERO, None, std::time::Instant::now());
+        let access = Some(Arc::new(arc_swap::ArcSwap::from_pointee(access)));
+        let (addr, _dir, store, _) = start_full(true, "us-east-1", [127, 0, 0, 1], access).await;
+        store.create_bucket("other", "us-east-1", None).unwrap();
+        let no_secrets = r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoSecrets","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/secret"}]}"#;
+        store.set_bucket_policy("bkt", Some(no_secrets.into())).unwrap();
+        for key in ["k", "keep", "secret"] {
+            store.put_object("bkt", key, b"x", None).unwrap();
+        }
+        store.put_object("other", "k", b"x", None).unwrap();
+        let admin = (ADMIN_AK, ADMIN_SK);
+        let reader = ("AKIA0000000000READER", "secret");
+        let careful = ("AKIA000000000CAREFUL", "secret");
+        let user = |n: &str| {
+            format!("User: arn:aws:iam::123456789012:user/{n} is not authorized to perform:")
+        };
+        for (keys, method, target, by, want) in [
+            (
+                admin,
+                "GET",
+                "/other/k",
+                "endpoint-policy",
+                format!(
+                    "{} s3:GetObject on resource: \"arn:aws:s3:::other/k\" because no VPC endpoint policy allows the s3:GetObject action",
+                    user("admin")
+                ),
+            ),
+            (
+                admin,
+                "DELETE",
+                "/bkt/keep",
+                "endpoint-policy",
+                format!(
+                    "{} s3:DeleteObject on resource: \"arn:aws:s3:::bkt/keep\" with an explicit deny in a VPC endpoint policy",
+                    user("admin")
+                ),
+            ),
+            (
+                admin,
+                "GET",
+                "/bkt/secret",
+                "bucket-policy:NoSecrets",
+                format!(
+                    "{} s3:GetObject on resource: \"arn:aws:s3:::bkt/secret\" with an explicit deny in a resource-based policy",
+                    user("admin")
+                ),
+            ),
+            (
+                reader,
+                "GET",
+                "/bkt/k",
+                "implicit",
+                format!(
+                    "{} s3:GetObject on resource: \"arn:aws:s3:::bkt/k\" because no identity-based policy allows the s3:GetObject action",
+                    user("reader")
+                ),
+            ),
+            (
+                reader,
+                "GET",
+                "/bkt?list-type=2",
+                "implicit",
+                format!(
+                    "{} s3:ListBucket on resource: \"arn:aws:s3:::bkt\" because no identity-based policy allows the s3:ListBucket action",
+                    user("reader")
+                ),
+            ),
+            (
+                reader,
+                "GET",
+                "/",
+                "implicit",
+                format!(
+                    "{} s3:ListAllMyBuckets because no identity-based policy allows the s3:ListAllMyBuckets action",
+                    user("reader")
+                ),
+            ),
+            (
+                careful,
+                "PUT",
+                "/bkt/new",
+                "user-policy:NoWrites",
+                format!(
+                    "{} s3:PutObject on resource: \"arn:aws:s3:::bkt/new\" with an explicit deny in an identity-based policy",
+                    user("careful")
+                ),
+            ),
+        ] {
+            let r = signed_as(addr, keys, method, target, &[]).await;
+            assert_eq!(
+                (r.status, r.header("x-vpcsim-denied-by"), error_message(&r)),
+                (403, Some(by), want),
+                "{method} {target}"
+            );
+        }
+        // Anonymous: the generic message.
+        let r = req(addr, "GET", "/other/k", &[], b"").await;
+        assert_eq!((r.status, error_message(&r)), (403, "Access Denied".to_string()));
     }
 
     #[tokio::test]

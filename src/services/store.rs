@@ -39,6 +39,7 @@ use md5::{Digest, Md5};
 use super::checksum::{Algorithm, Checksum, Hasher, Kind};
 use serde::{Deserialize, Serialize};
 
+use crate::model::ACCOUNT_ID;
 /// Longest key S3 accepts, in bytes.
 pub use crate::model::MAX_KEY_LEN;
 /// Content type S3 assigns when a PUT does not name one.
@@ -113,6 +114,20 @@ pub struct BucketMeta {
     /// not written otherwise, so such files keep their format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location_constraint: Option<String>,
+    /// The account that owns the bucket: the lab's ([`ACCOUNT_ID`]), or AWS's for the buckets
+    /// AWS keeps itself ([`crate::model::AWS_ACCOUNT_ID`]). Written only when it is not the
+    /// lab's, so a bucket.json without it (an older vpcsim's) is the lab's and the lab's keep
+    /// their format.
+    #[serde(default = "lab_account", skip_serializing_if = "is_lab_account")]
+    pub owner: String,
+}
+
+fn lab_account() -> String {
+    ACCOUNT_ID.to_string()
+}
+
+fn is_lab_account(owner: &String) -> bool {
+    owner == ACCOUNT_ID
 }
 
 /// Metadata of an object, stored in its sidecar.
@@ -520,16 +535,44 @@ impl Store {
         policy: Option<String>,
         location_constraint: Option<String>,
     ) -> Result<(), StoreError> {
+        self.create(name, region, policy, location_constraint, ACCOUNT_ID)
+    }
+
+    /// [`Store::create_bucket`] for another account than the lab's (see [`BucketMeta::owner`]).
+    pub fn create_bucket_owned(
+        &self,
+        name: &str,
+        region: &str,
+        policy: Option<String>,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        self.create(name, region, policy, None, owner)
+    }
+
+    /// An existing bucket is `BucketAlreadyOwnedByYou` to the account that owns it (in any
+    /// region), and `BucketAlreadyExists` to another account ("The requested bucket name is not
+    /// available").
+    fn create(
+        &self,
+        name: &str,
+        region: &str,
+        policy: Option<String>,
+        location_constraint: Option<String>,
+        owner: &str,
+    ) -> Result<(), StoreError> {
         if !valid_bucket_name(name) {
             return Err(StoreError::InvalidBucketName(name.to_string()));
         }
         let _guard = lock(&self.commit);
-        // Every bucket of the store is the lab account's, so a name taken is the caller's own,
-        // whatever region it is in: S3 answers BucketAlreadyOwnedByYou when a bucket one owns
-        // is created again from another region too (BucketAlreadyExists is for a name held by
-        // another account).
-        if self.bucket(name).is_some() {
-            return Err(StoreError::BucketAlreadyOwnedByYou(name.to_string()));
+        // A name taken by the caller's own account is its own, whatever region the bucket is
+        // in: S3 answers BucketAlreadyOwnedByYou when a bucket one owns is created again from
+        // another region too; BucketAlreadyExists is for a name another account holds.
+        if let Some(existing) = self.bucket(name) {
+            return Err(if existing.owner == owner {
+                StoreError::BucketAlreadyOwnedByYou(name.to_string())
+            } else {
+                StoreError::BucketAlreadyExists(name.to_string())
+            });
         }
         let dir = self.bucket_dir(name);
         // Debris of a deleted (or half-created) bucket must not reappear in the new one.
@@ -543,6 +586,7 @@ impl Store {
             policy,
             created: now_secs(),
             location_constraint: location_constraint.filter(|c| c != region),
+            owner: owner.to_string(),
         };
         write_bucket_meta(&dir, &meta)?;
         fsync_dir(&self.root.join("buckets"))?;
@@ -566,6 +610,17 @@ impl Store {
         let mut meta =
             self.bucket(name).ok_or_else(|| StoreError::NoSuchBucket(name.to_string()))?;
         meta.policy = policy;
+        write_bucket_meta(&self.bucket_dir(name), &meta)?;
+        self.buckets.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), meta);
+        Ok(())
+    }
+
+    /// Hands a bucket to another account (see [`BucketMeta::owner`]).
+    pub fn set_bucket_owner(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let _guard = lock(&self.commit);
+        let mut meta =
+            self.bucket(name).ok_or_else(|| StoreError::NoSuchBucket(name.to_string()))?;
+        meta.owner = owner.to_string();
         write_bucket_meta(&self.bucket_dir(name), &meta)?;
         self.buckets.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), meta);
         Ok(())
@@ -1668,6 +1723,46 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_has_an_owner_kept_across_restarts() {
+        let aws = crate::model::AWS_ACCOUNT_ID;
+        let d = TempDir::new("owners");
+        {
+            let s = Store::open(&d.0).unwrap();
+            s.create_bucket("mine", "us-east-1", None).unwrap();
+            s.create_bucket_owned("theirs", "us-east-1", None, aws).unwrap();
+            s.create_bucket("handed", "us-east-1", None).unwrap();
+            s.set_bucket_owner("handed", aws).unwrap();
+            // S3's CreateBucket: another account's bucket is "not available" (BucketAlreadyExists),
+            // whatever the region; one's own is BucketAlreadyOwnedByYou.
+            for name in ["theirs", "handed"] {
+                assert!(matches!(
+                    s.create_bucket(name, "us-east-1", None),
+                    Err(StoreError::BucketAlreadyExists(_))
+                ));
+            }
+            assert!(matches!(
+                s.create_bucket_owned("mine", "us-east-1", None, aws),
+                Err(StoreError::BucketAlreadyExists(_))
+            ));
+        }
+        // A bucket.json of an older vpcsim has no owner: the lab's. The lab's own buckets keep
+        // that format.
+        fs::write(
+            d.0.join("buckets/mine/bucket.json"),
+            r#"{"name":"mine","region":"us-east-1","policy":null,"created":1}"#,
+        )
+        .unwrap();
+        let s = Store::open(&d.0).unwrap();
+        let owner = |n: &str| s.bucket(n).unwrap().owner;
+        assert_eq!([owner("mine"), owner("theirs"), owner("handed")], [ACCOUNT_ID, aws, aws]);
+        s.set_bucket_policy("mine", None).unwrap();
+        let raw = fs::read_to_string(d.0.join("buckets/mine/bucket.json")).unwrap();
+        assert!(!raw.contains("owner"), "{raw}");
+        let raw = fs::read_to_string(d.0.join("buckets/theirs/bucket.json")).unwrap();
+        assert!(raw.contains(aws), "{raw}");
+    }
+
+    #[test]
     fn put_get_head_delete() {
         let (_d, s) = store("crud");
         let m = s.put_object("bkt", "a/b.txt", b"hello", Some("text/plain")).unwrap();
@@ -1861,6 +1956,7 @@ mod tests {
                     policy: None,
                     created: 0,
                     location_constraint: None,
+                    owner: ACCOUNT_ID.into(),
                 },
             );
             assert_eq!(s.get_object_bytes("bkt", "kept").unwrap().1, b"old");

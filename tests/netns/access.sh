@@ -44,6 +44,14 @@ awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '
 expect_status a http://54.123.170.5/open-bucket/hello.txt 403 endpoint-policy
 expect_status b http://54.123.170.5/open-bucket/hello.txt 200
 expect_status a http://54.123.170.5/my-secure-bucket/hello.txt 200
+# S3 User Guide, "Troubleshoot access denied (403 Forbidden) errors": a same-account request
+# gets "User: <arn> is not authorized to perform: <action> on resource: "<arn>" because no VPC
+# endpoint policy allows the <action> action"; the CLI in the subnet shows it.
+if AWS_CA_BUNDLE="$STATE/tls/ca.pem" in_ns a "$AWS_BIN" s3api get-object --bucket open-bucket \
+    --key hello.txt "$WORK/hello.out" > "$WORK/denied.out" 2>&1; then fail "open-bucket through the endpoint"; fi
+grep -qF 'User: arn:aws:iam::123456789012:user/admin is not authorized to perform: s3:GetObject on resource: "arn:aws:s3:::open-bucket/hello.txt" because no VPC endpoint policy allows the s3:GetObject action' \
+    "$WORK/denied.out" || fail "the endpoint policy's AccessDenied message: $(cat "$WORK/denied.out")"
+ok "aws s3api get-object in a: AccessDenied names the VPC endpoint policy"
 awsx ec2 describe-vpc-endpoints --query 'VpcEndpoints[0].PolicyDocument' --output text | grep >/dev/null -c Access-to-specific-bucket-only \
     || fail "describe-vpc-endpoints does not show the policy"
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
@@ -84,6 +92,29 @@ awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '
 expect_status a http://packages.us-east-1.amazonaws.com.s3.amazonaws.com/repodata/repomd.xml 200
 expect_status a http://54.123.170.5/repo.us-east-1.amazonaws.com/repodata/repomd.xml 200
 expect_status a http://54.123.170.5/open-bucket/hello.txt 403 endpoint-policy
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
+
+# The guide: "The Amazon Linux AMI repositories are Amazon S3 buckets in each region", AWS's,
+# not the lab account's: not listed, not deleted or written by the admin, their name taken; a
+# data-perimeter endpoint policy (s3:ResourceAccount, the bucket owner's account) blocks them.
+awsx s3api list-buckets --query 'Buckets[].Name' > "$WORK/buckets.json"
+grep -q open-bucket "$WORK/buckets.json" && ! grep -q amazonaws.com "$WORK/buckets.json" \
+    || fail "list-buckets: $(cat "$WORK/buckets.json")"
+ok "list-buckets: the lab's buckets, not AWS's repositories"
+if awsx s3 rb --force s3://repo.us-east-1.amazonaws.com > "$WORK/rb.out" 2>&1; then
+    fail "the admin removed AWS's repository bucket"
+fi
+grep -q AccessDenied "$WORK/rb.out" || fail "aws s3 rb: $(cat "$WORK/rb.out")"
+expect_error AccessDenied s3api delete-bucket --bucket repo.us-east-1.amazonaws.com
+expect_error AccessDenied s3api put-object --bucket packages.us-east-1.amazonaws.com --key repodata/evil.txt
+expect_error BucketAlreadyExists s3api create-bucket --bucket packages.us-east-1.amazonaws.com
+expect_status a http://54.123.170.5/repo.us-east-1.amazonaws.com/repodata/repomd.xml 200
+expect_status a http://54.123.170.5/packages.us-east-1.amazonaws.com/repodata/evil.txt 403 implicit
+awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --policy-document '{
+  "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*",
+    "Condition": {"StringEquals": {"s3:ResourceAccount": "123456789012"}}}]}' >/dev/null
+expect_status a http://54.123.170.5/open-bucket/hello.txt 200
+expect_status a http://packages.us-east-1.amazonaws.com.s3.amazonaws.com/repodata/repomd.xml 403 endpoint-policy
 awsx ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-11bb22cc --reset-policy >/dev/null
 
 # aws:SourceIp through each path, explicit deny over allow, MalformedPolicy — set with boto3.

@@ -166,7 +166,9 @@ pub fn model_error_code(e: &ModelError) -> &'static str {
         E::InvalidPrivateIp { .. } => "InvalidParameterValue",
         E::InvalidPublicIp(_) => "InvalidParameterValue",
         E::AddressInUse(_) => "InvalidIPAddress.InUse",
-        E::InvalidBucketName(_) | E::ReservedBucketName { .. } => "InvalidParameterValue",
+        E::InvalidBucketName(_) | E::ReservedBucketName { .. } | E::AwsOwnedBucket(_) => {
+            "InvalidParameterValue"
+        }
         E::InvalidObjectKey(_) => "InvalidParameterValue",
         E::InvalidInternetHost(_) | E::InvalidInternetHostName { .. } => "InvalidParameterValue",
         E::EndpointNotFound(_) => "InvalidVpcEndpointId.NotFound",
