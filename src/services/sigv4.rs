@@ -140,6 +140,26 @@ impl AuthError {
         }
     }
 
+    /// The HTTP status EC2 answers with: 400 for `RequestExpired` (aws/aws-sdk-java#1443:
+    /// "Status Code: 400; Error Code: RequestExpired"), 401 for `AuthFailure` ("Status Code: 401;
+    /// Error Code: AuthFailure").
+    pub fn ec2_status(&self) -> u16 {
+        match self.ec2_code() {
+            "RequestExpired" => 400,
+            _ => 401,
+        }
+    }
+
+    /// EC2's sentence for this error. EC2 does not say why it could not validate a request: an
+    /// unknown key, a wrong signature and a malformed `Authorization` all get its one
+    /// `AuthFailure` sentence (the reason is for the daemon's log: this error's `Display`).
+    pub fn ec2_message(&self) -> &'static str {
+        match self.ec2_code() {
+            "RequestExpired" => "Request has expired.",
+            _ => "AWS was not able to validate the provided access credentials",
+        }
+    }
+
     /// The S3 REST API error code for this error.
     pub fn s3_code(&self) -> &'static str {
         match self {
@@ -1550,6 +1570,36 @@ mod tests {
             "The AWS Access Key Id you provided does not exist in our records."
         );
         assert_eq!(AuthError::TooSkewed.ec2_code(), "RequestExpired");
+    }
+
+    /// EC2's answers, not this module's log sentences. An unknown key and a wrong signature:
+    /// `401 AuthFailure` "AWS was not able to validate the provided access credentials" (EC2's
+    /// wire answer, e.g. aws/aws-sdk-java-v2#2981; "Service: AmazonEC2; Status Code: 401; Error
+    /// Code: AuthFailure"). A skewed clock or an expired presigned request: `400 RequestExpired`
+    /// "Request has expired." ("Request has expired. (Service: AmazonEC2; Status Code: 400;
+    /// Error Code: RequestExpired …)", aws/aws-sdk-java#1443; the common errors list: "The
+    /// request reached the service more than 15 minutes after the date stamp on the request").
+    #[test]
+    fn ec2_answers() {
+        let refused = |f: &Fixture, now: u64, lookup: &dyn Fn(&str) -> Option<String>| {
+            let e = verify(&f.req(), lookup, now).unwrap_err();
+            (e.ec2_status(), e.ec2_code(), e.ec2_message())
+        };
+        let auth_failure =
+            (401, "AuthFailure", "AWS was not able to validate the provided access credentials");
+        let expired = (400, "RequestExpired", "Request has expired.");
+        let wrong_secret = |_: &str| Some("wrong".to_string());
+        for f in [EC2_FORM_POST, EC2_DATE_HEADER] {
+            assert_eq!(refused(&f, T0, &no_secrets), auth_failure, "unknown key");
+            assert_eq!(refused(&f, T0, &wrong_secret), auth_failure, "wrong secret");
+            assert_eq!(refused(&f, T0 + 20 * 60, &secrets), expired, "20 minutes late");
+            assert_eq!(refused(&f, T0 - 20 * 60, &secrets), expired, "20 minutes early");
+        }
+        assert_eq!(refused(&S3_PRESIGNED_GET, T0 + 601, &secrets), expired, "presigned");
+        // Every other refusal is AuthFailure, in EC2's words; none leaks this module's reason.
+        let malformed = AuthError::Malformed { reason: "authorization header is missing x".into() };
+        assert_eq!((malformed.ec2_status(), malformed.ec2_code()), (401, "AuthFailure"));
+        assert_eq!(malformed.ec2_message(), auth_failure.2);
     }
 
     /// A header-signed S3 request without `x-amz-content-sha256` (curl's `--aws-sigv4` before
