@@ -95,6 +95,10 @@ pub enum AuthError {
     /// The presigned query parameters (`X-Amz-*`) could not be parsed.
     #[error("malformed presigned query parameters: {reason}")]
     MalformedQuery { reason: String },
+    /// A presigned URL's parameter S3 refuses with a sentence of its own
+    /// (`AuthorizationQueryParametersError`).
+    #[error("presigned url refused: {0}")]
+    QueryParameter(QueryParam),
     /// The access key is not known.
     #[error("unknown access key {access_key}")]
     UnknownAccessKey { access_key: String },
@@ -129,6 +133,50 @@ pub enum AuthError {
     /// x-amz-content-sha256", `400 InvalidRequest`).
     #[error("missing x-amz-content-sha256 header")]
     MissingContentSha256,
+}
+
+/// What S3 finds wrong with a presigned URL's `X-Amz-*` parameters, each answered with S3's
+/// own sentence ([`QueryParam::s3_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QueryParam {
+    /// One of the six parameters of a presigned URL is absent.
+    #[error("query is missing {0}")]
+    Missing(&'static str),
+    /// `X-Amz-Date` is not `YYYYMMDD'T'HHMMSS'Z'`.
+    #[error("X-Amz-Date is not in ISO 8601 basic format")]
+    DateFormat,
+    /// `X-Amz-Expires` is not an integer (or not one of 64 bits).
+    #[error("X-Amz-Expires is not a number")]
+    ExpiresNotANumber,
+    /// `X-Amz-Expires` is below zero.
+    #[error("X-Amz-Expires is negative")]
+    ExpiresNegative,
+    /// `X-Amz-Expires` is more than a week ([`MAX_PRESIGN_EXPIRES_SECS`]).
+    #[error("X-Amz-Expires is more than a week")]
+    ExpiresOverAWeek,
+}
+
+impl QueryParam {
+    /// S3's sentence, as S3 answers it to clients (quoted in their bug reports; see the README's
+    /// Decisions).
+    pub fn s3_message(self) -> &'static str {
+        match self {
+            QueryParam::Missing(_) => {
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, \
+                 X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and \
+                 X-Amz-Expires parameters."
+            }
+            QueryParam::DateFormat => {
+                "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
+            }
+            QueryParam::ExpiresNotANumber => "X-Amz-Expires should be a number",
+            QueryParam::ExpiresNegative => "X-Amz-Expires must be non-negative",
+            QueryParam::ExpiresOverAWeek => {
+                "X-Amz-Expires must be less than a week (in seconds); that is, the given \
+                 X-Amz-Expires must be less than 604800 seconds"
+            }
+        }
+    }
 }
 
 impl AuthError {
@@ -167,6 +215,7 @@ impl AuthError {
             | AuthError::WrongRegion { presigned: false, .. }
             | AuthError::WrongService { presigned: false, .. } => "AuthorizationHeaderMalformed",
             AuthError::MalformedQuery { .. }
+            | AuthError::QueryParameter(_)
             | AuthError::WrongRegion { presigned: true, .. }
             | AuthError::WrongService { presigned: true, .. } => {
                 "AuthorizationQueryParametersError"
@@ -193,6 +242,7 @@ impl AuthError {
                 match the signature you provided. Check your key and signing method."
                 .to_string(),
             AuthError::Expired => "Request has expired".to_string(),
+            AuthError::QueryParameter(p) => p.s3_message().to_string(),
             AuthError::MissingContentSha256 => {
                 "Missing required header for this request: x-amz-content-sha256".to_string()
             }
@@ -223,6 +273,7 @@ impl AuthError {
         match self {
             AuthError::Malformed { .. }
             | AuthError::MalformedQuery { .. }
+            | AuthError::QueryParameter(_)
             | AuthError::UnsupportedAlgorithm { .. }
             | AuthError::SignatureV2
             | AuthError::MissingContentSha256
@@ -739,8 +790,7 @@ fn parse_presigned_query(raw_query: &str) -> Result<AuthParams, AuthError> {
         }
     }
     let [algorithm, credential, date, expires, signed_headers, signature] = fields;
-    let missing =
-        |i: usize| AuthError::MalformedQuery { reason: format!("query is missing {}", NAMES[i]) };
+    let missing = |i: usize| AuthError::QueryParameter(QueryParam::Missing(NAMES[i]));
     let algorithm = algorithm.ok_or_else(|| missing(0))?;
     if algorithm != ALGORITHM {
         return Err(AuthError::UnsupportedAlgorithm { algorithm });
@@ -749,16 +799,25 @@ fn parse_presigned_query(raw_query: &str) -> Result<AuthParams, AuthError> {
     let (access_key, scope) = parse_credential(&credential, true)?;
     let date = date.ok_or_else(|| missing(2))?;
     let expires = expires.ok_or_else(|| missing(3))?;
-    let expires = digits(&expires)
-        .map(u64::from)
-        .filter(|e| (1..=MAX_PRESIGN_EXPIRES_SECS).contains(e))
-        .ok_or_else(|| AuthError::MalformedQuery {
-            reason: format!(
-                "X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRES_SECS}, not {expires:?}"
-            ),
-        })?;
-    let signed_headers = parse_signed_headers(&signed_headers.ok_or_else(|| missing(4))?, true)?;
+    let signed_headers = signed_headers.ok_or_else(|| missing(4))?;
     let signature = signature.ok_or_else(|| missing(5))?;
+    // The date's form, then the expiry's, as S3 checks them. The expiry is a signed 64-bit
+    // integer (as S3 reads it: "-5" is negative, not "not a number"), 0 to a week; 0 is a URL
+    // that has expired by the next second.
+    if parse_amz_date(&date).is_none() {
+        return Err(AuthError::QueryParameter(QueryParam::DateFormat));
+    }
+    let expires = match expires.parse::<i64>() {
+        Err(_) => return Err(AuthError::QueryParameter(QueryParam::ExpiresNotANumber)),
+        Ok(e) => match u64::try_from(e) {
+            Err(_) => return Err(AuthError::QueryParameter(QueryParam::ExpiresNegative)),
+            Ok(e) if e > MAX_PRESIGN_EXPIRES_SECS => {
+                return Err(AuthError::QueryParameter(QueryParam::ExpiresOverAWeek));
+            }
+            Ok(e) => e,
+        },
+    };
+    let signed_headers = parse_signed_headers(&signed_headers, true)?;
     Ok(AuthParams {
         presigned: true,
         access_key,
@@ -884,9 +943,7 @@ pub fn verify(
 
     // The request time, as it goes into the string to sign.
     let (amz_date, t) = if let Some(date) = &params.presign_date {
-        let t = parse_amz_date(date).ok_or_else(|| AuthError::MalformedQuery {
-            reason: format!("invalid X-Amz-Date {date:?}"),
-        })?;
+        let t = parse_amz_date(date).ok_or(AuthError::QueryParameter(QueryParam::DateFormat))?;
         (date.clone(), t)
     } else if let Some(date) = single_header(req, "x-amz-date")? {
         let date = date.trim();
@@ -1545,6 +1602,68 @@ mod tests {
         assert_eq!(AuthError::Expired.ec2_code(), "RequestExpired");
     }
 
+    /// S3's answers to a presigned URL's bad `X-Amz-Expires` (`400
+    /// AuthorizationQueryParametersError`), in S3's words as clients quote them: "X-Amz-Expires
+    /// must be less than a week (in seconds); that is, the given X-Amz-Expires must be less
+    /// than 604800 seconds" (bryanjos/aws_auth#31), "X-Amz-Expires must be
+    /// non-negative" (catalyst/moodle-tool_objectfs#270), "X-Amz-Expires should be a number"
+    /// (minio/minio-js#1312: "AWS S3 returns the following error"). 0 and 604800 are in range:
+    /// 0 is a URL that expires at once ("Request has expired").
+    #[test]
+    fn presigned_expires_in_s3_words() {
+        let with_expires = |expires: &str| {
+            S3_PRESIGNED_GET.query.replace("X-Amz-Expires=600", &format!("X-Amz-Expires={expires}"))
+        };
+        let refuse = |query: &str, now: u64| {
+            let req = Request { query, ..S3_PRESIGNED_GET.req() };
+            verify(&req, &secrets, now).unwrap_err()
+        };
+        let week = "X-Amz-Expires must be less than a week (in seconds); that is, the given \
+            X-Amz-Expires must be less than 604800 seconds";
+        let cases = [
+            ("604801", week),
+            ("99999999999", week),
+            ("-5", "X-Amz-Expires must be non-negative"),
+            ("abc", "X-Amz-Expires should be a number"),
+            ("", "X-Amz-Expires should be a number"),
+            ("1.5", "X-Amz-Expires should be a number"),
+            ("99999999999999999999", "X-Amz-Expires should be a number"),
+        ];
+        for (expires, message) in cases {
+            let e = refuse(&with_expires(expires), T0);
+            assert_eq!(
+                (e.s3_status(), e.s3_code(), e.s3_message().as_str()),
+                (400, "AuthorizationQueryParametersError", message),
+                "{expires:?}"
+            );
+        }
+        // In range: the signature is checked next (these URLs were signed with 600).
+        for expires in ["0", "604800"] {
+            let e = refuse(&with_expires(expires), T0);
+            assert!(matches!(e, AuthError::SignatureMismatch { .. }), "{expires}: {e:?}");
+        }
+        assert_eq!(refuse(&with_expires("0"), T0 + 1), AuthError::Expired);
+        // A missing parameter and a malformed X-Amz-Date, in S3's words too.
+        let e = refuse(&S3_PRESIGNED_GET.query.replace("&X-Amz-Date=20260115T093000Z", ""), T0);
+        assert_eq!(
+            (e.s3_code(), e.s3_message().as_str()),
+            (
+                "AuthorizationQueryParametersError",
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, \
+                 X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and \
+                 X-Amz-Expires parameters."
+            )
+        );
+        let e = refuse(&S3_PRESIGNED_GET.query.replace("20260115T093000Z", "2026-01-15"), T0);
+        assert_eq!(
+            (e.s3_code(), e.s3_message().as_str()),
+            (
+                "AuthorizationQueryParametersError",
+                "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
+            )
+        );
+    }
+
     #[test]
     fn header_signed_clock_skew() {
         for f in [EC2_FORM_POST, S3_PUT_SIGNED, EC2_DATE_HEADER] {
@@ -2041,7 +2160,7 @@ mod tests {
         // Both a header and presigned parameters.
         let req = Request { query: "X-Amz-Algorithm=AWS4-HMAC-SHA256", ..EC2_FORM_POST.req() };
         assert!(matches!(scope_of(&req), Err(AuthError::Malformed { .. })));
-        // Presigned query problems are MalformedQuery.
+        // Presigned query problems are AuthorizationQueryParametersError.
         let q = |query: &'static str| Request {
             method: "GET",
             path: "/b/k",
@@ -2050,10 +2169,11 @@ mod tests {
             payload_sha256: None,
         };
         let e = verify(&q("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260115%2Fus-east-1%2Fs3%2Faws4_request"), &secrets, T0).unwrap_err();
-        assert!(matches!(e, AuthError::MalformedQuery { .. }));
+        assert_eq!(e, AuthError::QueryParameter(QueryParam::Missing("X-Amz-Date")));
         assert_eq!(e.s3_code(), "AuthorizationQueryParametersError");
         let e = verify(&q("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260115%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260115T093000Z&X-Amz-Expires=604801&X-Amz-SignedHeaders=host&X-Amz-Signature=00"), &secrets, T0).unwrap_err();
-        assert!(matches!(e, AuthError::MalformedQuery { .. }));
+        assert_eq!(e, AuthError::QueryParameter(QueryParam::ExpiresOverAWeek));
+        assert_eq!(e.s3_code(), "AuthorizationQueryParametersError");
         let e = verify(&q("X-Amz-Algorithm=AWS4-HMAC-SHA1&X-Amz-Signature=00"), &secrets, T0)
             .unwrap_err();
         assert!(matches!(e, AuthError::UnsupportedAlgorithm { .. }));
@@ -2064,6 +2184,7 @@ mod tests {
         let all = [
             AuthError::Malformed { reason: "x".into() },
             AuthError::MalformedQuery { reason: "x".into() },
+            AuthError::QueryParameter(QueryParam::Missing("X-Amz-Date")),
             AuthError::UnknownAccessKey { access_key: "AK".into() },
             AuthError::SignatureMismatch {
                 canonical_request: String::new(),
@@ -2080,6 +2201,7 @@ mod tests {
             s3,
             [
                 "AuthorizationHeaderMalformed",
+                "AuthorizationQueryParametersError",
                 "AuthorizationQueryParametersError",
                 "InvalidAccessKeyId",
                 "SignatureDoesNotMatch",
