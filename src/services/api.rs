@@ -369,8 +369,11 @@ async fn ec2_request(
             return ec2_error(StatusCode::UNAUTHORIZED, &e, &id);
         }
         Err(err) => {
-            let e = Ec2Error { code: err.ec2_code().into(), message: err.to_string() };
-            return ec2_error(StatusCode::UNAUTHORIZED, &e, &id);
+            // EC2's code and sentence for the caller; why, for the daemon's log.
+            tracing::info!(request_id = %id, reason = %err, "ec2 request not authenticated");
+            let e = Ec2Error { code: err.ec2_code().into(), message: err.ec2_message().into() };
+            let status = StatusCode::from_u16(err.ec2_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            return ec2_error(status, &e, &id);
         }
     };
     // Query parameters and the form body both carry parameters (the CLI uses the body).

@@ -2984,6 +2984,17 @@ async fn checked_body(
     Ok(raw)
 }
 
+/// An `xs:boolean` as XML Schema reads it: `true`, `false`, `1` or `0`, case-sensitive, with
+/// surrounding whitespace collapsed away; anything else does not validate. DeleteObjects'
+/// `<Quiet>` is one (botocore's model: `"type": "boolean"`).
+fn xs_boolean(text: &str) -> Option<bool> {
+    match text.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r')) {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// One `<Object>` of a DeleteObjects body.
 #[derive(Default)]
 struct ToDelete {
@@ -3003,13 +3014,20 @@ async fn delete_objects(
 ) -> Result<Response<RespBody>, S3Error> {
     let raw = checked_body(headers, body, bucket).await?;
     let mut objects: Vec<(String, Option<String>, Option<String>)> = Vec::new();
-    let mut quiet = false;
+    // `<Quiet>`'s text, once: a boolean in S3's schema (see `xs_boolean`).
+    let mut quiet_text: Option<String> = None;
     let mut root_ok = false;
     let mut current = ToDelete::default();
     xml_walk(&raw, |path, ev| {
         match (path, ev) {
             (["Delete"], XmlEv::Open) => root_ok = true,
-            (["Delete", "Quiet"], XmlEv::Text(t)) => quiet = t.trim() == "true",
+            (["Delete", "Quiet"], XmlEv::Open) if quiet_text.is_some() => {
+                return Err(S3Error::malformed_xml());
+            }
+            (["Delete", "Quiet"], XmlEv::Open) => quiet_text = Some(String::new()),
+            (["Delete", "Quiet"], XmlEv::Text(t)) => {
+                quiet_text.get_or_insert_with(String::new).push_str(t)
+            }
             (["Delete", "Object"], XmlEv::Open) => current = ToDelete::default(),
             (["Delete", "Object", "Key"], XmlEv::Open) => current.key = Some(String::new()),
             (["Delete", "Object", "Key"], XmlEv::Text(t)) => {
@@ -3036,6 +3054,10 @@ async fn delete_objects(
     if !root_ok || objects.is_empty() || objects.len() > 1000 {
         return Err(S3Error::malformed_xml());
     }
+    let quiet = match quiet_text.as_deref() {
+        None => false,
+        Some(t) => xs_boolean(t).ok_or_else(S3Error::malformed_xml)?,
+    };
     let mut results: Vec<(String, Option<String>, Result<(), S3Error>)> =
         Vec::with_capacity(objects.len());
     for (key, version, etag) in objects {
@@ -6039,6 +6061,53 @@ mod tests {
         assert_eq!(req(addr, "PUT", "/bkt", &[], b"").await.status, 200);
         let r = req(addr, "GET", "/bkt?list-type=2", &[], b"").await;
         assert!(xml_values(&r.text(), "Key").is_empty());
+    }
+
+    /// botocore's S3 model: `Delete.Quiet` is a boolean, "Element to enable quiet mode for the
+    /// request. When you add this element, you must set its value to `true`." A value that is not
+    /// an `xs:boolean` does not validate against S3's schema: `400 MalformedXML` ("The XML you
+    /// provided was not well-formed or did not validate against our published schema"), nothing
+    /// deleted. The schema type's other lexical forms (`false`, `1`, `0`) are valid XML for it.
+    #[tokio::test]
+    async fn delete_objects_quiet_must_be_a_boolean() {
+        let (addr, _dir, store, _) = start(false).await;
+        let md5 = |b: &[u8]| base64_encode(&Md5::digest(b));
+        let body = |quiet: &str| {
+            format!("<Delete>{quiet}<Object><Key>k</Key></Object></Delete>").into_bytes()
+        };
+        for bad in [
+            "<Quiet>maybe</Quiet>",
+            "<Quiet>TRUE</Quiet>",
+            "<Quiet>yes</Quiet>",
+            "<Quiet></Quiet>",
+            "<Quiet/>",
+            "<Quiet>true</Quiet><Quiet>true</Quiet>",
+        ] {
+            store.put_object("bkt", "k", b"x", None).unwrap();
+            let b = body(bad);
+            let r = req(addr, "POST", "/bkt?delete", &[("Content-MD5", &md5(&b))], &b).await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (400, vec!["MalformedXML".to_string()]),
+                "{bad}"
+            );
+            assert!(store.head_object("bkt", "k").is_ok(), "{bad}: nothing deleted");
+        }
+        // Quiet mode lists no successful deletes; verbose mode lists each.
+        for (quiet, listed) in [
+            ("<Quiet>true</Quiet>", false),
+            ("<Quiet> 1 </Quiet>", false),
+            ("<Quiet>false</Quiet>", true),
+            ("<Quiet>0</Quiet>", true),
+            ("", true),
+        ] {
+            store.put_object("bkt", "k", b"x", None).unwrap();
+            let b = body(quiet);
+            let r = req(addr, "POST", "/bkt?delete", &[("Content-MD5", &md5(&b))], &b).await;
+            assert_eq!(r.status, 200, "{quiet}: {}", r.text());
+            assert_eq!(!xml_values(&r.text(), "Key").is_empty(), listed, "{quiet}");
+            assert!(store.head_object("bkt", "k").is_err(), "{quiet}: deleted");
+        }
     }
 
     #[tokio::test]

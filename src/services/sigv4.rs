@@ -98,6 +98,10 @@ pub enum AuthError {
     /// The presigned query parameters (`X-Amz-*`) could not be parsed.
     #[error("malformed presigned query parameters: {reason}")]
     MalformedQuery { reason: String },
+    /// A presigned URL's parameter S3 refuses with a sentence of its own
+    /// (`AuthorizationQueryParametersError`).
+    #[error("presigned url refused: {0}")]
+    QueryParameter(QueryParam),
     /// The access key is not known.
     #[error("unknown access key {access_key}")]
     UnknownAccessKey { access_key: String },
@@ -134,12 +138,76 @@ pub enum AuthError {
     MissingContentSha256,
 }
 
+/// What S3 finds wrong with a presigned URL's `X-Amz-*` parameters, each answered with S3's
+/// own sentence ([`QueryParam::s3_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QueryParam {
+    /// One of the six parameters of a presigned URL is absent.
+    #[error("query is missing {0}")]
+    Missing(&'static str),
+    /// `X-Amz-Date` is not `YYYYMMDD'T'HHMMSS'Z'`.
+    #[error("X-Amz-Date is not in ISO 8601 basic format")]
+    DateFormat,
+    /// `X-Amz-Expires` is not an integer (or not one of 64 bits).
+    #[error("X-Amz-Expires is not a number")]
+    ExpiresNotANumber,
+    /// `X-Amz-Expires` is below zero.
+    #[error("X-Amz-Expires is negative")]
+    ExpiresNegative,
+    /// `X-Amz-Expires` is more than a week ([`MAX_PRESIGN_EXPIRES_SECS`]).
+    #[error("X-Amz-Expires is more than a week")]
+    ExpiresOverAWeek,
+}
+
+impl QueryParam {
+    /// S3's sentence, as S3 answers it to clients (quoted in their bug reports; see the README's
+    /// Decisions).
+    pub fn s3_message(self) -> &'static str {
+        match self {
+            QueryParam::Missing(_) => {
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, \
+                 X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and \
+                 X-Amz-Expires parameters."
+            }
+            QueryParam::DateFormat => {
+                "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
+            }
+            QueryParam::ExpiresNotANumber => "X-Amz-Expires should be a number",
+            QueryParam::ExpiresNegative => "X-Amz-Expires must be non-negative",
+            QueryParam::ExpiresOverAWeek => {
+                "X-Amz-Expires must be less than a week (in seconds); that is, the given \
+                 X-Amz-Expires must be less than 604800 seconds"
+            }
+        }
+    }
+}
+
 impl AuthError {
     /// The EC2 query API error code for this error.
     pub fn ec2_code(&self) -> &'static str {
         match self {
             AuthError::Expired | AuthError::TooSkewed => "RequestExpired",
             _ => "AuthFailure",
+        }
+    }
+
+    /// The HTTP status EC2 answers with: 400 for `RequestExpired` (aws/aws-sdk-java#1443:
+    /// "Status Code: 400; Error Code: RequestExpired"), 401 for `AuthFailure` ("Status Code: 401;
+    /// Error Code: AuthFailure").
+    pub fn ec2_status(&self) -> u16 {
+        match self.ec2_code() {
+            "RequestExpired" => 400,
+            _ => 401,
+        }
+    }
+
+    /// EC2's sentence for this error. EC2 does not say why it could not validate a request: an
+    /// unknown key, a wrong signature and a malformed `Authorization` all get its one
+    /// `AuthFailure` sentence (the reason is for the daemon's log: this error's `Display`).
+    pub fn ec2_message(&self) -> &'static str {
+        match self.ec2_code() {
+            "RequestExpired" => "Request has expired.",
+            _ => "AWS was not able to validate the provided access credentials",
         }
     }
 
@@ -150,6 +218,7 @@ impl AuthError {
             | AuthError::WrongRegion { presigned: false, .. }
             | AuthError::WrongService { presigned: false, .. } => "AuthorizationHeaderMalformed",
             AuthError::MalformedQuery { .. }
+            | AuthError::QueryParameter(_)
             | AuthError::WrongRegion { presigned: true, .. }
             | AuthError::WrongService { presigned: true, .. } => {
                 "AuthorizationQueryParametersError"
@@ -176,6 +245,7 @@ impl AuthError {
                 match the signature you provided. Check your key and signing method."
                 .to_string(),
             AuthError::Expired => "Request has expired".to_string(),
+            AuthError::QueryParameter(p) => p.s3_message().to_string(),
             AuthError::MissingContentSha256 => {
                 "Missing required header for this request: x-amz-content-sha256".to_string()
             }
@@ -206,6 +276,7 @@ impl AuthError {
         match self {
             AuthError::Malformed { .. }
             | AuthError::MalformedQuery { .. }
+            | AuthError::QueryParameter(_)
             | AuthError::UnsupportedAlgorithm { .. }
             | AuthError::SignatureV2
             | AuthError::MissingContentSha256
@@ -722,8 +793,7 @@ fn parse_presigned_query(raw_query: &str) -> Result<AuthParams, AuthError> {
         }
     }
     let [algorithm, credential, date, expires, signed_headers, signature] = fields;
-    let missing =
-        |i: usize| AuthError::MalformedQuery { reason: format!("query is missing {}", NAMES[i]) };
+    let missing = |i: usize| AuthError::QueryParameter(QueryParam::Missing(NAMES[i]));
     let algorithm = algorithm.ok_or_else(|| missing(0))?;
     if algorithm != ALGORITHM {
         return Err(AuthError::UnsupportedAlgorithm { algorithm });
@@ -732,16 +802,25 @@ fn parse_presigned_query(raw_query: &str) -> Result<AuthParams, AuthError> {
     let (access_key, scope) = parse_credential(&credential, true)?;
     let date = date.ok_or_else(|| missing(2))?;
     let expires = expires.ok_or_else(|| missing(3))?;
-    let expires = digits(&expires)
-        .map(u64::from)
-        .filter(|e| (1..=MAX_PRESIGN_EXPIRES_SECS).contains(e))
-        .ok_or_else(|| AuthError::MalformedQuery {
-            reason: format!(
-                "X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRES_SECS}, not {expires:?}"
-            ),
-        })?;
-    let signed_headers = parse_signed_headers(&signed_headers.ok_or_else(|| missing(4))?, true)?;
+    let signed_headers = signed_headers.ok_or_else(|| missing(4))?;
     let signature = signature.ok_or_else(|| missing(5))?;
+    // The date's form, then the expiry's, as S3 checks them. The expiry is a signed 64-bit
+    // integer (as S3 reads it: "-5" is negative, not "not a number"), 0 to a week; 0 is a URL
+    // that has expired by the next second.
+    if parse_amz_date(&date).is_none() {
+        return Err(AuthError::QueryParameter(QueryParam::DateFormat));
+    }
+    let expires = match expires.parse::<i64>() {
+        Err(_) => return Err(AuthError::QueryParameter(QueryParam::ExpiresNotANumber)),
+        Ok(e) => match u64::try_from(e) {
+            Err(_) => return Err(AuthError::QueryParameter(QueryParam::ExpiresNegative)),
+            Ok(e) if e > MAX_PRESIGN_EXPIRES_SECS => {
+                return Err(AuthError::QueryParameter(QueryParam::ExpiresOverAWeek));
+            }
+            Ok(e) => e,
+        },
+    };
+    let signed_headers = parse_signed_headers(&signed_headers, true)?;
     Ok(AuthParams {
         presigned: true,
         access_key,
@@ -867,9 +946,7 @@ pub fn verify(
 
     // The request time, as it goes into the string to sign.
     let (amz_date, t) = if let Some(date) = &params.presign_date {
-        let t = parse_amz_date(date).ok_or_else(|| AuthError::MalformedQuery {
-            reason: format!("invalid X-Amz-Date {date:?}"),
-        })?;
+        let t = parse_amz_date(date).ok_or(AuthError::QueryParameter(QueryParam::DateFormat))?;
         (date.clone(), t)
     } else if let Some(date) = single_header(req, "x-amz-date")? {
         let date = date.trim();
@@ -1528,6 +1605,68 @@ mod tests {
         assert_eq!(AuthError::Expired.ec2_code(), "RequestExpired");
     }
 
+    /// S3's answers to a presigned URL's bad `X-Amz-Expires` (`400
+    /// AuthorizationQueryParametersError`), in S3's words as clients quote them: "X-Amz-Expires
+    /// must be less than a week (in seconds); that is, the given X-Amz-Expires must be less
+    /// than 604800 seconds" (bryanjos/aws_auth#31), "X-Amz-Expires must be
+    /// non-negative" (catalyst/moodle-tool_objectfs#270), "X-Amz-Expires should be a number"
+    /// (minio/minio-js#1312: "AWS S3 returns the following error"). 0 and 604800 are in range:
+    /// 0 is a URL that expires at once ("Request has expired").
+    #[test]
+    fn presigned_expires_in_s3_words() {
+        let with_expires = |expires: &str| {
+            S3_PRESIGNED_GET.query.replace("X-Amz-Expires=600", &format!("X-Amz-Expires={expires}"))
+        };
+        let refuse = |query: &str, now: u64| {
+            let req = Request { query, ..S3_PRESIGNED_GET.req() };
+            verify(&req, &secrets, now).unwrap_err()
+        };
+        let week = "X-Amz-Expires must be less than a week (in seconds); that is, the given \
+            X-Amz-Expires must be less than 604800 seconds";
+        let cases = [
+            ("604801", week),
+            ("99999999999", week),
+            ("-5", "X-Amz-Expires must be non-negative"),
+            ("abc", "X-Amz-Expires should be a number"),
+            ("", "X-Amz-Expires should be a number"),
+            ("1.5", "X-Amz-Expires should be a number"),
+            ("99999999999999999999", "X-Amz-Expires should be a number"),
+        ];
+        for (expires, message) in cases {
+            let e = refuse(&with_expires(expires), T0);
+            assert_eq!(
+                (e.s3_status(), e.s3_code(), e.s3_message().as_str()),
+                (400, "AuthorizationQueryParametersError", message),
+                "{expires:?}"
+            );
+        }
+        // In range: the signature is checked next (these URLs were signed with 600).
+        for expires in ["0", "604800"] {
+            let e = refuse(&with_expires(expires), T0);
+            assert!(matches!(e, AuthError::SignatureMismatch { .. }), "{expires}: {e:?}");
+        }
+        assert_eq!(refuse(&with_expires("0"), T0 + 1), AuthError::Expired);
+        // A missing parameter and a malformed X-Amz-Date, in S3's words too.
+        let e = refuse(&S3_PRESIGNED_GET.query.replace("&X-Amz-Date=20260115T093000Z", ""), T0);
+        assert_eq!(
+            (e.s3_code(), e.s3_message().as_str()),
+            (
+                "AuthorizationQueryParametersError",
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, \
+                 X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and \
+                 X-Amz-Expires parameters."
+            )
+        );
+        let e = refuse(&S3_PRESIGNED_GET.query.replace("20260115T093000Z", "2026-01-15"), T0);
+        assert_eq!(
+            (e.s3_code(), e.s3_message().as_str()),
+            (
+                "AuthorizationQueryParametersError",
+                "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
+            )
+        );
+    }
+
     #[test]
     fn header_signed_clock_skew() {
         for f in [EC2_FORM_POST, S3_PUT_SIGNED, EC2_DATE_HEADER] {
@@ -1553,6 +1692,36 @@ mod tests {
             "The AWS Access Key Id you provided does not exist in our records."
         );
         assert_eq!(AuthError::TooSkewed.ec2_code(), "RequestExpired");
+    }
+
+    /// EC2's answers, not this module's log sentences. An unknown key and a wrong signature:
+    /// `401 AuthFailure` "AWS was not able to validate the provided access credentials" (EC2's
+    /// wire answer, e.g. aws/aws-sdk-java-v2#2981; "Service: AmazonEC2; Status Code: 401; Error
+    /// Code: AuthFailure"). A skewed clock or an expired presigned request: `400 RequestExpired`
+    /// "Request has expired." ("Request has expired. (Service: AmazonEC2; Status Code: 400;
+    /// Error Code: RequestExpired …)", aws/aws-sdk-java#1443; the common errors list: "The
+    /// request reached the service more than 15 minutes after the date stamp on the request").
+    #[test]
+    fn ec2_answers() {
+        let refused = |f: &Fixture, now: u64, lookup: &dyn Fn(&str) -> Option<String>| {
+            let e = verify(&f.req(), lookup, now).unwrap_err();
+            (e.ec2_status(), e.ec2_code(), e.ec2_message())
+        };
+        let auth_failure =
+            (401, "AuthFailure", "AWS was not able to validate the provided access credentials");
+        let expired = (400, "RequestExpired", "Request has expired.");
+        let wrong_secret = |_: &str| Some("wrong".to_string());
+        for f in [EC2_FORM_POST, EC2_DATE_HEADER] {
+            assert_eq!(refused(&f, T0, &no_secrets), auth_failure, "unknown key");
+            assert_eq!(refused(&f, T0, &wrong_secret), auth_failure, "wrong secret");
+            assert_eq!(refused(&f, T0 + 20 * 60, &secrets), expired, "20 minutes late");
+            assert_eq!(refused(&f, T0 - 20 * 60, &secrets), expired, "20 minutes early");
+        }
+        assert_eq!(refused(&S3_PRESIGNED_GET, T0 + 601, &secrets), expired, "presigned");
+        // Every other refusal is AuthFailure, in EC2's words; none leaks this module's reason.
+        let malformed = AuthError::Malformed { reason: "authorization header is missing x".into() };
+        assert_eq!((malformed.ec2_status(), malformed.ec2_code()), (401, "AuthFailure"));
+        assert_eq!(malformed.ec2_message(), auth_failure.2);
     }
 
     /// A header-signed S3 request without `x-amz-content-sha256` (curl's `--aws-sigv4` before
@@ -1994,7 +2163,7 @@ mod tests {
         // Both a header and presigned parameters.
         let req = Request { query: "X-Amz-Algorithm=AWS4-HMAC-SHA256", ..EC2_FORM_POST.req() };
         assert!(matches!(scope_of(&req), Err(AuthError::Malformed { .. })));
-        // Presigned query problems are MalformedQuery.
+        // Presigned query problems are AuthorizationQueryParametersError.
         let q = |query: &'static str| Request {
             method: "GET",
             path: "/b/k",
@@ -2003,10 +2172,11 @@ mod tests {
             payload_sha256: None,
         };
         let e = verify(&q("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260115%2Fus-east-1%2Fs3%2Faws4_request"), &secrets, T0).unwrap_err();
-        assert!(matches!(e, AuthError::MalformedQuery { .. }));
+        assert_eq!(e, AuthError::QueryParameter(QueryParam::Missing("X-Amz-Date")));
         assert_eq!(e.s3_code(), "AuthorizationQueryParametersError");
         let e = verify(&q("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260115%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260115T093000Z&X-Amz-Expires=604801&X-Amz-SignedHeaders=host&X-Amz-Signature=00"), &secrets, T0).unwrap_err();
-        assert!(matches!(e, AuthError::MalformedQuery { .. }));
+        assert_eq!(e, AuthError::QueryParameter(QueryParam::ExpiresOverAWeek));
+        assert_eq!(e.s3_code(), "AuthorizationQueryParametersError");
         let e = verify(&q("X-Amz-Algorithm=AWS4-HMAC-SHA1&X-Amz-Signature=00"), &secrets, T0)
             .unwrap_err();
         assert!(matches!(e, AuthError::UnsupportedAlgorithm { .. }));
@@ -2017,6 +2187,7 @@ mod tests {
         let all = [
             AuthError::Malformed { reason: "x".into() },
             AuthError::MalformedQuery { reason: "x".into() },
+            AuthError::QueryParameter(QueryParam::Missing("X-Amz-Date")),
             AuthError::UnknownAccessKey { access_key: "AK".into() },
             AuthError::SignatureMismatch {
                 canonical_request: String::new(),
@@ -2033,6 +2204,7 @@ mod tests {
             s3,
             [
                 "AuthorizationHeaderMalformed",
+                "AuthorizationQueryParametersError",
                 "AuthorizationQueryParametersError",
                 "InvalidAccessKeyId",
                 "SignatureDoesNotMatch",

@@ -315,8 +315,9 @@ awsx s3api delete-bucket-policy --bucket acct-bucket || fail "delete-bucket-poli
 
 # Object tags, with the AWS CLI in demo-a (HTTPS, through the endpoint, the admin's keys):
 # put-object --tagging, get-object-tagging, head-object's TagCount, put-object-tagging,
-# delete-object-tagging; more than 10 tags refused, nothing stored. A bucket policy on
-# s3:ExistingObjectTag/public lets anonymous callers read only the objects tagged public=yes.
+# delete-object-tagging; more than 10 tags, or a key beginning with aws:, refused, nothing stored.
+# A bucket policy on s3:ExistingObjectTag/public lets anonymous callers read only the objects
+# tagged public=yes.
 export AWS_CA_BUNDLE="$STATE/tls/ca.pem"
 awsx s3api create-bucket --bucket tag-bucket >/dev/null
 awsx s3api put-bucket-policy --bucket tag-bucket --policy '{"Version": "2012-10-17", "Statement": [
@@ -357,6 +358,24 @@ grep -q "(BadRequest)" "$WORK/tag.out" || fail "put-object-tagging of 11: $(cat 
 [ "$(s3t get-object-tagging --bucket tag-bucket --key doc --query 'length(TagSet)')" = 0 ] \
     || fail "a refused put-object-tagging changed the tags"
 ok "11 tags: put-object and put-object-tagging refused with 400 BadRequest, nothing stored"
+# The aws: key prefix is AWS's own ("May not begin with aws:"): S3's 400 InvalidTag, by body and
+# by header, and nothing stored.
+s3t put-object-tagging --bucket tag-bucket --key doc --tagging 'TagSet=[{Key=team,Value=red}]' \
+    || fail "put-object-tagging team=red"
+if s3t put-object-tagging --bucket tag-bucket --key doc \
+    --tagging 'TagSet=[{Key=aws:cloudformation:stack-name,Value=x}]' > "$WORK/tag.out" 2>&1; then
+    fail "an aws: tag key accepted by put-object-tagging"
+fi
+grep -q "(InvalidTag).*Your TagKey cannot be prefixed with aws:" "$WORK/tag.out" \
+    || fail "put-object-tagging aws:: $(cat "$WORK/tag.out")"
+[ "$(s3t get-object-tagging --bucket tag-bucket --key doc --query 'TagSet[].[Key,Value]')" = "$(printf 'team\tred')" ] \
+    || fail "a refused aws: tag changed the tags"
+if s3t put-object --bucket tag-bucket --key reserved --body "$WORK/tagged" --tagging 'aws%3Afoo=1' \
+    > "$WORK/tag.out" 2>&1; then fail "an aws: tag key accepted by put-object"; fi
+grep -q "(InvalidTag).*Your TagKey cannot be prefixed with aws:" "$WORK/tag.out" \
+    || fail "put-object --tagging aws:foo: $(cat "$WORK/tag.out")"
+if s3t head-object --bucket tag-bucket --key reserved > /dev/null 2>&1; then fail "put-object with an aws: tag stored"; fi
+ok "an aws: tag key: put-object-tagging and put-object --tagging refused with 400 InvalidTag, nothing stored"
 
 # Conditional writes required by a bucket policy (S3 User Guide, "Enforce conditional writes on
 # Amazon S3 buckets"), with the AWS CLI in demo-a: a Deny of s3:PutObject when s3:if-none-match is

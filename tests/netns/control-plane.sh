@@ -80,7 +80,38 @@ ok "create-vpc / create-route-table / delete round trip"
 # Unsigned and badly signed requests.
 code=$(curl -s -o /dev/null -w '%{http_code}' -d 'Action=DescribeVpcs&Version=2016-11-15' "http://$API/")
 [ "$code" = 401 ] || fail "unsigned EC2 call answered $code"
-AWS_SECRET_ACCESS_KEY=wrong expect_error AuthFailure ec2 describe-vpcs
+# EC2's answers, not the lab's reasons: an unknown key and a wrong secret are 401 AuthFailure
+# "AWS was not able to validate the provided access credentials"; a clock 20 minutes off is
+# 400 RequestExpired "Request has expired.".
+for who in "AWS_ACCESS_KEY_ID=AKIAXXXXXXXXXXXXXXXX" "AWS_SECRET_ACCESS_KEY=wrong"; do
+    if out=$(env "$who" "$AWS_BIN" --endpoint-url "http://$API" ec2 describe-vpcs 2>&1); then
+        fail "$who: describe-vpcs succeeded"
+    fi
+    grep -q "(AuthFailure) when calling the DescribeVpcs operation: AWS was not able to validate the provided access credentials$" <<< "$out" \
+        || fail "$who: $out"
+done
+ok "an unknown key and a wrong secret: AuthFailure, EC2's sentence"
+skewed=$("$PY" - "$API" <<'PY'
+import datetime, sys, urllib.error, urllib.request
+import botocore.auth, botocore.awsrequest, botocore.credentials
+creds = botocore.credentials.Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+late = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
+botocore.auth.get_current_datetime = lambda: late
+req = botocore.awsrequest.AWSRequest(method="POST", url=f"http://{sys.argv[1]}/",
+    headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    data="Action=DescribeVpcs&Version=2016-11-15")
+botocore.auth.SigV4Auth(creds, "ec2", "us-east-1").add_auth(req)
+try:
+    body = req.body if isinstance(req.body, bytes) else req.body.encode()
+    urllib.request.urlopen(urllib.request.Request(req.url, data=body, headers=dict(req.headers)))
+    print("200")
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+PY
+)
+[[ "$skewed" == "400 "*"<Code>RequestExpired</Code><Message>Request has expired.</Message>"* ]] \
+    || fail "a request signed 20 minutes ago: $skewed"
+ok "a clock 20 minutes off: 400 RequestExpired \"Request has expired.\""
 
 # A big object for a download that is still running when the route changes.
 head -c 300000000 /dev/zero > "$WORK/big.bin"

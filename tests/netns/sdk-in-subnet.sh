@@ -36,6 +36,16 @@ printf '[default]\ns3 =\n    signature_version = s3v4\n' > "$WORK/aws-config"
 url=$(AWS_CONFIG_FILE="$WORK/aws-config" "$AWS_BIN" s3 presign s3://open-bucket/hello.txt --region us-east-1)
 [ "$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" "$url")" = "Hello from open-bucket" ] || fail "a SigV4 presigned URL: $url"
 ok "aws s3 presign: SigV2 refused with InvalidRequest, s3v4 works"
+# An X-Amz-Expires S3 refuses: 400 AuthorizationQueryParametersError in S3's words.
+for case in "604801|X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds" \
+    "-5|X-Amz-Expires must be non-negative"; do
+    url=$(AWS_CONFIG_FILE="$WORK/aws-config" "$AWS_BIN" s3 presign s3://open-bucket/hello.txt \
+        --region us-east-1 --expires-in="${case%%|*}")
+    code=$(in_ns a curl -s --cacert "$AWS_CA_BUNDLE" -o "$WORK/exp.xml" -w '%{http_code}' "$url")
+    [ "$code" = 400 ] && grep -qF "<Code>AuthorizationQueryParametersError</Code><Message>${case#*|}</Message>" "$WORK/exp.xml" \
+        || fail "X-Amz-Expires=${case%%|*}: $code $(cat "$WORK/exp.xml")"
+done
+ok "aws s3 presign --expires-in 604801 and -5: 400 AuthorizationQueryParametersError, S3's sentences"
 etag=$(in_ns a "$AWS_BIN" s3api head-object --bucket my-secure-bucket --key obj --query ETag --output text)
 case "$etag" in *-*) ;; *) fail "not a multipart ETag: $etag" ;; esac
 ok "aws s3 cp in demo-a: 200 MB multipart over HTTPS through the endpoint, identical (ETag $etag)"

@@ -3,7 +3,8 @@
 //! `x-amz-tagging-directive: REPLACE`) or a PutObjectTagging body, checked as S3 checks it, and
 //! the GetObjectTagging answer. Invariant: a [`Tags`] returned here holds at most
 //! [`MAX_TAGS`] tags, each key 1–128 and each value 0–256 Unicode characters of the allowed
-//! set; the store keeps it as given.
+//! set, no key beginning with `aws:`; the store keeps it as given (tags stored before the prefix
+//! was refused are kept and answered as they are).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,8 @@ const MAX_TAGS: usize = 10;
 /// Unicode characters in length."
 const MAX_KEY_CHARS: usize = 128;
 const MAX_VALUE_CHARS: usize = 256;
+/// The key prefix AWS keeps for the tags it sets itself.
+const RESERVED_PREFIX: &str = "aws:";
 
 /// S3's answer to a malformed `x-amz-tagging` (bad encoding, an empty key, a key twice), as the
 /// AWS CLI shows it for `put-object --tagging 'a=&a='`.
@@ -60,6 +63,13 @@ fn tag_set(given: Vec<(String, String)>, repeated: impl Fn() -> S3Error) -> Resu
         }
         if value.chars().count() > MAX_VALUE_CHARS {
             return Err(invalid_tag("The TagValue you have provided is too long, max 256"));
+        }
+        // AWS reserves the prefix for its own tags ("May not begin with aws:"); as written, in
+        // lower case (see the README's Decisions).
+        if key.starts_with(RESERVED_PREFIX) {
+            return Err(
+                invalid_tag("Your TagKey cannot be prefixed with aws:").field("TagKey", &key)
+            );
         }
         if key.is_empty() || !allowed(&key) {
             return Err(invalid_tag("The TagKey you have provided is invalid"));
@@ -198,6 +208,30 @@ mod tests {
         let mut eleven = ten;
         eleven.push(("k10".into(), String::new()));
         assert_eq!(tag_set(eleven, || invalid_tag("dup")).unwrap_err().code, "BadRequest");
+    }
+
+    /// AWS reserves the `aws:` key prefix for its own tags (EC2's `S3ObjectTag`, "the tags to
+    /// apply to the … object": "May not begin with aws:"). S3 refuses it in an object's tag set
+    /// with `400 InvalidTag` "Your TagKey cannot be prefixed with aws:" (as quoted from S3 in
+    /// cloud-custodian#370; LocalStack's S3 gives the same for object tags, with `<TagKey>`),
+    /// whether the set comes from a PutObjectTagging body or from `x-amz-tagging`.
+    #[test]
+    fn aws_prefix_is_reserved() {
+        let check = |e: S3Error| {
+            assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "InvalidTag"));
+            assert_eq!(e.message, "Your TagKey cannot be prefixed with aws:");
+            assert_eq!(e.fields, [("TagKey", "aws:cloudformation:stack-name".to_string())]);
+        };
+        check(header_tags(&headers("a=1&aws%3Acloudformation%3Astack-name=x")).unwrap_err());
+        let mut copy = headers("aws%3Acloudformation%3Astack-name=x");
+        copy.insert("x-amz-tagging-directive", "REPLACE".parse().unwrap());
+        check(copy_tags(&copy).unwrap_err());
+        let body = b"<Tagging><TagSet><Tag><Key>aws:cloudformation:stack-name</Key><Value>x</Value></Tag></TagSet></Tagging>";
+        check(parse_tagging(body).unwrap_err());
+        // Only the prefix: `aws` elsewhere in a key, or without the colon, is the caller's.
+        for key in ["aws", "awsx:y", "my:aws:key", "x-aws:"] {
+            assert!(tag_set(vec![(key.into(), String::new())], || invalid_tag("dup")).is_ok());
+        }
     }
 
     #[test]
