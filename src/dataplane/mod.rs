@@ -1285,11 +1285,18 @@ fn track_state(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
         }
         return;
     };
-    // A new SYN on the tuple of a connection that was closing (the port reused within the
-    // short timeout) starts a new connection: its own sequence numbers, open again.
-    if t.close != 0 && flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
-    {
-        *t = TcpState { close: t.close & TcpState::UNTRACKED, ..TcpState::default() };
+    // A bare SYN starts a new connection on the tuple, with its own sequence numbers, open
+    // again: after a connection that was closing (the port reused within the short timeout),
+    // or after one that never got going (a SYN nobody answered: Linux picks a tuple's ISN from
+    // a clock, so the new one may come "before" the stale one in sequence order, and tracking
+    // only forward would keep the stale numbers for the resets). Only a retransmission of the
+    // same SYN (its sequence number + 1 is this direction's next) keeps the state.
+    if flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN {
+        let (next, seen) = if outbound { (t.out_next, t.seen_out) } else { (t.in_next, t.seen_in) };
+        let retransmission = seen && seq.wrapping_add(1) == next;
+        if t.close & !TcpState::UNTRACKED != 0 || (seen && !retransmission) {
+            *t = TcpState { close: t.close & TcpState::UNTRACKED, ..TcpState::default() };
+        }
     }
     let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);
     let next = seq.wrapping_add(payload_len as u32).wrapping_add(syn_fin);

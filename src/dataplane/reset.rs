@@ -122,17 +122,22 @@ impl Pipeline {
             // Behind a NAT, the instance knows its own port, not the NAT's.
             let inside_port = flow.path.napt().map_or(key.sport, |n| n.inside_port);
             // To the instance, as if from the remote side: its receive window starts at in_next.
-            out.push(Injection {
-                port: flow.port,
-                packet: packet::build_tcp_rst(
-                    remote,
-                    key.dport,
-                    Ipv4Addr::from(flow.private_ip),
-                    inside_port,
-                    t.in_next,
-                    t.seen_out.then_some(t.out_next),
-                ),
-            });
+            // Not to an instance whose connection never got an answer (its SYN is unanswered):
+            // Linux takes such a RST as a refusal (ECONNREFUSED), where on AWS the SYN's
+            // retransmission simply takes the new path.
+            if t.seen_in {
+                out.push(Injection {
+                    port: flow.port,
+                    packet: packet::build_tcp_rst(
+                        remote,
+                        key.dport,
+                        Ipv4Addr::from(flow.private_ip),
+                        inside_port,
+                        t.in_next,
+                        t.seen_out.then_some(t.out_next),
+                    ),
+                });
+            }
             // To the remote side, from the address it knew (public or private): it expects
             // out_next.
             if t.seen_out {

@@ -657,6 +657,72 @@ fn a_dropped_reply_does_not_move_the_resets_sequence_number() {
 }
 
 #[test]
+fn a_new_connection_on_the_tuple_of_an_unanswered_one_starts_its_own_sequence_numbers() {
+    // A SYN that got no answer leaves its flow behind; a connection on the same tuple later
+    // (Linux's ISN for a tuple moves with a clock, so it may look "older" than the stale one)
+    // must be tracked from its own SYN, or a reset after an endpoint change carries the stale
+    // numbers and neither end accepts it (the README: one RST to each side "at the sequence
+    // number it expects").
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    let p = pipeline_for(&world);
+    let syn = |seq: u32| {
+        let b = PacketBuilder::ipv4(ip("10.0.2.10").octets(), ip("54.123.170.5").octets(), 64)
+            .tcp(40000, 80, seq, 65535)
+            .syn();
+        let mut out = Vec::new();
+        b.write(&mut out, &[]).unwrap();
+        out
+    };
+    // The first SYN (ISN 1,000,000) is never answered; it is sent again (a retransmission
+    // moves nothing).
+    for _ in 0..2 {
+        assert!(matches!(run(&p, B, &mut syn(1_000_000)), Action::Forward { .. }));
+    }
+    // The new connection: ISN 1,000 (before 1,000,000 in sequence order), S3's SYN-ACK (ISN 70,000),
+    // and the instance's ACK.
+    assert!(matches!(run(&p, B, &mut syn(1_000)), Action::Forward { .. }));
+    let b = PacketBuilder::ipv4(ip("54.123.170.5").octets(), ip("203.0.113.20").octets(), 64)
+        .tcp(80, 40000, 70_000, 65535)
+        .syn()
+        .ack(1_001);
+    let mut syn_ack = Vec::new();
+    b.write(&mut syn_ack, &[]).unwrap();
+    assert!(matches!(run(&p, PORT_AWS, &mut syn_ack), Action::Forward { port: B, .. }));
+    // b moves onto the endpoint: the instance is reset at 70,001 (S3's next), S3 at 1,001.
+    world.endpoints[0].route_tables.push("rtb-0b0b0b0b".into());
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    let resets = p.reset_moved_flows();
+    let seqs: Vec<_> = resets.iter().map(|r| (r.port, rst_fields(&r.packet).4)).collect();
+    assert!(seqs.contains(&(B, 70_001)), "{seqs:?}");
+    assert!(seqs.contains(&(PORT_AWS, 1_001)), "{seqs:?}");
+}
+
+#[test]
+fn a_connection_still_in_its_handshake_is_not_refused_by_a_route_change() {
+    // An instance whose SYN has had no answer yet is in SYN-SENT: a RST from the remote address
+    // would be a refusal (ECONNREFUSED), which AWS's route change never causes (the guide:
+    // an endpoint "disconnects open TCP connections"); its next SYN takes the new path. The
+    // remote side, which may hold the SYN, still hears its RST.
+    let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
+    let p = pipeline_for(&world);
+    assert!(matches!(
+        run(&p, B, &mut tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80)),
+        Action::Forward { .. }
+    ));
+    world.endpoints[0].route_tables.push("rtb-0b0b0b0b".into());
+    let ports = ports_by_index(&world);
+    p.publish(Snapshot::compile(&world, 2, &|id| ports.get(id).copied()));
+    let resets = p.reset_moved_flows();
+    let to: Vec<_> = resets.iter().map(|r| r.port).collect();
+    assert_eq!(to, [PORT_AWS], "{resets:?}");
+    assert_eq!(p.flows.len(), 0, "the moved flow is gone; the next SYN starts a new one");
+    let mut again = tcp_syn("10.0.2.10", 40000, "54.123.170.5", 80);
+    assert!(matches!(run(&p, B, &mut again), Action::Forward { port: PORT_AWS, .. }));
+    assert_eq!(src_of(&again), ip("10.0.2.10"), "through the endpoint now: the private address");
+}
+
+#[test]
 fn endpoint_deletion_resets_endpoint_flows_only() {
     let mut world = parse("demo.toml", DEFAULT_LAB).unwrap();
     let p = pipeline_for(&world);
