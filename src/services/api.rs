@@ -110,6 +110,7 @@ pub async fn serve(
             }
         };
         let local = stream.local_addr().unwrap_or(peer);
+        http::accepted(&stream, &timeouts);
         let lab = lab.clone();
         let s3_state = s3_state.clone();
         tokio::spawn(async move {
@@ -552,8 +553,11 @@ mod tests {
         let lab = Arc::new(Lab { control, store, started: std::time::Instant::now() });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let timeouts =
-            Timeouts { header: Duration::from_millis(300), body_idle: Duration::from_millis(600) };
+        let timeouts = Timeouts {
+            header: Duration::from_millis(300),
+            body_idle: Duration::from_millis(600),
+            send_idle: Duration::from_millis(600),
+        };
         tokio::spawn(serve(listener, lab, timeouts));
         (addr, dir)
     }

@@ -35,6 +35,7 @@ pub async fn serve_echo(listener: TcpListener) -> anyhow::Result<()> {
                 continue;
             }
         };
+        http::accepted(&stream, &Timeouts::DEFAULT);
         tokio::spawn(async move {
             let svc = service_fn(move |req| async move { Ok::<_, Infallible>(answer(peer, req)) });
             if let Err(e) =

@@ -12,7 +12,9 @@
 //!   for the client's next bytes; the time the handler spends elsewhere (writing to disk, or
 //!   deciding before it reads) does not count. The handler answers S3's `400 RequestTimeout`
 //!   where it can (see [`Stalled`]).
-//! - Writing a response has no timeout here: a client that reads slowly is served at its pace.
+//! - Sending: `TCP_USER_TIMEOUT` ([`accepted`]) drops a connection whose client leaves what was
+//!   sent unread (its TCP window closed) or unacknowledged for `send_idle`; a client that
+//!   reads slowly opens its window now and then and is served at its pace.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -26,7 +28,9 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tracing::debug;
 
 /// How long a client may keep a server waiting. S3 documents no figures; 20 s is the idle time
 /// after which S3 is commonly reported to close a connection.
@@ -37,17 +41,32 @@ pub struct Timeouts {
     pub header: Duration,
     /// The longest a read of a request body may wait for the client's next bytes.
     pub body_idle: Duration,
+    /// The longest the client may leave what the server sent unread (its TCP window closed) or
+    /// unacknowledged: `TCP_USER_TIMEOUT`, see [`accepted`].
+    pub send_idle: Duration,
 }
 
 impl Timeouts {
     /// The lab's servers' timeouts.
-    pub const DEFAULT: Timeouts =
-        Timeouts { header: Duration::from_secs(20), body_idle: Duration::from_secs(20) };
+    pub const DEFAULT: Timeouts = Timeouts {
+        header: Duration::from_secs(20),
+        body_idle: Duration::from_secs(20),
+        send_idle: Duration::from_secs(20),
+    };
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts::DEFAULT
+    }
+}
+
+/// Prepares an accepted connection: sets `TCP_USER_TIMEOUT` to `send_idle`. Without it a
+/// client whose window stays closed is probed forever (RFC 1122 4.2.2.17) and holds the
+/// connection; a failure only loses that limit, so it is logged, not fatal.
+pub fn accepted(stream: &TcpStream, timeouts: &Timeouts) {
+    if let Err(e) = crate::io::sockopt::set_tcp_user_timeout(stream, timeouts.send_idle) {
+        debug!(error = %e, "setting TCP_USER_TIMEOUT");
     }
 }
 

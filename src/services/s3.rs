@@ -164,6 +164,7 @@ async fn serve_with<A: StreamAcceptor>(
                 continue;
             }
         };
+        http::accepted(&stream, &state.timeouts);
         let state = state.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
@@ -8128,6 +8129,7 @@ mod tests {
     const SHORT: Timeouts = Timeouts {
         header: std::time::Duration::from_millis(300),
         body_idle: std::time::Duration::from_millis(300),
+        send_idle: std::time::Duration::from_millis(300),
     };
 
     /// Reads until the server closes the connection (EOF or reset); fails if it stays open. The
@@ -8234,12 +8236,14 @@ mod tests {
 
     /// The timeouts are on a lack of progress, never on a total: an upload whose bytes keep
     /// coming, each gap well within the idle time, and a download whose reader pauses longer
-    /// than every timeout, both take several timeouts in all and complete.
+    /// than the header and body timeouts (but reads again within `send_idle`), both take
+    /// several timeouts in all and complete.
     #[tokio::test]
     async fn slow_but_steady_transfers_are_not_cut() {
         let timeouts = Timeouts {
             header: std::time::Duration::from_millis(400),
             body_idle: std::time::Duration::from_millis(800),
+            send_idle: std::time::Duration::from_millis(3000),
         };
         let (addr, _dir, _store, _) =
             start_timed(false, "us-east-1", [127, 0, 0, 1], None, timeouts).await;
@@ -8282,6 +8286,44 @@ mod tests {
             body.extend_from_slice(&buf[..n]);
         }
         assert!(body == data, "the download differs");
+    }
+
+    /// Whether the server still holds its end of the TCP connection to `client` open
+    /// (established), from `/proc/net/tcp`.
+    fn server_end_open(server: SocketAddr, client: SocketAddr) -> bool {
+        let hex = |a: SocketAddr| format!(":{:04X}", a.port());
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[1].ends_with(&hex(server)) && f[2].ends_with(&hex(client)) && f[3] == "01"
+        })
+    }
+
+    /// A client that stops reading a response (its window closed) does not hold the server's
+    /// connection: after `send_idle` without progress the server's end is dropped, as S3 drops
+    /// a connection "not read from or written to within the timeout period".
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped() {
+        let (addr, _dir, store, _) =
+            start_timed(false, "us-east-1", [127, 0, 0, 1], None, SHORT).await;
+        let big: Vec<u8> = (0..16 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        store.put_object("bkt", "big", &big, None).unwrap();
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(addr).await.unwrap();
+        let me = s.local_addr().unwrap();
+        s.write_all(b"GET /bkt/big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        let dropped = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while server_end_open(addr, me) {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(dropped.is_ok(), "the server still holds the connection of a client not reading");
+        // What was sent before is there to read; the rest never comes.
+        let got = read_until_closed(&mut s).await;
+        assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(got.len() < big.len());
     }
 
     /// A client that half-closes after a complete request (`shutdown(SHUT_WR)`, `nc -N`) still
