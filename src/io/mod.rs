@@ -6,4 +6,5 @@
 //! a thread inside its namespace (a device's namespace is fixed when `/dev/net/tun` is opened).
 pub mod fd;
 pub mod netns;
+pub mod sockopt;
 pub mod worker;

@@ -15,6 +15,7 @@ use super::setup::{self, RunRecord};
 use crate::fib::{self, PortId};
 use crate::io::netns;
 use crate::model::World;
+use crate::services::http::Timeouts;
 use crate::services::{api, dns, echo, s3, store::Store, tls};
 
 pub struct UpOptions {
@@ -377,6 +378,7 @@ fn run(
             let std::net::IpAddr::V4(v4) = ip.to_canonical() else { return None };
             s3_ranges.iter().find(|(net, _)| net.contains(&v4)).map(|(_, r)| r.clone())
         }),
+        timeouts: Timeouts::DEFAULT,
     });
 
     rt.block_on(async move {
@@ -405,7 +407,7 @@ fn run(
         let api_lab = lab.clone();
         api_handle.spawn(async move {
             let served = match tokio::net::TcpListener::from_std(api_listener) {
-                Ok(l) => api::serve(l, api_lab).await,
+                Ok(l) => api::serve(l, api_lab, Timeouts::DEFAULT).await,
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = served {

@@ -7,7 +7,6 @@
 //!
 //! The service is chosen from the SigV4 credential scope, as LocalStack's single edge port does.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
 use super::ec2::{self, Ec2Error, Ec2Outcome, Ec2Request};
+use super::http::{self, BodyError, IdleBody, Timeouts};
 use super::s3::{self, RespBody};
 use super::sigv4;
 use crate::dataplane::DropReason;
@@ -87,7 +86,11 @@ pub fn status(lab: &Lab) -> Status {
     }
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    lab: Arc<Lab>,
+    timeouts: Timeouts,
+) -> anyhow::Result<()> {
     let s3_state = Arc::new(s3::S3State {
         store: lab.store.clone(),
         region: lab.control.world().region,
@@ -95,6 +98,7 @@ pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::
         access: Some(lab.control.access.clone()),
         // Requests on the control port address no region's S3: `region` applies.
         region_of: Arc::new(|_| None),
+        timeouts,
     });
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -106,15 +110,16 @@ pub async fn serve(listener: tokio::net::TcpListener, lab: Arc<Lab>) -> anyhow::
             }
         };
         let local = stream.local_addr().unwrap_or(peer);
+        http::accepted(&stream, &timeouts);
         let lab = lab.clone();
         let s3_state = s3_state.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let lab = lab.clone();
                 let s3_state = s3_state.clone();
-                async move { Ok::<_, Infallible>(handle(req, peer, local, lab, s3_state).await) }
+                async move { handle(req, peer, local, lab, s3_state).await }
             });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
+            if let Err(e) = http::http1(&timeouts).serve_connection(TokioIo::new(stream), svc).await
             {
                 tracing::debug!(error = %e, "api connection");
             }
@@ -165,24 +170,31 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Answers one request; `Err` when the client stopped sending a body the API reads itself
+/// (an EC2 form, a prefix list), which closes the connection unanswered: EC2 documents no
+/// error for it. An S3 request's stalled body is answered by the S3 handler.
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     local: SocketAddr,
     lab: Arc<Lab>,
     s3_state: Arc<s3::S3State>,
-) -> Response<RespBody> {
+) -> Result<Response<RespBody>, BodyError> {
+    let idle = s3_state.timeouts.body_idle;
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/_vpcsim/health") => return full(StatusCode::OK, "ok\n", "text/plain"),
+        (&Method::GET, "/_vpcsim/health") => {
+            return Ok(full(StatusCode::OK, "ok\n", "text/plain"));
+        }
         (&Method::GET, "/_vpcsim/status") => {
-            return match serde_json::to_string_pretty(&status(&lab)) {
+            return Ok(match serde_json::to_string_pretty(&status(&lab)) {
                 Ok(json) => full(StatusCode::OK, json + "\n", "application/json"),
                 Err(e) => full(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), "text/plain"),
-            };
+            });
         }
         (&Method::PUT, path) if path.starts_with("/_vpcsim/prefix-lists/") => {
             let id = path.trim_start_matches("/_vpcsim/prefix-lists/").to_string();
-            return set_prefix_list(req, &lab, id).await;
+            let body = read_body(req.into_body(), 64 * 1024, idle).await?;
+            return Ok(set_prefix_list(body, &lab, id).await);
         }
         _ => {}
     }
@@ -206,16 +218,18 @@ async fn handle(
     let service = match sigv4::scope_of(&sreq) {
         Ok(Some((_, scope))) => Some(scope.service),
         Ok(None) => None,
-        Err(e) => return s3_auth_error(&e),
+        Err(e) => return Ok(s3_auth_error(&e)),
     };
     let is_form = req.method() == Method::POST
         && header_refs.iter().any(|(k, v)| {
             k.eq_ignore_ascii_case("content-type")
                 && v.starts_with("application/x-www-form-urlencoded")
         });
-    match service.as_deref() {
-        Some("ec2") => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
-        None if is_form => ec2_request(req, &lab, &method, &path, &query, &header_refs).await,
+    if service.as_deref() == Some("ec2") || (service.is_none() && is_form) {
+        let body = read_body(req.into_body(), MAX_FORM, idle).await?;
+        return Ok(ec2_request(body, &lab, &method, &path, &query, &header_refs).await);
+    }
+    Ok(match service.as_deref() {
         // The S3 handler verifies the signature and authorizes the request itself.
         Some("s3") | None => {
             s3::handle(&s3_state, &s3::ConnInfo { peer, local, origin: None }, req).await
@@ -228,16 +242,30 @@ async fn handle(
             },
             &request_id(),
         ),
+    })
+}
+
+/// A body the API reads whole: `Ok(None)` when it is over `limit` bytes or the connection
+/// broke, `Err` when the client stopped sending it for `idle`.
+async fn read_body(
+    body: Incoming,
+    limit: usize,
+    idle: std::time::Duration,
+) -> Result<Option<Bytes>, BodyError> {
+    let (body, stalled) = IdleBody::new(body, idle);
+    match Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(Some(b.to_bytes())),
+        Err(_) if stalled.happened() => Err(BodyError::Idle(idle)),
+        Err(_) => Ok(None),
     }
 }
 
 /// The admin action that changes an AWS-managed prefix list's CIDRs (the guide: the range of a
 /// service "may change from time to time"). Body: CIDRs separated by whitespace or commas.
 /// Flows whose path changes are reset like for any other change.
-async fn set_prefix_list(req: Request<Incoming>, lab: &Arc<Lab>, id: String) -> Response<RespBody> {
-    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return full(StatusCode::BAD_REQUEST, "body too large\n", "text/plain"),
+async fn set_prefix_list(body: Option<Bytes>, lab: &Arc<Lab>, id: String) -> Response<RespBody> {
+    let Some(body) = body else {
+        return full(StatusCode::BAD_REQUEST, "body too large\n", "text/plain");
     };
     let text = String::from_utf8_lossy(&body).to_string();
     let mut cidrs = Vec::new();
@@ -338,7 +366,7 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
 }
 
 async fn ec2_request(
-    req: Request<Incoming>,
+    body: Option<Bytes>,
     lab: &Arc<Lab>,
     method: &str,
     path: &str,
@@ -346,9 +374,9 @@ async fn ec2_request(
     headers: &[(&str, &str)],
 ) -> Response<RespBody> {
     let id = request_id();
-    let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    let body = match body {
+        Some(b) => b,
+        None => {
             let e = Ec2Error {
                 code: "InvalidParameterValue".into(),
                 message: "the request body is too large or broken".into(),
@@ -505,5 +533,143 @@ mod tests {
         let resource = ec2_resource("ModifyVpcEndpoint", &named, "us-east-1");
         assert!(!access.ec2_allowed(&scoped, "ec2:ModifyVpcEndpoint", &resource));
         assert!(access.ec2_allowed(&any, "ec2:ModifyVpcEndpoint", &resource));
+    }
+
+    // --- The server: timeouts and half-close --------------------------------------------------
+
+    use super::{Lab, serve};
+    use crate::lab::control::Control;
+    use crate::services::http::Timeouts;
+    use crate::services::store::{Store, test_util::TempDir};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// The control API of the default lab, in process, with short timeouts so that a test of
+    /// them need not wait 20 s.
+    async fn start_api() -> (std::net::SocketAddr, TempDir) {
+        let dir = TempDir::new("api");
+        let world = crate::lab::file::parse("demo", crate::lab::file::DEFAULT_LAB).unwrap();
+        let control = Control::in_process(world, dir.0.join("state")).unwrap();
+        let store = Arc::new(Store::open(&dir.0.join("store")).unwrap());
+        let lab = Arc::new(Lab { control, store, started: std::time::Instant::now() });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let timeouts = Timeouts {
+            header: Duration::from_millis(300),
+            body_idle: Duration::from_millis(600),
+            send_idle: Duration::from_millis(600),
+        };
+        tokio::spawn(serve(listener, lab, timeouts));
+        (addr, dir)
+    }
+
+    /// Reads until the server closes the connection; fails if it stays open. The bound only
+    /// means "eventually": the timeouts under test are far shorter.
+    async fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let closed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "still open after: {:?}", String::from_utf8_lossy(&out));
+        out
+    }
+
+    /// A client that half-closes after a complete request (`shutdown(SHUT_WR)`, `nc -N`) gets
+    /// its answer: RFC 9112 §9.6 lets a client close its sending side after the request. A GET
+    /// answered at once, an EC2 form post, whose body the API reads before it answers (here
+    /// `AuthFailure`: it is unsigned), and an answer that waits for the blocking pool.
+    #[tokio::test]
+    async fn a_half_closed_client_gets_its_answer() {
+        let (addr, _dir) = start_api().await;
+        let form = b"Action=DescribeVpcs&Version=2016-11-15";
+        let post = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{}",
+            form.len(),
+            String::from_utf8_lossy(form)
+        );
+        for _ in 0..5 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /_vpcsim/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            s.shutdown().await.unwrap();
+            let out = read_until_closed(&mut s).await;
+            assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&out));
+            assert!(out.ends_with(b"\r\n\r\nok\n"), "{:?}", String::from_utf8_lossy(&out));
+
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(post.as_bytes()).await.unwrap();
+            s.shutdown().await.unwrap();
+            let out = read_until_closed(&mut s).await;
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.starts_with("HTTP/1.1 401"), "{text:?}");
+            assert!(text.contains("<Code>AuthFailure</Code>"), "{text}");
+
+            // An answer that takes a moment (the change runs on the blocking pool): the
+            // client's end of stream must not cut it.
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(
+                b"PUT /_vpcsim/prefix-lists/pl-00000000 HTTP/1.1\r\nHost: x\r\n\
+                  Content-Length: 15\r\n\r\n54.123.160.0/19",
+            )
+            .await
+            .unwrap();
+            s.shutdown().await.unwrap();
+            let out = read_until_closed(&mut s).await;
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
+            assert!(text.ends_with("the prefix list ID 'pl-00000000' does not exist\n"), "{text}");
+        }
+    }
+
+    /// Headers that stop arriving, and a keep-alive connection left idle after a response, do
+    /// not hold the connection.
+    #[tokio::test]
+    async fn stalled_headers_and_idle_connections_are_closed() {
+        let (addr, _dir) = start_api().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /_vpcsim/health HTTP/1.1\r\nHost: x\r\nX-A: 1").await.unwrap();
+        assert!(read_until_closed(&mut s).await.is_empty());
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /_vpcsim/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let out = read_until_closed(&mut s).await;
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&out));
+    }
+
+    /// An EC2 form post whose body stops arriving is closed unanswered (EC2 documents no error
+    /// for it); one whose body keeps coming, in pieces over more than the idle time, is read
+    /// and answered (here `AuthFailure`: it is unsigned).
+    #[tokio::test]
+    async fn a_stalled_form_post_is_closed_and_a_slow_one_answered() {
+        let (addr, _dir) = start_api().await;
+        let form = b"Action=DescribeVpcs&Version=2016-11-15";
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n",
+            form.len()
+        );
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&form[..10]).await.unwrap();
+        assert!(read_until_closed(&mut s).await.is_empty());
+
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        for piece in form.chunks(8) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            s.write_all(piece).await.unwrap();
+        }
+        let out = read_until_closed(&mut s).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+        assert!(text.contains("<Code>AuthFailure</Code>"), "{text}");
     }
 }

@@ -21,6 +21,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::debug;
 
+use super::http::{self, Timeouts};
+
 /// Accepts connections forever; every request (any method, any path) gets
 /// `200 text/plain` with body `<client ip>\n` and header `x-vpcsim-source-ip`.
 pub async fn serve_echo(listener: TcpListener) -> anyhow::Result<()> {
@@ -33,12 +35,11 @@ pub async fn serve_echo(listener: TcpListener) -> anyhow::Result<()> {
                 continue;
             }
         };
+        http::accepted(&stream, &Timeouts::DEFAULT);
         tokio::spawn(async move {
             let svc = service_fn(move |req| async move { Ok::<_, Infallible>(answer(peer, req)) });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
+            if let Err(e) =
+                http::http1(&Timeouts::DEFAULT).serve_connection(TokioIo::new(stream), svc).await
             {
                 debug!(error = %e, %peer, "echo connection error");
             }

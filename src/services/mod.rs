@@ -6,6 +6,7 @@ pub mod checksum;
 pub mod dns;
 pub mod ec2;
 pub mod echo;
+pub mod http;
 pub mod s3;
 pub mod sigv4;
 pub mod store;

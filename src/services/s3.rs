@@ -45,6 +45,7 @@ mod tagging;
 use self::tagging::Tags;
 use super::access::Access;
 use super::checksum::{Algorithm, Checksum, Hasher, Kind};
+use super::http::{self, IdleBody, Timeouts};
 use super::sigv4;
 use super::store::{
     CompleteChecks, ListResult, MAX_PART_NUMBER, MIN_PART_SIZE, Metadata, ObjectMeta, ObjectWriter,
@@ -79,6 +80,8 @@ pub struct S3State {
     /// connection; the listener serves every region's range on one socket. `None` (e.g. on
     /// the control API port) means `region`.
     pub region_of: Arc<dyn Fn(IpAddr) -> Option<String> + Send + Sync>,
+    /// How long a client may leave a request unfinished ([`Timeouts::DEFAULT`] but in tests).
+    pub timeouts: Timeouts,
 }
 
 /// The gateway endpoint a connection came through.
@@ -97,6 +100,9 @@ pub struct ConnInfo {
 }
 
 pub type RespBody = BoxBody<Bytes, io::Error>;
+
+/// A request's body as the handlers read it: reads give up when the client stops sending.
+type ReqBody = IdleBody<Incoming>;
 
 /// Accepts connections forever, serving each with HTTP/1.1 keep-alive on its own task.
 pub async fn serve(listener: TcpListener, state: Arc<S3State>) -> anyhow::Result<()> {
@@ -159,6 +165,7 @@ async fn serve_with<A: StreamAcceptor>(
                 continue;
             }
         };
+        http::accepted(&stream, &state.timeouts);
         let state = state.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
@@ -175,6 +182,7 @@ async fn serve_with<A: StreamAcceptor>(
                     return;
                 }
             };
+            let state_timeouts = state.timeouts;
             let origin = (state.origin)(peer, local);
             let conn = Arc::new(ConnInfo { peer, local, origin });
             let svc = service_fn(move |req| {
@@ -186,10 +194,8 @@ async fn serve_with<A: StreamAcceptor>(
                     )
                 }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(io), svc)
-                .await
+            if let Err(e) =
+                http::http1(&state_timeouts).serve_connection(TokioIo::new(io), svc).await
             {
                 debug!(error = %e, %peer, "s3 connection error");
             }
@@ -224,13 +230,23 @@ async fn handle_with(
     let request_id = next_request_id();
     let is_head = req.method() == Method::HEAD;
     let via = Via { conn, local, secure };
-    let mut resp = match dispatch(state, &via, req).await {
+    let (parts, body) = req.into_parts();
+    let (body, stalled) = IdleBody::new(body, state.timeouts.body_idle);
+    let mut resp = match dispatch(state, &via, Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => {
             debug!(code = e.code, status = e.status.as_u16(), message = %e.message, "s3 error");
             e.into_response(&request_id, is_head)
         }
     };
+    // A body the client stopped sending is this answer whatever the handler made of its
+    // failed read (`IncompleteBody`, `MalformedXML`, ...), and the connection is closed, as S3
+    // closes it.
+    if stalled.happened() {
+        debug!(peer = %conn.peer, "s3 request body timed out");
+        resp = S3Error::request_timeout().into_response(&request_id, is_head);
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let h = resp.headers_mut();
     set(h, "x-amz-request-id", &request_id);
     set(h, "x-amz-id-2", &host_id(&request_id));
@@ -301,7 +317,7 @@ impl Query {
 async fn dispatch(
     state: &S3State,
     via: &Via<'_>,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<RespBody>, S3Error> {
     let (parts, body) = req.into_parts();
     let (bucket, key) = parse_target(&parts)?;
@@ -846,7 +862,7 @@ async fn object_tagging(
     (bucket, key): (&str, &str),
     parts: &Parts,
     query: &Query,
-    body: Incoming,
+    body: ReqBody,
 ) -> Result<Response<RespBody>, S3Error> {
     let action = match parts.method {
         Method::GET => "s3:GetObjectTagging",
@@ -1254,7 +1270,7 @@ async fn bucket_policy(
     state: &S3State,
     bucket: &str,
     method: &Method,
-    body: Incoming,
+    body: ReqBody,
 ) -> Result<Response<RespBody>, S3Error> {
     match *method {
         Method::GET => {
@@ -1674,7 +1690,7 @@ async fn create_bucket(
     bucket: &str,
     endpoint_region: &str,
     headers: &hyper::HeaderMap,
-    body: Incoming,
+    body: ReqBody,
 ) -> Result<Response<RespBody>, S3Error> {
     // A name S3 keeps for itself (see `reserved_bucket_rule`) is `InvalidBucketName`, as any
     // name against the naming rules.
@@ -2104,7 +2120,7 @@ fn declared_checksum(headers: &hyper::HeaderMap) -> Result<Declared, S3Error> {
 /// the writer and the checksum the client sent, if any.
 async fn receive_body(
     parts: &Parts,
-    mut body: Incoming,
+    mut body: ReqBody,
     mut writer: ObjectWriter,
     signer: Option<ChunkSigner>,
     declared: Declared,
@@ -2251,7 +2267,7 @@ async fn put_object(
     state: &S3State,
     (bucket, key): (String, String),
     parts: &Parts,
-    body: Incoming,
+    body: ReqBody,
     signer: Option<ChunkSigner>,
     tags: Tags,
 ) -> Result<Response<RespBody>, S3Error> {
@@ -2476,7 +2492,7 @@ async fn upload_part(
     id: &str,
     query: &Query,
     parts: &Parts,
-    body: Incoming,
+    body: ReqBody,
     signer: Option<ChunkSigner>,
 ) -> Result<Response<RespBody>, S3Error> {
     let number = part_number(query)?;
@@ -2625,7 +2641,7 @@ async fn complete_multipart(
     key: &str,
     id: &str,
     headers: &hyper::HeaderMap,
-    body: Incoming,
+    body: ReqBody,
 ) -> Result<Response<RespBody>, S3Error> {
     let upload = check_upload(state, bucket, key, id)?;
     let condition = write_condition(headers)?;
@@ -2948,7 +2964,7 @@ async fn delete_bucket(state: &S3State, bucket: &str) -> Result<Response<RespBod
 /// checksum header, `BadDigest` when the body differs.
 async fn checked_body(
     headers: &hyper::HeaderMap,
-    body: Incoming,
+    body: ReqBody,
     bucket: &str,
 ) -> Result<Bytes, S3Error> {
     let md5 = content_md5(headers)?;
@@ -3010,7 +3026,7 @@ async fn delete_objects(
     authz: &Authz<'_>,
     bucket: &str,
     headers: &hyper::HeaderMap,
-    body: Incoming,
+    body: ReqBody,
 ) -> Result<Response<RespBody>, S3Error> {
     let raw = checked_body(headers, body, bucket).await?;
     let mut objects: Vec<(String, Option<String>, Option<String>)> = Vec::new();
@@ -3840,6 +3856,17 @@ impl S3Error {
             StatusCode::BAD_REQUEST,
             "BadDigest",
             "The Content-MD5 you specified did not match what we received.",
+        )
+    }
+    /// S3's answer to a request whose body stopped arriving (S3 API Reference, error codes:
+    /// "RequestTimeout: Your socket connection to the server was not read from or written to
+    /// within the timeout period", 400; S3's wire message adds the second sentence).
+    fn request_timeout() -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the \
+             timeout period. Idle connections will be closed.",
         )
     }
     fn incomplete_body() -> S3Error {
@@ -4751,6 +4778,17 @@ mod tests {
         bind_ip: [u8; 4],
         access: Option<Arc<arc_swap::ArcSwap<Access>>>,
     ) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
+        start_timed(with_origin, region, bind_ip, access, Timeouts::DEFAULT).await
+    }
+
+    /// A stub with its own timeouts (tests of them use short ones).
+    async fn start_timed(
+        with_origin: bool,
+        region: &str,
+        bind_ip: [u8; 4],
+        access: Option<Arc<arc_swap::ArcSwap<Access>>>,
+        timeouts: Timeouts,
+    ) -> (SocketAddr, TempDir, Arc<Store>, Seen) {
         let dir = TempDir::new("s3srv");
         let store = Arc::new(Store::open(&dir.0).unwrap());
         store.create_bucket("bkt", "us-east-1", None).unwrap();
@@ -4772,6 +4810,7 @@ mod tests {
             region_of: Arc::new(|ip| {
                 (ip == IpAddr::from([127, 0, 0, 2])).then(|| "eu-west-1".to_string())
             }),
+            timeouts,
         });
         let listener = TcpListener::bind((std::net::Ipv4Addr::from(bind_ip), 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -8964,5 +9003,234 @@ mod tests {
         assert_eq!(req(addr, "PUT", "/bkt/page", &[src, other], b"").await.status, 200);
         let r = req(addr, "HEAD", "/bkt/page", &[], b"").await;
         assert_eq!(r.header("x-amz-website-redirect-location"), Some("https://example.com/"));
+    }
+
+    // --- Timeouts and half-close --------------------------------------------------------------
+
+    /// Short timeouts, so that a test of them need not wait S3's 20 s.
+    const SHORT: Timeouts = Timeouts {
+        header: std::time::Duration::from_millis(300),
+        body_idle: std::time::Duration::from_millis(300),
+        send_idle: std::time::Duration::from_millis(300),
+    };
+
+    /// Reads until the server closes the connection (EOF or reset); fails if it stays open. The
+    /// bound only means "eventually": the timeouts under test are far shorter.
+    async fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "still open after: {:?}", String::from_utf8_lossy(&out));
+        out
+    }
+
+    /// The next response, which must come eventually.
+    async fn answer(s: &mut TcpStream) -> Resp {
+        tokio::time::timeout(std::time::Duration::from_secs(30), read_response(s, false))
+            .await
+            .expect("no answer")
+    }
+
+    /// S3's answer to a client that stops sending (S3 API Reference, error codes:
+    /// "RequestTimeout: Your socket connection to the server was not read from or written to
+    /// within the timeout period", 400 Bad Request; on the wire S3 adds "Idle connections will
+    /// be closed." and closes the connection).
+    fn assert_request_timeout(r: &Resp) {
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(xml_values(&r.text(), "Code"), ["RequestTimeout"]);
+        assert_eq!(
+            xml_values(&r.text(), "Message"),
+            ["Your socket connection to the server was not read from or written to within the \
+              timeout period. Idle connections will be closed."]
+        );
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+
+    /// Headers that stop arriving do not hold the connection: it is closed.
+    #[tokio::test]
+    async fn a_request_whose_headers_stop_is_closed() {
+        let (addr, _dir, _store, _) =
+            start_timed(false, "us-east-1", [127, 0, 0, 1], None, SHORT).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /bkt/k HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1").await.unwrap();
+        read_until_closed(&mut s).await;
+        // Nor does a connection that never sends a byte.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        assert!(read_until_closed(&mut s).await.is_empty());
+    }
+
+    /// A keep-alive connection left idle after a response is closed, as S3 closes idle
+    /// connections; the response itself is whole.
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed() {
+        let (addr, _dir, store, _) =
+            start_timed(false, "us-east-1", [127, 0, 0, 1], None, SHORT).await;
+        store.put_object("bkt", "k", b"data", None).unwrap();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let r = send(&mut s, "GET", "/bkt/k", &[], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"data"[..]));
+        assert!(read_until_closed(&mut s).await.is_empty());
+    }
+
+    /// A PUT whose body stops arriving is answered `400 RequestTimeout` and the connection
+    /// closed; the object it would have replaced is kept.
+    #[tokio::test]
+    async fn a_put_whose_body_stops_gets_request_timeout() {
+        let (addr, _dir, store, _) =
+            start_timed(false, "us-east-1", [127, 0, 0, 1], None, SHORT).await;
+        store.put_object("bkt", "stall", b"old", None).unwrap();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            b"PUT /bkt/stall HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nabc",
+        )
+        .await
+        .unwrap();
+        assert_request_timeout(&answer(&mut s).await);
+        assert!(read_until_closed(&mut s).await.is_empty());
+        let r = req(addr, "GET", "/bkt/stall", &[], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"old"[..]));
+    }
+
+    /// The same for a body read whole before it is looked at (CreateBucket's configuration):
+    /// `RequestTimeout`, no bucket.
+    #[tokio::test]
+    async fn a_create_bucket_whose_body_stops_gets_request_timeout() {
+        let (addr, _dir, store, _) =
+            start_timed(false, "us-east-1", [127, 0, 0, 1], None, SHORT).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            b"PUT /new-bucket HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200\r\n\r\n<Create",
+        )
+        .await
+        .unwrap();
+        assert_request_timeout(&answer(&mut s).await);
+        assert!(read_until_closed(&mut s).await.is_empty());
+        assert!(store.bucket("new-bucket").is_none());
+    }
+
+    /// The timeouts are on a lack of progress, never on a total: an upload whose bytes keep
+    /// coming, each gap well within the idle time, and a download whose reader pauses longer
+    /// than the header and body timeouts (but reads again within `send_idle`), both take
+    /// several timeouts in all and complete.
+    #[tokio::test]
+    async fn slow_but_steady_transfers_are_not_cut() {
+        let timeouts = Timeouts {
+            header: std::time::Duration::from_millis(400),
+            body_idle: std::time::Duration::from_millis(800),
+            send_idle: std::time::Duration::from_millis(3000),
+        };
+        let (addr, _dir, _store, _) =
+            start_timed(false, "us-east-1", [127, 0, 0, 1], None, timeouts).await;
+        let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!(
+                "PUT /bkt/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+                data.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        for chunk in data.chunks(data.len() / 8) {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            s.write_all(chunk).await.unwrap();
+        }
+        let r = answer(&mut s).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        // The download: the reader stops three times for longer than any timeout.
+        s.write_all(b"GET /bkt/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        for _ in 0..3 {
+            let n = s.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        }
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(
+            got.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&got[..head_end])
+        );
+        let mut body = got.split_off(head_end);
+        while body.len() < data.len() {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "cut after {} of {} bytes", body.len(), data.len());
+            body.extend_from_slice(&buf[..n]);
+        }
+        assert!(body == data, "the download differs");
+    }
+
+    /// Whether the server still holds its end of the TCP connection to `client` open
+    /// (established), from `/proc/net/tcp`.
+    fn server_end_open(server: SocketAddr, client: SocketAddr) -> bool {
+        let hex = |a: SocketAddr| format!(":{:04X}", a.port());
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[1].ends_with(&hex(server)) && f[2].ends_with(&hex(client)) && f[3] == "01"
+        })
+    }
+
+    /// A client that stops reading a response (its window closed) does not hold the server's
+    /// connection: after `send_idle` without progress the server's end is dropped, as S3 drops
+    /// a connection "not read from or written to within the timeout period".
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped() {
+        let (addr, _dir, store, _) =
+            start_timed(false, "us-east-1", [127, 0, 0, 1], None, SHORT).await;
+        let big: Vec<u8> = (0..16 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        store.put_object("bkt", "big", &big, None).unwrap();
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(addr).await.unwrap();
+        let me = s.local_addr().unwrap();
+        s.write_all(b"GET /bkt/big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        let dropped = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while server_end_open(addr, me) {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(dropped.is_ok(), "the server still holds the connection of a client not reading");
+        // What was sent before is there to read; the rest never comes.
+        let got = read_until_closed(&mut s).await;
+        assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(got.len() < big.len());
+    }
+
+    /// A client that half-closes after a complete request (`shutdown(SHUT_WR)`, `nc -N`) still
+    /// gets its answer (RFC 9112 §9.6 lets a client close its sending side after the request),
+    /// for a GET and for a PUT, which is stored.
+    #[tokio::test]
+    async fn a_half_closed_client_gets_its_answer() {
+        let (addr, _dir, store, _) = start(false).await;
+        store.put_object("bkt", "hello.txt", b"hello", None).unwrap();
+        for _ in 0..5 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /bkt/hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+            s.shutdown().await.unwrap();
+            let out = read_until_closed(&mut s).await;
+            assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&out));
+            assert!(out.ends_with(b"\r\n\r\nhello"), "{:?}", String::from_utf8_lossy(&out));
+        }
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"PUT /bkt/half HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nhalf")
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        let out = read_until_closed(&mut s).await;
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&out));
+        let r = req(addr, "GET", "/bkt/half", &[], b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"half"[..]));
     }
 }

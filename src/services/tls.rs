@@ -249,6 +249,7 @@ mod tests {
                 ),
             ))),
             region_of: Arc::new(|_| None),
+            timeouts: crate::services::http::Timeouts::DEFAULT,
         });
         // The same state over plain HTTP: the policy does not allow.
         let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
