@@ -51,8 +51,9 @@ pub enum FlowPath {
     /// To the VPC's resolver (base + 2), which lives in the aws namespace: the VPC's id (a
     /// thin pointer, so that the path stays 16 bytes).
     Resolver(Arc<String>),
-    /// Inside the VPC (a `local` route), remembered only so that security groups are stateful:
-    /// keyed by private addresses, oriented from the instance that opened it.
+    /// Inside the VPC (a `local` route), remembered only for the security groups: keyed by
+    /// private addresses, oriented from the instance that opened it; each instance's side is
+    /// tracked or not by its own groups ([`TcpState::UNTRACKED`], [`TcpState::PEER_UNTRACKED`]).
     Local,
     /// Through a NAT gateway or NAT instance, then the NAT's own way out (never `Nat` itself).
     Nat(Box<Napt>),
@@ -87,8 +88,8 @@ pub struct TcpState {
     pub in_next: u32,
     pub seen_out: bool,
     pub seen_in: bool,
-    /// [`TcpState::FIN_OUT`], [`TcpState::FIN_IN`] and [`TcpState::RST`] seen so far (one
-    /// byte, so that the flow stays 40 bytes).
+    /// [`TcpState::FIN_OUT`], [`TcpState::FIN_IN`] and [`TcpState::RST`] seen so far, and
+    /// which sides are untracked (one byte, so that the flow stays 40 bytes).
     pub close: u8,
 }
 
@@ -99,17 +100,35 @@ impl TcpState {
     pub const FIN_IN: u8 = 2;
     /// Either side sent an RST.
     pub const RST: u8 = 4;
-    /// Untracked by the security groups (TCP and UDP; see `filter::sg_untracked`): every
-    /// packet of the flow is judged by the rules. Kept across the other bits' changes.
+    /// Untracked by the instance's security groups (TCP and UDP; see `filter::sg_untracked`):
+    /// every packet of the flow is judged by its rules. For a [`FlowPath::Local`] flow, the
+    /// side of the instance that opened it. Kept across the other bits' changes.
     pub const UNTRACKED: u8 = 8;
+    /// A [`FlowPath::Local`] flow only: untracked by the security groups of the instance it
+    /// was opened to. Kept across the other bits' changes.
+    pub const PEER_UNTRACKED: u8 = 16;
+    /// The bits every change of the others keeps.
+    pub const SIDES: u8 = Self::UNTRACKED | Self::PEER_UNTRACKED;
 
     pub fn untracked(&self) -> bool {
         self.close & Self::UNTRACKED != 0
     }
 
+    pub fn peer_untracked(&self) -> bool {
+        self.close & Self::PEER_UNTRACKED != 0
+    }
+
     /// A new flow's state.
     pub fn with_untracked(untracked: bool) -> TcpState {
-        TcpState { close: if untracked { Self::UNTRACKED } else { 0 }, ..TcpState::default() }
+        TcpState::with_sides(untracked, false)
+    }
+
+    /// A new local flow's state: whether the opener's side and the other instance's side are
+    /// untracked.
+    pub fn with_sides(untracked: bool, peer_untracked: bool) -> TcpState {
+        let close = if untracked { Self::UNTRACKED } else { 0 }
+            | if peer_untracked { Self::PEER_UNTRACKED } else { 0 };
+        TcpState { close, ..TcpState::default() }
     }
 
     /// Closed: a FIN in both directions, or an RST. A half-closed connection (one FIN) is not:
@@ -132,7 +151,7 @@ impl TcpState {
         // The first packet sets the direction; it is no turn.
         let first = !self.seen_out && !self.seen_in;
         let turns = if !first && last_out != outbound { (turns + 1).min(3) } else { turns };
-        self.close = self.close & Self::UNTRACKED | turns << 1 | u8::from(outbound);
+        self.close = self.close & Self::SIDES | turns << 1 | u8::from(outbound);
         if outbound {
             self.seen_out = true;
         } else {

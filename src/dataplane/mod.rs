@@ -389,7 +389,7 @@ impl Pipeline {
             }
             // The id is cloned only when the flow is new.
             if !self.track_out(snap, now, info, src, port, src, || {
-                (FlowPath::Resolver(vpc.id.clone()), false)
+                (FlowPath::Resolver(vpc.id.clone()), TcpState::default())
             }) {
                 return c.drop(DropReason::FlowCollision);
             }
@@ -422,11 +422,14 @@ impl Pipeline {
             Some(Hop::Nat(_)) => self.flows.napt_get(&flow_key(info, src, false)),
             _ => None,
         };
+        // Between two instances of the VPC: the flow either opened, if any, and the checks its
+        // packet skips (see `local_flow`).
+        let mut local = None;
         let tracked = !is_icmp_request(info)
             && match hop {
                 Some(Hop::Local) => {
-                    self.touch(now, flow_key(info, src, false))
-                        || self.touch(now, flow_key(info, info.dst_u32(), true))
+                    local = self.local_flow(now, info, src);
+                    local.is_some_and(|(sender, _)| sender)
                 }
                 Some(Hop::Igw) => {
                     host.public_ip.is_some_and(|p| self.touch(now, flow_key(info, p, false)))
@@ -454,19 +457,26 @@ impl Pipeline {
                 let Some(dst) = dst_host else {
                     return c.drop(DropReason::NoInstance);
                 };
-                // Entering the destination's subnet: its ACL inbound, then (for a new flow)
-                // the destination's security-group ingress.
+                // Entering the destination's subnet: its ACL inbound, then the destination's
+                // security-group ingress, unless its side tracks the flow.
                 if dst.port != port
                     && let FilterVerdict::Deny(d) = nacl_in(snap, dst.port, &t)
                 {
                     return self.filter_drop(snap, d);
                 }
-                if !tracked && let FilterVerdict::Deny(d) = sg_ingress(snap, subnet.vpc, t.dst, &t)
+                if !local.is_some_and(|(_, receiver)| receiver)
+                    && let FilterVerdict::Deny(d) = sg_ingress(snap, subnet.vpc, t.dst, &t)
                 {
                     return self.filter_drop(snap, d);
                 }
-                if !tracked {
-                    self.track_out(snap, now, info, src, port, src, || (FlowPath::Local, false));
+                // A new flow: each instance's side is tracked or not by its own groups (the
+                // guide's condition on the rules in both directions, `sg_untracked`).
+                if local.is_none() {
+                    self.track_out(snap, now, info, src, port, src, || {
+                        let opener = sg_untracked(snap, subnet.vpc, src, &t, true);
+                        let other = sg_untracked(snap, subnet.vpc, t.dst, &t, false);
+                        (FlowPath::Local, TcpState::with_sides(opener, other))
+                    });
                 }
                 Action::Forward { port: dst.port, len }
             }
@@ -476,7 +486,7 @@ impl Pipeline {
                 if let Some(endpoint) = snap.endpoints.get(ep as usize) {
                     let path = || {
                         let untracked = sg_untracked(snap, subnet.vpc, src, &t, true);
-                        (FlowPath::Vpce(endpoint.clone()), untracked)
+                        (FlowPath::Vpce(endpoint.clone()), TcpState::with_untracked(untracked))
                     };
                     if !self.track_out(snap, now, info, src, port, src, path) {
                         return c.drop(DropReason::FlowCollision);
@@ -506,7 +516,8 @@ impl Pipeline {
                 packet::set_src(pkt, info, public.into(), meta.csum);
                 let aws = snap.aws_ranges.lookup(info.dst_u32()).is_some();
                 self.track_out(snap, now, info, public, port, src, || {
-                    (FlowPath::Igw { aws }, sg_untracked(snap, subnet.vpc, src, &t, true))
+                    let untracked = sg_untracked(snap, subnet.vpc, src, &t, true);
+                    (FlowPath::Igw { aws }, TcpState::with_untracked(untracked))
                 });
                 let out = if aws { PORT_AWS } else { PORT_INTERNET };
                 mtu::leave(pkt, info, meta, out, fit)
@@ -653,9 +664,10 @@ impl Pipeline {
         c.drop(DropReason::NoRoute)
     }
 
-    /// Tracks an outbound packet's flow, creating it if new. False if the tuple is another
-    /// VPC's open flow (see [`DropReason::FlowCollision`]): nothing is changed. A flow of the
-    /// same VPC from another port (the address moved to another subnet) is taken over.
+    /// Tracks an outbound packet's flow, creating it if new (`path`: its path and its
+    /// security-group tracking state). False if the tuple is another VPC's open flow (see
+    /// [`DropReason::FlowCollision`]): nothing is changed. A flow of the same VPC from another
+    /// port (the address moved to another subnet) is taken over.
     #[allow(clippy::too_many_arguments)]
     fn track_out(
         &self,
@@ -665,7 +677,7 @@ impl Pipeline {
         outside_src: u32,
         port: PortId,
         private_ip: u32,
-        path: impl FnOnce() -> (FlowPath, bool),
+        path: impl FnOnce() -> (FlowPath, TcpState),
     ) -> bool {
         let key = flow_key(info, outside_src, false);
         let vpc_of = |p: PortId| snap.subnet(p).map(|s| s.vpc);
@@ -674,14 +686,8 @@ impl Pipeline {
         self.flows.upsert(
             key,
             move || {
-                let (path, untracked) = path();
-                Flow {
-                    path,
-                    port,
-                    private_ip,
-                    last_seen: now,
-                    tcp: TcpState::with_untracked(untracked),
-                }
+                let (path, tcp) = path();
+                Flow { path, port, private_ip, last_seen: now, tcp }
             },
             |f| {
                 if f.port != port {
@@ -1067,6 +1073,23 @@ impl Pipeline {
         Some(self.forward_error(pkt, info, out, igw))
     }
 
+    /// A packet between two instances of the VPC, of a flow one of them opened: its sender
+    /// (the packet's own tuple is the flow's key) or, for a reply, its receiver (the reversed
+    /// tuple: a second lookup). Refreshes the flow and returns the security-group checks the
+    /// packet skips: (its sender's egress, its receiver's ingress), each skipped when that
+    /// instance's side tracks the flow; an untracked side judges every packet by its rules,
+    /// so that removing the rule cuts the flow at once. `None`: no such flow.
+    fn local_flow(&self, now: Stamp, info: &Ipv4Info, src: u32) -> Option<(bool, bool)> {
+        let skips = |f: &mut Flow, reply: bool| {
+            f.last_seen = now;
+            let (opener, other) = (!f.tcp.untracked(), !f.tcp.peer_untracked());
+            if reply { (other, opener) } else { (opener, other) }
+        };
+        self.flows
+            .with(&flow_key(info, src, false), |f| skips(f, false))
+            .or_else(|| self.flows.with(&flow_key(info, info.dst_u32(), true), |f| skips(f, true)))
+    }
+
     /// Whether the flow exists and is tracked, so that the security groups let its packets
     /// pass (refreshing it either way).
     fn touch(&self, now: Stamp, key: FlowKey) -> bool {
@@ -1290,12 +1313,13 @@ fn track_state(t: &mut TcpState, info: &Ipv4Info, outbound: bool) {
     // or after one that never got going (a SYN nobody answered: Linux picks a tuple's ISN from
     // a clock, so the new one may come "before" the stale one in sequence order, and tracking
     // only forward would keep the stale numbers for the resets). Only a retransmission of the
-    // same SYN (its sequence number + 1 is this direction's next) keeps the state.
+    // same SYN (its sequence number + 1 is this direction's next) keeps the state. The sides'
+    // tracking bits stay.
     if flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN {
         let (next, seen) = if outbound { (t.out_next, t.seen_out) } else { (t.in_next, t.seen_in) };
         let retransmission = seen && seq.wrapping_add(1) == next;
-        if t.close & !TcpState::UNTRACKED != 0 || (seen && !retransmission) {
-            *t = TcpState { close: t.close & TcpState::UNTRACKED, ..TcpState::default() };
+        if t.close & !TcpState::SIDES != 0 || (seen && !retransmission) {
+            *t = TcpState { close: t.close & TcpState::SIDES, ..TcpState::default() };
         }
     }
     let syn_fin = u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0);

@@ -36,7 +36,8 @@ enum Way {
     },
     /// The VPC resolver does not depend on routes.
     Resolver,
-    /// Intra-VPC flows: the local route never changes.
+    /// Intra-VPC flows: the local route never changes. (A security-group change moves no
+    /// flow either: an untracked side judges each packet by the current rules instead.)
     Local,
     /// Through a NAT (gateway or instance), then the NAT's own way out.
     Nat {

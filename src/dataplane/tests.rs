@@ -2036,6 +2036,7 @@ fn identical_tuples_from_two_vpcs_are_a_counted_collision() {
 }
 
 mod mtu;
+mod tracking;
 
 /// A reader still on the old snapshot when it is replaced: the publisher waits for it to leave
 /// and frees the snapshot itself, so the destructor does not run on a data-plane thread.

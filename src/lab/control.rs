@@ -64,11 +64,23 @@ impl Saved {
                 #[derive(Deserialize)]
                 struct ProbeWorld {
                     gone_targets: Option<serde::de::IgnoredAny>,
+                    #[serde(default)]
+                    instances: Vec<ProbeInstance>,
                 }
-                if serde_json::from_slice::<Probe>(&bytes)
-                    .is_ok_and(|p| p.world.gone_targets.is_none())
-                {
+                #[derive(Deserialize)]
+                struct ProbeInstance {
+                    auto_public_ip: Option<serde::de::IgnoredAny>,
+                }
+                let probe = serde_json::from_slice::<Probe>(&bytes).ok();
+                if probe.as_ref().is_some_and(|p| p.world.gone_targets.is_none()) {
                     saved.world.adopt_gone_targets();
+                }
+                // One saved before instances kept whether EC2 gave them their public IP: taken
+                // from their addresses.
+                if probe
+                    .is_some_and(|p| p.world.instances.iter().any(|i| i.auto_public_ip.is_none()))
+                {
+                    saved.world.adopt_auto_public_ips();
                 }
                 // Valid JSON may still describe a world the model cannot hold (a reference that
                 // does not resolve, a subnet outside its VPC, …): refused, as a syntax error is.
@@ -966,6 +978,51 @@ mod tests {
         // Loading changed nothing on disk.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), record);
         std::fs::write(Saved::path(&dir), &world_json).unwrap();
+        assert_eq!(Saved::load(&dir).unwrap().unwrap().world, c.world());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A world saved before instances kept `auto_public_ip` loads: a public IP that is no
+    /// Elastic IP's was EC2's; an instance holding an Elastic IP is taken to have had none. A
+    /// world saved since keeps the field, and one contradicting its public IP is refused.
+    #[test]
+    fn a_world_saved_before_auto_public_ips_loads() {
+        let (c, dir) = lab("auto-public-ip");
+        change(&c, |w| {
+            w.allocate_address("eipalloc-0a1b2c3d", None)?;
+            w.associate_address("eipalloc-0a1b2c3d", "i-0a0a0a0a", false).map(|_| ())
+        });
+        assert!(c.world().instance("i-0a0a0a0a").unwrap().auto_public_ip);
+        let saved = std::fs::read(Saved::path(&dir)).unwrap();
+        let rewrite = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_slice(&saved).unwrap();
+            f(&mut v);
+            std::fs::write(Saved::path(&dir), serde_json::to_vec(&v).unwrap()).unwrap();
+        };
+        rewrite(&|v| {
+            for i in v["world"]["instances"].as_array_mut().unwrap() {
+                i.as_object_mut().unwrap().remove("auto_public_ip").expect("always written");
+            }
+        });
+        let w = Saved::load(&dir).unwrap().unwrap().world;
+        let auto: Vec<(&str, bool)> =
+            w.instances.iter().map(|i| (i.id.as_str(), i.auto_public_ip)).collect();
+        assert_eq!(
+            auto,
+            [
+                ("i-0a0a0a0a", false),
+                ("i-0b0b0b0b", true),
+                ("i-0c0c0c0c", true),
+                ("i-0d0d0d0d", false)
+            ]
+        );
+        rewrite(&|v| v["world"]["instances"][1]["auto_public_ip"] = false.into());
+        let e = format!("{:#}", Saved::load(&dir).unwrap_err());
+        assert!(
+            e.contains("world.instances[1].auto_public_ip (i-0b0b0b0b): instance i-0b0b0b0b has public IP 203.0.113.20, which is no Elastic IP's, but EC2 assigned it none"),
+            "{e}"
+        );
+        std::fs::write(Saved::path(&dir), &saved).unwrap();
         assert_eq!(Saved::load(&dir).unwrap().unwrap().world, c.world());
         let _ = std::fs::remove_dir_all(&dir);
     }

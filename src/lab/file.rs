@@ -479,6 +479,8 @@ pub fn parse(file: &str, text: &str) -> Result<World, LabFileError> {
             subnet: n.subnet.get_ref().clone(),
             private_ip,
             public_ip,
+            // What a lab file gives an instance is the address EC2 assigned at launch.
+            auto_public_ip: public_ip.is_some(),
             image_id: None,
             instance_type: None,
             security_groups: n.security_groups.iter().map(|g| g.get_ref().clone()).collect(),

@@ -431,6 +431,14 @@ impl World {
             );
             return Err(at("public_ip".into(), inconsistent(what)));
         }
+        if let (None, Some(ip), false) = (eip, inst.public_ip, inst.auto_public_ip) {
+            let what = format!(
+                "instance {} has public IP {ip}, which is no Elastic IP's, but EC2 assigned it \
+                 none",
+                inst.id
+            );
+            return Err(at("auto_public_ip".into(), inconsistent(what)));
+        }
         scratch.add_instance(inst.clone()).map_err(|e| {
             let group = |g: &str| inst.security_groups.iter().position(|x| x == g);
             let k = match &e {

@@ -173,6 +173,13 @@ pub struct Instance {
     pub subnet: String,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
+    /// EC2 assigned it a public IPv4 address at launch (RunInstances
+    /// `AssociatePublicIpAddress`, a lab file's `public_ip`). While an Elastic IP is associated
+    /// that address is given up; when the Elastic IP goes, the instance gets a new one (see
+    /// [`World::disassociate_address`]). Always written; a world saved before it was kept
+    /// takes it from the public IPs (see [`World::adopt_auto_public_ips`]).
+    #[serde(default)]
+    pub auto_public_ip: bool,
     /// The AMI id given to RunInstances, echoed back by DescribeInstances.
     #[serde(default)]
     pub image_id: Option<String>,

@@ -8,6 +8,10 @@
 //!   (`ElasticIp::instance` is `Some(i)` ⇔ `i.public_ip == Some(eip.public_ip)` with the
 //!   association id set); one associated with a NAT gateway is that gateway's public IP and
 //!   cannot be disassociated or released while the gateway is not deleted;
+//! - an instance without an Elastic IP has a public IP exactly when EC2 assigned it one at
+//!   launch (`Instance::auto_public_ip`): an Elastic IP that leaves such an instance
+//!   (DisassociateAddress, AssociateAddress moving it elsewhere) is replaced by a new address
+//!   of the pool at once, where EC2 takes "a few minutes";
 //! - a NAT gateway's private IP is an address of its subnet that no instance uses; a deleted
 //!   gateway keeps its record (state `deleted`, as DescribeNatGateways shows it for a while)
 //!   but no longer holds its addresses, and routes to it become blackholes.
@@ -145,7 +149,8 @@ impl World {
 
     /// AssociateAddress with an instance: the Elastic IP becomes the instance's public IP (its
     /// previous public IP, automatic or another Elastic IP's, is given up). An address already
-    /// associated elsewhere moves only with `allow_reassociation`. Returns the association id.
+    /// associated elsewhere moves only with `allow_reassociation`, and the instance it leaves is
+    /// left as [`World::disassociate_address`] leaves it. Returns the association id.
     pub fn associate_address(
         &mut self,
         allocation_id: &str,
@@ -167,20 +172,28 @@ impl World {
         if eip.instance.is_some() && !allow_reassociation {
             return Err(ModelError::EipAlreadyAssociated(eip.allocation_id));
         }
+        // The instance the address leaves: chosen while `instance` still holds its own public
+        // IP, so that it does not get the address `instance` gives up.
+        let left = match &eip.instance {
+            Some(old) => Some((old.clone(), self.public_ip_after_eip(old)?)),
+            None => None,
+        };
         let association = self.generate_id("eipassoc");
         // Whatever the instance had before (automatic public IP or another Elastic IP) goes.
         for e in self.elastic_ips.iter_mut() {
             if e.instance.as_deref() == Some(instance) || e.allocation_id == allocation_id {
-                if let Some(old) = e.instance.take()
-                    && let Some(i) = self.instances.iter_mut().find(|i| i.id == old)
-                {
-                    i.public_ip = None;
-                }
+                e.instance = None;
                 e.association_id = None;
             }
         }
-        if let Some(i) = self.instances.iter_mut().find(|i| i.id == instance) {
-            i.public_ip = Some(eip.public_ip);
+        for i in self.instances.iter_mut() {
+            if i.id == instance {
+                i.public_ip = Some(eip.public_ip);
+            } else if let Some((old, ip)) = &left
+                && i.id == *old
+            {
+                i.public_ip = *ip;
+            }
         }
         if let Some(e) = self.elastic_ips.iter_mut().find(|e| e.allocation_id == allocation_id) {
             e.instance = Some(instance.to_string());
@@ -189,7 +202,24 @@ impl World {
         Ok(association)
     }
 
-    /// DisassociateAddress: the instance loses its public IP.
+    /// The public IP an instance has once its Elastic IP leaves it: a new address of the pool
+    /// if EC2 assigned it one at launch, else none. EC2 User Guide, Elastic IP addresses: when
+    /// an Elastic IP is associated with "an instance in which you assigned a public IP to the
+    /// eth0 network interface during launch, its current public IP address is released … If
+    /// you disassociate an EIP from the instance, the instance is automatically assigned a new
+    /// public IP address within a few minutes. However, if you have attached a second network
+    /// interface to the instance, the instance is not automatically assigned a new public IP
+    /// address" (the lab's instances have one interface). The lab assigns it at once; with the
+    /// pool exhausted the change is refused ([`ModelError::NoFreePublicIp`]).
+    fn public_ip_after_eip(&self, instance: &str) -> Result<Option<Ipv4Addr>, ModelError> {
+        match self.instance(instance) {
+            Some(i) if i.auto_public_ip => self.next_free_public_ip().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// DisassociateAddress: the instance loses the Elastic IP, and gets a new public IP if EC2
+    /// gave it one at launch (see [`World::public_ip_after_eip`]).
     pub fn disassociate_address(&mut self, association_id: &str) -> Result<(), ModelError> {
         check_id("elastic ip association", "eipassoc-", association_id)?;
         let eip = self
@@ -204,14 +234,35 @@ impl World {
             });
         }
         let (alloc, instance) = (eip.allocation_id.clone(), eip.instance.clone());
+        let public_ip = match &instance {
+            Some(i) => self.public_ip_after_eip(i)?,
+            None => None,
+        };
         if let Some(i) = self.instances.iter_mut().find(|i| Some(&i.id) == instance.as_ref()) {
-            i.public_ip = None;
+            i.public_ip = public_ip;
         }
         if let Some(e) = self.elastic_ips.iter_mut().find(|e| e.allocation_id == alloc) {
             e.instance = None;
             e.association_id = None;
         }
         Ok(())
+    }
+
+    /// For a world saved before [`crate::model::Instance::auto_public_ip`] was kept (its
+    /// instances have no such field): a public IP that is no Elastic IP's is one EC2 assigned.
+    /// Whether an instance with an Elastic IP had one before is not known; it is taken to have
+    /// had none, as those worlds behaved (README, Decisions).
+    pub fn adopt_auto_public_ips(&mut self) {
+        let elastic: Vec<&str> =
+            self.elastic_ips.iter().filter_map(|e| e.instance.as_deref()).collect();
+        let auto: Vec<bool> = self
+            .instances
+            .iter()
+            .map(|i| i.public_ip.is_some() && !elastic.contains(&i.id.as_str()))
+            .collect();
+        for (i, auto) in self.instances.iter_mut().zip(auto) {
+            i.auto_public_ip = auto;
+        }
     }
 
     /// ReleaseAddress: only an address that nothing uses.

@@ -132,6 +132,7 @@ fn instance_address_rules() {
         subnet: "a".into(),
         private_ip: Ipv4Addr::from(ip),
         public_ip: None,
+        auto_public_ip: false,
         image_id: None,
         instance_type: None,
         security_groups: vec![],

@@ -114,20 +114,36 @@ st=$("$VPCSIM" status "$LAB")
 grep -Eq "source_dest_check +[1-9]" <<< "$st" || fail "status: no source_dest_check drop: $st"
 ok "vpcsim status counts the source/destination-check drops"
 
-# An Elastic IP as an instance's public IP: associate-address replaces a's 203.0.113.10; after
-# disassociate-address a has no public IP and the internet gateway drops its traffic.
+# An Elastic IP as an instance's public IP: associate-address replaces a's 203.0.113.10, which
+# EC2 assigned at launch; after disassociate-address a has a new public IP of EC2's (EC2 User
+# Guide: "If you disassociate an EIP from the instance, the instance is automatically assigned a
+# new public IP address within a few minutes"; the lab assigns it at once). d, launched without
+# one, is left without.
 alloc=$(awsx ec2 allocate-address --domain vpc --query AllocationId --output text)
 eip=$(awsx ec2 describe-addresses --allocation-ids "$alloc" --query 'Addresses[0].PublicIp' --output text)
 assoc=$(awsx ec2 associate-address --allocation-id "$alloc" --instance-id i-0a0a0a0a --query AssociationId --output text)
-[ "$(awsx ec2 describe-instances --instance-ids i-0a0a0a0a --query 'Reservations[0].Instances[0].PublicIpAddress' --output text)" = "$eip" ] \
-    || fail "describe-instances does not show $eip"
+public_of() {
+    awsx ec2 describe-instances --instance-ids "$1" --output text \
+        --query 'Reservations[0].Instances[0].[PublicIpAddress, NetworkInterfaces[0].Association.IpOwnerId]'
+}
+[ "$(public_of i-0a0a0a0a)" = "$eip"$'\t'123456789012 ] || fail "describe-instances: $(public_of i-0a0a0a0a), expected $eip"
 seen=$(in_ns a curl -s -m 10 http://198.51.100.10/)
 [ "$seen" = "$eip" ] || fail "a with Elastic IP $eip: the internet saw '$seen'"
 ok "associate-address: a's traffic to the internet leaves as $eip"
 expect_error Resource.AlreadyAssociated ec2 associate-address --allocation-id "$alloc" --instance-id i-0c0c0c0c
 awsx ec2 disassociate-address --association-id "$assoc"
-expect_unreachable a http://198.51.100.10/
+read -r new owner <<< "$(public_of i-0a0a0a0a)"
+[ "$owner" = amazon ] && [ "$new" != None ] && [ "$new" != "$eip" ] && [ "$new" != 203.0.113.10 ] \
+    || fail "after disassociate-address a has '$new' (owner '$owner'), expected a new address of amazon's"
+seen=$(in_ns a curl -s -m 10 http://198.51.100.10/)
+[ "$seen" = "$new" ] || fail "a after disassociate-address: the internet saw '$seen', expected $new"
+[ "$(awsx ec2 describe-addresses --allocation-ids "$alloc" --query 'Addresses[0].InstanceId' --output text)" = None ] \
+    || fail "describe-addresses: $alloc still names an instance"
+ok "disassociate-address: a gets the new public IP $new (owner amazon), and the internet sees it"
+assoc=$(awsx ec2 associate-address --allocation-id "$alloc" --instance-id i-0d0d0d0d --query AssociationId --output text)
+awsx ec2 disassociate-address --association-id "$assoc"
+[ "$(public_of i-0d0d0d0d)" = $'None\tNone' ] || fail "d after disassociate-address: $(public_of i-0d0d0d0d)"
+ok "disassociate-address: d, launched without a public IP, has none"
 awsx ec2 release-address --allocation-id "$alloc"
 expect_error InvalidAllocationID.NotFound ec2 describe-addresses --allocation-ids "$alloc"
-ok "disassociate-address and release-address"
-
+ok "release-address"

@@ -345,6 +345,7 @@ pub fn run_instances(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
             subnet: subnet.to_string(),
             private_ip: ip,
             public_ip,
+            auto_public_ip: public,
             image_id: image.clone(),
             instance_type: instance_type.clone(),
             security_groups: groups.clone(),

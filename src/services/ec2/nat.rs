@@ -157,8 +157,9 @@ pub fn associate_address(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     changed(w, x)
 }
 
-/// DisassociateAddress (`AssociationId`): the instance loses its public IP. A NAT gateway's
-/// address stays with the gateway until it is deleted.
+/// DisassociateAddress (`AssociationId`): the instance loses the address, and gets a new public
+/// IP if EC2 gave it one at launch ([`World::disassociate_address`]). A NAT gateway's address
+/// stays with the gateway until it is deleted.
 pub fn disassociate_address(ctx: &Ctx) -> Result<Ec2Outcome, Ec2Error> {
     // The EC2-Classic form (`PublicIp` only) lacks the association id a VPC address needs.
     let association = ctx.p.required("AssociationId")?;

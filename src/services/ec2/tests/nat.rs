@@ -309,7 +309,10 @@ fn associate_disassociate_release() {
     let (w3, xml) = change(&w2, &[("Action", "DisassociateAddress"), ("AssociationId", &assoc2)]);
     dump("DisassociateAddress", &xml);
     assert_eq!(text(&xml, "return"), "true");
-    assert!(ip_of(&w3, "i-0c0c0c0c").is_empty());
+    // c was given a public IP at launch: it gets a new one (see
+    // `disassociating_gives_an_automatic_public_ip_back`).
+    let new = ip_of(&w3, "i-0c0c0c0c");
+    assert!(new.len() == 1 && new[0] != ip, "{new:?}");
     let xml = read_xml(&w3, &[("Action", "DescribeAddresses"), ("AllocationId.1", &alloc)]);
     assert!(texts(&xml, "associationId").is_empty(), "{xml}");
     assert!(texts(&xml, "instanceId").is_empty(), "{xml}");
@@ -894,4 +897,95 @@ fn nat_world_round_trips_json() {
     assert_eq!(back, w1);
     assert_eq!(back.nat_gateway(&nat).unwrap().state, crate::model::NatState::Deleted);
     assert!(back.elastic_ip(&alloc).is_some());
+}
+
+/// EC2 User Guide, Elastic IP addresses: when an Elastic IP is associated with "an instance in
+/// which you assigned a public IP to the eth0 network interface during launch, its current
+/// public IP address is released … If you disassociate an EIP from the instance, the instance
+/// is automatically assigned a new public IP address within a few minutes. However, if you
+/// have attached a second network interface to the instance, the instance is not automatically
+/// assigned a new public IP address" (the lab has no second interfaces, and assigns it at once).
+/// An instance launched without one gets none.
+#[test]
+fn disassociating_gives_an_automatic_public_ip_back() {
+    let describe = |w: &World, i: &str| {
+        let xml = read_xml(w, &[("Action", "DescribeInstances"), ("InstanceId.1", i)]);
+        // The owner is shown for the interface and for its private address.
+        let mut owners = texts(&xml, "ipOwnerId");
+        owners.dedup();
+        (texts(&xml, "ipAddress"), owners)
+    };
+    let associate = |w: &World, alloc: &str, i: &str, again: bool| {
+        let mut p =
+            vec![("Action", "AssociateAddress"), ("AllocationId", alloc), ("InstanceId", i)];
+        if again {
+            p.push(("AllowReassociation", "true"));
+        }
+        let (w1, xml) = change(w, &p);
+        (w1, text(&xml, "associationId"))
+    };
+    let disassociate = |w: &World, assoc: &str| {
+        change(w, &[("Action", "DisassociateAddress"), ("AssociationId", assoc)]).0
+    };
+    let (w, alloc, eip) = allocate(&lab());
+    // c was given 203.0.113.30 at launch (a lab file's `public_ip`: owner `amazon`).
+    assert_eq!(describe(&w, "i-0c0c0c0c"), (vec!["203.0.113.30".into()], vec!["amazon".into()]));
+    let (w1, assoc) = associate(&w, &alloc, "i-0c0c0c0c", false);
+    assert_eq!(describe(&w1, "i-0c0c0c0c"), (vec![eip.clone()], vec!["123456789012".into()]));
+    let w2 = disassociate(&w1, &assoc);
+    let (ips, owners) = describe(&w2, "i-0c0c0c0c");
+    assert_eq!(owners, ["amazon"], "{ips:?}");
+    let new: std::net::Ipv4Addr = ips[0].parse().unwrap();
+    assert_ne!(ips[0], eip);
+    assert!(crate::model::PUBLIC_IP_RANGE.contains(&new), "{new}");
+    assert_eq!(w2.instances.iter().filter(|i| i.public_ip == Some(new)).count(), 1);
+    assert!(w2.elastic_ips.iter().chain(&w.elastic_ips).all(|e| e.public_ip != new));
+    // The address is the Elastic IP's no more, and stays allocated.
+    let xml = read_xml(&w2, &[("Action", "DescribeAddresses"), ("AllocationId.1", &alloc)]);
+    assert!(texts(&xml, "associationId").is_empty(), "{xml}");
+    assert!(texts(&xml, "instanceId").is_empty(), "{xml}");
+    assert_eq!(texts(&xml, "publicIp"), [eip.as_str()]);
+    // Again: another new address each time (the one given up goes back to the pool).
+    let (w3, assoc) = associate(&w2, &alloc, "i-0c0c0c0c", false);
+    let w4 = disassociate(&w3, &assoc);
+    assert_eq!(describe(&w4, "i-0c0c0c0c").1, ["amazon"]);
+
+    // d was launched without one: disassociating leaves it without.
+    let (w5, assoc) = associate(&w4, &alloc, "i-0d0d0d0d", false);
+    assert_eq!(describe(&w5, "i-0d0d0d0d").0, [eip.as_str()]);
+    let w6 = disassociate(&w5, &assoc);
+    assert_eq!(describe(&w6, "i-0d0d0d0d"), (vec![], vec![]));
+
+    // Moved away by AllowReassociation: a (given .10 at launch) gets a new one, which is not
+    // the address c gives up for the Elastic IP.
+    let (w7, _) = associate(&w6, &alloc, "i-0a0a0a0a", false);
+    let (w8, _) = associate(&w7, &alloc, "i-0c0c0c0c", true);
+    let (a_ips, a_owner) = describe(&w8, "i-0a0a0a0a");
+    assert_eq!(a_owner, ["amazon"], "{a_ips:?}");
+    let c_before = describe(&w7, "i-0c0c0c0c").0;
+    assert!(a_ips[0] != eip && a_ips != c_before, "{a_ips:?} {c_before:?}");
+    assert_eq!(describe(&w8, "i-0c0c0c0c").0, [eip.as_str()]);
+
+    // Launched by RunInstances with and without AssociatePublicIpAddress.
+    let run = |w: &World, public: &str| {
+        let (w1, xml) = change(
+            w,
+            &[
+                ("Action", "RunInstances"),
+                ("ImageId", "ami-0abcdef1234567890"),
+                ("NetworkInterface.1.DeviceIndex", "0"),
+                ("NetworkInterface.1.SubnetId", "subnet-0b0b0b0b"),
+                ("NetworkInterface.1.AssociatePublicIpAddress", public),
+            ],
+        );
+        (w1, text(&xml, "instanceId"))
+    };
+    for (public, after) in [("true", 1), ("false", 0)] {
+        let (w9, id) = run(&w6, public);
+        let (w10, assoc) = associate(&w9, &alloc, &id, false);
+        let w11 = disassociate(&w10, &assoc);
+        let (ips, _) = describe(&w11, &id);
+        assert_eq!(ips.len(), after, "AssociatePublicIpAddress {public}: {ips:?}");
+        assert!(ips.iter().all(|ip| *ip != eip));
+    }
 }
