@@ -543,7 +543,7 @@ mod tests {
     use crate::services::store::{Store, test_util::TempDir};
     use std::sync::Arc;
     use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
 
     /// The control API of the default lab, in process, with short timeouts so that a test of
@@ -565,24 +565,6 @@ mod tests {
         (addr, dir)
     }
 
-    /// Reads until the server closes the connection; fails if it stays open. The bound only
-    /// means "eventually": the timeouts under test are far shorter.
-    async fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        let closed = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => out.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "still open after: {:?}", String::from_utf8_lossy(&out));
-        out
-    }
-
     /// A client that half-closes after a complete request (`shutdown(SHUT_WR)`, `nc -N`) gets
     /// its answer: RFC 9112 §9.6 lets a client close its sending side after the request. A GET
     /// answered at once, an EC2 form post, whose body the API reads before it answers (here
@@ -601,14 +583,14 @@ mod tests {
             let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_all(b"GET /_vpcsim/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
             s.shutdown().await.unwrap();
-            let out = read_until_closed(&mut s).await;
+            let out = crate::services::http::read_until_closed(&mut s).await;
             assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&out));
             assert!(out.ends_with(b"\r\n\r\nok\n"), "{:?}", String::from_utf8_lossy(&out));
 
             let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_all(post.as_bytes()).await.unwrap();
             s.shutdown().await.unwrap();
-            let out = read_until_closed(&mut s).await;
+            let out = crate::services::http::read_until_closed(&mut s).await;
             let text = String::from_utf8_lossy(&out);
             assert!(text.starts_with("HTTP/1.1 401"), "{text:?}");
             assert!(text.contains("<Code>AuthFailure</Code>"), "{text}");
@@ -623,7 +605,7 @@ mod tests {
             .await
             .unwrap();
             s.shutdown().await.unwrap();
-            let out = read_until_closed(&mut s).await;
+            let out = crate::services::http::read_until_closed(&mut s).await;
             let text = String::from_utf8_lossy(&out);
             assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
             assert!(text.ends_with("the prefix list ID 'pl-00000000' does not exist\n"), "{text}");
@@ -637,10 +619,10 @@ mod tests {
         let (addr, _dir) = start_api().await;
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /_vpcsim/health HTTP/1.1\r\nHost: x\r\nX-A: 1").await.unwrap();
-        assert!(read_until_closed(&mut s).await.is_empty());
+        assert!(crate::services::http::read_until_closed(&mut s).await.is_empty());
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /_vpcsim/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        let out = read_until_closed(&mut s).await;
+        let out = crate::services::http::read_until_closed(&mut s).await;
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&out));
     }
 
@@ -659,7 +641,7 @@ mod tests {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(head.as_bytes()).await.unwrap();
         s.write_all(&form[..10]).await.unwrap();
-        assert!(read_until_closed(&mut s).await.is_empty());
+        assert!(crate::services::http::read_until_closed(&mut s).await.is_empty());
 
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(head.as_bytes()).await.unwrap();
@@ -667,7 +649,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(200)).await;
             s.write_all(piece).await.unwrap();
         }
-        let out = read_until_closed(&mut s).await;
+        let out = crate::services::http::read_until_closed(&mut s).await;
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("HTTP/1.1 401"), "{text}");
         assert!(text.contains("<Code>AuthFailure</Code>"), "{text}");

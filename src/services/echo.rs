@@ -51,7 +51,7 @@ pub async fn serve_echo(listener: TcpListener) -> anyhow::Result<()> {
 const MAX_STREAM_SECS: u64 = 3600;
 
 /// A body fed by a channel: each message is one chunk; the body ends when the sender is gone.
-struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+pub(crate) struct ChannelBody(pub(crate) tokio::sync::mpsc::Receiver<Bytes>);
 
 impl Body for ChannelBody {
     type Data = Bytes;

@@ -176,26 +176,34 @@ where
     }
 }
 
+/// For the servers' tests: reads until the server closes the connection (EOF or reset); fails
+/// if it stays open. The bound only means "eventually": the timeouts under test are far shorter.
+#[cfg(test)]
+pub(crate) async fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after: {:?}", String::from_utf8_lossy(&out));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use std::convert::Infallible;
     use tokio::sync::mpsc;
 
     /// A body fed by a channel, one frame per message; it ends when the sender is dropped.
-    struct Fed(mpsc::Receiver<Bytes>);
-
-    impl Body for Fed {
-        type Data = Bytes;
-        type Error = Infallible;
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-        }
-    }
+    use crate::services::echo::ChannelBody as Fed;
 
     /// Chunks that keep coming, each well within the idle time, make a body that takes several
     /// idle times in all: it is read whole. The timeout is on a lack of progress, not a total.

@@ -9014,24 +9014,6 @@ mod tests {
         send_idle: std::time::Duration::from_millis(300),
     };
 
-    /// Reads until the server closes the connection (EOF or reset); fails if it stays open. The
-    /// bound only means "eventually": the timeouts under test are far shorter.
-    async fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => out.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "still open after: {:?}", String::from_utf8_lossy(&out));
-        out
-    }
-
     /// The next response, which must come eventually.
     async fn answer(s: &mut TcpStream) -> Resp {
         tokio::time::timeout(std::time::Duration::from_secs(30), read_response(s, false))
@@ -9061,10 +9043,10 @@ mod tests {
             start_timed(false, "us-east-1", [127, 0, 0, 1], None, SHORT).await;
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /bkt/k HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1").await.unwrap();
-        read_until_closed(&mut s).await;
+        crate::services::http::read_until_closed(&mut s).await;
         // Nor does a connection that never sends a byte.
         let mut s = TcpStream::connect(addr).await.unwrap();
-        assert!(read_until_closed(&mut s).await.is_empty());
+        assert!(crate::services::http::read_until_closed(&mut s).await.is_empty());
     }
 
     /// A keep-alive connection left idle after a response is closed, as S3 closes idle
@@ -9077,7 +9059,7 @@ mod tests {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let r = send(&mut s, "GET", "/bkt/k", &[], b"").await;
         assert_eq!((r.status, r.body.as_slice()), (200, &b"data"[..]));
-        assert!(read_until_closed(&mut s).await.is_empty());
+        assert!(crate::services::http::read_until_closed(&mut s).await.is_empty());
     }
 
     /// A PUT whose body stops arriving is answered `400 RequestTimeout` and the connection
@@ -9094,7 +9076,7 @@ mod tests {
         .await
         .unwrap();
         assert_request_timeout(&answer(&mut s).await);
-        assert!(read_until_closed(&mut s).await.is_empty());
+        assert!(crate::services::http::read_until_closed(&mut s).await.is_empty());
         let r = req(addr, "GET", "/bkt/stall", &[], b"").await;
         assert_eq!((r.status, r.body.as_slice()), (200, &b"old"[..]));
     }
@@ -9112,7 +9094,7 @@ mod tests {
         .await
         .unwrap();
         assert_request_timeout(&answer(&mut s).await);
-        assert!(read_until_closed(&mut s).await.is_empty());
+        assert!(crate::services::http::read_until_closed(&mut s).await.is_empty());
         assert!(store.bucket("new-bucket").is_none());
     }
 
@@ -9203,7 +9185,7 @@ mod tests {
         .await;
         assert!(dropped.is_ok(), "the server still holds the connection of a client not reading");
         // What was sent before is there to read; the rest never comes.
-        let got = read_until_closed(&mut s).await;
+        let got = crate::services::http::read_until_closed(&mut s).await;
         assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(got.len() < big.len());
     }
@@ -9219,7 +9201,7 @@ mod tests {
             let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_all(b"GET /bkt/hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
             s.shutdown().await.unwrap();
-            let out = read_until_closed(&mut s).await;
+            let out = crate::services::http::read_until_closed(&mut s).await;
             assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&out));
             assert!(out.ends_with(b"\r\n\r\nhello"), "{:?}", String::from_utf8_lossy(&out));
         }
@@ -9228,7 +9210,7 @@ mod tests {
             .await
             .unwrap();
         s.shutdown().await.unwrap();
-        let out = read_until_closed(&mut s).await;
+        let out = crate::services::http::read_until_closed(&mut s).await;
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&out));
         let r = req(addr, "GET", "/bkt/half", &[], b"").await;
         assert_eq!((r.status, r.body.as_slice()), (200, &b"half"[..]));
