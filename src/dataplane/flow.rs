@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -228,6 +229,13 @@ pub struct Flow {
 pub const TCP_IDLE: Duration = Duration::from_secs(350);
 pub const TCP_ESTABLISHED_IDLE: Duration = Duration::from_secs(432_000);
 pub const TCP_CLOSING_IDLE: Duration = Duration::from_secs(10);
+/// A TCP flow whose other side has not answered (a SYN nobody acknowledged: one direction's
+/// sequence is still unknown). AWS documents only the established timeout
+/// (`tcpEstablishedTimeout`, "for idle TCP connections in an established state"), so the
+/// others are shorter; this is Linux conntrack's `nf_conntrack_tcp_timeout_syn_sent`, 120 s,
+/// which a NAT instance applies too. Without it a SYN flood to unanswering addresses would be
+/// held for the 5-day established timeout, or a NAT gateway's port for 350 s.
+pub const TCP_UNANSWERED_IDLE: Duration = Duration::from_secs(120);
 /// UDP: the security groups' connection tracking defaults, "udpTimeout ... for idle UDP flows
 /// that have seen traffic only in a single direction or a single request-response
 /// transaction ... Default: 30 seconds" and "udpStreamTimeout ... for idle UDP flows classified
@@ -246,6 +254,19 @@ pub const OTHER_IDLE: Duration = Duration::from_secs(600);
 /// Instance-side tuple → the NAT's address and port.
 type NaptShard = HashMap<FlowKey, (u32, u16)>;
 
+/// How many flows the table holds at most, all VPCs together: 2^20 (1,048,576; about 145 MB
+/// with the maps' overhead). AWS limits the tracked connections per instance by its type (the
+/// ENA statistic `conntrack_allowance_exceeded`: "the number of packets dropped because
+/// connection tracking exceeded the maximum for the instance and new connections could not be
+/// established") without publishing the figures; the lab has one limit for the whole table,
+/// so that a flood of new flows cannot take the machine's memory. A new flow beyond it is
+/// dropped ([`Full`]); the flows already tracked keep working.
+pub const MAX_FLOWS: usize = 1 << 20;
+
+/// The table is at its limit ([`MAX_FLOWS`]): no new flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
 /// The flows, plus the index a NAT needs for outbound packets: the instance's own tuple (its
 /// private address and port) → the NAT's address and port chosen for it. An index entry exists
 /// exactly as long as its flow (both go in [`FlowTable::remove_where`] and
@@ -254,15 +275,15 @@ pub struct FlowTable {
     shards: Box<[Mutex<HashMap<FlowKey, Flow>>]>,
     napt: Box<[Mutex<NaptShard>]>,
     hasher: std::collections::hash_map::RandomState,
+    /// Flows in the table: counted on insert and removal (not per packet), so that the limit
+    /// costs one atomic add per new flow.
+    count: AtomicUsize,
+    limit: usize,
 }
 
 impl Default for FlowTable {
     fn default() -> Self {
-        FlowTable {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            napt: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: Default::default(),
-        }
+        FlowTable::with_limit(MAX_FLOWS)
     }
 }
 
@@ -273,6 +294,31 @@ pub fn inside_key(key: &FlowKey, flow: &Flow) -> Option<FlowKey> {
 }
 
 impl FlowTable {
+    /// A table that holds at most `limit` flows.
+    pub fn with_limit(limit: usize) -> FlowTable {
+        FlowTable {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            napt: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+            count: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Takes one place for a new flow; `Err(Full)` at the limit. Two threads racing for the
+    /// last place cannot both get it: the add is atomic and undone by the loser.
+    fn reserve(&self) -> Result<(), Full> {
+        if self.count.fetch_add(1, Ordering::Relaxed) >= self.limit {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            return Err(Full);
+        }
+        Ok(())
+    }
+
+    fn release(&self, n: usize) {
+        self.count.fetch_sub(n, Ordering::Relaxed);
+    }
+
     fn shard(&self, key: &FlowKey) -> MutexGuard<'_, HashMap<FlowKey, Flow>> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         // A poisoned shard only means another thread panicked while holding it; the map itself
@@ -290,23 +336,25 @@ impl FlowTable {
         self.napt_shard(inside).get(inside).copied()
     }
 
-    /// Inserts a NAT flow if its outside key is free; false if taken. The index entry is
-    /// written after the flow, so a reader that finds it finds the flow.
-    /// `make` is called only when the key is free, so a taken candidate costs no allocation.
-    pub fn insert_napt(&self, key: FlowKey, make: impl FnOnce() -> Flow) -> bool {
+    /// Inserts a NAT flow if its outside key is free: `Ok(false)` if taken, `Err(Full)` if the
+    /// table is at its limit. The index entry is written after the flow, so a reader that
+    /// finds it finds the flow. `make` is called only when the key is free, so a taken
+    /// candidate costs no allocation.
+    pub fn insert_napt(&self, key: FlowKey, make: impl FnOnce() -> Flow) -> Result<bool, Full> {
         let inside = {
             let mut shard = self.shard(&key);
             let std::collections::hash_map::Entry::Vacant(slot) = shard.entry(key) else {
-                return false;
+                return Ok(false);
             };
             let flow = make();
-            let Some(inside) = inside_key(&key, &flow) else { return false };
+            let Some(inside) = inside_key(&key, &flow) else { return Ok(false) };
+            self.reserve()?;
             slot.insert(flow);
             inside
         };
         // A mapping this replaces (the NAT's address changed) leaves its old flow to expire.
         self.napt_shard(&inside).insert(inside, (key.src, key.sport));
-        true
+        Ok(true)
     }
 
     fn forget_napt(&self, removed: &[(FlowKey, FlowKey)]) {
@@ -317,17 +365,31 @@ impl FlowTable {
                 idx.remove(inside);
             }
         }
+        if !removed.is_empty() {
+            for shard in self.napt.iter() {
+                shrink(&mut shard.lock().unwrap_or_else(|p| p.into_inner()));
+            }
+        }
     }
 
-    /// Runs `f` on the flow, creating it with `new` if absent. Returns what `f` returns.
+    /// Runs `f` on the flow, creating it with `new` if absent. Returns what `f` returns, or
+    /// `Err(Full)` if the flow is new and the table at its limit (nothing is changed).
     pub fn upsert<R>(
         &self,
         key: FlowKey,
         new: impl FnOnce() -> Flow,
         f: impl FnOnce(&mut Flow) -> R,
-    ) -> R {
+    ) -> Result<R, Full> {
+        use std::collections::hash_map::Entry;
         let mut shard = self.shard(&key);
-        f(shard.entry(key).or_insert_with(new))
+        let flow = match shard.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(slot) => {
+                self.reserve()?;
+                slot.insert(new())
+            }
+        };
+        Ok(f(flow))
     }
 
     /// Runs `f` on an existing flow.
@@ -340,7 +402,7 @@ impl FlowTable {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+        self.count.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -362,7 +424,9 @@ impl FlowTable {
                     out.push((k, f));
                 }
             }
+            shrink(&mut map);
         }
+        self.release(out.len());
         let napt: Vec<(FlowKey, FlowKey)> =
             out.iter().filter_map(|(k, f)| Some((*k, inside_key(k, f)?))).collect();
         self.forget_napt(&napt);
@@ -385,15 +449,27 @@ impl FlowTable {
                 keep
             });
             removed += before - map.len();
+            shrink(&mut map);
         }
+        self.release(removed);
         self.forget_napt(&napt);
         removed
+    }
+}
+
+/// Gives memory back once a map is a quarter full: a flood of flows that expired does not
+/// keep its peak's memory (a `HashMap` never shrinks by itself). Half-full after, so a table
+/// that hovers near one size does not grow and shrink on every pass.
+fn shrink<V>(map: &mut HashMap<FlowKey, V>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
     }
 }
 
 fn idle_timeout(key: &FlowKey, flow: &Flow) -> Duration {
     match key.proto {
         6 if flow.tcp.closed() => TCP_CLOSING_IDLE,
+        6 if !(flow.tcp.seen_out && flow.tcp.seen_in) => TCP_UNANSWERED_IDLE,
         6 if matches!(flow.path, FlowPath::Nat(_)) => TCP_IDLE,
         6 => TCP_ESTABLISHED_IDLE,
         17 if flow.tcp.udp_stream() => UDP_STREAM_IDLE,
@@ -461,6 +537,30 @@ mod tests {
         assert_eq!(idle_timeout(&icmp, &flow(TcpState::default())), ICMP_IDLE);
         let gre = FlowKey { proto: 47, sport: 0, dport: 0, ..key };
         assert_eq!(idle_timeout(&gre, &flow(TcpState::default())), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn expiry_gives_the_memory_of_a_flood_back_and_the_count_follows() {
+        let table = FlowTable::default();
+        let t0 = Instant::now();
+        let flow = || Flow {
+            path: FlowPath::Igw { aws: false },
+            port: 0,
+            private_ip: 0,
+            last_seen: Stamp::at(t0),
+            tcp: TcpState::default(),
+        };
+        for i in 0..100_000u32 {
+            let key = FlowKey { proto: 17, src: 1, sport: (i >> 16) as u16, dst: i, dport: 53 };
+            table.upsert(key, flow, |_| ()).unwrap();
+        }
+        let capacity =
+            || -> usize { table.shards.iter().map(|s| s.lock().unwrap().capacity()).sum() };
+        assert_eq!(table.len(), 100_000);
+        assert!(capacity() >= 100_000);
+        assert_eq!(table.expire(t0 + UDP_IDLE + Duration::from_secs(1)), 100_000);
+        assert_eq!(table.len(), 0);
+        assert!(capacity() <= 64 * SHARDS, "shrunk: {}", capacity());
     }
 
     #[test]

@@ -119,7 +119,9 @@ drop_reasons! {
     NaclIn => "nacl_in",
     /// Routed to a NAT instance whose source/destination check is on (AWS drops it).
     SourceDestCheck => "source_dest_check",
-    /// A NAT had no free port left for this destination.
+    /// A NAT found no free port for this destination within its bounded search (see
+    /// `napt_candidates`): AWS's NAT gateway metric `ErrorPortAllocation`, "the number of
+    /// times the NAT gateway could not allocate a source port".
     NatPortsExhausted => "nat_ports_exhausted",
     /// Through a NAT, a protocol it does not translate: anything but TCP, UDP and ICMP ("NAT
     /// gateways support the following protocols: TCP, UDP, and ICMP"), and ICMP other than an
@@ -143,6 +145,9 @@ drop_reasons! {
     /// provided DNS service in the VPC that resolves public DNS hostnames to IP addresses is
     /// not enabled."
     DnsDisabled => "dns_disabled",
+    /// A new flow while the flow table holds [`flow::MAX_FLOWS`]: the ENA statistic AWS
+    /// names `conntrack_allowance_exceeded`. The flows already tracked keep working.
+    ConntrackAllowanceExceeded => "conntrack_allowance_exceeded",
 }
 
 /// Drop and forward counters. Relaxed atomics: they are statistics, not synchronisation.
@@ -388,10 +393,10 @@ impl Pipeline {
                 return c.drop(DropReason::DnsDisabled);
             }
             // The id is cloned only when the flow is new.
-            if !self.track_out(snap, now, info, src, port, src, || {
+            if let Err(r) = self.track_out(snap, now, info, src, port, src, || {
                 (FlowPath::Resolver(vpc.id.clone()), TcpState::default())
             }) {
-                return c.drop(DropReason::FlowCollision);
+                return c.drop(r);
             }
             return Action::Forward { port: PORT_AWS, len: pkt.len() };
         }
@@ -470,13 +475,18 @@ impl Pipeline {
                     return self.filter_drop(snap, d);
                 }
                 // A new flow: each instance's side is tracked or not by its own groups (the
-                // guide's condition on the rules in both directions, `sg_untracked`).
-                if local.is_none() {
-                    self.track_out(snap, now, info, src, port, src, || {
-                        let opener = sg_untracked(snap, subnet.vpc, src, &t, true);
-                        let other = sg_untracked(snap, subnet.vpc, t.dst, &t, false);
-                        (FlowPath::Local, TcpState::with_sides(opener, other))
-                    });
+                // guide's condition on the rules in both directions, `sg_untracked`). The
+                // tuple of another VPC's local flow (identical CIDRs) changes nothing here:
+                // the packet goes on, judged by the rules.
+                if local.is_none()
+                    && let Err(DropReason::ConntrackAllowanceExceeded) =
+                        self.track_out(snap, now, info, src, port, src, || {
+                            let opener = sg_untracked(snap, subnet.vpc, src, &t, true);
+                            let other = sg_untracked(snap, subnet.vpc, t.dst, &t, false);
+                            (FlowPath::Local, TcpState::with_sides(opener, other))
+                        })
+                {
+                    return c.drop(DropReason::ConntrackAllowanceExceeded);
                 }
                 Action::Forward { port: dst.port, len }
             }
@@ -488,8 +498,8 @@ impl Pipeline {
                         let untracked = sg_untracked(snap, subnet.vpc, src, &t, true);
                         (FlowPath::Vpce(endpoint.clone()), TcpState::with_untracked(untracked))
                     };
-                    if !self.track_out(snap, now, info, src, port, src, path) {
-                        return c.drop(DropReason::FlowCollision);
+                    if let Err(r) = self.track_out(snap, now, info, src, port, src, path) {
+                        return c.drop(r);
                     }
                 }
                 Action::Forward { port: PORT_AWS, len }
@@ -515,10 +525,16 @@ impl Pipeline {
                 };
                 packet::set_src(pkt, info, public.into(), meta.csum);
                 let aws = snap.aws_ranges.lookup(info.dst_u32()).is_some();
-                self.track_out(snap, now, info, public, port, src, || {
-                    let untracked = sg_untracked(snap, subnet.vpc, src, &t, true);
-                    (FlowPath::Igw { aws }, TcpState::with_untracked(untracked))
-                });
+                // Keyed by the public address, the tuple is this instance's alone: only the
+                // table's limit can refuse it.
+                if let Err(DropReason::ConntrackAllowanceExceeded) =
+                    self.track_out(snap, now, info, public, port, src, || {
+                        let untracked = sg_untracked(snap, subnet.vpc, src, &t, true);
+                        (FlowPath::Igw { aws }, TcpState::with_untracked(untracked))
+                    })
+                {
+                    return c.drop(DropReason::ConntrackAllowanceExceeded);
+                }
                 let out = if aws { PORT_AWS } else { PORT_INTERNET };
                 mtu::leave(pkt, info, meta, out, fit)
             }
@@ -596,7 +612,7 @@ impl Pipeline {
                     }
                     let aws = port == PORT_AWS;
                     let untracked = sg_untracked(snap, nat.vpc, nat.private_ip, &t, false);
-                    self.flows.upsert(
+                    let new = self.flows.upsert(
                         key,
                         || Flow {
                             path: FlowPath::Igw { aws },
@@ -607,6 +623,9 @@ impl Pipeline {
                         },
                         |f| track_state(&mut f.tcp, info, false),
                     );
+                    if new.is_err() {
+                        return c.drop(DropReason::ConntrackAllowanceExceeded);
+                    }
                 }
             }
             packet::set_dst(pkt, info, nat.private_ip.into(), meta.csum);
@@ -665,9 +684,10 @@ impl Pipeline {
     }
 
     /// Tracks an outbound packet's flow, creating it if new (`path`: its path and its
-    /// security-group tracking state). False if the tuple is another VPC's open flow (see
-    /// [`DropReason::FlowCollision`]): nothing is changed. A flow of the same VPC from another
-    /// port (the address moved to another subnet) is taken over.
+    /// security-group tracking state). Nothing is changed if the tuple is another VPC's open
+    /// flow ([`DropReason::FlowCollision`]) or the flow is new and the table full
+    /// ([`DropReason::ConntrackAllowanceExceeded`]). A flow of the same VPC from another port
+    /// (the address moved to another subnet) is taken over.
     #[allow(clippy::too_many_arguments)]
     fn track_out(
         &self,
@@ -678,31 +698,33 @@ impl Pipeline {
         port: PortId,
         private_ip: u32,
         path: impl FnOnce() -> (FlowPath, TcpState),
-    ) -> bool {
+    ) -> Result<(), DropReason> {
         let key = flow_key(info, outside_src, false);
         let vpc_of = |p: PortId| snap.subnet(p).map(|s| s.vpc);
         // A flow keeps the path it started on: when a route change moves it, the control plane
         // finds it by comparing this path with the new snapshot's, and resets it.
-        self.flows.upsert(
-            key,
-            move || {
-                let (path, tcp) = path();
-                Flow { path, port, private_ip, last_seen: now, tcp }
-            },
-            |f| {
-                if f.port != port {
-                    if let (Some(theirs), Some(ours)) = (vpc_of(f.port), vpc_of(port))
-                        && theirs != ours
-                    {
-                        return false;
+        self.flows
+            .upsert(
+                key,
+                move || {
+                    let (path, tcp) = path();
+                    Flow { path, port, private_ip, last_seen: now, tcp }
+                },
+                |f| {
+                    if f.port != port {
+                        if let (Some(theirs), Some(ours)) = (vpc_of(f.port), vpc_of(port))
+                            && theirs != ours
+                        {
+                            return Err(DropReason::FlowCollision);
+                        }
+                        f.port = port;
                     }
-                    f.port = port;
-                }
-                f.last_seen = now;
-                track_state(&mut f.tcp, info, true);
-                true
-            },
-        )
+                    f.last_seen = now;
+                    track_state(&mut f.tcp, info, true);
+                    Ok(())
+                },
+            )
+            .unwrap_or(Err(DropReason::ConntrackAllowanceExceeded))
     }
 
     /// Through a NAT gateway or NAT instance: the NAT's own subnet's route table decides the
@@ -817,10 +839,20 @@ impl Pipeline {
                     last_seen: now,
                     tcp: TcpState::default(),
                 };
-                let free = napt_candidates(&inside).find(|&p| {
+                let mut free = None;
+                for p in napt_candidates(&inside) {
                     let key = FlowKey { src: outside_ip, sport: p, ..inside };
-                    self.flows.insert_napt(key, flow)
-                });
+                    match self.flows.insert_napt(key, flow) {
+                        Ok(true) => {
+                            free = Some(p);
+                            break;
+                        }
+                        Ok(false) => {}
+                        Err(flow::Full) => {
+                            return c.drop(DropReason::ConntrackAllowanceExceeded);
+                        }
+                    }
+                }
                 let Some(p) = free else {
                     return c.drop(DropReason::NatPortsExhausted);
                 };
@@ -1283,18 +1315,31 @@ fn flow_key(info: &Ipv4Info, outside_instance_addr: u32, reply: bool) -> FlowKey
 }
 
 /// The NAT ports to try for a new flow, in order: its own port if it is not a privileged one
-/// (ICMP: any identifier), then every port of 1024..=65535 starting at a point derived from the
-/// tuple (so two runs choose the same ports).
+/// (ICMP: any identifier), then runs of consecutive ports of 1024..=65535, 128 long, then 64,
+/// 32, 16 and 8, each from its own starting point (248 ports at most). This is Linux's
+/// `nf_nat_l4proto_unique_tuple`, which a NAT instance runs: a search that walked the whole
+/// range would cost up to 64,512 probes for each new flow once the ports fill up in long runs
+/// (two instances whose stacks choose the same ephemeral ports), and each of them one more
+/// when none is left. A flow that finds none is dropped ([`DropReason::NatPortsExhausted`])
+/// while ports may still be free elsewhere, as on Linux. The starting points are derived from
+/// the tuple instead of random: two runs choose the same ports.
 fn napt_candidates(inside: &FlowKey) -> impl Iterator<Item = u16> {
     const FIRST: u32 = 1024;
     const COUNT: u32 = 65536 - FIRST;
+    const RUNS: [u32; 5] = [128, 64, 32, 16, 8];
     let icmp = inside.proto == packet::PROTO_ICMP;
     let own = (icmp || u32::from(inside.sport) >= FIRST).then_some(inside.sport);
     let mut h = u64::from(inside.src) << 32 | u64::from(inside.dst);
     h ^= u64::from(inside.sport) << 16 | u64::from(inside.dport) | u64::from(inside.proto) << 48;
-    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let start = ((h >> 32) as u32) % COUNT;
-    own.into_iter().chain((0..COUNT).map(move |i| (FIRST + (start + i) % COUNT) as u16))
+    let start = move |run: u64| {
+        let x = (h ^ run.wrapping_mul(0xd6e8_feb8_6659_fd93)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((x >> 32) as u32) % COUNT
+    };
+    let runs = RUNS.iter().enumerate().flat_map(move |(r, &len)| {
+        let s = start(r as u64);
+        (0..len).map(move |i| (FIRST + (s + i) % COUNT) as u16)
+    });
+    own.into_iter().chain(runs)
 }
 
 /// A packet of a tracked flow, `outbound` from the instance. TCP: remembers the next sequence

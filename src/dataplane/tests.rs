@@ -1486,9 +1486,11 @@ fn a_half_closed_connection_keeps_the_established_timeout() {
     let _ = send(at(2000), PORT_AWS, fin_in);
     let _ = send(at(2005), B, tcp_syn("10.0.2.10", 40002, "54.123.170.5", 80));
     assert_eq!(p.handle_timeout(at(2016)), 0);
+    let syn_ack = tcp("54.123.170.5", 80, "203.0.113.20", 40002, b"");
+    assert!(matches!(send(at(2016), PORT_AWS, syn_ack), Action::Forward { .. }));
     // Re-established through the internet gateway: the security groups' 5-day timeout.
-    assert_eq!(p.handle_timeout(at(2005 + 351)), 0);
-    assert_eq!(p.handle_timeout(at(2005 + 432_001)), 1);
+    assert_eq!(p.handle_timeout(at(2016 + 351)), 0);
+    assert_eq!(p.handle_timeout(at(2016 + 432_001)), 1);
 }
 
 #[test]
@@ -1509,6 +1511,14 @@ fn an_idle_tcp_connection_is_kept_5_days_except_through_a_nat() {
         send(at(0), d, tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80)),
         Action::Forward { port: PORT_INTERNET, .. }
     ));
+    // Each answered (a connection nobody answers is forgotten after 120 s).
+    for (port, ack) in [
+        (PORT_AWS, tcp("54.123.170.5", 80, "10.0.1.10", 40000, b"")),
+        (PORT_AWS, tcp("54.123.170.5", 80, "203.0.113.20", 40000, b"")),
+        (PORT_INTERNET, tcp("198.51.100.10", 80, "203.0.113.40", 40000, b"")),
+    ] {
+        assert!(matches!(send(at(0), port, ack), Action::Forward { .. }));
+    }
     assert_eq!(p.handle_timeout(at(349)), 0);
     assert_eq!(p.handle_timeout(at(351)), 1, "the NAT gateway's flow");
     // An hour later S3's answers still reach a and b.
@@ -2083,4 +2093,169 @@ fn publish_frees_the_replaced_snapshot() {
     p.publish(snapshot(2));
     assert!(weak.upgrade().is_none());
     assert_eq!(p.snapshot().generation, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounds: the NAT's port search, unanswered connections, the flow table's size
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_nat_searches_a_bounded_number_of_ports_as_linux_does() {
+    let inside = FlowKey {
+        proto: 6,
+        src: u32::from(ip("10.0.4.11")),
+        sport: 40000,
+        dst: u32::from(ip("198.51.100.10")),
+        dport: 80,
+    };
+    let ports: Vec<u16> = napt_candidates(&inside).collect();
+    // Its own port, then runs of 128, 64, 32, 16 and 8 consecutive ports (Linux's
+    // nf_nat_l4proto_unique_tuple), not the whole range.
+    assert_eq!(ports.len(), 1 + 128 + 64 + 32 + 16 + 8);
+    assert_eq!(ports[0], 40000);
+    assert!(ports.iter().all(|&p| p >= 1024));
+    let run_starts: Vec<u16> = [1, 129, 193, 225, 241].iter().map(|&i| ports[i]).collect();
+    let distinct: std::collections::HashSet<_> = run_starts.iter().collect();
+    assert_eq!(distinct.len(), 5, "each run starts somewhere else: {run_starts:?}");
+    assert_eq!(ports, napt_candidates(&inside).collect::<Vec<_>>(), "deterministic");
+    // A privileged port is never kept; an ICMP identifier is.
+    let ntp = FlowKey { proto: 17, sport: 123, dport: 123, ..inside };
+    assert_eq!(napt_candidates(&ntp).count(), 248);
+    let ping = FlowKey { proto: 1, sport: 7, dport: 0, ..inside };
+    assert_eq!(napt_candidates(&ping).next(), Some(7));
+}
+
+/// The default lab with a second instance in subnet d (behind nat-0b0b0b0b).
+fn two_behind_the_nat() -> Pipeline {
+    let text = DEFAULT_LAB.replace(
+        "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n",
+        "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n\n[[instance]]\n\
+         id = \"i-0d0d0d0e\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.11\"\n",
+    );
+    pipeline_for(&parse("t.toml", &text).unwrap())
+}
+
+#[test]
+fn instances_whose_ports_collide_all_get_nat_ports_and_a_full_range_is_a_counted_drop() {
+    let p = two_behind_the_nat();
+    // Both instances' stacks use the same ephemeral ports to one destination: the first
+    // keeps them, the second's are translated (each found within the bounded search).
+    let ports = 32768u16..36768;
+    let mut outside = std::collections::HashSet::new();
+    for (n, src) in ["10.0.4.10", "10.0.4.11"].iter().enumerate() {
+        for sport in ports.clone() {
+            let mut syn = tcp_syn(src, sport, "198.51.100.10", 443);
+            assert!(matches!(run(&p, D, &mut syn), Action::Forward { .. }), "{src}:{sport}");
+            assert!(outside.insert(ports_of(&syn).0), "one outside port per flow");
+            if n == 0 {
+                assert_eq!(ports_of(&syn).0, sport);
+            }
+        }
+    }
+    assert_eq!(p.counters.drops(DropReason::NatPortsExhausted), 0);
+    // Every port of 1024..=65535 taken for this destination: the next flow is refused after
+    // its bounded search, counted; another destination still works.
+    let nat = u32::from(ip("203.0.113.40"));
+    let dst = u32::from(ip("198.51.100.10"));
+    for port in 1024..=65535u16 {
+        let key = FlowKey { proto: 6, src: nat, sport: port, dst, dport: 443 };
+        let _ = p.flows.insert_napt(key, || Flow {
+            path: FlowPath::Nat(Box::new(Napt {
+                way: FlowPath::Igw { aws: false },
+                nat: "nat-0b0b0b0b".into(),
+                nat_port: B,
+                inside_port: port,
+            })),
+            port: D,
+            private_ip: u32::from(ip("10.0.4.99")),
+            last_seen: Stamp::at(Instant::now()),
+            tcp: TcpState::default(),
+        });
+    }
+    let mut syn = tcp_syn("10.0.4.10", 50000, "198.51.100.10", 443);
+    assert_eq!(run(&p, D, &mut syn), Action::Drop(DropReason::NatPortsExhausted));
+    assert_eq!(p.counters.drops(DropReason::NatPortsExhausted), 1);
+    let mut other = tcp_syn("10.0.4.10", 50000, "198.51.100.11", 443);
+    assert!(matches!(run(&p, D, &mut other), Action::Forward { .. }));
+}
+
+#[test]
+fn an_unanswered_syn_is_forgotten_after_120_s_an_answered_connection_is_not() {
+    let p = two_behind_the_nat();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    // Through the internet gateway (the security groups' tracking) and through the NAT
+    // gateway: SYNs nobody answers.
+    let mut igw = tcp_syn("10.0.1.10", 40000, "198.51.100.10", 80);
+    assert!(matches!(p.process(t0, A, &mut igw, Meta::PLAIN), Action::Forward { .. }));
+    let mut nat = tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
+    assert!(matches!(p.process(t0, D, &mut nat, Meta::PLAIN), Action::Forward { .. }));
+    // Two that are answered (SYN-ACK back).
+    let mut syn = tcp_syn("10.0.1.10", 40001, "198.51.100.10", 80);
+    let _ = p.process(t0, A, &mut syn, Meta::PLAIN);
+    let mut syn_ack = tcp("198.51.100.10", 80, "203.0.113.10", 40001, b"");
+    assert!(matches!(
+        p.process(t0, PORT_INTERNET, &mut syn_ack, Meta::PLAIN),
+        Action::Forward { .. }
+    ));
+    let mut syn = tcp_syn("10.0.4.11", 40001, "198.51.100.10", 80);
+    let _ = p.process(t0, D, &mut syn, Meta::PLAIN);
+    let mut syn_ack = tcp("198.51.100.10", 80, "203.0.113.40", ports_of(&syn).0, b"");
+    assert!(matches!(
+        p.process(t0, PORT_INTERNET, &mut syn_ack, Meta::PLAIN),
+        Action::Forward { .. }
+    ));
+    assert_eq!(p.flows.len(), 4);
+    assert_eq!(p.handle_timeout(at(119)), 0);
+    assert_eq!(p.handle_timeout(at(121)), 2, "Linux conntrack's SYN_SENT timeout");
+    assert!(
+        p.flows
+            .napt_get(&FlowKey {
+                proto: 6,
+                src: u32::from(ip("10.0.4.10")),
+                sport: 40000,
+                dst: u32::from(ip("198.51.100.10")),
+                dport: 80
+            })
+            .is_none(),
+        "the NAT's port is free again"
+    );
+    // The answered ones: the NAT gateway's 350 s, the groups' 5 days.
+    assert_eq!(p.handle_timeout(at(349)), 0);
+    assert_eq!(p.handle_timeout(at(351)), 1);
+    assert_eq!(p.handle_timeout(at(431_999)), 0);
+    assert_eq!(p.handle_timeout(at(432_001)), 1);
+}
+
+#[test]
+fn a_full_flow_table_refuses_new_flows_and_keeps_the_tracked_ones() {
+    let mut p = two_behind_the_nat();
+    p.flows = FlowTable::with_limit(2);
+    let t0 = Instant::now();
+    let go = |port: PortId, pkt: &mut [u8]| p.process(t0, port, pkt, Meta::PLAIN);
+    let forwarded = |a: Action| matches!(a, Action::Forward { .. });
+    assert!(forwarded(go(A, &mut udp("10.0.1.10", 5000, "198.51.100.10", 53))));
+    assert!(forwarded(go(A, &mut udp("10.0.1.10", 5000, "54.123.170.5", 53))));
+    // Every way a new flow starts: the internet gateway, the endpoint, the NAT, the
+    // resolver, another instance (a local flow).
+    let refused = [
+        (A, udp("10.0.1.10", 5001, "198.51.100.10", 53)),
+        (A, udp("10.0.1.10", 5001, "54.123.170.5", 53)),
+        (D, udp("10.0.4.10", 5001, "198.51.100.10", 53)),
+        (A, udp("10.0.1.10", 5001, "10.0.0.2", 53)),
+        (A, udp("10.0.1.10", 5001, "10.0.2.10", 53)),
+    ];
+    for (port, mut pkt) in refused {
+        assert_eq!(go(port, &mut pkt), Action::Drop(DropReason::ConntrackAllowanceExceeded));
+    }
+    assert_eq!(p.counters.drops(DropReason::ConntrackAllowanceExceeded), 5);
+    assert_eq!(p.flows.len(), 2);
+    // The tracked flows go on, both ways.
+    assert!(forwarded(go(A, &mut udp("10.0.1.10", 5000, "198.51.100.10", 53))));
+    assert!(forwarded(go(PORT_INTERNET, &mut udp("198.51.100.10", 53, "203.0.113.10", 5000))));
+    assert!(forwarded(go(PORT_AWS, &mut udp("54.123.170.5", 53, "10.0.1.10", 5000))));
+    // Once they expire, there is room again.
+    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(200)), 2);
+    assert!(forwarded(go(D, &mut udp("10.0.4.10", 5001, "198.51.100.10", 53))));
+    assert_eq!(p.flows.len(), 1);
 }
