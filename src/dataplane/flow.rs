@@ -254,6 +254,28 @@ pub const OTHER_IDLE: Duration = Duration::from_secs(600);
 /// Instance-side tuple → the NAT's address and port.
 type NaptShard = HashMap<FlowKey, (u32, u16)>;
 
+/// A NAT's "unique destination" (its address, then the destination's address, port and
+/// protocol) → how many of its flows go there.
+type DestKey = (u32, u32, u16, u8);
+
+/// "A NAT gateway can support up to 55,000 simultaneous connections to each unique
+/// destination" (Amazon VPC User Guide, NAT gateway basics); a unique destination is an
+/// address, a port and a protocol. Per address of the NAT gateway: the lab's have one. A NAT
+/// instance (Linux) has no such limit beyond its 64,512 ports.
+pub const NAT_GATEWAY_PER_DESTINATION: u32 = 55_000;
+
+/// What became of [`FlowTable::insert_napt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NaptInsert {
+    Inserted,
+    /// The outside tuple (this port) is another flow's.
+    Taken,
+    /// The NAT has its limit of flows to this destination.
+    DestinationFull,
+    /// The table is at its limit ([`MAX_FLOWS`]).
+    TableFull,
+}
+
 /// How many flows the table holds at most, all VPCs together: 2^20 (1,048,576; about 145 MB
 /// with the maps' overhead). AWS limits the tracked connections per instance by its type (the
 /// ENA statistic `conntrack_allowance_exceeded`: "the number of packets dropped because
@@ -274,6 +296,8 @@ pub struct Full;
 pub struct FlowTable {
     shards: Box<[Mutex<HashMap<FlowKey, Flow>>]>,
     napt: Box<[Mutex<NaptShard>]>,
+    /// NAT flows per destination ([`NAT_GATEWAY_PER_DESTINATION`]), kept with the index.
+    dests: Box<[Mutex<HashMap<DestKey, u32>>]>,
     hasher: std::collections::hash_map::RandomState,
     /// Flows in the table: counted on insert and removal (not per packet), so that the limit
     /// costs one atomic add per new flow.
@@ -299,6 +323,7 @@ impl FlowTable {
         FlowTable {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             napt: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            dests: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: Default::default(),
             count: AtomicUsize::new(0),
             limit,
@@ -336,37 +361,79 @@ impl FlowTable {
         self.napt_shard(inside).get(inside).copied()
     }
 
-    /// Inserts a NAT flow if its outside key is free: `Ok(false)` if taken, `Err(Full)` if the
-    /// table is at its limit. The index entry is written after the flow, so a reader that
-    /// finds it finds the flow. `make` is called only when the key is free, so a taken
-    /// candidate costs no allocation.
-    pub fn insert_napt(&self, key: FlowKey, make: impl FnOnce() -> Flow) -> Result<bool, Full> {
+    fn dest_shard(&self, key: &DestKey) -> MutexGuard<'_, HashMap<DestKey, u32>> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        self.dests[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many NAT flows `nat` (an address) has to the destination of `key`.
+    pub fn napt_to(&self, nat: u32, key: &FlowKey) -> u32 {
+        let d = (nat, key.dst, key.dport, key.proto);
+        self.dest_shard(&d).get(&d).copied().unwrap_or(0)
+    }
+
+    /// Inserts a NAT flow (`key`: its outside tuple) if that tuple is free and, with
+    /// `per_destination`, the NAT has fewer flows to the destination. The index entry is
+    /// written after the flow, so a reader that finds it finds the flow. `make` is called only
+    /// when the flow goes in, so a taken candidate costs no allocation. The destination's
+    /// count is held from the check to the insertion: two workers cannot both take the last.
+    pub fn insert_napt(
+        &self,
+        key: FlowKey,
+        per_destination: Option<u32>,
+        make: impl FnOnce() -> Flow,
+    ) -> NaptInsert {
+        let d = (key.src, key.dst, key.dport, key.proto);
+        let mut dests = self.dest_shard(&d);
+        let n = dests.get(&d).copied().unwrap_or(0);
+        if per_destination.is_some_and(|limit| n >= limit) {
+            return NaptInsert::DestinationFull;
+        }
         let inside = {
             let mut shard = self.shard(&key);
             let std::collections::hash_map::Entry::Vacant(slot) = shard.entry(key) else {
-                return Ok(false);
+                return NaptInsert::Taken;
             };
             let flow = make();
-            let Some(inside) = inside_key(&key, &flow) else { return Ok(false) };
-            self.reserve()?;
+            let Some(inside) = inside_key(&key, &flow) else { return NaptInsert::Taken };
+            if self.reserve().is_err() {
+                return NaptInsert::TableFull;
+            }
             slot.insert(flow);
             inside
         };
+        dests.insert(d, n + 1);
+        drop(dests);
         // A mapping this replaces (the NAT's address changed) leaves its old flow to expire.
         self.napt_shard(&inside).insert(inside, (key.src, key.sport));
-        Ok(true)
+        NaptInsert::Inserted
     }
 
+    /// The NAT flows `removed` (outside and inside tuples) leave the index and their
+    /// destinations' counts.
     fn forget_napt(&self, removed: &[(FlowKey, FlowKey)]) {
         for (key, inside) in removed {
-            let mut idx = self.napt_shard(inside);
-            // Only if the index still points at this flow.
-            if idx.get(inside) == Some(&(key.src, key.sport)) {
-                idx.remove(inside);
+            {
+                let mut idx = self.napt_shard(inside);
+                // Only if the index still points at this flow.
+                if idx.get(inside) == Some(&(key.src, key.sport)) {
+                    idx.remove(inside);
+                }
+            }
+            let d = (key.src, key.dst, key.dport, key.proto);
+            let mut dests = self.dest_shard(&d);
+            if let Some(n) = dests.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    dests.remove(&d);
+                }
             }
         }
         if !removed.is_empty() {
             for shard in self.napt.iter() {
+                shrink(&mut shard.lock().unwrap_or_else(|p| p.into_inner()));
+            }
+            for shard in self.dests.iter() {
                 shrink(&mut shard.lock().unwrap_or_else(|p| p.into_inner()));
             }
         }
@@ -460,7 +527,7 @@ impl FlowTable {
 /// Gives memory back once a map is a quarter full: a flood of flows that expired does not
 /// keep its peak's memory (a `HashMap` never shrinks by itself). Half-full after, so a table
 /// that hovers near one size does not grow and shrink on every pass.
-fn shrink<V>(map: &mut HashMap<FlowKey, V>) {
+fn shrink<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
     if map.capacity() > 64 && map.len() < map.capacity() / 4 {
         map.shrink_to(map.len() * 2);
     }

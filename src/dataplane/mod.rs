@@ -42,7 +42,7 @@ use filter::{
     FilterDrop, FilterVerdict, FlowTuple, Stage, nacl_in, nacl_out, sg_egress, sg_ingress,
     sg_untracked,
 };
-use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, Stamp, TcpState};
+use flow::{Flow, FlowKey, FlowPath, FlowTable, Napt, NaptInsert, Stamp, TcpState};
 use frag::{FragKey, FragTable, FragWay};
 use mtu::Fit;
 pub use mtu::IGW_MTU;
@@ -120,8 +120,10 @@ drop_reasons! {
     /// Routed to a NAT instance whose source/destination check is on (AWS drops it).
     SourceDestCheck => "source_dest_check",
     /// A NAT found no free port for this destination within its bounded search (see
-    /// `napt_candidates`): AWS's NAT gateway metric `ErrorPortAllocation`, "the number of
-    /// times the NAT gateway could not allocate a source port".
+    /// `napt_candidates`), or a NAT gateway has its 55,000 flows to this destination
+    /// ([`flow::NAT_GATEWAY_PER_DESTINATION`]): AWS's NAT gateway metric
+    /// `ErrorPortAllocation`, "the number of times the NAT gateway could not allocate a source
+    /// port".
     NatPortsExhausted => "nat_ports_exhausted",
     /// Through a NAT, a protocol it does not translate: anything but TCP, UDP and ICMP ("NAT
     /// gateways support the following protocols: TCP, UDP, and ICMP"), and ICMP other than an
@@ -839,16 +841,19 @@ impl Pipeline {
                     last_seen: now,
                     tcp: TcpState::default(),
                 };
+                // A NAT gateway: at most 55,000 flows to one destination.
+                let limit = is_nat_gateway(&nat.id).then_some(flow::NAT_GATEWAY_PER_DESTINATION);
                 let mut free = None;
                 for p in napt_candidates(&inside) {
                     let key = FlowKey { src: outside_ip, sport: p, ..inside };
-                    match self.flows.insert_napt(key, flow) {
-                        Ok(true) => {
+                    match self.flows.insert_napt(key, limit, flow) {
+                        NaptInsert::Inserted => {
                             free = Some(p);
                             break;
                         }
-                        Ok(false) => {}
-                        Err(flow::Full) => {
+                        NaptInsert::Taken => {}
+                        NaptInsert::DestinationFull => break,
+                        NaptInsert::TableFull => {
                             return c.drop(DropReason::ConntrackAllowanceExceeded);
                         }
                     }

@@ -2153,13 +2153,17 @@ fn instances_whose_ports_collide_all_get_nat_ports_and_a_full_range_is_a_counted
         }
     }
     assert_eq!(p.counters.drops(DropReason::NatPortsExhausted), 0);
-    // Every port of 1024..=65535 taken for this destination: the next flow is refused after
-    // its bounded search, counted; another destination still works.
+    // Every port the search of a new flow would try, taken (by flows of a third instance):
+    // the flow is refused, counted, though most ports are free, as on Linux; another
+    // destination still works.
     let nat = u32::from(ip("203.0.113.40"));
     let dst = u32::from(ip("198.51.100.10"));
-    for port in 1024..=65535u16 {
-        let key = FlowKey { proto: 6, src: nat, sport: port, dst, dport: 443 };
-        let _ = p.flows.insert_napt(key, || Flow {
+    let inside =
+        FlowKey { proto: 6, src: u32::from(ip("10.0.4.10")), sport: 50000, dst, dport: 443 };
+    let tried: Vec<u16> = napt_candidates(&inside).collect();
+    for &port in &tried {
+        let key = FlowKey { src: nat, sport: port, ..inside };
+        let _ = p.flows.insert_napt(key, None, || Flow {
             path: FlowPath::Nat(Box::new(Napt {
                 way: FlowPath::Igw { aws: false },
                 nat: "nat-0b0b0b0b".into(),
@@ -2172,11 +2176,57 @@ fn instances_whose_ports_collide_all_get_nat_ports_and_a_full_range_is_a_counted
             tcp: TcpState::default(),
         });
     }
+    assert!(p.flows.napt_to(nat, &inside) < 9000);
     let mut syn = tcp_syn("10.0.4.10", 50000, "198.51.100.10", 443);
     assert_eq!(run(&p, D, &mut syn), Action::Drop(DropReason::NatPortsExhausted));
     assert_eq!(p.counters.drops(DropReason::NatPortsExhausted), 1);
     let mut other = tcp_syn("10.0.4.10", 50000, "198.51.100.11", 443);
     assert!(matches!(run(&p, D, &mut other), Action::Forward { .. }));
+}
+
+#[test]
+fn a_nat_gateway_takes_55000_connections_to_one_destination() {
+    // "A NAT gateway can support up to 55,000 simultaneous connections to each unique
+    // destination" (address, port and protocol).
+    let p = two_behind_the_nat();
+    let t0 = Instant::now();
+    for sport in 1024..1024 + 55_000u16 {
+        let mut syn = tcp_syn("10.0.4.10", sport, "198.51.100.10", 443);
+        assert!(matches!(p.process(t0, D, &mut syn, Meta::PLAIN), Action::Forward { .. }));
+    }
+    let nat = u32::from(ip("203.0.113.40"));
+    let to = |proto, dst: &str, dport| FlowKey {
+        proto,
+        src: 0,
+        sport: 0,
+        dst: u32::from(ip(dst)),
+        dport,
+    };
+    assert_eq!(p.flows.napt_to(nat, &to(6, "198.51.100.10", 443)), 55_000);
+    let mut one_more = tcp_syn("10.0.4.11", 40000, "198.51.100.10", 443);
+    assert_eq!(
+        p.process(t0, D, &mut one_more, Meta::PLAIN),
+        Action::Drop(DropReason::NatPortsExhausted)
+    );
+    // Another port, another protocol: other destinations.
+    let mut https = tcp_syn("10.0.4.11", 40000, "198.51.100.10", 8443);
+    assert!(matches!(p.process(t0, D, &mut https, Meta::PLAIN), Action::Forward { .. }));
+    let mut quic = udp("10.0.4.11", 40000, "198.51.100.10", 443);
+    assert!(matches!(p.process(t0, D, &mut quic, Meta::PLAIN), Action::Forward { .. }));
+    // One connection closes (an RST from the instance, then its 10 s): room for one more.
+    let b = PacketBuilder::ipv4(ip("10.0.4.10").octets(), ip("198.51.100.10").octets(), 64)
+        .tcp(1024, 443, 1001, 0)
+        .rst();
+    let mut rst = Vec::new();
+    b.write(&mut rst, &[]).unwrap();
+    assert!(matches!(p.process(t0, D, &mut rst, Meta::PLAIN), Action::Forward { .. }));
+    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(11)), 1);
+    assert_eq!(p.flows.napt_to(nat, &to(6, "198.51.100.10", 443)), 54_999);
+    let mut one_more = tcp_syn("10.0.4.11", 40000, "198.51.100.10", 443);
+    assert!(matches!(p.process(t0, D, &mut one_more, Meta::PLAIN), Action::Forward { .. }));
+    // Everything expires: the counts go with the flows.
+    assert_eq!(p.handle_timeout(t0 + Duration::from_secs(200)), 55_002);
+    assert_eq!(p.flows.napt_to(nat, &to(6, "198.51.100.10", 443)), 0);
 }
 
 #[test]
