@@ -976,11 +976,29 @@ impl<'a> Authz<'a> {
             payload_sha256: None,
         };
         let auth_error = |e: sigv4::AuthError| {
-            S3Error::new(
+            let err = S3Error::new(
                 StatusCode::from_u16(e.s3_status()).unwrap_or(StatusCode::FORBIDDEN),
                 e.s3_code(),
                 &e.s3_message(),
-            )
+            );
+            match e {
+                // S3 tells a client with a wrong clock both times and the limit, e.g.
+                // `<RequestTime>20221214T223823Z</RequestTime><ServerTime>2022-12-14T22:55:24Z
+                // </ServerTime><MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>`.
+                sigv4::AuthError::TooSkewed => {
+                    let sent = |name: &str| {
+                        headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|h| h.1)
+                    };
+                    let request_time = sent("x-amz-date").or_else(|| sent("date")).unwrap_or("");
+                    err.field("RequestTime", request_time)
+                        .field("ServerTime", &iso8601_seconds(now_secs()))
+                        .field(
+                            "MaxAllowedSkewMilliseconds",
+                            &(sigv4::MAX_SKEW_SECS * 1000).to_string(),
+                        )
+                }
+                _ => err,
+            }
         };
         sigv4::check_scope(&sreq, scope_region, "s3").map_err(|e| {
             let wrong_region = matches!(e, sigv4::AuthError::WrongRegion { .. });
@@ -6517,8 +6535,19 @@ mod tests {
         target: &str,
         headers: &mut Vec<(String, String)>,
     ) -> String {
+        sign_scoped_at((ak, sk), (region, service), method, target, headers, now_secs())
+    }
+
+    /// [`sign_scoped`] by a clock that says `now`.
+    fn sign_scoped_at(
+        (ak, sk): (&str, &str),
+        (region, service): (&str, &str),
+        method: &str,
+        target: &str,
+        headers: &mut Vec<(String, String)>,
+        now: u64,
+    ) -> String {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let now = now_secs();
         let amz = sigv4::format_amz_date(now);
         headers.push(("x-amz-date".into(), amz.clone()));
         let mut names: Vec<String> = headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
@@ -6545,6 +6574,42 @@ mod tests {
         let sig = sigv4::sign(&key, &string_to_sign);
         headers.push(("authorization".into(), auth(&sig)));
         sig
+    }
+
+    /// A request signed by a clock an hour behind: `403 RequestTimeTooSkewed`, with the
+    /// request's time, the server's and the allowed skew, as S3 answers.
+    #[tokio::test]
+    async fn a_skewed_clock_is_told_the_servers_time() {
+        let (addr, _dir, _store, _) = start_signed().await;
+        let mut headers: Vec<(String, String)> = vec![
+            ("host".into(), "127.0.0.1".into()),
+            ("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()),
+        ];
+        let then = now_secs() - 3600;
+        let _ = sign_scoped_at(
+            (ADMIN_AK, ADMIN_SK),
+            ("us-east-1", "s3"),
+            "GET",
+            "/bkt/x",
+            &mut headers,
+            then,
+        );
+        let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let before = now_secs();
+        let r = req(addr, "GET", "/bkt/x", &hs, b"").await;
+        let after = now_secs();
+        let body = r.text();
+        assert_eq!(
+            (r.status, xml_values(&body, "Code")),
+            (403, vec!["RequestTimeTooSkewed".into()])
+        );
+        assert_eq!(xml_values(&body, "RequestTime"), vec![sigv4::format_amz_date(then)]);
+        let server = xml_values(&body, "ServerTime");
+        assert!(
+            (before..=after).any(|t| server == vec![iso8601_seconds(t)]),
+            "{server:?} at {before}..={after}"
+        );
+        assert_eq!(xml_values(&body, "MaxAllowedSkewMilliseconds"), vec!["900000".to_string()]);
     }
 
     /// CopyObject's destination takes the conditional-write headers as PutObject does:
