@@ -1116,9 +1116,15 @@ impl Pipeline {
     /// packet skips: (its sender's egress, its receiver's ingress), each skipped when that
     /// instance's side tracks the flow; an untracked side judges every packet by its rules,
     /// so that removing the rule cuts the flow at once. `None`: no such flow.
+    ///
+    /// The packet moves the flow's state (answered, closing: its idle timeout) here, before
+    /// the network ACLs judge it: a local flow is never reset (the local route never changes),
+    /// so its sequence numbers serve nothing, and a FIN or RST an ACL then drops closes the
+    /// flow a little early at worst.
     fn local_flow(&self, now: Stamp, info: &Ipv4Info, src: u32) -> Option<(bool, bool)> {
         let skips = |f: &mut Flow, reply: bool| {
             f.last_seen = now;
+            track_state(&mut f.tcp, info, !reply);
             let (opener, other) = (!f.tcp.untracked(), !f.tcp.peer_untracked());
             if reply { (other, opener) } else { (opener, other) }
         };

@@ -2309,3 +2309,38 @@ fn a_full_flow_table_refuses_new_flows_and_keeps_the_tracked_ones() {
     assert!(forwarded(go(D, &mut udp("10.0.4.10", 5001, "198.51.100.10", 53))));
     assert_eq!(p.flows.len(), 1);
 }
+
+#[test]
+fn a_connection_between_instances_keeps_its_timeouts() {
+    // A flow between two instances is the security groups' connection tracking too: an
+    // answered connection stays 5 days idle, an unanswered SYN 120 s, a closed one 10 s.
+    let p = demo();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let send = |t, port, mut pkt: Vec<u8>| p.process(t, port, &mut pkt, Meta::PLAIN);
+    assert!(matches!(
+        send(at(0), A, tcp_syn("10.0.1.10", 40000, "10.0.2.10", 22)),
+        Action::Forward { port: B, .. }
+    ));
+    assert!(matches!(
+        send(at(0), B, tcp("10.0.2.10", 22, "10.0.1.10", 40000, b"")),
+        Action::Forward { port: A, .. }
+    ));
+    assert!(matches!(
+        send(at(0), A, tcp_syn("10.0.1.10", 40001, "10.0.2.10", 22)),
+        Action::Forward { port: B, .. }
+    ));
+    assert_eq!(p.handle_timeout(at(121)), 1, "the unanswered one");
+    assert_eq!(p.handle_timeout(at(3600)), 0, "an idle answered connection stays");
+    // An hour later the server's data still passes as the tracked flow's.
+    assert!(matches!(
+        send(at(3600), B, tcp("10.0.2.10", 22, "10.0.1.10", 40000, b"late")),
+        Action::Forward { port: A, .. }
+    ));
+    // A FIN each way: closed, 10 s.
+    let fin_a = tcp_flags_pkt("10.0.1.10", 40000, "10.0.2.10", 22, true, false);
+    let fin_b = tcp_flags_pkt("10.0.2.10", 22, "10.0.1.10", 40000, true, false);
+    assert!(matches!(send(at(3600), A, fin_a), Action::Forward { .. }));
+    assert!(matches!(send(at(3600), B, fin_b), Action::Forward { .. }));
+    assert_eq!(p.handle_timeout(at(3611)), 1);
+}
