@@ -240,7 +240,8 @@ fn detach_up(
         std::fs::create_dir_all(RUN_DIR)?;
         let log_path = PathBuf::from(RUN_DIR).join(format!("{}.log", world.lab));
         // The previous run's log (a crashed daemon's, say) is kept beside the new one.
-        if log_path.exists() {
+        let rotated = log_path.exists();
+        if rotated {
             let old = log_path.with_extension("log.1");
             std::fs::rename(&log_path, &old)
                 .with_context(|| format!("keeping the previous log as {}", old.display()))?;
@@ -269,9 +270,9 @@ fn detach_up(
             .process_group(0)
             .spawn()
             .context("starting the lab daemon")?;
-        Ok((child, log_path))
+        Ok((child, log_path, rotated))
     })();
-    let (mut child, log_path) = match started {
+    let (mut child, log_path, rotated) = match started {
         Ok(x) => x,
         Err(e) => {
             locks.lab.remove();
@@ -291,6 +292,15 @@ fn detach_up(
         }
         if let Some(status) = child.try_wait()? {
             eprint!("{text}");
+            // An `up` that failed changes nothing: the previous run's log (a crashed daemon's,
+            // which the next `up` or the user still needs) goes back to its place, and this
+            // one's output, printed above, is kept as `<lab>.log.failed` (`down` removes it).
+            if rotated {
+                let failed = log_path.with_extension("log.failed");
+                let _ = std::fs::rename(&log_path, &failed);
+                let _ = std::fs::rename(log_path.with_extension("log.1"), &log_path);
+                eprintln!("(this up's output is kept in {})", failed.display());
+            }
             // The daemon adopted the locks and cannot know this `up` made the state dir.
             if locks.made_state_dir {
                 vpcsim::lab::lock::remove_bare_state_dir(&dir);

@@ -698,11 +698,14 @@ fn same_lookups_after(
     })
 }
 
-/// Brings up the namespaces of `saved`: created fresh, or (after a crash, `reattach`) taken
-/// over as they are and completed.
-pub fn build_namespaces(saved: &Saved, reattach: bool) -> anyhow::Result<()> {
+/// Brings up the namespaces of `saved`: created fresh, or (after a crash) taken over as they
+/// are and completed, those of the crashed run's record only (`adopt`).
+pub fn build_namespaces(
+    saved: &Saved,
+    adopt: &std::collections::HashSet<String>,
+) -> anyhow::Result<()> {
     for (ns, spec) in saved.spec() {
-        if reattach && netns::exists(&ns) {
+        if adopt.contains(&ns) && netns::exists(&ns) {
             setup::ensure_ns(&ns, &spec).with_context(|| format!("reattaching {ns}"))?;
         } else {
             setup::create_ns(&ns, &spec)?;

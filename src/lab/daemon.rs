@@ -1,6 +1,7 @@
 //! `vpcsim up`: build (or resume) the lab, attach the forwarder, start the services, print
 //! `ready:`, and remove everything again on SIGINT or SIGTERM.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -161,17 +162,20 @@ fn up_locked(
         },
     };
     // `precheck` refused a lab that is up, so a record here is a crashed earlier run's: its
-    // namespaces are taken over.
+    // namespaces are taken over, and only those. Any other namespace of this run's that exists
+    // is not this lab's, even after a crash: names of two labs can meet (subnet `z-a` of lab
+    // `rk` and subnet `a` of lab `rk-z` are both `rk-z-a`), and taking it over would rewrite
+    // the other lab's namespace and make `down` delete it.
     let previous = RunRecord::load(&lab_name)?;
     let reattach = previous.is_some();
+    let adopt: HashSet<String> =
+        previous.iter().flat_map(|rec| rec.namespaces.iter().map(|(n, _)| n.clone())).collect();
     let spec = saved.spec();
-    if !reattach {
-        for ns in spec.keys() {
-            if netns::exists(ns) {
-                bail!(
-                    "namespace {ns} already exists and is not this lab's; remove it or rename the lab"
-                );
-            }
+    for ns in spec.keys() {
+        if !adopt.contains(ns) && netns::exists(ns) {
+            bail!(
+                "namespace {ns} already exists and is not this lab's; remove it or rename the lab"
+            );
         }
     }
     let made = if opts.fresh && Saved::path(state_dir).exists() {
@@ -205,7 +209,7 @@ fn up_locked(
     let ready = AtomicBool::new(false);
     let result = run(
         saved,
-        Start { resumed, reattach, gone },
+        Start { resumed, reattach, adopt, gone },
         record,
         api_listener,
         state_dir.to_path_buf(),
@@ -268,12 +272,13 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// How a run starts: from a saved world (`resumed`), over a crashed run's namespaces
-/// (`reattach`), and the crashed run's namespaces the world no longer has (`gone`, removed
-/// once the run is ready).
+/// How a run starts: from a saved world (`resumed`), over a crashed run (`reattach`) whose
+/// namespaces it takes over (`adopt`), and the crashed run's namespaces the world no longer has
+/// (`gone`, removed once the run is ready).
 struct Start {
     resumed: bool,
     reattach: bool,
+    adopt: HashSet<String>,
     gone: Vec<(String, PortId)>,
 }
 
@@ -290,12 +295,12 @@ fn run(
     // of resuming a world whose buckets were never made. A first build that fails later (the
     // namespaces, the services) takes its saved world away again (`discard_unready`).
     let store = Arc::new(Store::open(&state_dir.join("s3")).context("opening the object store")?);
-    let Start { resumed, reattach, gone } = start;
+    let Start { resumed, reattach, adopt, gone } = start;
     if !resumed {
         seed_buckets(&saved.world, &store)?;
     }
     saved.store(&state_dir).context("saving the world")?;
-    control::build_namespaces(&saved, reattach)?;
+    control::build_namespaces(&saved, &adopt)?;
     seed_aws_buckets(&saved.world, &store)?;
     let world = saved.world.clone();
     let tls_dir = state_dir.join("tls");

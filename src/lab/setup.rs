@@ -551,7 +551,7 @@ pub fn down(lab: &str) -> anyhow::Result<Down> {
 
 /// Removes the lab's logs; the ones that were there.
 fn remove_logs(lab: &str) -> Vec<PathBuf> {
-    [format!("{lab}.log"), format!("{lab}.log.1")]
+    [format!("{lab}.log"), format!("{lab}.log.1"), format!("{lab}.log.failed")]
         .into_iter()
         .map(|log| Path::new(RUN_DIR).join(log))
         .filter(|path| std::fs::remove_file(path).is_ok())

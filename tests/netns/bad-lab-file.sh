@@ -5,11 +5,14 @@
 # so is a control API address off the loopback. A build that fails at the object store, or later at the
 # namespaces, saves nothing; `down` removes the log of a failed `up --detach`.
 source "$(dirname "$0")/lib.sh"
+# The refusals below get a state dir in $WORK and a port of their own: if one broke and the lab
+# came up, it would not write /var/lib/vpcsim/<lab> nor take a user's default port 4599.
+REFUSE=(--state-dir "$WORK/refused-state" --api-listen "127.0.0.1:$((20000 + ($$ + 7) % 20000))")
 LAB="t$$bad"; [ -z "${VPCSIM_TEST_LABS:-}" ] || echo "$LAB" >> "$VPCSIM_TEST_LABS"
 sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/bad.toml"
 printf '\n[[route_table]]\nid = "rtb-0e0e0e0e"\nvpc = "vpc-111bbb22"\nroutes = [{ destination = "pl-1a2b3c4d", target = "vpce-11bb22cc" }]\n' >> "$WORK/bad.toml"
 line=$(grep -n 'destination = "pl-1a2b3c4d"' "$WORK/bad.toml" | cut -d: -f1)
-if out=$("$VPCSIM" up "$WORK/bad.toml" --detach 2>&1); then fail "a bad lab file came up"; fi
+if out=$("$VPCSIM" up "$WORK/bad.toml" --detach "${REFUSE[@]}" 2>&1); then fail "a bad lab file came up"; fi
 grep -q "bad.toml:$line: route_table\[4\].routes\[0\].destination" <<< "$out" || fail "no line/field: $out"
 grep -q "You can only add an endpoint route by associating a route table with an endpoint" <<< "$out" \
     || fail "not the guide's sentence: $out"
@@ -19,7 +22,7 @@ ok "refused: $out"
 sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/reserved.toml"
 printf '\n[[bucket]]\nname = "amzn-s3-demo-bucket"\n' >> "$WORK/reserved.toml"
 line=$(grep -n 'name = "amzn-s3-demo-bucket"' "$WORK/reserved.toml" | cut -d: -f1)
-if out=$("$VPCSIM" up "$WORK/reserved.toml" --detach 2>&1); then fail "a reserved bucket name came up"; fi
+if out=$("$VPCSIM" up "$WORK/reserved.toml" --detach "${REFUSE[@]}" 2>&1); then fail "a reserved bucket name came up"; fi
 grep -q "reserved.toml:$line: bucket\[3\].name" <<< "$out" || fail "no line/field: $out"
 grep -q "must not start with the prefix amzn-s3-demo-" <<< "$out" || fail "not the guide's rule: $out"
 if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
@@ -32,7 +35,7 @@ refuse() { # refuse FIELD TEXT: TEXT appended to the default lab is refused nami
     sed "0,/^name = .*/s//name = \"$LAB\"/" "$ROOT/netns/demo.toml" > "$WORK/bad2.toml"
     printf '\n%s\n' "$2" >> "$WORK/bad2.toml"
     local line; line=$(grep -n "^$3" "$WORK/bad2.toml" | tail -1 | cut -d: -f1)
-    if out=$("$VPCSIM" up "$WORK/bad2.toml" --detach 2>&1); then fail "came up: $2"; fi
+    if out=$("$VPCSIM" up "$WORK/bad2.toml" --detach "${REFUSE[@]}" 2>&1); then fail "came up: $2"; fi
     grep -qF "bad2.toml:$line: $1: " <<< "$out" || fail "not bad2.toml:$line: $1: $out"
     if ip netns list | grep >/dev/null -c "^$LAB-"; then fail "namespaces were created"; fi
     [ ! -e "/run/vpcsim/$LAB.json" ] || fail "a run record was made"

@@ -6,7 +6,8 @@
 # `vpcsim down` after `kill -9` of the daemon leaves no namespace, no /etc/netns entry, no file
 # in /run/vpcsim, and an unchanged root namespace (addresses, routes, links); a world.json that
 # is valid JSON but names a route table that does not exist is refused, naming the file and the
-# field, and changes nothing.
+# field, and changes nothing; after the crash, an `up` over a namespace that is not the crashed
+# run's is refused and leaves it and the crashed run's log as they were.
 #
 #   lab t<pid>k (the default lab): a b c d aws internet, state in $STATE
 source "$(dirname "$0")/lib.sh"
@@ -43,6 +44,24 @@ grep -q "invalid lab name" <<< "$out" || fail "not 'invalid lab name': $out"
 if "$VPCSIM" down '' >/dev/null 2>&1; then fail "down '' succeeded"; fi
 ok "down of a file name or '': refused"
 kill_daemon
+# After the crash, `up` takes over the crashed run's namespaces only: another lab's namespace
+# whose name this run's world also makes (subnet `z-a` of this lab and subnet `a` of a lab
+# named `<lab>-z` are both `<lab>-z-a`) is refused, as on a first `up`, and left as it was.
+FOREIGN="$LAB-z-a"; OWN_NS+=("$FOREIGN"); ip netns add "$FOREIGN"
+sed -e 's/^name = "d"$/name = "z-a"/' -e 's/^subnet = "d"$/subnet = "z-a"/' \
+    "$WORK/$LAB.toml" > "$WORK/za.toml"
+grep -q '^name = "z-a"' "$WORK/za.toml" || fail "no subnet z-a in the test's lab file"
+if out=$("$VPCSIM" up "$WORK/za.toml" --detach --fresh --state-dir "$WORK/za-state" \
+    --api-listen "$API" 2>&1); then
+    fail "up over another lab's namespace succeeded"
+fi
+grep -q "namespace $FOREIGN already exists and is not this lab's" <<< "$out" || fail "not refused: $out"
+[ -z "$(ip -n "$FOREIGN" -o link show dev vpcsim0 2>/dev/null)" ] || fail "$FOREIGN got a TUN device"
+[ -e "/run/vpcsim/$LAB.json" ] || fail "the crashed run's record was lost"
+grep -q "ready:" "/run/vpcsim/$LAB.log" || fail "the crashed run's log was moved: $(ls /run/vpcsim/"$LAB".*)"
+grep -q "not this lab's" "/run/vpcsim/$LAB.log.failed" || fail "no log of the failed up"
+ip netns del "$FOREIGN"
+ok "after a crash, up over another lab's namespace: refused, the namespace untouched"
 # `--fresh` on a busy API port fails before the state dir is moved.
 BUSY=$((20000 + ($$ + 11) % 20000))
 "$PY" -c "import socket, time

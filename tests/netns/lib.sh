@@ -23,6 +23,14 @@ cleanup() {
     for f in "$WORK"/*.pid; do [ -f "$f" ] && { kill "$(cat "$f")" 2>/dev/null || true; }; done
     # shellcheck disable=SC2046
     kill $(jobs -p) 2>/dev/null || true
+    # A server started as `in_ns NS server &` is a child of the subshell `$!` names, so the
+    # kills above miss it: stop every process left in the lab's namespaces and the test's own
+    # (the daemon lives in the root namespace; `ip netns pids` lists none of it).
+    local ns
+    for ns in $( { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$LAB-" || true; } ) \
+        "${OWN_NS[@]}"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    done
     if [ -n "$LAB" ]; then
         if [ $rc -ne 0 ] && [ -f "/run/vpcsim/$LAB.log" ]; then
             echo "--- daemon log of $LAB:"; tail -n 20 "/run/vpcsim/$LAB.log" || true
