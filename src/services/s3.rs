@@ -3179,8 +3179,26 @@ fn xml_walk(
     let mut reader = quick_xml::Reader::from_reader(raw);
     let mut buf = Vec::new();
     let mut path: Vec<String> = Vec::new();
+    // XML 1.0 (2.1): a document has exactly one root element, and nothing but markup (comments,
+    // processing instructions, white space) after it: a second root or text outside it is
+    // malformed, not a second request to carry out.
+    let mut root_seen = false;
     loop {
         let ev = reader.read_event_into(&mut buf).map_err(|_| S3Error::malformed_xml())?;
+        let top = path.is_empty();
+        match &ev {
+            Event::Start(_) | Event::Empty(_) if top && root_seen => {
+                return Err(S3Error::malformed_xml());
+            }
+            Event::Start(_) | Event::Empty(_) if top => root_seen = true,
+            Event::Text(t)
+                if top && !t.as_ref().chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) =>
+            {
+                return Err(S3Error::malformed_xml());
+            }
+            Event::CData(_) | Event::GeneralRef(_) if top => return Err(S3Error::malformed_xml()),
+            _ => {}
+        }
         match ev {
             Event::Start(e) => {
                 let name = AsRef::<str>::as_ref(&e.local_name()).to_string();
@@ -6125,6 +6143,50 @@ mod tests {
     /// an `xs:boolean` does not validate against S3's schema: `400 MalformedXML` ("The XML you
     /// provided was not well-formed or did not validate against our published schema"), nothing
     /// deleted. The schema type's other lexical forms (`false`, `1`, `0`) are valid XML for it.
+    #[tokio::test]
+    async fn a_second_root_or_text_after_the_root_is_malformed_and_deletes_nothing() {
+        // XML 1.0 (2.1): one root element; a second one is not a second batch to carry out.
+        let (addr, _dir, store, _) = start(false).await;
+        let md5 = |b: &[u8]| base64_encode(&Md5::digest(b));
+        for bad in [
+            "<Delete><Object><Key>a</Key></Object></Delete><Delete><Object><Key>b</Key></Object></Delete>",
+            "<Delete><Object><Key>a</Key></Object></Delete>b",
+            "<Delete><Object><Key>a</Key></Object></Delete><![CDATA[b]]>",
+        ] {
+            store.put_object("bkt", "a", b"x", None).unwrap();
+            store.put_object("bkt", "b", b"x", None).unwrap();
+            let r = req(
+                addr,
+                "POST",
+                "/bkt?delete",
+                &[("Content-MD5", &md5(bad.as_bytes()))],
+                bad.as_bytes(),
+            )
+            .await;
+            assert_eq!(
+                (r.status, xml_values(&r.text(), "Code")),
+                (400, vec!["MalformedXML".to_string()]),
+                "{bad}"
+            );
+            assert!(
+                store.head_object("bkt", "a").is_ok() && store.head_object("bkt", "b").is_ok(),
+                "{bad}: nothing deleted"
+            );
+        }
+        // White space and a comment after the root are markup, not content.
+        let ok = "<Delete><Object><Key>a</Key></Object></Delete>\n <!-- done -->\n";
+        let r = req(
+            addr,
+            "POST",
+            "/bkt?delete",
+            &[("Content-MD5", &md5(ok.as_bytes()))],
+            ok.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(store.head_object("bkt", "a").is_err());
+    }
+
     #[tokio::test]
     async fn delete_objects_quiet_must_be_a_boolean() {
         let (addr, _dir, store, _) = start(false).await;
