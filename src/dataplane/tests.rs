@@ -1010,14 +1010,8 @@ fn private_subnet_reaches_the_internet_and_s3_with_the_nat_gateways_public_ip() 
 
 #[test]
 fn nat_ports_are_translated_when_taken_and_deterministic() {
-    let text = DEFAULT_LAB.replace(
-        "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n",
-        "id = \"i-0d0d0d0d\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.10\"\n\n[[instance]]\n\
-         id = \"i-0d0d0d0e\"\nsubnet = \"d\"\nprivate_ip = \"10.0.4.11\"\n",
-    );
-    let world = parse("t.toml", &text).unwrap();
     let chosen = || {
-        let p = pipeline_for(&world);
+        let p = two_behind_the_nat();
         let mut first = tcp_syn("10.0.4.10", 40000, "198.51.100.10", 80);
         let _ = run(&p, D, &mut first);
         // The same source port from another instance, to the same destination: a new port.
